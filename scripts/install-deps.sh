@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything turnout needs to build, test and benchmark, from Debian 12 packages only.
+#
+#   scripts/install-deps.sh           build + test dependencies
+#   scripts/install-deps.sh --bench   also the benchmark contenders (nginx, HAProxy, Caddy, wrk, h2load)
+#
+# Idempotent: packages already installed are skipped without touching the network.
+set -euo pipefail
+
+build_pkgs=(
+  cmake ninja-build g++ clang lld libclang-rt-14-dev pkg-config
+  libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libpq-dev libpqxx-dev postgresql-15
+  curl ca-certificates procps iproute2
+)
+bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--bench" ]]; then
+  want+=("${bench_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# Services from these packages (nginx, haproxy, postgresql) are not used as installed: tests and
+# benchmarks start their own instances on loopback ports the OS hands out.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,97 @@
+// RouterConfig: everything a router needs to start, from flags or from a YAML file.
+//
+// Flags (quick use):
+//   turnout router --listen 127.0.0.1:8080 --slot blue=127.0.0.1:9001,127.0.0.1:9003
+//                  --slot green=127.0.0.1:9002 --active blue --admin 127.0.0.1:9901
+// YAML (`--config router.yaml`): the same keys, plus health checks, timeouts and limits; unknown
+// keys and bad values are refused with file:line and what was expected. See
+// docs/router.md for the full reference.
+
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "router/policy.h"
+
+namespace turnout::router {
+
+using Millis = std::chrono::milliseconds;
+
+struct HealthCheckConfig {
+  bool enabled = true;                 // Default: true
+  std::string path = "/ready";         // Default: /ready (any 2xx is healthy)
+  Millis interval{1000};               // Default: 1 s
+  Millis timeout{500};                 // Default: 500 ms
+  int rise = 2;                        // consecutive successes to become healthy. Default: 2
+  int fall = 3;                        // consecutive failures to become unhealthy. Default: 3
+  // Passive ejection: an instance whose connects fail this many times in a row is taken out of
+  // rotation until an active check (or, with checks disabled, `eject_for`) brings it back.
+  int eject_after_connect_failures = 3;  // Default: 3
+  Millis eject_for{10000};               // Default: 10 s
+};
+
+struct SlotConfig {
+  std::string name;
+  std::vector<std::string> instances;  // "host:port" (IPv4, [IPv6] or a name resolved at start)
+};
+
+struct TimeoutConfig {
+  Millis head{10000};              // whole request head must arrive within this -> 408. Default 10 s
+  Millis client_idle{60000};       // keep-alive idle client connections closed after. Default 60 s
+  Millis upstream_connect{2000};   // Default: 2 s -> 502 (retried on another instance)
+  Millis upstream_response{30000}; // request sent -> response head received; over it: 504. 30 s
+  Millis upstream_idle{30000};     // idle pooled upstream connections closed after. Default 30 s
+  Millis body_idle{60000};         // no body progress in either direction for this -> abort. 60 s
+  Millis tunnel_idle{300000};      // upgraded tunnels with no traffic closed after. Default 5 min
+  Millis tunnel_drain{30000};      // a drained slot's tunnels are closed after this. Default 30 s
+};
+
+struct LimitsConfig {
+  uint32_t max_connections = 20000;     // client connections across all workers. Default 20000
+  uint32_t max_head_bytes = 64 * 1024;  // Default: 64 KiB -> 431
+  uint32_t max_target_bytes = 8 * 1024; // Default: 8 KiB -> 414
+  uint32_t max_headers = 100;           // Default: 100 -> 431
+  uint32_t max_idle_per_instance = 64;  // pooled upstream connections per instance per worker
+};
+
+struct RouterConfig {
+  std::vector<std::string> listen;    // at least one "host:port"; port 0 = any free port
+  int workers = 0;                    // 0 = number of cores. Default: 0
+  std::string admin = "127.0.0.1:9901";  // admin API listener. Empty disables it.
+  // Required when the admin listener is not loopback. Sent as `Authorization: Bearer <token>`.
+  std::string admin_token;
+  std::vector<SlotConfig> slots;      // at least one; names unique
+  RoutingPolicy policy;               // the initial policy (a persisted one wins, see state_file)
+  // Where the active policy is persisted (written atomically on every change, read at start).
+  // Empty: not persisted. Default: empty.
+  std::string state_file;
+  // Peers (exact IPs or CIDRs) whose incoming X-Forwarded-* headers are kept and appended to;
+  // from anyone else they are replaced. Default: none.
+  std::vector<std::string> trusted_proxies;
+  std::string request_id_header = "X-Request-Id";  // added when missing. Default: X-Request-Id
+  HealthCheckConfig health;
+  TimeoutConfig timeouts;
+  LimitsConfig limits;
+};
+
+// Checks the whole config (addresses parse, slots unique and non-empty, policy valid against
+// the slots, admin token present for a non-loopback admin, numbers in range).
+Status ValidateRouterConfig(const RouterConfig& config);
+
+// Loads and validates a YAML file. Errors read "router.yaml:12: health.rise: expected a
+// positive integer, got 'two'".
+Result<RouterConfig> LoadRouterConfigFile(const std::string& path);
+Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_view file_name);
+
+// Splits "host:port" / "[v6]:port"; port 0..65535.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+Result<HostPort> ParseHostPort(std::string_view text);
+
+}  // namespace turnout::router

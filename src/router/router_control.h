@@ -1,0 +1,77 @@
+// RouterControl: how anything outside the data plane drives a router.
+//
+// Two implementations: router::Router (in process; the controller embeds it) and
+// router::AdminClient (HTTP to the admin API of a standalone `turnout router`). The controller
+// depends on this interface only, never on how the router is run.
+//
+// Contract of SetPolicy: when it returns OK, every request that starts afterwards is routed by
+// the new policy; requests in flight finish where they started; no client connection is closed;
+// pooled upstream connections to slots that lost traffic are not reused and are closed once idle.
+// A policy that does not validate is refused and the old one keeps serving.
+
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "metrics/metrics.h"
+#include "router/policy.h"
+
+namespace turnout::router {
+
+struct InstanceStatus {
+  std::string address;       // "127.0.0.1:9001"
+  bool healthy = true;       // by active checks (true when checks are disabled)
+  bool ejected = false;      // passively ejected after connect failures
+  int64_t in_flight = 0;
+};
+
+struct SlotStatus {
+  std::string name;
+  std::vector<InstanceStatus> instances;
+  bool receives_traffic = false;  // active, or canary with weight > 0
+  int64_t in_flight = 0;          // HTTP requests in flight (tunnels excluded)
+  int64_t tunnels = 0;            // open upgraded tunnels (WebSocket...)
+  // No traffic routed here by policy and no requests in flight. Tunnels are reported apart:
+  // they are closed by the router `tunnel_drain` after the slot lost traffic.
+  bool drained = false;
+};
+
+struct RouterStatus {
+  RoutingPolicy policy;
+  uint64_t generation = 0;  // increases with every accepted policy or instance change
+  std::vector<SlotStatus> slots;
+  std::vector<std::string> listen;  // actual bound addresses (port 0 resolved)
+  std::string admin;                // actual admin address, empty when disabled
+};
+
+struct SlotWindowMetrics {
+  std::string slot;
+  metrics::WindowSnapshot window;
+};
+
+class RouterControl {
+ public:
+  virtual ~RouterControl() = default;
+
+  virtual Result<RouterStatus> GetStatus() = 0;
+  virtual Result<RoutingPolicy> GetPolicy() = 0;
+  // Returns the new generation.
+  virtual Result<uint64_t> SetPolicy(const RoutingPolicy& policy) = 0;
+  // Replaces a slot's instances (new instances start unhealthy until checked when checks are on).
+  virtual Result<uint64_t> SetSlotInstances(const std::string& slot,
+                                            const std::vector<std::string>& instances) = 0;
+  virtual Result<SlotStatus> GetSlotStatus(const std::string& slot) = 0;
+  // Per-slot metrics over the last `window`.
+  virtual Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) = 0;
+
+  // Convenience built on SetPolicy: active = slot, canary cleared.
+  Result<uint64_t> Switch(const std::string& slot);
+  // Convenience: canary = slot with weight (basis points), active unchanged.
+  Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp);
+};
+
+}  // namespace turnout::router
