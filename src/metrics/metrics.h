@@ -158,7 +158,8 @@ class SlotMetrics::Shard {
 // Prometheus text exposition (format 0.0.4) of a set of labelled SlotMetrics.
 class PrometheusWriter {
  public:
-  explicit PrometheusWriter(std::string* out) : out_(out) {}
+  explicit PrometheusWriter(std::string* out);
+  ~PrometheusWriter();
   // Writes all turnout_* series of `m` with the given labels, e.g. {{"slot","green"}}.
   // Series: turnout_requests_total, turnout_responses_total{code_class},
   // turnout_router_errors_total{reason}, turnout_requests_in_flight,
