@@ -1,0 +1,1 @@
+#include "router/policy_store.h"

@@ -1,0 +1,29 @@
+// Persistence of the active routing policy, so a restarted router serves what it served before.
+//
+// The file holds PolicyToJson(policy, include_secret=true): it contains the override secret, so
+// it is created with mode 0600. Writes are crash-safe: the JSON goes to "<path>.tmp", is
+// fsync'ed, renamed over <path>, and the directory is fsync'ed; a crash leaves either the old
+// or the new file, never a torn one (a leftover "<path>.tmp" is ignored and overwritten by the
+// next save).
+//
+// Thread-safety: the functions are reentrant; concurrent SavePolicy calls on the same path
+// must be serialised by the caller (they share the .tmp file).
+
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "router/policy.h"
+
+namespace turnout::router {
+
+// Writes `policy` to `path` atomically (see above). IoError naming the path on failure.
+Status SavePolicy(const std::string& path, const RoutingPolicy& policy);
+
+// Reads a policy saved by SavePolicy. NotFound when the file does not exist; InvalidArgument
+// naming the file when it is not a valid policy; IoError when it cannot be read. The policy is
+// not validated against slot names here (the router does that with its own slots).
+Result<RoutingPolicy> LoadPolicy(const std::string& path);
+
+}  // namespace turnout::router
