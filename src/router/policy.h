@@ -28,7 +28,10 @@ namespace turnout::router {
 struct CanaryPolicy {
   std::string slot;
   uint32_t weight_bp = 0;  // basis points: 2500 = 25.00 %. 0..10000.
-  uint64_t seed = 0;       // salts the sticky hash; a new canary gets a new seed
+  // Salts the sticky hash; a new canary gets a new seed. 0 on input (JSON without "seed", YAML)
+  // means "not chosen yet": RouterControl::SetCanaryWeight and the admin API replace it with the
+  // current canary's seed when the slot is unchanged, else with a fresh random one.
+  uint64_t seed = 0;
 
   friend bool operator==(const CanaryPolicy&, const CanaryPolicy&) = default;
 };
@@ -60,6 +63,17 @@ struct RoutingPolicy {
 
   friend bool operator==(const RoutingPolicy&, const RoutingPolicy&) = default;
 };
+
+// Slot names: 1..64 characters of [A-Za-z0-9._-] (they appear in URLs, metric labels and the
+// override header).
+bool IsValidSlotName(std::string_view name);
+
+// A fresh random canary seed, never 0.
+uint64_t NewCanarySeed();
+
+// Gives `next`'s canary a seed when it has none (0): the seed of `current`'s canary when both
+// name the same slot (so clients stay where they are while the weight moves), else a new one.
+void FillCanarySeed(const RoutingPolicy& current, RoutingPolicy* next);
 
 // Checks the policy against the known slot names: active exists; canary exists, differs from
 // active, weight within 0..10000; names non-empty tokens. The error says what to fix.

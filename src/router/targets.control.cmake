@@ -1,3 +1,9 @@
+# turnout_router_control: the routing policy, the router config (YAML), the RouterControl
+# interface and the admin HTTP API (server and client). Owned by the control surface.
 turnout_cc_library(NAME router_control
-  SRCS policy.cc config.cc
-  DEPS turnout_common turnout_metrics yaml-cpp nlohmann_json::nlohmann_json)
+  SRCS policy.cc config.cc router_control.cc
+  DEPS turnout_common turnout_metrics turnout_http yaml-cpp nlohmann_json::nlohmann_json)
+
+turnout_cc_test(NAME router_policy_test
+  SRCS policy_test.cc
+  DEPS turnout_router_control)
