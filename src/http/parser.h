@@ -66,7 +66,9 @@ struct Header {
   // True for fields a proxy must not forward: Connection, Keep-Alive, Proxy-Connection, TE,
   // Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate, Proxy-Authorization, and every field
   // named in a Connection header. (Transfer-Encoding/Upgrade are re-added by the proxy itself
-  // when it forwards a chunked body or an upgrade.)
+  // when it forwards a chunked body or an upgrade.) Host and Content-Length are never marked even
+  // when a Connection header names them: dropping them would change routing or body framing
+  // between the proxy and the upstream, which is itself a smuggling trick.
   bool hop_by_hop = false;
 };
 
@@ -74,7 +76,7 @@ struct MessageHeaders {
   Header fields[kMaxHeaders];
   size_t count = 0;
 
-  // The first field with this name (case-insensitive), or an empty view with found=false.
+  // The first field with this name (case-insensitive), or nullptr when there is none.
   const Header* Find(std::string_view name) const;
 };
 
@@ -134,14 +136,20 @@ class ChunkedDecoder {
 
  private:
   enum class State : uint8_t {
-    kSize, kSizeLf, kExtension, kData, kDataCr, kDataLf,
-    kTrailerLineStart, kTrailerLine, kTrailerLf, kFinalLf, kDone, kError,
+    kSize, kSizeLf,
+    kExtName, kExtNameMore, kExtValueStart, kExtToken, kExtQuoted, kExtQuotedEscape,
+    kExtAfterQuoted,
+    kData, kDataCr, kDataLf,
+    kTrailerLineStart, kTrailerName, kTrailerValue, kTrailerLf, kFinalLf, kDone, kError,
   };
+  // Sub-states of a chunk extension (`;name[=token|quoted-string]`) and of a trailer field line
+  // are explicit so that any split of the input decodes exactly like the whole input.
   State state_ = State::kSize;
-  uint64_t remaining_ = 0;   // data bytes left in the current chunk
+  uint64_t remaining_ = 0;   // kSize: the size so far; kData: data bytes left in the chunk
   int size_digits_ = 0;
-  size_t line_bytes_ = 0;    // guards extension and trailer line lengths
+  size_t line_bytes_ = 0;    // guards the chunk-size line length (extensions included)
   size_t trailer_bytes_ = 0; // total trailer section size
+  const char* error_reason_ = "";
 };
 
 // ASCII case-insensitive comparison of header names and tokens.
