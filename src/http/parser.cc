@@ -394,15 +394,16 @@ bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits
   out->method = std::string_view(method_begin, static_cast<size_t>(p - method_begin));
   ++p;
   const char* target_begin = p;
-  const char* target_limit =
-      static_cast<size_t>(end - p) > limits.max_target_bytes ? p + limits.max_target_bytes : end;
+  // One byte past the limit is enough to know the target is too long.
+  const size_t max_scan = limits.max_target_bytes + 1;
+  const char* target_limit = static_cast<size_t>(end - p) > max_scan ? p + max_scan : end;
   while (p < target_limit && Is(*p, kTarget)) ++p;
-  if (p == target_limit) {
-    if (target_limit != end) {
-      *fail = {414, "request-target too long"};
-    } else {
-      *fail = {0, nullptr};
-    }
+  if (static_cast<size_t>(p - target_begin) > limits.max_target_bytes) {
+    *fail = {414, "request-target too long"};
+    return false;
+  }
+  if (p == end) {
+    *fail = {0, nullptr};
     return false;
   }
   if (*p != ' ' || p == target_begin) {
@@ -691,6 +692,19 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
     return step;
   };
 
+  // After a chunk size or a complete extension: another extension or the end of the line.
+  const auto next_extension_or_line_end = [this](char c) {
+    if (c == ';') {
+      state_ = State::kExtName;
+      return true;
+    }
+    if (c == '\r') {
+      state_ = State::kSizeLf;
+      return true;
+    }
+    return false;
+  };
+
   const size_t n = input.size();
   size_t i = 0;
   while (i < n) {
@@ -736,11 +750,7 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
           ++size_digits_;
         } else if (size_digits_ == 0) {
           return fail(i, "missing chunk size");
-        } else if (c == ';') {
-          state_ = State::kExtName;
-        } else if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else {
+        } else if (!next_extension_or_line_end(c)) {
           return fail(i, "invalid chunk size");
         }
         break;
@@ -752,11 +762,7 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
         if (Is(c, kTchar)) break;
         if (c == '=') {
           state_ = State::kExtValueStart;
-        } else if (c == ';') {
-          state_ = State::kExtName;
-        } else if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else {
+        } else if (!next_extension_or_line_end(c)) {
           return fail(i, "invalid chunk extension");
         }
         break;
@@ -771,13 +777,7 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
         break;
       case State::kExtToken:
         if (Is(c, kTchar)) break;
-        if (c == ';') {
-          state_ = State::kExtName;
-        } else if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else {
-          return fail(i, "invalid chunk extension value");
-        }
+        if (!next_extension_or_line_end(c)) return fail(i, "invalid chunk extension value");
         break;
       case State::kExtQuoted:
         if (c == '"') {
@@ -793,13 +793,7 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
         state_ = State::kExtQuoted;
         break;
       case State::kExtAfterQuoted:
-        if (c == ';') {
-          state_ = State::kExtName;
-        } else if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else {
-          return fail(i, "invalid chunk extension");
-        }
+        if (!next_extension_or_line_end(c)) return fail(i, "invalid chunk extension");
         break;
       case State::kSizeLf:
         if (c != '\n') return fail(i, "bare CR after chunk size");
