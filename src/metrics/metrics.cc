@@ -140,6 +140,19 @@ struct CoarseCopy {
     sum_us = h.sum_us.load(kRelaxed);
     max_us = h.max_us.load(kRelaxed);
   }
+};
+
+// Coarse counts summed over seconds and shards; converted to the fine layout once at the end.
+struct CoarseSum {
+  std::array<uint64_t, Coarse::kBuckets> buckets{};
+  uint64_t sum_us = 0;
+  uint64_t max_us = 0;
+
+  void Add(const CoarseCopy& c) {
+    for (int i = 0; i < Coarse::kBuckets; ++i) buckets[i] += c.buckets[i];
+    sum_us += c.sum_us;
+    max_us = std::max(max_us, c.max_us);
+  }
   void AddTo(Histogram::Counts* into) const {
     const auto& to_fine = CoarseToFine();
     uint64_t n = 0;
@@ -154,6 +167,15 @@ struct CoarseCopy {
     into->sum_us += sum_us;
     into->max_us = std::max(into->max_us, max_us);
   }
+};
+
+// A reader's working memory for Window() (~18 KiB, so it lives on the heap).
+struct WindowScratch {
+  CoarseCopy total_copy;
+  CoarseCopy upstream_copy;
+  CoarseSum total;
+  CoarseSum upstream;
+  Counters counters;
 };
 
 // Stamps that are never inside a window.
@@ -329,20 +351,19 @@ struct alignas(64) SlotMetrics::Shard::Impl {
     return &b;
   }
 
-  // Copies one bucket into the snapshot if its stamp is in (lo, hi] and stayed so while read.
-  bool AddSecondTo(const Second& b, int64_t lo, int64_t hi, CoarseCopy* total_tmp,
-                   CoarseCopy* upstream_tmp, WindowSnapshot* into) const {
+  // Adds one bucket to the scratch sums if its stamp is in (lo, hi] and stayed so while read.
+  static bool AddSecondTo(const Second& b, int64_t lo, int64_t hi, WindowScratch* w) {
     const int64_t before = b.stamp.load(std::memory_order_acquire);
     if (before <= lo || before > hi) return false;
     Counters c;
     b.counters.AddTo(&c);
-    total_tmp->CopyFrom(b.total);
-    upstream_tmp->CopyFrom(b.upstream);
+    w->total_copy.CopyFrom(b.total);
+    w->upstream_copy.CopyFrom(b.upstream);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (b.stamp.load(kRelaxed) != before) return false;  // cleared while we read it
-    into->counters.Merge(c);
-    total_tmp->AddTo(&into->total_latency);
-    upstream_tmp->AddTo(&into->upstream_latency);
+    w->counters.Merge(c);
+    w->total.Add(w->total_copy);
+    w->upstream.Add(w->upstream_copy);
     return true;
   }
 
@@ -415,16 +436,16 @@ WindowSnapshot SlotMetrics::Window(std::chrono::seconds window, Clock::TimePoint
   if (w == 0) return out;
   const int64_t hi = SecondOf(now);
   const int64_t lo = hi - w;
-  // Scratch copies of one bucket's histograms (2 x 2.9 KiB), off the stack.
-  auto total_tmp = std::make_unique<CoarseCopy>();
-  auto upstream_tmp = std::make_unique<CoarseCopy>();
+  auto scratch = std::make_unique<WindowScratch>();
   for (const auto& sh : shards_) {
     const auto& s = *sh->impl_;
     for (int i = 0; i < s.window; ++i) {
-      s.AddSecondTo(s.ring[static_cast<size_t>(i)], lo, hi, total_tmp.get(), upstream_tmp.get(),
-                    &out);
+      Shard::Impl::AddSecondTo(s.ring[static_cast<size_t>(i)], lo, hi, scratch.get());
     }
   }
+  out.counters = scratch->counters;
+  scratch->total.AddTo(&out.total_latency);
+  scratch->upstream.AddTo(&out.upstream_latency);
   return out;
 }
 

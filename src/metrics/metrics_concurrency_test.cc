@@ -68,6 +68,7 @@ TEST(MetricsConcurrencyTest, WritersAndReaderAgreeOnExactTotals) {
   w1.join();
   r.join();
   EXPECT_GT(reads, 0);
+  RecordProperty("reads", reads);
 
   const CumulativeSnapshot c = m.Cumulative();
   EXPECT_EQ(c.counters.requests, 2u * kPerWriter);
