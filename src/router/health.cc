@@ -1,1 +1,261 @@
 #include "router/health.h"
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <optional>
+#include <unordered_map>
+
+#include "http/parser.h"
+
+namespace turnout::router {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+int64_t ToNs(Clock::TimePoint t) { return t.time_since_epoch().count(); }
+
+// A check's response head must fit in this; /ready endpoints answer with a few hundred bytes.
+constexpr size_t kMaxCheckHeadBytes = 16 * 1024;
+
+}  // namespace
+
+void InstanceHealth::RecordConnectSuccess() {
+  consecutive_connect_failures.store(0, std::memory_order_relaxed);
+}
+
+void InstanceHealth::RecordConnectFailure(Clock::TimePoint now, const HealthCheckConfig& config) {
+  uint32_t failures = consecutive_connect_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (config.eject_after_connect_failures > 0 &&
+      failures >= static_cast<uint32_t>(config.eject_after_connect_failures)) {
+    ejected_until_ns.store(ToNs(now + config.eject_for), std::memory_order_relaxed);
+  }
+}
+
+bool InstanceHealth::Ejected(Clock::TimePoint now) const {
+  return ejected_until_ns.load(std::memory_order_relaxed) > ToNs(now);
+}
+
+bool InstanceHealth::Routable(Clock::TimePoint now) const {
+  return healthy.load(std::memory_order_relaxed) && !Ejected(now);
+}
+
+HealthState::HealthState(int rise, int fall) : rise_(std::max(rise, 1)), fall_(std::max(fall, 1)) {}
+
+HealthState::Transition HealthState::Observe(bool ok, Clock::TimePoint now) {
+  const bool was_healthy = healthy_;
+  if (ok) {
+    ++successes_;
+    failures_ = 0;
+  } else {
+    ++failures_;
+    successes_ = 0;
+  }
+  if (!decided_) {
+    // Nothing is known about a new target: trust the first answer rather than waiting for
+    // `rise`/`fall` rounds with a guess.
+    decided_ = true;
+    healthy_ = ok;
+    last_change_ = now;
+  } else if (!healthy_ && successes_ >= rise_) {
+    healthy_ = true;
+  } else if (healthy_ && failures_ >= fall_) {
+    healthy_ = false;
+  }
+  if (healthy_ == was_healthy) return Transition::kNone;
+  last_change_ = now;
+  return healthy_ ? Transition::kBecameHealthy : Transition::kBecameUnhealthy;
+}
+
+namespace {
+
+// Per-target progress; touched only by the checker thread once published.
+struct Progress {
+  explicit Progress(const HealthCheckConfig& c) : state(c.rise, c.fall) {}
+  HealthState state;
+  bool in_progress = false;
+};
+
+struct Target {
+  std::string address;
+  std::shared_ptr<InstanceHealth> health;
+  std::shared_ptr<Progress> progress;
+};
+
+struct TargetList {
+  std::mutex mu;
+  std::vector<Target> targets;  // guarded by mu
+};
+
+// Sockets and resolver of one check, shared with its deadline timer so that the timer can abort
+// them even after the check coroutine moved on.
+struct Probe {
+  explicit Probe(asio::any_io_executor ex) : resolver(ex), socket(ex), deadline(ex) {}
+  tcp::resolver resolver;
+  tcp::socket socket;
+  asio::steady_timer deadline;
+  bool timed_out = false;
+};
+
+asio::awaitable<bool> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
+                               std::string host_header, std::string path) {
+  boost::system::error_code ec;
+  auto token = asio::redirect_error(asio::use_awaitable, ec);
+  auto results = co_await probe->resolver.async_resolve(target.host, std::to_string(target.port),
+                                                        token);
+  if (ec || probe->timed_out) co_return false;
+  co_await asio::async_connect(probe->socket, results, token);
+  if (ec || probe->timed_out) co_return false;
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
+                        "\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n";
+  co_await asio::async_write(probe->socket, asio::buffer(request), token);
+  if (ec || probe->timed_out) co_return false;
+  std::string buffer;
+  char chunk[4096];
+  http::ParseLimits limits;
+  limits.max_head_bytes = kMaxCheckHeadBytes;
+  while (buffer.size() < kMaxCheckHeadBytes) {
+    size_t n = co_await probe->socket.async_read_some(asio::buffer(chunk), token);
+    if (probe->timed_out) co_return false;
+    buffer.append(chunk, n);
+    http::ResponseHead head;
+    http::ParseResult r = http::ParseResponseHead(buffer, "GET", limits, &head);
+    if (r.state == http::ParseState::kComplete) {
+      // 1xx interim answers are not expected for a GET without Expect; treat as failure.
+      co_return head.status >= 200 && head.status <= 299;
+    }
+    if (r.state == http::ParseState::kError) co_return false;
+    if (ec) co_return false;  // closed or reset before a whole head arrived
+  }
+  co_return false;
+}
+
+// One round: start a check for every target that is not still being checked, then sleep until
+// the next interval boundary. Results are applied on the checker thread, so Progress needs no
+// lock. Arguments are copied into the coroutine frame; impl, clock and rounds outlive the thread.
+asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCheckConfig config,
+                                Clock* clock, std::atomic<uint64_t>* rounds) {
+  asio::steady_timer pace(io);
+  auto next_round = std::chrono::steady_clock::now();
+  for (;;) {
+    std::vector<Target> round;
+    {
+      std::lock_guard lock(list->mu);
+      round = list->targets;
+    }
+    auto remaining = std::make_shared<size_t>(0);
+    for (const Target& t : round) {
+      if (!t.progress->in_progress) ++*remaining;
+    }
+    if (*remaining == 0) rounds->fetch_add(1, std::memory_order_relaxed);
+    for (const Target& t : round) {
+      if (t.progress->in_progress) continue;
+      t.progress->in_progress = true;
+      auto apply = [t, remaining, clock, rounds](bool ok) {
+        t.progress->in_progress = false;
+        t.progress->state.Observe(ok, clock->Now());
+        t.health->healthy.store(t.progress->state.healthy(), std::memory_order_relaxed);
+        if (ok) {
+          t.health->consecutive_connect_failures.store(0, std::memory_order_relaxed);
+          t.health->ejected_until_ns.store(0, std::memory_order_relaxed);
+        }
+        if (--*remaining == 0) rounds->fetch_add(1, std::memory_order_relaxed);
+      };
+      Result<HostPort> hp = ParseHostPort(t.address);
+      if (!hp.ok()) {
+        apply(false);
+        continue;
+      }
+      auto probe = std::make_shared<Probe>(io.get_executor());
+      probe->deadline.expires_after(config.timeout);
+      probe->deadline.async_wait([probe](boost::system::error_code ec) {
+        if (ec) return;
+        probe->timed_out = true;
+        boost::system::error_code ignored;
+        probe->resolver.cancel();
+        probe->socket.close(ignored);
+      });
+      asio::co_spawn(io, RunProbe(probe, *hp, t.address, config.path),
+                     [probe, apply](std::exception_ptr e, bool ok) {
+                       probe->deadline.cancel();
+                       apply(!e && ok && !probe->timed_out);
+                     });
+    }
+    next_round += config.interval;
+    auto now = std::chrono::steady_clock::now();
+    if (next_round < now) next_round = now;  // fell behind: do not fire a burst of rounds
+    pace.expires_at(next_round);
+    boost::system::error_code ec;
+    co_await pace.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace
+
+struct HealthChecker::Impl {
+  TargetList list;
+  std::unique_ptr<asio::io_context> io;
+  std::thread thread;
+};
+
+HealthChecker::HealthChecker(HealthCheckConfig config, Clock& clock)
+    : config_(std::move(config)), clock_(clock), impl_(std::make_unique<Impl>()) {}
+
+HealthChecker::~HealthChecker() { Stop(); }
+
+void HealthChecker::SetTargets(
+    std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> targets) {
+  std::lock_guard lock(impl_->list.mu);
+  std::unordered_map<InstanceHealth*, std::shared_ptr<Progress>> previous;
+  for (const Target& t : impl_->list.targets) previous[t.health.get()] = t.progress;
+  std::vector<Target> next;
+  next.reserve(targets.size());
+  for (auto& [address, health] : targets) {
+    if (health == nullptr) continue;
+    auto it = previous.find(health.get());
+    std::shared_ptr<Progress> progress =
+        it != previous.end() ? it->second : std::make_shared<Progress>(config_);
+    next.push_back(Target{std::move(address), std::move(health), std::move(progress)});
+  }
+  impl_->list.targets = std::move(next);
+}
+
+Status HealthChecker::Start() {
+  if (impl_->thread.joinable()) return FailedPrecondition("the health checker is already running");
+  if (!config_.enabled) return Status::Ok();
+  impl_->io = std::make_unique<asio::io_context>(1);
+  asio::io_context& io = *impl_->io;
+
+  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_), asio::detached);
+  try {
+    impl_->thread = std::thread([&io] { io.run(); });
+  } catch (const std::system_error& e) {
+    impl_->io.reset();
+    return Internal(std::string("cannot start the health checker thread: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+void HealthChecker::Stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->io->stop();
+  impl_->thread.join();
+  impl_->thread = std::thread();
+  impl_->io.reset();
+  // Checks abandoned mid-way must not block the next Start().
+  std::lock_guard lock(impl_->list.mu);
+  for (Target& t : impl_->list.targets) t.progress->in_progress = false;
+}
+
+}  // namespace turnout::router
