@@ -26,8 +26,6 @@ int RemainingMs(SteadyClock::time_point deadline) {
   return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, 1 << 30));
 }
 
-bool IEquals(std::string_view a, std::string_view b) { return http::EqualsIgnoreCase(a, b); }
-
 // Waits for `events` on fd until the deadline; false on timeout.
 bool PollFor(int fd, short events, SteadyClock::time_point deadline) {
   for (;;) {
@@ -40,21 +38,6 @@ bool PollFor(int fd, short events, SteadyClock::time_point deadline) {
 }
 
 }  // namespace
-
-std::string RawResponse::Header(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (IEquals(n, name)) return v;
-  }
-  return "";
-}
-
-bool RawResponse::HasHeader(std::string_view name) const { return HeaderCount(name) > 0; }
-
-int RawResponse::HeaderCount(std::string_view name) const {
-  int count = 0;
-  for (const auto& [n, v] : headers) count += IEquals(n, name) ? 1 : 0;
-  return count;
-}
 
 std::string_view OutcomeName(RawResponse::Outcome outcome) {
   switch (outcome) {

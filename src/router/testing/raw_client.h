@@ -53,9 +53,9 @@ struct RawResponse {
   bool keep_alive = true;   // per the head
 
   bool complete() const { return outcome == Outcome::kComplete; }
-  std::string Header(std::string_view name) const;  // first value, "" when absent
-  bool HasHeader(std::string_view name) const;
-  int HeaderCount(std::string_view name) const;
+  std::string Header(std::string_view name) const { return FindHeader(headers, name); }
+  bool HasHeader(std::string_view name) const { return CountHeader(headers, name) > 0; }
+  int HeaderCount(std::string_view name) const { return CountHeader(headers, name); }
 };
 
 std::string_view OutcomeName(RawResponse::Outcome outcome);

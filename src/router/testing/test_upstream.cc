@@ -113,16 +113,14 @@ std::string Reason(int status) {
 
 }  // namespace
 
-std::string ReceivedRequest::Header(std::string_view name) const {
+std::string FindHeader(const HeaderList& headers, std::string_view name) {
   for (const auto& [n, v] : headers) {
     if (IEquals(n, name)) return v;
   }
   return "";
 }
 
-bool ReceivedRequest::HasHeader(std::string_view name) const { return HeaderCount(name) > 0; }
-
-int ReceivedRequest::HeaderCount(std::string_view name) const {
+int CountHeader(const HeaderList& headers, std::string_view name) {
   int count = 0;
   for (const auto& [n, v] : headers) count += IEquals(n, name) ? 1 : 0;
   return count;

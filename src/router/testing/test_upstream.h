@@ -41,6 +41,11 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 inline constexpr size_t kMaxRecordedBody = 1 << 20;
 
+// The first value of a header (ASCII case-insensitive name), "" when absent; and how many times
+// it occurs.
+std::string FindHeader(const HeaderList& headers, std::string_view name);
+int CountHeader(const HeaderList& headers, std::string_view name);
+
 // FNV-1a 64 over a byte stream, fed incrementally. Used to compare big bodies without keeping
 // them.
 class BodyHash {
@@ -72,9 +77,9 @@ struct ReceivedRequest {
   uint64_t body_hash = 0;   // BodyHash of the whole body
 
   // Value of the first header with this name (case-insensitive), "" when absent.
-  std::string Header(std::string_view name) const;
-  bool HasHeader(std::string_view name) const;
-  int HeaderCount(std::string_view name) const;
+  std::string Header(std::string_view name) const { return FindHeader(headers, name); }
+  bool HasHeader(std::string_view name) const { return CountHeader(headers, name) > 0; }
+  int HeaderCount(std::string_view name) const { return CountHeader(headers, name); }
 };
 
 struct Behavior {
