@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace turnout::router {
 namespace {
@@ -15,8 +15,21 @@ using nlohmann::json;
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -32,8 +45,8 @@ bool IsToken(std::string_view s) {
 bool IsSlotName(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 
@@ -70,9 +83,8 @@ Status CheckKeys(const json& object, std::string_view where,
         if (!list.empty()) list += ", ";
         list += a;
       }
-      return InvalidArgument("policy" + std::string(where.empty() ? "" : ".") +
-                             std::string(where) + ": unknown field '" + key + "' (known: " +
-                             list + ")");
+      return InvalidArgument("policy" + std::string(where.empty() ? "" : ".") + std::string(where) +
+                             ": unknown field '" + key + "' (known: " + list + ")");
     }
   }
   return Status::Ok();
@@ -163,12 +175,10 @@ Result<RoutingPolicy> ParsePolicyObject(const json& root) {
     if (!o.is_object()) return WrongType("override", "an object", o);
     TURNOUT_RETURN_IF_ERROR(CheckKeys(o, "override", {"header", "secret", "secret_set"}));
     if (o.contains("header")) {
-      TURNOUT_ASSIGN_OR_RETURN(p.override_header.header,
-                               GetString(o, "header", "override.header"));
+      TURNOUT_ASSIGN_OR_RETURN(p.override_header.header, GetString(o, "header", "override.header"));
     }
     if (o.contains("secret")) {
-      TURNOUT_ASSIGN_OR_RETURN(p.override_header.secret,
-                               GetString(o, "secret", "override.secret"));
+      TURNOUT_ASSIGN_OR_RETURN(p.override_header.secret, GetString(o, "secret", "override.secret"));
     }
     if (o.contains("secret_set") && !o["secret_set"].is_boolean()) {
       return WrongType("override.secret_set", "a boolean", o["secret_set"]);
@@ -271,8 +281,9 @@ std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret) {
 Result<RoutingPolicy> ParsePolicyJson(std::string_view text) {
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
-    return InvalidArgument("policy: not valid JSON; expected an object such as "
-                           "{\"active\":\"blue\"}");
+    return InvalidArgument(
+        "policy: not valid JSON; expected an object such as "
+        "{\"active\":\"blue\"}");
   }
   try {
     return ParsePolicyObject(root);

@@ -124,8 +124,8 @@ TEST(PolicyJson, RoundTripsWithoutLeakingTheSecret) {
   RoutingPolicy p;
   p.active = "blue";
   p.canary = CanaryPolicy{.slot = "green", .weight_bp = 1234, .seed = 18446744073709551557ull};
-  p.sticky = {.source = StickinessPolicy::Source::kHeader, .name = "X-User",
-              .cookie_max_age_seconds = 60};
+  p.sticky = {
+      .source = StickinessPolicy::Source::kHeader, .name = "X-User", .cookie_max_age_seconds = 60};
   p.override_header = {.header = "X-Slot", .secret = "s3cret"};
 
   std::string shown = PolicyToJson(p);

@@ -7,3 +7,7 @@ turnout_cc_library(NAME router_control
 turnout_cc_test(NAME router_policy_test
   SRCS policy_test.cc
   DEPS turnout_router_control)
+
+turnout_cc_test(NAME router_config_test
+  SRCS config_test.cc
+  DEPS turnout_router_control)
