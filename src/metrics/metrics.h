@@ -96,8 +96,8 @@ class Histogram {
     void Merge(const Counts& other);
     // Value (µs) at percentile p in [0, 100] (clamped into it): the upper edge of the bucket
     // holding rank ceil(p / 100 * count) (rank 1 for p == 0), clamped to max_us; 0 when
-    // count == 0. Never below the exact value at that rank, and above it by less than
-    // 1/kSubBuckets relative (1/32 for window snapshots).
+    // count == 0. For values within the range: never below the exact value at that rank, and
+    // above it by less than 1/kSubBuckets relative (1/32 for window snapshots).
     double PercentileUs(double p) const;
     // Count of values in buckets whose upper edge is <= le_us (for Prometheus `le` buckets).
     // Values in the one bucket that straddles le_us are counted above it.
