@@ -4,6 +4,9 @@
 #     -> target turnout_http, include root src/, links DEPS publicly.
 #   turnout_cc_test(NAME http_parser_test SRCS parser_test.cc DEPS turnout_http)
 #     -> a GoogleTest binary registered with CTest (label: unit unless LABELS given).
+#   turnout_cc_benchmark(NAME http_parser_benchmark SRCS parser_benchmark.cc DEPS turnout_http)
+#     -> a Google Benchmark binary (not a CTest test), built with the tests when the package is
+#        installed.
 
 set(TURNOUT_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wnon-virtual-dtor
     -Wimplicit-fallthrough)
@@ -39,6 +42,20 @@ function(turnout_cc_test)
   gtest_discover_tests(${T_NAME}
     PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
+endfunction()
+
+function(turnout_cc_benchmark)
+  if(NOT TURNOUT_BUILD_TESTS)
+    return()
+  endif()
+  find_package(benchmark QUIET)
+  if(NOT benchmark_FOUND)
+    return()
+  endif()
+  cmake_parse_arguments(T "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${T_NAME} ${T_SRCS})
+  target_compile_options(${T_NAME} PRIVATE ${TURNOUT_WARNINGS})
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} benchmark::benchmark)
 endfunction()
 
 # A libFuzzer target; built only with TURNOUT_BUILD_FUZZERS (clang). Its corpus lives in
