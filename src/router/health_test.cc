@@ -144,15 +144,9 @@ HealthCheckConfig FastChecks() {
   return config;
 }
 
-// Waits on observed state; the deadline only bounds a failing test.
 template <typename Predicate>
-bool Eventually(Predicate predicate, milliseconds timeout = milliseconds(10000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
+bool Eventually(Predicate predicate) {
+  return testing::WaitUntil(predicate, milliseconds(10000));
 }
 
 std::unique_ptr<TestUpstream> MustStart(const std::string& name) {

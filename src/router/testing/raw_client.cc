@@ -338,6 +338,19 @@ std::string GetRequest(std::string_view target, std::string_view extra_headers,
   return r;
 }
 
+RawResponse FetchOnce(const std::string& address, std::string_view request,
+                      std::string_view method, Millis timeout) {
+  RawClient client;
+  Status connected = client.Connect(address, timeout);
+  if (!connected.ok()) {
+    RawResponse r;
+    r.outcome = RawResponse::Outcome::kReset;
+    r.error = connected.ToString();
+    return r;
+  }
+  return client.RoundTrip(request, method, timeout);
+}
+
 std::string LoadResult::Summary() const {
   std::string s = "ok=" + std::to_string(ok) + " non_2xx=" + std::to_string(non_2xx) +
                   " resets=" + std::to_string(resets) + " closed=" + std::to_string(closed) +

@@ -116,6 +116,10 @@ class RawClient {
 std::string GetRequest(std::string_view target = "/", std::string_view extra_headers = "",
                        std::string_view host = "test.local");
 
+// Connects, sends `request`, reads one response and closes: for one-off requests.
+RawResponse FetchOnce(const std::string& address, std::string_view request,
+                      std::string_view method = "GET", Millis timeout = Millis(5000));
+
 struct LoadOptions {
   std::string address;        // the router's listen address
   int connections = 8;

@@ -126,6 +126,16 @@ int CountHeader(const HeaderList& headers, std::string_view name) {
   return count;
 }
 
+bool WaitUntil(const std::function<bool()>& predicate, Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (predicate()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // A short pause between polls keeps the CPU for the threads being waited on.
+    std::this_thread::sleep_for(Millis(2));
+  }
+}
+
 std::string EchoText(const ReceivedRequest& request) {
   std::string text = request.method + " " + request.target + " " + request.version + "\n";
   for (const auto& [n, v] : request.headers) text += n + ": " + v + "\n";

@@ -122,6 +122,10 @@ struct Behavior {
   }
 };
 
+// Polls `predicate` until it holds or `timeout` passes (the deadline only bounds a failing test;
+// nothing waits for a fixed time). Returns the predicate's last value.
+bool WaitUntil(const std::function<bool()>& predicate, Millis timeout = Millis(10000));
+
 // The body kEcho answers with: "<method> <target> <version>\n" then "name: value\n" for every
 // header, then "\n" and the recorded body.
 std::string EchoText(const ReceivedRequest& request);
