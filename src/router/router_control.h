@@ -23,9 +23,9 @@
 namespace turnout::router {
 
 struct InstanceStatus {
-  std::string address;       // "127.0.0.1:9001"
-  bool healthy = true;       // by active checks (true when checks are disabled)
-  bool ejected = false;      // passively ejected after connect failures
+  std::string address;   // "127.0.0.1:9001"
+  bool healthy = true;   // by active checks (true when checks are disabled)
+  bool ejected = false;  // passively ejected after connect failures
   int64_t in_flight = 0;
 };
 
@@ -68,10 +68,12 @@ class RouterControl {
   // Per-slot metrics over the last `window`.
   virtual Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) = 0;
 
-  // Convenience built on SetPolicy: active = slot, canary cleared.
-  Result<uint64_t> Switch(const std::string& slot);
-  // Convenience: canary = slot with weight (basis points), active unchanged.
-  Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp);
+  // Convenience built on GetPolicy + SetPolicy: active = slot, canary cleared. Virtual so that a
+  // remote implementation can do it in one atomic request (AdminClient: POST /v1/switch).
+  virtual Result<uint64_t> Switch(const std::string& slot);
+  // Convenience: canary = slot with weight (basis points), active unchanged. Keeps the canary's
+  // seed when the slot is already the canary, else picks a new one (see FillCanarySeed).
+  virtual Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp);
 };
 
 }  // namespace turnout::router

@@ -1,0 +1,489 @@
+// AdminServer and AdminClient over real loopback sockets, against an in-memory RouterControl.
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "router/admin_client.h"
+#include "router/admin_json.h"
+#include "router/admin_server.h"
+#include "router/testing/raw_client.h"
+
+namespace turnout::router {
+namespace {
+
+using nlohmann::json;
+using testing::RawClient;
+using testing::RawResponse;
+
+// A RouterControl that keeps its state in memory and validates like a router does.
+class InMemoryRouter : public RouterControl {
+ public:
+  InMemoryRouter() {
+    slots_ = {{"blue", {"127.0.0.1:9001", "127.0.0.1:9003"}}, {"green", {"127.0.0.1:9002"}}};
+    policy_.active = "blue";
+    metrics::Histogram h;
+    for (int ms : {1, 2, 3, 4, 50}) h.Record(std::chrono::milliseconds(ms));
+    h.AddTo(&latency_);
+  }
+
+  Result<RouterStatus> GetStatus() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    RouterStatus s;
+    s.policy = policy_;
+    s.generation = generation_;
+    s.listen = {"127.0.0.1:8080"};
+    s.admin = "127.0.0.1:9901";
+    for (const auto& slot : slots_) s.slots.push_back(SlotLocked(slot.name));
+    return s;
+  }
+  Result<RoutingPolicy> GetPolicy() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return policy_;
+  }
+  Result<uint64_t> SetPolicy(const RoutingPolicy& policy) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    TURNOUT_RETURN_IF_ERROR(ValidatePolicy(policy, NamesLocked()));
+    policy_ = policy;
+    return ++generation_;
+  }
+  Result<uint64_t> SetSlotInstances(const std::string& slot,
+                                    const std::vector<std::string>& instances) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& s : slots_) {
+      if (s.name == slot) {
+        s.instances = instances;
+        return ++generation_;
+      }
+    }
+    return NotFound("no slot named '" + slot + "'");
+  }
+  Result<SlotStatus> GetSlotStatus(const std::string& slot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : slots_) {
+      if (s.name == slot) return SlotLocked(slot);
+    }
+    return NotFound("no slot named '" + slot + "'");
+  }
+  Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) override {
+    std::vector<SlotWindowMetrics> out;
+    SlotWindowMetrics m;
+    m.slot = "blue";
+    m.window.window = window;
+    m.window.counters.requests = 5;
+    m.window.counters.by_class[2] = 4;
+    m.window.counters.by_class[5] = 1;
+    m.window.counters.router_errors[static_cast<size_t>(metrics::RouterError::kUpstreamTimeout)] =
+        1;
+    m.window.counters.bytes_in = 100;
+    m.window.counters.bytes_out = 2000;
+    m.window.total_latency = latency_;
+    m.window.upstream_latency = latency_;
+    out.push_back(m);
+    last_window_ = window;
+    return out;
+  }
+
+  uint64_t generation() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return generation_;
+  }
+  RoutingPolicy policy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return policy_;
+  }
+  std::vector<std::string> instances(const std::string& slot) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : slots_) {
+      if (s.name == slot) return s.instances;
+    }
+    return {};
+  }
+  std::chrono::seconds last_window_{0};
+
+ private:
+  std::vector<std::string> NamesLocked() const {
+    std::vector<std::string> names;
+    for (const auto& s : slots_) names.push_back(s.name);
+    return names;
+  }
+  SlotStatus SlotLocked(const std::string& name) const {
+    SlotStatus st;
+    st.name = name;
+    for (const auto& s : slots_) {
+      if (s.name != name) continue;
+      for (const auto& i : s.instances) st.instances.push_back({i, true, i.ends_with("3"), 2});
+    }
+    st.receives_traffic =
+        policy_.active == name ||
+        (policy_.canary && policy_.canary->slot == name && policy_.canary->weight_bp > 0);
+    st.in_flight = st.receives_traffic ? 3 : 0;
+    st.tunnels = 1;
+    st.drained = !st.receives_traffic;
+    return st;
+  }
+
+  std::mutex mu_;
+  std::vector<SlotConfig> slots_;
+  RoutingPolicy policy_;
+  uint64_t generation_ = 1;
+  metrics::Histogram::Counts latency_;
+};
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void StartServer(std::string token = "", size_t max_body = 1 << 20) {
+    AdminServer::Options options;
+    options.address = "127.0.0.1:0";
+    options.token = token;
+    options.max_body_bytes = max_body;
+    options.max_head_bytes = 4096;
+    server_ = std::make_unique<AdminServer>(options, router_, [] {
+      return std::string("# TYPE turnout_requests_total counter\nturnout_requests_total 5\n");
+    });
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_NE(server_->address(), "127.0.0.1:0");
+  }
+  std::unique_ptr<AdminClient> Client(std::string token = "") {
+    auto c = AdminClient::Create(server_->address(), token, Millis(5000));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c).value();
+  }
+  RawResponse Raw(std::string_view request) {
+    RawClient raw;
+    EXPECT_TRUE(raw.Connect(server_->address()).ok());
+    return raw.RoundTrip(request, "GET");
+  }
+  static std::string Request(std::string_view method, std::string_view target,
+                             std::string_view body, std::string_view extra = "") {
+    std::string r = std::string(method) + " " + std::string(target) +
+                    " HTTP/1.1\r\nHost: admin\r\n" + std::string(extra);
+    if (!body.empty()) r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    return r + "\r\n" + std::string(body);
+  }
+
+  InMemoryRouter router_;
+  std::unique_ptr<AdminServer> server_;
+};
+
+TEST_F(AdminTest, StatusRoundTripsThroughTheClient) {
+  StartServer();
+  auto status = Client()->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  auto expected = router_.GetStatus();
+  EXPECT_EQ(status->generation, expected->generation);
+  EXPECT_EQ(status->policy, expected->policy);
+  EXPECT_EQ(status->listen, expected->listen);
+  EXPECT_EQ(status->admin, expected->admin);
+  ASSERT_EQ(status->slots.size(), 2u);
+  EXPECT_EQ(status->slots[0].name, "blue");
+  EXPECT_TRUE(status->slots[0].receives_traffic);
+  EXPECT_EQ(status->slots[0].in_flight, 3);
+  EXPECT_EQ(status->slots[0].tunnels, 1);
+  ASSERT_EQ(status->slots[0].instances.size(), 2u);
+  EXPECT_EQ(status->slots[0].instances[1].address, "127.0.0.1:9003");
+  EXPECT_TRUE(status->slots[0].instances[1].ejected);
+  EXPECT_EQ(status->slots[0].instances[1].in_flight, 2);
+  EXPECT_TRUE(status->slots[1].drained);
+}
+
+TEST_F(AdminTest, PolicyGetAndPut) {
+  StartServer();
+  auto client = Client();
+  RoutingPolicy p = *client->GetPolicy();
+  EXPECT_EQ(p.active, "blue");
+  p.canary = CanaryPolicy{.slot = "green", .weight_bp = 1234, .seed = 0};
+  p.override_header.secret = "hush";
+  const uint64_t before = router_.generation();
+  auto g = client->SetPolicy(p);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(*g, before + 1);
+  RoutingPolicy stored = router_.policy();
+  EXPECT_EQ(stored.canary->weight_bp, 1234u);
+  EXPECT_NE(stored.canary->seed, 0u) << "a new canary gets a seed";
+  EXPECT_EQ(stored.override_header.secret, "hush");
+
+  // GET never shows the secret; PUTting the GET result back keeps it.
+  RawResponse got = Raw(Request("GET", "/v1/policy", ""));
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body.find("hush"), std::string::npos);
+  RawResponse put = Raw(Request("PUT", "/v1/policy", got.body));
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(router_.policy().override_header.secret, "hush");
+  EXPECT_EQ(router_.policy().canary->seed, stored.canary->seed);
+  json reply = json::parse(put.body);
+  EXPECT_EQ(reply["generation"], before + 2);
+  EXPECT_EQ(reply["policy"]["active"], "blue");
+}
+
+TEST_F(AdminTest, SwitchAndWeight) {
+  StartServer();
+  auto client = Client();
+  auto g1 = client->SetCanaryWeight("green", 2500);
+  ASSERT_TRUE(g1.ok()) << g1.status().ToString();
+  RoutingPolicy p = router_.policy();
+  ASSERT_TRUE(p.canary);
+  EXPECT_EQ(p.canary->slot, "green");
+  EXPECT_EQ(p.canary->weight_bp, 2500u);
+  const uint64_t seed = p.canary->seed;
+  EXPECT_NE(seed, 0u);
+
+  ASSERT_TRUE(client->SetCanaryWeight("green", 1).ok());  // 0.01 % is exact
+  EXPECT_EQ(router_.policy().canary->weight_bp, 1u);
+  EXPECT_EQ(router_.policy().canary->seed, seed) << "changing only the weight keeps the seed";
+
+  auto g2 = client->Switch("green");
+  ASSERT_TRUE(g2.ok());
+  EXPECT_GT(*g2, *g1);
+  EXPECT_EQ(router_.policy().active, "green");
+  EXPECT_FALSE(router_.policy().canary.has_value());
+
+  RawResponse r = Raw(Request("POST", "/v1/weight", R"({"slot":"blue","weight":12.5})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(router_.policy().canary->weight_bp, 1250u);
+  EXPECT_EQ(json::parse(r.body)["policy"]["canary"]["weight"], 12.5);
+}
+
+TEST_F(AdminTest, BadWeightIsRefusedAndThePolicyStays) {
+  StartServer();
+  ASSERT_TRUE(Client()->SetCanaryWeight("green", 500).ok());
+  const RoutingPolicy before = router_.policy();
+  const uint64_t generation = router_.generation();
+  for (const char* body : {R"({"slot":"green","weight":100.01})", R"({"slot":"green","weight":-1})",
+                           R"({"slot":"green","weight":"1.234"})", R"({"slot":"green"})",
+                           R"({"weight":5})", R"({"slot":"blue","weight":5})", "[]", "nope"}) {
+    RawResponse r = Raw(Request("POST", "/v1/weight", body));
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_TRUE(json::parse(r.body, nullptr, false).contains("error")) << r.body;
+  }
+  auto direct = Client()->SetCanaryWeight("green", 10001);
+  EXPECT_EQ(direct.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(router_.policy(), before);
+  EXPECT_EQ(router_.generation(), generation);
+}
+
+TEST_F(AdminTest, BadPolicyJsonIsRefused) {
+  StartServer();
+  const RoutingPolicy before = router_.policy();
+  RawResponse r = Raw(Request("PUT", "/v1/policy", "{\"active\":"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("not valid JSON"), std::string::npos) << r.body;
+  r = Raw(
+      Request("PUT", "/v1/policy", R"({"active":"blue","canary":{"slot":"green","weight":"x"}})"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("policy.canary.weight"), std::string::npos) << r.body;
+  r = Raw(Request("PUT", "/v1/policy", R"({"active":"blue","colour":"red"})"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(router_.policy(), before);
+}
+
+TEST_F(AdminTest, UnknownSlotIs404) {
+  StartServer();
+  auto client = Client();
+  auto s = client->GetSlotStatus("red");
+  EXPECT_EQ(s.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(s.status().message().find("red"), std::string::npos);
+  auto sw = client->Switch("red");
+  EXPECT_EQ(sw.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(sw.status().message().find("known slots: blue, green"), std::string::npos)
+      << sw.status().message();
+  EXPECT_EQ(router_.policy().active, "blue");
+  EXPECT_EQ(client->SetSlotInstances("red", {"127.0.0.1:1"}).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(Raw(Request("GET", "/v1/slots/a%2Fb", "")).status, 404);
+  EXPECT_EQ(Raw(Request("GET", "/v2/nothing", "")).status, 404);
+}
+
+TEST_F(AdminTest, SlotStatusAndInstances) {
+  StartServer();
+  auto client = Client();
+  auto green = client->GetSlotStatus("green");
+  ASSERT_TRUE(green.ok());
+  EXPECT_EQ(green->name, "green");
+  EXPECT_TRUE(green->drained);
+  const uint64_t before = router_.generation();
+  auto g = client->SetSlotInstances("green", {"127.0.0.1:9100", "127.0.0.1:9101"});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(*g, before + 1);
+  EXPECT_EQ(router_.instances("green"),
+            (std::vector<std::string>{"127.0.0.1:9100", "127.0.0.1:9101"}));
+  RawResponse r = Raw(Request("PUT", "/v1/slots/green/instances", R"({"instances":["nope"]})"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(router_.instances("green").size(), 2u);
+}
+
+TEST_F(AdminTest, WindowMetricsArriveExactly) {
+  StartServer();
+  auto client = Client();
+  auto m = client->GetWindowMetrics(std::chrono::seconds(30));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(router_.last_window_, std::chrono::seconds(30));
+  auto expected = *router_.GetWindowMetrics(std::chrono::seconds(30));
+  ASSERT_EQ(m->size(), 1u);
+  const auto& got = (*m)[0];
+  EXPECT_EQ(got.slot, "blue");
+  EXPECT_EQ(got.window.counters.requests, 5u);
+  EXPECT_EQ(got.window.counters.by_class, expected[0].window.counters.by_class);
+  EXPECT_EQ(got.window.counters.router_errors, expected[0].window.counters.router_errors);
+  EXPECT_EQ(got.window.counters.bytes_out, 2000u);
+  EXPECT_EQ(got.window.total_latency.count, 5u);
+  EXPECT_EQ(got.window.total_latency.buckets, expected[0].window.total_latency.buckets);
+  EXPECT_DOUBLE_EQ(got.window.total_latency.PercentileUs(99),
+                   expected[0].window.total_latency.PercentileUs(99));
+
+  RawResponse r = Raw(Request("GET", "/v1/metrics?window=60", ""));
+  ASSERT_EQ(r.status, 200);
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["window_seconds"], 60);
+  EXPECT_EQ(j["slots"][0]["responses"]["5xx"], 1);
+  EXPECT_EQ(j["slots"][0]["router_errors"]["upstream_timeout"], 1) << r.body;
+  EXPECT_DOUBLE_EQ(j["slots"][0]["error_rate"].get<double>(), 0.2);
+  EXPECT_NEAR(j["slots"][0]["latency_ms"]["max"].get<double>(), 50.0, 0.5);
+  EXPECT_EQ(Raw(Request("GET", "/v1/metrics?window=0", "")).status, 400);
+  EXPECT_EQ(Raw(Request("GET", "/v1/metrics?window=abc", "")).status, 400);
+}
+
+TEST_F(AdminTest, PrometheusHealthzAndMethods) {
+  StartServer();
+  RawResponse prom = Raw(Request("GET", "/metrics", ""));
+  ASSERT_EQ(prom.status, 200);
+  EXPECT_EQ(prom.Header("Content-Type"), "text/plain; version=0.0.4");
+  EXPECT_NE(prom.body.find("turnout_requests_total 5"), std::string::npos);
+  RawResponse health = Raw(Request("GET", "/healthz", ""));
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  RawResponse wrong = Raw(Request("DELETE", "/v1/policy", ""));
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(wrong.Header("Allow"), "GET, PUT");
+  EXPECT_EQ(Raw(Request("GET", "/v1/switch", "")).status, 405);
+}
+
+TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
+  StartServer("s3cret-token");
+  auto anonymous = Client();
+  auto s = anonymous->GetStatus();
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("token"), std::string::npos) << s.status().message();
+  auto wrong = Client("guess")->Switch("green");
+  EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(router_.policy().active, "blue");
+  RawResponse r = Raw(Request("GET", "/v1/status", ""));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(Raw(Request("GET", "/metrics", "")).status, 401);
+  EXPECT_EQ(Raw(Request("GET", "/healthz", "")).status, 200);
+  auto good = Client("s3cret-token")->Switch("green");
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(router_.policy().active, "green");
+}
+
+TEST_F(AdminTest, OversizeBodyAndHeadAreRefused) {
+  StartServer("", /*max_body=*/1024);
+  RawClient raw;
+  ASSERT_TRUE(raw.Connect(server_->address()).ok());
+  // The server answers from the head alone, without waiting for the 2 MiB.
+  RawResponse big =
+      raw.RoundTrip("PUT /v1/policy HTTP/1.1\r\nHost: a\r\nContent-Length: 2097152\r\n\r\n");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(raw.WaitForClose(Millis(5000)), testing::CloseKind::kClosed);
+
+  std::string huge_head =
+      "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-Pad: " + std::string(8000, 'p') + "\r\n\r\n";
+  EXPECT_EQ(Raw(huge_head).status, 431);
+  EXPECT_EQ(Raw(Request("PUT", "/v1/policy", "", "Transfer-Encoding: chunked\r\n")).status, 411);
+}
+
+TEST_F(AdminTest, GarbageGets400AndTheServerKeepsServing) {
+  StartServer();
+  for (std::string_view junk :
+       {std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15),
+        std::string_view("GET / HTTP/1.1\nHost: a\n\n"),
+        std::string_view("POST /v1/switch HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+                         "Content-Length: 2\r\n\r\nab"),
+        std::string_view("NOT A REQUEST\r\n\r\n")}) {
+    RawClient raw;
+    ASSERT_TRUE(raw.Connect(server_->address()).ok());
+    RawResponse r = raw.RoundTrip(junk);
+    EXPECT_EQ(r.status, 400) << testing::OutcomeName(r.outcome) << " " << r.error;
+    EXPECT_EQ(raw.WaitForClose(Millis(5000)), testing::CloseKind::kClosed);
+  }
+  auto status = Client()->GetStatus();
+  EXPECT_TRUE(status.ok()) << status.status().ToString();
+}
+
+TEST_F(AdminTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  StartServer();
+  RawClient raw;
+  ASSERT_TRUE(raw.Connect(server_->address()).ok());
+  for (int i = 0; i < 3; ++i) {
+    RawResponse r = raw.RoundTrip(Request("GET", "/v1/policy", ""));
+    ASSERT_EQ(r.status, 200) << i;
+    EXPECT_TRUE(r.keep_alive);
+  }
+  // Two pipelined requests, answered in order.
+  ASSERT_TRUE(raw.Send(Request("POST", "/v1/switch", R"({"slot":"green"})") +
+                       Request("GET", "/v1/slots/green", "", "Connection: close\r\n"))
+                  .ok());
+  RawResponse first = raw.ReadResponse();
+  RawResponse second = raw.ReadResponse();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_NE(second.body.find("\"receives_traffic\":true"), std::string::npos) << second.body;
+  EXPECT_EQ(raw.WaitForClose(Millis(5000)), testing::CloseKind::kClosed);
+}
+
+TEST_F(AdminTest, StopClosesIdleConnectionsPromptly) {
+  StartServer();
+  RawClient idle;
+  ASSERT_TRUE(idle.Connect(server_->address()).ok());
+  ASSERT_EQ(idle.RoundTrip(Request("GET", "/healthz", "")).status, 200);
+  auto started = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  EXPECT_EQ(idle.WaitForClose(Millis(5000)), testing::CloseKind::kClosed);
+  server_->Stop();  // idempotent
+}
+
+TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
+  // A port that was just free: bind, read it, close.
+  std::string address;
+  {
+    AdminServer::Options options;
+    options.address = "127.0.0.1:0";
+    InMemoryRouter router;
+    AdminServer server(options, router, nullptr);
+    ASSERT_TRUE(server.Start().ok());
+    address = server.address();
+  }
+  auto client = AdminClient::Create(address, "", Millis(3000));
+  ASSERT_TRUE(client.ok());
+  auto s = (*client)->GetStatus();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("cannot reach the router's admin API at " + address +
+                                      ": connection refused"),
+            std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("--admin"), std::string::npos);
+  EXPECT_FALSE(AdminClient::Create("nonsense", "", Millis(1000)).ok());
+}
+
+TEST(AdminServerTest, RefusesAnAddressInUse) {
+  InMemoryRouter router;
+  AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  AdminServer first(options, router, nullptr);
+  ASSERT_TRUE(first.Start().ok());
+  options.address = first.address();
+  AdminServer second(options, router, nullptr);
+  Status s = second.Start();
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_NE(s.message().find(first.address()), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace turnout::router
