@@ -405,11 +405,18 @@ Result<std::vector<PlanStep>> Migrator::ComputeUp(const Loaded& loaded,
                                 " is applied but its file is missing from the migrations "
                                 "directory; restore it (see `turnout migrate verify`)");
     }
-    if (v.state != VersionState::kPending && v.checksum == ChecksumState::kChanged) {
+    if (v.state == VersionState::kPartial && v.checksum == ChecksumState::kChanged) {
+      // Never fully applied, so there is no applied schema to protect; the usual fix of a
+      // failed statement is an edit of that statement.
+      ProgressEvent e{ProgressEvent::Kind::kWarning};
+      e.version = v.version;
+      e.name = v.name;
+      e.message = "migration " + label + " changed since its partial run; statements 1.." +
+                  std::to_string(v.statements_done) + " are not run again";
+      Emit(e);
+    } else if (v.state != VersionState::kPending && v.checksum == ChecksumState::kChanged) {
       return FailedPrecondition(
-          "migration " + label + " was " +
-          (v.state == VersionState::kApplied ? "applied" : "partly applied") +
-          " but its file changed on disk since (SHA-256 differs, and not only in whitespace or "
+          "migration " + label + " was applied but its file changed on disk since (SHA-256 differs, and not only in whitespace or "
           "comments); restore the file as applied (e.g. from version control) and put the new "
           "change in a new migration");
     }
@@ -963,7 +970,7 @@ Result<VerifyResult> Migrator::Verify() {
                              "` again to finish it");
       continue;
     }
-    if (v.checksum != ChecksumState::kMatch && v.checksum != ChecksumState::kCosmetic) continue;
+    // The chain is over the recorded hashes: it checks the history, the files are checked above.
     chain = ChainSha256(chain, v.applied_file_sha256);
     if (chain != v.applied_chain_sha256) {
       out.ok = false;
