@@ -1,0 +1,94 @@
+# Shell helpers for scripts that run turnout's binaries on loopback (scripts/demo.sh,
+# bench/run.sh). Source it; it defines functions only.
+#
+# Processes started with `spawn` are remembered by pid and stopped (SIGTERM, then SIGKILL after
+# a grace period) by `stop_spawned`, which the caller puts in its EXIT trap. Nothing else is
+# ever signalled.
+
+spawned_pids=()
+
+# spawn LOGFILE CMD... : starts CMD in the background with stdout+stderr to LOGFILE; sets
+# $spawned (the pid).
+spawn() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  spawned=$!
+  spawned_pids+=("$spawned")
+}
+
+# stop_pid PID [GRACE_SECONDS] : SIGTERM, wait up to GRACE (default 5) s, then SIGKILL.
+stop_pid() {
+  local pid=$1 grace=${2:-5} deadline
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Stops every process started with spawn, newest first.
+stop_spawned() {
+  local i
+  for ((i = ${#spawned_pids[@]} - 1; i >= 0; i--)); do
+    stop_pid "${spawned_pids[$i]}" 5
+  done
+  spawned_pids=()
+}
+
+# forget_pid PID : after the caller reaped PID itself (wait), so it is never signalled again.
+forget_pid() {
+  local keep=() p
+  for p in "${spawned_pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  spawned_pids=("${keep[@]}")
+}
+
+# free_port : prints a loopback TCP port nobody listens on. It is taken from below the kernel's
+# ephemeral range so that outgoing connections do not grab it in the meantime; for processes
+# that cannot bind port 0 and report what they got.
+_free_ports_given=" "
+free_port() {
+  local port used low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  used=" $(ss -Htln 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | tr '\n' ' ') "
+  for _ in $(seq 1 500); do
+    port=$((10000 + RANDOM % (low - 10000)))
+    if [[ $used != *" $port "* && $_free_ports_given != *" $port "* ]]; then
+      _free_ports_given+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "free_port: no free port found" >&2
+  return 1
+}
+
+# first_line FILE TIMEOUT_SECONDS : waits for FILE's first complete line and prints it.
+first_line() {
+  local file=$1 deadline=$((SECONDS + $2))
+  until [[ -f $file ]] && [[ $(head -c 4096 "$file" | tr -cd '\n' | wc -c) -gt 0 ]]; do
+    if ((SECONDS >= deadline)); then
+      echo "first_line: nothing in $file after $2 s" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  head -n1 "$file"
+}
+
+# wait_http URL TIMEOUT_SECONDS [PID] : waits until URL answers 2xx; fails early when PID dies.
+wait_http() {
+  local url=$1 deadline=$((SECONDS + $2)) pid=${3:-}
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "wait_http: process $pid exited before $url answered" >&2
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "wait_http: $url did not answer within $2 s" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
