@@ -13,7 +13,7 @@ enum CharClass : uint8_t {
   kFieldValue = 1 << 1,  // VCHAR, obs-text, SP, HTAB
   kTarget = 1 << 2,      // visible ASCII (0x21-0x7E)
   kHex = 1 << 3,
-  kHostChar = 1 << 4,    // reg-name, IP-literal and port characters (RFC 3986)
+  kHostChar = 1 << 4,    // host names, IP literals and a port
   kQdtext = 1 << 5,      // quoted-string content other than the backslash escape
 };
 
@@ -31,7 +31,9 @@ constexpr std::array<uint8_t, 256> MakeClassTable() {
     if (c >= 0x21 && c <= 0x7E) v |= kTarget;
     if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
     if (alpha || digit) v |= kHostChar;
-    for (char s : std::string_view("-._~!$&'()*+,;=:[]%")) {
+    // RFC 3986 would also allow the sub-delims ("!$&'()*+,;="), but no real host name uses them
+    // and a comma or semicolon invites list-splitting disagreements between proxies.
+    for (char s : std::string_view("-._~:[]%")) {
       if (c == static_cast<unsigned char>(s)) v |= kHostChar;
     }
     if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5B) ||
@@ -47,6 +49,46 @@ constexpr std::array<uint8_t, 256> kClass = MakeClassTable();
 
 inline bool Is(char c, CharClass cls) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
 inline bool IsOws(char c) { return c == ' ' || c == '\t'; }
+
+// Eight bytes at a time for the long runs (field values, targets): a word is skipped whole when
+// none of its bytes can end or invalidate the run; otherwise the byte loop decides.
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
+inline uint64_t LoadWord(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+// Nonzero when some byte of w is below n (n <= 128).
+constexpr uint64_t HasLess(uint64_t w, uint8_t n) { return (w - kOnes * n) & ~w & kHighBits; }
+// Nonzero when some byte of w is above n (n <= 127).
+constexpr uint64_t HasMore(uint64_t w, uint8_t n) {
+  return ((w + kOnes * (127 - n)) | w) & kHighBits;
+}
+constexpr uint64_t HasByte(uint64_t w, uint8_t b) { return HasLess(w ^ (kOnes * b), 1); }
+
+// Advances p over field-value bytes (VCHAR, obs-text, SP, HTAB) without passing `end`.
+inline const char* SkipFieldValue(const char* p, const char* end) {
+  while (end - p >= 8) {
+    const uint64_t w = LoadWord(p);
+    if (HasLess(w, 0x20) | HasByte(w, 0x7F)) break;
+    p += 8;
+  }
+  while (p < end && Is(*p, kFieldValue)) ++p;
+  return p;
+}
+
+// Advances p over request-target bytes (0x21-0x7E) without passing `end`.
+inline const char* SkipTarget(const char* p, const char* end) {
+  while (end - p >= 8) {
+    const uint64_t w = LoadWord(p);
+    if (HasLess(w, 0x21) | HasMore(w, 0x7E)) break;
+    p += 8;
+  }
+  while (p < end && Is(*p, kTarget)) ++p;
+  return p;
+}
 
 inline char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 
@@ -129,7 +171,7 @@ struct FieldSummary {
   uint16_t expect = kNoField;
   uint8_t host_count = 0;
   uint8_t te_count = 0;
-  bool has_connection = false;
+  uint16_t connection = kNoField;  // the first Connection field
   bool cl_count_many = false;  // more than one Content-Length field
   bool cl_conflict = false;    // two Content-Length fields with different values
 };
@@ -147,7 +189,7 @@ ParseResult Error(int status, const char* reason) {
   return r;
 }
 
-enum class HeadScan { kFound, kIncomplete, kTooLarge, kBareLf, kBareCr };
+enum class HeadScan { kFound, kIncomplete, kTooLarge, kBareLf };
 
 // Finds the end of the head: the first CRLF CRLF after `start` within the first `limit` bytes.
 // Every LF on the way must follow a CR, so a head that uses bare LF fails at once instead of
@@ -227,6 +269,8 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
       return false;
     }
     const char* name_begin = p;
+    // Names are short and end at the colon; four table tests per iteration halve the branches.
+    while (Is(p[0], kTchar) && Is(p[1], kTchar) && Is(p[2], kTchar) && Is(p[3], kTchar)) p += 4;
     while (Is(*p, kTchar)) ++p;
     if (*p != ':') {
       if (IsOws(*p)) {
@@ -244,9 +288,9 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
     ++p;  // ':'
     while (IsOws(*p)) ++p;
     const char* value_begin = p;
-    while (Is(*p, kFieldValue)) ++p;
-    if (*p != '\r' || p + 1 >= end || p[1] != '\n') {
-      *fail = {400, *p == '\r' ? "bare CR" : "invalid character in field value"};
+    p = SkipFieldValue(p, end);
+    if (p + 1 >= end || *p != '\r' || p[1] != '\n') {
+      *fail = {400, p < end && *p == '\r' ? "bare CR" : "invalid character in field value"};
       return false;
     }
     const char* value_end = p;
@@ -285,7 +329,7 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
         break;
       case FieldId::kConnection:
         h.hop_by_hop = true;
-        sum->has_connection = true;
+        if (sum->connection == kNoField) sum->connection = index;
         break;
       case FieldId::kUpgrade:
         h.hop_by_hop = true;
@@ -312,10 +356,10 @@ struct ConnectionOptions {
 
 // Reads every Connection field's comma list (empty elements allowed, RFC 9110 §5.6.1), and marks
 // the fields it names as hop-by-hop. Returns false when an element is not a token.
-bool ApplyConnection(MessageHeaders* headers, ConnectionOptions* opts) {
-  for (size_t i = 0; i < headers->count; ++i) {
+bool ApplyConnection(MessageHeaders* headers, size_t first, ConnectionOptions* opts) {
+  for (size_t i = first; i < headers->count; ++i) {
     const Header& field = headers->fields[i];
-    if (Classify(field.name) != FieldId::kConnection) continue;
+    if (!EqualsLower(field.name, "connection")) continue;
     std::string_view rest = field.value;
     while (!rest.empty()) {
       const size_t comma = rest.find(',');
@@ -395,9 +439,10 @@ bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits
   ++p;
   const char* target_begin = p;
   // One byte past the limit is enough to know the target is too long.
-  const size_t max_scan = limits.max_target_bytes + 1;
-  const char* target_limit = static_cast<size_t>(end - p) > max_scan ? p + max_scan : end;
-  while (p < target_limit && Is(*p, kTarget)) ++p;
+  const char* target_limit = static_cast<size_t>(end - p) > limits.max_target_bytes
+                                 ? p + limits.max_target_bytes + 1
+                                 : end;
+  p = SkipTarget(p, target_limit);
   if (static_cast<size_t>(p - target_begin) > limits.max_target_bytes) {
     *fail = {414, "request-target too long"};
     return false;
@@ -545,7 +590,7 @@ ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
   }
 
   ConnectionOptions conn;
-  if (sum.has_connection && !ApplyConnection(&headers, &conn)) {
+  if (sum.connection != kNoField && !ApplyConnection(&headers, sum.connection, &conn)) {
     return Error(400, "invalid Connection");
   }
   out->keep_alive = out->version_minor == 1 ? !conn.close : (conn.keep_alive && !conn.close);
@@ -605,7 +650,7 @@ ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_
   MessageHeaders& headers = out->headers;
 
   ConnectionOptions conn;
-  if (sum.has_connection && !ApplyConnection(&headers, &conn)) {
+  if (sum.connection != kNoField && !ApplyConnection(&headers, sum.connection, &conn)) {
     return Error(502, "invalid Connection");
   }
   out->keep_alive = minor == 1 ? !conn.close : (conn.keep_alive && !conn.close);

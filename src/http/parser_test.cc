@@ -175,6 +175,29 @@ TEST_F(RequestTest, ControlCharactersInValueRejected) {
   EXPECT_EQ(head_->headers.fields[1].value, "caf\xc3\xa9\tb\xff");
 }
 
+// Long runs are scanned a word at a time; a bad byte must be caught at every offset in the word.
+TEST_F(RequestTest, BadByteCaughtAtEveryOffsetOfLongRuns) {
+  const std::string value(40, 'v');
+  for (size_t at = 0; at < value.size(); ++at) {
+    for (char bad : {'\x00', '\x01', '\n', '\x1f', '\x7f'}) {
+      std::string v = value;
+      v[at] = bad;
+      EXPECT_EQ(StatusWith("X: " + v + "\r\n"), 400) << at << " " << int{bad};
+      std::string t = "/" + value;
+      t[at + 1] = bad;
+      EXPECT_EQ(Status("GET " + t + " HTTP/1.1\r\nHost: h\r\n\r\n"), 400) << at;
+    }
+    std::string t = "/" + value;
+    t[at + 1] = '\x80';
+    EXPECT_EQ(Status("GET " + t + " HTTP/1.1\r\nHost: h\r\n\r\n"), 400) << at;
+    std::string v = value;
+    v[at] = '\x80';
+    EXPECT_EQ(StatusWith("X: " + v + "\r\n"), kCompleteStatus) << at;
+    v[at] = '\t';
+    EXPECT_EQ(StatusWith("X: " + v + "\r\n"), kCompleteStatus) << at;
+  }
+}
+
 TEST_F(RequestTest, MalformedRequestLineRejected) {
   EXPECT_EQ(Status("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
   EXPECT_EQ(Status(" GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
@@ -284,6 +307,8 @@ TEST_F(RequestTest, HostRules) {
   EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
   EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
   EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: a.example_x-1.\r\n\r\n"), kCompleteStatus);
   EXPECT_EQ(Status("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), kCompleteStatus);
   EXPECT_EQ(head_->host, "[::1]:8080");
   EXPECT_EQ(Status("GET / HTTP/1.0\r\n\r\n"), kCompleteStatus);
