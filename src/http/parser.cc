@@ -68,25 +68,19 @@ constexpr uint64_t HasMore(uint64_t w, uint8_t n) {
 }
 constexpr uint64_t HasByte(uint64_t w, uint8_t b) { return HasLess(w ^ (kOnes * b), 1); }
 
-// Advances p over field-value bytes (VCHAR, obs-text, SP, HTAB) without passing `end`.
-inline const char* SkipFieldValue(const char* p, const char* end) {
+// Advances p over a run of field-value bytes (VCHAR, obs-text, SP, HTAB) or request-target bytes
+// (0x21-0x7E) without passing `end`.
+template <CharClass kRun>
+inline const char* SkipRun(const char* p, const char* end) {
+  static_assert(kRun == kFieldValue || kRun == kTarget);
   while (end - p >= 8) {
     const uint64_t w = LoadWord(p);
-    if (HasLess(w, 0x20) | HasByte(w, 0x7F)) break;
+    const uint64_t may_stop = kRun == kFieldValue ? (HasLess(w, 0x20) | HasByte(w, 0x7F))
+                                                  : (HasLess(w, 0x21) | HasMore(w, 0x7E));
+    if (may_stop != 0) break;
     p += 8;
   }
-  while (p < end && Is(*p, kFieldValue)) ++p;
-  return p;
-}
-
-// Advances p over request-target bytes (0x21-0x7E) without passing `end`.
-inline const char* SkipTarget(const char* p, const char* end) {
-  while (end - p >= 8) {
-    const uint64_t w = LoadWord(p);
-    if (HasLess(w, 0x21) | HasMore(w, 0x7E)) break;
-    p += 8;
-  }
-  while (p < end && Is(*p, kTarget)) ++p;
+  while (p < end && Is(*p, kRun)) ++p;
   return p;
 }
 
@@ -288,7 +282,7 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
     ++p;  // ':'
     while (IsOws(*p)) ++p;
     const char* value_begin = p;
-    p = SkipFieldValue(p, end);
+    p = SkipRun<kFieldValue>(p, end);
     if (p + 1 >= end || *p != '\r' || p[1] != '\n') {
       *fail = {400, p < end && *p == '\r' ? "bare CR" : "invalid character in field value"};
       return false;
@@ -442,7 +436,7 @@ bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits
   const char* target_limit = static_cast<size_t>(end - p) > limits.max_target_bytes
                                  ? p + limits.max_target_bytes + 1
                                  : end;
-  p = SkipTarget(p, target_limit);
+  p = SkipRun<kTarget>(p, target_limit);
   if (static_cast<size_t>(p - target_begin) > limits.max_target_bytes) {
     *fail = {414, "request-target too long"};
     return false;
