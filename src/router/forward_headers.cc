@@ -1,0 +1,241 @@
+#include "router/forward_headers.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace turnout::router {
+namespace {
+
+void AppendUint(uint64_t v, std::string* out) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, end);
+}
+
+void AppendField(std::string_view name, std::string_view value, std::string* out) {
+  out->append(name);
+  out->append(": ");
+  out->append(value);
+  out->append("\r\n");
+}
+
+constexpr std::string_view kSecretHeader = "X-Turnout-Secret";
+
+bool Is(const http::Header& h, std::string_view name) {
+  return h.name.size() == name.size() && http::EqualsIgnoreCase(h.name, name);
+}
+
+}  // namespace
+
+Result<TrustedProxies> TrustedProxies::Parse(const std::vector<std::string>& entries) {
+  TrustedProxies out;
+  for (const std::string& entry : entries) {
+    std::string_view text = entry;
+    int prefix = -1;
+    size_t slash = text.find('/');
+    if (slash != std::string_view::npos) {
+      std::string_view bits = text.substr(slash + 1);
+      int p = 0;
+      auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), p);
+      if (ec != std::errc() || end != bits.data() + bits.size() || bits.empty()) {
+        return InvalidArgument("trusted_proxies: '" + entry + "' has a bad prefix length");
+      }
+      prefix = p;
+      text = text.substr(0, slash);
+    }
+    boost::system::error_code ec;
+    boost::asio::ip::address addr = boost::asio::ip::make_address(std::string(text), ec);
+    if (ec) {
+      return InvalidArgument("trusted_proxies: '" + entry +
+                             "' is not an IP address or CIDR range (e.g. 10.0.0.0/8)");
+    }
+    Range r;
+    if (addr.is_v4()) {
+      auto b = addr.to_v4().to_bytes();
+      std::memcpy(r.bytes, b.data(), 4);
+      r.prefix = prefix < 0 ? 32 : prefix;
+      if (r.prefix > 32) return InvalidArgument("trusted_proxies: '" + entry + "': prefix > 32");
+    } else {
+      auto b = addr.to_v6().to_bytes();
+      std::memcpy(r.bytes, b.data(), 16);
+      r.v6 = true;
+      r.prefix = prefix < 0 ? 128 : prefix;
+      if (r.prefix > 128) return InvalidArgument("trusted_proxies: '" + entry + "': prefix > 128");
+    }
+    out.ranges_.push_back(r);
+  }
+  return out;
+}
+
+bool TrustedProxies::Contains(const boost::asio::ip::address& address) const {
+  if (ranges_.empty()) return false;
+  unsigned char bytes[16];
+  bool v6 = false;
+  if (address.is_v4()) {
+    auto b = address.to_v4().to_bytes();
+    std::memcpy(bytes, b.data(), 4);
+  } else {
+    auto a6 = address.to_v6();
+    if (a6.is_v4_mapped()) {
+      auto b = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a6).to_bytes();
+      std::memcpy(bytes, b.data(), 4);
+    } else {
+      auto b = a6.to_bytes();
+      std::memcpy(bytes, b.data(), 16);
+      v6 = true;
+    }
+  }
+  for (const Range& r : ranges_) {
+    if (r.v6 != v6) continue;
+    int full = r.prefix / 8;
+    int rest = r.prefix % 8;
+    if (std::memcmp(bytes, r.bytes, static_cast<size_t>(full)) != 0) continue;
+    if (rest != 0) {
+      unsigned char mask = static_cast<unsigned char>(0xff << (8 - rest));
+      if ((bytes[full] & mask) != (r.bytes[full] & mask)) continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequestOptions& options,
+                                std::string* out) {
+  out->append(head.method);
+  out->push_back(' ');
+  out->append(head.target);
+  out->append(" HTTP/1.1\r\n");
+
+  bool has_request_id = options.request_id_header.empty();
+  bool xff_seen = false;
+  const http::Header* proto = nullptr;
+  const http::Header* fwd_host = nullptr;
+  for (size_t i = 0; i < head.headers.count; ++i) {
+    const http::Header& h = head.headers.fields[i];
+    if (h.hop_by_hop) continue;
+    // Only fields starting with 'x' need a closer look; everything else goes straight through.
+    if (!h.name.empty() && (h.name[0] | 0x20) == 'x') {
+      if (Is(h, "X-Forwarded-For")) {
+        xff_seen = true;
+        continue;
+      }
+      if (Is(h, "X-Forwarded-Proto")) {
+        if (proto == nullptr) proto = &h;
+        continue;
+      }
+      if (Is(h, "X-Forwarded-Host")) {
+        if (fwd_host == nullptr) fwd_host = &h;
+        continue;
+      }
+      if (Is(h, kSecretHeader)) continue;
+    }
+    if (!has_request_id && h.name.size() == options.request_id_header.size() &&
+        http::EqualsIgnoreCase(h.name, options.request_id_header)) {
+      has_request_id = true;
+    }
+    out->append(h.name);
+    out->append(": ");
+    out->append(h.value);
+    out->append("\r\n");
+  }
+
+  out->append("X-Forwarded-For: ");
+  if (options.peer_trusted && xff_seen) {
+    // Several incoming fields form one list (RFC 9110 5.3); the peer goes at its end.
+    for (size_t i = 0; i < head.headers.count; ++i) {
+      const http::Header& h = head.headers.fields[i];
+      if (h.hop_by_hop || !Is(h, "X-Forwarded-For") || h.value.empty()) continue;
+      out->append(h.value);
+      out->append(", ");
+    }
+  }
+  out->append(options.peer_ip);
+  out->append("\r\n");
+  AppendField("X-Forwarded-Proto",
+              options.peer_trusted && proto != nullptr ? proto->value : std::string_view("http"),
+              out);
+  if (options.peer_trusted && fwd_host != nullptr) {
+    AppendField("X-Forwarded-Host", fwd_host->value, out);
+  } else if (!head.host.empty()) {
+    AppendField("X-Forwarded-Host", head.host, out);
+  }
+  if (!has_request_id) AppendField(options.request_id_header, options.request_id, out);
+  if (options.upgrade) {
+    out->append("Connection: Upgrade\r\nUpgrade: ");
+    out->append(head.upgrade_protocol);
+    out->append("\r\n");
+  } else {
+    out->append("Connection: keep-alive\r\n");
+  }
+  if (options.chunked) out->append("Transfer-Encoding: chunked\r\n");
+  out->append("\r\n");
+}
+
+void AppendForwardedResponseHead(const http::ResponseHead& head,
+                                 const ForwardResponseOptions& options, std::string* out) {
+  out->append("HTTP/1.1 ");
+  AppendUint(static_cast<uint64_t>(head.status), out);
+  out->push_back(' ');
+  out->append(head.reason.empty() ? http::ReasonPhrase(head.status) : head.reason);
+  out->append("\r\n");
+  const http::Header* upgrade = nullptr;
+  for (size_t i = 0; i < head.headers.count; ++i) {
+    const http::Header& h = head.headers.fields[i];
+    if (h.hop_by_hop) {
+      if (options.upgrade && upgrade == nullptr && Is(h, "Upgrade")) upgrade = &h;
+      continue;
+    }
+    out->append(h.name);
+    out->append(": ");
+    out->append(h.value);
+    out->append("\r\n");
+  }
+  if (!options.cookie_name.empty()) {
+    out->append("Set-Cookie: ");
+    out->append(options.cookie_name);
+    out->push_back('=');
+    out->append(options.cookie_value);
+    out->append("; Path=/; Max-Age=");
+    AppendUint(options.cookie_max_age, out);
+    out->append("; HttpOnly; SameSite=Lax\r\n");
+  }
+  if (options.upgrade) {
+    out->append("Connection: Upgrade\r\n");
+    if (upgrade != nullptr) AppendField("Upgrade", upgrade->value, out);
+  } else if (options.close) {
+    out->append("Connection: close\r\n");
+  } else if (options.keep_alive_header) {
+    out->append("Connection: keep-alive\r\n");
+  }
+  if (options.chunked) out->append("Transfer-Encoding: chunked\r\n");
+  out->append("\r\n");
+}
+
+void AppendRouterErrorResponse(int status, std::string_view reason, std::string_view body,
+                               bool close, std::string* out) {
+  out->append("HTTP/1.1 ");
+  AppendUint(static_cast<uint64_t>(status), out);
+  out->push_back(' ');
+  out->append(http::ReasonPhrase(status));
+  out->append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  AppendUint(body.size() + 1, out);
+  out->append("\r\nX-Turnout-Error: ");
+  out->append(reason);
+  out->append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  out->append(body);
+  out->push_back('\n');
+}
+
+size_t FormatChunkSize(uint64_t size, char* out) {
+  auto [end, ec] = std::to_chars(out, out + 16, size, 16);
+  end[0] = '\r';
+  end[1] = '\n';
+  return static_cast<size_t>(end + 2 - out);
+}
+
+void AppendChunkSize(uint64_t size, std::string* out) {
+  char buf[24];
+  out->append(buf, FormatChunkSize(size, buf));
+}
+
+}  // namespace turnout::router

@@ -1,0 +1,166 @@
+#include "router/forward_headers.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace turnout::router {
+namespace {
+
+std::string Forward(const std::string& raw, ForwardRequestOptions options) {
+  http::RequestHead head;
+  http::ParseResult r = http::ParseRequestHead(raw, http::ParseLimits{}, &head);
+  EXPECT_EQ(r.state, http::ParseState::kComplete) << r.error_reason;
+  std::string out;
+  AppendForwardedRequestHead(head, options, &out);
+  return out;
+}
+
+ForwardRequestOptions Untrusted() {
+  ForwardRequestOptions o;
+  o.peer_ip = "192.0.2.7";
+  o.request_id_header = "X-Request-Id";
+  o.request_id = "rid-1";
+  return o;
+}
+
+TEST(ForwardHeadersTest, RebuildsRequestWithProxyFields) {
+  std::string out = Forward(
+      "GET /a?b=1 HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\nConnection: keep-alive, "
+      "X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\n\r\n",
+      Untrusted());
+  EXPECT_EQ(out,
+            "GET /a?b=1 HTTP/1.1\r\n"
+            "Host: shop.example\r\n"
+            "Accept: */*\r\n"
+            "X-Forwarded-For: 192.0.2.7\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: shop.example\r\n"
+            "X-Request-Id: rid-1\r\n"
+            "Connection: keep-alive\r\n"
+            "\r\n");
+}
+
+TEST(ForwardHeadersTest, UntrustedPeerCannotForgeForwardedFields) {
+  std::string out = Forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: evil\r\n\r\n",
+      Untrusted());
+  EXPECT_EQ(out.find("6.6.6.6"), std::string::npos);
+  EXPECT_EQ(out.find("https"), std::string::npos);
+  EXPECT_EQ(out.find("evil"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-Host: h\r\n"), std::string::npos);
+}
+
+TEST(ForwardHeadersTest, TrustedPeerIsAppendedAndItsFieldsKept) {
+  ForwardRequestOptions o = Untrusted();
+  o.peer_trusted = true;
+  std::string out = Forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n"
+      "X-Forwarded-Proto: https\r\nX-Forwarded-Host: front.example\r\nX-Request-Id: abc\r\n\r\n",
+      o);
+  EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 192.0.2.7\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-Proto: https\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-Host: front.example\r\n"), std::string::npos);
+  // The client's request id is kept, not replaced or duplicated.
+  EXPECT_NE(out.find("X-Request-Id: abc\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("rid-1"), std::string::npos);
+}
+
+TEST(ForwardHeadersTest, ChunkedBodyUpgradeAndSecret) {
+  ForwardRequestOptions o = Untrusted();
+  o.chunked = true;
+  std::string out = Forward(
+      "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-Turnout-Secret: s\r\n\r\n",
+      o);
+  EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("X-Turnout-Secret"), std::string::npos);
+
+  ForwardRequestOptions u = Untrusted();
+  u.upgrade = true;
+  out = Forward(
+      "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: k\r\n\r\n",
+      u);
+  EXPECT_NE(out.find("Sec-WebSocket-Key: k\r\n"), std::string::npos);
+  EXPECT_NE(out.find("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("keep-alive"), std::string::npos);
+}
+
+std::string Respond(const std::string& raw, const ForwardResponseOptions& o) {
+  http::ResponseHead head;
+  http::ParseResult r = http::ParseResponseHead(raw, "GET", http::ParseLimits{}, &head);
+  EXPECT_EQ(r.state, http::ParseState::kComplete) << r.error_reason;
+  std::string out;
+  AppendForwardedResponseHead(head, o, &out);
+  return out;
+}
+
+TEST(ForwardHeadersTest, ResponseDropsHopByHopAndAddsRouterFields) {
+  ForwardResponseOptions o;
+  o.chunked = true;
+  o.cookie_name = "turnout_sticky";
+  o.cookie_value = "k1";
+  o.cookie_max_age = 60;
+  std::string out = Respond(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+      "Keep-Alive: timeout=5\r\nSet-Cookie: a=b\r\n\r\n",
+      o);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/plain\r\n"
+            "Set-Cookie: a=b\r\n"
+            "Set-Cookie: turnout_sticky=k1; Path=/; Max-Age=60; HttpOnly; SameSite=Lax\r\n"
+            "Transfer-Encoding: chunked\r\n"
+            "\r\n");
+
+  ForwardResponseOptions close;
+  close.close = true;
+  out = Respond("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", close);
+  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+
+  ForwardResponseOptions up;
+  up.upgrade = true;
+  out = Respond(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", up);
+  EXPECT_EQ(out,
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
+TEST(ForwardHeadersTest, RouterErrorResponseIsFramedAndLabelled) {
+  std::string out;
+  AppendRouterErrorResponse(503, "no_healthy_upstream", "no healthy instance", false, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 20\r\nX-Turnout-Error: no_healthy_upstream\r\n\r\n"
+            "no healthy instance\n");
+  std::string chunk;
+  AppendChunkSize(0x1a2b, &chunk);
+  EXPECT_EQ(chunk, "1a2b\r\n");
+}
+
+TEST(ForwardHeadersTest, TrustedProxiesMatchExactAndCidr) {
+  auto t = TrustedProxies::Parse({"10.0.0.0/8", "192.168.1.7", "fd00::/8", "172.16.0.0/12"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto a = [](const char* s) { return boost::asio::ip::make_address(s); };
+  EXPECT_TRUE(t->Contains(a("10.1.2.3")));
+  EXPECT_FALSE(t->Contains(a("11.1.2.3")));
+  EXPECT_TRUE(t->Contains(a("192.168.1.7")));
+  EXPECT_FALSE(t->Contains(a("192.168.1.8")));
+  EXPECT_TRUE(t->Contains(a("172.31.255.255")));
+  EXPECT_FALSE(t->Contains(a("172.32.0.1")));
+  EXPECT_TRUE(t->Contains(a("fd12::1")));
+  EXPECT_FALSE(t->Contains(a("fe80::1")));
+  EXPECT_TRUE(t->Contains(a("::ffff:10.9.9.9")));  // v4-mapped
+
+  EXPECT_FALSE(TrustedProxies::Parse({"10.0.0.0/33"}).ok());
+  EXPECT_FALSE(TrustedProxies::Parse({"not-an-ip"}).ok());
+  EXPECT_FALSE(TrustedProxies::Parse({"10.0.0.0/x"}).ok());
+  auto empty = TrustedProxies::Parse({});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->Contains(a("127.0.0.1")));
+}
+
+}  // namespace
+}  // namespace turnout::router

@@ -1,0 +1,84 @@
+// Router: the in-process data plane of turnout, an HTTP/1.1 reverse proxy that switches traffic
+// between slots (blue/green/canary) without dropping a request.
+//
+// Threads: `config.workers` worker threads (0 = one per core), each with its own io_context and
+// its own SO_REUSEPORT acceptor per listen address; a client connection lives on one worker.
+// Routing reads an immutable snapshot (RoutingTable) that the control methods replace; a worker
+// notices a new snapshot with one atomic load per request, so the request path takes no lock.
+//
+// Per request: the slot comes from the override header (with the secret when one is set), else
+// from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
+// the slot's routable instances. Bodies are streamed in bounded buffers both ways; upstream
+// connections are pooled per worker and per instance.
+//
+// Router-generated responses carry `X-Turnout-Error: <reason>` (metrics::RouterErrorName) and a
+// short text body:
+//   400 malformed request, or the override header names an unknown slot (a typo in a smoke test
+//       must not silently hit production);
+//   408 head not received within timeouts.head; 414 / 431 limits;
+//   502 connect failed (after one retry on another instance), the upstream closed before a
+//       complete response head, or sent an invalid one;
+//   503 no routable instance in the chosen slot; 504 no response head within
+//       timeouts.upstream_response.
+// An upstream that breaks mid-body makes the router reset the client connection (never a clean
+// end). A response framed by the upstream's close is relayed and the client connection closed
+// after it. A connection over limits.max_connections is accepted and closed at once (counted as
+// connection_limit).
+//
+// Thread-safety: every public method may be called from any thread; the RouterControl methods
+// never block a worker. Start/Stop must not race with the destructor.
+
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "router/config.h"
+#include "router/router_control.h"
+
+namespace turnout::router {
+
+class Router final : public RouterControl {
+ public:
+  // Validates `config` (ValidateRouterConfig) and resolves instance addresses; does not bind
+  // anything yet. `clock` must outlive the router.
+  static Result<std::unique_ptr<Router>> Create(RouterConfig config,
+                                                Clock& clock = SystemClock::Get());
+  ~Router() override;  // Stop()s if running
+
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Restores the persisted policy from config.state_file when present and valid (else keeps
+  // config.policy and logs why to stderr), binds every listen address (port 0 resolved), starts
+  // the worker threads and the health checker. Returns once the listeners accept. IoError when an
+  // address cannot be bound; FailedPrecondition when called twice.
+  Status Start();
+  // Stops accepting, closes client and upstream connections, joins all threads. Idempotent.
+  void Stop();
+  // "127.0.0.1:41234" per listen address, after Start().
+  std::vector<std::string> ListenAddresses() const;
+  // Prometheus text (format 0.0.4) for every slot ({slot}) and instance ({slot, instance}).
+  std::string PrometheusText() const;
+
+  Result<RouterStatus> GetStatus() override;
+  Result<RoutingPolicy> GetPolicy() override;
+  // Validates, fills a missing canary seed (FillCanarySeed), persists to state_file when set
+  // (refusing the change when that fails), then publishes. On return every new request uses it.
+  Result<uint64_t> SetPolicy(const RoutingPolicy& policy) override;
+  // NotFound for an unknown slot; InvalidArgument for an address that does not parse/resolve.
+  Result<uint64_t> SetSlotInstances(const std::string& slot,
+                                    const std::vector<std::string>& instances) override;
+  Result<SlotStatus> GetSlotStatus(const std::string& slot) override;
+  Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) override;
+
+ private:
+  struct Impl;
+  explicit Router(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace turnout::router

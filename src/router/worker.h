@@ -1,0 +1,66 @@
+// Worker: one data-plane thread of the router.
+//
+// A worker owns an io_context (concurrency hint 1) run by its own thread, one SO_REUSEPORT
+// acceptor per listen address, every client connection the kernel hands to those acceptors, its
+// upstream connection pools and its metric shard (index = worker index). Nothing on the request
+// path is shared with other workers except the routing table (read-only) and relaxed atomics.
+//
+// Ownership: Router owns the workers and the DataPlaneShared they point to; both outlive every
+// worker thread (Router joins the threads in Stop()).
+// Thread-safety: Listen() and Start() are called by Router before the thread runs; Stop() from
+// any thread except the worker's own.
+
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "router/config.h"
+#include "router/forward_headers.h"
+#include "router/routing_table.h"
+
+namespace turnout::router {
+
+// What the workers share with the control side.
+struct DataPlaneShared {
+  const RouterConfig* config = nullptr;
+  Clock* clock = nullptr;
+  int workers = 1;
+  TrustedProxies trusted;
+  uint64_t start_ns = 0;  // wall-clock start, part of generated request ids
+  // The current table. Published by the control side before `generation` is bumped (release);
+  // a worker loads `generation` (acquire) per request and reloads `table` only when it moved.
+  std::atomic<std::shared_ptr<const RoutingTable>> table;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int64_t> connections{0};  // open client connections, all workers
+};
+
+class Worker {
+ public:
+  Worker(int index, DataPlaneShared& shared);
+  ~Worker();  // Stop()s
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens an acceptor on `endpoint` with SO_REUSEPORT; returns the bound endpoint (port 0
+  // resolved). IoError naming the address on failure.
+  Result<boost::asio::ip::tcp::endpoint> Listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Starts the thread (accepting begins).
+  Status Start();
+  // Closes the acceptors, every client and upstream connection, and joins the thread.
+  // Idempotent.
+  void Stop();
+
+  struct Impl;  // in worker.cc; public so the connection code there can name it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace turnout::router
