@@ -11,14 +11,23 @@
 //   - a bare CR or a bare LF as a line ending anywhere in the head;
 //   - whitespace between a field name and the colon; obs-fold (a line starting with SP/HTAB);
 //   - control characters (other than HTAB in values) or non-token bytes in names, method;
-//   - a request-line that is not `method SP request-target SP HTTP/1.x`.
+//   - a request-line that is not `method SP request-target SP HTTP/1.x`;
+//   - a request-target with bytes other than visible ASCII, or not in origin-form (`/p?q`),
+//     absolute-form (`scheme://authority...`) or asterisk-form (`*`, OPTIONS only);
+//   - the CONNECT method (authority-form; the router does not tunnel) -> 501;
+//   - no Host in HTTP/1.1, more than one Host, or a Host with characters other than letters,
+//     digits and `-._~:[]%`;
+//   - a Connection option that is not a token.
+// Empty lines (CRLF) before the request-line are skipped and counted in `consumed`.
 // Limits: a head larger than `max_head_bytes` -> 431; a request-target longer than
 // `max_target_bytes` -> 414; more than `max_headers` fields -> 431. HTTP/1.0 and 1.1 are
-// accepted; any other version -> 505.
+// accepted; any other version -> 505. Errors that the bytes received so far already prove (a bare
+// LF, a bad method, an over-long target, a bad version) are reported before the head is complete.
 //
 // Zero-copy: every string_view in a parsed head points into the buffer given to the parser, which
 // must outlive the head. Parsing is a pure function of the bytes: call it again with more bytes
-// after kIncomplete (the cost is bounded by max_head_bytes).
+// after kIncomplete (the cost is bounded by max_head_bytes). No allocation, no locale.
+// Thread-safety: the functions are pure; a ChunkedDecoder is one object per body, not shared.
 //
 // Example:
 //   http::RequestHead head;
@@ -55,7 +64,7 @@ struct ParseResult {
 // How the body that follows a head is framed.
 enum class BodyKind {
   kNone,           // no body (requests without CL/TE; HEAD, 1xx, 204, 304 responses)
-  kContentLength,  // exactly content_length bytes
+  kContentLength,  // exactly content_length bytes (`Content-Length: 0` gives this with 0)
   kChunked,        // chunked transfer coding; decode with ChunkedDecoder
   kUntilClose,     // responses only: the body ends when the upstream closes
 };
@@ -80,6 +89,9 @@ struct MessageHeaders {
   const Header* Find(std::string_view name) const;
 };
 
+// RequestHead and ResponseHead hold kMaxHeaders fields inline (about 4 KiB): keep one per
+// connection rather than on a small stack. The parser resets every member it reports, so an
+// object can be reused for the next message.
 struct RequestHead {
   std::string_view method;
   std::string_view target;
@@ -89,7 +101,9 @@ struct RequestHead {
   uint64_t content_length = 0;  // valid when body == kContentLength
   bool keep_alive = true;       // HTTP/1.1 default unless `Connection: close`; 1.0 needs keep-alive
   bool expect_continue = false; // `Expect: 100-continue`
-  bool upgrade = false;         // `Connection: upgrade` + an `Upgrade` field (e.g. websocket)
+  // `Connection: upgrade` + an `Upgrade` field on a GET (e.g. websocket). On other methods the
+  // request is an ordinary one and the (hop-by-hop) Upgrade field is not forwarded.
+  bool upgrade = false;
   std::string_view upgrade_protocol;  // the Upgrade field's value when upgrade is true
   std::string_view host;        // the Host field (required for HTTP/1.1: missing -> 400)
 };
@@ -109,7 +123,13 @@ ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
 
 // Parses an upstream's response head. `request_method` decides HEAD semantics (no body);
 // the same strictness applies (a response with both CL and TE, a bad CL, bare LF... is an error,
-// reported with error_status 502 so the proxy answers 502 to its client).
+// reported with error_status 502 so the proxy answers 502 to its client; limits too give 502).
+// Framing: 1xx, 204, 304 and responses to HEAD have no body whatever their fields say.
+// Transfer-Encoding fields form one list of codings in which `chunked` may only be last: chunked
+// last -> kChunked; another final coding, or any Transfer-Encoding in an HTTP/1.0 response ->
+// kUntilClose. Several Content-Length fields are accepted only when their values are identical.
+// Neither CL nor TE -> kUntilClose. kUntilClose always sets keep_alive to false.
+// The reason phrase may be empty, and its SP may be missing (`HTTP/1.1 200\r\n`).
 ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_method,
                               const ParseLimits& limits, ResponseHead* out);
 
@@ -118,6 +138,10 @@ ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_
 // trailer section, has ended. Chunk extensions are validated and dropped; trailer fields are
 // validated and dropped. Sizes are hex without sign or whitespace, at most 16 digits and never
 // overflowing; anything else is an error (400 for requests, 502 for responses).
+// Strict line endings: every line ends in CRLF (a bare LF or CR is an error), chunk data must be
+// followed by exactly CRLF, the size line including extensions is at most 4 KiB and the trailer
+// section at most 8 KiB. Any split of the input decodes exactly like the whole input. The decoder
+// never consumes bytes after the end of the body (they belong to the next message).
 class ChunkedDecoder {
  public:
   struct Step {
