@@ -141,7 +141,7 @@ Result<Parsed> Parse(const std::vector<std::string>& args) {
 }
 
 std::string StepLine(const PlanStep& s) {
-  std::string line = std::to_string(s.version) + "_" + s.name + " " +
+  std::string line = MigrationLabel(s.version, s.name) + " " +
                      std::string(DirectionName(s.direction)) + " [" +
                      std::string(MigrationClassName(s.classification)) + "] " +
                      std::to_string(s.statements_total) + " statement" +
@@ -208,7 +208,7 @@ std::string VersionLine(const VersionStatus& v) {
     state += " (" + std::string(DirectionName(v.partial_direction)) + " " +
              std::to_string(v.statements_done) + "/" + std::to_string(v.statements_total) + ")";
   }
-  std::string line = std::to_string(v.version) + "_" + v.name + "  " + state + "  [" +
+  std::string line = MigrationLabel(v.version, v.name) + "  " + state + "  [" +
                      std::string(MigrationClassName(v.classification)) + "]";
   if (v.checksum != ChecksumState::kNotApplied && v.checksum != ChecksumState::kMatch) {
     line += "  checksum: " + std::string(ChecksumStateName(v.checksum));
@@ -364,7 +364,7 @@ class Command {
   }
 
   void OnProgress(const ProgressEvent& e) {
-    std::string label = std::to_string(e.version) + "_" + e.name + " " +
+    std::string label = MigrationLabel(e.version, e.name) + " " +
                         std::string(DirectionName(e.direction));
     int64_t ms = duration_cast<milliseconds>(e.elapsed).count();
     json j{{"event", ""}, {"version", e.version}, {"name", e.name},
@@ -382,7 +382,8 @@ class Command {
         j["event"] = "start";
         j["statements_total"] = e.statement_total;
         j["resume_from"] = e.resume_from;
-        line = label + ": started, " + std::to_string(e.statement_total) + " statements" +
+        line = label + ": started, " + std::to_string(e.statement_total) + " statement" +
+               (e.statement_total == 1 ? "" : "s") +
                (e.resume_from > 0 ? ", resuming at statement " + std::to_string(e.resume_from + 1)
                                   : std::string());
         break;
@@ -499,7 +500,7 @@ class Command {
       return 0;
     }
     for (const HistoryRow& h : *rows) {
-      out_ << h.id << "  " << h.version << "_" << h.name << "  " << DirectionName(h.direction)
+      out_ << h.id << "  " << MigrationLabel(h.version, h.name) << "  " << DirectionName(h.direction)
            << "  " << h.status << "  " << h.statements_done << "/" << h.statements_total << "  "
            << h.started_at;
       if (h.error) out_ << "  error: " << *h.error;

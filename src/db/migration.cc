@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -67,6 +68,12 @@ std::string Sha256Hex(std::string_view data) {
     out += kHex[digest[i] & 0xf];
   }
   return out;
+}
+
+std::string MigrationLabel(int64_t version, std::string_view name) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%04lld_", static_cast<long long>(version));
+  return buf + std::string(name);
 }
 
 std::string ChainSha256(std::string_view previous_chain, std::string_view file_sha256) {

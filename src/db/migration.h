@@ -45,6 +45,9 @@ Result<MigrationFile> LoadMigrationFile(const std::string& path);
 // InvalidArgument for a bad file name, a duplicate version, or a down file without its up file.
 Result<std::vector<Migration>> LoadMigrations(const std::string& dir);
 
+// "0007_add_email": the version at least 4 digits wide, as the files are usually named.
+std::string MigrationLabel(int64_t version, std::string_view name);
+
 // Hex SHA-256 (lower case) of `data`, via OpenSSL EVP.
 std::string Sha256Hex(std::string_view data);
 

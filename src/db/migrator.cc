@@ -332,7 +332,7 @@ StatusReport Derive(const std::vector<Migration>& files, const std::vector<Histo
 }
 
 std::string VersionLabel(int64_t version, const std::string& name) {
-  return std::to_string(version) + "_" + name;
+  return MigrationLabel(version, name);
 }
 
 }  // namespace

@@ -478,7 +478,7 @@ TEST_F(MigratorTest, ChangedAppliedFileIsRefusedWhitespaceOnlyChangeIsReported) 
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->ok);
   ASSERT_EQ(v->problems.size(), 1u);
-  EXPECT_NE(v->problems[0].find("2_orders: the file changed"), std::string::npos)
+  EXPECT_NE(v->problems[0].find("0002_orders: the file changed"), std::string::npos)
       << v->problems[0];
   Write("0004_more.up.sql", "CREATE TABLE more (id int);");
   auto up = m.Up(std::nullopt);
@@ -525,7 +525,7 @@ TEST_F(MigratorTest, DownWithoutDownFileSaysWhatToWrite) {
   ASSERT_TRUE(m.Up(std::nullopt).ok());
   auto down = m.Down(0);
   ASSERT_FALSE(down.ok());
-  EXPECT_NE(down.status().message().find("1_a.down.sql"), std::string::npos);
+  EXPECT_NE(down.status().message().find("0001_a.down.sql"), std::string::npos);
   EXPECT_TRUE(TableExists("a"));
 }
 
@@ -540,7 +540,7 @@ TEST_F(MigratorTest, CliCommandsAndExitCodes) {
   };
   std::string text;
   EXPECT_EQ(run({"up", "--dir", dir_, "--database", url_, "--to", "2"}, &text), 0) << text;
-  EXPECT_NE(text.find("2_orders up: statement 3/3 done"), std::string::npos) << text;
+  EXPECT_NE(text.find("0002_orders up: statement 3/3 done"), std::string::npos) << text;
   EXPECT_NE(text.find("current version 2"), std::string::npos) << text;
   EXPECT_EQ(run({"status", "--dir", dir_, "--database", url_, "--json"}, &text), 0);
   auto j = nlohmann::json::parse(text);
@@ -548,7 +548,7 @@ TEST_F(MigratorTest, CliCommandsAndExitCodes) {
   EXPECT_EQ(j["pending"], 1);
   EXPECT_EQ(j["versions"][2]["state"], "pending");
   EXPECT_EQ(run({"plan", "--dir", dir_, "--database", url_}, &text), 0);
-  EXPECT_NE(text.find("1. 3_email up [expand]"), std::string::npos) << text;
+  EXPECT_NE(text.find("1. 0003_email up [expand]"), std::string::npos) << text;
   EXPECT_EQ(run({"down", "--dir", dir_, "--database", url_}, &text), 2);
   EXPECT_NE(text.find("--to"), std::string::npos);
   EXPECT_EQ(run({"down", "--dir", dir_, "--database", url_, "--steps", "1", "--json"}, &text), 0);
