@@ -1,0 +1,295 @@
+// Runs the built `turnout` binary as a user would: help everywhere, usage errors, exit codes, and
+// a real router started with `turnout router` and driven by the other `turnout router` commands.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "router/admin_server.h"
+
+#ifndef TURNOUT_BINARY
+#error "TURNOUT_BINARY must name the turnout executable"
+#endif
+
+namespace turnout::cli {
+namespace {
+
+using Deadline = std::chrono::steady_clock::time_point;
+Deadline In(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
+
+// A child process with its stdout and stderr on pipes. Ended only by pid, only if started here.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> args) {
+    int out[2], err[2];
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      dup2(err[1], STDERR_FILENO);
+      std::vector<char*> argv;
+      std::string binary = TURNOUT_BINARY;
+      argv.push_back(binary.data());
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(binary.c_str(), argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(out_);
+    close(err_);
+  }
+
+  // Reads both pipes until `stdout_contains` shows up (or until both close when empty). False on
+  // timeout.
+  bool ReadUntil(const std::string& stdout_contains, Deadline deadline) {
+    for (;;) {
+      if (!stdout_contains.empty() && out.find(stdout_contains) != std::string::npos) return true;
+      if (out_eof_ && err_eof_) return stdout_contains.empty();
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd fds[2] = {{out_eof_ ? -1 : out_, POLLIN, 0}, {err_eof_ ? -1 : err_, POLLIN, 0}};
+      if (poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+      Drain(fds[0], out_, &out, &out_eof_);
+      Drain(fds[1], err_, &err, &err_eof_);
+    }
+  }
+
+  // Waits for the exit code (reading output meanwhile); -1 on timeout.
+  int Wait(Deadline deadline) {
+    if (!ReadUntil("", deadline)) return -1;
+    for (;;) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      // The pipes are closed, so the process is exiting; poll its status briefly.
+      pollfd none{-1, 0, 0};
+      poll(&none, 0, 5);
+    }
+  }
+
+  void Signal(int sig) { kill(pid_, sig); }
+
+  std::string out;
+  std::string err;
+
+ private:
+  static void Drain(const pollfd& p, int fd, std::string* into, bool* eof) {
+    if (p.fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) return;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) {
+      *eof = true;
+    } else {
+      into->append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int err_ = -1;
+  bool out_eof_ = false;
+  bool err_eof_ = false;
+  bool exited_ = false;
+};
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Run Turnout(std::vector<std::string> args) {
+  Child c(std::move(args));
+  int code = c.Wait(In(std::chrono::seconds(30)));
+  return {code, c.out, c.err};
+}
+
+// An address where nothing listens: bound once by the OS, then released.
+std::string ClosedAddress() {
+  // The admin server binds port 0 and reports the port; stopping it frees the port.
+  class Null : public router::RouterControl {
+    Result<router::RouterStatus> GetStatus() override { return Internal("unused"); }
+    Result<router::RoutingPolicy> GetPolicy() override { return Internal("unused"); }
+    Result<uint64_t> SetPolicy(const router::RoutingPolicy&) override {
+      return Internal("unused");
+    }
+    Result<uint64_t> SetSlotInstances(const std::string&, const std::vector<std::string>&) override {
+      return Internal("unused");
+    }
+    Result<router::SlotStatus> GetSlotStatus(const std::string&) override {
+      return Internal("unused");
+    }
+    Result<std::vector<router::SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds) override {
+      return Internal("unused");
+    }
+  } null;
+  router::AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  router::AdminServer server(options, null, nullptr);
+  EXPECT_TRUE(server.Start().ok());
+  std::string address = server.address();
+  server.Stop();
+  return address;
+}
+
+TEST(TurnoutBinary, HelpEverywhereExitsZero) {
+  Run top = Turnout({"--help"});
+  EXPECT_EQ(top.code, 0);
+  EXPECT_NE(top.out.find("usage: turnout COMMAND"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("router"), std::string::npos);
+  EXPECT_EQ(Turnout({"help"}).code, 0);
+  Run help_router = Turnout({"help", "router"});
+  EXPECT_EQ(help_router.code, 0);
+  EXPECT_NE(help_router.out.find("usage: turnout router"), std::string::npos);
+  Run router = Turnout({"router", "--help"});
+  EXPECT_EQ(router.code, 0);
+  EXPECT_NE(router.out.find("--listen ADDR"), std::string::npos) << router.out;
+  for (const char* sub : {"switch", "weight", "status", "policy", "drain", "metrics"}) {
+    Run r = Turnout({"router", sub, "--help"});
+    EXPECT_EQ(r.code, 0) << sub << ": " << r.err;
+    EXPECT_NE(r.out.find(std::string("usage: turnout router ") + sub), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("--admin ADDR"), std::string::npos) << r.out;
+  }
+}
+
+TEST(TurnoutBinary, UsageErrorsExitTwo) {
+  Run unknown = Turnout({"deploy-everything"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("unknown command 'deploy-everything'"), std::string::npos);
+  EXPECT_NE(unknown.err.find("usage: turnout COMMAND"), std::string::npos);
+  EXPECT_EQ(Turnout({}).code, 2);
+  EXPECT_EQ(Turnout({"router", "frobnicate"}).code, 2);
+  EXPECT_EQ(Turnout({"router", "switch"}).code, 2);             // missing SLOT
+  EXPECT_EQ(Turnout({"router", "status", "--bogus"}).code, 2);  // unknown flag
+  Run weight = Turnout({"router", "weight", "green", "100.01"});
+  EXPECT_EQ(weight.code, 2);
+  EXPECT_NE(weight.err.find("100.01"), std::string::npos) << weight.err;
+  Run no_slots = Turnout({"router", "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(no_slots.code, 2);
+  EXPECT_NE(no_slots.err.find("--slot is required"), std::string::npos) << no_slots.err;
+}
+
+TEST(TurnoutBinary, UnreachableRouterExitsThree) {
+  const std::string closed = ClosedAddress();
+  Run r = Turnout({"router", "status", "--admin", closed});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed +
+                       ": connection refused"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("is `turnout router` running? pass --admin"), std::string::npos);
+  setenv("TURNOUT_ADMIN", closed.c_str(), 1);  // the environment is honoured too
+  EXPECT_EQ(Turnout({"router", "switch", "green"}).code, 3);
+  unsetenv("TURNOUT_ADMIN");
+}
+
+TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
+  Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9",
+                "--slot", "green=127.0.0.1:9", "--active", "blue", "--admin", "127.0.0.1:0",
+                "--admin-token", "tkn", "--no-health-checks", "--workers", "1"});
+  ASSERT_TRUE(router.ReadUntil("stop with Ctrl-C", In(std::chrono::seconds(20))))
+      << router.out << router.err;
+  const std::string marker = "admin API on ";
+  size_t at = router.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << router.out;
+  std::string admin = router.out.substr(at + marker.size());
+  admin = admin.substr(0, admin.find_first_of(" \n"));
+  const std::vector<std::string> remote = {"--admin", admin, "--token", "tkn"};
+  auto cmd = [&](std::vector<std::string> args) {
+    args.insert(args.end(), remote.begin(), remote.end());
+    return Turnout(std::move(args));
+  };
+
+  Run status = cmd({"router", "status"});
+  ASSERT_EQ(status.code, 0) << status.err;
+  EXPECT_NE(status.out.find("policy: active blue 100 %"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("green  0 %"), std::string::npos) << status.out;
+
+  Run no_token = Turnout({"router", "status", "--admin", admin});
+  EXPECT_EQ(no_token.code, 1);
+  EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;
+
+  Run weight = cmd({"router", "weight", "green", "12.5%"});
+  ASSERT_EQ(weight.code, 0) << weight.err;
+  EXPECT_NE(weight.out.find("canary: green now receives 12.5 %, blue 87.5 %"), std::string::npos)
+      << weight.out;
+
+  Run sw = cmd({"router", "switch", "green"});
+  ASSERT_EQ(sw.code, 0) << sw.err;
+  EXPECT_NE(sw.out.find("switched: green now receives 100 % (generation "), std::string::npos)
+      << sw.out;
+
+  Run json_status = cmd({"router", "status", "--json"});
+  ASSERT_EQ(json_status.code, 0);
+  auto j = nlohmann::json::parse(json_status.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json_status.out;
+  EXPECT_EQ(j["policy"]["active"], "green");
+  EXPECT_TRUE(j["policy"]["canary"].is_null());
+
+  Run unknown_slot = cmd({"router", "switch", "red"});
+  EXPECT_EQ(unknown_slot.code, 1);
+  EXPECT_NE(unknown_slot.err.find("red"), std::string::npos) << unknown_slot.err;
+
+  Run drain = cmd({"router", "drain", "blue", "--wait", "--timeout", "10s"});
+  EXPECT_EQ(drain.code, 0) << drain.err;
+  EXPECT_NE(drain.out.find("blue: drained"), std::string::npos) << drain.out;
+  Run not_drained = cmd({"router", "drain", "green"});
+  EXPECT_EQ(not_drained.code, 1);
+  EXPECT_NE(not_drained.err.find("still receives traffic"), std::string::npos);
+
+  Run metrics = cmd({"router", "metrics", "--window", "10"});
+  EXPECT_EQ(metrics.code, 0) << metrics.err;
+  EXPECT_NE(metrics.out.find("last 10 s"), std::string::npos) << metrics.out;
+
+  char dir[] = "/tmp/turnout_cli_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/policy.json";
+  std::ofstream(file) << R"({"active":"blue","canary":{"slot":"green","weight":"100.5"}})";
+  Run bad_policy = cmd({"router", "policy", "--set", file});
+  EXPECT_EQ(bad_policy.code, 1);
+  EXPECT_NE(bad_policy.err.find("policy.canary.weight"), std::string::npos) << bad_policy.err;
+  std::ofstream(file) << R"({"active":"blue"})";
+  Run good_policy = cmd({"router", "policy", "--set", file});
+  EXPECT_EQ(good_policy.code, 0) << good_policy.err;
+  EXPECT_NE(good_policy.out.find("policy set: active blue 100 %"), std::string::npos);
+  Run show = cmd({"router", "policy"});
+  EXPECT_EQ(show.code, 0);
+  EXPECT_NE(show.out.find("\"active\": \"blue\""), std::string::npos) << show.out;
+  std::remove(file.c_str());
+  rmdir(dir);
+
+  router.Signal(SIGTERM);
+  EXPECT_EQ(router.Wait(In(std::chrono::seconds(20))), 0) << router.err;
+  EXPECT_NE(router.out.find("SIGTERM received, stopping"), std::string::npos) << router.out;
+  EXPECT_NE(router.out.find("turnout router: stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace turnout::cli

@@ -1,0 +1,77 @@
+// turnout: zero-downtime deployments. This file is the command table; each command lives in its
+// own file and is one line here.
+
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/args.h"
+#include "cli/router_cmd.h"
+
+namespace turnout::cli {
+namespace {
+
+struct Command {
+  std::string_view name;
+  std::string_view summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+int RunHelp(const std::vector<std::string>& args);
+
+constexpr Command kCommands[] = {
+    {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
+     RunRouterCommand},
+    {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
+};
+
+std::string Usage() {
+  std::string out =
+      "usage: turnout COMMAND [options]\n\n"
+      "turnout switches production traffic between versions of a service without dropping a "
+      "request.\n\nCommands:\n";
+  for (const auto& c : kCommands) {
+    out += "  " + std::string(c.name) + std::string(10 - c.name.size(), ' ') +
+           std::string(c.summary) + "\n";
+  }
+  out +=
+      "\nRun `turnout COMMAND --help` for a command's options.\n"
+      "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 router unreachable.\n";
+  return out;
+}
+
+int RunHelp(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cout << Usage();
+    return kExitOk;
+  }
+  for (const auto& c : kCommands) {
+    if (args[0] == c.name && c.run != RunHelp) return c.run({"--help"});
+  }
+  std::cerr << "turnout: no command named '" << args[0] << "'\n\n" << Usage();
+  return kExitUsage;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << Usage();
+    return kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::cout << Usage();
+    return kExitOk;
+  }
+  for (const auto& c : kCommands) {
+    if (args[0] == c.name) return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  std::cerr << "turnout: unknown command '" << args[0] << "'\n\n" << Usage();
+  return kExitUsage;
+}
+
+}  // namespace turnout::cli
+
+int main(int argc, char** argv) { return turnout::cli::Main(argc, argv); }

@@ -1,0 +1,90 @@
+#include "cli/router_flags.h"
+
+#include <gtest/gtest.h>
+
+namespace turnout::cli {
+namespace {
+
+Result<router::RouterConfig> FromFlags(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, RouterRunFlags());
+  if (!args.ok()) return args.status();
+  return RouterConfigFromArgs(*args);
+}
+
+TEST(RouterFlags, BuildAConfig) {
+  auto c = FromFlags({"--listen",        "127.0.0.1:8080",
+                      "--listen",        "[::1]:8080",
+                      "--slot",          "blue=127.0.0.1:9001,127.0.0.1:9003",
+                      "--slot",          "green=127.0.0.1:9002",
+                      "--active",        "green",
+                      "--admin",         "0.0.0.0:9901",
+                      "--admin-token",   "tok",
+                      "--workers",       "3",
+                      "--state-file",    "state.json",
+                      "--health-path",   "/up",
+                      "--trusted-proxy", "10.0.0.0/8"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, (std::vector<std::string>{"127.0.0.1:8080", "[::1]:8080"}));
+  ASSERT_EQ(c->slots.size(), 2u);
+  EXPECT_EQ(c->slots[0].name, "blue");
+  EXPECT_EQ(c->slots[0].instances, (std::vector<std::string>{"127.0.0.1:9001", "127.0.0.1:9003"}));
+  EXPECT_EQ(c->policy.active, "green");
+  EXPECT_EQ(c->admin, "0.0.0.0:9901");
+  EXPECT_EQ(c->admin_token, "tok");
+  EXPECT_EQ(c->workers, 3);
+  EXPECT_EQ(c->state_file, "state.json");
+  EXPECT_EQ(c->health.path, "/up");
+  EXPECT_TRUE(c->health.enabled);
+  EXPECT_EQ(c->trusted_proxies, std::vector<std::string>{"10.0.0.0/8"});
+}
+
+TEST(RouterFlags, DefaultsAndShortcuts) {
+  auto c = FromFlags({"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9001",
+                      "--no-health-checks", "--slot", "green="});
+  ASSERT_FALSE(c.ok());  // two slots need --active
+  EXPECT_EQ(c.status().message(),
+            "--active is required with several slots: which one gets traffic?");
+  c = FromFlags({"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9001", "--no-health-checks"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->policy.active, "blue");
+  EXPECT_FALSE(c->health.enabled);
+  EXPECT_EQ(c->admin, "127.0.0.1:9901");
+  c = FromFlags({"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9001", "--admin="});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->admin, "");  // disabled
+}
+
+TEST(RouterFlags, ErrorsNameTheFlag) {
+  const std::string listen = "--listen";
+  struct Case {
+    std::vector<std::string> argv;
+    std::string message;
+  } cases[] = {
+      {{"--slot", "blue=127.0.0.1:1"},
+       "--listen is required (e.g. --listen 0.0.0.0:8080), or use --config"},
+      {{listen, "127.0.0.1:0"},
+       "--slot is required (e.g. --slot blue=127.0.0.1:9001), or use --config"},
+      {{listen, "127.0.0.1:0", "--slot", "blue"},
+       "--slot blue: expected NAME=HOST:PORT[,HOST:PORT...]"},
+      {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--active", "red"},
+       "--active: unknown slot 'red'; known slots: blue"},
+      {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--workers", "many"},
+       "--workers: expected 0..256 (0 = one per core), got 'many'"},
+      {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--admin", "0.0.0.0:9901"},
+       "--admin-token: required because the admin API listens on 0.0.0.0:9901, which is not "
+       "loopback; set a token or listen on 127.0.0.1"},
+      {{listen, "127.0.0.1:0", "--slot", "blue=nohost"},
+       "--slot blue: 'nohost' is not host:port (missing :port); e.g. 127.0.0.1:8080, [::1]:8080 "
+       "or localhost:8080"},
+      {{"--config", "x.yaml", listen, "127.0.0.1:0"},
+       "--listen cannot be combined with --config; put it in the file instead"},
+  };
+  for (const auto& c : cases) {
+    auto r = FromFlags(c.argv);
+    ASSERT_FALSE(r.ok()) << c.message;
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+}
+
+}  // namespace
+}  // namespace turnout::cli
