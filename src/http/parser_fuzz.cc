@@ -52,6 +52,13 @@ void FuzzRequest(std::string_view in) {
   limits.max_headers = 32;
   const ParseResult r = ParseRequestHead(in, limits, &head);
   CheckResult(r, in);
+  // Bytes arriving in two reads: the first read's verdict must not contradict the final one.
+  static RequestHead early;
+  const ParseResult first = ParseRequestHead(in.substr(0, in.size() / 2), limits, &early);
+  if (first.state == ParseState::kError) Check(r.state == ParseState::kError, "error undone");
+  if (first.state == ParseState::kComplete) {
+    Check(r.state == ParseState::kComplete && r.consumed == first.consumed, "head changed");
+  }
   if (r.state != ParseState::kComplete) return;
   const std::string_view bytes = in.substr(0, r.consumed);
   Check(r.consumed >= 4 && bytes.substr(r.consumed - 4) == "\r\n\r\n", "head not CRLFCRLF");
@@ -84,6 +91,12 @@ void FuzzResponse(std::string_view in) {
   limits.max_headers = 32;
   const ParseResult r = ParseResponseHead(in, method, limits, &head);
   CheckResult(r, in);
+  static ResponseHead early;
+  const ParseResult first = ParseResponseHead(in.substr(0, in.size() / 2), method, limits, &early);
+  if (first.state == ParseState::kError) Check(r.state == ParseState::kError, "error undone");
+  if (first.state == ParseState::kComplete) {
+    Check(r.state == ParseState::kComplete && r.consumed == first.consumed, "head changed");
+  }
   if (r.state == ParseState::kError) Check(r.error_status == 502, "response error not 502");
   if (r.state != ParseState::kComplete) return;
   const std::string_view bytes = in.substr(0, r.consumed);
