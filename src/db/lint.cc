@@ -43,10 +43,16 @@ constexpr std::string_view kAltLockTimeout =
     "DDL fails fast instead of queueing all traffic behind it; turnout applies --lock-timeout "
     "anyway, but other tools running this file do not";
 
-const std::set<std::string> kVolatileFunctions = {
-    "RANDOM",          "CLOCK_TIMESTAMP",   "GEN_RANDOM_UUID", "UUID_GENERATE_V1",
-    "UUID_GENERATE_V1MC", "UUID_GENERATE_V4", "TIMEOFDAY",     "NEXTVAL",
-    "TXID_CURRENT",    "RANDOM_NORMAL"};
+const std::set<std::string> kVolatileFunctions = {"RANDOM",
+                                                  "CLOCK_TIMESTAMP",
+                                                  "GEN_RANDOM_UUID",
+                                                  "UUID_GENERATE_V1",
+                                                  "UUID_GENERATE_V1MC",
+                                                  "UUID_GENERATE_V4",
+                                                  "TIMEOFDAY",
+                                                  "NEXTVAL",
+                                                  "TXID_CURRENT",
+                                                  "RANDOM_NORMAL"};
 
 // A statement's tokens without comments, with helpers to look at words.
 struct Tokens {
@@ -107,8 +113,8 @@ class Linter {
         size_t pos = 0;
         while (pos <= list.size()) {
           size_t comma = list.find(',', pos);
-          std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                          : comma - pos);
+          std::string item =
+              list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
           while (!item.empty() && item.front() == ' ') item.erase(item.begin());
           while (!item.empty() && item.back() == ' ') item.pop_back();
           if (!item.empty()) allowed.insert(item);

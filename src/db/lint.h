@@ -45,10 +45,10 @@ inline constexpr std::string_view kRuleLockTimeout = "missing-lock-timeout";
 
 struct LintFinding {
   std::string rule;
-  int statement = 0;  // 1-based index in the file; 0 for a finding about the whole file
-  int line = 0;       // line in the file
-  bool contract = false;  // breaks the old app version (makes the migration a contract)
-  bool allowed = false;   // acknowledged by `-- turnout:allow`
+  int statement = 0;        // 1-based index in the file; 0 for a finding about the whole file
+  int line = 0;             // line in the file
+  bool contract = false;    // breaks the old app version (makes the migration a contract)
+  bool allowed = false;     // acknowledged by `-- turnout:allow`
   std::string message;      // what is wrong and why
   std::string alternative;  // the safe expand/contract way to do it
 };

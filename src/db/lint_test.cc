@@ -91,10 +91,10 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Lint, MissingLockTimeoutOnlyWithLockingDdl) {
   EXPECT_TRUE(Has("ALTER TABLE users ADD COLUMN a int;", kRuleLockTimeout));
-  EXPECT_FALSE(Has("SET lock_timeout = '2s';ALTER TABLE users ADD COLUMN a int;",
-                   kRuleLockTimeout));
-  EXPECT_FALSE(Has("SET LOCAL lock_timeout TO '2s';ALTER TABLE users ADD COLUMN a int;",
-                   kRuleLockTimeout));
+  EXPECT_FALSE(
+      Has("SET lock_timeout = '2s';ALTER TABLE users ADD COLUMN a int;", kRuleLockTimeout));
+  EXPECT_FALSE(
+      Has("SET LOCAL lock_timeout TO '2s';ALTER TABLE users ADD COLUMN a int;", kRuleLockTimeout));
   EXPECT_FALSE(Has("CREATE TABLE t (id int);INSERT INTO t VALUES (1);", kRuleLockTimeout));
   EXPECT_FALSE(Has("CREATE INDEX CONCURRENTLY i ON users (a);", kRuleLockTimeout));
 }

@@ -39,10 +39,10 @@ struct CommandHelp {
 
 const std::map<std::string, CommandHelp>& Commands() {
   static const std::set<std::string> kDb = {"dir", "database", "json"};
-  static const std::set<std::string> kRun = {"dir",       "database",      "json",
-                                             "lock-timeout", "statement-timeout", "wait-lock",
-                                             "lock-retries", "deployment-id", "backup-id",
-                                             "app-version-from", "app-version-to"};
+  static const std::set<std::string> kRun = {
+      "dir",           "database",     "json",          "lock-timeout", "statement-timeout",
+      "wait-lock",     "lock-retries", "deployment-id", "backup-id",    "app-version-from",
+      "app-version-to"};
   static const std::map<std::string, CommandHelp> kCommands = {
       {"status", {"usage: turnout migrate status [--dir D] [--database URL] [--json]\n", kDb}},
       {"history", {"usage: turnout migrate history [--dir D] [--database URL] [--json]\n", kDb}},
@@ -141,12 +141,11 @@ Result<Parsed> Parse(const std::vector<std::string>& args) {
 }
 
 std::string StepLine(const PlanStep& s) {
-  std::string line = MigrationLabel(s.version, s.name) + " " +
-                     std::string(DirectionName(s.direction)) + " [" +
-                     std::string(MigrationClassName(s.classification)) + "] " +
-                     std::to_string(s.statements_total) + " statement" +
-                     (s.statements_total == 1 ? "" : "s") +
-                     (s.no_transaction ? ", no transaction" : ", one transaction");
+  std::string line =
+      MigrationLabel(s.version, s.name) + " " + std::string(DirectionName(s.direction)) + " [" +
+      std::string(MigrationClassName(s.classification)) + "] " +
+      std::to_string(s.statements_total) + " statement" + (s.statements_total == 1 ? "" : "s") +
+      (s.no_transaction ? ", no transaction" : ", one transaction");
   if (s.resume_from > 0) line += ", resumes at statement " + std::to_string(s.resume_from + 1);
   return line;
 }
@@ -250,9 +249,19 @@ class Command {
     }
     std::set<std::string> allowed = it->second.flags;
     if (runs) {
-      allowed = {"dir",          "database",     "json",          "lock-timeout",
-                 "statement-timeout", "wait-lock", "lock-retries", "deployment-id",
-                 "backup-id",    "app-version-from", "app-version-to", "to", "steps"};
+      allowed = {"dir",
+                 "database",
+                 "json",
+                 "lock-timeout",
+                 "statement-timeout",
+                 "wait-lock",
+                 "lock-retries",
+                 "deployment-id",
+                 "backup-id",
+                 "app-version-from",
+                 "app-version-to",
+                 "to",
+                 "steps"};
     }
     for (const auto& [name, value] : p_.flags) {
       if (!allowed.count(name)) {
@@ -271,8 +280,8 @@ class Command {
 
  private:
   int Usage(const std::string& message) {
-    err_ << "turnout migrate " << p_.command << ": " << message
-         << "\n(see `turnout migrate " << p_.command << " --help`)\n";
+    err_ << "turnout migrate " << p_.command << ": " << message << "\n(see `turnout migrate "
+         << p_.command << " --help`)\n";
     return 2;
   }
 
@@ -341,8 +350,9 @@ class Command {
     }
     bool down = p_.command == "down" || plan_down_;
     if (down && !to_ && !steps_) {
-      return InvalidArgument("down needs an explicit --to N (roll back everything above N; 0 "
-                             "for all) or --steps K");
+      return InvalidArgument(
+          "down needs an explicit --to N (roll back everything above N; 0 "
+          "for all) or --steps K");
     }
     if (!down && steps_) return InvalidArgument("--steps is for down");
     options_.on_progress = [this](const ProgressEvent& e) { OnProgress(e); };
@@ -364,10 +374,12 @@ class Command {
   }
 
   void OnProgress(const ProgressEvent& e) {
-    std::string label = MigrationLabel(e.version, e.name) + " " +
-                        std::string(DirectionName(e.direction));
+    std::string label =
+        MigrationLabel(e.version, e.name) + " " + std::string(DirectionName(e.direction));
     int64_t ms = duration_cast<milliseconds>(e.elapsed).count();
-    json j{{"event", ""}, {"version", e.version}, {"name", e.name},
+    json j{{"event", ""},
+           {"version", e.version},
+           {"name", e.name},
            {"direction", DirectionName(e.direction)}};
     std::string line;
     switch (e.kind) {
@@ -452,7 +464,9 @@ class Command {
                          {"findings", findings}});
     }
     if (json_) {
-      out_ << json{{"ok", !failed}, {"migrations", reports}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      out_ << json{{"ok", !failed}, {"migrations", reports}}.dump(2, ' ', false,
+                                                                  json::error_handler_t::replace)
+           << "\n";
     } else if (failed) {
       out_ << "lint: findings above; change the migration, or acknowledge a finding with "
               "`-- turnout:allow <rule>` in the file\n";
@@ -496,13 +510,14 @@ class Command {
     if (json_) {
       json a = json::array();
       for (const HistoryRow& h : *rows) a.push_back(RowJson(h));
-      out_ << json{{"ok", true}, {"history", a}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      out_ << json{{"ok", true}, {"history", a}}.dump(2, ' ', false, json::error_handler_t::replace)
+           << "\n";
       return 0;
     }
     for (const HistoryRow& h : *rows) {
-      out_ << h.id << "  " << MigrationLabel(h.version, h.name) << "  " << DirectionName(h.direction)
-           << "  " << h.status << "  " << h.statements_done << "/" << h.statements_total << "  "
-           << h.started_at;
+      out_ << h.id << "  " << MigrationLabel(h.version, h.name) << "  "
+           << DirectionName(h.direction) << "  " << h.status << "  " << h.statements_done << "/"
+           << h.statements_total << "  " << h.started_at;
       if (h.error) out_ << "  error: " << *h.error;
       out_ << "\n";
     }
@@ -514,7 +529,9 @@ class Command {
     auto v = m.Verify();
     if (!v.ok()) return Fail(v.status());
     if (json_) {
-      out_ << json{{"ok", v->ok}, {"problems", v->problems}, {"notes", v->notes}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      out_ << json{{"ok", v->ok}, {"problems", v->problems}, {"notes", v->notes}}.dump(
+                  2, ' ', false, json::error_handler_t::replace)
+           << "\n";
     } else {
       for (const std::string& p : v->problems) out_ << "problem: " << p << "\n";
       for (const std::string& n : v->notes) out_ << "note: " << n << "\n";
@@ -537,7 +554,8 @@ class Command {
     if (json_) {
       json a = json::array();
       for (const PlanStep& s : *steps) a.push_back(StepJson(s));
-      out_ << json{{"ok", true}, {"steps", a}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      out_ << json{{"ok", true}, {"steps", a}}.dump(2, ' ', false, json::error_handler_t::replace)
+           << "\n";
       return 0;
     }
     if (steps->empty()) out_ << "nothing to do\n";
@@ -591,8 +609,7 @@ class Command {
 
 }  // namespace
 
-int RunMigrateCommand(const std::vector<std::string>& args, std::ostream& out,
-                      std::ostream& err) {
+int RunMigrateCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   auto parsed = Parse(args);
   if (!parsed.ok()) {
     err << "turnout migrate: " << parsed.status().message() << "\n" << kUsage;

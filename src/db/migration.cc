@@ -155,8 +155,7 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
     }
     auto parsed = ParseFileName(fs::path(path).filename().string());
     if (parsed->name != it->second.name) {
-      return InvalidArgument(path + ": its name does not match the up file " +
-                             up_files[version]);
+      return InvalidArgument(path + ": its name does not match the up file " + up_files[version]);
     }
     TURNOUT_ASSIGN_OR_RETURN(MigrationFile down, LoadMigrationFile(path));
     it->second.down = std::move(down);

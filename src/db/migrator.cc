@@ -132,8 +132,7 @@ std::optional<std::string> ConcurrentIndexName(std::string_view sql) {
     if (tok.kind != SqlTokenKind::kComment) t.push_back(tok);
   }
   auto word = [&](size_t i) {
-    return i < t.size() && t[i].kind == SqlTokenKind::kWord ? UpperAscii(t[i].text)
-                                                            : std::string();
+    return i < t.size() && t[i].kind == SqlTokenKind::kWord ? UpperAscii(t[i].text) : std::string();
   };
   size_t i = 0;
   if (word(i++) != "CREATE") return std::nullopt;
@@ -214,20 +213,28 @@ std::string_view DirectionName(Direction d) { return d == Direction::kUp ? "up" 
 
 std::string_view VersionStateName(VersionState s) {
   switch (s) {
-    case VersionState::kPending: return "pending";
-    case VersionState::kApplied: return "applied";
-    case VersionState::kPartial: return "partial";
+    case VersionState::kPending:
+      return "pending";
+    case VersionState::kApplied:
+      return "applied";
+    case VersionState::kPartial:
+      return "partial";
   }
   return "unknown";
 }
 
 std::string_view ChecksumStateName(ChecksumState s) {
   switch (s) {
-    case ChecksumState::kNotApplied: return "not-applied";
-    case ChecksumState::kMatch: return "ok";
-    case ChecksumState::kCosmetic: return "whitespace-or-comments-changed";
-    case ChecksumState::kChanged: return "changed";
-    case ChecksumState::kMissingFile: return "missing-file";
+    case ChecksumState::kNotApplied:
+      return "not-applied";
+    case ChecksumState::kMatch:
+      return "ok";
+    case ChecksumState::kCosmetic:
+      return "whitespace-or-comments-changed";
+    case ChecksumState::kChanged:
+      return "changed";
+    case ChecksumState::kMissingFile:
+      return "missing-file";
   }
   return "unknown";
 }
@@ -356,8 +363,8 @@ void Migrator::Emit(ProgressEvent e) const {
 Result<Migrator::Loaded> Migrator::Load(bool) {
   Loaded loaded;
   TURNOUT_ASSIGN_OR_RETURN(loaded.files, LoadMigrations(options_.dir));
-  TURNOUT_ASSIGN_OR_RETURN(PgConnection conn, PgConnection::Connect(
-                                                  options_.database, std::string(kApplicationName)));
+  TURNOUT_ASSIGN_OR_RETURN(PgConnection conn,
+                           PgConnection::Connect(options_.database, std::string(kApplicationName)));
   bool exists = false;
   TURNOUT_ASSIGN_OR_RETURN(loaded.history, ReadHistory(conn, &exists));
   loaded.status = Derive(loaded.files, loaded.history, exists);
@@ -382,13 +389,13 @@ Status CheckNoTransactionControl(const Migration& m, const MigrationFile& f) {
 
 }  // namespace
 
-Result<std::vector<PlanStep>> Migrator::ComputeUp(const Loaded& loaded,
-                                                  std::optional<int64_t> to) {
+Result<std::vector<PlanStep>> Migrator::ComputeUp(const Loaded& loaded, std::optional<int64_t> to) {
   const StatusReport& st = loaded.status;
   if (to && st.current && *to < *st.current) {
     return InvalidArgument("--to " + std::to_string(*to) + " is below the current version " +
-                           std::to_string(*st.current) + "; to go back, use `turnout migrate down --to " +
-                           std::to_string(*to) + "`");
+                           std::to_string(*st.current) +
+                           "; to go back, use `turnout migrate down --to " + std::to_string(*to) +
+                           "`");
   }
   std::vector<PlanStep> steps;
   for (const VersionStatus& v : st.versions) {
@@ -398,7 +405,8 @@ Result<std::vector<PlanStep>> Migrator::ComputeUp(const Loaded& loaded,
                                 std::to_string(v.statements_done) + " of " +
                                 std::to_string(v.statements_total) +
                                 " down statements ran); finish it first with `turnout migrate "
-                                "down --to " + std::to_string(v.version - 1) + "`");
+                                "down --to " +
+                                std::to_string(v.version - 1) + "`");
     }
     if (v.state != VersionState::kPending && v.checksum == ChecksumState::kMissingFile) {
       return FailedPrecondition("migration " + label +
@@ -416,7 +424,9 @@ Result<std::vector<PlanStep>> Migrator::ComputeUp(const Loaded& loaded,
       Emit(e);
     } else if (v.state != VersionState::kPending && v.checksum == ChecksumState::kChanged) {
       return FailedPrecondition(
-          "migration " + label + " was applied but its file changed on disk since (SHA-256 differs, and not only in whitespace or "
+          "migration " + label +
+          " was applied but its file changed on disk since (SHA-256 differs, and not only in "
+          "whitespace or "
           "comments); restore the file as applied (e.g. from version control) and put the new "
           "change in a new migration");
     }
@@ -499,17 +509,16 @@ namespace {
 // Everything one run needs: the two connections, the loaded state, the chain map.
 class Run {
  public:
-  Run(const MigratorOptions& options, const Clock& clock,
-      std::function<void(ProgressEvent)> emit)
+  Run(const MigratorOptions& options, const Clock& clock, std::function<void(ProgressEvent)> emit)
       : options_(options), clock_(clock), emit_(std::move(emit)), run_id_(RunId(clock)) {}
 
   PgConnection& work() { return work_; }
 
   Status Connect() {
-    TURNOUT_ASSIGN_OR_RETURN(lock_, PgConnection::Connect(options_.database,
-                                                         std::string(kApplicationName)));
-    TURNOUT_ASSIGN_OR_RETURN(work_, PgConnection::Connect(options_.database,
-                                                         std::string(kApplicationName)));
+    TURNOUT_ASSIGN_OR_RETURN(
+        lock_, PgConnection::Connect(options_.database, std::string(kApplicationName)));
+    TURNOUT_ASSIGN_OR_RETURN(
+        work_, PgConnection::Connect(options_.database, std::string(kApplicationName)));
     return Status::Ok();
   }
 
@@ -565,8 +574,9 @@ class Run {
         OptionalText(options_.app_version_from),
         OptionalText(options_.app_version_to),
     };
-    return work_.ExecParams(std::string(kInsertHistory), p).status().WithContext(
-        "cannot append to turnout_schema_history");
+    return work_.ExecParams(std::string(kInsertHistory), p)
+        .status()
+        .WithContext("cannot append to turnout_schema_history");
   }
 
   // Runs one step. `chain` is the chain hash to record.
@@ -601,8 +611,8 @@ class Run {
               "session with SELECT pg_terminate_backend(<pid>)");
         }
         ProgressEvent e{ProgressEvent::Kind::kWaitingForLock};
-        e.message = "waiting for the migration lock, held by " + std::string(holder_kind) +
-                    ": " + holder;
+        e.message =
+            "waiting for the migration lock, held by " + std::string(holder_kind) + ": " + holder;
         emit_(e);
         reported = true;
       }
@@ -615,8 +625,8 @@ class Run {
                                 {std::to_string(static_cast<uint64_t>(key) >> 32),
                                  std::to_string(static_cast<uint64_t>(key) & 0xffffffffu)});
     if (!rows.ok() || rows->empty()) return "a session that just released it";
-    return "pid " + rows->text(0, 0) + " (application_name '" + rows->text(0, 1) +
-           "', client " + rows->text(0, 2) + ", connected since " + rows->text(0, 3) + ", " +
+    return "pid " + rows->text(0, 0) + " (application_name '" + rows->text(0, 1) + "', client " +
+           rows->text(0, 2) + ", connected since " + rows->text(0, 3) + ", " +
            (rows->text(0, 4).empty() ? std::string("state unknown")
                                      : rows->text(0, 4) + " since " + rows->text(0, 5)) +
            (rows->text(0, 6).empty() ? std::string() : ", last query: " + rows->text(0, 6)) + ")";
@@ -636,8 +646,9 @@ class Run {
               .status());
     }
     if (!own_statement) {
-      TURNOUT_RETURN_IF_ERROR(work_.Exec(scope + "statement_timeout = '" +
-                                         TimeoutValue(options_.statement_timeout) + "'")
+      TURNOUT_RETURN_IF_ERROR(work_
+                                  .Exec(scope + "statement_timeout = '" +
+                                        TimeoutValue(options_.statement_timeout) + "'")
                                   .status());
     }
     return Status::Ok();
@@ -670,40 +681,43 @@ class Run {
     emit_(e);
   }
 
-  Status Finish(const PlanStep& step, const MigrationFile& file, const std::string& chain,
-                Clock::WallTime started, Clock::TimePoint t0) {
+  RowInput Row(const PlanStep& step, const MigrationFile& file, const std::string& chain,
+               std::string status, int done, Clock::WallTime started) const {
     RowInput r;
     r.version = step.version;
     r.name = step.name;
     r.direction = step.direction;
-    r.status = step.direction == Direction::kUp ? "applied" : "rolled_back";
+    r.status = std::move(status);
     r.file = &file;
     r.chain = chain;
-    r.done = step.statements_total;
+    r.done = done;
     r.total = step.statements_total;
     r.started = started;
+    return r;
+  }
+
+  // Stamps the end of a step on a row.
+  void Finished(RowInput& r, Clock::TimePoint t0) const {
     r.finished = clock_.WallNow();
     r.duration_ms = duration_cast<milliseconds>(clock_.Now() - t0).count();
+  }
+
+  Status Finish(const PlanStep& step, const MigrationFile& file, const std::string& chain,
+                Clock::WallTime started, Clock::TimePoint t0) {
+    RowInput r =
+        Row(step, file, chain, step.direction == Direction::kUp ? "applied" : "rolled_back",
+            step.statements_total, started);
+    Finished(r, t0);
     return Insert(r);
   }
 
   Status Fail(const PlanStep& step, const MigrationFile& file, const std::string& chain,
               Clock::WallTime started, Clock::TimePoint t0, int done, int failed_index,
               const Status& error) {
-    RowInput r;
-    r.version = step.version;
-    r.name = step.name;
-    r.direction = step.direction;
-    r.status = "failed";
-    r.file = &file;
-    r.chain = chain;
-    r.done = done;
-    r.total = step.statements_total;
+    RowInput r = Row(step, file, chain, "failed", done, started);
     r.error = error.message();
     if (failed_index >= 0) r.failed_statement = file.statements[failed_index].text;
-    r.started = started;
-    r.finished = clock_.WallNow();
-    r.duration_ms = duration_cast<milliseconds>(clock_.Now() - t0).count();
+    Finished(r, t0);
     Status recorded = work_.connected() ? Insert(r) : FailedPrecondition("not connected");
     std::string where = failed_index >= 0
                             ? file.path + ":" + std::to_string(file.statements[failed_index].line) +
@@ -714,7 +728,8 @@ class Run {
         file.no_transaction
             ? "statements 1.." + std::to_string(done) +
                   " stay applied; fix the cause and run the same command again to resume at "
-                  "statement " + std::to_string(done + 1)
+                  "statement " +
+                  std::to_string(done + 1)
             : "the migration was rolled back, the database is unchanged; fix the cause and run "
               "the same command again";
     ProgressEvent e{ProgressEvent::Kind::kMigrationFailed};
@@ -728,10 +743,11 @@ class Run {
     std::string message = "migration " + VersionLabel(step.version, step.name) + " " +
                           std::string(DirectionName(step.direction)) + " failed at " + where +
                           ": " + error.message() + "; " + next;
-    if (!recorded.ok()) message += " (the failure could not be recorded: " + recorded.message() + ")";
-    return Status(error.code() == StatusCode::kUnavailable ? StatusCode::kUnavailable
-                                                           : StatusCode::kAborted,
-                  message);
+    if (!recorded.ok())
+      message += " (the failure could not be recorded: " + recorded.message() + ")";
+    return Status(
+        error.code() == StatusCode::kUnavailable ? StatusCode::kUnavailable : StatusCode::kAborted,
+        message);
   }
 
   Status ExecuteTransaction(const PlanStep& step, const MigrationFile& file,
@@ -788,17 +804,7 @@ class Run {
     Clock::WallTime started = clock_.WallNow();
     Clock::TimePoint t0 = clock_.Now();
     auto progress = [&](int done) {
-      RowInput r;
-      r.version = step.version;
-      r.name = step.name;
-      r.direction = step.direction;
-      r.status = "running";
-      r.file = &file;
-      r.chain = chain;
-      r.done = done;
-      r.total = step.statements_total;
-      r.started = started;
-      return Insert(r);
+      return Insert(Row(step, file, chain, "running", done, started));
     };
     TURNOUT_RETURN_IF_ERROR(progress(step.resume_from));
     for (size_t i = step.resume_from; i < file.statements.size(); ++i) {
@@ -827,7 +833,8 @@ class Run {
         return Fail(step, file, chain, started, t0, static_cast<int>(i), static_cast<int>(i),
                     error);
       }
-      if (i + 1 < file.statements.size()) TURNOUT_RETURN_IF_ERROR(progress(static_cast<int>(i) + 1));
+      if (i + 1 < file.statements.size())
+        TURNOUT_RETURN_IF_ERROR(progress(static_cast<int>(i) + 1));
     }
     (void)work_.Exec("RESET lock_timeout");
     (void)work_.Exec("RESET statement_timeout");
@@ -850,8 +857,8 @@ Result<StatusReport> Migrator::Status() {
 }
 
 Result<std::vector<HistoryRow>> Migrator::History() {
-  TURNOUT_ASSIGN_OR_RETURN(PgConnection conn, PgConnection::Connect(
-                                                  options_.database, std::string(kApplicationName)));
+  TURNOUT_ASSIGN_OR_RETURN(PgConnection conn,
+                           PgConnection::Connect(options_.database, std::string(kApplicationName)));
   return ReadHistory(conn, nullptr);
 }
 
@@ -961,13 +968,12 @@ Result<VerifyResult> Migrator::Verify() {
     }
     if (v.state == VersionState::kPartial) {
       out.ok = false;
-      out.problems.push_back(label + ": partly " +
-                             (v.partial_direction == Direction::kUp ? "applied" : "rolled back") +
-                             " (" + std::to_string(v.statements_done) + " of " +
-                             std::to_string(v.statements_total) +
-                             " statements); run the same `turnout migrate " +
-                             std::string(DirectionName(v.partial_direction)) +
-                             "` again to finish it");
+      out.problems.push_back(
+          label + ": partly " +
+          (v.partial_direction == Direction::kUp ? "applied" : "rolled back") + " (" +
+          std::to_string(v.statements_done) + " of " + std::to_string(v.statements_total) +
+          " statements); run the same `turnout migrate " +
+          std::string(DirectionName(v.partial_direction)) + "` again to finish it");
       continue;
     }
     // The chain is over the recorded hashes: it checks the history, the files are checked above.

@@ -59,7 +59,7 @@ std::string_view DirectionName(Direction d);  // "up" / "down"
 
 struct ProgressEvent {
   enum class Kind {
-    kWaitingForLock,   // another runner holds the lock; message names it
+    kWaitingForLock,  // another runner holds the lock; message names it
     kLockAcquired,
     kMigrationStart,   // statement_total, resume_from set
     kStatementDone,    // statement (1-based), elapsed of that statement
@@ -140,9 +140,9 @@ std::string_view VersionStateName(VersionState s);  // "pending" / "applied" / "
 enum class ChecksumState {
   kNotApplied,  // nothing to compare
   kMatch,
-  kCosmetic,    // only whitespace or comments differ
-  kChanged,     // the statements differ: refused
-  kMissingFile, // applied, but no file on disk
+  kCosmetic,     // only whitespace or comments differ
+  kChanged,      // the statements differ: refused
+  kMissingFile,  // applied, but no file on disk
 };
 std::string_view ChecksumStateName(ChecksumState s);
 
@@ -159,7 +159,7 @@ struct VersionStatus {
   ChecksumState checksum = ChecksumState::kNotApplied;
   MigrationClass classification = MigrationClass::kExpand;
   bool no_transaction = false;
-  std::optional<HistoryRow> last;  // latest history row, if any
+  std::optional<HistoryRow> last;    // latest history row, if any
   std::string applied_chain_sha256;  // chain hash recorded when applied
   std::string applied_file_sha256;   // file hash recorded when applied
 };
@@ -187,7 +187,7 @@ struct RunResult {
 
 struct VerifyResult {
   std::vector<VersionStatus> versions;
-  bool ok = true;  // no changed or missing applied file, chain intact
+  bool ok = true;                     // no changed or missing applied file, chain intact
   std::vector<std::string> problems;  // one line each, with what to do
   std::vector<std::string> notes;     // cosmetic changes
 };

@@ -3,15 +3,14 @@
 
 #include "db/migrator.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -33,8 +32,8 @@ using namespace std::chrono_literals;
 class ToolProcess {
  public:
   explicit ToolProcess(std::vector<std::string> args) {
-    out_path_ = (fs::temp_directory_path() / ("turnout-db-tool-" + std::to_string(getpid()) +
-                                              "-" + std::to_string(counter_++) + ".out"))
+    out_path_ = (fs::temp_directory_path() / ("turnout-db-tool-" + std::to_string(getpid()) + "-" +
+                                              std::to_string(counter_++) + ".out"))
                     .string();
     pid_ = fork();
     if (pid_ == 0) {
@@ -148,7 +147,8 @@ class MigratorTest : public ::testing::Test {
   bool WaitForQuery(const std::string& like) {
     for (int i = 0; i < 400; ++i) {
       if (Query("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                "'turnout-migrate' AND state = 'active' AND query LIKE '" + like + "'") != "0") {
+                "'turnout-migrate' AND state = 'active' AND query LIKE '" +
+                like + "'") != "0") {
         return true;
       }
       std::this_thread::sleep_for(50ms);  // waiting for a real event, bounded at 20 s
@@ -163,7 +163,8 @@ class MigratorTest : public ::testing::Test {
           "SET lock_timeout = '2s';\nCREATE TABLE orders (id bigint);\n"
           "INSERT INTO orders VALUES (1), (2);");
     Write("0002_orders.down.sql", "DROP TABLE orders;");
-    Write("0003_email.up.sql", "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN email text;");
+    Write("0003_email.up.sql",
+          "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN email text;");
     Write("0003_email.down.sql", "ALTER TABLE users DROP COLUMN email;");
   }
 
@@ -379,8 +380,8 @@ TEST_F(MigratorTest, LockTimeoutNamesTheHolder) {
   Write("0001_a.up.sql", "CREATE TABLE a (id int);");
   auto holder = PgConnection::Connect(url_, "holder-test");
   ASSERT_TRUE(holder.ok());
-  ASSERT_TRUE(holder->Exec("SELECT pg_advisory_lock(" + std::to_string(kAdvisoryLockKey) + ")")
-                  .ok());
+  ASSERT_TRUE(
+      holder->Exec("SELECT pg_advisory_lock(" + std::to_string(kAdvisoryLockKey) + ")").ok());
   ManualClock clock;
   MigratorOptions o = Options();
   o.clock = &clock;

@@ -43,7 +43,8 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
   }
   PgConnection out(conn);
   // Quiet NOTICEs (e.g. "relation already exists, skipping") instead of writing them to stderr.
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return out;
 }
 

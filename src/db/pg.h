@@ -30,8 +30,8 @@ inline constexpr std::string_view kSqlStateQueryCanceled = "57014";
 class PgRows {
  public:
   PgRows() = default;
-  PgRows(std::vector<std::string> columns, std::vector<std::vector<std::optional<std::string>>> rows,
-         int64_t affected)
+  PgRows(std::vector<std::string> columns,
+         std::vector<std::vector<std::optional<std::string>>> rows, int64_t affected)
       : columns_(std::move(columns)), rows_(std::move(rows)), affected_(affected) {}
 
   size_t size() const { return rows_.size(); }

@@ -128,8 +128,8 @@ class Lexer {
     }
     return Unterminated("/* comment", start_line);
   }
-  // At the opening quote.
-  Status QuotedString(bool backslash, int start_line) {
+  // At the opening quote; a doubled quote stands for itself.
+  Status Quoted(char quote, bool backslash, int start_line) {
     ++pos_;
     while (pos_ < s_.size()) {
       char c = s_[pos_];
@@ -138,8 +138,8 @@ class Lexer {
         pos_ += 2;
         continue;
       }
-      if (c == '\'') {
-        if (Peek(1) == '\'') {
+      if (c == quote) {
+        if (Peek(1) == static_cast<unsigned char>(quote)) {
           pos_ += 2;
           continue;
         }
@@ -149,25 +149,12 @@ class Lexer {
       if (c == '\n') ++line_;
       ++pos_;
     }
-    return Unterminated("quoted string", start_line);
+    return Unterminated(quote == '"' ? "quoted identifier" : "quoted string", start_line);
   }
-  Status QuotedIdent(int start_line) {
-    ++pos_;
-    while (pos_ < s_.size()) {
-      char c = s_[pos_];
-      if (c == '"') {
-        if (Peek(1) == '"') {
-          pos_ += 2;
-          continue;
-        }
-        ++pos_;
-        return Status::Ok();
-      }
-      if (c == '\n') ++line_;
-      ++pos_;
-    }
-    return Unterminated("quoted identifier", start_line);
+  Status QuotedString(bool backslash, int start_line) {
+    return Quoted('\'', backslash, start_line);
   }
+  Status QuotedIdent(int start_line) { return Quoted('"', false, start_line); }
 
   std::string_view s_;
   size_t pos_ = 0;
@@ -202,8 +189,8 @@ Result<SplitSql> SplitSqlText(std::string_view sql) {
     if (!open) return;
     size_t begin = tokens[first].offset;
     size_t end = tokens[last].offset + tokens[last].text.size();
-    out.statements.push_back(SqlStatement{std::string(sql.substr(begin, end - begin)),
-                                          tokens[first].line});
+    out.statements.push_back(
+        SqlStatement{std::string(sql.substr(begin, end - begin)), tokens[first].line});
     open = false;
   };
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -211,10 +198,12 @@ Result<SplitSql> SplitSqlText(std::string_view sql) {
     if (t.kind == SqlTokenKind::kComment) {
       if (t.text.starts_with("--")) {
         std::string_view body = t.text.substr(2);
-        while (!body.empty() && (body.front() == ' ' || body.front() == '\t')) body.remove_prefix(1);
+        while (!body.empty() && (body.front() == ' ' || body.front() == '\t'))
+          body.remove_prefix(1);
         if (body.starts_with(kDirective)) {
           body.remove_prefix(kDirective.size());
-          while (!body.empty() && (body.back() == ' ' || body.back() == '\t' || body.back() == '\r'))
+          while (!body.empty() &&
+                 (body.back() == ' ' || body.back() == '\t' || body.back() == '\r'))
             body.remove_suffix(1);
           out.directives.emplace_back(body);
         }

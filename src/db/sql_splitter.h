@@ -29,9 +29,9 @@ enum class SqlTokenKind {
   kString,        // '...', E'...', B'...', X'...', U&'...'
   kDollarString,  // $tag$...$tag$
   kNumber,
-  kParam,         // $1
-  kPunct,         // one character: ; ( ) , . etc.; operators come as single characters too
-  kComment,       // -- ... or /* ... */
+  kParam,    // $1
+  kPunct,    // one character: ; ( ) , . etc.; operators come as single characters too
+  kComment,  // -- ... or /* ... */
 };
 
 struct SqlToken {

@@ -32,8 +32,7 @@ TEST(SqlSplitter, EscapeStringsHonourBackslashes) {
 }
 
 TEST(SqlSplitter, DollarQuotesWithAndWithoutTags) {
-  std::string fn =
-      "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$";
+  std::string fn = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$";
   std::string tagged =
       "CREATE FUNCTION g() RETURNS text LANGUAGE plpgsql AS $body$ BEGIN RETURN '$$;'; END "
       "$body$";
@@ -50,8 +49,8 @@ TEST(SqlSplitter, CommentsIncludingNestedBlockComments) {
   auto texts = Texts(
       "-- leading; comment\nSELECT 1 /* a; /* nested; */ still; comment */ + 1;\n"
       "/* only a comment; */\n-- and another;\n");
-  EXPECT_EQ(texts, (std::vector<std::string>{
-                       "SELECT 1 /* a; /* nested; */ still; comment */ + 1"}));
+  EXPECT_EQ(texts,
+            (std::vector<std::string>{"SELECT 1 /* a; /* nested; */ still; comment */ + 1"}));
 }
 
 TEST(SqlSplitter, BeginAtomicBodiesKeepTheirSemicolons) {
@@ -62,8 +61,9 @@ TEST(SqlSplitter, BeginAtomicBodiesKeepTheirSemicolons) {
 }
 
 TEST(SqlSplitter, RecordsLinesAndDirectives) {
-  auto r = SplitSqlText("-- turnout:no-transaction\n-- turnout:allow drop-column, rename-table\n"
-                        "\nCREATE INDEX CONCURRENTLY i ON t (a);\n\nDROP INDEX x;");
+  auto r = SplitSqlText(
+      "-- turnout:no-transaction\n-- turnout:allow drop-column, rename-table\n"
+      "\nCREATE INDEX CONCURRENTLY i ON t (a);\n\nDROP INDEX x;");
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->statements.size(), 2u);
   EXPECT_EQ(r->statements[0].line, 4);

@@ -146,8 +146,8 @@ Status PgServer::Start() {
                        "/socket -c listen_addresses=127.0.0.1 -c fsync=off "
                        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60 "
                        "-c shared_buffers=32MB";
-    last = RunAsOwner({bindir_ + "/pg_ctl", "-D", data, "-l", dir_ + "/log", "-w", "-t", "60",
-                       "-o", opts, "start"},
+    last = RunAsOwner({bindir_ + "/pg_ctl", "-D", data, "-l", dir_ + "/log", "-w", "-t", "60", "-o",
+                       opts, "start"},
                       &out);
     if (last.ok()) {
       port_ = port;

@@ -47,7 +47,7 @@ class PgServer {
  private:
   Status RunAsOwner(const std::vector<std::string>& argv, std::string* output);
 
-  std::string dir_;      // temporary root: data/, socket/, log
+  std::string dir_;  // temporary root: data/, socket/, log
   std::string bindir_;
   bool as_postgres_user_ = false;
   bool running_ = false;
