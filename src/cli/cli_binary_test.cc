@@ -118,13 +118,13 @@ class Child {
   bool exited_ = false;
 };
 
-struct Run {
+struct Outcome {
   int code;
   std::string out;
   std::string err;
 };
 
-Run Turnout(std::vector<std::string> args) {
+Outcome Turnout(std::vector<std::string> args) {
   Child c(std::move(args));
   int code = c.Wait(In(std::chrono::seconds(30)));
   return {code, c.out, c.err};
@@ -159,19 +159,19 @@ std::string ClosedAddress() {
 }
 
 TEST(TurnoutBinary, HelpEverywhereExitsZero) {
-  Run top = Turnout({"--help"});
+  Outcome top = Turnout({"--help"});
   EXPECT_EQ(top.code, 0);
   EXPECT_NE(top.out.find("usage: turnout COMMAND"), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("router"), std::string::npos);
   EXPECT_EQ(Turnout({"help"}).code, 0);
-  Run help_router = Turnout({"help", "router"});
+  Outcome help_router = Turnout({"help", "router"});
   EXPECT_EQ(help_router.code, 0);
   EXPECT_NE(help_router.out.find("usage: turnout router"), std::string::npos);
-  Run router = Turnout({"router", "--help"});
+  Outcome router = Turnout({"router", "--help"});
   EXPECT_EQ(router.code, 0);
   EXPECT_NE(router.out.find("--listen ADDR"), std::string::npos) << router.out;
   for (const char* sub : {"switch", "weight", "status", "policy", "drain", "metrics"}) {
-    Run r = Turnout({"router", sub, "--help"});
+    Outcome r = Turnout({"router", sub, "--help"});
     EXPECT_EQ(r.code, 0) << sub << ": " << r.err;
     EXPECT_NE(r.out.find(std::string("usage: turnout router ") + sub), std::string::npos)
         << r.out;
@@ -180,7 +180,7 @@ TEST(TurnoutBinary, HelpEverywhereExitsZero) {
 }
 
 TEST(TurnoutBinary, UsageErrorsExitTwo) {
-  Run unknown = Turnout({"deploy-everything"});
+  Outcome unknown = Turnout({"deploy-everything"});
   EXPECT_EQ(unknown.code, 2);
   EXPECT_NE(unknown.err.find("unknown command 'deploy-everything'"), std::string::npos);
   EXPECT_NE(unknown.err.find("usage: turnout COMMAND"), std::string::npos);
@@ -188,17 +188,17 @@ TEST(TurnoutBinary, UsageErrorsExitTwo) {
   EXPECT_EQ(Turnout({"router", "frobnicate"}).code, 2);
   EXPECT_EQ(Turnout({"router", "switch"}).code, 2);             // missing SLOT
   EXPECT_EQ(Turnout({"router", "status", "--bogus"}).code, 2);  // unknown flag
-  Run weight = Turnout({"router", "weight", "green", "100.01"});
+  Outcome weight = Turnout({"router", "weight", "green", "100.01"});
   EXPECT_EQ(weight.code, 2);
   EXPECT_NE(weight.err.find("100.01"), std::string::npos) << weight.err;
-  Run no_slots = Turnout({"router", "--listen", "127.0.0.1:0"});
+  Outcome no_slots = Turnout({"router", "--listen", "127.0.0.1:0"});
   EXPECT_EQ(no_slots.code, 2);
   EXPECT_NE(no_slots.err.find("--slot is required"), std::string::npos) << no_slots.err;
 }
 
 TEST(TurnoutBinary, UnreachableRouterExitsThree) {
   const std::string closed = ClosedAddress();
-  Run r = Turnout({"router", "status", "--admin", closed});
+  Outcome r = Turnout({"router", "status", "--admin", closed});
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed +
                        ": connection refused"),
@@ -227,44 +227,44 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
     return Turnout(std::move(args));
   };
 
-  Run status = cmd({"router", "status"});
+  Outcome status = cmd({"router", "status"});
   ASSERT_EQ(status.code, 0) << status.err;
   EXPECT_NE(status.out.find("policy: active blue 100 %"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("green  0 %"), std::string::npos) << status.out;
 
-  Run no_token = Turnout({"router", "status", "--admin", admin});
+  Outcome no_token = Turnout({"router", "status", "--admin", admin});
   EXPECT_EQ(no_token.code, 1);
   EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;
 
-  Run weight = cmd({"router", "weight", "green", "12.5%"});
+  Outcome weight = cmd({"router", "weight", "green", "12.5%"});
   ASSERT_EQ(weight.code, 0) << weight.err;
   EXPECT_NE(weight.out.find("canary: green now receives 12.5 %, blue 87.5 %"), std::string::npos)
       << weight.out;
 
-  Run sw = cmd({"router", "switch", "green"});
+  Outcome sw = cmd({"router", "switch", "green"});
   ASSERT_EQ(sw.code, 0) << sw.err;
   EXPECT_NE(sw.out.find("switched: green now receives 100 % (generation "), std::string::npos)
       << sw.out;
 
-  Run json_status = cmd({"router", "status", "--json"});
+  Outcome json_status = cmd({"router", "status", "--json"});
   ASSERT_EQ(json_status.code, 0);
   auto j = nlohmann::json::parse(json_status.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << json_status.out;
   EXPECT_EQ(j["policy"]["active"], "green");
   EXPECT_TRUE(j["policy"]["canary"].is_null());
 
-  Run unknown_slot = cmd({"router", "switch", "red"});
+  Outcome unknown_slot = cmd({"router", "switch", "red"});
   EXPECT_EQ(unknown_slot.code, 1);
   EXPECT_NE(unknown_slot.err.find("red"), std::string::npos) << unknown_slot.err;
 
-  Run drain = cmd({"router", "drain", "blue", "--wait", "--timeout", "10s"});
+  Outcome drain = cmd({"router", "drain", "blue", "--wait", "--timeout", "10s"});
   EXPECT_EQ(drain.code, 0) << drain.err;
   EXPECT_NE(drain.out.find("blue: drained"), std::string::npos) << drain.out;
-  Run not_drained = cmd({"router", "drain", "green"});
+  Outcome not_drained = cmd({"router", "drain", "green"});
   EXPECT_EQ(not_drained.code, 1);
   EXPECT_NE(not_drained.err.find("still receives traffic"), std::string::npos);
 
-  Run metrics = cmd({"router", "metrics", "--window", "10"});
+  Outcome metrics = cmd({"router", "metrics", "--window", "10"});
   EXPECT_EQ(metrics.code, 0) << metrics.err;
   EXPECT_NE(metrics.out.find("last 10 s"), std::string::npos) << metrics.out;
 
@@ -272,14 +272,14 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string file = std::string(dir) + "/policy.json";
   std::ofstream(file) << R"({"active":"blue","canary":{"slot":"green","weight":"100.5"}})";
-  Run bad_policy = cmd({"router", "policy", "--set", file});
+  Outcome bad_policy = cmd({"router", "policy", "--set", file});
   EXPECT_EQ(bad_policy.code, 1);
   EXPECT_NE(bad_policy.err.find("policy.canary.weight"), std::string::npos) << bad_policy.err;
   std::ofstream(file) << R"({"active":"blue"})";
-  Run good_policy = cmd({"router", "policy", "--set", file});
+  Outcome good_policy = cmd({"router", "policy", "--set", file});
   EXPECT_EQ(good_policy.code, 0) << good_policy.err;
   EXPECT_NE(good_policy.out.find("policy set: active blue 100 %"), std::string::npos);
-  Run show = cmd({"router", "policy"});
+  Outcome show = cmd({"router", "policy"});
   EXPECT_EQ(show.code, 0);
   EXPECT_NE(show.out.find("\"active\": \"blue\""), std::string::npos) << show.out;
   std::remove(file.c_str());

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -124,10 +125,28 @@ struct Sub {
   int (*run)(Remote&, const Args&);
 };
 
+// Wraps `text` at 80 columns, each line starting with `indent`.
+std::string Wrap(std::string_view text, std::string_view indent) {
+  std::string out;
+  std::string line(indent);
+  while (!text.empty()) {
+    size_t space = text.find(' ');
+    std::string_view word = text.substr(0, space);
+    if (line.size() > indent.size() && line.size() + 1 + word.size() > 80) {
+      out += line + "\n";
+      line = std::string(indent);
+    }
+    if (line.size() > indent.size()) line += ' ';
+    line += word;
+    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+  }
+  return out + line + "\n";
+}
+
 std::string SubHelp(const Sub& s) {
-  return std::string("usage: turnout router ") + s.usage + "\n\n" + s.summary + "\n\nOptions:\n" +
-         FlagsHelp(s.flags) +
-         "\nExit codes: 0 ok, 1 the router refused or the operation failed, 2 usage error, "
+  return std::string("usage: turnout router ") + s.usage + "\n\n" + Wrap(s.summary, "") +
+         "\nOptions:\n" + FlagsHelp(s.flags) +
+         "\nExit codes: 0 ok, 1 the router refused or the operation failed, 2 usage error,\n"
          "3 router unreachable.\n";
 }
 
@@ -142,10 +161,14 @@ Result<std::pair<uint64_t, router::RoutingPolicy>> ReadPolicyReply(const std::st
   return std::make_pair(j["generation"].get<uint64_t>(), std::move(p));
 }
 
-int RunSwitch(Remote& remote, const Args& args) {
-  const std::string slot = args.positional()[0];
+// Sends a policy change and prints the router's reply: as is with --json, else the line
+// `describe` makes of the new policy.
+using DescribeChange =
+    std::function<std::string(const router::RoutingPolicy&, const std::string& suffix)>;
+int ChangePolicy(Remote& remote, std::string_view target, const std::string& body,
+                 const DescribeChange& describe) {
   int code = kExitOk;
-  auto r = Call(remote, "POST", "/v1/switch", json{{"slot", slot}}.dump(), &code);
+  auto r = Call(remote, target == "/v1/policy" ? "PUT" : "POST", target, body, &code);
   if (!r) return code;
   if (remote.json) {
     std::cout << r->reply.body;
@@ -153,10 +176,19 @@ int RunSwitch(Remote& remote, const Args& args) {
   }
   auto parsed = ReadPolicyReply(r->reply.body);
   if (!parsed.ok()) return Failed(parsed.status());
-  std::cout << "switched: " << slot << " now receives "
-            << FormatPercent(TrafficShare(parsed->second, slot)) << " % (generation "
-            << parsed->first << ", " << Elapsed(r->ms) << ")\n";
+  const std::string suffix =
+      " (generation " + std::to_string(parsed->first) + ", " + Elapsed(r->ms) + ")";
+  std::cout << describe(parsed->second, suffix) << "\n";
   return kExitOk;
+}
+
+int RunSwitch(Remote& remote, const Args& args) {
+  const std::string slot = args.positional()[0];
+  return ChangePolicy(remote, "/v1/switch", json{{"slot", slot}}.dump(),
+                      [&](const router::RoutingPolicy& p, const std::string& suffix) {
+                        return "switched: " + slot + " now receives " +
+                               FormatPercent(TrafficShare(p, slot)) + " %" + suffix;
+                      });
 }
 
 int RunWeight(Remote& remote, const Args& args) {
@@ -165,21 +197,12 @@ int RunWeight(Remote& remote, const Args& args) {
   if (!bp.ok()) {
     return UsageError(bp.status().message(), "usage: turnout router weight SLOT PERCENT\n");
   }
-  int code = kExitOk;
-  auto r = Call(remote, "POST", "/v1/weight",
-                json{{"slot", slot}, {"weight", FormatPercent(*bp)}}.dump(), &code);
-  if (!r) return code;
-  if (remote.json) {
-    std::cout << r->reply.body;
-    return kExitOk;
-  }
-  auto parsed = ReadPolicyReply(r->reply.body);
-  if (!parsed.ok()) return Failed(parsed.status());
-  const auto& p = parsed->second;
-  std::cout << "canary: " << slot << " now receives " << FormatPercent(TrafficShare(p, slot))
-            << " %, " << p.active << " " << FormatPercent(TrafficShare(p, p.active))
-            << " % (generation " << parsed->first << ", " << Elapsed(r->ms) << ")\n";
-  return kExitOk;
+  return ChangePolicy(
+      remote, "/v1/weight", json{{"slot", slot}, {"weight", FormatPercent(*bp)}}.dump(),
+      [&](const router::RoutingPolicy& p, const std::string& suffix) {
+        return "canary: " + slot + " now receives " + FormatPercent(TrafficShare(p, slot)) +
+               " %, " + p.active + " " + FormatPercent(TrafficShare(p, p.active)) + " %" + suffix;
+      });
 }
 
 int RunStatus(Remote& remote, const Args&) {
@@ -218,17 +241,10 @@ int RunPolicy(Remote& remote, const Args& args) {
       std::cerr << "turnout router: " << file << ": " << local.status().message() << "\n";
       return kExitFailed;
     }
-    auto r = Call(remote, "PUT", "/v1/policy", body, &code);
-    if (!r) return code;
-    if (remote.json) {
-      std::cout << r->reply.body;
-      return kExitOk;
-    }
-    auto parsed = ReadPolicyReply(r->reply.body);
-    if (!parsed.ok()) return Failed(parsed.status());
-    std::cout << "policy set: " << DescribePolicy(parsed->second) << " (generation "
-              << parsed->first << ", " << Elapsed(r->ms) << ")\n";
-    return kExitOk;
+    return ChangePolicy(remote, "/v1/policy", body,
+                        [](const router::RoutingPolicy& p, const std::string& suffix) {
+                          return "policy set: " + DescribePolicy(p) + suffix;
+                        });
   }
   auto r = Call(remote, "GET", "/v1/policy", "", &code);
   if (!r) return code;
@@ -356,7 +372,7 @@ std::string RouterHelp() {
       FlagsHelp(RouterRunFlags()) + "\nCommands that drive a running router:\n";
   for (const auto& s : Subcommands()) {
     std::string left = std::string("  ") + s.usage;
-    out += left + "\n      " + s.summary + "\n";
+    out += left + "\n" + Wrap(s.summary, "      ");
   }
   out +=
       "\nRun `turnout router COMMAND --help` for a command's options.\n"
