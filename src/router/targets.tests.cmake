@@ -14,3 +14,27 @@ turnout_cc_library(NAME router_testing
 if(TARGET turnout_router)
   target_link_libraries(turnout_router_testing PUBLIC turnout_router GTest::gtest)
 endif()
+
+if(NOT TARGET turnout_router)
+  return()
+endif()
+
+# Every test here runs real sockets and an in-process router; those with concurrent load are
+# labelled concurrency too, so they also run under ThreadSanitizer.
+function(turnout_router_integration_test name)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${name}_test.cc)
+    turnout_cc_test(NAME ${name}_test
+      SRCS ${name}_test.cc
+      DEPS turnout_router turnout_router_health turnout_router_testing
+      LABELS ${ARGN}
+      TIMEOUT 300)
+  endif()
+endfunction()
+
+turnout_router_integration_test(router_input integration)
+turnout_router_integration_test(router_upstream_failure integration)
+turnout_router_integration_test(router_proxy_semantics integration)
+turnout_router_integration_test(router_switch integration concurrency)
+turnout_router_integration_test(router_canary integration concurrency)
+turnout_router_integration_test(router_health integration)
+turnout_router_integration_test(router_persistence integration)
