@@ -490,6 +490,7 @@ class Command {
                    {"current", st->current ? json(*st->current) : json(nullptr)},
                    {"pending", pending},
                    {"partial", partial},
+                   {"active_runner", st->active_runner ? json(*st->active_runner) : json(nullptr)},
                    {"versions", versions}}
                   .dump(2, ' ', false, json::error_handler_t::replace)
            << "\n";
@@ -499,7 +500,12 @@ class Command {
     out_ << "current version: " << (st->current ? std::to_string(*st->current) : "none") << ", "
          << pending << " pending" << (partial ? ", " + std::to_string(partial) + " partial" : "")
          << "\n";
-    if (partial) out_ << "a partial migration resumes with `turnout migrate up` (or down)\n";
+    if (st->active_runner) {
+      out_ << "a migration runner is at work now: " << *st->active_runner << "\n";
+    } else if (partial) {
+      out_ << "a partial migration was interrupted; it resumes with `turnout migrate up` (or "
+              "down)\n";
+    }
     return 0;
   }
 

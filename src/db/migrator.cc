@@ -207,6 +207,20 @@ Result<std::vector<HistoryRow>> ReadHistory(PgConnection& conn, bool* exists) {
   return out;
 }
 
+// "pid 123 (application_name ..., client ..., connected since ..., ...)", or nullopt when no
+// session holds `key`.
+std::optional<std::string> DescribeHolder(PgConnection& conn, int64_t key) {
+  auto rows = conn.ExecParams(std::string(kLockHolder),
+                              {std::to_string(static_cast<uint64_t>(key) >> 32),
+                               std::to_string(static_cast<uint64_t>(key) & 0xffffffffu)});
+  if (!rows.ok() || rows->empty()) return std::nullopt;
+  return "pid " + rows->text(0, 0) + " (application_name '" + rows->text(0, 1) + "', client " +
+         rows->text(0, 2) + ", connected since " + rows->text(0, 3) + ", " +
+         (rows->text(0, 4).empty() ? std::string("state unknown")
+                                   : rows->text(0, 4) + " since " + rows->text(0, 5)) +
+         (rows->text(0, 6).empty() ? std::string() : ", last query: " + rows->text(0, 6)) + ")";
+}
+
 }  // namespace
 
 std::string_view DirectionName(Direction d) { return d == Direction::kUp ? "up" : "down"; }
@@ -368,6 +382,9 @@ Result<Migrator::Loaded> Migrator::Load(bool) {
   bool exists = false;
   TURNOUT_ASSIGN_OR_RETURN(loaded.history, ReadHistory(conn, &exists));
   loaded.status = Derive(loaded.files, loaded.history, exists);
+  // A partial migration is either in progress (its runner's work session holds the work lock)
+  // or interrupted; the report tells which.
+  loaded.status.active_runner = DescribeHolder(conn, kWorkLockKey);
   for (const Migration& m : loaded.files) loaded.by_version[m.version] = &m;
   return loaded;
 }
@@ -602,7 +619,8 @@ class Run {
       if (rows.text(0, 0) == "t") return Status::Ok();
       Clock::TimePoint now = clock_.Now();
       if (!reported || now >= deadline) {
-        std::string holder = DescribeHolder(conn, key);
+        std::string holder =
+            DescribeHolder(conn, key).value_or("a session that released it a moment ago");
         if (now >= deadline) {
           return DeadlineExceeded(
               "waited " + std::to_string(duration_cast<milliseconds>(options_.wait_lock).count()) +
@@ -618,18 +636,6 @@ class Run {
       }
       options_.sleep(std::min<Clock::Duration>(options_.lock_poll, deadline - now));
     }
-  }
-
-  std::string DescribeHolder(PgConnection& conn, int64_t key) {
-    auto rows = conn.ExecParams(std::string(kLockHolder),
-                                {std::to_string(static_cast<uint64_t>(key) >> 32),
-                                 std::to_string(static_cast<uint64_t>(key) & 0xffffffffu)});
-    if (!rows.ok() || rows->empty()) return "a session that just released it";
-    return "pid " + rows->text(0, 0) + " (application_name '" + rows->text(0, 1) + "', client " +
-           rows->text(0, 2) + ", connected since " + rows->text(0, 3) + ", " +
-           (rows->text(0, 4).empty() ? std::string("state unknown")
-                                     : rows->text(0, 4) + " since " + rows->text(0, 5)) +
-           (rows->text(0, 6).empty() ? std::string() : ", last query: " + rows->text(0, 6)) + ")";
   }
 
   // SET (LOCAL) the timeouts before statement i, unless the file set its own earlier.

@@ -168,6 +168,9 @@ struct StatusReport {
   std::vector<VersionStatus> versions;  // by version
   std::optional<int64_t> current;       // highest applied version
   bool history_exists = false;
+  // The session of a runner at work right now (see DescribeHolder), if any: a partial migration
+  // is then in progress rather than interrupted.
+  std::optional<std::string> active_runner;
 };
 
 struct PlanStep {

@@ -62,11 +62,19 @@ class ToolProcess {
     kill(pid_, SIGKILL);
     Wait();
   }
-  // Exit code, or -signal. Bounded: the caller's test timeout is the backstop, the tool's own
-  // --wait-lock ends it first.
-  int Wait() {
+  // Exit code, or -signal. Bounded: a runner still alive after `limit` (a deadlock) is killed
+  // and reported as -SIGKILL.
+  int Wait(std::chrono::seconds limit = std::chrono::seconds(90)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
     int status = 0;
-    waitpid(pid_, &status, 0);
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a real exit
+    }
     reaped_ = true;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   }
@@ -333,6 +341,10 @@ TEST_F(MigratorTest, KillNineDuringNoTransactionMigrationResumesAfterRestart) {
         "CREATE TABLE b (id int);");
   ToolProcess tool({"up", "--dir", dir_, "--database", url_});
   ASSERT_TRUE(WaitForQuery("SELECT pg_sleep%")) << tool.Output();
+  auto during = Migrator(Options()).Status();
+  ASSERT_TRUE(during.ok());
+  ASSERT_TRUE(during->active_runner.has_value());  // in progress, not interrupted
+  EXPECT_NE(during->active_runner->find("turnout-migrate"), std::string::npos);
   tool.Kill9();
 
   VersionStatus v = StatusOf(1);
@@ -350,6 +362,7 @@ TEST_F(MigratorTest, KillNineDuringNoTransactionMigrationResumesAfterRestart) {
   EXPECT_EQ(up->done[0].resume_from, 1);
   EXPECT_TRUE(TableExists("b"));
   EXPECT_EQ(StatusOf(1).state, VersionState::kApplied);
+  EXPECT_FALSE(Migrator(Options()).Status()->active_runner.has_value());
 }
 
 TEST_F(MigratorTest, ConcurrentRunnersOneWaitsNoDeadlockWithCreateIndexConcurrently) {
@@ -556,6 +569,11 @@ TEST_F(MigratorTest, CliCommandsAndExitCodes) {
   j = nlohmann::json::parse(text);
   EXPECT_EQ(j["current"], 1);
   EXPECT_EQ(run({"verify", "--dir", dir_, "--database", url_}, &text), 0) << text;
+  // Without --database: $TURNOUT_DATABASE_URL.
+  setenv("TURNOUT_DATABASE_URL", url_.c_str(), 1);
+  EXPECT_EQ(run({"status", "--dir", dir_}, &text), 0) << text;
+  unsetenv("TURNOUT_DATABASE_URL");
+  EXPECT_NE(text.find("current version: 1, 2 pending"), std::string::npos) << text;
   EXPECT_EQ(run({"lint", "--dir", dir_}, &text), 0) << text;
   Write("0004_drop.up.sql", "ALTER TABLE users DROP COLUMN name;");
   EXPECT_EQ(run({"lint", "--dir", dir_}, &text), 1);
