@@ -1,0 +1,2 @@
+-- turnout:no-transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);
