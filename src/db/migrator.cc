@@ -738,6 +738,16 @@ class Run {
                   std::to_string(done + 1)
             : "the migration was rolled back, the database is unchanged; fix the cause and run "
               "the same command again";
+    // Two causes with a known remedy.
+    if (error.message().find("SQLSTATE 25001") != std::string::npos) {
+      next +=
+          " (this statement cannot run inside a transaction: put it in its own migration "
+          "with `-- turnout:no-transaction`)";
+    } else if (error.message().find("SQLSTATE 57014") != std::string::npos) {
+      next +=
+          " (the statement ran into statement_timeout: raise --statement-timeout, or split "
+          "the work)";
+    }
     ProgressEvent e{ProgressEvent::Kind::kMigrationFailed};
     e.version = step.version;
     e.name = step.name;

@@ -533,6 +533,23 @@ TEST_F(MigratorTest, PlanIsADryRunWithClassesAndRefusesOutOfOrderVersions) {
   EXPECT_NE(late.status().message().find("give it a version above 3"), std::string::npos);
 }
 
+TEST_F(MigratorTest, ErrorsWithAKnownCauseSayWhatToDo) {
+  Write("0001_t.up.sql", "CREATE TABLE t (v int);\nCREATE INDEX CONCURRENTLY t_v ON t (v);");
+  auto up = Migrator(Options()).Up(std::nullopt);
+  ASSERT_FALSE(up.ok());
+  EXPECT_NE(up.status().message().find("turnout:no-transaction"), std::string::npos)
+      << up.status().message();
+  EXPECT_FALSE(TableExists("t"));
+
+  Write("0001_t.up.sql", "SELECT pg_sleep(5);");
+  MigratorOptions o = Options();
+  o.statement_timeout = 100ms;
+  up = Migrator(o).Up(std::nullopt);
+  ASSERT_FALSE(up.ok());
+  EXPECT_NE(up.status().message().find("--statement-timeout"), std::string::npos)
+      << up.status().message();
+}
+
 TEST_F(MigratorTest, DownWithoutDownFileSaysWhatToWrite) {
   Write("0001_a.up.sql", "CREATE TABLE a (id int);");
   Migrator m(Options());
