@@ -185,13 +185,15 @@ ParseResult Error(int status, const char* reason) {
 
 enum class HeadScan { kFound, kIncomplete, kTooLarge, kBareLf };
 
-// Finds the end of the head: the first CRLF CRLF after `start` within the first `limit` bytes.
+// Finds the end of the head: the first CRLF CRLF after `start` within the first `limit` bytes,
+// searching from `from` (>= start, a line start whose preceding lines were scanned before).
 // Every LF on the way must follow a CR, so a head that uses bare LF fails at once instead of
-// waiting for a terminator that never comes.
-HeadScan ScanHead(std::string_view buf, size_t start, size_t limit, size_t* end) {
+// waiting for a terminator that never comes. `*resume` gets the start of the last line seen.
+HeadScan ScanHead(std::string_view buf, size_t start, size_t from, size_t limit, size_t* end,
+                  size_t* resume) {
   const size_t n = buf.size() < limit ? buf.size() : limit;
   const char* base = buf.data();
-  size_t i = start;
+  size_t i = from;
   while (i < n) {
     const void* hit = std::memchr(base + i, '\n', n - i);
     if (hit == nullptr) break;
@@ -203,14 +205,20 @@ HeadScan ScanHead(std::string_view buf, size_t start, size_t limit, size_t* end)
     }
     i = lf + 1;
   }
+  *resume = i;
   return buf.size() >= limit ? HeadScan::kTooLarge : HeadScan::kIncomplete;
 }
 
-// Skips the empty lines a server should tolerate before a request-line (RFC 9112 §2.2).
-// Returns false on a bare LF or a CR followed by something else.
+// Skips the empty lines a server should tolerate before a request-line (RFC 9112 §2.2), a few
+// of them: more is garbage, and rescanning it on every read would cost time.
+// Returns false on a bare LF, a CR followed by something else, or too many empty lines.
 bool SkipLeadingEmptyLines(std::string_view buf, size_t* pos) {
+  constexpr size_t kMaxEmptyLines = 8;
   size_t i = 0;
-  while (i + 1 < buf.size() && buf[i] == '\r' && buf[i + 1] == '\n') i += 2;
+  while (i + 1 < buf.size() && buf[i] == '\r' && buf[i + 1] == '\n') {
+    i += 2;
+    if (i > 2 * kMaxEmptyLines) return false;
+  }
   *pos = i;
   if (i < buf.size() && buf[i] == '\n') return false;
   if (i + 1 < buf.size() && buf[i] == '\r') return false;  // CR followed by something but LF
@@ -254,6 +262,12 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
     if (*p == '\r') {
       if (p[1] != '\n') {
         *fail = {400, "bare CR"};
+        return false;
+      }
+      // The empty line must be the one ScanHead found; anything else means the caller's
+      // resume_at skipped part of the head.
+      if (p + 2 != end) {
+        *fail = {400, "empty line inside head"};
         return false;
       }
       break;
@@ -510,30 +524,36 @@ const Header* MessageHeaders::Find(std::string_view name) const {
   return nullptr;
 }
 
-ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
-                             RequestHead* out) {
+ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits, RequestHead* out,
+                             size_t resume_at) {
   size_t start = 0;
   if (!SkipLeadingEmptyLines(buffer, &start)) return Error(400, "bare LF or CR before request");
+  const size_t from = resume_at > start && resume_at <= buffer.size() ? resume_at : start;
   size_t head_end = 0;
-  const HeadScan scan = ScanHead(buffer, start, limits.max_head_bytes, &head_end);
+  size_t resume = start;
+  const HeadScan scan =
+      ScanHead(buffer, start, from, limits.max_head_bytes, &head_end, &resume);
   if (scan == HeadScan::kBareLf) return Error(400, "bare LF");
 
   out->headers.count = 0;
   const char* p = buffer.data() + start;
   if (scan != HeadScan::kFound) {
+    ParseResult incomplete;
+    incomplete.resume_at = resume;
     if (start < buffer.size() && buffer[start] == '\r') {
       // A lone CR at the end of the buffer: the start of another empty line, or of a bare CR.
-      return scan == HeadScan::kTooLarge ? Error(431, "request head too large") : ParseResult{};
+      return scan == HeadScan::kTooLarge ? Error(431, "request head too large") : incomplete;
     }
     // Judge the request-line as far as it arrived, so that an over-long target, a bad method or
-    // an unsupported version is answered without waiting for the rest of the head.
+    // an unsupported version is answered without waiting for the rest of the head. Once an
+    // earlier call has seen the line complete (from > start), it was judged then.
     Failure fail{0, nullptr};
     const char* end = buffer.data() + buffer.size();
-    if (!ParseRequestLine(p, end, limits, out, &fail) && fail.status != 0) {
+    if (from == start && !ParseRequestLine(p, end, limits, out, &fail) && fail.status != 0) {
       return Error(fail.status, fail.reason);
     }
     if (scan == HeadScan::kTooLarge) return Error(431, "request head too large");
-    return ParseResult{};
+    return incomplete;
   }
 
   const char* end = buffer.data() + head_end;
@@ -608,7 +628,8 @@ ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
 ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_method,
                               const ParseLimits& limits, ResponseHead* out) {
   size_t head_end = 0;
-  const HeadScan scan = ScanHead(buffer, 0, limits.max_head_bytes, &head_end);
+  size_t resume = 0;
+  const HeadScan scan = ScanHead(buffer, 0, 0, limits.max_head_bytes, &head_end, &resume);
   if (scan == HeadScan::kBareLf) return Error(502, "bare LF in response");
   if (scan == HeadScan::kTooLarge) return Error(502, "response head too large");
   if (scan != HeadScan::kFound) return ParseResult{};

@@ -59,6 +59,10 @@ struct ParseResult {
   size_t consumed = 0;          // kComplete: bytes of the head, including the final CRLF CRLF
   int error_status = 0;         // kError: the status to answer with (400, 414, 431, 501, 505, 502)
   const char* error_reason = "";  // kError: a short static description for logs and metrics
+  // kIncomplete (ParseRequestHead): where the next call on the same, grown buffer may resume the
+  // search for the end of the head. Passing it back keeps a client that trickles its head a byte
+  // at a time from costing a rescan of everything received on every read.
+  size_t resume_at = 0;
 };
 
 // How the body that follows a head is framed.
@@ -118,8 +122,12 @@ struct ResponseHead {
   bool keep_alive = true;  // false when the upstream said close or the body is kUntilClose
 };
 
-// Parses a request head at the start of `buffer`.
-ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits, RequestHead* out);
+// Parses a request head at the start of `buffer`. `resume_at` is 0, or the resume_at of the
+// previous kIncomplete result for the same buffer (same bytes at the same offsets, more appended);
+// any other value is treated as 0 when out of range and may otherwise turn a valid head into an
+// error, never an invalid one into a valid one.
+ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits, RequestHead* out,
+                             size_t resume_at = 0);
 
 // Parses an upstream's response head. `request_method` decides HEAD semantics (no body);
 // the same strictness applies (a response with both CL and TE, a bad CL, bare LF... is an error,

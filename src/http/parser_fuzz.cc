@@ -59,6 +59,15 @@ void FuzzRequest(std::string_view in) {
   if (first.state == ParseState::kComplete) {
     Check(r.state == ParseState::kComplete && r.consumed == first.consumed, "head changed");
   }
+  if (first.state == ParseState::kIncomplete) {
+    // Resuming where the first read left off must give exactly the verdict of a fresh parse.
+    Check(first.resume_at <= in.size() / 2, "resume_at beyond the bytes seen");
+    static RequestHead resumed_head;
+    const ParseResult resumed = ParseRequestHead(in, limits, &resumed_head, first.resume_at);
+    Check(resumed.state == r.state && resumed.consumed == r.consumed &&
+              resumed.error_status == r.error_status,
+          "resumed parse differs");
+  }
   if (r.state != ParseState::kComplete) return;
   const std::string_view bytes = in.substr(0, r.consumed);
   Check(r.consumed >= 4 && bytes.substr(r.consumed - 4) == "\r\n\r\n", "head not CRLFCRLF");

@@ -96,12 +96,46 @@ TEST_F(RequestTest, SplitAtEveryByteGivesTheSameResult) {
   for (const std::string& text : heads) {
     const int final_outcome = Status(text);
     EXPECT_NE(final_outcome, kIncompleteStatus) << text;
-    for (size_t i = 0; i < text.size(); ++i) {
-      const int outcome = Status(text.substr(0, i));
-      EXPECT_TRUE(outcome == kIncompleteStatus || outcome == final_outcome)
-          << "prefix " << i << " of " << text << " gave " << outcome;
+    size_t resume_at = 0;  // chained through the prefixes, as a reading loop would
+    for (size_t i = 0; i <= text.size(); ++i) {
+      const std::string_view prefix = std::string_view(text).substr(0, i);
+      const int outcome = Status(prefix);
+      if (i < text.size()) {
+        EXPECT_TRUE(outcome == kIncompleteStatus || outcome == final_outcome)
+            << "prefix " << i << " of " << text << " gave " << outcome;
+      }
+      ParseResult resumed = ParseRequestHead(prefix, limits_, head_.get(), resume_at);
+      EXPECT_EQ(Outcome(resumed), outcome) << "resumed prefix " << i << " of " << text;
+      if (resumed.state == ParseState::kIncomplete) {
+        EXPECT_LE(resumed.resume_at, i);
+        resume_at = resumed.resume_at;
+      }
     }
   }
+}
+
+TEST_F(RequestTest, ResumeSkipsWhatWasScanned) {
+  const std::string text = "GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(100, 'v');
+  ParseResult r = Parse(text);
+  ASSERT_EQ(r.state, ParseState::kIncomplete);
+  EXPECT_EQ(r.resume_at, text.find("X-Long"));  // the start of the unfinished line
+  const std::string full = text + "\r\n\r\n";
+  r = ParseRequestHead(full, limits_, head_.get(), r.resume_at);
+  ASSERT_EQ(r.state, ParseState::kComplete);
+  EXPECT_EQ(r.consumed, full.size());
+  EXPECT_EQ(head_->headers.count, 2u);
+}
+
+// A wrong resume_at may fail a good head but never passes a bad one.
+TEST_F(RequestTest, WrongResumeNeverAcceptsBadHead) {
+  const std::string two_heads =
+      "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /admin HTTP/1.1\r\nHost: h\r\n\r\n";
+  EXPECT_EQ(Outcome(ParseRequestHead(two_heads, limits_, head_.get(), 30)), 400);
+  const std::string bare_lf = "GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n";
+  EXPECT_EQ(Outcome(ParseRequestHead(bare_lf, limits_, head_.get(), 25)), 400);
+  EXPECT_EQ(Outcome(ParseRequestHead(bare_lf, limits_, head_.get(), 1000)), 400);
+  const std::string good = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  EXPECT_EQ(Outcome(ParseRequestHead(good, limits_, head_.get(), 1000)), kCompleteStatus);
 }
 
 TEST_F(RequestTest, LeadingEmptyLinesIgnored) {
@@ -113,6 +147,9 @@ TEST_F(RequestTest, LeadingEmptyLinesIgnored) {
   EXPECT_EQ(Status("\r\n"), kIncompleteStatus);
   EXPECT_EQ(Status("\r\n\r"), kIncompleteStatus);
   EXPECT_EQ(Status("\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+  std::string many_empty_lines;
+  for (int i = 0; i < 9; ++i) many_empty_lines += "\r\n";
+  EXPECT_EQ(Status(many_empty_lines + "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
 }
 
 TEST_F(RequestTest, BareLfRejected) {
