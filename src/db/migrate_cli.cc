@@ -285,7 +285,12 @@ class Command {
     return 2;
   }
 
-  int Fail(const Status& st) {
+  int Fail(Status st) {
+    if (st.code() == StatusCode::kUnavailable) {
+      st = Status(st.code(), st.message() +
+                                 "\n(check --database, $TURNOUT_DATABASE_URL or the PG* "
+                                 "variables, and that the server accepts connections)");
+    }
     if (json_) {
       out_ << json{{"ok", false},
                    {"error", st.message()},
