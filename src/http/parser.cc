@@ -579,6 +579,18 @@ ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
       if (!Is(c, kHostChar)) return Error(400, "invalid Host");
     }
   }
+  // An upstream must use the authority of an absolute-form target and ignore Host (RFC 9112
+  // §3.2.2); the router routes by Host. Both must name the same origin, or the two would route
+  // the request differently.
+  if (out->target[0] != '/' && out->target != "*") {
+    const size_t authority_begin = out->target.find("://") + 3;
+    const size_t authority_end = out->target.find_first_of("/?#", authority_begin);
+    const std::string_view authority =
+        out->target.substr(authority_begin, authority_end - authority_begin);
+    if (sum.host == kNoField || !EqualsIgnoreCase(authority, out->host)) {
+      return Error(400, "absolute-form authority differs from Host");
+    }
+  }
 
   // Framing.
   out->content_length = 0;

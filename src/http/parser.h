@@ -16,7 +16,8 @@
 //     absolute-form (`scheme://authority...`) or asterisk-form (`*`, OPTIONS only);
 //   - the CONNECT method (authority-form; the router does not tunnel) -> 501;
 //   - no Host in HTTP/1.1, more than one Host, or a Host with characters other than letters,
-//     digits and `-._~:[]%`;
+//     digits and `-._~:[]%`; an absolute-form target whose authority is not the Host value
+//     (the upstream would follow the target, the router the Host);
 //   - a Connection option that is not a token.
 // Empty lines (CRLF) before the request-line are skipped and counted in `consumed`.
 // Limits: a head larger than `max_head_bytes` -> 431; a request-target longer than

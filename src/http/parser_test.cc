@@ -285,13 +285,26 @@ TEST_F(RequestTest, TargetForms) {
   EXPECT_EQ(Status("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), kCompleteStatus);
   EXPECT_EQ(head_->target, "*");
   EXPECT_EQ(Status("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
-  EXPECT_EQ(Status("GET http://h.example/p?q HTTP/1.1\r\nHost: h\r\n\r\n"), kCompleteStatus);
+  EXPECT_EQ(Status("GET http://h.example/p?q HTTP/1.1\r\nHost: h.example\r\n\r\n"),
+            kCompleteStatus);
   EXPECT_EQ(head_->target, "http://h.example/p?q");
-  EXPECT_EQ(Status("GET HTTPS://h.example HTTP/1.1\r\nHost: h\r\n\r\n"), kCompleteStatus);
+  EXPECT_EQ(Status("GET HTTPS://H.example HTTP/1.1\r\nHost: h.EXAMPLE\r\n\r\n"),
+            kCompleteStatus);
+  EXPECT_EQ(Status("GET http://h.example:81?q HTTP/1.1\r\nHost: h.example:81\r\n\r\n"),
+            kCompleteStatus);
   EXPECT_EQ(Status("GET h.example:80 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
   EXPECT_EQ(Status("GET http:///p HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
   EXPECT_EQ(Status("GET 1http://h/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
   EXPECT_EQ(Status("GET ?q HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+}
+
+// The router would route by Host while the upstream follows the target's authority.
+TEST_F(RequestTest, AbsoluteFormHostMismatchRejected) {
+  EXPECT_EQ(Status("GET http://admin.internal/ HTTP/1.1\r\nHost: www.example\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET http://h:80/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET http://h/ HTTP/1.0\r\n\r\n"), 400);
+  EXPECT_EQ(Status("GET http://h/ HTTP/1.0\r\nHost: h\r\n\r\n"), kCompleteStatus);
 }
 
 TEST_F(RequestTest, ConnectRefused) {
