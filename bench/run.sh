@@ -256,6 +256,23 @@ EOF
   wait_http "http://127.0.0.1:$1/" 15 "$caddy_pid"
 }
 
+# start_contender NAME : a fresh instance of turnout, haproxy, nginx (as proxy) or caddy on free
+# ports. Sets c_port (traffic), c_ctl (turnout's admin API / HAProxy's runtime API) and c_pid.
+start_contender() {
+  c_port=$(free_port)
+  c_ctl=$(free_port)
+  case $1 in
+    turnout) start_turnout "$c_port" "$c_ctl" && c_pid=$turnout_pid ;;
+    haproxy) start_haproxy "$c_port" "$c_ctl" && c_pid=$haproxy_pid ;;
+    nginx) start_nginx_proxy "$c_port" && c_pid=$nginx_proxy_pid ;;
+    caddy) start_caddy "$c_port" && c_pid=$caddy_pid ;;
+  esac || die "$1 did not start (its log is in $work)"
+}
+stop_contender() {  # PID
+  stop_pid "$1" 15
+  forget_pid "$1"
+}
+
 # Sum of VmRSS (KiB) of a process and its children (nginx: master + workers).
 rss_kib() {
   local total=0 p kib
@@ -294,31 +311,17 @@ start_backend || die "backend did not start (see $work/backend.error.log)"
 
 # --- a. throughput and latency ---------------------------------------------------------------
 if [[ " $parts " == *" throughput "* ]]; then
-  p_turnout=$(free_port) a_turnout=$(free_port) p_haproxy=$(free_port) s_haproxy=$(free_port)
-  p_nginx=$(free_port) p_caddy=$(free_port)
   say "starting the contenders (one worker each, CPU $cpu_server)"
   declare -A port=([direct]=$b1)
   contenders=(direct)
-  if wants turnout; then
-    start_turnout "$p_turnout" "$a_turnout" || die "turnout did not start"
-    port[turnout]=$p_turnout
-    contenders+=(turnout)
-  fi
-  if wants haproxy; then
-    start_haproxy "$p_haproxy" "$s_haproxy" || die "haproxy did not start"
-    port[haproxy]=$p_haproxy
-    contenders+=(haproxy)
-  fi
-  if wants nginx; then
-    start_nginx_proxy "$p_nginx" || die "nginx (proxy) did not start"
-    port[nginx]=$p_nginx
-    contenders+=(nginx)
-  fi
-  if wants caddy; then
-    start_caddy "$p_caddy" || die "caddy did not start"
-    port[caddy]=$p_caddy
-    contenders+=(caddy)
-  fi
+  throughput_pids=()
+  for c in turnout haproxy nginx caddy; do
+    wants "$c" || continue
+    start_contender "$c"
+    port[$c]=$c_port
+    contenders+=("$c")
+    throughput_pids+=("$c_pid")
+  done
 
   for c in "${contenders[@]}"; do  # warm-up: connections, pools, page cache
     "${load_pin[@]}" wrk -t1 -c64 -d1s "http://127.0.0.1:${port[$c]}/" >/dev/null 2>&1 || true
@@ -371,31 +374,31 @@ if [[ " $parts " == *" throughput "* ]]; then
     done
   done
 
-  for pid in ${turnout_pid:-} ${haproxy_pid:-} ${nginx_proxy_pid:-} ${caddy_pid:-}; do
-    stop_pid "$pid"
-    forget_pid "$pid"
-  done
+  for pid in "${throughput_pids[@]}"; do stop_contender "$pid"; done
 fi
 
 # --- b. switches under load ------------------------------------------------------------------
 if [[ " $parts " == *" switch "* ]]; then
-  load_seconds=$(awk -v n="$switches" -v i="$switch_interval" 'BEGIN { print int(n * i * 1.5) + 3 }')
+  # The load runs until the switches are done (plus a second), then is stopped with SIGINT;
+  # its duration is only a safety bound.
   switch_under_load() {  # NAME PORT SWITCH-FUNCTION
-    local name=$1 p=$2 fn=$3 i target load_pid t0 t1
-    say "switch test: $name, $switches switches under 256 connections for ${load_seconds} s"
-    "${load_pin[@]}" "$load" --url "http://127.0.0.1:$p/" --connections 256 \
-      --duration "${load_seconds}s" --by-header X-Version --json \
-      >"$results/switch-$name.json" 2>"$results/switch-$name.err" &
+    local name=$1 p=$2 fn=$3 i target load_pid t0 t1 spent=0
+    say "switch test: $name, $switches switches under 256 connections"
+    "${load_pin[@]}" "$load" --url "http://127.0.0.1:$p/" --connections 256 --duration 300s \
+      --by-header X-Version --json >"$results/switch-$name.json" 2>"$results/switch-$name.err" &
     load_pid=$!
     spawned_pids+=("$load_pid")
     sleep 1
-    t0=$(date +%s%N)
     for ((i = 1; i <= switches; i++)); do
       if ((i % 2 == 1)); then target=green; else target=blue; fi
+      t0=${EPOCHREALTIME/./}
       "$fn" "$target" >>"$results/switch-$name.log" 2>&1 || echo "switch $i failed" >&2
+      t1=${EPOCHREALTIME/./}
+      spent=$((spent + t1 - t0))
       sleep "$switch_interval"
     done
-    t1=$(date +%s%N)
+    sleep 1
+    kill -INT "$load_pid" 2>/dev/null || true
     wait "$load_pid" || true
     forget_pid "$load_pid"
     local f=$results/switch-$name.json
@@ -403,56 +406,40 @@ if [[ " $parts " == *" switch "* ]]; then
       "$(json_get "$f" responses.5xx) | $(json_get "$f" resets) | $(json_get "$f" timeouts) |" \
       "$(json_get "$f" errors) | $(json_get "$f" by_header.values.v1) |" \
       "$(json_get "$f" by_header.values.v2) | $(json_get "$f" latency_ms.p99) |" \
-      "$(awk -v a="$t0" -v b="$t1" -v n="$switches" -v s="$switch_interval" \
-        'BEGIN { printf "%.1f", ((b - a) / 1e6 / n) - s * 1000 }') |"
+      "$(awk -v us="$spent" -v n="$switches" 'BEGIN { printf "%.1f", us / 1000 / n }') |"
   }
 
   out ""
   out "### Switches under load (turnout-load, 256 keep-alive connections)"
   out ""
   out "| contender | switches | requests | failed | 5xx | resets | timeouts | other |" \
-    "v1 | v2 | p99 ms | ms per switch command |"
+    "v1 | v2 | p99 ms | ms per switch (command) |"
   out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 
-  turnout_switch() { "$turnout" router switch "$1" --admin "127.0.0.1:$a"; }
-  if wants turnout; then
-    p=$(free_port) a=$(free_port)
-    start_turnout "$p" "$a" || die "turnout did not start"
-    switch_under_load turnout "$p" turnout_switch
-    stop_pid "$turnout_pid"
-    forget_pid "$turnout_pid"
-  fi
-
-  haproxy_switch() {
+  switch_turnout() { "$turnout" router switch "$1" --admin "127.0.0.1:$c_ctl"; }
+  switch_haproxy() {  # the runtime API on its TCP port, spoken with bash's /dev/tcp
     local on=$1 off=blue
     [[ $on == blue ]] && off=green
-    exec 3<>"/dev/tcp/127.0.0.1/$s"
+    exec 3<>"/dev/tcp/127.0.0.1/$c_ctl"
     printf 'set weight be/%s 100; set weight be/%s 0\n' "$on" "$off" >&3
     cat <&3
     exec 3<&-
   }
-  if wants haproxy; then
-    p=$(free_port) s=$(free_port)
-    start_haproxy "$p" "$s" || die "haproxy did not start"
-    switch_under_load haproxy "$p" haproxy_switch
-    stop_pid "$haproxy_pid"
-    forget_pid "$haproxy_pid"
-  fi
-
-  nginx_switch() {
+  switch_nginx() {  # swap the upstream file, then reload (SIGHUP to the master)
     local port=$b1
     [[ $1 == green ]] && port=$b2
     printf 'upstream be {\n  server 127.0.0.1:%s;\n  keepalive 256;\n}\n' "$port" \
-      >"$work/nginx-proxy-$p.upstream"
-    kill -HUP "$nginx_proxy_pid"
+      >"$work/nginx-proxy-$c_port.upstream"
+    kill -HUP "$c_pid"
   }
-  if wants nginx; then
-    p=$(free_port)
-    start_nginx_proxy "$p" || die "nginx (proxy) did not start"
-    switch_under_load nginx-reload "$p" nginx_switch
-    stop_pid "$nginx_proxy_pid" 15
-    forget_pid "$nginx_proxy_pid"
-  fi
+  for c in turnout haproxy nginx; do
+    wants "$c" || continue
+    start_contender "$c"
+    label=$c
+    [[ $c == nginx ]] && label=nginx-reload
+    switch_under_load "$label" "$c_port" "switch_$c"
+    stop_contender "$c_pid"
+  done
 fi
 
 # --- c. memory per idle connection -------------------------------------------------------------
@@ -479,27 +466,12 @@ if [[ " $parts " == *" memory "* ]]; then
         if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "n/a" }')$(
         [[ $failed != 0 ]] && echo " ($failed of $idle_conns failed)") |"
   }
-  if wants turnout; then
-    p=$(free_port) a=$(free_port)
-    start_turnout "$p" "$a" || die "turnout did not start"
-    measure_idle turnout "$p" "$turnout_pid"
-    stop_pid "$turnout_pid"
-    forget_pid "$turnout_pid"
-  fi
-  if wants haproxy; then
-    p=$(free_port) s=$(free_port)
-    start_haproxy "$p" "$s" || die "haproxy did not start"
-    measure_idle haproxy "$p" "$haproxy_pid"
-    stop_pid "$haproxy_pid"
-    forget_pid "$haproxy_pid"
-  fi
-  if wants nginx; then
-    p=$(free_port)
-    start_nginx_proxy "$p" || die "nginx (proxy) did not start"
-    measure_idle nginx "$p" "$nginx_proxy_pid"
-    stop_pid "$nginx_proxy_pid"
-    forget_pid "$nginx_proxy_pid"
-  fi
+  for c in turnout haproxy nginx; do
+    wants "$c" || continue
+    start_contender "$c"
+    measure_idle "$c" "$c_port" "$c_pid"
+    stop_contender "$c_pid"
+  done
 fi
 
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"

@@ -9,12 +9,14 @@
 // Counts responses by class, connection resets, timeouts and other errors, latency percentiles
 // and - with --by-header - responses per value of that response header. A request failed when
 // it got no 2xx answer (non-2xx, reset, timeout, connect or protocol error).
+// SIGINT/SIGTERM stop it early: requests in flight finish and the result is printed as usual.
 // Exit status: 0 when no request failed, 1 when any did, 2 for bad flags.
 //
 // With --rate R the requests are spread evenly at R per second in total and each latency is
 // measured from the moment its request was due, so a stalled server shows up as latency
 // (no coordinated omission).
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -58,6 +60,7 @@ constexpr std::string_view kUsage = R"(usage: turnout-load --url http://HOST:POR
   --threads N         I/O threads.                                   Default: 1
   --progress          print a line every second on stderr
   --json              print the result as JSON instead of text
+SIGINT/SIGTERM stop the run early; the result is printed as usual.
 Exit status: 0 when no request failed, 1 otherwise, 2 for bad flags.
 )";
 
@@ -452,6 +455,23 @@ int Main(int argc, char** argv) {
     int n = o.connections / o.threads + (i < o.connections % o.threads ? 1 : 0);
     workers.push_back(std::make_unique<Worker>(plan, n, endpoint));
   }
+  // SIGINT/SIGTERM end the run early but cleanly: requests in flight finish and the result is
+  // printed as usual. The signals are blocked in every thread and taken by one waiter thread;
+  // SIGUSR1 tells that waiter the run is over.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::thread signal_waiter([&] {
+    int signo = 0;
+    if (sigwait(&stop_signals, &signo) == 0 && signo != SIGUSR1) {
+      plan.stop.store(true);
+      if (o.progress) std::fprintf(stderr, "turnout-load: stopping (signal %d)\n", signo);
+    }
+  });
+
   std::mutex done_mu;
   std::condition_variable done_cv;
   int finished = 0;
@@ -481,6 +501,8 @@ int Main(int argc, char** argv) {
     }
   }
   for (auto& t : threads) t.join();
+  pthread_kill(signal_waiter.native_handle(), SIGUSR1);
+  signal_waiter.join();
   double elapsed = std::chrono::duration<double>(Steady::now() - plan.start).count();
 
   Totals t = Sum(workers);

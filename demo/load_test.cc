@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,6 +195,30 @@ TEST(LoadTest, ProgressPrintsALineEverySecond) {
   EXPECT_NE(run.output.find("t=2s 2xx="), std::string::npos) << run.output;
   EXPECT_NE(run.output.find(" fail=0 v9="), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("0 failed requests"), std::string::npos) << run.output;
+}
+
+TEST(LoadTest, SigtermStopsEarlyAndStillReports) {
+  DemoApp app = MustStartApp({"--version", "v4"});
+  Result<ChildProcess> p =
+      ChildProcess::Start({kLoad, "--url", Url(app.port), "--duration", "60s", "--connections", "2",
+                           "--rate", "100", "--progress", "--by-header", "X-Version"},
+                          {}, /*stderr_too=*/true);
+  ASSERT_TRUE(p.ok());
+  // The first progress line shows that requests are flowing; then stop it.
+  Result<std::string> line = p->ReadLine(milliseconds(10000));
+  ASSERT_TRUE(line.ok()) << line.status().ToString();
+  EXPECT_NE(line->find("t=1s 2xx="), std::string::npos) << *line;
+  Steady::time_point t0 = Steady::now();
+  ASSERT_TRUE(p->Signal(SIGTERM).ok());
+  Result<std::string> rest = p->ReadAll(milliseconds(10000));
+  ASSERT_TRUE(rest.ok());
+  Result<int> status = p->Wait(milliseconds(10000));
+  ASSERT_TRUE(status.ok());
+  EXPECT_LT(Steady::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << *rest;
+  EXPECT_NE(rest->find("X-Version v4="), std::string::npos) << *rest;
+  EXPECT_NE(rest->find("0 failed requests"), std::string::npos) << *rest;
 }
 
 TEST(LoadTest, BadFlagsExitTwo) {
