@@ -13,8 +13,8 @@ enum CharClass : uint8_t {
   kFieldValue = 1 << 1,  // VCHAR, obs-text, SP, HTAB
   kTarget = 1 << 2,      // visible ASCII (0x21-0x7E)
   kHex = 1 << 3,
-  kHostChar = 1 << 4,    // host names, IP literals and a port
-  kQdtext = 1 << 5,      // quoted-string content other than the backslash escape
+  kHostChar = 1 << 4,  // host names, IP literals and a port
+  kQdtext = 1 << 5,    // quoted-string content other than the backslash escape
 };
 
 constexpr std::array<uint8_t, 256> MakeClassTable() {
@@ -166,8 +166,8 @@ struct FieldSummary {
   uint8_t host_count = 0;
   uint8_t te_count = 0;
   uint16_t connection = kNoField;  // the first Connection field
-  bool cl_count_many = false;  // more than one Content-Length field
-  bool cl_conflict = false;    // two Content-Length fields with different values
+  bool cl_count_many = false;      // more than one Content-Length field
+  bool cl_conflict = false;        // two Content-Length fields with different values
 };
 
 struct Failure {
@@ -431,8 +431,8 @@ bool IsValidTargetForm(std::string_view t) {
 }
 
 // Parses the request-line from `p`; on success leaves `p` after its CRLF.
-bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits,
-                      RequestHead* out, Failure* fail) {
+bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits, RequestHead* out,
+                      Failure* fail) {
   const char* method_begin = p;
   while (p < end && Is(*p, kTchar)) ++p;
   if (p == end) {
@@ -531,8 +531,7 @@ ParseResult ParseRequestHead(std::string_view buffer, const ParseLimits& limits,
   const size_t from = resume_at > start && resume_at <= buffer.size() ? resume_at : start;
   size_t head_end = 0;
   size_t resume = start;
-  const HeadScan scan =
-      ScanHead(buffer, start, from, limits.max_head_bytes, &head_end, &resume);
+  const HeadScan scan = ScanHead(buffer, start, from, limits.max_head_bytes, &head_end, &resume);
   if (scan == HeadScan::kBareLf) return Error(400, "bare LF");
 
   out->headers.count = 0;
@@ -684,8 +683,8 @@ ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_
 
   out->content_length = 0;
   out->body = BodyKind::kNone;
-  const bool no_body = out->status < 200 || out->status == 204 || out->status == 304 ||
-                       request_method == "HEAD";
+  const bool no_body =
+      out->status < 200 || out->status == 204 || out->status == 304 || request_method == "HEAD";
   if (sum.transfer_encoding != kNoField) {
     if (sum.content_length != kNoField) {
       return Error(502, "Content-Length with Transfer-Encoding");
@@ -928,55 +927,68 @@ ChunkedDecoder::Step ChunkedDecoder::Feed(std::string_view input) {
   return step;
 }
 
+namespace {
+
+struct StatusReason {
+  int status;
+  std::string_view reason;
+};
+
+constexpr StatusReason kReasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {203, "Non-Authoritative Information"},
+    {204, "No Content"},
+    {205, "Reset Content"},
+    {206, "Partial Content"},
+    {300, "Multiple Choices"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {421, "Misdirected Request"},
+    {422, "Unprocessable Content"},
+    {425, "Too Early"},
+    {426, "Upgrade Required"},
+    {428, "Precondition Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
+}  // namespace
+
 std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+  for (const StatusReason& entry : kReasons) {
+    if (entry.status == status) return entry.reason;
   }
+  return "";
 }
 
 }  // namespace turnout::http

@@ -48,17 +48,17 @@ namespace turnout::http {
 inline constexpr size_t kMaxHeaders = 100;
 
 struct ParseLimits {
-  size_t max_head_bytes = 64 * 1024;  // Default: 64 KiB. Over it: 431.
-  size_t max_target_bytes = 8 * 1024; // Default: 8 KiB. Over it: 414.
-  size_t max_headers = kMaxHeaders;   // Default: 100 (never more than kMaxHeaders). Over it: 431.
+  size_t max_head_bytes = 64 * 1024;   // Default: 64 KiB. Over it: 431.
+  size_t max_target_bytes = 8 * 1024;  // Default: 8 KiB. Over it: 414.
+  size_t max_headers = kMaxHeaders;    // Default: 100 (never more than kMaxHeaders). Over it: 431.
 };
 
 enum class ParseState { kIncomplete, kComplete, kError };
 
 struct ParseResult {
   ParseState state = ParseState::kIncomplete;
-  size_t consumed = 0;          // kComplete: bytes of the head, including the final CRLF CRLF
-  int error_status = 0;         // kError: the status to answer with (400, 414, 431, 501, 505, 502)
+  size_t consumed = 0;   // kComplete: bytes of the head, including the final CRLF CRLF
+  int error_status = 0;  // kError: the status to answer with (400, 414, 431, 501, 505, 502)
   const char* error_reason = "";  // kError: a short static description for logs and metrics
   // kIncomplete (ParseRequestHead): where the next call on the same, grown buffer may resume the
   // search for the end of the head. Passing it back keeps a client that trickles its head a byte
@@ -100,17 +100,17 @@ struct MessageHeaders {
 struct RequestHead {
   std::string_view method;
   std::string_view target;
-  int version_minor = 1;     // HTTP/1.<version_minor>: 0 or 1
+  int version_minor = 1;  // HTTP/1.<version_minor>: 0 or 1
   MessageHeaders headers;
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;  // valid when body == kContentLength
   bool keep_alive = true;       // HTTP/1.1 default unless `Connection: close`; 1.0 needs keep-alive
-  bool expect_continue = false; // `Expect: 100-continue`
+  bool expect_continue = false;  // `Expect: 100-continue`
   // `Connection: upgrade` + an `Upgrade` field on a GET (e.g. websocket). On other methods the
   // request is an ordinary one and the (hop-by-hop) Upgrade field is not forwarded.
   bool upgrade = false;
   std::string_view upgrade_protocol;  // the Upgrade field's value when upgrade is true
-  std::string_view host;        // the Host field (required for HTTP/1.1: missing -> 400)
+  std::string_view host;              // the Host field (required for HTTP/1.1: missing -> 400)
 };
 
 struct ResponseHead {
@@ -154,9 +154,9 @@ ParseResult ParseResponseHead(std::string_view buffer, std::string_view request_
 class ChunkedDecoder {
  public:
   struct Step {
-    size_t consumed = 0;       // bytes of `input` used by this step
-    std::string_view data;     // body data found in this step (a sub-view of input), may be empty
-    bool done = false;         // the terminating chunk and trailer section were read
+    size_t consumed = 0;    // bytes of `input` used by this step
+    std::string_view data;  // body data found in this step (a sub-view of input), may be empty
+    bool done = false;      // the terminating chunk and trailer section were read
     bool error = false;
     const char* error_reason = "";
   };
@@ -169,19 +169,33 @@ class ChunkedDecoder {
 
  private:
   enum class State : uint8_t {
-    kSize, kSizeLf,
-    kExtName, kExtNameMore, kExtValueStart, kExtToken, kExtQuoted, kExtQuotedEscape,
+    kSize,
+    kSizeLf,
+    kExtName,
+    kExtNameMore,
+    kExtValueStart,
+    kExtToken,
+    kExtQuoted,
+    kExtQuotedEscape,
     kExtAfterQuoted,
-    kData, kDataCr, kDataLf,
-    kTrailerLineStart, kTrailerName, kTrailerValue, kTrailerLf, kFinalLf, kDone, kError,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerLineStart,
+    kTrailerName,
+    kTrailerValue,
+    kTrailerLf,
+    kFinalLf,
+    kDone,
+    kError,
   };
   // Sub-states of a chunk extension (`;name[=token|quoted-string]`) and of a trailer field line
   // are explicit so that any split of the input decodes exactly like the whole input.
   State state_ = State::kSize;
-  uint64_t remaining_ = 0;   // kSize: the size so far; kData: data bytes left in the chunk
+  uint64_t remaining_ = 0;  // kSize: the size so far; kData: data bytes left in the chunk
   int size_digits_ = 0;
-  size_t line_bytes_ = 0;    // guards the chunk-size line length (extensions included)
-  size_t trailer_bytes_ = 0; // total trailer section size
+  size_t line_bytes_ = 0;     // guards the chunk-size line length (extensions included)
+  size_t trailer_bytes_ = 0;  // total trailer section size
   const char* error_reason_ = "";
 };
 

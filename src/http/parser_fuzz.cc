@@ -23,8 +23,7 @@ void Check(bool condition, const char* what) {
 
 bool Inside(std::string_view view, std::string_view buffer) {
   if (view.empty()) return true;
-  return view.data() >= buffer.data() &&
-         view.data() + view.size() <= buffer.data() + buffer.size();
+  return view.data() >= buffer.data() && view.data() + view.size() <= buffer.data() + buffer.size();
 }
 
 void CheckResult(const ParseResult& r, std::string_view in) {
