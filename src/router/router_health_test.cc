@@ -29,6 +29,8 @@ class RouterHealthTest : public testing::RouterTest {
     }
     return seen;
   }
+
+  ManualClock clock_;  // declared here so that it outlives the router stopped in TearDown
 };
 
 TEST_F(RouterHealthTest, FailingInstanceIsTakenOutAfterFallAndReturnsAfterRise) {
@@ -100,12 +102,7 @@ TEST_F(RouterHealthTest, NewInstancesAreCheckedBeforeTheyGetTraffic) {
 
 TEST_F(RouterHealthTest, ConnectFailuresEjectAnInstancePassively) {
   TestUpstream& live = AddUpstream("blue-live");
-  std::string dead;
-  {
-    auto gone = TestUpstream::Start("gone");
-    ASSERT_TRUE(gone.ok());
-    dead = (*gone)->address();
-  }
+  const std::string dead = testing::RefusingAddress();
   RouterConfig config = testing::MakeTestRouterConfig({{"blue", {dead, live.address()}}}, "blue");
   config.health.enabled = false;
   config.health.eject_after_connect_failures = 2;
@@ -125,14 +122,9 @@ TEST_F(RouterHealthTest, ConnectFailuresEjectAnInstancePassively) {
 }
 
 TEST_F(RouterHealthTest, EjectionEndsAfterEjectFor) {
-  ManualClock clock;
+  ManualClock& clock = clock_;
   TestUpstream& live = AddUpstream("blue-live");
-  std::string dead;
-  {
-    auto gone = TestUpstream::Start("gone");
-    ASSERT_TRUE(gone.ok());
-    dead = (*gone)->address();
-  }
+  const std::string dead = testing::RefusingAddress();
   RouterConfig config = testing::MakeTestRouterConfig({{"blue", {dead, live.address()}}}, "blue");
   config.health.enabled = false;
   config.health.eject_after_connect_failures = 1;

@@ -21,13 +21,6 @@ using Kind = Behavior::Kind;
 
 class RouterUpstreamFailureTest : public testing::RouterTest {
  protected:
-  // An address on which nothing listens (an upstream that was started and stopped).
-  std::string RefusingAddress() {
-    auto up = TestUpstream::Start("gone");
-    EXPECT_TRUE(up.ok());
-    return (*up)->address();
-  }
-
   void StartWith(std::vector<std::string> blue, void (*tweak)(RouterConfig&) = nullptr) {
     RouterConfig config = testing::MakeTestRouterConfig({{"blue", blue}}, "blue");
     if (tweak != nullptr) tweak(config);
@@ -36,7 +29,7 @@ class RouterUpstreamFailureTest : public testing::RouterTest {
 };
 
 TEST_F(RouterUpstreamFailureTest, ConnectRefusedIs502) {
-  StartWith({RefusingAddress()});
+  StartWith({testing::RefusingAddress()});
   RawResponse r = Get("/");
   ASSERT_TRUE(r.complete()) << r.error;
   EXPECT_EQ(r.status, 502);
@@ -45,7 +38,7 @@ TEST_F(RouterUpstreamFailureTest, ConnectRefusedIs502) {
 
 TEST_F(RouterUpstreamFailureTest, ConnectRefusedIsRetriedOnAnotherInstance) {
   TestUpstream& live = AddUpstream("blue-live");
-  StartWith({RefusingAddress(), live.address()});
+  StartWith({testing::RefusingAddress(), live.address()});
   // Enough requests that round robin picks the dead instance first several times.
   for (int i = 0; i < 10; ++i) {
     RawResponse r = Get("/retry");

@@ -126,6 +126,11 @@ int CountHeader(const HeaderList& headers, std::string_view name) {
   return count;
 }
 
+std::string RefusingAddress() {
+  Result<std::unique_ptr<TestUpstream>> up = TestUpstream::Start("refusing");
+  return up.ok() ? (*up)->address() : "127.0.0.1:1";
+}
+
 bool WaitUntil(const std::function<bool()>& predicate, Millis timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -122,6 +122,10 @@ struct Behavior {
   }
 };
 
+// "127.0.0.1:<port>" where nothing listens: an upstream is started and stopped at once, so
+// connecting is refused (for as long as no other socket takes the port).
+std::string RefusingAddress();
+
 // Polls `predicate` until it holds or `timeout` passes (the deadline only bounds a failing test;
 // nothing waits for a fixed time). Returns the predicate's last value.
 bool WaitUntil(const std::function<bool()>& predicate, Millis timeout = Millis(10000));
