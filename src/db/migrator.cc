@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <thread>
@@ -640,24 +641,25 @@ class Run {
 
   // SET (LOCAL) the timeouts before statement i, unless the file set its own earlier.
   Status SetTimeouts(const MigrationFile& file, size_t i, bool local) {
-    bool own_lock = false, own_statement = false;
-    for (size_t k = 0; k < i; ++k) {
-      own_lock = own_lock || SetsSetting(file.statements[k].text, "LOCK_TIMEOUT");
-      own_statement = own_statement || SetsSetting(file.statements[k].text, "STATEMENT_TIMEOUT");
+    if (timeouts_file_ != &file) {
+      // Where the file first sets each timeout itself (SIZE_MAX: never), computed once per file.
+      timeouts_file_ = &file;
+      own_lock_at_ = own_statement_at_ = SIZE_MAX;
+      for (size_t k = file.statements.size(); k-- > 0;) {
+        if (SetsSetting(file.statements[k].text, "LOCK_TIMEOUT")) own_lock_at_ = k;
+        if (SetsSetting(file.statements[k].text, "STATEMENT_TIMEOUT")) own_statement_at_ = k;
+      }
     }
     std::string scope = local ? "SET LOCAL " : "SET ";
-    if (!own_lock) {
-      TURNOUT_RETURN_IF_ERROR(
-          work_.Exec(scope + "lock_timeout = '" + TimeoutValue(options_.lock_timeout) + "'")
-              .status());
+    std::string sql;
+    if (own_lock_at_ >= i) {
+      sql += scope + "lock_timeout = '" + TimeoutValue(options_.lock_timeout) + "';";
     }
-    if (!own_statement) {
-      TURNOUT_RETURN_IF_ERROR(work_
-                                  .Exec(scope + "statement_timeout = '" +
-                                        TimeoutValue(options_.statement_timeout) + "'")
-                                  .status());
+    if (own_statement_at_ >= i) {
+      sql += scope + "statement_timeout = '" + TimeoutValue(options_.statement_timeout) + "';";
     }
-    return Status::Ok();
+    if (sql.empty()) return Status::Ok();
+    return work_.Exec(sql).status();
   }
 
   bool ShouldRetry(int attempt) const { return attempt < options_.lock_retries; }
@@ -863,6 +865,9 @@ class Run {
   std::string run_id_;
   PgConnection lock_;
   PgConnection work_;
+  const MigrationFile* timeouts_file_ = nullptr;
+  size_t own_lock_at_ = SIZE_MAX;
+  size_t own_statement_at_ = SIZE_MAX;
 };
 
 }  // namespace

@@ -371,7 +371,7 @@ TEST_F(MigratorTest, ConcurrentRunnersOneWaitsNoDeadlockWithCreateIndexConcurren
         "INSERT INTO t SELECT g, g % 100 FROM generate_series(1, 20000) g;");
   Write("0002_idx.up.sql",
         "-- turnout:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_v_idx ON t (v);\n"
-        "SELECT pg_sleep(1);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);");
+        "SELECT pg_sleep(2);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);");
   ToolProcess a({"up", "--dir", dir_, "--database", url_, "--wait-lock", "60s"});
   ToolProcess b({"up", "--dir", dir_, "--database", url_, "--wait-lock", "60s"});
   int ra = a.Wait();
@@ -531,6 +531,26 @@ TEST_F(MigratorTest, PlanIsADryRunWithClassesAndRefusesOutOfOrderVersions) {
   auto late = m.PlanUp(std::nullopt);
   ASSERT_FALSE(late.ok());
   EXPECT_NE(late.status().message().find("give it a version above 3"), std::string::npos);
+}
+
+TEST_F(MigratorTest, TimeoutsAreSetPerStatementUnlessTheFileSetsItsOwn) {
+  Write("0001_default.up.sql",
+        "CREATE TABLE seen AS SELECT 1 AS v, current_setting('lock_timeout') AS lt, "
+        "current_setting('statement_timeout') AS st;");
+  Write("0002_own.up.sql",
+        "SET LOCAL lock_timeout = '1234ms';\n"
+        "INSERT INTO seen SELECT 2, current_setting('lock_timeout'), "
+        "current_setting('statement_timeout');");
+  Write("0003_nt.up.sql",
+        "-- turnout:no-transaction\nINSERT INTO seen SELECT 3, current_setting('lock_timeout'), "
+        "current_setting('statement_timeout');");
+  MigratorOptions o = Options();
+  o.lock_timeout = 3s;
+  o.statement_timeout = 1min;
+  ASSERT_TRUE(Migrator(o).Up(std::nullopt).ok());
+  EXPECT_EQ(Query("SELECT lt || ' ' || st FROM seen WHERE v = 1"), "3s 1min");
+  EXPECT_EQ(Query("SELECT lt || ' ' || st FROM seen WHERE v = 2"), "1234ms 1min");
+  EXPECT_EQ(Query("SELECT lt || ' ' || st FROM seen WHERE v = 3"), "3s 1min");
 }
 
 TEST_F(MigratorTest, ErrorsWithAKnownCauseSayWhatToDo) {
