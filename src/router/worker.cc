@@ -609,6 +609,35 @@ awaitable<void> Worker::Impl::RespondError(Conn& c, RequestCtx& x, Exchange& e, 
   if (ec) e.client_close = true;
 }
 
+namespace {
+
+// Whether the client connection serves another request; if so, moves the pipelined bytes that
+// follow this request to the front of the buffer.
+bool KeepServing(const Exchange& e, RequestCtx& x, bool stopping) {
+  if (e.client_close || !e.keep_alive || stopping) return false;
+  size_t rest = x.in_len - x.in_pos;
+  if (rest > 0 && x.in_pos > 0) std::memmove(x.in.get(), x.in.get() + x.in_pos, rest);
+  x.in_len = rest;
+  x.in_pos = 0;
+  return true;
+}
+
+// Runs the decoder over the body bytes that came with the head, so that a malformed chunked body
+// is refused before anything is sent upstream. Returns false on a framing error.
+bool BufferedChunksValid(const RequestCtx& x) {
+  http::ChunkedDecoder decoder;
+  size_t pos = x.in_pos;
+  while (pos < x.in_len) {
+    http::ChunkedDecoder::Step step = decoder.Feed(std::string_view(x.in.get() + pos, x.in_len - pos));
+    if (step.error) return false;
+    if (step.done || (step.consumed == 0 && step.data.empty())) return true;
+    pos += step.consumed;
+  }
+  return true;
+}
+
+}  // namespace
+
 awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   Exchange e;
   e.t0 = shared.clock->Now();
@@ -678,6 +707,16 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
                  (e.body == http::BodyKind::kContentLength &&
                   e.content_length <= x.in_len - x.in_pos));
 
+  if (e.body == http::BodyKind::kChunked && !BufferedChunksValid(x)) {
+    e.keep_alive = false;
+    e.slot = &t.slots[static_cast<size_t>(t.active)];
+    e.slot->runtime->metrics->shard(index).AddInFlight(1);
+    co_await RespondError(c, x, e, 400, RouterError::kBadRequest,
+                          "bad request: invalid chunked body");
+    Finish(e);
+    co_return false;
+  }
+
   // 2. Slot and instance.
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
@@ -688,7 +727,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
                        " header names no known slot";
     co_await RespondError(c, x, e, 400, RouterError::kBadRequest, body);
     Finish(e);
-    co_return !e.client_close;
+    co_return KeepServing(e, x, stopping);
   }
   e.slot_index = e.sel.slot;
   e.slot = &t.slots[static_cast<size_t>(e.sel.slot)];
@@ -698,7 +737,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     std::string body = "no healthy instance in slot " + e.slot->runtime->name;
     co_await RespondError(c, x, e, 503, RouterError::kNoHealthyUpstream, body);
     Finish(e);
-    co_return !e.client_close;
+    co_return KeepServing(e, x, stopping);
   }
   e.inst->metrics->shard(index).AddInFlight(1);
 
@@ -760,13 +799,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   } else {
     CloseSocket(c.upstream);
   }
-  if (e.client_close || !e.keep_alive || stopping) co_return false;
-  // Keep pipelined bytes for the next request.
-  size_t rest = x.in_len - x.in_pos;
-  if (rest > 0 && x.in_pos > 0) std::memmove(x.in.get(), x.in.get() + x.in_pos, rest);
-  x.in_len = rest;
-  x.in_pos = 0;
-  co_return true;
+  co_return KeepServing(e, x, stopping);
 }
 
 awaitable<bool> Worker::Impl::Connect(Conn& c, const InstanceEntry& inst, bool* reused) {
