@@ -375,7 +375,7 @@ void Migrator::Emit(ProgressEvent e) const {
   if (options_.on_progress) options_.on_progress(e);
 }
 
-Result<Migrator::Loaded> Migrator::Load(bool) {
+Result<Migrator::Loaded> Migrator::Load() {
   Loaded loaded;
   TURNOUT_ASSIGN_OR_RETURN(loaded.files, LoadMigrations(options_.dir));
   TURNOUT_ASSIGN_OR_RETURN(PgConnection conn,
@@ -873,7 +873,7 @@ class Run {
 }  // namespace
 
 Result<StatusReport> Migrator::Status() {
-  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load(false));
+  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load());
   return std::move(loaded.status);
 }
 
@@ -884,12 +884,12 @@ Result<std::vector<HistoryRow>> Migrator::History() {
 }
 
 Result<std::vector<PlanStep>> Migrator::PlanUp(std::optional<int64_t> to) {
-  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load(false));
+  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load());
   return ComputeUp(loaded, to);
 }
 
 Result<std::vector<PlanStep>> Migrator::PlanDown(int64_t to) {
-  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load(false));
+  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load());
   return ComputeDown(loaded, to);
 }
 
@@ -962,7 +962,7 @@ Result<RunResult> Migrator::Apply(Direction direction, std::optional<int64_t> to
 }
 
 Result<VerifyResult> Migrator::Verify() {
-  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load(false));
+  TURNOUT_ASSIGN_OR_RETURN(Loaded loaded, Load());
   VerifyResult out;
   std::string chain;
   for (const VersionStatus& v : loaded.status.versions) {

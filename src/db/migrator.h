@@ -215,7 +215,8 @@ class Migrator {
 
  private:
   struct Loaded;
-  Result<Loaded> Load(bool unused);
+  // Files, history (read without the lock) and the derived state.
+  Result<Loaded> Load();
   Result<RunResult> Apply(Direction direction, std::optional<int64_t> to);
   Result<std::vector<PlanStep>> ComputeUp(const Loaded& loaded, std::optional<int64_t> to);
   Result<std::vector<PlanStep>> ComputeDown(const Loaded& loaded, int64_t to);

@@ -508,6 +508,27 @@ TEST_F(MigratorTest, ChangedAppliedFileIsRefusedWhitespaceOnlyChangeIsReported) 
   EXPECT_NE(v->problems[0].find("file is missing"), std::string::npos);
 }
 
+TEST_F(MigratorTest, VerifyDetectsAHistoryThatDoesNotChain) {
+  WriteThree();
+  ASSERT_TRUE(Migrator(Options()).Up(std::nullopt).ok());
+  // A row appended by hand (the table refuses only updates and deletes) claiming version 2 was
+  // applied on top of something else.
+  ASSERT_TRUE(conn_
+                  .Exec("INSERT INTO turnout_schema_history (version, name, direction, status, "
+                        "file_sha256, normalized_sha256, chain_sha256, statements_done, "
+                        "statements_total, started_at, run_id) SELECT version, name, "
+                        "direction, status, file_sha256, normalized_sha256, repeat('0', 64), "
+                        "statements_done, statements_total, now(), 'forged' FROM "
+                        "turnout_schema_history WHERE version = 2")
+                  .ok());
+  auto v = Migrator(Options()).Verify();
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  ASSERT_FALSE(v->problems.empty());
+  EXPECT_NE(v->problems[0].find("0002_orders: the recorded hash chain"), std::string::npos)
+      << v->problems[0];
+}
+
 TEST_F(MigratorTest, PlanIsADryRunWithClassesAndRefusesOutOfOrderVersions) {
   WriteThree();
   Write("0004_drop.up.sql", "SET lock_timeout = '1s';\nALTER TABLE users DROP COLUMN name;");
