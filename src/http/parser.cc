@@ -112,6 +112,9 @@ enum class FieldId : uint8_t {
   kUpgrade,
   kExpect,
   kHopByHop,  // Keep-Alive, Proxy-Connection, TE, Trailer, Proxy-Authenticate/-Authorization
+  // Content_Length, Transfer_Encoding: servers that map header names to CGI-style variables read
+  // them as the real framing fields, which the router would not see.
+  kFramingLookalike,
 };
 
 FieldId Classify(std::string_view name) {
@@ -135,12 +138,14 @@ FieldId Classify(std::string_view name) {
       break;
     case 14:
       if (EqualsLower(name, "content-length")) return FieldId::kContentLength;
+      if (EqualsLower(name, "content_length")) return FieldId::kFramingLookalike;
       break;
     case 16:
       if (EqualsLower(name, "proxy-connection")) return FieldId::kHopByHop;
       break;
     case 17:
       if (EqualsLower(name, "transfer-encoding")) return FieldId::kTransferEncoding;
+      if (EqualsLower(name, "transfer_encoding")) return FieldId::kFramingLookalike;
       break;
     case 18:
       if (EqualsLower(name, "proxy-authenticate")) return FieldId::kHopByHop;
@@ -349,6 +354,9 @@ bool ParseFields(const char* p, const char* end, size_t max_headers, MessageHead
       case FieldId::kHopByHop:
         h.hop_by_hop = true;
         break;
+      case FieldId::kFramingLookalike:
+        *fail = {400, "underscore in a framing field name"};
+        return false;
     }
   }
   headers->count = count;

@@ -10,6 +10,7 @@
 //     several values, or overflows;
 //   - a bare CR or a bare LF as a line ending anywhere in the head;
 //   - whitespace between a field name and the colon; obs-fold (a line starting with SP/HTAB);
+//   - a `Content_Length` or `Transfer_Encoding` field (CGI-style servers read them as framing);
 //   - control characters (other than HTAB in values) or non-token bytes in names, method;
 //   - a request-line that is not `method SP request-target SP HTTP/1.x`;
 //   - a request-target with bytes other than visible ASCII, or not in origin-form (`/p?q`),

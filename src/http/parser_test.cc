@@ -406,6 +406,25 @@ TEST_F(RequestTest, ConnectionNamingContentLengthKeepsIt) {
   EXPECT_EQ(head_->body, BodyKind::kContentLength);
 }
 
+// A CGI-style upstream maps `Transfer_Encoding` to the same variable as `Transfer-Encoding`.
+TEST_F(RequestTest, UnderscoreFramingFieldRejected) {
+  EXPECT_EQ(PostWith("Transfer_Encoding: chunked\r\nContent-Length: 5\r\n"), 400);
+  EXPECT_EQ(PostWith("content_length: 5\r\nTransfer-Encoding: chunked\r\n"), 400);
+  EXPECT_EQ(PostWith("X_Custom_Field: 1\r\nContent-Length: 5\r\n"), kCompleteStatus);
+}
+
+TEST_F(RequestTest, TeObsFoldRejected) {
+  EXPECT_EQ(PostWith("Transfer-Encoding:\r\n chunked\r\n"), 400);
+  EXPECT_EQ(PostWith("Transfer-Encoding: gzip\r\n ,chunked\r\n"), 400);
+}
+
+TEST_F(RequestTest, TeLookalikeValuesRejected) {
+  EXPECT_EQ(PostWith("Transfer-Encoding: chunked\x0b\r\n"), 400);  // vertical tab
+  EXPECT_EQ(PostWith("Transfer-Encoding: chunked\xa0\r\n"), 400);  // NBSP (obs-text)
+  EXPECT_EQ(PostWith(std::string("Transfer-Encoding: \xa0") + "chunked\r\n"), 400);
+  EXPECT_EQ(PostWith("Transfer-Encoding: chunk\r\n"), 501);
+}
+
 TEST_F(RequestTest, TeChunkedAccepted) {
   EXPECT_EQ(PostWith("Transfer-Encoding: chunked\r\n"), kCompleteStatus);
   EXPECT_EQ(head_->body, BodyKind::kChunked);
@@ -429,7 +448,6 @@ TEST_F(RequestTest, TeOtherCodingsRejected) {
   EXPECT_EQ(PostWith("Transfer-Encoding: \r\n"), 400);
   EXPECT_EQ(PostWith("Transfer-Encoding: chunked;x=1\r\n"), 400);
   EXPECT_EQ(PostWith("Transfer-Encoding: \"chunked\"\r\n"), 400);
-  EXPECT_EQ(PostWith("Transfer-Encoding: chunked\x0b\r\n"), 400);
   EXPECT_EQ(PostWith("Transfer-Encoding: xchunked\r\n"), 501);
   EXPECT_EQ(PostWith("Transfer-Encoding: gzip\r\n"), 501);
 }
@@ -605,6 +623,11 @@ TEST_F(ResponseTest, ClTeRejected) {
   EXPECT_EQ(StatusWith("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"),
             502);
   EXPECT_EQ(StatusWith("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"),
+            502);
+}
+
+TEST_F(ResponseTest, UnderscoreFramingFieldRejected) {
+  EXPECT_EQ(StatusWith("HTTP/1.1 200 OK\r\nTransfer_Encoding: chunked\r\nContent-Length: 3\r\n"),
             502);
 }
 
