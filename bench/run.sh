@@ -302,6 +302,7 @@ json_get() {  # FILE JQ-LIKE-PATH (a.b.c) : tiny reader for turnout-load --json 
     END { if (!found) print 0 }' "$1"
 }
 
+declare -A rps p50 p99 switch_failed mem_bytes
 summary=$results/summary.md
 : >"$summary"
 out() { echo "$*" | tee -a "$summary"; }
@@ -335,7 +336,6 @@ if [[ " $parts " == *" throughput "* ]]; then
     done
   done
 
-  declare -A rps p50 p99
   for c in "${contenders[@]}"; do
     rps[$c]=$(for f in "$results"/wrk-"$c"-*.txt; do
       awk '/^Requests\/sec:/ {print $2}' "$f"; done | median)
@@ -402,6 +402,7 @@ if [[ " $parts " == *" switch "* ]]; then
     wait "$load_pid" || true
     forget_pid "$load_pid"
     local f=$results/switch-$name.json
+    switch_failed[$name]=$(json_get "$f" failed)
     out "| $name | $switches | $(json_get "$f" requests) | $(json_get "$f" failed) |" \
       "$(json_get "$f" responses.5xx) | $(json_get "$f" resets) | $(json_get "$f" timeouts) |" \
       "$(json_get "$f" errors) | $(json_get "$f" by_header.values.v1) |" \
@@ -462,8 +463,9 @@ if [[ " $parts " == *" memory "* ]]; then
     stop_pid "$clients"
     forget_pid "$clients"
     read -r _ ok failed <<<"$line"
-    out "| $name | $before | $after | $(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {
-        if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "n/a" }')$(
+    mem_bytes[$name]=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {
+        if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "n/a" }')
+    out "| $name | $before | $after | ${mem_bytes[$name]}$(
         [[ $failed != 0 ]] && echo " ($failed of $idle_conns failed)") |"
   }
   for c in turnout haproxy nginx; do
@@ -473,6 +475,25 @@ if [[ " $parts " == *" memory "* ]]; then
     stop_contender "$c_pid"
   done
 fi
+
+# --- targets ---------------------------------------------------------------------------------
+verdict() {  # AWK-CONDITION (on a, b) A B
+  awk -v a="$2" -v b="$3" "BEGIN { if (a == \"\" || b == \"\" || a == \"n/a\") print \"not measured\";
+    else if ($1) print \"met\"; else print \"NOT met\" }"
+}
+out ""
+out "### Targets"
+out ""
+out "| target | measured | verdict |"
+out "| --- | --- | --- |"
+out "| throughput >= 1.25x HAProxy | turnout ${rps[turnout]:-?} vs HAProxy ${rps[haproxy]:-?} req/s |" \
+  "$(verdict 'a >= 1.25 * b' "${rps[turnout]:-}" "${rps[haproxy]:-}") |"
+out "| p99 <= HAProxy's | turnout ${p99[turnout]:-?} ms vs HAProxy ${p99[haproxy]:-?} ms |" \
+  "$(verdict 'a <= b' "${p99[turnout]:-}" "${p99[haproxy]:-}") |"
+out "| 0 failed requests over $switches switches | ${switch_failed[turnout]:-?} failed |" \
+  "$(verdict 'a == 0' "${switch_failed[turnout]:-}" 0) |"
+out "| <= 1 KB per idle connection | ${mem_bytes[turnout]:-?} bytes |" \
+  "$(verdict 'a <= 1024' "${mem_bytes[turnout]:-}" 0) |"
 
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
 out ""
