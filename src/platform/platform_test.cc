@@ -1,0 +1,103 @@
+#include "platform/platform.h"
+
+#include <gtest/gtest.h>
+
+namespace turnout::platform {
+namespace {
+
+InstanceSpec Spec() {
+  InstanceSpec spec;
+  spec.service = "web";
+  spec.version = "v1.2.3+build";
+  spec.slot = "blue";
+  spec.instance = 1;
+  spec.port = 8081;
+  spec.command = "./app --port {port}";
+  spec.env = {{"A", "1"}};
+  return spec;
+}
+
+TEST(SpecHashTest, StableAndSensitiveToWhatRuns) {
+  InstanceSpec a = Spec();
+  EXPECT_EQ(SpecHash(a), SpecHash(Spec()));
+  EXPECT_EQ(SpecHash(a).size(), 16u);
+  auto differs = [&](auto change) {
+    InstanceSpec b = Spec();
+    change(b);
+    return SpecHash(b) != SpecHash(a);
+  };
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.version = "v1.2.4"; }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.port = 8082; }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.command += " "; }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.env[0].second = "2"; }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.grace = std::chrono::seconds(3); }));
+  // Field boundaries count: moving a character between two fields changes the hash.
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.env = {{"A1", ""}}; }));
+}
+
+TEST(ValidateSpecTest, RefusesNamesThatCouldEscape) {
+  EXPECT_TRUE(ValidateSpec(Spec()).ok());
+  for (const char* bad : {"", "v1;rm -rf", "../x", "a/b", "-v", ".hidden", "v 1", "$(x)"}) {
+    InstanceSpec s = Spec();
+    s.version = bad;
+    Status st = ValidateSpec(s);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("version"), std::string::npos) << st.message();
+  }
+  InstanceSpec s = Spec();
+  s.slot = "blue/../../etc";
+  EXPECT_FALSE(ValidateSpec(s).ok());
+  s = Spec();
+  s.instance = -1;
+  EXPECT_FALSE(ValidateSpec(s).ok());
+  s = Spec();
+  s.command = "  \t";
+  EXPECT_FALSE(ValidateSpec(s).ok());
+  s = Spec();
+  s.stop_signal = 0;
+  EXPECT_FALSE(ValidateSpec(s).ok());
+  s = Spec();
+  s.env = {{"A=B", "1"}};
+  EXPECT_FALSE(ValidateSpec(s).ok());
+}
+
+TEST(HandleEncodingTest, RoundTrips) {
+  InstanceHandle h;
+  h.id = "web-blue-0-4242";
+  h.pid = 4242;
+  h.start_time_ticks = 123456789012ULL;
+  h.boot_id = "eb49ae87-ac3b-4f7e-8ea3-0d417f9cb0a7";
+  h.port = 8080;
+  h.spec_hash = "0123456789abcdef";
+  h.stop_signal = SIGINT;
+  h.grace = std::chrono::milliseconds(2500);
+  h.log_path = "logs/web-blue-0.log";
+  Result<InstanceHandle> back = DecodeHandle(EncodeHandle(h));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, h);
+}
+
+TEST(HandleEncodingTest, RefusesBrokenText) {
+  for (const char* bad : {"", "{", "[]", "{\"id\":\"x\"}",
+                          R"({"id":"x","pid":"12","start_time_ticks":1,"boot_id":"b","port":1,
+                              "spec_hash":"h","stop_signal":15,"grace_ms":1})",
+                          R"({"id":"x","pid":12,"start_time_ticks":1,"boot_id":"b","port":1,
+                              "spec_hash":"h","stop_signal":99,"grace_ms":1})",
+                          R"({"id":"x","pid":12,"start_time_ticks":1,"boot_id":"b","port":70000,
+                              "spec_hash":"h","stop_signal":15,"grace_ms":1})"}) {
+    Result<InstanceHandle> h = DecodeHandle(bad);
+    EXPECT_EQ(h.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(InstanceStatusTest, Describes) {
+  EXPECT_EQ((InstanceStatus{InstanceState::kExited, 3, std::nullopt}).ToString(),
+            "exited with code 3");
+  EXPECT_EQ((InstanceStatus{InstanceState::kExited, std::nullopt, SIGKILL}).ToString(),
+            "killed by signal 9 (Killed)");
+  EXPECT_EQ((InstanceStatus{InstanceState::kPidReused, std::nullopt, std::nullopt}).ToString(),
+            "pid reused");
+}
+
+}  // namespace
+}  // namespace turnout::platform

@@ -1,0 +1,64 @@
+// Helpers for the platform's integration tests. Every wait is for a real event (inotify on a
+// file, a pidfd) and bounded by a deadline; nothing sleeps.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "platform/platform.h"
+
+namespace turnout::platform::testing {
+
+// A fresh directory under the system's temporary directory, removed with its content at
+// destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A port that was free a moment ago on 127.0.0.1 (bound to port 0, then closed).
+Result<uint16_t> FreePort();
+
+// The whole content of a file ("" when missing).
+std::string ReadFile(const std::string& path);
+
+// Waits (inotify) until the file at `path` contains `needle`; DeadlineExceeded otherwise.
+Status WaitForFileContains(const std::string& path, const std::string& needle,
+                           std::chrono::milliseconds timeout);
+
+// Pids of processes (not zombies) whose process group is `pgid`.
+std::vector<pid_t> GroupMembers(pid_t pgid);
+
+// Waits until the process `pid` ended (pidfd); true when it did before `timeout`.
+bool WaitPidGone(pid_t pid, std::chrono::milliseconds timeout);
+
+// Stops every instance it was given when destroyed (grace 0: straight to SIGKILL after the
+// stop signal), so a failing test leaves no process behind. Only ever signals instances whose
+// identity still matches (Platform::Stop's guarantee).
+class InstanceCleaner {
+ public:
+  explicit InstanceCleaner(Platform& platform) : platform_(platform) {}
+  ~InstanceCleaner();
+  InstanceCleaner(const InstanceCleaner&) = delete;
+  InstanceCleaner& operator=(const InstanceCleaner&) = delete;
+  void Add(const InstanceHandle& handle) { handles_.push_back(handle); }
+
+ private:
+  Platform& platform_;
+  std::vector<InstanceHandle> handles_;
+};
+
+}  // namespace turnout::platform::testing
