@@ -1,0 +1,66 @@
+// The audit log's hash chain: canonical encoding, entry hashes, the head anchor file and the
+// verification that explains what was done to a broken chain. Pure functions over entries and
+// files; the store (sqlite_state_store.h) reads the rows and calls them.
+//
+// Canonical encoding of an entry (hashed with SHA-256, stored as lowercase hex):
+//   "turnout-audit-v1\n" then, for seq, time (ns since the Unix epoch, decimal), actor, action,
+//   subject, detail, prev_hash in that order: "<byte length>:<bytes>\n".
+// The length prefix makes the encoding unambiguous whatever bytes the fields hold.
+//
+// Head anchor file (`<database>.audit-head`), written atomically (temp file, fsync, rename,
+// fsync of the directory) after each append commits:
+//   turnout-audit-head 1
+//   seq <last seq>
+//   hash <its hash>
+//   check <SHA-256 hex of the three lines above, newlines included>
+//
+// Thread-safety: all functions are safe to call concurrently (they share no state).
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "state/state_store.h"
+
+namespace turnout::state::audit {
+
+// prev_hash of the first entry.
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+int64_t ToNanos(WallTime time);
+WallTime FromNanos(int64_t nanos);
+
+std::string CanonicalEncoding(const AuditEntry& entry);
+// Lowercase hex SHA-256 of CanonicalEncoding(entry) (entry.hash is ignored).
+std::string ComputeHash(const AuditEntry& entry);
+// Lowercase hex SHA-256 of arbitrary bytes.
+std::string Sha256Hex(std::string_view data);
+
+struct Head {
+  int64_t seq = 0;
+  std::string hash{kGenesisHash};
+};
+
+enum class HeadState { kOk, kMissing, kCorrupt };
+struct HeadFile {
+  HeadState state = HeadState::kMissing;
+  Head head;
+  std::string error;  // why it is corrupt
+};
+
+std::string HeadPath(const std::string& database_path);  // database_path + ".audit-head"
+// Replaces the file atomically (mode 0600). Durable when it returns OK.
+Status WriteHead(const std::string& path, const Head& head);
+HeadFile ReadHead(const std::string& path);
+
+// Checks `entries` (all rows of the table, ascending seq) against each other and the anchor.
+// The first bad entry is exact (the lowest seq where the chain stops holding); the kind is the
+// most likely explanation of what happened there (see docs/state.md for the rules).
+AuditReport Verify(const std::vector<AuditEntry>& entries, const HeadFile& head);
+
+}  // namespace turnout::state::audit
