@@ -307,7 +307,13 @@ Status ProcessPlatform::Stop(const InstanceHandle& handle) {
     // what is left of the group (helpers of an `sh -c` wrapper) before reaping the leader.
     ::kill(-handle.pid, SIGKILL);
   }
-  return InspectLocked(handle).status();
+  TURNOUT_ASSIGN_OR_RETURN(InstanceStatus final_status, InspectLocked(handle));
+  if (final_status.running()) {
+    // Only when a signal was refused (EPERM: a process of another user).
+    return FailedPrecondition("pid " + std::to_string(handle.pid) +
+                              " is still running: it could not be signalled");
+  }
+  return Status::Ok();
 }
 
 Result<InstanceStatus> ProcessPlatform::Wait(const InstanceHandle& handle,
