@@ -15,6 +15,11 @@ if(TARGET turnout_router)
   target_link_libraries(turnout_router_testing PUBLIC turnout_router GTest::gtest)
 endif()
 
+turnout_cc_test(NAME router_testing_self_test
+  SRCS testing/testing_self_test.cc
+  DEPS turnout_router_testing
+  LABELS unit)
+
 if(NOT TARGET turnout_router)
   return()
 endif()
