@@ -117,7 +117,8 @@ class Platform {
   // Sends handle.stop_signal, waits up to handle.grace for the instance to end, then kills it.
   // Blocks until the instance has ended (or, after the kill, a few more seconds passed:
   // DeadlineExceeded). OK when the instance had already ended, so it is idempotent, and OK
-  // without signalling anything when the pid was reused.
+  // without signalling anything when the pid was reused. FailedPrecondition when
+  // the instance runs on but could not be signalled (a process of another user).
   virtual Status Stop(const InstanceHandle& handle) = 0;
 
   // What the instance is doing now. Does not block.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include "demo/test_support.h"
@@ -132,7 +133,8 @@ TEST_F(ProcessPlatformTest, EnvironmentPlaceholdersStdinAndLogs) {
   EXPECT_NE(log.find("args v7-green 2:4321\n"), std::string::npos) << log;
   EXPECT_NE(log.find("stdin-empty\n"), std::string::npos) << log;
   EXPECT_EQ(log.find("fd-leaked"), std::string::npos) << log;
-  EXPECT_NE(log.find("cwd " + dir_.path() + "\n"), std::string::npos) << log;
+  std::string cwd = std::filesystem::canonical(dir_.path()).string();
+  EXPECT_NE(log.find("cwd " + cwd + "\n"), std::string::npos) << log;
   EXPECT_NE(log.find("to-stderr\n"), std::string::npos) << log;
 
   // A second launch appends to the same file.
@@ -164,6 +166,17 @@ TEST_F(ProcessPlatformTest, ProcessIgnoringStopSignalIsKilledAfterGrace) {
   for (pid_t member : group) {
     EXPECT_TRUE(testing::WaitPidGone(member, kWait)) << "pid " << member << " still runs";
   }
+}
+
+TEST_F(ProcessPlatformTest, StopSendsTheConfiguredSignal) {
+  InstanceSpec spec = ShellSpec("trap \"echo got-usr1; exit 5\" USR1; sleep 60 & echo ready; wait");
+  spec.stop_signal = SIGUSR1;
+  InstanceHandle h = MustLaunch(spec);
+  EXPECT_EQ(h.stop_signal, SIGUSR1);
+  ASSERT_TRUE(WaitForFileContains(h.log_path, "ready", kWait).ok());
+  ASSERT_TRUE(platform_.Stop(h).ok());
+  EXPECT_EQ(*platform_.Inspect(h), (InstanceStatus{InstanceState::kExited, 5, std::nullopt}));
+  EXPECT_NE(ReadFile(h.log_path).find("got-usr1"), std::string::npos);
 }
 
 TEST_F(ProcessPlatformTest, InspectReportsExitCodeAndSignal) {
