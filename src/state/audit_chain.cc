@@ -264,6 +264,18 @@ AuditReport Verify(const std::vector<AuditEntry>& entries, const HeadFile& head)
     const int64_t expected_seq = i == 0 ? 1 : entries[i - 1].seq + 1;
     const std::string& expected_prev = i == 0 ? std::string(kGenesisHash) : entries[i - 1].hash;
     const std::string at = "entry " + std::to_string(row.seq);
+    if (!claimed[i].has_value() && !(i + 1 < n && claimed[i + 1] == row.seq)) {
+      // The first row without a claim: before calling it modified, look for its position
+      // everywhere (a renumbering by more than the window), once, in O(entries) hashes.
+      const int64_t limit = report.last_seq + static_cast<int64_t>(n) + 1;
+      for (int64_t seq = 1; seq <= limit; ++seq) {
+        if (valid_at(i, seq)) {
+          claimed[i] = seq;
+          ++claim_count[seq];
+          break;
+        }
+      }
+    }
     if (!claimed[i].has_value()) {
       if (i + 1 < n && claimed[i + 1] == row.seq) {
         return fail(AuditProblemKind::kInserted, row.seq,

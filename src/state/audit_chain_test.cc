@@ -182,6 +182,25 @@ TEST_F(AuditTamperTest, DeletedAndRenumberedToHideTheGap) {
   ExpectBroken(AuditProblemKind::kDeleted, 4);
 }
 
+TEST_F(AuditTamperTest, ManyDeletedAndRenumbered) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(store->AppendAudit({"b", "e", "web", "{}"}).ok());
+  }
+  // Entries 3..17 go; 18..30 become 3..15.
+  std::string sql = "DELETE FROM audit WHERE seq BETWEEN 3 AND 17;";
+  for (int s = 18; s <= 30; ++s) {
+    sql += "UPDATE audit SET seq = " + std::to_string(s - 15) +
+           " WHERE seq = " + std::to_string(s) + ";";
+  }
+  Tamper(sql);
+  AuditReport report = Verify();
+  EXPECT_EQ(report.kind, AuditProblemKind::kDeleted) << report.ToString();
+  EXPECT_EQ(report.first_bad_seq, 3);
+  EXPECT_THAT(report.message, HasSubstr("3..17"));
+}
+
 TEST_F(AuditTamperTest, InsertedWithGarbageHash) {
   std::string sql;
   for (int s = 10; s >= 4; --s) {
