@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <future>
+#include <iostream>
 #include <string>
 
 #include "router/testing/router_harness.h"
@@ -65,6 +66,7 @@ TEST_F(RouterSwitchTest, HundredSwitchesUnderLoadLoseNoRequest) {
   load.Stop();
   LoadResult result = load.Wait();
   SCOPED_TRACE(result.Summary());
+  std::cout << "[ measured ] 100 switches under 64-connection load: " << result.Summary() << "\n";
   EXPECT_EQ(result.failures(), 0u);
   EXPECT_EQ(result.ok, result.total());
   EXPECT_GT(result.total(), 2000u);
