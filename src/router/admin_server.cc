@@ -292,6 +292,9 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
 asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
   Impl* impl = this;
   const Options& options = server->options_;
+  // A connection accepted just before Stop() may start after Stop's close-all ran: end it here,
+  // or it would hold the thread until its idle timeout.
+  if (impl->stopping) co_return;
   impl->sockets.insert(&socket);
   struct Unregister {
     Impl* impl;

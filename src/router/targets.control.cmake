@@ -19,3 +19,17 @@ turnout_cc_test(NAME router_admin_test
   DEPS turnout_router_control turnout_router_testing
   LABELS integration
   TIMEOUT 120)
+
+# The admin API over the real data plane. turnout_router is defined by a file included after
+# this one, so the test is declared once the whole directory has been read.
+function(_turnout_control_router_tests)
+  if(TARGET turnout_router AND TARGET turnout_router_testing AND
+     EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/testing/router_harness.cc)
+    turnout_cc_test(NAME router_admin_router_test
+      SRCS admin_router_test.cc
+      DEPS turnout_router_control turnout_router turnout_router_testing
+      LABELS integration
+      TIMEOUT 120)
+  endif()
+endfunction()
+cmake_language(DEFER CALL _turnout_control_router_tests)
