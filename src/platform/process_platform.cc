@@ -105,6 +105,13 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   TURNOUT_RETURN_IF_ERROR(MakeDirs(log_path.substr(0, log_path.rfind('/'))));
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
   if (log.get() < 0) return ErrnoError("open log file " + log_path, errno);
+  if (log.get() <= STDERR_FILENO) {
+    // A daemon running with closed stdio got 0..2 back; the child's own stdin/stdout/stderr
+    // set-up would overwrite it, so move it out of the way first.
+    UniqueFd moved(::fcntl(log.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
+    if (moved.get() < 0) return ErrnoError("dup log file descriptor", errno);
+    log.swap(moved);
+  }
 
   std::vector<std::pair<std::string, std::string>> overrides = spec.env;
   overrides.emplace_back("TURNOUT_VERSION", spec.version);
@@ -150,7 +157,12 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   // The child is not reaped until we say so, so its pid and start time are stable here.
   Result<ProcStat> stat = ReadProcStat(pid);
   if (!stat.ok()) {
-    // Cannot name it safely, so it must not run unnamed.
+    if (stat.status().code() == StatusCode::kNotFound) {
+      // Already reaped behind our back (SIGCHLD set to SIG_IGN): its pid is free again, so it
+      // must not be signalled.
+      return Unavailable("pid " + std::to_string(pid) + " ended before it could be identified");
+    }
+    // Cannot name it safely, so it must not run unnamed. Unreaped, the pid is still ours.
     ::kill(pid, SIGKILL);
     int ignored;
     ::waitpid(pid, &ignored, 0);

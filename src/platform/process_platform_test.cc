@@ -257,6 +257,8 @@ TEST_F(ProcessPlatformTest, AdoptsAndStopsOrphanOfKilledLauncher) {
   Result<InstanceHandle> h = DecodeHandle(*line);
   ASSERT_TRUE(h.ok()) << h.status().ToString() << " in " << *line;
   cleaner_.Add(*h);
+  // The helper launched with its stdin closed, so the log file was descriptor 0 there; the
+  // app's output still reaches it.
   ASSERT_TRUE(WaitForFileContains(h->log_path, "listening on", kWait).ok());
 
   // kill -9 of the "daemon": the instance must survive it.

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 namespace turnout::platform {
 
 class UniqueFd {
@@ -16,6 +18,7 @@ class UniqueFd {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
+  void swap(UniqueFd& other) { std::swap(fd_, other.fd_); }
 
  private:
   int fd_;

@@ -3,6 +3,7 @@
 // Plays a daemon that launches one instance and is then killed with SIGKILL: launches COMMAND
 // as service "helper", slot "blue", instance 0, prints the encoded handle as one line on
 // stdout, and waits until it is killed. Exit 1 (and the error on stderr) if the launch failed.
+// It closes its stdin first, as a daemon might, so that the log file gets descriptor 0.
 
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   spec.log_dir = argv[1];
   spec.port = static_cast<uint16_t>(std::atoi(argv[2]));
   spec.command = argv[3];
+  ::close(STDIN_FILENO);
   turnout::platform::ProcessPlatform platform;
   auto handle = platform.Launch(spec);
   if (!handle.ok()) {
