@@ -44,12 +44,28 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Bodies are streamed through buffers of this size (the head buffers are at least this big).
 constexpr size_t kMinBufferBytes = 32 * 1024;
+// Request buffers a worker keeps for reuse; more are freed when a burst of requests ends.
+constexpr size_t kMaxFreeCtx = 256;
 // Gathered pieces per write when re-encoding chunked bodies.
 constexpr size_t kMaxChunkPieces = 16;
 // How long the router gives a client to take a router-generated response before closing.
 constexpr std::chrono::seconds kErrorWriteTimeout{5};
 
-enum class Phase : uint8_t { kNone, kIdle, kHead, kConnect, kResponse, kBody, kTunnel, kClosing };
+// kIdleRead: between requests, still holding a request buffer with a read pending (cheap for a
+// busy connection: no re-arming of epoll). kIdle: idle for longer than kLinger, holding no buffer.
+enum class Phase : uint8_t {
+  kNone, kIdleRead, kIdle, kHead, kConnect, kResponse, kBody, kTunnel, kClosing
+};
+
+// A connection idle for this long gives its request buffer back to the worker's pool.
+constexpr std::chrono::seconds kLinger{1};
+// Outside kIdle the deadline timer is armed at most this far ahead, so that moving between
+// phases almost never needs re-arming it (a deadline later than the armed expiry is just stored
+// and checked when the timer fires).
+constexpr std::chrono::seconds kArmCap{2};
+// A pooled upstream connection idle for longer than this is checked for a pending EOF before
+// reuse (cheaper than a failed request; skipped for connections reused at once).
+constexpr std::chrono::seconds kPeekAfterIdle{1};
 
 // Per-request working memory, taken from the worker's pool only while a request is being served,
 // so an idle keep-alive connection holds none of it.
@@ -121,6 +137,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   Steady::time_point deadline{};
   Steady::time_point armed{Steady::time_point::max()};
   Steady::duration touch_for{};
+  Steady::time_point idle_since{};  // start of the current kIdleRead/kIdle stretch
   Phase phase = Phase::kNone;
   Phase timed_out = Phase::kNone;  // the phase whose deadline passed (cleared by the coroutine)
   bool timer_pending = false;
@@ -194,8 +211,8 @@ struct Worker::Impl {
 
   void Finish(Exchange& e);
   void RefreshTable();
-  RequestCtx* AcquireCtx();
-  void ReleaseCtx(RequestCtx* x);
+  std::unique_ptr<RequestCtx> AcquireCtx();
+  void ReleaseCtx(std::unique_ptr<RequestCtx> x);
   bool PoolTake(const InstanceEntry& inst, tcp::socket* out);
   void PoolPut(const Exchange& e, tcp::socket s);
   void PoolDropUnrouted();
@@ -230,8 +247,8 @@ struct Worker::Impl {
   };
   std::unordered_map<uint64_t, std::vector<Idle>> pools;  // instance id -> LIFO
 
-  std::vector<std::unique_ptr<RequestCtx>> ctx_all;
-  std::vector<RequestCtx*> ctx_free;
+  // Request buffers not in use; at most kMaxFreeCtx are kept after a burst.
+  std::vector<std::unique_ptr<RequestCtx>> ctx_free;
 
   Conn* conns = nullptr;  // intrusive list of live connections
   uint64_t rng;
@@ -254,6 +271,8 @@ void Conn::SetDeadline(Steady::duration d, Phase p) {
 void Conn::Arm() {
   if (closed || w.stopping) return;
   Steady::time_point at = deadline;
+  if (phase != Phase::kIdle) at = std::min(at, Steady::now() + kArmCap);
+  if (phase == Phase::kIdleRead) at = std::min(at, idle_since + kLinger);
   if (phase == Phase::kTunnel) {
     // A tunnel also watches its slot's drain state, which can change at any time.
     auto poll = std::clamp<Steady::duration>(w.config().timeouts.tunnel_drain / 4,
@@ -286,6 +305,13 @@ void Conn::OnTimer(const boost::system::error_code& ec) {
     Expire();
     return;
   }
+  if (phase == Phase::kIdleRead && now >= idle_since + kLinger) {
+    // Not a timeout: the coroutine gives the buffer back and waits without one.
+    timed_out = Phase::kIdleRead;
+    boost::system::error_code ignored;
+    client.cancel(ignored);
+    return;
+  }
   Arm();
 }
 
@@ -297,6 +323,7 @@ void Conn::Expire() {
     case Phase::kResponse:
       upstream.cancel(ec);
       break;
+    case Phase::kIdleRead:
     case Phase::kIdle:
     case Phase::kHead:
       client.cancel(ec);
@@ -351,20 +378,18 @@ size_t Worker::Impl::NewRequestId(char* out) {
   return static_cast<size_t>(p - out);
 }
 
-RequestCtx* Worker::Impl::AcquireCtx() {
-  if (ctx_free.empty()) {
-    ctx_all.push_back(std::make_unique<RequestCtx>(buffer_bytes));
-    return ctx_all.back().get();
-  }
-  RequestCtx* x = ctx_free.back();
+std::unique_ptr<RequestCtx> Worker::Impl::AcquireCtx() {
+  if (ctx_free.empty()) return std::make_unique<RequestCtx>(buffer_bytes);
+  std::unique_ptr<RequestCtx> x = std::move(ctx_free.back());
   ctx_free.pop_back();
   return x;
 }
 
-void Worker::Impl::ReleaseCtx(RequestCtx* x) {
+void Worker::Impl::ReleaseCtx(std::unique_ptr<RequestCtx> x) {
+  if (ctx_free.size() >= kMaxFreeCtx) return;
   x->in_pos = x->in_len = 0;
   x->up_pos = x->up_len = 0;
-  ctx_free.push_back(x);
+  ctx_free.push_back(std::move(x));
 }
 
 void Worker::Impl::Link(Conn* c) {
@@ -418,6 +443,10 @@ bool Worker::Impl::PoolTake(const InstanceEntry& inst, tcp::socket* out) {
     if (now - idle.since >= config().timeouts.upstream_idle) {
       CloseSocket(idle.socket);
       continue;
+    }
+    if (now - idle.since < kPeekAfterIdle) {
+      *out = std::move(idle.socket);
+      return true;
     }
     // An idle upstream connection must have nothing to say: EOF or stray bytes mean it is dead.
     char b;
@@ -535,23 +564,39 @@ awaitable<void> Worker::Impl::ClientLoop(std::shared_ptr<Conn> c) {
     c->peer_ip = a.to_string();
     c->peer_trusted = shared.trusted.Contains(a);
   }
-  RequestCtx* x = nullptr;
+  std::unique_ptr<RequestCtx> x;
+  c->idle_since = Steady::now();
   while (!stopping && !c->closed) {
     if (x == nullptr) {
       // Idle: wait for the next request holding no buffer.
-      c->SetDeadline(config().timeouts.client_idle, Phase::kIdle);
+      c->SetDeadline(c->idle_since + config().timeouts.client_idle - Steady::now(), Phase::kIdle);
       auto [wec] = co_await c->client.async_wait(tcp::socket::wait_read, kNoThrow);
       if (wec || c->timed_out != Phase::kNone || stopping) break;
       x = AcquireCtx();
     }
     bool keep = co_await Serve(*c, *x);
-    if (!keep) break;
+    if (!keep || stopping) break;
     if (x->in_len == 0) {
-      ReleaseCtx(x);
-      x = nullptr;
+      // Between requests: read straight into the buffer while the connection is busy; after
+      // kLinger without a request the timer cancels the read and the buffer goes back.
+      c->idle_since = Steady::now();
+      c->SetDeadline(config().timeouts.client_idle, Phase::kIdleRead);
+      auto [rec, n] =
+          co_await c->client.async_read_some(asio::buffer(x->in.get(), x->cap), kNoThrow);
+      if (n > 0) {
+        c->timed_out = Phase::kNone;
+        x->in_len = n;
+        continue;
+      }
+      if (c->timed_out == Phase::kIdleRead && !stopping) {
+        c->timed_out = Phase::kNone;
+        ReleaseCtx(std::move(x));
+        continue;
+      }
+      break;
     }
   }
-  if (x != nullptr) ReleaseCtx(x);
+  if (x != nullptr) ReleaseCtx(std::move(x));
   c->closed = true;
   c->timer.cancel();
   CloseSocket(c->upstream);
