@@ -212,6 +212,35 @@ TEST_F(RouterProxyTest, ChunkedResponseIsRelayedIntact) {
   EXPECT_EQ(r.body_hash, testing::PatternHash(300000));
 }
 
+TEST_F(RouterProxyTest, PipelinedRequestsAreAnsweredInOrder) {
+  Start();
+  upstream_->SetBehavior(Behavior::Of(Behavior::Kind::kEcho));
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  ASSERT_TRUE(client.Send(testing::GetRequest("/one") + testing::GetRequest("/two") +
+                          testing::GetRequest("/three"))
+                  .ok());
+  for (const char* target : {"/one", "/two", "/three"}) {
+    RawResponse r = client.ReadResponse();
+    ASSERT_TRUE(r.complete()) << target << ": " << r.error;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body.rfind(std::string("GET ") + target + " HTTP/1.1\n", 0), 0u) << r.body;
+  }
+}
+
+TEST_F(RouterProxyTest, Http10ClientGetsItsConnectionClosed) {
+  Start();
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  RawResponse r = client.RoundTrip("GET /old HTTP/1.0\r\nHost: test.local\r\n\r\n");
+  ASSERT_TRUE(r.complete()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello from blue-1");
+  EXPECT_EQ(client.WaitForClose(3s), testing::CloseKind::kClosed);
+  // Upstream side it is a normal HTTP/1.1 request.
+  EXPECT_EQ(LastRequest().version, "HTTP/1.1");
+}
+
 int64_t VmRssKiB() {
   std::ifstream status("/proc/self/status");
   std::string line;
