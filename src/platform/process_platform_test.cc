@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "demo/test_support.h"
 #include "platform/proc.h"
@@ -282,6 +285,47 @@ TEST_F(ProcessPlatformTest, AdoptsAndStopsOrphanOfKilledLauncher) {
   // Not our child: how it ended is unknown, but it did end.
   EXPECT_FALSE(after->running());
   EXPECT_NE(after->state, InstanceState::kPidReused);
+}
+
+// Stop, Wait and Inspect race on the same instances from several threads: each instance is
+// reaped once, and everyone agrees how it ended.
+TEST_F(ProcessPlatformTest, ConcurrentStopWaitAndInspectAgree) {
+  constexpr int kInstances = 4;
+  std::vector<InstanceHandle> handles;
+  for (int i = 0; i < kInstances; ++i) {
+    InstanceSpec spec = ShellSpec("exec sleep 60");
+    spec.instance = i;
+    handles.push_back(MustLaunch(spec));
+  }
+  std::vector<Status> stops(kInstances);
+  std::vector<Result<InstanceStatus>> waits(kInstances, Result<InstanceStatus>(Internal("unset")));
+  std::atomic<bool> done{false};
+  std::atomic<int> inspect_errors{0};
+  {
+    std::vector<std::jthread> threads;
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        for (const InstanceHandle& h : handles) {
+          if (!platform_.Inspect(h).ok()) inspect_errors.fetch_add(1);
+        }
+      }
+    });
+    std::vector<std::jthread> workers;
+    for (int i = 0; i < kInstances; ++i) {
+      workers.emplace_back([&, i] { waits[i] = platform_.Wait(handles[i], kWait); });
+      workers.emplace_back([&, i] { stops[i] = platform_.Stop(handles[i]); });
+    }
+    workers.clear();  // joins
+    done.store(true);
+  }
+  const InstanceStatus by_sigterm{InstanceState::kExited, std::nullopt, SIGTERM};
+  for (int i = 0; i < kInstances; ++i) {
+    EXPECT_TRUE(stops[i].ok()) << stops[i].ToString();
+    ASSERT_TRUE(waits[i].ok()) << waits[i].status().ToString();
+    EXPECT_EQ(*waits[i], by_sigterm) << waits[i]->ToString();
+    EXPECT_EQ(*platform_.Inspect(handles[i]), by_sigterm);
+  }
+  EXPECT_EQ(inspect_errors.load(), 0);
 }
 
 TEST_F(ProcessPlatformTest, LaunchFailuresAreErrors) {
