@@ -229,6 +229,9 @@ struct Worker::Impl {
   const RouterConfig& config() const { return *shared.config; }
 
   awaitable<void> AcceptLoop(tcp::acceptor& acceptor);
+  void Accepted(tcp::socket socket);
+  void WaitIdle(std::shared_ptr<Conn> c);
+  void Close(Conn& c);
   awaitable<void> ClientLoop(std::shared_ptr<Conn> c);
   awaitable<bool> Serve(Conn& c, RequestCtx& x);
   awaitable<Attempt> Forward(Conn& c, RequestCtx& x, Exchange& e, bool reused);
@@ -584,12 +587,12 @@ awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
       CloseSocket(socket);
       continue;
     }
-    auto c = std::make_shared<Conn>(*this, std::move(socket));
-    asio::co_spawn(ioc, ClientLoop(std::move(c)), asio::detached);
+    Accepted(std::move(socket));
   }
 }
 
-awaitable<void> Worker::Impl::ClientLoop(std::shared_ptr<Conn> c) {
+void Worker::Impl::Accepted(tcp::socket socket) {
+  auto c = std::make_shared<Conn>(*this, std::move(socket));
   Link(c.get());
   SetNoDelay(c->client);
   boost::system::error_code ec;
@@ -602,48 +605,72 @@ awaitable<void> Worker::Impl::ClientLoop(std::shared_ptr<Conn> c) {
     c->peer_ip = a.to_string();
     c->peer_trusted = shared.trusted.Contains(a);
   }
-  std::unique_ptr<RequestCtx> x;
   c->idle_since = Steady::now();
+  WaitIdle(std::move(c));
+}
+
+// An idle connection is only its Conn, a pending wait and its timer: no coroutine frame and no
+// buffer. The serving coroutine starts when a request arrives.
+void Worker::Impl::WaitIdle(std::shared_ptr<Conn> c) {
+  if (stopping || c->closed) {
+    Close(*c);
+    return;
+  }
+  c->SetDeadline(c->idle_since + config().timeouts.client_idle - Steady::now(), Phase::kIdle);
+  Conn& conn = *c;
+  conn.client.async_wait(tcp::socket::wait_read,
+                         [this, c = std::move(c)](const boost::system::error_code& ec) mutable {
+                           if (ec || c->timed_out != Phase::kNone || stopping || c->closed) {
+                             Close(*c);
+                             return;
+                           }
+                           asio::co_spawn(ioc, ClientLoop(std::move(c)), asio::detached);
+                         });
+}
+
+void Worker::Impl::Close(Conn& c) {
+  if (c.prev == nullptr && c.next == nullptr && conns != &c) return;  // closed already
+  c.closed = true;
+  c.timer.cancel();
+  CloseSocket(c.upstream);
+  if (c.client.is_open()) {
+    boost::system::error_code ec;
+    c.client.shutdown(tcp::socket::shutdown_send, ec);
+    CloseSocket(c.client);
+  }
+  Unlink(&c);
+  shared.connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+awaitable<void> Worker::Impl::ClientLoop(std::shared_ptr<Conn> c) {
+  std::unique_ptr<RequestCtx> x = AcquireCtx();
+  bool idle = false;
   while (!stopping && !c->closed) {
-    if (x == nullptr) {
-      // Idle: wait for the next request holding no buffer.
-      c->SetDeadline(c->idle_since + config().timeouts.client_idle - Steady::now(), Phase::kIdle);
-      auto [wec] = co_await c->client.async_wait(tcp::socket::wait_read, kNoThrow);
-      if (wec || c->timed_out != Phase::kNone || stopping) break;
-      x = AcquireCtx();
-    }
     bool keep = co_await Serve(*c, *x);
     if (!keep || stopping) break;
-    if (x->in_len == 0) {
-      // Between requests: read straight into the buffer while the connection is busy; after
-      // kLinger without a request the timer cancels the read and the buffer goes back.
-      c->idle_since = Steady::now();
-      c->SetDeadline(config().timeouts.client_idle, Phase::kIdleRead);
-      auto [rec, n] =
-          co_await c->client.async_read_some(asio::buffer(x->in.get(), x->cap), kNoThrow);
-      if (n > 0) {
-        c->timed_out = Phase::kNone;
-        x->in_len = n;
-        continue;
-      }
-      if (c->timed_out == Phase::kIdleRead && !stopping) {
-        c->timed_out = Phase::kNone;
-        ReleaseCtx(std::move(x));
-        continue;
-      }
-      break;
+    if (x->in_len > 0) continue;  // pipelined
+    // Between requests: read straight into the buffer while the connection is busy; after
+    // kLinger without a request the timer cancels the read and the connection goes idle.
+    c->idle_since = Steady::now();
+    c->SetDeadline(config().timeouts.client_idle, Phase::kIdleRead);
+    auto [rec, n] = co_await c->client.async_read_some(asio::buffer(x->in.get(), x->cap), kNoThrow);
+    if (n > 0) {
+      c->timed_out = Phase::kNone;
+      x->in_len = n;
+      continue;
     }
+    if (c->timed_out == Phase::kIdleRead && !stopping) {
+      c->timed_out = Phase::kNone;
+      idle = true;
+    }
+    break;
   }
-  if (x != nullptr) ReleaseCtx(std::move(x));
-  c->closed = true;
-  c->timer.cancel();
-  CloseSocket(c->upstream);
-  if (c->client.is_open()) {
-    c->client.shutdown(tcp::socket::shutdown_send, ec);
-    CloseSocket(c->client);
+  ReleaseCtx(std::move(x));
+  if (idle) {
+    WaitIdle(std::move(c));
+  } else {
+    Close(*c);
   }
-  Unlink(c.get());
-  shared.connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Worker::Impl::Finish(Exchange& e) {
