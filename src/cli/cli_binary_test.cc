@@ -136,10 +136,9 @@ std::string ClosedAddress() {
   class Null : public router::RouterControl {
     Result<router::RouterStatus> GetStatus() override { return Internal("unused"); }
     Result<router::RoutingPolicy> GetPolicy() override { return Internal("unused"); }
-    Result<uint64_t> SetPolicy(const router::RoutingPolicy&) override {
-      return Internal("unused");
-    }
-    Result<uint64_t> SetSlotInstances(const std::string&, const std::vector<std::string>&) override {
+    Result<uint64_t> SetPolicy(const router::RoutingPolicy&) override { return Internal("unused"); }
+    Result<uint64_t> SetSlotInstances(const std::string&,
+                                      const std::vector<std::string>&) override {
       return Internal("unused");
     }
     Result<router::SlotStatus> GetSlotStatus(const std::string&) override {
@@ -173,8 +172,7 @@ TEST(TurnoutBinary, HelpEverywhereExitsZero) {
   for (const char* sub : {"switch", "weight", "status", "policy", "drain", "metrics"}) {
     Outcome r = Turnout({"router", sub, "--help"});
     EXPECT_EQ(r.code, 0) << sub << ": " << r.err;
-    EXPECT_NE(r.out.find(std::string("usage: turnout router ") + sub), std::string::npos)
-        << r.out;
+    EXPECT_NE(r.out.find(std::string("usage: turnout router ") + sub), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("--admin ADDR"), std::string::npos) << r.out;
   }
 }
@@ -200,8 +198,7 @@ TEST(TurnoutBinary, UnreachableRouterExitsThree) {
   const std::string closed = ClosedAddress();
   Outcome r = Turnout({"router", "status", "--admin", closed});
   EXPECT_EQ(r.code, 3) << r.err;
-  EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed +
-                       ": connection refused"),
+  EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed + ": connection refused"),
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("is `turnout router` running? pass --admin"), std::string::npos);
@@ -211,9 +208,9 @@ TEST(TurnoutBinary, UnreachableRouterExitsThree) {
 }
 
 TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
-  Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9",
-                "--slot", "green=127.0.0.1:9", "--active", "blue", "--admin", "127.0.0.1:0",
-                "--admin-token", "tkn", "--no-health-checks", "--workers", "1"});
+  Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9", "--slot",
+                "green=127.0.0.1:9", "--active", "blue", "--admin", "127.0.0.1:0", "--admin-token",
+                "tkn", "--no-health-checks", "--workers", "1"});
   ASSERT_TRUE(router.ReadUntil("stop with Ctrl-C", In(std::chrono::seconds(20))))
       << router.out << router.err;
   const std::string marker = "admin API on ";

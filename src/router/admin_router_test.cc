@@ -92,13 +92,18 @@ TEST_F(AdminRouterTest, InstancesDrainAndMetrics) {
   EXPECT_TRUE(green->drained);
   EXPECT_EQ(client_->GetSlotStatus("red").status().code(), StatusCode::kNotFound);
 
-  auto m = client_->GetWindowMetrics(std::chrono::seconds(60));
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  uint64_t blue_requests = 0;
-  for (const auto& s : *m) {
-    if (s.slot == "blue") blue_requests = s.window.counters.requests;
-  }
-  EXPECT_EQ(blue_requests, 4u);
+  // A request is recorded when it ends, which may be just after its client saw the response.
+  auto blue_requests = [&]() -> uint64_t {
+    auto m = client_->GetWindowMetrics(std::chrono::seconds(60));
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    if (!m.ok()) return 0;
+    for (const auto& s : *m) {
+      if (s.slot == "blue") return s.window.counters.requests;
+    }
+    return 0;
+  };
+  EXPECT_TRUE(testing::WaitUntil([&] { return blue_requests() == 4; }, Millis(5000)))
+      << blue_requests();
   auto prom = client_->PrometheusText();
   ASSERT_TRUE(prom.ok());
   EXPECT_NE(prom->find("turnout_requests_total{slot=\"blue\"} 4"), std::string::npos) << *prom;

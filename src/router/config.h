@@ -22,12 +22,12 @@ namespace turnout::router {
 using Millis = std::chrono::milliseconds;
 
 struct HealthCheckConfig {
-  bool enabled = true;                 // Default: true
-  std::string path = "/ready";         // Default: /ready (any 2xx is healthy)
-  Millis interval{1000};               // Default: 1 s
-  Millis timeout{500};                 // Default: 500 ms
-  int rise = 2;                        // consecutive successes to become healthy. Default: 2
-  int fall = 3;                        // consecutive failures to become unhealthy. Default: 3
+  bool enabled = true;          // Default: true
+  std::string path = "/ready";  // Default: /ready (any 2xx is healthy)
+  Millis interval{1000};        // Default: 1 s
+  Millis timeout{500};          // Default: 500 ms
+  int rise = 2;                 // consecutive successes to become healthy. Default: 2
+  int fall = 3;                 // consecutive failures to become unhealthy. Default: 3
   // Passive ejection: an instance whose connects fail this many times in a row is taken out of
   // rotation until an active check (or, with checks disabled, `eject_for`) brings it back.
   int eject_after_connect_failures = 3;  // Default: 3
@@ -40,32 +40,32 @@ struct SlotConfig {
 };
 
 struct TimeoutConfig {
-  Millis head{10000};              // whole request head must arrive within this -> 408. Default 10 s
-  Millis client_idle{60000};       // keep-alive idle client connections closed after. Default 60 s
-  Millis upstream_connect{2000};   // Default: 2 s -> 502 (retried on another instance)
-  Millis upstream_response{30000}; // request sent -> response head received; over it: 504. 30 s
-  Millis upstream_idle{30000};     // idle pooled upstream connections closed after. Default 30 s
-  Millis body_idle{60000};         // no body progress in either direction for this -> abort. 60 s
-  Millis tunnel_idle{300000};      // upgraded tunnels with no traffic closed after. Default 5 min
-  Millis tunnel_drain{30000};      // a drained slot's tunnels are closed after this. Default 30 s
+  Millis head{10000};             // whole request head must arrive within this -> 408. Default 10 s
+  Millis client_idle{60000};      // keep-alive idle client connections closed after. Default 60 s
+  Millis upstream_connect{2000};  // Default: 2 s -> 502 (retried on another instance)
+  Millis upstream_response{30000};  // request sent -> response head received; over it: 504. 30 s
+  Millis upstream_idle{30000};      // idle pooled upstream connections closed after. Default 30 s
+  Millis body_idle{60000};          // no body progress in either direction for this -> abort. 60 s
+  Millis tunnel_idle{300000};       // upgraded tunnels with no traffic closed after. Default 5 min
+  Millis tunnel_drain{30000};       // a drained slot's tunnels are closed after this. Default 30 s
 };
 
 struct LimitsConfig {
-  uint32_t max_connections = 20000;     // client connections across all workers. Default 20000
-  uint32_t max_head_bytes = 64 * 1024;  // Default: 64 KiB -> 431
-  uint32_t max_target_bytes = 8 * 1024; // Default: 8 KiB -> 414
-  uint32_t max_headers = 100;           // Default: 100 -> 431
-  uint32_t max_idle_per_instance = 64;  // pooled upstream connections per instance per worker
+  uint32_t max_connections = 20000;      // client connections across all workers. Default 20000
+  uint32_t max_head_bytes = 64 * 1024;   // Default: 64 KiB -> 431
+  uint32_t max_target_bytes = 8 * 1024;  // Default: 8 KiB -> 414
+  uint32_t max_headers = 100;            // Default: 100 -> 431
+  uint32_t max_idle_per_instance = 64;   // pooled upstream connections per instance per worker
 };
 
 struct RouterConfig {
-  std::vector<std::string> listen;    // at least one "host:port"; port 0 = any free port
-  int workers = 0;                    // 0 = number of cores. Default: 0
+  std::vector<std::string> listen;       // at least one "host:port"; port 0 = any free port
+  int workers = 0;                       // 0 = number of cores. Default: 0
   std::string admin = "127.0.0.1:9901";  // admin API listener. Empty disables it.
   // Required when the admin listener is not loopback. Sent as `Authorization: Bearer <token>`.
   std::string admin_token;
-  std::vector<SlotConfig> slots;      // at least one; names unique
-  RoutingPolicy policy;               // the initial policy (a persisted one wins, see state_file)
+  std::vector<SlotConfig> slots;  // at least one; names unique
+  RoutingPolicy policy;           // the initial policy (a persisted one wins, see state_file)
   // Where the active policy is persisted (written atomically on every change, read at start).
   // Empty: not persisted. Default: empty.
   std::string state_file;
