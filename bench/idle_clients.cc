@@ -5,8 +5,8 @@
 //   turnout-bench-idle-clients --url http://127.0.0.1:8080/ --connections 10000 [--hold 60s]
 //
 // Prints "ready OK FAILED" on stdout (flushed) once every connection has its answer (or
-// failed), then holds them until SIGTERM/SIGINT or until --hold passes, and exits 0 when all of
-// them succeeded. Needs `ulimit -n` above N.
+// failed, or --timeout passed), then holds them until SIGTERM/SIGINT or until --hold passes, and
+// exits 0 when all of them succeeded. Needs `ulimit -n` above N.
 
 #include <signal.h>
 #include <unistd.h>
@@ -34,6 +34,7 @@ constexpr std::string_view kUsage =
   --connections N   connections to open and keep idle.     Default: 10000
   --hold D          how long to keep them at most.        Default: 60s
   --parallel N      connects in progress at once.          Default: 200
+  --timeout D       connections without an answer by then fail. Default: 30s
 Prints "ready OK FAILED" when every connection got its response.
 )";
 
@@ -42,6 +43,7 @@ struct Options {
   int connections = 10000;
   int parallel = 200;
   std::chrono::nanoseconds hold = std::chrono::seconds(60);
+  std::chrono::nanoseconds timeout = std::chrono::seconds(30);
 };
 
 Result<Options> ParseFlags(int argc, char** argv) {
@@ -61,6 +63,8 @@ Result<Options> ParseFlags(int argc, char** argv) {
       (flag == "--connections" ? o.connections : o.parallel) = n;
     } else if (flag == "--hold") {
       TURNOUT_ASSIGN_OR_RETURN(o.hold, demo::ParseDuration(value));
+    } else if (flag == "--timeout") {
+      TURNOUT_ASSIGN_OR_RETURN(o.timeout, demo::ParseDuration(value));
     } else {
       return InvalidArgument("unknown flag '" + std::string(flag) + "'");
     }
@@ -78,33 +82,57 @@ class Clients {
   }
 
   void Start() {
+    for (int i = 0; i < o_.connections; ++i) {
+      sockets_.push_back(std::make_unique<tcp::socket>(io_));
+    }
+    done_.assign(o_.connections, false);
     for (int i = 0; i < o_.parallel; ++i) {
       asio::co_spawn(io_, Opener(), asio::detached);
     }
+    // A server that stops accepting (a connection limit) must not keep us waiting forever:
+    // whatever has no answer by the deadline is closed and counted as failed.
+    deadline_.expires_after(o_.timeout);
+    deadline_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      boost::system::error_code ignored;
+      for (int i = 0; i < o_.connections; ++i) {
+        if (!done_[i]) sockets_[i]->close(ignored);
+      }
+      // Those never started fail at once.
+      failed_ += o_.connections - next_;
+      next_ = o_.connections;
+      MaybeReport();
+    });
   }
 
   int ok() const { return ok_; }
   int failed() const { return failed_; }
-  std::vector<std::unique_ptr<tcp::socket>>& sockets() { return sockets_; }
 
  private:
   // Each opener takes the next connection number until all N are done.
   asio::awaitable<void> Opener() {
     while (next_ < o_.connections) {
-      ++next_;
-      auto socket = std::make_unique<tcp::socket>(io_);
-      bool good = co_await OpenOne(*socket);
+      int index = next_++;
+      tcp::socket& socket = *sockets_[index];
+      bool good = co_await OpenOne(socket);
+      done_[index] = true;
       if (good) {
         ++ok_;
-        sockets_.push_back(std::move(socket));
       } else {
         ++failed_;
+        boost::system::error_code ignored;
+        socket.close(ignored);
       }
-      if (ok_ + failed_ == o_.connections) {
-        std::printf("ready %d %d\n", ok_, failed_);
-        std::fflush(stdout);
-      }
+      MaybeReport();
     }
+  }
+
+  void MaybeReport() {
+    if (reported_ || ok_ + failed_ < o_.connections) return;
+    reported_ = true;
+    deadline_.cancel();
+    std::printf("ready %d %d\n", ok_, failed_);
+    std::fflush(stdout);
   }
 
   asio::awaitable<bool> OpenOne(tcp::socket& socket) {
@@ -144,10 +172,13 @@ class Clients {
   const Options& o_;
   tcp::endpoint endpoint_;
   std::string request_;
+  asio::steady_timer deadline_{io_};
   int next_ = 0;
   int ok_ = 0;
   int failed_ = 0;
+  bool reported_ = false;
   std::vector<std::unique_ptr<tcp::socket>> sockets_;
+  std::vector<bool> done_;
 };
 
 int Main(int argc, char** argv) {
