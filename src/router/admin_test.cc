@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -446,6 +447,28 @@ TEST_F(AdminTest, StopClosesIdleConnectionsPromptly) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
   EXPECT_EQ(idle.WaitForClose(Millis(5000)), testing::CloseKind::kClosed);
   server_->Stop();  // idempotent
+}
+
+TEST_F(AdminTest, ConcurrentClientsAreAllServed) {
+  StartServer();
+  const uint64_t before = router_.generation();
+  constexpr int kThreads = 6;
+  constexpr int kChangesPerThread = 20;
+  auto client = Client();  // one client shared by every thread: its calls are independent
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kChangesPerThread; ++i) {
+        auto g = client->SetCanaryWeight("green", static_cast<uint32_t>(t * 100 + i));
+        auto s = client->GetStatus();
+        if (!g.ok() || !s.ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(router_.generation(), before + kThreads * kChangesPerThread);
 }
 
 TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
