@@ -47,7 +47,7 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 // Bodies are streamed through buffers of this size (the head buffers are at least this big).
 constexpr size_t kMinBufferBytes = 32 * 1024;
 // Request buffers a worker keeps for reuse; more are freed when a burst of requests ends.
-constexpr size_t kMaxFreeCtx = 256;
+constexpr size_t kMaxFreeCtx = 64;
 // Gathered pieces per write when re-encoding chunked bodies.
 constexpr size_t kMaxChunkPieces = 16;
 // How long the router gives a client to take a router-generated response before closing.
