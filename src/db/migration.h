@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sha256.h"
 #include "common/status.h"
 #include "db/sql_splitter.h"
 
@@ -47,9 +48,6 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir);
 
 // "0007_add_email": the version at least 4 digits wide, as the files are usually named.
 std::string MigrationLabel(int64_t version, std::string_view name);
-
-// Hex SHA-256 (lower case) of `data`, via OpenSSL EVP.
-std::string Sha256Hex(std::string_view data);
 
 // The chain hash of a migration: SHA-256 over the previous chain hash ("" for the first
 // migration) followed by this file's hash, so that the chain pins the whole ordered sequence.

@@ -1,7 +1,6 @@
 #include "state/audit_chain.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+
+#include "common/file_util.h"
 
 namespace turnout::state::audit {
 namespace {
@@ -42,25 +43,6 @@ std::string HeadBody(const Head& head) {
   return "turnout-audit-head 1\nseq " + std::to_string(head.seq) + "\nhash " + head.hash + "\n";
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("write " + path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
-std::string DirectoryOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 }  // namespace
 
 int64_t ToNanos(WallTime time) { return time.time_since_epoch().count(); }
@@ -78,57 +60,14 @@ std::string CanonicalEncoding(const AuditEntry& entry) {
   return out;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&
-            EVP_DigestFinal_ex(ctx.get(), digest, &len) == 1;
-  // OpenSSL fails here only without memory; an empty hash then never matches a stored one.
-  if (!ok) return std::string();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
-
 std::string ComputeHash(const AuditEntry& entry) { return Sha256Hex(CanonicalEncoding(entry)); }
 
 std::string HeadPath(const std::string& database_path) { return database_path + ".audit-head"; }
 
 Status WriteHead(const std::string& path, const Head& head) {
-  static std::atomic<uint64_t> counter{0};
   std::string body = HeadBody(head);
   body += "check " + Sha256Hex(body) + "\n";
-  // Unique per process and call: several stores in one process may write at once.
-  std::string tmp =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("create " + tmp, errno);
-  Status status = WriteAll(fd, body, tmp);
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("fsync " + tmp, errno);
-  if (::close(fd) != 0 && status.ok()) status = ErrnoError("close " + tmp, errno);
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    status = ErrnoError("rename " + tmp, errno);
-  }
-  if (!status.ok()) {
-    ::unlink(tmp.c_str());
-    return status;
-  }
-  // The rename is durable only once the directory entry is.
-  std::string dir = DirectoryOf(path);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return ErrnoError("open " + dir, errno);
-  int rc = ::fsync(dfd);
-  int err = errno;
-  ::close(dfd);
-  if (rc != 0) return ErrnoError("fsync " + dir, err);
-  return Status::Ok();
+  return WriteFileAtomically(path, body, 0600);
 }
 
 HeadFile ReadHead(const std::string& path) {

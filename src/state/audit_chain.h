@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/sha256.h"
 #include "common/status.h"
 #include "state/state_store.h"
 
@@ -38,8 +39,8 @@ WallTime FromNanos(int64_t nanos);
 std::string CanonicalEncoding(const AuditEntry& entry);
 // Lowercase hex SHA-256 of CanonicalEncoding(entry) (entry.hash is ignored).
 std::string ComputeHash(const AuditEntry& entry);
-// Lowercase hex SHA-256 of arbitrary bytes.
-std::string Sha256Hex(std::string_view data);
+// Lowercase hex SHA-256 of arbitrary bytes (common/sha256.h).
+using ::turnout::Sha256Hex;
 
 struct Head {
   int64_t seq = 0;
