@@ -1,8 +1,8 @@
 #include "router/health.h"
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -112,8 +112,8 @@ asio::awaitable<bool> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
                                std::string host_header, std::string path) {
   boost::system::error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
-  auto results = co_await probe->resolver.async_resolve(target.host, std::to_string(target.port),
-                                                        token);
+  auto results =
+      co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
   if (ec || probe->timed_out) co_return false;
   co_await asio::async_connect(probe->socket, results, token);
   if (ec || probe->timed_out) co_return false;

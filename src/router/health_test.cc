@@ -186,7 +186,8 @@ TEST(HealthCheckerTest, ClassifiesOkErrorHangAndRefused) {
   EXPECT_TRUE(Eventually([&] {
     return ok_health->healthy && !error_health->healthy && !hang_health->healthy &&
            !refused_health->healthy;
-  })) << "ok=" << ok_health->healthy << " error=" << error_health->healthy
+  })) << "ok="
+      << ok_health->healthy << " error=" << error_health->healthy
       << " hang=" << hang_health->healthy << " refused=" << refused_health->healthy;
 
   // The checks really went out as specified.

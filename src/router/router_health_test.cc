@@ -44,7 +44,8 @@ TEST_F(RouterHealthTest, FailingInstanceIsTakenOutAfterFallAndReturnsAfterRise) 
   config.health.rise = 2;
   config.health.fall = 3;
   ASSERT_TRUE(StartRouter(config));
-  ASSERT_TRUE(testing::WaitUntil([&] { return b1.health_checks() >= 1 && b2.health_checks() >= 1; }));
+  ASSERT_TRUE(
+      testing::WaitUntil([&] { return b1.health_checks() >= 1 && b2.health_checks() >= 1; }));
   EXPECT_TRUE(Instance("blue", b1.address()).healthy);
   EXPECT_GT(Spread(20).count("blue-1"), 0u) << "both healthy instances get traffic";
 

@@ -70,17 +70,22 @@ TEST_F(RouterInputTest, AmbiguousFramingIsRefusedWith400) {
     std::string raw;
   };
   const std::vector<Case> cases = {
-      {"CL and TE", std::string(kHead) + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                         "0\r\n\r\n" + smuggled},
-      {"TE and CL", std::string(kHead) + "Transfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n"
-                                         "0\r\n\r\n" + smuggled},
+      {"CL and TE", std::string(kHead) +
+                        "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "0\r\n\r\n" +
+                        smuggled},
+      {"TE and CL", std::string(kHead) +
+                        "Transfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n"
+                        "0\r\n\r\n" +
+                        smuggled},
       {"TE chunked, chunked",
        std::string(kHead) + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n" + smuggled},
       {"TE gzip, chunked",
        std::string(kHead) + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + smuggled},
       {"duplicate TE", std::string(kHead) +
                            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "0\r\n\r\n" + smuggled},
+                           "0\r\n\r\n" +
+                           smuggled},
       {"duplicate CL", std::string(kHead) + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"},
       {"differing CL", std::string(kHead) + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
       {"CL list", std::string(kHead) + "Content-Length: 3, 3\r\n\r\nabc"},
@@ -109,8 +114,12 @@ TEST_F(RouterInputTest, MalformedHeadsAreRefusedWith400) {
       {"space before colon", "GET / HTTP/1.1\r\nHost : test.local\r\n\r\n"},
       {"tab before colon", "GET / HTTP/1.1\r\nHost: test.local\r\nX-A\t: b\r\n\r\n"},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: test.local\r\nX-A: b\r\n c\r\n\r\n"},
-      {"control char in value", "GET / HTTP/1.1\r\nHost: test.local\r\nX-A: b\x01" "c\r\n\r\n"},
-      {"DEL in name", "GET / HTTP/1.1\r\nHost: test.local\r\nX\x7f" "A: b\r\n\r\n"},
+      {"control char in value",
+       "GET / HTTP/1.1\r\nHost: test.local\r\nX-A: b\x01"
+       "c\r\n\r\n"},
+      {"DEL in name",
+       "GET / HTTP/1.1\r\nHost: test.local\r\nX\x7f"
+       "A: b\r\n\r\n"},
       {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: test.local\r\nX-A: b\0c\r\n\r\n", 46)},
       {"bad request line", "GET  / HTTP/1.1\r\nHost: test.local\r\n\r\n"},
       {"missing Host", "GET / HTTP/1.1\r\nX-A: b\r\n\r\n"},
@@ -139,9 +148,9 @@ TEST_F(RouterInputTest, BadChunkedBodyIsRefusedWith400BeforeForwarding) {
 
 TEST_F(RouterInputTest, OversizedHeadIs431AndLongTargetIs414) {
   Start();
-  ExpectRejected("GET / HTTP/1.1\r\nHost: test.local\r\nX-Big: " + std::string(9000, 'a') +
-                     "\r\n\r\n",
-                 431, "head over max_head_bytes");
+  ExpectRejected(
+      "GET / HTTP/1.1\r\nHost: test.local\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n", 431,
+      "head over max_head_bytes");
   std::string many = "GET / HTTP/1.1\r\nHost: test.local\r\n";
   for (int i = 0; i < 60; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
   ExpectRejected(many + "\r\n", 431, "more than max_headers fields");

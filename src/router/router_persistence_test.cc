@@ -67,8 +67,7 @@ TEST_F(RouterPersistenceTest, RestartedRouterServesThePersistedPolicy) {
   EXPECT_EQ(*restored, policy);
   RawResponse r = Get("/", "Cookie: turnout_sticky=someone\r\n");
   ASSERT_TRUE(r.complete());
-  EXPECT_EQ(r.Header("X-Upstream"),
-            ChoosesCanary(*policy.canary, "someone") ? "blue" : "green");
+  EXPECT_EQ(r.Header("X-Upstream"), ChoosesCanary(*policy.canary, "someone") ? "blue" : "green");
   // The secret came back too: overrides need it.
   RawResponse overridden = Get("/", "X-Turnout-Slot: blue\r\nX-Turnout-Secret: keep-me\r\n");
   ASSERT_TRUE(overridden.complete());

@@ -46,8 +46,8 @@ TEST_F(RouterProxyTest, HopByHopRequestHeadersAreRemoved) {
   ASSERT_TRUE(r.complete()) << r.error;
   ASSERT_EQ(r.status, 200);
   ReceivedRequest seen = LastRequest();
-  for (const char* name : {"X-Private-Hop", "Keep-Alive", "Proxy-Connection", "TE",
-                           "Proxy-Authorization"}) {
+  for (const char* name :
+       {"X-Private-Hop", "Keep-Alive", "Proxy-Connection", "TE", "Proxy-Authorization"}) {
     EXPECT_FALSE(seen.HasHeader(name)) << name << " was forwarded";
   }
   EXPECT_FALSE(seen.Header("Connection").find("X-Private-Hop") != std::string::npos);
@@ -59,8 +59,10 @@ TEST_F(RouterProxyTest, HopByHopRequestHeadersAreRemoved) {
 TEST_F(RouterProxyTest, HopByHopResponseHeadersAreRemoved) {
   Start();
   Behavior b;
-  b.headers = {{"Connection", "X-Upstream-Hop"}, {"X-Upstream-Hop", "1"},
-               {"Keep-Alive", "timeout=5"}, {"X-Kept", "yes"}};
+  b.headers = {{"Connection", "X-Upstream-Hop"},
+               {"X-Upstream-Hop", "1"},
+               {"Keep-Alive", "timeout=5"},
+               {"X-Kept", "yes"}};
   upstream_->SetBehavior(b);
   RawResponse r = Get("/");
   ASSERT_TRUE(r.complete()) << r.error;
@@ -162,8 +164,9 @@ TEST_F(RouterProxyTest, ExpectContinueIsRelayed) {
   upstream_->SetBehavior(Behavior::Of(Behavior::Kind::kEcho));
   RawClient client;
   ASSERT_TRUE(client.Connect(address()).ok());
-  ASSERT_TRUE(client.Send("PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n"
-                          "Expect: 100-continue\r\n\r\n")
+  ASSERT_TRUE(client
+                  .Send("PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n"
+                        "Expect: 100-continue\r\n\r\n")
                   .ok());
   // The client holds its body until told to continue.
   RawResponse interim = client.ReadResponse("PUT", 5s);
@@ -217,8 +220,9 @@ TEST_F(RouterProxyTest, PipelinedRequestsAreAnsweredInOrder) {
   upstream_->SetBehavior(Behavior::Of(Behavior::Kind::kEcho));
   RawClient client;
   ASSERT_TRUE(client.Connect(address()).ok());
-  ASSERT_TRUE(client.Send(testing::GetRequest("/one") + testing::GetRequest("/two") +
-                          testing::GetRequest("/three"))
+  ASSERT_TRUE(client
+                  .Send(testing::GetRequest("/one") + testing::GetRequest("/two") +
+                        testing::GetRequest("/three"))
                   .ok());
   for (const char* target : {"/one", "/two", "/three"}) {
     RawResponse r = client.ReadResponse();
@@ -261,8 +265,9 @@ TEST_F(RouterProxyTest, LargeBodiesStreamBothWaysWithBoundedMemory) {
   const auto start = std::chrono::steady_clock::now();
   RawClient client;
   ASSERT_TRUE(client.Connect(address()).ok());
-  ASSERT_TRUE(client.Send("POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: " +
-                          std::to_string(kSize) + "\r\n\r\n")
+  ASSERT_TRUE(client
+                  .Send("POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: " +
+                        std::to_string(kSize) + "\r\n\r\n")
                   .ok());
   ASSERT_TRUE(client.SendPattern(kSize, 60s).ok());
   RawResponse up = client.ReadResponse("POST", 60s, 0);

@@ -30,10 +30,10 @@ class RouterSwitchTest : public testing::RouterTest {
     blue2_ = &AddUpstream("blue-2");
     green1_ = &AddUpstream("green-1");
     green2_ = &AddUpstream("green-2");
-    RouterConfig config = testing::MakeTestRouterConfig(
-        {{"blue", {blue1_->address(), blue2_->address()}},
-         {"green", {green1_->address(), green2_->address()}}},
-        "blue");
+    RouterConfig config =
+        testing::MakeTestRouterConfig({{"blue", {blue1_->address(), blue2_->address()}},
+                                       {"green", {green1_->address(), green2_->address()}}},
+                                      "blue");
     ASSERT_TRUE(StartRouter(config));
   }
 

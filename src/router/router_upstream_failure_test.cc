@@ -169,8 +169,8 @@ TEST_F(RouterUpstreamFailureTest, PostIsNotReplayedAfterTheUpstreamGotIt) {
   a.SetBehavior(Behavior::Of(Kind::kReset));
   b.SetBehavior(Behavior::Of(Kind::kReset));
   StartWith({a.address(), b.address()});
-  RawResponse r = Fetch("POST /pay HTTP/1.1\r\nHost: test.local\r\nContent-Length: 3\r\n\r\nabc",
-                        "POST");
+  RawResponse r =
+      Fetch("POST /pay HTTP/1.1\r\nHost: test.local\r\nContent-Length: 3\r\n\r\nabc", "POST");
   ASSERT_TRUE(r.complete()) << r.error;
   EXPECT_EQ(r.status, 502);
   // The request reached an upstream once; a non-idempotent request must not be sent again.

@@ -41,11 +41,16 @@ bool PollFor(int fd, short events, SteadyClock::time_point deadline) {
 
 std::string_view OutcomeName(RawResponse::Outcome outcome) {
   switch (outcome) {
-    case RawResponse::Outcome::kComplete: return "complete";
-    case RawResponse::Outcome::kClosed: return "closed";
-    case RawResponse::Outcome::kReset: return "reset";
-    case RawResponse::Outcome::kTimeout: return "timeout";
-    case RawResponse::Outcome::kMalformed: return "malformed";
+    case RawResponse::Outcome::kComplete:
+      return "complete";
+    case RawResponse::Outcome::kClosed:
+      return "closed";
+    case RawResponse::Outcome::kReset:
+      return "reset";
+    case RawResponse::Outcome::kTimeout:
+      return "timeout";
+    case RawResponse::Outcome::kMalformed:
+      return "malformed";
   }
   return "?";
 }
@@ -318,10 +323,14 @@ Result<std::string> RawClient::ReadSome(size_t min_bytes, Millis timeout) {
 CloseKind RawClient::WaitForClose(Millis timeout) {
   if (!buffer_.empty()) return CloseKind::kData;
   switch (FillBuffer(SteadyClock::now() + timeout)) {
-    case Fill::kData: return CloseKind::kData;
-    case Fill::kEof: return CloseKind::kClosed;
-    case Fill::kReset: return CloseKind::kReset;
-    case Fill::kTimeout: return CloseKind::kTimeout;
+    case Fill::kData:
+      return CloseKind::kData;
+    case Fill::kEof:
+      return CloseKind::kClosed;
+    case Fill::kReset:
+      return CloseKind::kReset;
+    case Fill::kTimeout:
+      return CloseKind::kTimeout;
   }
   return CloseKind::kTimeout;
 }
@@ -338,8 +347,8 @@ std::string GetRequest(std::string_view target, std::string_view extra_headers,
   return r;
 }
 
-RawResponse FetchOnce(const std::string& address, std::string_view request,
-                      std::string_view method, Millis timeout) {
+RawResponse FetchOnce(const std::string& address, std::string_view request, std::string_view method,
+                      Millis timeout) {
   RawClient client;
   Status connected = client.Connect(address, timeout);
   if (!connected.ok()) {
@@ -354,10 +363,10 @@ RawResponse FetchOnce(const std::string& address, std::string_view request,
 std::string LoadResult::Summary() const {
   std::string s = "ok=" + std::to_string(ok) + " non_2xx=" + std::to_string(non_2xx) +
                   " resets=" + std::to_string(resets) + " closed=" + std::to_string(closed) +
-                  " timeouts=" + std::to_string(timeouts) + " malformed=" +
-                  std::to_string(malformed) + " connect_failures=" +
-                  std::to_string(connect_failures) + " elapsed_ms=" +
-                  std::to_string(elapsed.count()) + " statuses={";
+                  " timeouts=" + std::to_string(timeouts) +
+                  " malformed=" + std::to_string(malformed) +
+                  " connect_failures=" + std::to_string(connect_failures) +
+                  " elapsed_ms=" + std::to_string(elapsed.count()) + " statuses={";
   for (const auto& [status, n] : by_status) {
     s += std::to_string(status) + ":" + std::to_string(n) + " ";
   }
@@ -421,8 +430,8 @@ void LoadRunner::Worker(int index) {
         continue;
       }
     }
-    RawResponse r = client.RoundTrip(options_.make_request(index, number), "GET",
-                                     options_.request_timeout);
+    RawResponse r =
+        client.RoundTrip(options_.make_request(index, number), "GET", options_.request_timeout);
     switch (r.outcome) {
       case Outcome::kComplete:
         ++local.by_status[r.status];
@@ -435,10 +444,18 @@ void LoadRunner::Worker(int index) {
           ++local.by_upstream[up];
         }
         break;
-      case Outcome::kClosed: ++local.closed; break;
-      case Outcome::kReset: ++local.resets; break;
-      case Outcome::kTimeout: ++local.timeouts; break;
-      case Outcome::kMalformed: ++local.malformed; break;
+      case Outcome::kClosed:
+        ++local.closed;
+        break;
+      case Outcome::kReset:
+        ++local.resets;
+        break;
+      case Outcome::kTimeout:
+        ++local.timeouts;
+        break;
+      case Outcome::kMalformed:
+        ++local.malformed;
+        break;
     }
     if (!r.complete() || !r.keep_alive) client.Close();
     completed_.fetch_add(1);

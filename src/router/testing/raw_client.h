@@ -42,8 +42,8 @@ struct RawResponse {
     kMalformed,  // the head did not parse (see error)
   };
   Outcome outcome = Outcome::kTimeout;
-  std::string error;        // why, when not kComplete
-  int status = 0;           // 0 when no head arrived
+  std::string error;  // why, when not kComplete
+  int status = 0;     // 0 when no head arrived
   std::string reason;
   HeaderList headers;
   std::string raw_head;
@@ -121,7 +121,7 @@ RawResponse FetchOnce(const std::string& address, std::string_view request,
                       std::string_view method = "GET", Millis timeout = Millis(5000));
 
 struct LoadOptions {
-  std::string address;        // the router's listen address
+  std::string address;  // the router's listen address
   int connections = 8;
   uint64_t max_requests = 1000;  // across all connections
   Millis max_duration{5000};
@@ -132,10 +132,10 @@ struct LoadOptions {
 };
 
 struct LoadResult {
-  uint64_t ok = 0;            // 2xx
+  uint64_t ok = 0;  // 2xx
   uint64_t non_2xx = 0;
-  uint64_t resets = 0;        // reset before a complete response
-  uint64_t closed = 0;        // clean close before a complete response
+  uint64_t resets = 0;  // reset before a complete response
+  uint64_t closed = 0;  // clean close before a complete response
   uint64_t timeouts = 0;
   uint64_t malformed = 0;
   uint64_t connect_failures = 0;

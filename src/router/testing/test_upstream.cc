@@ -293,8 +293,8 @@ asio::awaitable<void> TestUpstream::Impl::Accept(TestUpstream* self) {
   uint64_t next_id = 0;
   for (;;) {
     error_code ec;
-    tcp::socket socket = co_await self->impl_->acceptor.async_accept(
-        asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await self->impl_->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !self->impl_->acceptor.is_open()) co_return;
       continue;  // e.g. EMFILE under load: keep serving
@@ -321,9 +321,9 @@ asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket 
     req.connection = id;
     ParseHead(std::string_view(in).substr(0, head_end + 4), &req);
     in.erase(0, head_end + 4);
-    const bool client_close = IContains(req.Header("Connection"), "close") ||
-                              (req.version == "HTTP/1.0" &&
-                               !IContains(req.Header("Connection"), "keep-alive"));
+    const bool client_close =
+        IContains(req.Header("Connection"), "close") ||
+        (req.version == "HTTP/1.0" && !IContains(req.Header("Connection"), "keep-alive"));
 
     std::string health_path;
     {
@@ -336,10 +336,10 @@ asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket 
       self->Notify();
       bool healthy = self->healthy_.load();
       std::string body = healthy ? "ready" : "not ready";
-      std::string response = "HTTP/1.1 " + std::string(healthy ? "200 OK" : "503 Service Unavailable") +
-                             "\r\nX-Upstream: " + self->name_ + "\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n" +
-                             (client_close ? "Connection: close\r\n" : "") + "\r\n" + body;
+      std::string response =
+          "HTTP/1.1 " + std::string(healthy ? "200 OK" : "503 Service Unavailable") +
+          "\r\nX-Upstream: " + self->name_ + "\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\n" + (client_close ? "Connection: close\r\n" : "") + "\r\n" + body;
       if (!co_await WriteAll(socket, response) || client_close) {
         CloseCleanly(socket);
         co_return;
@@ -381,8 +381,8 @@ asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket 
         co_return;
       case Kind::kBreakMidBody: {
         uint64_t size = b.generated_body_bytes > 0 ? b.generated_body_bytes : b.body.size();
-        co_await WriteAll(socket, "HTTP/1.1 200 OK\r\n" + upstream + "Content-Length: " +
-                                      std::to_string(size) + "\r\n\r\n");
+        co_await WriteAll(socket, "HTTP/1.1 200 OK\r\n" + upstream +
+                                      "Content-Length: " + std::to_string(size) + "\r\n\r\n");
         if (b.generated_body_bytes > 0) {
           co_await SendGenerated(socket, size / 2, false);
         } else {
@@ -398,8 +398,10 @@ asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket 
       case Kind::kUpgradeEcho: {
         std::string proto = req.Header("Upgrade");
         if (proto.empty()) proto = "websocket";
-        if (!co_await WriteAll(socket, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade"
-                                       "\r\nUpgrade: " + proto + "\r\n" + upstream + "\r\n")) {
+        if (!co_await WriteAll(socket,
+                               "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade"
+                               "\r\nUpgrade: " +
+                                   proto + "\r\n" + upstream + "\r\n")) {
           co_return;
         }
         for (;;) {
@@ -422,11 +424,11 @@ asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket 
     std::string body = b.kind == Kind::kEcho ? EchoText(req) : b.body;
     const bool generated = b.kind == Kind::kRespond && b.generated_body_bytes > 0;
     const uint64_t body_size = generated ? b.generated_body_bytes : body.size();
-    const bool no_body_status = (b.status >= 100 && b.status < 200) || b.status == 204 ||
-                                b.status == 304;
+    const bool no_body_status =
+        (b.status >= 100 && b.status < 200) || b.status == 204 || b.status == 304;
     const bool send_body = !no_body_status && req.method != "HEAD";
-    std::string head = "HTTP/1.1 " + std::to_string(b.status) + " " + Reason(b.status) + "\r\n" +
-                       upstream;
+    std::string head =
+        "HTTP/1.1 " + std::to_string(b.status) + " " + Reason(b.status) + "\r\n" + upstream;
     for (const auto& [n, v] : b.headers) head += n + ": " + v + "\r\n";
     if (!no_body_status) {
       head += b.chunked ? std::string("Transfer-Encoding: chunked\r\n")

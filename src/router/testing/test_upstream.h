@@ -84,25 +84,25 @@ struct ReceivedRequest {
 
 struct Behavior {
   enum class Kind {
-    kRespond,               // status, headers, body (or generated body), optional chunked/delay
-    kEcho,                  // 200 with the received request as the body (see EchoText)
-    kCloseBeforeResponse,   // read the request, then close cleanly without answering
-    kReset,                 // read the request, then reset the connection (RST)
-    kBrokenHead,            // answer a malformed response head, then close
+    kRespond,                  // status, headers, body (or generated body), optional chunked/delay
+    kEcho,                     // 200 with the received request as the body (see EchoText)
+    kCloseBeforeResponse,      // read the request, then close cleanly without answering
+    kReset,                    // read the request, then reset the connection (RST)
+    kBrokenHead,               // answer a malformed response head, then close
     kContentLengthAndChunked,  // a response with both Content-Length and Transfer-Encoding
-    kBreakMidBody,          // announce Content-Length N, send half of it, then close
-    kHang,                  // never answer (the connection stays open until the peer closes)
-    kUpgradeEcho,           // answer 101 Switching Protocols and echo every tunnel byte back
+    kBreakMidBody,             // announce Content-Length N, send half of it, then close
+    kHang,                     // never answer (the connection stays open until the peer closes)
+    kUpgradeEcho,              // answer 101 Switching Protocols and echo every tunnel byte back
   };
   Kind kind = Kind::kRespond;
   int status = 200;
-  HeaderList headers;            // extra response headers
-  std::string body = "hello";    // kRespond (ignored when generated_body_bytes > 0)
+  HeaderList headers;                 // extra response headers
+  std::string body = "hello";         // kRespond (ignored when generated_body_bytes > 0)
   uint64_t generated_body_bytes = 0;  // kRespond/kBreakMidBody: stream this many pattern bytes
-  bool chunked = false;          // kRespond: send the body chunked instead of Content-Length
-  Millis delay{0};               // wait this long before sending the response head
-  Millis body_delay{0};          // kRespond: wait this long between head and body
-  bool connection_close = false; // answer `Connection: close` and close after the response
+  bool chunked = false;               // kRespond: send the body chunked instead of Content-Length
+  Millis delay{0};                    // wait this long before sending the response head
+  Millis body_delay{0};               // kRespond: wait this long between head and body
+  bool connection_close = false;      // answer `Connection: close` and close after the response
   // Close the connection right after the response without saying so (like an upstream whose
   // keep-alive timeout fired): the next request on a pooled connection finds it dead.
   bool silent_close_after = false;
@@ -193,8 +193,8 @@ class TestUpstream {
   std::atomic<bool> healthy_{true};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::string health_path_ = "/ready";  // guarded by mu_
-  Handler handler_;                     // guarded by mu_
+  std::string health_path_ = "/ready";     // guarded by mu_
+  Handler handler_;                        // guarded by mu_
   std::vector<ReceivedRequest> requests_;  // guarded by mu_
 };
 

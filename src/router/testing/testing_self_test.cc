@@ -88,8 +88,8 @@ TEST_F(TestingSelfTest, UpgradeEchoesTunnelBytes) {
   up_->SetBehavior(Behavior::Of(Kind::kUpgradeEcho));
   RawClient client;
   ASSERT_TRUE(client.Connect(up_->address()).ok());
-  RawResponse r = client.RoundTrip(
-      GetRequest("/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n"));
+  RawResponse r =
+      client.RoundTrip(GetRequest("/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n"));
   ASSERT_TRUE(r.complete()) << r.error;
   ASSERT_EQ(r.status, 101);
   ASSERT_TRUE(client.Send("ping").ok());
