@@ -1,0 +1,149 @@
+// The text `turnout init` writes. Kept in its own file so the reference text is easy to review;
+// service_config_test.cc proves it parses and validates.
+
+#include "service/service_config.h"
+
+namespace turnout::service {
+
+std::string ExampleServiceConfig() {
+  return R"yaml(# turnout.yaml - the service definition read by turnoutd (`turnout up`).
+# Durations are a whole number and a unit: 500ms, 30s, 5m, 1h.
+# Relative paths are relative to the directory that holds this file.
+# Full reference: docs/turnout-yaml.md
+
+# The service's name: lowercase letters, digits, '.', '_', '-'. Required.
+name: demo
+
+# Where the public router accepts user traffic (one address or a list). Default: 127.0.0.1:8080
+listen: 127.0.0.1:8080
+
+# The slots versions are deployed into; one serves while another receives the next version.
+# At least two, unique. Default: [blue, green]
+slots: [blue, green]
+
+platform:
+  # How instances run. Only "process" exists today. Default: process
+  type: process
+  # How to start one instance. Required; must contain {port}. Placeholders:
+  #   {version} the version being deployed   {port} the port this instance must listen on
+  #   {slot}    blue / green                 {instance} replica index, 0..replicas-1
+  # Split into words like a shell would; there is no shell unless you run one (sh -c '...').
+  command: turnout-demo-app --listen 127.0.0.1:{port} --version {version} --slot {slot}
+  # Working directory of the instances. Default: the directory of this file.
+  working_dir: .
+  # Extra environment variables. turnout also sets TURNOUT_VERSION, TURNOUT_SLOT,
+  # TURNOUT_PORT and TURNOUT_INSTANCE. Default: none
+  env:
+    DEMO_GREETING: hello
+  # Instances per slot, 1..64. Default: 1
+  replicas: 1
+  # Sent to stop an instance; SIGKILL follows after grace_period. Default: SIGTERM
+  stop_signal: SIGTERM
+  # Default: 10s
+  grace_period: 10s
+  # Ports handed to instances: a range (20000-20999) or a base port (20000 = the next 1000).
+  # Default: 20000-20999
+  ports: 20000-20999
+
+health:
+  # Decides when a new instance may get traffic (any 2xx answer is a success).
+  readiness:
+    path: /ready            # Default: /ready
+    interval: 1s            # Default: 1s
+    timeout: 500ms          # at most interval. Default: 500ms
+    healthy_threshold: 2    # successes in a row to be ready. Default: 2
+    unhealthy_threshold: 3  # failures in a row to be not ready. Default: 3
+  # Watches running instances; during bake_time a failing new slot is switched back.
+  liveness:
+    path: /live             # Default: /live
+    interval: 5s            # Default: 5s
+    timeout: 1s             # Default: 1s
+    healthy_threshold: 1    # Default: 1
+    unhealthy_threshold: 3  # Default: 3
+  # A new slot not ready this long after launch fails the deployment; users never see it.
+  # Default: 60s
+  ready_deadline: 60s
+
+# Default timeout of each smoke test. Default: 10s
+smoke_test_timeout: 10s
+
+# Run against the new slot before the switch, through the router's override header, so they
+# take the real path users will take. Every one must pass. Default: none
+smoke_tests:
+  # An HTTP check: method (Default: GET), path, headers, body, and what to expect.
+  - name: home-page
+    method: GET
+    path: /
+    headers:
+      Accept: text/plain
+    expect:
+      status: 200                # Default: 200
+      body_contains: demo        # substring of the body. Default: not checked
+  - name: version-reported
+    path: /version
+    expect:                      # {version} in expected values is replaced
+      json:                      # JSON field path -> expected value. Default: none
+        version: "{version}"
+    timeout: 5s                  # Default: smoke_test_timeout
+  # A command check: exit status 0 passes. {url} is the router's public base URL
+  # (http://127.0.0.1:8080); send the override header yourself to reach the new slot.
+  # {version} and {slot} are replaced too.
+  - name: curl-live
+    command: sh -c 'curl -fsS -H "X-Turnout-Slot: {slot}" {url}/live'
+
+# Checks a machine can verify before anything starts: commands that must exit 0
+# ({version} is replaced). Default: none
+pre_deploy:
+  - name: demo-app-installed
+    command: sh -c 'command -v turnout-demo-app'
+    timeout: 10s               # Default: 60s
+
+# true: the deployment waits before the switch until someone runs `turnout approve`.
+# Default: false
+manual_approval: false
+
+# After the switch the new slot is watched this long; failing liveness switches traffic back
+# at once. Default: 60s
+bake_time: 60s
+
+# The old slot keeps running this long after success, as the instant rollback target, then it
+# is stopped. Default: 5m
+scale_down_delay: 5m
+
+revisions:
+  # Old revisions kept running (rollback in milliseconds), 0..5. Default: 1
+  warm: 1
+  # Revisions whose records are kept for `turnout rollback --to N`, >= warm. Default: 10
+  on_disk: 10
+
+# Told about deployment events; a hook never blocks or fails a deployment. Events:
+# deploy_started pre_checks_passed awaiting_approval ready smoke_passed switched succeeded
+# rolled_back failed aborted, or "*" for all. Default: none
+hooks:
+  # A command: {event} {service} {version} {slot} {revision} are replaced. timeout Default: 30s
+  - on: [succeeded, rolled_back, failed]
+    command: sh -c 'echo "{service} {version}: {event}" >> deployments.log'
+    timeout: 30s
+  # A webhook: POSTs Slack-compatible JSON ({"text": "..."} plus the event's details).
+  # - on: ["*"]
+  #   webhook:
+  #     url: https://hooks.slack.com/services/T000/B000/XXXX   # http:// or https://
+  #     retries: 3      # extra attempts after a failure, 0..10. Default: 3
+  #     timeout: 5s     # per attempt. Default: 5s
+
+router:
+  # The router's admin API (policy, health, metrics); "" turns it off. Default: 127.0.0.1:9901
+  admin: 127.0.0.1:9901
+  # Header that sends a request to a named slot (smoke tests use it). Default: X-Turnout-Slot
+  override_header: X-Turnout-Slot
+  # When set, the override only counts with X-Turnout-Secret: <secret>. Default: "" (none)
+  override_secret: ""
+  # Router worker threads; 0 = one per core. Default: 0
+  workers: 0
+
+# Where turnoutd keeps its database, logs and audit trail. Default: .turnout
+state_dir: .turnout
+)yaml";
+}
+
+}  // namespace turnout::service

@@ -1,0 +1,997 @@
+#include "service/service_config.h"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace turnout::service {
+namespace {
+
+constexpr std::string_view kDurationExpected = "a duration like 500ms or 2s";
+// A file with hundreds of problems is not helped by hundreds of lines.
+constexpr size_t kMaxErrors = 50;
+
+bool ParseUint(std::string_view text, uint64_t* out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool IsToken(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool IsServiceName(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+// Same character set as the platform's slot names (they end up in log file names).
+bool IsSlotName(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !IsAlnum(s[0])) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return IsAlnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+bool IsEnvName(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsAlnum(c) || c == '_'; });
+}
+
+// "host:port" or "[v6]:port" with a plausible host. Name resolution happens at start.
+bool IsHostPort(std::string_view text, bool allow_port_zero) {
+  std::string_view host, port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        })) {
+      return false;
+    }
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return IsAlnum(c) || c == '-' || c == '.' || c == '_';
+        })) {
+      return false;
+    }
+  }
+  uint64_t p = 0;
+  if (port.size() > 5 || !ParseUint(port, &p) || p > 65535) return false;
+  return allow_port_zero || p != 0;
+}
+
+// Placeholders used in `tmpl` that are not in `allowed` ("{foo}"), for an error message.
+std::vector<std::string> UnknownPlaceholders(std::string_view tmpl,
+                                             std::initializer_list<std::string_view> allowed) {
+  std::vector<std::string> unknown;
+  for (size_t open = tmpl.find('{'); open != std::string_view::npos;
+       open = tmpl.find('{', open + 1)) {
+    size_t close = tmpl.find('}', open);
+    if (close == std::string_view::npos) break;
+    std::string_view inner = tmpl.substr(open + 1, close - open - 1);
+    // Only "{word}" is a placeholder; shell's ${VAR} and JSON braces pass through unchanged.
+    if (inner.empty() || (open > 0 && tmpl[open - 1] == '$') ||
+        !std::all_of(inner.begin(), inner.end(), [](char c) { return IsAlnum(c) || c == '_'; })) {
+      continue;
+    }
+    if (std::find(allowed.begin(), allowed.end(), inner) == allowed.end()) {
+      unknown.push_back("{" + std::string(inner) + "}");
+    }
+  }
+  return unknown;
+}
+
+std::string JoinList(std::initializer_list<std::string_view> items) {
+  std::string out;
+  for (auto item : items) out += (out.empty() ? "" : ", ") + std::string(item);
+  return out;
+}
+
+struct SignalName {
+  std::string_view name;
+  int number;
+};
+constexpr SignalName kSignals[] = {
+    {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},  {"SIGHUP", SIGHUP},
+    {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}};
+
+// Reads typed values out of a yaml-cpp tree. Problems are collected, not returned, so that one
+// run reports every mistake in the file; a reader returns nullopt for a value it refused and the
+// caller keeps the default.
+class Reader {
+ public:
+  explicit Reader(std::string_view file) : file_(file) {}
+
+  std::string Where(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return file_ + ": ";
+    return file_ + ":" + std::to_string(mark.line + 1) + ": ";
+  }
+
+  void Expected(const YAML::Node& node, std::string_view path, std::string_view expected) {
+    Add(Where(node) + std::string(path) + ": expected " + std::string(expected) + ", got " +
+        Describe(node));
+  }
+  void Problem(const YAML::Node& node, std::string_view path, std::string_view what) {
+    Add(Where(node) + std::string(path) + ": " + std::string(what));
+  }
+
+  bool HasErrors() const { return !errors_.empty(); }
+  std::string Message() const {
+    std::string out;
+    for (const auto& e : errors_) out += (out.empty() ? "" : "\n") + e;
+    if (dropped_ > 0) out += "\n(" + std::to_string(dropped_) + " more problems not shown)";
+    return out;
+  }
+
+  static std::string Describe(const YAML::Node& node) {
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        return "nothing";
+      case YAML::NodeType::Sequence:
+        return "a list";
+      case YAML::NodeType::Map:
+        return "a mapping";
+      case YAML::NodeType::Scalar:
+        return "'" + node.Scalar() + "'";
+    }
+    return "something else";
+  }
+
+  static std::string Join(std::string_view path, std::string_view key) {
+    return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+  }
+
+  // Calls fn(key, value, full path) for every known key of the mapping `map`; unknown and
+  // repeated keys are reported and skipped. False when `map` is not a mapping.
+  bool ForEach(
+      const YAML::Node& map, std::string_view path, std::initializer_list<std::string_view> allowed,
+      const std::function<void(const std::string&, const YAML::Node&, const std::string&)>& fn) {
+    if (!map.IsMap()) {
+      Expected(map, path.empty() ? "(top level)" : path, "a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : map) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      const std::string full = Join(path, key);
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        Problem(kv.first, full,
+                "unknown key (known keys" + (path.empty() ? "" : " of " + std::string(path)) +
+                    ": " + JoinList(allowed) + ")");
+        continue;
+      }
+      if (!seen.insert(key).second) {
+        Problem(kv.first, full, "key appears twice");
+        continue;
+      }
+      fn(key, kv.second, full);
+    }
+    return true;
+  }
+
+  std::optional<std::string> String(const YAML::Node& node, std::string_view path) {
+    if (!node.IsScalar()) {
+      Expected(node, path, "a string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  // A string that must not be empty.
+  std::optional<std::string> NonEmpty(const YAML::Node& node, std::string_view path,
+                                      std::string_view expected) {
+    if (!node.IsScalar() || node.Scalar().empty()) {
+      Expected(node, path, expected);
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<int64_t> Int(const YAML::Node& node, std::string_view path, int64_t min,
+                             int64_t max) {
+    const std::string expected =
+        "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    uint64_t value = 0;
+    if (!node.IsScalar() || !ParseUint(node.Scalar(), &value) ||
+        value < static_cast<uint64_t>(std::max<int64_t>(min, 0)) ||
+        value > static_cast<uint64_t>(max)) {
+      Expected(node, path, expected);
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(value);
+  }
+
+  std::optional<bool> Bool(const YAML::Node& node, std::string_view path) {
+    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
+      return node.Scalar() == "true";
+    }
+    Expected(node, path, "true or false");
+    return std::nullopt;
+  }
+
+  std::optional<Millis> Duration(const YAML::Node& node, std::string_view path, bool allow_zero) {
+    if (!node.IsScalar()) {
+      Expected(node, path, kDurationExpected);
+      return std::nullopt;
+    }
+    auto d = ParseServiceDuration(node.Scalar());
+    if (!d.ok()) {
+      Expected(node, path, kDurationExpected);
+      return std::nullopt;
+    }
+    if (!allow_zero && d->count() == 0) {
+      Expected(node, path, "a duration above zero");
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  // A string or a list of strings.
+  std::optional<std::vector<std::pair<std::string, YAML::Node>>> Strings(const YAML::Node& node,
+                                                                         std::string_view path) {
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    if (node.IsScalar()) {
+      out.emplace_back(node.Scalar(), node);
+      return out;
+    }
+    if (!node.IsSequence()) {
+      Expected(node, path, "a string or a list of strings");
+      return std::nullopt;
+    }
+    for (size_t i = 0; i < node.size(); ++i) {
+      auto s = String(node[i], std::string(path) + "[" + std::to_string(i) + "]");
+      if (s) out.emplace_back(*s, node[i]);
+    }
+    return out;
+  }
+
+  // A mapping of strings to strings, in file order.
+  std::optional<std::vector<std::pair<std::string, std::string>>> StringMap(
+      const YAML::Node& node, std::string_view path,
+      const std::function<bool(const std::string&)>& key_ok, std::string_view key_expected) {
+    if (!node.IsMap()) {
+      Expected(node, path, "a mapping of names to values");
+      return std::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      const std::string full = Join(path, key);
+      if (!key_ok(key)) {
+        Expected(kv.first, path, key_expected);
+        continue;
+      }
+      if (!seen.insert(key).second) {
+        Problem(kv.first, full, "key appears twice");
+        continue;
+      }
+      auto v = String(kv.second, full);
+      if (v) out.emplace_back(key, *v);
+    }
+    return out;
+  }
+
+ private:
+  void Add(std::string error) {
+    if (errors_.size() >= kMaxErrors) {
+      ++dropped_;
+      return;
+    }
+    errors_.push_back(std::move(error));
+  }
+
+  std::string file_;
+  std::vector<std::string> errors_;
+  size_t dropped_ = 0;
+};
+
+template <typename T, typename U>
+void Set(const std::optional<U>& value, T* out) {
+  if (value) *out = static_cast<T>(*value);
+}
+
+// Section readers. `path` is the dotted path of the node they read.
+
+void CheckTemplate(Reader& r, const YAML::Node& node, const std::string& path,
+                   const std::string& tmpl, std::initializer_list<std::string_view> allowed) {
+  auto unknown = UnknownPlaceholders(tmpl, allowed);
+  if (!unknown.empty()) {
+    r.Problem(
+        node, path, "unknown placeholder " + unknown[0] + " (known: {" + [&] {
+          std::string s;
+          for (auto a : allowed) s += (s.empty() ? "" : "}, {") + std::string(a);
+          return s;
+        }() + "})");
+  }
+}
+
+void ReadPorts(Reader& r, const YAML::Node& v, const std::string& path, PortRange* ports) {
+  constexpr std::string_view kExpected = "a port range like 20000-20999 or a base port like 20000";
+  if (!v.IsScalar()) return r.Expected(v, path, kExpected);
+  std::string_view text = v.Scalar();
+  uint64_t first = 0, last = 0;
+  size_t dash = text.find('-');
+  if (dash == std::string_view::npos) {
+    // A base port: the platform may use the next 1000 ports.
+    if (!ParseUint(text, &first) || first == 0 || first > 65535) {
+      return r.Expected(v, path, kExpected);
+    }
+    last = std::min<uint64_t>(first + 999, 65535);
+  } else if (!ParseUint(text.substr(0, dash), &first) || !ParseUint(text.substr(dash + 1), &last) ||
+             first == 0 || last > 65535 || first > last) {
+    return r.Expected(v, path, kExpected);
+  }
+  ports->first = static_cast<uint16_t>(first);
+  ports->last = static_cast<uint16_t>(last);
+}
+
+void ReadPlatform(Reader& r, const YAML::Node& n, PlatformConfig* p, bool* has_command) {
+  r.ForEach(
+      n, "platform",
+      {"type", "command", "working_dir", "env", "replicas", "stop_signal", "grace_period", "ports"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "type") {
+          auto t = r.String(v, path);
+          if (t && *t != "process")
+            return r.Expected(v, path, "process (the only platform so far)");
+          Set(t, &p->type);
+        } else if (key == "command") {
+          auto c = r.NonEmpty(v, path, "a command line");
+          if (!c) return;
+          *has_command = true;
+          p->command = *c;
+          if (c->find("{port}") == std::string::npos) {
+            r.Problem(v, path,
+                      "must contain {port}: each instance has to listen on the port it is "
+                      "given, e.g. --listen 127.0.0.1:{port}");
+          }
+          CheckTemplate(r, v, path, *c, {"version", "port", "slot", "instance"});
+        } else if (key == "working_dir") {
+          Set(r.String(v, path), &p->working_dir);
+        } else if (key == "env") {
+          Set(r.StringMap(v, path, IsEnvName,
+                          "environment variable names ([A-Za-z_][A-Za-z0-9_]*)"),
+              &p->env);
+        } else if (key == "replicas") {
+          Set(r.Int(v, path, 1, 64), &p->replicas);
+        } else if (key == "stop_signal") {
+          std::string expected = "a signal name (";
+          for (const auto& s : kSignals) {
+            expected +=
+                std::string(s.name) + (&s == &kSignals[std::size(kSignals) - 1] ? ")" : ", ");
+          }
+          if (!v.IsScalar()) return r.Expected(v, path, expected);
+          std::string name = v.Scalar();
+          std::transform(name.begin(), name.end(), name.begin(),
+                         [](unsigned char c) { return std::toupper(c); });
+          if (name.rfind("SIG", 0) != 0) name = "SIG" + name;
+          for (const auto& s : kSignals) {
+            if (s.name == name) {
+              p->stop_signal = name;
+              p->stop_signal_number = s.number;
+              return;
+            }
+          }
+          r.Expected(v, path, expected);
+        } else if (key == "grace_period") {
+          Set(r.Duration(v, path, true), &p->grace_period);
+        } else if (key == "ports") {
+          ReadPorts(r, v, path, &p->ports);
+        }
+      });
+}
+
+void ReadProbe(Reader& r, const YAML::Node& n, const std::string& path, ProbeConfig* probe) {
+  bool ok = r.ForEach(n, path,
+                      {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"},
+                      [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+                        if (key == "path") {
+                          auto s = r.String(v, full);
+                          if (s && (s->empty() || (*s)[0] != '/')) {
+                            return r.Expected(v, full, "a path starting with '/'");
+                          }
+                          Set(s, &probe->path);
+                        } else if (key == "interval") {
+                          Set(r.Duration(v, full, false), &probe->interval);
+                        } else if (key == "timeout") {
+                          Set(r.Duration(v, full, false), &probe->timeout);
+                        } else if (key == "healthy_threshold") {
+                          Set(r.Int(v, full, 1, 100), &probe->healthy_threshold);
+                        } else if (key == "unhealthy_threshold") {
+                          Set(r.Int(v, full, 1, 100), &probe->unhealthy_threshold);
+                        }
+                      });
+  if (ok && probe->timeout > probe->interval) {
+    r.Problem(n["timeout"] ? n["timeout"] : n, path + ".timeout",
+              "must not exceed " + path + ".interval (" + std::to_string(probe->interval.count()) +
+                  "ms)");
+  }
+}
+
+void ReadHealth(Reader& r, const YAML::Node& n, HealthConfig* h) {
+  r.ForEach(n, "health", {"readiness", "liveness", "ready_deadline"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "readiness") ReadProbe(r, v, path, &h->readiness);
+              if (key == "liveness") ReadProbe(r, v, path, &h->liveness);
+              if (key == "ready_deadline") Set(r.Duration(v, path, false), &h->ready_deadline);
+            });
+  // Readiness needs healthy_threshold probes in a row before the deadline.
+  Millis needed = h->readiness.interval * h->readiness.healthy_threshold;
+  if (n.IsMap() && h->ready_deadline < needed) {
+    r.Problem(n["ready_deadline"] ? n["ready_deadline"] : n, "health.ready_deadline",
+              "must be at least readiness.interval x readiness.healthy_threshold (" +
+                  std::to_string(needed.count()) + "ms), or no instance can ever become ready");
+  }
+}
+
+// "data.items[0].id": names separated by dots, each optionally followed by [index]s.
+bool IsJsonPath(std::string_view p) {
+  if (p.empty()) return false;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t start = i;
+    while (i < p.size() && (IsAlnum(p[i]) || p[i] == '_' || p[i] == '-')) ++i;
+    if (i == start) return false;
+    while (i < p.size() && p[i] == '[') {
+      size_t close = p.find(']', i);
+      uint64_t idx = 0;
+      if (close == std::string_view::npos || !ParseUint(p.substr(i + 1, close - i - 1), &idx)) {
+        return false;
+      }
+      i = close + 1;
+    }
+    if (i == p.size()) return true;
+    if (p[i] != '.') return false;
+    ++i;
+    if (i == p.size()) return false;
+  }
+  return true;
+}
+
+void ReadExpect(Reader& r, const YAML::Node& n, const std::string& path, SmokeTest* t) {
+  r.ForEach(n, path, {"status", "body_contains", "json"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+              if (key == "status") {
+                Set(r.Int(v, full, 100, 599), &t->expect_status);
+              } else if (key == "body_contains") {
+                Set(r.NonEmpty(v, full, "a non-empty string"), &t->expect_body_contains);
+              } else if (key == "json") {
+                Set(r.StringMap(
+                        v, full, [](const std::string& k) { return IsJsonPath(k); },
+                        "JSON field paths like data.items[0].id"),
+                    &t->expect_json);
+              }
+            });
+}
+
+void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
+                    const YAML::Node& timeout_node, std::vector<SmokeTest>* out) {
+  if (!n.IsSequence()) return r.Expected(n, "smoke_tests", "a list of checks");
+  std::set<std::string> names;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = "smoke_tests[" + std::to_string(i) + "]";
+    SmokeTest t;
+    t.timeout = default_timeout;
+    bool has_timeout = false, has_http = false, has_command = false;
+    bool ok = r.ForEach(
+        item, path, {"name", "method", "path", "headers", "body", "expect", "command", "timeout"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+          if (key == "name") {
+            auto s = r.NonEmpty(v, full, "a name");
+            if (s && !names.insert(*s).second) {
+              return r.Problem(v, full, "'" + *s + "' names two smoke tests");
+            }
+            Set(s, &t.name);
+          } else if (key == "method") {
+            has_http = true;
+            auto s = r.String(v, full);
+            if (s && (!IsToken(*s) || std::any_of(s->begin(), s->end(),
+                                                  [](char c) { return c >= 'a' && c <= 'z'; }))) {
+              return r.Expected(v, full, "an HTTP method like GET or POST");
+            }
+            Set(s, &t.method);
+          } else if (key == "path") {
+            has_http = true;
+            auto s = r.String(v, full);
+            if (s && (s->empty() || (*s)[0] != '/' ||
+                      s->find_first_of(" \t\r\n") != std::string::npos)) {
+              return r.Expected(v, full, "a path starting with '/' (no spaces)");
+            }
+            Set(s, &t.path);
+          } else if (key == "headers") {
+            has_http = true;
+            auto h = r.StringMap(
+                v, full, [](const std::string& k) { return IsToken(k); }, "HTTP header names");
+            if (!h) return;
+            for (const auto& [name, value] : *h) {
+              if (value.find_first_of("\r\n") != std::string::npos) {
+                return r.Problem(v[name], full + "." + name, "header values cannot span lines");
+              }
+            }
+            t.headers = *h;
+          } else if (key == "body") {
+            has_http = true;
+            Set(r.String(v, full), &t.body);
+          } else if (key == "expect") {
+            has_http = true;
+            ReadExpect(r, v, full, &t);
+          } else if (key == "command") {
+            has_command = true;
+            auto c = r.NonEmpty(v, full, "a command line");
+            if (c) CheckTemplate(r, v, full, *c, {"url", "version", "slot"});
+            Set(c, &t.command);
+            t.kind = SmokeTest::Kind::kCommand;
+          } else if (key == "timeout") {
+            has_timeout = true;
+            Set(r.Duration(v, full, false), &t.timeout);
+          }
+        });
+    if (!ok) continue;
+    if (!item["name"]) r.Problem(item, path + ".name", "missing; every smoke test needs a name");
+    if (has_http && has_command) {
+      r.Problem(item, path,
+                "has both command and HTTP keys (method, path, headers, body, expect); a smoke "
+                "test is one or the other");
+    } else if (!has_http && !has_command) {
+      r.Problem(item, path, "needs either path (an HTTP check) or command");
+    } else if (has_http && t.path.empty() && !item["path"]) {
+      r.Problem(item, path + ".path", "missing; an HTTP check needs a path such as /health");
+    }
+    (void)has_timeout;
+    (void)timeout_node;
+    out->push_back(std::move(t));
+  }
+}
+
+void ReadPreDeploy(Reader& r, const YAML::Node& n, std::vector<PreDeployCheck>* out) {
+  if (!n.IsSequence()) return r.Expected(n, "pre_deploy", "a list of checks");
+  std::set<std::string> names;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = "pre_deploy[" + std::to_string(i) + "]";
+    PreDeployCheck c;
+    bool ok = r.ForEach(item, path, {"name", "command", "timeout"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+                          if (key == "name") {
+                            auto s = r.NonEmpty(v, full, "a name");
+                            if (s && !names.insert(*s).second) {
+                              return r.Problem(v, full, "'" + *s + "' names two checks");
+                            }
+                            Set(s, &c.name);
+                          } else if (key == "command") {
+                            auto s = r.NonEmpty(v, full, "a command line");
+                            if (s) CheckTemplate(r, v, full, *s, {"version"});
+                            Set(s, &c.command);
+                          } else if (key == "timeout") {
+                            Set(r.Duration(v, full, false), &c.timeout);
+                          }
+                        });
+    if (!ok) continue;
+    if (!item["name"]) r.Problem(item, path + ".name", "missing; every check needs a name");
+    if (!item["command"]) {
+      r.Problem(item, path + ".command", "missing; a check is a command that must exit 0");
+    }
+    out->push_back(std::move(c));
+  }
+}
+
+bool IsWebhookUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+  } else {
+    return false;
+  }
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty() || authority[0] == ':') return false;
+  return std::none_of(url.begin(), url.end(), [](char c) { return c <= 0x20 || c >= 0x7f; });
+}
+
+void ReadHooks(Reader& r, const YAML::Node& n, std::vector<HookConfig>* out) {
+  if (!n.IsSequence()) return r.Expected(n, "hooks", "a list of hooks");
+  std::string events = "*";
+  for (auto e : kHookEvents) events += ", " + std::string(e);
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = "hooks[" + std::to_string(i) + "]";
+    HookConfig h;
+    bool ok = r.ForEach(
+        item, path, {"on", "command", "webhook", "timeout"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+          if (key == "on") {
+            auto list = r.Strings(v, full);
+            if (!list) return;
+            if (list->empty()) r.Expected(v, full, "at least one event");
+            for (const auto& [e, node] : *list) {
+              if (e != "*" && std::find(std::begin(kHookEvents), std::end(kHookEvents), e) ==
+                                  std::end(kHookEvents)) {
+                r.Expected(node, full, "an event (" + events + ")");
+                continue;
+              }
+              h.on.push_back(e);
+            }
+          } else if (key == "command") {
+            auto c = r.NonEmpty(v, full, "a command line");
+            if (c)
+              CheckTemplate(r, v, full, *c, {"event", "service", "version", "slot", "revision"});
+            Set(c, &h.command);
+          } else if (key == "timeout") {
+            Set(r.Duration(v, full, false), &h.timeout);
+          } else if (key == "webhook") {
+            h.has_webhook = true;
+            bool has_url = false;
+            bool map_ok = r.ForEach(
+                v, full, {"url", "retries", "timeout"},
+                [&](const std::string& wkey, const YAML::Node& wv, const std::string& wfull) {
+                  if (wkey == "url") {
+                    has_url = true;
+                    auto u = r.String(wv, wfull);
+                    if (u && !IsWebhookUrl(*u)) {
+                      return r.Expected(wv, wfull, "an http:// or https:// URL");
+                    }
+                    Set(u, &h.webhook.url);
+                  } else if (wkey == "retries") {
+                    Set(r.Int(wv, wfull, 0, 10), &h.webhook.retries);
+                  } else if (wkey == "timeout") {
+                    Set(r.Duration(wv, wfull, false), &h.webhook.timeout);
+                  }
+                });
+            if (map_ok && !has_url) r.Problem(v, full + ".url", "missing; where to POST events");
+          }
+        });
+    if (!ok) continue;
+    if (!item["on"]) r.Problem(item, path + ".on", "missing; list the events (" + events + ")");
+    if (item["command"] && item["webhook"]) {
+      r.Problem(item, path, "has both command and webhook; make them two hooks");
+    } else if (!item["command"] && !item["webhook"]) {
+      r.Problem(item, path, "needs a command or a webhook");
+    }
+    if (item["webhook"] && item["timeout"]) {
+      r.Problem(item["timeout"], path + ".timeout",
+                "applies to command hooks; a webhook's timeout goes under webhook");
+    }
+    out->push_back(std::move(h));
+  }
+}
+
+void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
+  r.ForEach(n, "router", {"admin", "override_header", "override_secret", "workers"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "admin") {
+                // An empty value (admin: "") turns the admin listener off.
+                auto s = r.String(v, path);
+                if (s && !s->empty() && !IsHostPort(*s, true)) {
+                  return r.Expected(v, path, "host:port such as 127.0.0.1:9901, or \"\"");
+                }
+                Set(s, &o->admin);
+              } else if (key == "override_header") {
+                auto s = r.String(v, path);
+                if (s && !IsToken(*s)) return r.Expected(v, path, "an HTTP header name");
+                Set(s, &o->override_header);
+              } else if (key == "override_secret") {
+                auto s = r.String(v, path);
+                if (s && std::any_of(s->begin(), s->end(),
+                                     [](char c) { return c <= 0x20 || c >= 0x7f; })) {
+                  return r.Expected(v, path, "visible ASCII characters without spaces");
+                }
+                Set(s, &o->override_secret);
+              } else if (key == "workers") {
+                Set(r.Int(v, path, 0, 256), &o->workers);
+              }
+            });
+}
+
+Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
+  ServiceConfig c;
+  if (root.IsNull()) {
+    r.Problem(root, "(top level)", "the file is empty; `turnout init` writes an example");
+    return InvalidArgument(r.Message());
+  }
+  bool has_command = false;
+  YAML::Node smoke_node;
+  r.ForEach(
+      root, "",
+      {"name", "listen", "slots", "platform", "health", "smoke_tests", "smoke_test_timeout",
+       "pre_deploy", "manual_approval", "bake_time", "scale_down_delay", "revisions", "hooks",
+       "router", "state_dir"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "name") {
+          auto s = r.String(v, path);
+          if (s && !IsServiceName(*s)) {
+            return r.Expected(v, path,
+                              "a service name of lowercase letters, digits, '.', '_' and '-' "
+                              "(at most 63, starting with a letter or digit)");
+          }
+          Set(s, &c.name);
+        } else if (key == "listen") {
+          auto list = r.Strings(v, path);
+          if (!list) return;
+          if (list->empty()) return r.Expected(v, path, "at least one host:port");
+          c.listen.clear();
+          std::set<std::string> seen;
+          for (const auto& [addr, node] : *list) {
+            if (!IsHostPort(addr, true)) {
+              r.Expected(node, path, "host:port such as 0.0.0.0:8080 or [::1]:8080");
+            } else if (!seen.insert(addr).second) {
+              r.Problem(node, path, "'" + addr + "' is listed twice");
+            } else {
+              c.listen.push_back(addr);
+            }
+          }
+        } else if (key == "slots") {
+          if (!v.IsSequence()) return r.Expected(v, path, "a list of slot names");
+          auto list = r.Strings(v, path);
+          if (!list) return;
+          c.slots.clear();
+          for (const auto& [slot, node] : *list) {
+            if (!IsSlotName(slot)) {
+              r.Expected(node, path, "a slot name (letters, digits, '.', '_', '-')");
+            } else if (std::find(c.slots.begin(), c.slots.end(), slot) != c.slots.end()) {
+              r.Problem(node, path, "'" + slot + "' is listed twice; slot names are unique");
+            } else {
+              c.slots.push_back(slot);
+            }
+          }
+          if (list->size() < 2) {
+            r.Problem(v, path, "needs at least two slots (one serves while the other is deployed)");
+          }
+        } else if (key == "platform") {
+          ReadPlatform(r, v, &c.platform, &has_command);
+        } else if (key == "health") {
+          ReadHealth(r, v, &c.health);
+        } else if (key == "smoke_tests") {
+          smoke_node = v;  // read after smoke_test_timeout, whatever the key order
+        } else if (key == "smoke_test_timeout") {
+          Set(r.Duration(v, path, false), &c.smoke_test_timeout);
+        } else if (key == "pre_deploy") {
+          ReadPreDeploy(r, v, &c.pre_deploy);
+        } else if (key == "manual_approval") {
+          Set(r.Bool(v, path), &c.manual_approval);
+        } else if (key == "bake_time") {
+          Set(r.Duration(v, path, true), &c.bake_time);
+        } else if (key == "scale_down_delay") {
+          Set(r.Duration(v, path, true), &c.scale_down_delay);
+        } else if (key == "revisions") {
+          bool has_warm = false;
+          r.ForEach(v, path, {"warm", "on_disk"},
+                    [&](const std::string& k, const YAML::Node& rv, const std::string& full) {
+                      if (k == "warm") {
+                        has_warm = true;
+                        Set(r.Int(rv, full, 0, 5), &c.revisions.warm);
+                      }
+                      if (k == "on_disk") Set(r.Int(rv, full, 1, 1000), &c.revisions.on_disk);
+                    });
+          if (c.revisions.on_disk < c.revisions.warm) {
+            r.Problem(v["on_disk"] ? v["on_disk"] : v, "revisions.on_disk",
+                      "must be at least revisions.warm (" + std::to_string(c.revisions.warm) + ")");
+          }
+        } else if (key == "hooks") {
+          ReadHooks(r, v, &c.hooks);
+        } else if (key == "router") {
+          ReadRouter(r, v, &c.router);
+        } else if (key == "state_dir") {
+          Set(r.NonEmpty(v, path, "a directory"), &c.state_dir);
+        }
+      });
+  if (smoke_node) ReadSmokeTests(r, smoke_node, c.smoke_test_timeout, root, &c.smoke_tests);
+  if (root.IsMap()) {
+    if (!root["name"]) r.Problem(root, "name", "missing; e.g. name: shop");
+    if (!root["platform"]) {
+      r.Problem(root, "platform", "missing; platform.command says how to start the service");
+    } else if (!has_command && root["platform"].IsMap() && !root["platform"]["command"]) {
+      r.Problem(root["platform"], "platform.command",
+                "missing; e.g. command: ./server --port {port}");
+    }
+    // Every slot may run `replicas` instances at once, each on its own port.
+    const int64_t needed = static_cast<int64_t>(c.slots.size()) * c.platform.replicas;
+    const int64_t available = c.platform.ports.last - c.platform.ports.first + 1;
+    if (available < needed) {
+      YAML::Node at = root["platform"] ? root["platform"] : root;
+      if (at.IsMap() && at["ports"]) at = at["ports"];
+      r.Problem(at, "platform.ports",
+                "has " + std::to_string(available) + " ports but " +
+                    std::to_string(c.slots.size()) + " slots x " +
+                    std::to_string(c.platform.replicas) + " replicas need " +
+                    std::to_string(needed));
+    }
+  }
+  if (r.HasErrors()) return InvalidArgument(r.Message());
+  return c;
+}
+
+// Canonical text: "key=<length>:<value>\n" lines; lengths make it unambiguous whatever the
+// values contain.
+class Canon {
+ public:
+  void Add(std::string_view key, std::string_view value) {
+    out_ += std::string(key) + "=" + std::to_string(value.size()) + ":" + std::string(value) + "\n";
+  }
+  void Add(std::string_view key, int64_t value) { Add(key, std::to_string(value)); }
+  void Add(std::string_view key, Millis value) { Add(key, std::to_string(value.count()) + "ms"); }
+  void Add(std::string_view key, bool value) {
+    Add(key, std::string_view(value ? "true" : "false"));
+  }
+  void Pairs(std::string_view key, const std::vector<std::pair<std::string, std::string>>& ps) {
+    Add(std::string(key) + ".count", static_cast<int64_t>(ps.size()));
+    for (const auto& [k, v] : ps) {
+      Add(std::string(key) + ".key", k);
+      Add(std::string(key) + ".value", v);
+    }
+  }
+  void Probe(std::string_view key, const ProbeConfig& p) {
+    const std::string k(key);
+    Add(k + ".path", p.path);
+    Add(k + ".interval", p.interval);
+    Add(k + ".timeout", p.timeout);
+    Add(k + ".healthy_threshold", static_cast<int64_t>(p.healthy_threshold));
+    Add(k + ".unhealthy_threshold", static_cast<int64_t>(p.unhealthy_threshold));
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+Result<Millis> ParseServiceDuration(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument("'" + std::string(text) + "' is not a duration; expected " +
+                           std::string(kDurationExpected));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  uint64_t value = 0;
+  // Nine digits keep every unit far from overflowing int64 milliseconds.
+  if (digits == 0 || digits > 9 || !ParseUint(text.substr(0, digits), &value)) return bad();
+  std::string_view unit = text.substr(digits);
+  const int64_t v = static_cast<int64_t>(value);
+  if (unit == "ms") return Millis(v);
+  if (unit == "s") return Millis(v * 1000);
+  if (unit == "m") return Millis(v * 60'000);
+  if (unit == "h") return Millis(v * 3'600'000);
+  return bad();
+}
+
+Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string_view file_name) {
+  Reader reader(file_name);
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    return ReadConfig(reader, root);
+  } catch (const YAML::Exception& e) {
+    // Syntax errors stop yaml-cpp at the first one; it knows where.
+    std::string where =
+        std::string(file_name) + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1));
+    return InvalidArgument(where + ": not valid YAML: " + e.msg);
+  }
+}
+
+Result<ServiceConfig> LoadServiceConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError("cannot read service definition " + path, errno);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return ErrnoError("cannot read service definition " + path, errno);
+  return ParseServiceConfig(text.str(), path);
+}
+
+std::string CanonicalServiceConfig(const ServiceConfig& c) {
+  Canon k;
+  k.Add("format", std::string_view("turnout-service-1"));
+  k.Add("name", c.name);
+  k.Add("listen.count", static_cast<int64_t>(c.listen.size()));
+  for (const auto& l : c.listen) k.Add("listen", l);
+  k.Add("slots.count", static_cast<int64_t>(c.slots.size()));
+  for (const auto& s : c.slots) k.Add("slots", s);
+  const PlatformConfig& p = c.platform;
+  k.Add("platform.type", p.type);
+  k.Add("platform.command", p.command);
+  k.Add("platform.working_dir", p.working_dir);
+  k.Pairs("platform.env", p.env);
+  k.Add("platform.replicas", static_cast<int64_t>(p.replicas));
+  k.Add("platform.stop_signal", p.stop_signal);
+  k.Add("platform.grace_period", p.grace_period);
+  k.Add("platform.ports.first", static_cast<int64_t>(p.ports.first));
+  k.Add("platform.ports.last", static_cast<int64_t>(p.ports.last));
+  k.Probe("health.readiness", c.health.readiness);
+  k.Probe("health.liveness", c.health.liveness);
+  k.Add("health.ready_deadline", c.health.ready_deadline);
+  k.Add("smoke_test_timeout", c.smoke_test_timeout);
+  k.Add("smoke_tests.count", static_cast<int64_t>(c.smoke_tests.size()));
+  for (const auto& t : c.smoke_tests) {
+    k.Add("smoke.name", t.name);
+    k.Add("smoke.kind", std::string_view(t.kind == SmokeTest::Kind::kHttp ? "http" : "command"));
+    k.Add("smoke.method", t.method);
+    k.Add("smoke.path", t.path);
+    k.Pairs("smoke.headers", t.headers);
+    k.Add("smoke.body", t.body);
+    k.Add("smoke.expect_status", static_cast<int64_t>(t.expect_status));
+    k.Add("smoke.expect_body_contains", t.expect_body_contains);
+    k.Pairs("smoke.expect_json", t.expect_json);
+    k.Add("smoke.command", t.command);
+    k.Add("smoke.timeout", t.timeout);
+  }
+  k.Add("pre_deploy.count", static_cast<int64_t>(c.pre_deploy.size()));
+  for (const auto& d : c.pre_deploy) {
+    k.Add("pre_deploy.name", d.name);
+    k.Add("pre_deploy.command", d.command);
+    k.Add("pre_deploy.timeout", d.timeout);
+  }
+  k.Add("manual_approval", c.manual_approval);
+  k.Add("bake_time", c.bake_time);
+  k.Add("scale_down_delay", c.scale_down_delay);
+  k.Add("revisions.warm", static_cast<int64_t>(c.revisions.warm));
+  k.Add("revisions.on_disk", static_cast<int64_t>(c.revisions.on_disk));
+  k.Add("hooks.count", static_cast<int64_t>(c.hooks.size()));
+  for (const auto& h : c.hooks) {
+    k.Add("hook.on.count", static_cast<int64_t>(h.on.size()));
+    for (const auto& e : h.on) k.Add("hook.on", e);
+    k.Add("hook.command", h.command);
+    k.Add("hook.timeout", h.timeout);
+    k.Add("hook.has_webhook", h.has_webhook);
+    k.Add("hook.webhook.url", h.webhook.url);
+    k.Add("hook.webhook.retries", static_cast<int64_t>(h.webhook.retries));
+    k.Add("hook.webhook.timeout", h.webhook.timeout);
+  }
+  k.Add("router.admin", c.router.admin);
+  k.Add("router.override_header", c.router.override_header);
+  k.Add("router.override_secret", c.router.override_secret);
+  k.Add("router.workers", static_cast<int64_t>(c.router.workers));
+  k.Add("state_dir", c.state_dir);
+  return k.Take();
+}
+
+std::string ConfigHash(const ServiceConfig& config) {
+  const std::string text = CanonicalServiceConfig(config);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  // EVP_Digest only fails when OpenSSL cannot allocate; the hash is then empty, which matches
+  // no recorded revision.
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace turnout::service

@@ -1,0 +1,183 @@
+// ServiceConfig: the service definition, `turnout.yaml`.
+//
+// One file describes one service: how to start a version of it (platform), how to tell that an
+// instance is healthy, what to check before traffic moves to a new slot, how long to watch it
+// afterwards, and whom to tell. docs/turnout-yaml.md is the reference of every key;
+// ExampleServiceConfig() is the commented file `turnout init` writes.
+//
+// Parsing is strict: unknown keys, keys given twice, values of the wrong kind and values that
+// make no sense together are all refused. Every problem found is reported (not just the first),
+// one per line, each as "turnout.yaml:12: health.readiness.interval: expected a duration like
+// 500ms or 2s, got 'soon'".
+//
+// Relative paths in the file (platform.working_dir, state_dir) are kept as written; the caller
+// resolves them against the directory that holds the file.
+//
+// Thread-safety: the functions are pure (no shared state) and may be called from any thread.
+
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace turnout::service {
+
+using Millis = std::chrono::milliseconds;
+
+// Ports the platform hands out to instances, inclusive on both ends.
+struct PortRange {
+  uint16_t first = 20000;  // Default: 20000
+  uint16_t last = 20999;   // Default: 20999
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+// platform: how one instance of a version is started. Only `process` exists today; the
+// controller reaches it through platform::Platform, so other kinds can be added beside it.
+struct PlatformConfig {
+  std::string type = "process";  // Default: process
+  // Split into words like a shell would, then {version} {port} {slot} {instance} are replaced.
+  // Must contain {port} (the router sends traffic there). Required, no default.
+  std::string command;
+  std::string working_dir;  // Default: "" (the directory of turnout.yaml)
+  // Added to the daemon's environment, in file order. Default: none.
+  std::vector<std::pair<std::string, std::string>> env;
+  int replicas = 1;                     // instances per slot, 1..64. Default: 1
+  std::string stop_signal = "SIGTERM";  // canonical name. Default: SIGTERM
+  int stop_signal_number = 15;          // the number of stop_signal (filled by the parser)
+  Millis grace_period{10000};           // stop_signal -> SIGKILL. Default: 10s
+  PortRange ports;                      // Default: 20000-20999
+};
+
+// One HTTP probe (readiness or liveness). Any 2xx answer is a success.
+struct ProbeConfig {
+  std::string path;           // starts with '/'
+  Millis interval{1000};      // Default: 1s (readiness), 5s (liveness)
+  Millis timeout{500};        // must not exceed interval. Default: 500ms (readiness), 1s (liveness)
+  int healthy_threshold = 2;  // consecutive successes to count as healthy. Default: 2 / 1
+  int unhealthy_threshold = 3;  // consecutive failures to count as unhealthy. Default: 3 / 3
+  friend bool operator==(const ProbeConfig&, const ProbeConfig&) = default;
+};
+
+struct HealthConfig {
+  ProbeConfig readiness{"/ready", Millis(1000), Millis(500), 2, 3};  // Default: /ready
+  ProbeConfig liveness{"/live", Millis(5000), Millis(1000), 1, 3};   // Default: /live
+  // A new slot that is not ready this long after launch fails the deployment. Default: 60s
+  Millis ready_deadline{60000};
+};
+
+// One smoke test: either an HTTP request (kind kHttp) or a command (kind kCommand). HTTP checks
+// are sent to the public listener with the router's override header, so they take the real path
+// to the new slot.
+struct SmokeTest {
+  enum class Kind { kHttp, kCommand };
+  std::string name;  // unique among smoke tests; required
+  Kind kind = Kind::kHttp;
+  // kHttp:
+  std::string method = "GET";                                // Default: GET
+  std::string path;                                          // starts with '/'
+  std::vector<std::pair<std::string, std::string>> headers;  // Default: none
+  std::string body;                                          // Default: empty
+  int expect_status = 200;                                   // Default: 200
+  std::string expect_body_contains;                          // Default: "" (not checked)
+  // "data.items[0].id" -> expected value, compared with the JSON value's text (a string's
+  // contents, or a number/bool/null as JSON writes it). Default: none.
+  std::vector<std::pair<std::string, std::string>> expect_json;
+  // {version} in expect_body_contains and expect_json values is replaced by the version.
+  // kCommand: run like platform.command (no shell unless it runs one); {url} is replaced by the
+  // router's public base URL ("http://127.0.0.1:8080"), {slot} and {version} by the new slot and
+  // version (send the override header to reach the slot); exit status 0 passes.
+  std::string command;
+  Millis timeout{10000};  // Default: smoke_test_timeout (10s)
+};
+
+// A pre-deploy check: a command that must exit 0 before anything is launched.
+struct PreDeployCheck {
+  std::string name;       // unique; required
+  std::string command;    // required; {version} is replaced
+  Millis timeout{60000};  // Default: 60s
+};
+
+// Deployment events hooks can subscribe to.
+inline constexpr std::string_view kHookEvents[] = {
+    "deploy_started", "pre_checks_passed", "awaiting_approval", "ready",  "smoke_passed",
+    "switched",       "succeeded",         "rolled_back",       "failed", "aborted"};
+
+struct WebhookConfig {
+  std::string url;       // http:// or https://
+  int retries = 3;       // extra attempts after a failure, 0..10. Default: 3
+  Millis timeout{5000};  // per attempt. Default: 5s
+};
+
+// A hook never blocks or fails a deployment: it runs in the background and its failures are
+// logged. Exactly one of `command` and `webhook` is set.
+struct HookConfig {
+  std::vector<std::string> on;  // events from kHookEvents, or "*" for all; required
+  // Placeholders: {event} {service} {version} {slot} {revision}.
+  std::string command;
+  bool has_webhook = false;
+  WebhookConfig webhook;  // the body is Slack-compatible JSON: {"text": "..."} plus details
+  Millis timeout{30000};  // command hooks only. Default: 30s
+};
+
+struct RevisionsConfig {
+  int warm = 1;      // old revisions kept running as instant rollback targets, 0..5. Default: 1
+  int on_disk = 10;  // revisions whose records are kept, >= warm, 1..1000. Default: 10
+};
+
+struct RouterOptions {
+  std::string admin = "127.0.0.1:9901";  // the router's admin API; "" disables. Default: that
+  std::string override_header = "X-Turnout-Slot";  // Default: X-Turnout-Slot
+  // When set, the override header only counts when the request also carries
+  // `X-Turnout-Secret: <secret>` (the smoke tests send it). Default: "" (no secret).
+  std::string override_secret;
+  int workers = 0;  // 0 = one per core. Default: 0
+};
+
+struct ServiceConfig {
+  std::string name;                                   // [a-z0-9][a-z0-9._-]{0,62}; required
+  std::vector<std::string> listen{"127.0.0.1:8080"};  // host:port, >= 1. Default: 127.0.0.1:8080
+  std::vector<std::string> slots{"blue", "green"};    // unique, >= 2. Default: blue, green
+  PlatformConfig platform;
+  HealthConfig health;
+  std::vector<SmokeTest> smoke_tests;      // Default: none
+  Millis smoke_test_timeout{10000};        // default timeout of each smoke test. Default: 10s
+  std::vector<PreDeployCheck> pre_deploy;  // Default: none
+  bool manual_approval = false;  // wait for `turnout approve` before the switch. Default: false
+  // After the switch: failing health on the new slot during this time switches back.
+  Millis bake_time{60000};          // Default: 60s
+  Millis scale_down_delay{300000};  // old slot stopped this long after success. Default: 5m
+  RevisionsConfig revisions;
+  std::vector<HookConfig> hooks;  // Default: none
+  RouterOptions router;
+  std::string state_dir = ".turnout";  // Default: .turnout (beside turnout.yaml)
+};
+
+// Reads and validates a file. IoError when it cannot be read; InvalidArgument (all problems,
+// one per line, each prefixed with "<path>:<line>: ") when its content is wrong.
+Result<ServiceConfig> LoadServiceConfig(const std::string& path);
+
+// The same for text in memory; `file_name` only prefixes the messages.
+Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string_view file_name);
+
+// The canonical text of a config: every field, in a fixed order, defaults included, so two
+// files that mean the same thing (key order, comments, defaults spelled out or not) have the
+// same text. Stable across releases unless a field is added.
+std::string CanonicalServiceConfig(const ServiceConfig& config);
+
+// SHA-256 of CanonicalServiceConfig, 64 lowercase hex digits. Recorded with every revision.
+std::string ConfigHash(const ServiceConfig& config);
+
+// The commented example `turnout init` writes (for the demo app, turnout-demo-app). It parses
+// and validates; every key is explained.
+std::string ExampleServiceConfig();
+
+// "500ms", "30s", "5m", "1h": a whole number and a unit.
+Result<Millis> ParseServiceDuration(std::string_view text);
+
+}  // namespace turnout::service
