@@ -179,6 +179,34 @@ TEST_F(DataPlaneTest, UpgradeTunnelEchoesBothWays) {
   EXPECT_TRUE(testing::WaitUntil([&] { return Slot("blue").tunnels == 0; }, Millis(5000)));
 }
 
+TEST_F(DataPlaneTest, TunnelsOfASlotThatLostTrafficAreClosedAfterTunnelDrain) {
+  TestUpstream& blue = AddUpstream("ws-blue");
+  TestUpstream& green = AddUpstream("ws-green");
+  blue.SetBehavior(Behavior::Of(Behavior::Kind::kUpgradeEcho));
+  RouterConfig config = testing::MakeTestRouterConfig(
+      {{"blue", {blue.address()}}, {"green", {green.address()}}}, "blue");
+  config.timeouts.tunnel_drain = Millis(200);
+  ASSERT_TRUE(StartRouter(config));
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  ASSERT_TRUE(client
+                  .Send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
+                        "Upgrade: websocket\r\n\r\n")
+                  .ok());
+  RawResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 101);
+  ASSERT_TRUE(client.Send("x").ok());
+  ASSERT_TRUE(client.ReadSome(1).ok());
+
+  // The tunnel outlives a switch for tunnel_drain, then the router closes it.
+  ASSERT_TRUE(router().Switch("green").ok());
+  EXPECT_EQ(Slot("blue").tunnels, 1);
+  EXPECT_TRUE(Slot("blue").drained);  // tunnels are reported apart from in-flight requests
+  testing::CloseKind end = client.WaitForClose(Millis(5000));
+  EXPECT_TRUE(end == testing::CloseKind::kClosed || end == testing::CloseKind::kReset);
+  EXPECT_TRUE(testing::WaitUntil([&] { return Slot("blue").tunnels == 0; }, Millis(5000)));
+}
+
 TEST_F(DataPlaneTest, RouterErrorsHaveStatusesAndReasons) {
   TestUpstream& up = AddUpstream("b1");
   RouterConfig config = testing::MakeTestRouterConfig({{"blue", {up.address()}}}, "blue");

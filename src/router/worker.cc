@@ -1312,6 +1312,7 @@ awaitable<void> Worker::Impl::Tunnel(Conn& c, RequestCtx& x, Exchange& e) {
   (void)inst;
   c.tunnel_slot = rt;
   c.SetDeadline(config().timeouts.tunnel_idle, Phase::kTunnel);
+  c.Arm();  // start polling the slot's drain state now, not at the previously armed expiry
   bool ok = true;
   if (x.in_pos < x.in_len) {
     auto [wec, wn] = co_await asio::async_write(
