@@ -33,3 +33,10 @@ function(_turnout_control_router_tests)
   endif()
 endfunction()
 cmake_language(DEFER CALL _turnout_control_router_tests)
+
+# The parsers are compiled into the target so that libFuzzer sees their coverage.
+turnout_fuzzer(NAME router_policy_fuzz
+  SRCS policy_fuzz.cc policy.cc config.cc
+  DEPS turnout_common yaml-cpp nlohmann_json::nlohmann_json Boost::headers
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/policy
+  SECONDS 30)
