@@ -19,7 +19,18 @@ using testing::RawResponse;
 using testing::RouterTest;
 using testing::TestUpstream;
 
-class DataPlaneTest : public RouterTest {};
+class DataPlaneTest : public RouterTest {
+ protected:
+  // Connects and asks for a WebSocket upgrade; returns the router's answer.
+  RawResponse OpenTunnel(RawClient& client) {
+    EXPECT_TRUE(client.Connect(address()).ok());
+    EXPECT_TRUE(client
+                    .Send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\n")
+                    .ok());
+    return client.ReadResponse();
+  }
+};
 
 TEST_F(DataPlaneTest, ProxiesGetsOverOneKeepAliveConnectionAndPoolsUpstreams) {
   TestUpstream& b1 = AddUpstream("b1");
@@ -157,12 +168,7 @@ TEST_F(DataPlaneTest, UpgradeTunnelEchoesBothWays) {
   up.SetBehavior(Behavior::Of(Behavior::Kind::kUpgradeEcho));
   ASSERT_TRUE(StartRouter(testing::MakeTestRouterConfig({{"blue", {up.address()}}}, "blue")));
   RawClient client;
-  ASSERT_TRUE(client.Connect(address()).ok());
-  ASSERT_TRUE(client
-                  .Send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
-                        "Upgrade: websocket\r\n\r\n")
-                  .ok());
-  RawResponse r = client.ReadResponse();
+  RawResponse r = OpenTunnel(client);
   ASSERT_TRUE(r.complete()) << r.error;
   ASSERT_EQ(r.status, 101);
   EXPECT_EQ(r.Header("Upgrade"), "websocket");
@@ -188,12 +194,7 @@ TEST_F(DataPlaneTest, TunnelsOfASlotThatLostTrafficAreClosedAfterTunnelDrain) {
   config.timeouts.tunnel_drain = Millis(200);
   ASSERT_TRUE(StartRouter(config));
   RawClient client;
-  ASSERT_TRUE(client.Connect(address()).ok());
-  ASSERT_TRUE(client
-                  .Send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
-                        "Upgrade: websocket\r\n\r\n")
-                  .ok());
-  RawResponse r = client.ReadResponse();
+  RawResponse r = OpenTunnel(client);
   ASSERT_EQ(r.status, 101);
   ASSERT_TRUE(client.Send("x").ok());
   ASSERT_TRUE(client.ReadSome(1).ok());

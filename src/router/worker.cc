@@ -234,6 +234,9 @@ struct Worker::Impl {
   void Close(Conn& c);
   awaitable<void> ClientLoop(std::shared_ptr<Conn> c);
   awaitable<bool> Serve(Conn& c, RequestCtx& x);
+  // Answers a request the router refuses before routing it (counted on the active slot).
+  awaitable<bool> Reject(Conn& c, RequestCtx& x, Exchange& e, int status, RouterError err,
+                         std::string body);
   awaitable<Attempt> Forward(Conn& c, RequestCtx& x, Exchange& e, bool reused);
   awaitable<bool> Connect(Conn& c, const InstanceEntry& inst, bool* reused);
   awaitable<void> RespondError(Conn& c, RequestCtx& x, Exchange& e, int status, RouterError err,
@@ -748,6 +751,15 @@ bool BufferedChunksValid(const RequestCtx& x) {
 
 }  // namespace
 
+awaitable<bool> Worker::Impl::Reject(Conn& c, RequestCtx& x, Exchange& e, int status,
+                                     RouterError err, std::string body) {
+  e.slot = &e.table->slots[static_cast<size_t>(e.table->active)];
+  e.slot->runtime->metrics->shard(index).AddInFlight(1);
+  co_await RespondError(c, x, e, status, err, body);
+  Finish(e);
+  co_return KeepServing(e, x, stopping);
+}
+
 awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   Exchange e;
   e.t0 = shared.clock->Now();
@@ -773,12 +785,8 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
       e.table = table;
       e.keep_alive = false;
       c.timed_out = Phase::kNone;
-      co_await RespondError(c, x, e, 408, RouterError::kHeadTimeout,
-                            "the request head did not arrive in time");
-      e.slot = &table->slots[static_cast<size_t>(table->active)];
-      e.slot->runtime->metrics->shard(index).AddInFlight(1);
-      Finish(e);
-      co_return false;
+      co_return co_await Reject(c, x, e, 408, RouterError::kHeadTimeout,
+                                "the request head did not arrive in time");
     }
     if (ec) co_return false;  // the client went away between requests or mid-head
     x.in_len += n;
@@ -793,12 +801,8 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     if (pr.error_status == 431) err = RouterError::kHeadTooLarge;
     if (pr.error_status == 414) err = RouterError::kUriTooLong;
     e.keep_alive = false;
-    e.slot = &t.slots[static_cast<size_t>(t.active)];
-    e.slot->runtime->metrics->shard(index).AddInFlight(1);
-    std::string body = std::string("bad request: ") + pr.error_reason;
-    co_await RespondError(c, x, e, pr.error_status, err, body);
-    Finish(e);
-    co_return false;
+    co_return co_await Reject(c, x, e, pr.error_status, err,
+                              std::string("bad request: ") + pr.error_reason);
   }
 
   const http::RequestHead& req = x.req;
@@ -819,25 +823,17 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
 
   if (e.body == http::BodyKind::kChunked && !BufferedChunksValid(x)) {
     e.keep_alive = false;
-    e.slot = &t.slots[static_cast<size_t>(t.active)];
-    e.slot->runtime->metrics->shard(index).AddInFlight(1);
-    co_await RespondError(c, x, e, 400, RouterError::kBadRequest,
-                          "bad request: invalid chunked body");
-    Finish(e);
-    co_return false;
+    co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
+                              "bad request: invalid chunked body");
   }
 
   // 2. Slot and instance.
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
   if (e.sel.slot < 0) {
-    e.slot = &t.slots[static_cast<size_t>(t.active)];
-    e.slot->runtime->metrics->shard(index).AddInFlight(1);
-    std::string body = "bad request: the " + t.policy.override_header.header +
-                       " header names no known slot";
-    co_await RespondError(c, x, e, 400, RouterError::kBadRequest, body);
-    Finish(e);
-    co_return KeepServing(e, x, stopping);
+    co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
+                              "bad request: the " + t.policy.override_header.header +
+                                  " header names no known slot");
   }
   e.slot_index = e.sel.slot;
   e.slot = &t.slots[static_cast<size_t>(e.sel.slot)];
