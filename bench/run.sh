@@ -183,13 +183,13 @@ start_turnout() {
 }
 
 # HAProxy 2.6: one thread, server-side keep-alive reused across clients. Runtime API on a
-# loopback TCP port so that bash can talk to it without extra tools.
+# loopback TCP port so that bash can talk to it without extra tools. maxconn is enough for the
+# idle-connection test; HAProxy sizes its descriptor needs as twice maxconn, but idle clients
+# need one each, so with `no strict-limits` a lower open-file limit is only warned about.
 start_haproxy() {  # PORT STATS_PORT
   cat >"$work/haproxy-$1.cfg" <<EOF
 global
   nbthread 1
-  # Enough for the idle-connection test. HAProxy sizes its descriptor needs as twice maxconn;
-  # idle clients need one each, so a lower `ulimit -n` is only warned about, not fatal.
   maxconn $((idle_conns + 1000))
   no strict-limits
   stats socket ipv4@127.0.0.1:$2 level admin
@@ -430,9 +430,9 @@ if [[ " $parts " == *" switch "* ]]; then
     exec 3<&-
   }
   switch_nginx() {  # swap the upstream file, then reload (SIGHUP to the master)
-    local port=$b1
-    [[ $1 == green ]] && port=$b2
-    printf 'upstream be {\n  server 127.0.0.1:%s;\n  keepalive 256;\n}\n' "$port" \
+    local upstream_port=$b1
+    [[ $1 == green ]] && upstream_port=$b2
+    printf 'upstream be {\n  server 127.0.0.1:%s;\n  keepalive 256;\n}\n' "$upstream_port" \
       >"$work/nginx-proxy-$c_port.upstream"
     kill -HUP "$c_pid"
   }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for scripts that run turnout's binaries on loopback (scripts/demo.sh,
 # bench/run.sh). Source it; it defines functions only.
 #
