@@ -89,7 +89,8 @@ smoke_tests:
   # (http://127.0.0.1:8080); send the override header yourself to reach the new slot.
   # {version} and {slot} are replaced too.
   - name: curl-live
-    command: sh -c 'curl -fsS -H "X-Turnout-Slot: {slot}" {url}/live'
+    command: >-
+      sh -c 'curl -fsS -H "X-Turnout-Slot: {slot}" {url}/live'
 
 # Checks a machine can verify before anything starts: commands that must exit 0
 # ({version} is replaced). Default: none
@@ -122,7 +123,7 @@ revisions:
 hooks:
   # A command: {event} {service} {version} {slot} {revision} are replaced. timeout Default: 30s
   - on: [succeeded, rolled_back, failed]
-    command: sh -c 'echo "{service} {version}: {event}" >> deployments.log'
+    command: sh -c 'echo "{service} {version} {event}" >> deployments.log'
     timeout: 30s
   # A webhook: POSTs Slack-compatible JSON ({"text": "..."} plus the event's details).
   # - on: ["*"]

@@ -131,7 +131,9 @@ class Reader {
   explicit Reader(std::string_view file) : file_(file) {}
 
   std::string Where(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
+    YAML::Mark mark = node.Mark();
+    // yaml-cpp places an empty value ("key:") on the line after its key; name the key's line.
+    if (node.IsNull() && !value_key_mark_.is_null()) mark = value_key_mark_;
     if (mark.is_null()) return file_ + ": ";
     return file_ + ":" + std::to_string(mark.line + 1) + ": ";
   }
@@ -194,7 +196,9 @@ class Reader {
         Problem(kv.first, full, "key appears twice");
         continue;
       }
+      value_key_mark_ = kv.first.Mark();
       fn(key, kv.second, full);
+      value_key_mark_ = YAML::Mark::null_mark();
     }
     return true;
   }
@@ -312,6 +316,7 @@ class Reader {
   }
 
   std::string file_;
+  YAML::Mark value_key_mark_ = YAML::Mark::null_mark();
   std::vector<std::string> errors_;
   size_t dropped_ = 0;
 };
@@ -496,7 +501,7 @@ void ReadExpect(Reader& r, const YAML::Node& n, const std::string& path, SmokeTe
 }
 
 void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
-                    const YAML::Node& timeout_node, std::vector<SmokeTest>* out) {
+                    std::vector<SmokeTest>* out) {
   if (!n.IsSequence()) return r.Expected(n, "smoke_tests", "a list of checks");
   std::set<std::string> names;
   for (size_t i = 0; i < n.size(); ++i) {
@@ -504,7 +509,7 @@ void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
     const std::string path = "smoke_tests[" + std::to_string(i) + "]";
     SmokeTest t;
     t.timeout = default_timeout;
-    bool has_timeout = false, has_http = false, has_command = false;
+    bool has_http = false, has_command = false;
     bool ok = r.ForEach(
         item, path, {"name", "method", "path", "headers", "body", "expect", "command", "timeout"},
         [&](const std::string& key, const YAML::Node& v, const std::string& full) {
@@ -554,7 +559,6 @@ void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
             Set(c, &t.command);
             t.kind = SmokeTest::Kind::kCommand;
           } else if (key == "timeout") {
-            has_timeout = true;
             Set(r.Duration(v, full, false), &t.timeout);
           }
         });
@@ -569,8 +573,6 @@ void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
     } else if (has_http && t.path.empty() && !item["path"]) {
       r.Problem(item, path + ".path", "missing; an HTTP check needs a path such as /health");
     }
-    (void)has_timeout;
-    (void)timeout_node;
     out->push_back(std::move(t));
   }
 }
@@ -722,7 +724,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
     return InvalidArgument(r.Message());
   }
   bool has_command = false;
-  YAML::Node smoke_node;
+  std::optional<YAML::Node> smoke_node;
   r.ForEach(
       root, "",
       {"name", "listen", "slots", "platform", "health", "smoke_tests", "smoke_test_timeout",
@@ -807,7 +809,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           Set(r.NonEmpty(v, path, "a directory"), &c.state_dir);
         }
       });
-  if (smoke_node) ReadSmokeTests(r, smoke_node, c.smoke_test_timeout, root, &c.smoke_tests);
+  if (smoke_node) ReadSmokeTests(r, *smoke_node, c.smoke_test_timeout, &c.smoke_tests);
   if (root.IsMap()) {
     if (!root["name"]) r.Problem(root, "name", "missing; e.g. name: shop");
     if (!root["platform"]) {

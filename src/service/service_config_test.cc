@@ -1,0 +1,554 @@
+#include "service/service_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+namespace turnout::service {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kMinimal =
+    "name: shop\n"
+    "platform:\n"
+    "  command: ./server --port {port}\n";
+
+// The whole error message for `yaml`, which must be refused.
+std::string ErrorOf(const std::string& yaml) {
+  auto result = ParseServiceConfig(yaml, "turnout.yaml");
+  EXPECT_FALSE(result.ok()) << "accepted:\n" << yaml;
+  if (result.ok()) return "";
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  return result.status().message();
+}
+
+ServiceConfig Parse(const std::string& yaml) {
+  auto result = ParseServiceConfig(yaml, "turnout.yaml");
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  return result.ok() ? *result : ServiceConfig{};
+}
+
+TEST(ServiceConfigTest, ExampleParsesAndValidates) {
+  auto result = ParseServiceConfig(ExampleServiceConfig(), "turnout.yaml");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const ServiceConfig& c = *result;
+  EXPECT_EQ(c.name, "demo");
+  EXPECT_EQ(c.platform.command,
+            "turnout-demo-app --listen 127.0.0.1:{port} --version {version} --slot {slot}");
+  EXPECT_EQ(c.slots, (std::vector<std::string>{"blue", "green"}));
+  ASSERT_EQ(c.smoke_tests.size(), 3u);
+  EXPECT_EQ(c.smoke_tests[0].expect_body_contains, "demo");
+  EXPECT_EQ(c.smoke_tests[1].timeout, Millis(5000));
+  EXPECT_EQ(c.smoke_tests[2].kind, SmokeTest::Kind::kCommand);
+  ASSERT_EQ(c.pre_deploy.size(), 1u);
+  ASSERT_EQ(c.hooks.size(), 1u);
+  EXPECT_EQ(c.hooks[0].on, (std::vector<std::string>{"succeeded", "rolled_back", "failed"}));
+  // The example spells out the defaults, so it means the same as the minimal file of that
+  // service with only its own choices added.
+  EXPECT_EQ(c.health.readiness, ServiceConfig{}.health.readiness);
+  EXPECT_EQ(c.health.liveness, ServiceConfig{}.health.liveness);
+}
+
+TEST(ServiceConfigTest, ExampleExplainsEveryKeyWithAComment) {
+  // Every key line of the example is either commented itself or follows a comment line.
+  std::istringstream in(ExampleServiceConfig());
+  std::string line, previous;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    const size_t start = line.find_first_not_of(' ');
+    const bool is_key = start != std::string::npos && line[start] != '#' &&
+                        line.find(':') != std::string::npos && line[start] != '-';
+    const size_t previous_start = previous.find_first_not_of(' ');
+    const bool explained = line.find(" # ") != std::string::npos ||
+                           (previous_start != std::string::npos && previous[previous_start] == '#');
+    // Section headers and list items' fields are explained by the comment above the section.
+    if (is_key && line.back() != ':' && start <= 2) {
+      EXPECT_TRUE(explained) << "line " << n << " has no comment: " << line;
+    }
+    previous = line;
+  }
+}
+
+TEST(ServiceConfigTest, MinimalConfigGetsEveryDefault) {
+  ServiceConfig c = Parse(kMinimal);
+  EXPECT_EQ(c.name, "shop");
+  EXPECT_EQ(c.listen, (std::vector<std::string>{"127.0.0.1:8080"}));
+  EXPECT_EQ(c.slots, (std::vector<std::string>{"blue", "green"}));
+  EXPECT_EQ(c.platform.type, "process");
+  EXPECT_EQ(c.platform.command, "./server --port {port}");
+  EXPECT_EQ(c.platform.working_dir, "");
+  EXPECT_TRUE(c.platform.env.empty());
+  EXPECT_EQ(c.platform.replicas, 1);
+  EXPECT_EQ(c.platform.stop_signal, "SIGTERM");
+  EXPECT_EQ(c.platform.stop_signal_number, SIGTERM);
+  EXPECT_EQ(c.platform.grace_period, Millis(10000));
+  EXPECT_EQ(c.platform.ports, (PortRange{20000, 20999}));
+  EXPECT_EQ(c.health.readiness, (ProbeConfig{"/ready", Millis(1000), Millis(500), 2, 3}));
+  EXPECT_EQ(c.health.liveness, (ProbeConfig{"/live", Millis(5000), Millis(1000), 1, 3}));
+  EXPECT_EQ(c.health.ready_deadline, Millis(60000));
+  EXPECT_TRUE(c.smoke_tests.empty());
+  EXPECT_EQ(c.smoke_test_timeout, Millis(10000));
+  EXPECT_TRUE(c.pre_deploy.empty());
+  EXPECT_FALSE(c.manual_approval);
+  EXPECT_EQ(c.bake_time, Millis(60000));
+  EXPECT_EQ(c.scale_down_delay, Millis(300000));
+  EXPECT_EQ(c.revisions.warm, 1);
+  EXPECT_EQ(c.revisions.on_disk, 10);
+  EXPECT_TRUE(c.hooks.empty());
+  EXPECT_EQ(c.router.admin, "127.0.0.1:9901");
+  EXPECT_EQ(c.router.override_header, "X-Turnout-Slot");
+  EXPECT_EQ(c.router.override_secret, "");
+  EXPECT_EQ(c.router.workers, 0);
+  EXPECT_EQ(c.state_dir, ".turnout");
+}
+
+TEST(ServiceConfigTest, ReadsEveryField) {
+  ServiceConfig c = Parse(R"(name: shop
+listen: [0.0.0.0:80, "[::1]:8080"]
+slots: [a, b, c]
+platform:
+  command: ./server --port {port} --i {instance}
+  working_dir: /srv/shop
+  env: {B: "2", A: "1"}
+  replicas: 3
+  stop_signal: int
+  grace_period: 2m
+  ports: 30000
+health:
+  readiness: {path: /healthz, interval: 2s, timeout: 2s, healthy_threshold: 1, unhealthy_threshold: 5}
+  liveness: {path: /alive}
+  ready_deadline: 1h
+smoke_test_timeout: 3s
+smoke_tests:
+  - name: post
+    method: POST
+    path: /orders?dry=1
+    headers: {Content-Type: application/json}
+    body: '{"x": 1}'
+    expect: {status: 201, body_contains: ok, json: {"order.items[0].id": "7", status: "{version}"}}
+  - {name: script, command: './check {url}', timeout: 1m}
+pre_deploy:
+  - {name: lint, command: './lint {version}'}
+manual_approval: true
+bake_time: 0s
+scale_down_delay: 30s
+revisions: {warm: 2, on_disk: 2}
+hooks:
+  - {on: "*", webhook: {url: "https://hooks.example.com/x?y=1", retries: 0, timeout: 1s}}
+  - {on: [failed], command: 'page {service} {event}', timeout: 5s}
+router: {admin: "", override_header: X-Slot, override_secret: s3cret, workers: 4}
+state_dir: /var/lib/turnout/shop
+)");
+  EXPECT_EQ(c.listen, (std::vector<std::string>{"0.0.0.0:80", "[::1]:8080"}));
+  EXPECT_EQ(c.slots, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(c.platform.working_dir, "/srv/shop");
+  // File order is kept: later entries win when the platform applies them.
+  EXPECT_EQ(c.platform.env,
+            (std::vector<std::pair<std::string, std::string>>{{"B", "2"}, {"A", "1"}}));
+  EXPECT_EQ(c.platform.replicas, 3);
+  EXPECT_EQ(c.platform.stop_signal, "SIGINT");
+  EXPECT_EQ(c.platform.stop_signal_number, SIGINT);
+  EXPECT_EQ(c.platform.grace_period, Millis(120000));
+  EXPECT_EQ(c.platform.ports, (PortRange{30000, 30999}));
+  EXPECT_EQ(c.health.readiness, (ProbeConfig{"/healthz", Millis(2000), Millis(2000), 1, 5}));
+  EXPECT_EQ(c.health.liveness.path, "/alive");
+  EXPECT_EQ(c.health.liveness.interval, Millis(5000));
+  EXPECT_EQ(c.health.ready_deadline, Millis(3600000));
+  ASSERT_EQ(c.smoke_tests.size(), 2u);
+  const SmokeTest& post = c.smoke_tests[0];
+  EXPECT_EQ(post.kind, SmokeTest::Kind::kHttp);
+  EXPECT_EQ(post.method, "POST");
+  EXPECT_EQ(post.path, "/orders?dry=1");
+  EXPECT_EQ(post.headers.at(0),
+            (std::pair<std::string, std::string>{"Content-Type", "application/json"}));
+  EXPECT_EQ(post.body, "{\"x\": 1}");
+  EXPECT_EQ(post.expect_status, 201);
+  EXPECT_EQ(post.expect_body_contains, "ok");
+  EXPECT_EQ(post.expect_json, (std::vector<std::pair<std::string, std::string>>{
+                                  {"order.items[0].id", "7"}, {"status", "{version}"}}));
+  EXPECT_EQ(post.timeout, Millis(3000));  // smoke_test_timeout, although it came later
+  EXPECT_EQ(c.smoke_tests[1].kind, SmokeTest::Kind::kCommand);
+  EXPECT_EQ(c.smoke_tests[1].command, "./check {url}");
+  EXPECT_EQ(c.smoke_tests[1].timeout, Millis(60000));
+  ASSERT_EQ(c.pre_deploy.size(), 1u);
+  EXPECT_EQ(c.pre_deploy[0].timeout, Millis(60000));
+  EXPECT_TRUE(c.manual_approval);
+  EXPECT_EQ(c.bake_time, Millis(0));
+  EXPECT_EQ(c.scale_down_delay, Millis(30000));
+  EXPECT_EQ(c.revisions.warm, 2);
+  EXPECT_EQ(c.revisions.on_disk, 2);
+  ASSERT_EQ(c.hooks.size(), 2u);
+  EXPECT_TRUE(c.hooks[0].has_webhook);
+  EXPECT_EQ(c.hooks[0].on, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(c.hooks[0].webhook.url, "https://hooks.example.com/x?y=1");
+  EXPECT_EQ(c.hooks[0].webhook.retries, 0);
+  EXPECT_EQ(c.hooks[0].webhook.timeout, Millis(1000));
+  EXPECT_FALSE(c.hooks[1].has_webhook);
+  EXPECT_EQ(c.hooks[1].command, "page {service} {event}");
+  EXPECT_EQ(c.hooks[1].timeout, Millis(5000));
+  EXPECT_EQ(c.router.admin, "");
+  EXPECT_EQ(c.router.override_header, "X-Slot");
+  EXPECT_EQ(c.router.override_secret, "s3cret");
+  EXPECT_EQ(c.router.workers, 4);
+  EXPECT_EQ(c.state_dir, "/var/lib/turnout/shop");
+}
+
+// ---- one test per class of error, with the exact message ----------------------------------
+
+TEST(ServiceConfigErrorTest, BadDuration) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n"
+                                            "  readiness:\n"
+                                            "    interval: soon\n"),
+            "turnout.yaml:6: health.readiness.interval: expected a duration like 500ms or 2s, "
+            "got 'soon'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "bake_time: 5\n"),
+            "turnout.yaml:4: bake_time: expected a duration like 500ms or 2s, got '5'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "smoke_test_timeout: 0s\n"),
+            "turnout.yaml:4: smoke_test_timeout: expected a duration above zero, got '0s'");
+}
+
+TEST(ServiceConfigErrorTest, UnknownKey) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "bake: 5m\n"),
+            "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
+            "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
+            "scale_down_delay, revisions, hooks, router, state_dir)");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  readyness: {path: /r}\n"),
+            "turnout.yaml:5: health.readyness: unknown key (known keys of health: readiness, "
+            "liveness, ready_deadline)");
+}
+
+TEST(ServiceConfigErrorTest, KeyTwice) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "bake_time: 1m\nbake_time: 2m\n"),
+            "turnout.yaml:5: bake_time: key appears twice");
+}
+
+TEST(ServiceConfigErrorTest, MissingRequiredKeys) {
+  EXPECT_EQ(ErrorOf("listen: 127.0.0.1:80\n"),
+            "turnout.yaml:1: name: missing; e.g. name: shop\n"
+            "turnout.yaml:1: platform: missing; platform.command says how to start the service");
+  EXPECT_EQ(ErrorOf("name: shop\nplatform:\n  replicas: 2\n"),
+            "turnout.yaml:3: platform.command: missing; e.g. command: ./server --port {port}");
+  EXPECT_EQ(ErrorOf(""),
+            "turnout.yaml: (top level): the file is empty; `turnout init` writes an example");
+}
+
+TEST(ServiceConfigErrorTest, WrongKindOfValue) {
+  EXPECT_EQ(ErrorOf("- a\n- b\n"), "turnout.yaml:1: (top level): expected a mapping, got a list");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health: fine\n"),
+            "turnout.yaml:4: health: expected a mapping, got 'fine'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "manual_approval: yes\n"),
+            "turnout.yaml:4: manual_approval: expected true or false, got 'yes'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "state_dir:\n"),
+            "turnout.yaml:4: state_dir: expected a directory, got nothing");
+}
+
+TEST(ServiceConfigErrorTest, InvalidYaml) {
+  EXPECT_THAT(ErrorOf("name: shop\nplatform: [\n"),
+              testing::StartsWith("turnout.yaml:3: not valid YAML: "));
+}
+
+TEST(ServiceConfigErrorTest, BadName) {
+  EXPECT_EQ(ErrorOf("name: My Shop\nplatform:\n  command: x {port}\n"),
+            "turnout.yaml:1: name: expected a service name of lowercase letters, digits, '.', "
+            "'_' and '-' (at most 63, starting with a letter or digit), got 'My Shop'");
+}
+
+TEST(ServiceConfigErrorTest, CommandWithoutPort) {
+  EXPECT_EQ(ErrorOf("name: shop\nplatform:\n  command: ./server --version {version}\n"),
+            "turnout.yaml:3: platform.command: must contain {port}: each instance has to listen "
+            "on the port it is given, e.g. --listen 127.0.0.1:{port}");
+}
+
+TEST(ServiceConfigErrorTest, UnknownPlaceholder) {
+  EXPECT_EQ(ErrorOf("name: shop\nplatform:\n  command: ./server {port} {verison}\n"),
+            "turnout.yaml:3: platform.command: unknown placeholder {verison} (known: {version}, "
+            "{port}, {slot}, {instance})");
+  // Shell variables and JSON are not placeholders.
+  Parse(R"(name: shop
+platform:
+  command: >-
+    sh -c 'exec ./s ${PORT_X} {port} {"a": 1}'
+)");
+}
+
+TEST(ServiceConfigErrorTest, ReplicasOutOfRange) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  replicas: 0\n"),
+            "turnout.yaml:4: platform.replicas: expected an integer from 1 to 64, got '0'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  replicas: -2\n"),
+            "turnout.yaml:4: platform.replicas: expected an integer from 1 to 64, got '-2'");
+}
+
+TEST(ServiceConfigErrorTest, Slots) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "slots: [blue, blue]\n"),
+            "turnout.yaml:4: slots: 'blue' is listed twice; slot names are unique");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "slots: [blue]\n"),
+            "turnout.yaml:4: slots: needs at least two slots (one serves while the other is "
+            "deployed)");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "slots: [blue, 'gr een']\n"),
+            "turnout.yaml:4: slots: expected a slot name (letters, digits, '.', '_', '-'), got "
+            "'gr een'");
+}
+
+TEST(ServiceConfigErrorTest, ListenAddress) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "listen: [127.0.0.1:80, localhost]\n"),
+            "turnout.yaml:4: listen: expected host:port such as 0.0.0.0:8080 or [::1]:8080, got "
+            "'localhost'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "listen: 127.0.0.1:99999\n"),
+            "turnout.yaml:4: listen: expected host:port such as 0.0.0.0:8080 or [::1]:8080, got "
+            "'127.0.0.1:99999'");
+}
+
+TEST(ServiceConfigErrorTest, StopSignal) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  stop_signal: SIGSTOP\n"),
+            "turnout.yaml:4: platform.stop_signal: expected a signal name (SIGTERM, SIGINT, "
+            "SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH), got 'SIGSTOP'");
+}
+
+TEST(ServiceConfigErrorTest, EnvAndPorts) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  env: {1BAD: x}\n"),
+            "turnout.yaml:4: platform.env: expected environment variable names "
+            "([A-Za-z_][A-Za-z0-9_]*), got '1BAD'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 9000-8000\n"),
+            "turnout.yaml:4: platform.ports: expected a port range like 20000-20999 or a base "
+            "port like 20000, got '9000-8000'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  replicas: 2\n  ports: 9000-9002\n"),
+            "turnout.yaml:5: platform.ports: has 3 ports but 2 slots x 2 replicas need 4");
+}
+
+TEST(ServiceConfigErrorTest, ProbeChecks) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) +
+                    "health:\n  readiness: {path: /r, interval: 1s, timeout: 2s}\n"),
+            "turnout.yaml:5: health.readiness.timeout: must not exceed health.readiness.interval "
+            "(1000ms)");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  liveness: {path: live}\n"),
+            "turnout.yaml:5: health.liveness.path: expected a path starting with '/', got "
+            "'live'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  ready_deadline: 1s\n"),
+            "turnout.yaml:5: health.ready_deadline: must be at least readiness.interval x "
+            "readiness.healthy_threshold (2000ms), or no instance can ever become ready");
+  EXPECT_EQ(
+      ErrorOf(std::string(kMinimal) + "health:\n  readiness:\n    healthy_threshold: many\n"),
+      "turnout.yaml:6: health.readiness.healthy_threshold: expected an integer from 1 to 100, "
+      "got 'many'");
+}
+
+TEST(ServiceConfigErrorTest, SmokeTestExpectations) {
+  const std::string base = std::string(kMinimal) + "smoke_tests:\n";
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {status: 42}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.status: expected an integer from 100 to 599, "
+            "got '42'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {json: {'a..b': x}}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.json: expected JSON field paths like "
+            "data.items[0].id, got 'a..b'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {json: {'a[x]': x}}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.json: expected JSON field paths like "
+            "data.items[0].id, got 'a[x]'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {json: {a: [1]}}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.json.a: expected a string, got a list");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {body_contains: ''}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.body_contains: expected a non-empty string, "
+            "got ''");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, expect: {code: 200}}\n"),
+            "turnout.yaml:5: smoke_tests[0].expect.code: unknown key (known keys of "
+            "smoke_tests[0].expect: status, body_contains, json)");
+}
+
+TEST(ServiceConfigErrorTest, SmokeTestShape) {
+  const std::string base = std::string(kMinimal) + "smoke_tests:\n";
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, command: './x {url}'}\n"),
+            "turnout.yaml:5: smoke_tests[0]: has both command and HTTP keys (method, path, "
+            "headers, body, expect); a smoke test is one or the other");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a}\n"),
+            "turnout.yaml:5: smoke_tests[0]: needs either path (an HTTP check) or command");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, method: POST}\n"),
+            "turnout.yaml:5: smoke_tests[0].path: missing; an HTTP check needs a path such as "
+            "/health");
+  EXPECT_EQ(ErrorOf(base + "  - {path: /}\n"),
+            "turnout.yaml:5: smoke_tests[0].name: missing; every smoke test needs a name");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /}\n  - {name: a, path: /b}\n"),
+            "turnout.yaml:6: smoke_tests[1].name: 'a' names two smoke tests");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, method: get, path: /}\n"),
+            "turnout.yaml:5: smoke_tests[0].method: expected an HTTP method like GET or POST, "
+            "got 'get'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: 'no slash'}\n"),
+            "turnout.yaml:5: smoke_tests[0].path: expected a path starting with '/' (no spaces), "
+            "got 'no slash'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, path: /, headers: {'Bad Name': x}}\n"),
+            "turnout.yaml:5: smoke_tests[0].headers: expected HTTP header names, got 'Bad Name'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, command: './x {host}'}\n"),
+            "turnout.yaml:5: smoke_tests[0].command: unknown placeholder {host} (known: {url}, "
+            "{version}, {slot})");
+}
+
+TEST(ServiceConfigErrorTest, PreDeployChecks) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "pre_deploy:\n  - {name: lint}\n"),
+            "turnout.yaml:5: pre_deploy[0].command: missing; a check is a command that must "
+            "exit 0");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "pre_deploy: ./lint\n"),
+            "turnout.yaml:4: pre_deploy: expected a list of checks, got './lint'");
+}
+
+TEST(ServiceConfigErrorTest, Hooks) {
+  const std::string base = std::string(kMinimal) + "hooks:\n";
+  EXPECT_EQ(ErrorOf(base + "  - {on: [finished], command: ./x}\n"),
+            "turnout.yaml:5: hooks[0].on: expected an event (*, deploy_started, "
+            "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
+            "rolled_back, failed, aborted), got 'finished'");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed, webhook: {url: 'ftp://example.com/x'}}\n"),
+            "turnout.yaml:5: hooks[0].webhook.url: expected an http:// or https:// URL, got "
+            "'ftp://example.com/x'");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed, webhook: {url: 'https://'}}\n"),
+            "turnout.yaml:5: hooks[0].webhook.url: expected an http:// or https:// URL, got "
+            "'https://'");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed, webhook: {retries: 3}}\n"),
+            "turnout.yaml:5: hooks[0].webhook.url: missing; where to POST events");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed, webhook: {url: 'http://h/', retries: 11}}\n"),
+            "turnout.yaml:5: hooks[0].webhook.retries: expected an integer from 0 to 10, got "
+            "'11'");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed}\n"),
+            "turnout.yaml:5: hooks[0]: needs a command or a webhook");
+  EXPECT_EQ(ErrorOf(base + "  - {on: failed, command: x, webhook: {url: 'http://h/'}}\n"),
+            "turnout.yaml:5: hooks[0]: has both command and webhook; make them two hooks");
+}
+
+TEST(ServiceConfigErrorTest, RouterAndRevisions) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "router: {override_header: 'X Slot'}\n"),
+            "turnout.yaml:4: router.override_header: expected an HTTP header name, got 'X Slot'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "router: {admin: nowhere}\n"),
+            "turnout.yaml:4: router.admin: expected host:port such as 127.0.0.1:9901, or \"\", "
+            "got 'nowhere'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "revisions:\n  warm: 3\n  on_disk: 2\n"),
+            "turnout.yaml:6: revisions.on_disk: must be at least revisions.warm (3)");
+}
+
+TEST(ServiceConfigErrorTest, ReportsEveryErrorTogetherOnePerLine) {
+  const std::string message = ErrorOf(R"(name: shop
+platform:
+  command: ./server
+  replicas: 0
+health:
+  readiness:
+    interval: soon
+colour: blue
+slots: [blue, blue]
+hooks:
+  - {on: [finished], command: ./x}
+)");
+  EXPECT_EQ(message,
+            "turnout.yaml:3: platform.command: must contain {port}: each instance has to listen "
+            "on the port it is given, e.g. --listen 127.0.0.1:{port}\n"
+            "turnout.yaml:4: platform.replicas: expected an integer from 1 to 64, got '0'\n"
+            "turnout.yaml:7: health.readiness.interval: expected a duration like 500ms or 2s, "
+            "got 'soon'\n"
+            "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
+            "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
+            "scale_down_delay, revisions, hooks, router, state_dir)\n"
+            "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
+            "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
+            "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
+            "rolled_back, failed, aborted), got 'finished'");
+}
+
+TEST(ServiceConfigErrorTest, ManyErrorsAreCapped) {
+  std::string yaml = kMinimal;
+  for (int i = 0; i < 60; ++i) yaml += "unknown" + std::to_string(i) + ": 1\n";
+  const std::string message = ErrorOf(yaml);
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 50);
+  EXPECT_THAT(message, testing::EndsWith("(10 more problems not shown)"));
+}
+
+TEST(ServiceConfigTest, LoadReadsFileAndNamesItInErrors) {
+  char dir_template[] = "/tmp/turnout_service_testXXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string good = dir + "/turnout.yaml";
+  const std::string bad = dir + "/bad.yaml";
+  std::ofstream(good) << kMinimal;
+  std::ofstream(bad) << kMinimal << "bake_time: never\n";
+  auto loaded = LoadServiceConfig(good);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->name, "shop");
+  auto refused = LoadServiceConfig(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            bad + ":4: bake_time: expected a duration like 500ms or 2s, got 'never'");
+  auto missing = LoadServiceConfig(dir + "/none.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kIoError);
+  EXPECT_THAT(missing.status().message(), HasSubstr("none.yaml"));
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(ServiceConfigTest, DurationsParse) {
+  EXPECT_EQ(*ParseServiceDuration("500ms"), Millis(500));
+  EXPECT_EQ(*ParseServiceDuration("30s"), Millis(30000));
+  EXPECT_EQ(*ParseServiceDuration("5m"), Millis(300000));
+  EXPECT_EQ(*ParseServiceDuration("2h"), Millis(7200000));
+  for (const char* bad : {"", "s", "5", "1.5s", "-1s", "5 s", "5sec", "1000000000s"}) {
+    EXPECT_FALSE(ParseServiceDuration(bad).ok()) << bad;
+  }
+}
+
+// ---- ConfigHash -------------------------------------------------------------------------------
+
+TEST(ConfigHashTest, StableAcrossSpellingsOfTheSameContent) {
+  const std::string hash = ConfigHash(Parse(kMinimal));
+  EXPECT_EQ(hash.size(), 64u);
+  EXPECT_EQ(hash.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(ConfigHash(Parse(kMinimal)), hash);
+  // Key order, comments, flow style and defaults spelled out do not change the content.
+  EXPECT_EQ(ConfigHash(Parse("# the shop\n"
+                             "platform: {command: './server --port {port}', replicas: 1}\n"
+                             "slots: [blue, green]\n"
+                             "name: shop\n"
+                             "bake_time: 1m\n")),
+            hash);
+  // A pinned value: the hash is recorded with revisions, so it must not drift between builds.
+  // If a field is added to ServiceConfig on purpose, update this (old revisions then differ).
+  ServiceConfig built;
+  built.name = "shop";
+  built.platform.command = "./server --port {port}";
+  EXPECT_EQ(ConfigHash(built), hash);
+  EXPECT_EQ(hash, "26e43e3d65de34f2918432afee8bf9ad6395ba69d57e09d359ea03bc84ea7237");
+}
+
+TEST(ConfigHashTest, SensitiveToEveryKindOfChange) {
+  const std::string base = ConfigHash(Parse(kMinimal));
+  const char* changes[] = {
+      "listen: 127.0.0.1:8081\n",
+      "slots: [green, blue]\n",
+      "bake_time: 61s\n",
+      "manual_approval: true\n",
+      "state_dir: other\n",
+      "router: {workers: 1}\n",
+      "revisions: {on_disk: 11}\n",
+      "health: {readiness: {path: /readyz}}\n",
+      "smoke_tests: [{name: a, path: /}]\n",
+      "pre_deploy: [{name: a, command: x}]\n",
+      "hooks: [{on: failed, command: x}]\n",
+  };
+  std::set<std::string> seen{base};
+  for (const char* change : changes) {
+    const std::string hash = ConfigHash(Parse(std::string(kMinimal) + change));
+    EXPECT_TRUE(seen.insert(hash).second) << "no change in hash for: " << change;
+  }
+  ServiceConfig c = Parse(kMinimal);
+  c.platform.env = {{"A", "1"}};
+  EXPECT_TRUE(seen.insert(ConfigHash(c)).second);
+  // Values that run together differently must not collide.
+  ServiceConfig a = Parse(kMinimal), b = Parse(kMinimal);
+  a.platform.env = {{"AB", "C"}};
+  b.platform.env = {{"A", "BC"}};
+  EXPECT_NE(ConfigHash(a), ConfigHash(b));
+}
+
+}  // namespace
+}  // namespace turnout::service
