@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <vector>
 
 #include "http/parser.h"
 #include "router/admin_json.h"
@@ -38,12 +39,19 @@ asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string r
   tcp::socket socket(executor);
   boost::system::error_code ec;
   std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
-  tcp::resolver resolver(executor);
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, std::to_string(hp.port),
+  // IP literals (the usual case) skip the resolver, which runs on a thread of its own.
+  std::vector<tcp::endpoint> endpoints;
+  if (auto ip = asio::ip::make_address(host, ec); !ec) {
+    endpoints.emplace_back(ip, hp.port);
+  } else {
+    tcp::resolver resolver(executor);
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(hp.port),
                                                           asio::as_tuple(asio::use_awaitable));
-  if (rec) {
-    state->result = unreachable(rec);
-    co_return;
+    if (rec) {
+      state->result = unreachable(rec);
+      co_return;
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
   }
   auto [cec, endpoint] =
       co_await asio::async_connect(socket, endpoints, asio::as_tuple(asio::use_awaitable));
@@ -51,6 +59,8 @@ asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string r
     state->result = unreachable(cec);
     co_return;
   }
+  // Requests are written in one piece; do not let Nagle hold a retransmitted tail.
+  socket.set_option(tcp::no_delay(true), ec);
   state->stage = "sending a request to";
   auto [wec, written] = co_await asio::async_write(socket, asio::buffer(request),
                                                    asio::as_tuple(asio::use_awaitable));
