@@ -47,6 +47,15 @@ void Parse(const std::string& raw, http::RequestHead* head) {
   ASSERT_EQ(r.state, http::ParseState::kComplete) << r.error_reason;
 }
 
+// SelectSlot for a request with these extra header lines.
+SlotSelection Select(const RoutingTable& t, const std::string& extra_headers,
+                     std::string_view generated_key = "0123456789abcdef") {
+  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n" + extra_headers + "\r\n";
+  http::RequestHead head;
+  Parse(raw, &head);
+  return SelectSlot(t, head, generated_key);
+}
+
 TEST(RoutingTableTest, IndexesActiveAndCanary) {
   RoutingPolicy p = Policy("green");
   p.canary = CanaryPolicy{.slot = "blue", .weight_bp = 0, .seed = 7};
@@ -66,45 +75,27 @@ TEST(RoutingTableTest, IndexesActiveAndCanary) {
 
 TEST(RoutingTableTest, ActiveWithoutCanaryAndNoCookie) {
   RoutingTable t = MakeTable(Policy("blue"));
-  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-  http::RequestHead head;
-  Parse(raw, &head);
-  SlotSelection s = SelectSlot(t, head, "0123456789abcdef");
+  SlotSelection s = Select(t, "");
   EXPECT_EQ(s.slot, 0);
   EXPECT_FALSE(s.set_cookie);  // no canary: no reason to hand out keys
 }
 
 TEST(RoutingTableTest, OverrideHeaderWinsAndUnknownSlotIsReported) {
   RoutingTable t = MakeTable(Policy("blue"));
-  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Turnout-Slot: green\r\n\r\n";
-  http::RequestHead head;
-  Parse(raw, &head);
-  SlotSelection s = SelectSlot(t, head, "k");
+  SlotSelection s = Select(t, "X-Turnout-Slot: green\r\n");
   EXPECT_EQ(s.slot, 1);
   EXPECT_TRUE(s.by_override);
-
-  std::string bad = "GET / HTTP/1.1\r\nHost: a\r\nx-turnout-slot: purple\r\n\r\n";
-  http::RequestHead bad_head;
-  Parse(bad, &bad_head);
-  EXPECT_EQ(SelectSlot(t, bad_head, "k").slot, -1);
+  EXPECT_EQ(Select(t, "x-turnout-slot: purple\r\n").slot, -1);
 }
 
 TEST(RoutingTableTest, OverrideNeedsTheSecretWhenOneIsSet) {
   RoutingPolicy p = Policy("blue");
   p.override_header.secret = "s3cret";
   RoutingTable t = MakeTable(p);
-  std::string none = "GET / HTTP/1.1\r\nHost: a\r\nX-Turnout-Slot: green\r\n\r\n";
-  std::string wrong =
-      "GET / HTTP/1.1\r\nHost: a\r\nX-Turnout-Slot: green\r\nX-Turnout-Secret: s3cres\r\n\r\n";
-  std::string right =
-      "GET / HTTP/1.1\r\nHost: a\r\nX-Turnout-Slot: green\r\nX-Turnout-Secret: s3cret\r\n\r\n";
-  http::RequestHead h1, h2, h3;
-  Parse(none, &h1);
-  Parse(wrong, &h2);
-  Parse(right, &h3);
-  EXPECT_EQ(SelectSlot(t, h1, "k").slot, 0);  // ignored: normal routing
-  EXPECT_EQ(SelectSlot(t, h2, "k").slot, 0);
-  EXPECT_EQ(SelectSlot(t, h3, "k").slot, 1);
+  // Without the secret (or with a wrong one) the override is ignored: normal routing.
+  EXPECT_EQ(Select(t, "X-Turnout-Slot: green\r\n").slot, 0);
+  EXPECT_EQ(Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: s3cres\r\n").slot, 0);
+  EXPECT_EQ(Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: s3cret\r\n").slot, 1);
 }
 
 TEST(RoutingTableTest, CanaryFollowsTheStickyBucketOfTheCookie) {
