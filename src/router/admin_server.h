@@ -45,7 +45,8 @@ class AdminServer {
     std::string token;
     size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
     size_t max_head_bytes = 16 * 1024;  // Default: 16 KiB -> 431 over it
-    // A connection that sends nothing (or not a full request) for this long is closed.
+    // A connection on which no byte arrives for this long is closed (the admin API listens on
+    // loopback or behind a token, and at most 256 connections are served at once).
     std::chrono::milliseconds idle_timeout{30000};  // Default: 30 s
   };
 
