@@ -245,6 +245,18 @@ TEST_F(RouterProxyTest, Http10ClientGetsItsConnectionClosed) {
   EXPECT_EQ(LastRequest().version, "HTTP/1.1");
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 int64_t VmRssKiB() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -288,7 +300,9 @@ TEST_F(RouterProxyTest, LargeBodiesStreamBothWaysWithBoundedMemory) {
 
   const int64_t growth_mib = (VmRssKiB() - rss_before) / 1024;
   // Buffering either body would cost 64 MiB; streaming costs a few buffers per connection.
-  EXPECT_LT(growth_mib, 32) << "RSS grew by " << growth_mib << " MiB";
+  // AddressSanitizer keeps freed memory in quarantine, so RSS there reflects allocation churn,
+  // not what is held; the bound is checked in the other builds.
+  if (!kAddressSanitizer) EXPECT_LT(growth_mib, 32) << "RSS grew by " << growth_mib << " MiB";
   std::cout << "[ measured ] 64 MiB up + 64 MiB down through the router in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - start)
