@@ -143,7 +143,7 @@ asio::awaitable<bool> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
 
 // One round: start a check for every target that is not still being checked, then sleep until
 // the next interval boundary. Results are applied on the checker thread, so Progress needs no
-// lock. Arguments are copied into the coroutine frame; impl, clock and rounds outlive the thread.
+// lock. Arguments are copied into the coroutine frame; list, clock and rounds outlive the thread.
 asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCheckConfig config,
                                 Clock* clock, std::atomic<uint64_t>* rounds) {
   asio::steady_timer pace(io);
