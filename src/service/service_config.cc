@@ -500,113 +500,124 @@ void ReadExpect(Reader& r, const YAML::Node& n, const std::string& path, SmokeTe
             });
 }
 
+// Calls fn(item, "path[i]") for every item of the list `n`.
+void ForEachItem(Reader& r, const YAML::Node& n, const std::string& path, std::string_view expected,
+                 const std::function<void(const YAML::Node&, const std::string&)>& fn) {
+  if (!n.IsSequence()) return r.Expected(n, path, expected);
+  for (size_t i = 0; i < n.size(); ++i) fn(n[i], path + "[" + std::to_string(i) + "]");
+}
+
+// A non-empty name not yet in `names` (which it joins).
+std::optional<std::string> UniqueName(Reader& r, const YAML::Node& v, const std::string& path,
+                                      std::set<std::string>* names, std::string_view what) {
+  auto s = r.NonEmpty(v, path, "a name");
+  if (s && !names->insert(*s).second) {
+    r.Problem(v, path, "'" + *s + "' names two " + std::string(what));
+    return std::nullopt;
+  }
+  return s;
+}
+
 void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
                     std::vector<SmokeTest>* out) {
-  if (!n.IsSequence()) return r.Expected(n, "smoke_tests", "a list of checks");
   std::set<std::string> names;
-  for (size_t i = 0; i < n.size(); ++i) {
-    const YAML::Node item = n[i];
-    const std::string path = "smoke_tests[" + std::to_string(i) + "]";
-    SmokeTest t;
-    t.timeout = default_timeout;
-    bool has_http = false, has_command = false;
-    bool ok = r.ForEach(
-        item, path, {"name", "method", "path", "headers", "body", "expect", "command", "timeout"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
-          if (key == "name") {
-            auto s = r.NonEmpty(v, full, "a name");
-            if (s && !names.insert(*s).second) {
-              return r.Problem(v, full, "'" + *s + "' names two smoke tests");
-            }
-            Set(s, &t.name);
-          } else if (key == "method") {
-            has_http = true;
-            auto s = r.String(v, full);
-            if (s && (!IsToken(*s) || std::any_of(s->begin(), s->end(),
-                                                  [](char c) { return c >= 'a' && c <= 'z'; }))) {
-              return r.Expected(v, full, "an HTTP method like GET or POST");
-            }
-            Set(s, &t.method);
-          } else if (key == "path") {
-            has_http = true;
-            auto s = r.String(v, full);
-            if (s && (s->empty() || (*s)[0] != '/' ||
-                      s->find_first_of(" \t\r\n") != std::string::npos)) {
-              return r.Expected(v, full, "a path starting with '/' (no spaces)");
-            }
-            Set(s, &t.path);
-          } else if (key == "headers") {
-            has_http = true;
-            auto h = r.StringMap(
-                v, full, [](const std::string& k) { return IsToken(k); }, "HTTP header names");
-            if (!h) return;
-            for (const auto& [name, value] : *h) {
-              if (value.find_first_of("\r\n") != std::string::npos) {
-                return r.Problem(v[name], full + "." + name, "header values cannot span lines");
+  ForEachItem(
+      r, n, "smoke_tests", "a list of checks",
+      [&](const YAML::Node& item, const std::string& path) {
+        SmokeTest t;
+        t.timeout = default_timeout;
+        bool has_http = false, has_command = false;
+        bool ok = r.ForEach(
+            item, path,
+            {"name", "method", "path", "headers", "body", "expect", "command", "timeout"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+              if (key == "name") {
+                Set(UniqueName(r, v, full, &names, "smoke tests"), &t.name);
+              } else if (key == "method") {
+                has_http = true;
+                auto s = r.String(v, full);
+                if (s && (!IsToken(*s) || std::any_of(s->begin(), s->end(), [](char c) {
+                      return c >= 'a' && c <= 'z';
+                    }))) {
+                  return r.Expected(v, full, "an HTTP method like GET or POST");
+                }
+                Set(s, &t.method);
+              } else if (key == "path") {
+                has_http = true;
+                auto s = r.String(v, full);
+                if (s && (s->empty() || (*s)[0] != '/' ||
+                          s->find_first_of(" \t\r\n") != std::string::npos)) {
+                  return r.Expected(v, full, "a path starting with '/' (no spaces)");
+                }
+                Set(s, &t.path);
+              } else if (key == "headers") {
+                has_http = true;
+                auto h = r.StringMap(
+                    v, full, [](const std::string& k) { return IsToken(k); }, "HTTP header names");
+                if (!h) return;
+                for (const auto& [name, value] : *h) {
+                  if (value.find_first_of("\r\n") != std::string::npos) {
+                    return r.Problem(v[name], full + "." + name, "header values cannot span lines");
+                  }
+                }
+                t.headers = *h;
+              } else if (key == "body") {
+                has_http = true;
+                Set(r.String(v, full), &t.body);
+              } else if (key == "expect") {
+                has_http = true;
+                ReadExpect(r, v, full, &t);
+              } else if (key == "command") {
+                has_command = true;
+                auto c = r.NonEmpty(v, full, "a command line");
+                if (c) CheckTemplate(r, v, full, *c, {"url", "version", "slot"});
+                Set(c, &t.command);
+                t.kind = SmokeTest::Kind::kCommand;
+              } else if (key == "timeout") {
+                Set(r.Duration(v, full, false), &t.timeout);
               }
-            }
-            t.headers = *h;
-          } else if (key == "body") {
-            has_http = true;
-            Set(r.String(v, full), &t.body);
-          } else if (key == "expect") {
-            has_http = true;
-            ReadExpect(r, v, full, &t);
-          } else if (key == "command") {
-            has_command = true;
-            auto c = r.NonEmpty(v, full, "a command line");
-            if (c) CheckTemplate(r, v, full, *c, {"url", "version", "slot"});
-            Set(c, &t.command);
-            t.kind = SmokeTest::Kind::kCommand;
-          } else if (key == "timeout") {
-            Set(r.Duration(v, full, false), &t.timeout);
-          }
-        });
-    if (!ok) continue;
-    if (!item["name"]) r.Problem(item, path + ".name", "missing; every smoke test needs a name");
-    if (has_http && has_command) {
-      r.Problem(item, path,
-                "has both command and HTTP keys (method, path, headers, body, expect); a smoke "
-                "test is one or the other");
-    } else if (!has_http && !has_command) {
-      r.Problem(item, path, "needs either path (an HTTP check) or command");
-    } else if (has_http && t.path.empty() && !item["path"]) {
-      r.Problem(item, path + ".path", "missing; an HTTP check needs a path such as /health");
-    }
-    out->push_back(std::move(t));
-  }
+            });
+        if (!ok) return;
+        if (!item["name"])
+          r.Problem(item, path + ".name", "missing; every smoke test needs a name");
+        if (has_http && has_command) {
+          r.Problem(item, path,
+                    "has both command and HTTP keys (method, path, headers, body, expect); a smoke "
+                    "test is one or the other");
+        } else if (!has_http && !has_command) {
+          r.Problem(item, path, "needs either path (an HTTP check) or command");
+        } else if (has_http && t.path.empty() && !item["path"]) {
+          r.Problem(item, path + ".path", "missing; an HTTP check needs a path such as /health");
+        }
+        out->push_back(std::move(t));
+      });
 }
 
 void ReadPreDeploy(Reader& r, const YAML::Node& n, std::vector<PreDeployCheck>* out) {
-  if (!n.IsSequence()) return r.Expected(n, "pre_deploy", "a list of checks");
   std::set<std::string> names;
-  for (size_t i = 0; i < n.size(); ++i) {
-    const YAML::Node item = n[i];
-    const std::string path = "pre_deploy[" + std::to_string(i) + "]";
-    PreDeployCheck c;
-    bool ok = r.ForEach(item, path, {"name", "command", "timeout"},
-                        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
-                          if (key == "name") {
-                            auto s = r.NonEmpty(v, full, "a name");
-                            if (s && !names.insert(*s).second) {
-                              return r.Problem(v, full, "'" + *s + "' names two checks");
-                            }
-                            Set(s, &c.name);
-                          } else if (key == "command") {
-                            auto s = r.NonEmpty(v, full, "a command line");
-                            if (s) CheckTemplate(r, v, full, *s, {"version"});
-                            Set(s, &c.command);
-                          } else if (key == "timeout") {
-                            Set(r.Duration(v, full, false), &c.timeout);
-                          }
-                        });
-    if (!ok) continue;
-    if (!item["name"]) r.Problem(item, path + ".name", "missing; every check needs a name");
-    if (!item["command"]) {
-      r.Problem(item, path + ".command", "missing; a check is a command that must exit 0");
-    }
-    out->push_back(std::move(c));
-  }
+  ForEachItem(
+      r, n, "pre_deploy", "a list of checks", [&](const YAML::Node& item, const std::string& path) {
+        PreDeployCheck c;
+        bool ok =
+            r.ForEach(item, path, {"name", "command", "timeout"},
+                      [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+                        if (key == "name") {
+                          Set(UniqueName(r, v, full, &names, "checks"), &c.name);
+                        } else if (key == "command") {
+                          auto s = r.NonEmpty(v, full, "a command line");
+                          if (s) CheckTemplate(r, v, full, *s, {"version"});
+                          Set(s, &c.command);
+                        } else if (key == "timeout") {
+                          Set(r.Duration(v, full, false), &c.timeout);
+                        }
+                      });
+        if (!ok) return;
+        if (!item["name"]) r.Problem(item, path + ".name", "missing; every check needs a name");
+        if (!item["command"]) {
+          r.Problem(item, path + ".command", "missing; a check is a command that must exit 0");
+        }
+        out->push_back(std::move(c));
+      });
 }
 
 bool IsWebhookUrl(std::string_view url) {
@@ -624,70 +635,70 @@ bool IsWebhookUrl(std::string_view url) {
 }
 
 void ReadHooks(Reader& r, const YAML::Node& n, std::vector<HookConfig>* out) {
-  if (!n.IsSequence()) return r.Expected(n, "hooks", "a list of hooks");
   std::string events = "*";
   for (auto e : kHookEvents) events += ", " + std::string(e);
-  for (size_t i = 0; i < n.size(); ++i) {
-    const YAML::Node item = n[i];
-    const std::string path = "hooks[" + std::to_string(i) + "]";
-    HookConfig h;
-    bool ok = r.ForEach(
-        item, path, {"on", "command", "webhook", "timeout"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& full) {
-          if (key == "on") {
-            auto list = r.Strings(v, full);
-            if (!list) return;
-            if (list->empty()) r.Expected(v, full, "at least one event");
-            for (const auto& [e, node] : *list) {
-              if (e != "*" && std::find(std::begin(kHookEvents), std::end(kHookEvents), e) ==
-                                  std::end(kHookEvents)) {
-                r.Expected(node, full, "an event (" + events + ")");
-                continue;
-              }
-              h.on.push_back(e);
-            }
-          } else if (key == "command") {
-            auto c = r.NonEmpty(v, full, "a command line");
-            if (c)
-              CheckTemplate(r, v, full, *c, {"event", "service", "version", "slot", "revision"});
-            Set(c, &h.command);
-          } else if (key == "timeout") {
-            Set(r.Duration(v, full, false), &h.timeout);
-          } else if (key == "webhook") {
-            h.has_webhook = true;
-            bool has_url = false;
-            bool map_ok = r.ForEach(
-                v, full, {"url", "retries", "timeout"},
-                [&](const std::string& wkey, const YAML::Node& wv, const std::string& wfull) {
-                  if (wkey == "url") {
-                    has_url = true;
-                    auto u = r.String(wv, wfull);
-                    if (u && !IsWebhookUrl(*u)) {
-                      return r.Expected(wv, wfull, "an http:// or https:// URL");
-                    }
-                    Set(u, &h.webhook.url);
-                  } else if (wkey == "retries") {
-                    Set(r.Int(wv, wfull, 0, 10), &h.webhook.retries);
-                  } else if (wkey == "timeout") {
-                    Set(r.Duration(wv, wfull, false), &h.webhook.timeout);
+  ForEachItem(
+      r, n, "hooks", "a list of hooks", [&](const YAML::Node& item, const std::string& path) {
+        HookConfig h;
+        bool ok = r.ForEach(
+            item, path, {"on", "command", "webhook", "timeout"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+              if (key == "on") {
+                auto list = r.Strings(v, full);
+                if (!list) return;
+                if (list->empty()) r.Expected(v, full, "at least one event");
+                for (const auto& [e, node] : *list) {
+                  if (e != "*" && std::find(std::begin(kHookEvents), std::end(kHookEvents), e) ==
+                                      std::end(kHookEvents)) {
+                    r.Expected(node, full, "an event (" + events + ")");
+                    continue;
                   }
-                });
-            if (map_ok && !has_url) r.Problem(v, full + ".url", "missing; where to POST events");
-          }
-        });
-    if (!ok) continue;
-    if (!item["on"]) r.Problem(item, path + ".on", "missing; list the events (" + events + ")");
-    if (item["command"] && item["webhook"]) {
-      r.Problem(item, path, "has both command and webhook; make them two hooks");
-    } else if (!item["command"] && !item["webhook"]) {
-      r.Problem(item, path, "needs a command or a webhook");
-    }
-    if (item["webhook"] && item["timeout"]) {
-      r.Problem(item["timeout"], path + ".timeout",
-                "applies to command hooks; a webhook's timeout goes under webhook");
-    }
-    out->push_back(std::move(h));
-  }
+                  h.on.push_back(e);
+                }
+              } else if (key == "command") {
+                auto c = r.NonEmpty(v, full, "a command line");
+                if (c)
+                  CheckTemplate(r, v, full, *c,
+                                {"event", "service", "version", "slot", "revision"});
+                Set(c, &h.command);
+              } else if (key == "timeout") {
+                Set(r.Duration(v, full, false), &h.timeout);
+              } else if (key == "webhook") {
+                h.has_webhook = true;
+                bool has_url = false;
+                bool map_ok = r.ForEach(
+                    v, full, {"url", "retries", "timeout"},
+                    [&](const std::string& wkey, const YAML::Node& wv, const std::string& wfull) {
+                      if (wkey == "url") {
+                        has_url = true;
+                        auto u = r.String(wv, wfull);
+                        if (u && !IsWebhookUrl(*u)) {
+                          return r.Expected(wv, wfull, "an http:// or https:// URL");
+                        }
+                        Set(u, &h.webhook.url);
+                      } else if (wkey == "retries") {
+                        Set(r.Int(wv, wfull, 0, 10), &h.webhook.retries);
+                      } else if (wkey == "timeout") {
+                        Set(r.Duration(wv, wfull, false), &h.webhook.timeout);
+                      }
+                    });
+                if (map_ok && !has_url)
+                  r.Problem(v, full + ".url", "missing; where to POST events");
+              }
+            });
+        if (!ok) return;
+        if (!item["on"]) r.Problem(item, path + ".on", "missing; list the events (" + events + ")");
+        if (item["command"] && item["webhook"]) {
+          r.Problem(item, path, "has both command and webhook; make them two hooks");
+        } else if (!item["command"] && !item["webhook"]) {
+          r.Problem(item, path, "needs a command or a webhook");
+        }
+        if (item["webhook"] && item["timeout"]) {
+          r.Problem(item["timeout"], path + ".timeout",
+                    "applies to command hooks; a webhook's timeout goes under webhook");
+        }
+        out->push_back(std::move(h));
+      });
 }
 
 void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
