@@ -88,6 +88,17 @@ bool IsHostPort(std::string_view text, bool allow_port_zero) {
   return allow_port_zero || p != 0;
 }
 
+// The port of an address IsHostPort accepted.
+int PortOf(std::string_view address) {
+  uint64_t port = 0;
+  ParseUint(address.substr(address.rfind(':') + 1), &port);
+  return static_cast<int>(port);
+}
+
+// The platform sets TURNOUT_VERSION, TURNOUT_PORT... after the configured environment, so a
+// configured TURNOUT_* variable would be silently replaced.
+bool IsUserEnvName(const std::string& s) { return IsEnvName(s) && s.rfind("TURNOUT_", 0) != 0; }
+
 // Placeholders used in `tmpl` that are not in `allowed` ("{foo}"), for an error message.
 std::vector<std::string> UnknownPlaceholders(std::string_view tmpl,
                                              std::initializer_list<std::string_view> allowed) {
@@ -385,8 +396,9 @@ void ReadPlatform(Reader& r, const YAML::Node& n, PlatformConfig* p, bool* has_c
         } else if (key == "working_dir") {
           Set(r.String(v, path), &p->working_dir);
         } else if (key == "env") {
-          Set(r.StringMap(v, path, IsEnvName,
-                          "environment variable names ([A-Za-z_][A-Za-z0-9_]*)"),
+          Set(r.StringMap(v, path, IsUserEnvName,
+                          "environment variable names ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, "
+                          "which turnout sets)"),
               &p->env);
         } else if (key == "replicas") {
           Set(r.Int(v, path, 1, 64), &p->replicas);
@@ -840,6 +852,29 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
                     std::to_string(c.slots.size()) + " slots x " +
                     std::to_string(c.platform.replicas) + " replicas need " +
                     std::to_string(needed));
+    }
+    // An instance given the router's own port would fail to start (or worse, take its place).
+    std::vector<std::string> own = c.listen;
+    if (!c.router.admin.empty()) own.push_back(c.router.admin);
+    for (const auto& address : own) {
+      const int port = PortOf(address);
+      if (port >= c.platform.ports.first && port <= c.platform.ports.last) {
+        YAML::Node at = root["platform"] ? root["platform"] : root;
+        if (at.IsMap() && at["ports"]) at = at["ports"];
+        r.Problem(at, "platform.ports",
+                  std::to_string(c.platform.ports.first) + "-" +
+                      std::to_string(c.platform.ports.last) + " includes the router's port " +
+                      std::to_string(port) + " (" + address + ")");
+      }
+    }
+    for (const auto& listen : c.listen) {
+      if (!c.router.admin.empty() && PortOf(listen) != 0 &&
+          PortOf(listen) == PortOf(c.router.admin)) {
+        YAML::Node at = root["router"] ? root["router"] : root;
+        if (at.IsMap() && at["admin"]) at = at["admin"];
+        r.Problem(at, "router.admin",
+                  "uses port " + std::to_string(PortOf(listen)) + ", which listen uses too");
+      }
     }
   }
   if (r.HasErrors()) return InvalidArgument(r.Message());

@@ -313,12 +313,30 @@ TEST(ServiceConfigErrorTest, StopSignal) {
 TEST(ServiceConfigErrorTest, EnvAndPorts) {
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  env: {1BAD: x}\n"),
             "turnout.yaml:4: platform.env: expected environment variable names "
-            "([A-Za-z_][A-Za-z0-9_]*), got '1BAD'");
+            "([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, which turnout sets), got '1BAD'");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  env: {TURNOUT_PORT: '1'}\n"),
+            "turnout.yaml:4: platform.env: expected environment variable names "
+            "([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, which turnout sets), got 'TURNOUT_PORT'");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 9000-8000\n"),
             "turnout.yaml:4: platform.ports: expected a port range like 20000-20999 or a base "
             "port like 20000, got '9000-8000'");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  replicas: 2\n  ports: 9000-9002\n"),
             "turnout.yaml:5: platform.ports: has 3 ports but 2 slots x 2 replicas need 4");
+}
+
+TEST(ServiceConfigErrorTest, PortsClash) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 8000-8999\n"),
+            "turnout.yaml:4: platform.ports: 8000-8999 includes the router's port 8080 "
+            "(127.0.0.1:8080)");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 9901\n"),
+            "turnout.yaml:4: platform.ports: 9901-10900 includes the router's port 9901 "
+            "(127.0.0.1:9901)");
+  EXPECT_EQ(
+      ErrorOf(std::string(kMinimal) + "listen: 0.0.0.0:9000\nrouter:\n  admin: 127.0.0.1:9000\n"),
+      "turnout.yaml:6: router.admin: uses port 9000, which listen uses too");
+  // Port 0 (any free port) clashes with nothing; no admin API, no admin port.
+  Parse(std::string(kMinimal) + "listen: 127.0.0.1:0\nrouter: {admin: '127.0.0.1:0'}\n");
+  Parse(std::string(kMinimal) + "  ports: 9000-9999\nrouter: {admin: ''}\n");
 }
 
 TEST(ServiceConfigErrorTest, ProbeChecks) {
