@@ -76,6 +76,7 @@ smoke_tests:
     path: /
     headers:
       Accept: text/plain
+    # body: ""                   # request body. Default: empty
     expect:
       status: 200                # Default: 200
       body_contains: demo        # substring of the body. Default: not checked

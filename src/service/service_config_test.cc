@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 namespace turnout::service {
 namespace {
@@ -72,6 +74,73 @@ TEST(ServiceConfigTest, ExampleExplainsEveryKeyWithAComment) {
       EXPECT_TRUE(explained) << "line " << n << " has no comment: " << line;
     }
     previous = line;
+  }
+}
+
+// The keys the parser knows in `section`, read from its "unknown key" message so that this test
+// follows the parser when a key is added.
+std::vector<std::string> KnownKeys(const std::string& yaml_with_unknown_key) {
+  const std::string all = ErrorOf(yaml_with_unknown_key);
+  const size_t start = all.rfind('\n', all.find("(known keys")) + 1;  // npos + 1 == 0
+  const std::string message = all.substr(start, all.find('\n', start) - start);
+  const size_t colon = message.find(": ", message.find("(known keys"));
+  std::vector<std::string> keys;
+  std::istringstream in(message.substr(colon + 2, message.rfind(')') - colon - 2));
+  for (std::string key; std::getline(in, key, ',');) keys.push_back(key.substr(key[0] == ' '));
+  return keys;
+}
+
+struct Section {
+  std::vector<std::string> path;  // in the YAML tree
+  std::string yaml;               // a file with an unknown key in that section
+};
+
+std::vector<Section> Sections() {
+  const std::string m = kMinimal;
+  return {
+      {{}, m + "zzz: 1\n"},
+      {{"platform"}, m + "  zzz: 1\n"},
+      {{"health"}, m + "health: {zzz: 1}\n"},
+      {{"health", "readiness"}, m + "health: {readiness: {zzz: 1}}\n"},
+      {{"health", "liveness"}, m + "health: {liveness: {zzz: 1}}\n"},
+      {{"revisions"}, m + "revisions: {zzz: 1}\n"},
+      {{"router"}, m + "router: {zzz: 1}\n"},
+      {{"smoke_tests", "0"}, m + "smoke_tests: [{zzz: 1}]\n"},
+      {{"smoke_tests", "0", "expect"}, m + "smoke_tests: [{expect: {zzz: 1}}]\n"},
+      {{"pre_deploy", "0"}, m + "pre_deploy: [{zzz: 1}]\n"},
+      {{"hooks", "0"}, m + "hooks: [{zzz: 1}]\n"},
+  };
+}
+
+TEST(ServiceConfigTest, ExampleShowsEveryKeyOfEverySection) {
+  // Shown as a setting or, for the alternatives it cannot set at once (a webhook beside a
+  // command hook), in a comment.
+  const std::string example = ExampleServiceConfig();
+  for (const Section& section : Sections()) {
+    for (const std::string& key : KnownKeys(section.yaml)) {
+      const std::string prefix = section.path.empty() ? "\n" : " ";
+      EXPECT_NE(example.find(prefix + key + ":"), std::string::npos)
+          << "the example does not show " << testing::PrintToString(section.path) << " " << key;
+    }
+  }
+}
+
+TEST(ServiceConfigTest, ReferenceDocumentsEveryKey) {
+  std::ifstream in(std::string(TURNOUT_SOURCE_DIR) + "/docs/turnout-yaml.md");
+  ASSERT_TRUE(in) << "docs/turnout-yaml.md not found";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  for (const Section& section : Sections()) {
+    for (const std::string& key : KnownKeys(section.yaml)) {
+      // Keys appear in the tables as `key` (or `expect.key` / `webhook.key`).
+      EXPECT_TRUE(doc.find("`" + key + "`") != std::string::npos ||
+                  doc.find("." + key + "`") != std::string::npos)
+          << "docs/turnout-yaml.md does not describe " << key;
+    }
+  }
+  for (std::string_view event : kHookEvents) {
+    EXPECT_NE(doc.find("`" + std::string(event) + "`"), std::string::npos) << event;
   }
 }
 
