@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/router_cmd.h"
+#include "db/migrate_cli.h"
 
 namespace turnout::cli {
 namespace {
@@ -20,9 +21,14 @@ struct Command {
 
 int RunHelp(const std::vector<std::string>& args);
 
+int RunMigrate(const std::vector<std::string>& args) {
+  return db::RunMigrateCommand(args, std::cout, std::cerr);
+}
+
 constexpr Command kCommands[] = {
     {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
      RunRouterCommand},
+    {"migrate", "apply, roll back, verify and lint PostgreSQL migrations", RunMigrate},
     {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
 };
 
