@@ -14,12 +14,11 @@
 
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/address.hpp>
 
 #include "common/status.h"
 #include "http/parser.h"
@@ -58,10 +57,10 @@ void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequ
                                 std::string* out);
 
 struct ForwardResponseOptions {
-  bool chunked = false;     // the router re-encodes the body chunked: add Transfer-Encoding
-  bool close = false;       // the router closes the client connection after this response
+  bool chunked = false;            // the router re-encodes the body chunked: add Transfer-Encoding
+  bool close = false;              // the router closes the client connection after this response
   bool keep_alive_header = false;  // an HTTP/1.0 client kept alive: add `Connection: keep-alive`
-  bool upgrade = false;     // 101: forward `Connection: Upgrade` + the upstream's Upgrade field
+  bool upgrade = false;  // 101: forward `Connection: Upgrade` + the upstream's Upgrade field
   // When not empty: `Set-Cookie: <cookie_name>=<cookie_value>; Path=/; Max-Age=<n>; HttpOnly;
   // SameSite=Lax`.
   std::string_view cookie_name;

@@ -124,8 +124,8 @@ TEST(ForwardHeadersTest, ResponseDropsHopByHopAndAddsRouterFields) {
   up.upgrade = true;
   out = Respond(
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", up);
-  EXPECT_EQ(out,
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  EXPECT_EQ(
+      out, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
 }
 
 TEST(ForwardHeadersTest, RouterErrorResponseIsFramedAndLabelled) {

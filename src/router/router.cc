@@ -1,14 +1,13 @@
 #include "router/router.h"
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "metrics/metrics.h"
 #include "router/health.h"
@@ -42,7 +41,8 @@ Result<tcp::endpoint> Resolve(std::string_view text) {
 }
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -101,8 +101,7 @@ uint64_t Router::Impl::Publish() {
   return generation;
 }
 
-std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> Router::Impl::Targets()
-    const {
+std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> Router::Impl::Targets() const {
   std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> out;
   for (const auto& list : instances) {
     for (const auto& inst : list) out.emplace_back(inst->address, inst->health);
@@ -180,8 +179,9 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
   TURNOUT_RETURN_IF_ERROR(ValidateRouterConfig(config));
   auto impl = std::make_unique<Impl>(std::move(config), clock);
   Impl& r = *impl;
-  r.workers = r.config.workers > 0 ? r.config.workers
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  r.workers = r.config.workers > 0
+                  ? r.config.workers
+                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   TURNOUT_ASSIGN_OR_RETURN(r.shared.trusted, TrustedProxies::Parse(r.config.trusted_proxies));
   r.shared.config = &r.config;
   r.shared.clock = &clock;
@@ -347,8 +347,10 @@ Result<uint64_t> Router::SetPolicy(const RoutingPolicy& policy) {
   for (const auto& s : r.slots) {
     bool before = SlotReceivesTraffic(r.policy, s->name);
     bool after = SlotReceivesTraffic(next, s->name);
-    if (after) s->lost_traffic_ns.store(0, std::memory_order_relaxed);
-    else if (before) s->lost_traffic_ns.store(now, std::memory_order_relaxed);
+    if (after)
+      s->lost_traffic_ns.store(0, std::memory_order_relaxed);
+    else if (before)
+      s->lost_traffic_ns.store(now, std::memory_order_relaxed);
   }
   r.policy = std::move(next);
   return r.Publish();

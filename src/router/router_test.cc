@@ -35,8 +35,8 @@ class DataPlaneTest : public RouterTest {
 TEST_F(DataPlaneTest, ProxiesGetsOverOneKeepAliveConnectionAndPoolsUpstreams) {
   TestUpstream& b1 = AddUpstream("b1");
   TestUpstream& b2 = AddUpstream("b2");
-  ASSERT_TRUE(StartRouter(testing::MakeTestRouterConfig({{"blue", {b1.address(), b2.address()}}},
-                                                         "blue")));
+  ASSERT_TRUE(
+      StartRouter(testing::MakeTestRouterConfig({{"blue", {b1.address(), b2.address()}}}, "blue")));
   RawClient client;
   ASSERT_TRUE(client.Connect(address()).ok());
   int from_b1 = 0;
@@ -92,8 +92,10 @@ TEST_F(DataPlaneTest, ForwardsContentLengthAndChunkedBodies) {
 
   // A body bigger than the router's buffers streams through intact, both ways.
   const uint64_t kBig = 3 * 1024 * 1024 + 17;
-  ASSERT_TRUE(client.Send("PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: " +
-                          std::to_string(kBig) + "\r\n\r\n").ok());
+  ASSERT_TRUE(client
+                  .Send("PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(kBig) +
+                        "\r\n\r\n")
+                  .ok());
   ASSERT_TRUE(client.SendPattern(kBig).ok());
   r = client.ReadResponse("PUT", Millis(20000));
   ASSERT_TRUE(r.complete()) << r.error;

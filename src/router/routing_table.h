@@ -11,13 +11,12 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include "common/clock.h"
 #include "http/parser.h"
@@ -78,7 +77,7 @@ inline constexpr std::string_view kOverrideSecretHeader = "X-Turnout-Secret";
 std::string_view FindStickyKey(const StickinessPolicy& sticky, const http::MessageHeaders& headers);
 
 struct SlotSelection {
-  int slot = -1;            // index into table.slots; -1: the override named an unknown slot
+  int slot = -1;  // index into table.slots; -1: the override named an unknown slot
   bool by_override = false;
   // A key was generated for a client without one, and the sticky source is a cookie: the
   // response must carry `Set-Cookie: <sticky.name>=<generated_key>`.

@@ -105,8 +105,8 @@ TEST(RoutingTableTest, CanaryFollowsTheStickyBucketOfTheCookie) {
   int canary = 0;
   for (int i = 0; i < 200; ++i) {
     std::string key = "client-" + std::to_string(i);
-    std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=b; turnout_sticky=" + key +
-                      "; c=d\r\n\r\n";
+    std::string raw =
+        "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=b; turnout_sticky=" + key + "; c=d\r\n\r\n";
     http::RequestHead head;
     Parse(raw, &head);
     SlotSelection s = SelectSlot(t, head, "unused");
@@ -141,8 +141,9 @@ TEST(RoutingTableTest, ClientWithoutKeyGetsTheGeneratedOne) {
 
 TEST(RoutingTableTest, FindStickyKeyFromHeaderOrQuotedCookie) {
   StickinessPolicy cookie;
-  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nCookie: turnout_sticky=\"abc\"\r\n"
-                    "X-User: u1\r\n\r\n";
+  std::string raw =
+      "GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nCookie: turnout_sticky=\"abc\"\r\n"
+      "X-User: u1\r\n\r\n";
   http::RequestHead head;
   Parse(raw, &head);
   EXPECT_EQ(FindStickyKey(cookie, head.headers), "abc");

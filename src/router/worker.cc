@@ -7,6 +7,15 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -18,16 +27,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include "http/parser.h"
 #include "metrics/metrics.h"
@@ -56,7 +55,15 @@ constexpr std::chrono::seconds kErrorWriteTimeout{5};
 // kIdleRead: between requests, still holding a request buffer with a read pending (cheap for a
 // busy connection: no re-arming of epoll). kIdle: idle for longer than kLinger, holding no buffer.
 enum class Phase : uint8_t {
-  kNone, kIdleRead, kIdle, kHead, kConnect, kResponse, kBody, kTunnel, kClosing
+  kNone,
+  kIdleRead,
+  kIdle,
+  kHead,
+  kConnect,
+  kResponse,
+  kBody,
+  kTunnel,
+  kClosing
 };
 
 // A connection idle for this long gives its request buffer back to the worker's pool.
@@ -125,8 +132,7 @@ struct RequestCtx {
 };
 
 bool IsIdempotent(std::string_view m) {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" ||
-         m == "TRACE";
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }
 
 int64_t SteadyNs() {
@@ -214,9 +220,9 @@ struct Exchange {
   uint64_t content_length = 0;
   size_t body_start = 0;  // where the body begins in RequestCtx::in
   bool retryable = false;
-  bool body_done = false;        // the request body was fully forwarded
-  bool client_close = false;     // close the client connection after this exchange
-  bool response_started = false; // some response byte went to the client
+  bool body_done = false;         // the request body was fully forwarded
+  bool client_close = false;      // close the client connection after this exchange
+  bool response_started = false;  // some response byte went to the client
   bool upstream_reusable = false;
 };
 
@@ -241,12 +247,12 @@ struct Worker::Impl {
   awaitable<bool> Connect(Conn& c, const InstanceEntry& inst, bool* reused);
   awaitable<void> RespondError(Conn& c, RequestCtx& x, Exchange& e, int status, RouterError err,
                                std::string_view body);
-  awaitable<Relay> RelayLength(Conn& c, tcp::socket& from, tcp::socket& to, char* buf,
-                               size_t* pos, size_t* len, uint64_t remaining, std::string* head,
+  awaitable<Relay> RelayLength(Conn& c, tcp::socket& from, tcp::socket& to, char* buf, size_t* pos,
+                               size_t* len, uint64_t remaining, std::string* head,
                                uint64_t* read_bytes, uint64_t* written_bytes);
-  awaitable<Relay> RelayChunked(Conn& c, tcp::socket& from, tcp::socket& to, char* buf,
-                                size_t* pos, size_t* len, bool reencode, std::string* head,
-                                uint64_t* read_bytes, uint64_t* written_bytes);
+  awaitable<Relay> RelayChunked(Conn& c, tcp::socket& from, tcp::socket& to, char* buf, size_t* pos,
+                                size_t* len, bool reencode, std::string* head, uint64_t* read_bytes,
+                                uint64_t* written_bytes);
   awaitable<Relay> RelayUntilClose(Conn& c, RequestCtx& x, std::string* head,
                                    uint64_t* written_bytes);
   awaitable<void> Tunnel(Conn& c, RequestCtx& x, Exchange& e);
@@ -319,8 +325,9 @@ void Conn::Arm() {
   if (phase == Phase::kIdleRead) at = std::min(at, idle_since + kLinger);
   if (phase == Phase::kTunnel) {
     // A tunnel also watches its slot's drain state, which can change at any time.
-    auto poll = std::clamp<Steady::duration>(w.config().timeouts.tunnel_drain / 4,
-                                             std::chrono::milliseconds(10), std::chrono::seconds(1));
+    auto poll =
+        std::clamp<Steady::duration>(w.config().timeouts.tunnel_drain / 4,
+                                     std::chrono::milliseconds(10), std::chrono::seconds(1));
     at = std::min(at, Steady::now() + poll);
   }
   armed = at;
@@ -337,10 +344,9 @@ void Conn::OnTimer(const boost::system::error_code& ec) {
   Steady::time_point now = Steady::now();
   if (phase == Phase::kTunnel && tunnel_slot != nullptr) {
     int64_t lost = tunnel_slot->lost_traffic_ns.load(std::memory_order_relaxed);
-    if (lost != 0 &&
-        SteadyNs() - lost >=
-            std::chrono::duration_cast<std::chrono::nanoseconds>(w.config().timeouts.tunnel_drain)
-                .count()) {
+    if (lost != 0 && SteadyNs() - lost >= std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              w.config().timeouts.tunnel_drain)
+                                              .count()) {
       Expire();
       return;
     }
@@ -443,8 +449,10 @@ void Worker::Impl::Link(Conn* c) {
 }
 
 void Worker::Impl::Unlink(Conn* c) {
-  if (c->prev != nullptr) c->prev->next = c->next;
-  else if (conns == c) conns = c->next;
+  if (c->prev != nullptr)
+    c->prev->next = c->next;
+  else if (conns == c)
+    conns = c->next;
   if (c->next != nullptr) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
 }
@@ -526,8 +534,8 @@ void Worker::Impl::PoolPut(const Exchange& e, tcp::socket s) {
 }
 
 awaitable<void> Worker::Impl::SweepLoop() {
-  auto period = std::clamp<Steady::duration>(config().timeouts.upstream_idle / 2,
-                                             std::chrono::milliseconds(50), std::chrono::seconds(1));
+  auto period = std::clamp<Steady::duration>(
+      config().timeouts.upstream_idle / 2, std::chrono::milliseconds(50), std::chrono::seconds(1));
   for (;;) {
     sweep_timer->expires_after(period);
     auto [ec] = co_await sweep_timer->async_wait(kNoThrow);
@@ -741,7 +749,8 @@ bool BufferedChunksValid(const RequestCtx& x) {
   http::ChunkedDecoder decoder;
   size_t pos = x.in_pos;
   while (pos < x.in_len) {
-    http::ChunkedDecoder::Step step = decoder.Feed(std::string_view(x.in.get() + pos, x.in_len - pos));
+    http::ChunkedDecoder::Step step =
+        decoder.Feed(std::string_view(x.in.get() + pos, x.in_len - pos));
     if (step.error) return false;
     if (step.done || (step.consumed == 0 && step.data.empty())) return true;
     pos += step.consumed;
@@ -817,9 +826,8 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   x.in_pos = pr.consumed;
   e.bytes_in = pr.consumed;
   e.retryable = !e.upgrade && IsIdempotent(req.method) &&
-                (e.body == http::BodyKind::kNone ||
-                 (e.body == http::BodyKind::kContentLength &&
-                  e.content_length <= x.in_len - x.in_pos));
+                (e.body == http::BodyKind::kNone || (e.body == http::BodyKind::kContentLength &&
+                                                     e.content_length <= x.in_len - x.in_pos));
 
   if (e.body == http::BodyKind::kChunked && !BufferedChunksValid(x)) {
     e.keep_alive = false;
@@ -831,9 +839,9 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
   if (e.sel.slot < 0) {
-    co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
-                              "bad request: the " + t.policy.override_header.header +
-                                  " header names no known slot");
+    co_return co_await Reject(
+        c, x, e, 400, RouterError::kBadRequest,
+        "bad request: the " + t.policy.override_header.header + " header names no known slot");
   }
   e.slot_index = e.sel.slot;
   e.slot = &t.slots[static_cast<size_t>(e.sel.slot)];
@@ -883,9 +891,9 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     }
     if (next == nullptr) {
       RouterError err = connected ? RouterError::kUpstreamReset : RouterError::kUpstreamConnect;
-      std::string body = connected ? "the upstream closed the connection before responding"
-                                   : "could not connect to an instance of slot " +
-                                         e.slot->runtime->name;
+      std::string body = connected
+                             ? "the upstream closed the connection before responding"
+                             : "could not connect to an instance of slot " + e.slot->runtime->name;
       co_await RespondError(c, x, e, 502, err, body);
       break;
     }
@@ -970,8 +978,8 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
       r = co_await RelayLength(c, c.client, c.upstream, x.in.get(), &x.in_pos, &x.in_len,
                                cl_remaining, nullptr, &e.bytes_in, &written);
     } else if (e.body == http::BodyKind::kChunked) {
-      r = co_await RelayChunked(c, c.client, c.upstream, x.in.get(), &x.in_pos, &x.in_len,
-                                true, nullptr, &e.bytes_in, &written);
+      r = co_await RelayChunked(c, c.client, c.upstream, x.in.get(), &x.in_pos, &x.in_len, true,
+                                nullptr, &e.bytes_in, &written);
     }
     if (r == Relay::kOk) {
       e.body_done = true;
@@ -1122,8 +1130,8 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
                                resp.content_length, &x.out, &from_upstream, &e.bytes_out);
       break;
     case http::BodyKind::kChunked:
-      r = co_await RelayChunked(c, c.upstream, c.client, x.up.get(), &x.up_pos, &x.up_len,
-                                reencode, &x.out, &from_upstream, &e.bytes_out);
+      r = co_await RelayChunked(c, c.upstream, c.client, x.up.get(), &x.up_pos, &x.up_len, reencode,
+                                &x.out, &from_upstream, &e.bytes_out);
       break;
     case http::BodyKind::kUntilClose:
       r = co_await RelayUntilClose(c, x, &x.out, &e.bytes_out);
@@ -1173,16 +1181,15 @@ awaitable<Relay> Worker::Impl::RelayLength(Conn& c, tcp::socket& from, tcp::sock
     }
     if (remaining == 0) co_return Relay::kOk;
     if (*pos == *len) *pos = *len = 0;
-    auto [ec, rn] =
-        co_await from.async_read_some(asio::buffer(buf + *len, cap - *len), kNoThrow);
+    auto [ec, rn] = co_await from.async_read_some(asio::buffer(buf + *len, cap - *len), kNoThrow);
     if (ec || rn == 0) co_return Relay::kReadError;
     c.Touch();
     *len += rn;
   }
 }
 
-awaitable<Relay> Worker::Impl::RelayChunked(Conn& c, tcp::socket& from, tcp::socket& to,
-                                            char* buf, size_t* pos, size_t* len, bool reencode,
+awaitable<Relay> Worker::Impl::RelayChunked(Conn& c, tcp::socket& from, tcp::socket& to, char* buf,
+                                            size_t* pos, size_t* len, bool reencode,
                                             std::string* head, uint64_t* read_bytes,
                                             uint64_t* written_bytes) {
   const size_t cap = buffer_bytes;
@@ -1195,8 +1202,7 @@ awaitable<Relay> Worker::Impl::RelayChunked(Conn& c, tcp::socket& from, tcp::soc
     if (head != nullptr) bufs[nb++] = asio::buffer(*head);
     bool done = false;
     while (*pos < *len && pieces < kMaxChunkPieces) {
-      http::ChunkedDecoder::Step step =
-          decoder.Feed(std::string_view(buf + *pos, *len - *pos));
+      http::ChunkedDecoder::Step step = decoder.Feed(std::string_view(buf + *pos, *len - *pos));
       *pos += step.consumed;
       *read_bytes += step.consumed;
       if (step.error) co_return Relay::kBadFraming;
