@@ -945,6 +945,9 @@ Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string
     std::string where =
         std::string(file_name) + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1));
     return InvalidArgument(where + ": not valid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    // yaml-cpp may also throw what the standard library throws (bad_alloc on absurd input).
+    return InvalidArgument(std::string(file_name) + ": cannot be read: " + e.what());
   }
 }
 

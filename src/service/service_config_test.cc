@@ -550,6 +550,40 @@ TEST(ServiceConfigErrorTest, ManyErrorsAreCapped) {
   EXPECT_THAT(message, testing::EndsWith("(10 more problems not shown)"));
 }
 
+TEST(ServiceConfigErrorTest, DamagedExamplesGiveLocatedMessagesNeverCrash) {
+  // Every line of the example removed, or its value replaced by nonsense: each result is either
+  // a valid config or a list of "turnout.yaml:<line>: ..." messages (no line only for a file
+  // cut off before its first key).
+  std::vector<std::string> lines;
+  std::istringstream in(ExampleServiceConfig());
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  int refused = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    for (int variant = 0; variant < 3; ++variant) {
+      std::string yaml;
+      for (size_t j = 0; j < lines.size(); ++j) {
+        std::string line = lines[j];
+        if (j == i) {
+          const size_t colon = line.find(": ");
+          if (variant == 0) continue;             // the line removed
+          if (colon == std::string::npos) break;  // the rest of the file cut off
+          line = line.substr(0, colon + 2) + (variant == 1 ? "[oops" : "{a: [1, 2]}");
+        }
+        yaml += line + "\n";
+      }
+      auto result = ParseServiceConfig(yaml, "turnout.yaml");
+      if (result.ok()) continue;
+      ++refused;
+      std::istringstream messages(result.status().message());
+      for (std::string m; std::getline(messages, m);) {
+        if (m.find("the file is empty") != std::string::npos) continue;
+        EXPECT_THAT(m, testing::MatchesRegex("turnout\\.yaml:[0-9]+: .+")) << "line " << i + 1;
+      }
+    }
+  }
+  EXPECT_GT(refused, static_cast<int>(lines.size()));
+}
+
 TEST(ServiceConfigTest, LoadReadsFileAndNamesItInErrors) {
   char dir_template[] = "/tmp/turnout_service_testXXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
