@@ -1,0 +1,77 @@
+// DeploymentSpec: everything the controller needs to deploy one version of one service in
+// blue/green fashion. The turnout.yaml parser (a later mapping) fills it; tests build it by hand.
+//
+// The controller persists the spec of every deployment it begins (as JSON, EncodeSpec) so that a
+// restarted controller resumes with exactly the definition the deployment started with, even if
+// turnout.yaml changed meanwhile.
+
+#pragma once
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace turnout::controller {
+
+using Millis = std::chrono::milliseconds;
+
+// An HTTP check sent through the router to the new slot (override header) before the switch.
+struct SmokeCheck {
+  std::string method = "GET";  // Default: GET
+  std::string path = "/";      // Default: /
+  int expected_status = 200;   // Default: 200
+};
+
+struct DeploymentSpec {
+  std::string service;      // [A-Za-z0-9][A-Za-z0-9._+-]*
+  std::string version;      // same character set
+  std::string config_hash;  // of the service definition; recorded with the revision. Default: ""
+  // Exactly two slot names; the first deployment of a service goes to slots[0], every later one
+  // to the slot that is not active. Default: blue, green
+  std::vector<std::string> slots = {"blue", "green"};
+
+  // How one instance runs (platform::InstanceSpec): a command template with {version} {port}
+  // {slot} {instance}, its working directory, environment, stop signal and grace, log dir.
+  std::string command;
+  std::string working_dir;  // Default: "" (the controller's working directory)
+  std::vector<std::pair<std::string, std::string>> env;  // Default: none
+  int stop_signal = SIGTERM;                             // Default: SIGTERM
+  Millis grace{10000};                                   // Default: 10 s
+  std::string log_dir;                                   // Default: "" (working directory)
+  int replicas = 1;                                      // instances per slot, >= 1. Default: 1
+
+  // Ports: instance i of the slot with index s listens on base_port + s * replicas + i, or, when
+  // base_port is 0, on a port the OS reports free at launch time. Default: 0
+  uint16_t base_port = 0;
+  std::string host = "127.0.0.1";  // where instances listen (IPv4 literal). Default: 127.0.0.1
+
+  // Readiness: GET readiness_path must answer 2xx on every new instance within ready_deadline
+  // (measured from entering WaitingReady, by the controller's clock).
+  std::string readiness_path = "/ready";  // Default: /ready
+  Millis ready_deadline{30000};           // Default: 30 s
+  std::vector<SmokeCheck> smoke_checks;   // Default: none
+  // During bake, this many failed readiness probes in a row on a new instance (or any instance
+  // exiting) switches traffic back. Default: 3
+  int bake_failure_threshold = 3;
+  Millis bake_time{60000};          // Default: 60 s
+  Millis scale_down_delay{300000};  // old slot kept warm after the bake. Default: 5 min
+
+  std::string started_by = "turnout";  // audit actor of the deployment. Default: "turnout"
+  std::string reason;                  // why it was started. Default: ""
+};
+
+// Checks names, slots, replicas, command, durations; InvalidArgument names the field.
+Status ValidateDeploymentSpec(const DeploymentSpec& spec);
+
+// JSON text for the state store, and back (DecodeSpec never throws; InvalidArgument on bad
+// text).
+std::string EncodeSpec(const DeploymentSpec& spec);
+Result<DeploymentSpec> DecodeSpec(std::string_view json);
+
+}  // namespace turnout::controller

@@ -1,0 +1,585 @@
+#include "controller/engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "controller/http_probe.h"
+
+namespace turnout::controller {
+namespace {
+
+using state::DeploymentState;
+
+constexpr std::string_view kSpecKeyPrefix = "controller.spec.";
+constexpr std::string_view kHandleKeyPrefix = "controller.handle.";
+
+std::string SpecKey(int64_t deployment_id) {
+  return std::string(kSpecKeyPrefix) + std::to_string(deployment_id);
+}
+std::string HandleKey(int64_t instance_id) {
+  return std::string(kHandleKeyPrefix) + std::to_string(instance_id);
+}
+
+bool PreSwitch(DeploymentState s) {
+  return s == DeploymentState::kPending || s == DeploymentState::kPreChecks ||
+         s == DeploymentState::kLaunching || s == DeploymentState::kWaitingReady ||
+         s == DeploymentState::kSmokeTesting;
+}
+
+std::string Seconds(Clock::Duration d) {
+  auto s = std::chrono::ceil<std::chrono::seconds>(std::max(d, Clock::Duration::zero()));
+  return std::to_string(s.count()) + " s";
+}
+
+// A port the OS reports free now (bind to port 0, read it, release it). Another process may take
+// it before the instance binds it; the instance then fails readiness and the deploy rolls back.
+Result<uint16_t> FreePort(const std::string& host) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError("socket", errno);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    return InvalidArgument("host '" + host + "' is not an IPv4 address");
+  }
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError("bind a free port", err);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+Engine::Engine(state::StateStore& store, platform::Platform& platform,
+               router::RouterControl& router, const Clock& clock, EngineOptions options)
+    : store_(store),
+      platform_(platform),
+      router_(router),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
+  if (deployment_ && !state::IsTerminal(deployment_->state)) {
+    return FailedPrecondition("this engine already drives deployment " +
+                              std::to_string(deployment_->id));
+  }
+  TURNOUT_RETURN_IF_ERROR(ValidateDeploymentSpec(spec));
+  if (!spec.smoke_checks.empty() && options_.router_address.empty()) {
+    return InvalidArgument("smoke checks need EngineOptions::router_address");
+  }
+  std::string active;
+  Result<state::Service> service = store_.GetService(spec.service);
+  if (service.ok()) {
+    active = service->active_slot;
+  } else if (service.status().code() != StatusCode::kNotFound) {
+    return service.status();
+  }
+  state::DeploymentSpec record;
+  record.service = spec.service;
+  record.version = spec.version;
+  record.config_hash = spec.config_hash;
+  record.previous_slot = active;
+  record.target_slot = active == spec.slots[0] ? spec.slots[1] : spec.slots[0];
+  record.started_by = spec.started_by;
+  record.reason = spec.reason;
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, store_.BeginDeployment(record));
+  // A crash before the spec is saved leaves a Pending deployment without spec: Resume rolls it
+  // back (nothing was launched).
+  TURNOUT_RETURN_IF_ERROR(store_.PutSetting(SpecKey(d.id), EncodeSpec(spec)));
+  spec_ = spec;
+  deployment_ = d;
+  switched_ = false;
+  entered_ = clock_.Now();
+  previous_revision_ = service.ok() ? service->active_revision : 0;
+  new_instances_.clear();
+  old_instances_.clear();
+  TURNOUT_RETURN_IF_ERROR(LoadInstances());
+  return d;
+}
+
+Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> active,
+                           store_.ActiveDeployment(service));
+  if (!active) return std::optional<state::Deployment>();
+  deployment_ = *active;
+  new_instances_.clear();
+  old_instances_.clear();
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> spec_json,
+                           store_.GetSetting(SpecKey(active->id)));
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Transition> transitions,
+                           store_.Transitions(active->id));
+  switched_ = std::any_of(transitions.begin(), transitions.end(),
+                          [](const auto& t) { return t.to == DeploymentState::kSwitching; });
+  // The time the current state was entered, carried over the restart by wall time.
+  state::WallTime since = active->created_at;
+  if (!transitions.empty()) since = transitions.back().at;
+  entered_ = clock_.Now() - std::max(Clock::Duration::zero(), clock_.WallNow() - since);
+
+  // The revision serving before: the newest succeeded one older than this deployment.
+  previous_revision_ = 0;
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history, store_.History(service, 0));
+  for (const auto& d : history) {
+    if (d.revision < active->revision && d.state == DeploymentState::kSucceeded) {
+      previous_revision_ = d.revision;
+      break;
+    }
+  }
+
+  if (!spec_json) {
+    // Crashed between BeginDeployment and saving the spec: nothing was launched.
+    spec_ = DeploymentSpec{};
+    spec_.service = std::string(service);
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack,
+                                       "controller restarted before the deployment started"));
+    return deployment_;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(spec_, DecodeSpec(*spec_json));
+  TURNOUT_RETURN_IF_ERROR(LoadInstances());
+  for (auto* list : {&new_instances_, &old_instances_}) {
+    for (auto& i : *list) {
+      if (i.handle) TURNOUT_RETURN_IF_ERROR(platform_.Adopt(*i.handle).status());
+    }
+  }
+  if (PreSwitch(active->state)) {
+    TURNOUT_RETURN_IF_ERROR(Transition(
+        DeploymentState::kRollingBack,
+        "controller restarted during " + std::string(state::DeploymentStateName(active->state)) +
+            ": rolled back (an interrupted deployment is resumed only after its switch)"));
+  }
+  return deployment_;
+}
+
+Status Engine::LoadInstances() {
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> records,
+                           store_.ListInstances(deployment_->service, false));
+  for (const auto& r : records) {
+    const bool mine = r.deployment_id == deployment_->id;
+    const bool old =
+        !mine && !deployment_->previous_slot.empty() && r.slot == deployment_->previous_slot &&
+        (r.state == state::InstanceState::kStarting || r.state == state::InstanceState::kRunning ||
+         r.state == state::InstanceState::kStopping);
+    if (!mine && !old) continue;
+    Instance i;
+    i.record_id = r.id;
+    i.slot = r.slot;
+    i.index = r.instance_index;
+    i.port = static_cast<uint16_t>(r.port);
+    i.version = r.version;
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> h, store_.GetSetting(HandleKey(r.id)));
+    if (h && !h->empty()) {
+      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceHandle handle, platform::DecodeHandle(*h));
+      i.handle = std::move(handle);
+    }
+    (mine ? new_instances_ : old_instances_).push_back(std::move(i));
+  }
+  std::sort(new_instances_.begin(), new_instances_.end(),
+            [](const Instance& a, const Instance& b) { return a.index < b.index; });
+  return Status::Ok();
+}
+
+Status Engine::Transition(DeploymentState to, std::string reason) {
+  TURNOUT_ASSIGN_OR_RETURN(
+      state::Deployment d,
+      store_.RecordTransition(deployment_->id, deployment_->state, to, reason));
+  deployment_ = std::move(d);
+  entered_ = clock_.Now();
+  if (to == DeploymentState::kSwitching) switched_ = true;
+  return Status::Ok();
+}
+
+Result<StepReport> Engine::Report(std::string waiting_for) {
+  StepReport r;
+  r.deployment_id = deployment_->id;
+  r.state = deployment_->state;
+  r.finished = state::IsTerminal(deployment_->state);
+  r.waiting_for = std::move(waiting_for);
+  return r;
+}
+
+Result<StepReport> Engine::BeginRollback(std::string reason) {
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
+  return Report("");
+}
+
+std::vector<std::string> Engine::NewAddresses() const {
+  std::vector<std::string> out;
+  for (const auto& i : new_instances_) out.push_back(spec_.host + ":" + std::to_string(i.port));
+  return out;
+}
+
+Result<std::optional<std::string>> Engine::FindExited() {
+  for (const auto& i : new_instances_) {
+    if (!i.handle)
+      return std::optional<std::string>("instance " + std::to_string(i.index) +
+                                        " was never launched");
+    TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus s, platform_.Inspect(*i.handle));
+    if (!s.running()) {
+      return std::optional<std::string>("instance " + i.slot + "-" + std::to_string(i.index) +
+                                        " (pid " + std::to_string(i.handle->pid) + ") " +
+                                        s.ToString());
+    }
+  }
+  return std::optional<std::string>();
+}
+
+Result<bool> Engine::ProbeReady(const Instance& instance) {
+  ProbeRequest req;
+  req.address = spec_.host + ":" + std::to_string(instance.port);
+  req.path = spec_.readiness_path;
+  req.timeout = options_.probe_timeout;
+  Result<ProbeResponse> r = HttpProbe(req);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kInvalidArgument) return r.status();
+    return false;
+  }
+  return r->status >= 200 && r->status < 300;
+}
+
+void Engine::WaitForExit() {
+  // Bounded: returns when the first new instance exits or after probe_wait, whichever is first.
+  for (const auto& i : new_instances_) {
+    if (i.handle) {
+      (void)platform_.Wait(*i.handle, options_.probe_wait);
+      return;
+    }
+  }
+}
+
+Status Engine::StopInstance(Instance& instance) {
+  TURNOUT_RETURN_IF_ERROR(
+      store_.SetInstanceState(instance.record_id, state::InstanceState::kStopping));
+  if (instance.handle) TURNOUT_RETURN_IF_ERROR(platform_.Stop(*instance.handle));
+  return store_.SetInstanceState(instance.record_id, state::InstanceState::kStopped);
+}
+
+Result<StepReport> Engine::Step() {
+  if (!deployment_) return FailedPrecondition("no deployment to drive");
+  switch (deployment_->state) {
+    case DeploymentState::kPending:
+      TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kPreChecks, "started"));
+      return Report("");
+    case DeploymentState::kPreChecks:
+      return StepPreChecks();
+    case DeploymentState::kLaunching:
+      return StepLaunching();
+    case DeploymentState::kWaitingReady:
+      return StepWaitingReady();
+    case DeploymentState::kSmokeTesting:
+      return StepSmokeTesting();
+    case DeploymentState::kSwitching:
+      return StepSwitching();
+    case DeploymentState::kBaking:
+      return StepBaking();
+    case DeploymentState::kScalingDown:
+      return StepScalingDown();
+    case DeploymentState::kRollingBack:
+      return StepRollingBack();
+    case DeploymentState::kSucceeded:
+    case DeploymentState::kRolledBack:
+    case DeploymentState::kFailed:
+      return Report("");
+  }
+  return Internal("unknown deployment state");
+}
+
+Result<StepReport> Engine::StepPreChecks() {
+  // The router must know both slots, and the target slot must not be serving users.
+  TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+  for (const auto& slot : spec_.slots) {
+    Result<router::SlotStatus> s = router_.GetSlotStatus(slot);
+    if (!s.ok()) {
+      if (s.status().code() == StatusCode::kNotFound) {
+        return BeginRollback("pre-check failed: the router has no slot '" + slot + "'");
+      }
+      return s.status();
+    }
+  }
+  if (!deployment_->previous_slot.empty() && policy.active == deployment_->target_slot) {
+    return BeginRollback("pre-check failed: the router sends traffic to target slot '" +
+                         deployment_->target_slot + "', not to the recorded active slot");
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kLaunching, "pre-checks passed"));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepLaunching() {
+  const std::string& slot = deployment_->target_slot;
+  const int slot_index = slot == spec_.slots[0] ? 0 : 1;
+  for (int index = 0; index < spec_.replicas; ++index) {
+    auto it = std::find_if(new_instances_.begin(), new_instances_.end(),
+                           [&](const Instance& i) { return i.index == index; });
+    if (it != new_instances_.end() && it->handle) continue;  // launched before a crash: keep
+    Instance inst;
+    if (it != new_instances_.end()) {
+      inst = *it;
+    } else {
+      if (spec_.base_port != 0) {
+        inst.port = static_cast<uint16_t>(spec_.base_port + slot_index * spec_.replicas + index);
+      } else {
+        TURNOUT_ASSIGN_OR_RETURN(inst.port, FreePort(spec_.host));
+      }
+    }
+    inst.slot = slot;
+    inst.index = index;
+    inst.version = deployment_->version;
+    // The intent first (starting, pid 0): a crash after the launch still leaves the port and the
+    // slot on record.
+    state::InstanceRecord rec;
+    rec.deployment_id = deployment_->id;
+    rec.service = deployment_->service;
+    rec.slot = slot;
+    rec.instance_index = index;
+    rec.port = inst.port;
+    rec.version = deployment_->version;
+    rec.state = state::InstanceState::kStarting;
+    TURNOUT_ASSIGN_OR_RETURN(inst.record_id, store_.UpsertInstance(rec));
+
+    platform::InstanceSpec ps;
+    ps.service = spec_.service;
+    ps.version = spec_.version;
+    ps.slot = slot;
+    ps.instance = index;
+    ps.port = inst.port;
+    ps.command = spec_.command;
+    ps.working_dir = spec_.working_dir;
+    ps.env = spec_.env;
+    ps.stop_signal = spec_.stop_signal;
+    ps.grace = spec_.grace;
+    ps.log_dir = spec_.log_dir;
+    Result<platform::InstanceHandle> handle = platform_.Launch(ps);
+    if (!handle.ok()) {
+      TURNOUT_RETURN_IF_ERROR(
+          store_.SetInstanceState(inst.record_id, state::InstanceState::kFailed));
+      if (it == new_instances_.end()) new_instances_.push_back(inst);
+      return BeginRollback("launching instance " + std::to_string(index) +
+                           " failed: " + handle.status().ToString());
+    }
+    TURNOUT_RETURN_IF_ERROR(
+        store_.PutSetting(HandleKey(inst.record_id), platform::EncodeHandle(*handle)));
+    rec.pid = handle->pid;
+    rec.process_start_time = static_cast<int64_t>(handle->start_time_ticks);
+    rec.state = state::InstanceState::kRunning;
+    TURNOUT_RETURN_IF_ERROR(store_.UpsertInstance(rec).status());
+    inst.handle = *handle;
+    if (it != new_instances_.end()) {
+      *it = inst;
+    } else {
+      new_instances_.push_back(inst);
+    }
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kWaitingReady,
+                                     std::to_string(spec_.replicas) + " instance(s) of " +
+                                         spec_.version + " launched in " + slot));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepWaitingReady() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " before becoming ready");
+  int ready = 0;
+  for (const auto& i : new_instances_) {
+    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReady(i));
+    if (ok) ++ready;
+  }
+  const int total = static_cast<int>(new_instances_.size());
+  if (ready == total) {
+    TURNOUT_RETURN_IF_ERROR(
+        Transition(DeploymentState::kSmokeTesting, std::to_string(total) + " instance(s) ready"));
+    return Report("");
+  }
+  const Clock::Duration left = spec_.ready_deadline - Elapsed();
+  if (left <= Clock::Duration::zero()) {
+    return BeginRollback("not ready within " + Seconds(spec_.ready_deadline) + " (" +
+                         std::to_string(ready) + "/" + std::to_string(total) + " ready)");
+  }
+  WaitForExit();
+  return Report("waiting for " + std::to_string(total) + " instance(s) of " +
+                deployment_->target_slot + " to be ready (" + std::to_string(ready) + "/" +
+                std::to_string(total) + "), " + Seconds(left) + " left");
+}
+
+Result<StepReport> Engine::StepSmokeTesting() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " during smoke tests");
+  // The new slot gets its instances now: it receives no user traffic before the switch, and the
+  // smoke checks must go through the router to exercise the real path.
+  const std::string& slot = deployment_->target_slot;
+  TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, NewAddresses()).status());
+  TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
+  const bool healthy = std::all_of(status.instances.begin(), status.instances.end(),
+                                   [](const auto& i) { return i.healthy && !i.ejected; });
+  if (!healthy) {
+    const Clock::Duration left = spec_.ready_deadline - Elapsed();
+    if (left <= Clock::Duration::zero()) {
+      return BeginRollback("the router did not see " + slot + " healthy within " +
+                           Seconds(spec_.ready_deadline));
+    }
+    WaitForExit();
+    return Report("waiting for the router to see " + slot + " healthy, " + Seconds(left) + " left");
+  }
+  for (const auto& check : spec_.smoke_checks) {
+    const std::string name = "smoke_test:" + check.method + " " + check.path;
+    TURNOUT_ASSIGN_OR_RETURN(int64_t step_id, store_.BeginStep(deployment_->id, name, "{}"));
+    ProbeRequest req;
+    req.address = options_.router_address;
+    req.method = check.method;
+    req.path = check.path;
+    req.headers.emplace_back(options_.override_header, slot);
+    req.timeout = options_.probe_timeout;
+    Result<ProbeResponse> r = HttpProbe(req);
+    const int got = r.ok() ? r->status : 0;
+    const bool ok = got == check.expected_status;
+    const std::string detail = "{\"expected\":" + std::to_string(check.expected_status) +
+                               ",\"status\":" + std::to_string(got) + "}";
+    TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+        step_id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed, detail));
+    if (!ok) {
+      return BeginRollback("smoke test " + check.method + " " + check.path + ": expected " +
+                           std::to_string(check.expected_status) + ", got " +
+                           (r.ok() ? std::to_string(got) : r.status().ToString()));
+    }
+  }
+  TURNOUT_RETURN_IF_ERROR(
+      Transition(DeploymentState::kSwitching,
+                 std::to_string(spec_.smoke_checks.size()) + " smoke test(s) passed"));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepSwitching() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " before the switch");
+  const std::string& slot = deployment_->target_slot;
+  TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, NewAddresses()).status());
+  TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+  if (policy.active != slot || policy.canary) {
+    TURNOUT_RETURN_IF_ERROR(router_.Switch(slot).status());
+  }
+  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
+                                           "switched to " + deployment_->version));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, "traffic on " + slot));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepBaking() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " during bake");
+  for (auto& i : new_instances_) {
+    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReady(i));
+    i.probe_failures = ok ? 0 : i.probe_failures + 1;
+    if (i.probe_failures >= spec_.bake_failure_threshold) {
+      return BeginRollback("instance " + i.slot + "-" + std::to_string(i.index) + " failed " +
+                           std::to_string(i.probe_failures) + " readiness probes during bake");
+    }
+  }
+  const Clock::Duration left = spec_.bake_time - Elapsed();
+  if (left <= Clock::Duration::zero()) {
+    TURNOUT_RETURN_IF_ERROR(
+        Transition(DeploymentState::kScalingDown, "baked " + Seconds(spec_.bake_time)));
+    return Report("");
+  }
+  WaitForExit();
+  return Report("baking " + deployment_->version + " on " + deployment_->target_slot + ", " +
+                Seconds(left) + " left");
+}
+
+Result<StepReport> Engine::StepScalingDown() {
+  const std::string& old_slot = deployment_->previous_slot;
+  const Clock::Duration left = spec_.scale_down_delay - Elapsed();
+  if (!old_instances_.empty() && left > Clock::Duration::zero()) {
+    return Report("keeping " + old_slot + " warm for rollback, scale-down in " + Seconds(left));
+  }
+  if (!old_instances_.empty()) {
+    TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(old_slot));
+    if (!status.drained) {
+      return Report("waiting for " + old_slot + " to drain (" + std::to_string(status.in_flight) +
+                    " request(s) in flight)");
+    }
+    // The router keeps the old slot's (now dead) addresses: it refuses an empty list, the slot
+    // gets no traffic, and the next deployment to it replaces them.
+    for (auto& i : old_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSucceeded,
+                                     old_instances_.empty()
+                                         ? std::string("deployed")
+                                         : "deployed; " + std::to_string(old_instances_.size()) +
+                                               " old instance(s) in " + old_slot + " stopped"));
+  old_instances_.clear();
+  return Report("");
+}
+
+Result<StepReport> Engine::StepRollingBack() {
+  const std::string& slot = deployment_->target_slot;
+  const std::string& old_slot = deployment_->previous_slot;
+  bool back = false;
+  if (switched_) {
+    if (old_slot.empty()) {
+      // A first deployment has nothing to go back to; leave the router as it is.
+    } else {
+      TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+      if (policy.active != old_slot || policy.canary) {
+        TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
+      }
+      TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, old_slot, previous_revision_,
+                                               "rolled back from " + deployment_->version));
+      back = true;
+      TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
+      if (!status.drained) {
+        return Report("waiting for " + slot + " to drain before stopping it (" +
+                      std::to_string(status.in_flight) + " request(s) in flight)");
+      }
+    }
+  }
+  // The new slot's addresses stay in the router (it refuses an empty list); the slot gets no
+  // traffic and the next deployment to it replaces them.
+  if (!switched_ || back) {
+    for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+  }
+  if (switched_ && !back) {
+    TURNOUT_RETURN_IF_ERROR(Transition(
+        DeploymentState::kFailed,
+        "no previous version to switch back to; " + deployment_->version + " keeps serving"));
+    return Report("");
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
+                                                                       ? "rolled back"
+                                                                       : deployment_->reason));
+  return Report("");
+}
+
+Status Engine::RequestRollback(std::string_view reason) {
+  if (!deployment_) return FailedPrecondition("no deployment to roll back");
+  const DeploymentState s = deployment_->state;
+  if (state::IsTerminal(s)) return FailedPrecondition("deployment already finished");
+  if (s == DeploymentState::kRollingBack) return Status::Ok();
+  if (s == DeploymentState::kScalingDown) {
+    TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> records,
+                             store_.ListInstances(deployment_->service, false));
+    for (const auto& old : old_instances_) {
+      for (const auto& r : records) {
+        if (r.id == old.record_id && r.state != state::InstanceState::kRunning) {
+          return FailedPrecondition("the old slot is already being scaled down");
+        }
+      }
+    }
+  }
+  TURNOUT_RETURN_IF_ERROR(
+      Transition(DeploymentState::kRollingBack, "rollback requested: " + std::string(reason)));
+  if (switched_ && !deployment_->previous_slot.empty()) {
+    // Fast path: the old slot is warm, so users go back now; Step() cleans up.
+    TURNOUT_RETURN_IF_ERROR(router_.Switch(deployment_->previous_slot).status());
+  }
+  return Status::Ok();
+}
+
+}  // namespace turnout::controller

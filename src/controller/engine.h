@@ -1,0 +1,162 @@
+// Engine: the crash-safe blue/green deployment state machine of one service.
+//
+//   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting -> Switching -> Baking
+//           -> ScalingDown -> Succeeded
+//   any non-terminal state -> RollingBack -> RolledBack (or Failed when there is nothing to go
+//   back to: a first deployment that failed after its switch)
+//
+// Write-ahead: every transition is recorded with StateStore::RecordTransition BEFORE the action
+// it leads to, and every action is idempotent, so re-running the current state's action after a
+// crash is safe (Launching skips instances already recorded; Switching reads the router's policy
+// and switches only when needed; stopping an ended instance is OK).
+//
+// Driving: Step() does the next bounded piece of work of the current state (at most one probe
+// round plus one bounded wait of options.probe_wait for an instance to exit) and says what it is
+// waiting for. The daemon calls it in a loop; tests move a ManualClock between calls. Deadlines
+// (ready_deadline, bake_time, scale_down_delay) are measured by the injected Clock from the
+// moment the state was entered.
+//
+// Crash resume (Resume()): a new Engine over the same store finds the service's active
+// deployment, re-adopts the recorded instances (Platform::Adopt with the persisted handles) and
+// then applies this rule:
+//   - Pending, PreChecks, Launching, WaitingReady, SmokeTesting: ROLL BACK. Users were never
+//     moved, so rolling back is always safe; the readiness deadline was measured by a controller
+//     that is gone, and a half-launched set may hold instances of unknown health. Re-running the
+//     deploy is one command, and it relaunches cleanly.
+//   - Switching: make the router match the recorded intent (switch to the new slot) if every new
+//     instance is still running, else roll back.
+//   - Baking: resume the bake with the time left, measured from the recorded transition time
+//     (wall clock: monotonic time does not survive a restart).
+//   - ScalingDown, RollingBack: continue.
+// The elapsed time of a resumed state is taken from the transition's recorded wall time.
+//
+// Emergency rollback: RequestRollback() while the old slot is still warm (Baking, Switching, or
+// ScalingDown before any old instance was stopped) switches the router back inside the call
+// (the fast path), then Step() stops the new instances.
+//
+// Persistence beyond the StateStore's own records: settings "controller.spec.<deployment id>"
+// (the DeploymentSpec as JSON) and "controller.handle.<instance row id>" (platform handles).
+//
+// Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
+// Thread-safety: none; one thread drives one engine. Several engines must not drive the same
+// deployment (the store's compare-and-set transitions make the loser fail with
+// FailedPrecondition).
+// Errors: Step() returns an error Status only when the store, the router or the platform refused
+// an operation (the step can be retried: it is idempotent). Failures of the app itself (not
+// ready, smoke check failed, crashed) are not errors: they move the deployment to RollingBack.
+
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "controller/deployment_spec.h"
+#include "platform/platform.h"
+#include "router/router_control.h"
+#include "state/state_store.h"
+
+namespace turnout::controller {
+
+struct EngineOptions {
+  // The router's listen address ("127.0.0.1:8080") that smoke checks are sent to with the
+  // override header. Required when a spec has smoke checks.
+  std::string router_address;
+  std::string override_header = "X-Turnout-Slot";  // Default: X-Turnout-Slot
+  // Timeout of one readiness probe or smoke request (real time). Default: 1 s
+  std::chrono::milliseconds probe_timeout{1000};
+  // The longest a Step() blocks waiting for a new instance to exit between probe rounds (real
+  // time; it returns at once when an instance exits). Default: 100 ms
+  std::chrono::milliseconds probe_wait{100};
+};
+
+// What Step() did and what the deployment waits for now.
+struct StepReport {
+  int64_t deployment_id = 0;
+  state::DeploymentState state = state::DeploymentState::kPending;
+  bool finished = false;    // a terminal state was reached
+  std::string waiting_for;  // "waiting for 2 instances of green to be ready (1/2), 12 s left"
+};
+
+class Engine {
+ public:
+  Engine(state::StateStore& store, platform::Platform& platform, router::RouterControl& router,
+         const Clock& clock, EngineOptions options = {});
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Begins a deployment of spec.version: validates the spec, picks the target slot (the one that
+  // is not active), records the deployment (Pending) and its spec. AlreadyExists (from the store,
+  // naming the deployment in progress) while the service has one; FailedPrecondition when this
+  // engine already drives one.
+  Result<state::Deployment> Begin(const DeploymentSpec& spec);
+
+  // Takes over the service's interrupted deployment after a restart (see the rule above).
+  // Returns nullopt when the service has none.
+  Result<std::optional<state::Deployment>> Resume(std::string_view service);
+
+  // Does the next bounded piece of work. FailedPrecondition when there is no deployment.
+  Result<StepReport> Step();
+
+  // Starts rolling back the current deployment (the user's `rollback`/`abort`). Switches traffic
+  // back at once when the deployment had switched and the old slot is warm. FailedPrecondition
+  // when there is no deployment, it is finished, or the old slot is already being scaled down.
+  Status RequestRollback(std::string_view reason);
+
+  bool has_deployment() const { return deployment_.has_value(); }
+  // The deployment this engine drives (valid while has_deployment()).
+  const state::Deployment& deployment() const { return *deployment_; }
+
+ private:
+  struct Instance {
+    int64_t record_id = 0;
+    std::string slot;
+    int index = 0;
+    uint16_t port = 0;
+    std::string version;
+    std::optional<platform::InstanceHandle> handle;  // absent: recorded, never launched
+    int probe_failures = 0;                          // in a row (bake)
+  };
+
+  Status Transition(state::DeploymentState to, std::string reason);
+  Result<StepReport> Report(std::string waiting_for);
+  Result<StepReport> BeginRollback(std::string reason);
+  Status LoadInstances();
+  // The first new instance that is not running, with a description; nullopt when all run.
+  Result<std::optional<std::string>> FindExited();
+  Result<bool> ProbeReady(const Instance& instance);
+  void WaitForExit();
+  Status StopInstance(Instance& instance);
+  std::vector<std::string> NewAddresses() const;
+  Clock::Duration Elapsed() const { return clock_.Now() - entered_; }
+
+  Result<StepReport> StepPreChecks();
+  Result<StepReport> StepLaunching();
+  Result<StepReport> StepWaitingReady();
+  Result<StepReport> StepSmokeTesting();
+  Result<StepReport> StepSwitching();
+  Result<StepReport> StepBaking();
+  Result<StepReport> StepScalingDown();
+  Result<StepReport> StepRollingBack();
+
+  state::StateStore& store_;
+  platform::Platform& platform_;
+  router::RouterControl& router_;
+  const Clock& clock_;
+  const EngineOptions options_;
+
+  std::optional<state::Deployment> deployment_;
+  DeploymentSpec spec_;
+  int64_t previous_revision_ = 0;  // the revision serving before (0 on a first deployment)
+  bool switched_ = false;          // the deployment reached Switching (traffic may have moved)
+  Clock::TimePoint entered_{};     // when the current state was entered (by clock_)
+  std::vector<Instance> new_instances_;  // this deployment's, in target_slot
+  std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
+};
+
+}  // namespace turnout::controller

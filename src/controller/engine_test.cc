@@ -1,0 +1,482 @@
+// The deployment engine over real parts: a SqliteStateStore in a temp dir, a ProcessPlatform
+// running turnout-demo-app, and an in-process Router on 127.0.0.1:0. The engine's clock is a
+// ManualClock (deadlines, bake, scale-down delay); the processes and sockets run in real time, and
+// every wait for them is bounded (the engine's own probe_wait).
+
+#include "controller/engine.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/http_probe.h"
+#include "platform/process_platform.h"
+#include "router/router.h"
+#include "state/sqlite_state_store.h"
+
+namespace turnout::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using state::DeploymentState;
+
+constexpr char kService[] = "demo";
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = ::testing::TempDir() + "/controller_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+    state::SqliteStateStoreOptions so;
+    so.path = dir_ + "/state.db";
+    so.clock = &clock_;
+    auto store = state::SqliteStateStore::Open(so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+
+    router::RouterConfig rc;
+    rc.listen = {"127.0.0.1:0"};
+    rc.workers = 1;
+    rc.admin.clear();
+    rc.slots = {router::SlotConfig{"blue", {}}, router::SlotConfig{"green", {}}};
+    rc.policy.active = "blue";
+    rc.health.enabled = false;
+    auto router = router::Router::Create(rc);
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    router_ = std::move(*router);
+    ASSERT_TRUE(router_->Start().ok());
+    router_address_ = router_->ListenAddresses().front();
+  }
+
+  void TearDown() override {
+    // Stop every instance the tests launched (all are recorded with their handles).
+    if (store_) {
+      auto records = store_->ListInstances("", false);
+      if (records.ok()) {
+        for (const auto& r : *records) {
+          auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+          if (!h.ok() || !*h) continue;
+          auto handle = platform::DecodeHandle(**h);
+          if (handle.ok()) {
+            EXPECT_TRUE(platform_.Stop(*handle).ok());
+          }
+        }
+      }
+    }
+    if (router_) router_->Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  DeploymentSpec Spec(const std::string& version, const std::string& flags = "") {
+    DeploymentSpec s;
+    s.service = kService;
+    s.version = version;
+    s.command = std::string(TURNOUT_DEMO_APP_BINARY) +
+                " --listen 127.0.0.1:{port} --version {version} --slot {slot} " + flags;
+    s.grace = 2s;
+    s.log_dir = dir_;
+    s.ready_deadline = 10s;
+    s.smoke_checks = {SmokeCheck{"GET", "/", 200}};
+    s.bake_time = 30s;
+    s.scale_down_delay = 60s;
+    s.started_by = "engine_test";
+    return s;
+  }
+
+  std::unique_ptr<Engine> NewEngine() {
+    EngineOptions o;
+    o.router_address = router_address_;
+    return std::make_unique<Engine>(*store_, platform_, *router_, clock_, o);
+  }
+
+  // Steps until the deployment finishes or enters `stop_at`. The clock moves only where the
+  // engine waits for it (bake, scale-down delay); readiness waits on the real processes. Bounded
+  // by 400 steps (each blocks at most probe_wait + probe timeouts).
+  StepReport Run(Engine& engine, std::optional<DeploymentState> stop_at = std::nullopt) {
+    StepReport last;
+    last.state = engine.deployment().state;
+    for (int i = 0; i < 400; ++i) {
+      if (stop_at && engine.deployment().state == *stop_at) return last;
+      if (state::IsTerminal(engine.deployment().state)) return last;
+      auto r = engine.Step();
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return last;
+      last = *r;
+      if (last.state == DeploymentState::kBaking || last.state == DeploymentState::kScalingDown) {
+        if (!last.waiting_for.empty()) clock_.Advance(10s);
+      }
+    }
+    ADD_FAILURE() << "deployment did not finish; last: " << last.waiting_for;
+    return last;
+  }
+
+  state::Deployment Deploy(const DeploymentSpec& spec, DeploymentState expected) {
+    auto engine = NewEngine();
+    auto d = engine->Begin(spec);
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    if (!d.ok()) return {};
+    Run(*engine);
+    EXPECT_EQ(engine->deployment().state, expected) << engine->deployment().reason;
+    return engine->deployment();
+  }
+
+  // The version users get through the router ("" when the request fails).
+  std::string UserVersion() {
+    ProbeRequest req;
+    req.address = router_address_;
+    auto r = HttpProbe(req);
+    if (!r.ok() || r->status != 200) return "";
+    return r->Header("X-Version");
+  }
+
+  std::vector<DeploymentState> States(int64_t deployment_id) {
+    std::vector<DeploymentState> out;
+    auto ts = store_->Transitions(deployment_id);
+    EXPECT_TRUE(ts.ok());
+    if (!ts.ok()) return out;
+    // The history is a chain: each transition leaves the state the previous one entered.
+    DeploymentState at = DeploymentState::kPending;
+    for (const auto& t : *ts) {
+      EXPECT_EQ(t.from, at) << "broken transition chain";
+      at = t.to;
+      out.push_back(t.to);
+    }
+    return out;
+  }
+
+  static bool Contains(const std::vector<DeploymentState>& v, DeploymentState s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  }
+
+  // Whether every instance row of the deployment is stopped and its process ended.
+  void ExpectInstancesStopped(int64_t deployment_id) {
+    auto records = store_->ListInstances(kService, false);
+    ASSERT_TRUE(records.ok());
+    int seen = 0;
+    for (const auto& r : *records) {
+      if (r.deployment_id != deployment_id) continue;
+      ++seen;
+      EXPECT_TRUE(r.state == state::InstanceState::kStopped ||
+                  r.state == state::InstanceState::kFailed)
+          << state::InstanceStateName(r.state);
+      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+      ASSERT_TRUE(h.ok() && *h);
+      auto handle = platform::DecodeHandle(**h);
+      ASSERT_TRUE(handle.ok());
+      auto st = platform_.Inspect(*handle);
+      ASSERT_TRUE(st.ok());
+      EXPECT_FALSE(st->running());
+    }
+    EXPECT_GT(seen, 0);
+  }
+
+  void ExpectInstancesRunning(int64_t deployment_id) {
+    auto records = store_->ListInstances(kService, true);
+    ASSERT_TRUE(records.ok());
+    int seen = 0;
+    for (const auto& r : *records) {
+      if (r.deployment_id != deployment_id) continue;
+      ++seen;
+      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+      ASSERT_TRUE(h.ok() && *h);
+      auto handle = platform::DecodeHandle(**h);
+      ASSERT_TRUE(handle.ok());
+      auto st = platform_.Inspect(*handle);
+      ASSERT_TRUE(st.ok());
+      EXPECT_TRUE(st->running());
+    }
+    EXPECT_GT(seen, 0);
+  }
+
+  ManualClock clock_;
+  std::string dir_;
+  std::unique_ptr<state::SqliteStateStore> store_;
+  platform::ProcessPlatform platform_;
+  std::unique_ptr<router::Router> router_;
+  std::string router_address_;
+};
+
+TEST_F(EngineTest, FirstDeploymentThenSecondMovesTrafficAndScalesDownOldSlot) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  EXPECT_EQ(d1.target_slot, "blue");
+  EXPECT_EQ(UserVersion(), "v1");
+  EXPECT_EQ(States(d1.id), (std::vector<DeploymentState>{
+                               DeploymentState::kPreChecks, DeploymentState::kLaunching,
+                               DeploymentState::kWaitingReady, DeploymentState::kSmokeTesting,
+                               DeploymentState::kSwitching, DeploymentState::kBaking,
+                               DeploymentState::kScalingDown, DeploymentState::kSucceeded}));
+
+  DeploymentSpec v2 = Spec("v2");
+  v2.replicas = 2;
+  auto engine = NewEngine();
+  auto d2 = engine->Begin(v2);
+  ASSERT_TRUE(d2.ok()) << d2.status().ToString();
+  EXPECT_EQ(d2->target_slot, "green");
+  EXPECT_EQ(d2->previous_slot, "blue");
+  Run(*engine, DeploymentState::kScalingDown);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
+  EXPECT_EQ(UserVersion(), "v2");
+  ExpectInstancesRunning(d1.id);  // still warm for an instant rollback
+
+  auto waiting = engine->Step();
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_NE(waiting->waiting_for.find("scale-down in 60 s"), std::string::npos)
+      << waiting->waiting_for;
+  clock_.Advance(61s);
+  Run(*engine);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(d2->id);
+  EXPECT_EQ(UserVersion(), "v2");
+
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "green");
+  EXPECT_EQ(service->active_revision, 2);
+  auto history = store_->History(kService, 0);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].version, "v2");
+  EXPECT_EQ((*history)[1].version, "v1");
+  auto steps = store_->Steps(d2->id);
+  ASSERT_TRUE(steps.ok());
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_EQ((*steps)[0].outcome, state::StepOutcome::kOk);
+  auto audit = store_->VerifyAudit();
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->ok()) << audit->ToString();
+}
+
+TEST_F(EngineTest, VersionFailingReadinessIsNeverSwitchedTo) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(Spec("v3", "--fail-ready")).ok());
+  Run(*engine, DeploymentState::kWaitingReady);
+  for (int i = 0; i < 3; ++i) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->state, DeploymentState::kWaitingReady);
+    EXPECT_NE(r->waiting_for.find("(0/1)"), std::string::npos) << r->waiting_for;
+  }
+  clock_.Advance(11s);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_NE(engine->deployment().reason.find("not ready within 10 s"), std::string::npos)
+      << engine->deployment().reason;
+  std::vector<DeploymentState> states = States(engine->deployment().id);
+  EXPECT_FALSE(Contains(states, DeploymentState::kSwitching));
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_revision, d1.revision);
+}
+
+TEST_F(EngineTest, FailedSmokeTestIsNeverSwitchedTo) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.smoke_checks = {SmokeCheck{"GET", "/", 418}};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("expected 418, got 200"), std::string::npos) << d2.reason;
+  EXPECT_FALSE(Contains(States(d2.id), DeploymentState::kSwitching));
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(d2.id);
+  auto steps = store_->Steps(d2.id);
+  ASSERT_TRUE(steps.ok());
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_EQ((*steps)[0].outcome, state::StepOutcome::kFailed);
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, InstanceCrashingAfterStartIsNeverSwitchedTo) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  state::Deployment d2 =
+      Deploy(Spec("v2", "--ready-after 30s --crash-after 300ms"), DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("before becoming ready"), std::string::npos) << d2.reason;
+  EXPECT_FALSE(Contains(States(d2.id), DeploymentState::kSwitching));
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+TEST_F(EngineTest, FailureDuringBakeSwitchesBack) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2", "--crash-after 1500ms");
+  v2.bake_time = std::chrono::hours(1);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  EXPECT_EQ(UserVersion(), "v2");
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_NE(engine->deployment().reason.find("during bake"), std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_EQ(UserVersion(), "v1");
+  std::vector<DeploymentState> states = States(engine->deployment().id);
+  EXPECT_TRUE(Contains(states, DeploymentState::kBaking));
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "blue");
+  EXPECT_EQ(service->active_revision, d1.revision);
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, EmergencyRollbackWhileOldSlotIsWarmSwitchesBackAtOnce) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(Spec("v2")).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  ASSERT_TRUE(engine->RequestRollback("operator said so").ok());
+  // Traffic moved inside the call, before any Step.
+  EXPECT_EQ(UserVersion(), "v1");
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, SecondDeploymentWhileOneIsActiveIsRefused) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto first = NewEngine();
+  ASSERT_TRUE(first->Begin(Spec("v2")).ok());
+  Run(*first, DeploymentState::kWaitingReady);
+  auto second = NewEngine();
+  auto refused = second->Begin(Spec("v3"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(refused.status().message().find("v2"), std::string::npos) << refused.status().message();
+  Run(*first);
+  EXPECT_EQ(first->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+}
+
+TEST_F(EngineTest, FirstDeploymentThatNeverGetsReadyLeavesNothingRunning) {
+  DeploymentSpec v1 = Spec("v1", "--fail-ready");
+  v1.ready_deadline = 1s;
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v1).ok());
+  Run(*engine, DeploymentState::kWaitingReady);
+  clock_.Advance(2s);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  ExpectInstancesStopped(engine->deployment().id);
+  auto active = store_->ActiveDeployment(kService);
+  ASSERT_TRUE(active.ok());
+  EXPECT_FALSE(active->has_value());
+}
+
+// "Crash" at each state: the engine that recorded the transition into the state is destroyed
+// before it acts on it; a new engine over the same store, platform and router resumes.
+class EngineCrashTest : public EngineTest, public ::testing::WithParamInterface<DeploymentState> {};
+
+TEST_P(EngineCrashTest, ResumeAfterCrashReachesTheDocumentedOutcome) {
+  const DeploymentState crash_at = GetParam();
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  int64_t d2_id = 0;
+  {
+    auto engine = NewEngine();
+    auto d2 = engine->Begin(Spec("v2"));
+    ASSERT_TRUE(d2.ok());
+    d2_id = d2->id;
+    Run(*engine, crash_at);
+    ASSERT_EQ(engine->deployment().state, crash_at);
+  }  // the crash: nothing of the engine survives but the store, the processes and the router
+
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_TRUE(resumed->has_value());
+  EXPECT_EQ((*resumed)->id, d2_id);
+  Run(*engine);
+
+  const bool pre_switch =
+      crash_at == DeploymentState::kPending || crash_at == DeploymentState::kPreChecks ||
+      crash_at == DeploymentState::kLaunching || crash_at == DeploymentState::kWaitingReady ||
+      crash_at == DeploymentState::kSmokeTesting;
+  std::vector<DeploymentState> states = States(d2_id);
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  if (pre_switch) {
+    EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+    EXPECT_NE(engine->deployment().reason.find("controller restarted"), std::string::npos);
+    EXPECT_FALSE(Contains(states, DeploymentState::kSwitching));
+    EXPECT_EQ(UserVersion(), "v1");
+    EXPECT_EQ(service->active_revision, d1.revision);
+    ExpectInstancesRunning(d1.id);
+    if (crash_at != DeploymentState::kPending && crash_at != DeploymentState::kPreChecks &&
+        crash_at != DeploymentState::kLaunching) {
+      ExpectInstancesStopped(d2_id);
+    }
+  } else {
+    EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
+        << engine->deployment().reason;
+    EXPECT_EQ(UserVersion(), "v2");
+    EXPECT_EQ(service->active_slot, "green");
+    EXPECT_EQ(service->active_revision, d1.revision + 1);
+    ExpectInstancesStopped(d1.id);
+    ExpectInstancesRunning(d2_id);
+    // No state ran twice: the resumed engine continued where the first one stopped.
+    for (DeploymentState s :
+         {DeploymentState::kSwitching, DeploymentState::kBaking, DeploymentState::kScalingDown}) {
+      EXPECT_EQ(std::count(states.begin(), states.end(), s), 1);
+    }
+  }
+  auto again = NewEngine()->Resume(kService);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->has_value()) << "no deployment may stay active after the resume";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStates, EngineCrashTest,
+                         ::testing::Values(DeploymentState::kPending, DeploymentState::kPreChecks,
+                                           DeploymentState::kLaunching,
+                                           DeploymentState::kWaitingReady,
+                                           DeploymentState::kSmokeTesting,
+                                           DeploymentState::kSwitching, DeploymentState::kBaking,
+                                           DeploymentState::kScalingDown),
+                         [](const ::testing::TestParamInfo<DeploymentState>& info) {
+                           std::string name(state::DeploymentStateName(info.param));
+                           name.erase(std::remove(name.begin(), name.end(), '_'), name.end());
+                           return name;
+                         });
+
+// A crash after the rollback began (during bake, after the switch back was recorded): the new
+// engine finishes the rollback.
+TEST_F(EngineTest, CrashDuringRollingBackIsFinishedByTheNextEngine) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  int64_t d2_id = 0;
+  {
+    auto engine = NewEngine();
+    auto d2 = engine->Begin(Spec("v2"));
+    ASSERT_TRUE(d2.ok());
+    d2_id = d2->id;
+    Run(*engine, DeploymentState::kBaking);
+    // Record the rollback as the first engine would, then "crash" before it acts.
+    ASSERT_TRUE(store_
+                    ->RecordTransition(d2_id, DeploymentState::kBaking,
+                                       DeploymentState::kRollingBack, "bake failed")
+                    .ok());
+  }
+  EXPECT_EQ(UserVersion(), "v2");
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(d2_id);
+  ExpectInstancesRunning(d1.id);
+  States(d2_id);
+}
+
+}  // namespace
+}  // namespace turnout::controller
