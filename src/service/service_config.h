@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -49,7 +50,7 @@ struct PlatformConfig {
   std::vector<std::pair<std::string, std::string>> env;
   int replicas = 1;                     // instances per slot, 1..64. Default: 1
   std::string stop_signal = "SIGTERM";  // canonical name. Default: SIGTERM
-  int stop_signal_number = 15;          // the number of stop_signal (filled by the parser)
+  int stop_signal_number = SIGTERM;     // the number of stop_signal (filled by the parser)
   Millis grace_period{10000};           // stop_signal -> SIGKILL. Default: 10s
   PortRange ports;                      // Default: 20000-20999
 };
