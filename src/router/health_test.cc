@@ -155,7 +155,7 @@ std::unique_ptr<TestUpstream> MustStart(const std::string& name) {
   return std::move(up).value();
 }
 
-TEST(HealthCheckerTest, ClassifiesOkErrorHangAndRefused) {
+TEST(HealthCheckerTest, ClassifiesEveryKindOfAnswer) {
   auto ok = MustStart("ok");
   auto error = MustStart("error");
   error->SetHealthPath("/not-the-check-path");
@@ -163,6 +163,12 @@ TEST(HealthCheckerTest, ClassifiesOkErrorHangAndRefused) {
   auto hang = MustStart("hang");
   hang->SetHealthPath("/not-the-check-path");
   hang->SetBehavior(Behavior::Of(Behavior::Kind::kHang));
+  auto broken = MustStart("broken");
+  broken->SetHealthPath("/not-the-check-path");
+  broken->SetBehavior(Behavior::Of(Behavior::Kind::kBrokenHead));
+  auto closing = MustStart("closing");
+  closing->SetHealthPath("/not-the-check-path");
+  closing->SetBehavior(Behavior::Of(Behavior::Kind::kCloseBeforeResponse));
   std::string refused_address;
   {
     auto gone = MustStart("gone");
@@ -173,22 +179,27 @@ TEST(HealthCheckerTest, ClassifiesOkErrorHangAndRefused) {
   auto error_health = std::make_shared<InstanceHealth>();
   auto hang_health = std::make_shared<InstanceHealth>();
   auto refused_health = std::make_shared<InstanceHealth>();
+  auto broken_health = std::make_shared<InstanceHealth>();
+  auto closing_health = std::make_shared<InstanceHealth>();
   ok_health->healthy = false;  // as for a new instance: must be brought up by a check
 
   HealthChecker checker(FastChecks(), SystemClock::Get());
   checker.SetTargets({{ok->address(), ok_health},
                       {error->address(), error_health},
                       {hang->address(), hang_health},
-                      {refused_address, refused_health}});
+                      {refused_address, refused_health},
+                      {broken->address(), broken_health},
+                      {closing->address(), closing_health}});
   ASSERT_TRUE(checker.Start().ok());
   EXPECT_FALSE(checker.Start().ok());  // already running
 
   EXPECT_TRUE(Eventually([&] {
     return ok_health->healthy && !error_health->healthy && !hang_health->healthy &&
-           !refused_health->healthy;
+           !refused_health->healthy && !broken_health->healthy && !closing_health->healthy;
   })) << "ok="
       << ok_health->healthy << " error=" << error_health->healthy
-      << " hang=" << hang_health->healthy << " refused=" << refused_health->healthy;
+      << " hang=" << hang_health->healthy << " refused=" << refused_health->healthy
+      << " broken=" << broken_health->healthy << " closing=" << closing_health->healthy;
 
   // The checks really went out as specified.
   EXPECT_GT(ok->health_checks(), 0u);
