@@ -256,6 +256,22 @@ void Engine::WaitForExit() {
   }
 }
 
+Result<std::optional<std::string>> Engine::OldSlotNotWarm() {
+  const std::string& old_slot = deployment_->previous_slot;
+  if (old_instances_.empty()) {
+    return std::optional<std::string>("no instance of " + old_slot + " is left running");
+  }
+  for (const auto& i : old_instances_) {
+    if (!i.handle) continue;
+    TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus s, platform_.Inspect(*i.handle));
+    if (!s.running()) {
+      return std::optional<std::string>("old instance " + old_slot + "-" + std::to_string(i.index) +
+                                        " " + s.ToString());
+    }
+  }
+  return std::optional<std::string>();
+}
+
 Status Engine::StopInstance(Instance& instance) {
   TURNOUT_RETURN_IF_ERROR(
       store_.SetInstanceState(instance.record_id, state::InstanceState::kStopping));
@@ -526,6 +542,15 @@ Result<StepReport> Engine::StepRollingBack() {
     if (old_slot.empty()) {
       // A first deployment has nothing to go back to; leave the router as it is.
     } else {
+      // Switching back to a slot whose instances are gone would turn a degraded version into
+      // an outage: then the new version keeps serving and the deployment fails.
+      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
+      if (cold) {
+        TURNOUT_RETURN_IF_ERROR(Transition(
+            DeploymentState::kFailed,
+            "cannot switch back: " + *cold + "; " + deployment_->version + " keeps serving"));
+        return Report("");
+      }
       TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
       if (policy.active != old_slot || policy.canary) {
         TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
@@ -572,6 +597,10 @@ Status Engine::RequestRollback(std::string_view reason) {
         }
       }
     }
+  }
+  if (switched_ && !deployment_->previous_slot.empty()) {
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
+    if (cold) return FailedPrecondition("cannot switch back: " + *cold);
   }
   TURNOUT_RETURN_IF_ERROR(
       Transition(DeploymentState::kRollingBack, "rollback requested: " + std::string(reason)));

@@ -32,7 +32,9 @@
 //
 // Emergency rollback: RequestRollback() while the old slot is still warm (Baking, Switching, or
 // ScalingDown before any old instance was stopped) switches the router back inside the call
-// (the fast path), then Step() stops the new instances.
+// (the fast path), then Step() stops the new instances. Traffic never goes back to a slot whose
+// instances ended: RequestRollback refuses (FailedPrecondition), and an automatic rollback after
+// the switch ends in Failed with the new version still serving.
 //
 // Persistence beyond the StateStore's own records: settings "controller.spec.<deployment id>"
 // (the DeploymentSpec as JSON) and "controller.handle.<instance row id>" (platform handles).
@@ -132,6 +134,8 @@ class Engine {
   Result<bool> ProbeReady(const Instance& instance);
   void WaitForExit();
   Status StopInstance(Instance& instance);
+  // Why the old slot cannot take traffic back (an old instance ended), or nullopt when it can.
+  Result<std::optional<std::string>> OldSlotNotWarm();
   std::vector<std::string> NewAddresses() const;
   Clock::Duration Elapsed() const { return clock_.Now() - entered_; }
 

@@ -156,45 +156,29 @@ class EngineTest : public ::testing::Test {
     return std::find(v.begin(), v.end(), s) != v.end();
   }
 
-  // Whether every instance row of the deployment is stopped and its process ended.
-  void ExpectInstancesStopped(int64_t deployment_id) {
+  // Checks every instance row of the deployment: its recorded state and whether its process
+  // runs. `running` false: the row is stopped (or failed) and the process ended.
+  void ExpectInstances(int64_t deployment_id, bool running) {
     auto records = store_->ListInstances(kService, false);
     ASSERT_TRUE(records.ok());
     int seen = 0;
     for (const auto& r : *records) {
       if (r.deployment_id != deployment_id) continue;
       ++seen;
-      EXPECT_TRUE(r.state == state::InstanceState::kStopped ||
-                  r.state == state::InstanceState::kFailed)
-          << state::InstanceStateName(r.state);
+      const bool live_row = r.state == state::InstanceState::kRunning;
+      EXPECT_EQ(live_row, running) << state::InstanceStateName(r.state);
       auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
       ASSERT_TRUE(h.ok() && *h);
       auto handle = platform::DecodeHandle(**h);
       ASSERT_TRUE(handle.ok());
       auto st = platform_.Inspect(*handle);
       ASSERT_TRUE(st.ok());
-      EXPECT_FALSE(st->running());
+      EXPECT_EQ(st->running(), running) << st->ToString();
     }
     EXPECT_GT(seen, 0);
   }
-
-  void ExpectInstancesRunning(int64_t deployment_id) {
-    auto records = store_->ListInstances(kService, true);
-    ASSERT_TRUE(records.ok());
-    int seen = 0;
-    for (const auto& r : *records) {
-      if (r.deployment_id != deployment_id) continue;
-      ++seen;
-      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-      ASSERT_TRUE(h.ok() && *h);
-      auto handle = platform::DecodeHandle(**h);
-      ASSERT_TRUE(handle.ok());
-      auto st = platform_.Inspect(*handle);
-      ASSERT_TRUE(st.ok());
-      EXPECT_TRUE(st->running());
-    }
-    EXPECT_GT(seen, 0);
-  }
+  void ExpectInstancesStopped(int64_t deployment_id) { ExpectInstances(deployment_id, false); }
+  void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
 
   ManualClock clock_;
   std::string dir_;
@@ -343,6 +327,27 @@ TEST_F(EngineTest, EmergencyRollbackWhileOldSlotIsWarmSwitchesBackAtOnce) {
   EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
   ExpectInstancesStopped(engine->deployment().id);
   ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, NoSwitchBackToAnOldSlotWhoseInstancesEnded) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(Spec("v2")).ok());
+  Run(*engine, DeploymentState::kBaking);
+  auto records = store_->ListInstances(kService, true);
+  ASSERT_TRUE(records.ok());
+  for (const auto& r : *records) {
+    if (r.deployment_id != d1.id) continue;
+    auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+    ASSERT_TRUE(h.ok() && *h);
+    auto handle = platform::DecodeHandle(**h);
+    ASSERT_TRUE(handle.ok());
+    ASSERT_TRUE(platform_.Stop(*handle).ok());
+  }
+  Status s = engine->RequestRollback("operator said so");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kBaking);
+  EXPECT_EQ(UserVersion(), "v2");
 }
 
 TEST_F(EngineTest, SecondDeploymentWhileOneIsActiveIsRefused) {
