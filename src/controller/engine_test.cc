@@ -314,6 +314,77 @@ TEST_F(EngineTest, FailureDuringBakeSwitchesBack) {
   ExpectInstancesRunning(d1.id);
 }
 
+TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = std::chrono::hours(1);
+  v2.bake_failure_threshold = 3;
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  auto records = store_->ListInstances(kService, true);
+  ASSERT_TRUE(records.ok());
+  for (const auto& r : *records) {
+    if (r.deployment_id != engine->deployment().id) continue;
+    ProbeRequest fault;
+    fault.address = "127.0.0.1:" + std::to_string(r.port);
+    fault.method = "POST";
+    fault.path = "/admin/fault?fail-ready=true";
+    auto reply = HttpProbe(fault);
+    ASSERT_TRUE(reply.ok() && reply->status == 200) << reply.status().ToString();
+  }
+  // Two failed probes are tolerated, the third switches back.
+  for (int i = 0; i < 2; ++i) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->state, DeploymentState::kBaking);
+  }
+  auto r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kRollingBack);
+  EXPECT_NE(engine->deployment().reason.find("failed 3 readiness probes"), std::string::npos)
+      << engine->deployment().reason;
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, ResumeInSwitchingWithADeadNewInstanceRollsBack) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  int64_t d2_id = 0;
+  {
+    auto engine = NewEngine();
+    auto d2 = engine->Begin(Spec("v2"));
+    ASSERT_TRUE(d2.ok());
+    d2_id = d2->id;
+    Run(*engine, DeploymentState::kSwitching);
+  }
+  // While no controller runs, the new instance dies.
+  auto records = store_->ListInstances(kService, true);
+  ASSERT_TRUE(records.ok());
+  for (const auto& r : *records) {
+    if (r.deployment_id != d2_id) continue;
+    auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+    ASSERT_TRUE(h.ok() && *h);
+    auto handle = platform::DecodeHandle(**h);
+    ASSERT_TRUE(handle.ok());
+    ASSERT_TRUE(platform_.Stop(*handle).ok());
+  }
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_NE(engine->deployment().reason.find("before the switch"), std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesRunning(d1.id);
+  States(d2_id);
+}
+
 TEST_F(EngineTest, EmergencyRollbackWhileOldSlotIsWarmSwitchesBackAtOnce) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   auto engine = NewEngine();
