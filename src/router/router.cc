@@ -96,7 +96,7 @@ uint64_t Router::Impl::Publish() {
     table->slots[i].instances = instances[i];
   }
   IndexRoutingTable(table.get());
-  shared.table.store(std::move(table), std::memory_order_release);
+  shared.PublishTable(std::move(table));
   shared.generation.store(generation, std::memory_order_release);
   return generation;
 }

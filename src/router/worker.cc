@@ -460,7 +460,7 @@ void Worker::Impl::Unlink(Conn* c) {
 void Worker::Impl::RefreshTable() {
   uint64_t g = shared.generation.load(std::memory_order_acquire);
   if (g == table_generation && table) return;
-  table = shared.table.load(std::memory_order_acquire);
+  table = shared.CurrentTable();
   table_generation = g;
   if (rr.size() < table->slots.size()) rr.resize(table->slots.size(), 0);
   PoolDropUnrouted();

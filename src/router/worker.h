@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/clock.h"
@@ -33,9 +34,20 @@ struct DataPlaneShared {
   int workers = 1;
   TrustedProxies trusted;
   uint64_t start_ns = 0;  // wall-clock start, part of generated request ids
-  // The current table. Published by the control side before `generation` is bumped (release);
-  // a worker loads `generation` (acquire) per request and reloads `table` only when it moved.
-  std::atomic<std::shared_ptr<const RoutingTable>> table;
+  // The current table. The control side publishes it before bumping `generation` (release); a
+  // worker loads `generation` (acquire) per request and takes the table, under `table_mu`, only
+  // when the generation moved: the request path itself takes no lock. (A mutex rather than
+  // std::atomic<std::shared_ptr>: libstdc++ 12's version unlocks loads with a relaxed store.)
+  void PublishTable(std::shared_ptr<const RoutingTable> t) {
+    std::lock_guard<std::mutex> lock(table_mu);
+    table = std::move(t);
+  }
+  std::shared_ptr<const RoutingTable> CurrentTable() {
+    std::lock_guard<std::mutex> lock(table_mu);
+    return table;
+  }
+  std::mutex table_mu;
+  std::shared_ptr<const RoutingTable> table;  // guarded by table_mu
   std::atomic<uint64_t> generation{0};
   std::atomic<int64_t> connections{0};  // open client connections, all workers
 };
