@@ -343,7 +343,14 @@ Result<StepReport> Engine::StepLaunching() {
       if (spec_.base_port != 0) {
         inst.port = static_cast<uint16_t>(spec_.base_port + slot_index * spec_.replicas + index);
       } else {
-        TURNOUT_ASSIGN_OR_RETURN(inst.port, FreePort(spec_.host));
+        // Two calls may be handed the same free port; replicas must not share one.
+        for (int attempt = 0; attempt < 20; ++attempt) {
+          TURNOUT_ASSIGN_OR_RETURN(inst.port, FreePort(spec_.host));
+          if (std::none_of(new_instances_.begin(), new_instances_.end(),
+                           [&](const Instance& o) { return o.port == inst.port; })) {
+            break;
+          }
+        }
       }
     }
     inst.slot = slot;

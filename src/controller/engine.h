@@ -10,8 +10,9 @@
 // crash is safe (Launching skips instances already recorded; Switching reads the router's policy
 // and switches only when needed; stopping an ended instance is OK).
 //
-// Driving: Step() does the next bounded piece of work of the current state (at most one probe
-// round plus one bounded wait of options.probe_wait for an instance to exit) and says what it is
+// Driving: Step() does the next bounded piece of work of the current state (at most one round of
+// probes or smoke checks, each bounded by options.probe_timeout, plus one wait of at most
+// options.probe_wait for an instance to exit, or the stops of a slot) and says what it is
 // waiting for. The daemon calls it in a loop; tests move a ManualClock between calls. Deadlines
 // (ready_deadline, bake_time, scale_down_delay) are measured by the injected Clock from the
 // moment the state was entered.
