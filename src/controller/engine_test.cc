@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "controller/http_probe.h"
 #include "platform/process_platform.h"
 #include "router/router.h"
+#include "router/testing/raw_client.h"
 #include "state/sqlite_state_store.h"
 
 namespace turnout::controller {
@@ -239,6 +241,35 @@ TEST_F(EngineTest, FirstDeploymentThenSecondMovesTrafficAndScalesDownOldSlot) {
   auto audit = store_->VerifyAudit();
   ASSERT_TRUE(audit.ok());
   EXPECT_TRUE(audit->ok()) << audit->ToString();
+}
+
+TEST_F(EngineTest, DeploymentUnderLoadLosesNoRequest) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  router::testing::LoadOptions load_options;
+  load_options.address = router_address_;
+  load_options.connections = 4;
+  load_options.max_requests = 20000;
+  load_options.max_duration = 30s;  // an upper bound; stopped once the deployment finished
+  load_options.upstream_header = "X-Version";
+  router::testing::LoadRunner load(load_options);
+  load.Start();
+  ASSERT_TRUE(load.WaitForCompleted(100, 10s)) << "load did not start";
+
+  DeploymentSpec v2 = Spec("v2");
+  v2.replicas = 2;
+  state::Deployment d2 = Deploy(v2, DeploymentState::kSucceeded);  // incl. v1's scale-down
+  const uint64_t at_finish = load.completed();
+  ASSERT_TRUE(load.WaitForCompleted(at_finish + 100, 10s)) << "no requests after the deploy";
+  load.Stop();
+  router::testing::LoadResult result = load.Wait();
+  std::printf("deploy under load: %s\n", result.Summary().c_str());
+  EXPECT_EQ(result.failures(), 0u) << result.Summary();
+  EXPECT_GT(result.by_upstream["v1"], 0u);
+  EXPECT_GT(result.by_upstream["v2"], 0u);
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(d2.id);
 }
 
 TEST_F(EngineTest, VersionFailingReadinessIsNeverSwitchedTo) {
