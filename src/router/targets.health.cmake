@@ -6,7 +6,7 @@ turnout_cc_library(NAME router_health
 turnout_cc_test(NAME router_health_unit_test
   SRCS health_test.cc
   DEPS turnout_router_health turnout_router_testing
-  LABELS unit)  # also labelled concurrency, in targets.tests.cmake
+  LABELS unit concurrency)
 turnout_cc_test(NAME router_policy_store_test
   SRCS policy_store_test.cc
   DEPS turnout_router_health)
