@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds turnout and runs the whole test suite:
-#   1. release build: unit + integration tests (real processes, real sockets on loopback);
-#   2. AddressSanitizer + UBSan build: the same tests, plus every fuzz target for a bounded time;
-#   3. ThreadSanitizer build: the tests labelled 'concurrency'.
+#   1. AddressSanitizer + UBSan build (clang, -O2): every unit and integration test (real
+#      processes, real sockets on loopback, a real PostgreSQL), then every fuzz target for a
+#      bounded time over its seed corpus;
+#   2. ThreadSanitizer build: the tests labelled 'concurrency' (only their targets are built).
 #
 #   scripts/test.sh            everything above
-#   scripts/test.sh --quick    the release build's tests only
+#   scripts/test.sh --quick    a plain release build and its tests, no sanitizers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,20 +16,28 @@ quick=0
 ./scripts/install-deps.sh
 
 jobs=$(nproc)
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
-run_preset() {
-  local preset=$1
-  step "configure + build ($preset)"
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset" -j "$jobs"
-  step "test ($preset)"
-  ctest --preset "$preset" -j "$jobs"
-}
-
-run_preset release
-if [[ $quick -eq 0 ]]; then
-  run_preset asan
-  run_preset tsan
+if [[ $quick -eq 1 ]]; then
+  step "configure + build (release)"
+  cmake --preset release >/dev/null
+  cmake --build --preset release -j "$jobs"
+  step "test (release)"
+  ctest --preset release -j "$jobs"
+  step "all tests passed"
+  exit 0
 fi
+
+step "configure + build (asan: AddressSanitizer + UBSan, with fuzz targets)"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$jobs"
+step "test (asan): unit, integration and fuzz"
+ctest --preset asan -j "$jobs"
+
+step "configure + build (tsan: the concurrency tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs" --target concurrency_tests
+step "test (tsan)"
+ctest --preset tsan -j "$jobs"
+
 step "all test stages passed"
