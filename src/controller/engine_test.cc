@@ -67,7 +67,7 @@ class EngineTest : public ::testing::Test {
           if (!h.ok() || !*h) continue;
           auto handle = platform::DecodeHandle(**h);
           if (handle.ok()) {
-            EXPECT_TRUE(platform_.Stop(*handle).ok());
+            EXPECT_TRUE(current_platform_->Stop(*handle).ok());
           }
         }
       }
@@ -96,7 +96,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> NewEngine() {
     EngineOptions o;
     o.router_address = router_address_;
-    return std::make_unique<Engine>(*store_, platform_, *router_, clock_, o);
+    return std::make_unique<Engine>(*store_, *current_platform_, *router_, clock_, o);
   }
 
   // Steps until the deployment finishes or enters `stop_at`. The clock moves only where the
@@ -173,7 +173,7 @@ class EngineTest : public ::testing::Test {
       ASSERT_TRUE(h.ok() && *h);
       auto handle = platform::DecodeHandle(**h);
       ASSERT_TRUE(handle.ok());
-      auto st = platform_.Inspect(*handle);
+      auto st = current_platform_->Inspect(*handle);
       ASSERT_TRUE(st.ok());
       EXPECT_EQ(st->running(), running) << st->ToString();
     }
@@ -186,6 +186,10 @@ class EngineTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<state::SqliteStateStore> store_;
   platform::ProcessPlatform platform_;
+  // What engines and checks use; a "restarted daemon" swaps in a fresh platform that only knows
+  // the instances through Adopt.
+  platform::Platform* current_platform_ = &platform_;
+  std::unique_ptr<platform::ProcessPlatform> restarted_platform_;
   std::unique_ptr<router::Router> router_;
   std::string router_address_;
 };
@@ -503,6 +507,9 @@ TEST_P(EngineCrashTest, ResumeAfterCrashReachesTheDocumentedOutcome) {
     ASSERT_EQ(engine->deployment().state, crash_at);
   }  // the crash: nothing of the engine survives but the store, the processes and the router
 
+  // The restarted controller has a platform of its own that never launched anything.
+  restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
+  current_platform_ = restarted_platform_.get();
   auto engine = NewEngine();
   auto resumed = engine->Resume(kService);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
