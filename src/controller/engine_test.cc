@@ -460,6 +460,37 @@ TEST_F(EngineTest, NoSwitchBackToAnOldSlotWhoseInstancesEnded) {
   EXPECT_EQ(UserVersion(), "v2");
 }
 
+TEST_F(EngineTest, AbortBeforeTheSwitchStopsTheNewInstancesOnly) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(Spec("v2", "--fail-ready")).ok());
+  Run(*engine, DeploymentState::kWaitingReady);
+  ASSERT_TRUE(engine->Step().ok());  // launched and probed: not ready
+  ASSERT_TRUE(engine->RequestRollback("aborted by operator").ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_NE(engine->deployment().reason.find("aborted by operator"), std::string::npos);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+  EXPECT_EQ(engine->RequestRollback("again").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, FirstDeploymentFailingAfterItsSwitchEndsFailedWithNothingToGoBackTo) {
+  DeploymentSpec v1 = Spec("v1", "--crash-after 1500ms");
+  v1.bake_time = std::chrono::hours(1);
+  state::Deployment d1 = Deploy(v1, DeploymentState::kFailed);
+  EXPECT_NE(d1.reason.find("no previous version"), std::string::npos) << d1.reason;
+  std::vector<DeploymentState> states = States(d1.id);
+  EXPECT_TRUE(Contains(states, DeploymentState::kRollingBack));
+  auto policy = router_->GetPolicy();
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->active, "blue");
+  auto active = store_->ActiveDeployment(kService);
+  ASSERT_TRUE(active.ok());
+  EXPECT_FALSE(active->has_value()) << "a failed deployment must release the service";
+}
+
 TEST_F(EngineTest, SecondDeploymentWhileOneIsActiveIsRefused) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   auto first = NewEngine();
