@@ -59,19 +59,7 @@ class EngineTest : public ::testing::Test {
 
   void TearDown() override {
     // Stop every instance the tests launched (all are recorded with their handles).
-    if (store_) {
-      auto records = store_->ListInstances("", false);
-      if (records.ok()) {
-        for (const auto& r : *records) {
-          auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-          if (!h.ok() || !*h) continue;
-          auto handle = platform::DecodeHandle(**h);
-          if (handle.ok()) {
-            EXPECT_TRUE(current_platform_->Stop(*handle).ok());
-          }
-        }
-      }
-    }
+    if (store_) KillInstances(0);
     if (router_) router_->Stop();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -158,26 +146,59 @@ class EngineTest : public ::testing::Test {
     return std::find(v.begin(), v.end(), s) != v.end();
   }
 
+  struct RecordedInstance {
+    state::InstanceRecord record;
+    platform::InstanceHandle handle;
+  };
+  // The instance rows (of every service when `deployment_id` is 0) with their persisted handles;
+  // rows without a handle (never launched) are left out.
+  std::vector<RecordedInstance> Recorded(int64_t deployment_id) {
+    std::vector<RecordedInstance> out;
+    auto records = store_->ListInstances("", false);
+    EXPECT_TRUE(records.ok());
+    if (!records.ok()) return out;
+    for (const auto& r : *records) {
+      if (deployment_id != 0 && r.deployment_id != deployment_id) continue;
+      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
+      if (!h.ok() || !*h) continue;
+      auto handle = platform::DecodeHandle(**h);
+      EXPECT_TRUE(handle.ok());
+      if (handle.ok()) out.push_back({r, *handle});
+    }
+    return out;
+  }
+
+  // Ends the deployment's processes behind the controller's back.
+  void KillInstances(int64_t deployment_id) {
+    for (const auto& i : Recorded(deployment_id)) {
+      EXPECT_TRUE(current_platform_->Stop(i.handle).ok());
+    }
+  }
+
+  // Begins v2 and "crashes" (destroys the engine) once the deployment entered `state`: nothing
+  // of that engine survives but the store, the processes and the router.
+  int64_t BeginV2AndCrashAt(DeploymentState state) {
+    auto engine = NewEngine();
+    auto d2 = engine->Begin(Spec("v2"));
+    EXPECT_TRUE(d2.ok()) << d2.status().ToString();
+    if (!d2.ok()) return 0;
+    Run(*engine, state);
+    EXPECT_EQ(engine->deployment().state, state);
+    return d2->id;
+  }
+
   // Checks every instance row of the deployment: its recorded state and whether its process
   // runs. `running` false: the row is stopped (or failed) and the process ended.
   void ExpectInstances(int64_t deployment_id, bool running) {
-    auto records = store_->ListInstances(kService, false);
-    ASSERT_TRUE(records.ok());
-    int seen = 0;
-    for (const auto& r : *records) {
-      if (r.deployment_id != deployment_id) continue;
-      ++seen;
-      const bool live_row = r.state == state::InstanceState::kRunning;
-      EXPECT_EQ(live_row, running) << state::InstanceStateName(r.state);
-      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-      ASSERT_TRUE(h.ok() && *h);
-      auto handle = platform::DecodeHandle(**h);
-      ASSERT_TRUE(handle.ok());
-      auto st = current_platform_->Inspect(*handle);
+    std::vector<RecordedInstance> instances = Recorded(deployment_id);
+    EXPECT_FALSE(instances.empty());
+    for (const auto& i : instances) {
+      const bool live_row = i.record.state == state::InstanceState::kRunning;
+      EXPECT_EQ(live_row, running) << state::InstanceStateName(i.record.state);
+      auto st = current_platform_->Inspect(i.handle);
       ASSERT_TRUE(st.ok());
       EXPECT_EQ(st->running(), running) << st->ToString();
     }
-    EXPECT_GT(seen, 0);
   }
   void ExpectInstancesStopped(int64_t deployment_id) { ExpectInstances(deployment_id, false); }
   void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
@@ -389,25 +410,8 @@ TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
 
 TEST_F(EngineTest, ResumeInSwitchingWithADeadNewInstanceRollsBack) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  int64_t d2_id = 0;
-  {
-    auto engine = NewEngine();
-    auto d2 = engine->Begin(Spec("v2"));
-    ASSERT_TRUE(d2.ok());
-    d2_id = d2->id;
-    Run(*engine, DeploymentState::kSwitching);
-  }
-  // While no controller runs, the new instance dies.
-  auto records = store_->ListInstances(kService, true);
-  ASSERT_TRUE(records.ok());
-  for (const auto& r : *records) {
-    if (r.deployment_id != d2_id) continue;
-    auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-    ASSERT_TRUE(h.ok() && *h);
-    auto handle = platform::DecodeHandle(**h);
-    ASSERT_TRUE(handle.ok());
-    ASSERT_TRUE(platform_.Stop(*handle).ok());
-  }
+  const int64_t d2_id = BeginV2AndCrashAt(DeploymentState::kSwitching);
+  KillInstances(d2_id);  // while no controller runs, the new instance dies
   auto engine = NewEngine();
   auto resumed = engine->Resume(kService);
   ASSERT_TRUE(resumed.ok() && resumed->has_value());
@@ -444,16 +448,7 @@ TEST_F(EngineTest, NoSwitchBackToAnOldSlotWhoseInstancesEnded) {
   auto engine = NewEngine();
   ASSERT_TRUE(engine->Begin(Spec("v2")).ok());
   Run(*engine, DeploymentState::kBaking);
-  auto records = store_->ListInstances(kService, true);
-  ASSERT_TRUE(records.ok());
-  for (const auto& r : *records) {
-    if (r.deployment_id != d1.id) continue;
-    auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-    ASSERT_TRUE(h.ok() && *h);
-    auto handle = platform::DecodeHandle(**h);
-    ASSERT_TRUE(handle.ok());
-    ASSERT_TRUE(platform_.Stop(*handle).ok());
-  }
+  KillInstances(d1.id);
   Status s = engine->RequestRollback("operator said so");
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_EQ(engine->deployment().state, DeploymentState::kBaking);
@@ -528,15 +523,8 @@ class EngineCrashTest : public EngineTest, public ::testing::WithParamInterface<
 TEST_P(EngineCrashTest, ResumeAfterCrashReachesTheDocumentedOutcome) {
   const DeploymentState crash_at = GetParam();
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  int64_t d2_id = 0;
-  {
-    auto engine = NewEngine();
-    auto d2 = engine->Begin(Spec("v2"));
-    ASSERT_TRUE(d2.ok());
-    d2_id = d2->id;
-    Run(*engine, crash_at);
-    ASSERT_EQ(engine->deployment().state, crash_at);
-  }  // the crash: nothing of the engine survives but the store, the processes and the router
+  const int64_t d2_id = BeginV2AndCrashAt(crash_at);
+  ASSERT_NE(d2_id, 0);
 
   // The restarted controller has a platform of its own that never launched anything.
   restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
@@ -602,19 +590,12 @@ INSTANTIATE_TEST_SUITE_P(AllStates, EngineCrashTest,
 // engine finishes the rollback.
 TEST_F(EngineTest, CrashDuringRollingBackIsFinishedByTheNextEngine) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  int64_t d2_id = 0;
-  {
-    auto engine = NewEngine();
-    auto d2 = engine->Begin(Spec("v2"));
-    ASSERT_TRUE(d2.ok());
-    d2_id = d2->id;
-    Run(*engine, DeploymentState::kBaking);
-    // Record the rollback as the first engine would, then "crash" before it acts.
-    ASSERT_TRUE(store_
-                    ->RecordTransition(d2_id, DeploymentState::kBaking,
-                                       DeploymentState::kRollingBack, "bake failed")
-                    .ok());
-  }
+  const int64_t d2_id = BeginV2AndCrashAt(DeploymentState::kBaking);
+  // Record the rollback as the first engine would have, just before its crash.
+  ASSERT_TRUE(store_
+                  ->RecordTransition(d2_id, DeploymentState::kBaking, DeploymentState::kRollingBack,
+                                     "bake failed")
+                  .ok());
   EXPECT_EQ(UserVersion(), "v2");
   auto engine = NewEngine();
   auto resumed = engine->Resume(kService);
