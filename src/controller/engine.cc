@@ -18,6 +18,7 @@ using state::DeploymentState;
 
 constexpr std::string_view kSpecKeyPrefix = "controller.spec.";
 constexpr std::string_view kHandleKeyPrefix = "controller.handle.";
+constexpr std::string_view kStateStepPrefix = "state:";
 
 std::string SpecKey(int64_t deployment_id) {
   return std::string(kSpecKeyPrefix) + std::to_string(deployment_id);
@@ -100,6 +101,7 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   spec_ = spec;
   deployment_ = d;
   switched_ = false;
+  state_step_id_ = 0;
   entered_ = clock_.Now();
   previous_revision_ = service.ok() ? service->active_revision : 0;
   new_instances_.clear();
@@ -121,6 +123,13 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
                            store_.Transitions(active->id));
   switched_ = std::any_of(transitions.begin(), transitions.end(),
                           [](const auto& t) { return t.to == DeploymentState::kSwitching; });
+  state_step_id_ = 0;
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
+  for (const auto& step : steps) {
+    if (step.outcome == state::StepOutcome::kRunning && step.step.starts_with(kStateStepPrefix)) {
+      state_step_id_ = step.id;
+    }
+  }
   // The time the current state was entered, carried over the restart by wall time.
   state::WallTime since = active->created_at;
   if (!transitions.empty()) since = transitions.back().at;
@@ -192,9 +201,26 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   TURNOUT_ASSIGN_OR_RETURN(
       state::Deployment d,
       store_.RecordTransition(deployment_->id, deployment_->state, to, reason));
+  const DeploymentState left = deployment_->state;
   deployment_ = std::move(d);
   entered_ = clock_.Now();
   if (to == DeploymentState::kSwitching) switched_ = true;
+  // Each state is also a step record, for its timing in the history. The transition above is
+  // what recovery relies on; a crash between it and these writes only loses a step's timing.
+  if (state_step_id_ != 0) {
+    const bool failed = to == DeploymentState::kFailed || (to == DeploymentState::kRollingBack &&
+                                                           left != DeploymentState::kRollingBack);
+    TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+        state_step_id_, failed ? state::StepOutcome::kFailed : state::StepOutcome::kOk, ""));
+    state_step_id_ = 0;
+  }
+  if (!state::IsTerminal(to)) {
+    TURNOUT_ASSIGN_OR_RETURN(
+        state_step_id_,
+        store_.BeginStep(
+            deployment_->id,
+            std::string(kStateStepPrefix) + std::string(state::DeploymentStateName(to)), "{}"));
+  }
   return Status::Ok();
 }
 

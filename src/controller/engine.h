@@ -39,6 +39,9 @@
 //
 // Persistence beyond the StateStore's own records: settings "controller.spec.<deployment id>"
 // (the DeploymentSpec as JSON) and "controller.handle.<instance row id>" (platform handles).
+// Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
+// finished ok when left, failed when left for RollingBack or Failed); smoke checks are steps
+// "smoke_test:<METHOD> <path>" with {"expected","status"} as detail.
 //
 // Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
 // Thread-safety: none; one thread drives one engine. Several engines must not drive the same
@@ -159,6 +162,7 @@ class Engine {
   DeploymentSpec spec_;
   int64_t previous_revision_ = 0;  // the revision serving before (0 on a first deployment)
   bool switched_ = false;          // the deployment reached Switching (traffic may have moved)
+  int64_t state_step_id_ = 0;      // the running "state:<name>" step record (0: none)
   Clock::TimePoint entered_{};     // when the current state was entered (by clock_)
   std::vector<Instance> new_instances_;  // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
