@@ -1,5 +1,6 @@
 #include "controller/deployment_spec.h"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "router/policy.h"
