@@ -1,13 +1,11 @@
 // Persistence of the active routing policy, so a restarted router serves what it served before.
 //
 // The file holds PolicyToJson(policy, include_secret=true): it contains the override secret, so
-// it is created with mode 0600. Writes are crash-safe: the JSON goes to "<path>.tmp", is
-// fsync'ed, renamed over <path>, and the directory is fsync'ed; a crash leaves either the old
-// or the new file, never a torn one (a leftover "<path>.tmp" is ignored and overwritten by the
-// next save).
+// it is created with mode 0600. Writes are crash-safe (common/file_util.h WriteFileAtomically):
+// a crash leaves either the old or the new file, never a torn one; a temporary file a crash
+// left behind ("<path>.tmp.*") is never read.
 //
-// Thread-safety: the functions are reentrant; concurrent SavePolicy calls on the same path
-// must be serialised by the caller (they share the .tmp file).
+// Thread-safety: reentrant; concurrent SavePolicy calls on one path are safe (the last wins).
 
 #pragma once
 
