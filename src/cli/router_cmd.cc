@@ -63,7 +63,7 @@ Result<Remote> ConnectRemote(const Args& args) {
   r.json = args.Has("json");
   Millis timeout(5000);
   if (args.Has("request-timeout")) {
-    TURNOUT_ASSIGN_OR_RETURN(timeout, router::ParseDuration(args.Get("request-timeout")));
+    TURNOUT_ASSIGN_OR_RETURN(timeout, ParseDuration(args.Get("request-timeout")));
   }
   auto client = AdminClient::Create(args.Get("admin", EnvOr("TURNOUT_ADMIN", kDefaultAdmin)),
                                     args.Get("token", EnvOr("TURNOUT_ADMIN_TOKEN", "")), timeout);
@@ -263,7 +263,7 @@ int RunDrain(Remote& remote, const Args& args) {
   const std::string slot = args.positional()[0];
   Millis timeout(30000);
   if (args.Has("timeout")) {
-    auto t = router::ParseDuration(args.Get("timeout"));
+    auto t = ParseDuration(args.Get("timeout"));
     if (!t.ok()) return UsageError("--timeout: " + t.status().message(), "");
     timeout = *t;
   }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 
+#include "common/duration.h"
 #include "db/lint.h"
 #include "db/migration.h"
 #include "db/migrator.h"
@@ -79,18 +80,9 @@ Flags:
                           recorded in the history rows
 )";
 
-Result<Clock::Duration> ParseDuration(const std::string& s) {
-  if (s == "0") return Clock::Duration(0);
-  size_t i = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-  if (i == 0 || i > 12) return InvalidArgument("bad duration '" + s + "' (e.g. 500ms, 5s, 2m)");
-  int64_t n = std::stoll(s.substr(0, i));
-  std::string unit = s.substr(i);
-  if (unit == "ms") return Clock::Duration(std::chrono::milliseconds(n));
-  if (unit == "s") return Clock::Duration(std::chrono::seconds(n));
-  if (unit == "m") return Clock::Duration(std::chrono::minutes(n));
-  if (unit == "h") return Clock::Duration(std::chrono::hours(n));
-  return InvalidArgument("bad duration '" + s + "' (units: ms, s, m, h)");
+Result<Clock::Duration> ParseFlagDuration(const std::string& s) {
+  TURNOUT_ASSIGN_OR_RETURN(std::chrono::milliseconds d, ParseDuration(s));
+  return Clock::Duration(d);
 }
 
 Result<int64_t> ParseInt(const std::string& flag, const std::string& s) {
@@ -318,13 +310,13 @@ class Command {
       options_.database = env;
     }
     if (auto v = Flag("lock-timeout")) {
-      TURNOUT_ASSIGN_OR_RETURN(options_.lock_timeout, ParseDuration(*v));
+      TURNOUT_ASSIGN_OR_RETURN(options_.lock_timeout, ParseFlagDuration(*v));
     }
     if (auto v = Flag("statement-timeout")) {
-      TURNOUT_ASSIGN_OR_RETURN(options_.statement_timeout, ParseDuration(*v));
+      TURNOUT_ASSIGN_OR_RETURN(options_.statement_timeout, ParseFlagDuration(*v));
     }
     if (auto v = Flag("wait-lock")) {
-      TURNOUT_ASSIGN_OR_RETURN(options_.wait_lock, ParseDuration(*v));
+      TURNOUT_ASSIGN_OR_RETURN(options_.wait_lock, ParseFlagDuration(*v));
     }
     if (auto v = Flag("lock-retries")) {
       TURNOUT_ASSIGN_OR_RETURN(int64_t n, ParseInt("lock-retries", *v));

@@ -465,24 +465,6 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
 
 }  // namespace
 
-Result<Millis> ParseDuration(std::string_view text) {
-  auto bad = [&] {
-    return InvalidArgument("'" + std::string(text) +
-                           "' is not a duration; expected e.g. 500ms, 2s, 1m or 1h");
-  };
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  uint64_t value = 0;
-  if (digits == 0 || digits > 9 || !ParseUint(text.substr(0, digits), &value)) return bad();
-  std::string_view unit = text.substr(digits);
-  int64_t v = static_cast<int64_t>(value);
-  if (unit == "ms") return Millis(v);
-  if (unit == "s") return Millis(v * 1000);
-  if (unit == "m") return Millis(v * 60'000);
-  if (unit == "h") return Millis(v * 3'600'000);
-  return bad();
-}
-
 Result<HostPort> ParseHostPort(std::string_view text) {
   const std::string original(text);
   auto bad = [&](std::string_view why) {

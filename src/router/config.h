@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/duration.h"
 #include "common/status.h"
 #include "router/policy.h"
 
@@ -86,9 +87,6 @@ Status ValidateRouterConfig(const RouterConfig& config);
 // positive integer, got 'two'".
 Result<RouterConfig> LoadRouterConfigFile(const std::string& path);
 Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_view file_name);
-
-// "500ms", "2s", "1m", "1h" (a whole number and a unit) as used in the YAML file and CLI flags.
-Result<Millis> ParseDuration(std::string_view text);
 
 // Splits "host:port" / "[v6]:port"; port 0..65535.
 struct HostPort {

@@ -259,7 +259,7 @@ class Reader {
       Expected(node, path, kDurationExpected);
       return std::nullopt;
     }
-    auto d = ParseServiceDuration(node.Scalar());
+    auto d = ParseDuration(node.Scalar());
     if (!d.ok()) {
       Expected(node, path, kDurationExpected);
       return std::nullopt;
@@ -915,25 +915,6 @@ class Canon {
 };
 
 }  // namespace
-
-Result<Millis> ParseServiceDuration(std::string_view text) {
-  auto bad = [&] {
-    return InvalidArgument("'" + std::string(text) + "' is not a duration; expected " +
-                           std::string(kDurationExpected));
-  };
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  uint64_t value = 0;
-  // Nine digits keep every unit far from overflowing int64 milliseconds.
-  if (digits == 0 || digits > 9 || !ParseUint(text.substr(0, digits), &value)) return bad();
-  std::string_view unit = text.substr(digits);
-  const int64_t v = static_cast<int64_t>(value);
-  if (unit == "ms") return Millis(v);
-  if (unit == "s") return Millis(v * 1000);
-  if (unit == "m") return Millis(v * 60'000);
-  if (unit == "h") return Millis(v * 3'600'000);
-  return bad();
-}
 
 Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string_view file_name) {
   Reader reader(file_name);

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/duration.h"
 #include "common/status.h"
 
 namespace turnout::service {
@@ -178,7 +179,5 @@ std::string ConfigHash(const ServiceConfig& config);
 // and validates; every key is explained.
 std::string ExampleServiceConfig();
 
-// "500ms", "30s", "5m", "1h": a whole number and a unit.
-Result<Millis> ParseServiceDuration(std::string_view text);
 
 }  // namespace turnout::service

@@ -608,16 +608,6 @@ TEST(ServiceConfigTest, LoadReadsFileAndNamesItInErrors) {
   rmdir(dir.c_str());
 }
 
-TEST(ServiceConfigTest, DurationsParse) {
-  EXPECT_EQ(*ParseServiceDuration("500ms"), Millis(500));
-  EXPECT_EQ(*ParseServiceDuration("30s"), Millis(30000));
-  EXPECT_EQ(*ParseServiceDuration("5m"), Millis(300000));
-  EXPECT_EQ(*ParseServiceDuration("2h"), Millis(7200000));
-  for (const char* bad : {"", "s", "5", "1.5s", "-1s", "5 s", "5sec", "1000000000s"}) {
-    EXPECT_FALSE(ParseServiceDuration(bad).ok()) << bad;
-  }
-}
-
 // ---- ConfigHash -------------------------------------------------------------------------------
 
 TEST(ConfigHashTest, StableAcrossSpellingsOfTheSameContent) {
