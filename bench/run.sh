@@ -451,10 +451,12 @@ if [[ " $parts " == *" memory "* ]]; then
   out ""
   out "### Memory per idle keep-alive client connection ($idle_conns connections)"
   out ""
-  out "| contender | RSS before (KiB) | RSS with $idle_conns idle (KiB) | bytes per connection |"
-  out "| --- | ---: | ---: | ---: |"
+  # Read twice: right after the last request (what a burst costs) and after 3 s with every
+  # connection idle (what an idle connection keeps; turnout returns request buffers after 1 s).
+  out "| contender | RSS before (KiB) | just after the requests (KiB) | after 3 s idle (KiB) | bytes per idle connection |"
+  out "| --- | ---: | ---: | ---: | ---: |"
   measure_idle() {  # NAME PORT PID
-    local name=$1 p=$2 pid=$3 before after clients line
+    local name=$1 p=$2 pid=$3 before burst after clients line
     curl -fsS -o /dev/null "http://127.0.0.1:$p/"
     before=$(rss_kib "$pid")
     say "memory: $name, opening $idle_conns idle connections"
@@ -462,13 +464,15 @@ if [[ " $parts " == *" memory "* ]]; then
       --url "http://127.0.0.1:$p/" --connections "$idle_conns" --hold 120s --timeout 60s
     clients=$spawned
     line=$(first_line "$results/idle-$name.out" 90) || line="ready 0 $idle_conns"
+    burst=$(rss_kib "$pid")
+    sleep 3  # the measured quantity is memory per *idle* connection
     after=$(rss_kib "$pid")
     stop_pid "$clients"
     forget_pid "$clients"
     read -r _ ok failed <<<"$line"
     mem_bytes[$name]=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {
         if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "n/a" }')
-    out "| $name | $before | $after | ${mem_bytes[$name]}$(
+    out "| $name | $before | $burst | $after | ${mem_bytes[$name]}$(
         [[ $failed != 0 ]] && echo " ($failed of $idle_conns failed)") |"
   }
   for c in turnout haproxy nginx; do
