@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "router/admin_server.h"
+#include "service/service_config.h"
 
 #ifndef TURNOUT_BINARY
 #error "TURNOUT_BINARY must name the turnout executable"
@@ -175,6 +177,32 @@ TEST(TurnoutBinary, HelpEverywhereExitsZero) {
     EXPECT_NE(r.out.find(std::string("usage: turnout router ") + sub), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("--admin ADDR"), std::string::npos) << r.out;
   }
+}
+
+TEST(TurnoutBinary, InitWritesAValidExampleAndNeverOverwritesIt) {
+  char dir_template[] = "/tmp/turnout-init-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string path = dir + "/turnout.yaml";
+
+  EXPECT_EQ(Turnout({"init", "--help"}).code, 0);
+  EXPECT_EQ(Turnout({"migrate", "--help"}).code, 0);
+  Outcome first = Turnout({"init", "--file", path});
+  ASSERT_EQ(first.code, 0) << first.err;
+  Result<service::ServiceConfig> config = service::LoadServiceConfig(path);
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+
+  std::ofstream(path, std::ios::app) << "# my edits\n";
+  Outcome again = Turnout({"init", "--file", path});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("exists already; pass --force"), std::string::npos) << again.err;
+  std::ifstream kept(path);
+  std::string text((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("# my edits"), std::string::npos);
+
+  EXPECT_EQ(Turnout({"init", "--file", path, "--force"}).code, 0);
+  EXPECT_EQ(Turnout({"init", "stray"}).code, 2);
+  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 TEST(TurnoutBinary, UsageErrorsExitTwo) {

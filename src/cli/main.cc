@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
 #include "db/migrate_cli.h"
 
@@ -28,6 +29,7 @@ int RunMigrate(const std::vector<std::string>& args) {
 constexpr Command kCommands[] = {
     {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
      RunRouterCommand},
+    {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand},
     {"migrate", "apply, roll back, verify and lint PostgreSQL migrations", RunMigrate},
     {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
 };
