@@ -776,10 +776,15 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
 
   // 1. The request head.
   http::ParseResult pr;
+  // Where the parser stopped looking: a head trickled in byte by byte is scanned once, not
+  // once per read (quadratic CPU for a slowloris client otherwise).
+  size_t resume_at = 0;
   for (;;) {
     if (x.in_len > 0) {
-      pr = http::ParseRequestHead(std::string_view(x.in.get(), x.in_len), limits, &x.req);
+      pr = http::ParseRequestHead(std::string_view(x.in.get(), x.in_len), limits, &x.req,
+                                  resume_at);
       if (pr.state != http::ParseState::kIncomplete) break;
+      resume_at = pr.resume_at;
       if (x.in_len >= limits.max_head_bytes) {
         pr.state = http::ParseState::kError;
         pr.error_status = 431;
