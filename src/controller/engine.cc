@@ -17,14 +17,10 @@ namespace {
 using state::DeploymentState;
 
 constexpr std::string_view kSpecKeyPrefix = "controller.spec.";
-constexpr std::string_view kHandleKeyPrefix = "controller.handle.";
 constexpr std::string_view kStateStepPrefix = "state:";
 
 std::string SpecKey(int64_t deployment_id) {
   return std::string(kSpecKeyPrefix) + std::to_string(deployment_id);
-}
-std::string HandleKey(int64_t instance_id) {
-  return std::string(kHandleKeyPrefix) + std::to_string(instance_id);
 }
 
 bool PreSwitch(DeploymentState s) {
@@ -185,9 +181,9 @@ Status Engine::LoadInstances() {
     i.index = r.instance_index;
     i.port = static_cast<uint16_t>(r.port);
     i.version = r.version;
-    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> h, store_.GetSetting(HandleKey(r.id)));
-    if (h && !h->empty()) {
-      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceHandle handle, platform::DecodeHandle(*h));
+    if (!r.platform_handle.empty()) {
+      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceHandle handle,
+                               platform::DecodeHandle(r.platform_handle));
       i.handle = std::move(handle);
     }
     (mine ? new_instances_ : old_instances_).push_back(std::move(i));
@@ -414,8 +410,9 @@ Result<StepReport> Engine::StepLaunching() {
       return BeginRollback("launching instance " + std::to_string(index) +
                            " failed: " + handle.status().ToString());
     }
-    TURNOUT_RETURN_IF_ERROR(
-        store_.PutSetting(HandleKey(inst.record_id), platform::EncodeHandle(*handle)));
+    // Handle, pid and state in one write: a crash leaves the row either still "starting" without
+    // a handle or running with everything re-adoption needs.
+    rec.platform_handle = platform::EncodeHandle(*handle);
     rec.pid = handle->pid;
     rec.process_start_time = static_cast<int64_t>(handle->start_time_ticks);
     rec.state = state::InstanceState::kRunning;

@@ -37,8 +37,9 @@
 // instances ended: RequestRollback refuses (FailedPrecondition), and an automatic rollback after
 // the switch ends in Failed with the new version still serving.
 //
-// Persistence beyond the StateStore's own records: settings "controller.spec.<deployment id>"
-// (the DeploymentSpec as JSON) and "controller.handle.<instance row id>" (platform handles).
+// Persistence beyond the StateStore's own records: the setting "controller.spec.<deployment id>"
+// (the DeploymentSpec as JSON). Platform handles live in the instance rows
+// (InstanceRecord::platform_handle, platform::EncodeHandle).
 // Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
 // finished ok when left, failed when left for RollingBack or Failed); smoke checks are steps
 // "smoke_test:<METHOD> <path>" with {"expected","status"} as detail.

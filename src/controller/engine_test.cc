@@ -159,9 +159,8 @@ class EngineTest : public ::testing::Test {
     if (!records.ok()) return out;
     for (const auto& r : *records) {
       if (deployment_id != 0 && r.deployment_id != deployment_id) continue;
-      auto h = store_->GetSetting("controller.handle." + std::to_string(r.id));
-      if (!h.ok() || !*h) continue;
-      auto handle = platform::DecodeHandle(**h);
+      if (r.platform_handle.empty()) continue;
+      auto handle = platform::DecodeHandle(r.platform_handle);
       EXPECT_TRUE(handle.ok());
       if (handle.ok()) out.push_back({r, *handle});
     }

@@ -107,6 +107,16 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql",
+    // 2: the platform handle moves from the controller's settings ("controller.handle.<instance
+    // id>", written by turnout before this version) into its instance row, so that a controller
+    // restarted across the upgrade still re-adopts the processes it launched.
+    R"sql(
+ALTER TABLE instances ADD COLUMN platform_handle TEXT;
+UPDATE instances SET platform_handle =
+  (SELECT value FROM settings WHERE key = 'controller.handle.' || instances.id)
+  WHERE EXISTS (SELECT 1 FROM settings WHERE key = 'controller.handle.' || instances.id);
+DELETE FROM settings WHERE key LIKE 'controller.handle.%';
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -212,6 +222,7 @@ Result<InstanceRecord> ReadInstance(const sqlite::Statement& q) {
   if (!state.has_value()) return Internal("instance " + std::to_string(r.id) + ": bad state");
   r.state = *state;
   r.updated_at = FromNanos(q.Int(10));
+  r.platform_handle = q.Text(11);
   return r;
 }
 
@@ -769,13 +780,14 @@ Result<int64_t> SqliteStateStore::UpsertInstance(const InstanceRecord& instance)
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement up,
       db_.Prepare("INSERT INTO instances (deployment_id, service, slot, instance_index, pid, "
-                  "process_start_time, port, version, state, updated_ns) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                  "process_start_time, port, version, state, updated_ns, platform_handle) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, '')) "
                   "ON CONFLICT(deployment_id, slot, instance_index) DO UPDATE SET "
                   "service = excluded.service, pid = excluded.pid, "
                   "process_start_time = excluded.process_start_time, port = excluded.port, "
                   "version = excluded.version, state = excluded.state, "
-                  "updated_ns = excluded.updated_ns RETURNING id"));
+                  "updated_ns = excluded.updated_ns, "
+                  "platform_handle = excluded.platform_handle RETURNING id"));
   up.Bind(1, instance.deployment_id)
       .Bind(2, instance.service)
       .Bind(3, instance.slot)
@@ -785,7 +797,8 @@ Result<int64_t> SqliteStateStore::UpsertInstance(const InstanceRecord& instance)
       .Bind(7, static_cast<int64_t>(instance.port))
       .Bind(8, instance.version)
       .Bind(9, InstanceStateName(instance.state))
-      .Bind(10, ToNanos(clock_->WallNow()));
+      .Bind(10, ToNanos(clock_->WallNow()))
+      .Bind(11, instance.platform_handle);
   TURNOUT_ASSIGN_OR_RETURN(bool row, up.Step());
   if (!row) return Internal("instance upsert returned no id");
   const int64_t id = up.Int(0);
@@ -811,7 +824,8 @@ Result<std::vector<InstanceRecord>> SqliteStateStore::ListInstances(std::string_
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT id, deployment_id, service, slot, instance_index, pid, "
-                  "process_start_time, port, version, state, updated_ns FROM instances "
+                  "process_start_time, port, version, state, updated_ns, "
+                  "COALESCE(platform_handle, '') FROM instances "
                   "WHERE (?1 = '' OR service = ?1) AND (?2 = 0 OR state IN ('starting', "
                   "'running', 'stopping')) ORDER BY id"));
   q.Bind(1, service).Bind(2, static_cast<int64_t>(live_only ? 1 : 0));

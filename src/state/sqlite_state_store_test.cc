@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 
 #include "common/clock.h"
@@ -399,6 +400,203 @@ TEST_F(StateStoreTest, InstancesAreUpsertedAndListedForReadoption) {
   auto other = store->ListInstances("api", false);
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->empty());
+}
+
+TEST_F(StateStoreTest, InstancePlatformHandleRoundTripsAndIsReplacedByUpsert) {
+  const std::string handle = R"({"boot_id":"b-1","pid":4242,"start_time_ticks":77})";
+  int64_t id = 0;
+  int64_t other_id = 0;
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    auto dep = store->BeginDeployment(Spec("v1"));
+    ASSERT_TRUE(dep.ok());
+    InstanceRecord rec;
+    rec.deployment_id = dep->id;
+    rec.service = "web";
+    rec.slot = "green";
+    rec.port = 40001;
+    rec.version = "v1";
+    auto starting = store->UpsertInstance(rec);  // the intent: no handle yet
+    ASSERT_TRUE(starting.ok()) << starting.status().ToString();
+    id = *starting;
+    auto listed = store->ListInstances("web", false);
+    ASSERT_TRUE(listed.ok());
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].platform_handle, "");
+
+    rec.pid = 4242;
+    rec.state = InstanceState::kRunning;
+    rec.platform_handle = handle;
+    auto running = store->UpsertInstance(rec);
+    ASSERT_TRUE(running.ok());
+    EXPECT_EQ(*running, id);
+
+    InstanceRecord other = rec;
+    other.instance_index = 1;
+    other.platform_handle = "";
+    auto other_rec = store->UpsertInstance(other);
+    ASSERT_TRUE(other_rec.ok());
+    other_id = *other_rec;
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto listed = store->ListInstances("web", true);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, id);
+  EXPECT_EQ((*listed)[0].platform_handle, handle);
+  EXPECT_EQ((*listed)[0].pid, 4242);
+  EXPECT_EQ((*listed)[1].id, other_id);
+  EXPECT_EQ((*listed)[1].platform_handle, "");
+
+  // An upsert replaces the handle like any other field, also with none.
+  InstanceRecord again = (*listed)[0];
+  again.platform_handle = "";
+  again.state = InstanceState::kStarting;
+  ASSERT_TRUE(store->UpsertInstance(again).ok());
+  auto after = store->ListInstances("web", false);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].platform_handle, "");
+  EXPECT_EQ((*after)[0].state, InstanceState::kStarting);
+}
+
+// The tables of schema version 1 the migration and this test touch, exactly as turnout created
+// them before version 2 (a frozen copy: the store's own migrations must not be used to build it).
+constexpr const char* kVersion1Tables = R"sql(
+CREATE TABLE services (
+  name            TEXT PRIMARY KEY,
+  config_hash     TEXT NOT NULL DEFAULT '',
+  active_slot     TEXT NOT NULL DEFAULT '',
+  active_revision INTEGER NOT NULL DEFAULT 0,
+  updated_ns      INTEGER NOT NULL
+);
+CREATE TABLE deployments (
+  id            INTEGER PRIMARY KEY,
+  service       TEXT NOT NULL REFERENCES services(name),
+  revision      INTEGER NOT NULL,
+  version       TEXT NOT NULL,
+  config_hash   TEXT NOT NULL,
+  target_slot   TEXT NOT NULL,
+  previous_slot TEXT NOT NULL,
+  strategy      TEXT NOT NULL,
+  started_by    TEXT NOT NULL,
+  state         TEXT NOT NULL,
+  reason        TEXT NOT NULL,
+  created_ns    INTEGER NOT NULL,
+  updated_ns    INTEGER NOT NULL,
+  finished_ns   INTEGER,
+  UNIQUE (service, revision)
+);
+CREATE TABLE instances (
+  id                 INTEGER PRIMARY KEY,
+  deployment_id      INTEGER NOT NULL REFERENCES deployments(id),
+  service            TEXT NOT NULL,
+  slot               TEXT NOT NULL,
+  instance_index     INTEGER NOT NULL,
+  pid                INTEGER NOT NULL,
+  process_start_time INTEGER NOT NULL,
+  port               INTEGER NOT NULL,
+  version            TEXT NOT NULL,
+  state              TEXT NOT NULL,
+  updated_ns         INTEGER NOT NULL,
+  UNIQUE (deployment_id, slot, instance_index)
+);
+CREATE TABLE settings (
+  key        TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_ns INTEGER NOT NULL
+);
+CREATE TABLE audit (
+  seq       INTEGER PRIMARY KEY,
+  time_ns   INTEGER NOT NULL,
+  actor     TEXT NOT NULL,
+  action    TEXT NOT NULL,
+  subject   TEXT NOT NULL,
+  detail    TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash      TEXT NOT NULL
+);
+)sql";
+
+TEST_F(StateStoreTest, Version1DatabaseIsMigratedInPlaceKeepingRowsAndMovingHandles) {
+  const std::string handle = R"({"boot_id":"b-1","pid":5151,"start_time_ticks":88})";
+  std::filesystem::create_directories(dir_.File("state"));
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
+        SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  RawExec(path_, kVersion1Tables);
+  RawExec(path_,
+          "INSERT INTO services VALUES ('web', 'cfg-1', 'blue', 1, 10);"
+          "INSERT INTO deployments VALUES (7, 'web', 2, 'v2', 'cfg-2', 'green', 'blue', "
+          "'blue_green', 'alice', 'waiting_ready', '', 10, 20, NULL);"
+          "INSERT INTO instances VALUES (3, 7, 'web', 'green', 0, 5151, 88, 40001, 'v2', "
+          "'running', 30);"
+          "INSERT INTO instances VALUES (4, 7, 'web', 'green', 1, 0, 0, 40002, 'v2', "
+          "'starting', 30);"
+          "INSERT INTO settings VALUES ('controller.handle.3', '" +
+              handle +
+              "', 30);"
+              "INSERT INTO settings VALUES ('controller.spec.7', '{\"service\":\"web\"}', 30);"
+              "PRAGMA user_version = 1;");
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto instances = store->ListInstances("web", false);
+  ASSERT_TRUE(instances.ok()) << instances.status().ToString();
+  ASSERT_EQ(instances->size(), 2u);
+  EXPECT_EQ((*instances)[0].id, 3);
+  EXPECT_EQ((*instances)[0].pid, 5151);
+  EXPECT_EQ((*instances)[0].process_start_time, 88);
+  EXPECT_EQ((*instances)[0].port, 40001);
+  EXPECT_EQ((*instances)[0].state, InstanceState::kRunning);
+  EXPECT_EQ((*instances)[0].platform_handle, handle);
+  EXPECT_EQ((*instances)[1].id, 4);
+  EXPECT_EQ((*instances)[1].state, InstanceState::kStarting);
+  EXPECT_EQ((*instances)[1].platform_handle, "");
+
+  // The handle moved out of the settings; other settings stay.
+  auto moved = store->GetSetting("controller.handle.3");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_FALSE(moved->has_value());
+  auto spec = store->GetSetting("controller.spec.7");
+  ASSERT_TRUE(spec.ok());
+  ASSERT_TRUE(spec->has_value());
+  EXPECT_EQ(**spec, R"({"service":"web"})");
+  auto active = store->ActiveDeployment("web");
+  ASSERT_TRUE(active.ok());
+  ASSERT_TRUE(active->has_value());
+  EXPECT_EQ((*active)->id, 7);
+  EXPECT_EQ((*active)->state, DeploymentState::kWaitingReady);
+
+  // The migrated row takes a new handle through the ordinary upsert.
+  InstanceRecord second = (*instances)[1];
+  second.platform_handle = R"({"pid":6161})";
+  auto upserted = store->UpsertInstance(second);
+  ASSERT_TRUE(upserted.ok()) << upserted.status().ToString();
+  EXPECT_EQ(*upserted, 4);
+  store.reset();
+
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw,
+                               "SELECT (SELECT user_version FROM pragma_user_version), "
+                               "platform_handle FROM instances WHERE id = 4",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), SqliteStateStore::SchemaVersion());
+  EXPECT_EQ(SqliteStateStore::SchemaVersion(), 2);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1))),
+            R"({"pid":6161})");
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
 }
 
 TEST_F(StateStoreTest, RouterPolicyAndSettingsSurviveReopen) {

@@ -151,6 +151,10 @@ struct InstanceRecord {
   int port = 0;
   std::string version;
   InstanceState state = InstanceState::kStarting;
+  // How the platform finds the process again (platform::EncodeHandle's JSON), for re-adoption
+  // after a restart. Opaque to the store, which keeps it as given; "" = none (not launched yet,
+  // or a launch that failed). UpsertInstance replaces it, like every other field.
+  std::string platform_handle;
   WallTime updated_at{};  // set by the store
 };
 
@@ -259,7 +263,7 @@ class StateStore {
   virtual Result<std::vector<StepRecord>> Steps(int64_t deployment_id) = 0;  // in start order
 
   // Instances. UpsertInstance inserts or updates by (deployment_id, slot, instance_index) and
-  // returns the row id.
+  // returns the row id; an update replaces every field, platform_handle included.
   virtual Result<int64_t> UpsertInstance(const InstanceRecord& instance) = 0;
   virtual Status SetInstanceState(int64_t instance_id, InstanceState state) = 0;
   // Instances of a service (all services when empty); only Starting/Running/Stopping ones when
