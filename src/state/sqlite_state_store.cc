@@ -107,15 +107,10 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql",
-    // 2: the platform handle moves from the controller's settings ("controller.handle.<instance
-    // id>", written by turnout before this version) into its instance row, so that a controller
-    // restarted across the upgrade still re-adopts the processes it launched.
+    // 2: the platform's handle of each instance (opaque JSON), so a restarted controller can
+    // re-adopt the processes it launched.
     R"sql(
 ALTER TABLE instances ADD COLUMN platform_handle TEXT;
-UPDATE instances SET platform_handle =
-  (SELECT value FROM settings WHERE key = 'controller.handle.' || instances.id)
-  WHERE EXISTS (SELECT 1 FROM settings WHERE key = 'controller.handle.' || instances.id);
-DELETE FROM settings WHERE key LIKE 'controller.handle.%';
 )sql",
 };
 

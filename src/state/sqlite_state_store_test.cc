@@ -520,8 +520,7 @@ CREATE TABLE audit (
 );
 )sql";
 
-TEST_F(StateStoreTest, Version1DatabaseIsMigratedInPlaceKeepingRowsAndMovingHandles) {
-  const std::string handle = R"({"boot_id":"b-1","pid":5151,"start_time_ticks":88})";
+TEST_F(StateStoreTest, Version1DatabaseIsMigratedInPlaceKeepingItsRows) {
   std::filesystem::create_directories(dir_.File("state"));
   {
     sqlite3* raw = nullptr;
@@ -539,11 +538,8 @@ TEST_F(StateStoreTest, Version1DatabaseIsMigratedInPlaceKeepingRowsAndMovingHand
           "'running', 30);"
           "INSERT INTO instances VALUES (4, 7, 'web', 'green', 1, 0, 0, 40002, 'v2', "
           "'starting', 30);"
-          "INSERT INTO settings VALUES ('controller.handle.3', '" +
-              handle +
-              "', 30);"
-              "INSERT INTO settings VALUES ('controller.spec.7', '{\"service\":\"web\"}', 30);"
-              "PRAGMA user_version = 1;");
+          "INSERT INTO settings VALUES ('controller.spec.7', '{\"service\":\"web\"}', 30);"
+          "PRAGMA user_version = 1;");
 
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -555,15 +551,11 @@ TEST_F(StateStoreTest, Version1DatabaseIsMigratedInPlaceKeepingRowsAndMovingHand
   EXPECT_EQ((*instances)[0].process_start_time, 88);
   EXPECT_EQ((*instances)[0].port, 40001);
   EXPECT_EQ((*instances)[0].state, InstanceState::kRunning);
-  EXPECT_EQ((*instances)[0].platform_handle, handle);
+  EXPECT_EQ((*instances)[0].platform_handle, "");
   EXPECT_EQ((*instances)[1].id, 4);
   EXPECT_EQ((*instances)[1].state, InstanceState::kStarting);
   EXPECT_EQ((*instances)[1].platform_handle, "");
 
-  // The handle moved out of the settings; other settings stay.
-  auto moved = store->GetSetting("controller.handle.3");
-  ASSERT_TRUE(moved.ok());
-  EXPECT_FALSE(moved->has_value());
   auto spec = store->GetSetting("controller.spec.7");
   ASSERT_TRUE(spec.ok());
   ASSERT_TRUE(spec->has_value());
