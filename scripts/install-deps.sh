@@ -8,10 +8,10 @@
 set -euo pipefail
 
 build_pkgs=(
-  cmake ninja-build g++ clang lld libclang-rt-14-dev pkg-config
+  cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
   libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libpq-dev libpqxx-dev postgresql-15
+  libpq-dev postgresql-15
   curl ca-certificates procps iproute2
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine)
