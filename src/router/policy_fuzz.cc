@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "common/duration.h"
 #include "router/config.h"
 #include "router/policy.h"
 
@@ -24,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto weight = ParseWeightPercent(input);
   if (weight.ok() && *weight > 10000) std::abort();
   (void)ParseHostPort(input);
-  (void)ParseDuration(input);
+  (void)turnout::ParseDuration(input);
   (void)StickyBucket(input, size);
   return 0;
 }
