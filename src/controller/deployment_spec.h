@@ -21,11 +21,36 @@ namespace turnout::controller {
 
 using Millis = std::chrono::milliseconds;
 
-// An HTTP check sent through the router to the new slot (override header) before the switch.
+// A smoke test run against the new slot before the switch. HTTP checks are sent through the
+// router with the override header (EngineOptions::override_header, and the secret when set), so
+// they take the real path; command checks get {url} (the router's base URL), {slot} and
+// {version} substituted in every word and pass when they exit 0.
 struct SmokeCheck {
-  std::string method = "GET";  // Default: GET
-  std::string path = "/";      // Default: /
-  int expected_status = 200;   // Default: 200
+  enum class Kind { kHttp, kCommand };
+  // Recorded as the step "smoke_test:<name>". Default: "" -> "<METHOD> <path>", or the command.
+  std::string name;
+  Kind kind = Kind::kHttp;  // Default: kHttp
+  // kHttp:
+  std::string method = "GET";                                // Default: GET
+  std::string path = "/";                                    // Default: /
+  std::vector<std::pair<std::string, std::string>> headers;  // Default: none
+  std::string body;                                          // Default: empty
+  int expected_status = 200;                                 // Default: 200
+  // The body must contain this text ({version} replaced). Default: "" (not checked)
+  std::string expect_body_contains;
+  // JSON path ("data.items[0].id") -> expected value text: a string's contents, or a number,
+  // bool or null as JSON writes it ({version} replaced). Default: none
+  std::vector<std::pair<std::string, std::string>> expect_json;
+  // kCommand: split like platform commands (no shell unless it runs one).
+  std::string command;
+  Millis timeout{10000};  // Default: 10 s
+};
+
+// A pre-deploy check: a command ({version} replaced) that must exit 0 before anything launches.
+struct PreDeployCheck {
+  std::string name;  // recorded as the step "pre_deploy:<name>"; required
+  std::string command;
+  Millis timeout{60000};  // Default: 60 s
 };
 
 struct DeploymentSpec {
@@ -56,6 +81,12 @@ struct DeploymentSpec {
   std::string readiness_path = "/ready";  // Default: /ready
   Millis ready_deadline{30000};           // Default: 30 s
   std::vector<SmokeCheck> smoke_checks;   // Default: none
+  std::vector<PreDeployCheck> pre_deploy;  // run in PreChecks, in order. Default: none
+  // Wait in AwaitingApproval after the smoke tests until Engine::Approve. Default: false
+  bool manual_approval = false;
+  // The least time between two readiness probes of one instance in WaitingReady and Baking
+  // (Step() calls in between only look for exited instances). Default: 0 (every Step)
+  Millis probe_interval{0};
   // During bake, this many failed readiness probes in a row on a new instance (or any instance
   // exiting) switches traffic back. Default: 3
   int bake_failure_threshold = 3;

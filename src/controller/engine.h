@@ -1,7 +1,7 @@
 // Engine: the crash-safe blue/green deployment state machine of one service.
 //
-//   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting -> Switching -> Baking
-//           -> ScalingDown -> Succeeded
+//   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting [-> AwaitingApproval]
+//           -> Switching -> Baking -> ScalingDown -> Succeeded
 //   any non-terminal state -> RollingBack -> RolledBack (or Failed when there is nothing to go
 //   back to: a first deployment that failed after its switch)
 //
@@ -24,6 +24,8 @@
 //     moved, so rolling back is always safe; the readiness deadline was measured by a controller
 //     that is gone, and a half-launched set may hold instances of unknown health. Re-running the
 //     deploy is one command, and it relaunches cleanly.
+//   - AwaitingApproval: keep waiting when every new instance is still running, else roll back
+//     (the smoke tests passed; an approval may come hours later).
 //   - Switching: make the router match the recorded intent (switch to the new slot) if every new
 //     instance is still running, else roll back.
 //   - Baking: resume the bake with the time left, measured from the recorded transition time
@@ -56,6 +58,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +83,22 @@ struct EngineOptions {
   // The longest a Step() blocks waiting for a new instance to exit between probe rounds (real
   // time; it returns at once when an instance exits). Default: 100 ms
   std::chrono::milliseconds probe_wait{100};
+  // Sent with the override header by HTTP smoke checks as `X-Turnout-Secret`. Default: none
+  std::string override_secret;
+  // Called on the engine's thread after the event's transition was recorded. Must return
+  // quickly (queue the work); it is never called with the engine's state half-changed.
+  // Default: none
+  std::function<void(const EngineEvent&)> on_event;
+};
+
+// A deployment event, for hooks, notifications and the daemon's event stream. `name` is one of
+// service::kHookEvents: deploy_started (Begin), pre_checks_passed, ready (every new instance
+// answered its readiness probe), smoke_passed, awaiting_approval, switched (traffic moved to the
+// new slot), succeeded, rolled_back, failed, aborted (Abort()).
+struct EngineEvent {
+  std::string name;
+  state::Deployment deployment;  // as recorded after the transition that caused the event
+  std::string detail;            // the transition's reason
 };
 
 // What Step() did and what the deployment waits for now.
@@ -114,6 +133,19 @@ class Engine {
   // back at once when the deployment had switched and the old slot is warm. FailedPrecondition
   // when there is no deployment, it is finished, or the old slot is already being scaled down.
   Status RequestRollback(std::string_view reason);
+
+  // The user's `abort`: RequestRollback, recorded with "aborted by <actor>" and the event
+  // "aborted" (then "rolled_back" when it ends). Same preconditions.
+  Status Abort(std::string_view actor);
+
+  // The user's `approve` of a deployment in AwaitingApproval: records the approval (actor in the
+  // reason) and moves on to Switching. FailedPrecondition in any other state.
+  Status Approve(std::string_view actor);
+
+  // In ScalingDown: stop keeping the old slot warm now instead of after scale_down_delay (the
+  // daemon calls it when a new deployment is requested and this one only waits to scale down).
+  // The drain wait still applies. FailedPrecondition in any other state.
+  Status ExpediteScaleDown(std::string_view reason);
 
   bool has_deployment() const { return deployment_.has_value(); }
   // The deployment this engine drives (valid while has_deployment()).

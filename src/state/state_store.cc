@@ -12,6 +12,7 @@ constexpr std::array<std::pair<DeploymentState, std::string_view>, 12> kStateNam
     {DeploymentState::kLaunching, "launching"},
     {DeploymentState::kWaitingReady, "waiting_ready"},
     {DeploymentState::kSmokeTesting, "smoke_testing"},
+    {DeploymentState::kAwaitingApproval, "awaiting_approval"},
     {DeploymentState::kSwitching, "switching"},
     {DeploymentState::kBaking, "baking"},
     {DeploymentState::kScalingDown, "scaling_down"},

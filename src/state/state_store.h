@@ -46,6 +46,7 @@ enum class DeploymentState {
   kLaunching,
   kWaitingReady,
   kSmokeTesting,
+  kAwaitingApproval,  // smoke tests passed; waits for `turnout approve` (manual_approval)
   kSwitching,
   kBaking,
   kScalingDown,
@@ -55,7 +56,8 @@ enum class DeploymentState {
   kFailed,      // terminal
 };
 
-// "pending", "pre_checks", "launching", "waiting_ready", "smoke_testing", "switching", "baking",
+// "pending", "pre_checks", "launching", "waiting_ready", "smoke_testing", "awaiting_approval",
+// "switching", "baking",
 // "scaling_down", "succeeded", "rolling_back", "rolled_back", "failed" (the stored form).
 std::string_view DeploymentStateName(DeploymentState state);
 std::optional<DeploymentState> ParseDeploymentState(std::string_view name);
