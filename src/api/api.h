@@ -1,0 +1,157 @@
+// The daemon's API transport: JSON over HTTP/1.1 on a Unix stream socket and, optionally, on TCP
+// guarded by a bearer token. A Server hands every request to one Handler (the daemon's router of
+// endpoints); a Client makes one request at a time over a kept-alive connection (the CLI).
+//
+// Wire rules (both directions): every message carries Content-Length; requests with a chunked
+// body are refused (411); the connection stays open unless a side says `Connection: close`.
+// Status codes produced by the transport itself (before the handler): 400 malformed request
+// (connection closed), 401 missing/wrong token on TCP, 411 chunked body, 413 body over
+// max_body_bytes, 431 head over max_head_bytes, 503 when the server is stopping.
+//
+// Example (daemon):
+//   api::Server server({.unix_path = ".turnout/turnoutd.sock"}, [&](const api::Request& r) {
+//     if (r.path == "/v1/status") return api::Reply::Json(200, StatusJson());
+//     return api::Reply::Error(404, "unknown path " + r.path);
+//   });
+//   TURNOUT_RETURN_IF_ERROR(server.Start());
+// Example (CLI):
+//   api::Client client({.endpoint = "unix:.turnout/turnoutd.sock"});
+//   TURNOUT_ASSIGN_OR_RETURN(api::Reply reply, client.Call("GET", "/v1/status"));
+
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace turnout::api {
+
+// One request as the handler sees it. Owns all of its strings.
+struct Request {
+  std::string method;  // "GET"
+  std::string target;  // "/v1/history?limit=5" as received
+  std::string path;    // "/v1/history" (percent-decoded)
+  // The query's name=value pairs, percent-decoded ('+' is a space), in order; a pair without
+  // '=' has an empty value.
+  std::vector<std::pair<std::string, std::string>> query;
+  std::string body;
+  std::string peer;  // "unix" or "127.0.0.1:5555"
+
+  // The value of the first query parameter named `name`, or `fallback` when there is none.
+  std::string Query(std::string_view name, std::string fallback = "") const;
+};
+
+// What the handler answers. The transport adds Content-Length and Connection.
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+
+  // A JSON reply; appends '\n' to `body` so that terminals print it cleanly.
+  static Reply Json(int status, std::string body);
+  // {"error":"<message>"} (JSON-escaped) with `status`.
+  static Reply Error(int status, std::string_view message);
+  // {"error":"<message>","code":"<code>"} with the HTTP status for the code: InvalidArgument 400,
+  // NotFound 404, AlreadyExists/FailedPrecondition/Aborted 409, Unavailable 503,
+  // DeadlineExceeded 504, IoError/Internal 500 (OK gives 200 {}). The code is the snake_case
+  // name: "invalid_argument", "not_found", "already_exists", "failed_precondition",
+  // "unavailable", "deadline_exceeded", "aborted", "io_error", "internal".
+  static Reply FromStatus(const Status& s);
+};
+
+// The inverse of Reply::FromStatus for clients: a 2xx reply is OK; otherwise the "code" field of
+// the JSON body when present, else a code derived from the HTTP status, with the "error" message
+// (or the raw body when it is not such JSON).
+Status StatusFromReply(const Reply& reply);
+
+// Called on one of the server's handler threads, possibly several at once (one per connection
+// in flight): it must be thread-safe. It may block (the pool has `handler_threads` threads; a
+// request waits while all are busy). It should not throw; an exception becomes a 500 reply.
+using Handler = std::function<Reply(const Request&)>;
+
+class Server {
+ public:
+  struct Options {
+    // The Unix stream socket to listen on; "" = none. Created with mode `unix_mode`. A stale
+    // socket file (nothing listening) is replaced; a live one makes Start() fail with
+    // AlreadyExists ("another daemon is running ..."). A path that does not fit sun_path is
+    // InvalidArgument. Default: none.
+    std::string unix_path;
+    uint32_t unix_mode = 0600;  // Default: 0600 (owner only: the file mode is the access check)
+    // "host:port" to listen on with TCP; "" = none; port 0 = any free port. Default: none.
+    std::string tcp_address;
+    // Required (non-empty) when tcp_address is set: TCP peers must send
+    // `Authorization: Bearer <token>` (compared in constant time) or get 401. Unix peers need no
+    // token. Default: none.
+    std::string token;
+    size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
+    size_t max_head_bytes = 16 * 1024;  // Default: 16 KiB -> 431 over it
+    // A connection on which no byte arrives for this long (while no request of it is being
+    // handled) is closed.
+    std::chrono::milliseconds idle_timeout{60000};  // Default: 60 s
+    int handler_threads = 4;      // Default: 4 (handlers may block; at least 1 is used)
+    size_t max_connections = 256;  // Default: 256; further connections are closed at once
+  };
+
+  // `handler` must stay callable until Stop() returns.
+  Server(Options options, Handler handler);
+  ~Server();  // Stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listeners and starts the I/O thread and the handler pool. Fails with
+  // InvalidArgument (bad options: no listener, TCP without token, path too long, bad address),
+  // AlreadyExists (a live daemon owns the socket) or IoError (bind/listen/chmod refused); on
+  // failure nothing is left listening. May be called once.
+  Status Start();
+  // Closes the listeners and every connection, waits for running handlers to return, joins the
+  // threads, and removes the socket file it created. Idempotent; call from a thread other than
+  // a handler thread.
+  void Stop();
+  // The bound TCP address with the port resolved ("127.0.0.1:41234") after Start(); "" when
+  // there is no TCP listener.
+  std::string tcp_address() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Client {
+ public:
+  struct Options {
+    // "unix:/path/to/turnoutd.sock", "/path/x.sock" (also Unix), or "http://127.0.0.1:7070".
+    std::string endpoint;
+    std::string token;  // sent as `Authorization: Bearer <token>` when set. Default: none
+    std::chrono::milliseconds timeout{30000};  // Default: 30 s for one whole exchange
+  };
+
+  explicit Client(Options options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // One request. Keeps one connection alive between calls and reconnects transparently once
+  // when the kept connection turns out to be closed by the server. Errors: InvalidArgument (bad
+  // endpoint), Unavailable when nothing listens (the message names the endpoint and says "is
+  // turnoutd running? start it with `turnout up`") or the reply is malformed, DeadlineExceeded
+  // when the exchange took longer than the timeout. A non-2xx reply is NOT an error: it is
+  // returned as a Reply (see StatusFromReply).
+  // Thread-safety: one Call at a time per Client (use one Client per thread).
+  Result<Reply> Call(std::string_view method, std::string_view target,
+                     std::string_view body = "");
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace turnout::api
