@@ -3,6 +3,8 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "controller/json_path.h"
+#include "platform/command.h"
 #include "router/policy.h"
 
 namespace turnout::controller {
@@ -17,6 +19,93 @@ bool IsName(std::string_view s) {
     }
   }
   return true;
+}
+
+// An HTTP token (method, header name): RFC 9110 tchar.
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool HasLineBreakOrNul(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+Status ValidateSmokeCheck(const SmokeCheck& c) {
+  const std::string label = "smoke_checks: '" +
+                            (c.name.empty() ? c.kind == SmokeCheck::Kind::kHttp
+                                                  ? c.method + " " + c.path
+                                                  : c.command
+                                            : c.name) +
+                            "': ";
+  if (c.timeout.count() <= 0) return InvalidArgument(label + "timeout must be > 0");
+  if (HasLineBreakOrNul(c.name)) return InvalidArgument(label + "name has a line break");
+  if (c.kind == SmokeCheck::Kind::kCommand) {
+    Result<std::vector<std::string>> words = platform::SplitCommand(c.command);
+    if (!words.ok()) return InvalidArgument(label + "command: " + words.status().message());
+    return Status::Ok();
+  }
+  if (!IsToken(c.method)) return InvalidArgument(label + "method is not an HTTP token");
+  if (c.path.empty() || c.path[0] != '/') {
+    return InvalidArgument("smoke_checks: path '" + c.path + "' must start with '/'");
+  }
+  for (char ch : c.path) {
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) {
+      return InvalidArgument(label + "path has a space or control character");
+    }
+  }
+  if (c.expected_status < 100 || c.expected_status > 599) {
+    return InvalidArgument("smoke_checks: expected_status must be 100..599");
+  }
+  for (const auto& [name, value] : c.headers) {
+    if (!IsToken(name)) return InvalidArgument(label + "header name '" + name + "' is invalid");
+    if (HasLineBreakOrNul(value)) {
+      return InvalidArgument(label + "header '" + name + "' has a line break in its value");
+    }
+  }
+  for (const auto& [path, expected] : c.expect_json) {
+    Status st = ValidateJsonPath(path);
+    if (!st.ok()) return InvalidArgument(label + "expect_json: " + st.message());
+  }
+  return Status::Ok();
+}
+
+std::string SmokeKindName(SmokeCheck::Kind kind) {
+  return kind == SmokeCheck::Kind::kCommand ? "command" : "http";
+}
+
+nlohmann::json PairsToJson(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [k, v] : pairs) out.push_back({k, v});
+  return out;
+}
+
+// Missing key -> the field keeps its default (specs persisted before the field existed).
+template <typename T>
+void Optional(const nlohmann::json& j, const char* key, T& field) {
+  auto it = j.find(key);
+  if (it != j.end()) field = it->template get<T>();
+}
+
+void OptionalMillis(const nlohmann::json& j, const char* key, Millis& field) {
+  auto it = j.find(key);
+  if (it != j.end()) field = Millis(it->get<int64_t>());
+}
+
+void OptionalPairs(const nlohmann::json& j, const char* key,
+                   std::vector<std::pair<std::string, std::string>>& field) {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  field.clear();
+  for (const auto& e : *it) {
+    if (!e.is_array() || e.size() != 2) throw std::runtime_error(std::string(key) + ": pairs");
+    field.emplace_back(e.at(0).get<std::string>(), e.at(1).get<std::string>());
+  }
 }
 
 }  // namespace
@@ -44,14 +133,24 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
   if (spec.readiness_path.empty() || spec.readiness_path[0] != '/') {
     return InvalidArgument("readiness_path: must start with '/'");
   }
-  for (const auto& c : spec.smoke_checks) {
-    if (c.path.empty() || c.path[0] != '/') {
-      return InvalidArgument("smoke_checks: path '" + c.path + "' must start with '/'");
+  for (const auto& c : spec.smoke_checks) TURNOUT_RETURN_IF_ERROR(ValidateSmokeCheck(c));
+  for (size_t i = 0; i < spec.pre_deploy.size(); ++i) {
+    const PreDeployCheck& c = spec.pre_deploy[i];
+    if (!IsName(c.name)) return InvalidArgument("pre_deploy: '" + c.name + "' is not a name");
+    for (size_t k = 0; k < i; ++k) {
+      if (spec.pre_deploy[k].name == c.name) {
+        return InvalidArgument("pre_deploy: the name '" + c.name + "' is used twice");
+      }
     }
-    if (c.expected_status < 100 || c.expected_status > 599) {
-      return InvalidArgument("smoke_checks: expected_status must be 100..599");
+    Result<std::vector<std::string>> words = platform::SplitCommand(c.command);
+    if (!words.ok()) {
+      return InvalidArgument("pre_deploy: '" + c.name + "': command: " + words.status().message());
+    }
+    if (c.timeout.count() <= 0) {
+      return InvalidArgument("pre_deploy: '" + c.name + "': timeout must be > 0");
     }
   }
+  if (spec.probe_interval.count() < 0) return InvalidArgument("probe_interval: must be >= 0");
   if (spec.ready_deadline.count() <= 0) return InvalidArgument("ready_deadline: must be > 0");
   if (spec.bake_time.count() < 0) return InvalidArgument("bake_time: must be >= 0");
   if (spec.scale_down_delay.count() < 0) return InvalidArgument("scale_down_delay: must be >= 0");
@@ -81,9 +180,27 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   j["ready_deadline_ms"] = spec.ready_deadline.count();
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& c : spec.smoke_checks) {
-    checks.push_back({{"method", c.method}, {"path", c.path}, {"status", c.expected_status}});
+    nlohmann::json check = {{"name", c.name},
+                            {"kind", SmokeKindName(c.kind)},
+                            {"method", c.method},
+                            {"path", c.path},
+                            {"headers", PairsToJson(c.headers)},
+                            {"body", c.body},
+                            {"status", c.expected_status},
+                            {"expect_body_contains", c.expect_body_contains},
+                            {"expect_json", PairsToJson(c.expect_json)},
+                            {"command", c.command},
+                            {"timeout_ms", c.timeout.count()}};
+    checks.push_back(std::move(check));
   }
   j["smoke_checks"] = checks;
+  nlohmann::json pre = nlohmann::json::array();
+  for (const auto& c : spec.pre_deploy) {
+    pre.push_back({{"name", c.name}, {"command", c.command}, {"timeout_ms", c.timeout.count()}});
+  }
+  j["pre_deploy"] = pre;
+  j["manual_approval"] = spec.manual_approval;
+  j["probe_interval_ms"] = spec.probe_interval.count();
   j["bake_failure_threshold"] = spec.bake_failure_threshold;
   j["bake_time_ms"] = spec.bake_time.count();
   j["scale_down_delay_ms"] = spec.scale_down_delay.count();
@@ -113,10 +230,38 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.readiness_path = j.at("readiness_path").get<std::string>();
     s.ready_deadline = Millis(j.at("ready_deadline_ms").get<int64_t>());
     for (const auto& c : j.at("smoke_checks")) {
-      s.smoke_checks.push_back(SmokeCheck{c.at("method").get<std::string>(),
-                                          c.at("path").get<std::string>(),
-                                          c.at("status").get<int>()});
+      if (!c.is_object()) return InvalidArgument("deployment spec JSON: a smoke check is no object");
+      SmokeCheck check;
+      Optional(c, "name", check.name);
+      std::string kind = "http";
+      Optional(c, "kind", kind);
+      if (kind == "command") {
+        check.kind = SmokeCheck::Kind::kCommand;
+      } else if (kind != "http") {
+        return InvalidArgument("deployment spec JSON: unknown smoke check kind '" + kind + "'");
+      }
+      Optional(c, "method", check.method);
+      Optional(c, "path", check.path);
+      OptionalPairs(c, "headers", check.headers);
+      Optional(c, "body", check.body);
+      Optional(c, "status", check.expected_status);
+      Optional(c, "expect_body_contains", check.expect_body_contains);
+      OptionalPairs(c, "expect_json", check.expect_json);
+      Optional(c, "command", check.command);
+      OptionalMillis(c, "timeout_ms", check.timeout);
+      s.smoke_checks.push_back(std::move(check));
     }
+    if (auto it = j.find("pre_deploy"); it != j.end()) {
+      for (const auto& c : *it) {
+        PreDeployCheck check;
+        check.name = c.at("name").get<std::string>();
+        check.command = c.at("command").get<std::string>();
+        OptionalMillis(c, "timeout_ms", check.timeout);
+        s.pre_deploy.push_back(std::move(check));
+      }
+    }
+    Optional(j, "manual_approval", s.manual_approval);
+    OptionalMillis(j, "probe_interval_ms", s.probe_interval);
     s.bake_failure_threshold = j.at("bake_failure_threshold").get<int>();
     s.bake_time = Millis(j.at("bake_time_ms").get<int64_t>());
     s.scale_down_delay = Millis(j.at("scale_down_delay_ms").get<int64_t>());

@@ -5,6 +5,14 @@
 namespace turnout::controller {
 namespace {
 
+SmokeCheck HttpCheck(std::string method, std::string path, int status) {
+  SmokeCheck c;
+  c.method = std::move(method);
+  c.path = std::move(path);
+  c.expected_status = status;
+  return c;
+}
+
 DeploymentSpec Valid() {
   DeploymentSpec s;
   s.service = "shop";
@@ -39,7 +47,7 @@ TEST(DeploymentSpecTest, RefusesBadFieldsNamingThem) {
        "base_port"},
       {[](DeploymentSpec& s) { s.readiness_path = "ready"; }, "readiness_path"},
       {[](DeploymentSpec& s) {
-         s.smoke_checks = {SmokeCheck{"GET", "/", 99}};
+         s.smoke_checks = {HttpCheck("GET", "/", 99)};
        },
        "smoke_checks"},
       {[](DeploymentSpec& s) { s.ready_deadline = Millis(0); }, "ready_deadline"},
@@ -69,7 +77,7 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   s.host = "127.0.0.2";
   s.readiness_path = "/health";
   s.ready_deadline = Millis(7000);
-  s.smoke_checks = {SmokeCheck{"POST", "/x", 201}, SmokeCheck{}};
+  s.smoke_checks = {HttpCheck("POST", "/x", 201), SmokeCheck{}};
   s.bake_failure_threshold = 5;
   s.bake_time = Millis(1234);
   s.scale_down_delay = Millis(5678);

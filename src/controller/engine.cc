@@ -315,6 +315,8 @@ Result<StepReport> Engine::Step() {
       return StepWaitingReady();
     case DeploymentState::kSmokeTesting:
       return StepSmokeTesting();
+    case DeploymentState::kAwaitingApproval:
+      return StepAwaitingApproval();
     case DeploymentState::kSwitching:
       return StepSwitching();
     case DeploymentState::kBaking:
@@ -610,6 +612,39 @@ Result<StepReport> Engine::StepRollingBack() {
                                                                        ? "rolled back"
                                                                        : deployment_->reason));
   return Report("");
+}
+
+Result<StepReport> Engine::StepAwaitingApproval() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " while awaiting approval");
+  WaitForExit();
+  return Report("waiting for approval: run `turnout approve`");
+}
+
+Status Engine::Approve(std::string_view actor) {
+  if (!deployment_) return FailedPrecondition("no deployment to approve");
+  if (deployment_->state != DeploymentState::kAwaitingApproval) {
+    return FailedPrecondition("deployment " + std::to_string(deployment_->id) + " is " +
+                              std::string(state::DeploymentStateName(deployment_->state)) +
+                              ", not awaiting approval");
+  }
+  return Transition(DeploymentState::kSwitching, "approved by " + std::string(actor));
+}
+
+Status Engine::Abort(std::string_view actor) {
+  return RequestRollback("aborted by " + std::string(actor));
+}
+
+Status Engine::ExpediteScaleDown(std::string_view reason) {
+  if (!deployment_) return FailedPrecondition("no deployment");
+  if (deployment_->state != DeploymentState::kScalingDown) {
+    return FailedPrecondition("deployment " + std::to_string(deployment_->id) + " is " +
+                              std::string(state::DeploymentStateName(deployment_->state)) +
+                              ", not scaling down");
+  }
+  (void)reason;
+  expedite_scale_down_ = true;
+  return Status::Ok();
 }
 
 Status Engine::RequestRollback(std::string_view reason) {

@@ -73,6 +73,16 @@
 
 namespace turnout::controller {
 
+// A deployment event, for hooks, notifications and the daemon's event stream. `name` is one of
+// service::kHookEvents: deploy_started (Begin), pre_checks_passed, ready (every new instance
+// answered its readiness probe), smoke_passed, awaiting_approval, switched (traffic moved to the
+// new slot), succeeded, rolled_back, failed, aborted (Abort()).
+struct EngineEvent {
+  std::string name;
+  state::Deployment deployment;  // as recorded after the transition that caused the event
+  std::string detail;            // the transition's reason
+};
+
 struct EngineOptions {
   // The router's listen address ("127.0.0.1:8080") that smoke checks are sent to with the
   // override header. Required when a spec has smoke checks.
@@ -89,16 +99,6 @@ struct EngineOptions {
   // quickly (queue the work); it is never called with the engine's state half-changed.
   // Default: none
   std::function<void(const EngineEvent&)> on_event;
-};
-
-// A deployment event, for hooks, notifications and the daemon's event stream. `name` is one of
-// service::kHookEvents: deploy_started (Begin), pre_checks_passed, ready (every new instance
-// answered its readiness probe), smoke_passed, awaiting_approval, switched (traffic moved to the
-// new slot), succeeded, rolled_back, failed, aborted (Abort()).
-struct EngineEvent {
-  std::string name;
-  state::Deployment deployment;  // as recorded after the transition that caused the event
-  std::string detail;            // the transition's reason
 };
 
 // What Step() did and what the deployment waits for now.
@@ -180,6 +180,7 @@ class Engine {
   Result<StepReport> StepLaunching();
   Result<StepReport> StepWaitingReady();
   Result<StepReport> StepSmokeTesting();
+  Result<StepReport> StepAwaitingApproval();
   Result<StepReport> StepSwitching();
   Result<StepReport> StepBaking();
   Result<StepReport> StepScalingDown();
@@ -196,6 +197,7 @@ class Engine {
   int64_t previous_revision_ = 0;  // the revision serving before (0 on a first deployment)
   bool switched_ = false;          // the deployment reached Switching (traffic may have moved)
   int64_t state_step_id_ = 0;      // the running "state:<name>" step record (0: none)
+  bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
   Clock::TimePoint entered_{};     // when the current state was entered (by clock_)
   std::vector<Instance> new_instances_;  // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot

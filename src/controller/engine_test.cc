@@ -28,6 +28,14 @@ namespace {
 using namespace std::chrono_literals;
 using state::DeploymentState;
 
+SmokeCheck HttpCheck(std::string method, std::string path, int status) {
+  SmokeCheck c;
+  c.method = std::move(method);
+  c.path = std::move(path);
+  c.expected_status = status;
+  return c;
+}
+
 constexpr char kService[] = "demo";
 
 class EngineTest : public ::testing::Test {
@@ -74,7 +82,7 @@ class EngineTest : public ::testing::Test {
     s.grace = 2s;
     s.log_dir = dir_;
     s.ready_deadline = 10s;
-    s.smoke_checks = {SmokeCheck{"GET", "/", 200}};
+    s.smoke_checks = {HttpCheck("GET", "/", 200)};
     s.bake_time = 30s;
     s.scale_down_delay = 60s;
     s.started_by = "engine_test";
@@ -336,7 +344,7 @@ TEST_F(EngineTest, VersionFailingReadinessIsNeverSwitchedTo) {
 TEST_F(EngineTest, FailedSmokeTestIsNeverSwitchedTo) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   DeploymentSpec v2 = Spec("v2");
-  v2.smoke_checks = {SmokeCheck{"GET", "/", 418}};
+  v2.smoke_checks = {HttpCheck("GET", "/", 418)};
   state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
   EXPECT_NE(d2.reason.find("expected 418, got 200"), std::string::npos) << d2.reason;
   EXPECT_FALSE(Contains(States(d2.id), DeploymentState::kSwitching));

@@ -6,7 +6,7 @@
 namespace turnout::state {
 namespace {
 
-constexpr std::array<std::pair<DeploymentState, std::string_view>, 12> kStateNames = {{
+constexpr std::array<std::pair<DeploymentState, std::string_view>, 13> kStateNames = {{
     {DeploymentState::kPending, "pending"},
     {DeploymentState::kPreChecks, "pre_checks"},
     {DeploymentState::kLaunching, "launching"},
