@@ -12,6 +12,7 @@ build_pkgs=(
   libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15
+  libcurl4-openssl-dev prometheus
   curl ca-certificates procps iproute2
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine)
