@@ -9,6 +9,9 @@
 // `env` (later entries win). When the deadline passes, the whole process group gets SIGTERM,
 // then SIGKILL after `kill_grace`, and the result says it timed out.
 //
+// Output is read until the command itself exits (then whatever is already in the pipe): children
+// it left running in the background are not waited for, and not killed.
+//
 // Thread-safety: calls may run in parallel from several threads (waitpid on the exact pid only,
 // never -1, so it never reaps another part of the process's children).
 // Errors: InvalidArgument for an empty argv; NotFound when the program does not exist or is not
@@ -45,6 +48,7 @@ struct RunResult {
   std::string output;              // stdout+stderr, at most max_output_bytes
   size_t output_dropped = 0;       // bytes beyond max_output_bytes
   std::chrono::milliseconds duration{0};
+  std::chrono::milliseconds timeout{0};  // the spec's timeout (for Describe)
 
   bool ok() const { return exit_code && *exit_code == 0 && !timed_out; }
   // "exited with code 3", "killed by signal 9 (Killed)", "timed out after 5 s".
