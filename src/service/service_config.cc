@@ -353,9 +353,16 @@ void CheckTemplate(Reader& r, const YAML::Node& node, const std::string& path,
 }
 
 void ReadPorts(Reader& r, const YAML::Node& v, const std::string& path, PortRange* ports) {
-  constexpr std::string_view kExpected = "a port range like 20000-20999 or a base port like 20000";
+  constexpr std::string_view kExpected =
+      "a port range like 20000-20999, a base port like 20000, or auto";
   if (!v.IsScalar()) return r.Expected(v, path, kExpected);
   std::string_view text = v.Scalar();
+  if (text == "auto") {
+    // Ports the OS reports free at launch time (tests, demos, shared machines).
+    ports->first = 0;
+    ports->last = 0;
+    return;
+  }
   uint64_t first = 0, last = 0;
   size_t dash = text.find('-');
   if (dash == std::string_view::npos) {
@@ -714,9 +721,25 @@ void ReadHooks(Reader& r, const YAML::Node& n, std::vector<HookConfig>* out) {
 }
 
 void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
-  r.ForEach(n, "router", {"admin", "override_header", "override_secret", "workers"},
+  r.ForEach(n, "router",
+            {"admin", "admin_token", "external", "override_header", "override_secret", "workers"},
             [&](const std::string& key, const YAML::Node& v, const std::string& path) {
-              if (key == "admin") {
+              if (key == "external") {
+                auto s = r.String(v, path);
+                if (s && !s->empty() && !IsHostPort(*s, false)) {
+                  return r.Expected(v, path,
+                                    "the admin address of a standalone `turnout router`, such "
+                                    "as 127.0.0.1:9901");
+                }
+                Set(s, &o->external);
+              } else if (key == "admin_token") {
+                auto s = r.String(v, path);
+                if (s && std::any_of(s->begin(), s->end(),
+                                     [](char c) { return c <= 0x20 || c >= 0x7f; })) {
+                  return r.Expected(v, path, "visible ASCII characters without spaces");
+                }
+                Set(s, &o->admin_token);
+              } else if (key == "admin") {
                 // An empty value (admin: "") turns the admin listener off.
                 auto s = r.String(v, path);
                 if (s && !s->empty() && !IsHostPort(*s, true)) {
@@ -844,7 +867,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
     // Every slot may run `replicas` instances at once, each on its own port.
     const int64_t needed = static_cast<int64_t>(c.slots.size()) * c.platform.replicas;
     const int64_t available = c.platform.ports.last - c.platform.ports.first + 1;
-    if (available < needed) {
+    if (c.platform.ports.first != 0 && available < needed) {
       YAML::Node at = root["platform"] ? root["platform"] : root;
       if (at.IsMap() && at["ports"]) at = at["ports"];
       r.Problem(at, "platform.ports",
@@ -858,7 +881,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
     if (!c.router.admin.empty()) own.push_back(c.router.admin);
     for (const auto& address : own) {
       const int port = PortOf(address);
-      if (port >= c.platform.ports.first && port <= c.platform.ports.last) {
+      if (c.platform.ports.first != 0 && port >= c.platform.ports.first &&
+          port <= c.platform.ports.last) {
         YAML::Node at = root["platform"] ? root["platform"] : root;
         if (at.IsMap() && at["ports"]) at = at["ports"];
         r.Problem(at, "platform.ports",
@@ -1000,6 +1024,8 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
     k.Add("hook.webhook.timeout", h.webhook.timeout);
   }
   k.Add("router.admin", c.router.admin);
+  k.Add("router.admin_token", c.router.admin_token);
+  k.Add("router.external", c.router.external);
   k.Add("router.override_header", c.router.override_header);
   k.Add("router.override_secret", c.router.override_secret);
   k.Add("router.workers", static_cast<int64_t>(c.router.workers));

@@ -34,6 +34,7 @@ using Millis = std::chrono::milliseconds;
 
 // Ports the platform hands out to instances, inclusive on both ends.
 struct PortRange {
+  // 0 (with last 0): `ports: auto`, a port the OS reports free at each launch.
   uint16_t first = 20000;  // Default: 20000
   uint16_t last = 20999;   // Default: 20999
   friend bool operator==(const PortRange&, const PortRange&) = default;
@@ -134,6 +135,13 @@ struct RevisionsConfig {
 
 struct RouterOptions {
   std::string admin = "127.0.0.1:9901";  // the router's admin API; "" disables. Default: that
+  // Bearer token of the admin API (embedded: required by it when set; external: sent to it).
+  // Default: "" (none; a non-loopback embedded admin address then is refused by the router).
+  std::string admin_token;
+  // The admin address of a standalone `turnout router` that turnoutd drives instead of
+  // embedding one (then `listen`, `admin` and `workers` belong to that router's own config).
+  // Traffic keeps flowing while turnoutd is down or restarting. Default: "" (embedded)
+  std::string external;
   std::string override_header = "X-Turnout-Slot";  // Default: X-Turnout-Slot
   // When set, the override header only counts when the request also carries
   // `X-Turnout-Secret: <secret>` (the smoke tests send it). Default: "" (no secret).

@@ -1,0 +1,1124 @@
+#include "daemon/daemon.h"
+
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "controller/engine.h"
+#include "controller/http_probe.h"
+#include "platform/process_platform.h"
+#include "platform/supervisor.h"
+#include "router/admin_client.h"
+#include "router/admin_server.h"
+#include "router/router.h"
+#include "state/sqlite_state_store.h"
+
+namespace turnout::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using state::DeploymentState;
+using Millis = std::chrono::milliseconds;
+
+// How long an API thread waits for the controller thread to run its command. Steps are bounded
+// (a probe round of at most ~1 s per instance), so this only trips when something is wrong.
+constexpr Millis kCommandTimeout{60000};
+// A deploy requested while the previous deployment only keeps its old slot warm first finishes
+// that one (drain, stop); it may take this long.
+constexpr Millis kFinishPreviousTimeout{60000};
+
+std::string FormatTime(Clock::WallTime t) {
+  const int64_t ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
+int64_t MillisBetween(Clock::WallTime a, Clock::WallTime b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+json DeploymentJson(const state::Deployment& d) {
+  json j = {{"id", d.id},
+            {"service", d.service},
+            {"revision", d.revision},
+            {"version", d.version},
+            {"state", std::string(state::DeploymentStateName(d.state))},
+            {"finished", state::IsTerminal(d.state)},
+            {"target_slot", d.target_slot},
+            {"previous_slot", d.previous_slot},
+            {"strategy", d.strategy},
+            {"started_by", d.started_by},
+            {"reason", d.reason},
+            {"config_hash", d.config_hash},
+            {"created_at", FormatTime(d.created_at)},
+            {"updated_at", FormatTime(d.updated_at)}};
+  if (d.finished_at) {
+    j["finished_at"] = FormatTime(*d.finished_at);
+    j["duration_ms"] = MillisBetween(d.created_at, *d.finished_at);
+  } else {
+    j["finished_at"] = nullptr;
+  }
+  return j;
+}
+
+json StepJson(const state::StepRecord& s) {
+  json detail = json::parse(s.detail_json, nullptr, false);
+  json j = {{"step", s.step},
+            {"outcome", std::string(state::StepOutcomeName(s.outcome))},
+            {"started_at", FormatTime(s.started_at)},
+            {"detail", detail.is_discarded() ? json(s.detail_json) : detail}};
+  if (s.finished_at) {
+    j["finished_at"] = FormatTime(*s.finished_at);
+    j["duration_ms"] = MillisBetween(s.started_at, *s.finished_at);
+  }
+  return j;
+}
+
+json AuditJson(const state::AuditEntry& e) {
+  json detail = json::parse(e.detail_json, nullptr, false);
+  return {{"seq", e.seq},
+          {"time", FormatTime(e.time)},
+          {"actor", e.actor},
+          {"action", e.action},
+          {"subject", e.subject},
+          {"detail", detail.is_discarded() ? json(e.detail_json) : detail},
+          {"hash", e.hash}};
+}
+
+Result<json> ParseBody(const api::Request& r) {
+  if (r.body.empty()) return json::object();
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgument("the request body must be a JSON object");
+  }
+  return j;
+}
+
+std::string StringField(const json& j, const char* name, std::string fallback = "") {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return fallback;
+  return it->get<std::string>();
+}
+
+api::Reply Ok(const json& j) { return api::Reply::Json(200, j.dump()); }
+
+// The instance of a deployment spec the platform launches (and the supervisor relaunches).
+platform::InstanceSpec InstanceSpecFor(const controller::DeploymentSpec& d, const std::string& slot,
+                                       int index, uint16_t port) {
+  platform::InstanceSpec s;
+  s.service = d.service;
+  s.version = d.version;
+  s.slot = slot;
+  s.instance = index;
+  s.port = port;
+  s.command = d.command;
+  s.working_dir = d.working_dir;
+  s.env = d.env;
+  s.stop_signal = d.stop_signal;
+  s.grace = d.grace;
+  s.log_dir = d.log_dir;
+  return s;
+}
+
+std::string LocalAddress(std::string address) {
+  // Smoke checks connect to the router's listener; a wildcard bind is reached on loopback.
+  if (address.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + address.substr(8);
+  return address;
+}
+
+// The last `lines` lines of a file (at most 1 MiB read from its end).
+std::string TailFile(const std::string& path, int lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff start = std::max<std::streamoff>(0, size - (1 << 20));
+  in.seekg(start);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t pos = data.size();
+  if (pos > 0 && data[pos - 1] == '\n') --pos;
+  int seen = 0;
+  while (pos > 0) {
+    if (data[pos - 1] == '\n' && ++seen == lines) break;
+    --pos;
+  }
+  return data.substr(pos);
+}
+
+}  // namespace
+
+struct Daemon::Impl {
+  DaemonOptions options;
+  std::ostream* log = nullptr;
+  std::mutex log_mu;
+  service::ServiceConfig config;
+  std::string config_path;  // absolute
+  std::string config_dir;
+  StatePaths paths;
+  Clock& clock = SystemClock::Get();
+  Clock::WallTime started_at{};
+
+  std::unique_ptr<state::SqliteStateStore> store;
+  std::unique_ptr<platform::ProcessPlatform> platform;
+  std::unique_ptr<router::Router> embedded;
+  std::unique_ptr<router::AdminServer> router_admin;
+  std::unique_ptr<router::RouterControl> external;
+  router::RouterControl* control = nullptr;
+  std::string router_address;  // where smoke checks go
+  std::unique_ptr<controller::Engine> engine;
+  std::unique_ptr<platform::Supervisor> supervisor;
+  std::unique_ptr<api::Server> server;
+
+  // Controller thread and its queue of commands.
+  std::thread controller;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> commands;
+  bool stopping = false;
+  bool started = false;
+
+  // What the controller is doing, for status readers (guarded by progress_mu).
+  std::mutex progress_mu;
+  int64_t progress_deployment = 0;
+  std::string progress_state;
+  std::string waiting_for;
+  Clock::WallTime progress_since{};
+  std::string last_error;  // the last Step() error (store/router/platform refused), "" when none
+
+  // Supervised instances: key "<slot>/<index>" -> the record the key stands for (controller
+  // thread and supervisor callback; both run on the controller thread).
+  std::map<std::string, state::InstanceRecord> watched;
+  Clock::TimePoint next_tick{};
+
+  void Log(const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    *log << FormatTime(clock.WallNow()) << " turnoutd: " << line << std::endl;
+  }
+
+  bool Busy() const {
+    return engine->has_deployment() && !state::IsTerminal(engine->deployment().state);
+  }
+
+  // Runs `fn` on the controller thread and returns its result.
+  template <typename T>
+  Result<T> RunOnController(std::function<Result<T>()> fn) {
+    auto task = std::make_shared<std::packaged_task<Result<T>()>>(std::move(fn));
+    std::future<Result<T>> done = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) return Unavailable("turnoutd is stopping");
+      commands.push_back([task] { (*task)(); });
+    }
+    cv.notify_all();
+    if (done.wait_for(kCommandTimeout) != std::future_status::ready) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    "the controller did not take the command within 60 s; see turnoutd.log");
+    }
+    return done.get();
+  }
+
+  Status StartAll();
+  void ControllerLoop();
+  void StepOnce();
+  void SetProgress(const controller::StepReport& report);
+  void OnEngineEvent(const controller::EngineEvent& event);
+  void OnSupervisorEvent(const platform::SupervisorEvent& event);
+  void WatchServing();
+  void UnwatchAll();
+
+  Result<controller::DeploymentSpec> SpecFor(const std::string& version);
+  Result<state::Deployment> Deploy(const std::string& version, const std::string& actor,
+                                   const std::string& reason);
+  Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
+  Result<json> Switch(const std::string& slot, const std::string& actor);
+
+  api::Reply Handle(const api::Request& r);
+  api::Reply StatusReply();
+  api::Reply DeploymentReply(const std::string& which);
+  api::Reply HistoryReply(const api::Request& r);
+  api::Reply HealthReply(const api::Request& r);
+  api::Reply LogsReply(const api::Request& r);
+  api::Reply AuditReply(const api::Request& r);
+};
+
+// ---- start and stop ------------------------------------------------------------------------
+
+Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
+  if (options.config_path.empty()) return InvalidArgument("no turnout.yaml given");
+  auto impl = std::make_unique<Impl>();
+  std::error_code ec;
+  fs::path config_path = fs::absolute(options.config_path, ec);
+  if (ec) return IoError("cannot resolve " + options.config_path + ": " + ec.message());
+  TURNOUT_ASSIGN_OR_RETURN(impl->config, service::LoadServiceConfig(config_path.string()));
+  impl->config_path = config_path.string();
+  impl->config_dir = config_path.parent_path().string();
+  impl->paths = PathsFor(impl->config, impl->config_dir);
+  if (!options.socket_path.empty()) impl->paths.socket = options.socket_path;
+  if (!options.api_tcp_address.empty() && options.api_token.empty()) {
+    return InvalidArgument("an API on TCP needs a token (--token or TURNOUTD_TOKEN)");
+  }
+  impl->log = options.log ? options.log : &std::cerr;
+  impl->options = std::move(options);
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() { Stop(); }
+
+const StatePaths& Daemon::paths() const { return impl_->paths; }
+std::string Daemon::socket_path() const { return impl_->paths.socket; }
+std::string Daemon::api_tcp_address() const {
+  return impl_->server ? impl_->server->tcp_address() : "";
+}
+std::vector<std::string> Daemon::listen_addresses() const {
+  if (impl_->embedded) return impl_->embedded->ListenAddresses();
+  if (impl_->control) {
+    Result<router::RouterStatus> s = impl_->control->GetStatus();
+    if (s.ok()) return s->listen;
+  }
+  return {};
+}
+
+Status Daemon::Start() {
+  Status s = impl_->StartAll();
+  if (!s.ok()) Stop();
+  return s;
+}
+
+Status Daemon::Impl::StartAll() {
+  if (started) return FailedPrecondition("turnoutd already started");
+  started = true;
+  started_at = clock.WallNow();
+  std::error_code ec;
+  fs::create_directories(paths.dir, ec);
+  if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
+  ::chmod(paths.dir.c_str(), 0700);
+  fs::create_directories(paths.logs, ec);
+  if (ec) return IoError("cannot create " + paths.logs + ": " + ec.message());
+
+  state::SqliteStateStoreOptions so;
+  so.path = paths.database;
+  so.actor = "turnoutd";
+  TURNOUT_ASSIGN_OR_RETURN(store, state::SqliteStateStore::Open(so));
+  platform = std::make_unique<platform::ProcessPlatform>(clock);
+
+  // Re-adopt what an earlier daemon left running; what ended meanwhile is marked so.
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
+                           store->ListInstances(config.name, true));
+  std::vector<state::InstanceRecord> running;
+  for (auto& rec : live) {
+    if (rec.platform_handle.empty()) continue;
+    Result<platform::InstanceHandle> handle = platform::DecodeHandle(rec.platform_handle);
+    if (!handle.ok()) continue;
+    Result<platform::InstanceStatus> st = platform->Adopt(*handle);
+    if (st.ok() && st->running()) {
+      running.push_back(rec);
+    } else if (st.ok() && rec.state == state::InstanceState::kRunning) {
+      Log("instance " + rec.slot + "-" + std::to_string(rec.instance_index) + " (" + rec.version +
+          ", pid " + std::to_string(rec.pid) + ") " + st->ToString() + " while turnoutd was down");
+    }
+  }
+  if (!live.empty()) {
+    Log("re-adopted " + std::to_string(running.size()) + " running instance(s) of " +
+        std::to_string(live.size()) + " recorded");
+  }
+
+  std::string active_slot;
+  if (Result<state::Service> svc = store->GetService(config.name); svc.ok()) {
+    active_slot = svc->active_slot;
+  }
+  if (config.router.external.empty()) {
+    router::RouterConfig rc = RouterConfigFromService(config, paths, active_slot, running);
+    TURNOUT_ASSIGN_OR_RETURN(embedded, router::Router::Create(std::move(rc)));
+    TURNOUT_RETURN_IF_ERROR(embedded->Start());
+    if (!config.router.admin.empty()) {
+      router::AdminServer::Options ao;
+      ao.address = config.router.admin;
+      ao.token = config.router.admin_token;
+      router::Router* raw = embedded.get();
+      router_admin = std::make_unique<router::AdminServer>(
+          ao, *embedded, [raw] { return raw->PrometheusText(); });
+      TURNOUT_RETURN_IF_ERROR(router_admin->Start());
+    }
+    control = embedded.get();
+    router_address = LocalAddress(embedded->ListenAddresses().at(0));
+    std::string listen;
+    for (const auto& a : embedded->ListenAddresses()) listen += " " + a;
+    Log("router serving on" + listen +
+        (router_admin ? ", admin API on " + router_admin->address() : ""));
+  } else {
+    TURNOUT_ASSIGN_OR_RETURN(external,
+                             router::AdminClient::Create(config.router.external,
+                                                         config.router.admin_token, Millis(5000)));
+    control = external.get();
+    Result<router::RouterStatus> rs = control->GetStatus();
+    if (!rs.ok()) {
+      return Unavailable("the standalone router at " + config.router.external +
+                         " does not answer (" + rs.status().message() +
+                         "); start it with `turnout router --admin " + config.router.external +
+                         " ...`");
+    }
+    if (rs->listen.empty()) return FailedPrecondition("the standalone router listens nowhere");
+    router_address = LocalAddress(rs->listen[0]);
+    Log("driving the standalone router at " + config.router.external + " (serving on " +
+        rs->listen[0] + ")");
+  }
+
+  controller::EngineOptions eo;
+  eo.router_address = router_address;
+  eo.override_header = config.router.override_header;
+  eo.override_secret = config.router.override_secret;
+  eo.probe_wait = options.step_wait;
+  eo.on_event = [this](const controller::EngineEvent& e) { OnEngineEvent(e); };
+  engine = std::make_unique<controller::Engine>(*store, *platform, *control, clock, eo);
+
+  platform::SupervisorOptions sup;
+  supervisor = std::make_unique<platform::Supervisor>(
+      *platform, sup, [this](const platform::SupervisorEvent& e) { OnSupervisorEvent(e); });
+
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> resumed, engine->Resume(config.name));
+  if (resumed) {
+    Log("resuming deployment " + std::to_string(resumed->id) + " (revision " +
+        std::to_string(resumed->revision) + ", " + resumed->version + ") interrupted in " +
+        std::string(state::DeploymentStateName(resumed->state)));
+  } else {
+    WatchServing();
+  }
+
+  controller = std::thread([this] { ControllerLoop(); });
+
+  api::Server::Options ao;
+  ao.unix_path = paths.socket;
+  ao.tcp_address = options.api_tcp_address;
+  ao.token = options.api_token;
+  server = std::make_unique<api::Server>(ao, [this](const api::Request& r) { return Handle(r); });
+  TURNOUT_RETURN_IF_ERROR(server->Start());
+  {
+    std::ofstream pid(paths.pid_file, std::ios::trunc);
+    pid << ::getpid() << "\n";
+  }
+  Log("ready: service " + config.name + ", API on " + paths.socket +
+      (server->tcp_address().empty() ? "" : " and " + server->tcp_address()));
+  return Status::Ok();
+}
+
+void Daemon::Stop() {
+  Impl& d = *impl_;
+  if (d.server) d.server->Stop();
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    d.stopping = true;
+  }
+  d.cv.notify_all();
+  if (d.controller.joinable()) d.controller.join();
+  if (d.router_admin) d.router_admin->Stop();
+  if (d.embedded) d.embedded->Stop();
+  if (d.started) {
+    std::error_code ec;
+    fs::remove(d.paths.pid_file, ec);
+    d.started = false;
+    d.Log("stopped; app instances keep running");
+  }
+}
+
+// ---- the controller thread -----------------------------------------------------------------
+
+void Daemon::Impl::ControllerLoop() {
+  for (;;) {
+    std::function<void()> command;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      if (stopping) break;
+      if (commands.empty() && !Busy()) {
+        cv.wait_for(lock, Millis(250), [&] { return stopping || !commands.empty(); });
+        if (stopping) break;
+      }
+      if (!commands.empty()) {
+        command = std::move(commands.front());
+        commands.pop_front();
+      }
+    }
+    if (command) {
+      command();
+      continue;
+    }
+    if (Busy()) StepOnce();
+    if (clock.Now() >= next_tick) {
+      supervisor->Tick(clock.Now());
+      next_tick = clock.Now() + Millis(500);
+    }
+  }
+  // Commands queued after the last step: answer them.
+  std::deque<std::function<void()>> left;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    left.swap(commands);
+  }
+  for (auto& c : left) c();
+}
+
+void Daemon::Impl::StepOnce() {
+  Result<controller::StepReport> report = engine->Step();
+  if (!report.ok()) {
+    // The store, the router or the platform refused; the step is idempotent, so it is retried
+    // after a pause (commands are still taken meanwhile).
+    bool repeated;
+    {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      repeated = last_error == report.status().ToString();
+      last_error = report.status().ToString();
+    }
+    if (!repeated) Log("step failed, retrying every second: " + report.status().ToString());
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, Millis(1000), [&] { return stopping || !commands.empty(); });
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    last_error.clear();
+  }
+  SetProgress(*report);
+}
+
+void Daemon::Impl::SetProgress(const controller::StepReport& report) {
+  const std::string state_name(state::DeploymentStateName(report.state));
+  bool changed_state = false;
+  {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    if (progress_deployment != report.deployment_id || progress_state != state_name) {
+      progress_deployment = report.deployment_id;
+      progress_state = state_name;
+      progress_since = clock.WallNow();
+      changed_state = true;
+    }
+    waiting_for = report.waiting_for;
+  }
+  (void)changed_state;
+}
+
+void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
+  const state::Deployment& d = e.deployment;
+  Log("deployment " + std::to_string(d.id) + " (revision " + std::to_string(d.revision) + ", " +
+      d.version + " -> " + d.target_slot + "): " + e.name +
+      (e.detail.empty() ? "" : ": " + e.detail));
+  if (e.name == "deploy_started") {
+    UnwatchAll();
+  } else if (e.name == "succeeded" || e.name == "rolled_back" || e.name == "failed") {
+    WatchServing();
+  }
+}
+
+void Daemon::Impl::OnSupervisorEvent(const platform::SupervisorEvent& e) {
+  auto it = watched.find(e.key);
+  const std::string who = "instance " + e.key;
+  switch (e.type) {
+    case platform::SupervisorEvent::Type::kExited:
+      Log(who + " " + e.status.ToString() + "; restarting it");
+      (void)store->AppendAudit(state::AuditEvent{
+          "turnoutd", "instance.exited", config.name,
+          json{{"instance", e.key}, {"status", e.status.ToString()}}.dump()});
+      break;
+    case platform::SupervisorEvent::Type::kRestarted:
+      Log(who + " restarted (attempt " + std::to_string(e.attempt) + ", pid " +
+          std::to_string(e.handle.pid) + ")");
+      if (it != watched.end()) {
+        state::InstanceRecord rec = it->second;
+        rec.pid = e.handle.pid;
+        rec.process_start_time = static_cast<int64_t>(e.handle.start_time_ticks);
+        rec.platform_handle = platform::EncodeHandle(e.handle);
+        rec.state = state::InstanceState::kRunning;
+        if (Result<int64_t> id = store->UpsertInstance(rec); id.ok()) {
+          rec.id = *id;
+          it->second = rec;
+        } else {
+          Log("cannot record the restarted " + who + ": " + id.status().ToString());
+        }
+      }
+      (void)store->AppendAudit(
+          state::AuditEvent{"turnoutd", "instance.restarted", config.name,
+                            json{{"instance", e.key}, {"pid", e.handle.pid}}.dump()});
+      break;
+    case platform::SupervisorEvent::Type::kRestartFailed:
+      Log(who + " could not be restarted: " + e.error.ToString());
+      break;
+    case platform::SupervisorEvent::Type::kError:
+      Log(who + ": " + e.error.ToString());
+      break;
+    case platform::SupervisorEvent::Type::kRestartScheduled:
+    case platform::SupervisorEvent::Type::kLogRotated:
+      break;
+  }
+}
+
+// Watches the instances of the revision that serves traffic (between deployments the daemon
+// keeps them up; during a deployment the engine's own rules decide what an exit means).
+void Daemon::Impl::WatchServing() {
+  UnwatchAll();
+  Result<state::Service> svc = store->GetService(config.name);
+  if (!svc.ok() || svc->active_revision == 0) return;
+  Result<state::Deployment> serving = store->GetRevision(config.name, svc->active_revision);
+  if (!serving.ok()) return;
+  Result<std::optional<std::string>> spec_json =
+      store->GetSetting("controller.spec." + std::to_string(serving->id));
+  if (!spec_json.ok() || !*spec_json) return;
+  Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**spec_json);
+  if (!spec.ok()) return;
+  Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
+  if (!live.ok()) return;
+  for (const auto& rec : *live) {
+    if (rec.deployment_id != serving->id || rec.slot != svc->active_slot) continue;
+    if (rec.state != state::InstanceState::kRunning || rec.platform_handle.empty()) continue;
+    Result<platform::InstanceHandle> handle = platform::DecodeHandle(rec.platform_handle);
+    if (!handle.ok()) continue;
+    const std::string key = rec.slot + "/" + std::to_string(rec.instance_index);
+    supervisor->Watch(
+        key, InstanceSpecFor(*spec, rec.slot, rec.instance_index, static_cast<uint16_t>(rec.port)),
+        *handle, clock.Now());
+    watched[key] = rec;
+  }
+}
+
+void Daemon::Impl::UnwatchAll() {
+  for (const auto& [key, rec] : watched) (void)supervisor->Unwatch(key);
+  watched.clear();
+}
+
+// ---- commands (run on the controller thread) -----------------------------------------------
+
+Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& version) {
+  // The file is read again, so edits to it apply to the next deployment. What the router was
+  // started with (listeners, slots) needs a restart to change.
+  TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig now, service::LoadServiceConfig(config_path));
+  if (now.name != config.name || now.slots != config.slots) {
+    return FailedPrecondition(
+        "turnout.yaml changed its name or slots since turnoutd started; restart turnoutd "
+        "(`turnout down` then `turnout up`) to apply that");
+  }
+  return SpecFromConfig(now, config_dir, paths, version);
+}
+
+Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version,
+                                               const std::string& actor,
+                                               const std::string& reason) {
+  if (Busy()) {
+    const state::Deployment& d = engine->deployment();
+    if (d.state != DeploymentState::kScalingDown) {
+      return AlreadyExists("deployment " + std::to_string(d.id) + " (revision " +
+                           std::to_string(d.revision) + ", " + d.version + ") is in progress (" +
+                           std::string(state::DeploymentStateName(d.state)) +
+                           "); wait for it (`turnout status`), or `turnout abort` it");
+    }
+    // The previous deployment only keeps its old slot warm: that slot is where the new version
+    // goes, so it is stopped now (after draining) instead of after scale_down_delay.
+    TURNOUT_RETURN_IF_ERROR(
+        engine->ExpediteScaleDown("new deployment of " + version + " requested by " + actor));
+    const Clock::TimePoint deadline = clock.Now() + kFinishPreviousTimeout;
+    while (Busy()) {
+      if (clock.Now() > deadline) {
+        return Status(StatusCode::kDeadlineExceeded,
+                      "the previous deployment did not finish scaling down within 60 s");
+      }
+      TURNOUT_ASSIGN_OR_RETURN(controller::StepReport r, engine->Step());
+      SetProgress(r);
+    }
+  }
+  TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec, SpecFor(version));
+  spec.started_by = actor;
+  spec.reason = reason;
+  return engine->Begin(spec);
+}
+
+Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor) {
+  if (Busy()) {
+    const state::Deployment d = engine->deployment();
+    if (to_revision && *to_revision != d.revision) {
+      return FailedPrecondition("deployment " + std::to_string(d.id) + " (revision " +
+                                std::to_string(d.revision) +
+                                ") is in progress; `turnout rollback` without --to rolls it back, "
+                                "then --to N can redeploy another revision");
+    }
+    const Clock::TimePoint t0 = clock.Now();
+    TURNOUT_RETURN_IF_ERROR(engine->RequestRollback("by " + actor));
+    const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
+    json out = {{"action", "rollback"},
+                {"deployment", DeploymentJson(engine->deployment())},
+                {"switched_back", !d.previous_slot.empty() &&
+                                      (d.state == DeploymentState::kBaking ||
+                                       d.state == DeploymentState::kScalingDown ||
+                                       d.state == DeploymentState::kSwitching)},
+                {"took_ms", ms}};
+    return out;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(state::Service svc, store->GetService(config.name));
+  if (svc.active_revision == 0) return FailedPrecondition("nothing has been deployed yet");
+  std::optional<state::Deployment> target;
+  if (to_revision) {
+    Result<state::Deployment> d = store->GetRevision(config.name, *to_revision);
+    if (!d.ok()) {
+      return NotFound("there is no revision " + std::to_string(*to_revision) +
+                      "; `turnout history` lists them");
+    }
+    if (d->state != DeploymentState::kSucceeded) {
+      return FailedPrecondition("revision " + std::to_string(*to_revision) + " (" + d->version +
+                                ") never succeeded (" +
+                                std::string(state::DeploymentStateName(d->state)) +
+                                "); pick one that did from `turnout history`");
+    }
+    target = *d;
+  } else {
+    TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history,
+                             store->History(config.name, 0));
+    for (const auto& d : history) {
+      if (d.revision < svc.active_revision && d.state == DeploymentState::kSucceeded) {
+        target = d;
+        break;
+      }
+    }
+    if (!target) {
+      return FailedPrecondition("there is no earlier successful revision to roll back to");
+    }
+  }
+  if (target->revision == svc.active_revision) {
+    return FailedPrecondition("revision " + std::to_string(target->revision) + " (" +
+                              target->version + ") is already serving");
+  }
+  // The earlier revision's own definition, as it was deployed (not today's turnout.yaml).
+  controller::DeploymentSpec spec;
+  Result<std::optional<std::string>> saved =
+      store->GetSetting("controller.spec." + std::to_string(target->id));
+  Result<controller::DeploymentSpec> decoded =
+      saved.ok() && *saved ? controller::DecodeSpec(**saved)
+                           : Result<controller::DeploymentSpec>(NotFound("no saved spec"));
+  if (decoded.ok()) {
+    spec = *decoded;
+  } else {
+    TURNOUT_ASSIGN_OR_RETURN(spec, SpecFor(target->version));
+  }
+  spec.started_by = actor;
+  spec.reason = "rollback to revision " + std::to_string(target->revision) + " (" +
+                target->version + ")";
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, engine->Begin(spec));
+  return json{{"action", "redeploy"},
+              {"deployment", DeploymentJson(d)},
+              {"rollback_to", target->revision},
+              {"switched_back", false}};
+}
+
+Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& actor) {
+  if (Busy()) {
+    return FailedPrecondition(
+        "a deployment is in progress; use `turnout rollback` or `turnout abort` instead");
+  }
+  if (std::find(config.slots.begin(), config.slots.end(), slot) == config.slots.end()) {
+    return NotFound("there is no slot '" + slot + "'");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
+                           store->ListInstances(config.name, true));
+  int64_t deployment_id = 0;
+  for (const auto& rec : live) {
+    if (rec.slot == slot && rec.state == state::InstanceState::kRunning) {
+      deployment_id = rec.deployment_id;
+    }
+  }
+  if (deployment_id == 0) {
+    return FailedPrecondition("slot " + slot +
+                              " has no running instances; deploy a version to it first");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus st, control->GetSlotStatus(slot));
+  const bool healthy = !st.instances.empty() &&
+                       std::all_of(st.instances.begin(), st.instances.end(),
+                                   [](const auto& i) { return i.healthy && !i.ejected; });
+  if (!healthy) {
+    return FailedPrecondition("the router does not see every instance of " + slot +
+                              " healthy; `turnout health-check " + slot + "` shows why");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, store->GetDeployment(deployment_id));
+  const Clock::TimePoint t0 = clock.Now();
+  TURNOUT_RETURN_IF_ERROR(control->Switch(slot).status());
+  const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
+  TURNOUT_RETURN_IF_ERROR(
+      store->SetActive(config.name, slot, d.revision, "manual switch by " + actor));
+  WatchServing();
+  return json{{"slot", slot}, {"revision", d.revision}, {"version", d.version}, {"took_ms", ms}};
+}
+
+// ---- the API -------------------------------------------------------------------------------
+
+api::Reply Daemon::Handle(const api::Request& request) { return impl_->Handle(request); }
+
+api::Reply Daemon::Impl::Handle(const api::Request& r) {
+  const std::string& p = r.path;
+  const bool get = r.method == "GET";
+  const bool post = r.method == "POST";
+  if (p == "/healthz") return api::Reply{200, "text/plain", "ok\n"};
+  if (p == "/v1/status" && get) return StatusReply();
+  if (p == "/v1/deployments" && get) return HistoryReply(r);
+  if (p.rfind("/v1/deployments/", 0) == 0 && get) return DeploymentReply(p.substr(16));
+  if (p == "/v1/health" && get) return HealthReply(r);
+  if (p == "/v1/logs" && get) return LogsReply(r);
+  if ((p == "/v1/audit" || p == "/v1/audit/verify" || p == "/v1/events") && get) {
+    return AuditReply(r);
+  }
+  if (!post) {
+    static const std::set<std::string> kPosts = {"/v1/deploy", "/v1/rollback", "/v1/switch",
+                                                  "/v1/approve", "/v1/abort"};
+    if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
+    return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
+  }
+  Result<json> body = ParseBody(r);
+  if (!body.ok()) return api::Reply::FromStatus(body.status());
+  const std::string actor = StringField(*body, "actor", r.peer == "unix" ? "cli" : "api");
+  if (p == "/v1/deploy") {
+    const std::string version = StringField(*body, "version");
+    if (version.empty()) return api::Reply::Error(400, "\"version\" is required");
+    const std::string reason = StringField(*body, "reason");
+    Result<state::Deployment> d = RunOnController<state::Deployment>(
+        [&]() -> Result<state::Deployment> { return Deploy(version, actor, reason); });
+    if (!d.ok()) return api::Reply::FromStatus(d.status());
+    return api::Reply::Json(201, json{{"deployment", DeploymentJson(*d)}}.dump());
+  }
+  if (p == "/v1/rollback") {
+    std::optional<int64_t> to;
+    if (auto it = body->find("to_revision"); it != body->end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+        return api::Reply::Error(400, "\"to_revision\" must be a revision number (1, 2, ...)");
+      }
+      to = it->get<int64_t>();
+    }
+    Result<json> out =
+        RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/switch") {
+    const std::string slot = StringField(*body, "slot");
+    if (slot.empty()) return api::Reply::Error(400, "\"slot\" is required");
+    Result<json> out =
+        RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/approve" || p == "/v1/abort") {
+    const bool approve = p == "/v1/approve";
+    Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (!engine->has_deployment() || !Busy()) {
+        return FailedPrecondition("no deployment is in progress");
+      }
+      TURNOUT_RETURN_IF_ERROR(approve ? engine->Approve(actor) : engine->Abort(actor));
+      return json{{"deployment", DeploymentJson(engine->deployment())}};
+    });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
+}
+
+api::Reply Daemon::Impl::StatusReply() {
+  json out;
+  out["service"] = config.name;
+  out["config"] = config_path;
+  out["state_dir"] = paths.dir;
+  out["daemon"] = {{"pid", ::getpid()}, {"started_at", FormatTime(started_at)}};
+  Result<state::Service> svc = store->GetService(config.name);
+  Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
+  if (svc.ok() && svc->active_revision > 0) {
+    json active = {{"slot", svc->active_slot}, {"revision", svc->active_revision}};
+    if (Result<state::Deployment> d = store->GetRevision(config.name, svc->active_revision);
+        d.ok()) {
+      active["version"] = d->version;
+      active["since"] = d->finished_at ? FormatTime(*d->finished_at) : FormatTime(d->updated_at);
+    }
+    out["active"] = active;
+  } else {
+    out["active"] = nullptr;
+  }
+  Result<std::optional<state::Deployment>> current = store->ActiveDeployment(config.name);
+  if (current.ok() && *current) {
+    json d = DeploymentJson(**current);
+    std::lock_guard<std::mutex> lock(progress_mu);
+    if (progress_deployment == (*current)->id) {
+      d["waiting_for"] = waiting_for;
+      d["state_elapsed_ms"] = MillisBetween(progress_since, clock.WallNow());
+    }
+    if (!last_error.empty()) d["error"] = last_error;
+    out["deployment"] = d;
+  } else {
+    out["deployment"] = nullptr;
+  }
+  if (Result<std::vector<state::Deployment>> h = store->History(config.name, 1);
+      h.ok() && !h->empty()) {
+    out["last_deployment"] = DeploymentJson(h->front());
+  }
+  json router_json;
+  router_json["mode"] = embedded ? "embedded" : "external";
+  Result<router::RouterStatus> rs = control->GetStatus();
+  Result<std::vector<router::SlotWindowMetrics>> windows =
+      control->GetWindowMetrics(std::chrono::seconds(60));
+  if (rs.ok()) {
+    router_json["listen"] = rs->listen;
+    router_json["admin"] = rs->admin;
+    router_json["policy"] = json::parse(router::PolicyToJson(rs->policy), nullptr, false);
+    json slots = json::array();
+    for (const auto& s : rs->slots) {
+      json slot = {{"name", s.name},
+                   {"receives_traffic", s.receives_traffic},
+                   {"in_flight", s.in_flight},
+                   {"drained", s.drained}};
+      json instances = json::array();
+      for (const auto& i : s.instances) {
+        json inst = {{"address", i.address},
+                     {"healthy", i.healthy},
+                     {"ejected", i.ejected},
+                     {"in_flight", i.in_flight}};
+        if (live.ok()) {
+          for (const auto& rec : *live) {
+            if (rec.slot == s.name && "127.0.0.1:" + std::to_string(rec.port) == i.address) {
+              inst["pid"] = rec.pid;
+              inst["version"] = rec.version;
+              inst["state"] = std::string(state::InstanceStateName(rec.state));
+              inst["deployment_id"] = rec.deployment_id;
+            }
+          }
+        }
+        if (!inst.contains("state")) inst["state"] = "not running";
+        instances.push_back(inst);
+      }
+      slot["instances"] = instances;
+      if (windows.ok()) {
+        for (const auto& w : *windows) {
+          if (w.slot != s.name) continue;
+          const metrics::Counters& c = w.window.counters;
+          slot["last_60s"] = {{"requests", c.requests},
+                              {"errors_5xx", c.by_class[5]},
+                              {"aborted", c.by_class[0]},
+                              {"error_rate", c.ErrorRate()},
+                              {"p50_ms", w.window.total_latency.PercentileUs(50) / 1000.0},
+                              {"p95_ms", w.window.total_latency.PercentileUs(95) / 1000.0},
+                              {"p99_ms", w.window.total_latency.PercentileUs(99) / 1000.0}};
+        }
+      }
+      slots.push_back(slot);
+    }
+    router_json["slots"] = slots;
+  } else {
+    router_json["error"] = rs.status().ToString();
+  }
+  out["router"] = router_json;
+  return Ok(out);
+}
+
+api::Reply Daemon::Impl::DeploymentReply(const std::string& which) {
+  Result<state::Deployment> d = NotFound("");
+  if (which == "current" || which == "latest") {
+    Result<std::vector<state::Deployment>> h = store->History(config.name, 1);
+    if (!h.ok()) return api::Reply::FromStatus(h.status());
+    if (h->empty()) return api::Reply::Error(404, "nothing has been deployed yet");
+    d = h->front();
+  } else if (which.rfind("rev", 0) == 0) {
+    int64_t rev = std::atoll(which.c_str() + 3);
+    d = store->GetRevision(config.name, rev);
+  } else {
+    char* end = nullptr;
+    const long long id = std::strtoll(which.c_str(), &end, 10);
+    if (which.empty() || *end != '\0' || id <= 0) {
+      return api::Reply::Error(400, "expected a deployment id, rev<N>, or current");
+    }
+    d = store->GetDeployment(id);
+  }
+  if (!d.ok()) return api::Reply::FromStatus(d.status());
+  json out = {{"deployment", DeploymentJson(*d)}};
+  Result<std::vector<state::Transition>> ts = store->Transitions(d->id);
+  json transitions = json::array();
+  if (ts.ok()) {
+    for (const auto& t : *ts) {
+      transitions.push_back({{"from", std::string(state::DeploymentStateName(t.from))},
+                             {"to", std::string(state::DeploymentStateName(t.to))},
+                             {"reason", t.reason},
+                             {"at", FormatTime(t.at)}});
+    }
+  }
+  out["transitions"] = transitions;
+  json steps = json::array();
+  if (Result<std::vector<state::StepRecord>> ss = store->Steps(d->id); ss.ok()) {
+    for (const auto& s : *ss) steps.push_back(StepJson(s));
+  }
+  out["steps"] = steps;
+  {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    if (progress_deployment == d->id && !state::IsTerminal(d->state)) {
+      out["waiting_for"] = waiting_for;
+      out["state_elapsed_ms"] = MillisBetween(progress_since, clock.WallNow());
+      if (!last_error.empty()) out["error"] = last_error;
+    }
+  }
+  return Ok(out);
+}
+
+api::Reply Daemon::Impl::HistoryReply(const api::Request& r) {
+  const int limit = std::atoi(r.Query("limit", "20").c_str());
+  Result<std::vector<state::Deployment>> h = store->History(config.name, limit);
+  if (!h.ok()) return api::Reply::FromStatus(h.status());
+  Result<state::Service> svc = store->GetService(config.name);
+  json list = json::array();
+  for (const auto& d : *h) {
+    json j = DeploymentJson(d);
+    j["serving"] = svc.ok() && svc->active_revision == d.revision;
+    list.push_back(j);
+  }
+  return Ok(json{{"service", config.name}, {"deployments", list}});
+}
+
+api::Reply Daemon::Impl::HealthReply(const api::Request& r) {
+  const std::string only = r.Query("slot");
+  if (!only.empty() &&
+      std::find(config.slots.begin(), config.slots.end(), only) == config.slots.end()) {
+    return api::Reply::Error(404, "there is no slot '" + only + "'");
+  }
+  Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
+  if (!live.ok()) return api::Reply::FromStatus(live.status());
+  json slots = json::array();
+  bool all_ok = true;
+  for (const auto& slot : config.slots) {
+    if (!only.empty() && slot != only) continue;
+    Result<router::SlotStatus> rs = control->GetSlotStatus(slot);
+    json instances = json::array();
+    for (const auto& rec : *live) {
+      if (rec.slot != slot || rec.port == 0) continue;
+      const std::string address = "127.0.0.1:" + std::to_string(rec.port);
+      json inst = {{"address", address}, {"version", rec.version}, {"pid", rec.pid}};
+      std::string process = "unknown";
+      if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);
+          h.ok()) {
+        if (Result<platform::InstanceStatus> st = platform->Inspect(*h); st.ok()) {
+          process = st->ToString();
+        }
+      }
+      inst["process"] = process;
+      for (const auto& [name, probe] :
+           {std::pair{"readiness", config.health.readiness},
+            std::pair{"liveness", config.health.liveness}}) {
+        controller::ProbeRequest req;
+        req.address = address;
+        req.path = probe.path;
+        req.timeout = probe.timeout;
+        const Clock::TimePoint t0 = clock.Now();
+        Result<controller::ProbeResponse> resp = controller::HttpProbe(req);
+        const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
+        const bool ok = resp.ok() && resp->status >= 200 && resp->status < 300;
+        all_ok = all_ok && (ok || std::string(name) == "liveness");
+        inst[name] = {{"path", probe.path},
+                      {"ok", ok},
+                      {"status", resp.ok() ? resp->status : 0},
+                      {"error", resp.ok() ? "" : resp.status().message()},
+                      {"ms", ms}};
+      }
+      if (rs.ok()) {
+        for (const auto& i : rs->instances) {
+          if (i.address == address) {
+            inst["router"] = {{"healthy", i.healthy}, {"ejected", i.ejected}};
+          }
+        }
+      }
+      instances.push_back(inst);
+    }
+    slots.push_back({{"name", slot},
+                     {"receives_traffic", rs.ok() && rs->receives_traffic},
+                     {"instances", instances}});
+  }
+  return Ok(json{{"ok", all_ok}, {"slots", slots}});
+}
+
+api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
+  std::string slot = r.Query("slot");
+  int lines = std::atoi(r.Query("lines", "50").c_str());
+  if (lines <= 0 || lines > 10000) lines = 50;
+  if (slot.empty()) {
+    Result<state::Service> svc = store->GetService(config.name);
+    slot = svc.ok() && !svc->active_slot.empty() ? svc->active_slot : config.slots[0];
+  }
+  Result<std::vector<state::InstanceRecord>> all = store->ListInstances(config.name, false);
+  if (!all.ok()) return api::Reply::FromStatus(all.status());
+  // The newest record of each instance index of the slot.
+  std::map<int, state::InstanceRecord> newest;
+  for (const auto& rec : *all) {
+    if (rec.slot != slot) continue;
+    auto it = newest.find(rec.instance_index);
+    if (it == newest.end() || rec.deployment_id > it->second.deployment_id) {
+      newest[rec.instance_index] = rec;
+    }
+  }
+  json out = json::array();
+  for (const auto& [index, rec] : newest) {
+    std::string path;
+    if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle); h.ok()) {
+      path = h->log_path;
+    }
+    if (path.empty()) {
+      path = paths.logs + "/" + config.name + "-" + slot + "-" + std::to_string(index) + ".log";
+    }
+    out.push_back({{"instance", slot + "-" + std::to_string(index)},
+                   {"version", rec.version},
+                   {"state", std::string(state::InstanceStateName(rec.state))},
+                   {"path", path},
+                   {"text", TailFile(path, lines)}});
+  }
+  return Ok(json{{"slot", slot}, {"instances", out}});
+}
+
+api::Reply Daemon::Impl::AuditReply(const api::Request& r) {
+  if (r.path == "/v1/audit/verify") {
+    Result<state::AuditReport> report = store->VerifyAudit();
+    if (!report.ok()) return api::Reply::FromStatus(report.status());
+    return Ok(json{{"ok", report->ok()},
+                   {"entries", report->entries},
+                   {"last_seq", report->last_seq},
+                   {"head_seq", report->head_seq},
+                   {"head_lag", report->head_lag},
+                   {"problem", std::string(state::AuditProblemKindName(report->kind))},
+                   {"first_bad_seq", report->first_bad_seq},
+                   {"message", report->ToString()}});
+  }
+  const int64_t after = std::atoll(r.Query("after", "0").c_str());
+  const int limit = std::atoi(r.Query("limit", "200").c_str());
+  // tail=N: the newest N entries (what `turnout audit` shows by default).
+  const int tail = std::atoi(r.Query("tail", "0").c_str());
+  Result<std::vector<state::AuditEntry>> entries =
+      store->ReadAudit(after, tail > 0 ? 0 : std::max(limit, 1));
+  if (!entries.ok()) return api::Reply::FromStatus(entries.status());
+  if (tail > 0 && entries->size() > static_cast<size_t>(tail)) {
+    entries->erase(entries->begin(), entries->end() - tail);
+  }
+  json list = json::array();
+  for (const auto& e : *entries) list.push_back(AuditJson(e));
+  json out = {{"entries", list}};
+  if (r.path == "/v1/events") {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    out["progress"] = {{"deployment_id", progress_deployment},
+                       {"state", progress_state},
+                       {"waiting_for", waiting_for}};
+  }
+  return Ok(out);
+}
+
+}  // namespace turnout::daemon

@@ -1,0 +1,125 @@
+#include "daemon/wiring.h"
+
+#include <gtest/gtest.h>
+
+namespace turnout::daemon {
+namespace {
+
+service::ServiceConfig Parse(std::string_view yaml) {
+  Result<service::ServiceConfig> c = service::ParseServiceConfig(yaml, "turnout.yaml");
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? *c : service::ServiceConfig{};
+}
+
+TEST(WiringTest, PathsLiveUnderTheStateDirResolvedAgainstTheConfigDir) {
+  service::ServiceConfig c = Parse("name: shop\nplatform:\n  command: ./app --port {port}\n");
+  StatePaths p = PathsFor(c, "/srv/shop");
+  EXPECT_EQ(p.dir, "/srv/shop/.turnout");
+  EXPECT_EQ(p.database, "/srv/shop/.turnout/state.db");
+  EXPECT_EQ(p.socket, "/srv/shop/.turnout/turnoutd.sock");
+  EXPECT_EQ(p.logs, "/srv/shop/.turnout/logs");
+  c.state_dir = "/var/lib/turnout/shop/";
+  EXPECT_EQ(PathsFor(c, "/srv/shop").dir, "/var/lib/turnout/shop");
+}
+
+TEST(WiringTest, SpecCarriesEveryDeploymentSetting) {
+  service::ServiceConfig c = Parse(R"(name: shop
+slots: [left, right]
+platform:
+  command: ./app --port {port} --version {version}
+  working_dir: bin
+  env: {MODE: prod}
+  replicas: 2
+  stop_signal: SIGINT
+  grace_period: 3s
+  ports: 30000-30100
+health:
+  readiness: {path: /healthz, interval: 2s, timeout: 1s, unhealthy_threshold: 4}
+  ready_deadline: 20s
+smoke_tests:
+  - name: home
+    path: /
+    headers: {X-Test: "1"}
+    expect: {status: 200, body_contains: "{version}"}
+  - name: script
+    command: ./smoke {url}
+pre_deploy:
+  - name: disk
+    command: ./check-disk
+manual_approval: true
+bake_time: 30s
+scale_down_delay: 2m
+)");
+  StatePaths paths = PathsFor(c, "/srv/shop");
+  Result<controller::DeploymentSpec> s = SpecFromConfig(c, "/srv/shop", paths, "2.0.1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->service, "shop");
+  EXPECT_EQ(s->version, "2.0.1");
+  EXPECT_EQ(s->config_hash, service::ConfigHash(c));
+  EXPECT_EQ(s->slots, (std::vector<std::string>{"left", "right"}));
+  EXPECT_EQ(s->working_dir, "/srv/shop/bin");
+  EXPECT_EQ(s->log_dir, "/srv/shop/.turnout/logs");
+  EXPECT_EQ(s->replicas, 2);
+  EXPECT_EQ(s->stop_signal, SIGINT);
+  EXPECT_EQ(s->grace, std::chrono::seconds(3));
+  EXPECT_EQ(s->base_port, 30000);
+  EXPECT_EQ(s->readiness_path, "/healthz");
+  EXPECT_EQ(s->probe_interval, std::chrono::seconds(2));
+  EXPECT_EQ(s->bake_failure_threshold, 4);
+  EXPECT_EQ(s->ready_deadline, std::chrono::seconds(20));
+  ASSERT_EQ(s->smoke_checks.size(), 2u);
+  EXPECT_EQ(s->smoke_checks[0].name, "home");
+  EXPECT_EQ(s->smoke_checks[0].expect_body_contains, "{version}");
+  EXPECT_EQ(s->smoke_checks[0].headers.size(), 1u);
+  EXPECT_EQ(s->smoke_checks[1].kind, controller::SmokeCheck::Kind::kCommand);
+  ASSERT_EQ(s->pre_deploy.size(), 1u);
+  EXPECT_EQ(s->pre_deploy[0].command, "./check-disk");
+  EXPECT_TRUE(s->manual_approval);
+  EXPECT_EQ(s->bake_time, std::chrono::seconds(30));
+  EXPECT_EQ(s->scale_down_delay, std::chrono::minutes(2));
+  EXPECT_FALSE(SpecFromConfig(c, "/srv/shop", paths, "bad version!").ok());
+}
+
+TEST(WiringTest, PortsAutoLetsTheOsChoose) {
+  service::ServiceConfig c =
+      Parse("name: shop\nplatform:\n  command: ./app --port {port}\n  ports: auto\n");
+  Result<controller::DeploymentSpec> s = SpecFromConfig(c, "/x", PathsFor(c, "/x"), "v1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->base_port, 0);
+}
+
+TEST(WiringTest, RouterGetsSlotsHealthPolicyAndRunningInstances) {
+  service::ServiceConfig c = Parse(R"(name: shop
+listen: 127.0.0.1:0
+platform:
+  command: ./app --port {port}
+router:
+  admin: ""
+  override_secret: s3cret
+)");
+  std::vector<state::InstanceRecord> live(3);
+  live[0].slot = "green";
+  live[0].port = 20001;
+  live[0].state = state::InstanceState::kRunning;
+  live[1].slot = "green";
+  live[1].port = 20002;
+  live[1].state = state::InstanceState::kStarting;  // never confirmed: not routed
+  live[2].slot = "blue";
+  live[2].port = 20000;
+  live[2].state = state::InstanceState::kRunning;
+  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x"), "green", live);
+  EXPECT_TRUE(router::ValidateRouterConfig(r).ok());
+  ASSERT_EQ(r.slots.size(), 2u);
+  EXPECT_EQ(r.slots[0].name, "blue");
+  EXPECT_EQ(r.slots[0].instances, (std::vector<std::string>{"127.0.0.1:20000"}));
+  EXPECT_EQ(r.slots[1].instances, (std::vector<std::string>{"127.0.0.1:20001"}));
+  EXPECT_EQ(r.policy.active, "green");
+  EXPECT_EQ(r.policy.override_header.secret, "s3cret");
+  EXPECT_EQ(r.state_file, "/x/.turnout/router-policy.json");
+  EXPECT_EQ(r.health.path, "/ready");
+  EXPECT_EQ(r.admin, "");
+  EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}).policy.active, "blue");
+}
+
+}  // namespace
+}  // namespace turnout::daemon
