@@ -84,20 +84,20 @@ class Server {
     // socket file (nothing listening) is replaced; a live one makes Start() fail with
     // AlreadyExists ("another daemon is running ..."). A path that does not fit sun_path is
     // InvalidArgument. Default: none.
-    std::string unix_path;
+    std::string unix_path{};
     uint32_t unix_mode = 0600;  // Default: 0600 (owner only: the file mode is the access check)
     // "host:port" to listen on with TCP; "" = none; port 0 = any free port. Default: none.
-    std::string tcp_address;
+    std::string tcp_address{};
     // Required (non-empty) when tcp_address is set: TCP peers must send
     // `Authorization: Bearer <token>` (compared in constant time) or get 401. Unix peers need no
     // token. Default: none.
-    std::string token;
+    std::string token{};
     size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
     size_t max_head_bytes = 16 * 1024;  // Default: 16 KiB -> 431 over it
     // A connection on which no byte arrives for this long (while no request of it is being
     // handled) is closed.
     std::chrono::milliseconds idle_timeout{60000};  // Default: 60 s
-    int handler_threads = 4;      // Default: 4 (handlers may block; at least 1 is used)
+    int handler_threads = 4;       // Default: 4 (handlers may block; at least 1 is used)
     size_t max_connections = 256;  // Default: 256; further connections are closed at once
   };
 
@@ -129,15 +129,15 @@ class Client {
  public:
   struct Options {
     // "unix:/path/to/turnoutd.sock", "/path/x.sock" (also Unix), or "http://127.0.0.1:7070".
-    std::string endpoint;
-    std::string token;  // sent as `Authorization: Bearer <token>` when set. Default: none
+    std::string endpoint{};
+    std::string token{};  // sent as `Authorization: Bearer <token>` when set. Default: none
     std::chrono::milliseconds timeout{30000};  // Default: 30 s for one whole exchange
   };
 
   explicit Client(Options options);
   ~Client();
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
+  Client(Client&&) noexcept;  // a moved-from Client may only be destroyed or assigned to
+  Client& operator=(Client&&) noexcept;
 
   // One request. Keeps one connection alive between calls and reconnects transparently once
   // when the kept connection turns out to be closed by the server. Errors: InvalidArgument (bad
@@ -146,8 +146,7 @@ class Client {
   // when the exchange took longer than the timeout. A non-2xx reply is NOT an error: it is
   // returned as a Reply (see StatusFromReply).
   // Thread-safety: one Call at a time per Client (use one Client per thread).
-  Result<Reply> Call(std::string_view method, std::string_view target,
-                     std::string_view body = "");
+  Result<Reply> Call(std::string_view method, std::string_view target, std::string_view body = "");
 
  private:
   struct Impl;

@@ -41,14 +41,15 @@ bool IsToken(std::string_view s) {
 bool IsTarget(std::string_view s) {
   if (s.empty() || s[0] != '/') return false;
   for (char c : s) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) return false;
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return false;
   }
   return true;
 }
 
 int MillisLeft(SteadyClock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  // Rounded up: poll() must not return before the deadline.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now());
   if (left.count() <= 0) return 0;
   return static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
 }
@@ -60,7 +61,10 @@ bool WaitFor(int fd, short events, SteadyClock::time_point deadline) {
     pollfd p{fd, events, 0};
     const int n = ::poll(&p, 1, timeout);
     if (n > 0) return true;
-    if (n == 0) return false;
+    if (n == 0) {
+      if (SteadyClock::now() >= deadline) return false;
+      continue;
+    }
     if (errno != EINTR) return true;  // let the following call report the error
   }
 }
@@ -240,8 +244,8 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
     }
     const int err = errno;
     a.closed_before_reply = err == EPIPE || err == ECONNRESET;
-    a.status = Unavailable("sending to turnoutd at " + Describe() + " failed: " +
-                           std::strerror(err));
+    a.status =
+        Unavailable("sending to turnoutd at " + Describe() + " failed: " + std::strerror(err));
     return a;
   }
 
@@ -272,8 +276,8 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
       }
       const int err = errno;
       a.closed_before_reply = buffer.empty() && err == ECONNRESET;
-      a.status = Unavailable("reading from turnoutd at " + Describe() + " failed: " +
-                             std::strerror(err));
+      a.status =
+          Unavailable("reading from turnoutd at " + Describe() + " failed: " + std::strerror(err));
       return false;
     }
   };
@@ -372,6 +376,8 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
 Client::Client(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
 
 Result<Reply> Client::Call(std::string_view method, std::string_view target,
                            std::string_view body) {

@@ -256,8 +256,7 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
     }
     if (parsed.state == http::ParseState::kError) {
       const int status = parsed.error_status >= 400 ? parsed.error_status : 400;
-      co_await send(Reply::Error(status, std::string("bad request: ") + parsed.error_reason),
-                    true);
+      co_await send(Reply::Error(status, std::string("bad request: ") + parsed.error_reason), true);
       co_return;
     }
     // The head's views point into `buffer`, which grows below: copy what is needed now.
