@@ -7,13 +7,20 @@
 //                    [--error-rate 0.1] [--latency 50ms [--latency-jitter 10ms]]
 //                    [--crash-after 5s] [--ready-after 2s] [--drain-timeout 10s]
 //
+// Faults by version name: the build suffix of --version (after '+') lists faults separated by
+// '_', so that a deployment tool deploys a "bad version" by its name alone:
+//   fail-ready      like --fail-ready          errors-10   like --error-rate 0.10 (percent)
+//   slow-2s         like --latency 2s          crash-5s    like --crash-after 5s
+// e.g. --version v4+errors-10_slow-200ms. Other items (build metadata) are ignored; a flag given
+// explicitly wins over the same fault from the version.
+//
 // The first line on stdout is "listening on HOST:PORT" (flushed), so that a parent that passed
 // port 0 learns the port. Endpoints:
 //   /          200 {"version","slot","instance"} + X-Version (a share is 500 with --error-rate;
 //              delayed by --latency). Any method; a request body is read and discarded.
 //   /ready     200, or 503 while --fail-ready, before --ready-after, or while shutting down
 //   /live      200 while the process runs
-//   /health    like /ready, with a JSON body saying why
+//   /health    like /ready, with a JSON body saying why (and ready_probes: GET /ready count)
 //   /version   {"version","slot","instance"} (never delayed, never failed)
 //   /admin/fault  GET: the current faults; POST ?error-rate=&latency=&latency-jitter=&fail-ready=
 //              changes them (absent keys keep their value)
@@ -26,6 +33,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <chrono>
@@ -34,6 +42,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -64,6 +73,9 @@ constexpr std::string_view kUsage = R"(usage: turnout-demo-app [flags]
   --ready-after D         /ready answers 503 until D after start.   Default: 0
   --crash-after D         the process kills itself (SIGKILL) after D. Default: never
   --drain-timeout D       on SIGTERM, exit after at most D.         Default: 10s
+Faults by version name: the part of --version after '+' lists faults joined by '_':
+  fail-ready, errors-PERCENT, slow-DURATION, crash-DURATION
+  e.g. --version v4+errors-10_slow-200ms (an explicit flag wins over the same fault).
 Prints "listening on HOST:PORT" as the first line of stdout.
 )";
 
@@ -80,8 +92,53 @@ struct Options {
   Nanos drain_timeout = std::chrono::seconds(10);
 };
 
+// Which fault flags were given explicitly (they win over faults named by the version).
+struct GivenFlags {
+  bool error_rate = false;
+  bool latency = false;
+  bool crash_after = false;
+};
+
+// Applies the faults named by the build suffix of the version ("v4+errors-10_slow-200ms").
+Status ApplyVersionFaults(Options& o, const GivenFlags& given) {
+  const size_t plus = o.version.find('+');
+  if (plus == std::string::npos) return Status::Ok();
+  std::string_view items = std::string_view(o.version).substr(plus + 1);
+  while (!items.empty()) {
+    const std::string_view item = items.substr(0, items.find('_'));
+    items.remove_prefix(std::min(items.size(), item.size() + 1));
+    auto value_of = [&](std::string_view prefix) -> std::optional<std::string_view> {
+      if (!item.starts_with(prefix)) return std::nullopt;
+      return item.substr(prefix.size());
+    };
+    const std::string context = "--version fault '" + std::string(item) + "'";
+    if (item == "fail-ready") {
+      o.fail_ready = true;
+    } else if (auto percent = value_of("errors-")) {
+      char* end = nullptr;
+      const std::string text(*percent);
+      const double p = std::strtod(text.c_str(), &end);
+      if (text.empty() || end != text.c_str() + text.size() || !(p >= 0 && p <= 100)) {
+        return InvalidArgument(context + ": expected a percentage 0..100");
+      }
+      if (!given.error_rate) o.error_rate = p / 100;
+    } else if (auto slow = value_of("slow-")) {
+      Result<Nanos> d = ParseDuration(*slow);
+      if (!d.ok()) return d.status().WithContext(context);
+      if (!given.latency) o.latency = *d;
+    } else if (auto crash = value_of("crash-")) {
+      Result<Nanos> d = ParseDuration(*crash);
+      if (!d.ok()) return d.status().WithContext(context);
+      if (!given.crash_after) o.crash_after = *d;
+    }
+    // Anything else is build metadata ("+build.7"), not a fault.
+  }
+  return Status::Ok();
+}
+
 Result<Options> ParseFlags(int argc, char** argv) {
   Options o;
+  GivenFlags given;
   if (const char* slot = std::getenv("TURNOUT_SLOT")) o.slot = slot;
   FlagReader flags(argc, argv);
   while (flags.Next()) {
@@ -106,14 +163,17 @@ Result<Options> ParseFlags(int argc, char** argv) {
       o.slot = std::string(value);
     } else if (flag == "--error-rate") {
       TURNOUT_ASSIGN_OR_RETURN(o.error_rate, ParseRate(value));
+      given.error_rate = true;
     } else if (flag == "--latency") {
       st = duration(&o.latency);
+      given.latency = true;
     } else if (flag == "--latency-jitter") {
       st = duration(&o.jitter);
     } else if (flag == "--ready-after") {
       st = duration(&o.ready_after);
     } else if (flag == "--crash-after") {
       st = duration(&o.crash_after);
+      given.crash_after = true;
     } else if (flag == "--drain-timeout") {
       st = duration(&o.drain_timeout);
     } else {
@@ -122,6 +182,7 @@ Result<Options> ParseFlags(int argc, char** argv) {
     if (!st.ok()) return st.WithContext(flag);
   }
   if (o.version.empty()) return InvalidArgument("--version must not be empty");
+  TURNOUT_RETURN_IF_ERROR(ApplyVersionFaults(o, given));
   return o;
 }
 
@@ -391,6 +452,7 @@ class App {
     if (path == "/version") co_return Response{200, "application/json", identity_body_};
     if (path == "/live") co_return Response{200, "text/plain", "live\n"};
     if (path == "/ready") {
+      ++ready_probes_;
       co_return Ready() ? Response{200, "text/plain", "ready\n"}
                         : Response{503, "text/plain", "not ready\n"};
     }
@@ -406,7 +468,8 @@ class App {
                           {"reason", why},
                           {"version", options_.version},
                           {"in_flight", in_flight_ - 1},
-                          {"connections", connections_.size()}};
+                          {"connections", connections_.size()},
+                          {"ready_probes", ready_probes_}};
       co_return Response{Ready() ? 200 : 503, "application/json",
                          j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
     }
@@ -514,6 +577,7 @@ class App {
   std::string extra_headers_;
   bool draining_ = false;
   int in_flight_ = 0;
+  uint64_t ready_probes_ = 0;  // requests to /ready answered (lets tests count probes)
   std::unordered_set<Connection*> connections_;
 };
 

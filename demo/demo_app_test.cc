@@ -247,11 +247,65 @@ TEST(DemoAppTest, SigtermFinishesInFlightClosesIdleAndExitsZero) {
   EXPECT_TRUE(ConnectRefused(app.port));
 }
 
+TEST(DemoAppTest, VersionSuffixChoosesFaults) {
+  {
+    DemoApp app = Start({"--version", "3.0.0+fail-ready"});
+    EXPECT_EQ(MustGet(app.port, "/ready").status, 503);
+    EXPECT_EQ(MustGet(app.port, "/").status, 200);
+    EXPECT_EQ(MustGet(app.port, "/").Header("x-version"), "3.0.0+fail-ready");
+  }
+  {
+    DemoApp app = Start({"--version", "v4+errors-100_slow-300ms"});
+    Steady::time_point t0 = Steady::now();
+    EXPECT_EQ(MustGet(app.port, "/").status, 500);
+    EXPECT_GE(Steady::now() - t0, milliseconds(300));
+    EXPECT_EQ(MustGet(app.port, "/ready").status, 200);
+    nlohmann::json faults = nlohmann::json::parse(MustGet(app.port, "/admin/fault").body);
+    EXPECT_EQ(faults["error_rate"], 1.0);
+    EXPECT_EQ(faults["latency"], "300ms");
+  }
+  {
+    // errors-10 is a share of 0.10; build metadata items are not faults.
+    DemoApp app = Start({"--version", "v5+build.7_errors-10"});
+    nlohmann::json faults = nlohmann::json::parse(MustGet(app.port, "/admin/fault").body);
+    EXPECT_DOUBLE_EQ(faults["error_rate"].get<double>(), 0.10);
+    EXPECT_EQ(faults["latency"], "0ms");
+    EXPECT_FALSE(faults["fail_ready"].get<bool>());
+  }
+}
+
+TEST(DemoAppTest, VersionSuffixCrashKillsTheProcess) {
+  DemoApp app = Start({"--version", "v6+crash-200ms"});
+  EXPECT_EQ(MustGet(app.port, "/").status, 200);
+  Result<int> status = app.process.Wait(milliseconds(10000));
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_TRUE(WIFSIGNALED(*status));
+  EXPECT_EQ(WTERMSIG(*status), SIGKILL);
+}
+
+TEST(DemoAppTest, ExplicitFlagsWinOverVersionFaultsAndStillApply) {
+  DemoApp app = Start({"--version", "v7+errors-100_slow-5s", "--error-rate", "0", "--latency",
+                       "0ms", "--fail-ready"});
+  Steady::time_point t0 = Steady::now();
+  EXPECT_EQ(MustGet(app.port, "/").status, 200);
+  EXPECT_LT(Steady::now() - t0, milliseconds(4000));
+  EXPECT_EQ(MustGet(app.port, "/ready").status, 503);
+}
+
+TEST(DemoAppTest, HealthCountsReadinessProbes) {
+  DemoApp app = Start({});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(MustGet(app.port, "/ready").status, 200);
+  EXPECT_EQ(nlohmann::json::parse(MustGet(app.port, "/health").body)["ready_probes"], 3);
+}
+
 TEST(DemoAppTest, BadFlagsExitWithUsageError) {
-  for (std::vector<std::string> args : {std::vector<std::string>{kBinary, "--latency", "50"},
-                                        std::vector<std::string>{kBinary, "--error-rate", "1.5"},
-                                        std::vector<std::string>{kBinary, "--bogus"},
-                                        std::vector<std::string>{kBinary, "--listen", "nohost"}}) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{kBinary, "--latency", "50"},
+        std::vector<std::string>{kBinary, "--error-rate", "1.5"},
+        std::vector<std::string>{kBinary, "--bogus"},
+        std::vector<std::string>{kBinary, "--version", "v+errors-x"},
+        std::vector<std::string>{kBinary, "--version", "v+slow-5"},
+        std::vector<std::string>{kBinary, "--listen", "nohost"}}) {
     Result<ChildProcess> p = ChildProcess::Start(args);
     ASSERT_TRUE(p.ok());
     Result<int> status = p->Wait(milliseconds(10000));
