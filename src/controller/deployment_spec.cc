@@ -1,5 +1,6 @@
 #include "controller/deployment_spec.h"
 
+#include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 
@@ -37,12 +38,11 @@ bool HasLineBreakOrNul(std::string_view s) {
 }
 
 Status ValidateSmokeCheck(const SmokeCheck& c) {
-  const std::string label = "smoke_checks: '" +
-                            (c.name.empty() ? c.kind == SmokeCheck::Kind::kHttp
-                                                  ? c.method + " " + c.path
-                                                  : c.command
-                                            : c.name) +
-                            "': ";
+  const std::string label =
+      "smoke_checks: '" +
+      (c.name.empty() ? c.kind == SmokeCheck::Kind::kHttp ? c.method + " " + c.path : c.command
+                      : c.name) +
+      "': ";
   if (c.timeout.count() <= 0) return InvalidArgument(label + "timeout must be > 0");
   if (HasLineBreakOrNul(c.name)) return InvalidArgument(label + "name has a line break");
   if (c.kind == SmokeCheck::Kind::kCommand) {
@@ -64,6 +64,15 @@ Status ValidateSmokeCheck(const SmokeCheck& c) {
   }
   for (const auto& [name, value] : c.headers) {
     if (!IsToken(name)) return InvalidArgument(label + "header name '" + name + "' is invalid");
+    // The probe frames the request itself (Content-Length of `body`, Connection: close).
+    for (std::string_view framing : {"content-length", "transfer-encoding", "connection"}) {
+      if (name.size() == framing.size() &&
+          std::equal(name.begin(), name.end(), framing.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+          })) {
+        return InvalidArgument(label + "header '" + name + "' is set by turnout");
+      }
+    }
     if (HasLineBreakOrNul(value)) {
       return InvalidArgument(label + "header '" + name + "' has a line break in its value");
     }
@@ -230,7 +239,8 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.readiness_path = j.at("readiness_path").get<std::string>();
     s.ready_deadline = Millis(j.at("ready_deadline_ms").get<int64_t>());
     for (const auto& c : j.at("smoke_checks")) {
-      if (!c.is_object()) return InvalidArgument("deployment spec JSON: a smoke check is no object");
+      if (!c.is_object())
+        return InvalidArgument("deployment spec JSON: a smoke check is no object");
       SmokeCheck check;
       Optional(c, "name", check.name);
       std::string kind = "http";

@@ -46,10 +46,7 @@ TEST(DeploymentSpecTest, RefusesBadFieldsNamingThem) {
        },
        "base_port"},
       {[](DeploymentSpec& s) { s.readiness_path = "ready"; }, "readiness_path"},
-      {[](DeploymentSpec& s) {
-         s.smoke_checks = {HttpCheck("GET", "/", 99)};
-       },
-       "smoke_checks"},
+      {[](DeploymentSpec& s) { s.smoke_checks = {HttpCheck("GET", "/", 99)}; }, "smoke_checks"},
       {[](DeploymentSpec& s) { s.ready_deadline = Millis(0); }, "ready_deadline"},
       {[](DeploymentSpec& s) { s.bake_time = Millis(-1); }, "bake_time"},
       {[](DeploymentSpec& s) { s.bake_failure_threshold = 0; }, "bake_failure_threshold"},

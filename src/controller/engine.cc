@@ -7,9 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "controller/http_probe.h"
+#include "controller/json_path.h"
+#include "platform/command.h"
+#include "platform/run.h"
 
 namespace turnout::controller {
 namespace {
@@ -56,6 +60,37 @@ Result<uint16_t> FreePort(const std::string& host) {
   return ntohs(addr.sin_port);
 }
 
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// A command template split into words, each with the placeholders replaced.
+Result<std::vector<std::string>> ExpandWords(
+    std::string_view command, const std::vector<std::pair<std::string_view, std::string>>& values) {
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<std::string> words, platform::SplitCommand(command));
+  for (auto& w : words) {
+    for (const auto& [placeholder, value] : values)
+      w = ReplaceAll(std::move(w), placeholder, value);
+  }
+  return words;
+}
+
+// The last lines of a command's output, for reasons and step details.
+constexpr size_t kTailLines = 5;
+
+std::string JsonText(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// "exited with code 3", or "... : last output lines" when it printed something.
+std::string DescribeRun(const platform::RunResult& r) {
+  std::string tail = r.Tail(kTailLines);
+  return tail.empty() ? r.Describe() : r.Describe() + ": " + tail;
+}
+
 }  // namespace
 
 Engine::Engine(state::StateStore& store, platform::Platform& platform,
@@ -100,9 +135,12 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   state_step_id_ = 0;
   entered_ = clock_.Now();
   previous_revision_ = service.ok() ? service->active_revision : 0;
+  pre_deploy_next_ = 0;
+  expedite_scale_down_ = false;
   new_instances_.clear();
   old_instances_.clear();
   TURNOUT_RETURN_IF_ERROR(LoadInstances());
+  Emit("deploy_started", d.reason);
   return d;
 }
 
@@ -111,6 +149,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
                            store_.ActiveDeployment(service));
   if (!active) return std::optional<state::Deployment>();
   deployment_ = *active;
+  pre_deploy_next_ = 0;
+  expedite_scale_down_ = false;
   new_instances_.clear();
   old_instances_.clear();
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> spec_json,
@@ -217,7 +257,34 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
             deployment_->id,
             std::string(kStateStepPrefix) + std::string(state::DeploymentStateName(to)), "{}"));
   }
+  const std::string& why = deployment_->reason;
+  if (left == DeploymentState::kPreChecks && to == DeploymentState::kLaunching) {
+    Emit("pre_checks_passed", why);
+  } else if (left == DeploymentState::kWaitingReady && to == DeploymentState::kSmokeTesting) {
+    Emit("ready", why);
+  } else if (left == DeploymentState::kSmokeTesting &&
+             (to == DeploymentState::kSwitching || to == DeploymentState::kAwaitingApproval)) {
+    Emit("smoke_passed", why);
+    if (to == DeploymentState::kAwaitingApproval) Emit("awaiting_approval", why);
+  } else if (left == DeploymentState::kSwitching && to == DeploymentState::kBaking) {
+    Emit("switched", why);
+  } else if (to == DeploymentState::kSucceeded) {
+    Emit("succeeded", why);
+  } else if (to == DeploymentState::kRolledBack) {
+    Emit("rolled_back", why);
+  } else if (to == DeploymentState::kFailed) {
+    Emit("failed", why);
+  }
   return Status::Ok();
+}
+
+void Engine::Emit(std::string_view name, std::string detail) {
+  if (!options_.on_event) return;
+  EngineEvent event;
+  event.name = std::string(name);
+  event.deployment = *deployment_;
+  event.detail = std::move(detail);
+  options_.on_event(event);
 }
 
 Result<StepReport> Engine::Report(std::string waiting_for) {
@@ -266,6 +333,20 @@ Result<bool> Engine::ProbeReady(const Instance& instance) {
     return false;
   }
   return r->status >= 200 && r->status < 300;
+}
+
+Result<bool> Engine::ProbeReadyIfDue(Instance& instance, bool* probed) {
+  *probed = false;
+  const Clock::TimePoint now = clock_.Now();
+  if (spec_.probe_interval.count() > 0 && instance.last_probe &&
+      now - *instance.last_probe < spec_.probe_interval) {
+    return instance.last_ready;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReady(instance));
+  *probed = true;
+  instance.last_probe = now;
+  instance.last_ready = ok;
+  return ok;
 }
 
 void Engine::WaitForExit() {
@@ -349,8 +430,52 @@ Result<StepReport> Engine::StepPreChecks() {
     return BeginRollback("pre-check failed: the router sends traffic to target slot '" +
                          deployment_->target_slot + "', not to the recorded active slot");
   }
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kLaunching, "pre-checks passed"));
+  // One pre-deploy command per Step, so that a Step stays bounded by one check's timeout.
+  if (pre_deploy_next_ < spec_.pre_deploy.size()) {
+    return RunPreDeployCheck(spec_.pre_deploy[pre_deploy_next_]);
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(
+      DeploymentState::kLaunching,
+      spec_.pre_deploy.empty()
+          ? std::string("pre-checks passed")
+          : "pre-checks passed (" + std::to_string(spec_.pre_deploy.size()) + " pre-deploy)"));
   return Report("");
+}
+
+Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
+  const std::string step_name = "pre_deploy:" + check.name;
+  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id, store_.BeginStep(deployment_->id, step_name, "{}"));
+  auto fail = [&](const std::string& how, const nlohmann::json& detail) -> Result<StepReport> {
+    TURNOUT_RETURN_IF_ERROR(
+        store_.FinishStep(step_id, state::StepOutcome::kFailed, JsonText(detail)));
+    return BeginRollback("pre-deploy check '" + check.name + "' " + how);
+  };
+  Result<std::vector<std::string>> argv =
+      ExpandWords(check.command, {{"{version}", spec_.version}});
+  if (!argv.ok()) {
+    return fail("has a bad command: " + argv.status().message(),
+                {{"error", argv.status().ToString()}});
+  }
+  platform::RunSpec run;
+  run.argv = std::move(*argv);
+  run.working_dir = spec_.working_dir;
+  run.env = spec_.env;
+  run.timeout = check.timeout;
+  Result<platform::RunResult> r = platform::RunCommand(run);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kIoError) return r.status();  // ours: retry the step
+    return fail("could not run: " + r.status().message(), {{"error", r.status().ToString()}});
+  }
+  nlohmann::json detail = {
+      {"exit", r->exit_code ? nlohmann::json(*r->exit_code) : nlohmann::json()},
+      {"result", r->Describe()},
+      {"output_tail", r->Tail(kTailLines)}};
+  if (!r->ok()) return fail(DescribeRun(*r), detail);
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(step_id, state::StepOutcome::kOk, JsonText(detail)));
+  ++pre_deploy_next_;
+  return Report("pre-deploy check '" + check.name + "' passed (" +
+                std::to_string(pre_deploy_next_) + "/" + std::to_string(spec_.pre_deploy.size()) +
+                ")");
 }
 
 Result<StepReport> Engine::StepLaunching() {
@@ -436,8 +561,9 @@ Result<StepReport> Engine::StepWaitingReady() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
   if (exited) return BeginRollback(*exited + " before becoming ready");
   int ready = 0;
-  for (const auto& i : new_instances_) {
-    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReady(i));
+  for (auto& i : new_instances_) {
+    bool probed = false;
+    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(i, &probed));
     if (ok) ++ready;
   }
   const int total = static_cast<int>(new_instances_.size());
@@ -477,31 +603,114 @@ Result<StepReport> Engine::StepSmokeTesting() {
     return Report("waiting for the router to see " + slot + " healthy, " + Seconds(left) + " left");
   }
   for (const auto& check : spec_.smoke_checks) {
-    const std::string name = "smoke_test:" + check.method + " " + check.path;
-    TURNOUT_ASSIGN_OR_RETURN(int64_t step_id, store_.BeginStep(deployment_->id, name, "{}"));
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed, RunSmokeCheck(check));
+    if (failed) return BeginRollback(*failed);
+  }
+  const std::string passed = std::to_string(spec_.smoke_checks.size()) + " smoke test(s) passed";
+  if (spec_.manual_approval) {
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kAwaitingApproval, passed));
+    return Report("waiting for approval: run `turnout approve`");
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSwitching, passed));
+  return Report("");
+}
+
+Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check) {
+  const bool http = check.kind == SmokeCheck::Kind::kHttp;
+  const std::string label = !check.name.empty() ? check.name
+                            : http              ? check.method + " " + check.path
+                                                : check.command;
+  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
+                           store_.BeginStep(deployment_->id, "smoke_test:" + label, "{}"));
+  nlohmann::json detail;
+  std::optional<std::string> mismatch;  // set: the check failed
+  if (!http) {
+    Result<std::vector<std::string>> argv =
+        ExpandWords(check.command, {{"{url}", "http://" + options_.router_address},
+                                    {"{slot}", deployment_->target_slot},
+                                    {"{version}", spec_.version}});
+    Result<platform::RunResult> r = Internal("not run");
+    if (argv.ok()) {
+      platform::RunSpec run;
+      run.argv = *argv;
+      run.working_dir = spec_.working_dir;
+      run.env = spec_.env;
+      run.timeout = check.timeout;
+      r = platform::RunCommand(run);
+      detail["command"] = *argv;
+    } else {
+      r = argv.status();
+    }
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kIoError) return r.status();
+      mismatch = "could not run: " + r.status().message();
+      detail["error"] = r.status().ToString();
+    } else {
+      detail["exit"] = r->exit_code ? nlohmann::json(*r->exit_code) : nlohmann::json();
+      detail["result"] = r->Describe();
+      detail["output_tail"] = r->Tail(kTailLines);
+      if (!r->ok()) mismatch = DescribeRun(*r);
+    }
+  } else {
     ProbeRequest req;
     req.address = options_.router_address;
     req.method = check.method;
     req.path = check.path;
-    req.headers.emplace_back(options_.override_header, slot);
-    req.timeout = options_.probe_timeout;
+    req.headers.emplace_back(options_.override_header, deployment_->target_slot);
+    if (!options_.override_secret.empty()) {
+      req.headers.emplace_back("X-Turnout-Secret", options_.override_secret);
+    }
+    for (const auto& h : check.headers) req.headers.push_back(h);
+    req.body = check.body;
+    req.timeout = check.timeout;
     Result<ProbeResponse> r = HttpProbe(req);
     const int got = r.ok() ? r->status : 0;
-    const bool ok = got == check.expected_status;
-    const std::string detail = "{\"expected\":" + std::to_string(check.expected_status) +
-                               ",\"status\":" + std::to_string(got) + "}";
-    TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
-        step_id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed, detail));
-    if (!ok) {
-      return BeginRollback("smoke test " + check.method + " " + check.path + ": expected " +
-                           std::to_string(check.expected_status) + ", got " +
-                           (r.ok() ? std::to_string(got) : r.status().ToString()));
+    detail["expected"] = check.expected_status;
+    detail["status"] = got;
+    if (!r.ok()) {
+      mismatch =
+          "expected " + std::to_string(check.expected_status) + ", got " + r.status().ToString();
+    } else if (got != check.expected_status) {
+      mismatch =
+          "expected " + std::to_string(check.expected_status) + ", got " + std::to_string(got);
+    }
+    if (!mismatch && !check.expect_body_contains.empty()) {
+      const std::string want = ReplaceAll(check.expect_body_contains, "{version}", spec_.version);
+      detail["expected_body_contains"] = want;
+      if (r->body.find(want) == std::string::npos) {
+        mismatch = "the body does not contain '" + want + "'";
+      }
+    }
+    if (!mismatch && !check.expect_json.empty()) {
+      nlohmann::json doc = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_discarded()) {
+        mismatch = "the body is not JSON";
+      } else {
+        for (const auto& [path, expected_template] : check.expect_json) {
+          const std::string want = ReplaceAll(expected_template, "{version}", spec_.version);
+          detail["expected_json"][path] = want;
+          std::optional<nlohmann::json> value = LookupJsonPath(doc, path);
+          if (!value) {
+            mismatch = "JSON " + path + ": missing, expected '" + want + "'";
+          } else if (JsonValueText(*value) != want) {
+            mismatch =
+                "JSON " + path + ": expected '" + want + "', got '" + JsonValueText(*value) + "'";
+          }
+          if (mismatch) break;
+        }
+      }
+    }
+    if (mismatch && r.ok()) {
+      // What came back, so that the history shows why without a rerun.
+      const size_t kBodyExcerpt = 512;
+      detail["body"] = r->body.substr(0, kBodyExcerpt);
     }
   }
-  TURNOUT_RETURN_IF_ERROR(
-      Transition(DeploymentState::kSwitching,
-                 std::to_string(spec_.smoke_checks.size()) + " smoke test(s) passed"));
-  return Report("");
+  if (mismatch) detail["mismatch"] = *mismatch;
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+      step_id, mismatch ? state::StepOutcome::kFailed : state::StepOutcome::kOk, JsonText(detail)));
+  if (mismatch) return std::optional<std::string>("smoke test " + label + ": " + *mismatch);
+  return std::optional<std::string>();
 }
 
 Result<StepReport> Engine::StepSwitching() {
@@ -523,7 +732,9 @@ Result<StepReport> Engine::StepBaking() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
   if (exited) return BeginRollback(*exited + " during bake");
   for (auto& i : new_instances_) {
-    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReady(i));
+    bool probed = false;
+    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(i, &probed));
+    if (!probed) continue;  // only a fresh probe counts towards the threshold
     i.probe_failures = ok ? 0 : i.probe_failures + 1;
     if (i.probe_failures >= spec_.bake_failure_threshold) {
       return BeginRollback("instance " + i.slot + "-" + std::to_string(i.index) + " failed " +
@@ -543,7 +754,8 @@ Result<StepReport> Engine::StepBaking() {
 
 Result<StepReport> Engine::StepScalingDown() {
   const std::string& old_slot = deployment_->previous_slot;
-  const Clock::Duration left = spec_.scale_down_delay - Elapsed();
+  const Clock::Duration left =
+      expedite_scale_down_ ? Clock::Duration::zero() : spec_.scale_down_delay - Elapsed();
   if (!old_instances_.empty() && left > Clock::Duration::zero()) {
     return Report("keeping " + old_slot + " warm for rollback, scale-down in " + Seconds(left));
   }
@@ -557,11 +769,14 @@ Result<StepReport> Engine::StepScalingDown() {
     // gets no traffic, and the next deployment to it replaces them.
     for (auto& i : old_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
   }
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSucceeded,
-                                     old_instances_.empty()
-                                         ? std::string("deployed")
-                                         : "deployed; " + std::to_string(old_instances_.size()) +
-                                               " old instance(s) in " + old_slot + " stopped"));
+  std::string reason = old_instances_.empty()
+                           ? std::string("deployed")
+                           : "deployed; " + std::to_string(old_instances_.size()) +
+                                 " old instance(s) in " + old_slot + " stopped";
+  if (expedite_scale_down_ && !old_instances_.empty()) {
+    reason += " early (" + expedite_reason_ + ")";
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSucceeded, std::move(reason)));
   old_instances_.clear();
   return Report("");
 }
@@ -632,7 +847,10 @@ Status Engine::Approve(std::string_view actor) {
 }
 
 Status Engine::Abort(std::string_view actor) {
-  return RequestRollback("aborted by " + std::string(actor));
+  if (deployment_ && deployment_->state == DeploymentState::kRollingBack) return Status::Ok();
+  TURNOUT_RETURN_IF_ERROR(StartRollback("aborted by " + std::string(actor)));
+  Emit("aborted", deployment_->reason);
+  return Status::Ok();
 }
 
 Status Engine::ExpediteScaleDown(std::string_view reason) {
@@ -642,12 +860,16 @@ Status Engine::ExpediteScaleDown(std::string_view reason) {
                               std::string(state::DeploymentStateName(deployment_->state)) +
                               ", not scaling down");
   }
-  (void)reason;
   expedite_scale_down_ = true;
+  expedite_reason_ = std::string(reason);
   return Status::Ok();
 }
 
 Status Engine::RequestRollback(std::string_view reason) {
+  return StartRollback("rollback requested: " + std::string(reason));
+}
+
+Status Engine::StartRollback(std::string reason) {
   if (!deployment_) return FailedPrecondition("no deployment to roll back");
   const DeploymentState s = deployment_->state;
   if (state::IsTerminal(s)) return FailedPrecondition("deployment already finished");
@@ -667,8 +889,7 @@ Status Engine::RequestRollback(std::string_view reason) {
     TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
     if (cold) return FailedPrecondition("cannot switch back: " + *cold);
   }
-  TURNOUT_RETURN_IF_ERROR(
-      Transition(DeploymentState::kRollingBack, "rollback requested: " + std::string(reason)));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
   if (switched_ && !deployment_->previous_slot.empty()) {
     // Fast path: the old slot is warm, so users go back now; Step() cleans up.
     TURNOUT_RETURN_IF_ERROR(router_.Switch(deployment_->previous_slot).status());

@@ -160,6 +160,9 @@ class Engine {
     std::string version;
     std::optional<platform::InstanceHandle> handle;  // absent: recorded, never launched
     int probe_failures = 0;                          // in a row (bake)
+    // The last readiness probe (by clock_) and its answer, for probe_interval.
+    std::optional<Clock::TimePoint> last_probe;
+    bool last_ready = false;
   };
 
   Status Transition(state::DeploymentState to, std::string reason);
@@ -169,6 +172,16 @@ class Engine {
   // The first new instance that is not running, with a description; nullopt when all run.
   Result<std::optional<std::string>> FindExited();
   Result<bool> ProbeReady(const Instance& instance);
+  // ProbeReady when the instance's probe_interval has passed, else its last answer. Sets
+  // `probed` when it probed.
+  Result<bool> ProbeReadyIfDue(Instance& instance, bool* probed);
+  // Records the transition to RollingBack (the fast switch back when the old slot is warm).
+  Status StartRollback(std::string reason);
+  // Calls options_.on_event (when set) with the current deployment.
+  void Emit(std::string_view name, std::string detail);
+  Result<StepReport> RunPreDeployCheck(const PreDeployCheck& check);
+  // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
+  Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
   void WaitForExit();
   Status StopInstance(Instance& instance);
   // Why the old slot cannot take traffic back (an old instance ended), or nullopt when it can.
@@ -194,11 +207,13 @@ class Engine {
 
   std::optional<state::Deployment> deployment_;
   DeploymentSpec spec_;
-  int64_t previous_revision_ = 0;  // the revision serving before (0 on a first deployment)
-  bool switched_ = false;          // the deployment reached Switching (traffic may have moved)
-  int64_t state_step_id_ = 0;      // the running "state:<name>" step record (0: none)
+  int64_t previous_revision_ = 0;     // the revision serving before (0 on a first deployment)
+  bool switched_ = false;             // the deployment reached Switching (traffic may have moved)
+  int64_t state_step_id_ = 0;         // the running "state:<name>" step record (0: none)
+  size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
   bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
-  Clock::TimePoint entered_{};     // when the current state was entered (by clock_)
+  std::string expedite_reason_;
+  Clock::TimePoint entered_{};           // when the current state was entered (by clock_)
   std::vector<Instance> new_instances_;  // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
 };

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,10 +91,16 @@ Result<ProbeResponse> HttpProbe(const ProbeRequest& request) {
     }
   }
 
-  std::string out = request.method + " " + request.path + " HTTP/1.1\r\nHost: " + request.address +
-                    "\r\nConnection: close\r\nContent-Length: 0\r\n";
+  const bool own_host =
+      std::any_of(request.headers.begin(), request.headers.end(), [](const auto& h) {
+        return h.first.size() == 4 && ::strncasecmp(h.first.c_str(), "host", 4) == 0;
+      });
+  std::string out = request.method + " " + request.path + " HTTP/1.1\r\n";
+  if (!own_host) out += "Host: " + request.address + "\r\n";
+  out += "Connection: close\r\nContent-Length: " + std::to_string(request.body.size()) + "\r\n";
   for (const auto& [name, value] : request.headers) out += name + ": " + value + "\r\n";
   out += "\r\n";
+  out += request.body;
   size_t sent = 0;
   while (sent < out.size()) {
     ssize_t n = ::send(sock.fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

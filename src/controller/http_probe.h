@@ -25,9 +25,11 @@ struct ProbeRequest {
   std::string address;         // "127.0.0.1:8080" (IPv4 literal and port)
   std::string method = "GET";  // Default: GET
   std::string path = "/";      // Default: /
-  std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
-  std::chrono::milliseconds timeout{1000};                   // whole exchange. Default: 1 s
-  size_t max_body_bytes = 64 * 1024;  // Default: 64 KiB (the rest is ignored)
+  // Extra request headers (a Host header here replaces the default one).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;                         // sent with its Content-Length. Default: empty
+  std::chrono::milliseconds timeout{1000};  // whole exchange. Default: 1 s
+  size_t max_body_bytes = 64 * 1024;        // Default: 64 KiB (the rest is ignored)
 };
 
 struct ProbeResponse {
