@@ -25,7 +25,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // The caller's environment with `overrides` applied (later entries win).
-std::vector<std::string> BuildEnv(const std::vector<std::pair<std::string, std::string>>& overrides) {
+std::vector<std::string> BuildEnv(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
   for (const auto& [name, value] : overrides) {
@@ -187,8 +188,8 @@ Result<RunResult> RunCommand(const RunSpec& spec) {
   // setsid: the command and everything it starts form one group that a timeout kills at once.
   // The signal mask and dispositions are reset: the caller's choices (a blocked SIGTERM in a
   // daemon thread) must not make the command unkillable.
-  rc |= posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF);
+  rc |= posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   rc |= posix_spawnattr_setsigmask(&attr, &no_signals);
   rc |= posix_spawnattr_setsigdefault(&attr, &default_signals);
   if (spec.stdin_data) {
