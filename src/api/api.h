@@ -5,8 +5,9 @@
 // Wire rules (both directions): every message carries Content-Length; requests with a chunked
 // body are refused (411); the connection stays open unless a side says `Connection: close`.
 // Status codes produced by the transport itself (before the handler): 400 malformed request
-// (connection closed), 401 missing/wrong token on TCP, 411 chunked body, 413 body over
-// max_body_bytes, 431 head over max_head_bytes, 503 when the server is stopping.
+// (connection closed; also a target that is not a path or has a bad %-escape, connection kept),
+// 401 missing/wrong token on TCP, 411 chunked body, 413 body over max_body_bytes, 431 head over
+// max_head_bytes. A reply to HEAD has no body. A handler status outside 100..599 is sent as 500.
 //
 // Example (daemon):
 //   api::Server server({.unix_path = ".turnout/turnoutd.sock"}, [&](const api::Request& r) {
@@ -140,8 +141,11 @@ class Client {
   Client& operator=(Client&&) noexcept;
 
   // One request. Keeps one connection alive between calls and reconnects transparently once
-  // when the kept connection turns out to be closed by the server. Errors: InvalidArgument (bad
-  // endpoint), Unavailable when nothing listens (the message names the endpoint and says "is
+  // when the kept connection turns out to be closed by the server: always when that is seen
+  // before sending; when the close is only seen after the request went out, only for GET, HEAD,
+  // PUT, DELETE and OPTIONS (a POST that may have reached a daemon stopping mid-handler is never
+  // sent twice; it fails with Unavailable). Errors: InvalidArgument (bad endpoint, method, target
+  // or token), Unavailable when nothing listens (the message names the endpoint and says "is
   // turnoutd running? start it with `turnout up`") or the reply is malformed, DeadlineExceeded
   // when the exchange took longer than the timeout. A non-2xx reply is NOT an error: it is
   // returned as a Reply (see StatusFromReply).

@@ -77,6 +77,8 @@ struct Attempt {
   // The peer closed the connection before a byte of the reply arrived: on a kept connection this
   // is the server's idle close racing the request, and the request can be sent again.
   bool closed_before_reply = false;
+  // ... and it did so while the request was still being sent (so it was never read whole).
+  bool failed_sending = false;
 };
 
 }  // namespace
@@ -244,6 +246,7 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
     }
     const int err = errno;
     a.closed_before_reply = err == EPIPE || err == ECONNRESET;
+    a.failed_sending = true;
     a.status =
         Unavailable("sending to turnoutd at " + Describe() + " failed: " + std::strerror(err));
     return a;
@@ -384,6 +387,11 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
   Impl& impl = *impl_;
   TURNOUT_RETURN_IF_ERROR(impl.endpoint_status);
   if (!IsToken(method)) return InvalidArgument("invalid HTTP method '" + std::string(method) + "'");
+  for (char c : impl.options.token) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return InvalidArgument("the API token may contain only visible ASCII characters");
+    }
+  }
   if (!IsTarget(target)) {
     return InvalidArgument("invalid request target '" + std::string(target) +
                            "': it must start with '/' and contain no spaces or control bytes");
@@ -409,7 +417,12 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
   }
   if (impl.fd < 0) TURNOUT_RETURN_IF_ERROR(impl.Connect(deadline));
   Attempt a = impl.Exchange(method, request, deadline);
-  if (!a.status.ok() && a.closed_before_reply && reused) {
+  // A request that may have reached the server is sent again only when repeating it is harmless:
+  // a daemon stopped mid-handler also closes without a reply, and a deployment must never start
+  // twice because of a retry.
+  const bool idempotent = method == "GET" || method == "HEAD" || method == "PUT" ||
+                          method == "DELETE" || method == "OPTIONS";
+  if (!a.status.ok() && a.closed_before_reply && reused && (idempotent || a.failed_sending)) {
     impl.Disconnect();
     TURNOUT_RETURN_IF_ERROR(impl.Connect(deadline));
     a = impl.Exchange(method, request, deadline);

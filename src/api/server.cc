@@ -101,6 +101,9 @@ struct Server::Impl {
 
   // Touched only on the I/O thread.
   std::map<uint64_t, std::function<void()>> closers;  // live connections
+  // Accepted connections whose session has not ended yet (counted at accept, so that a burst of
+  // connects cannot overshoot max_connections before their sessions start).
+  size_t live_connections = 0;
   uint64_t next_connection = 0;
   bool stopping = false;
 
@@ -199,18 +202,21 @@ Reply Server::Impl::RunHandler(const Request& request) {
 template <typename Socket>
 asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, bool needs_token) {
   Impl* impl = this;
+  const uint64_t id = impl->next_connection++;
+  struct Unregister {
+    Impl* impl;
+    uint64_t id;
+    ~Unregister() {
+      impl->closers.erase(id);
+      --impl->live_connections;
+    }
+  } unregister{impl, id};
   // A connection accepted just before Stop() may start after Stop's close-all ran.
   if (impl->stopping) co_return;
-  const uint64_t id = impl->next_connection++;
   impl->closers.emplace(id, [&socket] {
     boost::system::error_code ignored;
     socket.close(ignored);
   });
-  struct Unregister {
-    Impl* impl;
-    uint64_t id;
-    ~Unregister() { impl->closers.erase(id); }
-  } unregister{impl, id};
 
   asio::steady_timer timer(socket.get_executor());
   std::string buffer;
@@ -226,11 +232,14 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
     buffer.append(chunk, n);
     co_return true;
   };
-  auto send = [&](const Reply& reply, bool close,
-                  std::string_view extra_headers = {}) -> asio::awaitable<bool> {
+  auto send = [&](const Reply& reply, bool close, std::string_view extra_headers = {},
+                  bool head_request = false) -> asio::awaitable<bool> {
     std::string out;
-    http::AppendSimpleResponse(&out, reply.status, reply.content_type, reply.body, close,
-                               extra_headers);
+    // A status outside the three-digit range would make the status line unparseable.
+    const int status = reply.status >= 100 && reply.status <= 599 ? reply.status : 500;
+    http::AppendSimpleResponse(&out, status, reply.content_type, reply.body, close, extra_headers);
+    // A reply to HEAD keeps its Content-Length but has no body (RFC 9110 §9.3.2).
+    if (head_request) out.resize(out.size() - reply.body.size());
     auto [ec, n] =
         co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     co_return !ec;
@@ -308,7 +317,9 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
           asio::use_awaitable);
     }
     const bool close = !keep_alive || impl->stopping;
-    if (!co_await send(reply, close, extra_headers) || close) co_return;
+    if (!co_await send(reply, close, extra_headers, request.method == "HEAD") || close) {
+      co_return;
+    }
   }
 }
 
@@ -325,7 +336,8 @@ asio::awaitable<void> Server::Impl::AcceptTcp() {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    if (impl->closers.size() >= impl->options.max_connections) continue;  // closes the socket
+    if (impl->live_connections >= impl->options.max_connections) continue;  // closes it
+    ++impl->live_connections;
     boost::system::error_code ignored;
     std::string peer = FormatEndpoint(socket.remote_endpoint(ignored));
     asio::co_spawn(impl->io, impl->Session(std::move(socket), std::move(peer), true),
@@ -345,7 +357,8 @@ asio::awaitable<void> Server::Impl::AcceptUnix() {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    if (impl->closers.size() >= impl->options.max_connections) continue;
+    if (impl->live_connections >= impl->options.max_connections) continue;
+    ++impl->live_connections;
     asio::co_spawn(impl->io, impl->Session(std::move(socket), std::string("unix"), false),
                    [](std::exception_ptr) {});
   }

@@ -2,6 +2,7 @@
 // OS picks on 127.0.0.1.
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -455,6 +456,104 @@ TEST_F(ApiServerTest, ClientTimesOut) {
   EXPECT_EQ(Body(*next)["path"], "/v1/next");
 }
 
+// A stand-in server for the race the Client's retry is for: it answers the first request of a
+// connection (keeping it open) and closes the connection without a reply on the second, as a
+// server does whose idle close crosses the request. It serves `connections` connections, then
+// ends; every wait is bounded.
+class DroppingServer {
+ public:
+  DroppingServer(const std::string& path, int connections) {
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    thread_ = std::thread([this, connections] {
+      for (int c = 0; c < connections; ++c) {
+        pollfd p{listen_fd_, POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0) return;
+        const int fd = ::accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        for (int i = 0; i < 2; ++i) {
+          if (!ReadHead(fd)) break;
+          ++requests_;
+          if (i == 1) break;  // the second request: close without a reply
+          SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}\n");
+        }
+        ::close(fd);
+      }
+    });
+  }
+  ~DroppingServer() {
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  int requests() const { return requests_.load(); }
+
+ private:
+  // Reads one body-less request head (the tests send no bodies).
+  static bool ReadHead(int fd) {
+    std::string head;
+    char c;
+    while (head.size() < 4 || head.compare(head.size() - 4, 4, "\r\n\r\n") != 0) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0 || ::recv(fd, &c, 1, 0) != 1) return false;
+      head += c;
+    }
+    return true;
+  }
+
+  int listen_fd_ = -1;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST(ApiClientRetryTest, AGetIsSentAgainWhenTheKeptConnectionCloses) {
+  TempDir dir;
+  const std::string path = dir.File("r.sock");
+  DroppingServer server(path, 2);
+  Client client({.endpoint = "unix:" + path});
+  auto first = client.Call("GET", "/a");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = client.Call("GET", "/b");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(server.requests(), 3);  // /a, /b dropped, /b again on a new connection
+}
+
+TEST(ApiClientRetryTest, APostThatMayHaveArrivedIsNotSentTwice) {
+  TempDir dir;
+  const std::string path = dir.File("r.sock");
+  DroppingServer server(path, 1);
+  Client client({.endpoint = "unix:" + path});
+  ASSERT_TRUE(client.Call("GET", "/a").ok());
+  auto post = client.Call("POST", "/v1/deploy");
+  ASSERT_FALSE(post.ok());
+  EXPECT_EQ(post.status().code(), StatusCode::kUnavailable) << post.status().ToString();
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST_F(ApiServerTest, HeadRepliesHaveNoBody) {
+  auto server = StartServer();
+  Client client = UnixClient();
+  auto head = client.Call("HEAD", "/v1/status");
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->body, "");
+  // The connection stays in step: the next reply is the next request's.
+  auto get = client.Call("GET", "/v1/after");
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  EXPECT_EQ(Body(*get)["path"], "/v1/after");
+}
+
+TEST_F(ApiServerTest, OutOfRangeHandlerStatusIsSentAs500) {
+  auto server = StartServer([](const Request&) { return Reply::Json(42, "{}"); });
+  auto r = UnixClient().Call("GET", "/");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 500);
+}
+
 TEST(ApiClientTest, RefusesBadEndpointsAndRequests) {
   for (const char* e : {"", "ftp://x", "http://127.0.0.1", "http://127.0.0.1:0", "http://:80",
                         "http://127.0.0.1:80/api", "unix:"}) {
@@ -465,6 +564,8 @@ TEST(ApiClientTest, RefusesBadEndpointsAndRequests) {
   EXPECT_EQ(c.Call("GET", "no-slash").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c.Call("GET", "/a b").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c.Call("GE T", "/").status().code(), StatusCode::kInvalidArgument);
+  Client bad_token({.endpoint = "unix:/nonexistent-dir/x.sock", .token = "a\r\nX-Evil: 1"});
+  EXPECT_EQ(bad_token.Call("GET", "/").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c.Call("GET", "/").status().code(), StatusCode::kUnavailable);
 }
 
