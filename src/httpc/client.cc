@@ -35,7 +35,8 @@ bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) == 0 && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+    if (std::isalnum(u) == 0 &&
+        std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
       return false;
     }
   }
@@ -44,8 +45,8 @@ bool IsToken(std::string_view s) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -181,14 +182,15 @@ Result<Response> Fetch(const Request& request) {
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "turnout");
 
-  bool sends_body = !request.body.empty() || request.method == "POST" ||
-                    request.method == "PUT" || request.method == "PATCH";
+  bool sends_body = !request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+                    request.method == "PATCH";
   if (request.method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (sends_body) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
-    if (request.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (request.method != "POST")
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   } else if (request.method != "GET") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
@@ -219,8 +221,8 @@ Result<Response> Fetch(const Request& request) {
   curl_off_t total_us = 0;
   curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
   transfer.response.status = static_cast<int>(status);
-  transfer.response.duration = std::chrono::duration_cast<Millis>(
-      std::chrono::microseconds(static_cast<int64_t>(total_us)));
+  transfer.response.duration =
+      std::chrono::duration_cast<Millis>(std::chrono::microseconds(static_cast<int64_t>(total_us)));
   return std::move(transfer.response);
 }
 

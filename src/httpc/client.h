@@ -36,12 +36,12 @@ using Millis = std::chrono::milliseconds;
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
-  std::string method = "GET";  // Default: GET
-  std::string url;             // http:// or https://; required
-  HeaderList headers;          // sent as given (Host and Content-Length are set by the client)
-  std::string body;            // sent when non-empty (or for POST/PUT/PATCH). Default: none
-  Millis timeout{10000};       // the whole exchange, connect included. Default: 10 s
-  Millis connect_timeout{3000};              // TCP (+TLS) connect. Default: 3 s
+  std::string method = "GET";    // Default: GET
+  std::string url;               // http:// or https://; required
+  HeaderList headers;            // sent as given (Host and Content-Length are set by the client)
+  std::string body;              // sent when non-empty (or for POST/PUT/PATCH). Default: none
+  Millis timeout{10000};         // the whole exchange, connect included. Default: 10 s
+  Millis connect_timeout{3000};  // TCP (+TLS) connect. Default: 3 s
   size_t max_response_bytes = 8 * 1024 * 1024;  // Default: 8 MiB
 };
 

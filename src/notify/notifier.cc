@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <ctime>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "httpc/client.h"
 #include "platform/command.h"
@@ -25,10 +24,17 @@ std::string EscapeMrkdwn(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -123,14 +129,10 @@ std::string EventSentence(const Event& e) {
 }
 
 std::string SlackBody(const Event& e) {
-  json turnout = {{"event", e.name},
-                  {"service", e.service},
-                  {"version", e.version},
-                  {"slot", e.slot},
-                  {"revision", e.revision},
-                  {"deployment_id", e.deployment_id},
-                  {"reason", e.reason},
-                  {"time", IsoTime(e.time)}};
+  json turnout = {{"event", e.name},        {"service", e.service},
+                  {"version", e.version},   {"slot", e.slot},
+                  {"revision", e.revision}, {"deployment_id", e.deployment_id},
+                  {"reason", e.reason},     {"time", IsoTime(e.time)}};
   if (!e.evidence_json.empty()) {
     json evidence = json::parse(e.evidence_json, nullptr, /*allow_exceptions=*/false);
     turnout["evidence"] = evidence.is_discarded() ? json(e.evidence_json) : evidence;
@@ -146,11 +148,10 @@ std::string SlackBody(const Event& e) {
       // Slack shows `text` in notifications and wherever blocks cannot be rendered.
       {"text", sentence},
       {"blocks",
-       json::array({{{"type", "section"},
-                     {"text", {{"type", "mrkdwn"}, {"text", EscapeMrkdwn(sentence)}}}},
-                    {{"type", "context"},
-                     {"elements",
-                      json::array({{{"type", "mrkdwn"}, {"text", EscapeMrkdwn(context)}}})}}})},
+       json::array(
+           {{{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", EscapeMrkdwn(sentence)}}}},
+            {{"type", "context"},
+             {"elements", json::array({{{"type", "mrkdwn"}, {"text", EscapeMrkdwn(context)}}})}}})},
       {"turnout", std::move(turnout)}};
   // Replacement of invalid UTF-8 instead of an exception: a reason may quote process output.
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -253,9 +254,8 @@ void Notifier::Loop() {
     lock.unlock();
 
     if (newly_dropped > 0 && options_.on_warning) {
-      options_.on_warning("notifications: queue full (" +
-                          std::to_string(options_.queue_capacity) + "), dropped the " +
-                          std::to_string(newly_dropped) + " oldest event(s) (" +
+      options_.on_warning("notifications: queue full (" + std::to_string(options_.queue_capacity) +
+                          "), dropped the " + std::to_string(newly_dropped) + " oldest event(s) (" +
                           std::to_string(total_dropped) + " in total)");
     }
     for (const Hook& hook : hooks_) {

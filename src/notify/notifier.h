@@ -47,7 +47,7 @@ namespace turnout::notify {
 using Millis = std::chrono::milliseconds;
 
 struct Event {
-  std::string name;           // e.g. "deploy_started", "switched", "rolled_back" (see below)
+  std::string name;  // e.g. "deploy_started", "switched", "rolled_back" (see below)
   std::string service;
   std::string version;
   std::string slot;           // the slot the event is about ("" when none)
@@ -71,7 +71,7 @@ struct Hook {
 };
 
 struct Delivery {
-  std::string hook;   // Hook::name
+  std::string hook;  // Hook::name
   Event event;
   bool ok = false;
   int attempts = 0;    // webhook POSTs made, or 1 for a command
@@ -83,7 +83,7 @@ struct NotifierOptions {
   size_t queue_capacity = 256;   // events waiting; the oldest is dropped beyond it. Default: 256
   Millis backoff_initial{1000};  // Default: 1s
   Millis backoff_max{30000};     // Default: 30s
-  std::function<void(const Delivery&)> on_delivery;  // Default: none
+  std::function<void(const Delivery&)> on_delivery;    // Default: none
   std::function<void(const std::string&)> on_warning;  // queue overflow etc. Default: none
   // Replaces the backoff wait (tests). Default: empty = a real wait that Stop() cuts short.
   std::function<void(Millis)> sleep;
@@ -133,14 +133,14 @@ class Notifier {
   const std::vector<Hook> hooks_;
   const NotifierOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;        // wakes the worker (events, stop)
-  std::condition_variable idle_cv_;   // wakes Flush
-  std::deque<Event> queue_;           // guarded by mu_
-  bool busy_ = false;                 // guarded by mu_: a delivery is in progress
-  bool stopping_ = false;             // guarded by mu_
-  uint64_t dropped_ = 0;              // guarded by mu_
-  uint64_t dropped_reported_ = 0;     // guarded by mu_
-  uint64_t abandoned_ = 0;            // guarded by mu_
+  std::condition_variable cv_;       // wakes the worker (events, stop)
+  std::condition_variable idle_cv_;  // wakes Flush
+  std::deque<Event> queue_;          // guarded by mu_
+  bool busy_ = false;                // guarded by mu_: a delivery is in progress
+  bool stopping_ = false;            // guarded by mu_
+  uint64_t dropped_ = 0;             // guarded by mu_
+  uint64_t dropped_reported_ = 0;    // guarded by mu_
+  uint64_t abandoned_ = 0;           // guarded by mu_
   std::thread thread_;
 };
 

@@ -95,8 +95,7 @@ TEST(SlackBodyTest, TextBlocksAndStructuredFields) {
   // mrkdwn control characters are escaped in blocks (the plain text keeps them).
   EXPECT_THAT(body["blocks"][0]["text"]["text"].get<std::string>(),
               HasSubstr("&lt;see dashboard&gt;"));
-  EXPECT_THAT(body["blocks"][1]["elements"][0]["text"].get<std::string>(),
-              HasSubstr("revision 7"));
+  EXPECT_THAT(body["blocks"][1]["elements"][0]["text"].get<std::string>(), HasSubstr("revision 7"));
   const json& t = body["turnout"];
   EXPECT_EQ(t["event"], "rolled_back");
   EXPECT_EQ(t["service"], "checkout");
@@ -212,8 +211,7 @@ TEST(NotifierTest, GivesUpAfterRetriesWithCappedBackoff) {
   EXPECT_EQ(rec.Deliveries()[0].attempts, 5);
   EXPECT_EQ(rec.Deliveries()[0].detail, "status 503: busy (after 5 attempts)");
   EXPECT_EQ(receiver->request_count(), 5u);
-  EXPECT_EQ(rec.sleeps,
-            (std::vector<Millis>{Millis(100), Millis(200), Millis(300), Millis(300)}));
+  EXPECT_EQ(rec.sleeps, (std::vector<Millis>{Millis(100), Millis(200), Millis(300), Millis(300)}));
 }
 
 TEST(NotifierTest, OnlySubscribedHooksGetAnEvent) {
@@ -249,9 +247,10 @@ TEST(NotifierTest, CommandHookGetsPlaceholdersEnvironmentAndBody) {
   Hook h;
   h.name = "script";
   h.on = {"rolled_back"};
-  h.command = "sh -c 'echo \"$1|$2|$3|$4|$5|$TURNOUT_EVENT|$TURNOUT_DEPLOYMENT_ID|$TURNOUT_REASON\" "
-              "> \"$0/args\"; cat > \"$0/stdin\"' " +
-              dir.path() + " {event} {service} {version} {slot} rev-{revision}";
+  h.command =
+      "sh -c 'echo \"$1|$2|$3|$4|$5|$TURNOUT_EVENT|$TURNOUT_DEPLOYMENT_ID|$TURNOUT_REASON\" "
+      "> \"$0/args\"; cat > \"$0/stdin\"' " +
+      dir.path() + " {event} {service} {version} {slot} rev-{revision}";
   h.timeout = Millis(10000);
   auto notifier = Notifier::Create({h}, rec.Options());
   ASSERT_TRUE(notifier.ok()) << notifier.status().ToString();
@@ -338,8 +337,7 @@ TEST(NotifierTest, StopAbandonsQueuedEventsAndInterruptsBackoff) {
   options.backoff_max = Millis(60000);
   std::atomic<int> delivered{0};
   options.on_delivery = [&](const Delivery&) { ++delivered; };
-  auto notifier =
-      Notifier::Create({Webhook("http://" + receiver->address() + "/", 3)}, options);
+  auto notifier = Notifier::Create({Webhook("http://" + receiver->address() + "/", 3)}, options);
   ASSERT_TRUE(notifier.ok());
   (*notifier)->Notify(RolledBack());
   (*notifier)->Notify(RolledBack());

@@ -225,7 +225,8 @@ Status DependencyChecker::Start() {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable() || stopping_) return FailedPrecondition("dependency checker started twice");
+  if (thread_.joinable() || stopping_)
+    return FailedPrecondition("dependency checker started twice");
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }

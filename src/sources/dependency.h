@@ -36,12 +36,12 @@ namespace turnout::sources {
 using Millis = std::chrono::milliseconds;
 
 struct TcpCheck {
-  std::string address;  // "host:port" ("[::1]:5432" for IPv6 literals); required
+  std::string address;   // "host:port" ("[::1]:5432" for IPv6 literals); required
   Millis timeout{2000};  // resolve + connect. Default: 2s
 };
 
 struct HttpCheck {
-  std::string url;  // http:// or https://; required
+  std::string url;       // http:// or https://; required
   int min_status = 200;  // Default: 200
   int max_status = 399;  // Default: 399 (redirects are not followed and count as up)
   Millis timeout{2000};  // Default: 2s

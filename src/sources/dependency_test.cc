@@ -19,8 +19,7 @@ using router::testing::RefusingAddress;
 using router::testing::TestUpstream;
 using router::testing::WaitUntil;
 
-auto* const kPg =
-    ::testing::AddGlobalTestEnvironment(new turnout::db::testsupport::PgEnvironment);
+auto* const kPg = ::testing::AddGlobalTestEnvironment(new turnout::db::testsupport::PgEnvironment);
 
 CommandCheck Cmd(std::vector<std::string> argv, Millis timeout = Millis(10000)) {
   CommandCheck c;
@@ -96,9 +95,9 @@ TEST(DependencyCheckTest, PostgresSelectOne) {
   EXPECT_FALSE(down.up);
   EXPECT_NE(down.detail.find("unavailable"), std::string::npos) << down.detail;
 
-  CheckResult no_db = RunCheck(PostgresCheck{
-      "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/no_such_db", Millis(2000),
-      Millis(2000)});
+  CheckResult no_db = RunCheck(
+      PostgresCheck{"postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/no_such_db",
+                    Millis(2000), Millis(2000)});
   EXPECT_FALSE(no_db.up);
   EXPECT_NE(no_db.detail.find("no_such_db"), std::string::npos) << no_db.detail;
 }
@@ -134,8 +133,7 @@ TEST(DependencyCheckerTest, TracksStateAndSinceOnTheInjectedClock) {
   std::vector<std::pair<std::string, bool>> changes;
   std::atomic<int> results{0};
   DependencyChecker checker(
-      {{"api", HttpCheck{"http://" + server->address() + "/", 200, 299, Millis(2000)},
-        Millis(20)},
+      {{"api", HttpCheck{"http://" + server->address() + "/", 200, 299, Millis(2000)}, Millis(20)},
        {"db-port", TcpCheck{RefusingAddress(), Millis(500)}, Millis(20)}},
       clock, [&](const std::string& name, const DependencyState& s, bool changed) {
         if (changed) {
@@ -177,7 +175,8 @@ TEST(DependencyCheckerTest, TracksStateAndSinceOnTheInjectedClock) {
   for (const auto& c : changes) {
     if (c.first == "api") api_changes.push_back(c);
   }
-  EXPECT_EQ(api_changes, (std::vector<std::pair<std::string, bool>>{{"api", true}, {"api", false}}));
+  EXPECT_EQ(api_changes,
+            (std::vector<std::pair<std::string, bool>>{{"api", true}, {"api", false}}));
 }
 
 TEST(DependencyCheckerTest, StopsPromptlyWithLongIntervals) {
@@ -201,8 +200,7 @@ TEST(DependencyCheckerTest, RejectsBadDefinitions) {
 
 TEST(DependencyCheckerTest, CheckAllNowRecordsSynchronously) {
   ManualClock clock;
-  DependencyChecker checker({{"ok", Cmd({"true"})}, {"bad", Cmd({"false"})}},
-                            clock);
+  DependencyChecker checker({{"ok", Cmd({"true"})}, {"bad", Cmd({"false"})}}, clock);
   checker.CheckAllNow();
   EXPECT_TRUE(checker.Get("ok")->up);
   EXPECT_FALSE(checker.Get("bad")->up);

@@ -5,9 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "httpc/client.h"
 
@@ -66,8 +65,7 @@ Result<std::map<std::string, std::string>> ParseLabels(const json& metric) {
 }
 
 Status ErrorFromBody(int http_status, const std::string& type, const std::string& message) {
-  std::string text = "prometheus: " + (type.empty() ? std::string("error") : type) + ": " +
-                     message;
+  std::string text = "prometheus: " + (type.empty() ? std::string("error") : type) + ": " + message;
   if (type == "bad_data") return InvalidArgument(std::move(text));
   if (type == "timeout") return DeadlineExceeded(std::move(text));
   if (type == "unavailable" || httpc::IsRetryableStatus(http_status)) {
@@ -133,10 +131,14 @@ bool Retryable(const Status& s) {
 
 std::string_view QueryResultTypeName(QueryResult::Type type) {
   switch (type) {
-    case QueryResult::Type::kVector: return "vector";
-    case QueryResult::Type::kScalar: return "scalar";
-    case QueryResult::Type::kMatrix: return "matrix";
-    case QueryResult::Type::kString: return "string";
+    case QueryResult::Type::kVector:
+      return "vector";
+    case QueryResult::Type::kScalar:
+      return "scalar";
+    case QueryResult::Type::kMatrix:
+      return "matrix";
+    case QueryResult::Type::kString:
+      return "string";
   }
   return "?";
 }
@@ -188,7 +190,8 @@ Result<PrometheusSource> PrometheusSource::Create(PrometheusOptions options) {
   }
   if (options.timeout <= Millis(0) || options.backoff_initial < Millis(0) ||
       options.backoff_max < options.backoff_initial) {
-    return InvalidArgument("prometheus timeout must be > 0 and 0 <= backoff_initial <= backoff_max");
+    return InvalidArgument(
+        "prometheus timeout must be > 0 and 0 <= backoff_initial <= backoff_max");
   }
   return PrometheusSource(std::move(options));
 }
@@ -208,20 +211,19 @@ Result<QueryResult> PrometheusSource::QueryRange(std::string_view promql, Clock:
   if (end < start) return InvalidArgument("range query end is before its start");
   return Run("/api/v1/query_range",
              "query=" + httpc::UrlEncode(promql) + "&start=" + Seconds(UnixSeconds(start)) +
-                 "&end=" + Seconds(UnixSeconds(end)) + "&step=" +
-                 Seconds(static_cast<double>(step.count()) / 1000.0));
+                 "&end=" + Seconds(UnixSeconds(end)) +
+                 "&step=" + Seconds(static_cast<double>(step.count()) / 1000.0));
 }
 
-Result<QueryResult> PrometheusSource::Run(const std::string& path,
-                                          const std::string& form) const {
+Result<QueryResult> PrometheusSource::Run(const std::string& path, const std::string& form) const {
   httpc::Request request;
   request.method = "POST";  // a form body: long PromQL never hits URL length limits
   request.url = options_.base_url + path;
   request.headers = options_.headers;
   request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   request.headers.emplace_back("Accept", "application/json");
-  request.body = form + "&timeout=" +
-                 Seconds(static_cast<double>(options_.timeout.count()) / 1000.0);
+  request.body =
+      form + "&timeout=" + Seconds(static_cast<double>(options_.timeout.count()) / 1000.0);
   request.timeout = options_.timeout;
   request.connect_timeout = std::min(options_.connect_timeout, options_.timeout);
 
@@ -237,8 +239,8 @@ Result<QueryResult> PrometheusSource::Run(const std::string& path,
       }
       last = parsed.status();
       // Prometheus' own "timeout" errorType is final: the query is too heavy, not the network.
-      bool retry = httpc::IsRetryableStatus(response->status) &&
-                   last.code() == StatusCode::kUnavailable;
+      bool retry =
+          httpc::IsRetryableStatus(response->status) && last.code() == StatusCode::kUnavailable;
       if (!retry) return last;
     } else {
       last = response.status();
@@ -252,8 +254,8 @@ Result<QueryResult> PrometheusSource::Run(const std::string& path,
     }
     backoff = std::min(backoff * 2, options_.backoff_max);
   }
-  return Status(last.code(), last.message() + " (after " + std::to_string(options_.retries + 1) +
-                                 " attempts)");
+  return Status(last.code(),
+                last.message() + " (after " + std::to_string(options_.retries + 1) + " attempts)");
 }
 
 }  // namespace turnout::sources

@@ -63,7 +63,7 @@ struct Sample {
 
 struct Series {
   std::map<std::string, std::string> labels;  // includes __name__ when Prometheus sends it
-  std::vector<Sample> samples;  // vector/scalar: exactly one; matrix: in time order
+  std::vector<Sample> samples;                // vector/scalar: exactly one; matrix: in time order
 };
 
 struct QueryResult {

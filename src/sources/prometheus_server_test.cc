@@ -5,12 +5,11 @@
 // Without the prometheus binary the test is skipped, except in CI (CI set), where it fails.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -62,11 +61,9 @@ class PrometheusProcess {
     auto port = platform::testing::FreePort();
     if (!port.ok()) return port.status();
     address_ = "127.0.0.1:" + std::to_string(*port);
-    std::vector<std::string> args = {binary,
-                                     "--config.file=" + config,
+    std::vector<std::string> args = {binary, "--config.file=" + config,
                                      "--storage.tsdb.path=" + dir + "/tsdb",
-                                     "--web.listen-address=" + address_,
-                                     "--log.level=warn"};
+                                     "--web.listen-address=" + address_, "--log.level=warn"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -145,8 +142,7 @@ TEST_F(PrometheusServerTest, QueriesARealPrometheusScrapingTheRouter) {
       [&] {
         if (prometheus.Exited()) return true;
         result = source->Query(query);
-        return result.ok() && !result->empty() &&
-               result->series[0].samples[0].value == kRequests;
+        return result.ok() && !result->empty() && result->series[0].samples[0].value == kRequests;
       },
       Millis(60000));
   ASSERT_TRUE(has_data) << (result.ok() ? "no data yet" : result.status().ToString()) << "\n"
@@ -160,7 +156,8 @@ TEST_F(PrometheusServerTest, QueriesARealPrometheusScrapingTheRouter) {
   EXPECT_DOUBLE_EQ(result->series[0].samples[0].value, kRequests);
 
   // Scalars, including the special values Prometheus spells as strings.
-  auto scalar = source->Query(R"(scalar(sum(turnout_requests_total{slot="blue",exported_instance=""})) * 2)");
+  auto scalar =
+      source->Query(R"(scalar(sum(turnout_requests_total{slot="blue",exported_instance=""})) * 2)");
   ASSERT_TRUE(scalar.ok()) << scalar.status().ToString();
   EXPECT_EQ(scalar->type, QueryResult::Type::kScalar);
   EXPECT_DOUBLE_EQ(scalar->series.at(0).samples.at(0).value, 2 * kRequests);
@@ -190,8 +187,9 @@ TEST_F(PrometheusServerTest, QueriesARealPrometheusScrapingTheRouter) {
     EXPECT_GE(samples[i].value, samples[i - 1].value);
     EXPECT_DOUBLE_EQ(samples[i].timestamp - samples[i - 1].timestamp, 1.0);
   }
-  auto rate = source->QueryRange(R"(rate(turnout_requests_total{slot="blue",exported_instance=""}[10s]))",
-                                 now - std::chrono::seconds(10), now, Millis(2000));
+  auto rate =
+      source->QueryRange(R"(rate(turnout_requests_total{slot="blue",exported_instance=""}[10s]))",
+                         now - std::chrono::seconds(10), now, Millis(2000));
   ASSERT_TRUE(rate.ok()) << rate.status().ToString();
   EXPECT_EQ(rate->type, QueryResult::Type::kMatrix);
 

@@ -106,7 +106,8 @@ TEST(PrometheusParseTest, Errors) {
         R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}})",
         R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,"x"]}]}})",
         R"({"status":"success","data":{"resultType":"scalar","result":"1"}})",
-        R"({"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":1},"values":[]}]}})",
+        R"({"status":"success","data":{"resultType":"matrix",)"
+        R"("result":[{"metric":{"a":1},"values":[]}]}})",
         R"({"status":"success","data":{"resultType":"weird","result":[]}})", R"([1,2])",
         R"({"status":7})"}) {
     auto r = ParsePrometheusResponse(200, body);
@@ -149,8 +150,8 @@ class PrometheusRetryTest : public ::testing::Test {
   std::vector<Millis> sleeps_;
 };
 
-constexpr char kOneSample[] =
-    R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"7"]}]}})";
+constexpr char kOneSample[] = R"({"status":"success","data":{"resultType":"vector",)"
+                              R"("result":[{"metric":{},"value":[1,"7"]}]}})";
 
 TEST_F(PrometheusRetryTest, RetriesServerErrorsThenSucceeds) {
   std::atomic<int> calls{0};
@@ -237,7 +238,8 @@ TEST_F(PrometheusRetryTest, RangeQueryForm) {
 
   EXPECT_EQ(Source(0).QueryRange("x", start, start, Millis(0)).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(Source(0).QueryRange("x", start + std::chrono::seconds(1), start, Millis(1000))
+  EXPECT_EQ(Source(0)
+                .QueryRange("x", start + std::chrono::seconds(1), start, Millis(1000))
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
