@@ -507,10 +507,12 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
   }
   dumper.join();
   (void)conn.Exec("ROLLBACK");
-  if (!state.result->ok()) return state.result->status();
+  // A failed query aborts the snapshot's transaction, which can in turn fail pg_dump: name the
+  // query's error first, it is the cause.
   if (!counts.ok()) return counts.status();
   if (!fingerprint.ok()) return fingerprint.status();
   if (!migration.ok()) return migration.status();
+  if (!state.result->ok()) return state.result->status();
   m.row_counts = std::move(*counts);
   m.schema_fingerprint = fingerprint->sha256;
   m.migration_version = *migration;

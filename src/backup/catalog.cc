@@ -19,7 +19,7 @@ constexpr std::string_view kUserRelation = R"sql(
 std::string FingerprintQuery() {
   std::string where(kUserRelation);
   return R"sql(
-SELECT 'table ' || n.nspname || '.' || c.relname || ' ' || c.relkind
+SELECT 'table ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND )sql" +
          where + R"sql(
