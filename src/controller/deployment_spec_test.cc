@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "controller/json_path.h"
+
 namespace turnout::controller {
 namespace {
 
@@ -87,6 +91,220 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back->smoke_checks.size(), 2u);
   EXPECT_EQ(back->smoke_checks[0].expected_status, 201);
   EXPECT_EQ(back->scale_down_delay, Millis(5678));
+}
+
+TEST(DeploymentSpecTest, JsonRoundTripKeepsTheNewFields) {
+  DeploymentSpec s = Valid();
+  SmokeCheck http = HttpCheck("POST", "/api/items?x=1", 201);
+  http.name = "create item";
+  http.headers = {{"Content-Type", "application/json"}, {"X-Trace", "smoke"}};
+  http.body = R"({"name":"smoke"})";
+  http.expect_body_contains = "{version}";
+  http.expect_json = {{"data.items[0].id", "7"}, {"ok", "true"}};
+  http.timeout = Millis(2500);
+  SmokeCheck cmd;
+  cmd.kind = SmokeCheck::Kind::kCommand;
+  cmd.command = "curl -fsS -H 'X-Turnout-Slot: {slot}' {url}/health";
+  s.smoke_checks = {http, cmd};
+  s.pre_deploy = {PreDeployCheck{"migrations", "./migrate --dry-run {version}", Millis(90000)},
+                  PreDeployCheck{"disk", "df -h", Millis(1000)}};
+  s.manual_approval = true;
+  s.probe_interval = Millis(2000);
+  ASSERT_TRUE(ValidateDeploymentSpec(s).ok()) << ValidateDeploymentSpec(s).ToString();
+  Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeSpec(*back), EncodeSpec(s));
+  ASSERT_EQ(back->smoke_checks.size(), 2u);
+  const SmokeCheck& h = back->smoke_checks[0];
+  EXPECT_EQ(h.name, "create item");
+  EXPECT_EQ(h.kind, SmokeCheck::Kind::kHttp);
+  EXPECT_EQ(h.method, "POST");
+  EXPECT_EQ(h.path, "/api/items?x=1");
+  EXPECT_EQ(h.headers, http.headers);
+  EXPECT_EQ(h.body, http.body);
+  EXPECT_EQ(h.expected_status, 201);
+  EXPECT_EQ(h.expect_body_contains, "{version}");
+  EXPECT_EQ(h.expect_json, http.expect_json);
+  EXPECT_EQ(h.timeout, Millis(2500));
+  EXPECT_EQ(back->smoke_checks[1].kind, SmokeCheck::Kind::kCommand);
+  EXPECT_EQ(back->smoke_checks[1].command, cmd.command);
+  ASSERT_EQ(back->pre_deploy.size(), 2u);
+  EXPECT_EQ(back->pre_deploy[0].name, "migrations");
+  EXPECT_EQ(back->pre_deploy[0].command, "./migrate --dry-run {version}");
+  EXPECT_EQ(back->pre_deploy[0].timeout, Millis(90000));
+  EXPECT_TRUE(back->manual_approval);
+  EXPECT_EQ(back->probe_interval, Millis(2000));
+}
+
+TEST(DeploymentSpecTest, DecodesSpecsPersistedBeforeTheNewFieldsWithDefaults) {
+  // Exactly what the controller persisted before pre-deploy checks, approval, probe_interval and
+  // the richer smoke checks existed.
+  const char* old_json = R"({"base_port":0,"bake_failure_threshold":3,"bake_time_ms":60000,
+    "command":"./app --port {port}","config_hash":"h","env":[["A","1"]],"grace_ms":10000,
+    "host":"127.0.0.1","log_dir":"","ready_deadline_ms":30000,"readiness_path":"/ready",
+    "reason":"","replicas":1,"scale_down_delay_ms":300000,"service":"shop",
+    "slots":["blue","green"],"smoke_checks":[{"method":"HEAD","path":"/x","status":204}],
+    "started_by":"turnout","stop_signal":15,"version":"v1","working_dir":""})";
+  Result<DeploymentSpec> s = DecodeSpec(old_json);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->service, "shop");
+  ASSERT_EQ(s->smoke_checks.size(), 1u);
+  const SmokeCheck& c = s->smoke_checks[0];
+  EXPECT_EQ(c.kind, SmokeCheck::Kind::kHttp);
+  EXPECT_EQ(c.name, "");
+  EXPECT_EQ(c.method, "HEAD");
+  EXPECT_EQ(c.path, "/x");
+  EXPECT_EQ(c.expected_status, 204);
+  EXPECT_TRUE(c.headers.empty());
+  EXPECT_TRUE(c.expect_json.empty());
+  EXPECT_EQ(c.timeout, SmokeCheck{}.timeout);
+  EXPECT_TRUE(s->pre_deploy.empty());
+  EXPECT_FALSE(s->manual_approval);
+  EXPECT_EQ(s->probe_interval, Millis(0));
+  EXPECT_TRUE(ValidateDeploymentSpec(*s).ok());
+}
+
+TEST(DeploymentSpecTest, DecodeRefusesBadNewFields) {
+  DeploymentSpec s = Valid();
+  s.smoke_checks = {SmokeCheck{}};
+  nlohmann::json j = nlohmann::json::parse(EncodeSpec(s));
+  j["smoke_checks"][0]["kind"] = "carrier-pigeon";
+  EXPECT_EQ(DecodeSpec(j.dump()).status().code(), StatusCode::kInvalidArgument);
+  j["smoke_checks"][0] = 5;
+  EXPECT_EQ(DecodeSpec(j.dump()).status().code(), StatusCode::kInvalidArgument);
+  j = nlohmann::json::parse(EncodeSpec(s));
+  j["pre_deploy"] = nlohmann::json::array({{{"command", "true"}}});  // no name
+  EXPECT_EQ(DecodeSpec(j.dump()).status().code(), StatusCode::kInvalidArgument);
+  j = nlohmann::json::parse(EncodeSpec(s));
+  j["smoke_checks"][0]["headers"] = nlohmann::json::array({{"only-a-name"}});
+  EXPECT_EQ(DecodeSpec(j.dump()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(DeploymentSpecTest, ValidatesTheNewFieldsNamingThem) {
+  struct Case {
+    void (*mutate)(DeploymentSpec&);
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"", "true"}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"a b", "true"}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"x", "true"}, PreDeployCheck{"x", "true"}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"x", "sh -c 'oops"}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"x", "   "}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) {
+         s.pre_deploy = {PreDeployCheck{"x", "true", Millis(0)}};
+       },
+       "pre_deploy"},
+      {[](DeploymentSpec& s) { s.probe_interval = Millis(-1); }, "probe_interval"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.headers = {{"Bad Name", "v"}};
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.headers = {{"X-A", "line\r\nInjected: 1"}};
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.headers = {{"content-length", "5"}};
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.method = "GE T";
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.path = "/a b";
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.expect_json = {{"a..b", "1"}};
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.timeout = Millis(0);
+         s.smoke_checks = {c};
+       },
+       "smoke_checks"},
+      {[](DeploymentSpec& s) {
+         SmokeCheck c;
+         c.kind = SmokeCheck::Kind::kCommand;
+         s.smoke_checks = {c};  // no command
+       },
+       "smoke_checks"},
+  };
+  for (const Case& c : cases) {
+    DeploymentSpec s = Valid();
+    c.mutate(s);
+    Status st = ValidateDeploymentSpec(s);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.field;
+    EXPECT_EQ(st.message().rfind(c.field, 0), 0u) << st.message();
+  }
+  // A command check needs no path, method or status of its own.
+  DeploymentSpec s = Valid();
+  SmokeCheck cmd;
+  cmd.kind = SmokeCheck::Kind::kCommand;
+  cmd.command = "curl -fsS {url}/";
+  cmd.path = "";
+  s.smoke_checks = {cmd};
+  EXPECT_TRUE(ValidateDeploymentSpec(s).ok()) << ValidateDeploymentSpec(s).ToString();
+}
+
+TEST(JsonPathTest, LooksUpDottedKeysAndIndexes) {
+  nlohmann::json doc = nlohmann::json::parse(
+      R"({"data":{"items":[{"id":7},{"id":"x","tags":["a","b"]}],"ok":true,"none":null},
+          "version":"v2","n":1.5})");
+  auto text = [&](std::string_view path) -> std::string {
+    std::optional<nlohmann::json> v = LookupJsonPath(doc, path);
+    return v ? JsonValueText(*v) : "<missing>";
+  };
+  EXPECT_EQ(text("version"), "v2");
+  EXPECT_EQ(text("data.items[0].id"), "7");
+  EXPECT_EQ(text("data.items[1].id"), "x");
+  EXPECT_EQ(text("data.items[1].tags[1]"), "b");
+  EXPECT_EQ(text("data.ok"), "true");
+  EXPECT_EQ(text("data.none"), "null");
+  EXPECT_EQ(text("n"), "1.5");
+  EXPECT_EQ(text("data.items[2].id"), "<missing>");
+  EXPECT_EQ(text("data.missing"), "<missing>");
+  EXPECT_EQ(text("version.x"), "<missing>");
+  EXPECT_EQ(text("data[0]"), "<missing>");
+  nlohmann::json array = nlohmann::json::parse(R"([{"name":"first"}])");
+  std::optional<nlohmann::json> first = LookupJsonPath(array, "[0].name");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(JsonValueText(*first), "first");
+  for (std::string_view bad : {"", ".a", "a.", "a..b", "a[", "a[]", "a[x]", "a[0]b", "a]"}) {
+    EXPECT_FALSE(ValidateJsonPath(bad).ok()) << bad;
+    EXPECT_FALSE(LookupJsonPath(doc, bad).has_value()) << bad;
+  }
+  EXPECT_TRUE(ValidateJsonPath("data.items[0].id").ok());
 }
 
 TEST(DeploymentSpecTest, DecodeRefusesMalformedJsonWithoutThrowing) {
