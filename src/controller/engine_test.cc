@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "platform/process_platform.h"
 #include "router/router.h"
 #include "router/testing/raw_client.h"
+#include "router/testing/test_upstream.h"
 #include "state/sqlite_state_store.h"
 
 namespace turnout::controller {
@@ -92,7 +95,75 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> NewEngine() {
     EngineOptions o;
     o.router_address = router_address_;
+    return NewEngine(std::move(o));
+  }
+  // Every engine records its events in events_.
+  std::unique_ptr<Engine> NewEngine(EngineOptions o) {
+    o.on_event = [this](const EngineEvent& e) { events_.push_back(e); };
     return std::make_unique<Engine>(*store_, *current_platform_, *router_, clock_, o);
+  }
+
+  std::vector<std::string> EventNames() const {
+    std::vector<std::string> names;
+    for (const auto& e : events_) names.push_back(e.name);
+    return names;
+  }
+
+  // Begins v2 with manual approval and drives it until it awaits the approval.
+  std::unique_ptr<Engine> BeginV2UntilAwaitingApproval() {
+    DeploymentSpec v2 = Spec("v2");
+    v2.manual_approval = true;
+    auto engine = NewEngine();
+    EXPECT_TRUE(engine->Begin(v2).ok());
+    Run(*engine, DeploymentState::kAwaitingApproval);
+    EXPECT_EQ(engine->deployment().state, DeploymentState::kAwaitingApproval);
+    return engine;
+  }
+
+  // A new engine (a restarted controller) resumes the service's deployment and drives it to the
+  // end.
+  std::unique_ptr<Engine> ResumeAndRun() {
+    auto engine = NewEngine();
+    auto resumed = engine->Resume(kService);
+    EXPECT_TRUE(resumed.ok() && resumed->has_value());
+    Run(*engine);
+    return engine;
+  }
+
+  // The deployment rolled back for a reason containing `why`, and users get v1 again.
+  void ExpectRolledBackToV1(const Engine& engine, std::string_view why) {
+    EXPECT_EQ(engine.deployment().state, DeploymentState::kRolledBack);
+    EXPECT_NE(engine.deployment().reason.find(why), std::string::npos)
+        << engine.deployment().reason;
+    EXPECT_EQ(UserVersion(), "v1");
+  }
+
+  // The step record named `name` of the deployment (nullopt when there is none).
+  std::optional<state::StepRecord> FindStep(int64_t deployment_id, const std::string& name) {
+    auto steps = store_->Steps(deployment_id);
+    EXPECT_TRUE(steps.ok());
+    if (!steps.ok()) return std::nullopt;
+    for (const auto& step : *steps) {
+      if (step.step == name) return step;
+    }
+    return std::nullopt;
+  }
+
+  // How many readiness probes the deployment's instance `index` has answered (the demo app's
+  // own count).
+  int ReadyProbes(int64_t deployment_id, int index = 0) {
+    for (const auto& i : Recorded(deployment_id)) {
+      if (i.record.instance_index != index) continue;
+      ProbeRequest req;
+      req.address = "127.0.0.1:" + std::to_string(i.record.port);
+      req.path = "/health";
+      auto r = HttpProbe(req);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return -1;
+      return nlohmann::json::parse(r->body)["ready_probes"].get<int>();
+    }
+    ADD_FAILURE() << "no instance " << index;
+    return -1;
   }
 
   // Steps until the deployment finishes or enters `stop_at`. The clock moves only where the
@@ -211,6 +282,7 @@ class EngineTest : public ::testing::Test {
   void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
 
   ManualClock clock_;
+  std::vector<EngineEvent> events_;
   std::string dir_;
   std::unique_ptr<state::SqliteStateStore> store_;
   platform::ProcessPlatform platform_;
@@ -433,14 +505,7 @@ TEST_F(EngineTest, ResumeInSwitchingWithADeadNewInstanceRollsBack) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   const int64_t d2_id = BeginV2AndCrashAt(DeploymentState::kSwitching);
   KillInstances(d2_id);  // while no controller runs, the new instance dies
-  auto engine = NewEngine();
-  auto resumed = engine->Resume(kService);
-  ASSERT_TRUE(resumed.ok() && resumed->has_value());
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
-  EXPECT_NE(engine->deployment().reason.find("before the switch"), std::string::npos)
-      << engine->deployment().reason;
-  EXPECT_EQ(UserVersion(), "v1");
+  ExpectRolledBackToV1(*ResumeAndRun(), "before the switch");
   ExpectInstancesRunning(d1.id);
   States(d2_id);
 }
@@ -537,6 +602,395 @@ TEST_F(EngineTest, FirstDeploymentThatNeverGetsReadyLeavesNothingRunning) {
   EXPECT_FALSE(active->has_value());
 }
 
+TEST_F(EngineTest, FailingPreDeployCheckRollsBackBeforeAnyLaunchWithItsOutput) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  events_.clear();
+  DeploymentSpec v2 = Spec("v2");
+  v2.pre_deploy = {
+      PreDeployCheck{"disk", "true"},
+      PreDeployCheck{"schema",
+                     "sh -c 'echo checking $0; echo schema drift in orders >&2; exit 3' "
+                     "{version}"},
+      PreDeployCheck{"never", "sh -c 'echo must not run; exit 9'"}};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("pre-deploy check 'schema' exited with code 3"), std::string::npos)
+      << d2.reason;
+  EXPECT_NE(d2.reason.find("schema drift in orders"), std::string::npos) << d2.reason;
+  std::vector<DeploymentState> states = States(d2.id);
+  EXPECT_FALSE(Contains(states, DeploymentState::kLaunching));
+  auto instances = store_->ListInstances(kService, false);
+  ASSERT_TRUE(instances.ok());
+  for (const auto& i : *instances) EXPECT_NE(i.deployment_id, d2.id) << "launched " << i.slot;
+
+  std::optional<state::StepRecord> disk = FindStep(d2.id, "pre_deploy:disk");
+  ASSERT_TRUE(disk.has_value());
+  EXPECT_EQ(disk->outcome, state::StepOutcome::kOk);
+  std::optional<state::StepRecord> schema = FindStep(d2.id, "pre_deploy:schema");
+  ASSERT_TRUE(schema.has_value());
+  EXPECT_EQ(schema->outcome, state::StepOutcome::kFailed);
+  nlohmann::json detail = nlohmann::json::parse(schema->detail_json);
+  EXPECT_EQ(detail["exit"], 3);
+  EXPECT_EQ(detail["output_tail"], "checking v2\nschema drift in orders");
+  EXPECT_FALSE(FindStep(d2.id, "pre_deploy:never").has_value());
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "rolled_back"}));
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, SuccessfulDeploymentRunsPreDeployChecksAndEmitsEventsInOrder) {
+  std::ofstream(dir_ + "/marker") << "present";
+  DeploymentSpec v1 = Spec("v1");
+  v1.working_dir = dir_;
+  v1.env = {{"APP_ENV", "prod"}};
+  // The first check leaves a file in the working directory that the second one reads.
+  v1.pre_deploy = {
+      PreDeployCheck{"write", "sh -c 'test -f marker && echo \"$0 $APP_ENV\" > pre.txt' {version}"},
+      PreDeployCheck{"read", "sh -c 'test \"$(cat pre.txt)\" = \"v1 prod\"'"}};
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  for (const char* name : {"pre_deploy:write", "pre_deploy:read"}) {
+    std::optional<state::StepRecord> step = FindStep(d1.id, name);
+    ASSERT_TRUE(step.has_value()) << name;
+    EXPECT_EQ(step->outcome, state::StepOutcome::kOk) << name << " " << step->detail_json;
+  }
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                                    "smoke_passed", "switched", "succeeded"}));
+  // Each event carries the deployment as recorded after its transition.
+  const std::vector<DeploymentState> at = {
+      DeploymentState::kPending,   DeploymentState::kLaunching, DeploymentState::kSmokeTesting,
+      DeploymentState::kSwitching, DeploymentState::kBaking,    DeploymentState::kSucceeded};
+  ASSERT_EQ(events_.size(), at.size());
+  for (size_t i = 0; i < at.size(); ++i) {
+    EXPECT_EQ(events_[i].deployment.state, at[i]) << events_[i].name;
+    EXPECT_EQ(events_[i].deployment.id, d1.id);
+  }
+  EXPECT_EQ(events_[4].detail, "traffic on blue");
+}
+
+TEST_F(EngineTest, FailedSmokeTestEmitsRolledBackAfterReady) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  events_.clear();
+  DeploymentSpec v2 = Spec("v2");
+  v2.smoke_checks = {HttpCheck("GET", "/nope", 200)};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                                    "rolled_back"}));
+  EXPECT_EQ(events_.back().detail, d2.reason);
+  EXPECT_NE(d2.reason.find("smoke test GET /nope: expected 200, got 404"), std::string::npos)
+      << d2.reason;
+}
+
+TEST_F(EngineTest, RichSmokeChecksPassThroughTheRouter) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  SmokeCheck body = HttpCheck("GET", "/", 200);
+  body.name = "identity";
+  body.expect_body_contains = "\"version\":\"{version}\"";
+  body.expect_json = {{"version", "{version}"}, {"slot", "green"}};
+  SmokeCheck missing = HttpCheck("GET", "/nope", 404);
+  SmokeCheck command;
+  command.kind = SmokeCheck::Kind::kCommand;
+  command.command = "sh -c 'test \"$0 $1 $2\" = \"http://" + router_address_ +
+                    " green v2\"' {url} {slot} "
+                    "{version}";
+  command.name = "substitution";
+  v2.smoke_checks = {body, missing, command};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+  for (const char* name :
+       {"smoke_test:identity", "smoke_test:GET /nope", "smoke_test:substitution"}) {
+    std::optional<state::StepRecord> step = FindStep(d2.id, name);
+    ASSERT_TRUE(step.has_value()) << name;
+    EXPECT_EQ(step->outcome, state::StepOutcome::kOk) << name << " " << step->detail_json;
+  }
+  nlohmann::json detail =
+      nlohmann::json::parse(FindStep(d2.id, "smoke_test:identity")->detail_json);
+  EXPECT_EQ(detail["status"], 200);
+  EXPECT_EQ(detail["expected_json"]["version"], "v2");
+  nlohmann::json command_detail =
+      nlohmann::json::parse(FindStep(d2.id, "smoke_test:substitution")->detail_json);
+  EXPECT_EQ(command_detail["exit"], 0);
+  EXPECT_EQ(command_detail["command"][3], "http://" + router_address_);
+}
+
+TEST_F(EngineTest, EachRichSmokeCheckFailureRollsBackNamingTheMismatch) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  struct Case {
+    SmokeCheck check;
+    std::string step;
+    std::string reason;
+  };
+  std::vector<Case> cases;
+  {
+    SmokeCheck c = HttpCheck("GET", "/", 200);
+    c.expect_body_contains = "\"version\":\"v9\"";
+    cases.push_back({c, "smoke_test:GET /", "the body does not contain '\"version\":\"v9\"'"});
+  }
+  {
+    SmokeCheck c = HttpCheck("GET", "/version", 200);
+    c.name = "json";
+    c.expect_json = {{"slot", "green"}, {"version", "v1"}};
+    cases.push_back({c, "smoke_test:json", "JSON version: expected 'v1', got 'v2'"});
+  }
+  {
+    SmokeCheck c = HttpCheck("GET", "/version", 200);
+    c.expect_json = {{"data.items[0]", "1"}};
+    cases.push_back({c, "smoke_test:GET /version", "JSON data.items[0]: missing"});
+  }
+  {
+    SmokeCheck c = HttpCheck("GET", "/live", 200);
+    c.expect_json = {{"x", "1"}};
+    cases.push_back({c, "smoke_test:GET /live", "the body is not JSON"});
+  }
+  {
+    SmokeCheck c;
+    c.kind = SmokeCheck::Kind::kCommand;
+    c.command = "sh -c 'echo no answer from $0; exit 4' {url}";
+    cases.push_back({c, "smoke_test:" + c.command,
+                     "exited with code 4: no answer from http://" + router_address_});
+  }
+  {
+    SmokeCheck c;
+    c.kind = SmokeCheck::Kind::kCommand;
+    c.name = "slow";
+    c.command = "sleep 30";
+    c.timeout = 300ms;
+    cases.push_back({c, "smoke_test:slow", "timed out after 300 ms"});
+  }
+  for (const Case& c : cases) {
+    DeploymentSpec v2 = Spec("v2");
+    v2.smoke_checks = {c.check};
+    state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+    EXPECT_NE(d2.reason.find(c.reason), std::string::npos) << d2.reason;
+    std::optional<state::StepRecord> step = FindStep(d2.id, c.step);
+    ASSERT_TRUE(step.has_value()) << c.step;
+    EXPECT_EQ(step->outcome, state::StepOutcome::kFailed);
+    nlohmann::json detail = nlohmann::json::parse(step->detail_json);
+    EXPECT_NE(detail["mismatch"].get<std::string>().find(c.reason.substr(0, 20)), std::string::npos)
+        << step->detail_json;
+    EXPECT_FALSE(Contains(States(d2.id), DeploymentState::kSwitching));
+    EXPECT_EQ(UserVersion(), "v1");
+  }
+  ExpectInstancesRunning(d1.id);
+}
+
+// The smoke requests as they leave the engine: sent to a recording upstream in place of the
+// router address.
+TEST_F(EngineTest, SmokeRequestCarriesMethodHeadersBodyAndOverrideSecret) {
+  auto upstream = router::testing::TestUpstream::Start("smoke");
+  ASSERT_TRUE(upstream.ok());
+  (*upstream)->SetHandler([](const router::testing::ReceivedRequest&) {
+    return router::testing::Behavior::Respond(201, R"({"ok":true,"items":[{"id":7}]})");
+  });
+  SmokeCheck check = HttpCheck("POST", "/api/items", 201);
+  check.headers = {{"X-Check", "yes"}, {"Content-Type", "application/json"}};
+  check.body = R"({"name":"smoke"})";
+  check.expect_json = {{"items[0].id", "7"}, {"ok", "true"}};
+  DeploymentSpec v1 = Spec("v1");
+  v1.smoke_checks = {check};
+
+  EngineOptions options;
+  options.router_address = (*upstream)->address();
+  options.override_secret = "s3cret";
+  auto engine = NewEngine(options);
+  ASSERT_TRUE(engine->Begin(v1).ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
+  std::vector<router::testing::ReceivedRequest> seen = (*upstream)->RecordedRequests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/api/items");
+  EXPECT_EQ(seen[0].Header("X-Turnout-Slot"), "blue");
+  EXPECT_EQ(seen[0].Header("X-Turnout-Secret"), "s3cret");
+  EXPECT_EQ(seen[0].Header("X-Check"), "yes");
+  EXPECT_EQ(seen[0].Header("Content-Type"), "application/json");
+  EXPECT_EQ(seen[0].body, R"({"name":"smoke"})");
+
+  // Without a secret none is sent; a wrong status rolls back.
+  (*upstream)->ClearRecorded();
+  (*upstream)->SetHandler([](const router::testing::ReceivedRequest&) {
+    return router::testing::Behavior::Respond(500, "{}");
+  });
+  options.override_secret.clear();
+  auto second = NewEngine(options);
+  ASSERT_TRUE(second->Begin(Spec("v2")).ok());  // the default check: GET / -> 200
+  Run(*second);
+  EXPECT_EQ(second->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_NE(second->deployment().reason.find("smoke test GET /: expected 200, got 500"),
+            std::string::npos)
+      << second->deployment().reason;
+  seen = (*upstream)->RecordedRequests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].Header("X-Turnout-Slot"), "green");
+  EXPECT_FALSE(seen[0].HasHeader("X-Turnout-Secret"));
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+TEST_F(EngineTest, ApprovalGateWaitsUntilApproved) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  events_.clear();
+  auto engine = BeginV2UntilAwaitingApproval();
+  clock_.Advance(std::chrono::hours(5));  // an approval may come hours later
+  for (int i = 0; i < 3; ++i) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->state, DeploymentState::kAwaitingApproval);
+    EXPECT_EQ(r->waiting_for, "waiting for approval: run `turnout approve`");
+  }
+  EXPECT_EQ(UserVersion(), "v1");
+  ASSERT_TRUE(engine->Approve("alice").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  EXPECT_EQ(engine->deployment().reason, "approved by alice");
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+  ExpectInstancesStopped(d1.id);
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                                    "smoke_passed", "awaiting_approval", "switched",
+                                                    "succeeded"}));
+  EXPECT_EQ(engine->Approve("alice").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, AbortWhileAwaitingApprovalRollsBackWithNothingSwitched) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  events_.clear();
+  auto engine = BeginV2UntilAwaitingApproval();
+  ASSERT_TRUE(engine->Abort("bob").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRollingBack);
+  EXPECT_EQ(engine->deployment().reason, "aborted by bob");
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_EQ(engine->deployment().reason, "aborted by bob");
+  EXPECT_FALSE(Contains(States(engine->deployment().id), DeploymentState::kSwitching));
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                                    "smoke_passed", "awaiting_approval", "aborted",
+                                                    "rolled_back"}));
+  EXPECT_EQ(engine->Abort("bob").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine->Approve("bob").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, ResumeWhileAwaitingApprovalKeepsWaitingOrRollsBackWhenAnInstanceDied) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  const int64_t d2_id = BeginV2UntilAwaitingApproval()->deployment().id;  // then "crashes"
+  restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
+  current_platform_ = restarted_platform_.get();
+  {
+    auto engine = NewEngine();
+    auto resumed = engine->Resume(kService);
+    ASSERT_TRUE(resumed.ok() && resumed->has_value());
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->state, DeploymentState::kAwaitingApproval);
+    EXPECT_EQ(UserVersion(), "v1");
+  }  // crashes again, and this time the new instance dies while no controller runs
+  KillInstances(d2_id);
+  ExpectRolledBackToV1(*ResumeAndRun(), "while awaiting approval");
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineTest, ResumedApprovalCanBeApproved) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  BeginV2UntilAwaitingApproval();  // and the controller "crashes"
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value());
+  ASSERT_TRUE(engine->Approve("carol").ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+}
+
+TEST_F(EngineTest, ExpediteScaleDownStopsTheOldSlotWithoutWaitingForTheDelay) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = NewEngine();
+  auto d2 = engine->Begin(Spec("v2"));
+  ASSERT_TRUE(d2.ok());
+  EXPECT_EQ(engine->ExpediteScaleDown("too early").code(), StatusCode::kFailedPrecondition);
+  Run(*engine, DeploymentState::kScalingDown);
+  auto waiting = engine->Step();
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_NE(waiting->waiting_for.find("scale-down in 60 s"), std::string::npos);
+  ExpectInstancesRunning(d1.id);
+  ASSERT_TRUE(engine->ExpediteScaleDown("v3 was requested").ok());
+  auto done = engine->Step();  // the clock did not move
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, DeploymentState::kSucceeded);
+  EXPECT_NE(engine->deployment().reason.find("early (v3 was requested)"), std::string::npos)
+      << engine->deployment().reason;
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(d2->id);
+  EXPECT_EQ(UserVersion(), "v2");
+}
+
+TEST_F(EngineTest, ProbeIntervalLimitsReadinessProbesPerInstance) {
+  DeploymentSpec v1 = Spec("v1", "--fail-ready");
+  v1.probe_interval = 5s;
+  v1.ready_deadline = 60s;
+  auto engine = NewEngine();
+  auto d1 = engine->Begin(v1);
+  ASSERT_TRUE(d1.ok());
+  Run(*engine, DeploymentState::kWaitingReady);
+  for (int i = 0; i < 4; ++i) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->state, DeploymentState::kWaitingReady);
+    EXPECT_NE(r->waiting_for.find("(0/1)"), std::string::npos) << r->waiting_for;
+  }
+  EXPECT_EQ(ReadyProbes(d1->id), 1);
+  clock_.Advance(5s);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(engine->Step().ok());
+  EXPECT_EQ(ReadyProbes(d1->id), 2);
+  ASSERT_TRUE(engine->RequestRollback("done").ok());
+  Run(*engine);
+
+  // probe_interval 0: every Step probes.
+  DeploymentSpec v2 = Spec("v2", "--fail-ready");
+  auto every = NewEngine();
+  auto d2 = every->Begin(v2);
+  ASSERT_TRUE(d2.ok());
+  Run(*every, DeploymentState::kWaitingReady);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(every->Step().ok());
+  EXPECT_EQ(ReadyProbes(d2->id), 4);
+}
+
+TEST_F(EngineTest, ProbeIntervalDuringBakeCountsOnlyFreshProbesTowardsTheThreshold) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = std::chrono::hours(1);
+  v2.bake_failure_threshold = 2;
+  v2.probe_interval = 10s;
+  auto engine = NewEngine();
+  auto d2 = engine->Begin(v2);
+  ASSERT_TRUE(d2.ok());
+  Run(*engine, DeploymentState::kBaking);
+  for (const auto& i : Recorded(d2->id)) {
+    ProbeRequest fault;
+    fault.address = "127.0.0.1:" + std::to_string(i.record.port);
+    fault.method = "POST";
+    fault.path = "/admin/fault?fail-ready=true";
+    auto reply = HttpProbe(fault);
+    ASSERT_TRUE(reply.ok() && reply->status == 200);
+  }
+  const int before = ReadyProbes(d2->id);
+  for (int i = 0; i < 5; ++i) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->state, DeploymentState::kBaking);
+  }
+  EXPECT_LE(ReadyProbes(d2->id) - before, 1);
+  clock_.Advance(10s);
+  ASSERT_TRUE(engine->Step().ok());
+  clock_.Advance(10s);
+  auto r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kRollingBack);
+  Run(*engine);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesRunning(d1.id);
+}
+
 // "Crash" at each state: the engine that recorded the transition into the state is destroyed
 // before it acts on it; a new engine over the same store, platform and router resumes.
 class EngineCrashTest : public EngineTest, public ::testing::WithParamInterface<DeploymentState> {};
@@ -623,12 +1077,7 @@ TEST_F(EngineTest, CrashDuringRollingBackIsFinishedByTheNextEngine) {
                                      "bake failed")
                   .ok());
   EXPECT_EQ(UserVersion(), "v2");
-  auto engine = NewEngine();
-  auto resumed = engine->Resume(kService);
-  ASSERT_TRUE(resumed.ok() && resumed->has_value());
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
-  EXPECT_EQ(UserVersion(), "v1");
+  ExpectRolledBackToV1(*ResumeAndRun(), "bake failed");
   ExpectInstancesStopped(d2_id);
   ExpectInstancesRunning(d1.id);
   States(d2_id);
