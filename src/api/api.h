@@ -78,6 +78,9 @@ Status StatusFromReply(const Reply& reply);
 // request waits while all are busy). It should not throw; an exception becomes a 500 reply.
 using Handler = std::function<Reply(const Request&)>;
 
+// Threading: one I/O thread of its own (all parsing and socket work) plus `handler_threads` pool
+// threads that run the handler. Start/Stop/tcp_address are called from one controlling thread
+// (not from a handler). Input never crashes the server; it only ever answers with a 4xx.
 class Server {
  public:
   struct Options {
