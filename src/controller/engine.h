@@ -11,9 +11,9 @@
 // and switches only when needed; stopping an ended instance is OK).
 //
 // Driving: Step() does the next bounded piece of work of the current state (at most one round of
-// probes or smoke checks, each bounded by options.probe_timeout, plus one wait of at most
-// options.probe_wait for an instance to exit, or the stops of a slot) and says what it is
-// waiting for. The daemon calls it in a loop; tests move a ManualClock between calls. Deadlines
+// readiness probes, each bounded by options.probe_timeout; or one pre-deploy command; or the
+// smoke checks, each bounded by its own timeout; plus one wait of at most options.probe_wait for
+// an instance to exit, or the stops of a slot) and says what it is waiting for. The daemon calls it in a loop; tests move a ManualClock between calls. Deadlines
 // (ready_deadline, bake_time, scale_down_delay) are measured by the injected Clock from the
 // moment the state was entered.
 //
@@ -43,8 +43,10 @@
 // (the DeploymentSpec as JSON). Platform handles live in the instance rows
 // (InstanceRecord::platform_handle, platform::EncodeHandle).
 // Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
-// finished ok when left, failed when left for RollingBack or Failed); smoke checks are steps
-// "smoke_test:<METHOD> <path>" with {"expected","status"} as detail.
+// finished ok when left, failed when left for RollingBack or Failed); pre-deploy commands are
+// steps "pre_deploy:<name>" ({"exit","result","output_tail"}), smoke checks are steps
+// "smoke_test:<name>" (default name "<METHOD> <path>" or the command) with what was expected and
+// what came back ({"expected","status",...,"mismatch"}).
 //
 // Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
 // Thread-safety: none; one thread drives one engine. Several engines must not drive the same
@@ -144,7 +146,8 @@ class Engine {
 
   // In ScalingDown: stop keeping the old slot warm now instead of after scale_down_delay (the
   // daemon calls it when a new deployment is requested and this one only waits to scale down).
-  // The drain wait still applies. FailedPrecondition in any other state.
+  // The drain wait still applies. Kept in memory only: a restarted engine waits the rest of the
+  // delay again. FailedPrecondition in any other state.
   Status ExpediteScaleDown(std::string_view reason);
 
   bool has_deployment() const { return deployment_.has_value(); }
