@@ -83,7 +83,9 @@ struct SlotData {
   metrics::Counters counters;
   metrics::Histogram::Counts latency;  // whole-request latency (fine layout)
 };
-// From a window snapshot (when the step is shorter than the window the router keeps).
+// From a window snapshot whose window is the time since the step started (possible only while
+// the step is shorter than the window the router keeps). A sliding window that drops the
+// step's first requests would break the judge's guarantee: use SlotSince then.
 SlotData SlotFromWindow(const metrics::WindowSnapshot& w);
 // `now` minus `start` of the same SlotMetrics' cumulative snapshots (the step's own counts).
 // max_us is the maximum since the process started.

@@ -38,6 +38,7 @@ class SimSlot {
       data_.latency.max_us = std::max(data_.latency.max_us, us);
     }
   }
+  void set_error_rate(double r) { error_rate_ = r; }
   const SlotData& data() const { return data_; }
 
  private:
@@ -92,6 +93,30 @@ TEST(CanaryJudge, NoFalseRollbackOver200HealthyCanariesCheckedEverySecond) {
               rollbacks, promotions, promotions ? 1.0 * promote_seconds / promotions : 0.0, other);
   EXPECT_EQ(rollbacks, 0);
   EXPECT_EQ(promotions, 200);
+}
+
+TEST(CanaryJudge, ErrorRateDriftSharedByBothSlotsIsNoReasonToRollBack) {
+  // Noisy traffic: the error rate of both slots jumps between 0.2 % and 4 % every 20 s (a bad
+  // client, a flaky dependency), which the canary shares with the stable slot.
+  int rollbacks = 0;
+  for (uint64_t run = 0; run < 50; ++run) {
+    std::mt19937_64 rng(9000 + run);
+    ManualClock clock;
+    CanaryJudge judge(CanaryJudgeConfig{}, clock.Now());
+    SimSlot canary(30, 0.002, 20'000), stable(570, 0.002, 20'000);
+    for (int s = 1; s <= 600; ++s) {
+      const double rate = (s / 20) % 2 == 0 ? 0.002 : 0.04;
+      canary.set_error_rate(rate);
+      stable.set_error_rate(rate);
+      clock.Advance(seconds(1));
+      canary.Tick(rng);
+      stable.Tick(rng);
+      Verdict v = judge.Evaluate(clock.Now(), canary.data(), stable.data());
+      if (v.verdict == VerdictKind::kRollback) ++rollbacks;
+      if (v.verdict == VerdictKind::kRollback || v.verdict == VerdictKind::kPromote) break;
+    }
+  }
+  EXPECT_EQ(rollbacks, 0);
 }
 
 // Runs `runs` seeded steps that must all roll back with `reason` in their verdict.

@@ -112,6 +112,20 @@ TEST_F(RuleEngineTest, OneFalseEvaluationResetsTheRun) {
   EXPECT_EQ(engine.Evaluate(clock_.Now(), in)[0].state, RuleState::kFiring);
 }
 
+TEST_F(RuleEngineTest, AFlappingConditionNeverFires) {
+  // Noisy data around the threshold: 4 % and 6 % errors on alternate seconds for 10 minutes.
+  RuleEngine engine({R("error_rate > 5% for 2m")});
+  FakeSlots slots;
+  Inputs in = slots.MakeInputs();
+  for (int s = 0; s < 600; ++s) {
+    slots.fresh = Snapshot(1000, s % 2 == 0 ? 60 : 40, 1000);
+    std::vector<RuleResult> r = engine.Evaluate(clock_.Now(), in);
+    ASSERT_NE(r[0].state, RuleState::kFiring) << s;
+    ASSERT_EQ(r[0].state, s % 2 == 0 ? RuleState::kPending : RuleState::kOk) << s;
+    clock_.Advance(seconds(1));
+  }
+}
+
 TEST_F(RuleEngineTest, AGapLongerThanMaxGapRestartsTheRun) {
   RuleEngine engine({R("error_rate > 5% for 5s")});
   FakeSlots slots;
