@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backup/backup_cli.h"
 #include "cli/args.h"
 #include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
@@ -31,6 +32,10 @@ constexpr Command kCommands[] = {
      RunRouterCommand},
     {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand},
     {"migrate", "apply, roll back, verify and lint PostgreSQL migrations", RunMigrate},
+    {"backup", "create, verify, list, restore and prune verified PostgreSQL backups",
+     [](const std::vector<std::string>& a) {
+       return backup::RunBackupCommand(a, std::cout, std::cerr);
+     }},
     {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
 };
 
