@@ -8,6 +8,7 @@
 
 #include "backup/backup_cli.h"
 #include "cli/args.h"
+#include "cli/daemon_cmds.h"
 #include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
 #include "db/migrate_cli.h"
@@ -31,6 +32,32 @@ constexpr Command kCommands[] = {
     {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
      RunRouterCommand},
     {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand},
+    {"up", "start turnoutd for the service in turnout.yaml",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("up", a); }},
+    {"down", "stop turnoutd (app instances keep running)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("down", a); }},
+    {"deploy", "deploy a version: launch, check, switch traffic, bake (--wait shows it live)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("deploy", a); }},
+    {"status", "what serves traffic, the deployment in progress, every instance",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("status", a); }},
+    {"health-check", "probe every instance's readiness and liveness now",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("health-check", a); }},
+    {"switch", "move all traffic to a slot",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("switch", a); }},
+    {"rollback", "switch back at once, or redeploy an earlier revision (--to N)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("rollback", a); }},
+    {"approve", "let a deployment waiting for approval switch traffic",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("approve", a); }},
+    {"abort", "stop the deployment in progress and roll it back",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("abort", a); }},
+    {"history", "the revisions, or one revision's steps",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("history", a); }},
+    {"logs", "the end of each instance's log",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("logs", a); }},
+    {"audit", "the audit trail, or `audit verify` to check its hash chain",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("audit", a); }},
+    {"events", "deployment events as they happen (--follow)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("events", a); }},
     {"migrate", "apply, roll back, verify and lint PostgreSQL migrations", RunMigrate},
     {"backup", "create, verify, list, restore and prune verified PostgreSQL backups",
      [](const std::vector<std::string>& a) {
@@ -45,12 +72,13 @@ std::string Usage() {
       "turnout switches production traffic between versions of a service without dropping a "
       "request.\n\nCommands:\n";
   for (const auto& c : kCommands) {
-    out += "  " + std::string(c.name) + std::string(10 - c.name.size(), ' ') +
+    out += "  " + std::string(c.name) + std::string(14 - c.name.size(), ' ') +
            std::string(c.summary) + "\n";
   }
   out +=
       "\nRun `turnout COMMAND --help` for a command's options.\n"
-      "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 router unreachable.\n";
+      "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 turnoutd or the router\n"
+      "unreachable.\n";
   return out;
 }
 

@@ -1,10 +1,12 @@
 #include "daemon/daemon.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -210,6 +212,11 @@ struct Daemon::Impl {
   // thread and supervisor callback; both run on the controller thread).
   std::map<std::string, state::InstanceRecord> watched;
   Clock::TimePoint next_tick{};
+  // Test hook (crash-safety tests): "VERSION:STATE" from $TURNOUTD_TEST_CRASH makes the daemon
+  // kill itself with SIGKILL when the deployment of VERSION is about to run STATE's action,
+  // i.e. right after that transition was recorded and before it was acted on.
+  std::string crash_version;
+  std::string crash_state;
 
   void Log(const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mu);
@@ -279,6 +286,13 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
     return InvalidArgument("an API on TCP needs a token (--token or TURNOUTD_TOKEN)");
   }
   impl->log = options.log ? options.log : &std::cerr;
+  if (const char* crash = std::getenv("TURNOUTD_TEST_CRASH")) {
+    std::string_view spec(crash);
+    if (auto colon = spec.rfind(':'); colon != std::string_view::npos) {
+      impl->crash_version = std::string(spec.substr(0, colon));
+      impl->crash_state = std::string(spec.substr(colon + 1));
+    }
+  }
   impl->options = std::move(options);
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
@@ -479,6 +493,11 @@ void Daemon::Impl::ControllerLoop() {
 }
 
 void Daemon::Impl::StepOnce() {
+  if (!crash_state.empty() && engine->deployment().version == crash_version &&
+      state::DeploymentStateName(engine->deployment().state) == crash_state) {
+    Log("test crash point " + crash_version + ":" + crash_state + " reached: SIGKILL");
+    ::raise(SIGKILL);
+  }
   Result<controller::StepReport> report = engine->Step();
   if (!report.ok()) {
     // The store, the router or the platform refused; the step is idempotent, so it is retried

@@ -1,0 +1,850 @@
+#include "cli/daemon_cmds.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "api/api.h"
+#include "cli/args.h"
+#include "daemon/wiring.h"
+#include "service/service_config.h"
+
+extern char** environ;
+
+namespace turnout::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Millis = std::chrono::milliseconds;
+
+struct Context {
+  std::string command;  // "deploy"
+  Args args;
+  std::string endpoint;
+  std::string token;
+  std::string config_path;  // absolute, "" when not found
+  bool json = false;
+  bool tty = false;
+};
+
+int Usage(const std::string& command, const std::string& message) {
+  std::cerr << "turnout " << command << ": " << message << "\nrun `turnout " << command
+            << " --help` for usage\n";
+  return kExitUsage;
+}
+
+int Fail(const Context& c, const std::string& message) {
+  std::cerr << "turnout " << c.command << ": " << message << "\n";
+  return kExitFailed;
+}
+
+// The actor recorded in history and the audit log: user@host and the CLI's pid.
+std::string Actor() {
+  std::string user = EnvOr("USER", EnvOr("LOGNAME", ""));
+  if (user.empty()) {
+    const passwd* pw = ::getpwuid(::getuid());
+    user = pw != nullptr ? pw->pw_name : "uid" + std::to_string(::getuid());
+  }
+  char host[HOST_NAME_MAX + 1] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return user + "@" + (host[0] ? host : "localhost") + " pid " + std::to_string(::getpid());
+}
+
+std::string Seconds(double ms) {
+  std::ostringstream out;
+  if (ms < 1000) {
+    out << std::fixed << std::setprecision(ms < 10 ? 1 : 0) << ms << " ms";
+  } else if (ms < 120000) {
+    out << std::fixed << std::setprecision(1) << ms / 1000 << " s";
+  } else {
+    out << static_cast<int64_t>(ms / 60000) << " m " << static_cast<int64_t>(ms / 1000) % 60
+        << " s";
+  }
+  return out.str();
+}
+
+// Wall times from the daemon ("2026-11-22T08:01:02.123Z") as milliseconds since the epoch.
+int64_t ParseTimeMs(const std::string& t) {
+  struct tm tm {};
+  int ms = 0;
+  if (sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+std::string ShortTime(const std::string& t) {
+  // "2026-11-22T08:01:02.123Z" -> "2026-11-22 08:01:02"
+  if (t.size() < 19) return t;
+  return t.substr(0, 10) + " " + t.substr(11, 8);
+}
+
+std::string Str(const json& j, const char* key, std::string fallback = "") {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+// ---- talking to turnoutd ---------------------------------------------------------------------
+
+std::vector<FlagSpec> CommonFlags(std::vector<FlagSpec> extra) {
+  std::vector<FlagSpec> flags = {
+      {"config", "FILE", "the service's turnout.yaml (default $TURNOUT_CONFIG or turnout.yaml)"},
+      {"socket", "PATH", "turnoutd's API socket (default: in the config's state_dir)"},
+      {"endpoint", "URL", "turnoutd's API over TCP, e.g. http://10.0.0.5:7070"},
+      {"token", "TOKEN", "bearer token for --endpoint (default $TURNOUT_TOKEN)"},
+      {"json", "", "print JSON for scripts instead of text"},
+  };
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
+Status Locate(Context& c) {
+  c.token = c.args.Get("token", EnvOr("TURNOUT_TOKEN", ""));
+  std::string config = c.args.Get("config", EnvOr("TURNOUT_CONFIG", "turnout.yaml"));
+  std::error_code ec;
+  if (fs::exists(config, ec)) c.config_path = fs::absolute(config, ec).string();
+  if (c.args.Has("endpoint")) {
+    c.endpoint = c.args.Get("endpoint");
+    return Status::Ok();
+  }
+  if (c.args.Has("socket")) {
+    c.endpoint = "unix:" + c.args.Get("socket");
+    return Status::Ok();
+  }
+  if (std::string env = EnvOr("TURNOUT_SOCKET", ""); !env.empty()) {
+    c.endpoint = "unix:" + env;
+    return Status::Ok();
+  }
+  if (c.config_path.empty()) {
+    return NotFound("no " + config +
+                    " here; run in the service's directory, pass --config FILE, or write one "
+                    "with `turnout init`");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig sc, service::LoadServiceConfig(c.config_path));
+  c.endpoint = "unix:" + daemon::PathsFor(sc, fs::path(c.config_path).parent_path().string()).socket;
+  return Status::Ok();
+}
+
+struct Call {
+  int exit = kExitOk;  // non-zero: already reported
+  json body;
+};
+
+// One API exchange; reports failures itself (exit 3 unreachable, 1 refused).
+Call Exchange(const Context& c, const std::string& method, const std::string& target,
+              const json& body = nullptr, Millis timeout = Millis(90000)) {
+  api::Client client({c.endpoint, c.token, timeout});
+  Result<api::Reply> reply = client.Call(method, target, body.is_null() ? "" : body.dump());
+  Call out;
+  if (!reply.ok()) {
+    std::cerr << "turnout " << c.command << ": " << reply.status().message() << "\n";
+    out.exit = reply.status().code() == StatusCode::kInvalidArgument ? kExitUsage
+                                                                       : kExitUnreachable;
+    return out;
+  }
+  out.body = json::parse(reply->body, nullptr, false);
+  if (reply->status < 200 || reply->status > 299) {
+    const Status s = api::StatusFromReply(*reply);
+    if (c.json) {
+      std::cout << reply->body;
+    }
+    std::cerr << "turnout " << c.command << ": " << s.message() << "\n";
+    out.exit = kExitFailed;
+    return out;
+  }
+  if (out.body.is_discarded()) {
+    std::cerr << "turnout " << c.command << ": turnoutd sent a reply that is not JSON\n";
+    out.exit = kExitFailed;
+  }
+  return out;
+}
+
+// ---- deployment progress -------------------------------------------------------------------
+
+bool SuccessState(const std::string& s) { return s == "succeeded" || s == "scaling_down"; }
+bool FailureState(const std::string& s) { return s == "rolled_back" || s == "failed"; }
+
+// Follows a deployment until traffic is on the new version and the bake passed (scaling_down
+// or succeeded: exit 0) or it ended otherwise (exit 1). On a terminal the current step is one
+// line rewritten in place; elsewhere only finished steps are printed.
+int FollowDeployment(const Context& c, int64_t id) {
+  size_t printed = 0;  // transitions already shown
+  std::string live_line;
+  for (;;) {
+    Call call = Exchange(c, "GET", "/v1/deployments/" + std::to_string(id));
+    if (call.exit != kExitOk) return call.exit;
+    const json& j = call.body;
+    const json& d = j["deployment"];
+    const std::string state = Str(d, "state");
+    const json& ts = j["transitions"];
+    if (!c.json) {
+      if (c.tty && !live_line.empty()) std::cout << "\r\033[K" << std::flush;
+      // Transition k enters a state; transition k + 1 ends it.
+      while (printed + 1 < ts.size()) {
+        const json& entered = ts[printed];
+        const json& left = ts[printed + 1];
+        const double ms = static_cast<double>(ParseTimeMs(Str(left, "at")) -
+                                              ParseTimeMs(Str(entered, "at")));
+        const std::string next = Str(left, "to");
+        const bool bad = next == "rolling_back" || next == "failed";
+        std::cout << "  " << std::left << std::setw(18) << Str(entered, "to") << std::right
+                  << std::setw(9) << Seconds(ms) << "  "
+                  << (bad ? "FAILED: " + Str(left, "reason") : "ok") << "\n";
+        ++printed;
+      }
+      if (!state.empty() && !SuccessState(state) && !FailureState(state)) {
+        std::string wait = Str(j, "waiting_for");
+        if (!Str(j, "error").empty()) wait = "retrying: " + Str(j, "error");
+        live_line = "  " + state + (wait.empty() ? "" : "  " + wait);
+        if (c.tty) std::cout << live_line << std::flush;
+      } else {
+        live_line.clear();
+      }
+    }
+    if (SuccessState(state) || FailureState(state)) {
+      if (c.tty && !live_line.empty()) std::cout << "\r\033[K";
+      if (c.json) {
+        std::cout << j.dump(2) << "\n";
+      } else if (SuccessState(state)) {
+        std::cout << "deployed " << Str(d, "version") << " on " << Str(d, "target_slot")
+                  << " (revision " << Str(d, "revision") << ")";
+        if (state == "scaling_down" && !Str(d, "previous_slot").empty()) {
+          std::cout << "; " << Str(d, "previous_slot")
+                    << " stays warm for an instant `turnout rollback` until it is scaled down";
+        }
+        std::cout << "\n";
+      } else {
+        std::cout << "deployment " << id << " of " << Str(d, "version") << " " << state << ": "
+                  << Str(d, "reason") << "\n";
+        if (Str(d, "previous_slot").empty()) {
+          std::cout << "nothing was serving before; users see no version yet\n";
+        } else {
+          std::cout << "users stay on " << Str(d, "previous_slot")
+                    << "; see `turnout history " << Str(d, "revision")
+                    << "` and `turnout logs " << Str(d, "target_slot") << "`\n";
+        }
+      }
+      return SuccessState(state) ? kExitOk : kExitFailed;
+    }
+    std::this_thread::sleep_for(Millis(200));
+  }
+}
+
+// ---- the commands --------------------------------------------------------------------------
+
+int RunDeploy(Context& c) {
+  if (c.args.positional().size() != 1) return Usage(c.command, "expected exactly one VERSION");
+  const std::string version = c.args.positional()[0];
+  json body = {{"version", version}, {"actor", Actor()}, {"reason", c.args.Get("reason")}};
+  Call call = Exchange(c, "POST", "/v1/deploy", body);
+  if (call.exit != kExitOk) return call.exit;
+  const json& d = call.body["deployment"];
+  const int64_t id = d.value("id", int64_t{0});
+  if (!c.args.Has("wait")) {
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+    } else {
+      std::cout << "deployment " << id << " started: " << version << " -> "
+                << Str(d, "target_slot") << " (revision " << Str(d, "revision")
+                << "); follow it with `turnout status` or `turnout events --follow`\n";
+    }
+    return kExitOk;
+  }
+  if (!c.json) {
+    std::cout << "deploying " << version << " to " << Str(d, "target_slot") << " (deployment "
+              << id << ", revision " << Str(d, "revision") << ")\n";
+  }
+  return FollowDeployment(c, id);
+}
+
+void PrintDeploymentLine(const json& d, bool serving) {
+  std::cout << std::right << std::setw(4) << Str(d, "revision") << "  " << std::left
+            << std::setw(14) << Str(d, "version") << std::setw(8) << Str(d, "target_slot")
+            << std::setw(14) << Str(d, "state") << std::setw(20)
+            << ShortTime(Str(d, "created_at"));
+  const std::string dur = d.contains("duration_ms")
+                              ? Seconds(static_cast<double>(d["duration_ms"].get<int64_t>()))
+                              : "running";
+  std::cout << std::setw(10) << dur << (serving ? "* " : "  ") << Str(d, "reason") << "\n"
+            << std::right;
+}
+
+int RunStatus(Context& c) {
+  Call call = Exchange(c, "GET", "/v1/status");
+  if (call.exit != kExitOk) return call.exit;
+  const json& s = call.body;
+  if (c.json) {
+    std::cout << s.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
+            << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
+  if (s["active"].is_null()) {
+    std::cout << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
+  } else {
+    const json& a = s["active"];
+    std::cout << "serving: " << Str(a, "version") << " on " << Str(a, "slot") << " (revision "
+              << Str(a, "revision") << ", since " << ShortTime(Str(a, "since")) << ")\n";
+  }
+  if (!s["deployment"].is_null()) {
+    const json& d = s["deployment"];
+    std::cout << "deploying: " << Str(d, "version") << " -> " << Str(d, "target_slot")
+              << " (deployment " << Str(d, "id") << ", revision " << Str(d, "revision")
+              << "): " << Str(d, "state");
+    if (d.contains("state_elapsed_ms")) {
+      std::cout << " for " << Seconds(static_cast<double>(d["state_elapsed_ms"].get<int64_t>()));
+    }
+    if (!Str(d, "waiting_for").empty()) std::cout << ", " << Str(d, "waiting_for");
+    std::cout << "\n";
+    if (!Str(d, "error").empty()) std::cout << "  last error: " << Str(d, "error") << "\n";
+  } else if (s.contains("last_deployment")) {
+    const json& d = s["last_deployment"];
+    std::cout << "last deployment: " << Str(d, "version") << " " << Str(d, "state") << " ("
+              << Str(d, "reason") << ")\n";
+  }
+  const json& r = s["router"];
+  std::cout << "router (" << Str(r, "mode") << "):";
+  if (r.contains("listen")) {
+    for (const auto& l : r["listen"]) std::cout << " " << l.get<std::string>();
+  }
+  if (r.contains("error")) std::cout << " unreachable: " << Str(r, "error");
+  std::cout << "\n";
+  if (r.contains("slots")) {
+    for (const auto& slot : r["slots"]) {
+      std::cout << "  " << std::left << std::setw(8) << Str(slot, "name") << std::setw(12)
+                << (slot.value("receives_traffic", false) ? "TRAFFIC" : "idle") << std::right;
+      if (slot.contains("last_60s") && slot["last_60s"]["requests"].get<uint64_t>() > 0) {
+        const json& w = slot["last_60s"];
+        std::cout << "last 60 s: " << w["requests"].get<uint64_t>() << " requests, "
+                  << std::fixed << std::setprecision(2) << w["error_rate"].get<double>() * 100
+                  << " % errors, p95 " << std::setprecision(1) << w["p95_ms"].get<double>()
+                  << " ms";
+      }
+      std::cout << "\n";
+      for (const auto& i : slot["instances"]) {
+        std::cout << "      " << std::left << std::setw(22) << Str(i, "address") << std::setw(14)
+                  << Str(i, "version", "-") << std::setw(12) << Str(i, "state") << std::right
+                  << (i.value("healthy", false) ? "healthy" : "unhealthy")
+                  << (i.value("ejected", false) ? ", ejected" : "");
+        if (i.contains("pid")) std::cout << ", pid " << Str(i, "pid");
+        std::cout << "\n";
+      }
+    }
+  }
+  return kExitOk;
+}
+
+int RunSimplePost(Context& c, const std::string& path, json body) {
+  body["actor"] = Actor();
+  Call call = Exchange(c, "POST", path, body);
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  const json& d = call.body.contains("deployment") ? call.body["deployment"] : json::object();
+  if (path == "/v1/approve") {
+    std::cout << "approved deployment " << Str(d, "id") << " (" << Str(d, "version")
+              << "); switching traffic to " << Str(d, "target_slot") << "\n";
+  } else if (path == "/v1/abort") {
+    std::cout << "aborting deployment " << Str(d, "id") << " (" << Str(d, "version")
+              << "): " << Str(d, "state") << "\n";
+  } else if (path == "/v1/switch") {
+    std::cout << "traffic switched to " << Str(call.body, "slot") << " ("
+              << Str(call.body, "version") << ", revision " << Str(call.body, "revision")
+              << ") in " << Seconds(call.body.value("took_ms", 0.0)) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunRollback(Context& c) {
+  json body = {{"actor", Actor()}};
+  if (c.args.Has("to")) {
+    char* end = nullptr;
+    const std::string to = c.args.Get("to");
+    const long long n = std::strtoll(to.c_str(), &end, 10);
+    if (to.empty() || *end != '\0' || n < 1) {
+      return Usage(c.command, "--to needs a revision number from `turnout history`");
+    }
+    body["to_revision"] = n;
+  }
+  if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
+  Call call = Exchange(c, "POST", "/v1/rollback", body);
+  if (call.exit != kExitOk) return call.exit;
+  const json& d = call.body["deployment"];
+  const int64_t id = d.value("id", int64_t{0});
+  if (Str(call.body, "action") == "rollback") {
+    if (!c.json) {
+      if (call.body.value("switched_back", false)) {
+        std::cout << "traffic switched back to " << Str(d, "previous_slot") << " in "
+                  << Seconds(call.body.value("took_ms", 0.0)) << "; stopping "
+                  << Str(d, "version") << " on " << Str(d, "target_slot") << "\n";
+      } else {
+        std::cout << "rolling back deployment " << id << " (" << Str(d, "version")
+                  << "); users were never moved to it\n";
+      }
+    }
+  } else if (!c.json) {
+    std::cout << "redeploying revision " << Str(call.body, "rollback_to") << " ("
+              << Str(d, "version") << ") to " << Str(d, "target_slot") << " (deployment " << id
+              << ")\n";
+  }
+  if (!c.args.Has("wait")) {
+    if (c.json) std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (Str(call.body, "action") == "rollback") {
+    // Wait for the rolled-back deployment to finish cleaning up.
+    for (;;) {
+      Call s = Exchange(c, "GET", "/v1/deployments/" + std::to_string(id));
+      if (s.exit != kExitOk) return s.exit;
+      const std::string state = Str(s.body["deployment"], "state");
+      if (state == "rolled_back" || state == "failed") {
+        if (c.json) {
+          std::cout << s.body.dump(2) << "\n";
+        } else {
+          std::cout << "deployment " << id << " " << state << ": "
+                    << Str(s.body["deployment"], "reason") << "\n";
+        }
+        return state == "rolled_back" ? kExitOk : kExitFailed;
+      }
+      std::this_thread::sleep_for(Millis(200));
+    }
+  }
+  return FollowDeployment(c, id);
+}
+
+int RunHistory(Context& c) {
+  if (!c.args.positional().empty()) {
+    const std::string rev = c.args.positional()[0];
+    Call call = Exchange(c, "GET", "/v1/deployments/rev" + rev);
+    if (call.exit != kExitOk) return call.exit;
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+      return kExitOk;
+    }
+    const json& d = call.body["deployment"];
+    std::cout << "revision " << Str(d, "revision") << ": " << Str(d, "version") << " -> "
+              << Str(d, "target_slot") << ", " << Str(d, "state") << "\n"
+              << "  deployment " << Str(d, "id") << ", started " << ShortTime(Str(d, "created_at"))
+              << " by " << Str(d, "started_by") << "\n"
+              << "  config " << Str(d, "config_hash").substr(0, 12) << ", reason: "
+              << Str(d, "reason") << "\n  transitions:\n";
+    for (const auto& t : call.body["transitions"]) {
+      std::cout << "    " << ShortTime(Str(t, "at")) << "  " << std::left << std::setw(15)
+                << Str(t, "from") << " -> " << std::setw(15) << Str(t, "to") << std::right << " "
+                << Str(t, "reason") << "\n";
+    }
+    std::cout << "  steps:\n";
+    for (const auto& s : call.body["steps"]) {
+      std::cout << "    " << std::left << std::setw(32) << Str(s, "step") << std::setw(8)
+                << Str(s, "outcome") << std::right
+                << (s.contains("duration_ms")
+                        ? Seconds(static_cast<double>(s["duration_ms"].get<int64_t>()))
+                        : "")
+                << "\n";
+    }
+    return kExitOk;
+  }
+  Call call = Exchange(c, "GET", "/v1/deployments?limit=" + c.args.Get("limit", "20"));
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  const json& list = call.body["deployments"];
+  if (list.empty()) {
+    std::cout << "no deployments yet\n";
+    return kExitOk;
+  }
+  std::cout << " REV  VERSION       SLOT    STATE         STARTED             DURATION    REASON\n";
+  for (const auto& d : list) PrintDeploymentLine(d, d.value("serving", false));
+  std::cout << "(* serving now; details: `turnout history REV`)\n";
+  return kExitOk;
+}
+
+int RunHealthCheck(Context& c) {
+  std::string target = "/v1/health";
+  if (!c.args.positional().empty()) target += "?slot=" + c.args.positional()[0];
+  Call call = Exchange(c, "GET", target);
+  if (call.exit != kExitOk) return call.exit;
+  const bool ok = call.body.value("ok", false);
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return ok ? kExitOk : kExitFailed;
+  }
+  for (const auto& slot : call.body["slots"]) {
+    std::cout << Str(slot, "name") << (slot.value("receives_traffic", false) ? " (traffic)" : "")
+              << ":\n";
+    if (slot["instances"].empty()) std::cout << "  no instances running\n";
+    for (const auto& i : slot["instances"]) {
+      std::cout << "  " << std::left << std::setw(22) << Str(i, "address") << std::setw(14)
+                << Str(i, "version") << std::right << Str(i, "process") << "\n";
+      for (const char* probe : {"readiness", "liveness"}) {
+        const json& p = i[probe];
+        std::cout << "      " << std::left << std::setw(10) << probe << std::setw(10)
+                  << Str(p, "path") << std::right
+                  << (p.value("ok", false) ? "ok " : "FAILING ")
+                  << (p.value("status", 0) ? "(" + Str(p, "status") + ", " : "(")
+                  << Seconds(p.value("ms", 0.0))
+                  << (Str(p, "error").empty() ? "" : ", " + Str(p, "error")) << ")\n";
+      }
+      if (i.contains("router")) {
+        std::cout << "      router    "
+                  << (i["router"].value("healthy", false) ? "sees it healthy" : "sees it unhealthy")
+                  << (i["router"].value("ejected", false) ? ", ejected" : "") << "\n";
+      }
+    }
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
+int RunLogs(Context& c) {
+  std::string target = "/v1/logs?lines=" + c.args.Get("lines", "50");
+  if (!c.args.positional().empty()) target += "&slot=" + c.args.positional()[0];
+  Call call = Exchange(c, "GET", target);
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  for (const auto& i : call.body["instances"]) {
+    std::cout << "==> " << Str(i, "instance") << " (" << Str(i, "version") << ", "
+              << Str(i, "state") << ") " << Str(i, "path") << " <==\n"
+              << Str(i, "text");
+    const std::string text = Str(i, "text");
+    if (!text.empty() && text.back() != '\n') std::cout << "\n";
+  }
+  if (call.body["instances"].empty()) {
+    std::cout << "no instances have run in " << Str(call.body, "slot") << "\n";
+  }
+  return kExitOk;
+}
+
+void PrintAuditEntry(const json& e) {
+  std::cout << std::right << std::setw(5) << Str(e, "seq") << "  " << ShortTime(Str(e, "time"))
+            << "  " << std::left << std::setw(22) << Str(e, "action") << std::right;
+  const json& d = e["detail"];
+  std::string summary;
+  if (d.is_object()) {
+    if (d.contains("to")) summary = Str(d, "from") + " -> " + Str(d, "to");
+    if (d.contains("reason") && !Str(d, "reason").empty()) {
+      summary += (summary.empty() ? "" : ": ") + Str(d, "reason");
+    }
+    if (summary.empty()) summary = d.dump();
+  }
+  std::cout << summary << "  (" << Str(e, "actor") << ")\n";
+}
+
+int RunAudit(Context& c) {
+  if (!c.args.positional().empty() && c.args.positional()[0] == "verify") {
+    Call call = Exchange(c, "GET", "/v1/audit/verify");
+    if (call.exit != kExitOk) return call.exit;
+    const bool ok = call.body.value("ok", false);
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+    } else {
+      std::cout << Str(call.body, "message") << "\n";
+    }
+    return ok ? kExitOk : kExitFailed;
+  }
+  if (!c.args.positional().empty()) {
+    return Usage(c.command, "unknown argument '" + c.args.positional()[0] + "' (try: verify)");
+  }
+  Call call = Exchange(c, "GET", "/v1/audit?tail=" + c.args.Get("limit", "30"));
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  for (const auto& e : call.body["entries"]) PrintAuditEntry(e);
+  return kExitOk;
+}
+
+int RunEvents(Context& c) {
+  const bool follow = c.args.Has("follow");
+  Call first = Exchange(c, "GET", "/v1/events?tail=" + c.args.Get("limit", "20"));
+  if (first.exit != kExitOk) return first.exit;
+  int64_t last = 0;
+  auto print = [&](const json& entries) {
+    for (const auto& e : entries) {
+      if (c.json) {
+        std::cout << e.dump() << "\n";
+      } else {
+        PrintAuditEntry(e);
+      }
+      last = std::max(last, e.value("seq", int64_t{0}));
+    }
+    std::cout << std::flush;
+  };
+  print(first.body["entries"]);
+  std::string progress;
+  while (follow) {
+    std::this_thread::sleep_for(Millis(300));
+    Call next = Exchange(c, "GET", "/v1/events?after=" + std::to_string(last) + "&limit=500");
+    if (next.exit != kExitOk) return next.exit;
+    print(next.body["entries"]);
+    const json& p = next.body["progress"];
+    const std::string now = Str(p, "state") + " " + Str(p, "waiting_for");
+    if (!c.json && c.tty && now != progress && !Str(p, "waiting_for").empty()) {
+      std::cout << "        ... deployment " << Str(p, "deployment_id") << " " << now << "\n";
+    }
+    progress = now;
+  }
+  return kExitOk;
+}
+
+// ---- up / down -----------------------------------------------------------------------------
+
+std::string FindTurnoutd() {
+  if (std::string env = EnvOr("TURNOUTD", ""); !env.empty()) return env;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& p : {self.parent_path() / "turnoutd",
+                              self.parent_path().parent_path() / "daemon" / "turnoutd"}) {
+      if (::access(p.c_str(), X_OK) == 0) return p.string();
+    }
+  }
+  return "turnoutd";  // from PATH
+}
+
+bool Answers(const Context& c) {
+  api::Client client({c.endpoint, c.token, Millis(2000)});
+  Result<api::Reply> r = client.Call("GET", "/healthz");
+  return r.ok() && r->status == 200;
+}
+
+int RunUp(Context& c) {
+  if (c.config_path.empty()) {
+    return Fail(c, "no turnout.yaml here; write one with `turnout init` or pass --config FILE");
+  }
+  Result<service::ServiceConfig> sc = service::LoadServiceConfig(c.config_path);
+  if (!sc.ok()) return Fail(c, sc.status().message());
+  const daemon::StatePaths paths =
+      daemon::PathsFor(*sc, fs::path(c.config_path).parent_path().string());
+  if (Answers(c)) {
+    std::cout << "turnoutd is already running for " << sc->name << " (" << c.endpoint << ")\n";
+    return kExitOk;
+  }
+  std::vector<std::string> argv = {FindTurnoutd(), "--config", c.config_path};
+  if (c.args.Has("socket")) {
+    argv.push_back("--socket");
+    argv.push_back(c.args.Get("socket"));
+  }
+  if (c.args.Has("api")) {
+    argv.push_back("--api");
+    argv.push_back(c.args.Get("api"));
+  }
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  if (c.args.Has("foreground")) {
+    ::execvp(cargv[0], cargv.data());
+    return Fail(c, "cannot run " + argv[0] + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::create_directories(paths.dir, ec);
+  ::chmod(paths.dir.c_str(), 0700);
+  const int log_fd =
+      ::open(paths.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) return Fail(c, "cannot open " + paths.daemon_log + ": " + std::strerror(errno));
+  const off_t log_start = ::lseek(log_fd, 0, SEEK_END);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(log_fd);
+  if (rc != 0) return Fail(c, "cannot start " + argv[0] + ": " + std::strerror(rc));
+  // Wait until it answers, or report why it stopped.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::ifstream log(paths.daemon_log);
+      log.seekg(log_start);
+      std::string tail((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      return Fail(c, "turnoutd stopped at once:\n" + tail);
+    }
+    if (Answers(c)) {
+      if (c.json) {
+        std::cout << json{{"pid", pid}, {"endpoint", c.endpoint}, {"log", paths.daemon_log}}.dump()
+                  << "\n";
+      } else {
+        std::cout << "turnoutd started for " << sc->name << " (pid " << pid << ")\n"
+                  << "  API:  " << c.endpoint << "\n  log:  " << paths.daemon_log
+                  << "\n  next: `turnout deploy VERSION --wait`, `turnout status`\n";
+      }
+      return kExitOk;
+    }
+    std::this_thread::sleep_for(Millis(50));
+  }
+  return Fail(c, "turnoutd (pid " + std::to_string(pid) + ") did not answer within 30 s; see " +
+                     paths.daemon_log);
+}
+
+int RunDown(Context& c) {
+  Call call = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
+  if (call.exit != kExitOk) return call.exit;
+  const pid_t pid = call.body["daemon"].value("pid", 0);
+  if (pid <= 0 || ::kill(pid, SIGTERM) != 0) {
+    return Fail(c, "cannot signal turnoutd (pid " + std::to_string(pid) + ")");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && ::kill(pid, 0) == 0) {
+    std::this_thread::sleep_for(Millis(50));
+  }
+  if (::kill(pid, 0) == 0) return Fail(c, "turnoutd (pid " + std::to_string(pid) + ") still runs");
+  if (!c.json) {
+    std::cout << "turnoutd stopped (pid " << pid
+              << "); app instances keep running and `turnout up` adopts them again\n";
+  }
+  return kExitOk;
+}
+
+// ---- the table -----------------------------------------------------------------------------
+
+struct Sub {
+  const char* name;
+  const char* usage;
+  const char* about;
+  std::vector<FlagSpec> flags;
+  int (*run)(Context&);
+  bool needs_daemon = true;
+};
+
+const std::vector<Sub>& Subs() {
+  static const std::vector<Sub> subs = {
+      {"up", "turnout up [--foreground] [--api HOST:PORT]",
+       "Starts turnoutd for the service in turnout.yaml (in the background, logging to\n"
+       "<state_dir>/turnoutd.log) and waits until it answers. Instances left running by an\n"
+       "earlier turnoutd are adopted again; an interrupted deployment resumes.",
+       {{"foreground", "", "run turnoutd in this terminal instead"},
+        {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
+       RunUp, false},
+      {"down", "turnout down",
+       "Stops turnoutd (SIGTERM). App instances keep running; an embedded router stops with it.",
+       {}, RunDown},
+      {"deploy", "turnout deploy VERSION [--wait] [--reason TEXT]",
+       "Deploys VERSION to the idle slot: pre-checks, launch, readiness, smoke tests, switch,\n"
+       "bake, then the old slot stays warm until it is scaled down. With --wait, shows each\n"
+       "step live and exits 0 once traffic is on VERSION and the bake passed, 1 if it rolled\n"
+       "back.",
+       {{"wait", "", "follow the deployment until it is done"},
+        {"reason", "TEXT", "why (recorded in history and the audit log)"}},
+       RunDeploy},
+      {"status", "turnout status", "Shows what serves traffic, the deployment in progress, and every slot's instances.",
+       {}, RunStatus},
+      {"health-check", "turnout health-check [SLOT]",
+       "Probes readiness and liveness of every running instance now (all slots, or SLOT) and\n"
+       "shows how the router sees them. Exit 1 when a readiness probe fails.",
+       {}, RunHealthCheck},
+      {"switch", "turnout switch SLOT",
+       "Moves all traffic to SLOT at once (its instances must be running and healthy). For\n"
+       "undoing a deployment prefer `turnout rollback`.",
+       {}, nullptr},
+      {"rollback", "turnout rollback [--to REVISION] [--wait]",
+       "During a deployment: switches traffic back to the old slot at once (it is still warm)\n"
+       "and stops the new version. Afterwards: redeploys the previous successful revision (or\n"
+       "REVISION) with the definition it was deployed with.",
+       {{"to", "REVISION", "the revision to go back to (see `turnout history`)"},
+        {"wait", "", "follow until the rollback is done"}},
+       RunRollback},
+      {"approve", "turnout approve",
+       "Lets a deployment waiting for manual approval (manual_approval: true) switch traffic.",
+       {}, nullptr},
+      {"abort", "turnout abort",
+       "Stops the deployment in progress and rolls it back (users go back to the old slot).", {},
+       nullptr},
+      {"history", "turnout history [REVISION] [--limit N]",
+       "Lists the revisions (newest first), or one revision's transitions and steps.",
+       {{"limit", "N", "how many (default 20)"}}, RunHistory},
+      {"logs", "turnout logs [SLOT] [--lines N]",
+       "Shows the end of each instance's log in SLOT (default: the serving slot).",
+       {{"lines", "N", "lines per instance (default 50)"}}, RunLogs},
+      {"audit", "turnout audit [verify] [--limit N]",
+       "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
+       "tampered with: modified, deleted, inserted, reordered or truncated entries).",
+       {{"limit", "N", "how many entries (default 30)"}}, RunAudit},
+      {"events", "turnout events [--follow] [--limit N]",
+       "Prints the audit events (every transition, switch and instance restart); --follow keeps\n"
+       "printing new ones as they happen (Ctrl-C to stop).",
+       {{"follow", "", "keep printing new events"}, {"limit", "N", "how many past events (default 20)"}},
+       RunEvents},
+  };
+  return subs;
+}
+
+int RunPostCommand(Context& c) {
+  if (c.command == "switch") {
+    if (c.args.positional().size() != 1) return Usage(c.command, "expected one SLOT");
+    return RunSimplePost(c, "/v1/switch", {{"slot", c.args.positional()[0]}});
+  }
+  if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
+  return RunSimplePost(c, c.command == "approve" ? "/v1/approve" : "/v1/abort", json::object());
+}
+
+}  // namespace
+
+int RunDaemonCommand(const std::string& command, const std::vector<std::string>& argv) {
+  const Sub* sub = nullptr;
+  for (const auto& s : Subs()) {
+    if (command == s.name) sub = &s;
+  }
+  if (sub == nullptr) return Usage(command, "unknown command");
+  const std::vector<FlagSpec> flags = CommonFlags(sub->flags);
+  Result<Args> args = Args::Parse(argv, flags);
+  if (!args.ok()) return Usage(command, args.status().message());
+  if (args->help()) {
+    std::cout << "usage: " << sub->usage << "\n\n" << sub->about << "\n\nOptions:\n"
+              << FlagsHelp(flags)
+              << "\nExit codes: 0 ok, 1 the operation failed, 2 usage error, 3 turnoutd could "
+                 "not be reached.\n";
+    return kExitOk;
+  }
+  Context c;
+  c.command = command;
+  c.args = *args;
+  c.json = args->Has("json");
+  c.tty = ::isatty(STDOUT_FILENO) == 1 && !c.json;
+  if (Status s = Locate(c); !s.ok()) {
+    std::cerr << "turnout " << command << ": " << s.message() << "\n";
+    return kExitUsage;
+  }
+  if (sub->run == nullptr) return RunPostCommand(c);
+  return sub->run(c);
+}
+
+}  // namespace turnout::cli

@@ -1,0 +1,21 @@
+// The `turnout` commands that talk to turnoutd (or start it): up, down, deploy, status,
+// health-check, switch, rollback, approve, abort, history, logs, audit, events.
+//
+// Every one finds the daemon the same way: --endpoint URL (http://host:port, with --token or
+// $TURNOUT_TOKEN), else --socket PATH or $TURNOUT_SOCKET, else the socket in the state directory
+// of the turnout.yaml given by --config (default ./turnout.yaml, or $TURNOUT_CONFIG).
+// Output is for people by default (with live progress where something takes time) and the
+// daemon's JSON with --json. Exit codes: 0 ok, 1 the operation failed (a deployment rolled back,
+// a check failed, the daemon refused), 2 usage error, 3 turnoutd could not be reached.
+
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace turnout::cli {
+
+// `args` starts after the command's own name; `command` is that name ("deploy").
+int RunDaemonCommand(const std::string& command, const std::vector<std::string>& args);
+
+}  // namespace turnout::cli

@@ -1,0 +1,479 @@
+// turnoutd end to end: the real turnoutd binary as a child process, the real demo app as the
+// service, the real router (embedded, or a standalone `turnout router` for the kill -9 tests),
+// the API over the daemon's Unix socket, and turnout-load as live traffic. Every wait is for a
+// real event with a deadline.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "api/api.h"
+#include "demo/test_support.h"
+#include "platform/process_platform.h"
+#include "state/sqlite_state_store.h"
+
+namespace turnout::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using demo::testing::ChildProcess;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr const char* kService = "demo";
+
+std::string MakeTempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "turnoutd-test-XXXXXX").string();
+  char* made = ::mkdtemp(tmpl.data());
+  EXPECT_NE(made, nullptr);
+  return tmpl;
+}
+
+// Live traffic through the router for the length of a test step.
+struct Load {
+  std::optional<ChildProcess> process;
+
+  void Start(const std::string& address, int connections = 8) {
+    auto p = ChildProcess::Start({TURNOUT_LOAD_BINARY, "--url", "http://" + address + "/",
+                                  "--connections", std::to_string(connections), "--duration",
+                                  "120s", "--by-header", "X-Version", "--json"});
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    process.emplace(std::move(p).value());
+  }
+  // Stops it (SIGINT: requests in flight finish) and returns its JSON result.
+  json Finish() {
+    if (!process) return json();
+    EXPECT_TRUE(process->Signal(SIGINT).ok());
+    Result<std::string> out = process->ReadAll(milliseconds(30000));
+    EXPECT_TRUE(out.ok());
+    process.reset();
+    json j = json::parse(out.ok() ? *out : "", nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << (out.ok() ? *out : "");
+    return j;
+  }
+};
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir(); }
+
+  void TearDown() override {
+    load_.Finish();
+    if (daemon_) {
+      (void)daemon_->Signal(SIGKILL);
+      (void)daemon_->Wait(milliseconds(10000));
+      daemon_.reset();
+    }
+    StopInstances();
+    if (router_) {
+      (void)router_->Signal(SIGTERM);
+      (void)router_->Wait(milliseconds(10000));
+      router_.reset();
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // The demo service with fast health checks; `extra` is appended to turnout.yaml.
+  void WriteConfig(const std::string& extra = "", const std::string& external = "",
+                   const std::string& bake = "1s") {
+    std::ofstream f(dir_ + "/turnout.yaml");
+    f << "name: " << kService << "\n"
+      << "listen: 127.0.0.1:0\n"
+      << "platform:\n"
+      << "  command: " << TURNOUT_DEMO_APP_BINARY
+      << " --listen 127.0.0.1:{port} --version {version} --slot {slot} --drain-timeout 2s\n"
+      << "  ports: auto\n"
+      << "  grace_period: 3s\n"
+      << "health:\n"
+      << "  readiness: {interval: 100ms, timeout: 100ms, healthy_threshold: 1, "
+         "unhealthy_threshold: 2}\n"
+      << "  ready_deadline: 5s\n"
+      << "smoke_tests:\n"
+      << "  - name: home\n"
+      << "    path: /\n"
+      << "  - name: version\n"
+      << "    path: /version\n"
+      << "    expect: {json: {version: \"{version}\"}}\n"
+      << "bake_time: " << bake << "\n"
+      << "scale_down_delay: 1s\n"
+      << "router:\n"
+      << "  admin: \"\"\n";
+    if (!external.empty()) f << "  external: " << external << "\n";
+    f << extra;
+  }
+
+  // A standalone router (for the kill -9 tests: traffic must not depend on turnoutd).
+  std::string StartStandaloneRouter() {
+    std::ofstream f(dir_ + "/router.yaml");
+    f << "listen: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\n"
+      << "slots:\n  blue: []\n  green: []\npolicy:\n  active: blue\n"
+      << "state_file: " << dir_ << "/router-state.json\n"
+      << "health:\n  interval: 100ms\n  timeout: 100ms\n  rise: 1\n  fall: 2\n";
+    f.close();
+    auto p = ChildProcess::Start({TURNOUT_BINARY, "router", "--config", dir_ + "/router.yaml"});
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    router_.emplace(std::move(p).value());
+    std::string admin;
+    for (int i = 0; i < 10 && admin.empty(); ++i) {
+      Result<std::string> line = router_->ReadLine(milliseconds(10000));
+      if (!line.ok()) break;
+      const std::string key = "admin API on ";
+      if (auto at = line->find(key); at != std::string::npos) {
+        admin = line->substr(at + key.size());
+        admin = admin.substr(0, admin.find(' '));
+      }
+    }
+    EXPECT_FALSE(admin.empty());
+    return admin;
+  }
+
+  void StartDaemon(const std::vector<std::string>& env = {}) {
+    auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, env);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    daemon_.emplace(std::move(p).value());
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      api::Client client({"unix:" + Socket(), "", milliseconds(1000)});
+      Result<api::Reply> r = client.Call("GET", "/healthz");
+      if (r.ok() && r->status == 200) return;
+      if (daemon_->Wait(milliseconds(50)).ok()) break;  // it exited
+    }
+    FAIL() << "turnoutd did not come up";
+  }
+
+  void KillDaemon() {
+    ASSERT_TRUE(daemon_);
+    ASSERT_TRUE(daemon_->Signal(SIGKILL).ok());
+    ASSERT_TRUE(daemon_->Wait(milliseconds(10000)).ok());
+    daemon_.reset();
+  }
+
+  // Waits for the daemon to die by itself (a test crash point).
+  void ExpectDaemonDies() {
+    ASSERT_TRUE(daemon_);
+    Result<int> status = daemon_->Wait(milliseconds(30000));
+    ASSERT_TRUE(status.ok()) << "turnoutd did not reach its crash point";
+    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+    daemon_.reset();
+  }
+
+  std::string Socket() const { return dir_ + "/.turnout/turnoutd.sock"; }
+
+  std::pair<int, json> Call(const std::string& method, const std::string& target,
+                            const json& body = nullptr) {
+    api::Client client({"unix:" + Socket(), "", milliseconds(60000)});
+    Result<api::Reply> r = client.Call(method, target, body.is_null() ? "" : body.dump());
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {0, json()};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
+  int64_t Deploy(const std::string& version) {
+    auto [status, body] = Call("POST", "/v1/deploy", {{"version", version}, {"actor", "test"}});
+    EXPECT_EQ(status, 201) << body.dump();
+    return body["deployment"].value("id", int64_t{0});
+  }
+
+  // Polls the deployment until it is finished; returns its final JSON (deployment + history).
+  json WaitFinished(int64_t id, milliseconds timeout = milliseconds(30000)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    json last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto [status, body] = Call("GET", "/v1/deployments/" + std::to_string(id));
+      last = body;
+      if (status == 200 && body["deployment"].value("finished", false)) return body;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    ADD_FAILURE() << "deployment " << id << " did not finish: " << last.dump();
+    return last;
+  }
+
+  std::string State(const json& d) { return d["deployment"].value("state", ""); }
+
+  std::string PublicAddress() {
+    auto [status, body] = Call("GET", "/v1/status");
+    EXPECT_EQ(status, 200);
+    return body["router"]["listen"][0].get<std::string>();
+  }
+
+  // The version answering GET / through the router.
+  std::string ServingVersion(const std::string& address) {
+    const uint16_t port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+    auto client = demo::testing::Client::Connect(port);
+    if (!client.ok()) return "connect failed";
+    if (!client->Send("GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()) {
+      return "send failed";
+    }
+    auto reply = client->Receive();
+    if (!reply.ok()) return "no reply";
+    return reply->Header("x-version");
+  }
+
+  // Stops every instance turnoutd recorded as live (it launched them for this test), with the
+  // identity check of the platform.
+  void StopInstances() {
+    const std::string db = dir_ + "/.turnout/state.db";
+    if (!fs::exists(db)) return;
+    state::SqliteStateStoreOptions o;
+    o.path = db;
+    auto store = state::SqliteStateStore::Open(o);
+    if (!store.ok()) return;
+    auto live = (*store)->ListInstances(kService, true);
+    if (!live.ok()) return;
+    platform::ProcessPlatform platform;
+    for (const auto& rec : *live) {
+      auto handle = platform::DecodeHandle(rec.platform_handle);
+      if (!handle.ok()) continue;
+      handle->grace = milliseconds(0);
+      (void)platform.Adopt(*handle);
+      (void)platform.Stop(*handle);
+    }
+  }
+
+  // Pids of the recorded live instances of a slot that are really running.
+  std::vector<int64_t> RunningPids(const std::string& slot) {
+    auto [status, body] = Call("GET", "/v1/status");
+    std::vector<int64_t> pids;
+    for (const auto& s : body["router"]["slots"]) {
+      if (s["name"] != slot) continue;
+      for (const auto& i : s["instances"]) {
+        if (i.value("state", "") == "running" && i.contains("pid")) {
+          if (::kill(static_cast<pid_t>(i["pid"].get<int64_t>()), 0) == 0) {
+            pids.push_back(i["pid"].get<int64_t>());
+          }
+        }
+      }
+    }
+    return pids;
+  }
+
+  std::string dir_;
+  std::optional<ChildProcess> daemon_;
+  std::optional<ChildProcess> router_;
+  Load load_;
+};
+
+uint64_t Failed(const json& load) { return load.value("failed", uint64_t{1}); }
+
+TEST_F(DaemonTest, DeploysUnderLoadWithoutAFailedRequestThenRollsBack) {
+  WriteConfig();
+  StartDaemon();
+  json first = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(first), "succeeded") << first.dump();
+  const std::string address = PublicAddress();
+  EXPECT_EQ(ServingVersion(address), "v1");
+
+  load_.Start(address);
+  json second = WaitFinished(Deploy("v2"));
+  EXPECT_EQ(State(second), "succeeded") << second.dump();
+  EXPECT_EQ(ServingVersion(address), "v2");
+  json result = load_.Finish();
+  EXPECT_EQ(Failed(result), 0u) << result.dump();
+  EXPECT_GT(result.value("requests", uint64_t{0}), 100u);
+  // The blue slot (v1) was scaled down after the delay.
+  EXPECT_TRUE(RunningPids("blue").empty());
+
+  // Every step of the history is there, in order.
+  std::vector<std::string> states;
+  for (const auto& t : second["transitions"]) states.push_back(t["to"]);
+  EXPECT_EQ(states, (std::vector<std::string>{"pre_checks", "launching", "waiting_ready",
+                                              "smoke_testing", "switching", "baking",
+                                              "scaling_down", "succeeded"}));
+
+  // After scale-down, rollback redeploys the previous revision with its own definition.
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["action"], "redeploy");
+  EXPECT_EQ(body["rollback_to"], 1);
+  json back = WaitFinished(body["deployment"]["id"].get<int64_t>());
+  EXPECT_EQ(State(back), "succeeded");
+  EXPECT_EQ(ServingVersion(address), "v1");
+
+  auto [hs, history] = Call("GET", "/v1/deployments?limit=10");
+  ASSERT_EQ(hs, 200);
+  ASSERT_EQ(history["deployments"].size(), 3u);
+  EXPECT_EQ(history["deployments"][0]["version"], "v1");
+  EXPECT_TRUE(history["deployments"][0]["serving"].get<bool>());
+  auto [vs, verify] = Call("GET", "/v1/audit/verify");
+  EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
+}
+
+TEST_F(DaemonTest, EmergencyRollbackDuringBakeSwitchesBackBeforeReplying) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  // turnout.yaml is read again at each deploy: a long bake keeps v1 warm while we roll back.
+  WriteConfig("", "", "30s");
+  const std::string address = PublicAddress();
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    if (State(d) == "baking") break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(ServingVersion(address), "v2");
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_TRUE(body["switched_back"].get<bool>());
+  // The reply comes after the switch: the very next request is served by v1.
+  EXPECT_EQ(ServingVersion(address), "v1");
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), "rolled_back");
+  EXPECT_TRUE(RunningPids("green").empty());
+}
+
+TEST_F(DaemonTest, ASecondDeploymentIsRefusedWhileOneRuns) {
+  WriteConfig();
+  StartDaemon();
+  const int64_t id = Deploy("v1");
+  auto [status, body] = Call("POST", "/v1/deploy", {{"version", "v2"}});
+  // Either refused (in progress) or, if v1 was already only scaling down, queued behind it.
+  if (status == 409) {
+    EXPECT_NE(body["error"].get<std::string>().find("in progress"), std::string::npos);
+  }
+  WaitFinished(id);
+}
+
+TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  auto [hs, health] = Call("GET", "/v1/health");
+  ASSERT_EQ(hs, 200);
+  EXPECT_TRUE(health["ok"].get<bool>()) << health.dump();
+  auto [ls, logs] = Call("GET", "/v1/logs?slot=blue&lines=5");
+  ASSERT_EQ(ls, 200);
+  ASSERT_EQ(logs["instances"].size(), 1u);
+  EXPECT_EQ(logs["instances"][0]["version"], "v1");
+  EXPECT_EQ(Call("POST", "/v1/deploy", {{"nothing", 1}}).first, 400);
+  EXPECT_EQ(Call("GET", "/v1/deploy").first, 405);
+  EXPECT_EQ(Call("GET", "/v1/nope").first, 404);
+  EXPECT_EQ(Call("POST", "/v1/deploy", {{"version", "bad version!"}}).first, 400);
+  EXPECT_EQ(Call("POST", "/v1/switch", {{"slot", "green"}}).first, 409);  // nothing runs there
+  EXPECT_EQ(Call("POST", "/v1/approve", json::object()).first, 409);
+  EXPECT_EQ(Call("POST", "/v1/rollback", {{"to_revision", 7}}).first, 404);
+}
+
+TEST_F(DaemonTest, AnEmbeddedRouterRestoresItsPolicyAndInstancesAfterKill9) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+  const std::vector<int64_t> pids = RunningPids("green");
+  ASSERT_EQ(pids.size(), 1u);
+  KillDaemon();
+  StartDaemon();
+  // The first request after the restart is served by the same (adopted) v2 process.
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");
+  EXPECT_EQ(RunningPids("green"), pids);
+}
+
+TEST_F(DaemonTest, TheServingInstanceIsRestartedWhenItCrashes) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::vector<int64_t> before = RunningPids("blue");
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(::kill(static_cast<pid_t>(before[0]), SIGKILL), 0);
+  std::vector<int64_t> after;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    after = RunningPids("blue");
+    if (!after.empty() && after != before) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after, before);
+  auto [as, audit] = Call("GET", "/v1/audit?tail=5");
+  bool restarted = false;
+  for (const auto& e : audit["entries"]) restarted |= e["action"] == "instance.restarted";
+  EXPECT_TRUE(restarted) << audit.dump();
+}
+
+TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {
+  std::ofstream(dir_ + "/turnout.yaml") << "name: demo\nplatform:\n  command: ./x\ncolour: red\n";
+  auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, {},
+                               /*stderr_too=*/true);
+  ASSERT_TRUE(p.ok());
+  Result<std::string> out = p->ReadAll(milliseconds(10000));
+  ASSERT_TRUE(out.ok());
+  Result<int> status = p->Wait(milliseconds(10000));
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  EXPECT_NE(out->find("turnout.yaml:3: platform.command: must contain {port}"), std::string::npos)
+      << *out;
+  EXPECT_NE(out->find("turnout.yaml:4: colour: unknown key"), std::string::npos) << *out;
+}
+
+// kill -9 of turnoutd right after each transition of a deployment was recorded (before its
+// action ran): a restarted turnoutd resumes or rolls back by the documented rule, the standalone
+// router keeps serving throughout (0 failed requests), and the history stays consistent.
+struct CrashCase {
+  const char* state;
+  const char* version;  // the version deployed (and crashed) after v1
+  const char* outcome;  // the deployment's final state after the restart
+  const char* serving;  // the version serving at the end
+};
+
+class DaemonCrashTest : public DaemonTest, public ::testing::WithParamInterface<CrashCase> {};
+
+TEST_P(DaemonCrashTest, ResumesOrRollsBackWithoutAFailedRequest) {
+  const CrashCase c = GetParam();
+  const std::string admin = StartStandaloneRouter();
+  WriteConfig("", admin);
+  StartDaemon({"TURNOUTD_TEST_CRASH=" + std::string(c.version) + ":" + c.state});
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  const int64_t id = Deploy(c.version);
+  ExpectDaemonDies();
+  // turnoutd is gone; users are still served.
+  EXPECT_EQ(ServingVersion(address).substr(0, 1), "v");
+  StartDaemon();
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), c.outcome) << done.dump();
+  EXPECT_EQ(ServingVersion(address), c.serving);
+  json result = load_.Finish();
+  EXPECT_EQ(Failed(result), 0u) << result.dump();
+  EXPECT_GT(result.value("requests", uint64_t{0}), 0u);
+  // Transitions chain: each starts where the previous one ended.
+  std::string at = "pending";
+  for (const auto& t : done["transitions"]) {
+    EXPECT_EQ(t["from"], at) << done.dump();
+    at = t["to"];
+  }
+  // Nothing of the losing version keeps running.
+  const std::string losing_slot = std::string(c.serving) == "v1" ? "green" : "blue";
+  EXPECT_TRUE(RunningPids(losing_slot).empty());
+  auto [vs, verify] = Call("GET", "/v1/audit/verify");
+  EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    CrashPoints, DaemonCrashTest,
+    ::testing::Values(CrashCase{"pre_checks", "v2", "rolled_back", "v1"},
+                      CrashCase{"launching", "v2", "rolled_back", "v1"},
+                      CrashCase{"waiting_ready", "v2", "rolled_back", "v1"},
+                      CrashCase{"smoke_testing", "v2", "rolled_back", "v1"},
+                      CrashCase{"switching", "v2", "succeeded", "v2"},
+                      CrashCase{"baking", "v2", "succeeded", "v2"},
+                      CrashCase{"scaling_down", "v2", "succeeded", "v2"},
+                      // A version that never gets ready: crash while it is being rolled back.
+                      CrashCase{"rolling_back", "v2+fail-ready", "rolled_back", "v1"}),
+    [](const ::testing::TestParamInfo<CrashCase>& info) {
+      return std::string(info.param.state);
+    });
+
+}  // namespace
+}  // namespace turnout::daemon
