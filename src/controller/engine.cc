@@ -91,6 +91,61 @@ std::string DescribeRun(const platform::RunResult& r) {
   return tail.empty() ? r.Describe() : r.Describe() + ": " + tail;
 }
 
+// Runs a pre-deploy or smoke-check command (placeholders replaced in every word) in the spec's
+// working directory and environment. Fills `detail` and returns how it failed, or nullopt when
+// it exited 0. An error only when the spawn itself failed on our side (IoError: retry the step).
+Result<std::optional<std::string>> RunCheckCommand(
+    std::string_view command, const std::vector<std::pair<std::string_view, std::string>>& values,
+    const DeploymentSpec& spec, Millis timeout, nlohmann::json* detail) {
+  Result<std::vector<std::string>> argv = ExpandWords(command, values);
+  if (!argv.ok()) {
+    (*detail)["error"] = argv.status().ToString();
+    return std::optional<std::string>("has a bad command: " + argv.status().message());
+  }
+  (*detail)["command"] = *argv;
+  platform::RunSpec run;
+  run.argv = std::move(*argv);
+  run.working_dir = spec.working_dir;
+  run.env = spec.env;
+  run.timeout = timeout;
+  Result<platform::RunResult> r = platform::RunCommand(run);
+  if (!r.ok()) {
+    (*detail)["error"] = r.status().ToString();
+    if (r.status().code() == StatusCode::kIoError) return r.status();
+    return std::optional<std::string>("could not run: " + r.status().message());
+  }
+  (*detail)["exit"] = r->exit_code ? nlohmann::json(*r->exit_code) : nlohmann::json();
+  (*detail)["result"] = r->Describe();
+  (*detail)["output_tail"] = r->Tail(kTailLines);
+  if (r->ok()) return std::optional<std::string>();
+  return std::optional<std::string>(DescribeRun(*r));
+}
+
+// The body expectations of an HTTP smoke check ({version} replaced): what does not match, or
+// nullopt. Records what was expected in `detail`.
+std::optional<std::string> CompareBody(const SmokeCheck& check, const std::string& body,
+                                       const std::string& version, nlohmann::json* detail) {
+  if (!check.expect_body_contains.empty()) {
+    const std::string want = ReplaceAll(check.expect_body_contains, "{version}", version);
+    (*detail)["expected_body_contains"] = want;
+    if (body.find(want) == std::string::npos) {
+      return "the body does not contain '" + want + "'";
+    }
+  }
+  if (check.expect_json.empty()) return std::nullopt;
+  nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return "the body is not JSON";
+  for (const auto& [path, expected_template] : check.expect_json) {
+    const std::string want = ReplaceAll(expected_template, "{version}", version);
+    (*detail)["expected_json"][path] = want;
+    std::optional<nlohmann::json> value = LookupJsonPath(doc, path);
+    if (!value) return "JSON " + path + ": missing, expected '" + want + "'";
+    const std::string got = JsonValueText(*value);
+    if (got != want) return "JSON " + path + ": expected '" + want + "', got '" + got + "'";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Engine::Engine(state::StateStore& store, platform::Platform& platform,
@@ -443,35 +498,16 @@ Result<StepReport> Engine::StepPreChecks() {
 }
 
 Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
-  const std::string step_name = "pre_deploy:" + check.name;
-  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id, store_.BeginStep(deployment_->id, step_name, "{}"));
-  auto fail = [&](const std::string& how, const nlohmann::json& detail) -> Result<StepReport> {
-    TURNOUT_RETURN_IF_ERROR(
-        store_.FinishStep(step_id, state::StepOutcome::kFailed, JsonText(detail)));
-    return BeginRollback("pre-deploy check '" + check.name + "' " + how);
-  };
-  Result<std::vector<std::string>> argv =
-      ExpandWords(check.command, {{"{version}", spec_.version}});
-  if (!argv.ok()) {
-    return fail("has a bad command: " + argv.status().message(),
-                {{"error", argv.status().ToString()}});
-  }
-  platform::RunSpec run;
-  run.argv = std::move(*argv);
-  run.working_dir = spec_.working_dir;
-  run.env = spec_.env;
-  run.timeout = check.timeout;
-  Result<platform::RunResult> r = platform::RunCommand(run);
-  if (!r.ok()) {
-    if (r.status().code() == StatusCode::kIoError) return r.status();  // ours: retry the step
-    return fail("could not run: " + r.status().message(), {{"error", r.status().ToString()}});
-  }
-  nlohmann::json detail = {
-      {"exit", r->exit_code ? nlohmann::json(*r->exit_code) : nlohmann::json()},
-      {"result", r->Describe()},
-      {"output_tail", r->Tail(kTailLines)}};
-  if (!r->ok()) return fail(DescribeRun(*r), detail);
-  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(step_id, state::StepOutcome::kOk, JsonText(detail)));
+  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
+                           store_.BeginStep(deployment_->id, "pre_deploy:" + check.name, "{}"));
+  nlohmann::json detail;
+  Result<std::optional<std::string>> failed =
+      RunCheckCommand(check.command, {{"{version}", spec_.version}}, spec_, check.timeout, &detail);
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+      step_id, failed.ok() && !*failed ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+      JsonText(detail)));
+  if (!failed.ok()) return failed.status();
+  if (*failed) return BeginRollback("pre-deploy check '" + check.name + "' " + **failed);
   ++pre_deploy_next_;
   return Report("pre-deploy check '" + check.name + "' passed (" +
                 std::to_string(pre_deploy_next_) + "/" + std::to_string(spec_.pre_deploy.size()) +
@@ -623,34 +659,13 @@ Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check
   TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
                            store_.BeginStep(deployment_->id, "smoke_test:" + label, "{}"));
   nlohmann::json detail;
-  std::optional<std::string> mismatch;  // set: the check failed
+  Result<std::optional<std::string>> mismatch = std::optional<std::string>();
   if (!http) {
-    Result<std::vector<std::string>> argv =
-        ExpandWords(check.command, {{"{url}", "http://" + options_.router_address},
-                                    {"{slot}", deployment_->target_slot},
-                                    {"{version}", spec_.version}});
-    Result<platform::RunResult> r = Internal("not run");
-    if (argv.ok()) {
-      platform::RunSpec run;
-      run.argv = *argv;
-      run.working_dir = spec_.working_dir;
-      run.env = spec_.env;
-      run.timeout = check.timeout;
-      r = platform::RunCommand(run);
-      detail["command"] = *argv;
-    } else {
-      r = argv.status();
-    }
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kIoError) return r.status();
-      mismatch = "could not run: " + r.status().message();
-      detail["error"] = r.status().ToString();
-    } else {
-      detail["exit"] = r->exit_code ? nlohmann::json(*r->exit_code) : nlohmann::json();
-      detail["result"] = r->Describe();
-      detail["output_tail"] = r->Tail(kTailLines);
-      if (!r->ok()) mismatch = DescribeRun(*r);
-    }
+    mismatch = RunCheckCommand(check.command,
+                               {{"{url}", "http://" + options_.router_address},
+                                {"{slot}", deployment_->target_slot},
+                                {"{version}", spec_.version}},
+                               spec_, check.timeout, &detail);
   } else {
     ProbeRequest req;
     req.address = options_.router_address;
@@ -664,52 +679,28 @@ Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check
     req.body = check.body;
     req.timeout = check.timeout;
     Result<ProbeResponse> r = HttpProbe(req);
-    const int got = r.ok() ? r->status : 0;
     detail["expected"] = check.expected_status;
-    detail["status"] = got;
+    detail["status"] = r.ok() ? r->status : 0;
+    const std::string expected = "expected " + std::to_string(check.expected_status) + ", got ";
     if (!r.ok()) {
-      mismatch =
-          "expected " + std::to_string(check.expected_status) + ", got " + r.status().ToString();
-    } else if (got != check.expected_status) {
-      mismatch =
-          "expected " + std::to_string(check.expected_status) + ", got " + std::to_string(got);
+      mismatch = std::optional<std::string>(expected + r.status().ToString());
+    } else if (r->status != check.expected_status) {
+      mismatch = std::optional<std::string>(expected + std::to_string(r->status));
+    } else {
+      mismatch = CompareBody(check, r->body, spec_.version, &detail);
     }
-    if (!mismatch && !check.expect_body_contains.empty()) {
-      const std::string want = ReplaceAll(check.expect_body_contains, "{version}", spec_.version);
-      detail["expected_body_contains"] = want;
-      if (r->body.find(want) == std::string::npos) {
-        mismatch = "the body does not contain '" + want + "'";
-      }
-    }
-    if (!mismatch && !check.expect_json.empty()) {
-      nlohmann::json doc = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-      if (doc.is_discarded()) {
-        mismatch = "the body is not JSON";
-      } else {
-        for (const auto& [path, expected_template] : check.expect_json) {
-          const std::string want = ReplaceAll(expected_template, "{version}", spec_.version);
-          detail["expected_json"][path] = want;
-          std::optional<nlohmann::json> value = LookupJsonPath(doc, path);
-          if (!value) {
-            mismatch = "JSON " + path + ": missing, expected '" + want + "'";
-          } else if (JsonValueText(*value) != want) {
-            mismatch =
-                "JSON " + path + ": expected '" + want + "', got '" + JsonValueText(*value) + "'";
-          }
-          if (mismatch) break;
-        }
-      }
-    }
-    if (mismatch && r.ok()) {
+    if (r.ok() && *mismatch) {
       // What came back, so that the history shows why without a rerun.
-      const size_t kBodyExcerpt = 512;
+      constexpr size_t kBodyExcerpt = 512;
       detail["body"] = r->body.substr(0, kBodyExcerpt);
     }
   }
-  if (mismatch) detail["mismatch"] = *mismatch;
+  const bool passed = mismatch.ok() && !*mismatch;
+  if (mismatch.ok() && *mismatch) detail["mismatch"] = **mismatch;
   TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
-      step_id, mismatch ? state::StepOutcome::kFailed : state::StepOutcome::kOk, JsonText(detail)));
-  if (mismatch) return std::optional<std::string>("smoke test " + label + ": " + *mismatch);
+      step_id, passed ? state::StepOutcome::kOk : state::StepOutcome::kFailed, JsonText(detail)));
+  if (!mismatch.ok()) return mismatch.status();
+  if (*mismatch) return std::optional<std::string>("smoke test " + label + ": " + **mismatch);
   return std::optional<std::string>();
 }
 

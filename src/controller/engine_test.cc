@@ -637,6 +637,16 @@ TEST_F(EngineTest, FailingPreDeployCheckRollsBackBeforeAnyLaunchWithItsOutput) {
   ExpectInstancesRunning(d1.id);
 }
 
+TEST_F(EngineTest, PreDeployCheckWhoseProgramIsMissingRollsBack) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.pre_deploy = {PreDeployCheck{"tool", "turnout-no-such-tool --check"}};
+  state::Deployment d1 = Deploy(v1, DeploymentState::kRolledBack);
+  EXPECT_NE(d1.reason.find("pre-deploy check 'tool' could not run"), std::string::npos)
+      << d1.reason;
+  EXPECT_NE(d1.reason.find("turnout-no-such-tool"), std::string::npos) << d1.reason;
+  EXPECT_FALSE(Contains(States(d1.id), DeploymentState::kLaunching));
+}
+
 TEST_F(EngineTest, SuccessfulDeploymentRunsPreDeployChecksAndEmitsEventsInOrder) {
   std::ofstream(dir_ + "/marker") << "present";
   DeploymentSpec v1 = Spec("v1");
