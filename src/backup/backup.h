@@ -69,6 +69,9 @@ struct CreateOptions {
   std::map<std::string, std::string> labels;  // recorded in the manifest. Default: none
 };
 
+// "512 B", "1.5 MiB": sizes for progress lines and listings.
+std::string HumanBytes(uint64_t bytes);
+
 // Creates one backup and returns its manifest. On failure the partial directory is removed.
 Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options);
 

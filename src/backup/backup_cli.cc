@@ -132,19 +132,6 @@ Result<int> ParseCount(const std::string& flag, const std::string& s, int min, i
   return n;
 }
 
-std::string HumanBytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 std::string Age(int64_t now_ms, const std::string& created_at) {
   auto t = ParseRfc3339(created_at);
   if (!t.ok()) return "?";

@@ -98,26 +98,27 @@ bool IsValidBackupId(std::string_view id) {
   return id.find("..") == std::string_view::npos;
 }
 
-std::string FormatRfc3339(int64_t unix_ms) {
+namespace {
+
+// `format` takes year, month, day, hour, minute, second, millisecond.
+std::string FormatUtc(int64_t unix_ms, const char* format) {
   std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(unix_ms % 1000));
+  std::snprintf(buf, sizeof(buf), format, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
   return buf;
 }
 
+}  // namespace
+
+std::string FormatRfc3339(int64_t unix_ms) {
+  return FormatUtc(unix_ms, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ");
+}
+
 std::string FormatBackupId(int64_t unix_ms) {
-  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(unix_ms % 1000));
-  return buf;
+  return FormatUtc(unix_ms, "%04d%02d%02dT%02d%02d%02d.%03dZ");
 }
 
 Result<int64_t> ParseRfc3339(std::string_view text) {
