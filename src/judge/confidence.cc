@@ -1,5 +1,7 @@
 #include "judge/confidence.h"
 
+#include <math.h>  // lgamma_r
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,7 +16,14 @@ constexpr double kPriorB = 0.5;
 constexpr int kBisections = 50;  // 2^-50 of [0, 1]: far below anything a decision depends on
 constexpr double kMinAlpha = 1e-12;
 
-double LogBeta(double a, double b) { return std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b); }
+// lgamma_r rather than std::lgamma: glibc's lgamma writes the global `signgam`, a data race
+// when two judges run on different threads.
+double LogGamma(double x) {
+  int sign = 0;
+  return ::lgamma_r(x, &sign);
+}
+
+double LogBeta(double a, double b) { return LogGamma(a) + LogGamma(b) - LogGamma(a + b); }
 
 // x log p + (n - x) log(1 - p), with 0 log 0 = 0.
 double LogLikelihood(double x, double n, double p) {

@@ -1,7 +1,7 @@
 // Always-valid confidence bounds for proportions (the math behind CanaryJudge; see
 // docs/judge.md for why they stay valid however often they are checked).
 //
-// Pure functions, thread-compatible.
+// Pure functions; thread-safe.
 
 #pragma once
 
