@@ -265,6 +265,21 @@ class DaemonTest : public ::testing::Test {
 
 uint64_t Failed(const json& load) { return load.value("failed", uint64_t{1}); }
 
+// The versions that answered the load, as {"v1": n, ...}.
+json Versions(const json& load) { return load["by_header"]["values"]; }
+
+// A bounded burst of requests; returns turnout-load's JSON.
+json RunLoad(const std::string& address, int requests) {
+  auto p = ChildProcess::Start({TURNOUT_LOAD_BINARY, "--url", "http://" + address + "/",
+                                "--connections", "4", "--requests", std::to_string(requests),
+                                "--duration", "30s", "--by-header", "X-Version", "--json"});
+  EXPECT_TRUE(p.ok());
+  if (!p.ok()) return json();
+  Result<std::string> out = p->ReadAll(std::chrono::milliseconds(40000));
+  EXPECT_TRUE(out.ok());
+  return json::parse(out.ok() ? *out : "", nullptr, false);
+}
+
 TEST_F(DaemonTest, DeploysUnderLoadWithoutAFailedRequestThenRollsBack) {
   WriteConfig();
   StartDaemon();
@@ -399,6 +414,111 @@ TEST_F(DaemonTest, TheServingInstanceIsRestartedWhenItCrashes) {
   bool restarted = false;
   for (const auto& e : audit["entries"]) restarted |= e["action"] == "instance.restarted";
   EXPECT_TRUE(restarted) << audit.dump();
+}
+
+// A bad version (by the demo app's version faults) is rolled back before the switch; the users,
+// under load throughout, only ever see v1.
+class DaemonBadVersionTest : public DaemonTest {
+ protected:
+  void Check(const std::string& version, const std::string& reason_part) {
+    WriteConfig();
+    StartDaemon();
+    ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    const std::string address = PublicAddress();
+    load_.Start(address);
+    json done = WaitFinished(Deploy(version));
+    EXPECT_EQ(State(done), "rolled_back") << done.dump();
+    const std::string reason = done["deployment"].value("reason", "");
+    EXPECT_NE(reason.find(reason_part), std::string::npos) << reason;
+    bool switched = false;
+    for (const auto& t : done["transitions"]) switched |= t["to"] == "switching";
+    EXPECT_FALSE(switched) << done.dump();
+    json result = load_.Finish();
+    EXPECT_EQ(Failed(result), 0u) << result.dump();
+    EXPECT_EQ(Versions(result).size(), 1u) << result.dump();
+    EXPECT_TRUE(Versions(result).contains("v1")) << result.dump();
+    EXPECT_EQ(ServingVersion(address), "v1");
+    EXPECT_TRUE(RunningPids("green").empty());
+  }
+};
+
+TEST_F(DaemonBadVersionTest, NotReady) { Check("v3+fail-ready", "ready"); }
+TEST_F(DaemonBadVersionTest, FailsItsSmokeTests) { Check("v3+errors-100", "smoke test home"); }
+TEST_F(DaemonBadVersionTest, CrashesAfterStart) {
+  Check("v3+fail-ready_crash-500ms", "killed by signal 9");
+}
+
+TEST_F(DaemonTest, FailingHealthDuringTheBakeSwitchesBackAutomatically) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig("", "", "30s");
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    if (State(d) == "baking") break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  // The new instance starts failing its readiness probe (as a broken dependency would do).
+  auto [ss, status] = Call("GET", "/v1/status");
+  std::string v2_address;
+  for (const auto& slot : status["router"]["slots"]) {
+    if (slot["name"] == "green") v2_address = slot["instances"][0]["address"];
+  }
+  ASSERT_FALSE(v2_address.empty()) << status.dump();
+  auto client = demo::testing::Client::Connect(
+      static_cast<uint16_t>(std::stoi(v2_address.substr(v2_address.rfind(':') + 1))));
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client
+                  ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n")
+                  .ok());
+  ASSERT_TRUE(client->Receive().ok());
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("readiness"), std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v1");
+  // Between the router marking v2 unhealthy (it answers 503 for a slot with no healthy
+  // instance) and the switch back, users got errors; none was a broken connection, and once
+  // back on v1 nothing fails.
+  json during = load_.Finish();
+  EXPECT_EQ(during.value("resets", 1), 0) << during.dump();
+  EXPECT_EQ(during.value("errors", 1), 0) << during.dump();
+  json after = RunLoad(address, 2000);
+  EXPECT_EQ(Failed(after), 0u) << after.dump();
+  EXPECT_EQ(Versions(after).size(), 1u) << after.dump();
+}
+
+TEST_F(DaemonTest, ManualApprovalHoldsTheSwitchUntilApproved) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig("manual_approval: true\n");
+  const std::string address = PublicAddress();
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  std::string state;
+  while (std::chrono::steady_clock::now() < deadline && state != "awaiting_approval") {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    state = State(d);
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(state, "awaiting_approval");
+  EXPECT_EQ(ServingVersion(address), "v1");
+  auto [as, approved] = Call("POST", "/v1/approve", {{"actor", "alice"}});
+  ASSERT_EQ(as, 200) << approved.dump();
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v2");
+  bool by_alice = false;
+  for (const auto& t : done["transitions"]) {
+    by_alice |= t.value("reason", "").find("approved by alice") != std::string::npos;
+  }
+  EXPECT_TRUE(by_alice) << done.dump();
 }
 
 TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {
