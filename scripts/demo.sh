@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The README's main command: two versions of a service behind the turnout router, traffic
-# switched and split under live load, every request counted per version.
+# The README's main command: turnout deploying the demo service end to end.
 #
-#   ./scripts/demo.sh             install dependencies, build (release), run the demo (~20 s)
+#   ./scripts/demo.sh             install dependencies, build (release), run the demo (~1 min)
 #   ./scripts/demo.sh --no-build  run against an existing release build
 #
-# It starts (and on exit stops, by pid) only its own processes: two turnout-demo-app instances
-# (blue = v1, green = v2), one router and one turnout-load, all on free loopback ports.
-# Works without a terminal (CI=true). Exit status 0 when the load saw 0 failed requests.
+# The story: turnoutd starts for the demo service; v1 is deployed; v2 is deployed under live
+# traffic (0 failed requests); status and history; v3 fails its readiness check and never gets
+# a request; a rollback redeploys v1 under live traffic. Everything runs on free loopback ports in
+# a temporary directory; on exit the demo stops what it started (the app instances with
+# `turnout down --stop-instances`, the load generator by pid). Works without a terminal
+# (CI=true). Exit status 0 when every step did what the story says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source demo/lib.sh
@@ -24,22 +26,26 @@ if [[ $build -eq 1 ]]; then
   ./scripts/install-deps.sh
   say "building (release preset)"
   cmake --preset release >/dev/null
-  cmake --build --preset release
+  cmake --build --preset release --target turnout turnoutd turnout-demo-app turnout-load
 fi
 
-turnout=$bin/src/cli/turnout
-app=$bin/demo/turnout-demo-app
-load=$bin/demo/turnout-load
-for b in "$turnout" "$app" "$load"; do
+turnout=$(realpath "$bin/src/cli/turnout")
+app=$(realpath "$bin/demo/turnout-demo-app")
+load=$(realpath "$bin/demo/turnout-load")
+for b in "$turnout" "$app" "$load" "$bin/src/daemon/turnoutd"; do
   [[ -x $b ]] || die "$b is missing; build first (run without --no-build)"
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/turnout-demo.XXXXXX")
+daemon_up=0
 cleanup() {
   local status=$?
   stop_spawned
+  if [[ $daemon_up -eq 1 ]]; then
+    (cd "$work" && "$turnout" down --stop-instances >/dev/null 2>&1) || true
+  fi
   if [[ $status -ne 0 ]]; then
-    printf '\ndemo: failed; logs are in %s\n' "$work" >&2
+    printf '\ndemo: failed; turnoutd log and files are in %s\n' "$work" >&2
   else
     rm -rf "$work"
   fi
@@ -47,66 +53,93 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_app() {  # NAME VERSION -> sets ${NAME}_port
-  local name=$1 version=$2 line
-  "$app" --listen 127.0.0.1:0 --version "$version" --slot "$name" \
-    >"$work/$name.out" 2>"$work/$name.err" &
-  spawned_pids+=($!)
-  line=$(first_line "$work/$name.out" 10) || die "$name did not start"
-  printf -v "${name}_port" '%s' "${line##*:}"
-  echo "    $name: turnout-demo-app --version $version, ${line} (pid $!)"
+port=$(free_port)
+cat >"$work/turnout.yaml" <<EOF
+# The demo service: turnout-demo-app, one instance per slot, on ports the OS hands out.
+name: demo
+listen: 127.0.0.1:$port
+platform:
+  command: $app --listen 127.0.0.1:{port} --version {version} --slot {slot}
+  ports: auto
+  grace_period: 5s
+health:
+  readiness: {path: /ready, interval: 250ms, timeout: 250ms, healthy_threshold: 2}
+  ready_deadline: 5s
+smoke_tests:
+  - name: home-page
+    path: /
+  - name: reports-its-version
+    path: /version
+    expect: {json: {version: "{version}"}}
+bake_time: 3s
+scale_down_delay: 5s
+router:
+  admin: ""
+EOF
+
+run() {  # shows and runs a turnout command in the service's directory
+  echo "    \$ turnout $*"
+  (cd "$work" && "$turnout" "$@") 2>&1 | sed 's/^/    /'
+  return "${PIPESTATUS[0]}"
 }
 
-say "starting two versions of the demo app"
-start_app blue v1
-start_app green v2
+load_start() {
+  "$load" --url "http://127.0.0.1:$port/" --connections 32 --duration 120s \
+    --by-header X-Version >"$work/load.out" 2>&1 &
+  load_pid=$!
+  spawned_pids+=("$load_pid")
+}
+load_stop() {  # stops the load (SIGINT: requests in flight finish) and prints its result
+  kill -INT "$load_pid"
+  local status=0
+  wait "$load_pid" || status=$?
+  forget_pid "$load_pid"
+  sed 's/^/    /' "$work/load.out"
+  return "$status"
+}
 
-router_port=$(free_port)
-admin=127.0.0.1:$(free_port)
-router_url=http://127.0.0.1:$router_port/
-say "starting the router on 127.0.0.1:$router_port, all traffic to blue (admin API on $admin)"
-router_args=(router --listen "127.0.0.1:$router_port" --slot "blue=127.0.0.1:$blue_port"
-  --slot "green=127.0.0.1:$green_port" --active blue --admin "$admin")
-echo "    turnout ${router_args[*]}"
-spawn "$work/router.log" "$turnout" "${router_args[@]}"
-router_pid=$spawned
-if ! wait_http "http://$admin/healthz" 15 "$router_pid" || ! wait_http "$router_url" 15 "$router_pid"
-then
-  cat "$work/router.log" >&2
-  die "the router did not come up"
+say "the service definition ($work/turnout.yaml)"
+grep -v '^#' "$work/turnout.yaml" | sed 's/^/    /'
+
+say "starting turnoutd for the demo service"
+run up
+daemon_up=1
+
+say "deploying v1 (nothing serves yet)"
+run deploy v1 --wait
+
+say "deploying v2 while 32 connections send requests as fast as they can"
+load_start
+run deploy v2 --wait
+say "live traffic during the deployment (turnout-load)"
+load_stop || die "requests failed while v2 was deployed"
+
+say "status and history"
+run status
+run history
+
+say "deploying v3+fail-ready: a version whose readiness check fails (the demo app reads faults"
+echo "    from its version name); it must never receive a request"
+load_start
+if run deploy v3+fail-ready --wait; then
+  die "v3 was deployed, but it never became ready"
 fi
+say "live traffic meanwhile: only v2 answered"
+load_stop || die "requests failed while v3 was tried"
+grep -q 'v3' "$work/load.out" && die "v3 received traffic"
 
-duration=14
-say "load: 64 keep-alive connections for ${duration} s, responses counted per X-Version"
-"$load" --url "$router_url" --connections 64 --duration "${duration}s" --progress \
-  --by-header X-Version >"$work/load.out" &
-load_pid=$!
-spawned_pids+=("$load_pid")
+say "rolling back: v2's old slot was scaled down, so v1 is redeployed and traffic switched"
+load_start
+run rollback --wait
+say "live traffic during the rollback"
+load_stop || die "requests failed during the rollback"
 
-step() {  # SECONDS NARRATION COMMAND...
-  sleep "$1"
-  say "$2"
-  shift 2
-  echo "    \$ turnout ${*:2}"
-  "$@" | sed 's/^/    /'
-}
-step 2 "all traffic is on blue (v1); switching traffic to green (v2)" \
-  "$turnout" router switch green --admin "$admin"
-step 3 "canary: 25 % of clients back to blue (v1), the rest stay on green (v2)" \
-  "$turnout" router weight blue 25 --admin "$admin"
-step 3 "rolling back: all traffic to blue (v1)" \
-  "$turnout" router switch blue --admin "$admin"
-step 3 "and forward again: all traffic to green (v2)" \
-  "$turnout" router switch green --admin "$admin"
+say "history and the audit trail"
+run history
+run audit verify
 
-say "router status"
-"$turnout" router status --admin "$admin" | sed 's/^/    /'
-
-load_status=0
-wait "$load_pid" || load_status=$?
-forget_pid "$load_pid"
-say "result (turnout-load)"
-sed 's/^/    /' "$work/load.out"
-[[ $load_status -eq 0 ]] || die "some requests failed while traffic moved (see above)"
+say "stopping: the app instances, then turnoutd"
+run down --stop-instances
+daemon_up=0
 echo
-echo "0 failed requests while traffic moved blue -> green -> 25 % canary -> blue -> green."
+echo "demo: v1 -> v2 under load with 0 failed requests; v3 (not ready) never served; rollback to v1."

@@ -283,7 +283,7 @@ int RunDeploy(Context& c) {
 
 void PrintDeploymentLine(const json& d, bool serving) {
   std::cout << std::right << std::setw(4) << Str(d, "revision") << "  " << std::left
-            << std::setw(14) << Str(d, "version") << std::setw(8) << Str(d, "target_slot")
+            << std::setw(16) << Str(d, "version") << std::setw(8) << Str(d, "target_slot")
             << std::setw(14) << Str(d, "state") << std::setw(20)
             << ShortTime(Str(d, "created_at"));
   const std::string dur = d.contains("duration_ms")
@@ -481,7 +481,7 @@ int RunHistory(Context& c) {
     std::cout << "no deployments yet\n";
     return kExitOk;
   }
-  std::cout << " REV  VERSION       SLOT    STATE         STARTED             DURATION    REASON\n";
+  std::cout << " REV  VERSION         SLOT    STATE         STARTED             DURATION    REASON\n";
   for (const auto& d : list) PrintDeploymentLine(d, d.value("serving", false));
   std::cout << "(* serving now; details: `turnout history REV`)\n";
   return kExitOk;
@@ -718,6 +718,12 @@ int RunUp(Context& c) {
 int RunDown(Context& c) {
   Call call = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
   if (call.exit != kExitOk) return call.exit;
+  int stopped = -1;
+  if (c.args.Has("stop-instances")) {
+    Call stop = Exchange(c, "POST", "/v1/stop-instances", json{{"actor", Actor()}});
+    if (stop.exit != kExitOk) return stop.exit;
+    stopped = stop.body.value("stopped", 0);
+  }
   const pid_t pid = call.body["daemon"].value("pid", 0);
   if (pid <= 0 || ::kill(pid, SIGTERM) != 0) {
     return Fail(c, "cannot signal turnoutd (pid " + std::to_string(pid) + ")");
@@ -728,8 +734,12 @@ int RunDown(Context& c) {
   }
   if (::kill(pid, 0) == 0) return Fail(c, "turnoutd (pid " + std::to_string(pid) + ") still runs");
   if (!c.json) {
-    std::cout << "turnoutd stopped (pid " << pid
-              << "); app instances keep running and `turnout up` adopts them again\n";
+    if (stopped >= 0) {
+      std::cout << "stopped " << stopped << " app instance(s) and turnoutd (pid " << pid << ")\n";
+    } else {
+      std::cout << "turnoutd stopped (pid " << pid
+                << "); app instances keep running and `turnout up` adopts them again\n";
+    }
   }
   return kExitOk;
 }
@@ -754,9 +764,10 @@ const std::vector<Sub>& Subs() {
        {{"foreground", "", "run turnoutd in this terminal instead"},
         {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
        RunUp, false},
-      {"down", "turnout down",
-       "Stops turnoutd (SIGTERM). App instances keep running; an embedded router stops with it.",
-       {}, RunDown},
+      {"down", "turnout down [--stop-instances]",
+       "Stops turnoutd (SIGTERM). App instances keep running (the next `turnout up` adopts\n"
+       "them) unless --stop-instances; an embedded router stops with the daemon.",
+       {{"stop-instances", "", "first stop every app instance of the service"}}, RunDown},
       {"deploy", "turnout deploy VERSION [--wait] [--reason TEXT]",
        "Deploys VERSION to the idle slot: pre-checks, launch, readiness, smoke tests, switch,\n"
        "bake, then the old slot stays warm until it is scaled down. With --wait, shows each\n"

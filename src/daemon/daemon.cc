@@ -259,6 +259,9 @@ struct Daemon::Impl {
                                    const std::string& reason);
   Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
   Result<json> Switch(const std::string& slot, const std::string& actor);
+  Result<json> StopAll(const std::string& actor);
+  // Ends a deployment that only keeps its old slot warm (ScalingDown) now.
+  Status FinishScaleDown(const std::string& reason);
 
   api::Reply Handle(const api::Request& r);
   api::Reply StatusReply();
@@ -651,21 +654,26 @@ Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version,
     // The previous deployment only keeps its old slot warm: that slot is where the new version
     // goes, so it is stopped now (after draining) instead of after scale_down_delay.
     TURNOUT_RETURN_IF_ERROR(
-        engine->ExpediteScaleDown("new deployment of " + version + " requested by " + actor));
-    const Clock::TimePoint deadline = clock.Now() + kFinishPreviousTimeout;
-    while (Busy()) {
-      if (clock.Now() > deadline) {
-        return Status(StatusCode::kDeadlineExceeded,
-                      "the previous deployment did not finish scaling down within 60 s");
-      }
-      TURNOUT_ASSIGN_OR_RETURN(controller::StepReport r, engine->Step());
-      SetProgress(r);
-    }
+        FinishScaleDown("new deployment of " + version + " requested by " + actor));
   }
   TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec, SpecFor(version));
   spec.started_by = actor;
   spec.reason = reason;
   return engine->Begin(spec);
+}
+
+Status Daemon::Impl::FinishScaleDown(const std::string& reason) {
+  TURNOUT_RETURN_IF_ERROR(engine->ExpediteScaleDown(reason));
+  const Clock::TimePoint deadline = clock.Now() + kFinishPreviousTimeout;
+  while (Busy()) {
+    if (clock.Now() > deadline) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    "the previous deployment did not finish scaling down within 60 s");
+    }
+    TURNOUT_ASSIGN_OR_RETURN(controller::StepReport r, engine->Step());
+    SetProgress(r);
+  }
+  return Status::Ok();
 }
 
 Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor) {
@@ -782,6 +790,36 @@ Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& ac
   return json{{"slot", slot}, {"revision", d.revision}, {"version", d.version}, {"took_ms", ms}};
 }
 
+// `turnout down --stop-instances`: every live instance of the service is stopped (gracefully,
+// after the router drained it). Refused while a deployment runs.
+Result<json> Daemon::Impl::StopAll(const std::string& actor) {
+  if (Busy() && engine->deployment().state == DeploymentState::kScalingDown) {
+    TURNOUT_RETURN_IF_ERROR(FinishScaleDown("instances stopped by " + actor));
+  }
+  if (Busy()) {
+    return FailedPrecondition("a deployment is in progress; `turnout abort` it first");
+  }
+  UnwatchAll();
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
+                           store->ListInstances(config.name, true));
+  int stopped = 0;
+  for (const auto& rec : live) {
+    TURNOUT_RETURN_IF_ERROR(store->SetInstanceState(rec.id, state::InstanceState::kStopping));
+    if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle); h.ok()) {
+      TURNOUT_RETURN_IF_ERROR(platform->Stop(*h));
+    }
+    TURNOUT_RETURN_IF_ERROR(store->SetInstanceState(rec.id, state::InstanceState::kStopped));
+    ++stopped;
+  }
+  TURNOUT_RETURN_IF_ERROR(
+      store
+          ->AppendAudit(state::AuditEvent{actor, "service.instances_stopped", config.name,
+                                          json{{"stopped", stopped}}.dump()})
+          .status());
+  Log("stopped " + std::to_string(stopped) + " instance(s) (requested by " + actor + ")");
+  return json{{"stopped", stopped}};
+}
+
 // ---- the API -------------------------------------------------------------------------------
 
 api::Reply Daemon::Handle(const api::Request& request) { return impl_->Handle(request); }
@@ -800,8 +838,9 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     return AuditReply(r);
   }
   if (!post) {
-    static const std::set<std::string> kPosts = {"/v1/deploy", "/v1/rollback", "/v1/switch",
-                                                  "/v1/approve", "/v1/abort"};
+    static const std::set<std::string> kPosts = {"/v1/deploy",  "/v1/rollback",
+                                                  "/v1/switch",  "/v1/approve",
+                                                  "/v1/abort",   "/v1/stop-instances"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -835,6 +874,11 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     if (slot.empty()) return api::Reply::Error(400, "\"slot\" is required");
     Result<json> out =
         RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/stop-instances") {
+    Result<json> out = RunOnController<json>([&]() -> Result<json> { return StopAll(actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
