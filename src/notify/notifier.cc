@@ -76,6 +76,16 @@ std::string Replace(std::string_view word, const Event& e) {
   return out;
 }
 
+// Retry-After in delta-seconds (the HTTP-date form is ignored: receivers that rate-limit
+// webhooks send seconds). 0 when absent or unreadable.
+Millis RetryAfter(const std::string& value) {
+  if (value.empty() || value.size() > 6 ||
+      value.find_first_not_of("0123456789") != std::string::npos) {
+    return Millis(0);
+  }
+  return Millis(std::stoll(value) * 1000);
+}
+
 bool Retryable(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
 }
@@ -308,6 +318,7 @@ Delivery Notifier::DeliverWebhook(const Hook& hook, const Event& event) {
     ++d.attempts;
     Result<httpc::Response> response = httpc::Fetch(request);
     bool retry = false;
+    Millis asked_wait{0};
     if (response.ok()) {
       d.detail = "status " + std::to_string(response->status);
       if (response->status >= 200 && response->status < 300) {
@@ -315,6 +326,7 @@ Delivery Notifier::DeliverWebhook(const Hook& hook, const Event& event) {
         break;
       }
       retry = httpc::IsRetryableStatus(response->status);
+      asked_wait = RetryAfter(response->Header("Retry-After"));
       std::string body = response->body.substr(0, 200);
       if (!body.empty()) d.detail += ": " + body;
     } else {
@@ -326,7 +338,8 @@ Delivery Notifier::DeliverWebhook(const Hook& hook, const Event& event) {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
-    Backoff(backoff);
+    // The receiver's Retry-After is honoured, within backoff_max.
+    Backoff(std::max(backoff, std::min(asked_wait, options_.backoff_max)));
     backoff = std::min(backoff * 2, options_.backoff_max);
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) break;

@@ -10,8 +10,9 @@
 //   - webhook: POST of a Slack-compatible JSON body (SlackBody): {"text": <one sentence>,
 //     "blocks": [...], "turnout": {structured fields}}. 2xx is delivered. 5xx, 429 and network
 //     errors/timeouts are retried up to `retries` times with exponential backoff
-//     (backoff_initial, doubling, capped at backoff_max); other statuses (4xx: the receiver
-//     refuses this body) are final at once.
+//     (backoff_initial, doubling, capped at backoff_max; a longer Retry-After in seconds is
+//     honoured up to backoff_max); other statuses (4xx: the receiver refuses this body) are
+//     final at once.
 //   - command: the command template is split into words like a shell (platform::SplitCommand,
 //     no shell runs unless it names one), {event} {service} {version} {slot} {revision} are
 //     replaced inside each word, and it runs with RunCommand under `timeout` with the

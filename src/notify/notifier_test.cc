@@ -187,13 +187,19 @@ TEST(NotifierTest, ClientErrorsAreNotRetriedButTooManyRequestsIs) {
 
   std::atomic<int> calls{0};
   receiver->SetHandler([&](const router::testing::ReceivedRequest&) {
-    return ++calls == 1 ? Behavior::Respond(429, "") : Behavior::Respond(204, "");
+    int n = ++calls;
+    if (n == 3) return Behavior::Respond(204, "");
+    Behavior b = Behavior::Respond(429, "");
+    b.headers = {{"Retry-After", n == 1 ? "0" : "120"}};
+    return b;
   });
   (*notifier)->Notify(RolledBack());
   ASSERT_TRUE((*notifier)->Flush(Millis(20000)));
   ASSERT_EQ(rec.Deliveries().size(), 2u);
   EXPECT_TRUE(rec.Deliveries()[1].ok);
-  EXPECT_EQ(rec.Deliveries()[1].attempts, 2);
+  EXPECT_EQ(rec.Deliveries()[1].attempts, 3);
+  // Retry-After: 0 keeps the backoff; 120 s is honoured up to backoff_max (300 ms here).
+  EXPECT_EQ(rec.sleeps, (std::vector<Millis>{Millis(100), Millis(300)}));
 }
 
 TEST(NotifierTest, GivesUpAfterRetriesWithCappedBackoff) {
