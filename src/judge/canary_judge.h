@@ -130,6 +130,7 @@ class CanaryJudge {
   CanaryJudge(CanaryJudgeConfig config, Clock::TimePoint step_start);
 
   // `canary` and `stable` hold everything since the step started. `now` must not go back.
+  // Act on the first promote or rollback: each call recomputes from the data it is given.
   Verdict Evaluate(Clock::TimePoint now, const SlotData& canary, const SlotData& stable);
 
   const CanaryJudgeConfig& config() const { return config_; }
