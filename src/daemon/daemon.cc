@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -22,6 +24,7 @@
 
 #include "controller/engine.h"
 #include "controller/http_probe.h"
+#include "notify/notifier.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -190,6 +193,7 @@ struct Daemon::Impl {
   std::string router_address;  // where smoke checks go
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
+  std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
   std::unique_ptr<api::Server> server;
 
   // Controller thread and its queue of commands.
@@ -327,6 +331,11 @@ Status Daemon::Impl::StartAll() {
   if (started) return FailedPrecondition("turnoutd already started");
   started = true;
   started_at = clock.WallNow();
+  // turnoutd works in the directory of turnout.yaml: relative commands and paths of hooks and
+  // checks mean the same whoever started it and from where.
+  if (::chdir(config_dir.c_str()) != 0) {
+    return IoError("cannot enter " + config_dir + ": " + std::strerror(errno));
+  }
   std::error_code ec;
   fs::create_directories(paths.dir, ec);
   if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
@@ -402,6 +411,39 @@ Status Daemon::Impl::StartAll() {
         rs->listen[0] + ")");
   }
 
+  if (!config.hooks.empty()) {
+    std::vector<notify::Hook> hooks;
+    for (size_t i = 0; i < config.hooks.size(); ++i) {
+      const service::HookConfig& h = config.hooks[i];
+      notify::Hook hook;
+      hook.name = "hooks[" + std::to_string(i) + "]";
+      hook.on = h.on;
+      if (h.has_webhook) {
+        hook.webhook_url = h.webhook.url;
+        hook.retries = h.webhook.retries;
+        hook.timeout = h.webhook.timeout;
+      } else {
+        hook.command = h.command;
+        hook.timeout = h.timeout;
+      }
+      hooks.push_back(std::move(hook));
+    }
+    notify::NotifierOptions no;
+    no.on_delivery = [this](const notify::Delivery& d) {
+      Log(d.hook + " " + d.event.name + ": " + (d.ok ? "delivered" : "FAILED") + " (" + d.detail +
+          ")");
+      const int64_t id = std::atoll(d.event.deployment_id.c_str());
+      if (id <= 0) return;
+      Result<int64_t> step = store->BeginStep(id, "hook:" + d.hook + ":" + d.event.name, "{}");
+      if (step.ok()) {
+        (void)store->FinishStep(*step, d.ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+                                json{{"attempts", d.attempts}, {"detail", d.detail}}.dump());
+      }
+    };
+    no.on_warning = [this](const std::string& w) { Log("hooks: " + w); };
+    TURNOUT_ASSIGN_OR_RETURN(notifier, notify::Notifier::Create(std::move(hooks), std::move(no)));
+  }
+
   controller::EngineOptions eo;
   eo.router_address = router_address;
   eo.override_header = config.router.override_header;
@@ -449,6 +491,10 @@ void Daemon::Stop() {
   }
   d.cv.notify_all();
   if (d.controller.joinable()) d.controller.join();
+  if (d.notifier) {
+    d.notifier->Flush(Millis(2000));  // let the last events out, briefly
+    d.notifier->Stop();
+  }
   if (d.router_admin) d.router_admin->Stop();
   if (d.embedded) d.embedded->Stop();
   if (d.started) {
@@ -544,6 +590,18 @@ void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
   Log("deployment " + std::to_string(d.id) + " (revision " + std::to_string(d.revision) + ", " +
       d.version + " -> " + d.target_slot + "): " + e.name +
       (e.detail.empty() ? "" : ": " + e.detail));
+  if (notifier) {
+    notify::Event n;
+    n.name = e.name;
+    n.service = d.service;
+    n.version = d.version;
+    n.slot = d.target_slot;
+    n.revision = d.revision;
+    n.deployment_id = std::to_string(d.id);
+    n.reason = e.detail;
+    n.time = clock.WallNow();
+    notifier->Notify(std::move(n));
+  }
   if (e.name == "deploy_started") {
     UnwatchAll();
   } else if (e.name == "succeeded" || e.name == "rolled_back" || e.name == "failed") {

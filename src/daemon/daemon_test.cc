@@ -521,6 +521,37 @@ TEST_F(DaemonTest, ManualApprovalHoldsTheSwitchUntilApproved) {
   EXPECT_TRUE(by_alice) << done.dump();
 }
 
+TEST_F(DaemonTest, HooksHearEveryEventInOrderWithoutBlockingTheDeployment) {
+  // One hook writes each event to a file (run in turnout.yaml's directory); another is a
+  // webhook nobody listens on: it fails (retried in the background) and changes nothing.
+  WriteConfig(
+      "hooks:\n"
+      "  - on: \"*\"\n"
+      "    command: sh -c 'echo {event} {version} {slot} {revision} >> hooks.log'\n"
+      "  - on: [failed]\n"
+      "    webhook: {url: \"http://127.0.0.1:9/hook\", retries: 1, timeout: 200ms}\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string expected =
+      "deploy_started v1 blue 1\npre_checks_passed v1 blue 1\nready v1 blue 1\n"
+      "smoke_passed v1 blue 1\nswitched v1 blue 1\nsucceeded v1 blue 1\n";
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && got != expected) {
+    std::ifstream in(dir_ + "/hooks.log");
+    got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (got != expected) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(got, expected);
+  // Deliveries are recorded as steps of the deployment.
+  auto [s, d] = Call("GET", "/v1/deployments/1");
+  int hook_steps = 0;
+  for (const auto& step : d["steps"]) {
+    hook_steps += step["step"].get<std::string>().rfind("hook:hooks[0]:", 0) == 0;
+  }
+  EXPECT_EQ(hook_steps, 6) << d.dump();
+}
+
 TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {
   std::ofstream(dir_ + "/turnout.yaml") << "name: demo\nplatform:\n  command: ./x\ncolour: red\n";
   auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, {},
