@@ -1,6 +1,8 @@
 #include "judge/slo.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 #include "judge/format.h"
 #include "judge/rule_engine.h"
@@ -42,6 +44,31 @@ ErrorBudget ComputeErrorBudget(double target, const EventCounts& period) {
   b.good_share = static_cast<double>(good) / static_cast<double>(period.total);
   b.remaining = 1 - static_cast<double>(b.bad) / b.allowed_bad;
   return b;
+}
+
+std::optional<std::chrono::seconds> TimeToExhaustion(const ErrorBudget& b,
+                                                     std::chrono::seconds period,
+                                                     double burn_rate) {
+  if (b.remaining <= 0) return std::chrono::seconds(0);
+  if (!(burn_rate > 0)) return std::nullopt;
+  const double s = b.remaining * static_cast<double>(period.count()) / burn_rate;
+  // Beyond a century the answer is "never" for any purpose (and would overflow a cast).
+  if (!(s < 100.0 * 365 * 24 * 3600)) return std::nullopt;
+  return std::chrono::seconds(std::llround(s));
+}
+
+std::string DescribeErrorBudget(const SloObjective& o, const ErrorBudget& b) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(o.period);
+  std::string out = o.name + ": " + FormatPercent(b.good_share) + " good over " + FormatFor(ms) +
+                    " (target " + FormatPercent(o.target) + "), ";
+  if (b.remaining >= 0) {
+    out += FormatPercent(b.remaining) + " of the error budget left";
+  } else {
+    out += "error budget overspent by " + FormatPercent(-b.remaining);
+  }
+  char allowed[32];
+  std::snprintf(allowed, sizeof allowed, "%.0f", b.allowed_bad);
+  return out + " (" + FormatCount(b.bad) + " of " + allowed + " bad events)";
 }
 
 double BurnRate(double target, const EventCounts& window) {

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,16 @@ struct ErrorBudget {
 };
 // The budget of the period from the period's counts.
 ErrorBudget ComputeErrorBudget(double target, const EventCounts& period);
+
+// How long the remaining budget lasts at `burn_rate` (a burn rate of 1 spends a whole budget in
+// one period): remaining * period / burn_rate. Zero when the budget is spent; nullopt when
+// nothing burns.
+std::optional<std::chrono::seconds> TimeToExhaustion(const ErrorBudget& b,
+                                                     std::chrono::seconds period, double burn_rate);
+
+// One line for `turnout slo`, e.g. "availability: 99.99% good over 30d (target 99.95%), 75% of
+// the error budget left (125 of 500 bad events)".
+std::string DescribeErrorBudget(const SloObjective& o, const ErrorBudget& b);
 
 // (bad / total) / (1 - target); 0 without events.
 double BurnRate(double target, const EventCounts& window);

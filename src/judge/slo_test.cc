@@ -31,6 +31,21 @@ TEST(Slo, ErrorBudgetFromCounts) {
   EXPECT_NEAR(j["remaining"].get<double>(), 0.75, 1e-9);
 }
 
+TEST(Slo, DescribeAndTimeToExhaustion) {
+  SloObjective o{.name = "availability"};
+  ErrorBudget b = ComputeErrorBudget(0.9995, EventCounts{1'000'000, 1'000'000 - 125});
+  EXPECT_EQ(DescribeErrorBudget(o, b),
+            "availability: 99.99% good over 720h (target 99.95%), 75% of the error budget left "
+            "(125 of 500 bad events)");
+  // 75 % of a 30-day budget at 14.4x lasts 0.75 * 30 d / 14.4 = 37.5 h.
+  EXPECT_EQ(TimeToExhaustion(b, o.period, 14.4), std::chrono::seconds(37 * 3600 + 1800));
+  EXPECT_EQ(TimeToExhaustion(b, o.period, 0), std::nullopt);
+  ErrorBudget spent = ComputeErrorBudget(0.9995, EventCounts{1'000'000, 1'000'000 - 1000});
+  EXPECT_EQ(TimeToExhaustion(spent, o.period, 1), std::chrono::seconds(0));
+  EXPECT_NE(DescribeErrorBudget(o, spent).find("error budget overspent by 100%"),
+            std::string::npos);
+}
+
 TEST(Slo, BurnRate) {
   EXPECT_NEAR(BurnRate(0.999, EventCounts{10'000, 9'990}), 1.0, 1e-9);
   EXPECT_NEAR(BurnRate(0.999, EventCounts{10'000, 9'856}), 14.4, 1e-9);
