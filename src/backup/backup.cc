@@ -305,7 +305,9 @@ std::vector<std::string> CheckFiles(const BackupEnv& env, const fs::path& dir, c
   return problems;
 }
 
-std::string DumpPath(const fs::path& dir, const Manifest& m) { return (dir / m.dump_path).string(); }
+std::string DumpPath(const fs::path& dir, const Manifest& m) {
+  return (dir / m.dump_path).string();
+}
 
 // Compares counts read from a restored database with the manifest's.
 std::vector<std::string> CompareCounts(const std::map<std::string, int64_t>& expected,
@@ -360,8 +362,8 @@ class ScratchDatabase {
   Status Drop() {
     if (!created_) return Status::Ok();
     created_ = false;
-    auto r = admin_.Exec("DROP DATABASE IF EXISTS " + admin_.QuoteIdentifier(name_) +
-                         " WITH (FORCE)");
+    auto r =
+        admin_.Exec("DROP DATABASE IF EXISTS " + admin_.QuoteIdentifier(name_) + " WITH (FORCE)");
     if (!r.ok()) {
       return r.status().WithContext("cannot drop the scratch database " + name_ +
                                     " (drop it by hand)");
@@ -405,9 +407,9 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
   TURNOUT_ASSIGN_OR_RETURN(CommandConnection cmd_conn, ForCommand(options.conninfo));
 
   // pg_dump's version first: a missing pg_dump should fail before anything is created.
-  TURNOUT_ASSIGN_OR_RETURN(platform::RunResult version_run,
-                           RunTool(env, {Program(env, "pg_dump"), "--version"}, {},
-                                   "pg_dump --version"));
+  TURNOUT_ASSIGN_OR_RETURN(
+      platform::RunResult version_run,
+      RunTool(env, {Program(env, "pg_dump"), "--version"}, {}, "pg_dump --version"));
   std::string pg_dump_version = Trim(version_run.output);
 
   Report(env, "connect", "connecting to the database");
@@ -416,8 +418,8 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
   std::error_code ec;
   fs::path root(env.backups_dir);
   fs::create_directories(root, ec);
-  if (ec) return IoError("cannot create the backups directory " + root.string() + ": " +
-                         ec.message());
+  if (ec)
+    return IoError("cannot create the backups directory " + root.string() + ": " + ec.message());
   // Ids are times in milliseconds; a collision (two creates in the same millisecond) moves on.
   int64_t id_ms = WallMs(clock);
   std::string id;
@@ -450,21 +452,22 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
   m.dump_path = options.format == DumpFormat::kDirectory ? "dump" : "dump.pgdump";
   TURNOUT_ASSIGN_OR_RETURN(m.server_version, QueryOne(conn, "SHOW server_version"));
   TURNOUT_ASSIGN_OR_RETURN(m.database, QueryOne(conn, "SELECT current_database()"));
-  TURNOUT_ASSIGN_OR_RETURN(
-      m.encoding,
-      QueryOne(conn, "SELECT pg_encoding_to_char(encoding) FROM pg_database "
-                     "WHERE datname = current_database()"));
+  TURNOUT_ASSIGN_OR_RETURN(m.encoding,
+                           QueryOne(conn,
+                                    "SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                                    "WHERE datname = current_database()"));
 
   Report(env, "snapshot", "exporting a snapshot");
-  TURNOUT_RETURN_IF_ERROR(
-      conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
+  TURNOUT_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
   TURNOUT_ASSIGN_OR_RETURN(m.snapshot, QueryOne(conn, "SELECT pg_export_snapshot()"));
   m.created_at = FormatRfc3339(WallMs(clock));
 
-  std::vector<std::string> argv = {Program(env, "pg_dump"), "--no-password",
+  std::vector<std::string> argv = {Program(env, "pg_dump"),
+                                   "--no-password",
                                    "--snapshot=" + m.snapshot,
                                    options.format == DumpFormat::kDirectory ? "-Fd" : "-Fc",
-                                   "-f", (dir / m.dump_path).string()};
+                                   "-f",
+                                   (dir / m.dump_path).string()};
   if (options.jobs > 1) argv.push_back("-j" + std::to_string(options.jobs));
   if (options.compress) argv.push_back("-Z" + std::to_string(*options.compress));
   if (!cmd_conn.conninfo.empty()) argv.push_back("--dbname=" + cmd_conn.conninfo);
@@ -477,10 +480,9 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
     bool done = false;
     std::optional<Result<platform::RunResult>> result;
   } state;
-  Report(env, "dump", "pg_dump started (" + std::string(DumpFormatName(options.format)) +
-                          " format" +
-                          (options.jobs > 1 ? ", " + std::to_string(options.jobs) + " jobs" : "") +
-                          ")");
+  Report(env, "dump",
+         "pg_dump started (" + std::string(DumpFormatName(options.format)) + " format" +
+             (options.jobs > 1 ? ", " + std::to_string(options.jobs) + " jobs" : "") + ")");
   std::thread dumper([&env, &state, argv, cmd_env = cmd_conn.env] {
     auto r = RunTool(env, argv, cmd_env, "pg_dump");
     std::lock_guard<std::mutex> l(state.mu);
@@ -540,8 +542,9 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
       WriteFileAtomically((dir / kManifestFile).string(), ManifestToJson(m), 0600));
   lock.Release();
   cleanup.keep = true;
-  Report(env, "done", "backup " + m.id + " complete: " + HumanBytes(m.size_bytes) + ", " +
-                          std::to_string(m.row_counts.size()) + " tables");
+  Report(env, "done",
+         "backup " + m.id + " complete: " + HumanBytes(m.size_bytes) + ", " +
+             std::to_string(m.row_counts.size()) + " tables");
   return m;
 }
 
@@ -630,15 +633,16 @@ Result<VerifyReport> VerifyBackup(const BackupEnv& env, const std::string& id,
 
   // Level 1.
   Clock::TimePoint t = clock.Now();
-  Report(env, "hash", "level 1: checking the SHA-256 of " + std::to_string(m.files.size()) +
-                          " files");
+  Report(env, "hash",
+         "level 1: checking the SHA-256 of " + std::to_string(m.files.size()) + " files");
   Status error;
   report.problems = CheckFiles(env, dir, m, &error);
   if (!error.ok()) return error;
   std::vector<std::string> schema_lines;
   if (report.problems.empty()) {
     auto text = ReadWholeFile(dir / kSchemaFile);
-    auto lines = text.ok() ? ParseSchemaText(*text) : Result<std::vector<std::string>>(text.status());
+    auto lines =
+        text.ok() ? ParseSchemaText(*text) : Result<std::vector<std::string>>(text.status());
     if (!lines.ok()) {
       report.problems.push_back("schema.txt: " + lines.status().message());
     } else if (FingerprintOf(*lines).sha256 != m.schema_fingerprint) {
@@ -658,8 +662,8 @@ Result<VerifyReport> VerifyBackup(const BackupEnv& env, const std::string& id,
   // Level 2: a full decode reads every block of every table's data.
   t = clock.Now();
   Report(env, "decode", "level 2: full decode (pg_restore -f /dev/null)");
-  auto decode = RunTool(env, {Program(env, "pg_restore"), "-f", "/dev/null", DumpPath(dir, m)},
-                        {}, "pg_restore -f /dev/null");
+  auto decode = RunTool(env, {Program(env, "pg_restore"), "-f", "/dev/null", DumpPath(dir, m)}, {},
+                        "pg_restore -f /dev/null");
   report.level_duration_ms[2] = ElapsedMs(clock, t);
   if (!decode.ok()) {
     if (decode.status().code() != StatusCode::kAborted) return decode.status();
@@ -678,8 +682,8 @@ Result<VerifyReport> VerifyBackup(const BackupEnv& env, const std::string& id,
   ScratchDatabase scratch(admin, "turnout_verify_" + RandomHex(8));
   report.scratch_database = scratch.name();
   Report(env, "restore", "level 3: restoring into scratch database " + scratch.name());
-  std::string create = "CREATE DATABASE " + admin.QuoteIdentifier(scratch.name()) +
-                       " TEMPLATE template0";
+  std::string create =
+      "CREATE DATABASE " + admin.QuoteIdentifier(scratch.name()) + " TEMPLATE template0";
   if (!m.encoding.empty()) create += " ENCODING " + admin.QuoteLiteral(m.encoding);
   auto created = admin.Exec(create);
   if (!created.ok()) {
@@ -688,10 +692,12 @@ Result<VerifyReport> VerifyBackup(const BackupEnv& env, const std::string& id,
         "--url or --scratch-url)");
   }
   scratch.set_created();
-  TURNOUT_ASSIGN_OR_RETURN(std::string scratch_info, WithDatabase(options.conninfo, scratch.name()));
+  TURNOUT_ASSIGN_OR_RETURN(std::string scratch_info,
+                           WithDatabase(options.conninfo, scratch.name()));
   TURNOUT_ASSIGN_OR_RETURN(CommandConnection cmd, ForCommand(scratch_info));
-  std::vector<std::string> argv = {Program(env, "pg_restore"), "--no-password", "--exit-on-error",
-                                   "--no-owner", "--no-privileges", "--dbname=" + cmd.conninfo};
+  std::vector<std::string> argv = {Program(env, "pg_restore"), "--no-password",
+                                   "--exit-on-error",          "--no-owner",
+                                   "--no-privileges",          "--dbname=" + cmd.conninfo};
   if (m.format == DumpFormat::kDirectory && options.jobs > 1) {
     argv.push_back("-j" + std::to_string(options.jobs));
   }
@@ -739,6 +745,7 @@ Result<RestoreReport> RestoreBackup(const BackupEnv& env, const std::string& id,
   TURNOUT_ASSIGN_OR_RETURN(Manifest m, LoadManifest(dir));
   RestoreReport report;
   report.id = m.id;
+  report.backup_created_at = m.created_at;
 
   // What the target holds now, against what the backup will bring back.
   {
@@ -813,7 +820,8 @@ Result<RestoreReport> RestoreBackup(const BackupEnv& env, const std::string& id,
   report.fingerprint_matches = fp.sha256 == m.schema_fingerprint;
   if (!report.fingerprint_matches) {
     auto text = ReadWholeFile(dir / kSchemaFile);
-    auto lines = text.ok() ? ParseSchemaText(*text) : Result<std::vector<std::string>>(text.status());
+    auto lines =
+        text.ok() ? ParseSchemaText(*text) : Result<std::vector<std::string>>(text.status());
     if (lines.ok()) report.schema_diff = DiffSchemaLines(*lines, fp.lines);
   }
   return report;

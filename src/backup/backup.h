@@ -53,7 +53,7 @@ struct Progress {
 
 struct BackupEnv {
   std::string backups_dir{kDefaultBackupsDir};  // Default: .turnout/backups
-  std::string pg_bin_dir;  // where pg_dump/pg_restore are. Default: "" (PATH)
+  std::string pg_bin_dir;                       // where pg_dump/pg_restore are. Default: "" (PATH)
   std::chrono::milliseconds command_timeout{std::chrono::hours(24)};  // per pg_dump/pg_restore
   const Clock* clock = nullptr;  // Default: nullptr = SystemClock
   // Called from the calling thread (and, during the dump, from it alone) at each step and about
@@ -64,8 +64,8 @@ struct BackupEnv {
 struct CreateOptions {
   std::string conninfo;  // URL or key=value; "" = libpq's PG* variables
   DumpFormat format = DumpFormat::kDirectory;
-  int jobs = 1;                   // pg_dump -j (directory format only). Default: 1
-  std::optional<int> compress;    // pg_dump -Z 0..9. Default: pg_dump's own
+  int jobs = 1;                               // pg_dump -j (directory format only). Default: 1
+  std::optional<int> compress;                // pg_dump -Z 0..9. Default: pg_dump's own
   std::map<std::string, std::string> labels;  // recorded in the manifest. Default: none
 };
 
@@ -77,12 +77,12 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
 
 struct BackupInfo {
   std::string id;
-  std::string path;                     // the backup's directory
-  std::optional<Manifest> manifest;     // set when complete
-  std::optional<VerifyRecord> verify;   // the last verify, when there was one
-  bool in_progress = false;             // a create is running now
-  std::string problem;                  // why it is not complete/readable ("" when fine)
-  uint64_t disk_bytes = 0;              // what the directory holds now
+  std::string path;                    // the backup's directory
+  std::optional<Manifest> manifest;    // set when complete
+  std::optional<VerifyRecord> verify;  // the last verify, when there was one
+  bool in_progress = false;            // a create is running now
+  std::string problem;                 // why it is not complete/readable ("" when fine)
+  uint64_t disk_bytes = 0;             // what the directory holds now
   int verified_level() const { return verify ? verify->level_reached : 0; }
 };
 
@@ -129,13 +129,14 @@ struct TableDelta {
 
 struct RestoreReport {
   std::string id;
-  bool refused = false;   // no confirmation: nothing was changed
+  std::string backup_created_at;  // the snapshot's time: every write after it is lost
+  bool refused = false;           // no confirmation: nothing was changed
   bool restored = false;
-  std::string method;     // how pg_restore ran, and why
+  std::string method;  // how pg_restore ran, and why
   // Tables whose row counts differ between the target now and the backup (before the restore).
   std::vector<TableDelta> deltas;
-  int64_t rows_lost_at_least = 0;     // sum of (target - backup) where the target has more
-  int64_t rows_back_at_least = 0;     // sum of (backup - target) where the target has fewer
+  int64_t rows_lost_at_least = 0;        // sum of (target - backup) where the target has more
+  int64_t rows_back_at_least = 0;        // sum of (backup - target) where the target has fewer
   std::vector<std::string> kept_tables;  // only in the target: pg_restore leaves them alone
   // After the restore: tables whose count differs from the manifest ("" items when all equal).
   std::vector<std::string> mismatches;
@@ -149,14 +150,14 @@ Result<RestoreReport> RestoreBackup(const BackupEnv& env, const std::string& id,
                                     const RestoreOptions& options);
 
 struct PruneOptions {
-  int keep = 0;               // the newest N complete backups stay
-  bool keep_verified = false; // also keep every backup verified at `verified_level`
+  int keep = 0;                // the newest N complete backups stay
+  bool keep_verified = false;  // also keep every backup verified at `verified_level`
   bool dry_run = false;
-  int verified_level = 3;     // what counts as verified. Default: 3 (restore-tested)
+  int verified_level = 3;  // what counts as verified. Default: 3 (restore-tested)
 };
 
 struct PruneReport {
-  std::vector<std::string> deleted;  // (or would be, with dry_run)
+  std::vector<std::string> deleted;                       // (or would be, with dry_run)
   std::vector<std::pair<std::string, std::string>> kept;  // id, why
 };
 

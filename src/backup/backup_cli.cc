@@ -49,7 +49,8 @@ const std::map<std::string, CommandSpec>& Commands() {
   static const std::map<std::string, CommandSpec> kCommands = {
       {"create",
        {"usage: turnout backup create [--url URL] [--format directory|custom] [--jobs N]\n"
-        "                             [--compress 0-9] [--label KEY=VALUE]... [--deployment-id ID]\n"
+        "                             [--compress 0-9] [--label KEY=VALUE]... [--deployment-id "
+        "ID]\n"
         "Dumps the database from an exported snapshot (directory format by default; --jobs N\n"
         "dumps N tables at once) and writes the manifest last.\n",
         {"dir", "url", "database", "pg-bin", "timeout", "json", "format", "jobs", "compress",
@@ -59,7 +60,8 @@ const std::map<std::string, CommandSpec>& Commands() {
        {"usage: turnout backup verify [ID|latest] [--level 1|2|3] [--url URL] [--scratch-url URL]\n"
         "                             [--jobs N]\n"
         "Level 1: SHA-256 of every file; 2: + full decode (pg_restore -f /dev/null);\n"
-        "3 (default): + restore into a scratch database created on --scratch-url's server (default:\n"
+        "3 (default): + restore into a scratch database created on --scratch-url's server "
+        "(default:\n"
         "--url's), comparing exact row counts and the schema fingerprint; always dropped again.\n",
         {"dir", "url", "database", "pg-bin", "timeout", "json", "level", "scratch-url", "jobs"}}},
       {"restore",
@@ -72,7 +74,8 @@ const std::map<std::string, CommandSpec>& Commands() {
       {"prune",
        {"usage: turnout backup prune --keep N [--keep-verified] [--verified-level L] [--dry-run]\n"
         "Deletes complete backups older than the newest N, and incomplete ones. The newest backup\n"
-        "verified at level L (default 3) is always kept; --keep-verified keeps every verified one.\n",
+        "verified at level L (default 3) is always kept; --keep-verified keeps every verified "
+        "one.\n",
         {"dir", "json", "keep", "keep-verified", "verified-level", "dry-run"}}},
   };
   return kCommands;
@@ -86,7 +89,7 @@ struct Parsed {
 };
 
 Result<Parsed> Parse(const std::vector<std::string>& args) {
-  static const std::set<std::string> kBoolFlags = {"json", "help", "confirm-data-loss",
+  static const std::set<std::string> kBoolFlags = {"json",          "help",    "confirm-data-loss",
                                                    "keep-verified", "dry-run", "no-owner"};
   Parsed p;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -141,6 +144,8 @@ std::string Age(int64_t now_ms, const std::string& created_at) {
   if (s < 172800) return std::to_string(s / 3600) + "h";
   return std::to_string(s / 86400) + "d";
 }
+
+std::string Rows(int64_t n) { return std::to_string(n) + (n == 1 ? " row" : " rows"); }
 
 std::string Pad(std::string s, size_t width) {
   if (s.size() < width) s += std::string(width - s.size(), ' ');
@@ -305,8 +310,7 @@ class Command {
           j["format"] = DumpFormatName(m.format);
           j["size_bytes"] = m.size_bytes;
           j["tables"] = m.row_counts.size();
-          j["migration_version"] =
-              m.migration_version ? json(*m.migration_version) : json(nullptr);
+          j["migration_version"] = m.migration_version ? json(*m.migration_version) : json(nullptr);
           j["database"] = m.database;
           j["labels"] = m.labels;
         }
@@ -398,18 +402,15 @@ class Command {
                         {"target_rows", d.target_rows ? json(*d.target_rows) : json(nullptr)}});
       std::string line = "  " + d.table + ": target has ";
       if (!d.target_rows) {
-        line += "no such table; the backup brings it back with " + std::to_string(*d.backup_rows) +
-                " rows";
+        line += "no such table; the backup brings it back with " + Rows(*d.backup_rows);
       } else if (*d.target_rows > *d.backup_rows) {
-        line += std::to_string(*d.target_rows) + " rows, the backup " +
-                std::to_string(*d.backup_rows) + ": at least " +
-                std::to_string(*d.target_rows - *d.backup_rows) +
-                " rows written since the backup will be lost";
+        line += Rows(*d.target_rows) + ", the backup " + std::to_string(*d.backup_rows) +
+                ": at least " + Rows(*d.target_rows - *d.backup_rows) +
+                " written since the backup will be lost";
       } else {
-        line += std::to_string(*d.target_rows) + " rows, the backup " +
-                std::to_string(*d.backup_rows) + ": at least " +
-                std::to_string(*d.backup_rows - *d.target_rows) +
-                " rows deleted since the backup come back";
+        line += Rows(*d.target_rows) + ", the backup " + std::to_string(*d.backup_rows) +
+                ": at least " + Rows(*d.backup_rows - *d.target_rows) +
+                " deleted since the backup come back";
       }
       lines.push_back(line);
     }
@@ -419,6 +420,7 @@ class Command {
                  {"id", r->id},
                  {"refused", r->refused},
                  {"restored", r->restored},
+                 {"backup_created_at", r->backup_created_at},
                  {"method", r->method},
                  {"deltas", deltas},
                  {"rows_lost_at_least", r->rows_lost_at_least},
@@ -430,7 +432,8 @@ class Command {
       return ok ? 0 : 1;
     }
     std::ostream& report = r->refused ? err_ : out_;
-    report << "restore of backup " << r->id << " into " << RedactTarget(o.target) << ":\n";
+    report << "restore of backup " << r->id << " (taken at " << r->backup_created_at << ") into "
+           << RedactTarget(o.target) << ":\n";
     if (lines.empty()) {
       report << "  every table of the backup has the same row count in the target now\n";
     }
@@ -443,9 +446,15 @@ class Command {
     report << "  row counts are a lower bound: rows updated, or deleted and re-inserted, since "
               "the backup are lost as well\n";
     if (r->refused) {
-      err_ << "refused: at least " << r->rows_lost_at_least
-           << " rows written since the backup would be lost. Nothing was changed.\n"
-           << "To restore anyway, run it again with --confirm-data-loss (" << r->method << ")\n";
+      if (r->rows_lost_at_least > 0) {
+        err_ << "refused: at least " << Rows(r->rows_lost_at_least) << " written since "
+             << r->backup_created_at << " would be lost. Nothing was changed.\n";
+      } else {
+        err_ << "refused: every write to these tables since " << r->backup_created_at
+             << " would be lost (no table has more rows than the backup, so how many cannot be "
+                "counted). Nothing was changed.\n";
+      }
+      err_ << "To restore anyway, run it again with --confirm-data-loss (" << r->method << ")\n";
       return 1;
     }
     out_ << "restored with " << r->method << "\n";

@@ -43,14 +43,16 @@ SELECT 'index ' || n.nspname || '.' || c.relname || ' ' || pg_get_indexdef(i.ind
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE )sql" + where + R"sql(
+WHERE )sql" +
+         where + R"sql(
 UNION ALL
 SELECT 'constraint ' || n.nspname || '.' || c.relname || ' ' || co.conname || ' '
        || pg_get_constraintdef(co.oid)
 FROM pg_constraint co
 JOIN pg_class c ON c.oid = co.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE )sql" + where + R"sql(
+WHERE )sql" +
+         where + R"sql(
 UNION ALL
 SELECT 'sequence ' || n.nspname || '.' || c.relname || ' ' || format_type(s.seqtypid, NULL)
        || ' start=' || s.seqstart || ' increment=' || s.seqincrement || ' min=' || s.seqmin
@@ -59,7 +61,8 @@ SELECT 'sequence ' || n.nspname || '.' || c.relname || ' ' || format_type(s.seqt
 FROM pg_sequence s
 JOIN pg_class c ON c.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE )sql" + where;
+WHERE )sql" +
+         where;
 }
 
 bool IsCanonicalLine(std::string_view line) {
@@ -151,8 +154,8 @@ Result<std::map<std::string, int64_t>> ReadRowCounts(db::PgConnection& conn) {
   auto tables = conn.Exec(R"sql(
 SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND )sql" + std::string(kUserRelation) +
-                          "\nORDER BY 1, 2");
+WHERE c.relkind IN ('r', 'p') AND )sql" +
+                          std::string(kUserRelation) + "\nORDER BY 1, 2");
   if (!tables.ok()) return tables.status().WithContext("cannot list the tables");
   std::map<std::string, int64_t> counts;
   for (size_t i = 0; i < tables->size(); ++i) {

@@ -47,8 +47,7 @@ Result<std::vector<std::string>> ParseSchemaText(std::string_view text);
 // Lines in `expected` but not in `actual` ("- ...") and the other way round ("+ ..."), at most
 // `limit` in all (then "... and N more").
 std::vector<std::string> DiffSchemaLines(const std::vector<std::string>& expected,
-                                         const std::vector<std::string>& actual,
-                                         size_t limit = 10);
+                                         const std::vector<std::string>& actual, size_t limit = 10);
 
 Result<SchemaFingerprint> ReadSchemaFingerprint(db::PgConnection& conn);
 

@@ -44,10 +44,9 @@ class Reader {
     const json* v = Find(key, required);
     if (v == nullptr) return;
     if (!v->is_number_integer()) return Fail(std::string("\"") + key + "\" must be an integer");
-    int64_t n = v->is_number_unsigned() && v->get<uint64_t>() > INT64_MAX
-                    ? -1
-                    : v->get<int64_t>();
-    if (n < min) return Fail(std::string("\"") + key + "\" must be at least " + std::to_string(min));
+    int64_t n = v->is_number_unsigned() && v->get<uint64_t>() > INT64_MAX ? -1 : v->get<int64_t>();
+    if (n < min)
+      return Fail(std::string("\"") + key + "\" must be at least " + std::to_string(min));
     *out = n;
   }
 
@@ -73,7 +72,9 @@ Result<json> ParseJsonObject(std::string_view text, std::string_view what) {
   return j;
 }
 
-std::string Dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+std::string Dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
 
 }  // namespace
 
@@ -106,8 +107,8 @@ std::string FormatUtc(int64_t unix_ms, const char* format) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof(buf), format, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
+  std::snprintf(buf, sizeof(buf), format, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
   return buf;
 }
 
@@ -254,7 +255,8 @@ Result<Manifest> ParseManifest(std::string_view text) {
     // Paths must stay inside the backup directory.
     if (fe.path.empty() || fe.path.front() == '/' || fe.path.find("..") != std::string::npos ||
         fe.path.find('\\') != std::string::npos || fe.path.find('\0') != std::string::npos) {
-      return InvalidArgument(where + ": path '" + fe.path + "' is not a relative path inside "
+      return InvalidArgument(where + ": path '" + fe.path +
+                             "' is not a relative path inside "
                              "the backup");
     }
     if (fe.path == kManifestFile || fe.path == kVerifyFile) {
@@ -337,12 +339,12 @@ Result<VerifyRecord> ParseVerifyRecord(std::string_view text) {
     return InvalidArgument("verify record: \"ok\" contradicts the levels");
   }
   if (const json* d = r.Find("level_duration_ms", false)) {
-    if (!d->is_object()) return InvalidArgument("verify record: level_duration_ms must be an object");
+    if (!d->is_object())
+      return InvalidArgument("verify record: level_duration_ms must be an object");
     for (auto it = d->begin(); it != d->end(); ++it) {
       if (it.key().size() != 1 || it.key()[0] < '1' || it.key()[0] > '3' ||
           !it->is_number_integer()) {
-        return InvalidArgument("verify record: level_duration_ms[\"" + it.key() +
-                               "\"] is invalid");
+        return InvalidArgument("verify record: level_duration_ms[\"" + it.key() + "\"] is invalid");
       }
       v.level_duration_ms[it.key()[0] - '0'] = it->get<int64_t>();
     }

@@ -48,13 +48,13 @@ struct Manifest {
   std::string server_version;  // SHOW server_version
   std::string encoding;        // the database's encoding (the scratch database gets the same)
   DumpFormat format = DumpFormat::kDirectory;
-  std::string dump_path;  // the dump inside the backup directory: "dump" (dir) or "dump.pgdump"
-  int jobs = 1;           // pg_dump -j
+  std::string dump_path;   // the dump inside the backup directory: "dump" (dir) or "dump.pgdump"
+  int jobs = 1;            // pg_dump -j
   std::string created_at;  // RFC 3339 UTC, when the snapshot was taken
   int64_t duration_ms = 0;
-  std::string snapshot;  // the exported snapshot id pg_dump used
-  uint64_t size_bytes = 0;  // sum of files[].size
-  std::vector<FileEntry> files;  // sorted by path
+  std::string snapshot;                       // the exported snapshot id pg_dump used
+  uint64_t size_bytes = 0;                    // sum of files[].size
+  std::vector<FileEntry> files;               // sorted by path
   std::map<std::string, int64_t> row_counts;  // "schema.table" -> exact count(*)
   std::string schema_fingerprint;             // SHA-256 of schema.txt's canonical text
   std::optional<int64_t> migration_version;   // newest applied turnout migration, if any
@@ -69,9 +69,9 @@ Result<Manifest> ParseManifest(std::string_view text);
 struct VerifyRecord {
   std::string backup_id;
   int level_requested = 0;
-  int level_reached = 0;  // highest level whose checks all passed (0: none)
-  bool ok = false;        // level_reached == level_requested
-  std::string verified_at;  // RFC 3339 UTC
+  int level_reached = 0;                     // highest level whose checks all passed (0: none)
+  bool ok = false;                           // level_reached == level_requested
+  std::string verified_at;                   // RFC 3339 UTC
   std::map<int, int64_t> level_duration_ms;  // per level that ran
   std::vector<std::string> problems;
 };

@@ -98,13 +98,12 @@ TEST(ManifestTest, RejectsMalformedManifestsWithClearErrors) {
       {"absolute", [](json& j) { j["files"][0]["path"] = "/etc/passwd"; }, "relative path"},
       {"reserved", [](json& j) { j["files"][0]["path"] = "manifest.json"; }, "reserved"},
       {"sha", [](json& j) { j["files"][0]["sha256"] = std::string(64, 'G'); }, "sha256"},
-      {"unsorted",
-       [](json& j) { std::swap(j["files"][0], j["files"][1]); }, "sorted and unique"},
+      {"unsorted", [](json& j) { std::swap(j["files"][0], j["files"][1]); }, "sorted and unique"},
       {"size sum", [](json& j) { j["size_bytes"] = 23; }, "sum of the file sizes"},
       {"counts type", [](json& j) { j["row_counts"] = json::array(); }, "row_counts"},
       {"negative count", [](json& j) { j["row_counts"]["public.users"] = -3; }, "non-negative"},
-      {"huge count",
-       [](json& j) { j["row_counts"]["public.users"] = 18446744073709551615ull; }, "non-negative"},
+      {"huge count", [](json& j) { j["row_counts"]["public.users"] = 18446744073709551615ull; },
+       "non-negative"},
       {"label type", [](json& j) { j["labels"]["x"] = 1; }, "labels"},
       {"dump path", [](json& j) { j["dump_path"] = "../dump"; }, "dump_path"},
       {"migration type", [](json& j) { j["migration_version"] = "12"; }, "migration_version"},
@@ -205,8 +204,8 @@ TEST(SchemaFingerprintTest, SchemaTextParsesBackOnlyWhenCanonical) {
   ASSERT_TRUE(lines.ok());
   EXPECT_EQ(*lines, f.lines);
   EXPECT_TRUE(ParseSchemaText("").ok());
-  EXPECT_FALSE(ParseSchemaText("a y\nb x").ok());   // no final newline
-  EXPECT_FALSE(ParseSchemaText("b x\na y\n").ok());  // unsorted
+  EXPECT_FALSE(ParseSchemaText("a y\nb x").ok());      // no final newline
+  EXPECT_FALSE(ParseSchemaText("b x\na y\n").ok());    // unsorted
   EXPECT_FALSE(ParseSchemaText("a y\n\nb x\n").ok());  // empty line
   EXPECT_FALSE(ParseSchemaText(std::string("a\0y\n", 4)).ok());
 }
