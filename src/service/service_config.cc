@@ -940,6 +940,12 @@ class Canon {
 
 }  // namespace
 
+std::vector<CanaryStepConfig> DefaultCanarySteps() {
+  return {{500, std::chrono::minutes(5)},
+          {2500, std::chrono::minutes(10)},
+          {5000, std::chrono::minutes(10)}};
+}
+
 Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string_view file_name) {
   Reader reader(file_name);
   try {

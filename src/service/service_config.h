@@ -27,6 +27,12 @@
 
 #include "common/duration.h"
 #include "common/status.h"
+#include "judge/canary_judge.h"
+#include "judge/rule.h"
+#include "judge/slo.h"
+// Only the CheckSpec types (plain structs) are used: service does not link turnout_sources, which
+// would pull libpq and the HTTP client into everything that reads turnout.yaml.
+#include "sources/dependency.h"
 
 namespace turnout::service {
 
@@ -106,10 +112,14 @@ struct PreDeployCheck {
   Millis timeout{60000};  // Default: 60s
 };
 
-// Deployment events hooks can subscribe to.
+// Deployment events hooks can subscribe to. The last five come from rules and the canary
+// strategy: a canary step judged good, a deployment paused or resumed (`turnout pause/resume`),
+// a canary promoted to all traffic, and a warning-severity rule firing.
 inline constexpr std::string_view kHookEvents[] = {
-    "deploy_started", "pre_checks_passed", "awaiting_approval", "ready",  "smoke_passed",
-    "switched",       "succeeded",         "rolled_back",       "failed", "aborted"};
+    "deploy_started", "pre_checks_passed", "awaiting_approval", "ready",
+    "smoke_passed",   "switched",          "succeeded",         "rolled_back",
+    "failed",         "aborted",           "canary_step_passed", "paused",
+    "resumed",        "promoted",          "warning"};
 
 struct WebhookConfig {
   std::string url;       // http:// or https://
@@ -149,6 +159,60 @@ struct RouterOptions {
   int workers = 0;  // 0 = one per core. Default: 0
 };
 
+// One canary step: `- {weight: 5%, for: 5m}`. The canary slot gets weight_bp of the traffic
+// (sticky per client) while the judge compares it with the stable slot; the step ends early when
+// the judge decides, and at the latest after `duration` (judge.max_duration caps it further).
+struct CanaryStepConfig {
+  uint32_t weight_bp = 0;  // basis points: 500 = 5 %; in (0, 10000), strictly increasing. Required
+  Millis duration{0};      // > 0. Required
+  friend bool operator==(const CanaryStepConfig&, const CanaryStepConfig&) = default;
+};
+
+// canary: the steps of `strategy: canary` and how the canary judge decides. After the last step
+// the canary is promoted to all traffic (the bake time and the rules still apply).
+struct CanaryConfig {
+  // Default (strategy canary and no steps given): 5% for 5m, 25% for 10m, 50% for 10m.
+  std::vector<CanaryStepConfig> steps;
+  // Keys: alpha, error_margin ("1%": percentage points), error_relative_margin ("50%"),
+  // latency (true/false), latency_percentile (95), latency_margin ("5%"),
+  // latency_relative_margin ("0%"), min_requests (100), max_step_time (10m),
+  // end_policy (promote|rollback). Defaults: judge::CanaryJudgeConfig's. Validated with
+  // judge::ValidateCanaryJudgeConfig.
+  judge::CanaryJudgeConfig judge;
+};
+
+// The steps `strategy: canary` uses when the file lists none.
+std::vector<CanaryStepConfig> DefaultCanarySteps();
+
+// One dependency the rules can name (`dependency NAME unavailable for 10s`).
+struct DependencyConfig {
+  std::string name;  // unique among dependencies; [A-Za-z0-9._-]+; required
+  // Exactly one of `tcp: host:port`, `http: url`, `postgres: conninfo`, `command: "..."`. The
+  // check's own timeouts are set from `timeout` (both of PostgresCheck's; CommandCheck's argv is
+  // the command split like platform.command, working_dir "" = the directory of turnout.yaml).
+  sources::CheckSpec check;
+  Millis interval{5000};  // from the end of one check to the start of the next. Default: 5s
+  Millis timeout{2000};   // per check, must not exceed interval. Default: 2s
+};
+
+// prometheus: where `metric NAME` rules get their values (an instant query per evaluation).
+struct PrometheusConfig {
+  std::string url;        // http:// or https:// base URL. Default: "" (not used)
+  Millis timeout{5000};   // per attempt. Default: 5s
+  int retries = 2;        // extra attempts, 0..10. Default: 2
+  // name -> PromQL, in file order; a `metric NAME` rule needs NAME here (and a url). Default: none
+  std::vector<std::pair<std::string, std::string>> queries;
+};
+
+// slo: objectives `turnout slo` reports on, computed from the router's per-slot metrics.
+struct SloConfig {
+  // `availability: 99.95%` -> {name "availability", kAvailability, 0.9995};
+  // `latency: {threshold: 100ms, target: 95%}` -> {name "latency", kLatency, 0.95, 100000 us};
+  // `period: 30d` (every objective's period; units ms s m h d). Default: none (no objectives),
+  // period 30d.
+  std::vector<judge::SloObjective> objectives;
+};
+
 struct ServiceConfig {
   std::string name;                                   // [a-z0-9][a-z0-9._-]{0,62}; required
   std::vector<std::string> listen{"127.0.0.1:8080"};  // host:port, >= 1. Default: 127.0.0.1:8080
@@ -166,6 +230,21 @@ struct ServiceConfig {
   std::vector<HookConfig> hooks;  // Default: none
   RouterOptions router;
   std::string state_dir = ".turnout";  // Default: .turnout (beside turnout.yaml)
+
+  // How a new version gets traffic: all at once after the checks (blue_green) or in judged
+  // steps (canary). Default: blue_green
+  std::string strategy = "blue_green";
+  CanaryConfig canary;  // only with strategy: canary (the key is refused otherwise)
+  // Rollback and alert rules, evaluated every analysis_interval during canary steps and the bake
+  // time. Each expression was parsed with judge::MakeRule at load (a typo is a turnout.yaml:LINE
+  // error); `dependency X` names a dependency below, `metric X` a prometheus query.
+  // Keys of an item: name, when, severity (warning|critical), min_samples,
+  // on_insufficient_data (wait|pass|fail), window. Default: none
+  std::vector<judge::RuleConfig> rules;
+  Millis analysis_interval{1000};  // 100ms .. 1m. Default: 1s
+  std::vector<DependencyConfig> dependencies;  // Default: none
+  PrometheusConfig prometheus;
+  SloConfig slo;
 };
 
 // Reads and validates a file. IoError when it cannot be read; InvalidArgument (all problems,
