@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -314,6 +315,94 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
   EXPECT_EQ(router.Wait(In(std::chrono::seconds(20))), 0) << router.err;
   EXPECT_NE(router.out.find("SIGTERM received, stopping"), std::string::npos) << router.out;
   EXPECT_NE(router.out.find("turnout router: stopped"), std::string::npos);
+}
+
+// ---- the commands that talk to turnoutd ----------------------------------------------------
+
+TEST(TurnoutBinary, DaemonCommandsHaveHelp) {
+  for (const char* cmd : {"up", "down", "deploy", "status", "health-check", "switch", "rollback",
+                          "approve", "abort", "history", "logs", "audit", "events"}) {
+    Outcome r = Turnout({cmd, "--help"});
+    EXPECT_EQ(r.code, 0) << cmd << ": " << r.err;
+    EXPECT_NE(r.out.find(std::string("usage: turnout ") + cmd), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--json"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << r.out;
+  }
+}
+
+TEST(TurnoutBinary, DaemonCommandsSayWhatToDoWithoutADaemon) {
+  char tmpl[] = "/tmp/turnout-cli-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  Outcome none = Turnout({"status", "--config", dir + "/turnout.yaml"});
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("turnout init"), std::string::npos) << none.err;
+  Outcome down = Turnout({"status", "--socket", dir + "/nothing.sock"});
+  EXPECT_EQ(down.code, 3);
+  EXPECT_NE(down.err.find("turnout up"), std::string::npos) << down.err;
+  EXPECT_EQ(Turnout({"deploy", "--socket", dir + "/x.sock"}).code, 2);  // no VERSION
+  EXPECT_EQ(Turnout({"rollback", "--to", "zero", "--socket", dir + "/x.sock"}).code, 2);
+  rmdir(dir.c_str());
+}
+
+TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
+  char tmpl[] = "/tmp/turnout-cli-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string cfg = dir + "/turnout.yaml";
+  std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: "
+                     << TURNOUT_DEMO_APP_BINARY
+                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: auto\n"
+                     << "health:\n  readiness: {interval: 100ms, timeout: 100ms, "
+                        "healthy_threshold: 1}\n  ready_deadline: 3s\n"
+                     << "bake_time: 500ms\nscale_down_delay: 500ms\nrouter:\n  admin: \"\"\n";
+  Outcome up = Turnout({"up", "--config", cfg});
+  ASSERT_EQ(up.code, 0) << up.out << up.err;
+  EXPECT_NE(up.out.find("turnoutd started for shop"), std::string::npos) << up.out;
+  EXPECT_NE(Turnout({"up", "--config", cfg}).out.find("already running"), std::string::npos);
+
+  Outcome v1 = Turnout({"deploy", "v1", "--wait", "--config", cfg});
+  EXPECT_EQ(v1.code, 0) << v1.out << v1.err;
+  EXPECT_NE(v1.out.find("waiting_ready"), std::string::npos) << v1.out;
+  EXPECT_NE(v1.out.find("deployed v1 on blue (revision 1)"), std::string::npos) << v1.out;
+
+  Outcome status = Turnout({"status", "--json", "--config", cfg});
+  ASSERT_EQ(status.code, 0) << status.err;
+  nlohmann::json s = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_FALSE(s.is_discarded()) << status.out;
+  EXPECT_EQ(s["active"]["version"], "v1");
+  EXPECT_EQ(s["active"]["slot"], "blue");
+
+  Outcome bad = Turnout({"deploy", "v2+fail-ready", "--wait", "--config", cfg});
+  EXPECT_EQ(bad.code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("rolled_back"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("users stay on blue"), std::string::npos) << bad.out;
+
+  Outcome history = Turnout({"history", "--config", cfg});
+  EXPECT_EQ(history.code, 0);
+  EXPECT_NE(history.out.find("v2+fail-ready"), std::string::npos) << history.out;
+  Outcome one = Turnout({"history", "2", "--config", cfg});
+  EXPECT_EQ(one.code, 0);
+  EXPECT_NE(one.out.find("waiting_ready   -> rolling_back"), std::string::npos) << one.out;
+
+  EXPECT_EQ(Turnout({"health-check", "--config", cfg}).code, 0);
+  Outcome logs = Turnout({"logs", "blue", "--config", cfg});
+  EXPECT_EQ(logs.code, 0);
+  EXPECT_NE(logs.out.find("==> blue-0 (v1"), std::string::npos) << logs.out;
+  Outcome audit = Turnout({"audit", "verify", "--config", cfg});
+  EXPECT_EQ(audit.code, 0) << audit.out;
+  EXPECT_NE(audit.out.find("audit log OK"), std::string::npos) << audit.out;
+  EXPECT_EQ(Turnout({"events", "--limit", "3", "--config", cfg}).code, 0);
+  Outcome approve = Turnout({"approve", "--config", cfg});
+  EXPECT_EQ(approve.code, 1);
+  EXPECT_NE(approve.err.find("no deployment is in progress"), std::string::npos) << approve.err;
+
+  Outcome down = Turnout({"down", "--stop-instances", "--config", cfg});
+  EXPECT_EQ(down.code, 0) << down.err;
+  EXPECT_NE(down.out.find("stopped 1 app instance(s)"), std::string::npos) << down.out;
+  EXPECT_EQ(Turnout({"status", "--config", cfg}).code, 3);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
