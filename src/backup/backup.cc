@@ -172,6 +172,19 @@ uint64_t TreeBytes(const fs::path& root) {
   return total;
 }
 
+// The newest modification time of anything under `root` (the directory itself included).
+fs::file_time_type NewestWrite(const fs::path& root) {
+  std::error_code ec;
+  fs::file_time_type newest = fs::last_write_time(root, ec);
+  fs::recursive_directory_iterator it(root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    fs::file_time_type t = it->last_write_time(e2);
+    if (!e2 && t > newest) newest = t;
+  }
+  return newest;
+}
+
 Result<std::string> ReadWholeFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("cannot read " + path.string());
@@ -842,7 +855,15 @@ Result<PruneReport> PruneBackups(const BackupEnv& env, const PruneOptions& optio
     std::string why;
     if (b.in_progress) {
       why = "create in progress";
-    } else if (b.manifest) {
+    } else if (!b.manifest) {
+      auto written = fs::file_time_type::clock::to_sys(NewestWrite(b.path));
+      auto age = duration_cast<milliseconds>(ClockOf(env).WallNow() - written);
+      if (age < options.incomplete_grace) {
+        why = "incomplete, but written to " +
+              std::to_string(std::max<int64_t>(0, age.count()) / 1000) +
+              " s ago (a pg_dump may still be running)";
+      }
+    } else {
       ++complete_seen;
       if (complete_seen <= options.keep) {
         why = "one of the newest " + std::to_string(options.keep);

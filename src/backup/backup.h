@@ -154,6 +154,9 @@ struct PruneOptions {
   bool keep_verified = false;  // also keep every backup verified at `verified_level`
   bool dry_run = false;
   int verified_level = 3;  // what counts as verified. Default: 3 (restore-tested)
+  // An incomplete backup with a file written less than this long ago is kept: a pg_dump whose
+  // turnout was killed goes on writing (it runs in its own session). Default: 1 h.
+  std::chrono::milliseconds incomplete_grace{std::chrono::hours(1)};
 };
 
 struct PruneReport {
@@ -162,7 +165,8 @@ struct PruneReport {
 };
 
 // Deletes complete backups beyond the newest `keep`, never the newest verified one, and
-// incomplete ones whose create is no longer running.
+// incomplete ones whose create is no longer running and that nothing wrote to for
+// `incomplete_grace`.
 Result<PruneReport> PruneBackups(const BackupEnv& env, const PruneOptions& options);
 
 }  // namespace turnout::backup

@@ -421,8 +421,17 @@ TEST_F(BackupTest, PruneKeepsTheNewestVerifiedBackup) {
   ASSERT_TRUE(MustVerify(oldest.id, 3).ok);
   Manifest middle = MustCreate(DumpFormat::kCustom);
   Manifest newest = MustCreate(DumpFormat::kCustom);
-  // A create that died: no manifest, its lock no longer held.
-  fs::create_directories(fs::path(env_.backups_dir) / "20000101T000000.000Z" / "dump");
+  // A create that died long ago: no manifest, its lock no longer held, nothing written for 2 h.
+  fs::path dead = fs::path(env_.backups_dir) / "20000101T000000.000Z";
+  fs::create_directories(dead / "dump");
+  WriteFile(dead / "dump" / "toc.dat", "partial");
+  auto two_hours_ago = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const fs::path& p : {dead / "dump" / "toc.dat", dead / "dump", dead}) {
+    fs::last_write_time(p, two_hours_ago);
+  }
+  // One that died a minute ago: its pg_dump may still be writing, so it stays.
+  fs::path recent = fs::path(env_.backups_dir) / "20000101T000001.000Z";
+  fs::create_directories(recent / "dump");
 
   PruneOptions o;
   o.keep = 1;
@@ -430,6 +439,12 @@ TEST_F(BackupTest, PruneKeepsTheNewestVerifiedBackup) {
   auto dry = PruneBackups(env_, o);
   ASSERT_TRUE(dry.ok());
   EXPECT_EQ(dry->deleted, (std::vector<std::string>{middle.id, "20000101T000000.000Z"}));
+  bool recent_kept = false;
+  for (const auto& [id, why] : dry->kept) {
+    recent_kept =
+        recent_kept || (id == "20000101T000001.000Z" && why.find("may still") != std::string::npos);
+  }
+  EXPECT_TRUE(recent_kept) << ::testing::PrintToString(dry->kept);
   EXPECT_TRUE(fs::exists(BackupDir(middle.id)));
 
   std::string out;
@@ -441,8 +456,11 @@ TEST_F(BackupTest, PruneKeepsTheNewestVerifiedBackup) {
   EXPECT_TRUE(fs::exists(BackupDir(newest.id)));
   auto all = ListBackups(env_);
   ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[0].id, oldest.id);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, "20000101T000001.000Z");
+  EXPECT_FALSE((*all)[0].manifest.has_value());
+  EXPECT_EQ((*all)[1].id, oldest.id);
+  fs::remove_all(recent);
 
   // --keep-verified keeps every verified one; without it only the newest verified survives.
   ASSERT_TRUE(MustVerify(newest.id, 3).ok);
