@@ -165,6 +165,28 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
   if (spec.scale_down_delay.count() < 0) return InvalidArgument("scale_down_delay: must be >= 0");
   if (spec.grace.count() < 0) return InvalidArgument("grace: must be >= 0");
   if (spec.bake_failure_threshold < 1) return InvalidArgument("bake_failure_threshold: >= 1");
+  if (spec.strategy != "blue_green" && spec.strategy != "canary") {
+    return InvalidArgument("strategy: expected blue_green or canary, got '" + spec.strategy + "'");
+  }
+  if (spec.strategy == "canary" && spec.canary_steps.empty()) {
+    return InvalidArgument("canary_steps: the canary strategy needs at least one step");
+  }
+  uint32_t previous_weight = 0;
+  for (size_t i = 0; i < spec.canary_steps.size(); ++i) {
+    const CanaryStep& step = spec.canary_steps[i];
+    const std::string label = "canary_steps[" + std::to_string(i) + "]: ";
+    if (step.weight_bp == 0 || step.weight_bp >= kFullWeightBp) {
+      return InvalidArgument(label + "weight must be above 0 % and below 100 %");
+    }
+    if (step.weight_bp <= previous_weight) {
+      return InvalidArgument(label + "weights must increase from step to step");
+    }
+    if (step.duration.count() <= 0) return InvalidArgument(label + "duration must be > 0");
+    previous_weight = step.weight_bp;
+  }
+  if (spec.analysis_interval.count() < 0) {
+    return InvalidArgument("analysis_interval: must be >= 0");
+  }
   return Status::Ok();
 }
 
@@ -213,6 +235,13 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   j["bake_failure_threshold"] = spec.bake_failure_threshold;
   j["bake_time_ms"] = spec.bake_time.count();
   j["scale_down_delay_ms"] = spec.scale_down_delay.count();
+  j["strategy"] = spec.strategy;
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& step : spec.canary_steps) {
+    steps.push_back({{"weight_bp", step.weight_bp}, {"duration_ms", step.duration.count()}});
+  }
+  j["canary_steps"] = steps;
+  j["analysis_interval_ms"] = spec.analysis_interval.count();
   j["started_by"] = spec.started_by;
   j["reason"] = spec.reason;
   return j.dump();
@@ -275,6 +304,16 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.bake_failure_threshold = j.at("bake_failure_threshold").get<int>();
     s.bake_time = Millis(j.at("bake_time_ms").get<int64_t>());
     s.scale_down_delay = Millis(j.at("scale_down_delay_ms").get<int64_t>());
+    Optional(j, "strategy", s.strategy);
+    if (auto it = j.find("canary_steps"); it != j.end()) {
+      for (const auto& c : *it) {
+        CanaryStep step;
+        step.weight_bp = c.at("weight_bp").get<uint32_t>();
+        step.duration = Millis(c.at("duration_ms").get<int64_t>());
+        s.canary_steps.push_back(step);
+      }
+    }
+    OptionalMillis(j, "analysis_interval_ms", s.analysis_interval);
     s.started_by = j.at("started_by").get<std::string>();
     s.reason = j.at("reason").get<std::string>();
     return s;

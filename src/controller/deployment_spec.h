@@ -21,6 +21,9 @@ namespace turnout::controller {
 
 using Millis = std::chrono::milliseconds;
 
+// All traffic, in basis points (the router's unit: 0.01 %).
+inline constexpr uint32_t kFullWeightBp = 10000;
+
 // A smoke test run against the new slot before the switch. HTTP checks are sent through the
 // router with the override header (EngineOptions::override_header, and the secret when set), so
 // they take the real path; command checks get {url} (the router's base URL), {slot} and
@@ -51,6 +54,13 @@ struct PreDeployCheck {
   std::string name;  // recorded as the step "pre_deploy:<name>"; required
   std::string command;
   Millis timeout{60000};  // Default: 60 s
+};
+
+// One canary step: the share of traffic the new slot gets and how long it keeps it at most
+// (an analysis verdict or `turnout promote` may end it earlier).
+struct CanaryStep {
+  uint32_t weight_bp = 500;  // basis points of traffic on the new slot: 500 = 5 %. Default: 5 %
+  Millis duration{300000};   // Default: 5 min
 };
 
 struct DeploymentSpec {
@@ -91,6 +101,18 @@ struct DeploymentSpec {
   // exiting) switches traffic back. Default: 3
   int bake_failure_threshold = 3;
   Millis bake_time{60000};          // Default: 60 s
+
+  // "blue_green": after the smoke tests all traffic moves at once. "canary": the new slot first
+  // gets canary_steps[0].weight_bp of the traffic (sticky per client), then each following
+  // step's weight, then all of it (Switching). A first deployment has no stable version to
+  // compare with and switches at once. Default: "blue_green"
+  std::string strategy = "blue_green";
+  // canary: at least one step; weights strictly increasing, each in (0, 10000); durations > 0.
+  // Default: none (required for "canary")
+  std::vector<CanaryStep> canary_steps;
+  // How often EngineOptions::analyze is consulted in Canary and Baking (by the controller's
+  // clock). Default: 1 s
+  Millis analysis_interval{1000};
   Millis scale_down_delay{300000};  // old slot kept warm after the bake. Default: 5 min
 
   std::string started_by = "turnout";  // audit actor of the deployment. Default: "turnout"

@@ -178,6 +178,7 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   record.config_hash = spec.config_hash;
   record.previous_slot = active;
   record.target_slot = active == spec.slots[0] ? spec.slots[1] : spec.slots[0];
+  record.strategy = spec.strategy;
   record.started_by = spec.started_by;
   record.reason = spec.reason;
   TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, store_.BeginDeployment(record));
@@ -453,6 +454,8 @@ Result<StepReport> Engine::Step() {
       return StepSmokeTesting();
     case DeploymentState::kAwaitingApproval:
       return StepAwaitingApproval();
+    case DeploymentState::kCanary:
+      return Internal("canary: not implemented yet");
     case DeploymentState::kSwitching:
       return StepSwitching();
     case DeploymentState::kBaking:
@@ -854,6 +857,22 @@ Status Engine::ExpediteScaleDown(std::string_view reason) {
   expedite_scale_down_ = true;
   expedite_reason_ = std::string(reason);
   return Status::Ok();
+}
+
+Status Engine::Pause(std::string_view actor) {
+  (void)actor;
+  return FailedPrecondition("pause is possible in canary and baking (not implemented yet)");
+}
+
+Status Engine::Unpause(std::string_view actor) {
+  (void)actor;
+  return FailedPrecondition("resume is possible in canary and baking (not implemented yet)");
+}
+
+Status Engine::Promote(bool full, std::string_view actor) {
+  (void)full;
+  (void)actor;
+  return FailedPrecondition("promote is possible in canary and baking (not implemented yet)");
 }
 
 Status Engine::RequestRollback(std::string_view reason) {

@@ -79,10 +79,40 @@ namespace turnout::controller {
 // service::kHookEvents: deploy_started (Begin), pre_checks_passed, ready (every new instance
 // answered its readiness probe), smoke_passed, awaiting_approval, switched (traffic moved to the
 // new slot), succeeded, rolled_back, failed, aborted (Abort()).
+// Canary and bake add: warning (an analysis warning), canary_step_passed, paused, resumed,
+// promoted (Promote()).
 struct EngineEvent {
   std::string name;
   state::Deployment deployment;  // as recorded after the transition that caused the event
-  std::string detail;            // the transition's reason
+  std::string detail;            // the transition's reason (or what happened, for the gates)
+  // The analysis evidence behind the event (JSON text; warning, canary_step_passed, and the
+  // rolled_back of an analysis rollback has it in the history). "" = none
+  std::string evidence_json;
+};
+
+// What EngineOptions::analyze is asked in Canary (every canary step) and Baking.
+struct AnalysisRequest {
+  const state::Deployment* deployment = nullptr;  // valid during the call only
+  std::string phase;                              // "canary" or "bake"
+  int step = 0;                                   // canary step index (0-based); -1 in bake
+  uint32_t weight_bp = 0;                         // the new slot's weight now (10000 in bake)
+  Clock::Duration step_elapsed{};   // time in this step / bake, pauses excluded
+  Clock::Duration step_duration{};  // the configured step duration / bake_time
+  // When this step / bake started by the engine's clock, shifted later by the paused time (so
+  // that now - step_started == step_elapsed). A new step or bake has a new value: the daemon
+  // starts a new comparison window when it changes.
+  Clock::TimePoint step_started{};
+  std::string stable_slot, new_slot;
+};
+
+struct AnalysisVerdict {
+  // kContinue: nothing to do. kPromote: canary: go to the next step now (held while paused;
+  // ignored in bake, whose time is the minimum watch after the switch). kRollback: roll back
+  // (switch back) with `reason`. kWarn: event "warning" (once per distinct reason per step).
+  enum class Kind { kContinue, kPromote, kRollback, kWarn };
+  Kind kind = Kind::kContinue;
+  std::string reason;         // "error_rate 9.8% > 5% for 2m (1,234 requests)"
+  std::string evidence_json;  // JSON recorded in the history; "" = none
 };
 
 struct EngineOptions {
@@ -101,6 +131,11 @@ struct EngineOptions {
   // quickly (queue the work); it is never called with the engine's state half-changed.
   // Default: none
   std::function<void(const EngineEvent&)> on_event;
+  // Judges the new version in Canary and Baking, at most every spec.analysis_interval; called on
+  // the engine's thread inside Step(), so it must return within a bounded time (queries with
+  // timeouts). Every verdict other than kContinue is recorded as the step
+  // "analysis:<phase>:<step>" with its evidence. Default: none (time alone decides)
+  std::function<AnalysisVerdict(const AnalysisRequest&)> analyze;
 };
 
 // What Step() did and what the deployment waits for now.
@@ -149,6 +184,19 @@ class Engine {
   // The drain wait still applies. Kept in memory only: a restarted engine waits the rest of the
   // delay again. FailedPrecondition in any other state.
   Status ExpediteScaleDown(std::string_view reason);
+
+  // The gates of Canary and Baking. FailedPrecondition in any other state (the message names
+  // the states that allow it).
+  // Pause: the step / bake timer stops (a paused deployment never advances by time); analysis
+  // keeps running and can still roll back. Persisted: a restarted engine stays paused. Event
+  // "paused". Pausing a paused deployment is OK and does nothing.
+  Status Pause(std::string_view actor);
+  // Unpause: the timer runs again from where it stopped. Event "resumed". OK when not paused.
+  Status Unpause(std::string_view actor);
+  // Promote: canary: the next step now (the last one, or `full`: straight to Switching, 100 %);
+  // bake: ends the bake now (-> ScalingDown). A pause stays in force. Event "promoted".
+  Status Promote(bool full, std::string_view actor);
+  bool paused() const { return paused_; }
 
   bool has_deployment() const { return deployment_.has_value(); }
   // The deployment this engine drives (valid while has_deployment()).
@@ -217,6 +265,7 @@ class Engine {
   bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
   std::string expedite_reason_;
   Clock::TimePoint entered_{};           // when the current state was entered (by clock_)
+  bool paused_ = false;                  // Pause() in force (persisted)
   std::vector<Instance> new_instances_;  // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
 };

@@ -6,13 +6,14 @@
 namespace turnout::state {
 namespace {
 
-constexpr std::array<std::pair<DeploymentState, std::string_view>, 13> kStateNames = {{
+constexpr std::array<std::pair<DeploymentState, std::string_view>, 14> kStateNames = {{
     {DeploymentState::kPending, "pending"},
     {DeploymentState::kPreChecks, "pre_checks"},
     {DeploymentState::kLaunching, "launching"},
     {DeploymentState::kWaitingReady, "waiting_ready"},
     {DeploymentState::kSmokeTesting, "smoke_testing"},
     {DeploymentState::kAwaitingApproval, "awaiting_approval"},
+    {DeploymentState::kCanary, "canary"},
     {DeploymentState::kSwitching, "switching"},
     {DeploymentState::kBaking, "baking"},
     {DeploymentState::kScalingDown, "scaling_down"},

@@ -47,6 +47,7 @@ enum class DeploymentState {
   kWaitingReady,
   kSmokeTesting,
   kAwaitingApproval,  // smoke tests passed; waits for `turnout approve` (manual_approval)
+  kCanary,            // canary strategy: a share of traffic on the new slot, step by step
   kSwitching,
   kBaking,
   kScalingDown,
@@ -57,7 +58,7 @@ enum class DeploymentState {
 };
 
 // "pending", "pre_checks", "launching", "waiting_ready", "smoke_testing", "awaiting_approval",
-// "switching", "baking",
+// "canary", "switching", "baking",
 // "scaling_down", "succeeded", "rolling_back", "rolled_back", "failed" (the stored form).
 std::string_view DeploymentStateName(DeploymentState state);
 std::optional<DeploymentState> ParseDeploymentState(std::string_view name);
