@@ -306,6 +306,11 @@ Result<std::vector<SlotWindowMetrics>> AdminClient::GetWindowMetrics(std::chrono
   return ParseWindowMetricsJson(body);
 }
 
+Result<std::vector<SlotWindowMetrics>> AdminClient::GetCumulativeMetrics() {
+  TURNOUT_ASSIGN_OR_RETURN(std::string body, Call("GET", "/v1/metrics?window=0"));
+  return ParseWindowMetricsJson(body);
+}
+
 Result<uint64_t> AdminClient::Switch(const std::string& slot) {
   TURNOUT_ASSIGN_OR_RETURN(std::string body,
                            Call("POST", "/v1/switch", json{{"slot", slot}}.dump()));

@@ -43,6 +43,7 @@ class AdminClient final : public RouterControl {
                                     const std::vector<std::string>& instances) override;
   Result<SlotStatus> GetSlotStatus(const std::string& slot) override;
   Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) override;
+  Result<std::vector<SlotWindowMetrics>> GetCumulativeMetrics() override;
   Result<uint64_t> Switch(const std::string& slot) override;
   Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp) override;
 

@@ -104,6 +104,16 @@ TEST_F(AdminRouterTest, InstancesDrainAndMetrics) {
   };
   EXPECT_TRUE(testing::WaitUntil([&] { return blue_requests() == 4; }, Millis(5000)))
       << blue_requests();
+  // The totals since start arrive through the same API (window=0) and match the window's.
+  auto totals = client_->GetCumulativeMetrics();
+  ASSERT_TRUE(totals.ok()) << totals.status().ToString();
+  for (const auto& s : *totals) {
+    EXPECT_EQ(s.window.window.count(), 0);
+    if (s.slot == "blue") {
+      EXPECT_EQ(s.window.counters.requests, 4u);
+      EXPECT_EQ(s.window.total_latency.count, 4u);
+    }
+  }
   auto prom = client_->PrometheusText();
   ASSERT_TRUE(prom.ok());
   EXPECT_NE(prom->find("turnout_requests_total{slot=\"blue\"} 4"), std::string::npos) << *prom;

@@ -265,11 +265,14 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
         }
         std::string_view v = query.substr(kKey.size());
         auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), window);
-        if (ec != std::errc() || end != v.data() + v.size() || window < 1 || window > 3600) {
-          return ErrorReply(400, "window must be a number of seconds within 1..3600");
+        if (ec != std::errc() || end != v.data() + v.size() || window < 0 || window > 3600) {
+          return ErrorReply(400,
+                            "window must be a number of seconds within 1..3600, or 0 for the "
+                            "totals since the router started");
         }
       }
-      auto m = control_.GetWindowMetrics(std::chrono::seconds(window));
+      auto m = window == 0 ? control_.GetCumulativeMetrics()
+                           : control_.GetWindowMetrics(std::chrono::seconds(window));
       if (!m.ok()) return StatusReply(m.status());
       return JsonReply(200, WindowMetricsToJson(std::chrono::seconds(window), *m));
     }

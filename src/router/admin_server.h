@@ -8,7 +8,7 @@
 //   POST /v1/weight                     {"slot":"green","weight":25.0} -> canary green at 25 %
 //   GET  /v1/slots/{name}               SlotStatus
 //   PUT  /v1/slots/{name}/instances     {"instances":["127.0.0.1:9001"]} -> {"generation":N}
-//   GET  /v1/metrics?window=60          per-slot window metrics
+//   GET  /v1/metrics?window=60          per-slot window metrics (window=0: totals since start)
 //   GET  /metrics                       Prometheus text from `prometheus_text`
 //   GET  /healthz                       200 "ok" (never needs the token)
 // Status codes: 400 bad input (the old policy keeps serving), 401 missing/wrong token, 404 unknown

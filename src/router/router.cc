@@ -384,6 +384,22 @@ Result<SlotStatus> Router::GetSlotStatus(const std::string& slot) {
   return NotFound("unknown slot '" + slot + "'");
 }
 
+Result<std::vector<SlotWindowMetrics>> Router::GetCumulativeMetrics() {
+  Impl& r = *impl_;
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<SlotWindowMetrics> out;
+  for (const auto& s : r.slots) {
+    metrics::CumulativeSnapshot c = s->metrics->Cumulative();
+    metrics::WindowSnapshot w;
+    w.window = std::chrono::seconds(0);
+    w.counters = c.counters;
+    w.total_latency = std::move(c.total_latency);
+    w.upstream_latency = std::move(c.upstream_latency);
+    out.push_back(SlotWindowMetrics{s->name, std::move(w)});
+  }
+  return out;
+}
+
 Result<std::vector<SlotWindowMetrics>> Router::GetWindowMetrics(std::chrono::seconds window) {
   if (window.count() < 1 || window.count() > kWindowSeconds) {
     return InvalidArgument("window must be within 1.." + std::to_string(kWindowSeconds) +

@@ -74,6 +74,7 @@ class Router final : public RouterControl {
                                     const std::vector<std::string>& instances) override;
   Result<SlotStatus> GetSlotStatus(const std::string& slot) override;
   Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) override;
+  Result<std::vector<SlotWindowMetrics>> GetCumulativeMetrics() override;
 
  private:
   struct Impl;

@@ -4,6 +4,10 @@ namespace turnout::router {
 
 // Both helpers read the policy and write it back; two concurrent writers may therefore overwrite
 // each other's change. Callers that need serialisation (the controller) already hold a lease.
+Result<std::vector<SlotWindowMetrics>> RouterControl::GetCumulativeMetrics() {
+  return FailedPrecondition("this router does not report cumulative metrics");
+}
+
 Result<uint64_t> RouterControl::Switch(const std::string& slot) {
   TURNOUT_ASSIGN_OR_RETURN(RoutingPolicy policy, GetPolicy());
   policy.active = slot;

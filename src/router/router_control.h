@@ -67,6 +67,10 @@ class RouterControl {
   virtual Result<SlotStatus> GetSlotStatus(const std::string& slot) = 0;
   // Per-slot metrics over the last `window`.
   virtual Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) = 0;
+  // Per-slot totals since the router started (`window` is 0 in each snapshot). Subtracting two
+  // of them gives the exact counts of a period of any length (a canary step longer than the
+  // sliding window). The default refuses (FailedPrecondition) for routers that cannot.
+  virtual Result<std::vector<SlotWindowMetrics>> GetCumulativeMetrics();
 
   // Convenience built on GetPolicy + SetPolicy: active = slot, canary cleared. Virtual so that a
   // remote implementation can do it in one atomic request (AdminClient: POST /v1/switch).
