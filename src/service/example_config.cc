@@ -7,7 +7,7 @@ namespace turnout::service {
 
 std::string ExampleServiceConfig() {
   return R"yaml(# turnout.yaml - the service definition read by turnoutd (`turnout up`).
-# Durations are a whole number and a unit: 500ms, 30s, 5m, 1h.
+# Durations are a whole number and a unit: 500ms, 30s, 5m, 1h (slo.period also takes 30d).
 # Relative paths are relative to the directory that holds this file.
 # Full reference: docs/turnout-yaml.md
 
@@ -118,9 +118,90 @@ revisions:
   # Revisions whose records are kept for `turnout rollback --to N`, >= warm. Default: 10
   on_disk: 10
 
+# How a new version gets traffic. blue_green: all of it at once, after the checks above.
+# canary: in steps, each judged against the stable version (below). Default: blue_green
+strategy: blue_green
+
+# With strategy: canary, the steps and the judge (the defaults are shown). After the last step
+# the canary gets all traffic; the bake time and the rules still apply.
+# canary:
+#   steps:                       # weight: share of traffic (sticky per client), in order.
+#     - {weight: 5%, for: 5m}    # Default: 5% for 5m, 25% for 10m, 50% for 10m
+#     - {weight: 25%, for: 10m}
+#     - {weight: 50%, for: 10m}
+#   alpha: 0.05                  # chance of a wrong early call per step. Default: 0.05
+#   error_margin: 1%             # tolerated error-rate excess, in points. Default: 1%
+#   error_relative_margin: 50%   # ... plus this share of the stable error rate. Default: 50%
+#   latency: true                # compare latency distributions too. Default: true
+#   latency_percentile: 95       # share of requests slower than stable's p95. Default: 95
+#   latency_margin: 5%           # tolerated excess of that share, in points. Default: 5%
+#   latency_relative_margin: 0%  # ... plus this share of stable's. Default: 0%
+#   min_requests: 100            # per slot before a step may pass. Default: 100
+#   max_step_time: 10m           # an undecided step ends then. Default: 10m
+#   end_policy: promote          # what an undecided step with enough data does. Default: promote
+
+# Rules are checked every analysis_interval while a canary step runs and during bake_time.
+# critical rolls back, warning notifies (hook event "warning"). Statistics: error_rate, p50,
+# p90, p95, p99, p999, mean_latency, request_rate; "baseline" is the stable slot's value.
+# Too little traffic (min_samples requests in the window) is "insufficient data", and
+# on_insufficient_data decides: wait, pass or fail. Default: none
+rules:
+  - name: errors
+    when: error_rate > 5% for 2m
+    severity: critical           # warning | critical. Default: critical
+    min_samples: 50              # requests in the window. Default: 50
+    on_insufficient_data: wait   # wait | pass | fail. Default: wait
+    window: 2m                   # 1s..2m. Default: the `for` duration, at least 30s
+  - name: slow
+    when: p95 > 2s for 5m
+  - name: slower-than-stable
+    when: p99 > baseline * 1.5 for 1m
+    severity: warning
+  - name: unhealthy
+    when: health failing for 30s
+  # - name: database
+  #   when: dependency postgres unavailable for 10s
+  # - when: metric db_connections > 90 for 1m
+  #   severity: warning
+
+# How often rules are checked, 100ms..1m. Default: 1s
+analysis_interval: 1s
+
+# Services the app depends on, checked in the background; rules name them
+# (dependency NAME unavailable for 10s). Each has one of tcp, http, postgres, command.
+# Default: none
+# dependencies:
+#   - name: postgres
+#     postgres: postgresql://app@127.0.0.1:5432/shop   # connect + SELECT 1
+#     interval: 5s               # Default: 5s
+#     timeout: 2s                # at most interval. Default: 2s
+#   - name: payments
+#     http: http://127.0.0.1:9000/health               # any 2xx or 3xx is up
+#   - name: cache
+#     tcp: 127.0.0.1:6379                              # a TCP connect
+#   - name: disk
+#     command: sh -c 'test "$(df --output=pcent / | tail -1 | tr -dc 0-9)" -lt 95'
+
+# A Prometheus server for `metric NAME` rules: NAME is a PromQL query below. Default: not used
+# prometheus:
+#   url: http://127.0.0.1:9090
+#   timeout: 5s                  # per attempt. Default: 5s
+#   retries: 2                   # 0..10. Default: 2
+#   queries:
+#     db_connections: sum(pg_stat_activity_count{datname="shop"})
+
+# Service level objectives, shown by `turnout slo` with the error budget left. Default: none
+slo:
+  availability: 99.95%           # share of requests that are not errors
+  latency:                       # share of requests faster than threshold
+    threshold: 100ms
+    target: 95%
+  period: 30d                    # units ms s m h d. Default: 30d
+
 # Told about deployment events; a hook never blocks or fails a deployment. Events:
 # deploy_started pre_checks_passed awaiting_approval ready smoke_passed switched succeeded
-# rolled_back failed aborted, or "*" for all. Default: none
+# rolled_back failed aborted canary_step_passed paused resumed promoted warning, or "*" for
+# all. Default: none
 hooks:
   # A command: {event} {service} {version} {slot} {revision} are replaced. timeout Default: 30s
   - on: [succeeded, rolled_back, failed]
@@ -136,6 +217,12 @@ hooks:
 router:
   # The router's admin API (policy, health, metrics); "" turns it off. Default: 127.0.0.1:9901
   admin: 127.0.0.1:9901
+  # Bearer token of the admin API: required by it when set, sent to an external router.
+  # Default: "" (none; the admin API must then listen on a loopback address)
+  admin_token: ""
+  # The admin address of a standalone `turnout router` to drive instead of embedding one;
+  # traffic keeps flowing while turnoutd restarts. Default: "" (embedded)
+  # external: 127.0.0.1:9901
   # Header that sends a request to a named slot (smoke tests use it). Default: X-Turnout-Slot
   override_header: X-Turnout-Slot
   # When set, the override only counts with X-Turnout-Secret: <secret>. Default: "" (none)

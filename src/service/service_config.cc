@@ -13,6 +13,10 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
+#include <variant>
+
+#include "platform/command.h"
 
 namespace turnout::service {
 namespace {
@@ -763,6 +767,523 @@ void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
             });
 }
 
+// ---- Judgement from data: numbers, percentages, strategy, canary, rules, sources, SLOs --------
+
+constexpr std::string_view kPercentExpected = "a percentage like 5% or 0.5%";
+
+// A plain decimal number: digits with an optional fraction ("95", "0.05", "99.9"). No sign,
+// exponent, inf or nan, so what a person reads is what we get.
+std::optional<double> ParseDecimal(std::string_view text) {
+  const size_t dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+  const auto digits = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || !digits(whole) || !digits(fraction) ||
+      (dot != std::string_view::npos && fraction.empty()) || text.size() > 20) {
+    return std::nullopt;
+  }
+  double value = 0;
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::fixed);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// "5%" -> 0.05.
+std::optional<double> ParsePercent(std::string_view text) {
+  if (text.size() < 2 || text.back() != '%') return std::nullopt;
+  auto v = ParseDecimal(text.substr(0, text.size() - 1));
+  if (!v) return std::nullopt;
+  return *v / 100;
+}
+
+// "5%" -> 500, "0.25%" -> 25: exact, at most two decimals.
+std::optional<uint32_t> ParseBasisPoints(std::string_view text) {
+  if (text.size() < 2 || text.back() != '%') return std::nullopt;
+  text.remove_suffix(1);
+  const size_t dot = text.find('.');
+  std::string digits(text.substr(0, dot));
+  std::string fraction = dot == std::string_view::npos ? "" : std::string(text.substr(dot + 1));
+  if (dot != std::string_view::npos && (fraction.empty() || fraction.size() > 2)) {
+    return std::nullopt;
+  }
+  fraction.resize(2, '0');
+  uint64_t value = 0;
+  if (digits.empty() || digits.size() > 5 || !ParseUint(digits + fraction, &value)) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(value);
+}
+
+// ParseDuration plus whole days ("30d"), for SLO periods.
+std::optional<Millis> ParseLongDuration(std::string_view text) {
+  if (text.size() >= 2 && text.back() == 'd') {
+    uint64_t days = 0;
+    if (text.size() > 6 || !ParseUint(text.substr(0, text.size() - 1), &days)) {
+      return std::nullopt;
+    }
+    return std::chrono::duration_cast<Millis>(std::chrono::hours(24) * days);
+  }
+  auto d = ParseDuration(text);
+  if (!d.ok()) return std::nullopt;
+  return *d;
+}
+
+// The names rules can refer to (`dependency NAME`, `metric NAME`): one word of the rule
+// language.
+bool IsRuleName(std::string_view s) {
+  if (s.empty() || s.size() > 64 ||
+      !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return IsAlnum(c) || c == '_' || c == '.' || c == ':' || c == '-';
+  });
+}
+
+std::optional<double> ReadPercent(Reader& r, const YAML::Node& v, const std::string& path,
+                                  double min, bool min_inclusive, double max, bool max_inclusive) {
+  std::optional<double> p = v.IsScalar() ? ParsePercent(v.Scalar()) : std::nullopt;
+  if (!p) {
+    r.Expected(v, path, kPercentExpected);
+    return std::nullopt;
+  }
+  const bool low_ok = min_inclusive ? *p >= min : *p > min;
+  const bool high_ok = max_inclusive ? *p <= max : *p < max;
+  if (!low_ok || !high_ok) {
+    const auto pct = [](double f) {
+      std::ostringstream s;
+      s << f * 100 << "%";
+      return s.str();
+    };
+    r.Expected(v, path,
+               std::string(kPercentExpected) + " from " + pct(min) +
+                   (min_inclusive ? "" : " (excluded)") + " to " + pct(max) +
+                   (max_inclusive ? "" : " (excluded)"));
+    return std::nullopt;
+  }
+  return p;
+}
+
+std::optional<double> ReadDecimal(Reader& r, const YAML::Node& v, const std::string& path,
+                                  bool (*in_range)(double), std::string_view expected) {
+  std::optional<double> d = v.IsScalar() ? ParseDecimal(v.Scalar()) : std::nullopt;
+  if (!d || !in_range(*d)) {
+    r.Expected(v, path, expected);
+    return std::nullopt;
+  }
+  return d;
+}
+
+void ReadCanary(Reader& r, const YAML::Node& n, CanaryConfig* canary) {
+  judge::CanaryJudgeConfig& j = canary->judge;
+  bool ok = r.ForEach(
+      n, "canary",
+      {"steps", "alpha", "error_margin", "error_relative_margin", "latency", "latency_percentile",
+       "latency_margin", "latency_relative_margin", "min_requests", "max_step_time", "end_policy"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "steps") {
+          if (!v.IsSequence() || v.size() == 0) {
+            return r.Expected(v, path, "a list of steps like - {weight: 5%, for: 5m}");
+          }
+          uint32_t previous = 0;
+          ForEachItem(
+              r, v, path, "a list of steps", [&](const YAML::Node& item, const std::string& ipath) {
+                CanaryStepConfig step;
+                bool has_weight = false, has_for = false;
+                bool item_ok = r.ForEach(
+                    item, ipath, {"weight", "for"},
+                    [&](const std::string& k, const YAML::Node& sv, const std::string& full) {
+                      if (k == "weight") {
+                        std::optional<uint32_t> bp =
+                            sv.IsScalar() ? ParseBasisPoints(sv.Scalar()) : std::nullopt;
+                        if (!bp || *bp == 0 || *bp >= 10000) {
+                          return r.Expected(
+                              sv, full,
+                              "a share of traffic above 0% and below 100%, like 5% or "
+                              "0.5% (after the last step the canary gets 100%)");
+                        }
+                        if (*bp <= previous) {
+                          return r.Problem(sv, full,
+                                           "must be more than the step before (" +
+                                               std::to_string(previous / 100) + "." +
+                                               (previous % 100 < 10 ? "0" : "") +
+                                               std::to_string(previous % 100) +
+                                               "%); weights grow step by step");
+                        }
+                        has_weight = true;
+                        step.weight_bp = *bp;
+                        previous = *bp;
+                      } else if (k == "for") {
+                        auto d = r.Duration(sv, full, false);
+                        if (!d) return;
+                        has_for = true;
+                        step.duration = *d;
+                      }
+                    });
+                if (!item_ok) return;
+                if (!item["weight"]) r.Problem(item, ipath + ".weight", "missing; e.g. weight: 5%");
+                if (!item["for"]) r.Problem(item, ipath + ".for", "missing; e.g. for: 5m");
+                if (has_weight && has_for) canary->steps.push_back(step);
+              });
+        } else if (key == "alpha") {
+          Set(ReadDecimal(
+                  r, v, path, [](double a) { return a > 0 && a <= 0.5; },
+                  "a probability above 0 and at most 0.5, like 0.05"),
+              &j.alpha);
+        } else if (key == "error_margin") {
+          Set(ReadPercent(r, v, path, 0, true, 1, false), &j.error_margin);
+        } else if (key == "error_relative_margin") {
+          Set(ReadPercent(r, v, path, 0, true, 1, false), &j.error_relative_margin);
+        } else if (key == "latency") {
+          Set(r.Bool(v, path), &j.judge_latency);
+        } else if (key == "latency_percentile") {
+          Set(ReadDecimal(
+                  r, v, path, [](double p) { return p > 0 && p < 100; },
+                  "a percentile above 0 and below 100, like 95 or 99.9"),
+              &j.latency_percentile);
+        } else if (key == "latency_margin") {
+          Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_margin);
+        } else if (key == "latency_relative_margin") {
+          Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_relative_margin);
+        } else if (key == "min_requests") {
+          Set(r.Int(v, path, 1, 1000000000), &j.min_samples);
+        } else if (key == "max_step_time") {
+          auto d = r.Duration(v, path, false);
+          if (d) j.max_duration = *d;
+        } else if (key == "end_policy") {
+          auto s = r.String(v, path);
+          if (s && *s == "promote") {
+            j.end_policy = judge::EndPolicy::kPromote;
+          } else if (s && *s == "rollback") {
+            j.end_policy = judge::EndPolicy::kRollback;
+          } else if (s) {
+            r.Expected(v, path, "promote or rollback");
+          }
+        }
+      });
+  if (!ok || r.HasErrors()) return;
+  // The fields were checked one by one above; this is the judge's own word on the whole.
+  Status valid = judge::ValidateCanaryJudgeConfig(j);
+  if (!valid.ok()) r.Problem(n, "canary", valid.message());
+}
+
+struct RuleNode {
+  judge::RuleConfig config;
+  YAML::Node when;  // where the expression was written
+  std::string path;
+  std::string when_path;  // "rules[0].when", or "rules[0]" for the short form
+  bool ok = false;
+};
+
+std::vector<RuleNode> ReadRules(Reader& r, const YAML::Node& n) {
+  std::vector<RuleNode> out;
+  ForEachItem(
+      r, n, "rules", "a list of rules", [&](const YAML::Node& item, const std::string& path) {
+        RuleNode rule;
+        rule.path = path;
+        rule.when_path = path + ".when";
+        if (item.IsScalar()) {
+          rule.when_path = path;
+          // The short form: `- error_rate > 5% for 2m` (critical, every other field default).
+          rule.config.expr = item.Scalar();
+          rule.when = item;
+          rule.ok = !item.Scalar().empty();
+          if (!rule.ok) r.Expected(item, path, "a rule like error_rate > 5% for 2m");
+          out.push_back(std::move(rule));
+          return;
+        }
+        bool fields_ok = true;
+        bool ok = r.ForEach(
+            item, path,
+            {"name", "when", "severity", "min_samples", "on_insufficient_data", "window"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+              if (key == "name") {
+                auto s = r.NonEmpty(v, full, "a name");
+                if (!s) fields_ok = false;
+                Set(s, &rule.config.name);
+              } else if (key == "when") {
+                auto s = r.NonEmpty(v, full, "a rule like error_rate > 5% for 2m");
+                if (!s) {
+                  fields_ok = false;
+                  return;
+                }
+                rule.config.expr = *s;
+                rule.when = v;
+              } else if (key == "severity") {
+                auto s = r.String(v, full);
+                auto sev =
+                    s ? judge::ParseSeverity(*s) : Result<judge::Severity>(InvalidArgument(""));
+                if (!sev.ok()) {
+                  fields_ok = false;
+                  return r.Expected(v, full, "warning (notify) or critical (roll back)");
+                }
+                rule.config.severity = *sev;
+              } else if (key == "min_samples") {
+                auto m = r.Int(v, full, 1, 1000000000);
+                if (!m) fields_ok = false;
+                if (m) rule.config.min_samples = static_cast<uint64_t>(*m);
+              } else if (key == "on_insufficient_data") {
+                auto s = r.String(v, full);
+                auto p = s ? judge::ParseInsufficientDataPolicy(*s)
+                           : Result<judge::InsufficientDataPolicy>(InvalidArgument(""));
+                if (!p.ok()) {
+                  fields_ok = false;
+                  return r.Expected(v, full, "wait, pass or fail");
+                }
+                rule.config.on_insufficient_data = *p;
+              } else if (key == "window") {
+                auto d = r.Duration(v, full, false);
+                if (d && (d->count() % 1000 != 0 || *d > judge::kMaxWindow)) {
+                  r.Expected(v, full,
+                             "whole seconds from 1s to " + FormatDuration(judge::kMaxWindow) +
+                                 " (what the router's metrics keep)");
+                  d.reset();
+                }
+                if (!d) fields_ok = false;
+                if (d) rule.config.window = *d;
+              }
+            });
+        if (!ok) return;
+        if (!item["when"]) {
+          r.Problem(item, path + ".when", "missing; e.g. when: error_rate > 5% for 2m");
+          fields_ok = false;
+        }
+        rule.ok = fields_ok;
+        out.push_back(std::move(rule));
+      });
+  return out;
+}
+
+// Rules are checked once the whole file is read: they name dependencies and queries.
+void CheckRules(Reader& r, std::vector<RuleNode>& nodes, const ServiceConfig& c,
+                std::vector<judge::RuleConfig>* out) {
+  std::set<std::string> names;
+  for (RuleNode& node : nodes) {
+    if (!node.ok) continue;
+    const std::string& when_path = node.when_path;
+    Result<judge::Expression> expr = judge::ParseExpression(node.config.expr);
+    if (!expr.ok()) {
+      r.Problem(node.when, when_path, expr.status().message());
+      continue;
+    }
+    Result<judge::Rule> rule = judge::MakeRule(node.config);
+    if (!rule.ok()) {
+      r.Problem(node.when, node.path, rule.status().message());
+      continue;
+    }
+    if (!names.insert(rule->name).second) {
+      r.Problem(node.when, node.path,
+                "a second rule named '" + rule->name + "'; give one of them another name");
+      continue;
+    }
+    const judge::Expression& e = rule->expr;
+    if (e.kind == judge::Expression::Kind::kDependencyUnavailable &&
+        std::none_of(c.dependencies.begin(), c.dependencies.end(),
+                     [&](const DependencyConfig& d) { return d.name == e.name; })) {
+      std::string known;
+      for (const auto& d : c.dependencies) known += (known.empty() ? "" : ", ") + d.name;
+      r.Problem(node.when, when_path,
+                "names dependency '" + e.name + "', which is not declared under dependencies (" +
+                    (known.empty() ? "none are" : "declared: " + known) + ")");
+      continue;
+    }
+    if (e.kind == judge::Expression::Kind::kExternalMetric &&
+        std::none_of(c.prometheus.queries.begin(), c.prometheus.queries.end(),
+                     [&](const auto& q) { return q.first == e.name; })) {
+      std::string known;
+      for (const auto& q : c.prometheus.queries) known += (known.empty() ? "" : ", ") + q.first;
+      r.Problem(node.when, when_path,
+                "names metric '" + e.name + "', which is not a query under prometheus.queries (" +
+                    (known.empty() ? "there are none" : "queries: " + known) + ")");
+      continue;
+    }
+    out->push_back(std::move(node.config));
+  }
+}
+
+void ReadDependencies(Reader& r, const YAML::Node& n, std::vector<DependencyConfig>* out) {
+  std::set<std::string> names;
+  ForEachItem(
+      r, n, "dependencies", "a list of dependency checks",
+      [&](const YAML::Node& item, const std::string& path) {
+        DependencyConfig d;
+        int kinds = 0;
+        bool kind_ok = false;
+        bool ok = r.ForEach(
+            item, path, {"name", "tcp", "http", "postgres", "command", "interval", "timeout"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+              if (key == "name") {
+                auto s = r.NonEmpty(v, full, "a name");
+                if (s && !IsRuleName(*s)) {
+                  return r.Expected(v, full,
+                                    "a name rules can use: a letter or '_', then letters, "
+                                    "digits, '_', '.', ':' or '-'");
+                }
+                if (s && !names.insert(*s).second) {
+                  return r.Problem(v, full, "'" + *s + "' names two dependencies");
+                }
+                Set(s, &d.name);
+              } else if (key == "interval") {
+                Set(r.Duration(v, full, false), &d.interval);
+              } else if (key == "timeout") {
+                Set(r.Duration(v, full, false), &d.timeout);
+              } else {
+                ++kinds;
+                if (key == "tcp") {
+                  auto s = r.String(v, full);
+                  if (s && !IsHostPort(*s, false)) {
+                    return r.Expected(v, full, "host:port such as 127.0.0.1:5432");
+                  }
+                  if (s) d.check = sources::TcpCheck{*s};
+                  kind_ok = s.has_value();
+                } else if (key == "http") {
+                  auto s = r.String(v, full);
+                  if (s && !IsWebhookUrl(*s)) {
+                    return r.Expected(v, full, "an http:// or https:// URL");
+                  }
+                  if (s) d.check = sources::HttpCheck{*s};
+                  kind_ok = s.has_value();
+                } else if (key == "postgres") {
+                  auto s = r.NonEmpty(v, full,
+                                      "a PostgreSQL connection string (postgresql://... or "
+                                      "host=... dbname=...)");
+                  if (s) d.check = sources::PostgresCheck{*s};
+                  kind_ok = s.has_value();
+                } else if (key == "command") {
+                  auto s = r.NonEmpty(v, full, "a command line");
+                  if (!s) return;
+                  auto argv = platform::SplitCommand(*s);
+                  if (!argv.ok()) return r.Problem(v, full, argv.status().message());
+                  sources::CommandCheck check;
+                  check.argv = *argv;
+                  d.check = std::move(check);
+                  kind_ok = true;
+                }
+              }
+            });
+        if (!ok) return;
+        if (!item["name"]) {
+          r.Problem(item, path + ".name", "missing; rules name it: dependency NAME unavailable");
+        }
+        if (kinds != 1) {
+          r.Problem(item, path,
+                    kinds == 0 ? "needs one check: tcp, http, postgres or command"
+                               : "has more than one check (tcp, http, postgres, command); make "
+                                 "them separate dependencies");
+          return;
+        }
+        if (d.timeout > d.interval) {
+          r.Problem(item["timeout"] ? item["timeout"] : item, path + ".timeout",
+                    "must not exceed " + path + ".interval (" + FormatDuration(d.interval) + ")");
+        }
+        if (!kind_ok) return;
+        std::visit(
+            [&](auto& check) {
+              using T = std::decay_t<decltype(check)>;
+              if constexpr (std::is_same_v<T, sources::PostgresCheck>) {
+                check.connect_timeout = d.timeout;
+                check.statement_timeout = d.timeout;
+              } else {
+                check.timeout = d.timeout;
+              }
+            },
+            d.check);
+        out->push_back(std::move(d));
+      });
+}
+
+void ReadPrometheus(Reader& r, const YAML::Node& n, PrometheusConfig* p) {
+  bool ok = r.ForEach(n, "prometheus", {"url", "timeout", "retries", "queries"},
+                      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+                        if (key == "url") {
+                          auto s = r.String(v, path);
+                          if (s && !IsWebhookUrl(*s)) {
+                            return r.Expected(v, path, "the server's http:// or https:// base URL");
+                          }
+                          Set(s, &p->url);
+                        } else if (key == "timeout") {
+                          Set(r.Duration(v, path, false), &p->timeout);
+                        } else if (key == "retries") {
+                          Set(r.Int(v, path, 0, 10), &p->retries);
+                        } else if (key == "queries") {
+                          auto q = r.StringMap(
+                              v, path, [](const std::string& k) { return IsRuleName(k); },
+                              "query names rules can use (a letter or '_', then letters, digits, "
+                              "'_', '.', ':' or '-')");
+                          if (!q) return;
+                          for (const auto& [name, promql] : *q) {
+                            if (promql.find_first_not_of(" \t\r\n") == std::string::npos) {
+                              r.Expected(v[name], path + "." + name, "a PromQL query");
+                            }
+                          }
+                          p->queries = *q;
+                        }
+                      });
+  if (ok && !n["url"]) {
+    r.Problem(n, "prometheus.url", "missing; e.g. url: http://127.0.0.1:9090");
+  }
+}
+
+void ReadSlo(Reader& r, const YAML::Node& n, SloConfig* slo) {
+  std::optional<judge::SloObjective> availability, latency;
+  std::chrono::seconds period = judge::SloObjective{}.period;
+  bool ok =
+      r.ForEach(n, "slo", {"availability", "latency", "period"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+                  if (key == "availability") {
+                    auto t = ReadPercent(r, v, path, 0, false, 1, false);
+                    if (!t) return;
+                    availability = judge::SloObjective{};
+                    availability->name = "availability";
+                    availability->kind = judge::SloObjective::Kind::kAvailability;
+                    availability->target = *t;
+                  } else if (key == "latency") {
+                    judge::SloObjective o;
+                    o.name = "latency";
+                    o.kind = judge::SloObjective::Kind::kLatency;
+                    bool has_threshold = false, has_target = false;
+                    bool map_ok = r.ForEach(
+                        v, path, {"threshold", "target"},
+                        [&](const std::string& k, const YAML::Node& lv, const std::string& full) {
+                          if (k == "threshold") {
+                            auto d = r.Duration(lv, full, false);
+                            if (!d) return;
+                            has_threshold = true;
+                            o.latency_threshold_us = static_cast<double>(d->count()) * 1000;
+                          } else if (k == "target") {
+                            auto t = ReadPercent(r, lv, full, 0, false, 1, false);
+                            if (!t) return;
+                            has_target = true;
+                            o.target = *t;
+                          }
+                        });
+                    if (!map_ok) return;
+                    if (!v["threshold"])
+                      r.Problem(v, path + ".threshold", "missing; e.g. threshold: 100ms");
+                    if (!v["target"]) r.Problem(v, path + ".target", "missing; e.g. target: 95%");
+                    if (has_threshold && has_target) latency = o;
+                  } else if (key == "period") {
+                    auto d = v.IsScalar() ? ParseLongDuration(v.Scalar()) : std::nullopt;
+                    if (!d || d->count() == 0 || d->count() % 1000 != 0) {
+                      return r.Expected(v, path, "whole seconds or more, like 30d, 7d or 24h");
+                    }
+                    period = std::chrono::duration_cast<std::chrono::seconds>(*d);
+                  }
+                });
+  if (!ok) return;
+  if (!n["availability"] && !n["latency"]) {
+    r.Problem(n, "slo", "needs an objective: availability: 99.95% and/or latency: {...}");
+  }
+  for (auto* o : {&availability, &latency}) {
+    if (!*o) continue;
+    (*o)->period = period;
+    slo->objectives.push_back(**o);
+  }
+}
+
 Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
   ServiceConfig c;
   if (root.IsNull()) {
@@ -771,11 +1292,32 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
   }
   bool has_command = false;
   std::optional<YAML::Node> smoke_node;
+  std::optional<YAML::Node> canary_node;
+  std::vector<RuleNode> rules;
   r.ForEach(
       root, "",
-      {"name", "listen", "slots", "platform", "health", "smoke_tests", "smoke_test_timeout",
-       "pre_deploy", "manual_approval", "bake_time", "scale_down_delay", "revisions", "hooks",
-       "router", "state_dir"},
+      {"name",
+       "listen",
+       "slots",
+       "platform",
+       "health",
+       "smoke_tests",
+       "smoke_test_timeout",
+       "pre_deploy",
+       "manual_approval",
+       "bake_time",
+       "scale_down_delay",
+       "revisions",
+       "hooks",
+       "router",
+       "state_dir",
+       "strategy",
+       "canary",
+       "rules",
+       "analysis_interval",
+       "dependencies",
+       "prometheus",
+       "slo"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           auto s = r.String(v, path);
@@ -853,8 +1395,37 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           ReadRouter(r, v, &c.router);
         } else if (key == "state_dir") {
           Set(r.NonEmpty(v, path, "a directory"), &c.state_dir);
+        } else if (key == "strategy") {
+          auto s = r.String(v, path);
+          if (s && *s != "blue_green" && *s != "canary") {
+            return r.Expected(v, path, "blue_green or canary");
+          }
+          Set(s, &c.strategy);
+        } else if (key == "canary") {
+          canary_node = v;
+          ReadCanary(r, v, &c.canary);
+        } else if (key == "rules") {
+          rules = ReadRules(r, v);
+        } else if (key == "analysis_interval") {
+          auto d = r.Duration(v, path, false);
+          if (d && (*d < Millis(100) || *d > Millis(60000))) {
+            return r.Expected(v, path, "a duration from 100ms to 1m");
+          }
+          Set(d, &c.analysis_interval);
+        } else if (key == "dependencies") {
+          ReadDependencies(r, v, &c.dependencies);
+        } else if (key == "prometheus") {
+          ReadPrometheus(r, v, &c.prometheus);
+        } else if (key == "slo") {
+          ReadSlo(r, v, &c.slo);
         }
       });
+  CheckRules(r, rules, c, &c.rules);
+  if (canary_node && c.strategy != "canary") {
+    r.Problem(*canary_node, "canary",
+              "only used with strategy: canary (strategy is " + c.strategy + ")");
+  }
+  if (c.strategy == "canary" && c.canary.steps.empty()) c.canary.steps = DefaultCanarySteps();
   if (smoke_node) ReadSmokeTests(r, *smoke_node, c.smoke_test_timeout, &c.smoke_tests);
   if (root.IsMap()) {
     if (!root["name"]) r.Problem(root, "name", "missing; e.g. name: shop");
@@ -932,11 +1503,96 @@ class Canon {
     Add(k + ".healthy_threshold", static_cast<int64_t>(p.healthy_threshold));
     Add(k + ".unhealthy_threshold", static_cast<int64_t>(p.unhealthy_threshold));
   }
+  // Shortest text that reads back as the same double: the same value always gives the same text.
+  void Number(std::string_view key, double value) {
+    char buffer[64];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    Add(key, ec == std::errc() ? std::string_view(buffer, end - buffer) : std::string_view("?"));
+  }
   std::string Take() { return std::move(out_); }
 
  private:
   std::string out_;
 };
+
+// The keys of rules, canary, sources and SLOs. Rules are canonical in their resolved form (name,
+// min_samples and window filled in), so spelling a default out does not change the text.
+std::string JudgementCanon(const ServiceConfig& c) {
+  Canon k;
+  k.Add("strategy", c.strategy);
+  k.Add("canary.steps.count", static_cast<int64_t>(c.canary.steps.size()));
+  for (const auto& step : c.canary.steps) {
+    k.Add("canary.step.weight_bp", static_cast<int64_t>(step.weight_bp));
+    k.Add("canary.step.for", step.duration);
+  }
+  const judge::CanaryJudgeConfig& j = c.canary.judge;
+  k.Number("canary.alpha", j.alpha);
+  k.Number("canary.error_margin", j.error_margin);
+  k.Number("canary.error_relative_margin", j.error_relative_margin);
+  k.Add("canary.latency", j.judge_latency);
+  k.Number("canary.latency_percentile", j.latency_percentile);
+  k.Number("canary.latency_margin", j.latency_margin);
+  k.Number("canary.latency_relative_margin", j.latency_relative_margin);
+  k.Add("canary.min_requests", static_cast<int64_t>(j.min_samples));
+  k.Add("canary.max_step_time", std::chrono::duration_cast<Millis>(j.max_duration));
+  k.Add("canary.end_policy", judge::EndPolicyName(j.end_policy));
+  k.Add("rules.count", static_cast<int64_t>(c.rules.size()));
+  for (const auto& rc : c.rules) {
+    Result<judge::Rule> rule = judge::MakeRule(rc);
+    k.Add("rule.name", rule.ok() ? rule->name : rc.name);
+    k.Add("rule.when", rule.ok() ? rule->expr.text : rc.expr);
+    k.Add("rule.severity", judge::SeverityName(rc.severity));
+    k.Add("rule.min_samples",
+          static_cast<int64_t>(rule.ok() ? rule->min_samples : rc.min_samples.value_or(0)));
+    k.Add("rule.on_insufficient_data", judge::InsufficientDataPolicyName(rc.on_insufficient_data));
+    k.Add("rule.window", rule.ok() ? Millis(rule->window) : rc.window.value_or(Millis(0)));
+  }
+  k.Add("analysis_interval", c.analysis_interval);
+  k.Add("dependencies.count", static_cast<int64_t>(c.dependencies.size()));
+  for (const auto& d : c.dependencies) {
+    k.Add("dependency.name", d.name);
+    k.Add("dependency.interval", d.interval);
+    k.Add("dependency.timeout", d.timeout);
+    std::visit(
+        [&](const auto& check) {
+          using T = std::decay_t<decltype(check)>;
+          if constexpr (std::is_same_v<T, sources::TcpCheck>) {
+            k.Add("dependency.tcp", check.address);
+            k.Add("dependency.tcp.timeout", check.timeout);
+          } else if constexpr (std::is_same_v<T, sources::HttpCheck>) {
+            k.Add("dependency.http", check.url);
+            k.Add("dependency.http.min_status", static_cast<int64_t>(check.min_status));
+            k.Add("dependency.http.max_status", static_cast<int64_t>(check.max_status));
+            k.Add("dependency.http.timeout", check.timeout);
+          } else if constexpr (std::is_same_v<T, sources::PostgresCheck>) {
+            k.Add("dependency.postgres", check.conninfo);
+            k.Add("dependency.postgres.connect_timeout", check.connect_timeout);
+            k.Add("dependency.postgres.statement_timeout", check.statement_timeout);
+          } else {
+            k.Add("dependency.command.argc", static_cast<int64_t>(check.argv.size()));
+            for (const auto& word : check.argv) k.Add("dependency.command.arg", word);
+            k.Add("dependency.command.timeout", check.timeout);
+            k.Add("dependency.command.working_dir", check.working_dir);
+          }
+        },
+        d.check);
+  }
+  k.Add("prometheus.url", c.prometheus.url);
+  k.Add("prometheus.timeout", c.prometheus.timeout);
+  k.Add("prometheus.retries", static_cast<int64_t>(c.prometheus.retries));
+  k.Pairs("prometheus.queries", c.prometheus.queries);
+  k.Add("slo.count", static_cast<int64_t>(c.slo.objectives.size()));
+  for (const auto& o : c.slo.objectives) {
+    k.Add("slo.name", o.name);
+    k.Add("slo.kind",
+          std::string_view(o.kind == judge::SloObjective::Kind::kAvailability ? "availability"
+                                                                              : "latency"));
+    k.Number("slo.target", o.target);
+    k.Add("slo.period_s", static_cast<int64_t>(o.period.count()));
+    k.Number("slo.latency_threshold_us", o.latency_threshold_us);
+  }
+  return k.Take();
+}
 
 }  // namespace
 
@@ -1036,7 +1692,12 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   k.Add("router.override_secret", c.router.override_secret);
   k.Add("router.workers", static_cast<int64_t>(c.router.workers));
   k.Add("state_dir", c.state_dir);
-  return k.Take();
+  // Appended only when it differs from the defaults: a file that uses none of these keys keeps
+  // the hash its revisions were recorded with before the keys existed.
+  std::string judgement = JudgementCanon(c);
+  static const std::string kDefaultJudgement = JudgementCanon(ServiceConfig{});
+  if (judgement == kDefaultJudgement) return k.Take();
+  return k.Take() + judgement;
 }
 
 std::string ConfigHash(const ServiceConfig& config) {

@@ -116,10 +116,11 @@ struct PreDeployCheck {
 // strategy: a canary step judged good, a deployment paused or resumed (`turnout pause/resume`),
 // a canary promoted to all traffic, and a warning-severity rule firing.
 inline constexpr std::string_view kHookEvents[] = {
-    "deploy_started", "pre_checks_passed", "awaiting_approval", "ready",
-    "smoke_passed",   "switched",          "succeeded",         "rolled_back",
-    "failed",         "aborted",           "canary_step_passed", "paused",
-    "resumed",        "promoted",          "warning"};
+    "deploy_started", "pre_checks_passed",  "awaiting_approval",
+    "ready",          "smoke_passed",       "switched",
+    "succeeded",      "rolled_back",        "failed",
+    "aborted",        "canary_step_passed", "paused",
+    "resumed",        "promoted",           "warning"};
 
 struct WebhookConfig {
   std::string url;       // http:// or https://
@@ -197,9 +198,9 @@ struct DependencyConfig {
 
 // prometheus: where `metric NAME` rules get their values (an instant query per evaluation).
 struct PrometheusConfig {
-  std::string url;        // http:// or https:// base URL. Default: "" (not used)
-  Millis timeout{5000};   // per attempt. Default: 5s
-  int retries = 2;        // extra attempts, 0..10. Default: 2
+  std::string url;       // http:// or https:// base URL. Default: "" (not used)
+  Millis timeout{5000};  // per attempt. Default: 5s
+  int retries = 2;       // extra attempts, 0..10. Default: 2
   // name -> PromQL, in file order; a `metric NAME` rule needs NAME here (and a url). Default: none
   std::vector<std::pair<std::string, std::string>> queries;
 };
@@ -241,7 +242,7 @@ struct ServiceConfig {
   // Keys of an item: name, when, severity (warning|critical), min_samples,
   // on_insufficient_data (wait|pass|fail), window. Default: none
   std::vector<judge::RuleConfig> rules;
-  Millis analysis_interval{1000};  // 100ms .. 1m. Default: 1s
+  Millis analysis_interval{1000};              // 100ms .. 1m. Default: 1s
   std::vector<DependencyConfig> dependencies;  // Default: none
   PrometheusConfig prometheus;
   SloConfig slo;
@@ -265,6 +266,5 @@ std::string ConfigHash(const ServiceConfig& config);
 // The commented example `turnout init` writes (for the demo app, turnout-demo-app). It parses
 // and validates; every key is explained.
 std::string ExampleServiceConfig();
-
 
 }  // namespace turnout::service
