@@ -1058,8 +1058,21 @@ std::vector<RuleNode> ReadRules(Reader& r, const YAML::Node& n) {
 }
 
 // Rules are checked once the whole file is read: they name dependencies and queries.
-void CheckRules(Reader& r, std::vector<RuleNode>& nodes, const ServiceConfig& c,
-                std::vector<judge::RuleConfig>* out) {
+// The names in `names`, comma separated.
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Rules are checked once the whole file is read: they name dependencies and queries.
+// `dependency_names` holds every name declared under dependencies, also those of entries that
+// were refused for another reason (so the rule is not blamed for their mistake).
+void CheckRules(Reader& r, std::vector<RuleNode>& nodes,
+                const std::vector<std::string>& dependency_names,
+                const PrometheusConfig& prometheus, std::vector<judge::RuleConfig>* out) {
+  std::vector<std::string> query_names;
+  for (const auto& q : prometheus.queries) query_names.push_back(q.first);
   std::set<std::string> names;
   for (RuleNode& node : nodes) {
     if (!node.ok) continue;
@@ -1080,31 +1093,31 @@ void CheckRules(Reader& r, std::vector<RuleNode>& nodes, const ServiceConfig& c,
       continue;
     }
     const judge::Expression& e = rule->expr;
-    if (e.kind == judge::Expression::Kind::kDependencyUnavailable &&
-        std::none_of(c.dependencies.begin(), c.dependencies.end(),
-                     [&](const DependencyConfig& d) { return d.name == e.name; })) {
-      std::string known;
-      for (const auto& d : c.dependencies) known += (known.empty() ? "" : ", ") + d.name;
-      r.Problem(node.when, when_path,
-                "names dependency '" + e.name + "', which is not declared under dependencies (" +
-                    (known.empty() ? "none are" : "declared: " + known) + ")");
+    const auto declared = [&](const std::vector<std::string>& list) {
+      return std::find(list.begin(), list.end(), e.name) != list.end();
+    };
+    if (e.kind == judge::Expression::Kind::kDependencyUnavailable && !declared(dependency_names)) {
+      r.Problem(
+          node.when, when_path,
+          "names dependency '" + e.name + "', which is not declared under dependencies (" +
+              (dependency_names.empty() ? "none are" : "declared: " + JoinNames(dependency_names)) +
+              ")");
       continue;
     }
-    if (e.kind == judge::Expression::Kind::kExternalMetric &&
-        std::none_of(c.prometheus.queries.begin(), c.prometheus.queries.end(),
-                     [&](const auto& q) { return q.first == e.name; })) {
-      std::string known;
-      for (const auto& q : c.prometheus.queries) known += (known.empty() ? "" : ", ") + q.first;
-      r.Problem(node.when, when_path,
-                "names metric '" + e.name + "', which is not a query under prometheus.queries (" +
-                    (known.empty() ? "there are none" : "queries: " + known) + ")");
+    if (e.kind == judge::Expression::Kind::kExternalMetric && !declared(query_names)) {
+      r.Problem(
+          node.when, when_path,
+          "names metric '" + e.name + "', which is not a query under prometheus.queries (" +
+              (query_names.empty() ? "there are none" : "queries: " + JoinNames(query_names)) +
+              ")");
       continue;
     }
     out->push_back(std::move(node.config));
   }
 }
 
-void ReadDependencies(Reader& r, const YAML::Node& n, std::vector<DependencyConfig>* out) {
+void ReadDependencies(Reader& r, const YAML::Node& n, std::vector<DependencyConfig>* out,
+                      std::vector<std::string>* declared) {
   std::set<std::string> names;
   ForEachItem(
       r, n, "dependencies", "a list of dependency checks",
@@ -1125,6 +1138,7 @@ void ReadDependencies(Reader& r, const YAML::Node& n, std::vector<DependencyConf
                 if (s && !names.insert(*s).second) {
                   return r.Problem(v, full, "'" + *s + "' names two dependencies");
                 }
+                if (s) declared->push_back(*s);
                 Set(s, &d.name);
               } else if (key == "interval") {
                 Set(r.Duration(v, full, false), &d.interval);
@@ -1294,6 +1308,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
   std::optional<YAML::Node> smoke_node;
   std::optional<YAML::Node> canary_node;
   std::vector<RuleNode> rules;
+  std::vector<std::string> dependency_names;
   r.ForEach(
       root, "",
       {"name",
@@ -1413,14 +1428,14 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           }
           Set(d, &c.analysis_interval);
         } else if (key == "dependencies") {
-          ReadDependencies(r, v, &c.dependencies);
+          ReadDependencies(r, v, &c.dependencies, &dependency_names);
         } else if (key == "prometheus") {
           ReadPrometheus(r, v, &c.prometheus);
         } else if (key == "slo") {
           ReadSlo(r, v, &c.slo);
         }
       });
-  CheckRules(r, rules, c, &c.rules);
+  CheckRules(r, rules, dependency_names, c.prometheus, &c.rules);
   if (canary_node && c.strategy != "canary") {
     r.Problem(*canary_node, "canary",
               "only used with strategy: canary (strategy is " + c.strategy + ")");

@@ -995,6 +995,10 @@ TEST(ServiceConfigJudgementErrorTest, RulesNameDeclaredSources) {
                         "prometheus: {url: 'http://p:9090', queries: {cpu: x, mem: y}}\n"),
             "turnout.yaml:5: rules[0]: names metric 'conns', which is not a query under "
             "prometheus.queries (queries: cpu, mem)");
+  // A dependency refused for its own mistake is still declared: only its mistake is reported.
+  EXPECT_EQ(ErrorOf(m + "dependencies: [{name: db, tcp: nowhere}]\nrules: [dependency db down]\n"),
+            "turnout.yaml:4: dependencies[0].tcp: expected host:port such as 127.0.0.1:5432, got "
+            "'nowhere'");
   // Declared after the rules in the file: order does not matter.
   ServiceConfig c = Parse(m +
                           "rules:\n  - dependency db down\n  - metric cpu > 1\n"
