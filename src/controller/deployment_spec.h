@@ -88,9 +88,9 @@ struct DeploymentSpec {
 
   // Readiness: GET readiness_path must answer 2xx on every new instance within ready_deadline
   // (measured from entering WaitingReady, by the controller's clock).
-  std::string readiness_path = "/ready";  // Default: /ready
-  Millis ready_deadline{30000};           // Default: 30 s
-  std::vector<SmokeCheck> smoke_checks;   // Default: none
+  std::string readiness_path = "/ready";   // Default: /ready
+  Millis ready_deadline{30000};            // Default: 30 s
+  std::vector<SmokeCheck> smoke_checks;    // Default: none
   std::vector<PreDeployCheck> pre_deploy;  // run in PreChecks, in order. Default: none
   // Wait in AwaitingApproval after the smoke tests until Engine::Approve. Default: false
   bool manual_approval = false;
@@ -100,7 +100,7 @@ struct DeploymentSpec {
   // During bake, this many failed readiness probes in a row on a new instance (or any instance
   // exiting) switches traffic back. Default: 3
   int bake_failure_threshold = 3;
-  Millis bake_time{60000};          // Default: 60 s
+  Millis bake_time{60000};  // Default: 60 s
 
   // "blue_green": after the smoke tests all traffic moves at once. "canary": the new slot first
   // gets canary_steps[0].weight_bp of the traffic (sticky per client), then each following

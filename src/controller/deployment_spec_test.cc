@@ -313,5 +313,36 @@ TEST(DeploymentSpecTest, DecodeRefusesMalformedJsonWithoutThrowing) {
   EXPECT_EQ(DecodeSpec("[1,2]").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(DeploymentSpecTest, CanaryFieldsRoundTripAndOldSpecsAreBlueGreen) {
+  DeploymentSpec s = Valid();
+  s.strategy = "canary";
+  s.canary_steps = {CanaryStep{500, Millis(300000)}, CanaryStep{2500, Millis(600000)}};
+  s.analysis_interval = Millis(250);
+  ASSERT_TRUE(ValidateDeploymentSpec(s).ok()) << ValidateDeploymentSpec(s).ToString();
+  Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeSpec(*back), EncodeSpec(s));
+  EXPECT_EQ(back->strategy, "canary");
+  ASSERT_EQ(back->canary_steps.size(), 2u);
+  EXPECT_EQ(back->canary_steps[1].weight_bp, 2500u);
+  EXPECT_EQ(back->canary_steps[1].duration, Millis(600000));
+  EXPECT_EQ(back->analysis_interval, Millis(250));
+
+  // A spec saved before the canary existed is a blue/green one.
+  nlohmann::json old = nlohmann::json::parse(EncodeSpec(Valid()));
+  old.erase("strategy");
+  old.erase("canary_steps");
+  old.erase("analysis_interval_ms");
+  Result<DeploymentSpec> decoded = DecodeSpec(old.dump());
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->strategy, "blue_green");
+  EXPECT_TRUE(decoded->canary_steps.empty());
+  EXPECT_EQ(decoded->analysis_interval, Millis(1000));
+
+  nlohmann::json bad = nlohmann::json::parse(EncodeSpec(s));
+  bad["canary_steps"][0] = {{"weight_bp", "five"}};
+  EXPECT_EQ(DecodeSpec(bad.dump()).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace turnout::controller

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 #include <utility>
 
 #include "controller/http_probe.h"
@@ -25,6 +26,80 @@ constexpr std::string_view kStateStepPrefix = "state:";
 
 std::string SpecKey(int64_t deployment_id) {
   return std::string(kSpecKeyPrefix) + std::to_string(deployment_id);
+}
+
+// The gates' persisted state (see engine.h): the current canary step and its timer, the pause,
+// and the paused time of the bake.
+constexpr std::string_view kCanaryKeyPrefix = "controller.canary.";
+constexpr std::string_view kPausedKeyPrefix = "controller.paused.";
+constexpr std::string_view kBakeKeyPrefix = "controller.bake.";
+
+std::string KeyFor(std::string_view prefix, int64_t deployment_id) {
+  return std::string(prefix) + std::to_string(deployment_id);
+}
+
+int64_t WallMs(Clock::WallTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+Clock::WallTime FromWallMs(int64_t ms) {
+  return Clock::WallTime(
+      std::chrono::duration_cast<Clock::Duration>(std::chrono::milliseconds(ms)));
+}
+
+int64_t Ms(Clock::Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// 500 -> "5 %", 250 -> "2.5 %", 1 -> "0.01 %".
+std::string Percent(uint32_t bp) {
+  std::string out = std::to_string(bp / 100);
+  if (bp % 100 != 0) {
+    std::string frac = std::to_string(100 + bp % 100).substr(1);
+    if (frac.back() == '0') frac.pop_back();
+    out += "." + frac;
+  }
+  return out + " %";
+}
+
+std::string_view VerdictKindName(AnalysisVerdict::Kind k) {
+  switch (k) {
+    case AnalysisVerdict::Kind::kContinue:
+      return "continue";
+    case AnalysisVerdict::Kind::kPromote:
+      return "promote";
+    case AnalysisVerdict::Kind::kRollback:
+      return "rollback";
+    case AnalysisVerdict::Kind::kWarn:
+      return "warn";
+  }
+  return "unknown";
+}
+
+// A persisted setting as a JSON object; nullopt when absent or not an object (never throws).
+Result<std::optional<nlohmann::json>> LoadJsonSetting(state::StateStore& store,
+                                                      const std::string& key) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> text, store.GetSetting(key));
+  if (!text) return std::optional<nlohmann::json>();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Internal("setting " + key + " is not a JSON object: " + *text);
+  }
+  return std::optional<nlohmann::json>(std::move(j));
+}
+
+// A field of a persisted setting, or `fallback` when it is missing or of another type.
+template <typename T>
+T Field(const nlohmann::json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->template get<bool>() : fallback;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->template get<std::string>() : fallback;
+  } else {
+    return it->is_number_integer() ? it->template get<T>() : fallback;
+  }
 }
 
 bool PreSwitch(DeploymentState s) {
@@ -193,6 +268,13 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   previous_revision_ = service.ok() ? service->active_revision : 0;
   pre_deploy_next_ = 0;
   expedite_scale_down_ = false;
+  paused_ = false;
+  paused_by_.clear();
+  canary_started_ = false;
+  canary_step_ = 0;
+  canary_weight_applied_ = false;
+  last_analysis_.reset();
+  StartPhase();
   new_instances_.clear();
   old_instances_.clear();
   TURNOUT_RETURN_IF_ERROR(LoadInstances());
@@ -215,6 +297,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
                            store_.Transitions(active->id));
   switched_ = std::any_of(transitions.begin(), transitions.end(),
                           [](const auto& t) { return t.to == DeploymentState::kSwitching; });
+  canary_started_ = std::any_of(transitions.begin(), transitions.end(),
+                                [](const auto& t) { return t.to == DeploymentState::kCanary; });
   state_step_id_ = 0;
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
   for (const auto& step : steps) {
@@ -246,6 +330,7 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
     return deployment_;
   }
   TURNOUT_ASSIGN_OR_RETURN(spec_, DecodeSpec(*spec_json));
+  TURNOUT_RETURN_IF_ERROR(LoadGates());
   TURNOUT_RETURN_IF_ERROR(LoadInstances());
   for (auto* list : {&new_instances_, &old_instances_}) {
     for (auto& i : *list) {
@@ -297,6 +382,8 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   deployment_ = std::move(d);
   entered_ = clock_.Now();
   if (to == DeploymentState::kSwitching) switched_ = true;
+  if (to == DeploymentState::kCanary) canary_started_ = true;
+  if (to == DeploymentState::kBaking) StartPhase();
   // Each state is also a step record, for its timing in the history. The transition above is
   // what recovery relies on; a crash between it and these writes only loses a step's timing.
   if (state_step_id_ != 0) {
@@ -319,7 +406,8 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   } else if (left == DeploymentState::kWaitingReady && to == DeploymentState::kSmokeTesting) {
     Emit("ready", why);
   } else if (left == DeploymentState::kSmokeTesting &&
-             (to == DeploymentState::kSwitching || to == DeploymentState::kAwaitingApproval)) {
+             (to == DeploymentState::kSwitching || to == DeploymentState::kAwaitingApproval ||
+              to == DeploymentState::kCanary)) {
     Emit("smoke_passed", why);
     if (to == DeploymentState::kAwaitingApproval) Emit("awaiting_approval", why);
   } else if (left == DeploymentState::kSwitching && to == DeploymentState::kBaking) {
@@ -334,12 +422,13 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   return Status::Ok();
 }
 
-void Engine::Emit(std::string_view name, std::string detail) {
+void Engine::Emit(std::string_view name, std::string detail, std::string evidence_json) {
   if (!options_.on_event) return;
   EngineEvent event;
   event.name = std::string(name);
   event.deployment = *deployment_;
   event.detail = std::move(detail);
+  event.evidence_json = std::move(evidence_json);
   options_.on_event(event);
 }
 
@@ -455,7 +544,7 @@ Result<StepReport> Engine::Step() {
     case DeploymentState::kAwaitingApproval:
       return StepAwaitingApproval();
     case DeploymentState::kCanary:
-      return Internal("canary: not implemented yet");
+      return StepCanary();
     case DeploymentState::kSwitching:
       return StepSwitching();
     case DeploymentState::kBaking:
@@ -650,7 +739,7 @@ Result<StepReport> Engine::StepSmokeTesting() {
     TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kAwaitingApproval, passed));
     return Report("waiting for approval: run `turnout approve`");
   }
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSwitching, passed));
+  TURNOUT_RETURN_IF_ERROR(LeaveSmokeTests(passed));
   return Report("");
 }
 
@@ -735,15 +824,268 @@ Result<StepReport> Engine::StepBaking() {
                            std::to_string(i.probe_failures) + " readiness probes during bake");
     }
   }
-  const Clock::Duration left = spec_.bake_time - Elapsed();
-  if (left <= Clock::Duration::zero()) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze(true));
+  if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
+    return BeginRollback("analysis during bake: " + verdict->reason);
+  }
+  const Clock::Duration left = spec_.bake_time - PhaseElapsed();
+  if (!paused_ && left <= Clock::Duration::zero()) {
     TURNOUT_RETURN_IF_ERROR(
         Transition(DeploymentState::kScalingDown, "baked " + Seconds(spec_.bake_time)));
     return Report("");
   }
   WaitForExit();
-  return Report("baking " + deployment_->version + " on " + deployment_->target_slot + ", " +
-                Seconds(left) + " left");
+  std::string what = "baking " + deployment_->version + " on " + deployment_->target_slot + ", " +
+                     Seconds(left) + " left";
+  if (paused_) what = "paused by " + paused_by_ + " (run `turnout resume`): " + what;
+  return Report(std::move(what));
+}
+
+Result<StepReport> Engine::StepCanary() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+  if (exited) return BeginRollback(*exited + " during the canary");
+  const CanaryStep& step = spec_.canary_steps[static_cast<size_t>(canary_step_)];
+  if (!canary_weight_applied_) {
+    // Idempotent: the router keeps the canary's seed (and so every client's side) when the slot
+    // is already the canary; a resumed engine re-applies the recorded step's weight.
+    TURNOUT_RETURN_IF_ERROR(
+        router_.SetCanaryWeight(deployment_->target_slot, step.weight_bp).status());
+    canary_weight_applied_ = true;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze(false));
+  if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
+    return BeginRollback("analysis at " + CanaryLabel() + ": " + verdict->reason);
+  }
+  if (verdict && verdict->kind == AnalysisVerdict::Kind::kPromote) {
+    TURNOUT_RETURN_IF_ERROR(AdvanceCanary("canary_step_passed",
+                                          CanaryLabel() + " passed early: " + verdict->reason,
+                                          verdict->evidence_json));
+    return Report("");
+  }
+  const Clock::Duration left = step.duration - PhaseElapsed();
+  if (!paused_ && left <= Clock::Duration::zero()) {
+    TURNOUT_RETURN_IF_ERROR(AdvanceCanary("canary_step_passed",
+                                          CanaryLabel() + " passed after " + Seconds(step.duration),
+                                          last_evidence_));
+    return Report("");
+  }
+  WaitForExit();
+  std::string what =
+      CanaryLabel() + " of traffic on " + deployment_->target_slot + ", " + Seconds(left) + " left";
+  if (paused_) what = "paused by " + paused_by_ + " (run `turnout resume`): " + what;
+  return Report(std::move(what));
+}
+
+std::string Engine::CanaryLabel() const {
+  return "canary step " + std::to_string(canary_step_ + 1) + "/" +
+         std::to_string(spec_.canary_steps.size()) + " (" +
+         Percent(spec_.canary_steps[static_cast<size_t>(canary_step_)].weight_bp) + ")";
+}
+
+Status Engine::LeaveSmokeTests(std::string reason) {
+  if (spec_.strategy != "canary") return Transition(DeploymentState::kSwitching, std::move(reason));
+  if (deployment_->previous_slot.empty()) {
+    return Transition(DeploymentState::kSwitching,
+                      reason + "; first deployment: no stable version to run a canary beside");
+  }
+  // The step is on record before the state says Canary: a resumed engine always finds it.
+  TURNOUT_RETURN_IF_ERROR(StartCanaryStep(0, /*apply=*/false));
+  return Transition(DeploymentState::kCanary, reason + "; " + CanaryLabel());
+}
+
+void Engine::StartPhase() {
+  phase_started_ = clock_.Now();
+  phase_started_wall_ = clock_.WallNow();
+  phase_paused_ = Clock::Duration::zero();
+  warned_.clear();
+  promote_held_recorded_ = false;
+  last_evidence_.clear();
+}
+
+Clock::Duration Engine::PhaseElapsed() const {
+  const Clock::TimePoint now = clock_.Now();
+  Clock::Duration d = now - phase_started_ - phase_paused_;
+  if (paused_) d -= now - std::max(paused_since_, phase_started_);
+  return std::max(d, Clock::Duration::zero());
+}
+
+Status Engine::StartCanaryStep(int step, bool apply) {
+  const int previous = canary_step_;
+  canary_step_ = step;
+  StartPhase();
+  Status saved = SaveCanaryProgress();
+  if (!saved.ok()) {
+    canary_step_ = previous;
+    return saved;
+  }
+  canary_weight_applied_ = false;
+  if (apply) {
+    TURNOUT_RETURN_IF_ERROR(
+        router_
+            .SetCanaryWeight(deployment_->target_slot,
+                             spec_.canary_steps[static_cast<size_t>(step)].weight_bp)
+            .status());
+    canary_weight_applied_ = true;
+  }
+  return Status::Ok();
+}
+
+Status Engine::SaveCanaryProgress() {
+  nlohmann::json j = {{"step", canary_step_},
+                      {"started_at_ms", WallMs(phase_started_wall_)},
+                      {"paused_ms", Ms(phase_paused_)}};
+  return store_.PutSetting(KeyFor(kCanaryKeyPrefix, deployment_->id), j.dump());
+}
+
+Status Engine::AdvanceCanary(std::string_view event, std::string why, std::string evidence) {
+  const size_t next = static_cast<size_t>(canary_step_) + 1;
+  if (next < spec_.canary_steps.size()) {
+    TURNOUT_RETURN_IF_ERROR(StartCanaryStep(static_cast<int>(next), /*apply=*/true));
+    Emit(event, why + "; now " + CanaryLabel(), std::move(evidence));
+    return Status::Ok();
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSwitching, why + "; switching to 100 %"));
+  Emit(event, deployment_->reason, std::move(evidence));
+  return Status::Ok();
+}
+
+Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis(bool bake) {
+  if (!options_.analyze) return std::optional<AnalysisVerdict>();
+  const Clock::TimePoint now = clock_.Now();
+  if (last_analysis_ && now - *last_analysis_ < spec_.analysis_interval) {
+    return std::optional<AnalysisVerdict>();
+  }
+  last_analysis_ = now;
+  AnalysisRequest req;
+  req.deployment = &*deployment_;
+  req.phase = bake ? "bake" : "canary";
+  req.step = bake ? -1 : canary_step_;
+  req.weight_bp =
+      bake ? kFullWeightBp : spec_.canary_steps[static_cast<size_t>(canary_step_)].weight_bp;
+  req.step_elapsed = PhaseElapsed();
+  req.step_duration =
+      bake ? Clock::Duration(spec_.bake_time)
+           : Clock::Duration(spec_.canary_steps[static_cast<size_t>(canary_step_)].duration);
+  req.step_started = now - req.step_elapsed;
+  req.stable_slot = deployment_->previous_slot;
+  req.new_slot = deployment_->target_slot;
+  AnalysisVerdict v = options_.analyze(req);
+  if (!v.evidence_json.empty()) last_evidence_ = v.evidence_json;
+  return std::optional<AnalysisVerdict>(std::move(v));
+}
+
+Result<std::optional<AnalysisVerdict>> Engine::Analyze(bool bake) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, ConsultAnalysis(bake));
+  if (!verdict) return verdict;
+  switch (verdict->kind) {
+    case AnalysisVerdict::Kind::kContinue:
+      return std::optional<AnalysisVerdict>();
+    case AnalysisVerdict::Kind::kRollback:
+      TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+      return verdict;
+    case AnalysisVerdict::Kind::kWarn:
+      if (std::find(warned_.begin(), warned_.end(), verdict->reason) == warned_.end()) {
+        warned_.push_back(verdict->reason);
+        TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+        Emit("warning", verdict->reason, verdict->evidence_json);
+      }
+      return std::optional<AnalysisVerdict>();
+    case AnalysisVerdict::Kind::kPromote:
+      if (!bake && !paused_) {
+        TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+        return verdict;
+      }
+      // The bake time is the least watch after the switch, and a pause is a person's hold: only
+      // a person ends either early. Recorded once, not every interval.
+      if (!promote_held_recorded_) {
+        promote_held_recorded_ = true;
+        TURNOUT_RETURN_IF_ERROR(RecordVerdict(
+            bake, *verdict,
+            bake ? "ignored: the bake ends by time or `turnout promote`" : "held: paused"));
+      }
+      return std::optional<AnalysisVerdict>();
+  }
+  return std::optional<AnalysisVerdict>();
+}
+
+Status Engine::RecordVerdict(bool bake, const AnalysisVerdict& verdict, std::string_view note) {
+  const std::string name = "analysis:" + std::string(bake ? "bake" : "canary") + ":" +
+                           std::to_string(bake ? -1 : canary_step_);
+  nlohmann::json detail = {
+      {"verdict", VerdictKindName(verdict.kind)},
+      {"reason", verdict.reason},
+      {"weight_bp",
+       bake ? kFullWeightBp : spec_.canary_steps[static_cast<size_t>(canary_step_)].weight_bp},
+      {"step_elapsed_ms", Ms(PhaseElapsed())}};
+  if (!note.empty()) detail["note"] = std::string(note);
+  if (!verdict.evidence_json.empty()) {
+    nlohmann::json evidence =
+        nlohmann::json::parse(verdict.evidence_json, nullptr, /*allow_exceptions=*/false);
+    detail["evidence"] = evidence.is_discarded() ? nlohmann::json(verdict.evidence_json) : evidence;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id, store_.BeginStep(deployment_->id, name, "{}"));
+  return store_.FinishStep(step_id,
+                           verdict.kind == AnalysisVerdict::Kind::kRollback
+                               ? state::StepOutcome::kFailed
+                               : state::StepOutcome::kOk,
+                           JsonText(detail));
+}
+
+Status Engine::LoadGates() {
+  const int64_t id = deployment_->id;
+  const Clock::TimePoint now = clock_.Now();
+  const state::WallTime wall_now = clock_.WallNow();
+  // Wall time carried over the restart, mapped onto this engine's monotonic clock.
+  auto to_local = [&](state::WallTime t) {
+    return now - std::max(Clock::Duration::zero(), wall_now - t);
+  };
+  paused_ = false;
+  paused_by_.clear();
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> paused,
+                           LoadJsonSetting(store_, KeyFor(kPausedKeyPrefix, id)));
+  if (paused && Field(*paused, "paused", false)) {
+    paused_ = true;
+    paused_by_ = Field(*paused, "by", std::string());
+    paused_since_ = to_local(FromWallMs(Field<int64_t>(*paused, "since_ms", WallMs(wall_now))));
+  }
+  StartPhase();
+  canary_step_ = 0;
+  canary_weight_applied_ = false;
+  last_analysis_.reset();
+  if (deployment_->state == DeploymentState::kCanary) {
+    phase_started_ = entered_;
+    phase_started_wall_ = wall_now - (now - entered_);
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> progress,
+                             LoadJsonSetting(store_, KeyFor(kCanaryKeyPrefix, id)));
+    if (progress) {
+      const int64_t step = Field<int64_t>(*progress, "step", 0);
+      if (step < 0 || static_cast<size_t>(step) >= spec_.canary_steps.size()) {
+        return Internal("setting " + KeyFor(kCanaryKeyPrefix, id) + " names step " +
+                        std::to_string(step) + " of " + std::to_string(spec_.canary_steps.size()));
+      }
+      canary_step_ = static_cast<int>(step);
+      phase_started_wall_ =
+          FromWallMs(Field<int64_t>(*progress, "started_at_ms", WallMs(phase_started_wall_)));
+      phase_started_ = to_local(phase_started_wall_);
+      phase_paused_ = std::chrono::milliseconds(Field<int64_t>(*progress, "paused_ms", 0));
+    }
+  } else if (deployment_->state == DeploymentState::kBaking) {
+    phase_started_ = entered_;
+    phase_started_wall_ = wall_now - (now - entered_);
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> bake,
+                             LoadJsonSetting(store_, KeyFor(kBakeKeyPrefix, id)));
+    if (bake) phase_paused_ = std::chrono::milliseconds(Field<int64_t>(*bake, "paused_ms", 0));
+  }
+  return Status::Ok();
+}
+
+Status Engine::RequireGateState(std::string_view what) const {
+  if (!deployment_) return FailedPrecondition("no deployment to " + std::string(what));
+  const DeploymentState s = deployment_->state;
+  if (s == DeploymentState::kCanary || s == DeploymentState::kBaking) return Status::Ok();
+  return FailedPrecondition("deployment " + std::to_string(deployment_->id) + " is " +
+                            std::string(state::DeploymentStateName(s)) + "; " + std::string(what) +
+                            " is possible in canary and baking only");
 }
 
 Result<StepReport> Engine::StepScalingDown() {
@@ -779,25 +1121,31 @@ Result<StepReport> Engine::StepRollingBack() {
   const std::string& slot = deployment_->target_slot;
   const std::string& old_slot = deployment_->previous_slot;
   bool back = false;
-  if (switched_) {
+  // A canary that never switched left the old slot active: going back only clears the canary.
+  const bool moved = switched_ || canary_started_;
+  if (moved) {
     if (old_slot.empty()) {
       // A first deployment has nothing to go back to; leave the router as it is.
     } else {
       // Switching back to a slot whose instances are gone would turn a degraded version into
       // an outage: then the new version keeps serving and the deployment fails.
-      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
-      if (cold) {
-        TURNOUT_RETURN_IF_ERROR(Transition(
-            DeploymentState::kFailed,
-            "cannot switch back: " + *cold + "; " + deployment_->version + " keeps serving"));
-        return Report("");
+      if (switched_) {
+        TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
+        if (cold) {
+          TURNOUT_RETURN_IF_ERROR(Transition(
+              DeploymentState::kFailed,
+              "cannot switch back: " + *cold + "; " + deployment_->version + " keeps serving"));
+          return Report("");
+        }
       }
       TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
       if (policy.active != old_slot || policy.canary) {
         TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
       }
-      TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, old_slot, previous_revision_,
-                                               "rolled back from " + deployment_->version));
+      if (switched_) {
+        TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, old_slot, previous_revision_,
+                                                 "rolled back from " + deployment_->version));
+      }
       back = true;
       TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
       if (!status.drained) {
@@ -808,10 +1156,10 @@ Result<StepReport> Engine::StepRollingBack() {
   }
   // The new slot's addresses stay in the router (it refuses an empty list); the slot gets no
   // traffic and the next deployment to it replaces them.
-  if (!switched_ || back) {
+  if (!moved || back) {
     for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
   }
-  if (switched_ && !back) {
+  if (moved && !back) {
     TURNOUT_RETURN_IF_ERROR(Transition(
         DeploymentState::kFailed,
         "no previous version to switch back to; " + deployment_->version + " keeps serving"));
@@ -837,7 +1185,7 @@ Status Engine::Approve(std::string_view actor) {
                               std::string(state::DeploymentStateName(deployment_->state)) +
                               ", not awaiting approval");
   }
-  return Transition(DeploymentState::kSwitching, "approved by " + std::string(actor));
+  return LeaveSmokeTests("approved by " + std::string(actor));
 }
 
 Status Engine::Abort(std::string_view actor) {
@@ -860,19 +1208,62 @@ Status Engine::ExpediteScaleDown(std::string_view reason) {
 }
 
 Status Engine::Pause(std::string_view actor) {
-  (void)actor;
-  return FailedPrecondition("pause is possible in canary and baking (not implemented yet)");
+  TURNOUT_RETURN_IF_ERROR(RequireGateState("pause"));
+  if (paused_) return Status::Ok();
+  const state::WallTime wall_now = clock_.WallNow();
+  nlohmann::json j = {{"paused", true}, {"since_ms", WallMs(wall_now)}, {"by", std::string(actor)}};
+  TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kPausedKeyPrefix, deployment_->id), j.dump()));
+  paused_ = true;
+  paused_by_ = std::string(actor);
+  paused_since_ = clock_.Now();
+  Emit("paused", "paused by " + std::string(actor) + " during " +
+                     (deployment_->state == DeploymentState::kCanary ? CanaryLabel()
+                                                                     : std::string("the bake")));
+  return Status::Ok();
 }
 
 Status Engine::Unpause(std::string_view actor) {
-  (void)actor;
-  return FailedPrecondition("resume is possible in canary and baking (not implemented yet)");
+  TURNOUT_RETURN_IF_ERROR(RequireGateState("resume"));
+  if (!paused_) return Status::Ok();
+  const Clock::TimePoint now = clock_.Now();
+  const Clock::Duration pause = now - std::max(paused_since_, phase_started_);
+  // The phase's paused time first: a crash before the pause is cleared counts this pause twice,
+  // which only makes the step last longer, never shorter.
+  phase_paused_ += pause;
+  Status saved = deployment_->state == DeploymentState::kCanary
+                     ? SaveCanaryProgress()
+                     : store_.PutSetting(KeyFor(kBakeKeyPrefix, deployment_->id),
+                                         nlohmann::json({{"paused_ms", Ms(phase_paused_)}}).dump());
+  if (saved.ok()) {
+    saved = store_.PutSetting(KeyFor(kPausedKeyPrefix, deployment_->id),
+                              nlohmann::json({{"paused", false}}).dump());
+  }
+  if (!saved.ok()) {
+    phase_paused_ -= pause;
+    return saved;
+  }
+  paused_ = false;
+  paused_by_.clear();
+  Emit("resumed", "resumed by " + std::string(actor) + " after " + Seconds(pause));
+  return Status::Ok();
 }
 
 Status Engine::Promote(bool full, std::string_view actor) {
-  (void)full;
-  (void)actor;
-  return FailedPrecondition("promote is possible in canary and baking (not implemented yet)");
+  TURNOUT_RETURN_IF_ERROR(RequireGateState("promote"));
+  const std::string by = "promoted by " + std::string(actor);
+  if (deployment_->state == DeploymentState::kBaking) {
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kScalingDown,
+                                       by + ": bake ended after " + Seconds(PhaseElapsed())));
+    Emit("promoted", deployment_->reason);
+    return Status::Ok();
+  }
+  if (full) {
+    TURNOUT_RETURN_IF_ERROR(
+        Transition(DeploymentState::kSwitching, by + " at " + CanaryLabel() + " to 100 %"));
+    Emit("promoted", deployment_->reason);
+    return Status::Ok();
+  }
+  return AdvanceCanary("promoted", by + " at " + CanaryLabel(), "");
 }
 
 Status Engine::RequestRollback(std::string_view reason) {
@@ -900,8 +1291,9 @@ Status Engine::StartRollback(std::string reason) {
     if (cold) return FailedPrecondition("cannot switch back: " + *cold);
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
-  if (switched_ && !deployment_->previous_slot.empty()) {
-    // Fast path: the old slot is warm, so users go back now; Step() cleans up.
+  if ((switched_ || canary_started_) && !deployment_->previous_slot.empty()) {
+    // Fast path: the old slot is warm (in Canary it still serves most users), so users go back
+    // now; Step() cleans up.
     TURNOUT_RETURN_IF_ERROR(router_.Switch(deployment_->previous_slot).status());
   }
   return Status::Ok();

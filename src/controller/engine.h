@@ -1,7 +1,7 @@
-// Engine: the crash-safe blue/green deployment state machine of one service.
+// Engine: the crash-safe blue/green and canary deployment state machine of one service.
 //
 //   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting [-> AwaitingApproval]
-//           -> Switching -> Baking -> ScalingDown -> Succeeded
+//           [-> Canary] -> Switching -> Baking -> ScalingDown -> Succeeded
 //   any non-terminal state -> RollingBack -> RolledBack (or Failed when there is nothing to go
 //   back to: a first deployment that failed after its switch)
 //
@@ -28,25 +28,45 @@
 //     (the smoke tests passed; an approval may come hours later).
 //   - Switching: make the router match the recorded intent (switch to the new slot) if every new
 //     instance is still running, else roll back.
+//   - Canary: continue at the recorded step with the time it has left (the setting
+//     "controller.canary.<id>": step, its start as wall time, its paused time), re-applying the
+//     step's weight in the router; an instance that died meanwhile rolls back at the next Step.
 //   - Baking: resume the bake with the time left, measured from the recorded transition time
-//     (wall clock: monotonic time does not survive a restart).
+//     (wall clock: monotonic time does not survive a restart) minus the recorded paused time.
+//   A paused deployment stays paused ("controller.paused.<id>").
 //   - ScalingDown, RollingBack: continue.
 // The elapsed time of a resumed state is taken from the transition's recorded wall time.
 //
-// Emergency rollback: RequestRollback() while the old slot is still warm (Baking, Switching, or
-// ScalingDown before any old instance was stopped) switches the router back inside the call
-// (the fast path), then Step() stops the new instances. Traffic never goes back to a slot whose
-// instances ended: RequestRollback refuses (FailedPrecondition), and an automatic rollback after
-// the switch ends in Failed with the new version still serving.
+// Canary (spec.strategy "canary", and a stable slot to compare with): the new slot gets
+// canary_steps[i].weight_bp of the traffic (sticky per client; the old slot stays the router's
+// active slot) one step after the other. A step ends when its duration passed (paused time
+// excluded; event "canary_step_passed"), or early on an analysis kPromote or Promote(); after the
+// last step comes Switching (100 %, canary cleared). The step index and its start are written
+// BEFORE the engine acts on a new step (sets its weight). EngineOptions::analyze is consulted at
+// most every spec.analysis_interval in Canary and Baking: kRollback rolls back (in Canary the
+// canary is cleared: Switch(old slot)), kWarn emits "warning" once per reason per step, kPromote
+// moves a canary on (held while paused; ignored in bake). Gates: Pause/Unpause/Promote in Canary
+// and Baking; a pause stops the step/bake timer but never the analysis, so an automatic rollback
+// still happens while paused.
 //
-// Persistence beyond the StateStore's own records: the setting "controller.spec.<deployment id>"
-// (the DeploymentSpec as JSON). Platform handles live in the instance rows
-// (InstanceRecord::platform_handle, platform::EncodeHandle).
+// Emergency rollback: RequestRollback() while the old slot is still warm (Canary, Baking,
+// Switching, or ScalingDown before any old instance was stopped) switches the router back inside
+// the call (the fast path), then Step() stops the new instances. Traffic never goes back to a slot
+// whose instances ended: RequestRollback refuses (FailedPrecondition), and an automatic rollback
+// after the switch ends in Failed with the new version still serving.
+//
+// Persistence beyond the StateStore's own records: the settings "controller.spec.<deployment id>"
+// (the DeploymentSpec as JSON), "controller.canary.<id>" ({"step","started_at_ms","paused_ms"}:
+// the current canary step), "controller.paused.<id>" ({"paused","since_ms","by"}) and
+// "controller.bake.<id>" ({"paused_ms"}: the bake's finished pauses). Platform handles live in
+// the instance rows (InstanceRecord::platform_handle, platform::EncodeHandle).
 // Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
 // finished ok when left, failed when left for RollingBack or Failed); pre-deploy commands are
 // steps "pre_deploy:<name>" ({"exit","result","output_tail"}), smoke checks are steps
 // "smoke_test:<name>" (default name "<METHOD> <path>" or the command) with what was expected and
-// what came back ({"expected","status",...,"mismatch"}).
+// what came back ({"expected","status",...,"mismatch"}); analysis verdicts other than continue
+// are steps "analysis:canary:<step>" / "analysis:bake:-1" ({"verdict","reason","weight_bp",
+// "step_elapsed_ms","evidence"[,"note"]}).
 //
 // Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
 // Thread-safety: none; one thread drives one engine. Several engines must not drive the same
@@ -54,7 +74,9 @@
 // FailedPrecondition).
 // Errors: Step() returns an error Status only when the store, the router or the platform refused
 // an operation (the step can be retried: it is idempotent). Failures of the app itself (not
-// ready, smoke check failed, crashed) are not errors: they move the deployment to RollingBack.
+// ready, smoke check failed, crashed, an analysis rollback) are not errors: they move the
+// deployment to RollingBack. Resume() fails with Internal when a persisted canary or pause
+// setting is not the JSON the engine wrote.
 
 #pragma once
 
@@ -96,8 +118,8 @@ struct AnalysisRequest {
   std::string phase;                              // "canary" or "bake"
   int step = 0;                                   // canary step index (0-based); -1 in bake
   uint32_t weight_bp = 0;                         // the new slot's weight now (10000 in bake)
-  Clock::Duration step_elapsed{};   // time in this step / bake, pauses excluded
-  Clock::Duration step_duration{};  // the configured step duration / bake_time
+  Clock::Duration step_elapsed{};                 // time in this step / bake, pauses excluded
+  Clock::Duration step_duration{};                // the configured step duration / bake_time
   // When this step / bake started by the engine's clock, shifted later by the paused time (so
   // that now - step_started == step_elapsed). A new step or bake has a new value: the daemon
   // starts a new comparison window when it changes.
@@ -229,7 +251,7 @@ class Engine {
   // Records the transition to RollingBack (the fast switch back when the old slot is warm).
   Status StartRollback(std::string reason);
   // Calls options_.on_event (when set) with the current deployment.
-  void Emit(std::string_view name, std::string detail);
+  void Emit(std::string_view name, std::string detail, std::string evidence_json = "");
   Result<StepReport> RunPreDeployCheck(const PreDeployCheck& check);
   // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
   Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
@@ -245,8 +267,37 @@ class Engine {
   Result<StepReport> StepWaitingReady();
   Result<StepReport> StepSmokeTesting();
   Result<StepReport> StepAwaitingApproval();
+  Result<StepReport> StepCanary();
   Result<StepReport> StepSwitching();
   Result<StepReport> StepBaking();
+
+  // Canary and bake.
+  // After the smoke tests (or the approval): Canary (step 0 recorded first) with the canary
+  // strategy and a stable slot to compare with, else Switching.
+  Status LeaveSmokeTests(std::string reason);
+  // Records canary step `step` (setting first, then memory) as starting now; `apply` sets its
+  // weight in the router at once (else the next StepCanary does).
+  Status StartCanaryStep(int step, bool apply);
+  Status SaveCanaryProgress();
+  // Leaves the current canary step: the next step, or Switching after the last. Emits `event`
+  // ("canary_step_passed" or "promoted") with `why` and `evidence`.
+  Status AdvanceCanary(std::string_view event, std::string why, std::string evidence);
+  // Resets the phase timer (a new canary step or the bake) to now.
+  void StartPhase();
+  // Time in the current canary step / bake, paused time excluded.
+  Clock::Duration PhaseElapsed() const;
+  // Consults options_.analyze when it is set and analysis_interval passed since the last time.
+  Result<std::optional<AnalysisVerdict>> ConsultAnalysis(bool bake);
+  // ConsultAnalysis, then records the verdict, emits a warning once per reason, holds a
+  // promotion while paused or in bake; returns the verdict only when the caller must act on it
+  // (kRollback, or kPromote in Canary).
+  Result<std::optional<AnalysisVerdict>> Analyze(bool bake);
+  // The step record "analysis:<phase>:<step>" of a verdict; `note` is added when not empty.
+  Status RecordVerdict(bool bake, const AnalysisVerdict& verdict, std::string_view note);
+  // Loads the persisted pause and phase timers of the current deployment (Resume).
+  Status LoadGates();
+  std::string CanaryLabel() const;  // "canary step 2/3 (25 %)"
+  Status RequireGateState(std::string_view what) const;
   Result<StepReport> StepScalingDown();
   Result<StepReport> StepRollingBack();
 
@@ -264,8 +315,21 @@ class Engine {
   size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
   bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
   std::string expedite_reason_;
-  Clock::TimePoint entered_{};           // when the current state was entered (by clock_)
-  bool paused_ = false;                  // Pause() in force (persisted)
+  Clock::TimePoint entered_{};  // when the current state was entered (by clock_)
+  bool paused_ = false;         // Pause() in force (persisted)
+  std::string paused_by_;
+  Clock::TimePoint paused_since_{};  // when the pause took effect (by clock_)
+  // The phase timer of the current canary step or of the bake.
+  Clock::TimePoint phase_started_{};  // by clock_
+  state::WallTime phase_started_wall_{};
+  Clock::Duration phase_paused_{};  // finished pauses within the phase
+  bool canary_started_ = false;     // reached Canary: part of the traffic may be on the new slot
+  int canary_step_ = 0;
+  bool canary_weight_applied_ = false;  // the router has the current step's weight
+  std::optional<Clock::TimePoint> last_analysis_;
+  std::vector<std::string> warned_;  // warning reasons already emitted in this step / bake
+  bool promote_held_recorded_ = false;
+  std::string last_evidence_;            // of the last verdict in this step / bake
   std::vector<Instance> new_instances_;  // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
 };

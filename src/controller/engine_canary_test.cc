@@ -1,0 +1,520 @@
+// The canary strategy, its gates (pause, resume, promote) and the analysis hook, over the same
+// real parts as controller_engine_test: a SqliteStateStore, turnout-demo-app processes and an
+// in-process Router. The analysis hook is scripted by each test (the daemon plugs the judge and
+// the rules in there); the engine's clock is a ManualClock.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/engine.h"
+#include "controller/engine_test_fixture.h"
+#include "controller/http_probe.h"
+
+namespace turnout::controller {
+namespace {
+
+class CanaryTest : public EngineTest {
+ protected:
+  // v2 as a canary: 5 % for 60 s, 25 % for 60 s, then 100 %.
+  DeploymentSpec CanarySpec(const std::string& version) {
+    DeploymentSpec s = Spec(version);
+    s.strategy = "canary";
+    s.canary_steps = {CanaryStep{500, 60s}, CanaryStep{2500, 60s}};
+    s.analysis_interval = 1s;
+    return s;
+  }
+
+  // An engine whose analysis hook records every request and answers with judge_ (continue when
+  // unset).
+  std::unique_ptr<Engine> CanaryEngine() {
+    EngineOptions o;
+    o.router_address = router_address_;
+    o.analyze = [this](const AnalysisRequest& r) {
+      AnalysisRequest copy = r;
+      copy.deployment = nullptr;  // valid during the call only
+      requests_.push_back(copy);
+      return judge_ ? judge_(r) : AnalysisVerdict{};
+    };
+    return NewEngine(std::move(o));
+  }
+
+  // v1 deployed, then v2 begun as a canary and driven into Canary with step 0's weight applied.
+  std::unique_ptr<Engine> V2InCanary(state::Deployment* d1 = nullptr,
+                                     DeploymentSpec spec = DeploymentSpec{}) {
+    state::Deployment first = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+    if (d1) *d1 = first;
+    if (spec.service.empty()) spec = CanarySpec("v2");
+    auto engine = CanaryEngine();
+    auto d2 = engine->Begin(spec);
+    EXPECT_TRUE(d2.ok()) << d2.status().ToString();
+    Run(*engine, DeploymentState::kCanary);
+    EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
+    StepOk(*engine);
+    return engine;
+  }
+
+  StepReport StepOk(Engine& engine) {
+    auto r = engine.Step();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : StepReport{};
+  }
+
+  // The new slot's canary weight in the router (0 when there is no canary).
+  uint32_t CanaryWeight() {
+    auto p = router_->GetPolicy();
+    EXPECT_TRUE(p.ok());
+    if (!p.ok() || !p->canary) return 0;
+    EXPECT_EQ(p->canary->slot, "green");
+    return p->canary->weight_bp;
+  }
+
+  // The version a client with this sticky key gets through the router.
+  std::string VersionFor(const std::string& client) {
+    ProbeRequest req;
+    req.address = router_address_;
+    req.headers = {{"Cookie", "turnout_sticky=" + client}};
+    auto r = HttpProbe(req);
+    if (!r.ok() || r->status != 200) return "";
+    return r->Header("X-Version");
+  }
+
+  std::vector<std::string> StepNames(int64_t deployment_id) {
+    std::vector<std::string> out;
+    auto steps = store_->Steps(deployment_id);
+    EXPECT_TRUE(steps.ok());
+    if (steps.ok()) {
+      for (const auto& s : *steps) out.push_back(s.step);
+    }
+    return out;
+  }
+
+  const EngineEvent* LastEvent(const std::string& name) const {
+    for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
+      if (it->name == name) return &*it;
+    }
+    return nullptr;
+  }
+
+  size_t CountEvents(const std::string& name) const {
+    return static_cast<size_t>(std::count_if(events_.begin(), events_.end(),
+                                             [&](const EngineEvent& e) { return e.name == name; }));
+  }
+
+  std::function<AnalysisVerdict(const AnalysisRequest&)> judge_;
+  std::vector<AnalysisRequest> requests_;
+};
+
+AnalysisVerdict Verdict(AnalysisVerdict::Kind kind, std::string reason, std::string evidence) {
+  AnalysisVerdict v;
+  v.kind = kind;
+  v.reason = std::move(reason);
+  v.evidence_json = std::move(evidence);
+  return v;
+}
+
+TEST_F(CanaryTest, StepsAdvanceByTimeAndTheRouterWeightFollows) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  const int64_t id = engine->deployment().id;
+  EXPECT_EQ(engine->deployment().strategy, "canary");
+  EXPECT_EQ(CanaryWeight(), 500u);
+  StepReport r = StepOk(*engine);
+  EXPECT_NE(r.waiting_for.find("canary step 1/2 (5 %)"), std::string::npos) << r.waiting_for;
+  EXPECT_NE(r.waiting_for.find("60 s left"), std::string::npos) << r.waiting_for;
+
+  clock_.Advance(59s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 500u) << "the step lasts its full minute";
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
+  EXPECT_EQ(CanaryWeight(), 2500u);
+
+  // At 25 % sticky clients are split, and each one stays on its side.
+  int on_v2 = 0;
+  for (int c = 0; c < 40; ++c) {
+    const std::string client = "client-" + std::to_string(c);
+    const std::string version = VersionFor(client);
+    ASSERT_TRUE(version == "v1" || version == "v2") << version;
+    EXPECT_EQ(VersionFor(client), version) << "client " << client << " changed sides";
+    if (version == "v2") ++on_v2;
+  }
+  EXPECT_GT(on_v2, 0);
+  EXPECT_LT(on_v2, 40);
+
+  clock_.Advance(60s);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
+  EXPECT_EQ(CanaryWeight(), 0u);
+  EXPECT_EQ(UserVersion(), "v2");
+  EXPECT_EQ(VersionFor("client-0"), "v2");
+
+  EXPECT_EQ(
+      States(id),
+      (std::vector<DeploymentState>{
+          DeploymentState::kPreChecks, DeploymentState::kLaunching, DeploymentState::kWaitingReady,
+          DeploymentState::kSmokeTesting, DeploymentState::kCanary, DeploymentState::kSwitching,
+          DeploymentState::kBaking, DeploymentState::kScalingDown, DeploymentState::kSucceeded}));
+  // Events of the second deployment, in order.
+  std::vector<std::string> names = EventNames();
+  names.erase(names.begin(), std::find(names.rbegin(), names.rend(), "deploy_started").base() - 1);
+  EXPECT_EQ(names, (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                             "smoke_passed", "canary_step_passed",
+                                             "canary_step_passed", "switched", "succeeded"}));
+
+  // The hook was asked in every step and in the bake, with the step's facts.
+  ASSERT_FALSE(requests_.empty());
+  EXPECT_EQ(requests_.front().phase, "canary");
+  EXPECT_EQ(requests_.front().step, 0);
+  EXPECT_EQ(requests_.front().weight_bp, 500u);
+  EXPECT_EQ(requests_.front().stable_slot, "blue");
+  EXPECT_EQ(requests_.front().new_slot, "green");
+  EXPECT_EQ(requests_.front().step_duration, Clock::Duration(60s));
+  bool saw_step1 = false, saw_bake = false;
+  for (const auto& q : requests_) {
+    EXPECT_LE(q.step_elapsed, q.step_duration);
+    if (q.phase == "canary" && q.step == 1) {
+      saw_step1 = true;
+      EXPECT_EQ(q.weight_bp, 2500u);
+    }
+    if (q.phase == "bake") {
+      saw_bake = true;
+      EXPECT_EQ(q.step, -1);
+      EXPECT_EQ(q.weight_bp, 10000u);
+      EXPECT_EQ(q.step_duration, Clock::Duration(30s));
+    }
+  }
+  EXPECT_TRUE(saw_step1);
+  EXPECT_TRUE(saw_bake);
+}
+
+TEST_F(CanaryTest, AnalysisRollbackAtStepOneSwitchesBackWithReasonAndEvidence) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  const int64_t id = engine->deployment().id;
+  judge_ = [](const AnalysisRequest& r) {
+    if (r.step != 1) return AnalysisVerdict{};
+    return Verdict(AnalysisVerdict::Kind::kRollback, "error_rate 9.8% > 5% for 2m (1,234 requests)",
+                   R"({"canary":{"requests":1234,"errors":121},"p_value":0.001})");
+  };
+  clock_.Advance(60s);
+  StepOk(*engine);
+  ASSERT_EQ(CanaryWeight(), 2500u);
+  clock_.Advance(1s);
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(r.state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "error_rate 9.8% > 5% for 2m");
+  EXPECT_NE(engine->deployment().reason.find("canary step 2/2 (25 %)"), std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_EQ(CanaryWeight(), 0u);
+  EXPECT_EQ(VersionFor("client-7"), "v1");
+
+  auto step = FindStep(id, "analysis:canary:1");
+  ASSERT_TRUE(step.has_value());
+  EXPECT_EQ(step->outcome, state::StepOutcome::kFailed);
+  nlohmann::json detail = nlohmann::json::parse(step->detail_json);
+  EXPECT_EQ(detail["verdict"], "rollback");
+  EXPECT_EQ(detail["evidence"]["canary"]["errors"], 121);
+  EXPECT_EQ(detail["weight_bp"], 2500);
+  EXPECT_FALSE(FindStep(id, "analysis:canary:0").has_value()) << "continue is not recorded";
+
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "blue");
+  EXPECT_EQ(service->active_revision, d1.revision);
+  ExpectInstancesStopped(id);
+  ExpectInstancesRunning(d1.id);
+  EXPECT_FALSE(Contains(States(id), DeploymentState::kSwitching));
+  EXPECT_EQ(EventNames().back(), "rolled_back");
+}
+
+TEST_F(CanaryTest, AnalysisPromoteSkipsAheadAtMostOncePerInterval) {
+  auto engine = V2InCanary();
+  judge_ = [](const AnalysisRequest& r) {
+    return Verdict(AnalysisVerdict::Kind::kPromote,
+                   "no difference at step " + std::to_string(r.step),
+                   R"({"verdict":"promote","step":)" + std::to_string(r.step) + "}");
+  };
+  // The last consult was when step 0 began; the next is due one analysis_interval later.
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 2500u);
+  const EngineEvent* passed = LastEvent("canary_step_passed");
+  ASSERT_NE(passed, nullptr);
+  EXPECT_NE(passed->detail.find("passed early: no difference at step 0"), std::string::npos)
+      << passed->detail;
+  EXPECT_EQ(nlohmann::json::parse(passed->evidence_json)["step"], 0);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary) << "consulted again too soon";
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:0").has_value());
+  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:1").has_value());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+}
+
+TEST_F(CanaryTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  clock_.Advance(20s);
+  StepOk(*engine);
+  ASSERT_TRUE(engine->Pause("alice").ok());
+  EXPECT_TRUE(engine->paused());
+  EXPECT_TRUE(engine->Pause("alice").ok()) << "pausing twice is fine";
+  EXPECT_EQ(CountEvents("paused"), 1u);
+  clock_.Advance(10min);
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(r.state, DeploymentState::kCanary);
+  EXPECT_EQ(CanaryWeight(), 500u) << "paused: the step timer does not run";
+  EXPECT_NE(r.waiting_for.find("paused by alice"), std::string::npos) << r.waiting_for;
+  EXPECT_NE(r.waiting_for.find("40 s left"), std::string::npos) << r.waiting_for;
+
+  ASSERT_TRUE(engine->Unpause("alice").ok());
+  EXPECT_FALSE(engine->paused());
+  EXPECT_EQ(LastEvent("resumed")->detail.find("resumed by alice"), 0u);
+  clock_.Advance(39s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 500u);
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 2500u) << "20 s before and 40 s after the pause make the minute";
+
+  // Paused again: the automatic rollback keeps working.
+  ASSERT_TRUE(engine->Pause("alice").ok());
+  judge_ = [](const AnalysisRequest&) {
+    return Verdict(AnalysisVerdict::Kind::kRollback, "p95 3.1s > 2s for 5m", "");
+  };
+  clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "p95 3.1s > 2s for 5m");
+  ExpectInstancesRunning(d1.id);
+  EXPECT_EQ(engine->Pause("alice").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CanaryTest, GatesAreRefusedOutsideCanaryAndBakeNamingTheStates) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(CanarySpec("v2")).ok());
+  for (Status s : {engine->Pause("bob"), engine->Unpause("bob"), engine->Promote(false, "bob"),
+                   engine->Promote(true, "bob")}) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(s.message().find("pending"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("canary and baking"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(CountEvents("paused") + CountEvents("promoted"), 0u);
+}
+
+TEST_F(CanaryTest, PromoteGoesToTheNextStepOrStraightToAllTrafficAndEndsTheBake) {
+  auto engine = V2InCanary();
+  ASSERT_TRUE(engine->Promote(false, "bob").ok());
+  EXPECT_EQ(CanaryWeight(), 2500u) << "the next step's weight applies inside the call";
+  EXPECT_NE(LastEvent("promoted")->detail.find("promoted by bob at canary step 1/2"),
+            std::string::npos);
+  ASSERT_TRUE(engine->Promote(true, "bob").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  EXPECT_NE(engine->deployment().reason.find("to 100 %"), std::string::npos);
+  Run(*engine, DeploymentState::kBaking);
+  EXPECT_EQ(CanaryWeight(), 0u);
+  EXPECT_EQ(UserVersion(), "v2");
+  EXPECT_EQ(VersionFor("client-3"), "v2");
+  ASSERT_TRUE(engine->Promote(false, "bob").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
+  EXPECT_NE(engine->deployment().reason.find("bake ended after"), std::string::npos);
+  EXPECT_EQ(CountEvents("promoted"), 3u);
+  EXPECT_EQ(CountEvents("canary_step_passed"), 0u);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+}
+
+TEST_F(CanaryTest, ResumeMidCanaryKeepsTheStepTheTimeLeftThePauseAndRestoresTheWeight) {
+  state::Deployment d1;
+  int64_t id = 0;
+  {
+    auto engine = V2InCanary(&d1);
+    id = engine->deployment().id;
+    clock_.Advance(60s);
+    StepOk(*engine);
+    ASSERT_EQ(CanaryWeight(), 2500u);
+    clock_.Advance(20s);
+    StepOk(*engine);
+    ASSERT_TRUE(engine->Pause("alice").ok());
+    clock_.Advance(5s);
+  }  // the controller "crashes"
+  // Meanwhile the router lost the canary (a restarted embedded router with an older policy).
+  ASSERT_TRUE(router_->Switch("blue").ok());
+  ASSERT_EQ(CanaryWeight(), 0u);
+  clock_.Advance(10min);
+
+  restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
+  current_platform_ = restarted_platform_.get();
+  auto engine = CanaryEngine();
+  auto resumed = engine->Resume(kService);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_TRUE(resumed->has_value());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
+  EXPECT_TRUE(engine->paused()) << "a restart stays paused";
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 2500u) << "the recorded step's weight is applied again";
+  EXPECT_NE(r.waiting_for.find("canary step 2/2"), std::string::npos) << r.waiting_for;
+  EXPECT_NE(r.waiting_for.find("paused by alice"), std::string::npos) << r.waiting_for;
+  EXPECT_NE(r.waiting_for.find("40 s left"), std::string::npos) << r.waiting_for;
+  ASSERT_FALSE(requests_.empty());
+  EXPECT_EQ(requests_.back().step, 1);
+  EXPECT_EQ(requests_.back().step_elapsed, Clock::Duration(20s));
+
+  ASSERT_TRUE(engine->Unpause("alice").ok());
+  clock_.Advance(39s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kCanary);
+  clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kSwitching);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
+  EXPECT_EQ(UserVersion(), "v2");
+  std::vector<DeploymentState> states = States(id);
+  EXPECT_EQ(std::count(states.begin(), states.end(), DeploymentState::kCanary), 1);
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(id);
+}
+
+TEST_F(CanaryTest, ResumeWhilePausedInBakeStaysPausedWithTheBakeTimeLeft) {
+  auto first = V2InCanary();
+  ASSERT_TRUE(first->Promote(true, "bob").ok());
+  Run(*first, DeploymentState::kBaking);
+  StepOk(*first);
+  clock_.Advance(10s);
+  ASSERT_TRUE(first->Pause("carol").ok());
+  clock_.Advance(1h);
+  ASSERT_TRUE(first->Unpause("carol").ok());
+  clock_.Advance(5s);
+  ASSERT_TRUE(first->Pause("carol").ok());
+  first.reset();
+  clock_.Advance(1h);
+
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Resume(kService).ok());
+  EXPECT_TRUE(engine->paused());
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(r.state, DeploymentState::kBaking);
+  EXPECT_NE(r.waiting_for.find("15 s left"), std::string::npos) << r.waiting_for;
+  ASSERT_TRUE(engine->Unpause("carol").ok());
+  clock_.Advance(14s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kBaking);
+  clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kScalingDown);
+}
+
+TEST_F(CanaryTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = CanaryEngine();
+  DeploymentSpec v2 = Spec("v2");  // blue/green: the bake is judged too
+  v2.bake_time = 1h;
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  judge_ = [](const AnalysisRequest& r) {
+    if (r.step_elapsed < 10s) {
+      return Verdict(AnalysisVerdict::Kind::kWarn, "cpu 85% > 80% for 1m", R"({"cpu":0.85})");
+    }
+    return Verdict(AnalysisVerdict::Kind::kRollback, "health failing for 30s",
+                   R"({"failing_for_ms":30000})");
+  };
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(StepOk(*engine).state, DeploymentState::kBaking);
+    clock_.Advance(1s);
+  }
+  EXPECT_EQ(CountEvents("warning"), 1u) << "one warning per distinct reason";
+  EXPECT_EQ(LastEvent("warning")->detail, "cpu 85% > 80% for 1m");
+  EXPECT_EQ(nlohmann::json::parse(LastEvent("warning")->evidence_json)["cpu"], 0.85);
+  clock_.Advance(5s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "analysis during bake: health failing for 30s");
+  ExpectInstancesRunning(d1.id);
+  ExpectInstancesStopped(engine->deployment().id);
+  std::vector<std::string> steps = StepNames(engine->deployment().id);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "analysis:bake:-1"), 2)
+      << "the warning and the rollback";
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "blue");
+}
+
+TEST_F(CanaryTest, EmergencyRollbackInCanaryClearsTheCanaryInsideTheCall) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  ASSERT_EQ(CanaryWeight(), 500u);
+  ASSERT_TRUE(engine->RequestRollback("operator said so").ok());
+  EXPECT_EQ(CanaryWeight(), 0u);
+  for (int c = 0; c < 20; ++c) EXPECT_EQ(VersionFor("client-" + std::to_string(c)), "v1");
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "operator said so");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(CanaryTest, AbortInCanaryRollsBack) {
+  auto engine = V2InCanary();
+  ASSERT_TRUE(engine->Abort("dave").ok());
+  EXPECT_EQ(CanaryWeight(), 0u);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "aborted by dave");
+}
+
+TEST_F(CanaryTest, FirstDeploymentHasNoStableVersionAndSwitchesDirectly) {
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(CanarySpec("v1")).ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  std::vector<DeploymentState> states = States(engine->deployment().id);
+  EXPECT_FALSE(Contains(states, DeploymentState::kCanary));
+  auto transitions = store_->Transitions(engine->deployment().id);
+  ASSERT_TRUE(transitions.ok());
+  bool explained = false;
+  for (const auto& t : *transitions) {
+    if (t.to == DeploymentState::kSwitching &&
+        t.reason.find("no stable version") != std::string::npos) {
+      explained = true;
+    }
+  }
+  EXPECT_TRUE(explained);
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+TEST_F(CanaryTest, ApprovalLeadsIntoTheCanary) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = CanarySpec("v2");
+  v2.manual_approval = true;
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kAwaitingApproval);
+  ASSERT_TRUE(engine->Approve("erin").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 500u);
+}
+
+TEST_F(CanaryTest, ACanaryInstanceThatDiesRollsBack) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  KillInstances(engine->deployment().id);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "during the canary");
+  EXPECT_EQ(CanaryWeight(), 0u);
+  ExpectInstancesRunning(d1.id);
+}
+
+}  // namespace
+}  // namespace turnout::controller

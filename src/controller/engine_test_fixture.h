@@ -1,0 +1,297 @@
+// The fixture of the engine's integration tests: a SqliteStateStore in a temp dir, a
+// ProcessPlatform running turnout-demo-app, and an in-process Router on 127.0.0.1:0 with slots
+// blue and green. The engine's clock is a ManualClock (deadlines, canary steps, bake, scale-down
+// delay); the processes and sockets run in real time, and every wait for them is bounded (the
+// engine's own probe_wait). Included by one test file per binary.
+
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/engine.h"
+#include "controller/http_probe.h"
+#include "platform/process_platform.h"
+#include "router/router.h"
+#include "state/sqlite_state_store.h"
+
+namespace turnout::controller {
+
+using namespace std::chrono_literals;
+using state::DeploymentState;
+
+inline SmokeCheck HttpCheck(std::string method, std::string path, int status) {
+  SmokeCheck c;
+  c.method = std::move(method);
+  c.path = std::move(path);
+  c.expected_status = status;
+  return c;
+}
+
+inline constexpr char kService[] = "demo";
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = ::testing::TempDir() + "/controller_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+    state::SqliteStateStoreOptions so;
+    so.path = dir_ + "/state.db";
+    so.clock = &clock_;
+    auto store = state::SqliteStateStore::Open(so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+
+    router::RouterConfig rc;
+    rc.listen = {"127.0.0.1:0"};
+    rc.workers = 1;
+    rc.admin.clear();
+    rc.slots = {router::SlotConfig{"blue", {}}, router::SlotConfig{"green", {}}};
+    rc.policy.active = "blue";
+    rc.health.enabled = false;
+    auto router = router::Router::Create(rc);
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    router_ = std::move(*router);
+    ASSERT_TRUE(router_->Start().ok());
+    router_address_ = router_->ListenAddresses().front();
+  }
+
+  void TearDown() override {
+    // Stop every instance the tests launched (all are recorded with their handles).
+    if (store_) KillInstances(0);
+    if (router_) router_->Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  DeploymentSpec Spec(const std::string& version, const std::string& flags = "") {
+    DeploymentSpec s;
+    s.service = kService;
+    s.version = version;
+    s.command = std::string(TURNOUT_DEMO_APP_BINARY) +
+                " --listen 127.0.0.1:{port} --version {version} --slot {slot} " + flags;
+    s.grace = 2s;
+    s.log_dir = dir_;
+    s.ready_deadline = 10s;
+    s.smoke_checks = {HttpCheck("GET", "/", 200)};
+    s.bake_time = 30s;
+    s.scale_down_delay = 60s;
+    s.started_by = "engine_test";
+    return s;
+  }
+
+  std::unique_ptr<Engine> NewEngine() {
+    EngineOptions o;
+    o.router_address = router_address_;
+    return NewEngine(std::move(o));
+  }
+  // Every engine records its events in events_.
+  std::unique_ptr<Engine> NewEngine(EngineOptions o) {
+    o.on_event = [this](const EngineEvent& e) { events_.push_back(e); };
+    return std::make_unique<Engine>(*store_, *current_platform_, *router_, clock_, o);
+  }
+
+  std::vector<std::string> EventNames() const {
+    std::vector<std::string> names;
+    for (const auto& e : events_) names.push_back(e.name);
+    return names;
+  }
+
+  // Begins v2 with manual approval and drives it until it awaits the approval.
+  std::unique_ptr<Engine> BeginV2UntilAwaitingApproval() {
+    DeploymentSpec v2 = Spec("v2");
+    v2.manual_approval = true;
+    auto engine = NewEngine();
+    EXPECT_TRUE(engine->Begin(v2).ok());
+    Run(*engine, DeploymentState::kAwaitingApproval);
+    EXPECT_EQ(engine->deployment().state, DeploymentState::kAwaitingApproval);
+    return engine;
+  }
+
+  // A new engine (a restarted controller) resumes the service's deployment and drives it to the
+  // end.
+  std::unique_ptr<Engine> ResumeAndRun() {
+    auto engine = NewEngine();
+    auto resumed = engine->Resume(kService);
+    EXPECT_TRUE(resumed.ok() && resumed->has_value());
+    Run(*engine);
+    return engine;
+  }
+
+  // The deployment rolled back for a reason containing `why`, and users get v1 again.
+  void ExpectRolledBackToV1(const Engine& engine, std::string_view why) {
+    EXPECT_EQ(engine.deployment().state, DeploymentState::kRolledBack);
+    EXPECT_NE(engine.deployment().reason.find(why), std::string::npos)
+        << engine.deployment().reason;
+    EXPECT_EQ(UserVersion(), "v1");
+  }
+
+  // The step record named `name` of the deployment (nullopt when there is none).
+  std::optional<state::StepRecord> FindStep(int64_t deployment_id, const std::string& name) {
+    auto steps = store_->Steps(deployment_id);
+    EXPECT_TRUE(steps.ok());
+    if (!steps.ok()) return std::nullopt;
+    for (const auto& step : *steps) {
+      if (step.step == name) return step;
+    }
+    return std::nullopt;
+  }
+
+  // How many readiness probes the deployment's instance `index` has answered (the demo app's
+  // own count).
+  int ReadyProbes(int64_t deployment_id, int index = 0) {
+    for (const auto& i : Recorded(deployment_id)) {
+      if (i.record.instance_index != index) continue;
+      ProbeRequest req;
+      req.address = "127.0.0.1:" + std::to_string(i.record.port);
+      req.path = "/health";
+      auto r = HttpProbe(req);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return -1;
+      return nlohmann::json::parse(r->body)["ready_probes"].get<int>();
+    }
+    ADD_FAILURE() << "no instance " << index;
+    return -1;
+  }
+
+  // Steps until the deployment finishes or enters `stop_at`. The clock moves only where the
+  // engine waits for it (canary steps, bake, scale-down delay); readiness waits on the real
+  // processes. Bounded by 400 steps (each blocks at most probe_wait + probe timeouts).
+  StepReport Run(Engine& engine, std::optional<DeploymentState> stop_at = std::nullopt) {
+    StepReport last;
+    last.state = engine.deployment().state;
+    for (int i = 0; i < 400; ++i) {
+      if (stop_at && engine.deployment().state == *stop_at) return last;
+      if (state::IsTerminal(engine.deployment().state)) return last;
+      auto r = engine.Step();
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return last;
+      last = *r;
+      if (last.state == DeploymentState::kCanary || last.state == DeploymentState::kBaking ||
+          last.state == DeploymentState::kScalingDown) {
+        if (!last.waiting_for.empty()) clock_.Advance(10s);
+      }
+    }
+    ADD_FAILURE() << "deployment did not finish; last: " << last.waiting_for;
+    return last;
+  }
+
+  state::Deployment Deploy(const DeploymentSpec& spec, DeploymentState expected) {
+    auto engine = NewEngine();
+    auto d = engine->Begin(spec);
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    if (!d.ok()) return {};
+    Run(*engine);
+    EXPECT_EQ(engine->deployment().state, expected) << engine->deployment().reason;
+    return engine->deployment();
+  }
+
+  // The version users get through the router ("" when the request fails).
+  std::string UserVersion() {
+    ProbeRequest req;
+    req.address = router_address_;
+    auto r = HttpProbe(req);
+    if (!r.ok() || r->status != 200) return "";
+    return r->Header("X-Version");
+  }
+
+  std::vector<DeploymentState> States(int64_t deployment_id) {
+    std::vector<DeploymentState> out;
+    auto ts = store_->Transitions(deployment_id);
+    EXPECT_TRUE(ts.ok());
+    if (!ts.ok()) return out;
+    // The history is a chain: each transition leaves the state the previous one entered.
+    DeploymentState at = DeploymentState::kPending;
+    for (const auto& t : *ts) {
+      EXPECT_EQ(t.from, at) << "broken transition chain";
+      at = t.to;
+      out.push_back(t.to);
+    }
+    return out;
+  }
+
+  static bool Contains(const std::vector<DeploymentState>& v, DeploymentState s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  }
+
+  struct RecordedInstance {
+    state::InstanceRecord record;
+    platform::InstanceHandle handle;
+  };
+  // The instance rows (of every service when `deployment_id` is 0) with their persisted handles;
+  // rows without a handle (never launched) are left out.
+  std::vector<RecordedInstance> Recorded(int64_t deployment_id) {
+    std::vector<RecordedInstance> out;
+    auto records = store_->ListInstances("", false);
+    EXPECT_TRUE(records.ok());
+    if (!records.ok()) return out;
+    for (const auto& r : *records) {
+      if (deployment_id != 0 && r.deployment_id != deployment_id) continue;
+      if (r.platform_handle.empty()) continue;
+      auto handle = platform::DecodeHandle(r.platform_handle);
+      EXPECT_TRUE(handle.ok());
+      if (handle.ok()) out.push_back({r, *handle});
+    }
+    return out;
+  }
+
+  // Ends the deployment's processes behind the controller's back.
+  void KillInstances(int64_t deployment_id) {
+    for (const auto& i : Recorded(deployment_id)) {
+      EXPECT_TRUE(current_platform_->Stop(i.handle).ok());
+    }
+  }
+
+  // Begins v2 and "crashes" (destroys the engine) once the deployment entered `state`: nothing
+  // of that engine survives but the store, the processes and the router.
+  int64_t BeginV2AndCrashAt(DeploymentState state) {
+    auto engine = NewEngine();
+    auto d2 = engine->Begin(Spec("v2"));
+    EXPECT_TRUE(d2.ok()) << d2.status().ToString();
+    if (!d2.ok()) return 0;
+    Run(*engine, state);
+    EXPECT_EQ(engine->deployment().state, state);
+    return d2->id;
+  }
+
+  // Checks every instance row of the deployment: its recorded state and whether its process
+  // runs. `running` false: the row is stopped (or failed) and the process ended.
+  void ExpectInstances(int64_t deployment_id, bool running) {
+    std::vector<RecordedInstance> instances = Recorded(deployment_id);
+    EXPECT_FALSE(instances.empty());
+    for (const auto& i : instances) {
+      const bool live_row = i.record.state == state::InstanceState::kRunning;
+      EXPECT_EQ(live_row, running) << state::InstanceStateName(i.record.state);
+      auto st = current_platform_->Inspect(i.handle);
+      ASSERT_TRUE(st.ok());
+      EXPECT_EQ(st->running(), running) << st->ToString();
+    }
+  }
+  void ExpectInstancesStopped(int64_t deployment_id) { ExpectInstances(deployment_id, false); }
+  void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
+
+  ManualClock clock_;
+  std::vector<EngineEvent> events_;
+  std::string dir_;
+  std::unique_ptr<state::SqliteStateStore> store_;
+  platform::ProcessPlatform platform_;
+  // What engines and checks use; a "restarted daemon" swaps in a fresh platform that only knows
+  // the instances through Adopt.
+  platform::Platform* current_platform_ = &platform_;
+  std::unique_ptr<platform::ProcessPlatform> restarted_platform_;
+  std::unique_ptr<router::Router> router_;
+  std::string router_address_;
+};
+
+}  // namespace turnout::controller
