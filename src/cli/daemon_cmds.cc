@@ -373,6 +373,11 @@ int RunSimplePost(Context& c, const std::string& path, json body) {
   } else if (path == "/v1/abort") {
     std::cout << "aborting deployment " << Str(d, "id") << " (" << Str(d, "version")
               << "): " << Str(d, "state") << "\n";
+  } else if (path == "/v1/pause" || path == "/v1/resume" || path == "/v1/promote") {
+    std::cout << "deployment " << Str(d, "id") << " (" << Str(d, "version") << "): "
+              << Str(d, "state")
+              << (call.body.value("paused", false) ? ", paused (analysis keeps watching)" : "")
+              << "\n";
   } else if (path == "/v1/switch") {
     std::cout << "traffic switched to " << Str(call.body, "slot") << " ("
               << Str(call.body, "version") << ", revision " << Str(call.body, "revision")
@@ -618,6 +623,29 @@ int RunEvents(Context& c) {
   return kExitOk;
 }
 
+int RunSlo(Context& c) {
+  Call call = Exchange(c, "GET", "/v1/slo");
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  const json& list = call.body["objectives"];
+  if (list.empty()) {
+    std::cout << "no objectives: add an `slo:` section to turnout.yaml (see docs/turnout-yaml.md)\n";
+    return kExitOk;
+  }
+  std::cout << "service " << Str(call.body, "service") << ", " << Str(call.body, "covers")
+            << " (" << ShortTime(Str(call.body, "since")) << ")\n";
+  bool overspent = false;
+  for (const auto& o : list) {
+    std::cout << "  " << Str(o, "summary") << "; burn rate over the last minute "
+              << std::fixed << std::setprecision(2) << o.value("burn_rate_60s", 0.0) << "x\n";
+    overspent |= o["budget"].value("remaining", 1.0) < 0;
+  }
+  return overspent ? kExitFailed : kExitOk;
+}
+
 // ---- up / down -----------------------------------------------------------------------------
 
 std::string FindTurnoutd() {
@@ -799,6 +827,19 @@ const std::vector<Sub>& Subs() {
       {"abort", "turnout abort",
        "Stops the deployment in progress and rolls it back (users go back to the old slot).", {},
        nullptr},
+      {"pause", "turnout pause",
+       "Stops the clock of the current canary step or bake: nothing advances until `turnout\n"
+       "resume`. Rules and the canary judge keep watching and still roll back a bad version.",
+       {}, nullptr},
+      {"resume", "turnout resume", "Lets a paused deployment's clock run again.", {}, nullptr},
+      {"promote", "turnout promote [--full]",
+       "Canary: moves to the next step now (--full: straight to 100 %). Bake: ends the bake now.\n"
+       "Automatic rollback keeps working afterwards, during the bake.",
+       {{"full", "", "skip the remaining canary steps"}}, nullptr},
+      {"slo", "turnout slo",
+       "Shows each objective of turnout.yaml's `slo:` section: the share of good requests, the\n"
+       "error budget left and the burn rate of the last minute. Exit 1 when a budget is spent.",
+       {}, RunSlo},
       {"history", "turnout history [REVISION] [--limit N]",
        "Lists the revisions (newest first), or one revision's transitions and steps.",
        {{"limit", "N", "how many (default 20)"}}, RunHistory},
@@ -824,7 +865,10 @@ int RunPostCommand(Context& c) {
     return RunSimplePost(c, "/v1/switch", {{"slot", c.args.positional()[0]}});
   }
   if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
-  return RunSimplePost(c, c.command == "approve" ? "/v1/approve" : "/v1/abort", json::object());
+  if (c.command == "promote") {
+    return RunSimplePost(c, "/v1/promote", json{{"full", c.args.Has("full")}});
+  }
+  return RunSimplePost(c, "/v1/" + c.command, json::object());
 }
 
 }  // namespace

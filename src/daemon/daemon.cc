@@ -24,6 +24,9 @@
 
 #include "controller/engine.h"
 #include "controller/http_probe.h"
+#include "judge/judge_json.h"
+#include "judge/slo.h"
+#include "daemon/analysis.h"
 #include "notify/notifier.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
@@ -194,6 +197,7 @@ struct Daemon::Impl {
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
   std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
+  std::unique_ptr<Analysis> analysis;          // rules, canary judge, dependencies
   std::unique_ptr<api::Server> server;
 
   // Controller thread and its queue of commands.
@@ -272,6 +276,7 @@ struct Daemon::Impl {
   api::Reply DeploymentReply(const std::string& which);
   api::Reply HistoryReply(const api::Request& r);
   api::Reply HealthReply(const api::Request& r);
+  api::Reply SloReply();
   api::Reply LogsReply(const api::Request& r);
   api::Reply AuditReply(const api::Request& r);
 };
@@ -450,6 +455,10 @@ Status Daemon::Impl::StartAll() {
   eo.override_secret = config.router.override_secret;
   eo.probe_wait = options.step_wait;
   eo.on_event = [this](const controller::EngineEvent& e) { OnEngineEvent(e); };
+  TURNOUT_ASSIGN_OR_RETURN(analysis, Analysis::Create(config, *control, clock,
+                                                      [this](const std::string& l) { Log(l); }));
+  TURNOUT_RETURN_IF_ERROR(analysis->Start());
+  eo.analyze = [this](const controller::AnalysisRequest& r) { return analysis->Analyze(r); };
   engine = std::make_unique<controller::Engine>(*store, *platform, *control, clock, eo);
 
   platform::SupervisorOptions sup;
@@ -491,6 +500,7 @@ void Daemon::Stop() {
   }
   d.cv.notify_all();
   if (d.controller.joinable()) d.controller.join();
+  if (d.analysis) d.analysis->Stop();
   if (d.notifier) {
     d.notifier->Flush(Millis(2000));  // let the last events out, briefly
     d.notifier->Stop();
@@ -695,7 +705,17 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
         "turnout.yaml changed its name or slots since turnoutd started; restart turnoutd "
         "(`turnout down` then `turnout up`) to apply that");
   }
-  return SpecFromConfig(now, config_dir, paths, version);
+  TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec,
+                           SpecFromConfig(now, config_dir, paths, version));
+  // The rules, the canary judge's settings and the dependencies of this deployment are the
+  // file's as of now too.
+  TURNOUT_ASSIGN_OR_RETURN(std::unique_ptr<Analysis> fresh,
+                           Analysis::Create(now, *control, clock,
+                                            [this](const std::string& l) { Log(l); }));
+  TURNOUT_RETURN_IF_ERROR(fresh->Start());
+  analysis->Stop();
+  analysis = std::move(fresh);
+  return spec;
 }
 
 Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version,
@@ -891,14 +911,15 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   if (p == "/v1/deployments" && get) return HistoryReply(r);
   if (p.rfind("/v1/deployments/", 0) == 0 && get) return DeploymentReply(p.substr(16));
   if (p == "/v1/health" && get) return HealthReply(r);
+  if (p == "/v1/slo" && get) return SloReply();
   if (p == "/v1/logs" && get) return LogsReply(r);
   if ((p == "/v1/audit" || p == "/v1/audit/verify" || p == "/v1/events") && get) {
     return AuditReply(r);
   }
   if (!post) {
-    static const std::set<std::string> kPosts = {"/v1/deploy",  "/v1/rollback",
-                                                  "/v1/switch",  "/v1/approve",
-                                                  "/v1/abort",   "/v1/stop-instances"};
+    static const std::set<std::string> kPosts = {
+        "/v1/deploy", "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
+        "/v1/stop-instances", "/v1/pause", "/v1/resume", "/v1/promote"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -937,6 +958,23 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/stop-instances") {
     Result<json> out = RunOnController<json>([&]() -> Result<json> { return StopAll(actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/pause" || p == "/v1/resume" || p == "/v1/promote") {
+    const bool full = body->value("full", false);
+    Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (!Busy()) return FailedPrecondition("no deployment is in progress");
+      if (p == "/v1/pause") {
+        TURNOUT_RETURN_IF_ERROR(engine->Pause(actor));
+      } else if (p == "/v1/resume") {
+        TURNOUT_RETURN_IF_ERROR(engine->Unpause(actor));
+      } else {
+        TURNOUT_RETURN_IF_ERROR(engine->Promote(full, actor));
+      }
+      return json{{"deployment", DeploymentJson(engine->deployment())},
+                  {"paused", engine->paused()}};
+    });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
@@ -1168,6 +1206,46 @@ api::Reply Daemon::Impl::HealthReply(const api::Request& r) {
                      {"instances", instances}});
   }
   return Ok(json{{"ok", all_ok}, {"slots", slots}});
+}
+
+// The objectives of turnout.yaml over what the router measured for all slots together: the
+// budget over the totals since the router started, and the burn rate of the last minute. (The
+// router keeps two minutes of windows; the long windows of multi-window burn-rate alerts need a
+// Prometheus that scrapes it.)
+api::Reply Daemon::Impl::SloReply() {
+  Result<std::vector<router::SlotWindowMetrics>> totals = control->GetCumulativeMetrics();
+  if (!totals.ok()) return api::Reply::FromStatus(totals.status());
+  Result<std::vector<router::SlotWindowMetrics>> minute =
+      control->GetWindowMetrics(std::chrono::seconds(60));
+  if (!minute.ok()) return api::Reply::FromStatus(minute.status());
+  auto sum = [](const std::vector<router::SlotWindowMetrics>& all) {
+    metrics::WindowSnapshot s;
+    for (const auto& m : all) {
+      s.counters.Merge(m.window.counters);
+      s.total_latency.Merge(m.window.total_latency);
+    }
+    return s;
+  };
+  const metrics::WindowSnapshot all = sum(*totals);
+  const metrics::WindowSnapshot last = sum(*minute);
+  json objectives = json::array();
+  for (const auto& o : config.slo.objectives) {
+    const judge::EventCounts period = judge::CountEvents(o, all.counters, all.total_latency);
+    const judge::EventCounts recent = judge::CountEvents(o, last.counters, last.total_latency);
+    const judge::ErrorBudget budget = judge::ComputeErrorBudget(o.target, period);
+    objectives.push_back({{"name", o.name},
+                          {"target", o.target},
+                          {"period_s", o.period.count()},
+                          {"events", period.total},
+                          {"good", period.good},
+                          {"budget", judge::ToJson(budget)},
+                          {"burn_rate_60s", judge::BurnRate(o.target, recent)},
+                          {"summary", judge::DescribeErrorBudget(o, budget)}});
+  }
+  return Ok(json{{"service", config.name},
+                 {"since", FormatTime(started_at)},
+                 {"covers", "requests seen by the router since it started"},
+                 {"objectives", objectives}});
 }
 
 api::Reply Daemon::Impl::LogsReply(const api::Request& r) {

@@ -85,7 +85,7 @@ class DaemonTest : public ::testing::Test {
 
   // The demo service with fast health checks; `extra` is appended to turnout.yaml.
   void WriteConfig(const std::string& extra = "", const std::string& external = "",
-                   const std::string& bake = "1s") {
+                   const std::string& bake = "1s", bool smoke_home = true) {
     std::ofstream f(dir_ + "/turnout.yaml");
     f << "name: " << kService << "\n"
       << "listen: 127.0.0.1:0\n"
@@ -99,8 +99,7 @@ class DaemonTest : public ::testing::Test {
          "unhealthy_threshold: 2}\n"
       << "  ready_deadline: 5s\n"
       << "smoke_tests:\n"
-      << "  - name: home\n"
-      << "    path: /\n"
+      << (smoke_home ? "  - name: home\n    path: /\n" : "")
       << "  - name: version\n"
       << "    path: /version\n"
       << "    expect: {json: {version: \"{version}\"}}\n"
@@ -550,6 +549,87 @@ TEST_F(DaemonTest, HooksHearEveryEventInOrderWithoutBlockingTheDeployment) {
     hook_steps += step["step"].get<std::string>().rfind("hook:hooks[0]:", 0) == 0;
   }
   EXPECT_EQ(hook_steps, 6) << d.dump();
+}
+
+// ---- canary releases judged by the router's own per-version metrics ------------------------
+
+constexpr const char* kCanaryConfig =
+    "strategy: canary\n"
+    "canary:\n"
+    "  steps:\n"
+    "    - {weight: 20%, for: 2s}\n"
+    "    - {weight: 50%, for: 2s}\n"
+    "  min_requests: 50\n"
+    "rules:\n"
+    "  - name: errors\n"
+    "    when: error_rate > 5% for 1s\n"
+    "    min_samples: 20\n"
+    "  - name: latency\n"
+    "    when: p95 > 150ms for 1s\n"
+    "    min_samples: 20\n"
+    "analysis_interval: 200ms\n";
+
+class DaemonCanaryTest : public DaemonTest {
+ protected:
+  // Deploys v1, then `version` as a canary under load; returns the finished deployment.
+  json CanaryUnderLoad(const std::string& version, json* load) {
+    WriteConfig();
+    StartDaemon();
+    EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    // No smoke test on `/`, whose faults the canary analysis must catch.
+    WriteConfig(kCanaryConfig, "", "1s", /*smoke_home=*/false);
+    address_ = PublicAddress();
+    load_.Start(address_);
+    json done = WaitFinished(Deploy(version), milliseconds(60000));
+    *load = load_.Finish();
+    return done;
+  }
+  bool Entered(const json& done, const std::string& state) {
+    for (const auto& t : done["transitions"]) {
+      if (t["to"] == state) return true;
+    }
+    return false;
+  }
+  std::string address_;
+};
+
+TEST_F(DaemonCanaryTest, AHealthyCanaryIsPromotedStepByStep) {
+  json load;
+  json done = CanaryUnderLoad("v2", &load);
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_TRUE(Entered(done, "canary")) << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v2");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  // Both versions answered while the canary ran.
+  EXPECT_GT(Versions(load).value("v1", 0), 0) << load.dump();
+  EXPECT_GT(Versions(load).value("v2", 0), 0) << load.dump();
+}
+
+TEST_F(DaemonCanaryTest, ACanaryWithErrorsIsRolledBackWithItsEvidence) {
+  json load;
+  json done = CanaryUnderLoad("v2+errors-30", &load);
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_TRUE(Entered(done, "canary"));
+  EXPECT_FALSE(Entered(done, "switching")) << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  // The decision and its evidence are in the history.
+  bool evidence = false;
+  for (const auto& step : done["steps"]) {
+    if (step["step"].get<std::string>().rfind("analysis:canary", 0) == 0) {
+      const json& e = step["detail"]["evidence"];
+      evidence = e.contains("rules") && e.contains("judge") && e.contains("decision");
+    }
+  }
+  EXPECT_TRUE(evidence) << done.dump();
+}
+
+TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
+  json load;
+  json done = CanaryUnderLoad("v2+slow-300ms", &load);
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_FALSE(Entered(done, "switching")) << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();  // slow is not failed
 }
 
 TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {

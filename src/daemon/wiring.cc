@@ -55,6 +55,13 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
   s.bake_time = config.bake_time;
   s.scale_down_delay = config.scale_down_delay;
   s.manual_approval = config.manual_approval;
+  s.strategy = config.strategy;
+  s.analysis_interval = config.analysis_interval;
+  if (config.strategy == "canary") {
+    for (const auto& step : config.canary.steps) {
+      s.canary_steps.push_back(controller::CanaryStep{step.weight_bp, step.duration});
+    }
+  }
   for (const auto& t : config.smoke_tests) {
     controller::SmokeCheck c;
     c.name = t.name;

@@ -106,6 +106,9 @@ Status ValidateCanaryJudgeConfig(const CanaryJudgeConfig& c) {
                            FormatNumber(c.latency_percentile));
   }
   if (c.min_samples == 0) return InvalidArgument("canary judge: min_samples must be >= 1");
+  if (c.latency_tolerance < Clock::Duration::zero()) {
+    return InvalidArgument("canary judge: latency_tolerance must be >= 0");
+  }
   if (c.max_duration <= Clock::Duration::zero()) {
     return InvalidArgument("canary judge: max_duration must be > 0");
   }
@@ -169,7 +172,10 @@ Verdict CanaryJudge::Evaluate(Clock::TimePoint now, const SlotData& canary,
 
   // The threshold is frozen once, so that later evaluations test one fixed proportion.
   if (c.judge_latency && !latency_threshold_us_ && stable.latency.count >= c.min_samples) {
-    latency_threshold_us_ = PercentileBucketUpperUs(stable.latency, c.latency_percentile);
+    latency_threshold_us_ =
+        PercentileBucketUpperUs(stable.latency, c.latency_percentile) +
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(c.latency_tolerance).count());
   }
   if (c.judge_latency && latency_threshold_us_) {
     const double t = static_cast<double>(*latency_threshold_us_);

@@ -65,6 +65,11 @@ struct CanaryJudgeConfig {
   double latency_margin = 0.05;
   // Relative part of the same tolerance. Default: 0.
   double latency_relative_margin = 0;
+  // Added to the stable percentile to make the threshold: a canary request counts as slow only
+  // when it is this much slower than the stable p95. Differences below it are noise, not a
+  // regression (a fresh process, cold connection pools and caches cost a fraction of a
+  // millisecond that a sub-millisecond service would otherwise be judged on). Default: 2 ms.
+  Clock::Duration latency_tolerance = std::chrono::milliseconds(2);
   // Requests (per slot) needed before a promotion and before the latency threshold is
   // frozen. Default: 100.
   uint64_t min_samples = 100;
