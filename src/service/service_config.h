@@ -187,10 +187,13 @@ std::vector<CanaryStepConfig> DefaultCanarySteps();
 
 // One dependency the rules can name (`dependency NAME unavailable for 10s`).
 struct DependencyConfig {
-  std::string name;  // unique among dependencies; [A-Za-z0-9._-]+; required
+  // Unique among dependencies; a word of the rule language ([A-Za-z_][A-Za-z0-9_.:-]*, at most
+  // 64). Required.
+  std::string name;
   // Exactly one of `tcp: host:port`, `http: url`, `postgres: conninfo`, `command: "..."`. The
-  // check's own timeouts are set from `timeout` (both of PostgresCheck's; CommandCheck's argv is
-  // the command split like platform.command, working_dir "" = the directory of turnout.yaml).
+  // check's own timeouts are set from `timeout` (both of PostgresCheck's); CommandCheck's argv is
+  // the command split like platform.command, its working_dir "" (turnoutd runs in the directory
+  // of turnout.yaml). HttpCheck keeps its default 200..399.
   sources::CheckSpec check;
   Millis interval{5000};  // from the end of one check to the start of the next. Default: 5s
   Millis timeout{2000};   // per check, must not exceed interval. Default: 2s
@@ -201,7 +204,8 @@ struct PrometheusConfig {
   std::string url;       // http:// or https:// base URL. Default: "" (not used)
   Millis timeout{5000};  // per attempt. Default: 5s
   int retries = 2;       // extra attempts, 0..10. Default: 2
-  // name -> PromQL, in file order; a `metric NAME` rule needs NAME here (and a url). Default: none
+  // name -> PromQL, in file order; a `metric NAME` rule needs NAME here. Names as for
+  // dependencies. Given the section, url is required. Default: none
   std::vector<std::pair<std::string, std::string>> queries;
 };
 
