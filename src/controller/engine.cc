@@ -102,6 +102,12 @@ T Field(const nlohmann::json& j, const char* key, T fallback) {
   }
 }
 
+// States a pause holds (or carries through: a canary promoted while paused bakes paused).
+bool Pausable(DeploymentState s) {
+  return s == DeploymentState::kCanary || s == DeploymentState::kSwitching ||
+         s == DeploymentState::kBaking;
+}
+
 bool PreSwitch(DeploymentState s) {
   return s == DeploymentState::kPending || s == DeploymentState::kPreChecks ||
          s == DeploymentState::kLaunching || s == DeploymentState::kWaitingReady ||
@@ -384,6 +390,13 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
   if (to == DeploymentState::kBaking) StartPhase();
+  if (paused_ && !Pausable(to)) {
+    // A pause holds the canary and the bake; past them (or on the way back) it means nothing.
+    TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kPausedKeyPrefix, deployment_->id),
+                                              nlohmann::json({{"paused", false}}).dump()));
+    paused_ = false;
+    paused_by_.clear();
+  }
   // Each state is also a step record, for its timing in the history. The transition above is
   // what recovery relies on; a crash between it and these writes only loses a step's timing.
   if (state_step_id_ != 0) {
@@ -1043,7 +1056,7 @@ Status Engine::LoadGates() {
   paused_by_.clear();
   TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> paused,
                            LoadJsonSetting(store_, KeyFor(kPausedKeyPrefix, id)));
-  if (paused && Field(*paused, "paused", false)) {
+  if (paused && Field(*paused, "paused", false) && Pausable(deployment_->state)) {
     paused_ = true;
     paused_by_ = Field(*paused, "by", std::string());
     paused_since_ = to_local(FromWallMs(Field<int64_t>(*paused, "since_ms", WallMs(wall_now))));

@@ -300,6 +300,7 @@ TEST_F(CanaryTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
   Run(*engine);
   ExpectRolledBackToV1(*engine, "p95 3.1s > 2s for 5m");
   ExpectInstancesRunning(d1.id);
+  EXPECT_FALSE(engine->paused()) << "a pause ends with the canary";
   EXPECT_EQ(engine->Pause("alice").code(), StatusCode::kFailedPrecondition);
 }
 
@@ -399,6 +400,8 @@ TEST_F(CanaryTest, ResumeWhilePausedInBakeStaysPausedWithTheBakeTimeLeft) {
   ASSERT_TRUE(first->Unpause("carol").ok());
   clock_.Advance(5s);
   ASSERT_TRUE(first->Pause("carol").ok());
+  EXPECT_EQ(CountEvents("paused"), 2u);
+  EXPECT_EQ(CountEvents("resumed"), 1u);
   first.reset();
   clock_.Advance(1h);
 
@@ -412,6 +415,21 @@ TEST_F(CanaryTest, ResumeWhilePausedInBakeStaysPausedWithTheBakeTimeLeft) {
   clock_.Advance(14s);
   EXPECT_EQ(StepOk(*engine).state, DeploymentState::kBaking);
   clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kScalingDown);
+  EXPECT_FALSE(engine->paused());
+}
+
+TEST_F(CanaryTest, APausedCanaryPromotedToAllTrafficBakesPaused) {
+  auto engine = V2InCanary();
+  ASSERT_TRUE(engine->Pause("frank").ok());
+  ASSERT_TRUE(engine->Promote(true, "frank").ok());
+  Run(*engine, DeploymentState::kBaking);
+  clock_.Advance(1h);
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(r.state, DeploymentState::kBaking) << "the bake timer waits for the resume";
+  EXPECT_NE(r.waiting_for.find("paused by frank"), std::string::npos) << r.waiting_for;
+  ASSERT_TRUE(engine->Unpause("frank").ok());
+  clock_.Advance(30s);
   EXPECT_EQ(StepOk(*engine).state, DeploymentState::kScalingDown);
 }
 
