@@ -136,6 +136,7 @@ strategy: blue_green
 #   latency_percentile: 95       # share of requests slower than stable's p95. Default: 95
 #   latency_margin: 5%           # tolerated excess of that share, in points. Default: 5%
 #   latency_relative_margin: 0%  # ... plus this share of stable's. Default: 0%
+#   latency_tolerance: 2ms       # slower than stable p95 by less than this is not slow. 2ms
 #   min_requests: 100            # per slot before a step may pass. Default: 100
 #   max_step_time: 10m           # an undecided step ends then. Default: 10m
 #   end_policy: promote          # what an undecided step with enough data does. Default: promote
@@ -197,6 +198,19 @@ slo:
     threshold: 100ms
     target: 95%
   period: 30d                    # units ms s m h d. Default: 30d
+
+# The PostgreSQL side of each deployment: a verified backup and the expand migrations before
+# the new version starts, the contract migrations once the old slot is retired, and on rollback
+# the ladder (expand-only: keep; else the down migrations; else the restore command to run by
+# hand). Default: none
+# database:
+#   url_env: DATABASE_URL        # the variable holding the URL (or url: postgresql://...)
+#   migrations: migrations       # NNNN_name.up.sql / .down.sql. Default: migrations
+#   backups: .turnout/backups    # Default: <state_dir>/backups
+#   verify_level: 2              # 1 hashes, 2 + full decode, 3 + restore and compare. Default: 2
+#   format: directory            # or custom. Default: directory
+#   jobs: 2                      # pg_dump / pg_restore -j. Default: 1
+#   lock_timeout: 5s             # per migration statement. Default: 5s
 
 # Told about deployment events; a hook never blocks or fails a deployment. Events:
 # deploy_started pre_checks_passed awaiting_approval ready smoke_passed switched succeeded

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -877,12 +878,54 @@ std::optional<double> ReadDecimal(Reader& r, const YAML::Node& v, const std::str
   return d;
 }
 
+void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
+  r.ForEach(n, "database",
+            {"url", "url_env", "migrations", "backups", "verify_level", "format", "jobs",
+             "lock_timeout"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "url") {
+                Set(r.NonEmpty(v, path, "a PostgreSQL URL or conninfo"), &d->url);
+              } else if (key == "url_env") {
+                auto s = r.NonEmpty(v, path, "the name of an environment variable");
+                if (s && !std::all_of(s->begin(), s->end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                    })) {
+                  return r.Expected(v, path, "an environment variable name like DATABASE_URL");
+                }
+                Set(s, &d->url_env);
+              } else if (key == "migrations") {
+                Set(r.NonEmpty(v, path, "a directory"), &d->migrations);
+              } else if (key == "backups") {
+                Set(r.NonEmpty(v, path, "a directory"), &d->backups);
+              } else if (key == "verify_level") {
+                Set(r.Int(v, path, 1, 3), &d->verify_level);
+              } else if (key == "format") {
+                auto s = r.String(v, path);
+                if (s && *s != "directory" && *s != "custom") {
+                  return r.Expected(v, path, "directory or custom");
+                }
+                Set(s, &d->format);
+              } else if (key == "jobs") {
+                Set(r.Int(v, path, 1, 64), &d->jobs);
+              } else if (key == "lock_timeout") {
+                Set(r.Duration(v, path, false), &d->lock_timeout);
+              }
+            });
+  if (!d->url.empty() && !d->url_env.empty()) {
+    r.Problem(n, "database", "give url or url_env, not both");
+  } else if (n.IsMap() && !n["url"] && !n["url_env"]) {
+    r.Problem(n, "database.url",
+              "missing; give url (a PostgreSQL URL) or url_env (the variable holding it)");
+  }
+}
+
 void ReadCanary(Reader& r, const YAML::Node& n, CanaryConfig* canary) {
   judge::CanaryJudgeConfig& j = canary->judge;
   bool ok = r.ForEach(
       n, "canary",
       {"steps", "alpha", "error_margin", "error_relative_margin", "latency", "latency_percentile",
-       "latency_margin", "latency_relative_margin", "min_requests", "max_step_time", "end_policy"},
+       "latency_margin", "latency_relative_margin", "latency_tolerance", "min_requests",
+       "max_step_time", "end_policy"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "steps") {
           if (!v.IsSequence() || v.size() == 0) {
@@ -948,6 +991,9 @@ void ReadCanary(Reader& r, const YAML::Node& n, CanaryConfig* canary) {
           Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_margin);
         } else if (key == "latency_relative_margin") {
           Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_relative_margin);
+        } else if (key == "latency_tolerance") {
+          auto d = r.Duration(v, path, true);
+          if (d) j.latency_tolerance = *d;
         } else if (key == "min_requests") {
           Set(r.Int(v, path, 1, 1000000000), &j.min_samples);
         } else if (key == "max_step_time") {
@@ -1332,7 +1378,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
        "analysis_interval",
        "dependencies",
        "prometheus",
-       "slo"},
+       "slo",
+       "database"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           auto s = r.String(v, path);
@@ -1433,6 +1480,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           ReadPrometheus(r, v, &c.prometheus);
         } else if (key == "slo") {
           ReadSlo(r, v, &c.slo);
+        } else if (key == "database") {
+          ReadDatabase(r, v, &c.database);
         }
       });
   CheckRules(r, rules, dependency_names, c.prometheus, &c.rules);
@@ -1548,6 +1597,7 @@ std::string JudgementCanon(const ServiceConfig& c) {
   k.Number("canary.latency_percentile", j.latency_percentile);
   k.Number("canary.latency_margin", j.latency_margin);
   k.Number("canary.latency_relative_margin", j.latency_relative_margin);
+  k.Add("canary.latency_tolerance", std::chrono::duration_cast<Millis>(j.latency_tolerance));
   k.Add("canary.min_requests", static_cast<int64_t>(j.min_samples));
   k.Add("canary.max_step_time", std::chrono::duration_cast<Millis>(j.max_duration));
   k.Add("canary.end_policy", judge::EndPolicyName(j.end_policy));
@@ -1707,6 +1757,16 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   k.Add("router.override_secret", c.router.override_secret);
   k.Add("router.workers", static_cast<int64_t>(c.router.workers));
   k.Add("state_dir", c.state_dir);
+  if (c.database.enabled()) {
+    // The URL itself is left out: it may carry a password, and where the database is does not
+    // change what a revision is.
+    k.Add("database.migrations", c.database.migrations);
+    k.Add("database.backups", c.database.backups);
+    k.Add("database.verify_level", static_cast<int64_t>(c.database.verify_level));
+    k.Add("database.format", c.database.format);
+    k.Add("database.jobs", static_cast<int64_t>(c.database.jobs));
+    k.Add("database.lock_timeout", c.database.lock_timeout);
+  }
   // Appended only when it differs from the defaults: a file that uses none of these keys keeps
   // the hash its revisions were recorded with before the keys existed.
   std::string judgement = JudgementCanon(c);

@@ -218,6 +218,21 @@ struct SloConfig {
   std::vector<judge::SloObjective> objectives;
 };
 
+// database: the PostgreSQL side of each deployment (docs/daemon.md "Database"): a verified
+// backup and the expand migrations before the new version starts, the contract migrations once
+// the old slot is retired, and the rollback ladder.
+struct DatabaseConfig {
+  std::string url;      // a PostgreSQL URL or conninfo. Default: "" (no database section)
+  std::string url_env;  // or: the environment variable holding it (keeps secrets out of files)
+  std::string migrations = "migrations";  // relative to turnout.yaml. Default: migrations
+  std::string backups;     // Default: "" = <state_dir>/backups
+  int verify_level = 2;    // 1 hashes, 2 + full decode, 3 + restore and compare. Default: 2
+  std::string format = "directory";  // directory | custom. Default: directory
+  int jobs = 1;                      // pg_dump/pg_restore -j, 1..64. Default: 1
+  Millis lock_timeout{5000};         // lock_timeout of each migration statement. Default: 5s
+  bool enabled() const { return !url.empty() || !url_env.empty(); }
+};
+
 struct ServiceConfig {
   std::string name;                                   // [a-z0-9][a-z0-9._-]{0,62}; required
   std::vector<std::string> listen{"127.0.0.1:8080"};  // host:port, >= 1. Default: 127.0.0.1:8080
@@ -250,6 +265,7 @@ struct ServiceConfig {
   std::vector<DependencyConfig> dependencies;  // Default: none
   PrometheusConfig prometheus;
   SloConfig slo;
+  DatabaseConfig database;  // Default: none
 };
 
 // Reads and validates a file. IoError when it cannot be read; InvalidArgument (all problems,

@@ -179,6 +179,7 @@ std::vector<Section> Sections() {
       {{"prometheus"}, m + "prometheus: {zzz: 1}\n"},
       {{"slo"}, m + "slo: {zzz: 1}\n"},
       {{"slo", "latency"}, m + "slo: {latency: {zzz: 1}}\n"},
+      {{"database"}, m + "database: {zzz: 1}\n"},
   };
 }
 
@@ -361,7 +362,7 @@ TEST(ServiceConfigErrorTest, UnknownKey) {
             "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
             "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
             "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo)");
+            "analysis_interval, dependencies, prometheus, slo, database)");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  readyness: {path: /r}\n"),
             "turnout.yaml:5: health.readyness: unknown key (known keys of health: readiness, "
             "liveness, ready_deadline)");
@@ -612,7 +613,7 @@ hooks:
             "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
             "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
             "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo)\n"
+            "analysis_interval, dependencies, prometheus, slo, database)\n"
             "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
             "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
             "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
@@ -1192,6 +1193,53 @@ TEST(ConfigHashTest, SensitiveToEveryKindOfChange) {
   a.platform.env = {{"AB", "C"}};
   b.platform.env = {{"A", "BC"}};
   EXPECT_NE(ConfigHash(a), ConfigHash(b));
+}
+
+}  // namespace
+}  // namespace turnout::service
+
+namespace turnout::service {
+namespace {
+
+TEST(ServiceConfigDatabaseTest, ReadsTheDatabaseSection) {
+  Result<ServiceConfig> c = ParseServiceConfig(
+      "name: shop\nplatform:\n  command: ./x --port {port}\ndatabase:\n"
+      "  url_env: SHOP_DB\n  migrations: db/migrations\n  verify_level: 3\n"
+      "  format: custom\n  jobs: 4\n  lock_timeout: 2s\n",
+      "turnout.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->database.enabled());
+  EXPECT_EQ(c->database.url_env, "SHOP_DB");
+  EXPECT_EQ(c->database.migrations, "db/migrations");
+  EXPECT_EQ(c->database.verify_level, 3);
+  EXPECT_EQ(c->database.format, "custom");
+  EXPECT_EQ(c->database.jobs, 4);
+  EXPECT_EQ(c->database.lock_timeout, std::chrono::seconds(2));
+  Result<ServiceConfig> none =
+      ParseServiceConfig("name: shop\nplatform:\n  command: ./x --port {port}\n", "t.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->database.enabled());
+  EXPECT_NE(ConfigHash(*c), ConfigHash(*none));
+}
+
+TEST(ServiceConfigDatabaseTest, RefusesMistakesWithTheirLine) {
+  const std::string m = "name: shop\nplatform:\n  command: ./x --port {port}\n";
+  auto error = [&](const std::string& extra) {
+    Result<ServiceConfig> c = ParseServiceConfig(m + extra, "turnout.yaml");
+    return c.ok() ? std::string("(accepted)") : c.status().message();
+  };
+  EXPECT_EQ(error("database: {migrations: m}\n"),
+            "turnout.yaml:4: database.url: missing; give url (a PostgreSQL URL) or url_env (the "
+            "variable holding it)");
+  EXPECT_EQ(error("database: {url: x, url_env: Y}\n"),
+            "turnout.yaml:4: database: give url or url_env, not both");
+  EXPECT_EQ(error("database:\n  url: x\n  verify_level: 4\n"),
+            "turnout.yaml:6: database.verify_level: expected an integer from 1 to 3, got '4'");
+  EXPECT_EQ(error("database:\n  url: x\n  format: tar\n"),
+            "turnout.yaml:6: database.format: expected directory or custom, got 'tar'");
+  EXPECT_EQ(error("database:\n  url_env: DATABASE-URL\n"),
+            "turnout.yaml:5: database.url_env: expected an environment variable name like "
+            "DATABASE_URL, got 'DATABASE-URL'");
 }
 
 }  // namespace
