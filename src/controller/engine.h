@@ -137,6 +137,25 @@ struct AnalysisVerdict {
   std::string evidence_json;  // JSON recorded in the history; "" = none
 };
 
+// The database side of a deployment (EngineOptions::database), polled once per Step() while
+// a phase is not finished, so a dump or a migration never blocks the engine:
+//   "before_launch": in PreChecks, after the pre-deploy checks, before any instance starts;
+//   "after_retire":  in ScalingDown, once the old slot's instances are stopped;
+//   "rollback":      in RollingBack, after traffic is back and the new instances are stopped.
+struct PhaseRequest {
+  const state::Deployment* deployment = nullptr;  // valid during the call only
+  std::string phase;
+};
+struct PhaseStatus {
+  // kRunning: poll again (detail says what it waits for). kFailed: before_launch rolls the
+  // deployment back; after_retire ends it Succeeded with the failure in its reason (the app
+  // is fine; the contract migration is not applied) and the event "warning"; rollback ends it
+  // Failed (the database needs a hand: detail says what to do).
+  enum class Kind { kDone, kRunning, kFailed };
+  Kind kind = Kind::kDone;
+  std::string detail;
+};
+
 struct EngineOptions {
   // The router's listen address ("127.0.0.1:8080") that smoke checks are sent to with the
   // override header. Required when a spec has smoke checks.
@@ -158,6 +177,8 @@ struct EngineOptions {
   // timeouts). Every verdict other than kContinue is recorded as the step
   // "analysis:<phase>:<step>" with its evidence. Default: none (time alone decides)
   std::function<AnalysisVerdict(const AnalysisRequest&)> analyze;
+  // The database phases (see PhaseRequest). Default: none (no database steps).
+  std::function<PhaseStatus(const PhaseRequest&)> database;
 };
 
 // What Step() did and what the deployment waits for now.
