@@ -121,6 +121,15 @@ TEST_F(CanaryTest, StepsAdvanceByTimeAndTheRouterWeightFollows) {
   state::Deployment d1;
   auto engine = V2InCanary(&d1);
   const int64_t id = engine->deployment().id;
+  // Undecided verdicts with evidence: a step that passes by time carries the last one.
+  judge_ = [](const AnalysisRequest& r) {
+    return Verdict(
+        AnalysisVerdict::Kind::kContinue, "",
+        R"({"step":)" + std::to_string(r.step) + R"(,"elapsed_s":)" +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(r.step_elapsed).count()) +
+            "}");
+  };
   EXPECT_EQ(engine->deployment().strategy, "canary");
   EXPECT_EQ(CanaryWeight(), 500u);
   StepReport r = StepOk(*engine);
@@ -134,6 +143,14 @@ TEST_F(CanaryTest, StepsAdvanceByTimeAndTheRouterWeightFollows) {
   StepOk(*engine);
   EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
   EXPECT_EQ(CanaryWeight(), 2500u);
+  const EngineEvent* passed = LastEvent("canary_step_passed");
+  ASSERT_NE(passed, nullptr);
+  EXPECT_NE(passed->detail.find("canary step 1/2 (5 %) passed after 60 s; now canary step 2/2"),
+            std::string::npos)
+      << passed->detail;
+  EXPECT_EQ(nlohmann::json::parse(passed->evidence_json),
+            nlohmann::json::parse(R"({"step":0,"elapsed_s":60})"));
+  EXPECT_TRUE(FindStep(id, "analysis:canary:0") == std::nullopt) << "continue is not recorded";
 
   // At 25 % sticky clients are split, and each one stays on its side.
   int on_v2 = 0;
