@@ -3,6 +3,7 @@
 #
 #   scripts/install-deps.sh           build + test dependencies
 #   scripts/install-deps.sh --bench   also the benchmark contenders (nginx, HAProxy, Caddy, wrk, h2load)
+#                                     and jq (bench/judge/run.sh reads turnoutd's JSON with it)
 #
 # Idempotent: packages already installed are skipped without touching the network.
 set -euo pipefail
@@ -15,7 +16,7 @@ build_pkgs=(
   libcurl4-openssl-dev prometheus
   curl ca-certificates procps iproute2
 )
-bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine)
+bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine jq)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--bench" ]]; then
