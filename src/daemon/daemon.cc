@@ -27,6 +27,7 @@
 #include "judge/judge_json.h"
 #include "judge/slo.h"
 #include "daemon/analysis.h"
+#include "daemon/database.h"
 #include "notify/notifier.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
@@ -198,6 +199,7 @@ struct Daemon::Impl {
   std::unique_ptr<platform::Supervisor> supervisor;
   std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
   std::unique_ptr<Analysis> analysis;          // rules, canary judge, dependencies
+  std::unique_ptr<DatabasePhases> database;    // null without a database section
   std::unique_ptr<api::Server> server;
 
   // Controller thread and its queue of commands.
@@ -459,6 +461,31 @@ Status Daemon::Impl::StartAll() {
                                                       [this](const std::string& l) { Log(l); }));
   TURNOUT_RETURN_IF_ERROR(analysis->Start());
   eo.analyze = [this](const controller::AnalysisRequest& r) { return analysis->Analyze(r); };
+  if (config.database.enabled()) {
+    DatabaseSettings ds;
+    ds.url = config.database.url;
+    if (!config.database.url_env.empty()) {
+      const char* url = std::getenv(config.database.url_env.c_str());
+      if (url == nullptr || *url == '\0') {
+        return FailedPrecondition("database.url_env names " + config.database.url_env +
+                                  ", which is not set in turnoutd's environment; set it (or use "
+                                  "database.url) and start turnoutd again");
+      }
+      ds.url = url;
+    }
+    const fs::path base(config_dir);
+    ds.migrations_dir = (base / config.database.migrations).lexically_normal().string();
+    ds.backups_dir = config.database.backups.empty()
+                         ? paths.dir + "/backups"
+                         : (base / config.database.backups).lexically_normal().string();
+    ds.verify_level = config.database.verify_level;
+    ds.directory_format = config.database.format != "custom";
+    ds.jobs = config.database.jobs;
+    ds.lock_timeout = config.database.lock_timeout;
+    database = std::make_unique<DatabasePhases>(std::move(ds), *store,
+                                                [this](const std::string& l) { Log(l); });
+    eo.database = [this](const controller::PhaseRequest& r) { return database->Poll(r); };
+  }
   engine = std::make_unique<controller::Engine>(*store, *platform, *control, clock, eo);
 
   platform::SupervisorOptions sup;
@@ -824,6 +851,12 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
   spec.reason = "rollback to revision " + std::to_string(target->revision) + " (" +
                 target->version + ")";
   TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, engine->Begin(spec));
+  // The schema the target revision served with, for the database ladder of the redeploy.
+  if (Result<std::optional<std::string>> v = store->GetSetting(
+          "daemon.db." + std::to_string(target->id) + ".version_after");
+      v.ok() && *v) {
+    (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".target_version", **v);
+  }
   return json{{"action", "redeploy"},
               {"deployment", DeploymentJson(d)},
               {"rollback_to", target->revision},

@@ -1,0 +1,330 @@
+#include "daemon/database.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "backup/backup.h"
+#include "db/migrator.h"
+
+namespace turnout::daemon {
+namespace {
+
+using nlohmann::json;
+using Kind = controller::PhaseStatus::Kind;
+
+std::string SettingKey(int64_t id, const std::string& what) {
+  return "daemon.db." + std::to_string(id) + "." + what;
+}
+
+controller::PhaseStatus Done(std::string detail) {
+  return controller::PhaseStatus{Kind::kDone, std::move(detail)};
+}
+controller::PhaseStatus Failed(std::string detail) {
+  return controller::PhaseStatus{Kind::kFailed, std::move(detail)};
+}
+
+std::string Versions(const std::vector<db::PlanStep>& steps) {
+  std::string out;
+  for (const auto& s : steps) {
+    out += (out.empty() ? "" : ", ") + std::to_string(s.version) + "_" + s.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+DatabasePhases::DatabasePhases(DatabaseSettings settings, state::StateStore& store, Logger log)
+    : settings_(std::move(settings)), store_(store), log_(std::move(log)) {}
+
+DatabasePhases::~DatabasePhases() {
+  for (auto& [key, job] : jobs_) {
+    if (job->thread.joinable()) job->thread.join();
+  }
+}
+
+void DatabasePhases::Record(int64_t deployment_id, const std::string& step, bool ok,
+                            const std::string& detail) {
+  Result<int64_t> id = store_.BeginStep(deployment_id, "database:" + step, "{}");
+  if (id.ok()) {
+    (void)store_.FinishStep(*id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+                            detail);
+  }
+  (void)store_.AppendAudit(state::AuditEvent{"turnoutd", "database." + step, "deployment",
+                                             detail});
+  if (log_) log_("deployment " + std::to_string(deployment_id) + ": database " + step + " " +
+                 (ok ? "ok" : "FAILED") + " " + detail);
+}
+
+controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& request) {
+  const state::Deployment& d = *request.deployment;
+  const std::string key = std::to_string(d.id) + "." + request.phase;
+  auto it = jobs_.find(key);
+  if (it == jobs_.end()) {
+    // A phase that finished before a restart is not run again.
+    Result<std::optional<std::string>> saved = store_.GetSetting(SettingKey(d.id, request.phase));
+    if (saved.ok() && *saved) {
+      json j = json::parse(**saved, nullptr, false);
+      if (j.is_object()) {
+        return controller::PhaseStatus{j.value("ok", false) ? Kind::kDone : Kind::kFailed,
+                                       j.value("detail", std::string())};
+      }
+    }
+    auto job = std::make_unique<Job>();
+    Job* raw = job.get();
+    const state::Deployment copy = d;
+    const std::string phase = request.phase;
+    raw->progress = phase == "before_launch"  ? "taking a backup of the database"
+                    : phase == "after_retire" ? "applying the contract migrations"
+                                              : "rolling the database back";
+    raw->thread = std::thread([this, raw, copy, phase] {
+      controller::PhaseStatus r = phase == "before_launch" ? RunBeforeLaunch(copy, *raw)
+                                  : phase == "after_retire" ? RunAfterRetire(copy, *raw)
+                                                            : RunRollback(copy, *raw);
+      (void)store_.PutSetting(
+          SettingKey(copy.id, phase),
+          json{{"ok", r.kind == Kind::kDone}, {"detail", r.detail}}.dump());
+      std::lock_guard<std::mutex> lock(raw->mu);
+      raw->result = std::move(r);
+      raw->finished = true;
+    });
+    it = jobs_.emplace(key, std::move(job)).first;
+  }
+  Job& job = *it->second;
+  std::lock_guard<std::mutex> lock(job.mu);
+  if (!job.finished) return controller::PhaseStatus{Kind::kRunning, job.progress};
+  if (job.thread.joinable()) job.thread.join();
+  return job.result;
+}
+
+controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment& d, Job& job) {
+  auto progress = [&job](std::string text) {
+    std::lock_guard<std::mutex> lock(job.mu);
+    job.progress = std::move(text);
+  };
+  db::MigratorOptions mo;
+  mo.database = settings_.url;
+  mo.dir = settings_.migrations_dir;
+  mo.lock_timeout = settings_.lock_timeout;
+  mo.deployment_id = std::to_string(d.id);
+  mo.app_version_to = d.version;
+  db::Migrator before(mo);
+  Result<db::StatusReport> status = before.Status();
+  if (!status.ok()) return Failed("cannot read the migration state: " + status.status().message());
+  (void)store_.PutSetting(SettingKey(d.id, "from_version"),
+                          std::to_string(status->current.value_or(0)));
+
+  // A rollback to an earlier revision: the schema goes back to the one that revision served
+  // with, by the ladder (expand-only differences stay; else down migrations; else a restore,
+  // by hand).
+  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
+      t.ok() && *t) {
+    const int64_t target = std::atoll((**t).c_str());
+    const int64_t current = status->current.value_or(0);
+    if (current > target) {
+      std::vector<const db::VersionStatus*> newer;
+      for (const auto& v : status->versions) {
+        if (v.version > target && v.state == db::VersionState::kApplied) newer.push_back(&v);
+      }
+      const bool expand_only = std::all_of(newer.begin(), newer.end(), [](const auto* v) {
+        return v->classification == db::MigrationClass::kExpand;
+      });
+      const bool downs =
+          std::all_of(newer.begin(), newer.end(), [](const auto* v) { return v->has_down; });
+      if (expand_only) {
+        Record(d.id, "rollback", true,
+               json{{"rung", 1}, {"action", "kept expand-only changes"}, {"target", target}}
+                   .dump());
+      } else if (downs) {
+        progress("running down migrations to " + std::to_string(target));
+        Result<db::RunResult> down = before.Down(target);
+        if (!down.ok()) {
+          Record(d.id, "rollback", false, json{{"rung", 2}, {"error", down.status().message()}}.dump());
+          return Failed("rung 2: the down migrations to " + std::to_string(target) +
+                        " failed: " + down.status().message() +
+                        "; nothing was restored automatically: restore a backup taken at that "
+                        "revision with `turnout backup restore ID --to <url> --confirm-data-loss`");
+        }
+        Record(d.id, "rollback", true,
+               json{{"rung", 2}, {"action", "down migrations"}, {"reverted", Versions(down->done)}}
+                   .dump());
+      } else {
+        Record(d.id, "rollback", false,
+               json{{"rung", 3}, {"action", "restore needed"}, {"target", target}}.dump());
+        return Failed("rung 3: the schema is at " + std::to_string(current) + " and revision " +
+                      "needs " + std::to_string(target) + ", with a contract migration that has "
+                      "no down file in between; nothing was restored automatically. Restore the "
+                      "backup taken before that migration (`turnout backup list`) with `turnout "
+                      "backup restore ID --to <url> --confirm-data-loss` (writes made since are "
+                      "lost), then roll back again");
+      }
+    }
+  }
+
+  // 1. Backup and verification.
+  backup::BackupEnv env;
+  env.backups_dir = settings_.backups_dir;
+  env.on_progress = [&](const backup::Progress& p) { progress("backup: " + p.message); };
+  backup::CreateOptions co;
+  co.conninfo = settings_.url;
+  co.format = settings_.directory_format ? backup::DumpFormat::kDirectory
+                                         : backup::DumpFormat::kCustom;
+  co.jobs = settings_.jobs;
+  co.labels = {{"deployment_id", std::to_string(d.id)}, {"version", d.version}};
+  Result<backup::Manifest> manifest = backup::CreateBackup(env, co);
+  if (!manifest.ok()) {
+    Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump());
+    return Failed("backup failed: " + manifest.status().message());
+  }
+  (void)store_.PutSetting(SettingKey(d.id, "backup"), manifest->id);
+  Record(d.id, "backup", true,
+         json{{"backup", manifest->id},
+              {"size_bytes", manifest->size_bytes},
+              {"duration_ms", manifest->duration_ms},
+              {"tables", manifest->row_counts.size()}}
+             .dump());
+  progress("verifying backup " + manifest->id + " (level " +
+           std::to_string(settings_.verify_level) + ")");
+  backup::VerifyOptions vo;
+  vo.level = settings_.verify_level;
+  vo.conninfo = settings_.url;
+  vo.jobs = settings_.jobs;
+  Result<backup::VerifyReport> verified = backup::VerifyBackup(env, manifest->id, vo);
+  if (!verified.ok() || !verified->ok) {
+    const std::string why = !verified.ok() ? verified.status().message()
+                            : verified->problems.empty() ? "verification failed"
+                                                         : verified->problems.front();
+    Record(d.id, "verify", false, json{{"backup", manifest->id}, {"error", why}}.dump());
+    return Failed("backup " + manifest->id + " did not verify: " + why);
+  }
+  Record(d.id, "verify", true,
+         json{{"backup", manifest->id}, {"level", verified->level_reached}}.dump());
+
+  // 2. The expand migrations: pending ones up to the first contract one.
+  mo.backup_id = manifest->id;
+  db::Migrator migrator(mo);
+  Result<std::vector<db::PlanStep>> plan = migrator.PlanUp(std::nullopt);
+  if (!plan.ok()) return Failed("cannot plan the migrations: " + plan.status().message());
+  std::optional<int64_t> last_expand;
+  bool contract_seen = false;
+  for (const auto& step : *plan) {
+    if (step.classification == db::MigrationClass::kContract) {
+      contract_seen = true;
+    } else if (contract_seen) {
+      Record(d.id, "expand", false, json{{"error", "expand after contract"}}.dump());
+      return Failed("migration " + std::to_string(step.version) + "_" + step.name +
+                    " (expand) comes after a contract migration: the new version would start "
+                    "without it. Split the release: deploy the expand migrations first, the "
+                    "contract ones with a later version");
+    } else {
+      last_expand = step.version;
+    }
+  }
+  if (!last_expand) {
+    Record(d.id, "expand", true, json{{"applied", json::array()}}.dump());
+    return Done("backup " + manifest->id + " verified; no expand migration to apply");
+  }
+  progress("applying expand migrations up to " + std::to_string(*last_expand));
+  Result<db::RunResult> run = migrator.Up(*last_expand);
+  if (!run.ok()) {
+    Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump());
+    return Failed("expand migrations failed: " + run.status().message());
+  }
+  Record(d.id, "expand", true, json{{"applied", Versions(run->done)}}.dump());
+  return Done("backup " + manifest->id + " verified; applied " + Versions(run->done));
+}
+
+controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& d, Job& job) {
+  db::MigratorOptions mo;
+  mo.database = settings_.url;
+  mo.dir = settings_.migrations_dir;
+  mo.lock_timeout = settings_.lock_timeout;
+  mo.deployment_id = std::to_string(d.id);
+  mo.app_version_to = d.version;
+  if (Result<std::optional<std::string>> b = store_.GetSetting(SettingKey(d.id, "backup"));
+      b.ok() && *b) {
+    mo.backup_id = **b;
+  }
+  db::Migrator migrator(mo);
+  Result<db::RunResult> run = migrator.Up(std::nullopt);
+  if (!run.ok()) {
+    Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump());
+    return Failed("contract migrations failed: " + run.status().message());
+  }
+  Record(d.id, "contract", true, json{{"applied", Versions(run->done)}}.dump());
+  // The schema this revision serves with: what `rollback --to` this revision goes back to.
+  (void)store_.PutSetting(SettingKey(d.id, "version_after"),
+                          std::to_string(run->current.value_or(0)));
+  return Done(run->done.empty() ? "no contract migration" : "applied " + Versions(run->done));
+}
+
+controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, Job& job) {
+  db::MigratorOptions mo;
+  mo.database = settings_.url;
+  mo.dir = settings_.migrations_dir;
+  mo.lock_timeout = settings_.lock_timeout;
+  mo.deployment_id = std::to_string(d.id);
+  db::Migrator migrator(mo);
+  Result<db::StatusReport> status = migrator.Status();
+  if (!status.ok()) return Failed("cannot read the migration state: " + status.status().message());
+  // What this deployment applied and is still applied.
+  std::vector<const db::VersionStatus*> applied;
+  for (const auto& v : status->versions) {
+    if (v.state != db::VersionState::kApplied || !v.last) continue;
+    if (v.last->deployment_id == std::to_string(d.id) && v.last->direction == db::Direction::kUp) {
+      applied.push_back(&v);
+    }
+  }
+  if (applied.empty()) {
+    Record(d.id, "rollback", true, json{{"rung", 1}, {"action", "unchanged"}}.dump());
+    return Done("the database was not changed by this deployment");
+  }
+  const bool expand_only = std::all_of(applied.begin(), applied.end(), [](const auto* v) {
+    return v->classification == db::MigrationClass::kExpand;
+  });
+  if (expand_only) {
+    Record(d.id, "rollback", true,
+           json{{"rung", 1}, {"action", "kept expand-only changes"}, {"migrations",
+                                                                       applied.size()}}
+               .dump());
+    return Done("rung 1: the expand-only migrations stay; the previous version works with them");
+  }
+  int64_t from = 0;
+  if (Result<std::optional<std::string>> f = store_.GetSetting(SettingKey(d.id, "from_version"));
+      f.ok() && *f) {
+    from = std::atoll((**f).c_str());
+  }
+  std::string backup_id = "(none)";
+  if (Result<std::optional<std::string>> b = store_.GetSetting(SettingKey(d.id, "backup"));
+      b.ok() && *b) {
+    backup_id = **b;
+  }
+  const bool downs = std::all_of(applied.begin(), applied.end(),
+                                 [](const auto* v) { return v->has_down; });
+  if (downs) {
+    {
+      std::lock_guard<std::mutex> lock(job.mu);
+      job.progress = "running down migrations to " + std::to_string(from);
+    }
+    Result<db::RunResult> run = migrator.Down(from);
+    if (run.ok()) {
+      Record(d.id, "rollback", true,
+             json{{"rung", 2}, {"action", "down migrations"}, {"reverted", Versions(run->done)}}
+                 .dump());
+      return Done("rung 2: reverted " + Versions(run->done) + " with their down migrations");
+    }
+    Record(d.id, "rollback", false,
+           json{{"rung", 2}, {"error", run.status().message()}}.dump());
+  }
+  const std::string restore = "turnout backup restore " + backup_id +
+                              " --to <database URL> --confirm-data-loss";
+  Record(d.id, "rollback", false,
+         json{{"rung", 3}, {"action", "restore needed"}, {"backup", backup_id}}.dump());
+  return Failed("rung 3: the database cannot be rolled back with down migrations" +
+                std::string(downs ? " (one failed)" : " (a down file is missing)") +
+                "; nothing was restored automatically. To restore the backup taken before "
+                "this deployment (writes made since are lost): " +
+                restore);
+}
+
+}  // namespace turnout::daemon

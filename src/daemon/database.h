@@ -1,0 +1,87 @@
+// DatabasePhases: the PostgreSQL side of a deployment (turnout.yaml's `database:` section).
+//
+// The engine polls three phases (controller::EngineOptions::database); each runs as a job on a
+// thread of its own, so the engine's Step() never waits on a dump or a migration, and a
+// rollback or an abort is taken at once:
+//   before_launch (in PreChecks, before any instance starts):
+//     1. a backup (pg_dump from an exported snapshot, with its manifest), then its verification
+//        at the configured level (2 = a full decode by default; 3 = a restore into a scratch
+//        database compared with the manifest);
+//     2. the expand migrations: the pending migrations up to the first contract one. An expand
+//        migration after a contract one is refused (the new version would start without it):
+//        the release must be split.
+//   after_retire (in ScalingDown, once the old slot is stopped, so no live version needs the
+//   old shape): the remaining (contract) migrations.
+//   rollback (in RollingBack, after traffic is back on the old version), the ladder:
+//     1. nothing applied by this deployment, or only expand migrations: the database stays (the
+//        old version works with an expanded schema);
+//     2. otherwise: the down migrations of what this deployment applied;
+//     3. when that is impossible (no down file, a down migration fails): nothing automatic. The
+//        phase fails with the restore command to run by hand, which names the backup and makes
+//        the operator confirm the loss of the writes made since.
+// Each phase is recorded as steps "database:<what>" of the deployment (with the backup id,
+// the migrations applied and the rung taken) and in the audit log; its outcome is kept in the
+// setting "daemon.db.<deployment id>.<phase>", so a restarted daemon does not redo a finished
+// phase. A phase interrupted by a crash runs again: backups are cheap to retake, and migrations
+// are transactional (or resume statement by statement), so a rerun continues where it stopped.
+//
+// Thread-safety: Poll() is called from the engine's thread; the jobs use their own connections.
+
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "controller/engine.h"
+#include "state/state_store.h"
+
+namespace turnout::daemon {
+
+struct DatabaseSettings {
+  std::string url;                       // libpq conninfo or URL; "" = no database section
+  std::string migrations_dir;            // absolute
+  std::string backups_dir;               // absolute
+  int verify_level = 2;                  // 1..3
+  bool directory_format = true;          // pg_dump -Fd (else -Fc)
+  int jobs = 1;                          // pg_dump / pg_restore -j
+  std::chrono::milliseconds lock_timeout{5000};  // per migration statement
+};
+
+class DatabasePhases {
+ public:
+  using Logger = std::function<void(const std::string&)>;
+  // `store` must outlive the object.
+  DatabasePhases(DatabaseSettings settings, state::StateStore& store, Logger log);
+  ~DatabasePhases();  // waits for a running job (each is bounded by its own timeouts)
+  DatabasePhases(const DatabasePhases&) = delete;
+  DatabasePhases& operator=(const DatabasePhases&) = delete;
+
+  controller::PhaseStatus Poll(const controller::PhaseRequest& request);
+
+ private:
+  struct Job {
+    std::thread thread;
+    std::mutex mu;
+    bool finished = false;
+    controller::PhaseStatus result;
+    std::string progress;
+  };
+
+  controller::PhaseStatus RunBeforeLaunch(const state::Deployment& d, Job& job);
+  controller::PhaseStatus RunAfterRetire(const state::Deployment& d, Job& job);
+  controller::PhaseStatus RunRollback(const state::Deployment& d, Job& job);
+  void Record(int64_t deployment_id, const std::string& step, bool ok, const std::string& detail);
+
+  const DatabaseSettings settings_;
+  state::StateStore& store_;
+  Logger log_;
+  std::map<std::string, std::unique_ptr<Job>> jobs_;  // "<id>.<phase>"; engine thread only
+};
+
+}  // namespace turnout::daemon
