@@ -12,6 +12,7 @@
 #include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
 #include "db/migrate_cli.h"
+#include "rehearsal/rehearse_cli.h"
 
 namespace turnout::cli {
 namespace {
@@ -70,6 +71,10 @@ constexpr Command kCommands[] = {
     {"backup", "create, verify, list, restore and prune verified PostgreSQL backups",
      [](const std::vector<std::string>& a) {
        return backup::RunBackupCommand(a, std::cout, std::cerr);
+     }},
+    {"rehearse", "rehearse pending migrations on a restored backup: locks, rewrites, down files",
+     [](const std::vector<std::string>& a) {
+       return rehearsal::RunRehearseCommand(a, std::cout, std::cerr);
      }},
     {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
 };
