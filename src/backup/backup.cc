@@ -18,6 +18,7 @@
 
 #include "backup/catalog.h"
 #include "backup/conninfo.h"
+#include "common/duration.h"
 #include "common/file_util.h"
 #include "common/sha256.h"
 #include "db/pg.h"
@@ -31,6 +32,8 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kInProgressFile = ".in-progress";
+// Written by `turnout rehearse` (rehearsal/rehearsal.h): a record about the backup, not content.
+constexpr std::string_view kRehearsalFile = "rehearsal.json";
 constexpr std::string_view kApplicationName = "turnout-backup";
 constexpr std::string_view kDamagedNextStep =
     "do not restore this backup: take a new one (turnout backup create), and find out what "
@@ -67,8 +70,8 @@ Result<platform::RunResult> RunTool(const BackupEnv& env, std::vector<std::strin
                                     const std::string& what) {
   platform::RunSpec spec;
   spec.argv = std::move(argv);
-  spec.env = std::move(extra_env);
   spec.env.emplace_back("PGAPPNAME", std::string(kApplicationName));
+  for (auto& e : extra_env) spec.env.push_back(std::move(e));  // later entries win
   spec.timeout = env.command_timeout;
   auto r = platform::RunCommand(spec);
   if (!r.ok()) {
@@ -83,6 +86,36 @@ Result<platform::RunResult> RunTool(const BackupEnv& env, std::vector<std::strin
     return Aborted(what + " " + r->Describe() + ":\n" + r->Tail(15));
   }
   return r;
+}
+
+// Runs a client program on its own thread and calls `tick` on this thread at once and then
+// every `interval` until the program ends (progress output, the lock watchdog).
+Result<platform::RunResult> RunWithTicks(const BackupEnv& env, std::vector<std::string> argv,
+                                         std::vector<std::pair<std::string, std::string>> extra_env,
+                                         const std::string& what,
+                                         std::chrono::milliseconds interval,
+                                         const std::function<void()>& tick) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<platform::RunResult>> result;
+  std::thread runner([&] {
+    auto r = RunTool(env, std::move(argv), std::move(extra_env), what);
+    std::lock_guard<std::mutex> l(mu);
+    result.emplace(std::move(r));
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    bool first = true;
+    while (first || !cv.wait_for(l, interval, [&] { return result.has_value(); })) {
+      first = false;
+      l.unlock();
+      tick();
+      l.lock();
+    }
+  }
+  runner.join();
+  return std::move(*result);
 }
 
 // Streaming SHA-256 of a file (dump files can be far larger than memory).
@@ -125,8 +158,9 @@ Result<std::string> HashFile(const fs::path& path, uint64_t* size) {
 // Files that belong to the backup's bookkeeping, not its content.
 bool IsBookkeeping(const std::string& rel) {
   return rel == kManifestFile || rel == kVerifyFile || rel == kInProgressFile ||
-         rel.starts_with(std::string(kManifestFile) + ".tmp.") ||
-         rel.starts_with(std::string(kVerifyFile) + ".tmp.");
+         rel == kRehearsalFile || rel.starts_with(std::string(kManifestFile) + ".tmp.") ||
+         rel.starts_with(std::string(kVerifyFile) + ".tmp.") ||
+         rel.starts_with(std::string(kRehearsalFile) + ".tmp.");
 }
 
 // Every content file under `root`, relative, sorted. Symlinks and special files are listed too
@@ -470,6 +504,10 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
                                     "SELECT pg_encoding_to_char(encoding) FROM pg_database "
                                     "WHERE datname = current_database()"));
 
+  if (options.lock_timeout.count() > 0) {
+    TURNOUT_RETURN_IF_ERROR(
+        conn.Exec("SET lock_timeout = " + std::to_string(options.lock_timeout.count())).status());
+  }
   Report(env, "snapshot", "exporting a snapshot");
   TURNOUT_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
   TURNOUT_ASSIGN_OR_RETURN(m.snapshot, QueryOne(conn, "SELECT pg_export_snapshot()"));
@@ -483,55 +521,40 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
                                    (dir / m.dump_path).string()};
   if (options.jobs > 1) argv.push_back("-j" + std::to_string(options.jobs));
   if (options.compress) argv.push_back("-Z" + std::to_string(*options.compress));
+  if (options.lock_timeout.count() > 0) {
+    argv.push_back("--lock-wait-timeout=" + std::to_string(options.lock_timeout.count()) + "ms");
+  }
   if (!cmd_conn.conninfo.empty()) argv.push_back("--dbname=" + cmd_conn.conninfo);
 
   // pg_dump runs on its own thread while this session counts rows in the same snapshot; the
   // session's transaction (and with it the snapshot) stays open until pg_dump has finished.
-  struct DumpState {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    std::optional<Result<platform::RunResult>> result;
-  } state;
   Report(env, "dump",
          "pg_dump started (" + std::string(DumpFormatName(options.format)) + " format" +
              (options.jobs > 1 ? ", " + std::to_string(options.jobs) + " jobs" : "") + ")");
-  std::thread dumper([&env, &state, argv, cmd_env = cmd_conn.env] {
-    auto r = RunTool(env, argv, cmd_env, "pg_dump");
-    std::lock_guard<std::mutex> l(state.mu);
-    state.result.emplace(std::move(r));
-    state.done = true;
-    state.cv.notify_all();
-  });
-
-  Report(env, "counts", "counting rows and reading the schema in the snapshot");
-  auto counts = ReadRowCounts(conn);
   Result<SchemaFingerprint> fingerprint = Internal("not read");
   Result<std::optional<int64_t>> migration = std::optional<int64_t>();
-  if (counts.ok()) fingerprint = ReadSchemaFingerprint(conn);
-  if (counts.ok() && fingerprint.ok()) migration = ReadMigrationVersion(conn);
-  if (counts.ok()) {
-    Report(env, "counts", std::to_string(counts->size()) + " tables counted");
-  }
-
-  {
-    std::unique_lock<std::mutex> l(state.mu);
-    while (!state.done) {
-      if (state.cv.wait_for(l, std::chrono::seconds(1), [&] { return state.done; })) break;
-      l.unlock();
-      uint64_t bytes = TreeBytes(dir / m.dump_path);
-      Report(env, "dump", "pg_dump: " + HumanBytes(bytes) + " written", bytes);
-      l.lock();
+  Result<std::map<std::string, int64_t>> counts = Internal("not read");
+  bool counted = false;
+  auto dumped = RunWithTicks(env, argv, cmd_conn.env, "pg_dump", std::chrono::seconds(1), [&] {
+    if (!counted) {  // the first tick, right after pg_dump started
+      counted = true;
+      Report(env, "counts", "counting rows and reading the schema in the snapshot");
+      counts = ReadRowCounts(conn);
+      if (counts.ok()) fingerprint = ReadSchemaFingerprint(conn);
+      if (counts.ok() && fingerprint.ok()) migration = ReadMigrationVersion(conn);
+      if (counts.ok()) Report(env, "counts", std::to_string(counts->size()) + " tables counted");
+      return;
     }
-  }
-  dumper.join();
+    uint64_t bytes = TreeBytes(dir / m.dump_path);
+    Report(env, "dump", "pg_dump: " + HumanBytes(bytes) + " written", bytes);
+  });
   (void)conn.Exec("ROLLBACK");
   // A failed query aborts the snapshot's transaction, which can in turn fail pg_dump: name the
   // query's error first, it is the cause.
   if (!counts.ok()) return counts.status();
   if (!fingerprint.ok()) return fingerprint.status();
   if (!migration.ok()) return migration.status();
-  if (!state.result->ok()) return state.result->status();
+  if (!dumped.ok()) return dumped.status();
   m.row_counts = std::move(*counts);
   m.schema_fingerprint = fingerprint->sha256;
   m.migration_version = *migration;
@@ -815,13 +838,46 @@ Result<RestoreReport> RestoreBackup(const BackupEnv& env, const std::string& id,
   if (options.no_owner) argv.push_back("--no-owner");
   if (!cmd.conninfo.empty()) argv.push_back("--dbname=" + cmd.conninfo);
   argv.push_back(DumpPath(dir, m));
+  // The dump's script begins with SET lock_timeout = 0, so the limit cannot be passed to
+  // pg_restore's sessions: a watchdog session cancels one that waits for a lock too long.
+  std::string app_name = std::string(kApplicationName) + "-restore-" + RandomHex(6);
+  cmd.env.emplace_back("PGAPPNAME", app_name);
+  std::optional<db::PgConnection> watchdog;
+  if (options.lock_timeout.count() > 0) {
+    TURNOUT_ASSIGN_OR_RETURN(watchdog, Connect(options.target));
+  }
+  std::string blocked_by;  // set when the watchdog cancelled a waiting restore session
+  auto interval = std::clamp(options.lock_timeout / 4, milliseconds(50), milliseconds(1000));
   Report(env, "restore", "restoring: " + report.method);
-  auto restored = RunTool(env, argv, cmd.env, "pg_restore");
+  auto restored = RunWithTicks(env, argv, cmd.env, "pg_restore", interval, [&] {
+    if (!watchdog || !blocked_by.empty()) return;
+    auto waiting = watchdog->ExecParams(R"sql(
+SELECT a.pid, coalesce((
+  SELECT string_agg('pid ' || b.pid || ' (' || coalesce(nullif(b.application_name, ''), '?')
+                    || ', ' || coalesce(host(b.client_addr), 'local') || ', ' || b.state
+                    || ': ' || left(b.query, 80) || ')', '; ')
+  FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(a.pid))), 'unknown')
+FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+WHERE a.application_name = $1 AND a.datname = current_database()
+  AND l.waitstart < now() - make_interval(secs => $2::float8 / 1000)
+LIMIT 1)sql",
+                                        {app_name, std::to_string(options.lock_timeout.count())});
+    if (!waiting.ok() || waiting->empty()) return;
+    blocked_by = waiting->text(0, 1);
+    (void)watchdog->ExecParams("SELECT pg_cancel_backend($1::int)", {waiting->text(0, 0)});
+  });
   if (!restored.ok()) {
-    return restored.status().WithContext(
-        single_transaction ? "the restore failed and was rolled back; the target is unchanged"
-                           : "the restore failed part way; the target is partly restored: fix "
-                             "the cause and restore again");
+    std::string outcome = single_transaction
+                              ? "the restore failed and was rolled back; the target is unchanged"
+                              : "the restore failed part way; the target is partly restored: fix "
+                                "the cause and restore again";
+    if (!blocked_by.empty()) {
+      return Aborted("the restore waited more than " + FormatDuration(options.lock_timeout) +
+                     " for a table lock held by " + blocked_by + " and was cancelled; " + outcome +
+                     ". Stop the applications using the target (or raise "
+                     "--lock-timeout) and run it again");
+    }
+    return restored.status().WithContext(outcome);
   }
   report.restored = true;
 

@@ -67,6 +67,10 @@ struct CreateOptions {
   int jobs = 1;                               // pg_dump -j (directory format only). Default: 1
   std::optional<int> compress;                // pg_dump -Z 0..9. Default: pg_dump's own
   std::map<std::string, std::string> labels;  // recorded in the manifest. Default: none
+  // How long pg_dump and the counting session wait for a table lock (they conflict only with
+  // ACCESS EXCLUSIVE, e.g. a migration's ALTER TABLE) before the backup fails. 0 = no limit.
+  // Default: 0.
+  std::chrono::milliseconds lock_timeout{0};
 };
 
 // "512 B", "1.5 MiB": sizes for progress lines and listings.
@@ -119,6 +123,10 @@ struct RestoreOptions {
   bool confirm_data_loss = false;
   int jobs = 1;           // directory format: pg_restore -j. Default: 1
   bool no_owner = false;  // pg_restore --no-owner. Default: keep the dump's owners
+  // lock_timeout of the restoring sessions: an application still using the target's tables
+  // makes the restore fail (and, in one transaction, change nothing) instead of queueing
+  // behind it with every later query queued behind the restore. 0 = no limit. Default: 60 s.
+  std::chrono::milliseconds lock_timeout{std::chrono::seconds(60)};
 };
 
 struct TableDelta {

@@ -49,12 +49,12 @@ const std::map<std::string, CommandSpec>& Commands() {
   static const std::map<std::string, CommandSpec> kCommands = {
       {"create",
        {"usage: turnout backup create [--url URL] [--format directory|custom] [--jobs N]\n"
-        "                             [--compress 0-9] [--label KEY=VALUE]... [--deployment-id "
-        "ID]\n"
+        "                             [--compress 0-9] [--label KEY=VALUE]...\n"
+        "                             [--deployment-id ID] [--lock-timeout 0]\n"
         "Dumps the database from an exported snapshot (directory format by default; --jobs N\n"
         "dumps N tables at once) and writes the manifest last.\n",
         {"dir", "url", "database", "pg-bin", "timeout", "json", "format", "jobs", "compress",
-         "label", "deployment-id"}}},
+         "label", "deployment-id", "lock-timeout"}}},
       {"list", {"usage: turnout backup list [--dir D] [--json]\n", {"dir", "json"}}},
       {"verify",
        {"usage: turnout backup verify [ID|latest] [--level 1|2|3] [--url URL] [--scratch-url URL]\n"
@@ -66,11 +66,13 @@ const std::map<std::string, CommandSpec>& Commands() {
         {"dir", "url", "database", "pg-bin", "timeout", "json", "level", "scratch-url", "jobs"}}},
       {"restore",
        {"usage: turnout backup restore ID --to URL [--confirm-data-loss] [--jobs N] [--no-owner]\n"
+        "                              [--lock-timeout 60s]\n"
         "Without --confirm-data-loss it changes nothing: it reports the rows the target has now\n"
         "against the backup (what will be lost) and exits 1. With it: checks the hashes, runs\n"
         "pg_restore --clean --if-exists (one transaction unless --jobs > 1 on a directory dump)\n"
         "and compares the row counts with the manifest.\n",
-        {"dir", "pg-bin", "timeout", "json", "to", "confirm-data-loss", "jobs", "no-owner"}}},
+        {"dir", "pg-bin", "timeout", "json", "to", "confirm-data-loss", "jobs", "no-owner",
+         "lock-timeout"}}},
       {"prune",
        {"usage: turnout backup prune --keep N [--keep-verified] [--verified-level L] [--dry-run]\n"
         "Deletes complete backups older than the newest N, and incomplete ones. The newest backup\n"
@@ -269,6 +271,11 @@ class Command {
       }
     }
     if (auto v = Flag("deployment-id")) o.labels["deployment_id"] = *v;
+    if (auto v = Flag("lock-timeout")) {
+      auto d = ParseDuration(*v);
+      if (!d.ok()) return Usage(d.status().message());
+      o.lock_timeout = *d;
+    }
     auto m = CreateBackup(env_, o);
     if (!m.ok()) return Fail(m.status());
     if (json_) {
@@ -392,6 +399,11 @@ class Command {
     o.confirm_data_loss = p_.flags.count("confirm-data-loss") > 0;
     o.jobs = jobs_;
     o.no_owner = p_.flags.count("no-owner") > 0;
+    if (auto v = Flag("lock-timeout")) {
+      auto d = ParseDuration(*v);
+      if (!d.ok()) return Usage(d.status().message());
+      o.lock_timeout = *d;
+    }
     auto r = RestoreBackup(env_, p_.positional[0], o);
     if (!r.ok()) return Fail(r.status());
     json deltas = json::array();

@@ -416,6 +416,30 @@ TEST_F(BackupTest, RestoreRefusesADamagedBackupAndChangesNothing) {
   EXPECT_EQ(Count(url_, "users"), 2001);
 }
 
+TEST_F(BackupTest, RestoreBlockedByAnApplicationFailsWithinTheLockTimeoutAndChangesNothing) {
+  Manifest m = MustCreate(DumpFormat::kCustom);
+  Exec(url_, "INSERT INTO users (email) VALUES ('late@x')");
+  // An application session still reading users: DROP TABLE must wait for it.
+  auto app = PgConnection::Connect(url_, "app");
+  ASSERT_TRUE(app.ok());
+  ASSERT_TRUE(app->Exec("BEGIN").ok());
+  ASSERT_TRUE(app->Exec("LOCK TABLE users IN ACCESS SHARE MODE").ok());
+  RestoreOptions o;
+  o.target = url_;
+  o.confirm_data_loss = true;
+  o.lock_timeout = std::chrono::milliseconds(300);
+  auto r = RestoreBackup(env_, m.id, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("waited more than 300ms for a table lock held by pid " +
+                                      std::to_string(app->backend_pid()) + " (app, "),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("rolled back; the target is unchanged"), std::string::npos);
+  ASSERT_TRUE(app->Exec("COMMIT").ok());
+  EXPECT_EQ(Count(url_, "users"), 2001);
+  EXPECT_EQ(Count(url_, "orders"), 5000);
+}
+
 TEST_F(BackupTest, PruneKeepsTheNewestVerifiedBackup) {
   Manifest oldest = MustCreate(DumpFormat::kCustom);
   ASSERT_TRUE(MustVerify(oldest.id, 3).ok);
