@@ -204,7 +204,7 @@ class FileRunner {
                 ? oi->second
                 : si->second;
         if (strongest.rank <= held[oid]) continue;
-        held[oid] = strongest.rank;
+        if (tx) held[oid] = strongest.rank;  // in autocommit it ended with the statement
         LockHeld lock;
         lock.relation = strongest.relation;
         lock.mode = strongest.mode;

@@ -190,9 +190,11 @@ TEST_F(RehearsalTest, CreateIndexHoldsShareLockForItsDurationAndConcurrentlyDoes
                        {"0001_idx.down.sql", "DROP INDEX items_slow_idx;\n"},
                        {"0002_cidx.up.sql",
                         "-- turnout:no-transaction\n"
-                        "CREATE INDEX CONCURRENTLY items_slow_c_idx ON items (slow_id(id));\n"},
+                        "CREATE INDEX CONCURRENTLY items_slow_c_idx ON items (slow_id(id));\n"
+                        "CREATE INDEX CONCURRENTLY items_slow_c2_idx ON items (slow_id(id));\n"},
                        {"0002_cidx.down.sql",
-                        "-- turnout:no-transaction\nDROP INDEX CONCURRENTLY items_slow_c_idx;\n"}});
+                        "-- turnout:no-transaction\nDROP INDEX CONCURRENTLY items_slow_c_idx;\n"
+                        "DROP INDEX CONCURRENTLY items_slow_c2_idx;\n"}});
   RehearsalOptions o = Options(id, dir);
   o.lock_budget = std::chrono::milliseconds(100);
   RehearsalReport r = MustRehearse(o);
@@ -222,6 +224,11 @@ TEST_F(RehearsalTest, CreateIndexHoldsShareLockForItsDurationAndConcurrentlyDoes
   EXPECT_FALSE(sue->blocks_writes);
   EXPECT_FALSE(sue->until_commit);
   EXPECT_GE(sue->held_ms, cbuild.duration_ms / 2);
+  // In autocommit the lock ended with the first statement: the second takes it again.
+  const StatementRun& cbuild2 = r.migrations[1].statements.at(1);
+  const LockHeld* sue2 = FindLock(cbuild2, "public.items");
+  ASSERT_NE(sue2, nullptr) << FormatReport(r);
+  EXPECT_EQ(sue2->mode, "ShareUpdateExclusiveLock");
 
   // Only the non-concurrent build is over the budget, with the concurrent way as the advice.
   ASSERT_EQ(Kinds(r), std::vector<std::string>{"lock-budget"}) << FormatReport(r);
