@@ -165,8 +165,13 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
   if (spec.scale_down_delay.count() < 0) return InvalidArgument("scale_down_delay: must be >= 0");
   if (spec.grace.count() < 0) return InvalidArgument("grace: must be >= 0");
   if (spec.bake_failure_threshold < 1) return InvalidArgument("bake_failure_threshold: >= 1");
-  if (spec.strategy != "blue_green" && spec.strategy != "canary") {
-    return InvalidArgument("strategy: expected blue_green or canary, got '" + spec.strategy + "'");
+  if (spec.strategy != "blue_green" && spec.strategy != "canary" && spec.strategy != "rolling") {
+    return InvalidArgument("strategy: expected blue_green, canary or rolling, got '" +
+                           spec.strategy + "'");
+  }
+  if (spec.strategy == "rolling" && spec.base_port != 0) {
+    // A new instance runs beside the one it replaces, in the same slot: fixed ports would clash.
+    return InvalidArgument("strategy: rolling needs base_port 0 (ports chosen at launch)");
   }
   if (spec.strategy == "canary" && spec.canary_steps.empty()) {
     return InvalidArgument("canary_steps: the canary strategy needs at least one step");

@@ -105,7 +105,10 @@ struct DeploymentSpec {
   // "blue_green": after the smoke tests all traffic moves at once. "canary": the new slot first
   // gets canary_steps[0].weight_bp of the traffic (sticky per client), then each following
   // step's weight, then all of it (Switching). A first deployment has no stable version to
-  // compare with and switches at once. Default: "blue_green"
+  // compare with and switches at once. "rolling": the serving slot's instances are replaced one at
+  // a time in place (one extra instance at most, never one fewer ready: launch a new one, wait
+  // until ready, add it, remove and stop an old one), then the bake; needs base_port 0. A first
+  // deployment is deployed as blue_green. Default: "blue_green"
   std::string strategy = "blue_green";
   // canary: at least one step; weights strictly increasing, each in (0, 10000); durations > 0.
   // Default: none (required for "canary")

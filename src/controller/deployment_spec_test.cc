@@ -259,6 +259,34 @@ TEST(DeploymentSpecTest, ValidatesTheNewFieldsNamingThem) {
          s.smoke_checks = {c};  // no command
        },
        "smoke_checks"},
+      {[](DeploymentSpec& s) { s.strategy = "rolling-thunder"; }, "strategy"},
+      {[](DeploymentSpec& s) {
+         s.strategy = "rolling";
+         s.base_port = 9000;
+       },
+       "strategy"},
+      {[](DeploymentSpec& s) { s.strategy = "canary"; }, "canary_steps"},
+      {[](DeploymentSpec& s) {
+         s.strategy = "canary";
+         s.canary_steps = {CanaryStep{0, Millis(1000)}};
+       },
+       "canary_steps[0]"},
+      {[](DeploymentSpec& s) {
+         s.strategy = "canary";
+         s.canary_steps = {CanaryStep{10000, Millis(1000)}};
+       },
+       "canary_steps[0]"},
+      {[](DeploymentSpec& s) {
+         s.strategy = "canary";
+         s.canary_steps = {CanaryStep{2500, Millis(1000)}, CanaryStep{2500, Millis(1000)}};
+       },
+       "canary_steps[1]"},
+      {[](DeploymentSpec& s) {
+         s.strategy = "canary";
+         s.canary_steps = {CanaryStep{500, Millis(0)}};
+       },
+       "canary_steps[0]"},
+      {[](DeploymentSpec& s) { s.analysis_interval = Millis(-1); }, "analysis_interval"},
   };
   for (const Case& c : cases) {
     DeploymentSpec s = Valid();

@@ -33,6 +33,7 @@ std::string SpecKey(int64_t deployment_id) {
 constexpr std::string_view kCanaryKeyPrefix = "controller.canary.";
 constexpr std::string_view kPausedKeyPrefix = "controller.paused.";
 constexpr std::string_view kBakeKeyPrefix = "controller.bake.";
+constexpr std::string_view kRollingKeyPrefix = "controller.rolling.";
 
 std::string KeyFor(std::string_view prefix, int64_t deployment_id) {
   return std::string(prefix) + std::to_string(deployment_id);
@@ -258,7 +259,10 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   record.version = spec.version;
   record.config_hash = spec.config_hash;
   record.previous_slot = active;
-  record.target_slot = active == spec.slots[0] ? spec.slots[1] : spec.slots[0];
+  // Rolling replaces the serving slot's instances in place; a first deployment has none.
+  const bool in_place = spec.strategy == "rolling" && !active.empty();
+  record.target_slot =
+      in_place ? active : (active == spec.slots[0] ? spec.slots[1] : spec.slots[0]);
   record.strategy = spec.strategy;
   record.started_by = spec.started_by;
   record.reason = spec.reason;
@@ -364,6 +368,7 @@ Status Engine::LoadInstances() {
     if (!mine && !old) continue;
     Instance i;
     i.record_id = r.id;
+    i.deployment_id = r.deployment_id;
     i.slot = r.slot;
     i.index = r.instance_index;
     i.port = static_cast<uint16_t>(r.port);
@@ -389,7 +394,7 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   entered_ = clock_.Now();
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
-  if (to == DeploymentState::kBaking) StartPhase();
+  if (to == DeploymentState::kBaking || to == DeploymentState::kRolling) StartPhase();
   if (paused_ && !Pausable(to)) {
     // A pause holds the canary and the bake; past them (or on the way back) it means nothing.
     TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kPausedKeyPrefix, deployment_->id),
@@ -414,7 +419,8 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
             std::string(kStateStepPrefix) + std::string(state::DeploymentStateName(to)), "{}"));
   }
   const std::string& why = deployment_->reason;
-  if (left == DeploymentState::kPreChecks && to == DeploymentState::kLaunching) {
+  if (left == DeploymentState::kPreChecks &&
+      (to == DeploymentState::kLaunching || to == DeploymentState::kRolling)) {
     Emit("pre_checks_passed", why);
   } else if (left == DeploymentState::kWaitingReady && to == DeploymentState::kSmokeTesting) {
     Emit("ready", why);
@@ -558,6 +564,8 @@ Result<StepReport> Engine::Step() {
       return StepAwaitingApproval();
     case DeploymentState::kCanary:
       return StepCanary();
+    case DeploymentState::kRolling:
+      return StepRolling();
     case DeploymentState::kSwitching:
       return StepSwitching();
     case DeploymentState::kBaking:
@@ -586,7 +594,8 @@ Result<StepReport> Engine::StepPreChecks() {
       return s.status();
     }
   }
-  if (!deployment_->previous_slot.empty() && policy.active == deployment_->target_slot) {
+  if (!deployment_->previous_slot.empty() && !Rolling() &&
+      policy.active == deployment_->target_slot) {
     return BeginRollback("pre-check failed: the router sends traffic to target slot '" +
                          deployment_->target_slot + "', not to the recorded active slot");
   }
@@ -594,6 +603,7 @@ Result<StepReport> Engine::StepPreChecks() {
   if (pre_deploy_next_ < spec_.pre_deploy.size()) {
     return RunPreDeployCheck(spec_.pre_deploy[pre_deploy_next_]);
   }
+  if (Rolling()) return BeginRolling();
   TURNOUT_RETURN_IF_ERROR(Transition(
       DeploymentState::kLaunching,
       spec_.pre_deploy.empty()
@@ -645,57 +655,65 @@ Result<StepReport> Engine::StepLaunching() {
     }
     inst.slot = slot;
     inst.index = index;
-    inst.version = deployment_->version;
-    // The intent first (starting, pid 0): a crash after the launch still leaves the port and the
-    // slot on record.
-    state::InstanceRecord rec;
-    rec.deployment_id = deployment_->id;
-    rec.service = deployment_->service;
-    rec.slot = slot;
-    rec.instance_index = index;
-    rec.port = inst.port;
-    rec.version = deployment_->version;
-    rec.state = state::InstanceState::kStarting;
-    TURNOUT_ASSIGN_OR_RETURN(inst.record_id, store_.UpsertInstance(rec));
-
-    platform::InstanceSpec ps;
-    ps.service = spec_.service;
-    ps.version = spec_.version;
-    ps.slot = slot;
-    ps.instance = index;
-    ps.port = inst.port;
-    ps.command = spec_.command;
-    ps.working_dir = spec_.working_dir;
-    ps.env = spec_.env;
-    ps.stop_signal = spec_.stop_signal;
-    ps.grace = spec_.grace;
-    ps.log_dir = spec_.log_dir;
-    Result<platform::InstanceHandle> handle = platform_.Launch(ps);
-    if (!handle.ok()) {
-      TURNOUT_RETURN_IF_ERROR(
-          store_.SetInstanceState(inst.record_id, state::InstanceState::kFailed));
-      if (it == new_instances_.end()) new_instances_.push_back(inst);
-      return BeginRollback("launching instance " + std::to_string(index) +
-                           " failed: " + handle.status().ToString());
-    }
-    // Handle, pid and state in one write: a crash leaves the row either still "starting" without
-    // a handle or running with everything re-adoption needs.
-    rec.platform_handle = platform::EncodeHandle(*handle);
-    rec.pid = handle->pid;
-    rec.process_start_time = static_cast<int64_t>(handle->start_time_ticks);
-    rec.state = state::InstanceState::kRunning;
-    TURNOUT_RETURN_IF_ERROR(store_.UpsertInstance(rec).status());
-    inst.handle = *handle;
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed,
+                             LaunchOne(spec_, deployment_->id, &inst));
     if (it != new_instances_.end()) {
       *it = inst;
     } else {
       new_instances_.push_back(inst);
+    }
+    if (failed) {
+      return BeginRollback("launching instance " + std::to_string(index) + " failed: " + *failed);
     }
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kWaitingReady,
                                      std::to_string(spec_.replicas) + " instance(s) of " +
                                          spec_.version + " launched in " + slot));
   return Report("");
+}
+
+Result<std::optional<std::string>> Engine::LaunchOne(const DeploymentSpec& spec,
+                                                     int64_t deployment_id, Instance* inst) {
+  inst->version = spec.version;
+  // The intent first (starting, pid 0): a crash after the launch still leaves the port and the
+  // slot on record.
+  state::InstanceRecord rec;
+  rec.deployment_id = deployment_id;
+  rec.service = spec.service;
+  rec.slot = inst->slot;
+  rec.instance_index = inst->index;
+  rec.port = inst->port;
+  rec.version = spec.version;
+  rec.state = state::InstanceState::kStarting;
+  TURNOUT_ASSIGN_OR_RETURN(inst->record_id, store_.UpsertInstance(rec));
+
+  platform::InstanceSpec ps;
+  ps.service = spec.service;
+  ps.version = spec.version;
+  ps.slot = inst->slot;
+  ps.instance = inst->index;
+  ps.port = inst->port;
+  ps.command = spec.command;
+  ps.working_dir = spec.working_dir;
+  ps.env = spec.env;
+  ps.stop_signal = spec.stop_signal;
+  ps.grace = spec.grace;
+  ps.log_dir = spec.log_dir;
+  Result<platform::InstanceHandle> handle = platform_.Launch(ps);
+  if (!handle.ok()) {
+    TURNOUT_RETURN_IF_ERROR(
+        store_.SetInstanceState(inst->record_id, state::InstanceState::kFailed));
+    return std::optional<std::string>(handle.status().ToString());
+  }
+  // Handle, pid and state in one write: a crash leaves the row either still "starting" without
+  // a handle or running with everything re-adoption needs.
+  rec.platform_handle = platform::EncodeHandle(*handle);
+  rec.pid = handle->pid;
+  rec.process_start_time = static_cast<int64_t>(handle->start_time_ticks);
+  rec.state = state::InstanceState::kRunning;
+  TURNOUT_RETURN_IF_ERROR(store_.UpsertInstance(rec).status());
+  inst->handle = *handle;
+  return std::optional<std::string>();
 }
 
 Result<StepReport> Engine::StepWaitingReady() {
@@ -837,7 +855,7 @@ Result<StepReport> Engine::StepBaking() {
                            std::to_string(i.probe_failures) + " readiness probes during bake");
     }
   }
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze(true));
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze());
   if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
     return BeginRollback("analysis during bake: " + verdict->reason);
   }
@@ -865,7 +883,7 @@ Result<StepReport> Engine::StepCanary() {
         router_.SetCanaryWeight(deployment_->target_slot, step.weight_bp).status());
     canary_weight_applied_ = true;
   }
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze(false));
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze());
   if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
     return BeginRollback("analysis at " + CanaryLabel() + ": " + verdict->reason);
   }
@@ -887,6 +905,249 @@ Result<StepReport> Engine::StepCanary() {
       CanaryLabel() + " of traffic on " + deployment_->target_slot + ", " + Seconds(left) + " left";
   if (paused_) what = "paused by " + paused_by_ + " (run `turnout resume`): " + what;
   return Report(std::move(what));
+}
+
+bool Engine::Rolling() const {
+  return spec_.strategy == "rolling" && !deployment_->previous_slot.empty() &&
+         deployment_->target_slot == deployment_->previous_slot;
+}
+
+Engine::Instance* Engine::FindInstance(std::vector<Instance>& list, int index) {
+  for (auto& i : list) {
+    if (i.index == index) return &i;
+  }
+  return nullptr;
+}
+
+Result<uint16_t> Engine::UnusedPort() {
+  // Two calls may be handed the same free port; instances must not share one.
+  uint16_t port = 0;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    TURNOUT_ASSIGN_OR_RETURN(port, FreePort(spec_.host));
+    auto same = [&](const Instance& o) { return o.port == port; };
+    if (std::none_of(new_instances_.begin(), new_instances_.end(), same) &&
+        std::none_of(old_instances_.begin(), old_instances_.end(), same)) {
+      break;
+    }
+  }
+  return port;
+}
+
+std::string Engine::Address(const Instance& instance) const {
+  return spec_.host + ":" + std::to_string(instance.port);
+}
+
+Result<StepReport> Engine::BeginRolling() {
+  // Which old instances there are to replace, and whose spec relaunches them on a rollback:
+  // written before the first one is touched (they leave the instance list as they stop).
+  rolling_old_count_ = 0;
+  rolling_old_deployment_ = 0;
+  for (const auto& i : old_instances_) {
+    rolling_old_count_ = std::max(rolling_old_count_, i.index + 1);
+    rolling_old_deployment_ = std::max(rolling_old_deployment_, i.deployment_id);
+  }
+  nlohmann::json j = {{"old_count", rolling_old_count_},
+                      {"old_deployment", rolling_old_deployment_}};
+  TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kRollingKeyPrefix, deployment_->id), j.dump()));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolling,
+                                     "pre-checks passed; replacing " +
+                                         std::to_string(rolling_old_count_) + " instance(s) of " +
+                                         deployment_->target_slot + " one at a time"));
+  rolling_item_started_ = clock_.Now();
+  return Report("");
+}
+
+std::vector<std::string> Engine::RollingAddresses(int index, bool drop_old) const {
+  std::vector<std::string> out;
+  for (const auto& o : old_instances_) {
+    if (!(drop_old && o.index == index)) out.push_back(Address(o));
+  }
+  for (const auto& n : new_instances_) {
+    if (n.index <= index && n.handle && n.last_ready) out.push_back(Address(n));
+  }
+  return out;
+}
+
+Result<StepReport> Engine::StepRolling() {
+  const std::string& slot = deployment_->target_slot;
+  for (const auto& n : new_instances_) {
+    if (!n.handle) continue;  // recorded before a crash, launched below
+    TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus st, platform_.Inspect(*n.handle));
+    if (!st.running()) {
+      return BeginRollback("instance " + slot + "-" + std::to_string(n.index) + " of " +
+                           deployment_->version + " " + st.ToString() +
+                           " during the rolling update");
+    }
+  }
+  // What the analysis is told: how many old instances were replaced (the index being replaced
+  // now) and the share of the slot's instances that run the new version.
+  rolling_index_ = std::max(0, rolling_old_count_ - static_cast<int>(old_instances_.size()));
+  {
+    size_t fresh_in_slot = 0;
+    for (const auto& n : new_instances_) fresh_in_slot += n.handle && n.last_ready ? 1 : 0;
+    rolling_weight_bp_ = static_cast<uint32_t>(
+        kFullWeightBp * fresh_in_slot / std::max<size_t>(1, fresh_in_slot + old_instances_.size()));
+  }
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze());
+  if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
+    return BeginRollback("analysis during the rolling update: " + verdict->reason);
+  }
+  const int replicas = spec_.replicas;
+  const int total = std::max(replicas, rolling_old_count_);
+  const std::string ready_left = [&] {
+    return Seconds(spec_.ready_deadline - (clock_.Now() - rolling_item_started_));
+  }();
+  for (int i = 0; i < total; ++i) {
+    Instance* fresh = i < replicas ? FindInstance(new_instances_, i) : nullptr;
+    if (i < replicas && (fresh == nullptr || !fresh->handle)) {
+      Instance inst = fresh ? *fresh : Instance{};
+      inst.slot = slot;
+      inst.index = i;
+      if (inst.port == 0) {
+        TURNOUT_ASSIGN_OR_RETURN(inst.port, UnusedPort());
+      }
+      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed,
+                               LaunchOne(spec_, deployment_->id, &inst));
+      if (fresh) {
+        *fresh = inst;
+      } else {
+        new_instances_.push_back(inst);
+      }
+      if (failed) {
+        return BeginRollback("launching instance " + std::to_string(i) + " failed: " + *failed);
+      }
+      rolling_item_started_ = clock_.Now();
+      return Report("launched " + slot + "-" + std::to_string(i) + " of " + deployment_->version +
+                    "; waiting for it to be ready");
+    }
+    if (i < replicas && !fresh->last_ready) {
+      bool probed = false;
+      TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(*fresh, &probed));
+      if (!ok) {
+        if (clock_.Now() - rolling_item_started_ >= spec_.ready_deadline) {
+          return BeginRollback("instance " + slot + "-" + std::to_string(i) + " of " +
+                               deployment_->version + " not ready within " +
+                               Seconds(spec_.ready_deadline));
+        }
+        WaitForExit();
+        return Report("waiting for " + slot + "-" + std::to_string(i) + " of " +
+                      deployment_->version + " to be ready, " + ready_left + " left");
+      }
+    }
+    if (i < replicas) {
+      // The new instance joins the slot beside the old ones; the old one leaves only once the
+      // router sees the new one healthy (never one ready instance fewer).
+      TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
+      auto in_router = std::find_if(status.instances.begin(), status.instances.end(),
+                                    [&](const auto& s) { return s.address == Address(*fresh); });
+      if (in_router == status.instances.end()) {
+        TURNOUT_RETURN_IF_ERROR(
+            router_.SetSlotInstances(slot, RollingAddresses(i, /*drop_old=*/false)).status());
+        return Report("added " + slot + "-" + std::to_string(i) + " of " + deployment_->version +
+                      " to the router");
+      }
+      if (!in_router->healthy || in_router->ejected) {
+        if (clock_.Now() - rolling_item_started_ >= spec_.ready_deadline) {
+          return BeginRollback("the router did not see " + slot + "-" + std::to_string(i) +
+                               " healthy within " + Seconds(spec_.ready_deadline));
+        }
+        WaitForExit();
+        return Report("waiting for the router to see " + slot + "-" + std::to_string(i) +
+                      " healthy, " + ready_left + " left");
+      }
+    }
+    if (Instance* old = FindInstance(old_instances_, i)) {
+      // Out of the router first: new requests go elsewhere, and the stop signal and grace let
+      // the ones in flight finish.
+      TURNOUT_RETURN_IF_ERROR(
+          router_.SetSlotInstances(slot, RollingAddresses(i, /*drop_old=*/true)).status());
+      TURNOUT_RETURN_IF_ERROR(StopInstance(*old));
+      const int replaced = old->index;
+      old_instances_.erase(old_instances_.begin() + (old - old_instances_.data()));
+      rolling_item_started_ = clock_.Now();
+      return Report("replaced " + slot + "-" + std::to_string(replaced) + " with " +
+                    deployment_->version);
+    }
+  }
+  rolling_weight_bp_ = kFullWeightBp;
+  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
+                                           "rolled " + deployment_->version + " out in " + slot));
+  TURNOUT_RETURN_IF_ERROR(
+      Transition(DeploymentState::kBaking, std::to_string(replicas) + " instance(s) of " +
+                                               deployment_->version + " serving in " + slot));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepRestoringInPlace() {
+  const std::string& slot = deployment_->target_slot;
+  // Relaunch every old instance that was already replaced, from the previous deployment's spec,
+  // and wait until each is ready; only then does the slot go back to the old set.
+  if (rolling_old_count_ > 0 && !rolling_old_spec_) {
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> json,
+                             store_.GetSetting(SpecKey(rolling_old_deployment_)));
+    if (!json) {
+      TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed,
+                                         "cannot restore " + slot +
+                                             ": the previous deployment's spec is not on record; " +
+                                             deployment_->version + " keeps serving"));
+      return Report("");
+    }
+    TURNOUT_ASSIGN_OR_RETURN(DeploymentSpec old_spec, DecodeSpec(*json));
+    rolling_old_spec_ = std::move(old_spec);
+  }
+  for (int j = 0; j < rolling_old_count_; ++j) {
+    Instance* old = FindInstance(old_instances_, j);
+    if (old == nullptr || !old->handle) {
+      Instance inst = old ? *old : Instance{};
+      inst.slot = slot;
+      inst.index = j;
+      TURNOUT_ASSIGN_OR_RETURN(inst.port, UnusedPort());
+      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed,
+                               LaunchOne(*rolling_old_spec_, rolling_old_deployment_, &inst));
+      inst.deployment_id = rolling_old_deployment_;
+      if (old) {
+        *old = inst;
+      } else {
+        old_instances_.push_back(inst);
+      }
+      if (failed) {
+        TURNOUT_RETURN_IF_ERROR(
+            Transition(DeploymentState::kFailed, "cannot restore " + slot + "-" +
+                                                     std::to_string(j) + ": " + *failed + "; " +
+                                                     deployment_->version + " keeps serving"));
+        return Report("");
+      }
+      rolling_item_started_ = clock_.Now();
+      return Report("relaunched " + slot + "-" + std::to_string(j) + " of " +
+                    rolling_old_spec_->version);
+    }
+    bool probed = false;
+    TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(*old, &probed));
+    if (!ok) {
+      if (clock_.Now() - rolling_item_started_ >= rolling_old_spec_->ready_deadline) {
+        TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed,
+                                           "cannot restore " + slot + "-" + std::to_string(j) +
+                                               ": not ready within " +
+                                               Seconds(rolling_old_spec_->ready_deadline) + "; " +
+                                               deployment_->version + " keeps serving"));
+        return Report("");
+      }
+      WaitForExit();
+      return Report("waiting for the restored " + slot + "-" + std::to_string(j) + " to be ready");
+    }
+  }
+  if (rolling_old_count_ > 0) {
+    std::vector<std::string> addresses;
+    for (const auto& o : old_instances_) addresses.push_back(Address(o));
+    TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, addresses).status());
+    TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, previous_revision_,
+                                             "rolled back from " + deployment_->version));
+  }
+  for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
+                                                                       ? "rolled back"
+                                                                       : deployment_->reason));
+  return Report("");
 }
 
 std::string Engine::CanaryLabel() const {
@@ -962,23 +1223,40 @@ Status Engine::AdvanceCanary(std::string_view event, std::string why, std::strin
   return Status::Ok();
 }
 
-Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis(bool bake) {
+Engine::PhaseFacts Engine::CurrentPhase() const {
+  PhaseFacts f;
+  if (deployment_->state == DeploymentState::kCanary) {
+    const CanaryStep& step = spec_.canary_steps[static_cast<size_t>(canary_step_)];
+    f.name = "canary";
+    f.step = canary_step_;
+    f.weight_bp = step.weight_bp;
+    f.duration = step.duration;
+  } else if (deployment_->state == DeploymentState::kRolling) {
+    f.name = "rolling";
+    f.step = rolling_index_;
+    f.weight_bp = rolling_weight_bp_;
+  } else {
+    f.name = "bake";
+    f.duration = spec_.bake_time;
+  }
+  return f;
+}
+
+Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis() {
   if (!options_.analyze) return std::optional<AnalysisVerdict>();
   const Clock::TimePoint now = clock_.Now();
   if (last_analysis_ && now - *last_analysis_ < spec_.analysis_interval) {
     return std::optional<AnalysisVerdict>();
   }
   last_analysis_ = now;
+  const PhaseFacts phase = CurrentPhase();
   AnalysisRequest req;
   req.deployment = &*deployment_;
-  req.phase = bake ? "bake" : "canary";
-  req.step = bake ? -1 : canary_step_;
-  req.weight_bp =
-      bake ? kFullWeightBp : spec_.canary_steps[static_cast<size_t>(canary_step_)].weight_bp;
+  req.phase = phase.name;
+  req.step = phase.step;
+  req.weight_bp = phase.weight_bp;
   req.step_elapsed = PhaseElapsed();
-  req.step_duration =
-      bake ? Clock::Duration(spec_.bake_time)
-           : Clock::Duration(spec_.canary_steps[static_cast<size_t>(canary_step_)].duration);
+  req.step_duration = phase.duration;
   req.step_started = now - req.step_elapsed;
   req.stable_slot = deployment_->previous_slot;
   req.new_slot = deployment_->target_slot;
@@ -987,49 +1265,47 @@ Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis(bool bake) {
   return std::optional<AnalysisVerdict>(std::move(v));
 }
 
-Result<std::optional<AnalysisVerdict>> Engine::Analyze(bool bake) {
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, ConsultAnalysis(bake));
+Result<std::optional<AnalysisVerdict>> Engine::Analyze() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, ConsultAnalysis());
   if (!verdict) return verdict;
+  const bool canary = deployment_->state == DeploymentState::kCanary;
   switch (verdict->kind) {
     case AnalysisVerdict::Kind::kContinue:
       return std::optional<AnalysisVerdict>();
     case AnalysisVerdict::Kind::kRollback:
-      TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+      TURNOUT_RETURN_IF_ERROR(RecordVerdict(*verdict, ""));
       return verdict;
     case AnalysisVerdict::Kind::kWarn:
       if (std::find(warned_.begin(), warned_.end(), verdict->reason) == warned_.end()) {
         warned_.push_back(verdict->reason);
-        TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+        TURNOUT_RETURN_IF_ERROR(RecordVerdict(*verdict, ""));
         Emit("warning", verdict->reason, verdict->evidence_json);
       }
       return std::optional<AnalysisVerdict>();
     case AnalysisVerdict::Kind::kPromote:
-      if (!bake && !paused_) {
-        TURNOUT_RETURN_IF_ERROR(RecordVerdict(bake, *verdict, ""));
+      if (canary && !paused_) {
+        TURNOUT_RETURN_IF_ERROR(RecordVerdict(*verdict, ""));
         return verdict;
       }
-      // The bake time is the least watch after the switch, and a pause is a person's hold: only
-      // a person ends either early. Recorded once, not every interval.
+      // The bake time is the least watch after the switch, a rolling update goes at the pace of
+      // readiness, and a pause is a person's hold. Recorded once, not every interval.
       if (!promote_held_recorded_) {
         promote_held_recorded_ = true;
         TURNOUT_RETURN_IF_ERROR(RecordVerdict(
-            bake, *verdict,
-            bake ? "ignored: the bake ends by time or `turnout promote`" : "held: paused"));
+            *verdict, canary ? "held: paused" : "ignored: only a canary step ends early"));
       }
       return std::optional<AnalysisVerdict>();
   }
   return std::optional<AnalysisVerdict>();
 }
 
-Status Engine::RecordVerdict(bool bake, const AnalysisVerdict& verdict, std::string_view note) {
-  const std::string name = "analysis:" + std::string(bake ? "bake" : "canary") + ":" +
-                           std::to_string(bake ? -1 : canary_step_);
-  nlohmann::json detail = {
-      {"verdict", VerdictKindName(verdict.kind)},
-      {"reason", verdict.reason},
-      {"weight_bp",
-       bake ? kFullWeightBp : spec_.canary_steps[static_cast<size_t>(canary_step_)].weight_bp},
-      {"step_elapsed_ms", Ms(PhaseElapsed())}};
+Status Engine::RecordVerdict(const AnalysisVerdict& verdict, std::string_view note) {
+  const PhaseFacts phase = CurrentPhase();
+  const std::string name = "analysis:" + phase.name + ":" + std::to_string(phase.step);
+  nlohmann::json detail = {{"verdict", VerdictKindName(verdict.kind)},
+                           {"reason", verdict.reason},
+                           {"weight_bp", phase.weight_bp},
+                           {"step_elapsed_ms", Ms(PhaseElapsed())}};
   if (!note.empty()) detail["note"] = std::string(note);
   if (!verdict.evidence_json.empty()) {
     nlohmann::json evidence =
@@ -1082,7 +1358,18 @@ Status Engine::LoadGates() {
       phase_started_ = to_local(phase_started_wall_);
       phase_paused_ = std::chrono::milliseconds(Field<int64_t>(*progress, "paused_ms", 0));
     }
-  } else if (deployment_->state == DeploymentState::kBaking) {
+  }
+  if (Rolling()) {
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> rolling,
+                             LoadJsonSetting(store_, KeyFor(kRollingKeyPrefix, id)));
+    if (rolling) {
+      rolling_old_count_ = static_cast<int>(Field<int64_t>(*rolling, "old_count", 0));
+      rolling_old_deployment_ = Field<int64_t>(*rolling, "old_deployment", 0);
+    }
+    rolling_item_started_ = now;
+    if (deployment_->state == DeploymentState::kRolling) phase_started_ = entered_;
+  }
+  if (deployment_->state == DeploymentState::kBaking) {
     phase_started_ = entered_;
     phase_started_wall_ = wall_now - (now - entered_);
     TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> bake,
@@ -1131,6 +1418,7 @@ Result<StepReport> Engine::StepScalingDown() {
 }
 
 Result<StepReport> Engine::StepRollingBack() {
+  if (Rolling()) return StepRestoringInPlace();
   const std::string& slot = deployment_->target_slot;
   const std::string& old_slot = deployment_->previous_slot;
   bool back = false;

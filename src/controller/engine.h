@@ -2,6 +2,7 @@
 //
 //   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting [-> AwaitingApproval]
 //           [-> Canary] -> Switching -> Baking -> ScalingDown -> Succeeded
+//   rolling: Pending -> PreChecks -> Rolling -> Baking -> ScalingDown -> Succeeded
 //   any non-terminal state -> RollingBack -> RolledBack (or Failed when there is nothing to go
 //   back to: a first deployment that failed after its switch)
 //
@@ -28,6 +29,8 @@
 //     (the smoke tests passed; an approval may come hours later).
 //   - Switching: make the router match the recorded intent (switch to the new slot) if every new
 //     instance is still running, else roll back.
+//   - Rolling: continue; what is done is read from the instance rows (old ones stopped, new ones
+//     running) and the router's slot, and the new instances are probed again.
 //   - Canary: continue at the recorded step with the time it has left (the setting
 //     "controller.canary.<id>": step, its start as wall time, its paused time), re-applying the
 //     step's weight in the router; an instance that died meanwhile rolls back at the next Step.
@@ -49,6 +52,17 @@
 // and Baking; a pause stops the step/bake timer but never the analysis, so an automatic rollback
 // still happens while paused.
 //
+// Rolling (spec.strategy "rolling", a slot serving before): the serving slot's instances are
+// replaced in place, one at a time, never with fewer ready instances in the router than before
+// and at most one extra: launch new instance i, wait until ready, add it to the slot, wait until
+// the router sees it healthy, remove old instance i from the slot and stop it (its stop signal
+// and grace let requests in flight finish); then Baking. The analysis is consulted throughout
+// (phase "rolling", step = old instances replaced so far, weight = the new version's share of
+// the slot's instances). Rolling back relaunches the replaced old instances from the previous
+// deployment's saved spec (in their old instance rows), waits until they are ready, gives the
+// slot the old set and stops the new instances; when the old version cannot be brought back the
+// deployment ends Failed with the new version serving. No smoke tests, no pause in Rolling.
+//
 // Emergency rollback: RequestRollback() while the old slot is still warm (Canary, Baking,
 // Switching, or ScalingDown before any old instance was stopped) switches the router back inside
 // the call (the fast path), then Step() stops the new instances. Traffic never goes back to a slot
@@ -58,8 +72,9 @@
 // Persistence beyond the StateStore's own records: the settings "controller.spec.<deployment id>"
 // (the DeploymentSpec as JSON), "controller.canary.<id>" ({"step","started_at_ms","paused_ms"}:
 // the current canary step), "controller.paused.<id>" ({"paused","since_ms","by"}) and
-// "controller.bake.<id>" ({"paused_ms"}: the bake's finished pauses). Platform handles live in
-// the instance rows (InstanceRecord::platform_handle, platform::EncodeHandle).
+// "controller.bake.<id>" ({"paused_ms"}: the bake's finished pauses), "controller.rolling.<id>"
+// ({"old_count","old_deployment"}: written before the first old instance is touched). Platform
+// handles live in the instance rows (InstanceRecord::platform_handle, platform::EncodeHandle).
 // Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
 // finished ok when left, failed when left for RollingBack or Failed); pre-deploy commands are
 // steps "pre_deploy:<name>" ({"exit","result","output_tail"}), smoke checks are steps
@@ -248,6 +263,7 @@ class Engine {
  private:
   struct Instance {
     int64_t record_id = 0;
+    int64_t deployment_id = 0;
     std::string slot;
     int index = 0;
     uint16_t port = 0;
@@ -266,6 +282,11 @@ class Engine {
   // The first new instance that is not running, with a description; nullopt when all run.
   Result<std::optional<std::string>> FindExited();
   Result<bool> ProbeReady(const Instance& instance);
+  // Records (the intent first), launches and records the handle of `inst` (slot, index and port
+  // set) with `spec`'s command and version for `deployment_id`. The platform's refusal as text
+  // (the row is then `failed`), nullopt when it runs.
+  Result<std::optional<std::string>> LaunchOne(const DeploymentSpec& spec, int64_t deployment_id,
+                                               Instance* inst);
   // ProbeReady when the instance's probe_interval has passed, else its last answer. Sets
   // `probed` when it probed.
   Result<bool> ProbeReadyIfDue(Instance& instance, bool* probed);
@@ -289,6 +310,19 @@ class Engine {
   Result<StepReport> StepSmokeTesting();
   Result<StepReport> StepAwaitingApproval();
   Result<StepReport> StepCanary();
+  Result<StepReport> StepRolling();
+  // Rolling: records which old instances there are and enters Rolling.
+  Result<StepReport> BeginRolling();
+  // RollingBack of a rolling update: relaunches the replaced old instances, gives the slot the
+  // old set again, stops the new ones.
+  Result<StepReport> StepRestoringInPlace();
+  // The slot's addresses while instance `index` is replaced: the old ones still running (without
+  // old `index` when `drop_old`) and the new ones up to `index` that were ready.
+  std::vector<std::string> RollingAddresses(int index, bool drop_old) const;
+  bool Rolling() const;  // a rolling update in place (strategy rolling, a slot serving before)
+  static Instance* FindInstance(std::vector<Instance>& list, int index);
+  Result<uint16_t> UnusedPort();
+  std::string Address(const Instance& instance) const;
   Result<StepReport> StepSwitching();
   Result<StepReport> StepBaking();
 
@@ -307,14 +341,22 @@ class Engine {
   void StartPhase();
   // Time in the current canary step / bake, paused time excluded.
   Clock::Duration PhaseElapsed() const;
+  // What the analysis is asked about in the current state (Canary, Rolling, else the bake).
+  struct PhaseFacts {
+    std::string name;  // "canary", "bake", "rolling"
+    int step = -1;
+    uint32_t weight_bp = kFullWeightBp;
+    Clock::Duration duration{};  // 0: no fixed length (rolling)
+  };
+  PhaseFacts CurrentPhase() const;
   // Consults options_.analyze when it is set and analysis_interval passed since the last time.
-  Result<std::optional<AnalysisVerdict>> ConsultAnalysis(bool bake);
+  Result<std::optional<AnalysisVerdict>> ConsultAnalysis();
   // ConsultAnalysis, then records the verdict, emits a warning once per reason, holds a
   // promotion while paused or in bake; returns the verdict only when the caller must act on it
   // (kRollback, or kPromote in Canary).
-  Result<std::optional<AnalysisVerdict>> Analyze(bool bake);
+  Result<std::optional<AnalysisVerdict>> Analyze();
   // The step record "analysis:<phase>:<step>" of a verdict; `note` is added when not empty.
-  Status RecordVerdict(bool bake, const AnalysisVerdict& verdict, std::string_view note);
+  Status RecordVerdict(const AnalysisVerdict& verdict, std::string_view note);
   // Loads the persisted pause and phase timers of the current deployment (Resume).
   Status LoadGates();
   std::string CanaryLabel() const;  // "canary step 2/3 (25 %)"
@@ -350,8 +392,15 @@ class Engine {
   std::optional<Clock::TimePoint> last_analysis_;
   std::vector<std::string> warned_;  // warning reasons already emitted in this step / bake
   bool promote_held_recorded_ = false;
-  std::string last_evidence_;            // of the last verdict in this step / bake
-  std::vector<Instance> new_instances_;  // this deployment's, in target_slot
+  std::string last_evidence_;  // of the last verdict in this step / bake
+  // Rolling: the instance index being replaced and the new version's share of the slot.
+  int rolling_index_ = 0;
+  uint32_t rolling_weight_bp_ = 0;
+  int rolling_old_count_ = 0;           // old instance indexes 0..count-1 (persisted)
+  int64_t rolling_old_deployment_ = 0;  // whose spec relaunches them on a rollback (persisted)
+  std::optional<DeploymentSpec> rolling_old_spec_;
+  Clock::TimePoint rolling_item_started_{};  // the current launch or relaunch (ready deadline)
+  std::vector<Instance> new_instances_;      // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
 };
 

@@ -1,4 +1,5 @@
-// The canary strategy, its gates (pause, resume, promote) and the analysis hook, over the same
+// The canary and rolling strategies, the gates (pause, resume, promote) and the analysis hook,
+// over the same
 // real parts as controller_engine_test: a SqliteStateStore, turnout-demo-app processes and an
 // in-process Router. The analysis hook is scripted by each test (the daemon plugs the judge and
 // the rules in there); the engine's clock is a ManualClock.
@@ -14,6 +15,7 @@
 #include "controller/engine.h"
 #include "controller/engine_test_fixture.h"
 #include "controller/http_probe.h"
+#include "router/testing/raw_client.h"
 
 namespace turnout::controller {
 namespace {
@@ -55,6 +57,18 @@ class CanaryTest : public EngineTest {
     Run(*engine, DeploymentState::kCanary);
     EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
     StepOk(*engine);
+    return engine;
+  }
+
+  // A restarted controller: a platform of its own that knows the instances only through Adopt,
+  // and a new engine that resumed the service's deployment.
+  std::unique_ptr<Engine> RestartAndResume() {
+    restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
+    current_platform_ = restarted_platform_.get();
+    auto engine = CanaryEngine();
+    auto resumed = engine->Resume(kService);
+    EXPECT_TRUE(resumed.ok()) << resumed.status().ToString();
+    EXPECT_TRUE(resumed.ok() && resumed->has_value());
     return engine;
   }
 
@@ -375,12 +389,8 @@ TEST_F(CanaryTest, ResumeMidCanaryKeepsTheStepTheTimeLeftThePauseAndRestoresTheW
   ASSERT_EQ(CanaryWeight(), 0u);
   clock_.Advance(10min);
 
-  restarted_platform_ = std::make_unique<platform::ProcessPlatform>();
-  current_platform_ = restarted_platform_.get();
-  auto engine = CanaryEngine();
-  auto resumed = engine->Resume(kService);
-  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
-  ASSERT_TRUE(resumed->has_value());
+  auto engine = RestartAndResume();
+  ASSERT_TRUE(engine->has_deployment());
   EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
   EXPECT_TRUE(engine->paused()) << "a restart stays paused";
   StepReport r = StepOk(*engine);
@@ -549,6 +559,153 @@ TEST_F(CanaryTest, ACanaryInstanceThatDiesRollsBack) {
   ExpectRolledBackToV1(*engine, "during the canary");
   EXPECT_EQ(CanaryWeight(), 0u);
   ExpectInstancesRunning(d1.id);
+}
+
+// ---- Rolling ------------------------------------------------------------------------------
+
+class RollingTest : public CanaryTest {
+ protected:
+  DeploymentSpec RollingSpec(const std::string& version, int replicas) {
+    DeploymentSpec s = Spec(version);
+    s.strategy = "rolling";
+    s.replicas = replicas;
+    return s;
+  }
+
+  // The versions of the running instances the router has in blue, by asking each one.
+  std::vector<std::string> BlueVersions() {
+    std::vector<std::string> out;
+    auto status = router_->GetSlotStatus("blue");
+    EXPECT_TRUE(status.ok());
+    if (!status.ok()) return out;
+    for (const auto& i : status->instances) {
+      ProbeRequest req;
+      req.address = i.address;
+      auto r = HttpProbe(req);
+      out.push_back(r.ok() ? r->Header("X-Version") : "down");
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // Steps `engine` until it leaves `state`, checking after every Step that the slot never has
+  // fewer than `at_least` answering instances nor more than one extra.
+  void StepThrough(Engine& engine, DeploymentState state, size_t at_least) {
+    for (int n = 0; n < 200 && engine.deployment().state == state; ++n) {
+      StepOk(engine);
+      std::vector<std::string> versions = BlueVersions();
+      EXPECT_GE(versions.size(), at_least);
+      EXPECT_LE(versions.size(), at_least + 1);
+      EXPECT_EQ(std::count(versions.begin(), versions.end(), "down"), 0);
+    }
+    EXPECT_NE(engine.deployment().state, state) << "stuck";
+  }
+};
+
+TEST_F(RollingTest, ReplacesInstancesOneAtATimeUnderLoadWithoutLosingARequest) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  ASSERT_EQ(BlueVersions(), (std::vector<std::string>{"v1", "v1"}));
+  auto load = StartLoad();
+
+  auto engine = CanaryEngine();
+  auto d2 = engine->Begin(RollingSpec("v2", 2));
+  ASSERT_TRUE(d2.ok()) << d2.status().ToString();
+  EXPECT_EQ(d2->target_slot, "blue") << "in place";
+  EXPECT_EQ(d2->strategy, "rolling");
+  Run(*engine, DeploymentState::kRolling);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kRolling);
+  StepThrough(*engine, DeploymentState::kRolling, 2);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kBaking) << engine->deployment().reason;
+  EXPECT_EQ(BlueVersions(), (std::vector<std::string>{"v2", "v2"}));
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+
+  router::testing::LoadResult result = StopLoad(*load);
+  std::printf("rolling update under load: %s\n", result.Summary().c_str());
+  EXPECT_EQ(result.failures(), 0u) << result.Summary();
+  EXPECT_GT(result.by_upstream["v1"], 0u);
+  EXPECT_GT(result.by_upstream["v2"], 0u);
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(d2->id);
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "blue");
+  EXPECT_EQ(service->active_revision, d2->revision);
+  bool rolling_asked = false;
+  for (const auto& q : requests_) rolling_asked |= q.phase == "rolling";
+  EXPECT_TRUE(rolling_asked) << "the analysis is consulted during the update";
+  EXPECT_EQ(States(d2->id),
+            (std::vector<DeploymentState>{DeploymentState::kPreChecks, DeploymentState::kRolling,
+                                          DeploymentState::kBaking, DeploymentState::kScalingDown,
+                                          DeploymentState::kSucceeded}));
+}
+
+TEST_F(RollingTest, AnalysisRollbackHalfwayRelaunchesTheReplacedOldInstances) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(RollingSpec("v2", 2)).ok());
+  Run(*engine, DeploymentState::kRolling);
+  // Until the first old instance was replaced.
+  for (int n = 0; n < 100 && BlueVersions() != std::vector<std::string>{"v1", "v2"}; ++n) {
+    StepOk(*engine);
+  }
+  ASSERT_EQ(BlueVersions(), (std::vector<std::string>{"v1", "v2"}));
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kRolling);
+  judge_ = [](const AnalysisRequest& r) {
+    return Verdict(AnalysisVerdict::Kind::kRollback, "error_rate 12% > 5% for 10s",
+                   R"({"phase":")" + r.phase + R"("})");
+  };
+  clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  StepThrough(*engine, DeploymentState::kRollingBack, 2);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack)
+      << engine->deployment().reason;
+  EXPECT_NE(engine->deployment().reason.find("analysis during the rolling update: error_rate"),
+            std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_EQ(BlueVersions(), (std::vector<std::string>{"v1", "v1"}));
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);  // the relaunched one has taken over its row
+  auto step = FindStep(engine->deployment().id, "analysis:rolling:1");
+  ASSERT_TRUE(step.has_value());
+  EXPECT_EQ(nlohmann::json::parse(step->detail_json)["evidence"]["phase"], "rolling");
+  auto service = store_->GetService(kService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_revision, d1.revision);
+}
+
+TEST_F(RollingTest, ResumeMidUpdateContinuesWhereItStopped) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  int64_t id = 0;
+  {
+    auto engine = CanaryEngine();
+    auto d2 = engine->Begin(RollingSpec("v2", 2));
+    ASSERT_TRUE(d2.ok());
+    id = d2->id;
+    Run(*engine, DeploymentState::kRolling);
+    for (int n = 0; n < 100 && BlueVersions() != std::vector<std::string>{"v1", "v2"}; ++n) {
+      StepOk(*engine);
+    }
+    ASSERT_EQ(BlueVersions(), (std::vector<std::string>{"v1", "v2"}));
+  }  // the controller "crashes" halfway
+  auto engine = RestartAndResume();
+  ASSERT_TRUE(engine->has_deployment());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolling);
+  StepThrough(*engine, DeploymentState::kRolling, 2);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
+  EXPECT_EQ(BlueVersions(), (std::vector<std::string>{"v2", "v2"}));
+  ExpectInstancesStopped(d1.id);
+  ExpectInstancesRunning(id);
+  std::vector<DeploymentState> states = States(id);
+  EXPECT_EQ(std::count(states.begin(), states.end(), DeploymentState::kRolling), 1);
 }
 
 }  // namespace

@@ -97,23 +97,12 @@ TEST_F(EngineTest, DeploymentUnderLoadLosesNoRequest) {
   DeploymentSpec v1 = Spec("v1");
   v1.replicas = 2;
   state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
-  router::testing::LoadOptions load_options;
-  load_options.address = router_address_;
-  load_options.connections = 4;
-  load_options.max_requests = 20000;
-  load_options.max_duration = 30s;  // an upper bound; stopped once the deployment finished
-  load_options.upstream_header = "X-Version";
-  router::testing::LoadRunner load(load_options);
-  load.Start();
-  ASSERT_TRUE(load.WaitForCompleted(100, 10s)) << "load did not start";
+  auto load = StartLoad();
 
   DeploymentSpec v2 = Spec("v2");
   v2.replicas = 2;
   state::Deployment d2 = Deploy(v2, DeploymentState::kSucceeded);  // incl. v1's scale-down
-  const uint64_t at_finish = load.completed();
-  ASSERT_TRUE(load.WaitForCompleted(at_finish + 100, 10s)) << "no requests after the deploy";
-  load.Stop();
-  router::testing::LoadResult result = load.Wait();
+  router::testing::LoadResult result = StopLoad(*load);
   std::printf("deploy under load: %s\n", result.Summary().c_str());
   EXPECT_EQ(result.failures(), 0u) << result.Summary();
   EXPECT_GT(result.by_upstream["v1"], 0u);

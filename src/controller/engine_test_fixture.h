@@ -23,6 +23,7 @@
 #include "controller/http_probe.h"
 #include "platform/process_platform.h"
 #include "router/router.h"
+#include "router/testing/raw_client.h"
 #include "state/sqlite_state_store.h"
 
 namespace turnout::controller {
@@ -195,6 +196,29 @@ class EngineTest : public ::testing::Test {
     Run(*engine);
     EXPECT_EQ(engine->deployment().state, expected) << engine->deployment().reason;
     return engine->deployment();
+  }
+
+  // Bounded load through the router (4 connections, at most 20000 requests or 30 s), counted by
+  // the X-Version of the answers; started once the first 100 requests went through.
+  std::unique_ptr<router::testing::LoadRunner> StartLoad() {
+    router::testing::LoadOptions load_options;
+    load_options.address = router_address_;
+    load_options.connections = 4;
+    load_options.max_requests = 20000;
+    load_options.max_duration = 30s;  // an upper bound; the test stops it when done
+    load_options.upstream_header = "X-Version";
+    auto load = std::make_unique<router::testing::LoadRunner>(load_options);
+    load->Start();
+    EXPECT_TRUE(load->WaitForCompleted(100, 10s)) << "load did not start";
+    return load;
+  }
+
+  // Stops the load after 100 more requests and returns what it saw.
+  router::testing::LoadResult StopLoad(router::testing::LoadRunner& load) {
+    const uint64_t at_finish = load.completed();
+    EXPECT_TRUE(load.WaitForCompleted(at_finish + 100, 10s)) << "no requests after the deploy";
+    load.Stop();
+    return load.Wait();
   }
 
   // The version users get through the router ("" when the request fails).

@@ -6,7 +6,7 @@
 namespace turnout::state {
 namespace {
 
-constexpr std::array<std::pair<DeploymentState, std::string_view>, 14> kStateNames = {{
+constexpr std::array<std::pair<DeploymentState, std::string_view>, 15> kStateNames = {{
     {DeploymentState::kPending, "pending"},
     {DeploymentState::kPreChecks, "pre_checks"},
     {DeploymentState::kLaunching, "launching"},
@@ -14,6 +14,7 @@ constexpr std::array<std::pair<DeploymentState, std::string_view>, 14> kStateNam
     {DeploymentState::kSmokeTesting, "smoke_testing"},
     {DeploymentState::kAwaitingApproval, "awaiting_approval"},
     {DeploymentState::kCanary, "canary"},
+    {DeploymentState::kRolling, "rolling"},
     {DeploymentState::kSwitching, "switching"},
     {DeploymentState::kBaking, "baking"},
     {DeploymentState::kScalingDown, "scaling_down"},
