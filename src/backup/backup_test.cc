@@ -52,8 +52,8 @@ class BackupTest : public ::testing::Test {
     ASSERT_TRUE(url.ok()) << url.status().ToString();
     url_ = *url;
     admin_url_ = PgEnvironment::server().Url("postgres");
-    char tmpl[] = "/tmp/turnout_backup_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl = ::testing::TempDir() + "turnout_backup_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     tmp_ = tmpl;
     env_.backups_dir = (tmp_ / "backups").string();
     Seed();
