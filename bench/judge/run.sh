@@ -6,7 +6,8 @@
 #   bench/judge/run.sh --quick     2 runs per fault scenario, 10 healthy canaries (~3 min)
 #   bench/judge/run.sh --no-build  use an existing release build
 #   The build directory is $TURNOUT_BUILD_DIR (default build/release), as for bench/run.sh.
-#   Only some scenarios: JUDGE_PARTS="errors latency health healthy" (any subset);
+#   Only some scenarios: JUDGE_PARTS="errors latency health healthy" (any subset; the diagnostic
+#   part healthy-nolatency runs the healthy canaries without the judge's latency test);
 #   runs per fault scenario: JUDGE_RUNS (default 5), healthy canaries: JUDGE_HEALTHY (default 50).
 #
 # Scenarios (the turnout.yaml of each is written below; results: docs/BENCHMARKS.md):
@@ -81,13 +82,24 @@ results=$(realpath "$results")
 work=$(mktemp -d "${TMPDIR:-/tmp}/turnout-judge.XXXXXX")
 up_dirs=()
 load_pid=""
+# stop_service DIR : stops DIR's turnoutd and its app instances. `turnout down` refuses while a
+# deployment runs (an interrupted run), so one is aborted first and given up to 30 s to end.
+stop_service() {
+  local deadline=$((SECONDS + 30))
+  (cd "$1" && "$turnout" abort >/dev/null 2>&1) || true
+  until (cd "$1" && "$turnout" down --stop-instances >/dev/null 2>&1); do
+    if ((SECONDS >= deadline)); then
+      echo "bench/judge: turnoutd in $1 did not stop; see $1/.turnout/turnoutd.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
 cleanup() {
   local d
   if [[ -n $load_pid ]]; then stop_pid "$load_pid" 5; fi
   stop_spawned
-  for d in "${up_dirs[@]}"; do
-    (cd "$d" && "$turnout" down --stop-instances >/dev/null 2>&1) || true
-  done
+  for d in "${up_dirs[@]}"; do stop_service "$d" || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -157,7 +169,7 @@ service_up() {
 
 service_down() {
   local dir=$1 keep=() d
-  (cd "$dir" && "$turnout" down --stop-instances >/dev/null 2>&1) || true
+  stop_service "$dir" || true
   for d in "${up_dirs[@]}"; do [[ $d == "$dir" ]] || keep+=("$d"); done
   up_dirs=("${keep[@]}")
 }
@@ -222,7 +234,9 @@ stats() {
 
 # --- turnout.yaml ---------------------------------------------------------------------------------
 
-# write_config DIR PORT STRATEGY_AND_RULES : the demo app, one instance per slot, fast probes.
+# write_config DIR PORT STRATEGY_AND_RULES [ANALYSIS_INTERVAL] : the demo app, one instance per
+# slot, fast probes. The smoke test asks /version, which the demo app's faults never touch: a
+# bad version must reach its canary (a smoke test on / fails 10 % of errors-10 versions).
 write_config() {
   local dir=$1 port=$2
   mkdir -p "$dir"
@@ -237,8 +251,9 @@ health:
   readiness: {path: /ready, interval: 250ms, timeout: 250ms, healthy_threshold: 2, unhealthy_threshold: 3}
   ready_deadline: 5s
 smoke_tests:
-  - name: home-page
-    path: /
+  - name: reports-its-version
+    path: /version
+    expect: {json: {version: "{version}"}}
 scale_down_delay: 1s
 router:
   admin: ""
@@ -333,9 +348,10 @@ fault_scenario() {
     fault_run "$kind" "$dir" "$version"
     cp "$run_file" "$results/$name-run$i.json"
     state=$(jq -r '.deployment.state' "$run_file")
-    if [[ $state != rolled_back ]]; then
-      echo "$name run $i: ended $state, not rolled back" >&2
-      reasons+=("run $i: $state (not rolled back)")
+    if [[ $state != rolled_back || -z $run_start ]]; then
+      reason=$(jq -r '.deployment.reason' "$run_file")
+      echo "$name run $i: ended $state without being measured: $reason" >&2
+      reasons+=("run $i: not measured, $state: $reason")
       continue
     fi
     t_rb=$(transition_time "$run_file" rolling_back)
@@ -387,8 +403,11 @@ fault_scenario() {
 
 # --- healthy canaries -------------------------------------------------------------------------------
 
+# healthy_scenario NAME TITLE [CANARY_KEYS] : $healthy_runs canaries of versions identical to the
+# stable one; every rollback is false.
 healthy_scenario() {
-  local name=healthy dir=$work/healthy port i
+  local name=$1 title=$2 keys=${3:-}
+  local dir=$work/$name port i
   port=$(free_port)
   write_config "$dir" "$port" "bake_time: 2s
 strategy: canary
@@ -396,11 +415,12 @@ canary:
   steps:
     - {weight: 10%, for: 3s}
     - {weight: 50%, for: 3s}
+$keys
 rules:
 $error_rule
 $latency_rule
 $health_rule"
-  say "(d) $healthy_runs healthy canaries"
+  say "$title: $healthy_runs runs"
   service_up "$dir"
   load_start "$dir" "$port" $((healthy_runs * 30 + 30)) 64
   sleep 1
@@ -409,31 +429,31 @@ $health_rule"
     local version="v2.$i" id state file
     id=$(cd "$dir" && "$turnout" deploy "$version" --json | jq -r '.deployment.id')
     state=$(wait_state "$dir" "$id" 90 "${ended_states[@]}") ||
-      die "healthy run $i: deployment $id still $state after 90 s"
+      die "$name run $i: deployment $id still $state after 90 s"
     file=$dir/deployment-$i.json
     api "$dir" "/v1/deployments/$id" >"$file"
-    cp "$file" "$results/healthy-run$i.json"
+    cp "$file" "$results/$name-run$i.json"
     if [[ $state == scaling_down || $state == succeeded ]]; then
       promoted=$((promoted + 1))
       canary_secs+=("$(jq -r "$jq_defs"' ([.transitions[] | select(.from == "canary")][0].at | ts)
         - ([.transitions[] | select(.to == "canary")][0].at | ts) | . * 1000 | round / 1000' "$file")")
       early=$((early + $(jq '[.steps[] | select(.step | startswith("analysis:canary:"))
         | select(.detail.verdict == "promote")] | length' "$file")))
-      echo "healthy run $i: promoted after ${canary_secs[-1]} s of canary" >&2
+      echo "$name run $i: promoted after ${canary_secs[-1]} s of canary" >&2
     else
       rolled=$((rolled + 1))
       rollbacks+=("run $i ($state): $(jq -r '[.transitions[] | select(.to == "rolling_back")][0].reason' "$file")")
-      echo "healthy run $i: $state: ${rollbacks[-1]}" >&2
+      echo "$name run $i: ${rollbacks[-1]}" >&2
     fi
   done
   sleep 1
   load_stop
-  cp "$dir/load.json" "$results/healthy-load.json"
-  cp "$dir/load-progress.log" "$results/healthy-load-progress.log"
+  cp "$dir/load.json" "$results/$name-load.json"
+  cp "$dir/load-progress.log" "$results/$name-load-progress.log"
   service_down "$dir"
-  healthy_row="| $healthy_runs | $promoted | **$rolled** | $(printf '%s\n' "${canary_secs[@]}" | stats) | $early of $((2 * promoted)) | $(jq -r '.requests' "$results/healthy-load.json") | $(jq -r '.failed' "$results/healthy-load.json") |"
+  healthy_rows+=("| $title | $healthy_runs | $promoted | **$rolled** | $(printf '%s\n' "${canary_secs[@]}" | stats) | $early of $((2 * promoted)) | $(jq -r '.requests' "$results/$name-load.json") | $(jq -r '.failed' "$results/$name-load.json") |")
   {
-    echo "#### (d) healthy canaries: rollbacks"
+    echo "#### $title: rollbacks"
     if [[ $rolled -eq 0 ]]; then echo "- none"; else printf -- '- %s\n' "${rollbacks[@]}"; fi
     echo
   } >>"$results/reasons.md"
@@ -441,7 +461,7 @@ $health_rule"
 
 # --- run ------------------------------------------------------------------------------------------
 
-healthy_row=""
+healthy_rows=()
 : >"$results/reasons.md"
 wants() { [[ " $parts " == *" $1 "* ]]; }
 canary_rule_alone() { canary_fault_config "$1" off; }
@@ -484,11 +504,14 @@ if [[ ${#rows[@]} -gt 0 ]]; then
   for r in "${rows[@]}"; do out "$r"; done
   out ""
 fi
-if wants healthy; then
-  healthy_scenario
-  out "| healthy canaries | promoted | rolled back | canary phase s (min / median / max) | steps passed early by the judge | requests | failed |"
-  out "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  out "$healthy_row"
+wants healthy && healthy_scenario healthy "(d) healthy canaries, judge at its defaults"
+# Diagnostic (not in the default parts): the same without the judge's latency test.
+wants healthy-nolatency && healthy_scenario healthy-nolatency \
+  "(d) healthy canaries, judge without its latency test" "  latency: false"
+if [[ ${#healthy_rows[@]} -gt 0 ]]; then
+  out "| scenario | canaries | promoted | rolled back | canary phase s | steps passed early by the judge | requests | failed |"
+  out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for r in "${healthy_rows[@]}"; do out "$r"; done
   out ""
 fi
 out "$(cat "$results/reasons.md")"
