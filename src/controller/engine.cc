@@ -23,6 +23,7 @@ using state::DeploymentState;
 
 constexpr std::string_view kSpecKeyPrefix = "controller.spec.";
 constexpr std::string_view kStateStepPrefix = "state:";
+constexpr std::string_view kCanaryStepPrefix = "canary_step:";
 
 std::string SpecKey(int64_t deployment_id) {
   return std::string(kSpecKeyPrefix) + std::to_string(deployment_id);
@@ -310,10 +311,15 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   canary_started_ = std::any_of(transitions.begin(), transitions.end(),
                                 [](const auto& t) { return t.to == DeploymentState::kCanary; });
   state_step_id_ = 0;
+  canary_step_record_ = 0;
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
   for (const auto& step : steps) {
     if (step.outcome == state::StepOutcome::kRunning && step.step.starts_with(kStateStepPrefix)) {
       state_step_id_ = step.id;
+    }
+    if (step.outcome == state::StepOutcome::kRunning &&
+        step.step.starts_with(kCanaryStepPrefix)) {
+      canary_step_record_ = step.id;
     }
   }
   // The time the current state was entered, carried over the restart by wall time.
@@ -394,6 +400,11 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   entered_ = clock_.Now();
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
+  if (left == DeploymentState::kCanary) {
+    // Left by a rollback or a full promotion (a step that passed finished its record already).
+    TURNOUT_RETURN_IF_ERROR(FinishCanaryStepRecord(to != DeploymentState::kRollingBack,
+                                                   deployment_->reason, last_evidence_));
+  }
   if (to == DeploymentState::kBaking || to == DeploymentState::kRolling) StartPhase();
   if (paused_ && !Pausable(to)) {
     // A pause holds the canary and the bake; past them (or on the way back) it means nothing.
@@ -1193,6 +1204,12 @@ Status Engine::StartCanaryStep(int step, bool apply) {
     return saved;
   }
   canary_weight_applied_ = false;
+  const CanaryStep& spec_step = spec_.canary_steps[static_cast<size_t>(step)];
+  TURNOUT_ASSIGN_OR_RETURN(
+      canary_step_record_,
+      store_.BeginStep(deployment_->id, std::string(kCanaryStepPrefix) + std::to_string(step),
+                       JsonText({{"weight_bp", spec_step.weight_bp},
+                                 {"duration_ms", spec_step.duration.count()}})));
   if (apply) {
     TURNOUT_RETURN_IF_ERROR(
         router_
@@ -1211,7 +1228,28 @@ Status Engine::SaveCanaryProgress() {
   return store_.PutSetting(KeyFor(kCanaryKeyPrefix, deployment_->id), j.dump());
 }
 
+Status Engine::FinishCanaryStepRecord(bool ok, const std::string& how,
+                                      const std::string& evidence) {
+  if (canary_step_record_ == 0) return Status::Ok();
+  const CanaryStep& step = spec_.canary_steps[static_cast<size_t>(canary_step_)];
+  nlohmann::json detail = {{"weight_bp", step.weight_bp},
+                           {"duration_ms", step.duration.count()},
+                           {"elapsed_ms", Ms(PhaseElapsed())},
+                           {"ended", how}};
+  if (!evidence.empty()) {
+    nlohmann::json e = nlohmann::json::parse(evidence, nullptr, /*allow_exceptions=*/false);
+    detail["evidence"] = e.is_discarded() ? nlohmann::json(evidence) : e;
+  }
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+      canary_step_record_, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+      JsonText(detail)));
+  canary_step_record_ = 0;
+  return Status::Ok();
+}
+
 Status Engine::AdvanceCanary(std::string_view event, std::string why, std::string evidence) {
+  // The step's record carries how it ended and the evidence of the last verdict.
+  TURNOUT_RETURN_IF_ERROR(FinishCanaryStepRecord(true, why, evidence));
   const size_t next = static_cast<size_t>(canary_step_) + 1;
   if (next < spec_.canary_steps.size()) {
     TURNOUT_RETURN_IF_ERROR(StartCanaryStep(static_cast<int>(next), /*apply=*/true));

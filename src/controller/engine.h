@@ -334,6 +334,9 @@ class Engine {
   // weight in the router at once (else the next StepCanary does).
   Status StartCanaryStep(int step, bool apply);
   Status SaveCanaryProgress();
+  // Finishes the current step's record "canary_step:<i>" (ok or failed) with how it ended and
+  // the evidence; nothing when there is none running.
+  Status FinishCanaryStepRecord(bool ok, const std::string& how, const std::string& evidence);
   // Leaves the current canary step: the next step, or Switching after the last. Emits `event`
   // ("canary_step_passed" or "promoted") with `why` and `evidence`.
   Status AdvanceCanary(std::string_view event, std::string why, std::string evidence);
@@ -389,6 +392,7 @@ class Engine {
   bool canary_started_ = false;     // reached Canary: part of the traffic may be on the new slot
   int canary_step_ = 0;
   bool canary_weight_applied_ = false;  // the router has the current step's weight
+  int64_t canary_step_record_ = 0;      // the running "canary_step:<i>" step record (0: none)
   std::optional<Clock::TimePoint> last_analysis_;
   std::vector<std::string> warned_;  // warning reasons already emitted in this step / bake
   bool promote_held_recorded_ = false;

@@ -165,6 +165,13 @@ TEST_F(CanaryTest, StepsAdvanceByTimeAndTheRouterWeightFollows) {
   EXPECT_EQ(nlohmann::json::parse(passed->evidence_json),
             nlohmann::json::parse(R"({"step":0,"elapsed_s":60})"));
   EXPECT_TRUE(FindStep(id, "analysis:canary:0") == std::nullopt) << "continue is not recorded";
+  auto step0 = FindStep(id, "canary_step:0");
+  ASSERT_TRUE(step0.has_value());
+  EXPECT_EQ(step0->outcome, state::StepOutcome::kOk);
+  nlohmann::json step0_detail = nlohmann::json::parse(step0->detail_json);
+  EXPECT_EQ(step0_detail["weight_bp"], 500);
+  EXPECT_EQ(step0_detail["elapsed_ms"], 60000);
+  EXPECT_EQ(step0_detail["evidence"]["elapsed_s"], 60);
 
   // At 25 % sticky clients are split, and each one stays on its side.
   int on_v2 = 0;
@@ -256,6 +263,12 @@ TEST_F(CanaryTest, AnalysisRollbackAtStepOneSwitchesBackWithReasonAndEvidence) {
   EXPECT_EQ(detail["evidence"]["canary"]["errors"], 121);
   EXPECT_EQ(detail["weight_bp"], 2500);
   EXPECT_FALSE(FindStep(id, "analysis:canary:0").has_value()) << "continue is not recorded";
+  auto step1 = FindStep(id, "canary_step:1");
+  ASSERT_TRUE(step1.has_value());
+  EXPECT_EQ(step1->outcome, state::StepOutcome::kFailed);
+  EXPECT_NE(
+      nlohmann::json::parse(step1->detail_json)["ended"].get<std::string>().find("error_rate 9.8%"),
+      std::string::npos);
 
   auto service = store_->GetService(kService);
   ASSERT_TRUE(service.ok());
@@ -414,6 +427,12 @@ TEST_F(CanaryTest, ResumeMidCanaryKeepsTheStepTheTimeLeftThePauseAndRestoresTheW
   EXPECT_EQ(std::count(states.begin(), states.end(), DeploymentState::kCanary), 1);
   ExpectInstancesStopped(d1.id);
   ExpectInstancesRunning(id);
+  auto steps = store_->Steps(id);
+  ASSERT_TRUE(steps.ok());
+  for (const auto& step : *steps) {
+    EXPECT_NE(step.outcome, state::StepOutcome::kRunning) << step.step << " left running";
+  }
+  EXPECT_TRUE(FindStep(id, "canary_step:1").has_value());
 }
 
 TEST_F(CanaryTest, ResumeWhilePausedInBakeStaysPausedWithTheBakeTimeLeft) {
