@@ -81,7 +81,8 @@
 // "smoke_test:<name>" (default name "<METHOD> <path>" or the command) with what was expected and
 // what came back ({"expected","status",...,"mismatch"}); analysis verdicts other than continue
 // are steps "analysis:canary:<step>" / "analysis:bake:-1" ({"verdict","reason","weight_bp",
-// "step_elapsed_ms","evidence"[,"note"]}).
+// "step_elapsed_ms","evidence"[,"note"]}); each canary step is a step "canary_step:<i>"
+// ({"weight_bp","duration_ms","elapsed_ms","ended","evidence"}).
 //
 // Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
 // Thread-safety: none; one thread drives one engine. Several engines must not drive the same
