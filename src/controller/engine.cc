@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 #include <type_traits>
+#include <thread>
 #include <utility>
 
 #include "controller/http_probe.h"
@@ -398,6 +399,8 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   const DeploymentState left = deployment_->state;
   deployment_ = std::move(d);
   entered_ = clock_.Now();
+  instances_stopped_ = false;
+  old_stopped_ = 0;
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
   if (left == DeploymentState::kCanary) {
@@ -614,6 +617,12 @@ Result<StepReport> Engine::StepPreChecks() {
   if (pre_deploy_next_ < spec_.pre_deploy.size()) {
     return RunPreDeployCheck(spec_.pre_deploy[pre_deploy_next_]);
   }
+  // The database before anything launches: backup, verification, expand migrations.
+  bool db_failed = false;
+  if (std::optional<std::string> db = PollDatabase("before_launch", &db_failed)) {
+    if (db_failed) return BeginRollback("database: " + *db);
+    return Report("database: " + *db);
+  }
   if (Rolling()) return BeginRolling();
   TURNOUT_RETURN_IF_ERROR(Transition(
       DeploymentState::kLaunching,
@@ -621,6 +630,21 @@ Result<StepReport> Engine::StepPreChecks() {
           ? std::string("pre-checks passed")
           : "pre-checks passed (" + std::to_string(spec_.pre_deploy.size()) + " pre-deploy)"));
   return Report("");
+}
+
+std::optional<std::string> Engine::PollDatabase(const std::string& phase, bool* failed) {
+  *failed = false;
+  if (!options_.database) return std::nullopt;
+  PhaseStatus s = options_.database(PhaseRequest{&*deployment_, phase});
+  if (s.kind == PhaseStatus::Kind::kDone) return std::nullopt;
+  if (s.kind == PhaseStatus::Kind::kFailed) {
+    *failed = true;
+    return s.detail;
+  }
+  // The phase runs on the hook's own thread; wait a little (bounded, like WaitForExit) so that
+  // a caller stepping in a loop does not spin.
+  std::this_thread::sleep_for(options_.probe_wait);
+  return s.detail;
 }
 
 Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
@@ -1433,7 +1457,7 @@ Result<StepReport> Engine::StepScalingDown() {
   if (!old_instances_.empty() && left > Clock::Duration::zero()) {
     return Report("keeping " + old_slot + " warm for rollback, scale-down in " + Seconds(left));
   }
-  if (!old_instances_.empty()) {
+  if (!old_instances_.empty() && !instances_stopped_) {
     TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(old_slot));
     if (!status.drained) {
       return Report("waiting for " + old_slot + " to drain (" + std::to_string(status.in_flight) +
@@ -1442,13 +1466,24 @@ Result<StepReport> Engine::StepScalingDown() {
     // The router keeps the old slot's (now dead) addresses: it refuses an empty list, the slot
     // gets no traffic, and the next deployment to it replaces them.
     for (auto& i : old_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    old_stopped_ = old_instances_.size();
+    instances_stopped_ = true;
   }
-  std::string reason = old_instances_.empty()
+  // No live version needs the old schema any more: the contract migrations.
+  bool db_failed = false;
+  std::optional<std::string> db = PollDatabase("after_retire", &db_failed);
+  if (db && !db_failed) return Report("database: " + *db);
+  std::string reason = old_stopped_ == 0
                            ? std::string("deployed")
-                           : "deployed; " + std::to_string(old_instances_.size()) +
+                           : "deployed; " + std::to_string(old_stopped_) +
                                  " old instance(s) in " + old_slot + " stopped";
-  if (expedite_scale_down_ && !old_instances_.empty()) {
+  if (expedite_scale_down_ && old_stopped_ != 0) {
     reason += " early (" + expedite_reason_ + ")";
+  }
+  if (db_failed) {
+    // The app is deployed and fine; only the schema is not contracted yet.
+    reason += "; database: " + *db;
+    Emit("warning", "database: " + *db);
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kSucceeded, std::move(reason)));
   old_instances_.clear();
@@ -1495,13 +1530,24 @@ Result<StepReport> Engine::StepRollingBack() {
   }
   // The new slot's addresses stay in the router (it refuses an empty list); the slot gets no
   // traffic and the next deployment to it replaces them.
-  if (!moved || back) {
+  if ((!moved || back) && !instances_stopped_) {
     for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    instances_stopped_ = true;
   }
   if (moved && !back) {
     TURNOUT_RETURN_IF_ERROR(Transition(
         DeploymentState::kFailed,
         "no previous version to switch back to; " + deployment_->version + " keeps serving"));
+    return Report("");
+  }
+  // Users are on the old version again: the database ladder.
+  bool db_failed = false;
+  if (std::optional<std::string> db = PollDatabase("rollback", &db_failed)) {
+    if (!db_failed) return Report("database: " + *db);
+    TURNOUT_RETURN_IF_ERROR(Transition(
+        DeploymentState::kFailed,
+        (deployment_->reason.empty() ? std::string("rolled back") : deployment_->reason) +
+            "; database: " + *db));
     return Report("");
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()

@@ -306,6 +306,9 @@ class Engine {
   Clock::Duration Elapsed() const { return clock_.Now() - entered_; }
 
   Result<StepReport> StepPreChecks();
+  // Polls EngineOptions::database for `phase`; nullopt when it is done (or there is no hook),
+  // else the report to return (still running) or the failure's detail via *failed.
+  std::optional<std::string> PollDatabase(const std::string& phase, bool* failed);
   Result<StepReport> StepLaunching();
   Result<StepReport> StepWaitingReady();
   Result<StepReport> StepSmokeTesting();
@@ -380,6 +383,10 @@ class Engine {
   bool switched_ = false;             // the deployment reached Switching (traffic may have moved)
   int64_t state_step_id_ = 0;         // the running "state:<name>" step record (0: none)
   size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
+  // The instances this state already stopped (ScalingDown: old; RollingBack: new), so that the
+  // Steps that poll a database phase afterwards do not stop them again. Reset on entering.
+  bool instances_stopped_ = false;
+  size_t old_stopped_ = 0;
   bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
   std::string expedite_reason_;
   Clock::TimePoint entered_{};  // when the current state was entered (by clock_)

@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "api/api.h"
+#include "db/pg.h"
+#include "db/testing/pg_server.h"
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
 #include "state/sqlite_state_store.h"
@@ -630,6 +632,138 @@ TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
   EXPECT_FALSE(Entered(done, "switching")) << done.dump();
   EXPECT_EQ(ServingVersion(address_), "v1");
   EXPECT_EQ(Failed(load), 0u) << load.dump();  // slow is not failed
+}
+
+// ---- the database side: backup, expand before launch, contract after retire, the ladder -----
+
+// One PostgreSQL 15 for the database tests (started on first use; the other tests need none).
+db::testsupport::PgServer& Postgres() {
+  static db::testsupport::PgServer* server = [] {
+    auto* s = new db::testsupport::PgServer();
+    Status started = s->Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    return s;
+  }();
+  return *server;
+}
+
+class DaemonDatabaseTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    Result<std::string> url = Postgres().CreateDatabase();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = *url;
+    Sql("CREATE TABLE items (id int PRIMARY KEY, old_name text);"
+        "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g;");
+    fs::create_directories(dir_ + "/migrations");
+  }
+  void Migration(const std::string& name, const std::string& up, const std::string& down) {
+    std::ofstream(dir_ + "/migrations/" + name + ".up.sql") << up << "\n";
+    if (!down.empty()) std::ofstream(dir_ + "/migrations/" + name + ".down.sql") << down << "\n";
+  }
+  void Config() { WriteConfig("database:\n  url: " + url_ + "\n  verify_level: 2\n"); }
+  std::string Sql(const std::string& sql) {
+    auto conn = db::PgConnection::Connect(url_, "daemon-test");
+    EXPECT_TRUE(conn.ok()) << conn.status().ToString();
+    if (!conn.ok()) return "";
+    auto rows = conn->Exec(sql);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() && rows->size() > 0 ? rows->text(0, 0) : "";
+  }
+  std::string SchemaVersion() {
+    return Sql("SELECT max(version) FROM turnout_schema_history h WHERE status = 'applied' AND "
+               "direction = 'up' AND NOT EXISTS (SELECT 1 FROM turnout_schema_history l WHERE "
+               "l.version = h.version AND l.id > h.id)");
+  }
+  std::map<std::string, json> DatabaseSteps(const json& done) {
+    std::map<std::string, json> out;
+    for (const auto& s : done["steps"]) {
+      const std::string name = s["step"];
+      if (name.rfind("database:", 0) == 0) out[name.substr(9)] = s;
+    }
+    return out;
+  }
+  std::string url_;
+};
+
+TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
+  Migration("0001_add_note", "ALTER TABLE items ADD COLUMN note text;",
+            "ALTER TABLE items DROP COLUMN note;");
+  Migration("0002_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;",
+            "ALTER TABLE items ADD COLUMN old_name text;");
+  Config();
+  StartDaemon();
+  json done = WaitFinished(Deploy("v1"), milliseconds(90000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  ASSERT_TRUE(steps.count("backup")) << done.dump();
+  EXPECT_EQ(steps["backup"]["outcome"], "ok");
+  EXPECT_EQ(steps["verify"]["detail"]["level"], 2);
+  EXPECT_EQ(steps["expand"]["detail"]["applied"], "1_add_note");
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], "2_drop_old_name");
+  EXPECT_EQ(SchemaVersion(), "2");
+  // The contract ran only after the switch and the bake: its step started after scaling_down.
+  std::string scaling_down_at;
+  for (const auto& t : done["transitions"]) {
+    if (t["to"] == "scaling_down") scaling_down_at = t["at"];
+  }
+  EXPECT_GT(steps["contract"]["started_at"].get<std::string>(), scaling_down_at);
+  // The data is still there.
+  EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
+}
+
+TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_add_note", "ALTER TABLE items ADD COLUMN note text;",
+            "ALTER TABLE items DROP COLUMN note;");
+  json done = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["expand"]["outcome"], "ok");
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 1) << done.dump();
+  EXPECT_EQ(SchemaVersion(), "1");  // v1 runs on with the expanded schema
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) {
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;",
+            "ALTER TABLE items ADD COLUMN old_name text;");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
+  EXPECT_EQ(SchemaVersion(), "1");
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  json done = WaitFinished(body["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << done.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'old_name'"),
+            "1");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatically) {
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;", "");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  json done = WaitFinished(body["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  const std::string reason = done["deployment"]["reason"];
+  EXPECT_NE(reason.find("rung 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("turnout backup restore"), std::string::npos) << reason;
+  EXPECT_EQ(SchemaVersion(), "1");  // nothing was restored or reverted
+  EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");  // users stay on what works
 }
 
 TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {

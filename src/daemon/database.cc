@@ -207,7 +207,13 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   if (!plan.ok()) return Failed("cannot plan the migrations: " + plan.status().message());
   std::optional<int64_t> last_expand;
   bool contract_seen = false;
+  std::optional<int64_t> ceiling;
+  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
+      t.ok() && *t) {
+    ceiling = std::atoll((**t).c_str());
+  }
   for (const auto& step : *plan) {
+    if (ceiling && step.version > *ceiling) break;  // a rollback stays at its revision's schema
     if (step.classification == db::MigrationClass::kContract) {
       contract_seen = true;
     } else if (contract_seen) {
@@ -246,7 +252,22 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
     mo.backup_id = **b;
   }
   db::Migrator migrator(mo);
-  Result<db::RunResult> run = migrator.Up(std::nullopt);
+  // A rollback to an earlier revision stays at that revision's schema.
+  std::optional<int64_t> ceiling;
+  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
+      t.ok() && *t) {
+    ceiling = std::atoll((**t).c_str());
+  }
+  if (ceiling) {
+    Result<db::StatusReport> now = migrator.Status();
+    if (now.ok() && now->current.value_or(0) >= *ceiling) {
+      (void)store_.PutSetting(SettingKey(d.id, "version_after"),
+                              std::to_string(now->current.value_or(0)));
+      Record(d.id, "contract", true, json{{"applied", ""}, {"held_at", *ceiling}}.dump());
+      return Done("schema kept at " + std::to_string(*ceiling) + " (rollback)");
+    }
+  }
+  Result<db::RunResult> run = migrator.Up(ceiling);
   if (!run.ok()) {
     Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump());
     return Failed("contract migrations failed: " + run.status().message());
