@@ -3,7 +3,11 @@
 // the API over the daemon's Unix socket, and turnout-load as live traffic. Every wait is for a
 // real event with a deadline.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -623,6 +627,111 @@ TEST_F(DaemonCanaryTest, ACanaryWithErrorsIsRolledBackWithItsEvidence) {
     }
   }
   EXPECT_TRUE(evidence) << done.dump();
+}
+
+// Each runbook trigger rolls a canary back on its own: the canary judge is told to wait (huge
+// min_requests, no latency test) so that only the rule under test can decide.
+constexpr const char* kRuleOnlyCanary =
+    "strategy: canary\n"
+    "canary:\n"
+    "  steps:\n"
+    "    - {weight: 30%, for: 20s}\n"
+    "  min_requests: 1000000\n"
+    "  latency: false\n"
+    "analysis_interval: 200ms\n";
+
+TEST_F(DaemonCanaryTest, TheRuleP99AgainstTheBaselineRollsBack) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(std::string(kRuleOnlyCanary) +
+                  "rules:\n  - when: p99 > baseline * 3 for 1s\n    min_samples: 20\n",
+              "", "1s", false);
+  address_ = PublicAddress();
+  load_.Start(address_);
+  json done = WaitFinished(Deploy("v2+slow-60ms"), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("p99"), std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+}
+
+TEST_F(DaemonCanaryTest, TheRuleHealthFailingRollsBack) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(std::string(kRuleOnlyCanary) + "rules:\n  - when: health failing for 1s\n", "",
+              "1s", false);
+  address_ = PublicAddress();
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  std::string state;
+  while (std::chrono::steady_clock::now() < deadline && state != "canary") {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    state = State(d);
+    if (state != "canary") std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(state, "canary");
+  // The canary's readiness starts failing (as with a lost dependency of its own).
+  auto [ss, status] = Call("GET", "/v1/status");
+  std::string v2_address;
+  for (const auto& slot : status["router"]["slots"]) {
+    if (slot["name"] == "green") v2_address = slot["instances"][0]["address"];
+  }
+  auto client = demo::testing::Client::Connect(
+      static_cast<uint16_t>(std::stoi(v2_address.substr(v2_address.rfind(':') + 1))));
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client
+                  ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n")
+                  .ok());
+  ASSERT_TRUE(client->Receive().ok());
+  json done = WaitFinished(id, milliseconds(30000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("health"), std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
+}
+
+TEST_F(DaemonCanaryTest, TheRuleDependencyUnavailableRollsBack) {
+  // A dependency the test controls: a listening TCP socket, closed mid-canary.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string dependency = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(std::string(kRuleOnlyCanary) +
+                  "dependencies:\n  - name: db\n    tcp: " + dependency +
+                  "\n    interval: 200ms\n    timeout: 200ms\n"
+                  "rules:\n  - when: dependency db unavailable for 1s\n",
+              "", "1s", false);
+  address_ = PublicAddress();
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  std::string state;
+  while (std::chrono::steady_clock::now() < deadline && state != "canary") {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    state = State(d);
+    if (state != "canary") std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(state, "canary");
+  ::close(listener);  // the dependency goes away
+  json done = WaitFinished(id, milliseconds(30000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("dependency db"), std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
 }
 
 TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
