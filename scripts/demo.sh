@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The README's main command: turnout deploying the demo service end to end.
 #
-#   ./scripts/demo.sh             install dependencies, build (release), run the demo (~1 min)
+#   ./scripts/demo.sh             install dependencies, build (release), run the demo (~1.5 min)
 #   ./scripts/demo.sh --no-build  run against an existing release build
 #
 # The story: turnoutd starts for the demo service; v1 is deployed; v2 is deployed under live
 # traffic (0 failed requests); status and history; v3 fails its readiness check and never gets
-# a request; a rollback redeploys v1 under live traffic. Everything runs on free loopback ports in
+# a request; a rollback redeploys v1 under live traffic; then canary releases: v4 is promoted step
+# by step, v5 (20 % errors) is rolled back by the judge. Everything runs on free loopback ports in
 # a temporary directory; on exit the demo stops what it started (the app instances with
 # `turnout down --stop-instances`, the load generator by pid). Works without a terminal
 # (CI=true). Exit status 0 when every step did what the story says.
@@ -134,6 +135,32 @@ run rollback --wait
 say "live traffic during the rollback"
 load_stop || die "requests failed during the rollback"
 
+say "switching the service to canary releases, judged on the router's own per-version numbers"
+cat >>"$work/turnout.yaml" <<EOF
+strategy: canary
+canary:
+  steps:                         # after the last step: 100 %, then the bake
+    - {weight: 10%, for: 5s}
+    - {weight: 50%, for: 5s}
+rules:                           # the runbook's triggers; critical ones roll back
+  - when: error_rate > 5% for 2s
+    min_samples: 20
+  - when: p95 > 500ms for 2s
+    min_samples: 20
+EOF
+echo "    (appended to turnout.yaml)"
+tail -11 "$work/turnout.yaml" | sed 's/^/    /'
+
+say "a healthy canary: v4 gets 10 %, then 50 % of the users; the judge may pass a step early"
+load_start
+run deploy v4 --wait
+say "a canary that answers 20 % of its requests with 500: the judge rolls it back in seconds"
+if run deploy v5+errors-20 --wait; then
+  die "v5 was promoted, but it fails a fifth of its requests"
+fi
+say "live traffic during both canaries (v5's errors reached only its share of users, briefly)"
+load_stop || true
+
 say "history and the audit trail"
 run history
 run audit verify
@@ -142,4 +169,5 @@ say "stopping: the app instances, then turnoutd"
 run down --stop-instances
 daemon_up=0
 echo
-echo "demo: v1 -> v2 under load with 0 failed requests; v3 (not ready) never served; rollback to v1."
+echo "demo: v1 -> v2 under load with 0 failed requests; v3 (not ready) never served; rollback to"
+echo "v1; canary v4 promoted; canary v5 (20 % errors) rolled back by the judge."

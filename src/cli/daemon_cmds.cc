@@ -191,8 +191,35 @@ bool FailureState(const std::string& s) { return s == "rolled_back" || s == "fai
 // Follows a deployment until traffic is on the new version and the bake passed (scaling_down
 // or succeeded: exit 0) or it ended otherwise (exit 1). On a terminal the current step is one
 // line rewritten in place; elsewhere only finished steps are printed.
+// The decisions inside a state worth a line of their own: each canary step with how it ended,
+// and each database phase.
+std::string StepLine(const json& s) {
+  const std::string name = Str(s, "step");
+  const json& d = s["detail"];
+  const double ms = s.contains("duration_ms") ? s["duration_ms"].get<double>() : 0;
+  if (name.rfind("canary_step:", 0) == 0) {
+    const int step = std::atoi(name.c_str() + 12) + 1;
+    std::string line = "      canary step " + std::to_string(step) + ": " + Str(s, "outcome") +
+                       " after " + Seconds(ms);
+    if (d.is_object() && !Str(d, "ended").empty()) line += " (" + Str(d, "ended") + ")";
+    return line;
+  }
+  if (name.rfind("database:", 0) == 0) {
+    std::string line = "      database " + name.substr(9) + ": " + Str(s, "outcome") + " in " +
+                       Seconds(ms);
+    if (d.is_object()) {
+      for (const char* key : {"backup", "applied", "reverted", "action", "error"}) {
+        if (!Str(d, key).empty()) line += ", " + std::string(key) + " " + Str(d, key);
+      }
+    }
+    return line;
+  }
+  return "";
+}
+
 int FollowDeployment(const Context& c, int64_t id) {
   size_t printed = 0;  // transitions already shown
+  std::vector<bool> step_shown;  // by index in the deployment's steps (start order)
   std::string live_line;
   for (;;) {
     Call call = Exchange(c, "GET", "/v1/deployments/" + std::to_string(id));
@@ -203,6 +230,14 @@ int FollowDeployment(const Context& c, int64_t id) {
     const json& ts = j["transitions"];
     if (!c.json) {
       if (c.tty && !live_line.empty()) std::cout << "\r\033[K" << std::flush;
+      const json& steps = j["steps"];
+      step_shown.resize(steps.size(), false);
+      for (size_t k = 0; k < steps.size(); ++k) {
+        if (step_shown[k] || !steps[k].contains("finished_at")) continue;
+        step_shown[k] = true;
+        const std::string line = StepLine(steps[k]);
+        if (!line.empty()) std::cout << line << "\n";
+      }
       // Transition k enters a state; transition k + 1 ends it.
       while (printed + 1 < ts.size()) {
         const json& entered = ts[printed];
