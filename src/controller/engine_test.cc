@@ -666,6 +666,7 @@ TEST_F(EngineTest, ProbeIntervalLimitsReadinessProbesPerInstance) {
   auto d1 = engine->Begin(v1);
   ASSERT_TRUE(d1.ok());
   Run(*engine, DeploymentState::kWaitingReady);
+  WaitListening(d1->id);
   for (int i = 0; i < 4; ++i) {
     auto r = engine->Step();
     ASSERT_TRUE(r.ok());
@@ -685,6 +686,7 @@ TEST_F(EngineTest, ProbeIntervalLimitsReadinessProbesPerInstance) {
   auto d2 = every->Begin(v2);
   ASSERT_TRUE(d2.ok());
   Run(*every, DeploymentState::kWaitingReady);
+  WaitListening(d2->id);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(every->Step().ok());
   EXPECT_EQ(ReadyProbes(d2->id), 4);
 }
@@ -698,6 +700,8 @@ TEST_F(EngineTest, ProbeIntervalDuringBakeCountsOnlyFreshProbesTowardsTheThresho
   auto engine = NewEngine();
   auto d2 = engine->Begin(v2);
   ASSERT_TRUE(d2.ok());
+  Run(*engine, DeploymentState::kWaitingReady);
+  WaitListening(d2->id);
   Run(*engine, DeploymentState::kBaking);
   for (const auto& i : Recorded(d2->id)) {
     ProbeRequest fault;

@@ -166,6 +166,25 @@ class EngineTest : public ::testing::Test {
     return -1;
   }
 
+  // Waits (real time, at most 10 s) until every launched instance of the deployment answers
+  // /health: with a probe_interval, a readiness probe sent before the instance listens would
+  // delay the next one by the interval of a clock that only the test moves.
+  void WaitListening(int64_t deployment_id) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (const auto& i : Recorded(deployment_id)) {
+      ProbeRequest req;
+      req.address = "127.0.0.1:" + std::to_string(i.record.port);
+      req.path = "/health";
+      while (true) {
+        auto r = HttpProbe(req);
+        if (r.ok()) break;  // any answer: it listens
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << req.address << " never listened";
+        // Bounded wait for the process: returns at once when it exits.
+        (void)current_platform_->Wait(i.handle, 50ms);
+      }
+    }
+  }
+
   // Steps until the deployment finishes or enters `stop_at`. The clock moves only where the
   // engine waits for it (canary steps, bake, scale-down delay); readiness waits on the real
   // processes. Bounded by 400 steps (each blocks at most probe_wait + probe timeouts).
