@@ -142,6 +142,7 @@ canary:
   steps:                         # after the last step: 100 %, then the bake
     - {weight: 10%, for: 5s}
     - {weight: 50%, for: 5s}
+  warmup: 1s                     # new instances warm up before the judge compares them
 rules:                           # the runbook's triggers; critical ones roll back
   - when: error_rate > 5% for 2s
     min_samples: 20
@@ -149,7 +150,7 @@ rules:                           # the runbook's triggers; critical ones roll ba
     min_samples: 20
 EOF
 echo "    (appended to turnout.yaml)"
-tail -11 "$work/turnout.yaml" | sed 's/^/    /'
+tail -12 "$work/turnout.yaml" | sed 's/^/    /'
 
 say "a healthy canary: v4 gets 10 %, then 50 % of the users; the judge may pass a step early"
 load_start

@@ -62,6 +62,9 @@ struct Analysis::Impl {
   int step = -2;
   std::unique_ptr<judge::CanaryJudge> canary_judge;
   std::vector<router::SlotWindowMetrics> totals_at_start;
+  // When the canary judge starts comparing (after the first step's warmup), and the step's end.
+  std::optional<Clock::TimePoint> judge_from;
+  Clock::TimePoint step_end{};
   // The router's view of the new slot's health, and since when.
   std::optional<judge::Condition> health;
 
@@ -70,6 +73,8 @@ struct Analysis::Impl {
 
   void Poll();
   void NewStep(const controller::AnalysisRequest& r);
+  // The canary judge of this step, comparing from `now` (the step's start, or the warmup's end).
+  void StartJudge(Clock::TimePoint now);
   void UpdateHealth(const std::string& slot);
 };
 
@@ -172,13 +177,19 @@ void Analysis::Impl::NewStep(const controller::AnalysisRequest& r) {
   rules->Reset();
   canary_judge.reset();
   totals_at_start.clear();
+  judge_from.reset();
   if (r.phase == "canary") {
-    judge::CanaryJudgeConfig jc = config.canary.judge;
-    jc.max_duration = std::max<Clock::Duration>(r.step_duration, std::chrono::seconds(1));
-    canary_judge = std::make_unique<judge::CanaryJudge>(jc, r.step_started);
-    Result<std::vector<router::SlotWindowMetrics>> totals = router.GetCumulativeMetrics();
-    if (totals.ok()) totals_at_start = std::move(totals).value();
+    step_end = r.step_started + r.step_duration;
+    judge_from = r.step == 0 ? r.step_started + config.canary.warmup : r.step_started;
   }
+}
+
+void Analysis::Impl::StartJudge(Clock::TimePoint now) {
+  judge::CanaryJudgeConfig jc = config.canary.judge;
+  jc.max_duration = std::max<Clock::Duration>(step_end - now, std::chrono::seconds(1));
+  canary_judge = std::make_unique<judge::CanaryJudge>(jc, now);
+  Result<std::vector<router::SlotWindowMetrics>> totals = router.GetCumulativeMetrics();
+  if (totals.ok()) totals_at_start = std::move(totals).value();
 }
 
 void Analysis::Impl::UpdateHealth(const std::string& slot) {
@@ -203,6 +214,7 @@ controller::AnalysisVerdict Analysis::Analyze(const controller::AnalysisRequest&
     a.NewStep(r);
   }
   const Clock::TimePoint now = a.clock.Now();
+  if (!a.canary_judge && a.judge_from && now >= *a.judge_from) a.StartJudge(now);
   a.UpdateHealth(r.new_slot);
 
   // Inputs of the rules: each window fetched once per evaluation.

@@ -137,6 +137,7 @@ strategy: blue_green
 #   latency_margin: 5%           # tolerated excess of that share, in points. Default: 5%
 #   latency_relative_margin: 0%  # ... plus this share of stable's. Default: 0%
 #   latency_tolerance: 2ms       # slower than stable p95 by less than this is not slow. 2ms
+#   warmup: 10s                  # the first step's start is not judged (cold caches). 0s
 #   min_requests: 100            # per slot before a step may pass. Default: 100
 #   max_step_time: 10m           # an undecided step ends then. Default: 10m
 #   end_policy: promote          # what an undecided step with enough data does. Default: promote

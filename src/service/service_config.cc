@@ -925,7 +925,7 @@ void ReadCanary(Reader& r, const YAML::Node& n, CanaryConfig* canary) {
       n, "canary",
       {"steps", "alpha", "error_margin", "error_relative_margin", "latency", "latency_percentile",
        "latency_margin", "latency_relative_margin", "latency_tolerance", "min_requests",
-       "max_step_time", "end_policy"},
+       "max_step_time", "end_policy", "warmup"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "steps") {
           if (!v.IsSequence() || v.size() == 0) {
@@ -991,6 +991,8 @@ void ReadCanary(Reader& r, const YAML::Node& n, CanaryConfig* canary) {
           Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_margin);
         } else if (key == "latency_relative_margin") {
           Set(ReadPercent(r, v, path, 0, true, 1, false), &j.latency_relative_margin);
+        } else if (key == "warmup") {
+          Set(r.Duration(v, path, true), &canary->warmup);
         } else if (key == "latency_tolerance") {
           auto d = r.Duration(v, path, true);
           if (d) j.latency_tolerance = *d;
@@ -1598,6 +1600,7 @@ std::string JudgementCanon(const ServiceConfig& c) {
   k.Number("canary.latency_margin", j.latency_margin);
   k.Number("canary.latency_relative_margin", j.latency_relative_margin);
   k.Add("canary.latency_tolerance", std::chrono::duration_cast<Millis>(j.latency_tolerance));
+  k.Add("canary.warmup", c.canary.warmup);
   k.Add("canary.min_requests", static_cast<int64_t>(j.min_samples));
   k.Add("canary.max_step_time", std::chrono::duration_cast<Millis>(j.max_duration));
   k.Add("canary.end_policy", judge::EndPolicyName(j.end_policy));

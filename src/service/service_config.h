@@ -180,6 +180,10 @@ struct CanaryConfig {
   // end_policy (promote|rollback). Defaults: judge::CanaryJudgeConfig's. Validated with
   // judge::ValidateCanaryJudgeConfig.
   judge::CanaryJudgeConfig judge;
+  // The first step's first `warmup` is not judged: the fresh instances warm their caches, pools
+  // and JIT, and their first requests are slower for a reason that says nothing about the
+  // version. The rules still apply during it. Default: 0s
+  Millis warmup{0};
 };
 
 // The steps `strategy: canary` uses when the file lists none.
