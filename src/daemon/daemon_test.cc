@@ -742,6 +742,34 @@ TEST_F(DaemonCanaryTest, TheRuleDependencyUnavailableRollsBack) {
   EXPECT_EQ(ServingVersion(address_), "v1");
 }
 
+TEST_F(DaemonTest, ARollingReleaseReplacesInstancesInPlaceWithoutAFailedRequest) {
+  WriteConfig("");
+  {
+    // Two replicas, so that one is always serving while the other is replaced.
+    std::string text;
+    std::ifstream in(dir_ + "/turnout.yaml");
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    text.replace(text.find("  ports: auto\n"), 14, "  ports: auto\n  replicas: 2\n");
+    std::ofstream(dir_ + "/turnout.yaml") << text;
+  }
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  {
+    std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: rolling\n";
+  }
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  json done = WaitFinished(Deploy("v2"), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  bool rolled = false;
+  for (const auto& t : done["transitions"]) rolled |= t["to"] == "rolling";
+  EXPECT_TRUE(rolled) << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v2");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  EXPECT_GT(Versions(load).value("v2", 0), 0) << load.dump();
+}
+
 TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
   json load;
   json done = CanaryUnderLoad("v2+slow-300ms", &load);

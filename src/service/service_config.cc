@@ -1461,8 +1461,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           Set(r.NonEmpty(v, path, "a directory"), &c.state_dir);
         } else if (key == "strategy") {
           auto s = r.String(v, path);
-          if (s && *s != "blue_green" && *s != "canary") {
-            return r.Expected(v, path, "blue_green or canary");
+          if (s && *s != "blue_green" && *s != "canary" && *s != "rolling") {
+            return r.Expected(v, path, "blue_green, canary or rolling");
           }
           Set(s, &c.strategy);
         } else if (key == "canary") {
@@ -1487,6 +1487,11 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
         }
       });
   CheckRules(r, rules, dependency_names, c.prometheus, &c.rules);
+  if (c.strategy == "rolling" && c.platform.ports.first != 0 && root["strategy"]) {
+    r.Problem(root["strategy"], "strategy",
+              "rolling replaces instances beside the running ones, on new ports: set "
+              "platform.ports: auto");
+  }
   if (canary_node && c.strategy != "canary") {
     r.Problem(*canary_node, "canary",
               "only used with strategy: canary (strategy is " + c.strategy + ")");

@@ -255,8 +255,9 @@ struct ServiceConfig {
   RouterOptions router;
   std::string state_dir = ".turnout";  // Default: .turnout (beside turnout.yaml)
 
-  // How a new version gets traffic: all at once after the checks (blue_green) or in judged
-  // steps (canary). Default: blue_green
+  // How a new version gets traffic: all at once after the checks (blue_green), in judged
+  // steps (canary), or by replacing the serving instances one at a time in place (rolling;
+  // needs `platform.ports: auto`). Default: blue_green
   std::string strategy = "blue_green";
   CanaryConfig canary;  // only with strategy: canary (the key is refused otherwise)
   // Rollback and alert rules, evaluated every analysis_interval during canary steps and the bake

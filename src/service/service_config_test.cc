@@ -870,8 +870,8 @@ TEST(ServiceConfigJudgementTest, SloPeriodDefaultsToThirtyDays) {
 
 TEST(ServiceConfigJudgementErrorTest, Strategy) {
   const std::string m = kMinimal;
-  EXPECT_EQ(ErrorOf(m + "strategy: rolling\n"),
-            "turnout.yaml:4: strategy: expected blue_green or canary, got 'rolling'");
+  EXPECT_EQ(ErrorOf(m + "strategy: big_bang\n"),
+            "turnout.yaml:4: strategy: expected blue_green, canary or rolling, got 'big_bang'");
   EXPECT_EQ(ErrorOf(m + "canary:\n  steps: [{weight: 5%, for: 1m}]\n"),
             "turnout.yaml:5: canary: only used with strategy: canary (strategy is blue_green)");
 }
@@ -1240,6 +1240,25 @@ TEST(ServiceConfigDatabaseTest, RefusesMistakesWithTheirLine) {
   EXPECT_EQ(error("database:\n  url_env: DATABASE-URL\n"),
             "turnout.yaml:5: database.url_env: expected an environment variable name like "
             "DATABASE_URL, got 'DATABASE-URL'");
+}
+
+}  // namespace
+}  // namespace turnout::service
+
+namespace turnout::service {
+namespace {
+
+TEST(ServiceConfigRollingTest, RollingNeedsPortsAuto) {
+  const std::string m = "name: shop\nplatform:\n  command: ./x --port {port}\n";
+  Result<ServiceConfig> ok =
+      ParseServiceConfig(m + "  ports: auto\nstrategy: rolling\n", "turnout.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->strategy, "rolling");
+  Result<ServiceConfig> bad = ParseServiceConfig(m + "strategy: rolling\n", "turnout.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "turnout.yaml:4: strategy: rolling replaces instances beside the running ones, on new "
+            "ports: set platform.ports: auto");
 }
 
 }  // namespace
