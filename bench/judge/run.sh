@@ -2,8 +2,8 @@
 # Benchmarks of turnout's judgement from data: how fast a bad version loses its traffic, and how
 # often a good one is rolled back for nothing.
 #
-#   bench/judge/run.sh             build (release), run every scenario (~10 min)
-#   bench/judge/run.sh --quick     2 runs per fault scenario, 10 healthy canaries (~3 min)
+#   bench/judge/run.sh             build (release), run every scenario (~11 min)
+#   bench/judge/run.sh --quick     2 runs per fault scenario, 10 healthy canaries (~4 min)
 #   bench/judge/run.sh --no-build  use an existing release build
 #   The build directory is $TURNOUT_BUILD_DIR (default build/release), as for bench/run.sh.
 #   Only some scenarios: JUDGE_PARTS="errors latency health healthy" (any subset; the diagnostic
@@ -12,9 +12,10 @@
 #
 # Scenarios (the turnout.yaml of each is written below; results: docs/BENCHMARKS.md):
 #   errors   a canary (v2+errors-10: 10 % of its answers are 500s) at 10 % of 1,000 req/s;
-#            rule `error_rate > 5% for 2s`. Two variants: the rule alone (the canary judge
-#            made unable to decide) and the rule with the canary judge at its defaults.
-#   latency  a canary (v2+slow-300ms); rule `p95 > 100ms for 2s`; the same two variants.
+#            rule `error_rate > 5% for 2s`. Three variants: the rule alone (the canary judge
+#            made unable to decide), the same evaluated every 250 ms instead of every second,
+#            and the rule with the canary judge at its defaults.
+#   latency  a canary (v2+slow-300ms); rule `p95 > 100ms for 2s`; alone and with the judge.
 #   health   blue/green: after the switch, during the bake, the new instance starts failing its
 #            readiness check (POST /admin/fault?fail-ready=1); the engine's bake check and the
 #            rule `health failing for 2s` watch it.
@@ -22,7 +23,7 @@
 #            with the judge at its defaults and all the rules above: every rollback is false.
 #
 # Times come from the deployment's own transitions (turnoutd's wall clock, ms): from `canary`
-# (the canary's first traffic; for health: from the fault being injected) to `rolling_back` (the
+# (recorded just before the canary's weight is applied; for health: from the fault request) to `rolling_back` (the
 # decision; the router is switched back in the engine's next step) and to `rolled_back` (the
 # new slot drained and stopped). turnout-load's per-version counts (every second, time-stamped
 # here) check that the canary got no answer later than 1 s after `rolling_back`.
@@ -488,6 +489,10 @@ rules:
 $health_rule"
 fi
 
+wants healthy && healthy_scenario healthy "(d) healthy canaries, judge at its defaults"
+# Diagnostic (not in the default parts): the same without the judge's latency test.
+wants healthy-nolatency && healthy_scenario healthy-nolatency \
+  "(d) healthy canaries, judge without its latency test" "  latency: false"
 : >"$summary"
 out "## Judgement benchmark (bench/judge/run.sh$([[ $quick -eq 1 ]] && echo ' --quick'))"
 out ""
@@ -504,10 +509,6 @@ if [[ ${#rows[@]} -gt 0 ]]; then
   for r in "${rows[@]}"; do out "$r"; done
   out ""
 fi
-wants healthy && healthy_scenario healthy "(d) healthy canaries, judge at its defaults"
-# Diagnostic (not in the default parts): the same without the judge's latency test.
-wants healthy-nolatency && healthy_scenario healthy-nolatency \
-  "(d) healthy canaries, judge without its latency test" "  latency: false"
 if [[ ${#healthy_rows[@]} -gt 0 ]]; then
   out "| scenario | canaries | promoted | rolled back | canary phase s | steps passed early by the judge | requests | failed |"
   out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
