@@ -895,6 +895,11 @@ Result<StepReport> Engine::StepBaking() {
     return BeginRollback("analysis during bake: " + verdict->reason);
   }
   const Clock::Duration left = spec_.bake_time - PhaseElapsed();
+  if (!paused_ && left <= Clock::Duration::zero() && !hold_.empty()) {
+    WaitForExit();
+    return Report("holding the bake: insufficient data (" + hold_ +
+                  "); `turnout promote` ends it anyway, `turnout abort` rolls back");
+  }
   if (!paused_ && left <= Clock::Duration::zero()) {
     TURNOUT_RETURN_IF_ERROR(
         Transition(DeploymentState::kScalingDown, "baked " + Seconds(spec_.bake_time)));
@@ -929,6 +934,11 @@ Result<StepReport> Engine::StepCanary() {
     return Report("");
   }
   const Clock::Duration left = step.duration - PhaseElapsed();
+  if (!paused_ && left <= Clock::Duration::zero() && !hold_.empty()) {
+    WaitForExit();
+    return Report("holding " + CanaryLabel() + ": insufficient data (" + hold_ +
+                  "); `turnout promote` passes it anyway, `turnout abort` rolls back");
+  }
   if (!paused_ && left <= Clock::Duration::zero()) {
     TURNOUT_RETURN_IF_ERROR(AdvanceCanary("canary_step_passed",
                                           CanaryLabel() + " passed after " + Seconds(step.duration),
@@ -1209,6 +1219,7 @@ void Engine::StartPhase() {
   warned_.clear();
   promote_held_recorded_ = false;
   last_evidence_.clear();
+  hold_.clear();
 }
 
 Clock::Duration Engine::PhaseElapsed() const {
@@ -1324,6 +1335,7 @@ Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis() {
   req.new_slot = deployment_->target_slot;
   AnalysisVerdict v = options_.analyze(req);
   if (!v.evidence_json.empty()) last_evidence_ = v.evidence_json;
+  hold_ = v.hold;
   return std::optional<AnalysisVerdict>(std::move(v));
 }
 

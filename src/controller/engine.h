@@ -151,6 +151,10 @@ struct AnalysisVerdict {
   Kind kind = Kind::kContinue;
   std::string reason;         // "error_rate 9.8% > 5% for 2m (1,234 requests)"
   std::string evidence_json;  // JSON recorded in the history; "" = none
+  // Non-empty: there is not enough data to judge ("canary has 12 requests, needs 100"). The
+  // canary step or the bake then does not end by time alone: it holds (saying so) until the
+  // data arrives, a person promotes it, or it is aborted. Never a silent pass.
+  std::string hold;
 };
 
 // The database side of a deployment (EngineOptions::database), polled once per Step() while
@@ -402,6 +406,7 @@ class Engine {
   bool canary_weight_applied_ = false;  // the router has the current step's weight
   int64_t canary_step_record_ = 0;      // the running "canary_step:<i>" step record (0: none)
   std::optional<Clock::TimePoint> last_analysis_;
+  std::string hold_;  // the latest verdict's hold (insufficient data), "" when none
   std::vector<std::string> warned_;  // warning reasons already emitted in this step / bake
   bool promote_held_recorded_ = false;
   std::string last_evidence_;  // of the last verdict in this step / bake

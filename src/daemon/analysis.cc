@@ -265,6 +265,20 @@ controller::AnalysisVerdict Analysis::Analyze(const controller::AnalysisRequest&
   }
   out.evidence_json = judge::ToJsonText(evidence);
 
+  // Not enough data: the step (or the bake) must not pass by time alone.
+  if (decision.waiting_for_data) {
+    for (const auto& rr : results) {
+      if (rr.insufficient_data && rr.policy == judge::InsufficientDataPolicy::kWait) {
+        out.hold = rr.sentence;
+        break;
+      }
+    }
+    if (out.hold.empty()) out.hold = "a rule waits for data";
+  } else if (r.phase == "canary" && !a.canary_judge) {
+    out.hold = "the canary judge starts after the warmup";
+  } else if (verdict && verdict->verdict == judge::VerdictKind::kInsufficientData) {
+    out.hold = verdict->reason;
+  }
   if (decision.action == judge::Action::kRollback) {
     out.kind = Kind::kRollback;
     out.reason = decision.reasons.empty() ? "a critical rule fired" : decision.reasons.front();

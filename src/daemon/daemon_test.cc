@@ -770,6 +770,45 @@ TEST_F(DaemonTest, ARollingReleaseReplacesInstancesInPlaceWithoutAFailedRequest)
   EXPECT_GT(Versions(load).value("v2", 0), 0) << load.dump();
 }
 
+TEST_F(DaemonCanaryTest, WithoutTrafficACanaryHoldsInsteadOfPassingAndAPromoteLetsItThrough) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(kCanaryConfig, "", "1s", false);
+  address_ = PublicAddress();
+  const int64_t id = Deploy("v2+errors-50");  // bad, but nobody sends it a request
+  // Its steps are 2 s each; well after that it still holds in step 1, saying why.
+  std::string waiting;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    waiting = d.value("waiting_for", "");
+    if (waiting.find("holding") != std::string::npos) break;
+    ASSERT_FALSE(d["deployment"].value("finished", false)) << d.dump();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_NE(waiting.find("holding canary step 1/2"), std::string::npos) << waiting;
+  EXPECT_NE(waiting.find("insufficient data"), std::string::npos) << waiting;
+  auto [s1, d1] = Call("GET", "/v1/deployments/" + std::to_string(id));
+  EXPECT_EQ(State(d1), "canary") << d1.dump();
+  // A person decides: promote all the way.
+  auto [ps, promoted] = Call("POST", "/v1/promote", {{"full", true}, {"actor", "alice"}});
+  ASSERT_EQ(ps, 200) << promoted.dump();
+  // The bake's rules have no data either: it holds too, until promoted as well.
+  const auto bake_deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < bake_deadline) {
+    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    waiting = d.value("waiting_for", "");
+    if (waiting.find("holding the bake") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_NE(waiting.find("holding the bake: insufficient data"), std::string::npos) << waiting;
+  auto [ps2, ended] = Call("POST", "/v1/promote", {{"actor", "alice"}});
+  ASSERT_EQ(ps2, 200) << ended.dump();
+  json done = WaitFinished(id, milliseconds(30000));
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+}
+
 TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
   json load;
   json done = CanaryUnderLoad("v2+slow-300ms", &load);
