@@ -482,6 +482,8 @@ Status Daemon::Impl::StartAll() {
     ds.directory_format = config.database.format != "custom";
     ds.jobs = config.database.jobs;
     ds.lock_timeout = config.database.lock_timeout;
+    ds.rehearse = config.database.rehearse;
+    ds.lock_budget = config.database.lock_budget;
     database = std::make_unique<DatabasePhases>(std::move(ds), *store,
                                                 [this](const std::string& l) { Log(l); });
     eo.database = [this](const controller::PhaseRequest& r) { return database->Poll(r); };

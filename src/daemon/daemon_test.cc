@@ -897,6 +897,27 @@ TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
   EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
 }
 
+TEST_F(DaemonDatabaseTest, ARehearsalFindingStopsTheDeploymentBeforeAnythingChanged) {
+  // A volatile default rewrites the whole table under an exclusive lock: the rehearsal says so,
+  // and the real database never sees the migration.
+  Migration("0001_add_token", "ALTER TABLE items ADD COLUMN token double precision "
+                              "DEFAULT random();",
+            "ALTER TABLE items DROP COLUMN token;");
+  WriteConfig("database:\n  url: " + url_ + "\n  rehearse: true\n");
+  StartDaemon();
+  json done = WaitFinished(Deploy("v1"), milliseconds(120000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  ASSERT_TRUE(steps.count("rehearse")) << done.dump();
+  EXPECT_EQ(steps["rehearse"]["outcome"], "failed");
+  EXPECT_NE(done["deployment"].value("reason", "").find("rehearsal found"), std::string::npos)
+      << done.dump();
+  EXPECT_FALSE(steps.count("expand")) << done.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'token'"),
+            "0");
+}
+
 TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
   Config();
   StartDaemon();

@@ -6,6 +6,7 @@
 
 #include "backup/backup.h"
 #include "db/migrator.h"
+#include "rehearsal/rehearsal.h"
 
 namespace turnout::daemon {
 namespace {
@@ -200,7 +201,43 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   Record(d.id, "verify", true,
          json{{"backup", manifest->id}, {"level", verified->level_reached}}.dump());
 
-  // 2. The expand migrations: pending ones up to the first contract one.
+  // 2. Optionally, a rehearsal of every pending migration on a restore of that backup: a lock
+  //    over budget, a rewrite or a broken down file stops here, before anything changed.
+  if (settings_.rehearse) {
+    progress("rehearsing the pending migrations on a restore of " + manifest->id);
+    rehearsal::RehearsalOptions ro;
+    ro.backup_id = manifest->id;
+    ro.migrations_dir = settings_.migrations_dir;
+    ro.server = settings_.url;
+    ro.jobs = std::max(1, settings_.jobs);
+    ro.lock_budget = settings_.lock_budget;
+    ro.on_progress = [&](const std::string&, const std::string& line) {
+      progress("rehearsal: " + line);
+    };
+    Result<rehearsal::RehearsalReport> report = rehearsal::Rehearse(env, ro);
+    if (!report.ok()) {
+      Record(d.id, "rehearse", false, json{{"error", report.status().message()}}.dump());
+      return Failed("the rehearsal could not run: " + report.status().message());
+    }
+    json findings = json::array();
+    for (const auto& f : report->findings) {
+      findings.push_back({{"kind", f.kind}, {"version", f.version}, {"message", f.message},
+                          {"advice", f.advice}});
+    }
+    Record(d.id, "rehearse", report->ok(),
+           json{{"backup", manifest->id}, {"total_ms", report->total_ms},
+                {"migrations", report->migrations.size()}, {"findings", findings}}
+               .dump());
+    if (!report->ok()) {
+      const auto& f = report->findings.front();
+      return Failed("the rehearsal found " + std::to_string(report->findings.size()) +
+                    " problem(s); first: " + f.message +
+                    (f.advice.empty() ? "" : " (" + f.advice + ")") +
+                    "; `turnout rehearse " + manifest->id + "` shows them all");
+    }
+  }
+
+  // 3. The expand migrations: pending ones up to the first contract one.
   mo.backup_id = manifest->id;
   db::Migrator migrator(mo);
   Result<std::vector<db::PlanStep>> plan = migrator.PlanUp(std::nullopt);

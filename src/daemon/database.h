@@ -51,6 +51,8 @@ struct DatabaseSettings {
   bool directory_format = true;          // pg_dump -Fd (else -Fc)
   int jobs = 1;                          // pg_dump / pg_restore -j
   std::chrono::milliseconds lock_timeout{5000};  // per migration statement
+  bool rehearse = false;                         // rehearse before applying (turnout rehearse)
+  std::chrono::milliseconds lock_budget{1000};   // the rehearsal's lock budget
 };
 
 class DatabasePhases {

@@ -212,6 +212,8 @@ slo:
 #   format: directory            # or custom. Default: directory
 #   jobs: 2                      # pg_dump / pg_restore -j. Default: 1
 #   lock_timeout: 5s             # per migration statement. Default: 5s
+#   rehearse: true               # rehearse on a restored copy first. Default: false
+#   lock_budget: 1s              # rehearsal: longest write-blocking lock allowed. Default: 1s
 
 # Told about deployment events; a hook never blocks or fails a deployment. Events:
 # deploy_started pre_checks_passed awaiting_approval ready smoke_passed switched succeeded

@@ -881,7 +881,7 @@ std::optional<double> ReadDecimal(Reader& r, const YAML::Node& v, const std::str
 void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
   r.ForEach(n, "database",
             {"url", "url_env", "migrations", "backups", "verify_level", "format", "jobs",
-             "lock_timeout"},
+             "lock_timeout", "rehearse", "lock_budget"},
             [&](const std::string& key, const YAML::Node& v, const std::string& path) {
               if (key == "url") {
                 Set(r.NonEmpty(v, path, "a PostgreSQL URL or conninfo"), &d->url);
@@ -909,6 +909,10 @@ void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
                 Set(r.Int(v, path, 1, 64), &d->jobs);
               } else if (key == "lock_timeout") {
                 Set(r.Duration(v, path, false), &d->lock_timeout);
+              } else if (key == "rehearse") {
+                Set(r.Bool(v, path), &d->rehearse);
+              } else if (key == "lock_budget") {
+                Set(r.Duration(v, path, false), &d->lock_budget);
               }
             });
   if (!d->url.empty() && !d->url_env.empty()) {
@@ -1774,6 +1778,8 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
     k.Add("database.format", c.database.format);
     k.Add("database.jobs", static_cast<int64_t>(c.database.jobs));
     k.Add("database.lock_timeout", c.database.lock_timeout);
+    k.Add("database.rehearse", c.database.rehearse);
+    k.Add("database.lock_budget", c.database.lock_budget);
   }
   // Appended only when it differs from the defaults: a file that uses none of these keys keeps
   // the hash its revisions were recorded with before the keys existed.

@@ -234,6 +234,11 @@ struct DatabaseConfig {
   std::string format = "directory";  // directory | custom. Default: directory
   int jobs = 1;                      // pg_dump/pg_restore -j, 1..64. Default: 1
   Millis lock_timeout{5000};         // lock_timeout of each migration statement. Default: 5s
+  // Rehearse the pending migrations on a restore of the fresh backup before applying them for
+  // real; a finding (a lock held over lock_budget, a rewrite, a broken down file) stops the
+  // deployment before anything changed. Default: false
+  bool rehearse = false;
+  Millis lock_budget{1000};  // rehearsal: longest tolerated write-blocking lock. Default: 1s
   bool enabled() const { return !url.empty() || !url_env.empty(); }
 };
 
