@@ -1335,7 +1335,8 @@ Result<std::optional<AnalysisVerdict>> Engine::ConsultAnalysis() {
   req.new_slot = deployment_->target_slot;
   AnalysisVerdict v = options_.analyze(req);
   if (!v.evidence_json.empty()) last_evidence_ = v.evidence_json;
-  hold_ = v.hold;
+  // A first deployment has no users to protect and nothing to compare with: it is not held.
+  hold_ = deployment_->previous_slot.empty() ? std::string() : v.hold;
   return std::optional<AnalysisVerdict>(std::move(v));
 }
 

@@ -270,6 +270,8 @@ controller::AnalysisVerdict Analysis::Analyze(const controller::AnalysisRequest&
     for (const auto& rr : results) {
       if (rr.insufficient_data && rr.policy == judge::InsufficientDataPolicy::kWait) {
         out.hold = rr.sentence;
+        constexpr std::string_view kPrefix = "insufficient data: ";
+        if (out.hold.rfind(kPrefix, 0) == 0) out.hold.erase(0, kPrefix.size());
         break;
       }
     }
@@ -278,6 +280,8 @@ controller::AnalysisVerdict Analysis::Analyze(const controller::AnalysisRequest&
     out.hold = "the canary judge starts after the warmup";
   } else if (verdict && verdict->verdict == judge::VerdictKind::kInsufficientData) {
     out.hold = verdict->reason;
+    constexpr std::string_view kPrefix = "insufficient data: ";
+    if (out.hold.rfind(kPrefix, 0) == 0) out.hold.erase(0, kPrefix.size());
   }
   if (decision.action == judge::Action::kRollback) {
     out.kind = Kind::kRollback;
