@@ -610,18 +610,13 @@ void Daemon::Impl::StepOnce() {
 
 void Daemon::Impl::SetProgress(const controller::StepReport& report) {
   const std::string state_name(state::DeploymentStateName(report.state));
-  bool changed_state = false;
-  {
-    std::lock_guard<std::mutex> lock(progress_mu);
-    if (progress_deployment != report.deployment_id || progress_state != state_name) {
-      progress_deployment = report.deployment_id;
-      progress_state = state_name;
-      progress_since = clock.WallNow();
-      changed_state = true;
-    }
-    waiting_for = report.waiting_for;
+  std::lock_guard<std::mutex> lock(progress_mu);
+  if (progress_deployment != report.deployment_id || progress_state != state_name) {
+    progress_deployment = report.deployment_id;
+    progress_state = state_name;
+    progress_since = clock.WallNow();
   }
-  (void)changed_state;
+  waiting_for = report.waiting_for;
 }
 
 void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
