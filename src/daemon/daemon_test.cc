@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -820,16 +821,29 @@ TEST_F(DaemonCanaryTest, ASlowCanaryIsRolledBack) {
 
 // ---- the database side: backup, expand before launch, contract after retire, the ladder -----
 
-// One PostgreSQL 15 for the database tests (started on first use; the other tests need none).
+// One PostgreSQL 15 for the database tests, started on first use (the other tests need none)
+// and stopped when the test program ends.
+std::unique_ptr<db::testsupport::PgServer>& PostgresSlot() {
+  static std::unique_ptr<db::testsupport::PgServer> server;
+  return server;
+}
+
 db::testsupport::PgServer& Postgres() {
-  static db::testsupport::PgServer* server = [] {
-    auto* s = new db::testsupport::PgServer();
-    Status started = s->Start();
+  std::unique_ptr<db::testsupport::PgServer>& server = PostgresSlot();
+  if (!server) {
+    server = std::make_unique<db::testsupport::PgServer>();
+    Status started = server->Start();
     EXPECT_TRUE(started.ok()) << started.ToString();
-    return s;
-  }();
+  }
   return *server;
 }
+
+class StopPostgres : public ::testing::Environment {
+ public:
+  void TearDown() override { PostgresSlot().reset(); }
+};
+[[maybe_unused]] auto* const kStopPostgres =
+    ::testing::AddGlobalTestEnvironment(new StopPostgres);
 
 class DaemonDatabaseTest : public DaemonTest {
  protected:
