@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "api/target.h"
+#include "http/api_support.h"
 
 namespace turnout::api {
 namespace {
@@ -20,29 +21,6 @@ int HexValue(char c) {
 // Handlers and error messages may carry bytes that are not UTF-8 (a path echoed back); the
 // replacement character keeps the reply valid JSON instead of making dump() throw.
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-int HttpStatusFor(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAborted:
-      return 409;
-    case StatusCode::kUnavailable:
-      return 503;
-    case StatusCode::kDeadlineExceeded:
-      return 504;
-    case StatusCode::kIoError:
-    case StatusCode::kInternal:
-      return 500;
-  }
-  return 500;
-}
 
 constexpr std::pair<StatusCode, std::string_view> kCodeNames[] = {
     {StatusCode::kInvalidArgument, "invalid_argument"},
@@ -110,7 +88,7 @@ Reply Reply::Error(int status, std::string_view message) {
 
 Reply Reply::FromStatus(const Status& s) {
   if (s.ok()) return Json(200, "{}");
-  return Json(HttpStatusFor(s.code()),
+  return Json(http::HttpStatusFor(s.code()),
               Dump(json{{"error", s.message()}, {"code", std::string(CodeName(s.code()))}}));
 }
 

@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/target.h"
+#include "http/api_support.h"
 #include "http/parser.h"
 #include "http/writer.h"
 
@@ -27,14 +28,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using UnixProtocol = asio::local::stream_protocol;
 using namespace asio::experimental::awaitable_operators;
-
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
 
 std::string FormatEndpoint(const tcp::endpoint& e) {
   const auto a = e.address();
@@ -304,7 +297,7 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
     std::string extra_headers;
     if (Status s = DecodeTarget(request.target, &request); !s.ok()) {
       reply = Reply::Error(400, "bad request: " + s.message());
-    } else if (needs_token && !ConstantTimeEquals(authorization, "Bearer " + options.token)) {
+    } else if (needs_token && !http::BearerTokenMatches(authorization, options.token)) {
       reply = Reply::Error(401, authorization.empty()
                                     ? "this API needs a token over TCP: send Authorization: "
                                       "Bearer <token>"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "http/api_support.h"
 #include "http/parser.h"
 #include "http/writer.h"
 #include "router/admin_json.h"
@@ -36,37 +37,8 @@ Reply ErrorReply(int status, std::string_view message) {
   return JsonReply(status, ErrorJson(message));
 }
 
-int HttpStatusFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAborted:
-      return 409;
-    case StatusCode::kUnavailable:
-      return 503;
-    case StatusCode::kDeadlineExceeded:
-      return 504;
-    case StatusCode::kIoError:
-    case StatusCode::kInternal:
-      return 500;
-  }
-  return 500;
-}
-
-Reply StatusReply(const Status& s) { return ErrorReply(HttpStatusFor(s), s.message()); }
-
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
+Reply StatusReply(const Status& s) {
+  return ErrorReply(http::HttpStatusFor(s.code()), s.message());
 }
 
 std::string FormatEndpoint(const tcp::endpoint& e) {
@@ -154,7 +126,7 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
     r.body = "ok\n";
     return r;
   }
-  if (!options_.token.empty() && !ConstantTimeEquals(authorization, "Bearer " + options_.token)) {
+  if (!options_.token.empty() && !http::BearerTokenMatches(authorization, options_.token)) {
     Reply r = ErrorReply(401, authorization.empty()
                                   ? "this admin API needs a token: send Authorization: Bearer "
                                     "<token> (turnout: --token or TURNOUT_ADMIN_TOKEN)"
