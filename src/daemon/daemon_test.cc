@@ -206,6 +206,38 @@ class DaemonTest : public ::testing::Test {
 
   std::string State(const json& d) { return d["deployment"].value("state", ""); }
 
+  // Polls deployment `id` until it is in `state` (or 20 s passed); returns the last state seen.
+  std::string WaitForState(int64_t id, const std::string& state) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    std::string now;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+      now = State(d);
+      if (now == state) break;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return now;
+  }
+
+  // Makes the first instance of `slot` answer its readiness probe with 503 from now on (the
+  // demo app's /admin/fault), as a version that lost a dependency of its own would.
+  void FailReadinessOf(const std::string& slot) {
+    auto [ss, status] = Call("GET", "/v1/status");
+    std::string address;
+    for (const auto& s : status["router"]["slots"]) {
+      if (s["name"] == slot) address = s["instances"][0]["address"];
+    }
+    ASSERT_FALSE(address.empty()) << status.dump();
+    auto client = demo::testing::Client::Connect(
+        static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client
+                    ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
+                           "Content-Length: 0\r\nConnection: close\r\n\r\n")
+                    .ok());
+    ASSERT_TRUE(client->Receive().ok());
+  }
+
   std::string PublicAddress() {
     auto [status, body] = Call("GET", "/v1/status");
     EXPECT_EQ(status, 200);
@@ -337,12 +369,7 @@ TEST_F(DaemonTest, EmergencyRollbackDuringBakeSwitchesBackBeforeReplying) {
   WriteConfig("", "", "30s");
   const std::string address = PublicAddress();
   const int64_t id = Deploy("v2");
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
-    if (State(d) == "baking") break;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  ASSERT_EQ(WaitForState(id, "baking"), "baking");
   ASSERT_EQ(ServingVersion(address), "v2");
   auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
   ASSERT_EQ(status, 200) << body.dump();
@@ -462,27 +489,10 @@ TEST_F(DaemonTest, FailingHealthDuringTheBakeSwitchesBackAutomatically) {
   const std::string address = PublicAddress();
   load_.Start(address);
   const int64_t id = Deploy("v2");
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
-    if (State(d) == "baking") break;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  ASSERT_EQ(WaitForState(id, "baking"), "baking");
   // The new instance starts failing its readiness probe (as a broken dependency would do).
-  auto [ss, status] = Call("GET", "/v1/status");
-  std::string v2_address;
-  for (const auto& slot : status["router"]["slots"]) {
-    if (slot["name"] == "green") v2_address = slot["instances"][0]["address"];
-  }
-  ASSERT_FALSE(v2_address.empty()) << status.dump();
-  auto client = demo::testing::Client::Connect(
-      static_cast<uint16_t>(std::stoi(v2_address.substr(v2_address.rfind(':') + 1))));
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE(client
-                  ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
-                         "Content-Length: 0\r\nConnection: close\r\n\r\n")
-                  .ok());
-  ASSERT_TRUE(client->Receive().ok());
+  FailReadinessOf("green");
+  if (HasFatalFailure()) return;
   json done = WaitFinished(id);
   EXPECT_EQ(State(done), "rolled_back") << done.dump();
   EXPECT_NE(done["deployment"].value("reason", "").find("readiness"), std::string::npos)
@@ -506,14 +516,7 @@ TEST_F(DaemonTest, ManualApprovalHoldsTheSwitchUntilApproved) {
   WriteConfig("manual_approval: true\n");
   const std::string address = PublicAddress();
   const int64_t id = Deploy("v2");
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  std::string state;
-  while (std::chrono::steady_clock::now() < deadline && state != "awaiting_approval") {
-    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
-    state = State(d);
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_EQ(state, "awaiting_approval");
+  ASSERT_EQ(WaitForState(id, "awaiting_approval"), "awaiting_approval");
   EXPECT_EQ(ServingVersion(address), "v1");
   auto [as, approved] = Call("POST", "/v1/approve", {{"actor", "alice"}});
   ASSERT_EQ(as, 200) << approved.dump();
@@ -675,28 +678,10 @@ TEST_F(DaemonCanaryTest, TheRuleHealthFailingRollsBack) {
               "1s", false);
   address_ = PublicAddress();
   const int64_t id = Deploy("v2");
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  std::string state;
-  while (std::chrono::steady_clock::now() < deadline && state != "canary") {
-    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
-    state = State(d);
-    if (state != "canary") std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_EQ(state, "canary");
+  ASSERT_EQ(WaitForState(id, "canary"), "canary");
   // The canary's readiness starts failing (as with a lost dependency of its own).
-  auto [ss, status] = Call("GET", "/v1/status");
-  std::string v2_address;
-  for (const auto& slot : status["router"]["slots"]) {
-    if (slot["name"] == "green") v2_address = slot["instances"][0]["address"];
-  }
-  auto client = demo::testing::Client::Connect(
-      static_cast<uint16_t>(std::stoi(v2_address.substr(v2_address.rfind(':') + 1))));
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE(client
-                  ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
-                         "Content-Length: 0\r\nConnection: close\r\n\r\n")
-                  .ok());
-  ASSERT_TRUE(client->Receive().ok());
+  FailReadinessOf("green");
+  if (HasFatalFailure()) return;
   json done = WaitFinished(id, milliseconds(30000));
   EXPECT_EQ(State(done), "rolled_back") << done.dump();
   EXPECT_NE(done["deployment"].value("reason", "").find("health"), std::string::npos)
@@ -727,14 +712,7 @@ TEST_F(DaemonCanaryTest, TheRuleDependencyUnavailableRollsBack) {
               "", "1s", false);
   address_ = PublicAddress();
   const int64_t id = Deploy("v2");
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  std::string state;
-  while (std::chrono::steady_clock::now() < deadline && state != "canary") {
-    auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
-    state = State(d);
-    if (state != "canary") std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_EQ(state, "canary");
+  ASSERT_EQ(WaitForState(id, "canary"), "canary");
   ::close(listener);  // the dependency goes away
   json done = WaitFinished(id, milliseconds(30000));
   EXPECT_EQ(State(done), "rolled_back") << done.dump();
