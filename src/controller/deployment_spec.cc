@@ -327,4 +327,21 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
   }
 }
 
+platform::InstanceSpec InstanceSpecFor(const DeploymentSpec& spec, const std::string& slot,
+                                       int index, uint16_t port) {
+  platform::InstanceSpec ps;
+  ps.service = spec.service;
+  ps.version = spec.version;
+  ps.slot = slot;
+  ps.instance = index;
+  ps.port = port;
+  ps.command = spec.command;
+  ps.working_dir = spec.working_dir;
+  ps.env = spec.env;
+  ps.stop_signal = spec.stop_signal;
+  ps.grace = spec.grace;
+  ps.log_dir = spec.log_dir;
+  return ps;
+}
+
 }  // namespace turnout::controller

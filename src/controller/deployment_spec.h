@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "platform/platform.h"
 
 namespace turnout::controller {
 
@@ -121,6 +122,11 @@ struct DeploymentSpec {
   std::string started_by = "turnout";  // audit actor of the deployment. Default: "turnout"
   std::string reason;                  // why it was started. Default: ""
 };
+
+// The platform's spec of instance `index` of `slot`, listening on `port` (what the engine
+// launches, and what turnoutd's supervisor relaunches when a serving instance dies).
+platform::InstanceSpec InstanceSpecFor(const DeploymentSpec& spec, const std::string& slot,
+                                       int index, uint16_t port);
 
 // Checks names, slots, replicas, command, durations; InvalidArgument names the field.
 Status ValidateDeploymentSpec(const DeploymentSpec& spec);

@@ -372,5 +372,30 @@ TEST(DeploymentSpecTest, CanaryFieldsRoundTripAndOldSpecsAreBlueGreen) {
   EXPECT_EQ(DecodeSpec(bad.dump()).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(InstanceSpecForTest, CarriesHowTheInstanceRunsAndWhere) {
+  DeploymentSpec d;
+  d.service = "shop";
+  d.version = "2.0";
+  d.command = "./app --port {port}";
+  d.working_dir = "/srv/shop";
+  d.env = {{"MODE", "prod"}};
+  d.stop_signal = SIGINT;
+  d.grace = std::chrono::seconds(3);
+  d.log_dir = "/srv/shop/logs";
+  platform::InstanceSpec s = InstanceSpecFor(d, "green", 1, 20001);
+  EXPECT_EQ(s.service, "shop");
+  EXPECT_EQ(s.version, "2.0");
+  EXPECT_EQ(s.slot, "green");
+  EXPECT_EQ(s.instance, 1);
+  EXPECT_EQ(s.port, 20001);
+  EXPECT_EQ(s.command, d.command);
+  EXPECT_EQ(s.working_dir, d.working_dir);
+  EXPECT_EQ(s.env, d.env);
+  EXPECT_EQ(s.stop_signal, SIGINT);
+  EXPECT_EQ(s.grace, std::chrono::seconds(3));
+  EXPECT_EQ(s.log_dir, d.log_dir);
+  EXPECT_TRUE(platform::ValidateSpec(s).ok());
+}
+
 }  // namespace
 }  // namespace turnout::controller

@@ -722,19 +722,8 @@ Result<std::optional<std::string>> Engine::LaunchOne(const DeploymentSpec& spec,
   rec.state = state::InstanceState::kStarting;
   TURNOUT_ASSIGN_OR_RETURN(inst->record_id, store_.UpsertInstance(rec));
 
-  platform::InstanceSpec ps;
-  ps.service = spec.service;
-  ps.version = spec.version;
-  ps.slot = inst->slot;
-  ps.instance = inst->index;
-  ps.port = inst->port;
-  ps.command = spec.command;
-  ps.working_dir = spec.working_dir;
-  ps.env = spec.env;
-  ps.stop_signal = spec.stop_signal;
-  ps.grace = spec.grace;
-  ps.log_dir = spec.log_dir;
-  Result<platform::InstanceHandle> handle = platform_.Launch(ps);
+  Result<platform::InstanceHandle> handle =
+      platform_.Launch(InstanceSpecFor(spec, inst->slot, inst->index, inst->port));
   if (!handle.ok()) {
     TURNOUT_RETURN_IF_ERROR(
         store_.SetInstanceState(inst->record_id, state::InstanceState::kFailed));

@@ -132,24 +132,6 @@ std::string StringField(const json& j, const char* name, std::string fallback = 
 
 api::Reply Ok(const json& j) { return api::Reply::Json(200, j.dump()); }
 
-// The instance of a deployment spec the platform launches (and the supervisor relaunches).
-platform::InstanceSpec InstanceSpecFor(const controller::DeploymentSpec& d, const std::string& slot,
-                                       int index, uint16_t port) {
-  platform::InstanceSpec s;
-  s.service = d.service;
-  s.version = d.version;
-  s.slot = slot;
-  s.instance = index;
-  s.port = port;
-  s.command = d.command;
-  s.working_dir = d.working_dir;
-  s.env = d.env;
-  s.stop_signal = d.stop_signal;
-  s.grace = d.grace;
-  s.log_dir = d.log_dir;
-  return s;
-}
-
 std::string LocalAddress(std::string address) {
   // Smoke checks connect to the router's listener; a wildcard bind is reached on loopback.
   if (address.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + address.substr(8);
@@ -707,7 +689,9 @@ void Daemon::Impl::WatchServing() {
     if (!handle.ok()) continue;
     const std::string key = rec.slot + "/" + std::to_string(rec.instance_index);
     supervisor->Watch(
-        key, InstanceSpecFor(*spec, rec.slot, rec.instance_index, static_cast<uint16_t>(rec.port)),
+        key,
+        controller::InstanceSpecFor(*spec, rec.slot, rec.instance_index,
+                                    static_cast<uint16_t>(rec.port)),
         *handle, clock.Now());
     watched[key] = rec;
   }

@@ -57,15 +57,34 @@ void DatabasePhases::Record(int64_t deployment_id, const std::string& step, bool
                  (ok ? "ok" : "FAILED") + " " + detail);
 }
 
+db::MigratorOptions DatabasePhases::MigratorFor(const state::Deployment& d) const {
+  db::MigratorOptions mo;
+  mo.database = settings_.url;
+  mo.dir = settings_.migrations_dir;
+  mo.lock_timeout = settings_.lock_timeout;
+  mo.deployment_id = std::to_string(d.id);
+  return mo;
+}
+
+std::optional<std::string> DatabasePhases::Setting(int64_t id, const std::string& what) const {
+  Result<std::optional<std::string>> v = store_.GetSetting(SettingKey(id, what));
+  return v.ok() ? *v : std::nullopt;
+}
+
+std::optional<int64_t> DatabasePhases::VersionSetting(int64_t id, const std::string& what) const {
+  std::optional<std::string> v = Setting(id, what);
+  if (!v) return std::nullopt;
+  return std::atoll(v->c_str());
+}
+
 controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& request) {
   const state::Deployment& d = *request.deployment;
   const std::string key = std::to_string(d.id) + "." + request.phase;
   auto it = jobs_.find(key);
   if (it == jobs_.end()) {
     // A phase that finished before a restart is not run again.
-    Result<std::optional<std::string>> saved = store_.GetSetting(SettingKey(d.id, request.phase));
-    if (saved.ok() && *saved) {
-      json j = json::parse(**saved, nullptr, false);
+    if (std::optional<std::string> saved = Setting(d.id, request.phase)) {
+      json j = json::parse(*saved, nullptr, false);
       if (j.is_object()) {
         return controller::PhaseStatus{j.value("ok", false) ? Kind::kDone : Kind::kFailed,
                                        j.value("detail", std::string())};
@@ -103,11 +122,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     std::lock_guard<std::mutex> lock(job.mu);
     job.progress = std::move(text);
   };
-  db::MigratorOptions mo;
-  mo.database = settings_.url;
-  mo.dir = settings_.migrations_dir;
-  mo.lock_timeout = settings_.lock_timeout;
-  mo.deployment_id = std::to_string(d.id);
+  db::MigratorOptions mo = MigratorFor(d);
   mo.app_version_to = d.version;
   db::Migrator before(mo);
   Result<db::StatusReport> status = before.Status();
@@ -118,9 +133,8 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   // A rollback to an earlier revision: the schema goes back to the one that revision served
   // with, by the ladder (expand-only differences stay; else down migrations; else a restore,
   // by hand).
-  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
-      t.ok() && *t) {
-    const int64_t target = std::atoll((**t).c_str());
+  if (std::optional<int64_t> target_version = VersionSetting(d.id, "target_version")) {
+    const int64_t target = *target_version;
     const int64_t current = status->current.value_or(0);
     if (current > target) {
       std::vector<const db::VersionStatus*> newer;
@@ -244,11 +258,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   if (!plan.ok()) return Failed("cannot plan the migrations: " + plan.status().message());
   std::optional<int64_t> last_expand;
   bool contract_seen = false;
-  std::optional<int64_t> ceiling;
-  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
-      t.ok() && *t) {
-    ceiling = std::atoll((**t).c_str());
-  }
+  const std::optional<int64_t> ceiling = VersionSetting(d.id, "target_version");
   for (const auto& step : *plan) {
     if (ceiling && step.version > *ceiling) break;  // a rollback stays at its revision's schema
     if (step.classification == db::MigrationClass::kContract) {
@@ -278,23 +288,12 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
 }
 
 controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& d, Job& job) {
-  db::MigratorOptions mo;
-  mo.database = settings_.url;
-  mo.dir = settings_.migrations_dir;
-  mo.lock_timeout = settings_.lock_timeout;
-  mo.deployment_id = std::to_string(d.id);
+  db::MigratorOptions mo = MigratorFor(d);
   mo.app_version_to = d.version;
-  if (Result<std::optional<std::string>> b = store_.GetSetting(SettingKey(d.id, "backup"));
-      b.ok() && *b) {
-    mo.backup_id = **b;
-  }
+  mo.backup_id = Setting(d.id, "backup").value_or("");
   db::Migrator migrator(mo);
   // A rollback to an earlier revision stays at that revision's schema.
-  std::optional<int64_t> ceiling;
-  if (Result<std::optional<std::string>> t = store_.GetSetting(SettingKey(d.id, "target_version"));
-      t.ok() && *t) {
-    ceiling = std::atoll((**t).c_str());
-  }
+  const std::optional<int64_t> ceiling = VersionSetting(d.id, "target_version");
   if (ceiling) {
     Result<db::StatusReport> now = migrator.Status();
     if (now.ok() && now->current.value_or(0) >= *ceiling) {
@@ -317,12 +316,7 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
 }
 
 controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, Job& job) {
-  db::MigratorOptions mo;
-  mo.database = settings_.url;
-  mo.dir = settings_.migrations_dir;
-  mo.lock_timeout = settings_.lock_timeout;
-  mo.deployment_id = std::to_string(d.id);
-  db::Migrator migrator(mo);
+  db::Migrator migrator(MigratorFor(d));
   Result<db::StatusReport> status = migrator.Status();
   if (!status.ok()) return Failed("cannot read the migration state: " + status.status().message());
   // What this deployment applied and is still applied.
@@ -347,16 +341,8 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
                .dump());
     return Done("rung 1: the expand-only migrations stay; the previous version works with them");
   }
-  int64_t from = 0;
-  if (Result<std::optional<std::string>> f = store_.GetSetting(SettingKey(d.id, "from_version"));
-      f.ok() && *f) {
-    from = std::atoll((**f).c_str());
-  }
-  std::string backup_id = "(none)";
-  if (Result<std::optional<std::string>> b = store_.GetSetting(SettingKey(d.id, "backup"));
-      b.ok() && *b) {
-    backup_id = **b;
-  }
+  const int64_t from = VersionSetting(d.id, "from_version").value_or(0);
+  const std::string backup_id = Setting(d.id, "backup").value_or("(none)");
   const bool downs = std::all_of(applied.begin(), applied.end(),
                                  [](const auto* v) { return v->has_down; });
   if (downs) {

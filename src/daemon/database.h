@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "controller/engine.h"
+#include "db/migrator.h"
 #include "state/state_store.h"
 
 namespace turnout::daemon {
@@ -79,6 +80,11 @@ class DatabasePhases {
   controller::PhaseStatus RunAfterRetire(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunRollback(const state::Deployment& d, Job& job);
   void Record(int64_t deployment_id, const std::string& step, bool ok, const std::string& detail);
+  // The migrator's options for deployment `d` (database, directory, lock timeout, its id).
+  db::MigratorOptions MigratorFor(const state::Deployment& d) const;
+  // The setting "daemon.db.<id>.<what>", as text or as a schema version; nullopt when unset.
+  std::optional<std::string> Setting(int64_t id, const std::string& what) const;
+  std::optional<int64_t> VersionSetting(int64_t id, const std::string& what) const;
 
   const DatabaseSettings settings_;
   state::StateStore& store_;
