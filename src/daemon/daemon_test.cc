@@ -963,6 +963,49 @@ TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatical
   EXPECT_EQ(ServingVersion(PublicAddress()), "v2");  // users stay on what works
 }
 
+TEST_F(DaemonTest, GatesAndTheSloThroughTheApi) {
+  WriteConfig("slo:\n  availability: 99%\n  latency: {threshold: 1s, target: 90%}\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  json burst = RunLoad(address, 300);
+  ASSERT_EQ(Failed(burst), 0u) << burst.dump();
+  auto [ss, slo] = Call("GET", "/v1/slo");
+  ASSERT_EQ(ss, 200) << slo.dump();
+  ASSERT_EQ(slo["objectives"].size(), 2u) << slo.dump();
+  EXPECT_EQ(slo["objectives"][0]["name"], "availability");
+  EXPECT_GE(slo["objectives"][0]["events"].get<uint64_t>(), 300u);
+  EXPECT_EQ(slo["objectives"][0]["good"], slo["objectives"][0]["events"]);
+  EXPECT_DOUBLE_EQ(slo["objectives"][0]["budget"]["remaining"].get<double>(), 1.0);
+
+  // Gates: nothing to pause between deployments; during a bake, pause stops its clock, resume
+  // lets it run, promote ends it.
+  EXPECT_EQ(Call("POST", "/v1/pause", json::object()).first, 409);
+  WriteConfig("", "", "30s");
+  const int64_t id = Deploy("v2");
+  ASSERT_EQ(WaitForState(id, "baking"), "baking");
+  auto [ps, paused] = Call("POST", "/v1/pause", {{"actor", "alice"}});
+  ASSERT_EQ(ps, 200) << paused.dump();
+  EXPECT_TRUE(paused["paused"].get<bool>());
+  std::string waiting;  // updated by the next step after the pause
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline &&
+         waiting.find("paused by alice") == std::string::npos) {
+    auto [ds, during] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    waiting = during.value("waiting_for", "");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_NE(waiting.find("paused by alice"), std::string::npos) << waiting;
+  auto [rs, resumed] = Call("POST", "/v1/resume", {{"actor", "alice"}});
+  ASSERT_EQ(rs, 200) << resumed.dump();
+  EXPECT_FALSE(resumed["paused"].get<bool>());
+  auto [ms, promoted] = Call("POST", "/v1/promote", {{"actor", "alice"}});
+  ASSERT_EQ(ms, 200) << promoted.dump();
+  json done = WaitFinished(id);  // well before the 30 s bake
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v2");
+}
+
 TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {
   std::ofstream(dir_ + "/turnout.yaml") << "name: demo\nplatform:\n  command: ./x\ncolour: red\n";
   auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, {},
