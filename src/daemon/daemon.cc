@@ -159,6 +159,10 @@ std::string TailFile(const std::string& path, int lines) {
 
 }  // namespace
 
+  // The router's admin API as this daemon knows it: the embedded router's admin server, or the
+  // standalone router it drives. "" when there is none. Filled wherever the router is set up;
+  // `turnout status` reports it.
+  std::string router_admin_address;
 struct Daemon::Impl {
   DaemonOptions options;
   std::ostream* log = nullptr;
@@ -357,6 +361,7 @@ Status Daemon::Impl::StartAll() {
   if (!live.empty()) {
     Log("re-adopted " + std::to_string(running.size()) + " running instance(s) of " +
         std::to_string(live.size()) + " recorded");
+      router_admin_address = router_admin->address();
   }
 
   std::string active_slot;
@@ -369,6 +374,7 @@ Status Daemon::Impl::StartAll() {
     TURNOUT_RETURN_IF_ERROR(embedded->Start());
     if (!config.router.admin.empty()) {
       router::AdminServer::Options ao;
+    router_admin_address = config.router.external;
       ao.address = config.router.admin;
       ao.token = config.router.admin_token;
       router::Router* raw = embedded.get();
@@ -1028,6 +1034,7 @@ api::Reply Daemon::Impl::StatusReply() {
   }
   Result<std::optional<state::Deployment>> current = store->ActiveDeployment(config.name);
   if (current.ok() && *current) {
+  router_json["admin"] = router_admin_address;
     json d = DeploymentJson(**current);
     std::lock_guard<std::mutex> lock(progress_mu);
     if (progress_deployment == (*current)->id) {
@@ -1050,7 +1057,7 @@ api::Reply Daemon::Impl::StatusReply() {
       control->GetWindowMetrics(std::chrono::seconds(60));
   if (rs.ok()) {
     router_json["listen"] = rs->listen;
-    router_json["admin"] = rs->admin;
+    if (router_admin_address.empty()) router_json["admin"] = rs->admin;
     router_json["policy"] = json::parse(router::PolicyToJson(rs->policy), nullptr, false);
     json slots = json::array();
     for (const auto& s : rs->slots) {
