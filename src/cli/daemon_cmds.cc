@@ -559,6 +559,9 @@ int RunUp(Context& c) {
   }
   Result<service::ServiceConfig> sc = service::LoadServiceConfig(c.config_path);
   if (!sc.ok()) return Fail(c, sc.status().message());
+  for (const std::string& w : daemon::ConfigWarnings(*sc)) {
+    std::cerr << "turnout up: warning: " << w << "\n";
+  }
   const daemon::StatePaths paths =
       daemon::PathsFor(*sc, fs::path(c.config_path).parent_path().string());
   if (Answers(c)) {

@@ -485,6 +485,7 @@ Status Daemon::Impl::StartAll() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> resumed, engine->Resume(config.name));
   if (resumed) {
     Log("resuming deployment " + std::to_string(resumed->id) + " (revision " +
+  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
         std::to_string(resumed->revision) + ", " + resumed->version + ") interrupted in " +
         std::string(state::DeploymentStateName(resumed->state)));
   } else {
