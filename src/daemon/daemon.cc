@@ -29,6 +29,7 @@
 #include "daemon/analysis.h"
 #include "daemon/database.h"
 #include "notify/notifier.h"
+#include "platform/log_tail.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -138,31 +139,8 @@ std::string LocalAddress(std::string address) {
   return address;
 }
 
-// The last `lines` lines of a file (at most 1 MiB read from its end).
-std::string TailFile(const std::string& path, int lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff start = std::max<std::streamoff>(0, size - (1 << 20));
-  in.seekg(start);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t pos = data.size();
-  if (pos > 0 && data[pos - 1] == '\n') --pos;
-  int seen = 0;
-  while (pos > 0) {
-    if (data[pos - 1] == '\n' && ++seen == lines) break;
-    --pos;
-  }
-  return data.substr(pos);
-}
-
 }  // namespace
 
-  // The router's admin API as this daemon knows it: the embedded router's admin server, or the
-  // standalone router it drives. "" when there is none. Filled wherever the router is set up;
-  // `turnout status` reports it.
-  std::string router_admin_address;
 struct Daemon::Impl {
   DaemonOptions options;
   std::ostream* log = nullptr;
@@ -181,6 +159,10 @@ struct Daemon::Impl {
   std::unique_ptr<router::RouterControl> external;
   router::RouterControl* control = nullptr;
   std::string router_address;  // where smoke checks go
+  // The router's admin API as this daemon knows it: the embedded router's admin server, or the
+  // standalone router it drives. "" when there is none. Filled wherever the router is set up;
+  // `turnout status` reports it.
+  std::string router_admin_address;
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
   std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
@@ -361,7 +343,6 @@ Status Daemon::Impl::StartAll() {
   if (!live.empty()) {
     Log("re-adopted " + std::to_string(running.size()) + " running instance(s) of " +
         std::to_string(live.size()) + " recorded");
-      router_admin_address = router_admin->address();
   }
 
   std::string active_slot;
@@ -374,13 +355,13 @@ Status Daemon::Impl::StartAll() {
     TURNOUT_RETURN_IF_ERROR(embedded->Start());
     if (!config.router.admin.empty()) {
       router::AdminServer::Options ao;
-    router_admin_address = config.router.external;
       ao.address = config.router.admin;
       ao.token = config.router.admin_token;
       router::Router* raw = embedded.get();
       router_admin = std::make_unique<router::AdminServer>(
           ao, *embedded, [raw] { return raw->PrometheusText(); });
       TURNOUT_RETURN_IF_ERROR(router_admin->Start());
+      router_admin_address = router_admin->address();
     }
     control = embedded.get();
     router_address = LocalAddress(embedded->ListenAddresses().at(0));
@@ -393,6 +374,7 @@ Status Daemon::Impl::StartAll() {
                              router::AdminClient::Create(config.router.external,
                                                          config.router.admin_token, Millis(5000)));
     control = external.get();
+    router_admin_address = config.router.external;
     Result<router::RouterStatus> rs = control->GetStatus();
     if (!rs.ok()) {
       return Unavailable("the standalone router at " + config.router.external +
@@ -485,7 +467,6 @@ Status Daemon::Impl::StartAll() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> resumed, engine->Resume(config.name));
   if (resumed) {
     Log("resuming deployment " + std::to_string(resumed->id) + " (revision " +
-  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
         std::to_string(resumed->revision) + ", " + resumed->version + ") interrupted in " +
         std::string(state::DeploymentStateName(resumed->state)));
   } else {
@@ -504,6 +485,7 @@ Status Daemon::Impl::StartAll() {
     std::ofstream pid(paths.pid_file, std::ios::trunc);
     pid << ::getpid() << "\n";
   }
+  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   Log("ready: service " + config.name + ", API on " + paths.socket +
       (server->tcp_address().empty() ? "" : " and " + server->tcp_address()));
   return Status::Ok();
@@ -1035,7 +1017,6 @@ api::Reply Daemon::Impl::StatusReply() {
   }
   Result<std::optional<state::Deployment>> current = store->ActiveDeployment(config.name);
   if (current.ok() && *current) {
-  router_json["admin"] = router_admin_address;
     json d = DeploymentJson(**current);
     std::lock_guard<std::mutex> lock(progress_mu);
     if (progress_deployment == (*current)->id) {
@@ -1053,6 +1034,7 @@ api::Reply Daemon::Impl::StatusReply() {
   }
   json router_json;
   router_json["mode"] = embedded ? "embedded" : "external";
+  router_json["admin"] = router_admin_address;
   Result<router::RouterStatus> rs = control->GetStatus();
   Result<std::vector<router::SlotWindowMetrics>> windows =
       control->GetWindowMetrics(std::chrono::seconds(60));
@@ -1302,7 +1284,7 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"version", rec.version},
                    {"state", std::string(state::InstanceStateName(rec.state))},
                    {"path", path},
-                   {"text", TailFile(path, lines)}});
+                   {"text", platform::ReadLogTail(path, static_cast<size_t>(lines), 1 << 20)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
 }
