@@ -492,14 +492,23 @@ TEST(TurnoutBinary, CheckWarnsWhenPortsOverlapTheKernelsEphemeralRange) {
 
 TEST(TurnoutBinary, StatusReportsTheRoutersAdminAddress) {
   // The reported fault: `"router": {"admin": ""}` while router.admin was set and answering.
+  // The ports lie in the kernel's ephemeral range (nothing is deployed here): `up` and
+  // turnoutd's log warn about it.
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int first = 0, last = 0;
+  ASSERT_TRUE(range >> first >> last);
   TempDir dir;
   const std::string cfg = dir.path + "/turnout.yaml";
   std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: "
                      << TURNOUT_DEMO_APP_BINARY
-                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: auto\n"
-                     << "router:\n  admin: 127.0.0.1:0\n";
+                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: " << first
+                     << "-" << first + 99 << "\nrouter:\n  admin: 127.0.0.1:0\n";
   Outcome up = Turnout({"up", "--config", cfg});
   ASSERT_EQ(up.code, 0) << up.out << up.err;
+  EXPECT_NE(up.err.find("turnout up: warning: platform.ports"), std::string::npos) << up.err;
+  std::ifstream log(dir.path + "/.turnout/turnoutd.log");
+  const std::string log_text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log_text.find("warning: platform.ports"), std::string::npos) << log_text;
   Outcome status = Turnout({"status", "--json", "--config", cfg});
   ASSERT_EQ(status.code, 0) << status.err;
   nlohmann::json s = nlohmann::json::parse(status.out, nullptr, false);

@@ -315,6 +315,7 @@ Status Daemon::Impl::StartAll() {
   fs::create_directories(paths.dir, ec);
   if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
   ::chmod(paths.dir.c_str(), 0700);
+  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   fs::create_directories(paths.logs, ec);
   if (ec) return IoError("cannot create " + paths.logs + ": " + ec.message());
 
@@ -485,7 +486,6 @@ Status Daemon::Impl::StartAll() {
     std::ofstream pid(paths.pid_file, std::ios::trunc);
     pid << ::getpid() << "\n";
   }
-  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   Log("ready: service " + config.name + ", API on " + paths.socket +
       (server->tcp_address().empty() ? "" : " and " + server->tcp_address()));
   return Status::Ok();
