@@ -29,6 +29,7 @@
 #include "daemon/analysis.h"
 #include "daemon/database.h"
 #include "notify/notifier.h"
+#include "platform/log_tail.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -138,25 +139,6 @@ std::string LocalAddress(std::string address) {
   return address;
 }
 
-// The last `lines` lines of a file (at most 1 MiB read from its end).
-std::string TailFile(const std::string& path, int lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff start = std::max<std::streamoff>(0, size - (1 << 20));
-  in.seekg(start);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t pos = data.size();
-  if (pos > 0 && data[pos - 1] == '\n') --pos;
-  int seen = 0;
-  while (pos > 0) {
-    if (data[pos - 1] == '\n' && ++seen == lines) break;
-    --pos;
-  }
-  return data.substr(pos);
-}
-
 }  // namespace
 
 struct Daemon::Impl {
@@ -177,6 +159,10 @@ struct Daemon::Impl {
   std::unique_ptr<router::RouterControl> external;
   router::RouterControl* control = nullptr;
   std::string router_address;  // where smoke checks go
+  // The router's admin API as this daemon knows it: the embedded router's admin server, or the
+  // standalone router it drives. "" when there is none. Filled wherever the router is set up;
+  // `turnout status` reports it.
+  std::string router_admin_address;
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
   std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
@@ -329,6 +315,7 @@ Status Daemon::Impl::StartAll() {
   fs::create_directories(paths.dir, ec);
   if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
   ::chmod(paths.dir.c_str(), 0700);
+  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   fs::create_directories(paths.logs, ec);
   if (ec) return IoError("cannot create " + paths.logs + ": " + ec.message());
 
@@ -375,6 +362,7 @@ Status Daemon::Impl::StartAll() {
       router_admin = std::make_unique<router::AdminServer>(
           ao, *embedded, [raw] { return raw->PrometheusText(); });
       TURNOUT_RETURN_IF_ERROR(router_admin->Start());
+      router_admin_address = router_admin->address();
     }
     control = embedded.get();
     router_address = LocalAddress(embedded->ListenAddresses().at(0));
@@ -387,6 +375,7 @@ Status Daemon::Impl::StartAll() {
                              router::AdminClient::Create(config.router.external,
                                                          config.router.admin_token, Millis(5000)));
     control = external.get();
+    router_admin_address = config.router.external;
     Result<router::RouterStatus> rs = control->GetStatus();
     if (!rs.ok()) {
       return Unavailable("the standalone router at " + config.router.external +
@@ -1045,12 +1034,13 @@ api::Reply Daemon::Impl::StatusReply() {
   }
   json router_json;
   router_json["mode"] = embedded ? "embedded" : "external";
+  router_json["admin"] = router_admin_address;
   Result<router::RouterStatus> rs = control->GetStatus();
   Result<std::vector<router::SlotWindowMetrics>> windows =
       control->GetWindowMetrics(std::chrono::seconds(60));
   if (rs.ok()) {
     router_json["listen"] = rs->listen;
-    router_json["admin"] = rs->admin;
+    if (router_admin_address.empty()) router_json["admin"] = rs->admin;
     router_json["policy"] = json::parse(router::PolicyToJson(rs->policy), nullptr, false);
     json slots = json::array();
     for (const auto& s : rs->slots) {
@@ -1294,7 +1284,7 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"version", rec.version},
                    {"state", std::string(state::InstanceStateName(rec.state))},
                    {"path", path},
-                   {"text", TailFile(path, lines)}});
+                   {"text", platform::ReadLogTail(path, static_cast<size_t>(lines), 1 << 20)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
 }

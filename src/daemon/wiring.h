@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "controller/deployment_spec.h"
+#include "platform/ports.h"
 #include "router/config.h"
 #include "service/service_config.h"
 #include "state/state_store.h"
@@ -45,5 +46,12 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
 router::RouterConfig RouterConfigFromService(const service::ServiceConfig& config,
                                              const StatePaths& paths, std::string_view active_slot,
                                              const std::vector<state::InstanceRecord>& live);
+
+// What is valid in a config but risky on this machine, one sentence each: today, platform.ports
+// overlapping the kernel's ephemeral port range (read from `local_port_range`; nothing when it
+// cannot be read). `turnout check` and `turnout up` print them, turnoutd logs them at start.
+std::vector<std::string> ConfigWarnings(
+    const service::ServiceConfig& config,
+    const std::string& local_port_range = platform::kLocalPortRangePath);
 
 }  // namespace turnout::daemon
