@@ -527,6 +527,31 @@ Result<bool> Engine::ProbeReadyIfDue(Instance& instance, bool* probed) {
   return ok;
 }
 
+Result<std::optional<std::string>> Engine::WatchLiveness(Instance& instance) {
+  if (spec_.liveness_path.empty()) return std::optional<std::string>();
+  const Clock::TimePoint now = clock_.Now();
+  if (instance.last_live_probe && now - *instance.last_live_probe < spec_.liveness_interval) {
+    return std::optional<std::string>();
+  }
+  instance.last_live_probe = now;
+  ProbeRequest req;
+  req.address = spec_.host + ":" + std::to_string(instance.port);
+  req.path = spec_.liveness_path;
+  req.timeout = spec_.liveness_timeout;
+  Result<ProbeResponse> r = HttpProbe(req);
+  if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) return r.status();
+  if (r.ok() && r->status >= 200 && r->status < 300) {
+    instance.live_failures = 0;
+    return std::optional<std::string>();
+  }
+  ++instance.live_failures;
+  if (instance.live_failures < spec_.liveness_failure_threshold) {
+    return std::optional<std::string>();
+  }
+  const std::string answer = r.ok() ? std::to_string(r->status) : r.status().message();
+  return std::optional<std::string>("GET " + spec_.liveness_path + ": " + answer);
+}
+
 void Engine::WaitForExit() {
   // Bounded: returns when the first new instance exits or after probe_wait, whichever is first.
   for (const auto& i : new_instances_) {
@@ -870,6 +895,13 @@ Result<StepReport> Engine::StepBaking() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
   if (exited) return BeginRollback(*exited + " during bake");
   for (auto& i : new_instances_) {
+    // Liveness first: a live check that fails switches back at once, whatever readiness says.
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> dead, WatchLiveness(i));
+    if (dead) {
+      return BeginRollback("instance " + i.slot + "-" + std::to_string(i.index) + " failed " +
+                           std::to_string(i.live_failures) +
+                           " liveness probes in a row during bake (" + *dead + ")");
+    }
     bool probed = false;
     TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(i, &probed));
     if (!probed) continue;  // only a fresh probe counts towards the threshold

@@ -63,6 +63,11 @@
 // slot the old set and stops the new instances; when the old version cannot be brought back the
 // deployment ends Failed with the new version serving. No smoke tests, no pause in Rolling.
 //
+// Bake: the new instances are watched for spec.bake_time: an instance that exits,
+// spec.bake_failure_threshold failed readiness probes in a row, spec.liveness_failure_threshold
+// failed liveness probes in a row (GET spec.liveness_path once per spec.liveness_interval, when
+// set), or an analysis rollback switches traffic back (RollingBack, with the reason).
+//
 // Emergency rollback: RequestRollback() while the old slot is still warm (Canary, Baking,
 // Switching, or ScalingDown before any old instance was stopped) switches the router back inside
 // the call (the fast path), then Step() stops the new instances. Traffic never goes back to a slot
@@ -278,6 +283,9 @@ class Engine {
     // The last readiness probe (by clock_) and its answer, for probe_interval.
     std::optional<Clock::TimePoint> last_probe;
     bool last_ready = false;
+    // Liveness during the bake: the last probe (by clock_) and the failures in a row.
+    std::optional<Clock::TimePoint> last_live_probe;
+    int live_failures = 0;
   };
 
   Status Transition(state::DeploymentState to, std::string reason);
@@ -295,6 +303,10 @@ class Engine {
   // ProbeReady when the instance's probe_interval has passed, else its last answer. Sets
   // `probed` when it probed.
   Result<bool> ProbeReadyIfDue(Instance& instance, bool* probed);
+  // Bake: GET spec_.liveness_path on `instance` when liveness_interval passed since its last
+  // liveness probe; counts the failures in a row. What failed ("GET /live: 503") when the
+  // threshold is reached, else nullopt.
+  Result<std::optional<std::string>> WatchLiveness(Instance& instance);
   // Records the transition to RollingBack (the fast switch back when the old slot is warm).
   Status StartRollback(std::string reason);
   // Calls options_.on_event (when set) with the current deployment.

@@ -196,17 +196,7 @@ TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
   ASSERT_TRUE(engine->Begin(v2).ok());
   Run(*engine, DeploymentState::kBaking);
   ASSERT_EQ(UserVersion(), "v2");
-  auto records = store_->ListInstances(kService, true);
-  ASSERT_TRUE(records.ok());
-  for (const auto& r : *records) {
-    if (r.deployment_id != engine->deployment().id) continue;
-    ProbeRequest fault;
-    fault.address = "127.0.0.1:" + std::to_string(r.port);
-    fault.method = "POST";
-    fault.path = "/admin/fault?fail-ready=true";
-    auto reply = HttpProbe(fault);
-    ASSERT_TRUE(reply.ok() && reply->status == 200) << reply.status().ToString();
-  }
+  SetFault(engine->deployment().id, "fail-ready=true");
   // Two failed probes are tolerated, the third switches back.
   for (int i = 0; i < 2; ++i) {
     auto r = engine->Step();
@@ -222,6 +212,50 @@ TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
   EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
   EXPECT_EQ(UserVersion(), "v1");
   ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+}
+
+// turnout-yaml.md, bake_time: "failing liveness switches traffic back at once" - after the
+// liveness check's unhealthy_threshold failures in a row, probed every liveness interval by the
+// controller's clock, even while readiness still answers 200.
+TEST_F(EngineTest, FailingLivenessDuringBakeSwitchesBackAtOnce) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = std::chrono::hours(1);
+  v2.liveness_path = "/live";
+  v2.liveness_interval = 1s;
+  v2.liveness_failure_threshold = 3;
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  const int64_t d2_id = engine->deployment().id;
+  SetFault(d2_id, "fail-live=true");
+  for (int failures = 1; failures <= 3; ++failures) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (failures < 3) {
+      EXPECT_EQ(r->state, DeploymentState::kBaking) << failures;
+      // Within the interval nothing is probed again, so nothing more counts.
+      r = engine->Step();
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->state, DeploymentState::kBaking) << failures;
+      clock_.Advance(1s);
+    } else {
+      EXPECT_EQ(r->state, DeploymentState::kRollingBack);
+    }
+  }
+  EXPECT_NE(engine->deployment().reason.find("failed 3 liveness probes in a row during bake"),
+            std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_NE(engine->deployment().reason.find("GET /live: 503"), std::string::npos)
+      << engine->deployment().reason;
+  // At once: the next Step switches users back to v1 (before it waits for green to drain).
+  ASSERT_TRUE(engine->Step().ok());
+  EXPECT_EQ(UserVersion(), "v1");
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "liveness");
+  ExpectInstancesStopped(d2_id);
   ExpectInstancesRunning(d1.id);
 }
 
@@ -703,14 +737,7 @@ TEST_F(EngineTest, ProbeIntervalDuringBakeCountsOnlyFreshProbesTowardsTheThresho
   Run(*engine, DeploymentState::kWaitingReady);
   WaitListening(d2->id);
   Run(*engine, DeploymentState::kBaking);
-  for (const auto& i : Recorded(d2->id)) {
-    ProbeRequest fault;
-    fault.address = "127.0.0.1:" + std::to_string(i.record.port);
-    fault.method = "POST";
-    fault.path = "/admin/fault?fail-ready=true";
-    auto reply = HttpProbe(fault);
-    ASSERT_TRUE(reply.ok() && reply->status == 200);
-  }
+  SetFault(d2->id, "fail-ready=true");
   const int before = ReadyProbes(d2->id);
   for (int i = 0; i < 5; ++i) {
     auto r = engine->Step();

@@ -289,6 +289,19 @@ class EngineTest : public ::testing::Test {
     return out;
   }
 
+  // Changes the faults of every instance of the deployment (the demo app's POST /admin/fault,
+  // e.g. "fail-ready=true", "fail-live=true").
+  void SetFault(int64_t deployment_id, const std::string& query) {
+    for (const auto& i : Recorded(deployment_id)) {
+      ProbeRequest fault;
+      fault.address = "127.0.0.1:" + std::to_string(i.record.port);
+      fault.method = "POST";
+      fault.path = "/admin/fault?" + query;
+      auto reply = HttpProbe(fault);
+      ASSERT_TRUE(reply.ok() && reply->status == 200) << fault.address << " " << query;
+    }
+  }
+
   // Ends the deployment's processes behind the controller's back.
   void KillInstances(int64_t deployment_id) {
     for (const auto& i : Recorded(deployment_id)) {
