@@ -552,6 +552,16 @@ Result<std::optional<std::string>> Engine::WatchLiveness(Instance& instance) {
   return std::optional<std::string>("GET " + spec_.liveness_path + ": " + answer);
 }
 
+Status Engine::RecordActive(const std::string& slot, int64_t revision, std::string reason) {
+  TURNOUT_ASSIGN_OR_RETURN(state::Service service, store_.GetService(deployment_->service));
+  if (service.active_slot == slot && service.active_revision == revision) {
+    return Status::Ok();  // on record already: a repeated step or a resumed engine
+  }
+  return store_.SetActive(deployment_->service, slot, revision, reason);
+}
+
+void Engine::WaitForDrain() const { std::this_thread::sleep_for(options_.probe_wait); }
+
 void Engine::WaitForExit() {
   // Bounded: returns when the first new instance exits or after probe_wait, whichever is first.
   for (const auto& i : new_instances_) {
@@ -885,8 +895,8 @@ Result<StepReport> Engine::StepSwitching() {
   if (policy.active != slot || policy.canary) {
     TURNOUT_RETURN_IF_ERROR(router_.Switch(slot).status());
   }
-  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
-                                           "switched to " + deployment_->version));
+  TURNOUT_RETURN_IF_ERROR(
+      RecordActive(slot, deployment_->revision, "switched to " + deployment_->version));
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, "traffic on " + slot));
   return Report("");
 }
@@ -1136,8 +1146,8 @@ Result<StepReport> Engine::StepRolling() {
     }
   }
   rolling_weight_bp_ = kFullWeightBp;
-  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
-                                           "rolled " + deployment_->version + " out in " + slot));
+  TURNOUT_RETURN_IF_ERROR(RecordActive(slot, deployment_->revision,
+                                       "rolled " + deployment_->version + " out in " + slot));
   TURNOUT_RETURN_IF_ERROR(
       Transition(DeploymentState::kBaking, std::to_string(replicas) + " instance(s) of " +
                                                deployment_->version + " serving in " + slot));
@@ -1206,8 +1216,8 @@ Result<StepReport> Engine::StepRestoringInPlace() {
     std::vector<std::string> addresses;
     for (const auto& o : old_instances_) addresses.push_back(Address(o));
     TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, addresses).status());
-    TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, previous_revision_,
-                                             "rolled back from " + deployment_->version));
+    TURNOUT_RETURN_IF_ERROR(
+        RecordActive(slot, previous_revision_, "rolled back from " + deployment_->version));
   }
   for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
@@ -1494,6 +1504,7 @@ Result<StepReport> Engine::StepScalingDown() {
   if (!old_instances_.empty() && !instances_stopped_) {
     TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(old_slot));
     if (!status.drained) {
+      WaitForDrain();
       return Report("waiting for " + old_slot + " to drain (" + std::to_string(status.in_flight) +
                     " request(s) in flight)");
     }
@@ -1551,12 +1562,13 @@ Result<StepReport> Engine::StepRollingBack() {
         TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
       }
       if (switched_) {
-        TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, old_slot, previous_revision_,
-                                                 "rolled back from " + deployment_->version));
+        TURNOUT_RETURN_IF_ERROR(
+            RecordActive(old_slot, previous_revision_, "rolled back from " + deployment_->version));
       }
       back = true;
       TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
       if (!status.drained) {
+        WaitForDrain();
         return Report("waiting for " + slot + " to drain before stopping it (" +
                       std::to_string(status.in_flight) + " request(s) in flight)");
       }

@@ -315,6 +315,12 @@ class Engine {
   // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
   Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
   void WaitForExit();
+  // Bounded real-time wait (probe_wait) while the router drains a slot's requests in flight.
+  void WaitForDrain() const;
+  // StateStore::SetActive unless the service's active slot and revision are `slot` and
+  // `revision` already: one switch decision is one "service.switch" audit entry, however often
+  // the step that made it runs (a drain wait, a retry, a resumed engine).
+  Status RecordActive(const std::string& slot, int64_t revision, std::string reason);
   Status StopInstance(Instance& instance);
   // Why the old slot cannot take traffic back (an old instance ended), or nullopt when it can.
   Result<std::optional<std::string>> OldSlotNotWarm();

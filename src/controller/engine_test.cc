@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "controller/engine_test_fixture.h"
@@ -256,6 +257,48 @@ TEST_F(EngineTest, FailingLivenessDuringBakeSwitchesBackAtOnce) {
   Run(*engine);
   ExpectRolledBackToV1(*engine, "liveness");
   ExpectInstancesStopped(d2_id);
+  ExpectInstancesRunning(d1.id);
+}
+
+// One rollback decision is one "service.switch" audit entry, however many Steps the rollback
+// takes (here it waits for a slow request in flight to drain).
+TEST_F(EngineTest, RollbackWaitingForTheDrainWritesOneSwitchEntry) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2", "--latency 1500ms");
+  v2.bake_time = std::chrono::hours(1);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  const int64_t before = LastAuditSeq();
+  // A slow request on v2 keeps green from draining for about 1.5 s.
+  std::thread slow([this] {
+    ProbeRequest req;
+    req.address = router_address_;
+    req.timeout = 10s;
+    (void)HttpProbe(req);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (true) {
+    auto status = router_->GetSlotStatus("green");
+    ASSERT_TRUE(status.ok());
+    if (status->in_flight > 0) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the slow request never arrived";
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(engine->RequestRollback("operator rollback").ok());
+  int drain_steps = 0;
+  while (!state::IsTerminal(engine->deployment().state) && drain_steps < 200) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (r->waiting_for.find("drain") != std::string::npos) ++drain_steps;
+  }
+  slow.join();
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_GT(drain_steps, 1) << "the rollback never waited for the drain";
+  std::vector<state::AuditEntry> switches = AuditSince(before, "service.switch");
+  ASSERT_EQ(switches.size(), 1u);
+  EXPECT_NE(switches[0].detail_json.find("rolled back from v2"), std::string::npos)
+      << switches[0].detail_json;
   ExpectInstancesRunning(d1.id);
 }
 

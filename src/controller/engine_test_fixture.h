@@ -302,6 +302,24 @@ class EngineTest : public ::testing::Test {
     }
   }
 
+  // The audit entries with `action` appended after entry `after_seq`.
+  std::vector<state::AuditEntry> AuditSince(int64_t after_seq, const std::string& action) {
+    std::vector<state::AuditEntry> out;
+    auto entries = store_->ReadAudit(after_seq, 0);
+    EXPECT_TRUE(entries.ok());
+    if (!entries.ok()) return out;
+    for (auto& e : *entries) {
+      if (e.action == action) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  // The newest audit entry's seq (0 when the log is empty).
+  int64_t LastAuditSeq() {
+    auto entries = store_->ReadAudit(0, 0);
+    EXPECT_TRUE(entries.ok());
+    return entries.ok() && !entries->empty() ? entries->back().seq : 0;
+  }
+
   // Ends the deployment's processes behind the controller's back.
   void KillInstances(int64_t deployment_id) {
     for (const auto& i : Recorded(deployment_id)) {
