@@ -207,6 +207,17 @@ struct EngineOptions {
 };
 
 // What Step() did and what the deployment waits for now.
+// What a restarted controller knows of the one before it, for the record Resume() writes.
+struct RestartFacts {
+  // When the previous controller was last known alive (its heartbeat). nullopt: unknown (the
+  // record says so, and the time it was down counts as canary/bake time).
+  std::optional<state::WallTime> last_alive;
+  // How it ended: "crash" (it died without stopping), "stop" (it stopped cleanly). Default: ""
+  // (unknown).
+  std::string previous_end;
+  std::string actor = "turnoutd";  // the audit actor of the record. Default: turnoutd
+};
+
 struct StepReport {
   int64_t deployment_id = 0;
   state::DeploymentState state = state::DeploymentState::kPending;
@@ -228,8 +239,17 @@ class Engine {
   Result<state::Deployment> Begin(const DeploymentSpec& spec);
 
   // Takes over the service's interrupted deployment after a restart (see the rule above).
-  // Returns nullopt when the service has none.
-  Result<std::optional<state::Deployment>> Resume(std::string_view service);
+  // Returns nullopt when the service has none. Records what it found and decided, once: the
+  // step "resume" and the audit entry "deployment.resume" ({"deployment","revision","version",
+  // "state","previous_end","last_alive_ms","down_ms","new_instances","old_instances","ended",
+  // "unwatched_ms","decided"}); the "state:<name>" and "canary_step:<i>" records the dead
+  // controller left running end "interrupted" at facts.last_alive, and the resumed part of the
+  // state gets a new record ({"resumed":true}). In Canary and Baking the time between
+  // facts.last_alive and now does not count as step or bake time: nobody watched it.
+  Result<std::optional<state::Deployment>> Resume(std::string_view service,
+                                                  const RestartFacts& facts = {});
+  // One line saying what the last Resume() found and decided ("" when it found nothing).
+  const std::string& resume_summary() const { return resume_summary_; }
 
   // Does the next bounded piece of work. FailedPrecondition when there is no deployment.
   Result<StepReport> Step();
@@ -437,6 +457,7 @@ class Engine {
   Clock::TimePoint rolling_item_started_{};  // the current launch or relaunch (ready deadline)
   std::vector<Instance> new_instances_;      // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
+  std::string resume_summary_;
 };
 
 }  // namespace turnout::controller

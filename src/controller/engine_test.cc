@@ -856,9 +856,80 @@ TEST_P(EngineCrashTest, ResumeAfterCrashReachesTheDocumentedOutcome) {
   for (const auto& step : *steps) {
     EXPECT_NE(step.outcome, state::StepOutcome::kRunning) << step.step << " left running";
   }
+  // The resume is on record once, as a step and an audit entry saying what it found and
+  // decided; the state record the first engine was running ends interrupted.
+  int resume_steps = 0;
+  for (const auto& step : *steps) {
+    if (step.step != "resume") continue;
+    ++resume_steps;
+    auto detail = nlohmann::json::parse(step.detail_json);
+    EXPECT_EQ(detail.value("state", ""), state::DeploymentStateName(crash_at));
+    EXPECT_FALSE(detail.value("decided", "").empty()) << step.detail_json;
+  }
+  EXPECT_EQ(resume_steps, 1);
+  if (crash_at != DeploymentState::kPending) {  // Pending has no step record of its own
+    auto interrupted =
+        FindStep(d2_id, "state:" + std::string(state::DeploymentStateName(crash_at)));
+    ASSERT_TRUE(interrupted.has_value());
+    EXPECT_EQ(interrupted->outcome, state::StepOutcome::kInterrupted);
+  }
+  EXPECT_EQ(AuditSince(0, "deployment.resume").size(), 1u);
   auto again = NewEngine()->Resume(kService);
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->has_value()) << "no deployment may stay active after the resume";
+}
+
+// A controller that was down for part of the bake: the bake record of the dead one ends
+// interrupted when it was last alive, the resume says so, and the time nobody watched does not
+// count as bake time.
+TEST_F(EngineTest, ResumedBakeDoesNotCountTheTimeTheControllerWasDown) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  // The bake (30 s) ran 5 s, watched; then nobody watched for 20 s.
+  const int64_t d2_id = BeginV2AndCrashAt(DeploymentState::kBaking);
+  clock_.Advance(5s);
+  const state::WallTime last_alive = clock_.WallNow();
+  clock_.Advance(20s);
+  RestartFacts facts;
+  facts.last_alive = last_alive;
+  facts.previous_end = "crash";
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService, facts);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_TRUE(resumed->has_value());
+  EXPECT_NE(engine->resume_summary().find("down 20 s"), std::string::npos)
+      << engine->resume_summary();
+  EXPECT_NE(engine->resume_summary().find("resume the bake with 25 s left"), std::string::npos)
+      << engine->resume_summary();
+  auto r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kBaking);
+  EXPECT_NE(r->waiting_for.find("25 s left"), std::string::npos) << r->waiting_for;
+
+  auto steps = store_->Steps(d2_id);
+  ASSERT_TRUE(steps.ok());
+  std::vector<std::string> bake_outcomes;
+  for (const auto& step : *steps) {
+    if (step.step != "state:baking") continue;
+    bake_outcomes.push_back(std::string(state::StepOutcomeName(step.outcome)));
+    if (step.outcome == state::StepOutcome::kInterrupted) {
+      ASSERT_TRUE(step.finished_at.has_value());
+      EXPECT_EQ(*step.finished_at, last_alive);  // not when the next engine found it
+    }
+  }
+  EXPECT_EQ(bake_outcomes, (std::vector<std::string>{"interrupted", "running"}));
+  auto resume = FindStep(d2_id, "resume");
+  ASSERT_TRUE(resume.has_value());
+  auto detail = nlohmann::json::parse(resume->detail_json);
+  EXPECT_EQ(detail.value("down_ms", int64_t{0}), 20000);
+  EXPECT_EQ(detail.value("unwatched_ms", int64_t{0}), 20000);
+  EXPECT_EQ(detail.value("previous_end", ""), "crash");
+  EXPECT_EQ(detail["new_instances"].value("running", 0), 1);
+  std::vector<state::AuditEntry> audit = AuditSince(0, "deployment.resume");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(audit[0].detail_json).value("decided", ""),
+            detail.value("decided", ""));
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStates, EngineCrashTest,
