@@ -197,6 +197,17 @@ std::string StepLine(const json& s) {
   const std::string name = Str(s, "step");
   const json& d = s["detail"];
   const double ms = s.contains("duration_ms") ? s["duration_ms"].get<double>() : 0;
+  if (name == "resume" && d.is_object()) {
+    std::string line = "      turnoutd restarted";
+    if (d.contains("down_ms")) {
+      line += " (down " + Seconds(static_cast<double>(d["down_ms"].get<int64_t>())) + ", " +
+              Str(d, "previous_end") + ")";
+    }
+    return line + ": found " + Str(d, "state") + "; " + Str(d, "decided");
+  }
+  if (Str(s, "outcome") == "interrupted") {
+    return "      " + name + " interrupted after " + Seconds(ms) + " (turnoutd stopped)";
+  }
   if (name.rfind("canary_step:", 0) == 0) {
     const int step = std::atoi(name.c_str() + 12) + 1;
     std::string line = "      canary step " + std::to_string(step) + ": " + Str(s, "outcome") +
@@ -217,12 +228,32 @@ std::string StepLine(const json& s) {
   return "";
 }
 
+bool Answers(const Context& c);
+
+// turnoutd stopped answering while a deployment was followed (it died, or was restarted): waits
+// up to kDaemonBackWait for a turnoutd to answer again, so the follower shows the restart and
+// what it resumed. False when none came back.
+constexpr Millis kDaemonBackWait{120000};
+bool WaitForDaemonBack(const Context& c) {
+  if (!c.json) {
+    std::cout << "  turnoutd stopped answering; waiting for it to come back (`turnout up`)\n"
+              << std::flush;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kDaemonBackWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Answers(c)) return true;
+    std::this_thread::sleep_for(Millis(500));
+  }
+  return false;
+}
+
 int FollowDeployment(const Context& c, int64_t id) {
   size_t printed = 0;  // transitions already shown
   std::vector<bool> step_shown;  // by index in the deployment's steps (start order)
   std::string live_line;
   for (;;) {
     Call call = Exchange(c, "GET", "/v1/deployments/" + std::to_string(id));
+    if (call.exit == kExitUnreachable && WaitForDaemonBack(c)) continue;
     if (call.exit != kExitOk) return call.exit;
     const json& j = call.body;
     const json& d = j["deployment"];
@@ -328,6 +359,18 @@ void PrintDeploymentLine(const json& d, bool serving) {
             << std::right;
 }
 
+// What status and up say first: a broken audit log (turnoutd refuses to act) and what the
+// daemon resumed after a restart.
+void PrintDaemonWarnings(const json& status) {
+  if (status.contains("audit") && !status["audit"].value("ok", true)) {
+    std::cout << "WARNING: " << Str(status["audit"], "problem") << "\n  "
+              << Str(status["audit"], "warning") << "\n";
+  }
+  if (status.contains("daemon") && !Str(status["daemon"], "resumed").empty()) {
+    std::cout << "resumed: " << Str(status["daemon"], "resumed") << "\n";
+  }
+}
+
 int RunStatus(Context& c) {
   Call call = Exchange(c, "GET", "/v1/status");
   if (call.exit != kExitOk) return call.exit;
@@ -338,6 +381,7 @@ int RunStatus(Context& c) {
   }
   std::cout << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
             << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
+  PrintDaemonWarnings(s);
   if (s["active"].is_null()) {
     std::cout << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
   } else {
@@ -501,12 +545,14 @@ int RunHistory(Context& c) {
     }
     std::cout << "  steps:\n";
     for (const auto& s : call.body["steps"]) {
-      std::cout << "    " << std::left << std::setw(32) << Str(s, "step") << std::setw(8)
+      std::cout << "    " << std::left << std::setw(32) << Str(s, "step") << std::setw(12)
                 << Str(s, "outcome") << std::right
                 << (s.contains("duration_ms")
                         ? Seconds(static_cast<double>(s["duration_ms"].get<int64_t>()))
-                        : "")
-                << "\n";
+                        : "");
+      // A restart says what it found and decided.
+      if (Str(s, "step") == "resume") std::cout << "  " << StepLine(s).substr(6);
+      std::cout << "\n";
     }
     return kExitOk;
   }
@@ -612,8 +658,25 @@ int RunAudit(Context& c) {
     }
     return ok ? kExitOk : kExitFailed;
   }
+  if (!c.args.positional().empty() && c.args.positional()[0] == "acknowledge") {
+    if (c.args.Get("reason", "").empty()) {
+      return Usage(c.command,
+                   "acknowledge needs --reason TEXT: why the broken log may be trusted again");
+    }
+    Call call = Exchange(c, "POST", "/v1/audit/acknowledge",
+                         json{{"actor", Actor()}, {"reason", c.args.Get("reason", "")}});
+    if (call.exit != kExitOk) return call.exit;
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+    } else {
+      std::cout << "acknowledged as audit entry " << Str(call.body, "acknowledged_seq") << ": "
+                << Str(call.body, "problem") << "\nturnoutd acts again.\n";
+    }
+    return kExitOk;
+  }
   if (!c.args.positional().empty()) {
-    return Usage(c.command, "unknown argument '" + c.args.positional()[0] + "' (try: verify)");
+    return Usage(c.command,
+                 "unknown argument '" + c.args.positional()[0] + "' (try: verify, acknowledge)");
   }
   Call call = Exchange(c, "GET", "/v1/audit?tail=" + c.args.Get("limit", "30"));
   if (call.exit != kExitOk) return call.exit;
@@ -767,8 +830,20 @@ int RunUp(Context& c) {
                   << "\n";
       } else {
         std::cout << "turnoutd started for " << sc->name << " (pid " << pid << ")\n"
-                  << "  API:  " << c.endpoint << "\n  log:  " << paths.daemon_log
-                  << "\n  next: `turnout deploy VERSION --wait`, `turnout status`\n";
+                  << "  API:  " << c.endpoint << "\n  log:  " << paths.daemon_log << "\n";
+        // What it found from the turnoutd before (resumed, or a broken audit log).
+        Call status = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
+        const json& s = status.body;
+        if (status.exit == kExitOk && s.contains("audit") && !s["audit"].value("ok", true)) {
+          PrintDaemonWarnings(s);
+          std::cout << "  next: check the audit log (`turnout audit verify`), then `turnout audit "
+                       "acknowledge --reason TEXT`\n";
+        } else if (status.exit == kExitOk && !Str(s["daemon"], "resumed").empty()) {
+          PrintDaemonWarnings(s);
+          std::cout << "  next: `turnout status`, `turnout history`\n";
+        } else {
+          std::cout << "  next: `turnout deploy VERSION --wait`, `turnout status`\n";
+        }
       }
       return kExitOk;
     }
@@ -881,10 +956,14 @@ const std::vector<Sub>& Subs() {
       {"logs", "turnout logs [SLOT] [--lines N]",
        "Shows the end of each instance's log in SLOT (default: the serving slot).",
        {{"lines", "N", "lines per instance (default 50)"}}, RunLogs},
-      {"audit", "turnout audit [verify] [--limit N]",
+      {"audit", "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
        "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
-       "tampered with: modified, deleted, inserted, reordered or truncated entries).",
-       {{"limit", "N", "how many entries (default 30)"}}, RunAudit},
+       "tampered with: modified, deleted, inserted, reordered or truncated entries).\n"
+       "turnoutd refuses to act on a broken chain until `acknowledge` records why it may be\n"
+       "trusted again.",
+       {{"limit", "N", "how many entries (default 30)"},
+        {"reason", "TEXT", "acknowledge: why (recorded in the audit log)"}},
+       RunAudit},
       {"events", "turnout events [--follow] [--limit N]",
        "Prints the audit events (every transition, switch and instance restart); --follow keeps\n"
        "printing new ones as they happen (Ctrl-C to stop).",
