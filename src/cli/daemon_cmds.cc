@@ -203,7 +203,7 @@ std::string StepLine(const json& s) {
       line += " (down " + Seconds(static_cast<double>(d["down_ms"].get<int64_t>())) + ", " +
               Str(d, "previous_end") + ")";
     }
-    return line + ": found " + Str(d, "state") + "; " + Str(d, "decided");
+    return line + ": found " + Str(d, "state") + "; decided: " + Str(d, "decided");
   }
   if (Str(s, "outcome") == "interrupted") {
     return "      " + name + " interrupted after " + Seconds(ms) + " (turnoutd stopped)";

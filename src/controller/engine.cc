@@ -324,10 +324,10 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
     if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix)) {
       continue;
     }
+    // It ran at least until it was last seen alive, or until the step began if that was later.
     const state::WallTime at =
-        facts.last_alive && *facts.last_alive >= step.started_at && *facts.last_alive <= wall_now
-            ? *facts.last_alive
-            : wall_now;
+        facts.last_alive ? std::min(wall_now, std::max(*facts.last_alive, step.started_at))
+                         : wall_now;
     TURNOUT_RETURN_IF_ERROR(store_.FinishStepAt(step.id, state::StepOutcome::kInterrupted, "", at));
   }
   // The time the current state was entered, carried over the restart by wall time.

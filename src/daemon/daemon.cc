@@ -390,6 +390,14 @@ Status Daemon::Impl::StartAll() {
   }
   // The audit chain before anything is appended to it.
   TURNOUT_RETURN_IF_ERROR(VerifyAuditChain());
+  // Every audit entry is written through turnoutd: a newer one than the heartbeat is a later
+  // sign of life.
+  if (restart.last_alive && audit_checked_seq > 0) {
+    Result<std::vector<state::AuditEntry>> last = store->ReadAudit(audit_checked_seq - 1, 1);
+    if (last.ok() && !last->empty() && last->front().time > *restart.last_alive) {
+      restart.last_alive = last->front().time;
+    }
+  }
 
   // Re-adopt what an earlier daemon left running; what ended meanwhile is marked so.
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,

@@ -1224,6 +1224,29 @@ TEST_F(DaemonTest, UpSaysWhatItResumedAfterAKillDuringTheBake) {
   EXPECT_NE(text->find("turnoutd restarted"), std::string::npos) << *text;
 }
 
+// `turnout deploy --wait` outlives a kill -9 of turnoutd: it waits for the restarted one and
+// shows the interrupted bake and what the restart decided, then the outcome.
+TEST_F(DaemonTest, DeployWaitShowsTheCrashAndTheResume) {
+  WriteConfig("", "", "3s");
+  StartDaemon({"TURNOUTD_TEST_CRASH=v2:baking"});
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  auto cli = ChildProcess::Start(
+      {TURNOUT_BINARY, "deploy", "v2", "--wait", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(cli.ok()) << cli.status().ToString();
+  ExpectDaemonDies();
+  StartDaemon();
+  Result<std::string> out = cli->ReadAll(milliseconds(60000));
+  ASSERT_TRUE(out.ok());
+  Result<int> status = cli->Wait(milliseconds(10000));
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << *out;
+  EXPECT_NE(out->find("turnoutd stopped answering"), std::string::npos) << *out;
+  EXPECT_NE(out->find("state:baking interrupted"), std::string::npos) << *out;
+  EXPECT_NE(out->find("turnoutd restarted"), std::string::npos) << *out;
+  EXPECT_NE(out->find("decided: resume the bake"), std::string::npos) << *out;
+  EXPECT_NE(out->find("deployed v2"), std::string::npos) << *out;
+}
+
 // A tampered audit log: turnoutd starts, warns (status, hooks), refuses to act until an
 // operator acknowledges with a reason; the acknowledgement is recorded and re-anchors; a break
 // made while it runs is found by the incremental check.
