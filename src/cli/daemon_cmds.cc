@@ -279,7 +279,17 @@ int FollowDeployment(const Context& c, int64_t id) {
         const bool bad = next == "rolling_back" || next == "failed";
         std::cout << "  " << std::left << std::setw(18) << Str(entered, "to") << std::right
                   << std::setw(9) << Seconds(ms) << "  "
-                  << (bad ? "FAILED: " + Str(left, "reason") : "ok") << "\n";
+                  << (bad ? "FAILED: " + Str(left, "reason") : "ok");
+        // The wall time of a state a restart interrupted includes the time turnoutd was down.
+        for (const auto& step : steps) {
+          const json& rd = step["detail"];
+          if (Str(step, "step") == "resume" && rd.is_object() && rd.contains("down_ms") &&
+              Str(rd, "state") == Str(entered, "to")) {
+            std::cout << " (of which turnoutd was down "
+                      << Seconds(static_cast<double>(rd["down_ms"].get<int64_t>())) << ")";
+          }
+        }
+        std::cout << "\n";
         ++printed;
       }
       if (!state.empty() && !SuccessState(state) && !FailureState(state)) {

@@ -1244,6 +1244,7 @@ TEST_F(DaemonTest, DeployWaitShowsTheCrashAndTheResume) {
   EXPECT_NE(out->find("state:baking interrupted"), std::string::npos) << *out;
   EXPECT_NE(out->find("turnoutd restarted"), std::string::npos) << *out;
   EXPECT_NE(out->find("decided: resume the bake"), std::string::npos) << *out;
+  EXPECT_NE(out->find("(of which turnoutd was down"), std::string::npos) << *out;
   EXPECT_NE(out->find("deployed v2"), std::string::npos) << *out;
 }
 
