@@ -38,6 +38,8 @@
 //     (wall clock: monotonic time does not survive a restart) minus the recorded paused time.
 //   A paused deployment stays paused ("controller.paused.<id>").
 //   - ScalingDown, RollingBack: continue.
+//   In Canary and Baking the time no controller watched (since RestartFacts::last_alive) does
+//   not count. What was found and decided is recorded once (see Resume()).
 // The elapsed time of a resumed state is taken from the transition's recorded wall time.
 //
 // Canary (spec.strategy "canary", and a stable slot to compare with): the new slot gets

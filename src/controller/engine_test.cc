@@ -186,6 +186,12 @@ TEST_F(EngineTest, FailureDuringBakeSwitchesBack) {
   EXPECT_EQ(service->active_slot, "blue");
   EXPECT_EQ(service->active_revision, d1.revision);
   ExpectInstancesRunning(d1.id);
+  // The crash rollback is one decision: one switch back on record.
+  int back = 0;
+  for (const auto& e : AuditSince(0, "service.switch")) {
+    if (e.detail_json.find("rolled back from v2") != std::string::npos) ++back;
+  }
+  EXPECT_EQ(back, 1);
 }
 
 TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
