@@ -19,10 +19,11 @@
 //   /          200 {"version","slot","instance"} + X-Version (a share is 500 with --error-rate;
 //              delayed by --latency). Any method; a request body is read and discarded.
 //   /ready     200, or 503 while --fail-ready, before --ready-after, or while shutting down
-//   /live      200 while the process runs
+//   /live      200 while the process runs, 503 while the fault fail-live is set
 //   /health    like /ready, with a JSON body saying why (and ready_probes: GET /ready count)
 //   /version   {"version","slot","instance"} (never delayed, never failed)
 //   /admin/fault  GET: the current faults; POST ?error-rate=&latency=&latency-jitter=&fail-ready=
+//              &fail-live=
 //              changes them (absent keys keep their value)
 // SIGTERM/SIGINT: stop accepting, close idle keep-alive connections, let requests in flight
 // finish (answered with Connection: close), exit 0. After --drain-timeout it exits 0 anyway.
@@ -192,6 +193,7 @@ struct Faults {
   Nanos latency{0};
   Nanos jitter{0};
   bool fail_ready = false;
+  bool fail_live = false;  // GET /live answers 503 (a hung process that still serves /ready)
 };
 
 std::string FormatMillis(Nanos d) {
@@ -450,7 +452,10 @@ class App {
       co_return Response{200, "application/json", identity_body_};
     }
     if (path == "/version") co_return Response{200, "application/json", identity_body_};
-    if (path == "/live") co_return Response{200, "text/plain", "live\n"};
+    if (path == "/live") {
+      co_return faults_.fail_live ? Response{503, "text/plain", "not live (fail-live)\n"}
+                                  : Response{200, "text/plain", "live\n"};
+    }
     if (path == "/ready") {
       ++ready_probes_;
       co_return Ready() ? Response{200, "text/plain", "ready\n"}
@@ -490,7 +495,8 @@ class App {
       nlohmann::json j = {{"error_rate", faults_.error_rate},
                           {"latency", FormatMillis(faults_.latency)},
                           {"latency_jitter", FormatMillis(faults_.jitter)},
-                          {"fail_ready", faults_.fail_ready}};
+                          {"fail_ready", faults_.fail_ready},
+                          {"fail_live", faults_.fail_live}};
       co_return Response{200, "application/json", j.dump() + "\n"};
     }
     co_return Response{404, "application/json",
@@ -519,22 +525,24 @@ class App {
         Result<Nanos> r = ParseDuration(value);
         if (r.ok()) (key == "latency" ? next.latency : next.jitter) = *r;
         st = r.status();
-      } else if (key == "fail-ready") {
+      } else if (key == "fail-ready" || key == "fail-live") {
         Result<bool> r = ParseBool(value);
-        if (r.ok()) next.fail_ready = *r;
+        if (r.ok()) (key == "fail-ready" ? next.fail_ready : next.fail_live) = *r;
         st = r.status();
       } else {
-        return InvalidArgument("unknown fault '" + std::string(key) +
-                               "'; known: error-rate, latency, latency-jitter, fail-ready");
+        return InvalidArgument(
+            "unknown fault '" + std::string(key) +
+            "'; known: error-rate, latency, latency-jitter, fail-ready, fail-live");
       }
       if (!st.ok()) return st.WithContext(key);
     }
     faults_ = next;
     std::fprintf(stderr,
                  "turnout-demo-app: faults now error-rate=%g latency=%s jitter=%s "
-                 "fail-ready=%d\n",
+                 "fail-ready=%d fail-live=%d\n",
                  faults_.error_rate, FormatMillis(faults_.latency).c_str(),
-                 FormatMillis(faults_.jitter).c_str(), faults_.fail_ready ? 1 : 0);
+                 FormatMillis(faults_.jitter).c_str(), faults_.fail_ready ? 1 : 0,
+                 faults_.fail_live ? 1 : 0);
     return Status::Ok();
   }
 

@@ -175,6 +175,14 @@ TEST(DemoAppTest, AdminFaultChangesBehaviourAtRuntime) {
   HttpReply current = MustGet(app.port, "/admin/fault");
   EXPECT_EQ(nlohmann::json::parse(current.body)["latency"], "250ms");
   EXPECT_EQ(MustGet(app.port, "/admin/fault", "DELETE").status, 405);
+
+  // fail-live: /live answers 503 while /ready and / keep answering.
+  EXPECT_EQ(MustGet(app.port, "/admin/fault?fail-live=true&latency=0ms", "POST").status, 200);
+  EXPECT_EQ(MustGet(app.port, "/live").status, 503);
+  EXPECT_EQ(MustGet(app.port, "/ready").status, 200);
+  EXPECT_EQ(MustGet(app.port, "/").status, 200);
+  EXPECT_EQ(MustGet(app.port, "/admin/fault?fail-live=false", "POST").status, 200);
+  EXPECT_EQ(MustGet(app.port, "/live").status, 200);
 }
 
 TEST(DemoAppTest, KeepAliveWithPipelinedBodies) {

@@ -176,6 +176,10 @@ std::string StepLine(const json& s) {
   const std::string name = Str(s, "step");
   const json& d = s["detail"];
   const double ms = s.contains("duration_ms") ? s["duration_ms"].get<double>() : 0;
+  if (name == "resume" && d.is_object()) return "      " + FormatResumeStep(s);
+  if (Str(s, "outcome") == "interrupted") {
+    return "      " + name + " interrupted after " + FormatMillis(ms) + " (turnoutd stopped)";
+  }
   if (name.rfind("canary_step:", 0) == 0) {
     const int step = std::atoi(name.c_str() + 12) + 1;
     std::string line = "      canary step " + std::to_string(step) + ": " + Str(s, "outcome") +
@@ -196,12 +200,32 @@ std::string StepLine(const json& s) {
   return "";
 }
 
+bool Answers(const Context& c);
+
+// turnoutd stopped answering while a deployment was followed (it died, or was restarted): waits
+// up to kDaemonBackWait for a turnoutd to answer again, so the follower shows the restart and
+// what it resumed. False when none came back.
+constexpr Millis kDaemonBackWait{120000};
+bool WaitForDaemonBack(const Context& c) {
+  if (!c.json) {
+    std::cout << "  turnoutd stopped answering; waiting for it to come back (`turnout up`)\n"
+              << std::flush;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kDaemonBackWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Answers(c)) return true;
+    std::this_thread::sleep_for(Millis(500));
+  }
+  return false;
+}
+
 int FollowDeployment(const Context& c, int64_t id) {
   size_t printed = 0;  // transitions already shown
   std::vector<bool> step_shown;  // by index in the deployment's steps (start order)
   std::string live_line;
   for (;;) {
     Call call = Exchange(c, "GET", "/v1/deployments/" + std::to_string(id));
+    if (call.exit == kExitUnreachable && WaitForDaemonBack(c)) continue;
     if (call.exit != kExitOk) return call.exit;
     const json& j = call.body;
     const json& d = j["deployment"];
@@ -225,8 +249,19 @@ int FollowDeployment(const Context& c, int64_t id) {
                                               ParseTimeMs(Str(entered, "at")));
         const std::string next = Str(left, "to");
         const bool bad = next == "rolling_back" || next == "failed";
-        std::cout << FormatStateLine(Str(entered, "to"), ms,
-                                     bad ? "FAILED: " + Str(left, "reason") : "ok");
+        std::string line = FormatStateLine(Str(entered, "to"), ms,
+                                           bad ? "FAILED: " + Str(left, "reason") : "ok");
+        line.pop_back();  // the newline; a restart's share of the state's time follows
+        // The wall time of a state a restart interrupted includes the time turnoutd was down.
+        for (const auto& step : steps) {
+          const json& rd = step["detail"];
+          if (Str(step, "step") == "resume" && rd.is_object() && rd.contains("down_ms") &&
+              Str(rd, "state") == Str(entered, "to")) {
+            line += " (of which turnoutd was down " +
+                    FormatMillis(static_cast<double>(rd["down_ms"].get<int64_t>())) + ")";
+          }
+        }
+        std::cout << line << "\n";
         ++printed;
       }
       if (!state.empty() && !SuccessState(state) && !FailureState(state)) {
@@ -463,8 +498,25 @@ int RunAudit(Context& c) {
     }
     return ok ? kExitOk : kExitFailed;
   }
+  if (!c.args.positional().empty() && c.args.positional()[0] == "acknowledge") {
+    if (c.args.Get("reason", "").empty()) {
+      return Usage(c.command,
+                   "acknowledge needs --reason TEXT: why the broken log may be trusted again");
+    }
+    Call call = Exchange(c, "POST", "/v1/audit/acknowledge",
+                         json{{"actor", Actor()}, {"reason", c.args.Get("reason", "")}});
+    if (call.exit != kExitOk) return call.exit;
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+    } else {
+      std::cout << "acknowledged as audit entry " << Str(call.body, "acknowledged_seq") << ": "
+                << Str(call.body, "problem") << "\nturnoutd acts again.\n";
+    }
+    return kExitOk;
+  }
   if (!c.args.positional().empty()) {
-    return Usage(c.command, "unknown argument '" + c.args.positional()[0] + "' (try: verify)");
+    return Usage(c.command,
+                 "unknown argument '" + c.args.positional()[0] + "' (try: verify, acknowledge)");
   }
   Call call = Exchange(c, "GET", "/v1/audit?tail=" + c.args.Get("limit", "30"));
   if (call.exit != kExitOk) return call.exit;
@@ -621,8 +673,20 @@ int RunUp(Context& c) {
                   << "\n";
       } else {
         std::cout << "turnoutd started for " << sc->name << " (pid " << pid << ")\n"
-                  << "  API:  " << c.endpoint << "\n  log:  " << paths.daemon_log
-                  << "\n  next: `turnout deploy VERSION --wait`, `turnout status`\n";
+                  << "  API:  " << c.endpoint << "\n  log:  " << paths.daemon_log << "\n";
+        // What it found from the turnoutd before (resumed, or a broken audit log).
+        Call status = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
+        const json& s = status.body;
+        if (status.exit == kExitOk && s.contains("audit") && !s["audit"].value("ok", true)) {
+          std::cout << FormatDaemonWarnings(s);
+          std::cout << "  next: check the audit log (`turnout audit verify`), then `turnout audit "
+                       "acknowledge --reason TEXT`\n";
+        } else if (status.exit == kExitOk && !Str(s["daemon"], "resumed").empty()) {
+          std::cout << FormatDaemonWarnings(s);
+          std::cout << "  next: `turnout status`, `turnout history`\n";
+        } else {
+          std::cout << "  next: `turnout deploy VERSION --wait`, `turnout status`\n";
+        }
       }
       return kExitOk;
     }
@@ -735,10 +799,14 @@ const std::vector<Sub>& Subs() {
       {"logs", "turnout logs [SLOT] [--lines N]",
        "Shows the end of each instance's log in SLOT (default: the serving slot).",
        {{"lines", "N", "lines per instance (default 50)"}}, RunLogs},
-      {"audit", "turnout audit [verify] [--limit N]",
+      {"audit", "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
        "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
-       "tampered with: modified, deleted, inserted, reordered or truncated entries).",
-       {{"limit", "N", "how many entries (default 30)"}}, RunAudit},
+       "tampered with: modified, deleted, inserted, reordered or truncated entries).\n"
+       "turnoutd refuses to act on a broken chain until `acknowledge` records why it may be\n"
+       "trusted again.",
+       {{"limit", "N", "how many entries (default 30)"},
+        {"reason", "TEXT", "acknowledge: why (recorded in the audit log)"}},
+       RunAudit},
       {"events", "turnout events [--follow] [--limit N]",
        "Prints the audit events (every transition, switch and instance restart); --follow keeps\n"
        "printing new ones as they happen (Ctrl-C to stop).",

@@ -43,10 +43,33 @@ std::string ShortTime(const std::string& t) {
   return t.substr(0, 10) + " " + t.substr(11, 8);
 }
 
+std::string FormatDaemonWarnings(const json& status) {
+  std::string out;
+  if (status.contains("audit") && !status["audit"].value("ok", true)) {
+    out += "WARNING: " + Str(status["audit"], "problem") + "\n  " +
+           Str(status["audit"], "warning") + "\n";
+  }
+  if (status.contains("daemon") && !Str(status["daemon"], "resumed").empty()) {
+    out += "resumed: " + Str(status["daemon"], "resumed") + "\n";
+  }
+  return out;
+}
+
+std::string FormatResumeStep(const json& step) {
+  const json& d = step["detail"];
+  std::string line = "turnoutd restarted";
+  if (d.is_object() && d.contains("down_ms")) {
+    line += " (down " + FormatMillis(static_cast<double>(d["down_ms"].get<int64_t>())) + ", " +
+            Str(d, "previous_end") + ")";
+  }
+  return line + ": found " + Str(d, "state") + "; decided: " + Str(d, "decided");
+}
+
 std::string FormatDaemonStatus(const json& s) {
   std::ostringstream out;
   out << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
       << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
+  out << FormatDaemonWarnings(s);
   if (s["active"].is_null()) {
     out << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
   } else {
@@ -140,6 +163,10 @@ std::string FormatDeploymentDetail(const json& body) {
                      s.contains("duration_ms")
                          ? FormatMillis(static_cast<double>(s["duration_ms"].get<int64_t>()))
                          : ""});
+    // A restart says what it found and decided.
+    if (Str(s, "step") == "resume" && s["detail"].is_object()) {
+      steps.back().push_back(FormatResumeStep(s));
+    }
   }
   out << FormatTable(steps);
   return out.str();

@@ -27,6 +27,14 @@ std::string ShortTime(const std::string& time);
 // `turnout status`: GET /v1/status.
 std::string FormatDaemonStatus(const nlohmann::json& status);
 
+// What status and up say first: a broken audit log (turnoutd refuses to act) and what the
+// daemon resumed after a restart. Empty when there is neither.
+std::string FormatDaemonWarnings(const nlohmann::json& status);
+
+// A `resume` step in one line: "turnoutd restarted (down 4.1 s, killed): found baking;
+// decided: resume the bake with 4 s left".
+std::string FormatResumeStep(const nlohmann::json& step);
+
 // `turnout history`: the table of GET /v1/deployments (header, one row per revision, the
 // footnote), or a line saying there is none.
 std::string FormatDeploymentList(const nlohmann::json& deployments);

@@ -165,6 +165,14 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
   if (spec.scale_down_delay.count() < 0) return InvalidArgument("scale_down_delay: must be >= 0");
   if (spec.grace.count() < 0) return InvalidArgument("grace: must be >= 0");
   if (spec.bake_failure_threshold < 1) return InvalidArgument("bake_failure_threshold: >= 1");
+  if (!spec.liveness_path.empty() && spec.liveness_path[0] != '/') {
+    return InvalidArgument("liveness_path: must start with '/' (or be empty: not watched)");
+  }
+  if (spec.liveness_interval.count() <= 0) return InvalidArgument("liveness_interval: must be > 0");
+  if (spec.liveness_timeout.count() <= 0) return InvalidArgument("liveness_timeout: must be > 0");
+  if (spec.liveness_failure_threshold < 1) {
+    return InvalidArgument("liveness_failure_threshold: >= 1");
+  }
   if (spec.strategy != "blue_green" && spec.strategy != "canary" && spec.strategy != "rolling") {
     return InvalidArgument("strategy: expected blue_green, canary or rolling, got '" +
                            spec.strategy + "'");
@@ -238,6 +246,10 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   j["manual_approval"] = spec.manual_approval;
   j["probe_interval_ms"] = spec.probe_interval.count();
   j["bake_failure_threshold"] = spec.bake_failure_threshold;
+  j["liveness_path"] = spec.liveness_path;
+  j["liveness_interval_ms"] = spec.liveness_interval.count();
+  j["liveness_timeout_ms"] = spec.liveness_timeout.count();
+  j["liveness_failure_threshold"] = spec.liveness_failure_threshold;
   j["bake_time_ms"] = spec.bake_time.count();
   j["scale_down_delay_ms"] = spec.scale_down_delay.count();
   j["strategy"] = spec.strategy;
@@ -307,6 +319,11 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     Optional(j, "manual_approval", s.manual_approval);
     OptionalMillis(j, "probe_interval_ms", s.probe_interval);
     s.bake_failure_threshold = j.at("bake_failure_threshold").get<int>();
+    // Absent in the specs of deployments begun before liveness was watched.
+    Optional(j, "liveness_path", s.liveness_path);
+    OptionalMillis(j, "liveness_interval_ms", s.liveness_interval);
+    OptionalMillis(j, "liveness_timeout_ms", s.liveness_timeout);
+    Optional(j, "liveness_failure_threshold", s.liveness_failure_threshold);
     s.bake_time = Millis(j.at("bake_time_ms").get<int64_t>());
     s.scale_down_delay = Millis(j.at("scale_down_delay_ms").get<int64_t>());
     Optional(j, "strategy", s.strategy);

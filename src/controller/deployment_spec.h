@@ -101,6 +101,14 @@ struct DeploymentSpec {
   // During bake, this many failed readiness probes in a row on a new instance (or any instance
   // exiting) switches traffic back. Default: 3
   int bake_failure_threshold = 3;
+  // Liveness during bake: GET liveness_path on every new instance at most every
+  // liveness_interval (by the controller's clock, each bounded by liveness_timeout); this many
+  // failed answers in a row (not 2xx, or none) on one instance switches traffic back at once.
+  // Default: "" (liveness is not watched; turnoutd sets turnout.yaml's health.liveness)
+  std::string liveness_path;
+  Millis liveness_interval{5000};      // Default: 5 s
+  Millis liveness_timeout{1000};       // Default: 1 s
+  int liveness_failure_threshold = 3;  // Default: 3
   Millis bake_time{60000};  // Default: 60 s
 
   // "blue_green": after the smoke tests all traffic moves at once. "canary": the new slot first

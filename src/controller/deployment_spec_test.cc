@@ -54,6 +54,9 @@ TEST(DeploymentSpecTest, RefusesBadFieldsNamingThem) {
       {[](DeploymentSpec& s) { s.ready_deadline = Millis(0); }, "ready_deadline"},
       {[](DeploymentSpec& s) { s.bake_time = Millis(-1); }, "bake_time"},
       {[](DeploymentSpec& s) { s.bake_failure_threshold = 0; }, "bake_failure_threshold"},
+      {[](DeploymentSpec& s) { s.liveness_path = "live"; }, "liveness_path"},
+      {[](DeploymentSpec& s) { s.liveness_interval = Millis(0); }, "liveness_interval"},
+      {[](DeploymentSpec& s) { s.liveness_failure_threshold = 0; }, "liveness_failure_threshold"},
   };
   for (const Case& c : cases) {
     DeploymentSpec s = Valid();
@@ -80,6 +83,10 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   s.ready_deadline = Millis(7000);
   s.smoke_checks = {HttpCheck("POST", "/x", 201), SmokeCheck{}};
   s.bake_failure_threshold = 5;
+  s.liveness_path = "/alive";
+  s.liveness_interval = Millis(2500);
+  s.liveness_timeout = Millis(700);
+  s.liveness_failure_threshold = 4;
   s.bake_time = Millis(1234);
   s.scale_down_delay = Millis(5678);
   s.started_by = "alice";
@@ -91,6 +98,10 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back->smoke_checks.size(), 2u);
   EXPECT_EQ(back->smoke_checks[0].expected_status, 201);
   EXPECT_EQ(back->scale_down_delay, Millis(5678));
+  EXPECT_EQ(back->liveness_path, "/alive");
+  EXPECT_EQ(back->liveness_interval, Millis(2500));
+  EXPECT_EQ(back->liveness_timeout, Millis(700));
+  EXPECT_EQ(back->liveness_failure_threshold, 4);
 }
 
 TEST(DeploymentSpecTest, JsonRoundTripKeepsTheNewFields) {

@@ -312,9 +312,11 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   return d;
 }
 
-Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service) {
+Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service,
+                                                        const RestartFacts& facts) {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> active,
                            store_.ActiveDeployment(service));
+  resume_summary_.clear();
   if (!active) return std::optional<state::Deployment>();
   deployment_ = *active;
   pre_deploy_next_ = 0;
@@ -332,19 +334,24 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   state_step_id_ = 0;
   canary_step_record_ = 0;
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
+  // The records the dead controller was running end as interrupted, when it was last alive:
+  // they must not read as if they had run to the end. The resumed engine starts new ones.
+  const state::WallTime wall_now = clock_.WallNow();
   for (const auto& step : steps) {
-    if (step.outcome == state::StepOutcome::kRunning && step.step.starts_with(kStateStepPrefix)) {
-      state_step_id_ = step.id;
+    if (step.outcome != state::StepOutcome::kRunning) continue;
+    if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix)) {
+      continue;
     }
-    if (step.outcome == state::StepOutcome::kRunning &&
-        step.step.starts_with(kCanaryStepPrefix)) {
-      canary_step_record_ = step.id;
-    }
+    // It ran at least until it was last seen alive, or until the step began if that was later.
+    const state::WallTime at =
+        facts.last_alive ? std::min(wall_now, std::max(*facts.last_alive, step.started_at))
+                         : wall_now;
+    TURNOUT_RETURN_IF_ERROR(store_.FinishStepAt(step.id, state::StepOutcome::kInterrupted, "", at));
   }
   // The time the current state was entered, carried over the restart by wall time.
   state::WallTime since = active->created_at;
   if (!transitions.empty()) since = transitions.back().at;
-  entered_ = clock_.Now() - std::max(Clock::Duration::zero(), clock_.WallNow() - since);
+  entered_ = clock_.Now() - std::max(Clock::Duration::zero(), wall_now - since);
 
   // The revision serving before: the newest succeeded one older than this deployment.
   previous_revision_ = 0;
@@ -356,27 +363,133 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
     }
   }
 
+  const DeploymentState found = active->state;
+  const std::string found_name(state::DeploymentStateName(found));
+  nlohmann::json record = {
+      {"deployment", active->id},
+      {"revision", active->revision},
+      {"version", active->version},
+      {"state", found_name},
+      {"previous_end", facts.previous_end.empty() ? std::string("unknown") : facts.previous_end}};
+  std::string down_text = "turnoutd's last sign of life is unknown";
+  if (facts.last_alive) {
+    const Clock::Duration down = std::max(Clock::Duration::zero(), wall_now - *facts.last_alive);
+    record["last_alive_ms"] = WallMs(*facts.last_alive);
+    record["down_ms"] = Ms(down);
+    down_text = "turnoutd was down " + Seconds(down);
+  }
+  std::string decided;
   if (!spec_json) {
     // Crashed between BeginDeployment and saving the spec: nothing was launched.
     spec_ = DeploymentSpec{};
     spec_.service = std::string(service);
+    decided = "roll back: interrupted before the deployment started";
+  } else {
+    TURNOUT_ASSIGN_OR_RETURN(spec_, DecodeSpec(*spec_json));
+    TURNOUT_RETURN_IF_ERROR(LoadGates());
+    TURNOUT_RETURN_IF_ERROR(LoadInstances());
+    // Re-adopt, and note what ended while no controller watched.
+    std::vector<std::string> ended;
+    int new_running = 0, old_running = 0;
+    for (auto* list : {&new_instances_, &old_instances_}) {
+      for (auto& i : *list) {
+        if (!i.handle) continue;
+        TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus st, platform_.Adopt(*i.handle));
+        if (st.running()) {
+          ++(list == &new_instances_ ? new_running : old_running);
+        } else if (list == &new_instances_) {
+          ended.push_back(i.slot + "-" + std::to_string(i.index) + " (" + st.ToString() + ")");
+        }
+      }
+    }
+    record["new_instances"] = {{"recorded", new_instances_.size()}, {"running", new_running}};
+    record["old_instances"] = {{"recorded", old_instances_.size()}, {"running", old_running}};
+    if (!ended.empty()) record["ended"] = ended;
+    // The time nobody watched does not count as canary or bake time.
+    if ((found == DeploymentState::kBaking || found == DeploymentState::kCanary) && !paused_ &&
+        facts.last_alive) {
+      const Clock::Duration unwatched = wall_now - std::max(*facts.last_alive, phase_started_wall_);
+      if (unwatched > Clock::Duration::zero()) {
+        phase_paused_ += unwatched;
+        TURNOUT_RETURN_IF_ERROR(
+            found == DeploymentState::kCanary
+                ? SaveCanaryProgress()
+                : store_.PutSetting(KeyFor(kBakeKeyPrefix, active->id),
+                                    nlohmann::json({{"paused_ms", Ms(phase_paused_)}}).dump()));
+        record["unwatched_ms"] = Ms(unwatched);
+      }
+    }
+    auto joined = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+      return out;
+    };
+    const bool watching = found == DeploymentState::kAwaitingApproval ||
+                          found == DeploymentState::kSwitching ||
+                          found == DeploymentState::kCanary || found == DeploymentState::kBaking;
+    if (PreSwitch(found)) {
+      decided = "roll back: interrupted in " + found_name +
+                ", before the switch (an interrupted deployment is resumed only after its "
+                "switch)";
+    } else if (watching && !ended.empty()) {
+      decided = "roll back: " + joined(ended) + " ended while turnoutd was down";
+    } else if (found == DeploymentState::kAwaitingApproval) {
+      decided = "keep waiting for approval";
+    } else if (found == DeploymentState::kSwitching) {
+      decided = "finish the switch to " + active->target_slot;
+    } else if (found == DeploymentState::kCanary) {
+      const CanaryStep& step = spec_.canary_steps[static_cast<size_t>(canary_step_)];
+      decided =
+          "resume " + CanaryLabel() + " with " + Seconds(step.duration - PhaseElapsed()) + " left";
+    } else if (found == DeploymentState::kBaking) {
+      decided = "resume the bake with " + Seconds(spec_.bake_time - PhaseElapsed()) + " left";
+    } else if (found == DeploymentState::kRolling) {
+      decided = "continue the rolling update";
+    } else if (found == DeploymentState::kScalingDown) {
+      decided = "continue scaling down " + active->previous_slot;
+    } else {
+      decided = "finish the rollback";
+    }
+    if (record.contains("unwatched_ms") && decided.starts_with("resume")) {
+      decided += " (the time turnoutd was down does not count)";
+    }
+    if (paused_) decided += "; it stays paused";
+  }
+  record["decided"] = decided;
+  resume_summary_ = "deployment " + std::to_string(active->id) + " (revision " +
+                    std::to_string(active->revision) + ", " + active->version + ") was " +
+                    found_name + "; " + down_text + "; decided: " + decided;
+  TURNOUT_ASSIGN_OR_RETURN(int64_t resume_step,
+                           store_.BeginStep(active->id, "resume", JsonText(record)));
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(resume_step, state::StepOutcome::kOk, ""));
+  TURNOUT_RETURN_IF_ERROR(
+      store_.AppendAudit({facts.actor, "deployment.resume", std::string(service), JsonText(record)})
+          .status());
+
+  if (!spec_json) {
     TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack,
                                        "controller restarted before the deployment started"));
     return deployment_;
   }
-  TURNOUT_ASSIGN_OR_RETURN(spec_, DecodeSpec(*spec_json));
-  TURNOUT_RETURN_IF_ERROR(LoadGates());
-  TURNOUT_RETURN_IF_ERROR(LoadInstances());
-  for (auto* list : {&new_instances_, &old_instances_}) {
-    for (auto& i : *list) {
-      if (i.handle) TURNOUT_RETURN_IF_ERROR(platform_.Adopt(*i.handle).status());
-    }
-  }
-  if (PreSwitch(active->state)) {
+  if (PreSwitch(found)) {
     TURNOUT_RETURN_IF_ERROR(Transition(
         DeploymentState::kRollingBack,
-        "controller restarted during " + std::string(state::DeploymentStateName(active->state)) +
+        "controller restarted during " + found_name +
             ": rolled back (an interrupted deployment is resumed only after its switch)"));
+    return deployment_;
+  }
+  // The resumed part of the state (and of the canary step) is a record of its own.
+  TURNOUT_ASSIGN_OR_RETURN(state_step_id_,
+                           store_.BeginStep(active->id, std::string(kStateStepPrefix) + found_name,
+                                            JsonText({{"resumed", true}})));
+  if (found == DeploymentState::kCanary) {
+    const CanaryStep& step = spec_.canary_steps[static_cast<size_t>(canary_step_)];
+    TURNOUT_ASSIGN_OR_RETURN(
+        canary_step_record_,
+        store_.BeginStep(active->id, std::string(kCanaryStepPrefix) + std::to_string(canary_step_),
+                         JsonText({{"weight_bp", step.weight_bp},
+                                   {"duration_ms", step.duration.count()},
+                                   {"resumed", true}})));
   }
   return deployment_;
 }
@@ -545,6 +658,41 @@ Result<bool> Engine::ProbeReadyIfDue(Instance& instance, bool* probed) {
   instance.last_ready = ok;
   return ok;
 }
+
+Result<std::optional<std::string>> Engine::WatchLiveness(Instance& instance) {
+  if (spec_.liveness_path.empty()) return std::optional<std::string>();
+  const Clock::TimePoint now = clock_.Now();
+  if (instance.last_live_probe && now - *instance.last_live_probe < spec_.liveness_interval) {
+    return std::optional<std::string>();
+  }
+  instance.last_live_probe = now;
+  ProbeRequest req;
+  req.address = spec_.host + ":" + std::to_string(instance.port);
+  req.path = spec_.liveness_path;
+  req.timeout = spec_.liveness_timeout;
+  Result<ProbeResponse> r = HttpProbe(req);
+  if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) return r.status();
+  if (r.ok() && r->status >= 200 && r->status < 300) {
+    instance.live_failures = 0;
+    return std::optional<std::string>();
+  }
+  ++instance.live_failures;
+  if (instance.live_failures < spec_.liveness_failure_threshold) {
+    return std::optional<std::string>();
+  }
+  const std::string answer = r.ok() ? std::to_string(r->status) : r.status().message();
+  return std::optional<std::string>("GET " + spec_.liveness_path + ": " + answer);
+}
+
+Status Engine::RecordActive(const std::string& slot, int64_t revision, std::string reason) {
+  TURNOUT_ASSIGN_OR_RETURN(state::Service service, store_.GetService(deployment_->service));
+  if (service.active_slot == slot && service.active_revision == revision) {
+    return Status::Ok();  // on record already: a repeated step or a resumed engine
+  }
+  return store_.SetActive(deployment_->service, slot, revision, reason);
+}
+
+void Engine::WaitForDrain() const { std::this_thread::sleep_for(options_.probe_wait); }
 
 void Engine::WaitForExit() {
   // Bounded: returns when the first new instance exits or after probe_wait, whichever is first.
@@ -882,8 +1030,8 @@ Result<StepReport> Engine::StepSwitching() {
   if (policy.active != slot || policy.canary) {
     TURNOUT_RETURN_IF_ERROR(router_.Switch(slot).status());
   }
-  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
-                                           "switched to " + deployment_->version));
+  TURNOUT_RETURN_IF_ERROR(
+      RecordActive(slot, deployment_->revision, "switched to " + deployment_->version));
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, "traffic on " + slot));
   return Report("");
 }
@@ -892,6 +1040,13 @@ Result<StepReport> Engine::StepBaking() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
   if (exited) return BeginRollback(*exited + " during bake");
   for (auto& i : new_instances_) {
+    // Liveness first: a live check that fails switches back at once, whatever readiness says.
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> dead, WatchLiveness(i));
+    if (dead) {
+      return BeginRollback("instance " + i.slot + "-" + std::to_string(i.index) + " failed " +
+                           std::to_string(i.live_failures) +
+                           " liveness probes in a row during bake (" + *dead + ")");
+    }
     bool probed = false;
     TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(i, &probed));
     if (!probed) continue;  // only a fresh probe counts towards the threshold
@@ -1126,8 +1281,8 @@ Result<StepReport> Engine::StepRolling() {
     }
   }
   rolling_weight_bp_ = kFullWeightBp;
-  TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, deployment_->revision,
-                                           "rolled " + deployment_->version + " out in " + slot));
+  TURNOUT_RETURN_IF_ERROR(RecordActive(slot, deployment_->revision,
+                                       "rolled " + deployment_->version + " out in " + slot));
   TURNOUT_RETURN_IF_ERROR(
       Transition(DeploymentState::kBaking, std::to_string(replicas) + " instance(s) of " +
                                                deployment_->version + " serving in " + slot));
@@ -1196,8 +1351,8 @@ Result<StepReport> Engine::StepRestoringInPlace() {
     std::vector<std::string> addresses;
     for (const auto& o : old_instances_) addresses.push_back(Address(o));
     TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, addresses).status());
-    TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, slot, previous_revision_,
-                                             "rolled back from " + deployment_->version));
+    TURNOUT_RETURN_IF_ERROR(
+        RecordActive(slot, previous_revision_, "rolled back from " + deployment_->version));
   }
   for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
@@ -1484,6 +1639,7 @@ Result<StepReport> Engine::StepScalingDown() {
   if (!old_instances_.empty() && !instances_stopped_) {
     TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(old_slot));
     if (!status.drained) {
+      WaitForDrain();
       return Report("waiting for " + old_slot + " to drain (" + std::to_string(status.in_flight) +
                     " request(s) in flight)");
     }
@@ -1541,12 +1697,13 @@ Result<StepReport> Engine::StepRollingBack() {
         TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
       }
       if (switched_) {
-        TURNOUT_RETURN_IF_ERROR(store_.SetActive(deployment_->service, old_slot, previous_revision_,
-                                                 "rolled back from " + deployment_->version));
+        TURNOUT_RETURN_IF_ERROR(
+            RecordActive(old_slot, previous_revision_, "rolled back from " + deployment_->version));
       }
       back = true;
       TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
       if (!status.drained) {
+        WaitForDrain();
         return Report("waiting for " + slot + " to drain before stopping it (" +
                       std::to_string(status.in_flight) + " request(s) in flight)");
       }

@@ -38,6 +38,8 @@
 //     (wall clock: monotonic time does not survive a restart) minus the recorded paused time.
 //   A paused deployment stays paused ("controller.paused.<id>").
 //   - ScalingDown, RollingBack: continue.
+//   In Canary and Baking the time no controller watched (since RestartFacts::last_alive) does
+//   not count. What was found and decided is recorded once (see Resume()).
 // The elapsed time of a resumed state is taken from the transition's recorded wall time.
 //
 // Canary (spec.strategy "canary", and a stable slot to compare with): the new slot gets
@@ -62,6 +64,11 @@
 // deployment's saved spec (in their old instance rows), waits until they are ready, gives the
 // slot the old set and stops the new instances; when the old version cannot be brought back the
 // deployment ends Failed with the new version serving. No smoke tests, no pause in Rolling.
+//
+// Bake: the new instances are watched for spec.bake_time: an instance that exits,
+// spec.bake_failure_threshold failed readiness probes in a row, spec.liveness_failure_threshold
+// failed liveness probes in a row (GET spec.liveness_path once per spec.liveness_interval, when
+// set), or an analysis rollback switches traffic back (RollingBack, with the reason).
 //
 // Emergency rollback: RequestRollback() while the old slot is still warm (Canary, Baking,
 // Switching, or ScalingDown before any old instance was stopped) switches the router back inside
@@ -202,6 +209,17 @@ struct EngineOptions {
 };
 
 // What Step() did and what the deployment waits for now.
+// What a restarted controller knows of the one before it, for the record Resume() writes.
+struct RestartFacts {
+  // When the previous controller was last known alive (its heartbeat). nullopt: unknown (the
+  // record says so, and the time it was down counts as canary/bake time).
+  std::optional<state::WallTime> last_alive;
+  // How it ended: "crash" (it died without stopping), "stop" (it stopped cleanly). Default: ""
+  // (unknown).
+  std::string previous_end;
+  std::string actor = "turnoutd";  // the audit actor of the record. Default: turnoutd
+};
+
 struct StepReport {
   int64_t deployment_id = 0;
   state::DeploymentState state = state::DeploymentState::kPending;
@@ -223,8 +241,17 @@ class Engine {
   Result<state::Deployment> Begin(const DeploymentSpec& spec);
 
   // Takes over the service's interrupted deployment after a restart (see the rule above).
-  // Returns nullopt when the service has none.
-  Result<std::optional<state::Deployment>> Resume(std::string_view service);
+  // Returns nullopt when the service has none. Records what it found and decided, once: the
+  // step "resume" and the audit entry "deployment.resume" ({"deployment","revision","version",
+  // "state","previous_end","last_alive_ms","down_ms","new_instances","old_instances","ended",
+  // "unwatched_ms","decided"}); the "state:<name>" and "canary_step:<i>" records the dead
+  // controller left running end "interrupted" at facts.last_alive, and the resumed part of the
+  // state gets a new record ({"resumed":true}). In Canary and Baking the time between
+  // facts.last_alive and now does not count as step or bake time: nobody watched it.
+  Result<std::optional<state::Deployment>> Resume(std::string_view service,
+                                                  const RestartFacts& facts = {});
+  // One line saying what the last Resume() found and decided ("" when it found nothing).
+  const std::string& resume_summary() const { return resume_summary_; }
 
   // Does the next bounded piece of work. FailedPrecondition when there is no deployment.
   Result<StepReport> Step();
@@ -278,6 +305,9 @@ class Engine {
     // The last readiness probe (by clock_) and its answer, for probe_interval.
     std::optional<Clock::TimePoint> last_probe;
     bool last_ready = false;
+    // Liveness during the bake: the last probe (by clock_) and the failures in a row.
+    std::optional<Clock::TimePoint> last_live_probe;
+    int live_failures = 0;
   };
 
   Status Transition(state::DeploymentState to, std::string reason);
@@ -296,6 +326,10 @@ class Engine {
   // ProbeReady when the instance's probe_interval has passed, else its last answer. Sets
   // `probed` when it probed.
   Result<bool> ProbeReadyIfDue(Instance& instance, bool* probed);
+  // Bake: GET spec_.liveness_path on `instance` when liveness_interval passed since its last
+  // liveness probe; counts the failures in a row. What failed ("GET /live: 503") when the
+  // threshold is reached, else nullopt.
+  Result<std::optional<std::string>> WatchLiveness(Instance& instance);
   // Records the transition to RollingBack (the fast switch back when the old slot is warm).
   Status StartRollback(std::string reason);
   // Calls options_.on_event (when set) with the current deployment.
@@ -304,6 +338,12 @@ class Engine {
   // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
   Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
   void WaitForExit();
+  // Bounded real-time wait (probe_wait) while the router drains a slot's requests in flight.
+  void WaitForDrain() const;
+  // StateStore::SetActive unless the service's active slot and revision are `slot` and
+  // `revision` already: one switch decision is one "service.switch" audit entry, however often
+  // the step that made it runs (a drain wait, a retry, a resumed engine).
+  Status RecordActive(const std::string& slot, int64_t revision, std::string reason);
   Status StopInstance(Instance& instance);
   // Why the old slot cannot take traffic back (an old instance ended), or nullopt when it can.
   Result<std::optional<std::string>> OldSlotNotWarm();
@@ -420,6 +460,7 @@ class Engine {
   Clock::TimePoint rolling_item_started_{};  // the current launch or relaunch (ready deadline)
   std::vector<Instance> new_instances_;      // this deployment's, in target_slot
   std::vector<Instance> old_instances_;  // live instances of earlier deployments in previous_slot
+  std::string resume_summary_;
 };
 
 }  // namespace turnout::controller

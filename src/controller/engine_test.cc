@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "controller/engine_test_fixture.h"
@@ -218,6 +219,12 @@ TEST_F(EngineTest, FailureDuringBakeSwitchesBack) {
   EXPECT_EQ(service->active_slot, "blue");
   EXPECT_EQ(service->active_revision, d1.revision);
   ExpectInstancesRunning(d1.id);
+  // The crash rollback is one decision: one switch back on record.
+  int back = 0;
+  for (const auto& e : AuditSince(0, "service.switch")) {
+    if (e.detail_json.find("rolled back from v2") != std::string::npos) ++back;
+  }
+  EXPECT_EQ(back, 1);
 }
 
 TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
@@ -229,17 +236,7 @@ TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
   ASSERT_TRUE(engine->Begin(v2).ok());
   Run(*engine, DeploymentState::kBaking);
   ASSERT_EQ(UserVersion(), "v2");
-  auto records = store_->ListInstances(kService, true);
-  ASSERT_TRUE(records.ok());
-  for (const auto& r : *records) {
-    if (r.deployment_id != engine->deployment().id) continue;
-    ProbeRequest fault;
-    fault.address = "127.0.0.1:" + std::to_string(r.port);
-    fault.method = "POST";
-    fault.path = "/admin/fault?fail-ready=true";
-    auto reply = HttpProbe(fault);
-    ASSERT_TRUE(reply.ok() && reply->status == 200) << reply.status().ToString();
-  }
+  SetFault(engine->deployment().id, "fail-ready=true");
   // Two failed probes are tolerated, the third switches back.
   for (int i = 0; i < 2; ++i) {
     auto r = engine->Step();
@@ -255,6 +252,92 @@ TEST_F(EngineTest, FailingReadinessDuringBakeSwitchesBackAfterTheThreshold) {
   EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
   EXPECT_EQ(UserVersion(), "v1");
   ExpectInstancesStopped(engine->deployment().id);
+  ExpectInstancesRunning(d1.id);
+}
+
+// turnout-yaml.md, bake_time: "failing liveness switches traffic back at once" - after the
+// liveness check's unhealthy_threshold failures in a row, probed every liveness interval by the
+// controller's clock, even while readiness still answers 200.
+TEST_F(EngineTest, FailingLivenessDuringBakeSwitchesBackAtOnce) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = std::chrono::hours(1);
+  v2.liveness_path = "/live";
+  v2.liveness_interval = 1s;
+  v2.liveness_failure_threshold = 3;
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  const int64_t d2_id = engine->deployment().id;
+  SetFault(d2_id, "fail-live=true");
+  for (int failures = 1; failures <= 3; ++failures) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (failures < 3) {
+      EXPECT_EQ(r->state, DeploymentState::kBaking) << failures;
+      // Within the interval nothing is probed again, so nothing more counts.
+      r = engine->Step();
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->state, DeploymentState::kBaking) << failures;
+      clock_.Advance(1s);
+    } else {
+      EXPECT_EQ(r->state, DeploymentState::kRollingBack);
+    }
+  }
+  EXPECT_NE(engine->deployment().reason.find("failed 3 liveness probes in a row during bake"),
+            std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_NE(engine->deployment().reason.find("GET /live: 503"), std::string::npos)
+      << engine->deployment().reason;
+  // At once: the next Step switches users back to v1 (before it waits for green to drain).
+  ASSERT_TRUE(engine->Step().ok());
+  EXPECT_EQ(UserVersion(), "v1");
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "liveness");
+  ExpectInstancesStopped(d2_id);
+  ExpectInstancesRunning(d1.id);
+}
+
+// One rollback decision is one "service.switch" audit entry, however many Steps the rollback
+// takes (here it waits for a slow request in flight to drain).
+TEST_F(EngineTest, RollbackWaitingForTheDrainWritesOneSwitchEntry) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2", "--latency 1500ms");
+  v2.bake_time = std::chrono::hours(1);
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  const int64_t before = LastAuditSeq();
+  // A slow request on v2 keeps green from draining for about 1.5 s.
+  std::thread slow([this] {
+    ProbeRequest req;
+    req.address = router_address_;
+    req.timeout = 10s;
+    (void)HttpProbe(req);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (true) {
+    auto status = router_->GetSlotStatus("green");
+    ASSERT_TRUE(status.ok());
+    if (status->in_flight > 0) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the slow request never arrived";
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(engine->RequestRollback("operator rollback").ok());
+  int drain_steps = 0;
+  while (!state::IsTerminal(engine->deployment().state) && drain_steps < 200) {
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (r->waiting_for.find("drain") != std::string::npos) ++drain_steps;
+  }
+  slow.join();
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
+  EXPECT_GT(drain_steps, 1) << "the rollback never waited for the drain";
+  std::vector<state::AuditEntry> switches = AuditSince(before, "service.switch");
+  ASSERT_EQ(switches.size(), 1u);
+  EXPECT_NE(switches[0].detail_json.find("rolled back from v2"), std::string::npos)
+      << switches[0].detail_json;
   ExpectInstancesRunning(d1.id);
 }
 
@@ -736,14 +819,7 @@ TEST_F(EngineTest, ProbeIntervalDuringBakeCountsOnlyFreshProbesTowardsTheThresho
   Run(*engine, DeploymentState::kWaitingReady);
   WaitListening(d2->id);
   Run(*engine, DeploymentState::kBaking);
-  for (const auto& i : Recorded(d2->id)) {
-    ProbeRequest fault;
-    fault.address = "127.0.0.1:" + std::to_string(i.record.port);
-    fault.method = "POST";
-    fault.path = "/admin/fault?fail-ready=true";
-    auto reply = HttpProbe(fault);
-    ASSERT_TRUE(reply.ok() && reply->status == 200);
-  }
+  SetFault(d2->id, "fail-ready=true");
   const int before = ReadyProbes(d2->id);
   for (int i = 0; i < 5; ++i) {
     auto r = engine->Step();
@@ -819,9 +895,80 @@ TEST_P(EngineCrashTest, ResumeAfterCrashReachesTheDocumentedOutcome) {
   for (const auto& step : *steps) {
     EXPECT_NE(step.outcome, state::StepOutcome::kRunning) << step.step << " left running";
   }
+  // The resume is on record once, as a step and an audit entry saying what it found and
+  // decided; the state record the first engine was running ends interrupted.
+  int resume_steps = 0;
+  for (const auto& step : *steps) {
+    if (step.step != "resume") continue;
+    ++resume_steps;
+    auto detail = nlohmann::json::parse(step.detail_json);
+    EXPECT_EQ(detail.value("state", ""), state::DeploymentStateName(crash_at));
+    EXPECT_FALSE(detail.value("decided", "").empty()) << step.detail_json;
+  }
+  EXPECT_EQ(resume_steps, 1);
+  if (crash_at != DeploymentState::kPending) {  // Pending has no step record of its own
+    auto interrupted =
+        FindStep(d2_id, "state:" + std::string(state::DeploymentStateName(crash_at)));
+    ASSERT_TRUE(interrupted.has_value());
+    EXPECT_EQ(interrupted->outcome, state::StepOutcome::kInterrupted);
+  }
+  EXPECT_EQ(AuditSince(0, "deployment.resume").size(), 1u);
   auto again = NewEngine()->Resume(kService);
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->has_value()) << "no deployment may stay active after the resume";
+}
+
+// A controller that was down for part of the bake: the bake record of the dead one ends
+// interrupted when it was last alive, the resume says so, and the time nobody watched does not
+// count as bake time.
+TEST_F(EngineTest, ResumedBakeDoesNotCountTheTimeTheControllerWasDown) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  // The bake (30 s) ran 5 s, watched; then nobody watched for 20 s.
+  const int64_t d2_id = BeginV2AndCrashAt(DeploymentState::kBaking);
+  clock_.Advance(5s);
+  const state::WallTime last_alive = clock_.WallNow();
+  clock_.Advance(20s);
+  RestartFacts facts;
+  facts.last_alive = last_alive;
+  facts.previous_end = "crash";
+  auto engine = NewEngine();
+  auto resumed = engine->Resume(kService, facts);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_TRUE(resumed->has_value());
+  EXPECT_NE(engine->resume_summary().find("down 20 s"), std::string::npos)
+      << engine->resume_summary();
+  EXPECT_NE(engine->resume_summary().find("resume the bake with 25 s left"), std::string::npos)
+      << engine->resume_summary();
+  auto r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kBaking);
+  EXPECT_NE(r->waiting_for.find("25 s left"), std::string::npos) << r->waiting_for;
+
+  auto steps = store_->Steps(d2_id);
+  ASSERT_TRUE(steps.ok());
+  std::vector<std::string> bake_outcomes;
+  for (const auto& step : *steps) {
+    if (step.step != "state:baking") continue;
+    bake_outcomes.push_back(std::string(state::StepOutcomeName(step.outcome)));
+    if (step.outcome == state::StepOutcome::kInterrupted) {
+      ASSERT_TRUE(step.finished_at.has_value());
+      EXPECT_EQ(*step.finished_at, last_alive);  // not when the next engine found it
+    }
+  }
+  EXPECT_EQ(bake_outcomes, (std::vector<std::string>{"interrupted", "running"}));
+  auto resume = FindStep(d2_id, "resume");
+  ASSERT_TRUE(resume.has_value());
+  auto detail = nlohmann::json::parse(resume->detail_json);
+  EXPECT_EQ(detail.value("down_ms", int64_t{0}), 20000);
+  EXPECT_EQ(detail.value("unwatched_ms", int64_t{0}), 20000);
+  EXPECT_EQ(detail.value("previous_end", ""), "crash");
+  EXPECT_EQ(detail["new_instances"].value("running", 0), 1);
+  std::vector<state::AuditEntry> audit = AuditSince(0, "deployment.resume");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(audit[0].detail_json).value("decided", ""),
+            detail.value("decided", ""));
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStates, EngineCrashTest,

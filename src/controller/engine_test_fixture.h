@@ -289,6 +289,37 @@ class EngineTest : public ::testing::Test {
     return out;
   }
 
+  // Changes the faults of every instance of the deployment (the demo app's POST /admin/fault,
+  // e.g. "fail-ready=true", "fail-live=true").
+  void SetFault(int64_t deployment_id, const std::string& query) {
+    for (const auto& i : Recorded(deployment_id)) {
+      ProbeRequest fault;
+      fault.address = "127.0.0.1:" + std::to_string(i.record.port);
+      fault.method = "POST";
+      fault.path = "/admin/fault?" + query;
+      auto reply = HttpProbe(fault);
+      ASSERT_TRUE(reply.ok() && reply->status == 200) << fault.address << " " << query;
+    }
+  }
+
+  // The audit entries with `action` appended after entry `after_seq`.
+  std::vector<state::AuditEntry> AuditSince(int64_t after_seq, const std::string& action) {
+    std::vector<state::AuditEntry> out;
+    auto entries = store_->ReadAudit(after_seq, 0);
+    EXPECT_TRUE(entries.ok());
+    if (!entries.ok()) return out;
+    for (auto& e : *entries) {
+      if (e.action == action) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  // The newest audit entry's seq (0 when the log is empty).
+  int64_t LastAuditSeq() {
+    auto entries = store_->ReadAudit(0, 0);
+    EXPECT_TRUE(entries.ok());
+    return entries.ok() && !entries->empty() ? entries->back().seq : 0;
+  }
+
   // Ends the deployment's processes behind the controller's back.
   void KillInstances(int64_t deployment_id) {
     for (const auto& i : Recorded(deployment_id)) {

@@ -51,6 +51,17 @@ constexpr Millis kCommandTimeout{60000};
 // A deploy requested while the previous deployment only keeps its old slot warm first finishes
 // that one (drain, stop); it may take this long.
 constexpr Millis kFinishPreviousTimeout{60000};
+// turnoutd's sign of life in the store ({"alive_ms","pid"[,"stopped":true]}), rewritten every
+// kHeartbeatEvery and once more at a clean stop: a restarted daemon learns from it when the one
+// before was last alive and whether it died or stopped.
+constexpr char kHeartbeatKey[] = "turnoutd.heartbeat";
+constexpr Millis kHeartbeatEvery{1000};
+// How often the audit entries appended since the last check are verified.
+constexpr Millis kAuditCheckEvery{1000};
+
+int64_t WallMsOf(Clock::WallTime t) {
+  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+}
 
 std::string FormatTime(Clock::WallTime t) {
   const int64_t ms =
@@ -196,6 +207,21 @@ struct Daemon::Impl {
   std::string crash_version;
   std::string crash_state;
 
+  // The previous daemon (from its heartbeat) and what this one resumed (for status and `up`).
+  controller::RestartFacts restart;
+  std::string resumed_summary;  // guarded by progress_mu
+  Clock::TimePoint next_heartbeat{};
+  // The audit chain (guarded by audit_mu): checked in full at start, then from the last
+  // verified entry on. Broken and not acknowledged: turnoutd refuses to act (no command that
+  // changes anything, no deployment step, no resume) until `turnout audit acknowledge`.
+  std::mutex audit_mu;
+  bool audit_broken = false;
+  std::string audit_problem;
+  int64_t audit_checked_seq = 0;
+  std::string audit_checked_hash;
+  Clock::TimePoint next_audit_check{};
+  bool resume_pending = false;  // controller thread: the start-up resume waits for the chain
+
   void Log(const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mu);
     *log << FormatTime(clock.WallNow()) << " turnoutd: " << line << std::endl;
@@ -224,6 +250,22 @@ struct Daemon::Impl {
   }
 
   Status StartAll();
+  // Resumes the interrupted deployment (recording what was found and decided), or records a
+  // crash that interrupted none, and watches the serving instances.
+  Status ResumeOrWatch();
+  // The instances re-adopted at start, of those recorded as live (for the restart record).
+  size_t adopted_at_start = 0, recorded_at_start = 0;
+  void Heartbeat(bool stopped);
+  // The full check (start, acknowledgement) and the incremental one (controller loop).
+  Status VerifyAuditChain();
+  void CheckNewAuditEntries();
+  void MarkAuditBroken(const std::string& problem);
+  void NotifyAuditBroken(const std::string& problem);  // the hook event audit_broken
+  bool AuditBroken() {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    return audit_broken;
+  }
+  Result<json> AcknowledgeAudit(const std::string& reason, const std::string& actor);
   void ControllerLoop();
   void StepOnce();
   void SetProgress(const controller::StepReport& report);
@@ -324,6 +366,25 @@ Status Daemon::Impl::StartAll() {
   so.actor = "turnoutd";
   TURNOUT_ASSIGN_OR_RETURN(store, state::SqliteStateStore::Open(so));
   platform = std::make_unique<platform::ProcessPlatform>(clock);
+  // The one before: when it was last alive and whether it stopped or died.
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> beat, store->GetSetting(kHeartbeatKey));
+  if (beat) {
+    json b = json::parse(*beat, nullptr, false);
+    if (b.is_object() && b.contains("alive_ms") && b["alive_ms"].is_number_integer()) {
+      restart.last_alive = Clock::WallTime(Millis(b["alive_ms"].get<int64_t>()));
+      restart.previous_end = b.value("stopped", false) ? "stop" : "crash";
+    }
+  }
+  // The audit chain before anything is appended to it.
+  TURNOUT_RETURN_IF_ERROR(VerifyAuditChain());
+  // Every audit entry is written through turnoutd: a newer one than the heartbeat is a later
+  // sign of life.
+  if (restart.last_alive && audit_checked_seq > 0) {
+    Result<std::vector<state::AuditEntry>> last = store->ReadAudit(audit_checked_seq - 1, 1);
+    if (last.ok() && !last->empty() && last->front().time > *restart.last_alive) {
+      restart.last_alive = last->front().time;
+    }
+  }
 
   // Re-adopt what an earlier daemon left running; what ended meanwhile is marked so.
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
@@ -345,6 +406,8 @@ Status Daemon::Impl::StartAll() {
     Log("re-adopted " + std::to_string(running.size()) + " running instance(s) of " +
         std::to_string(live.size()) + " recorded");
   }
+  adopted_at_start = running.size();
+  recorded_at_start = live.size();
 
   std::string active_slot;
   if (Result<state::Service> svc = store->GetService(config.name); svc.ok()) {
@@ -465,14 +528,19 @@ Status Daemon::Impl::StartAll() {
   supervisor = std::make_unique<platform::Supervisor>(
       *platform, sup, [this](const platform::SupervisorEvent& e) { OnSupervisorEvent(e); });
 
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> resumed, engine->Resume(config.name));
-  if (resumed) {
-    Log("resuming deployment " + std::to_string(resumed->id) + " (revision " +
-        std::to_string(resumed->revision) + ", " + resumed->version + ") interrupted in " +
-        std::string(state::DeploymentStateName(resumed->state)));
+  if (AuditBroken()) {
+    resume_pending = true;  // after the acknowledgement
+    Log("not resuming anything while the audit log is broken");
+    std::string problem;
+    {
+      std::lock_guard<std::mutex> lock(audit_mu);
+      problem = audit_problem;
+    }
+    NotifyAuditBroken(problem);
   } else {
-    WatchServing();
+    TURNOUT_RETURN_IF_ERROR(ResumeOrWatch());
   }
+  Heartbeat(false);
 
   controller = std::thread([this] { ControllerLoop(); });
 
@@ -491,6 +559,137 @@ Status Daemon::Impl::StartAll() {
   return Status::Ok();
 }
 
+Status Daemon::Impl::ResumeOrWatch() {
+  const size_t adopted = adopted_at_start, recorded = recorded_at_start;
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<state::Deployment> resumed,
+                           engine->Resume(config.name, restart));
+  std::string summary;
+  if (resumed) {
+    summary = engine->resume_summary();
+  } else {
+    WatchServing();
+    if (restart.previous_end == "crash") {
+      // A crash between deployments: on record too, once.
+      const Clock::WallTime now = clock.WallNow();
+      const int64_t down_ms = std::max<int64_t>(0, MillisBetween(*restart.last_alive, now));
+      const std::string decided = "nothing to resume; keep serving (" + std::to_string(adopted) +
+                                  " of " + std::to_string(recorded) +
+                                  " recorded instance(s) still running)";
+      json detail = {{"previous_end", "crash"},
+                     {"last_alive_ms", WallMsOf(*restart.last_alive)},
+                     {"down_ms", down_ms},
+                     {"instances", {{"recorded", recorded}, {"running", adopted}}},
+                     {"decided", decided}};
+      TURNOUT_RETURN_IF_ERROR(
+          store->AppendAudit({"turnoutd", "turnoutd.restart", config.name, detail.dump()})
+              .status());
+      summary =
+          "turnoutd had died (down " + std::to_string((down_ms + 999) / 1000) + " s); " + decided;
+    }
+  }
+  if (!summary.empty()) {
+    Log("restart: " + summary);
+    std::lock_guard<std::mutex> lock(progress_mu);
+    resumed_summary = summary;
+  }
+  return Status::Ok();
+}
+
+void Daemon::Impl::Heartbeat(bool stopped) {
+  json b = {{"alive_ms", WallMsOf(clock.WallNow())}, {"pid", ::getpid()}};
+  if (stopped) b["stopped"] = true;
+  if (Status s = store->PutSetting(kHeartbeatKey, b.dump()); !s.ok()) {
+    Log("cannot record the heartbeat: " + s.ToString());
+  }
+  next_heartbeat = clock.Now() + kHeartbeatEvery;
+}
+
+Status Daemon::Impl::VerifyAuditChain() {
+  TURNOUT_ASSIGN_OR_RETURN(state::AuditReport report, store->VerifyAudit());
+  if (!report.trusted()) {
+    MarkAuditBroken(report.ToString());
+    return Status::Ok();
+  }
+  if (!report.ok()) Log(report.ToString());
+  std::lock_guard<std::mutex> lock(audit_mu);
+  audit_broken = false;
+  audit_problem.clear();
+  audit_checked_seq = report.last_seq;
+  audit_checked_hash = report.last_hash;
+  next_audit_check = clock.Now() + kAuditCheckEvery;
+  return Status::Ok();
+}
+
+void Daemon::Impl::CheckNewAuditEntries() {
+  int64_t seq;
+  std::string hash;
+  {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    if (audit_broken || clock.Now() < next_audit_check) return;
+    seq = audit_checked_seq;
+    hash = audit_checked_hash;
+    next_audit_check = clock.Now() + kAuditCheckEvery;
+  }
+  Result<state::AuditReport> report = store->VerifyAuditFrom(seq, hash);
+  if (!report.ok()) return;  // the check could not run (a busy database): again next time
+  if (!report->ok()) {
+    MarkAuditBroken(report->ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(audit_mu);
+  audit_checked_seq = report->last_seq;
+  audit_checked_hash = report->last_hash;
+}
+
+void Daemon::Impl::MarkAuditBroken(const std::string& problem) {
+  {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    if (audit_broken) return;
+    audit_broken = true;
+    audit_problem = problem;
+  }
+  Log(problem +
+      "; turnoutd refuses to act until an operator checks it and runs "
+      "`turnout audit acknowledge --reason \"...\"`");
+  NotifyAuditBroken(problem);  // at start the hooks are not set up yet: StartAll tells them
+}
+
+void Daemon::Impl::NotifyAuditBroken(const std::string& problem) {
+  if (!notifier) return;
+  notify::Event n;
+  n.name = "audit_broken";
+  n.service = config.name;
+  n.reason = problem;
+  n.time = clock.WallNow();
+  notifier->Notify(std::move(n));
+}
+
+Result<json> Daemon::Impl::AcknowledgeAudit(const std::string& reason, const std::string& actor) {
+  std::string problem;
+  {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    problem = audit_problem;
+  }
+  if (problem.empty()) {
+    TURNOUT_ASSIGN_OR_RETURN(state::AuditReport report, store->VerifyAudit());
+    problem = report.ToString();
+  }
+  json detail = {{"reason", reason}, {"problem", problem}};
+  TURNOUT_ASSIGN_OR_RETURN(int64_t seq, store->AcknowledgeAuditBreak({actor, "audit.acknowledged",
+                                                                      config.name, detail.dump()}));
+  TURNOUT_RETURN_IF_ERROR(VerifyAuditChain());
+  if (AuditBroken()) {
+    return Internal("the audit log is still broken after the acknowledgement; see turnoutd.log");
+  }
+  Log("audit log break acknowledged by " + actor + " (entry " + std::to_string(seq) +
+      "): " + reason);
+  if (resume_pending) {
+    resume_pending = false;
+    TURNOUT_RETURN_IF_ERROR(ResumeOrWatch());
+  }
+  return json{{"acknowledged_seq", seq}, {"problem", problem}, {"reason", reason}};
+}
+
 void Daemon::Stop() {
   Impl& d = *impl_;
   if (d.server) d.server->Stop();
@@ -507,6 +706,7 @@ void Daemon::Stop() {
   }
   if (d.router_admin) d.router_admin->Stop();
   if (d.embedded) d.embedded->Stop();
+  if (d.started && d.store) d.Heartbeat(/*stopped=*/true);
   if (d.started) {
     std::error_code ec;
     fs::remove(d.paths.pid_file, ec);
@@ -520,10 +720,12 @@ void Daemon::Stop() {
 void Daemon::Impl::ControllerLoop() {
   for (;;) {
     std::function<void()> command;
+    // Nothing to step: no deployment, or one held while the audit log is broken.
+    const bool idle = !Busy() || AuditBroken();
     {
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) break;
-      if (commands.empty() && !Busy()) {
+      if (commands.empty() && idle) {
         cv.wait_for(lock, Millis(250), [&] { return stopping || !commands.empty(); });
         if (stopping) break;
       }
@@ -536,7 +738,9 @@ void Daemon::Impl::ControllerLoop() {
       command();
       continue;
     }
-    if (Busy()) StepOnce();
+    if (clock.Now() >= next_heartbeat) Heartbeat(false);
+    CheckNewAuditEntries();
+    if (Busy() && !AuditBroken()) StepOnce();
     if (clock.Now() >= next_tick) {
       supervisor->Tick(clock.Now());
       next_tick = clock.Now() + Millis(500);
@@ -921,14 +1125,35 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (!post) {
     static const std::set<std::string> kPosts = {
-        "/v1/deploy", "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
-        "/v1/stop-instances", "/v1/pause", "/v1/resume", "/v1/promote"};
+        "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
+        "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
   Result<json> body = ParseBody(r);
   if (!body.ok()) return api::Reply::FromStatus(body.status());
   const std::string actor = StringField(*body, "actor", r.peer == "unix" ? "cli" : "api");
+  if (p == "/v1/audit/acknowledge") {
+    const std::string reason = StringField(*body, "reason");
+    if (reason.empty()) {
+      return api::Reply::Error(400,
+                               "\"reason\" is required: say why the audit log may be trusted "
+                               "again (it is recorded)");
+    }
+    Result<json> out =
+        RunOnController<json>([&]() -> Result<json> { return AcknowledgeAudit(reason, actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    if (audit_broken) {
+      return api::Reply::FromStatus(FailedPrecondition(
+          "turnoutd refuses to act: " + audit_problem +
+          ". Find out what changed the log (restore it from a backup if you can), then run "
+          "`turnout audit acknowledge --reason \"...\"` to record why it may be trusted again"));
+    }
+  }
   if (p == "/v1/deploy") {
     const std::string version = StringField(*body, "version");
     if (version.empty()) return api::Reply::Error(400, "\"version\" is required");
@@ -1002,6 +1227,24 @@ api::Reply Daemon::Impl::StatusReply() {
   out["config"] = config_path;
   out["state_dir"] = paths.dir;
   out["daemon"] = {{"pid", ::getpid()}, {"started_at", FormatTime(started_at)}};
+  if (restart.last_alive) {
+    out["daemon"]["previous"] = {{"end", restart.previous_end},
+                                 {"last_alive", FormatTime(*restart.last_alive)}};
+  }
+  {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    if (!resumed_summary.empty()) out["daemon"]["resumed"] = resumed_summary;
+  }
+  {
+    std::lock_guard<std::mutex> lock(audit_mu);
+    out["audit"] = {{"ok", !audit_broken}, {"verified_seq", audit_checked_seq}};
+    if (audit_broken) {
+      out["audit"]["problem"] = audit_problem;
+      out["audit"]["warning"] =
+          "the audit log is broken; turnoutd refuses to act until `turnout audit acknowledge "
+          "--reason \"...\"`";
+    }
+  }
   Result<state::Service> svc = store->GetService(config.name);
   Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
   if (svc.ok() && svc->active_revision > 0) {
@@ -1294,6 +1537,7 @@ api::Reply Daemon::Impl::AuditReply(const api::Request& r) {
     Result<state::AuditReport> report = store->VerifyAudit();
     if (!report.ok()) return api::Reply::FromStatus(report.status());
     return Ok(json{{"ok", report->ok()},
+                   {"acknowledged_seq", report->acknowledged_seq},
                    {"entries", report->entries},
                    {"last_seq", report->last_seq},
                    {"head_seq", report->head_seq},

@@ -4,19 +4,18 @@
 // real event with a deadline.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <sys/stat.h>
-
-#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -26,6 +25,7 @@
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
 #include "state/sqlite_state_store.h"
+#include "state/test_util.h"
 
 namespace turnout::daemon {
 namespace {
@@ -104,10 +104,10 @@ class DaemonTest : public ::testing::Test {
       << "health:\n"
       << "  readiness: {interval: 100ms, timeout: 100ms, healthy_threshold: 1, "
          "unhealthy_threshold: 2}\n"
+      << "  liveness: {path: /live, interval: 100ms, timeout: 100ms, unhealthy_threshold: 3}\n"
       << "  ready_deadline: 5s\n"
       << "smoke_tests:\n"
-      << (smoke_home ? "  - name: home\n    path: /\n" : "")
-      << "  - name: version\n"
+      << (smoke_home ? "  - name: home\n    path: /\n" : "") << "  - name: version\n"
       << "    path: /version\n"
       << "    expect: {json: {version: \"{version}\"}}\n"
       << "bake_time: " << bake << "\n"
@@ -221,7 +221,10 @@ class DaemonTest : public ::testing::Test {
 
   // Makes the first instance of `slot` answer its readiness probe with 503 from now on (the
   // demo app's /admin/fault), as a version that lost a dependency of its own would.
-  void FailReadinessOf(const std::string& slot) {
+  void FailReadinessOf(const std::string& slot) { SetFaultOf(slot, "fail-ready=1"); }
+
+  // Sets a fault (the demo app's POST /admin/fault?QUERY) on the first instance of `slot`.
+  void SetFaultOf(const std::string& slot, const std::string& query) {
     auto [ss, status] = Call("GET", "/v1/status");
     std::string address;
     for (const auto& s : status["router"]["slots"]) {
@@ -232,7 +235,8 @@ class DaemonTest : public ::testing::Test {
         static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
     ASSERT_TRUE(client.ok());
     ASSERT_TRUE(client
-                    ->Send("POST /admin/fault?fail-ready=1 HTTP/1.1\r\nHost: x\r\n"
+                    ->Send("POST /admin/fault?" + query +
+                           " HTTP/1.1\r\nHost: x\r\n"
                            "Content-Length: 0\r\nConnection: close\r\n\r\n")
                     .ok());
     ASSERT_TRUE(client->Receive().ok());
@@ -293,6 +297,37 @@ class DaemonTest : public ::testing::Test {
       }
     }
     return pids;
+  }
+
+  // turnoutd with v1 serving and v2 in a 30 s bake (turnout.yaml is read again at each deploy:
+  // the long bake keeps v1 warm); *id is v2's deployment.
+  void BakeV2AfterV1(int64_t* id) {
+    WriteConfig();
+    StartDaemon();
+    ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    WriteConfig("", "", "30s");
+    *id = Deploy("v2");
+    ASSERT_EQ(WaitForState(*id, "baking"), "baking");
+  }
+
+  // The audit entries (from the API) whose action is `action`.
+  std::vector<json> AuditEntries(const std::string& action) {
+    auto [status, body] = Call("GET", "/v1/audit?limit=100000");
+    EXPECT_EQ(status, 200) << body.dump();
+    std::vector<json> out;
+    for (const auto& e : body["entries"]) {
+      if (e.value("action", "") == action) out.push_back(e);
+    }
+    return out;
+  }
+
+  // Runs SQL on the state database with a connection of its own, as someone with access to
+  // the file could (the append-only triggers dropped first).
+  void TamperWithAudit(const std::string& sql) {
+    state::testing::RawExec(dir_ + "/.turnout/state.db",
+                            "DROP TRIGGER IF EXISTS audit_no_update; "
+                            "DROP TRIGGER IF EXISTS audit_no_delete; " +
+                                sql);
   }
 
   std::string dir_;
@@ -357,20 +392,19 @@ TEST_F(DaemonTest, DeploysUnderLoadWithoutAFailedRequestThenRollsBack) {
   ASSERT_EQ(history["deployments"].size(), 3u);
   EXPECT_EQ(history["deployments"][0]["version"], "v1");
   EXPECT_TRUE(history["deployments"][0]["serving"].get<bool>());
+  // One switch, one audit entry: v1, v2, and v1 again.
+  EXPECT_EQ(AuditEntries("service.switch").size(), 3u);
   auto [vs, verify] = Call("GET", "/v1/audit/verify");
   EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
 }
 
 TEST_F(DaemonTest, EmergencyRollbackDuringBakeSwitchesBackBeforeReplying) {
-  WriteConfig();
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  // turnout.yaml is read again at each deploy: a long bake keeps v1 warm while we roll back.
-  WriteConfig("", "", "30s");
+  int64_t id = 0;
+  BakeV2AfterV1(&id);  // the long bake keeps v1 warm while we roll back
+  if (HasFatalFailure()) return;
   const std::string address = PublicAddress();
-  const int64_t id = Deploy("v2");
-  ASSERT_EQ(WaitForState(id, "baking"), "baking");
   ASSERT_EQ(ServingVersion(address), "v2");
+  load_.Start(address);  // requests in flight on green: the rollback waits for its drain
   auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
   ASSERT_EQ(status, 200) << body.dump();
   EXPECT_TRUE(body["switched_back"].get<bool>());
@@ -379,6 +413,13 @@ TEST_F(DaemonTest, EmergencyRollbackDuringBakeSwitchesBackBeforeReplying) {
   json done = WaitFinished(id);
   EXPECT_EQ(State(done), "rolled_back");
   EXPECT_TRUE(RunningPids("green").empty());
+  load_.Finish();
+  // One rollback decision, one audit entry.
+  int back = 0;
+  for (const auto& e : AuditEntries("service.switch")) {
+    if (e["detail"].value("reason", "") == "rolled back from v2") ++back;
+  }
+  EXPECT_EQ(back, 1);
 }
 
 TEST_F(DaemonTest, ASecondDeploymentIsRefusedWhileOneRuns) {
@@ -507,6 +548,23 @@ TEST_F(DaemonTest, FailingHealthDuringTheBakeSwitchesBackAutomatically) {
   json after = RunLoad(address, 2000);
   EXPECT_EQ(Failed(after), 0u) << after.dump();
   EXPECT_EQ(Versions(after).size(), 1u) << after.dump();
+}
+
+// turnout-yaml.md, bake_time: "failing liveness switches traffic back at once" - with readiness
+// still answering 200.
+TEST_F(DaemonTest, FailingLivenessDuringTheBakeSwitchesBack) {
+  int64_t id = 0;
+  BakeV2AfterV1(&id);
+  if (HasFatalFailure()) return;
+  const std::string address = PublicAddress();
+  SetFaultOf("green", "fail-live=1");
+  if (HasFatalFailure()) return;
+  json done = WaitFinished(id, milliseconds(10000));
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("liveness probes in a row during bake"),
+            std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v1");
 }
 
 TEST_F(DaemonTest, ManualApprovalHoldsTheSwitchUntilApproved) {
@@ -1063,6 +1121,190 @@ TEST_P(DaemonCrashTest, ResumesOrRollsBackWithoutAFailedRequest) {
   EXPECT_TRUE(RunningPids(losing_slot).empty());
   auto [vs, verify] = Call("GET", "/v1/audit/verify");
   EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
+
+  // The crash and the resume are on record, once: the step the dead turnoutd was running reads
+  // interrupted, and one "resume" step and one audit entry say when it was last alive, what
+  // was found and what was decided.
+  int resumes = 0;
+  bool interrupted = false;
+  for (const auto& step : done["steps"]) {
+    if (step["step"] == "state:" + std::string(c.state)) {
+      if (step["outcome"] == "interrupted") interrupted = true;
+    }
+    if (step["step"] != "resume") continue;
+    ++resumes;
+    const json& d = step["detail"];
+    EXPECT_EQ(d.value("state", ""), c.state) << step.dump();
+    EXPECT_EQ(d.value("previous_end", ""), "crash") << step.dump();
+    EXPECT_TRUE(d.contains("last_alive_ms") && d.contains("down_ms")) << step.dump();
+    EXPECT_FALSE(d.value("decided", "").empty()) << step.dump();
+  }
+  EXPECT_EQ(resumes, 1) << done.dump();
+  EXPECT_TRUE(interrupted) << "state:" << c.state
+                           << " not recorded as interrupted: " << done.dump();
+  std::vector<json> resumed = AuditEntries("deployment.resume");
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0]["detail"].value("deployment", int64_t{0}), id) << resumed[0].dump();
+  // One decision, one entry: the switch to v2 (when it happened) and nothing else for it.
+  int switches = 0;
+  for (const auto& e : AuditEntries("service.switch")) {
+    if (e["detail"].value("revision", int64_t{0}) == done["deployment"].value("revision", 0)) {
+      ++switches;
+    }
+  }
+  EXPECT_EQ(switches, std::string(c.serving) == "v2" ? 1 : 0);
+  // The status says what this turnoutd resumed.
+  auto [ss, status] = Call("GET", "/v1/status");
+  EXPECT_NE(status["daemon"].value("resumed", "").find("decided"), std::string::npos)
+      << status.dump();
+}
+
+// The heartbeat tells a restarted turnoutd how the one before ended: a clean stop is not a
+// crash; a crash between deployments is one audit entry with what was found and decided.
+TEST_F(DaemonTest, ARestartKnowsWhetherTheDaemonBeforeStoppedOrDied) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_TRUE(daemon_->Signal(SIGTERM).ok());
+  ASSERT_TRUE(daemon_->Wait(milliseconds(10000)).ok());
+  daemon_.reset();
+  StartDaemon();
+  auto [s1, stopped] = Call("GET", "/v1/status");
+  EXPECT_EQ(stopped["daemon"]["previous"].value("end", ""), "stop") << stopped.dump();
+  EXPECT_TRUE(AuditEntries("turnoutd.restart").empty());
+  KillDaemon();
+  StartDaemon();
+  auto [s2, died] = Call("GET", "/v1/status");
+  EXPECT_EQ(died["daemon"]["previous"].value("end", ""), "crash") << died.dump();
+  EXPECT_NE(died["daemon"].value("resumed", "").find("nothing to resume"), std::string::npos)
+      << died.dump();
+  std::vector<json> restarts = AuditEntries("turnoutd.restart");
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_TRUE(restarts[0]["detail"].contains("last_alive_ms")) << restarts[0].dump();
+  EXPECT_TRUE(restarts[0]["detail"].contains("down_ms")) << restarts[0].dump();
+}
+
+// `turnout up` after a kill -9 mid-bake says what it resumed; `history` shows the interrupted
+// bake and the restart.
+TEST_F(DaemonTest, UpSaysWhatItResumedAfterAKillDuringTheBake) {
+  const std::string admin = StartStandaloneRouter();
+  WriteConfig("", admin, "3s");
+  StartDaemon({"TURNOUTD_TEST_CRASH=v2:baking"});
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const int64_t id = Deploy("v2");
+  ExpectDaemonDies();
+  auto up = ChildProcess::Start({TURNOUT_BINARY, "up", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  Result<std::string> out = up->ReadAll(milliseconds(40000));
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(up->Wait(milliseconds(10000)).ok());
+  // The daemon `up` started runs on its own: stop it by its pid at the end, whatever happens.
+  auto [ss, status] = Call("GET", "/v1/status");
+  const pid_t pid = status["daemon"].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  struct StopAtEnd {
+    pid_t pid;
+    ~StopAtEnd() {
+      ::kill(pid, SIGTERM);
+      for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) {
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+    }
+  } stop_at_end{pid};
+  EXPECT_NE(out->find("resumed: deployment " + std::to_string(id)), std::string::npos) << *out;
+  EXPECT_NE(out->find("was baking"), std::string::npos) << *out;
+  EXPECT_NE(out->find("decided: resume the bake"), std::string::npos) << *out;
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  auto history =
+      ChildProcess::Start({TURNOUT_BINARY, "history", "2", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(history.ok());
+  Result<std::string> text = history->ReadAll(milliseconds(20000));
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("interrupted"), std::string::npos) << *text;
+  EXPECT_NE(text->find("turnoutd restarted"), std::string::npos) << *text;
+}
+
+// `turnout deploy --wait` outlives a kill -9 of turnoutd: it waits for the restarted one and
+// shows the interrupted bake and what the restart decided, then the outcome.
+TEST_F(DaemonTest, DeployWaitShowsTheCrashAndTheResume) {
+  WriteConfig("", "", "3s");
+  StartDaemon({"TURNOUTD_TEST_CRASH=v2:baking"});
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  auto cli = ChildProcess::Start(
+      {TURNOUT_BINARY, "deploy", "v2", "--wait", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(cli.ok()) << cli.status().ToString();
+  ExpectDaemonDies();
+  StartDaemon();
+  Result<std::string> out = cli->ReadAll(milliseconds(60000));
+  ASSERT_TRUE(out.ok());
+  Result<int> status = cli->Wait(milliseconds(10000));
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << *out;
+  // Whether the follower saw turnoutd gone ("turnoutd stopped answering") depends on how long
+  // the restart took; the record of the crash and the resume is what it must show either way.
+  EXPECT_NE(out->find("state:baking interrupted"), std::string::npos) << *out;
+  EXPECT_NE(out->find("turnoutd restarted"), std::string::npos) << *out;
+  EXPECT_NE(out->find("decided: resume the bake"), std::string::npos) << *out;
+  EXPECT_NE(out->find("(of which turnoutd was down"), std::string::npos) << *out;
+  EXPECT_NE(out->find("deployed v2"), std::string::npos) << *out;
+}
+
+// A tampered audit log: turnoutd starts, warns (status, hooks), refuses to act until an
+// operator acknowledges with a reason; the acknowledgement is recorded and re-anchors; a break
+// made while it runs is found by the incremental check.
+TEST_F(DaemonTest, ATamperedAuditLogIsRefusedUntilAcknowledged) {
+  const std::string hook_file = dir_ + "/hook.txt";
+  WriteConfig("hooks:\n  - on: [audit_broken]\n    command: \"sh -c 'echo {event} >> " + hook_file +
+              "'\"\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  KillDaemon();
+  TamperWithAudit("UPDATE audit SET actor = 'mallory' WHERE seq = 2");
+  StartDaemon();
+
+  auto [s1, status] = Call("GET", "/v1/status");
+  EXPECT_FALSE(status["audit"].value("ok", true)) << status.dump();
+  EXPECT_NE(status["audit"].value("problem", "").find("entry 2"), std::string::npos)
+      << status.dump();
+  auto [s2, refused] = Call("POST", "/v1/deploy", {{"version", "v2"}, {"actor", "test"}});
+  EXPECT_EQ(s2, 409) << refused.dump();
+  EXPECT_NE(refused.dump().find("turnout audit acknowledge"), std::string::npos) << refused.dump();
+  // The hook heard it (bounded wait: hooks run in the background).
+  std::string heard;
+  for (int i = 0; i < 100 && heard.find("audit_broken") == std::string::npos; ++i) {
+    std::ifstream f(hook_file);
+    heard.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_NE(heard.find("audit_broken"), std::string::npos);
+
+  auto [s3, no_reason] = Call("POST", "/v1/audit/acknowledge", {{"actor", "test"}});
+  EXPECT_EQ(s3, 400) << no_reason.dump();
+  auto [s4, ack] = Call("POST", "/v1/audit/acknowledge",
+                        {{"actor", "alice"}, {"reason", "entry 2 edited by a migration script"}});
+  ASSERT_EQ(s4, 200) << ack.dump();
+  std::vector<json> acks = AuditEntries("audit.acknowledged");
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0]["detail"].value("reason", ""), "entry 2 edited by a migration script");
+  EXPECT_EQ(acks[0].value("actor", ""), "alice");
+  auto [s5, after] = Call("GET", "/v1/status");
+  EXPECT_TRUE(after["audit"].value("ok", false)) << after.dump();
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+
+  // While it runs: an entry appended since the last check is changed.
+  auto [s6, tail] = Call("GET", "/v1/audit?tail=1");
+  const int64_t last = tail["entries"][0].value("seq", int64_t{0});
+  ASSERT_GT(last, acks[0].value("seq", int64_t{0}));
+  TamperWithAudit("UPDATE audit SET subject = 'other' WHERE seq = " + std::to_string(last));
+  bool found = false;
+  for (int i = 0; i < 100 && !found; ++i) {
+    auto [s, st] = Call("GET", "/v1/status");
+    found = !st["audit"].value("ok", true);
+    if (!found) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_TRUE(found) << "the incremental check did not notice entry " << last;
+  auto [s7, refused2] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  EXPECT_EQ(s7, 409) << refused2.dump();
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -52,6 +52,10 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
   s.ready_deadline = config.health.ready_deadline;
   s.probe_interval = config.health.readiness.interval;
   s.bake_failure_threshold = config.health.readiness.unhealthy_threshold;
+  s.liveness_path = config.health.liveness.path;
+  s.liveness_interval = config.health.liveness.interval;
+  s.liveness_timeout = config.health.liveness.timeout;
+  s.liveness_failure_threshold = config.health.liveness.unhealthy_threshold;
   s.bake_time = config.bake_time;
   s.scale_down_delay = config.scale_down_delay;
   s.manual_approval = config.manual_approval;

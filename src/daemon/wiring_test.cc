@@ -38,6 +38,7 @@ platform:
   ports: 30000-30100
 health:
   readiness: {path: /healthz, interval: 2s, timeout: 1s, unhealthy_threshold: 4}
+  liveness: {path: /alive, interval: 3s, timeout: 2s, unhealthy_threshold: 2}
   ready_deadline: 20s
 smoke_tests:
   - name: home
@@ -69,6 +70,11 @@ scale_down_delay: 2m
   EXPECT_EQ(s->readiness_path, "/healthz");
   EXPECT_EQ(s->probe_interval, std::chrono::seconds(2));
   EXPECT_EQ(s->bake_failure_threshold, 4);
+  // The bake watches the configured liveness check (turnout-yaml.md, bake_time).
+  EXPECT_EQ(s->liveness_path, "/alive");
+  EXPECT_EQ(s->liveness_interval, std::chrono::seconds(3));
+  EXPECT_EQ(s->liveness_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(s->liveness_failure_threshold, 2);
   EXPECT_EQ(s->ready_deadline, std::chrono::seconds(20));
   ASSERT_EQ(s->smoke_checks.size(), 2u);
   EXPECT_EQ(s->smoke_checks[0].name, "home");

@@ -112,15 +112,20 @@ struct PreDeployCheck {
   Millis timeout{60000};  // Default: 60s
 };
 
-// Deployment events hooks can subscribe to. The last five come from rules and the canary
-// strategy: a canary step judged good, a deployment paused or resumed (`turnout pause/resume`),
-// a canary promoted to all traffic, and a warning-severity rule firing.
+// Deployment events hooks can subscribe to. The five after "aborted" come from rules and the
+// canary strategy: a canary step judged good, a deployment paused or resumed (`turnout
+// pause/resume`), a canary promoted to all traffic, and a warning-severity rule firing. The last
+// is turnoutd's: it found the audit log's hash chain broken (at start or as it grows) and
+// refuses to act until `turnout audit acknowledge`.
+// clang-format off
 inline constexpr std::string_view kHookEvents[] = {
     "deploy_started", "pre_checks_passed",  "awaiting_approval",
     "ready",          "smoke_passed",       "switched",
     "succeeded",      "rolled_back",        "failed",
     "aborted",        "canary_step_passed", "paused",
-    "resumed",        "promoted",           "warning"};
+    "resumed",        "promoted",           "warning",
+    "audit_broken"};
+// clang-format on
 
 struct WebhookConfig {
   std::string url;       // http:// or https://

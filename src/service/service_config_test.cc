@@ -563,7 +563,7 @@ TEST(ServiceConfigErrorTest, Hooks) {
             "turnout.yaml:5: hooks[0].on: expected an event (*, deploy_started, "
             "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
             "rolled_back, failed, aborted, canary_step_passed, paused, resumed, promoted, "
-            "warning), got 'finished'");
+            "warning, audit_broken), got 'finished'");
   EXPECT_EQ(ErrorOf(base + "  - {on: failed, webhook: {url: 'ftp://example.com/x'}}\n"),
             "turnout.yaml:5: hooks[0].webhook.url: expected an http:// or https:// URL, got "
             "'ftp://example.com/x'");
@@ -618,7 +618,7 @@ hooks:
             "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
             "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
             "rolled_back, failed, aborted, canary_step_passed, paused, resumed, promoted, "
-            "warning), got 'finished'");
+            "warning, audit_broken), got 'finished'");
 }
 
 TEST(ServiceConfigErrorTest, ManyErrorsAreCapped) {

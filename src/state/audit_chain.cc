@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -127,6 +128,7 @@ AuditReport Verify(const std::vector<AuditEntry>& entries, const HeadFile& head)
   const size_t n = entries.size();
   report.entries = static_cast<int64_t>(n);
   report.last_seq = n == 0 ? 0 : entries.back().seq;
+  report.last_hash = n == 0 ? std::string(kGenesisHash) : entries.back().hash;
   if (head.state == HeadState::kOk) report.head_seq = head.head.seq;
 
   auto fail = [&](AuditProblemKind kind, int64_t seq, std::string message) {
@@ -292,6 +294,83 @@ AuditReport Verify(const std::vector<AuditEntry>& entries, const HeadFile& head)
                     " differs from the head anchor (the tail was rewritten)");
   }
   report.head_lag = report.last_seq - anchor.seq;
+  return report;
+}
+
+AuditReport VerifyFrom(const Head& from, const std::vector<AuditEntry>& rows,
+                       const HeadFile& head) {
+  AuditReport report;
+  report.entries = static_cast<int64_t>(rows.size());
+  report.last_seq = rows.empty() ? from.seq : rows.back().seq;
+  report.last_hash = rows.empty() ? from.hash : rows.back().hash;
+  if (head.state == HeadState::kOk) report.head_seq = head.head.seq;
+  auto fail = [&](AuditProblemKind kind, int64_t seq, std::string message) {
+    report.kind = kind;
+    report.first_bad_seq = seq;
+    report.message = std::move(message);
+    return report;
+  };
+  size_t i = 0;
+  if (from.seq > 0) {
+    const std::string at = "entry " + std::to_string(from.seq);
+    if (rows.empty() || rows[0].seq != from.seq) {
+      return fail(AuditProblemKind::kDeleted, from.seq,
+                  at + ", verified earlier, is gone from the log");
+    }
+    if (rows[0].hash != from.hash || ComputeHash(rows[0]) != rows[0].hash) {
+      return fail(AuditProblemKind::kModified, from.seq, at + " changed since it was verified");
+    }
+    i = 1;
+  }
+  int64_t expected_seq = from.seq + 1;
+  std::string expected_prev = from.seq > 0 ? from.hash : std::string(kGenesisHash);
+  for (; i < rows.size(); ++i) {
+    const AuditEntry& row = rows[i];
+    const std::string at = "entry " + std::to_string(row.seq);
+    if (row.seq > expected_seq) {
+      return fail(AuditProblemKind::kDeleted, expected_seq,
+                  "entries " + std::to_string(expected_seq) + ".." + std::to_string(row.seq - 1) +
+                      " are missing");
+    }
+    if (row.seq < expected_seq) {
+      return fail(AuditProblemKind::kReordered, row.seq, at + " is out of order");
+    }
+    if (ComputeHash(row) != row.hash) {
+      return fail(AuditProblemKind::kModified, row.seq, at + ": content does not match its hash");
+    }
+    if (row.prev_hash != expected_prev) {
+      return fail(AuditProblemKind::kModified, row.seq,
+                  at + " does not link to entry " + std::to_string(row.seq - 1) +
+                      " (an entry was rewritten and rehashed)");
+    }
+    expected_prev = row.hash;
+    ++expected_seq;
+  }
+  switch (head.state) {
+    case HeadState::kMissing:
+      return fail(AuditProblemKind::kHeadMissing, 0,
+                  "the head anchor file is missing; truncation cannot be ruled out");
+    case HeadState::kCorrupt:
+      return fail(AuditProblemKind::kHeadCorrupt, 0,
+                  "the head anchor file is corrupt: " + head.error);
+    case HeadState::kOk:
+      break;
+  }
+  if (head.head.seq > report.last_seq) {
+    return fail(AuditProblemKind::kTruncated, report.last_seq + 1,
+                "the head anchor names entry " + std::to_string(head.head.seq) +
+                    " but the log ends at entry " + std::to_string(report.last_seq));
+  }
+  const int64_t first = from.seq > 0 ? from.seq : 1;
+  if (head.head.seq >= first) {
+    const AuditEntry& anchored = rows[static_cast<size_t>(head.head.seq - first)];
+    if (anchored.hash != head.head.hash) {
+      return fail(AuditProblemKind::kModified, head.head.seq,
+                  "entry " + std::to_string(head.head.seq) +
+                      " differs from the head anchor (the tail was rewritten)");
+    }
+  }
+  report.head_lag = std::max<int64_t>(0, report.last_seq - head.head.seq);
   return report;
 }
 

@@ -64,4 +64,13 @@ HeadFile ReadHead(const std::string& path);
 // most likely explanation of what happened there (see docs/state.md for the rules).
 AuditReport Verify(const std::vector<AuditEntry>& entries, const HeadFile& head);
 
+// Incremental check: `rows` are the table's entries with seq >= from.seq (all of them when
+// from.seq is 0), ascending. OK when the entry `from` names is still there with that hash and
+// content, every later row links onto the one before it with a valid hash and no gap, and the
+// anchor names none of the rows' successors (truncation) nor a different hash. Costs one hash
+// per row: a caller that remembers the last verified entry checks only what was appended since.
+// The kind of a failure is the plain one (modified, deleted...); Verify over the whole table
+// explains it in more detail. report.entries counts `rows`.
+AuditReport VerifyFrom(const Head& from, const std::vector<AuditEntry>& rows, const HeadFile& head);
+
 }  // namespace turnout::state::audit

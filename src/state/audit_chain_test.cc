@@ -294,6 +294,90 @@ TEST_F(AuditTamperTest, AnchorBehindAfterACrashIsNotAnError) {
   EXPECT_EQ(report.head_seq, 12);
 }
 
+// The incremental check starts at the last verified entry and sees what was appended since,
+// a change to that entry, and a change to any newer one.
+TEST_F(AuditTamperTest, IncrementalCheckFromTheLastVerifiedEntry) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto all = store->VerifyAuditFrom(0, audit::kGenesisHash);
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->ok()) << all->ToString();
+  EXPECT_EQ(all->last_seq, 10);
+  EXPECT_EQ(all->last_hash, entries_[9].hash);
+  ASSERT_TRUE(store->AppendAudit({"bob", "test.event", "web", "{}"}).ok());
+  ASSERT_TRUE(store->AppendAudit({"bob", "test.event", "web", "{}"}).ok());
+  auto since = store->VerifyAuditFrom(10, entries_[9].hash);
+  ASSERT_TRUE(since.ok());
+  EXPECT_TRUE(since->ok()) << since->ToString();
+  EXPECT_EQ(since->entries, 3);  // entry 10 and the two new ones: not the whole log
+  EXPECT_EQ(since->last_seq, 12);
+
+  // Tampering before the checkpoint is the start-up check's to find, not this one's.
+  Tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 4");
+  since = store->VerifyAuditFrom(10, entries_[9].hash);
+  ASSERT_TRUE(since.ok());
+  EXPECT_TRUE(since->ok()) << since->ToString();
+  Tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 11");
+  since = store->VerifyAuditFrom(10, entries_[9].hash);
+  ASSERT_TRUE(since.ok());
+  EXPECT_FALSE(since->ok());
+  EXPECT_EQ(since->kind, AuditProblemKind::kModified) << since->ToString();
+  EXPECT_EQ(since->first_bad_seq, 11);
+  Tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 10");
+  since = store->VerifyAuditFrom(10, entries_[9].hash);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(since->first_bad_seq, 10) << since->ToString();
+  Tamper("DELETE FROM audit WHERE seq >= 10");
+  since = store->VerifyAuditFrom(10, entries_[9].hash);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(since->kind, AuditProblemKind::kDeleted) << since->ToString();
+}
+
+// An acknowledged break stays reported but is trusted while the chain verifies from the
+// acknowledgement on; a new break after it is not covered.
+TEST_F(AuditTamperTest, AcknowledgedBreakIsTrustedUntilTheNextOne) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    auto nothing = store->AcknowledgeAuditBreak({"alice", "audit.acknowledged", "audit", "{}"});
+    EXPECT_EQ(nothing.status().code(), StatusCode::kFailedPrecondition);
+  }
+  Tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 4");
+  AuditReport broken = Verify();
+  EXPECT_FALSE(broken.trusted());
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto ack = store->AcknowledgeAuditBreak(
+      {"alice", "audit.acknowledged", "audit", R"({"reason":"restored from backup"})"});
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(*ack, 11);
+  ASSERT_TRUE(store->AppendAudit({"bob", "test.event", "web", "{}"}).ok());
+  AuditReport report = Verify();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.kind, AuditProblemKind::kModified);
+  EXPECT_EQ(report.first_bad_seq, 4);
+  EXPECT_EQ(report.acknowledged_seq, 11);
+  EXPECT_TRUE(report.trusted());
+  EXPECT_NE(report.ToString().find("restored from backup"), std::string::npos) << report.ToString();
+  Tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 12");
+  report = Verify();
+  EXPECT_FALSE(report.trusted()) << report.ToString();
+}
+
+// A truncated tail: the acknowledgement re-anchors the head below the entry it named.
+TEST_F(AuditTamperTest, AcknowledgingATruncationReanchorsTheHead) {
+  Tamper("DELETE FROM audit WHERE seq > 7");
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto ack = store->AcknowledgeAuditBreak(
+      {"alice", "audit.acknowledged", "audit", R"({"reason":"disk restored"})"});
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(*ack, 8);
+  AuditReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.head_seq, 8);
+}
+
 TEST(AuditVerifyTest, EmptyLogWithoutAnchorIsFine) {
   AuditReport report = audit::Verify({}, audit::HeadFile{});
   EXPECT_TRUE(report.ok()) << report.ToString();

@@ -372,13 +372,68 @@ Result<std::vector<AuditEntry>> SqliteStateStore::ReadAudit(int64_t after_seq, i
   return sqlite::CollectRows<AuditEntry>(stmt, ReadAuditEntry);
 }
 
+// The setting naming the latest acknowledgement of a broken chain: {"seq","hash","reason"}.
+constexpr char kAcknowledgedKey[] = "audit.acknowledged";
+
 Result<AuditReport> SqliteStateStore::VerifyAudit() {
   // The anchor first, then the rows: a writer in another process that commits in between can
   // then only make the anchor look behind (head_lag), never ahead (which would read as
   // truncation).
   audit::HeadFile head = audit::ReadHead(head_path_);
   TURNOUT_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, ReadAudit(0, 0));
-  return audit::Verify(entries, head);
+  AuditReport report = audit::Verify(entries, head);
+  if (report.ok()) return report;
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> ack, GetSetting(kAcknowledgedKey));
+  if (!ack) return report;
+  Json a = Json::parse(*ack, nullptr, false);
+  if (!a.is_object() || !a.contains("seq") || !a["seq"].is_number_integer() ||
+      !a.contains("hash") || !a["hash"].is_string()) {
+    return report;  // an unreadable acknowledgement acknowledges nothing
+  }
+  const int64_t seq = a["seq"].get<int64_t>();
+  // Only a break before the acknowledgement is covered: one after it is new.
+  if (report.first_bad_seq > seq) return report;
+  std::vector<AuditEntry> tail;
+  for (const AuditEntry& e : entries) {
+    if (e.seq >= seq) tail.push_back(e);
+  }
+  AuditReport from = audit::VerifyFrom(audit::Head{seq, a["hash"].get<std::string>()}, tail, head);
+  if (!from.ok()) return report;
+  report.acknowledged_seq = seq;
+  report.acknowledged_reason = a.value("reason", "");
+  report.head_lag = from.head_lag;
+  report.head_seq = from.head_seq;
+  return report;
+}
+
+Result<AuditReport> SqliteStateStore::VerifyAuditFrom(int64_t after_seq,
+                                                      std::string_view after_hash) {
+  audit::HeadFile head = audit::ReadHead(head_path_);
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<AuditEntry> rows,
+                           ReadAudit(after_seq > 0 ? after_seq - 1 : 0, 0));
+  return audit::VerifyFrom(audit::Head{after_seq, std::string(after_hash)}, rows, head);
+}
+
+Result<int64_t> SqliteStateStore::AcknowledgeAuditBreak(const AuditEvent& event) {
+  TURNOUT_ASSIGN_OR_RETURN(AuditReport report, VerifyAudit());
+  if (report.ok()) {
+    return FailedPrecondition("the audit log verifies (" + report.ToString() +
+                              "); there is nothing to acknowledge");
+  }
+  std::string reason;
+  Json detail = Json::parse(event.detail_json, nullptr, false);
+  if (detail.is_object()) reason = detail.value("reason", "");
+  std::lock_guard lock(mu_);
+  TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
+  const WallTime now = clock_->WallNow();
+  TURNOUT_ASSIGN_OR_RETURN(AuditEntry entry, AppendAuditLocked(event, now));
+  Json ack = {{"seq", entry.seq}, {"hash", entry.hash}, {"reason", reason}};
+  TURNOUT_RETURN_IF_ERROR(PutSettingLocked(kAcknowledgedKey, ack.dump(), now));
+  TURNOUT_RETURN_IF_ERROR(tx.Commit());
+  // Re-anchor: the head names the acknowledgement, even when it named a later (lost) entry.
+  anchor_error_ = audit::WriteHead(head_path_, audit::Head{entry.seq, entry.hash});
+  TURNOUT_RETURN_IF_ERROR(anchor_error_);
+  return entry.seq;
 }
 
 // ---- Services ------------------------------------------------------------------------------
@@ -733,6 +788,11 @@ Result<int64_t> SqliteStateStore::BeginStep(int64_t deployment_id, std::string_v
 
 Status SqliteStateStore::FinishStep(int64_t step_id, StepOutcome outcome,
                                     std::string_view detail_json) {
+  return FinishStepAt(step_id, outcome, detail_json, clock_->WallNow());
+}
+
+Status SqliteStateStore::FinishStepAt(int64_t step_id, StepOutcome outcome,
+                                      std::string_view detail_json, WallTime finished_at) {
   if (outcome == StepOutcome::kRunning) return InvalidArgument("a finished step cannot be running");
   std::optional<std::string> detail;
   if (!detail_json.empty()) {
@@ -743,7 +803,7 @@ Status SqliteStateStore::FinishStep(int64_t step_id, StepOutcome outcome,
       sqlite::Statement up,
       db_.Prepare("UPDATE steps SET finished_ns = ?, outcome = ?, detail = COALESCE(?, detail) "
                   "WHERE id = ?"));
-  up.Bind(1, ToNanos(clock_->WallNow())).Bind(2, StepOutcomeName(outcome));
+  up.Bind(1, ToNanos(finished_at)).Bind(2, StepOutcomeName(outcome));
   if (detail.has_value()) {
     up.Bind(3, *detail);
   } else {
@@ -866,12 +926,17 @@ Result<std::optional<std::string>> SqliteStateStore::LoadRouterPolicy(std::strin
 Status SqliteStateStore::PutSetting(std::string_view key, std::string_view value) {
   if (key.empty()) return InvalidArgument("setting key is empty");
   std::lock_guard lock(mu_);
+  return PutSettingLocked(key, value, clock_->WallNow());
+}
+
+Status SqliteStateStore::PutSettingLocked(std::string_view key, std::string_view value,
+                                          WallTime now) {
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement up,
       db_.Prepare("INSERT INTO settings (key, value, updated_ns) VALUES (?, ?, ?) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
                   "updated_ns = excluded.updated_ns"));
-  up.Bind(1, key).Bind(2, value).Bind(3, ToNanos(clock_->WallNow()));
+  up.Bind(1, key).Bind(2, value).Bind(3, ToNanos(now));
   return up.Run();
 }
 

@@ -82,6 +82,8 @@ class SqliteStateStore final : public StateStore {
   Result<int64_t> BeginStep(int64_t deployment_id, std::string_view step,
                             std::string_view detail_json) override;
   Status FinishStep(int64_t step_id, StepOutcome outcome, std::string_view detail_json) override;
+  Status FinishStepAt(int64_t step_id, StepOutcome outcome, std::string_view detail_json,
+                      WallTime finished_at) override;
   Result<std::vector<StepRecord>> Steps(int64_t deployment_id) override;
 
   Result<int64_t> UpsertInstance(const InstanceRecord& instance) override;
@@ -98,6 +100,8 @@ class SqliteStateStore final : public StateStore {
   Result<int64_t> AppendAudit(const AuditEvent& event) override;
   Result<std::vector<AuditEntry>> ReadAudit(int64_t after_seq, int limit) override;
   Result<AuditReport> VerifyAudit() override;
+  Result<AuditReport> VerifyAuditFrom(int64_t after_seq, std::string_view after_hash) override;
+  Result<int64_t> AcknowledgeAuditBreak(const AuditEvent& event) override;
 
  private:
   SqliteStateStore(SqliteStateStoreOptions options, sqlite::Database db);
@@ -105,6 +109,7 @@ class SqliteStateStore final : public StateStore {
   // All *Locked methods run with mu_ held, inside the caller's transaction where they write.
   Result<AuditEntry> AppendAuditLocked(const AuditEvent& event, WallTime now);
   void AnchorLocked(const AuditEntry& last);
+  Status PutSettingLocked(std::string_view key, std::string_view value, WallTime now);
   Result<Deployment> GetDeploymentLocked(int64_t id);
   Result<std::optional<Deployment>> ActiveDeploymentLocked(std::string_view service);
   Result<Deployment> TransitionLocked(int64_t id, std::optional<DeploymentState> from,

@@ -24,11 +24,12 @@ constexpr std::array<std::pair<DeploymentState, std::string_view>, 15> kStateNam
     {DeploymentState::kFailed, "failed"},
 }};
 
-constexpr std::array<std::pair<StepOutcome, std::string_view>, 4> kOutcomeNames = {{
+constexpr std::array<std::pair<StepOutcome, std::string_view>, 5> kOutcomeNames = {{
     {StepOutcome::kRunning, "running"},
     {StepOutcome::kOk, "ok"},
     {StepOutcome::kFailed, "failed"},
     {StepOutcome::kSkipped, "skipped"},
+    {StepOutcome::kInterrupted, "interrupted"},
 }};
 
 constexpr std::array<std::pair<InstanceState, std::string_view>, 5> kInstanceNames = {{
@@ -112,6 +113,10 @@ std::string AuditReport::ToString() const {
   out += AuditProblemKindName(kind);
   out += ": ";
   out += message;
+  if (acknowledged_seq != 0) {
+    out += " (acknowledged at entry " + std::to_string(acknowledged_seq) + ": " +
+           acknowledged_reason + "; the chain verifies from there on)";
+  }
   return out;
 }
 

@@ -119,8 +119,11 @@ struct Transition {
   int64_t audit_seq = 0;  // the audit entry written in the same transaction
 };
 
-enum class StepOutcome { kRunning, kOk, kFailed, kSkipped };
-std::string_view StepOutcomeName(StepOutcome outcome);  // "running", "ok", "failed", "skipped"
+// kInterrupted: the controller running the step died (kill -9, power loss); a restarted one
+// finishes it so, at the time the dead one was last alive, and goes on with a new record.
+enum class StepOutcome { kRunning, kOk, kFailed, kSkipped, kInterrupted };
+// "running", "ok", "failed", "skipped", "interrupted"
+std::string_view StepOutcomeName(StepOutcome outcome);
 std::optional<StepOutcome> ParseStepOutcome(std::string_view name);
 
 // One step of a deployment (a health wait, a smoke test, a hook...), with its timing.
@@ -209,6 +212,14 @@ struct AuditReport {
   AuditProblemKind kind = AuditProblemKind::kNone;
   int64_t first_bad_seq = 0;  // the first entry (by seq) involved; 0 when none or not by entry
   std::string message;        // human explanation, empty when ok
+  std::string last_hash;      // the hash of entry last_seq (where the next check starts)
+  // A broken chain that an operator acknowledged (AcknowledgeAuditBreak): the seq of the
+  // acknowledgement entry, when the break lies at or before it and every entry from it on
+  // verifies. 0 otherwise. The break stays reported (kind, message); trusted() is true.
+  int64_t acknowledged_seq = 0;
+  std::string acknowledged_reason;
+  // The chain may be relied on: intact, or broken only where an operator acknowledged it.
+  bool trusted() const { return ok() || acknowledged_seq != 0; }
 
   // "audit log OK: 42 entries, head 42" or "audit log BROKEN at entry 7: modified: ...".
   std::string ToString() const;
@@ -264,6 +275,10 @@ class StateStore {
   virtual Result<int64_t> BeginStep(int64_t deployment_id, std::string_view step,
                                     std::string_view detail_json) = 0;
   virtual Status FinishStep(int64_t step_id, StepOutcome outcome, std::string_view detail_json) = 0;
+  // FinishStep with the finish time given (a step interrupted by a crash ends when its
+  // controller was last alive, not when the next one found it).
+  virtual Status FinishStepAt(int64_t step_id, StepOutcome outcome, std::string_view detail_json,
+                              WallTime finished_at) = 0;
   virtual Result<std::vector<StepRecord>> Steps(int64_t deployment_id) = 0;  // in start order
 
   // Instances. UpsertInstance inserts or updates by (deployment_id, slot, instance_index) and
@@ -291,6 +306,16 @@ class StateStore {
   // Checks the whole chain and the head anchor. An Ok Result carries the verdict (report.ok());
   // an error Status means the check itself could not run (e.g. the database cannot be read).
   virtual Result<AuditReport> VerifyAudit() = 0;
+  // The incremental check: only the entries from (after_seq, its hash `after_hash`) on, and the
+  // head anchor (audit::VerifyFrom). after_seq 0 checks from the start. The report's last_seq
+  // and last_hash are where the next call may start when it is ok().
+  virtual Result<AuditReport> VerifyAuditFrom(int64_t after_seq, std::string_view after_hash) = 0;
+  // An operator's acknowledgement of a broken chain: appends `event` (its detail should say
+  // why and what was broken) as the new trust anchor, rewrites the head anchor to it (even when
+  // the old anchor named a later entry) and remembers it, so that VerifyAudit reports the
+  // break before it as acknowledged. Returns the entry's seq. FailedPrecondition when the
+  // chain verifies (there is nothing to acknowledge).
+  virtual Result<int64_t> AcknowledgeAuditBreak(const AuditEvent& event) = 0;
 };
 
 }  // namespace turnout::state
