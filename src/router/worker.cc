@@ -379,6 +379,11 @@ void Conn::Expire() {
       client.cancel(ec);
       break;
     case Phase::kBody:
+      // A body that stopped moving is a broken transfer: reset both sides, never a clean end
+      // that would look like a complete message framed by close.
+      AbortSocket(client);
+      AbortSocket(upstream);
+      break;
     case Phase::kTunnel:
     case Phase::kClosing:
     case Phase::kNone:
