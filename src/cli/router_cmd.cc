@@ -428,6 +428,7 @@ int RunForeground(const std::vector<std::string>& argv) {
   for (const auto& l : r->ListenAddresses()) std::cout << " " << l;
   std::cout << "\n";
   if (policy.ok()) std::cout << "turnout router: policy: " << DescribePolicy(*policy) << "\n";
+  std::cout << "turnout router: " << router::DescribeFdBudget(r->fd_budget()) << "\n";
   if (admin) {
     std::cout << "turnout router: admin API on " << admin->address()
               << (admin_token.empty() ? "" : " (token required)") << "\n";

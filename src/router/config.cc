@@ -567,7 +567,6 @@ Status ValidateRouterConfig(const RouterConfig& c) {
     TURNOUT_RETURN_IF_ERROR(Positive(name, v));
   }
   const LimitsConfig& l = c.limits;
-  TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_connections", l.max_connections, 1));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_head_bytes", l.max_head_bytes, 1024));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_target_bytes", l.max_target_bytes, 16));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_headers", l.max_headers, 1));

@@ -52,7 +52,9 @@ struct TimeoutConfig {
 };
 
 struct LimitsConfig {
-  uint32_t max_connections = 20000;      // client connections across all workers. Default 20000
+  // Client connections across all workers. 0 (the default) = derived from the descriptor
+  // limit (fd_budget.h); a value is used only when it is below the derived one.
+  uint32_t max_connections = 0;
   uint32_t max_head_bytes = 64 * 1024;   // Default: 64 KiB -> 431
   uint32_t max_target_bytes = 8 * 1024;  // Default: 8 KiB -> 414
   uint32_t max_headers = 100;            // Default: 100 -> 431

@@ -12,6 +12,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <optional>
 #include <unordered_map>
 
@@ -108,44 +110,56 @@ struct Probe {
   bool timed_out = false;
 };
 
-asio::awaitable<bool> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
-                               std::string host_header, std::string path) {
+// The outcome of one check. kNoDescriptor: the router itself had no descriptor for the check's
+// socket, which says nothing about the instance.
+enum class ProbeResult { kOk, kFailed, kNoDescriptor };
+
+bool OutOfDescriptors(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         (ec.category() == boost::system::system_category() && ec.value() == ENFILE);
+}
+
+asio::awaitable<ProbeResult> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
+                                      std::string host_header, std::string path) {
+  constexpr ProbeResult kFailed = ProbeResult::kFailed;
   boost::system::error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
   auto results =
       co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
-  if (ec || probe->timed_out) co_return false;
+  if (ec || probe->timed_out) co_return kFailed;
   co_await asio::async_connect(probe->socket, results, token);
-  if (ec || probe->timed_out) co_return false;
+  if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+  if (ec || probe->timed_out) co_return kFailed;
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
                         "\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n";
   co_await asio::async_write(probe->socket, asio::buffer(request), token);
-  if (ec || probe->timed_out) co_return false;
+  if (ec || probe->timed_out) co_return kFailed;
   std::string buffer;
   char chunk[4096];
   http::ParseLimits limits;
   limits.max_head_bytes = kMaxCheckHeadBytes;
   while (buffer.size() < kMaxCheckHeadBytes) {
     size_t n = co_await probe->socket.async_read_some(asio::buffer(chunk), token);
-    if (probe->timed_out) co_return false;
+    if (probe->timed_out) co_return kFailed;
     buffer.append(chunk, n);
     http::ResponseHead head;
     http::ParseResult r = http::ParseResponseHead(buffer, "GET", limits, &head);
     if (r.state == http::ParseState::kComplete) {
       // 1xx interim answers are not expected for a GET without Expect; treat as failure.
-      co_return head.status >= 200 && head.status <= 299;
+      co_return head.status >= 200 && head.status <= 299 ? ProbeResult::kOk : kFailed;
     }
-    if (r.state == http::ParseState::kError) co_return false;
-    if (ec) co_return false;  // closed or reset before a whole head arrived
+    if (r.state == http::ParseState::kError) co_return kFailed;
+    if (ec) co_return kFailed;  // closed or reset before a whole head arrived
   }
-  co_return false;
+  co_return kFailed;
 }
 
 // One round: start a check for every target that is not still being checked, then sleep until
 // the next interval boundary. Results are applied on the checker thread, so Progress needs no
 // lock. Arguments are copied into the coroutine frame; list, clock and rounds outlive the thread.
 asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCheckConfig config,
-                                Clock* clock, std::atomic<uint64_t>* rounds) {
+                                Clock* clock, std::atomic<uint64_t>* rounds,
+                                ThrottledCount* skipped) {
   asio::steady_timer pace(io);
   auto next_round = std::chrono::steady_clock::now();
   for (;;) {
@@ -186,10 +200,26 @@ asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCh
         probe->resolver.cancel();
         probe->socket.close(ignored);
       });
+      // Out of descriptors, the instance keeps its state: the shortage is the router's own.
+      auto skip = [t, remaining, clock, rounds, skipped] {
+        t.progress->in_progress = false;
+        if (uint64_t n = skipped->Add(clock->Now()); n > 0) {
+          std::fprintf(stderr,
+                       "turnout router: warning: %llu health check(s) not run: the router is "
+                       "out of file descriptors (instances keep their state); raise the fd "
+                       "limit\n",
+                       static_cast<unsigned long long>(n));
+        }
+        if (--*remaining == 0) rounds->fetch_add(1, std::memory_order_relaxed);
+      };
       asio::co_spawn(io, RunProbe(probe, *hp, t.address, config.path),
-                     [probe, apply](std::exception_ptr e, bool ok) {
+                     [probe, apply, skip](std::exception_ptr e, ProbeResult result) {
                        probe->deadline.cancel();
-                       apply(!e && ok && !probe->timed_out);
+                       if (!e && result == ProbeResult::kNoDescriptor) {
+                         skip();
+                         return;
+                       }
+                       apply(!e && result == ProbeResult::kOk && !probe->timed_out);
                      });
     }
     next_round += config.interval;
@@ -237,7 +267,8 @@ Status HealthChecker::Start() {
   impl_->io = std::make_unique<asio::io_context>(1);
   asio::io_context& io = *impl_->io;
 
-  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_), asio::detached);
+  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_, &skipped_),
+                 asio::detached);
   try {
     impl_->thread = std::thread([&io] { io.run(); });
   } catch (const std::system_error& e) {

@@ -79,6 +79,7 @@ struct Router::Impl {
   std::map<std::string, std::shared_ptr<metrics::SlotMetrics>> instance_metrics;
   uint64_t next_instance_id = 1;
   uint64_t generation = 0;
+  FdBudget budget;
   std::unique_ptr<HealthChecker> checker;
   std::vector<std::unique_ptr<Worker>> worker_list;
   std::vector<std::string> listen;
@@ -198,6 +199,18 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
     TURNOUT_ASSIGN_OR_RETURN(auto list, r.MakeInstances(i, r.config.slots[i].instances, false));
     r.instances.push_back(std::move(list));
   }
+  // The descriptor budget. Raising the limit is process-wide: an embedding process gets it too.
+  TURNOUT_ASSIGN_OR_RETURN(FdLimit fds, RaiseFdLimit());
+  FdBudgetInputs in;
+  in.fd_limit = fds.soft;
+  in.workers = r.workers;
+  in.listeners = r.config.listen.size();
+  for (const auto& list : r.instances) in.instances += list.size();
+  in.max_idle_per_instance = r.config.limits.max_idle_per_instance;
+  in.max_connections = r.config.limits.max_connections;
+  TURNOUT_ASSIGN_OR_RETURN(r.budget, PlanFdBudget(in));
+  r.shared.max_clients = static_cast<int64_t>(r.budget.max_client_connections);
+  r.shared.max_pooled = static_cast<int64_t>(r.budget.pooled_upstream);
   std::lock_guard<std::mutex> lock(r.mu);
   int64_t now = SteadyNowNs();
   for (const auto& s : r.slots) {
@@ -284,6 +297,10 @@ std::vector<std::string> Router::ListenAddresses() const {
   return impl_->listen;
 }
 
+FdBudget Router::fd_budget() const { return impl_->budget; }
+
+uint64_t Router::RefusedConnections() const { return impl_->shared.refused.total(); }
+
 std::string Router::PrometheusText() const {
   const Impl& r = *impl_;
   std::string out;
@@ -313,6 +330,28 @@ std::string Router::PrometheusText() const {
   out += "# HELP turnout_routing_generation Generation of the routing table being served.\n";
   out += "# TYPE turnout_routing_generation gauge\n";
   out += "turnout_routing_generation " + std::to_string(r.generation) + "\n";
+  out += "# HELP turnout_client_connections Open client connections.\n";
+  out += "# TYPE turnout_client_connections gauge\n";
+  out += "turnout_client_connections " +
+         std::to_string(r.shared.connections.load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP turnout_client_connections_max Client connection limit (descriptor budget).\n";
+  out += "# TYPE turnout_client_connections_max gauge\n";
+  out += "turnout_client_connections_max " + std::to_string(r.budget.max_client_connections) +
+         "\n";
+  out += "# HELP turnout_fd_limit The router process's descriptor limit (soft RLIMIT_NOFILE).\n";
+  out += "# TYPE turnout_fd_limit gauge\n";
+  out += "turnout_fd_limit " + std::to_string(r.budget.fd_limit) + "\n";
+  out += "# HELP turnout_client_connections_refused_total Client connections accepted and reset "
+         "at once: over the limit or out of descriptors.\n";
+  out += "# TYPE turnout_client_connections_refused_total counter\n";
+  out += "turnout_client_connections_refused_total " + std::to_string(r.shared.refused.total()) +
+         "\n";
+  if (r.checker) {
+    out += "# HELP turnout_health_checks_skipped_total Health checks not run because the router "
+           "had no descriptor for them (the instance kept its state).\n";
+    out += "# TYPE turnout_health_checks_skipped_total counter\n";
+    out += "turnout_health_checks_skipped_total " + std::to_string(r.checker->skipped()) + "\n";
+  }
   return out;
 }
 
