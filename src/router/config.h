@@ -72,6 +72,10 @@ struct RouterConfig {
   // Where the active policy is persisted (written atomically on every change, read at start).
   // Empty: not persisted. Default: empty.
   std::string state_file;
+  // Where the override secret is written (mode 0600) for the operator and the smoke tests, and
+  // read at start when the policy has none. Empty: `<state_file>.override-secret` when a state
+  // file is set, else nowhere. YAML: policy.override.secret_file. Default: empty.
+  std::string override_secret_file;
   // Peers (exact IPs or CIDRs) whose incoming X-Forwarded-* headers are kept and appended to;
   // from anyone else they are replaced. Default: none.
   std::vector<std::string> trusted_proxies;
@@ -89,6 +93,10 @@ Status ValidateRouterConfig(const RouterConfig& config);
 // positive integer, got 'two'".
 Result<RouterConfig> LoadRouterConfigFile(const std::string& path);
 Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_view file_name);
+
+// Where the override secret is kept: override_secret_file, else `<state_file>.override-secret`
+// when a state file is set, else "" (memory only).
+std::string OverrideSecretFilePath(const RouterConfig& config);
 
 // Splits "host:port" / "[v6]:port"; port 0..65535.
 struct HostPort {

@@ -65,6 +65,11 @@ struct Router::Impl {
       size_t slot, const std::vector<std::string>& addresses, bool start_unhealthy);
   SlotStatus StatusOf(size_t slot, Clock::TimePoint now) const;
   std::vector<std::string> SlotNames() const;
+  // Gives `next` the current override secret when it has none, or a fresh one when there is no
+  // current one either: an override header never works without a secret. Requires mu.
+  Status KeepOverrideSecret(RoutingPolicy* next) const;
+  // Writes the secret to the secret file (0600) when there is one and it differs. Requires mu.
+  Status WriteSecretFile(const RoutingPolicy& p) const;
 
   RouterConfig config;
   Clock& clock;
@@ -80,6 +85,7 @@ struct Router::Impl {
   uint64_t next_instance_id = 1;
   uint64_t generation = 0;
   FdBudget budget;
+  std::string secret_file;  // OverrideSecretFilePath(config)
   std::unique_ptr<HealthChecker> checker;
   std::vector<std::unique_ptr<Worker>> worker_list;
   std::vector<std::string> listen;
@@ -154,6 +160,30 @@ Result<std::vector<std::shared_ptr<const InstanceEntry>>> Router::Impl::MakeInst
   return out;
 }
 
+Status Router::Impl::KeepOverrideSecret(RoutingPolicy* next) const {
+  if (next->override_header.header.empty() || !next->override_header.secret.empty()) {
+    return Status::Ok();
+  }
+  if (!policy.override_header.secret.empty()) {
+    next->override_header.secret = policy.override_header.secret;
+    return Status::Ok();
+  }
+  TURNOUT_ASSIGN_OR_RETURN(next->override_header.secret, NewOverrideSecret());
+  return Status::Ok();
+}
+
+Status Router::Impl::WriteSecretFile(const RoutingPolicy& p) const {
+  if (secret_file.empty() || p.override_header.secret.empty()) return Status::Ok();
+  Result<std::string> current = LoadOverrideSecret(secret_file);
+  if (current.ok() && *current == p.override_header.secret) return Status::Ok();
+  Status s = SaveOverrideSecret(secret_file, p.override_header.secret);
+  if (!s.ok()) {
+    return s.WithContext("cannot write the override secret file " + secret_file +
+                         " (policy.override.secret_file): make its directory writable");
+  }
+  return Status::Ok();
+}
+
 SlotStatus Router::Impl::StatusOf(size_t i, Clock::TimePoint now) const {
   SlotStatus s;
   s.name = slots[i]->name;
@@ -189,6 +219,20 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
   r.shared.workers = r.workers;
   r.shared.start_ns = static_cast<uint64_t>(clock.WallNow().time_since_epoch().count());
   r.policy = r.config.policy;
+  r.secret_file = OverrideSecretFilePath(r.config);
+  if (!r.policy.override_header.header.empty() && r.policy.override_header.secret.empty()) {
+    // No secret given: the one kept in the secret file (so a restart keeps it), else a new one.
+    Result<std::string> kept = r.secret_file.empty()
+                                   ? Result<std::string>(NotFound("no secret file"))
+                                   : LoadOverrideSecret(r.secret_file);
+    if (kept.ok()) {
+      r.policy.override_header.secret = *kept;
+    } else if (kept.status().code() != StatusCode::kNotFound) {
+      return kept.status();
+    } else {
+      TURNOUT_ASSIGN_OR_RETURN(r.policy.override_header.secret, NewOverrideSecret());
+    }
+  }
   for (const SlotConfig& sc : r.config.slots) {
     auto rt = std::make_shared<SlotRuntime>();
     rt->name = sc.name;
@@ -229,6 +273,7 @@ Status Router::Start() {
     Result<RoutingPolicy> loaded = LoadPolicy(r.config.state_file);
     if (loaded.ok()) {
       Status valid = ValidatePolicy(*loaded, r.SlotNames());
+      if (valid.ok()) valid = r.KeepOverrideSecret(&*loaded);
       if (valid.ok()) {
         r.policy = *loaded;
         int64_t now = SteadyNowNs();
@@ -246,6 +291,10 @@ Status Router::Start() {
     }
   }
 
+  if (Status s = r.WriteSecretFile(r.policy); !s.ok()) {
+    r.started = false;
+    return s;
+  }
   for (int i = 0; i < r.workers; ++i) {
     r.worker_list.push_back(std::make_unique<Worker>(i, r.shared));
   }
@@ -378,10 +427,12 @@ Result<uint64_t> Router::SetPolicy(const RoutingPolicy& policy) {
   RoutingPolicy next = policy;
   FillCanarySeed(r.policy, &next);
   TURNOUT_RETURN_IF_ERROR(ValidatePolicy(next, r.SlotNames()));
+  TURNOUT_RETURN_IF_ERROR(r.KeepOverrideSecret(&next));
   if (!r.config.state_file.empty()) {
     Status saved = SavePolicy(r.config.state_file, next);
     if (!saved.ok()) return saved.WithContext("policy not changed: cannot persist it");
   }
+  if (Status s = r.WriteSecretFile(next); !s.ok()) return s.WithContext("policy not changed");
   int64_t now = SteadyNowNs();
   for (const auto& s : r.slots) {
     bool before = SlotReceivesTraffic(r.policy, s->name);

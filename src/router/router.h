@@ -6,8 +6,8 @@
 // Routing reads an immutable snapshot (RoutingTable) that the control methods replace; a worker
 // notices a new snapshot with one atomic load per request, so the request path takes no lock.
 //
-// Per request: the slot comes from the override header (with the secret when one is set), else
-// from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
+// Per request: the slot comes from the override header when the request also carries the right
+// `X-Turnout-Secret`, else from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
 // the slot's routable instances. Bodies are streamed in bounded buffers both ways; upstream
 // connections are pooled per worker and per instance.
 //
@@ -23,6 +23,14 @@
 // An upstream that breaks mid-body makes the router reset the client connection (never a clean
 // end). A response framed by the upstream's close is relayed and the client connection closed
 // after it.
+//
+// Override secret: an override header is never honoured without the secret. A policy given
+// without one (config, SetPolicy) keeps the current secret; with none at all, Create() takes the
+// one in the secret file (RouterConfig::override_secret_file, else `<state_file>.override-secret`)
+// or generates one (128 bits, CSPRNG). Start() and SetPolicy() write it there (mode 0600); it is
+// never logged, and GetPolicy() of this in-process router is the other way to read it (the
+// admin API shows only `secret_set`). Without the secret, the header is ignored, or answered 400
+// with `on_bad_secret: reject`.
 //
 // Descriptors (fd_budget.h): Create() raises the process's soft RLIMIT_NOFILE to the hard limit
 // and derives the client connection limit from it, keeping descriptors for the admin API, health

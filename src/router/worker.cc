@@ -908,6 +908,11 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   // 2. Slot and instance.
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
+  if (e.sel.bad_secret) {
+    co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
+                              "bad request: the " + t.policy.override_header.header +
+                                  " header needs the right " + std::string(kOverrideSecretHeader));
+  }
   if (e.sel.slot < 0) {
     co_return co_await Reject(
         c, x, e, 400, RouterError::kBadRequest,
