@@ -273,6 +273,11 @@ Status Router::Start() {
     Result<RoutingPolicy> loaded = LoadPolicy(r.config.state_file);
     if (loaded.ok()) {
       Status valid = ValidatePolicy(*loaded, r.SlotNames());
+      // A secret given in the configuration wins over the persisted one: a program that hands
+      // the router its secret at every start (turnoutd) must be able to rely on it.
+      if (!r.config.policy.override_header.secret.empty()) {
+        loaded->override_header.secret = r.config.policy.override_header.secret;
+      }
       if (valid.ok()) valid = r.KeepOverrideSecret(&*loaded);
       if (valid.ok()) {
         r.policy = *loaded;

@@ -24,8 +24,9 @@
 // end). A response framed by the upstream's close is relayed and the client connection closed
 // after it.
 //
-// Override secret: an override header is never honoured without the secret. A policy given
-// without one (config, SetPolicy) keeps the current secret; with none at all, Create() takes the
+// Override secret: an override header is never honoured without the secret. A secret in the
+// config wins over a persisted one; a policy given without one (config, SetPolicy) keeps the
+// current secret; with none at all, Create() takes the
 // one in the secret file (RouterConfig::override_secret_file, else `<state_file>.override-secret`)
 // or generates one (128 bits, CSPRNG). Start() and SetPolicy() write it there (mode 0600); it is
 // never logged, and GetPolicy() of this in-process router is the other way to read it (the

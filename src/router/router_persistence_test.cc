@@ -123,6 +123,20 @@ TEST_F(RouterPersistenceTest, AnExplicitSecretFileIsUsedAndAConfiguredSecretIsWr
   EXPECT_EQ(ReadFile(config.override_secret_file), "from-the-config\n");
 }
 
+TEST_F(RouterPersistenceTest, AConfiguredSecretWinsOverThePersistedOne) {
+  ASSERT_TRUE(StartRouter(Config()));
+  RoutingPolicy policy;
+  policy.active = "green";
+  policy.override_header.secret = "persisted";
+  ASSERT_TRUE(router().SetPolicy(policy).ok());
+  StopRouter();
+  RouterConfig config = Config();
+  config.policy.override_header.secret = "handed-at-start";
+  ASSERT_TRUE(StartRouter(config));
+  EXPECT_EQ(router().GetPolicy()->active, "green") << "the rest of the persisted policy stays";
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, "handed-at-start");
+}
+
 TEST_F(RouterPersistenceTest, EverySwitchIsPersistedAtOnce) {
   ASSERT_TRUE(StartRouter(Config()));
   ASSERT_TRUE(router().Switch("green").ok());
