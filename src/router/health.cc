@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +15,7 @@
 #include <cstdio>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "http/parser.h"
 
@@ -124,11 +124,32 @@ asio::awaitable<ProbeResult> RunProbe(std::shared_ptr<Probe> probe, HostPort tar
   constexpr ProbeResult kFailed = ProbeResult::kFailed;
   boost::system::error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
-  auto results =
-      co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
-  if (ec || probe->timed_out) co_return kFailed;
-  co_await asio::async_connect(probe->socket, results, token);
-  if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+  // An address needs no resolver: resolving opens sockets (AI_ADDRCONFIG), which fails for the
+  // router's own want of descriptors and would pass for the instance's failure.
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code parse_ec;
+  asio::ip::address address = asio::ip::make_address(target.host, parse_ec);
+  if (!parse_ec) {
+    endpoints.emplace_back(address, target.port);
+  } else {
+    auto results =
+        co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
+    if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+    if (ec || probe->timed_out) co_return kFailed;
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
+  // Each socket is opened here rather than by a ranged async_connect, which reports a failed
+  // open as a cancellation: an open that fails for want of descriptors must be told apart.
+  ec = asio::error::host_not_found;
+  for (const tcp::endpoint& endpoint : endpoints) {
+    boost::system::error_code ignored;
+    probe->socket.close(ignored);
+    probe->socket.open(endpoint.protocol(), ec);
+    if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+    if (ec) continue;
+    co_await probe->socket.async_connect(endpoint, token);
+    if (!ec || probe->timed_out) break;
+  }
   if (ec || probe->timed_out) co_return kFailed;
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
                         "\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n";

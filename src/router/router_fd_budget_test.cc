@@ -21,6 +21,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "router/admin_server.h"
@@ -57,7 +58,9 @@ void WriteAll(int fd, const std::string& s) {
 // The child: lowers its descriptor limit (soft and hard: the router raises soft to hard), reads
 // the upstream address, runs a router with health checks and the admin API, reports
 // "<listen> <admin> <max clients> <fd limit>", and exits when the parent closes `control`.
-[[noreturn]] void RunRouterChild(int control, int report) {
+// With `exhaust`, it then takes every descriptor left, as if something else in the process
+// (an embedding daemon) had used them up, once the parent has sent a line.
+[[noreturn]] void RunRouterChild(int control, int report, bool exhaust) {
   struct rlimit rl = {kFdLimit, kFdLimit};
   if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(10);
   std::string upstream = ReadLine(control);
@@ -83,6 +86,12 @@ void WriteAll(int fd, const std::string& s) {
   WriteAll(report, testing::ListenAddress(*router) + " " + admin.address() + " " +
                        std::to_string(budget.max_client_connections) + " " +
                        std::to_string(budget.fd_limit) + "\n");
+  ::close(report);
+  std::vector<int> hoard;
+  if (exhaust) {
+    ReadLine(control);
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) hoard.push_back(fd);
+  }
   char c;
   while (::read(control, &c, 1) > 0) {
   }
@@ -141,45 +150,68 @@ long long Sample(const std::string& text, const std::string& name) {
   return -1;
 }
 
-TEST(RouterFdBudgetTest, SilentConnectionFloodUnderALowFdLimitStarvesNeitherClientsAdminNorHealth) {
+// A router child process and what it reported; the destructor ends it (closing `control`).
+struct RouterChild {
+  pid_t pid = -1;
+  int control = -1;
+  int report = -1;
+  std::string listen, admin;
+  uint64_t max_clients = 0, fd_limit = 0;
+  uint16_t port = 0;
+  ~RouterChild() {
+    if (report >= 0) ::close(report);
+    if (control >= 0) ::close(control);
+    int status = 0;
+    if (pid > 0) ::waitpid(pid, &status, 0);
+  }
+};
+
+// Forks the router child. Call before this process starts any thread.
+void ForkRouterChild(bool exhaust, RouterChild* child) {
   int control[2];
   int report[2];
   ASSERT_EQ(::pipe2(control, O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
+  child->pid = ::fork();
+  ASSERT_GE(child->pid, 0);
+  if (child->pid == 0) {
     ::close(control[1]);
     ::close(report[0]);
-    RunRouterChild(control[0], report[1]);
+    RunRouterChild(control[0], report[1], exhaust);
   }
   ::close(control[0]);
   ::close(report[1]);
-  struct ChildGuard {
-    pid_t pid;
-    int control;
-    ~ChildGuard() {
-      if (control >= 0) ::close(control);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-  } guard{child, control[1]};
+  child->control = control[1];
+  child->report = report[0];
+}
 
-  ASSERT_TRUE(RaiseFdLimit().ok());  // this side holds the flood
+// Raises this side's descriptor limit (it holds the flood), hands the child the upstream's
+// address and reads what it reports.
+void StartRouterChild(const std::string& upstream, RouterChild* child) {
+  ASSERT_TRUE(RaiseFdLimit().ok());
+  WriteAll(child->control, upstream + "\n");
+  std::istringstream line(ReadLine(child->report));
+  line >> child->listen >> child->admin >> child->max_clients >> child->fd_limit;
+  ASSERT_FALSE(child->admin.empty()) << "the router child did not start: " << line.str();
+  child->port =
+      static_cast<uint16_t>(std::stoi(child->listen.substr(child->listen.rfind(':') + 1)));
+}
+
+TEST(RouterFdBudgetTest, SilentConnectionFloodUnderALowFdLimitStarvesNeitherClientsAdminNorHealth) {
+  RouterChild child;
+  ASSERT_NO_FATAL_FAILURE(ForkRouterChild(/*exhaust=*/false, &child));
   auto up = TestUpstream::Start("blue-1");
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   TestUpstream& upstream = **up;
-  WriteAll(control[1], upstream.address() + "\n");
-  std::istringstream line(ReadLine(report[0]));
-  ::close(report[0]);
-  std::string listen, admin;
-  uint64_t max_clients = 0, fd_limit = 0;
-  line >> listen >> admin >> max_clients >> fd_limit;
-  ASSERT_FALSE(admin.empty()) << "the router child did not start: " << line.str();
+  ASSERT_NO_FATAL_FAILURE(StartRouterChild(upstream.address(), &child));
+  const std::string& listen = child.listen;
+  const std::string& admin = child.admin;
+  const uint64_t max_clients = child.max_clients;
+  const uint64_t fd_limit = child.fd_limit;
+  const uint16_t port = child.port;
   EXPECT_EQ(fd_limit, kFdLimit);
   ASSERT_GT(max_clients, 8u);
   ASSERT_LT(max_clients, kFdLimit / 2) << "the limit leaves room for everything else";
-  const uint16_t port = static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
 
   auto instance_healthy = [&] {
     RawClient c;
@@ -261,6 +293,52 @@ TEST(FdBudgetTest, ReservesForAdminHealthAndPoolsAndHalvesTheRestForClients) {
                                       " (fd limit 1024)");
   // Never more descriptors than the limit, even with every client being proxied.
   EXPECT_LE(b->reserved + b->pooled_upstream + 2 * b->max_client_connections, 1024u);
+}
+
+// When accept() itself fails for want of descriptors, the waiting connections are still reset
+// at once (with the spare descriptor), the listener neither stalls nor spins, a connected client
+// is still served, and health checks that cannot open a socket leave the instance healthy.
+TEST(RouterFdBudgetTest, OutOfDescriptorsTheListenerResetsWaitingConnectionsAndHealthHoldsState) {
+  RouterChild child;
+  ASSERT_NO_FATAL_FAILURE(ForkRouterChild(/*exhaust=*/true, &child));
+  auto up = TestUpstream::Start("blue-1");
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  TestUpstream& upstream = **up;
+  ASSERT_NO_FATAL_FAILURE(StartRouterChild(upstream.address(), &child));
+  const uint16_t port = child.port;
+  ASSERT_TRUE(testing::WaitUntil([&] { return upstream.health_checks() >= 2; }));
+
+  RawClient user;
+  ASSERT_TRUE(user.Connect(child.listen).ok());
+  ASSERT_EQ(user.RoundTrip(testing::GetRequest("/")).status, 200);
+  WriteAll(child.control, "exhaust\n");
+  // Once the child holds every descriptor, its health checks cannot open sockets: wait until
+  // they stop arriving (nothing else would show it from here).
+  bool stopped = false;
+  for (int i = 0; i < 30 && !stopped; ++i) {
+    const uint64_t before = upstream.health_checks();
+    std::this_thread::sleep_for(300ms);  // three check intervals
+    stopped = upstream.health_checks() == before;
+  }
+  ASSERT_TRUE(stopped) << "the router child still opens sockets";
+
+  std::vector<int> flood;
+  for (int i = 0; i < 100; ++i) {
+    int fd = SilentConnect(port);
+    ASSERT_GE(fd, 0);
+    flood.push_back(fd);
+  }
+  EXPECT_GE(CountEnded(flood, 3000ms), flood.size() - 2) << "waiting connections were reset";
+  for (int fd : flood) ::close(fd);
+
+  // The connected client keeps being served through its pooled upstream connection, which also
+  // shows the instance stayed routable (fall is 1: one failed check would take it out).
+  for (int i = 0; i < 20; ++i) {
+    RawResponse r = user.RoundTrip(testing::GetRequest("/"), "GET", 2000ms);
+    ASSERT_EQ(r.status, 200) << "request " << i << ": " << r.error << " "
+                             << r.Header("X-Turnout-Error");
+    std::this_thread::sleep_for(20ms);  // across several health check rounds
+  }
 }
 
 // The numbers docs/router.md gives.
