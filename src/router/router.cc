@@ -353,8 +353,6 @@ std::vector<std::string> Router::ListenAddresses() const {
 
 FdBudget Router::fd_budget() const { return impl_->budget; }
 
-uint64_t Router::RefusedConnections() const { return impl_->shared.refused.total(); }
-
 std::string Router::PrometheusText() const {
   const Impl& r = *impl_;
   std::string out;

@@ -84,8 +84,6 @@ class Router final : public RouterControl {
   std::string PrometheusText() const;
   // The descriptor budget decided by Create() (DescribeFdBudget prints it).
   FdBudget fd_budget() const;
-  // Client connections refused so far (over the limit or out of descriptors).
-  uint64_t RefusedConnections() const;
 
   Result<RouterStatus> GetStatus() override;
   Result<RoutingPolicy> GetPolicy() override;
