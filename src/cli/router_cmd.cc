@@ -405,6 +405,7 @@ int RunForeground(const std::vector<std::string>& argv) {
 
   const std::string admin_address = config->admin;
   const std::string admin_token = config->admin_token;
+  const std::string secret_file = router::OverrideSecretFilePath(*config);
   auto created = router::Router::Create(std::move(config).value());
   if (!created.ok()) return Failed(created.status());
   std::unique_ptr<router::Router> r = std::move(created).value();
@@ -428,6 +429,15 @@ int RunForeground(const std::vector<std::string>& argv) {
   for (const auto& l : r->ListenAddresses()) std::cout << " " << l;
   std::cout << "\n";
   if (policy.ok()) std::cout << "turnout router: policy: " << DescribePolicy(*policy) << "\n";
+  std::cout << "turnout router: " << router::DescribeFdBudget(r->fd_budget()) << "\n";
+  if (policy.ok() && !policy->override_header.header.empty()) {
+    std::cout << "turnout router: the " << policy->override_header.header
+              << " header needs X-Turnout-Secret: "
+              << (secret_file.empty() ? std::string("the secret is kept in memory only (give "
+                                                    "--override-secret-file to read it)")
+                                      : "the secret is in " + secret_file)
+              << "\n";
+  }
   if (admin) {
     std::cout << "turnout router: admin API on " << admin->address()
               << (admin_token.empty() ? "" : " (token required)") << "\n";

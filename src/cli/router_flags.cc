@@ -14,6 +14,8 @@ const std::vector<FlagSpec>& RouterRunFlags() {
       {"admin-token", "TOKEN", "require this bearer token on the admin API"},
       {"workers", "N", "worker threads (default 0 = one per core)"},
       {"state-file", "FILE", "persist the routing policy here and restore it at start"},
+      {"override-secret-file", "FILE",
+       "keep the override secret here, mode 0600 (default: STATE_FILE.override-secret)"},
       {"health-path", "PATH", "path of the active health check (default /ready)"},
       {"no-health-checks", "", "route to every instance without checking it"},
       {"trusted-proxy", "CIDR", "keep X-Forwarded-* from this peer", true},
@@ -75,6 +77,7 @@ Result<router::RouterConfig> RouterConfigFromArgs(const Args& args) {
     c.workers = n;
   }
   c.state_file = args.Get("state-file");
+  c.override_secret_file = args.Get("override-secret-file");
   if (args.Has("health-path")) c.health.path = args.Get("health-path");
   if (args.Has("no-health-checks")) c.health.enabled = false;
   c.trusted_proxies = args.GetAll("trusted-proxy");

@@ -296,7 +296,8 @@ Status ReadLimits(const YamlReader& r, const YAML::Node& n, LimitsConfig* l) {
   return Status::Ok();
 }
 
-Status ReadPolicy(const YamlReader& r, const YAML::Node& n, RoutingPolicy* p) {
+Status ReadPolicy(const YamlReader& r, const YAML::Node& n, RoutingPolicy* p,
+                  std::string* secret_file) {
   TURNOUT_RETURN_IF_ERROR(r.Keys(n, "policy", {"active", "canary", "sticky", "override"}));
   for (const auto& kv : n) {
     const std::string key = kv.first.Scalar();
@@ -344,7 +345,8 @@ Status ReadPolicy(const YamlReader& r, const YAML::Node& n, RoutingPolicy* p) {
             static_cast<uint32_t>(std::min<int64_t>(age.count() / 1000, UINT32_MAX));
       }
     } else if (key == "override") {
-      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "policy.override", {"header", "secret"}));
+      TURNOUT_RETURN_IF_ERROR(
+          r.Keys(v, "policy.override", {"header", "secret", "secret_file", "on_bad_secret"}));
       if (v["header"]) {
         if (v["header"].IsNull()) {
           p->override_header.header.clear();
@@ -356,6 +358,19 @@ Status ReadPolicy(const YamlReader& r, const YAML::Node& n, RoutingPolicy* p) {
       if (v["secret"]) {
         TURNOUT_ASSIGN_OR_RETURN(p->override_header.secret,
                                  r.String(v["secret"], "policy.override.secret"));
+      }
+      if (v["secret_file"]) {
+        TURNOUT_ASSIGN_OR_RETURN(*secret_file,
+                                 r.String(v["secret_file"], "policy.override.secret_file"));
+      }
+      if (v["on_bad_secret"]) {
+        TURNOUT_ASSIGN_OR_RETURN(std::string b,
+                                 r.String(v["on_bad_secret"], "policy.override.on_bad_secret"));
+        if (b != "ignore" && b != "reject") {
+          return r.Error(v["on_bad_secret"], "policy.override.on_bad_secret",
+                         "'ignore' or 'reject'");
+        }
+        p->override_header.reject_bad_secret = b == "reject";
       }
     }
   }
@@ -427,7 +442,7 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
         c.slots.push_back(std::move(s));
       }
     } else if (key == "policy") {
-      TURNOUT_RETURN_IF_ERROR(ReadPolicy(r, v, &c.policy));
+      TURNOUT_RETURN_IF_ERROR(ReadPolicy(r, v, &c.policy, &c.override_secret_file));
     } else if (key == "state_file") {
       TURNOUT_ASSIGN_OR_RETURN(c.state_file, r.String(v, "state_file"));
     } else if (key == "trusted_proxies") {
@@ -585,7 +600,6 @@ Status ValidateRouterConfig(const RouterConfig& c) {
     TURNOUT_RETURN_IF_ERROR(Positive(name, v));
   }
   const LimitsConfig& l = c.limits;
-  TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_connections", l.max_connections, 1));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_head_bytes", l.max_head_bytes, 1024));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_target_bytes", l.max_target_bytes, 16));
   TURNOUT_RETURN_IF_ERROR(AtLeast("limits.max_headers", l.max_headers, 1));
@@ -620,6 +634,12 @@ Result<RouterConfig> LoadRouterConfigFile(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) return ErrnoError("cannot read router config " + path, errno);
   return ParseRouterConfigYaml(text.str(), path);
+}
+
+std::string OverrideSecretFilePath(const RouterConfig& config) {
+  if (!config.override_secret_file.empty()) return config.override_secret_file;
+  if (!config.state_file.empty()) return config.state_file + ".override-secret";
+  return {};
 }
 
 }  // namespace turnout::router

@@ -52,7 +52,9 @@ struct TimeoutConfig {
 };
 
 struct LimitsConfig {
-  uint32_t max_connections = 20000;      // client connections across all workers. Default 20000
+  // Client connections across all workers. 0 (the default) = derived from the descriptor
+  // limit (fd_budget.h); a value is used only when it is below the derived one.
+  uint32_t max_connections = 0;
   uint32_t max_head_bytes = 64 * 1024;   // Default: 64 KiB -> 431
   uint32_t max_target_bytes = 8 * 1024;  // Default: 8 KiB -> 414
   uint32_t max_headers = 100;            // Default: 100 -> 431
@@ -72,6 +74,10 @@ struct RouterConfig {
   // Where the active policy is persisted (written atomically on every change, read at start).
   // Empty: not persisted. Default: empty.
   std::string state_file;
+  // Where the override secret is written (mode 0600) for the operator and the smoke tests, and
+  // read at start when the policy has none. Empty: `<state_file>.override-secret` when a state
+  // file is set, else nowhere. YAML: policy.override.secret_file. Default: empty.
+  std::string override_secret_file;
   // Peers (exact IPs or CIDRs) whose incoming X-Forwarded-* headers are kept and appended to;
   // from anyone else they are replaced. Default: none.
   std::vector<std::string> trusted_proxies;
@@ -89,6 +95,10 @@ Status ValidateRouterConfig(const RouterConfig& config);
 // positive integer, got 'two'".
 Result<RouterConfig> LoadRouterConfigFile(const std::string& path);
 Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_view file_name);
+
+// Where the override secret is kept: override_secret_file, else `<state_file>.override-secret`
+// when a state file is set, else "" (memory only).
+std::string OverrideSecretFilePath(const RouterConfig& config);
 
 // Splits "host:port" / "[v6]:port"; port 0..65535.
 struct HostPort {

@@ -26,7 +26,7 @@ policy:
   active: blue
   canary: {slot: green, weight: 12.5%}
   sticky: {header: X-User, max_age: 1h}
-  override: {header: X-Slot, secret: abc}
+  override: {header: X-Slot, secret: abc, secret_file: /run/secret, on_bad_secret: reject}
 state_file: router-state.json
 trusted_proxies: [10.0.0.0/8, "::1"]
 request_id_header: X-Req
@@ -69,6 +69,9 @@ TEST(RouterConfigYaml, ReadsEveryKey) {
   EXPECT_EQ(c.policy.sticky.cookie_max_age_seconds, 3600u);
   EXPECT_EQ(c.policy.override_header.header, "X-Slot");
   EXPECT_EQ(c.policy.override_header.secret, "abc");
+  EXPECT_TRUE(c.policy.override_header.reject_bad_secret);
+  EXPECT_EQ(c.override_secret_file, "/run/secret");
+  EXPECT_EQ(OverrideSecretFilePath(c), "/run/secret");
   EXPECT_EQ(c.state_file, "router-state.json");
   EXPECT_EQ(c.trusted_proxies.size(), 2u);
   EXPECT_EQ(c.request_id_header, "X-Req");

@@ -1,5 +1,6 @@
 #include "router/forward_headers.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -103,7 +104,20 @@ void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequ
                                 std::string* out) {
   out->append(head.method);
   out->push_back(' ');
-  out->append(head.target);
+  // An absolute-form target goes upstream in origin-form (RFC 9112 §3.2.1) and its authority
+  // becomes the Host (§3.2.2; the parser made sure Host names the same origin).
+  std::string_view authority;
+  if (!head.target.empty() && head.target[0] != '/' && head.target != "*") {
+    const size_t begin = head.target.find("://") + 3;
+    const size_t end = std::min(head.target.find_first_of("/?#", begin), head.target.size());
+    authority = head.target.substr(begin, end - begin);
+    std::string_view rest = head.target.substr(end);
+    rest = rest.substr(0, rest.find('#'));  // a fragment is never sent
+    if (rest.empty() || rest[0] != '/') out->push_back('/');
+    out->append(rest);
+  } else {
+    out->append(head.target);
+  }
   out->append(" HTTP/1.1\r\n");
 
   bool has_request_id = options.request_id_header.empty();
@@ -128,6 +142,10 @@ void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequ
         continue;
       }
       if (Is(h, kSecretHeader)) continue;
+    }
+    if (!authority.empty() && Is(h, "Host")) {
+      AppendField("Host", authority, out);
+      continue;
     }
     if (!has_request_id && h.name.size() == options.request_id_header.size() &&
         http::EqualsIgnoreCase(h.name, options.request_id_header)) {

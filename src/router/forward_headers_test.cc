@@ -41,6 +41,23 @@ TEST(ForwardHeadersTest, RebuildsRequestWithProxyFields) {
             "\r\n");
 }
 
+// RFC 9112 §3.2.1: a request is sent to an origin server in origin-form; §3.2.2: with an
+// absolute-form target, Host is the target's authority.
+TEST(ForwardHeadersTest, AbsoluteFormTargetIsForwardedInOriginFormWithHostFromTheAuthority) {
+  std::string out = Forward(
+      "GET http://Shop.Example:8080/a/b?c=1 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n",
+      Untrusted());
+  EXPECT_EQ(out.rfind("GET /a/b?c=1 HTTP/1.1\r\nHost: Shop.Example:8080\r\n", 0), 0u) << out;
+  EXPECT_EQ(out.find("http://"), std::string::npos) << out;
+
+  out = Forward("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", Untrusted());
+  EXPECT_EQ(out.rfind("GET / HTTP/1.1\r\n", 0), 0u) << out;
+  out = Forward("GET https://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", Untrusted());
+  EXPECT_EQ(out.rfind("GET /?q=1 HTTP/1.1\r\n", 0), 0u) << out;
+  out = Forward("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", Untrusted());
+  EXPECT_EQ(out.rfind("OPTIONS * HTTP/1.1\r\n", 0), 0u) << out;
+}
+
 TEST(ForwardHeadersTest, UntrustedPeerCannotForgeForwardedFields) {
   std::string out = Forward(
       "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,8 +11,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "http/parser.h"
 
@@ -108,44 +110,77 @@ struct Probe {
   bool timed_out = false;
 };
 
-asio::awaitable<bool> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
-                               std::string host_header, std::string path) {
+// The outcome of one check. kNoDescriptor: the router itself had no descriptor for the check's
+// socket, which says nothing about the instance.
+enum class ProbeResult { kOk, kFailed, kNoDescriptor };
+
+bool OutOfDescriptors(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         (ec.category() == boost::system::system_category() && ec.value() == ENFILE);
+}
+
+asio::awaitable<ProbeResult> RunProbe(std::shared_ptr<Probe> probe, HostPort target,
+                                      std::string host_header, std::string path) {
+  constexpr ProbeResult kFailed = ProbeResult::kFailed;
   boost::system::error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
-  auto results =
-      co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
-  if (ec || probe->timed_out) co_return false;
-  co_await asio::async_connect(probe->socket, results, token);
-  if (ec || probe->timed_out) co_return false;
+  // An address needs no resolver: resolving opens sockets (AI_ADDRCONFIG), which fails for the
+  // router's own want of descriptors and would pass for the instance's failure.
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code parse_ec;
+  asio::ip::address address = asio::ip::make_address(target.host, parse_ec);
+  if (!parse_ec) {
+    endpoints.emplace_back(address, target.port);
+  } else {
+    auto results =
+        co_await probe->resolver.async_resolve(target.host, std::to_string(target.port), token);
+    if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+    if (ec || probe->timed_out) co_return kFailed;
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
+  // Each socket is opened here rather than by a ranged async_connect, which reports a failed
+  // open as a cancellation: an open that fails for want of descriptors must be told apart.
+  ec = asio::error::host_not_found;
+  for (const tcp::endpoint& endpoint : endpoints) {
+    boost::system::error_code ignored;
+    probe->socket.close(ignored);
+    probe->socket.open(endpoint.protocol(), ec);
+    if (OutOfDescriptors(ec)) co_return ProbeResult::kNoDescriptor;
+    if (ec) continue;
+    co_await probe->socket.async_connect(endpoint, token);
+    if (!ec || probe->timed_out) break;
+  }
+  if (ec || probe->timed_out) co_return kFailed;
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
                         "\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n";
   co_await asio::async_write(probe->socket, asio::buffer(request), token);
-  if (ec || probe->timed_out) co_return false;
+  if (ec || probe->timed_out) co_return kFailed;
   std::string buffer;
   char chunk[4096];
   http::ParseLimits limits;
   limits.max_head_bytes = kMaxCheckHeadBytes;
   while (buffer.size() < kMaxCheckHeadBytes) {
     size_t n = co_await probe->socket.async_read_some(asio::buffer(chunk), token);
-    if (probe->timed_out) co_return false;
+    if (probe->timed_out) co_return kFailed;
     buffer.append(chunk, n);
     http::ResponseHead head;
     http::ParseResult r = http::ParseResponseHead(buffer, "GET", limits, &head);
     if (r.state == http::ParseState::kComplete) {
       // 1xx interim answers are not expected for a GET without Expect; treat as failure.
-      co_return head.status >= 200 && head.status <= 299;
+      co_return head.status >= 200 && head.status <= 299 ? ProbeResult::kOk : kFailed;
     }
-    if (r.state == http::ParseState::kError) co_return false;
-    if (ec) co_return false;  // closed or reset before a whole head arrived
+    if (r.state == http::ParseState::kError) co_return kFailed;
+    if (ec) co_return kFailed;  // closed or reset before a whole head arrived
   }
-  co_return false;
+  co_return kFailed;
 }
 
 // One round: start a check for every target that is not still being checked, then sleep until
 // the next interval boundary. Results are applied on the checker thread, so Progress needs no
 // lock. Arguments are copied into the coroutine frame; list, clock and rounds outlive the thread.
 asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCheckConfig config,
-                                Clock* clock, std::atomic<uint64_t>* rounds) {
+                                Clock* clock, std::atomic<uint64_t>* rounds,
+                                ThrottledCount* skipped) {
   asio::steady_timer pace(io);
   auto next_round = std::chrono::steady_clock::now();
   for (;;) {
@@ -186,10 +221,26 @@ asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCh
         probe->resolver.cancel();
         probe->socket.close(ignored);
       });
+      // Out of descriptors, the instance keeps its state: the shortage is the router's own.
+      auto skip = [t, remaining, clock, rounds, skipped] {
+        t.progress->in_progress = false;
+        if (uint64_t n = skipped->Add(clock->Now()); n > 0) {
+          std::fprintf(stderr,
+                       "turnout router: warning: %llu health check(s) not run: the router is "
+                       "out of file descriptors (instances keep their state); raise the fd "
+                       "limit\n",
+                       static_cast<unsigned long long>(n));
+        }
+        if (--*remaining == 0) rounds->fetch_add(1, std::memory_order_relaxed);
+      };
       asio::co_spawn(io, RunProbe(probe, *hp, t.address, config.path),
-                     [probe, apply](std::exception_ptr e, bool ok) {
+                     [probe, apply, skip](std::exception_ptr e, ProbeResult result) {
                        probe->deadline.cancel();
-                       apply(!e && ok && !probe->timed_out);
+                       if (!e && result == ProbeResult::kNoDescriptor) {
+                         skip();
+                         return;
+                       }
+                       apply(!e && result == ProbeResult::kOk && !probe->timed_out);
                      });
     }
     next_round += config.interval;
@@ -237,7 +288,8 @@ Status HealthChecker::Start() {
   impl_->io = std::make_unique<asio::io_context>(1);
   asio::io_context& io = *impl_->io;
 
-  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_), asio::detached);
+  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_, &skipped_),
+                 asio::detached);
   try {
     impl_->thread = std::thread([&io] { io.run(); });
   } catch (const std::system_error& e) {

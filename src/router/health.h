@@ -9,7 +9,10 @@
 // Active checks: every `interval` the checker sends `GET <path>` with `Host: <address>` and
 // `Connection: close` to every target at once (coroutines on one Boost.Asio io_context, run by
 // the checker's own thread). Any 2xx response head received within `timeout` is a success;
-// anything else (refused, reset, timeout, non-2xx, a malformed head) is a failure. The first
+// anything else (refused, reset, timeout, non-2xx, a malformed head) is a failure. A check whose
+// socket cannot be opened because the router is out of descriptors (EMFILE/ENFILE) is neither:
+// the instance keeps its state, the check is counted in skipped() and a warning is logged at
+// most once per second. The first
 // result for a target decides its state at once (so a fresh router learns the truth after one
 // round); after that it takes `rise` consecutive successes to become healthy and `fall`
 // consecutive failures to become unhealthy. A success also clears a passive ejection: the
@@ -33,6 +36,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/throttled_count.h"
 #include "router/config.h"
 
 namespace turnout::router {
@@ -106,6 +110,8 @@ class HealthChecker {
 
   // Completed check rounds so far (for tests and status).
   uint64_t rounds() const { return rounds_.load(std::memory_order_relaxed); }
+  // Checks not run because the router had no descriptor for them.
+  uint64_t skipped() const { return skipped_.total(); }
 
  private:
   struct Impl;
@@ -113,6 +119,7 @@ class HealthChecker {
   Clock& clock_;
   std::unique_ptr<Impl> impl_;
   std::atomic<uint64_t> rounds_{0};
+  ThrottledCount skipped_;
 };
 
 }  // namespace turnout::router

@@ -1,5 +1,8 @@
 #include "router/policy.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <cmath>
 #include <mutex>
@@ -173,7 +176,8 @@ Result<RoutingPolicy> ParsePolicyObject(const json& root) {
   if (root.contains("override")) {
     const json& o = root["override"];
     if (!o.is_object()) return WrongType("override", "an object", o);
-    TURNOUT_RETURN_IF_ERROR(CheckKeys(o, "override", {"header", "secret", "secret_set"}));
+    TURNOUT_RETURN_IF_ERROR(
+        CheckKeys(o, "override", {"header", "secret", "secret_set", "on_bad_secret"}));
     if (o.contains("header")) {
       TURNOUT_ASSIGN_OR_RETURN(p.override_header.header, GetString(o, "header", "override.header"));
     }
@@ -182,6 +186,13 @@ Result<RoutingPolicy> ParsePolicyObject(const json& root) {
     }
     if (o.contains("secret_set") && !o["secret_set"].is_boolean()) {
       return WrongType("override.secret_set", "a boolean", o["secret_set"]);
+    }
+    if (o.contains("on_bad_secret")) {
+      const json& b = o["on_bad_secret"];
+      if (!b.is_string() || (b != "ignore" && b != "reject")) {
+        return WrongType("override.on_bad_secret", "\"ignore\" or \"reject\"", b);
+      }
+      p.override_header.reject_bad_secret = b == "reject";
     }
   }
   return p;
@@ -257,6 +268,21 @@ uint64_t NewCanarySeed() {
   return seed;
 }
 
+Result<std::string> NewOverrideSecret() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return Internal("cannot generate an override secret: the system's random source failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  OPENSSL_cleanse(bytes, sizeof(bytes));
+  return out;
+}
+
 std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret) {
   json j = json::object();
   j["active"] = policy.active;
@@ -272,7 +298,8 @@ std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret) {
       {"name", policy.sticky.name},
       {"cookie_max_age", policy.sticky.cookie_max_age_seconds}};
   json o = {{"header", policy.override_header.header},
-            {"secret_set", !policy.override_header.secret.empty()}};
+            {"secret_set", !policy.override_header.secret.empty()},
+            {"on_bad_secret", policy.override_header.reject_bad_secret ? "reject" : "ignore"}};
   if (include_secret) o["secret"] = policy.override_header.secret;
   j["override"] = std::move(o);
   return j.dump();

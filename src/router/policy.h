@@ -48,9 +48,13 @@ struct StickinessPolicy {
 
 struct OverridePolicy {
   std::string header = "X-Turnout-Slot";  // Default: X-Turnout-Slot. Empty disables overrides.
-  // When set, an override is honoured only if the request also carries
-  // `X-Turnout-Secret: <secret>`; otherwise the override header is ignored (normal routing).
+  // An override is honoured only when the request also carries `X-Turnout-Secret: <secret>`
+  // (compared in constant time). With no secret, no override is ever honoured; the router
+  // generates one when it is given none (Router::Create).
   std::string secret;
+  // A request with the override header but without the right secret: routed as if the header
+  // were absent (false, the default), or answered 400 (true; JSON "on_bad_secret":"reject").
+  bool reject_bad_secret = false;
 
   friend bool operator==(const OverridePolicy&, const OverridePolicy&) = default;
 };
@@ -83,11 +87,16 @@ Status ValidatePolicy(const RoutingPolicy& policy, const std::vector<std::string
 // {"active":"blue",
 //  "canary":{"slot":"green","weight":25.0,"seed":123}   (or null; weight in percent, 0.01 steps)
 //  "sticky":{"source":"cookie","name":"turnout_sticky","cookie_max_age":86400},
-//  "override":{"header":"X-Turnout-Slot","secret_set":true}}   (the secret itself is never shown)
+//  "override":{"header":"X-Turnout-Slot","secret_set":true,"on_bad_secret":"ignore"}}
+//                                          (the secret itself is never shown; or "reject")
 // ParsePolicyJson accepts "secret" on input; missing fields keep their defaults; unknown fields
 // and wrong types are errors naming the field.
 std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret = false);
 Result<RoutingPolicy> ParsePolicyJson(std::string_view json);
+
+// A fresh override secret: 32 hex characters (128 bits) from the system's CSPRNG (OpenSSL
+// RAND_bytes). Internal error when the CSPRNG fails.
+Result<std::string> NewOverrideSecret();
 
 // Parses "25", "25%", "0.05", "12.34" into basis points; at most two decimals; 0..100.
 Result<uint32_t> ParseWeightPercent(std::string_view text);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "router/policy.h"
@@ -23,5 +24,12 @@ Status SavePolicy(const std::string& path, const RoutingPolicy& policy);
 // naming the file when it is not a valid policy; IoError when it cannot be read. The policy is
 // not validated against slot names here (the router does that with its own slots).
 Result<RoutingPolicy> LoadPolicy(const std::string& path);
+
+// The override secret file (RouterConfig::override_secret_file): the secret and a newline, mode
+// 0600, written atomically like the policy. Load: NotFound when absent; InvalidArgument naming
+// the file when it is not a usable secret (visible ASCII without spaces; a trailing newline is
+// fine).
+Status SaveOverrideSecret(const std::string& path, std::string_view secret);
+Result<std::string> LoadOverrideSecret(const std::string& path);
 
 }  // namespace turnout::router

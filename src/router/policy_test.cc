@@ -126,9 +126,10 @@ TEST(PolicyJson, RoundTripsWithoutLeakingTheSecret) {
   p.canary = CanaryPolicy{.slot = "green", .weight_bp = 1234, .seed = 18446744073709551557ull};
   p.sticky = {
       .source = StickinessPolicy::Source::kHeader, .name = "X-User", .cookie_max_age_seconds = 60};
-  p.override_header = {.header = "X-Slot", .secret = "s3cret"};
+  p.override_header = {.header = "X-Slot", .secret = "s3cret", .reject_bad_secret = true};
 
   std::string shown = PolicyToJson(p);
+  EXPECT_NE(shown.find("\"on_bad_secret\":\"reject\""), std::string::npos) << shown;
   EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
   EXPECT_NE(shown.find("\"secret_set\":true"), std::string::npos) << shown;
   EXPECT_NE(shown.find("\"weight\":12.34"), std::string::npos) << shown;
@@ -173,6 +174,7 @@ TEST(PolicyJson, ErrorsNameTheField) {
       {R"({"sticky":{"cookie_max_age":"1d"}})", "policy.sticky.cookie_max_age"},
       {R"({"override":{"header":false}})", "policy.override.header: expected a string"},
       {R"({"override":{"x":1}})", "policy.override: unknown field 'x'"},
+      {R"({"override":{"on_bad_secret":"drop"}})", "policy.override.on_bad_secret: expected"},
   };
   for (const auto& c : cases) {
     auto r = ParsePolicyJson(c.json);

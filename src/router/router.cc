@@ -65,6 +65,11 @@ struct Router::Impl {
       size_t slot, const std::vector<std::string>& addresses, bool start_unhealthy);
   SlotStatus StatusOf(size_t slot, Clock::TimePoint now) const;
   std::vector<std::string> SlotNames() const;
+  // Gives `next` the current override secret when it has none, or a fresh one when there is no
+  // current one either: an override header never works without a secret. Requires mu.
+  Status KeepOverrideSecret(RoutingPolicy* next) const;
+  // Writes the secret to the secret file (0600) when there is one and it differs. Requires mu.
+  Status WriteSecretFile(const RoutingPolicy& p) const;
 
   RouterConfig config;
   Clock& clock;
@@ -79,6 +84,8 @@ struct Router::Impl {
   std::map<std::string, std::shared_ptr<metrics::SlotMetrics>> instance_metrics;
   uint64_t next_instance_id = 1;
   uint64_t generation = 0;
+  FdBudget budget;
+  std::string secret_file;  // OverrideSecretFilePath(config)
   std::unique_ptr<HealthChecker> checker;
   std::vector<std::unique_ptr<Worker>> worker_list;
   std::vector<std::string> listen;
@@ -153,6 +160,30 @@ Result<std::vector<std::shared_ptr<const InstanceEntry>>> Router::Impl::MakeInst
   return out;
 }
 
+Status Router::Impl::KeepOverrideSecret(RoutingPolicy* next) const {
+  if (next->override_header.header.empty() || !next->override_header.secret.empty()) {
+    return Status::Ok();
+  }
+  if (!policy.override_header.secret.empty()) {
+    next->override_header.secret = policy.override_header.secret;
+    return Status::Ok();
+  }
+  TURNOUT_ASSIGN_OR_RETURN(next->override_header.secret, NewOverrideSecret());
+  return Status::Ok();
+}
+
+Status Router::Impl::WriteSecretFile(const RoutingPolicy& p) const {
+  if (secret_file.empty() || p.override_header.secret.empty()) return Status::Ok();
+  Result<std::string> current = LoadOverrideSecret(secret_file);
+  if (current.ok() && *current == p.override_header.secret) return Status::Ok();
+  Status s = SaveOverrideSecret(secret_file, p.override_header.secret);
+  if (!s.ok()) {
+    return s.WithContext("cannot write the override secret file " + secret_file +
+                         " (policy.override.secret_file): make its directory writable");
+  }
+  return Status::Ok();
+}
+
 SlotStatus Router::Impl::StatusOf(size_t i, Clock::TimePoint now) const {
   SlotStatus s;
   s.name = slots[i]->name;
@@ -188,6 +219,20 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
   r.shared.workers = r.workers;
   r.shared.start_ns = static_cast<uint64_t>(clock.WallNow().time_since_epoch().count());
   r.policy = r.config.policy;
+  r.secret_file = OverrideSecretFilePath(r.config);
+  if (!r.policy.override_header.header.empty() && r.policy.override_header.secret.empty()) {
+    // No secret given: the one kept in the secret file (so a restart keeps it), else a new one.
+    Result<std::string> kept = r.secret_file.empty()
+                                   ? Result<std::string>(NotFound("no secret file"))
+                                   : LoadOverrideSecret(r.secret_file);
+    if (kept.ok()) {
+      r.policy.override_header.secret = *kept;
+    } else if (kept.status().code() != StatusCode::kNotFound) {
+      return kept.status();
+    } else {
+      TURNOUT_ASSIGN_OR_RETURN(r.policy.override_header.secret, NewOverrideSecret());
+    }
+  }
   for (const SlotConfig& sc : r.config.slots) {
     auto rt = std::make_shared<SlotRuntime>();
     rt->name = sc.name;
@@ -198,6 +243,18 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
     TURNOUT_ASSIGN_OR_RETURN(auto list, r.MakeInstances(i, r.config.slots[i].instances, false));
     r.instances.push_back(std::move(list));
   }
+  // The descriptor budget. Raising the limit is process-wide: an embedding process gets it too.
+  TURNOUT_ASSIGN_OR_RETURN(FdLimit fds, RaiseFdLimit());
+  FdBudgetInputs in;
+  in.fd_limit = fds.soft;
+  in.workers = r.workers;
+  in.listeners = r.config.listen.size();
+  for (const auto& list : r.instances) in.instances += list.size();
+  in.max_idle_per_instance = r.config.limits.max_idle_per_instance;
+  in.max_connections = r.config.limits.max_connections;
+  TURNOUT_ASSIGN_OR_RETURN(r.budget, PlanFdBudget(in));
+  r.shared.max_clients = static_cast<int64_t>(r.budget.max_client_connections);
+  r.shared.max_pooled = static_cast<int64_t>(r.budget.pooled_upstream);
   std::lock_guard<std::mutex> lock(r.mu);
   int64_t now = SteadyNowNs();
   for (const auto& s : r.slots) {
@@ -216,6 +273,12 @@ Status Router::Start() {
     Result<RoutingPolicy> loaded = LoadPolicy(r.config.state_file);
     if (loaded.ok()) {
       Status valid = ValidatePolicy(*loaded, r.SlotNames());
+      // A secret given in the configuration wins over the persisted one: a program that hands
+      // the router its secret at every start (turnoutd) must be able to rely on it.
+      if (!r.config.policy.override_header.secret.empty()) {
+        loaded->override_header.secret = r.config.policy.override_header.secret;
+      }
+      if (valid.ok()) valid = r.KeepOverrideSecret(&*loaded);
       if (valid.ok()) {
         r.policy = *loaded;
         int64_t now = SteadyNowNs();
@@ -233,6 +296,10 @@ Status Router::Start() {
     }
   }
 
+  if (Status s = r.WriteSecretFile(r.policy); !s.ok()) {
+    r.started = false;
+    return s;
+  }
   for (int i = 0; i < r.workers; ++i) {
     r.worker_list.push_back(std::make_unique<Worker>(i, r.shared));
   }
@@ -284,6 +351,8 @@ std::vector<std::string> Router::ListenAddresses() const {
   return impl_->listen;
 }
 
+FdBudget Router::fd_budget() const { return impl_->budget; }
+
 std::string Router::PrometheusText() const {
   const Impl& r = *impl_;
   std::string out;
@@ -313,6 +382,28 @@ std::string Router::PrometheusText() const {
   out += "# HELP turnout_routing_generation Generation of the routing table being served.\n";
   out += "# TYPE turnout_routing_generation gauge\n";
   out += "turnout_routing_generation " + std::to_string(r.generation) + "\n";
+  out += "# HELP turnout_client_connections Open client connections.\n";
+  out += "# TYPE turnout_client_connections gauge\n";
+  out += "turnout_client_connections " +
+         std::to_string(r.shared.connections.load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP turnout_client_connections_max Client connection limit (descriptor budget).\n";
+  out += "# TYPE turnout_client_connections_max gauge\n";
+  out += "turnout_client_connections_max " + std::to_string(r.budget.max_client_connections) +
+         "\n";
+  out += "# HELP turnout_fd_limit The router process's descriptor limit (soft RLIMIT_NOFILE).\n";
+  out += "# TYPE turnout_fd_limit gauge\n";
+  out += "turnout_fd_limit " + std::to_string(r.budget.fd_limit) + "\n";
+  out += "# HELP turnout_client_connections_refused_total Client connections accepted and reset "
+         "at once: over the limit or out of descriptors.\n";
+  out += "# TYPE turnout_client_connections_refused_total counter\n";
+  out += "turnout_client_connections_refused_total " + std::to_string(r.shared.refused.total()) +
+         "\n";
+  if (r.checker) {
+    out += "# HELP turnout_health_checks_skipped_total Health checks not run because the router "
+           "had no descriptor for them (the instance kept its state).\n";
+    out += "# TYPE turnout_health_checks_skipped_total counter\n";
+    out += "turnout_health_checks_skipped_total " + std::to_string(r.checker->skipped()) + "\n";
+  }
   return out;
 }
 
@@ -339,10 +430,12 @@ Result<uint64_t> Router::SetPolicy(const RoutingPolicy& policy) {
   RoutingPolicy next = policy;
   FillCanarySeed(r.policy, &next);
   TURNOUT_RETURN_IF_ERROR(ValidatePolicy(next, r.SlotNames()));
+  TURNOUT_RETURN_IF_ERROR(r.KeepOverrideSecret(&next));
   if (!r.config.state_file.empty()) {
     Status saved = SavePolicy(r.config.state_file, next);
     if (!saved.ok()) return saved.WithContext("policy not changed: cannot persist it");
   }
+  if (Status s = r.WriteSecretFile(next); !s.ok()) return s.WithContext("policy not changed");
   int64_t now = SteadyNowNs();
   for (const auto& s : r.slots) {
     bool before = SlotReceivesTraffic(r.policy, s->name);

@@ -6,8 +6,8 @@
 // Routing reads an immutable snapshot (RoutingTable) that the control methods replace; a worker
 // notices a new snapshot with one atomic load per request, so the request path takes no lock.
 //
-// Per request: the slot comes from the override header (with the secret when one is set), else
-// from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
+// Per request: the slot comes from the override header when the request also carries the right
+// `X-Turnout-Secret`, else from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
 // the slot's routable instances. Bodies are streamed in bounded buffers both ways; upstream
 // connections are pooled per worker and per instance.
 //
@@ -22,8 +22,24 @@
 //       timeouts.upstream_response.
 // An upstream that breaks mid-body makes the router reset the client connection (never a clean
 // end). A response framed by the upstream's close is relayed and the client connection closed
-// after it. A connection over limits.max_connections is accepted and closed at once (counted as
-// connection_limit).
+// after it.
+//
+// Override secret: an override header is never honoured without the secret. A secret in the
+// config wins over a persisted one; a policy given without one (config, SetPolicy) keeps the
+// current secret; with none at all, Create() takes the
+// one in the secret file (RouterConfig::override_secret_file, else `<state_file>.override-secret`)
+// or generates one (128 bits, CSPRNG). Start() and SetPolicy() write it there (mode 0600); it is
+// never logged, and GetPolicy() of this in-process router is the other way to read it (the
+// admin API shows only `secret_set`). Without the secret, the header is ignored, or answered 400
+// with `on_bad_secret: reject`.
+//
+// Descriptors (fd_budget.h): Create() raises the process's soft RLIMIT_NOFILE to the hard limit
+// and derives the client connection limit from it, keeping descriptors for the admin API, health
+// checks and pooled upstream connections (limits.max_connections only lowers it). A connection
+// over the limit is accepted and reset at once; when accept() itself fails for want of
+// descriptors, a spare descriptor is freed to accept and reset the waiting connections, so the
+// listener never stalls. Both count as connection_limit on the active slot and in
+// turnout_client_connections_refused_total, with a warning on stderr at most once per second.
 //
 // Thread-safety: every public method may be called from any thread; the RouterControl methods
 // never block a worker. Start/Stop must not race with the destructor.
@@ -37,14 +53,16 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "router/config.h"
+#include "router/fd_budget.h"
 #include "router/router_control.h"
 
 namespace turnout::router {
 
 class Router final : public RouterControl {
  public:
-  // Validates `config` (ValidateRouterConfig) and resolves instance addresses; does not bind
-  // anything yet. `clock` must outlive the router.
+  // Validates `config` (ValidateRouterConfig), resolves instance addresses, raises the soft
+  // descriptor limit and plans the descriptor budget (FailedPrecondition when the limit leaves no
+  // room for clients); does not bind anything yet. `clock` must outlive the router.
   static Result<std::unique_ptr<Router>> Create(RouterConfig config,
                                                 Clock& clock = SystemClock::Get());
   ~Router() override;  // Stop()s if running
@@ -61,8 +79,11 @@ class Router final : public RouterControl {
   void Stop();
   // "127.0.0.1:41234" per listen address, after Start().
   std::vector<std::string> ListenAddresses() const;
-  // Prometheus text (format 0.0.4) for every slot ({slot}) and instance ({slot, instance}).
+  // Prometheus text (format 0.0.4) for every slot ({slot}) and instance ({slot, instance}), and
+  // the router's connection and descriptor gauges.
   std::string PrometheusText() const;
+  // The descriptor budget decided by Create() (DescribeFdBudget prints it).
+  FdBudget fd_budget() const;
 
   Result<RouterStatus> GetStatus() override;
   Result<RoutingPolicy> GetPolicy() override;

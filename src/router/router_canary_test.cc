@@ -169,12 +169,13 @@ TEST_F(RouterCanaryTest, HeaderStickinessUsesTheHeaderAsKey) {
   }
 }
 
-TEST_F(RouterCanaryTest, OverrideHeaderReachesTheInactiveSlot) {
+TEST_F(RouterCanaryTest, OverrideHeaderWithTheSecretReachesTheInactiveSlot) {
   Start();
+  const std::string secret = "X-Turnout-Secret: " + router().GetPolicy()->override_header.secret;
   EXPECT_EQ(UpstreamFor(""), "blue");
-  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\n"), "green");
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\n" + secret + "\r\n"), "green");
   // An unknown slot is the caller's mistake: refused, not silently routed elsewhere.
-  RawResponse unknown = Get("/", "X-Turnout-Slot: purple\r\n");
+  RawResponse unknown = Get("/", "X-Turnout-Slot: purple\r\n" + secret + "\r\n");
   ASSERT_TRUE(unknown.complete());
   EXPECT_EQ(unknown.status, 400);
   EXPECT_FALSE(unknown.HasHeader("X-Upstream"));
@@ -192,6 +193,55 @@ TEST_F(RouterCanaryTest, OverrideNeedsTheSecretWhenOneIsSet) {
   for (const auto& seen : green_->RecordedRequests()) {
     EXPECT_FALSE(seen.HasHeader("X-Turnout-Secret"));
   }
+}
+
+// The defect: a router configured without a secret routed `X-Turnout-Slot: green` alone to the
+// idle slot, for anyone. Now it generates a secret, and the header alone is ignored.
+TEST_F(RouterCanaryTest, WithoutAConfiguredSecretTheRouterGeneratesOneAndTheHeaderAloneIsIgnored) {
+  Start();
+  const std::string secret = router().GetPolicy()->override_header.secret;
+  ASSERT_EQ(secret.size(), 32u) << "128 bits, hex";
+  EXPECT_EQ(secret.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\n"), "blue");
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: purple\r\n"), "blue") << "ignored, not even a 400";
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\nX-Turnout-Secret: \r\n"), "blue");
+  EXPECT_EQ(green_->request_count(), 0u);
+
+  // Another router gets another secret.
+  RouterConfig other = testing::MakeTestRouterConfig({{"blue", {blue_->address()}}}, "blue");
+  auto second = Router::Create(other);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE((*second)->GetPolicy()->override_header.secret, secret);
+
+  // A policy set without a secret keeps the current one: the header never works without it.
+  RoutingPolicy policy;
+  policy.active = "blue";
+  ASSERT_TRUE(router().SetPolicy(policy).ok());
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, secret);
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\n"), "blue");
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\nX-Turnout-Secret: " + secret + "\r\n"),
+            "green");
+}
+
+TEST_F(RouterCanaryTest, OnBadSecretRejectAnswers400AndRoutesNothing) {
+  Start();
+  RoutingPolicy policy;
+  policy.active = "blue";
+  policy.override_header.secret = "s3cret";
+  policy.override_header.reject_bad_secret = true;
+  ASSERT_TRUE(router().SetPolicy(policy).ok());
+  for (const std::string& headers :
+       {std::string("X-Turnout-Slot: green\r\n"),
+        std::string("X-Turnout-Slot: green\r\nX-Turnout-Secret: guess\r\n")}) {
+    RawResponse r = Get("/", headers);
+    ASSERT_TRUE(r.complete()) << r.error;
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.Header("X-Turnout-Error"), "bad_request");
+    EXPECT_FALSE(r.HasHeader("X-Upstream"));
+  }
+  EXPECT_EQ(UpstreamFor(""), "blue");
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\nX-Turnout-Secret: s3cret\r\n"), "green");
+  EXPECT_EQ(blue_->request_count(), 1u);
 }
 
 TEST_F(RouterCanaryTest, NewCanarySlotGetsAFreshSeed) {

@@ -226,6 +226,16 @@ TEST_F(RouterInputTest, ConnectionLimitRefusesConnectionsOverTheLimit) {
   EXPECT_FALSE(over.complete() && over.status >= 200 && over.status < 300)
       << "served over the connection limit: " << over.status;
   if (over.complete()) EXPECT_EQ(over.status, 503);
+  // Counted as connection_limit on the active slot and in the router's refused total.
+  auto totals = router().GetCumulativeMetrics();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_GE(totals->at(0).window.counters.router_errors[static_cast<size_t>(
+                metrics::RouterError::kConnectionLimit)],
+            1u);
+  EXPECT_NE(router().PrometheusText().find("turnout_client_connections_refused_total 1\n"),
+            std::string::npos);
+  EXPECT_NE(router().PrometheusText().find("turnout_client_connections_max 4\n"),
+            std::string::npos);
 
   // Held connections still work.
   RawResponse again = held[0]->RoundTrip(testing::GetRequest("/held-again"));

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "router/policy_store.h"
@@ -32,6 +33,8 @@ class RouterPersistenceTest : public testing::RouterTest {
     RouterTest::TearDown();
     ::unlink(state_file_.c_str());
     ::unlink((state_file_ + ".tmp").c_str());
+    ::unlink((state_file_ + ".override-secret").c_str());
+    ::unlink((dir_ + "/secret").c_str());
     ::rmdir(dir_.c_str());
   }
 
@@ -72,6 +75,66 @@ TEST_F(RouterPersistenceTest, RestartedRouterServesThePersistedPolicy) {
   RawResponse overridden = Get("/", "X-Turnout-Slot: blue\r\nX-Turnout-Secret: keep-me\r\n");
   ASSERT_TRUE(overridden.complete());
   EXPECT_EQ(overridden.Header("X-Upstream"), "blue");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST_F(RouterPersistenceTest, AGeneratedSecretIsWrittenOwnerOnlyNextToTheStateFileAndKept) {
+  ASSERT_TRUE(StartRouter(Config()));
+  const std::string secret = router().GetPolicy()->override_header.secret;
+  ASSERT_FALSE(secret.empty());
+  const std::string file = state_file_ + ".override-secret";
+  EXPECT_EQ(ReadFile(file), secret + "\n");
+  struct stat st;
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(router().PrometheusText().find(secret), std::string::npos);
+  StopRouter();
+
+  ASSERT_TRUE(StartRouter(Config()));  // nothing persisted but the secret file
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, secret) << "a restart keeps it";
+  RawResponse r = Get("/", "X-Turnout-Slot: green\r\nX-Turnout-Secret: " + secret + "\r\n");
+  ASSERT_TRUE(r.complete());
+  EXPECT_EQ(r.Header("X-Upstream"), "green");
+
+  // A rotated secret replaces the file's.
+  RoutingPolicy rotated = *router().GetPolicy();
+  rotated.override_header.secret = "rotated-secret";
+  ASSERT_TRUE(router().SetPolicy(rotated).ok());
+  EXPECT_EQ(ReadFile(file), "rotated-secret\n");
+}
+
+TEST_F(RouterPersistenceTest, AnExplicitSecretFileIsUsedAndAConfiguredSecretIsWrittenToIt) {
+  RouterConfig config = Config();
+  config.override_secret_file = dir_ + "/secret";
+  {
+    std::ofstream out(config.override_secret_file);
+    out << "from-the-file\n";
+  }
+  ASSERT_TRUE(StartRouter(config));
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, "from-the-file");
+  StopRouter();
+  config.policy.override_header.secret = "from-the-config";
+  ASSERT_TRUE(StartRouter(config));
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, "from-the-config");
+  EXPECT_EQ(ReadFile(config.override_secret_file), "from-the-config\n");
+}
+
+TEST_F(RouterPersistenceTest, AConfiguredSecretWinsOverThePersistedOne) {
+  ASSERT_TRUE(StartRouter(Config()));
+  RoutingPolicy policy;
+  policy.active = "green";
+  policy.override_header.secret = "persisted";
+  ASSERT_TRUE(router().SetPolicy(policy).ok());
+  StopRouter();
+  RouterConfig config = Config();
+  config.policy.override_header.secret = "handed-at-start";
+  ASSERT_TRUE(StartRouter(config));
+  EXPECT_EQ(router().GetPolicy()->active, "green") << "the rest of the persisted policy stays";
+  EXPECT_EQ(router().GetPolicy()->override_header.secret, "handed-at-start");
 }
 
 TEST_F(RouterPersistenceTest, EverySwitchIsPersistedAtOnce) {

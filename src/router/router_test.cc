@@ -141,11 +141,13 @@ TEST_F(DataPlaneTest, SwitchMovesTrafficOnAnOpenConnection) {
   // The idle pooled connection to the slot that lost traffic is closed.
   EXPECT_TRUE(blue.WaitFor([&] { return blue.open_connections() == 0; }, Millis(5000)));
 
-  // The override header reaches the idle slot; an unknown slot is refused.
-  r = client.RoundTrip(testing::GetRequest("/", "X-Turnout-Slot: blue\r\n"));
+  // The override header (with the router's secret) reaches the idle slot; an unknown slot is
+  // refused.
+  const std::string secret = "X-Turnout-Secret: " + router().GetPolicy()->override_header.secret;
+  r = client.RoundTrip(testing::GetRequest("/", "X-Turnout-Slot: blue\r\n" + secret + "\r\n"));
   ASSERT_TRUE(r.complete());
   EXPECT_EQ(r.Header("X-Upstream"), "blue-1");
-  r = client.RoundTrip(testing::GetRequest("/", "X-Turnout-Slot: purple\r\n"));
+  r = client.RoundTrip(testing::GetRequest("/", "X-Turnout-Slot: purple\r\n" + secret + "\r\n"));
   ASSERT_TRUE(r.complete());
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.Header("X-Turnout-Error"), "bad_request");

@@ -28,6 +28,22 @@ class RouterUpstreamFailureTest : public testing::RouterTest {
   }
 };
 
+// router.h: a body that stops moving is aborted, and the client must see a broken transfer (a
+// reset), never a clean end that looks like a complete response framed by close.
+TEST_F(RouterUpstreamFailureTest, BodyIdleTimeoutResetsTheClientConnection) {
+  TestUpstream& slow = AddUpstream("blue-slow");
+  Behavior b = Behavior::Respond(200, std::string(1000, 'x'));
+  b.body_delay = 3000ms;  // the head goes out, the body stalls past body_idle
+  slow.SetBehavior(b);
+  StartWith({slow.address()}, [](RouterConfig& c) { c.timeouts.body_idle = 200ms; });
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  ASSERT_TRUE(client.Send(testing::GetRequest("/stall")).ok());
+  RawResponse r = client.ReadResponse("GET", 2000ms);
+  EXPECT_EQ(r.status, 200) << "the head was relayed";
+  EXPECT_EQ(r.outcome, RawResponse::Outcome::kReset) << testing::OutcomeName(r.outcome);
+}
+
 TEST_F(RouterUpstreamFailureTest, ConnectRefusedIs502) {
   StartWith({testing::RefusingAddress()});
   RawResponse r = Get("/");

@@ -88,14 +88,17 @@ SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& hea
   if (!policy.override_header.header.empty()) {
     const http::Header* o = head.headers.Find(policy.override_header.header);
     if (o != nullptr) {
-      bool allowed = true;
-      if (!policy.override_header.secret.empty()) {
-        const http::Header* s = head.headers.Find(kOverrideSecretHeader);
-        allowed = s != nullptr && SecretEquals(s->value, policy.override_header.secret);
-      }
+      // No secret configured means no override at all: never route by the header alone.
+      const http::Header* s = head.headers.Find(kOverrideSecretHeader);
+      const bool allowed = !policy.override_header.secret.empty() && s != nullptr &&
+                           SecretEquals(s->value, policy.override_header.secret);
       if (allowed) {
         sel.by_override = true;
         sel.slot = table.FindSlot(o->value);
+        return sel;
+      }
+      if (policy.override_header.reject_bad_secret) {
+        sel.bad_secret = true;
         return sel;
       }
     }

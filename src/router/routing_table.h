@@ -77,15 +77,20 @@ inline constexpr std::string_view kOverrideSecretHeader = "X-Turnout-Secret";
 std::string_view FindStickyKey(const StickinessPolicy& sticky, const http::MessageHeaders& headers);
 
 struct SlotSelection {
-  int slot = -1;  // index into table.slots; -1: the override named an unknown slot
+  // Index into table.slots; -1: the override named an unknown slot, or `bad_secret`.
+  int slot = -1;
   bool by_override = false;
+  // The override header came without the right secret and the policy rejects that (400).
+  bool bad_secret = false;
   // A key was generated for a client without one, and the sticky source is a cookie: the
   // response must carry `Set-Cookie: <sticky.name>=<generated_key>`.
   bool set_cookie = false;
 };
 
-// Chooses the slot for a request: a valid override (honoured only with the secret when one is
-// configured) wins; else the canary when ChoosesCanary(canary, key); else the active slot.
+// Chooses the slot for a request: an override with the right secret wins (never one without:
+// a policy with no secret honours no override); an override without it is ignored, or reported
+// as `bad_secret` when the policy rejects it; else the canary when ChoosesCanary(canary, key);
+// else the active slot.
 // A client without a sticky key is given `generated_key` (only used when a canary has weight).
 // Pure: no I/O, no allocation.
 SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& head,

@@ -80,12 +80,40 @@ TEST(RoutingTableTest, ActiveWithoutCanaryAndNoCookie) {
   EXPECT_FALSE(s.set_cookie);  // no canary: no reason to hand out keys
 }
 
-TEST(RoutingTableTest, OverrideHeaderWinsAndUnknownSlotIsReported) {
-  RoutingTable t = MakeTable(Policy("blue"));
-  SlotSelection s = Select(t, "X-Turnout-Slot: green\r\n");
+TEST(RoutingTableTest, OverrideHeaderWithTheSecretWinsAndUnknownSlotIsReported) {
+  RoutingPolicy p = Policy("blue");
+  p.override_header.secret = "s3cret";
+  RoutingTable t = MakeTable(p);
+  SlotSelection s = Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: s3cret\r\n");
   EXPECT_EQ(s.slot, 1);
   EXPECT_TRUE(s.by_override);
-  EXPECT_EQ(Select(t, "x-turnout-slot: purple\r\n").slot, -1);
+  EXPECT_EQ(Select(t, "x-turnout-slot: purple\r\nX-Turnout-Secret: s3cret\r\n").slot, -1);
+}
+
+// The defect: with no secret configured, anyone reached the idle slot with the header alone.
+TEST(RoutingTableTest, WithoutASecretConfiguredTheOverrideHeaderIsNeverHonoured) {
+  RoutingTable t = MakeTable(Policy("blue"));
+  ASSERT_TRUE(t.policy.override_header.secret.empty());
+  SlotSelection s = Select(t, "X-Turnout-Slot: green\r\n");
+  EXPECT_EQ(s.slot, 0);
+  EXPECT_FALSE(s.by_override);
+  EXPECT_EQ(Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: \r\n").slot, 0);
+  EXPECT_EQ(Select(t, "X-Turnout-Slot: purple\r\n").slot, 0) << "not even reported";
+}
+
+TEST(RoutingTableTest, AWrongSecretIsReportedWhenThePolicyRejectsIt) {
+  RoutingPolicy p = Policy("blue");
+  p.override_header.secret = "s3cret";
+  p.override_header.reject_bad_secret = true;
+  RoutingTable t = MakeTable(p);
+  SlotSelection s = Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: guess\r\n");
+  EXPECT_TRUE(s.bad_secret);
+  EXPECT_EQ(s.slot, -1);
+  EXPECT_TRUE(Select(t, "X-Turnout-Slot: green\r\n").bad_secret);
+  s = Select(t, "X-Turnout-Slot: green\r\nX-Turnout-Secret: s3cret\r\n");
+  EXPECT_FALSE(s.bad_secret);
+  EXPECT_EQ(s.slot, 1);
+  EXPECT_FALSE(Select(t, "").bad_secret) << "no override header: normal routing";
 }
 
 TEST(RoutingTableTest, OverrideNeedsTheSecretWhenOneIsSet) {

@@ -5,7 +5,7 @@ if(TARGET turnout_router_health)
   list(APPEND _turnout_router_deps turnout_router_health)
 endif()
 turnout_cc_library(NAME router
-  SRCS router.cc worker.cc routing_table.cc forward_headers.cc
+  SRCS router.cc worker.cc routing_table.cc forward_headers.cc fd_budget.cc
   DEPS ${_turnout_router_deps})
 
 

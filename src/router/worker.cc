@@ -1,9 +1,11 @@
 #include "router/worker.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -264,12 +266,18 @@ struct Worker::Impl {
   std::unique_ptr<RequestCtx> AcquireCtx();
   void ReleaseCtx(std::unique_ptr<RequestCtx> x);
   bool PoolTake(const InstanceEntry& inst, tcp::socket* out);
+  // Closes a pooled connection taken out of a pool (keeps shared.pooled right).
+  void PoolDrop(tcp::socket& s);
   void PoolPut(const Exchange& e, tcp::socket s);
   void PoolDropUnrouted();
   void CloseAll();
   void Link(Conn* c);
   void Unlink(Conn* c);
+  // Counts a refused client connection (metrics, the rate-limited warning).
   void CountRefused();
+  // Accepts and resets, with the spare descriptor, connections waiting on an acceptor while
+  // the process is out of descriptors. Returns how many were refused.
+  int ShedWithSpare(tcp::acceptor& acceptor);
   void NewKey(char (&key)[16]);
   size_t NewRequestId(char* out);
 
@@ -300,6 +308,8 @@ struct Worker::Impl {
   // Request buffers not in use; at most kMaxFreeCtx are kept after a burst.
   std::vector<std::unique_ptr<RequestCtx>> ctx_free;
 
+  // Held open so that, out of descriptors, one can be freed to accept and reset a connection.
+  int spare_fd = -1;
   Conn* conns = nullptr;  // intrusive list of live connections
   uint64_t rng;
   uint64_t request_counter = 0;
@@ -379,6 +389,11 @@ void Conn::Expire() {
       client.cancel(ec);
       break;
     case Phase::kBody:
+      // A body that stopped moving is a broken transfer: reset both sides, never a clean end
+      // that would look like a complete message framed by close.
+      AbortSocket(client);
+      AbortSocket(upstream);
+      break;
     case Phase::kTunnel:
     case Phase::kClosing:
     case Phase::kNone:
@@ -400,10 +415,15 @@ Worker::Impl::Impl(int i, DataPlaneShared& s) : index(i), shared(s) {
   std::random_device rd;
   rng = (uint64_t{rd()} << 32) ^ rd() ^ (static_cast<uint64_t>(i) << 17) ^ 0x9e3779b97f4a7c15ull;
   if (rng == 0) rng = 1;
+  spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 Worker::Impl::~Impl() {
+  for (auto& [id, v] : pools) {
+    shared.pooled.fetch_sub(static_cast<int64_t>(v.size()), std::memory_order_relaxed);
+  }
   pools.clear();
+  if (spare_fd >= 0) ::close(spare_fd);
   acceptors.clear();
   sweep_timer.reset();
 }
@@ -479,9 +499,14 @@ void Worker::Impl::PoolDropUnrouted() {
       ++it;
       continue;
     }
-    for (Idle& i : it->second) CloseSocket(i.socket);
+    for (Idle& i : it->second) PoolDrop(i.socket);
     it = pools.erase(it);
   }
+}
+
+void Worker::Impl::PoolDrop(tcp::socket& s) {
+  shared.pooled.fetch_sub(1, std::memory_order_relaxed);
+  CloseSocket(s);
 }
 
 bool Worker::Impl::PoolTake(const InstanceEntry& inst, tcp::socket* out) {
@@ -492,6 +517,7 @@ bool Worker::Impl::PoolTake(const InstanceEntry& inst, tcp::socket* out) {
   while (!v.empty()) {
     Idle idle = std::move(v.back());
     v.pop_back();
+    shared.pooled.fetch_sub(1, std::memory_order_relaxed);
     if (now - idle.since >= config().timeouts.upstream_idle) {
       CloseSocket(idle.socket);
       continue;
@@ -525,9 +551,14 @@ void Worker::Impl::PoolPut(const Exchange& e, tcp::socket s) {
     }
   }
   std::vector<Idle>& v = pools[e.inst->id];
-  if (!routed || v.size() >= config().limits.max_idle_per_instance) {
+  bool keep = routed && v.size() < config().limits.max_idle_per_instance;
+  if (keep && shared.pooled.fetch_add(1, std::memory_order_relaxed) >= shared.max_pooled) {
+    shared.pooled.fetch_sub(1, std::memory_order_relaxed);  // over the descriptor budget
+    keep = false;
+  }
+  if (!keep) {
     CloseSocket(s);
-    if (v.empty() && !routed) pools.erase(e.inst->id);
+    if (v.empty()) pools.erase(e.inst->id);
     return;
   }
   v.push_back(Idle{std::move(s), Steady::now()});
@@ -545,7 +576,7 @@ awaitable<void> Worker::Impl::SweepLoop() {
       // Oldest first: the LIFO pushes to the back.
       size_t n = 0;
       while (n < v.size() && now - v[n].since >= config().timeouts.upstream_idle) {
-        CloseSocket(v[n].socket);
+        PoolDrop(v[n].socket);
         ++n;
       }
       if (n > 0) v.erase(v.begin(), v.begin() + static_cast<ptrdiff_t>(n));
@@ -566,7 +597,7 @@ void Worker::Impl::CloseAll() {
     CloseSocket(c->upstream);
   }
   for (auto& [id, v] : pools) {
-    for (Idle& i : v) CloseSocket(i.socket);
+    for (Idle& i : v) PoolDrop(i.socket);
   }
   pools.clear();
 }
@@ -577,7 +608,38 @@ void Worker::Impl::CountRefused() {
   s.router_error = true;
   s.error = RouterError::kConnectionLimit;
   const SlotEntry& slot = table->slots[static_cast<size_t>(table->active)];
-  slot.runtime->metrics->shard(index).Record(s, shared.clock->Now());
+  Clock::TimePoint now = shared.clock->Now();
+  slot.runtime->metrics->shard(index).Record(s, now);
+  uint64_t report = shared.refused.Add(now);
+  if (report > 0) {
+    std::fprintf(stderr,
+                 "turnout router: warning: refused %llu client connection(s) since the last "
+                 "warning: at the client connection limit (%lld) or out of descriptors; raise "
+                 "the fd limit or add routers\n",
+                 static_cast<unsigned long long>(report),
+                 static_cast<long long>(shared.max_clients));
+  }
+}
+
+int Worker::Impl::ShedWithSpare(tcp::acceptor& acceptor) {
+  // Bounded, so that one worker never spends long here while connections keep arriving.
+  constexpr int kMaxShed = 64;
+  int shed = 0;
+  while (shed < kMaxShed && spare_fd >= 0) {
+    ::close(spare_fd);
+    spare_fd = -1;
+    int fd = ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      struct linger lg = {1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      ::close(fd);
+      CountRefused();
+      ++shed;
+    }
+    spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;  // nothing waiting, or another thread took the descriptor
+  }
+  return shed;
 }
 
 awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
@@ -586,16 +648,19 @@ awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
     if (stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      // Out of descriptors or similar: back off briefly instead of spinning.
-      asio::steady_timer t(ioc, std::chrono::milliseconds(10));
+      // Out of descriptors: the waiting connections are reset with the spare descriptor (else
+      // the backlog would fill and every client would hang); then a short pause so that the
+      // loop never spins on an acceptor that stays readable.
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) ShedWithSpare(acceptor);
+      asio::steady_timer t(ioc, std::chrono::milliseconds(2));
       co_await t.async_wait(kNoThrow);
       continue;
     }
     int64_t open = shared.connections.fetch_add(1, std::memory_order_relaxed);
-    if (open >= static_cast<int64_t>(config().limits.max_connections)) {
+    if (open >= shared.max_clients) {
       shared.connections.fetch_sub(1, std::memory_order_relaxed);
       CountRefused();
-      CloseSocket(socket);
+      AbortSocket(socket);
       continue;
     }
     Accepted(std::move(socket));
@@ -843,6 +908,11 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   // 2. Slot and instance.
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
+  if (e.sel.bad_secret) {
+    co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
+                              "bad request: the " + t.policy.override_header.header +
+                                  " header needs the right " + std::string(kOverrideSecretHeader));
+  }
   if (e.sel.slot < 0) {
     co_return co_await Reject(
         c, x, e, 400, RouterError::kBadRequest,
@@ -1360,6 +1430,9 @@ Result<tcp::endpoint> Worker::Listen(const tcp::endpoint& endpoint) {
   acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return IoError("listen " + where + ": " + ec.message());
   tcp::endpoint bound = acceptor->local_endpoint(ec);
+  if (ec) return IoError("listen " + where + ": " + ec.message());
+  // ShedWithSpare calls accept4() on it directly: it must never block.
+  acceptor->native_non_blocking(true, ec);
   if (ec) return IoError("listen " + where + ": " + ec.message());
   impl_->acceptors.push_back(std::move(acceptor));
   return bound;
