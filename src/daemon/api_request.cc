@@ -41,7 +41,10 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
     c.slot = StringField(body, "slot");
     if (c.slot.empty()) return InvalidArgument("\"slot\" is required");
   } else if (p == "/v1/promote") {
-    c.full = body.value("full", false);
+    if (auto it = body.find("full"); it != body.end() && !it->is_null()) {
+      if (!it->is_boolean()) return InvalidArgument("\"full\" must be true or false");
+      c.full = it->get<bool>();
+    }
   }
   return c;
 }

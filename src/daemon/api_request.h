@@ -6,7 +6,7 @@
 //   /v1/deploy       "version"      string, required;  "reason" string, optional
 //   /v1/rollback     "to_revision"  a revision number >= 1, or null/absent for the previous one
 //   /v1/switch       "slot"         string, required
-//   /v1/promote      "full"         true or false, default false
+//   /v1/promote      "full"         true or false (null/absent: false)
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //

@@ -72,5 +72,21 @@ TEST(ParseApiCommandTest, RefusesBodiesThatAreNotObjectsAndMissingOrWrongFields)
   }
 }
 
+// {"full":"yes"} made nlohmann's value() throw type_error out of the daemon's handler, which the
+// API server turned into a 500 instead of telling the caller what to send.
+TEST(ParseApiCommandTest, NonBooleanFullIsAnInvalidArgumentNotAnException) {
+  for (const char* body : {R"({"full":"yes"})", R"({"full":1})", R"({"full":[true]})"}) {
+    Result<ApiCommand> c = ParseApiCommand(Post("/v1/promote", body));
+    ASSERT_FALSE(c.ok()) << body;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(c.status().message(), "\"full\" must be true or false") << body;
+  }
+  Result<ApiCommand> null_full = ParseApiCommand(Post("/v1/promote", R"({"full":null})"));
+  ASSERT_TRUE(null_full.ok()) << "null is the default, as for to_revision";
+  EXPECT_FALSE(null_full->full);
+  // Endpoints that do not use "full" ignore it.
+  EXPECT_TRUE(ParseApiCommand(Post("/v1/pause", R"({"full":"yes"})")).ok());
+}
+
 }  // namespace
 }  // namespace turnout::daemon
