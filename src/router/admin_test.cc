@@ -385,6 +385,20 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
   EXPECT_FALSE(AdminClient::Create("nonsense", "", Millis(1000)).ok());
 }
 
+// Handle serves other transports too, which may hand it any bytes: a path that is not UTF-8 got a
+// 500 (the JSON writer threw on the path echoed in the 404 message) instead of the 404.
+TEST(AdminServerTest, PathThatIsNotUtf8IsA404NotA500) {
+  InMemoryRouter router;
+  AdminServer server(AdminServer::Options{}, router, nullptr);
+  for (std::string_view path : {"/v1/wei\xcaght", "/v1/slots/\xff", "/\xc3"}) {
+    const AdminServer::Reply reply = server.Handle("GET", path, "", "");
+    EXPECT_EQ(reply.status, 404) << reply.body;
+    const json j = json::parse(reply.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << reply.body;
+    EXPECT_FALSE(j.value("error", "").empty()) << reply.body;
+  }
+}
+
 TEST(AdminServerTest, RefusesAnAddressInUse) {
   InMemoryRouter router;
   AdminServer::Options options;
