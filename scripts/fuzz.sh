@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: scripts/fuzz.sh [options] [SECONDS] [TARGET...]
+Usage: scripts/fuzz.sh [options] [SECONDS] [TARGET...] [-- LIBFUZZER-FLAG...]
 
 Builds the fuzz targets of the asan preset when needed, then runs each TARGET (default: every
 fuzz target) for SECONDS (default: 60), one after the other, over a scratch copy of its corpus
@@ -26,6 +26,7 @@ Options:
   --out DIR       where logs, scratch corpora and findings go (default: a new directory
                   under ${TMPDIR:-/tmp})
   -h, --help      this text
+Flags after -- go to every target as they are (e.g. -- -max_len=512).
 
 Examples:
   scripts/fuzz.sh                      every target, 60 s each
@@ -45,8 +46,10 @@ minimise=0
 list=0
 out=""
 targets=()
+extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --) shift; extra=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     --list) list=1 ;;
     --runs) runs="${2:?--runs needs a number}"; shift ;;
@@ -134,6 +137,7 @@ for t in "${targets[@]}"; do
   args=("$limit" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
         "-artifact_prefix=$out/$t-")
   [[ -n "$dict" ]] && args+=("-dict=$dict")
+  args+=("${extra[@]}")
   status=0
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" nice -n "$niceness" \
     "$binary" "${args[@]}" "$work" >"$log" 2>&1 || status=$?
