@@ -103,12 +103,14 @@ function(turnout_cc_benchmark)
 endfunction()
 
 # A libFuzzer target; built only with TURNOUT_BUILD_FUZZERS (clang). Its corpus lives in
-# corpus/<name>/ beside the source, and CTest runs it briefly over that corpus (label: fuzz).
+# corpus/<name>/ beside the source, its dictionary (optional, DICT) beside it too, and CTest runs
+# it briefly over that corpus (label: fuzz). Each target also leaves a description in
+# <build>/fuzz/<name>.txt (binary, corpus, dict lines) that scripts/fuzz.sh reads.
 function(turnout_fuzzer)
   if(NOT TURNOUT_BUILD_FUZZERS)
     return()
   endif()
-  cmake_parse_arguments(T "" "NAME;CORPUS;SECONDS" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME;CORPUS;DICT;SECONDS" "SRCS;DEPS" ${ARGN})
   add_executable(${T_NAME} ${T_SRCS})
   target_compile_options(${T_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_options(${T_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
@@ -116,9 +118,15 @@ function(turnout_fuzzer)
   if(NOT T_SECONDS)
     set(T_SECONDS 30)
   endif()
+  set(_dict_flag "")
+  if(T_DICT)
+    set(_dict_flag "-dict=${T_DICT}")
+  endif()
   set(_work ${CMAKE_CURRENT_BINARY_DIR}/${T_NAME}_corpus)
   add_test(NAME ${T_NAME}
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
-            sh -c "mkdir -p ${_work} && exec $<TARGET_FILE:${T_NAME}> -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 ${_work} ${T_CORPUS}")
+            sh -c "mkdir -p ${_work} && exec $<TARGET_FILE:${T_NAME}> -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 ${_dict_flag} ${_work} ${T_CORPUS}")
   set_tests_properties(${T_NAME} PROPERTIES LABELS fuzz TIMEOUT 600)
+  file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/fuzz/${T_NAME}.txt
+    CONTENT "binary=$<TARGET_FILE:${T_NAME}>\ncorpus=${T_CORPUS}\ndict=${T_DICT}\n")
 endfunction()

@@ -27,6 +27,7 @@
 #include "judge/judge_json.h"
 #include "judge/slo.h"
 #include "daemon/analysis.h"
+#include "daemon/api_request.h"
 #include "daemon/database.h"
 #include "notify/notifier.h"
 #include "platform/log_tail.h"
@@ -125,21 +126,6 @@ json AuditJson(const state::AuditEntry& e) {
           {"subject", e.subject},
           {"detail", detail.is_discarded() ? json(e.detail_json) : detail},
           {"hash", e.hash}};
-}
-
-Result<json> ParseBody(const api::Request& r) {
-  if (r.body.empty()) return json::object();
-  json j = json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return InvalidArgument("the request body must be a JSON object");
-  }
-  return j;
-}
-
-std::string StringField(const json& j, const char* name, std::string fallback = "") {
-  auto it = j.find(name);
-  if (it == j.end() || !it->is_string()) return fallback;
-  return it->get<std::string>();
 }
 
 api::Reply Ok(const json& j) { return api::Reply::Json(200, j.dump()); }
@@ -1130,18 +1116,12 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
-  Result<json> body = ParseBody(r);
-  if (!body.ok()) return api::Reply::FromStatus(body.status());
-  const std::string actor = StringField(*body, "actor", r.peer == "unix" ? "cli" : "api");
+  Result<ApiCommand> command = ParseApiCommand(r);
+  if (!command.ok()) return api::Reply::FromStatus(command.status());
+  const std::string& actor = command->actor;
   if (p == "/v1/audit/acknowledge") {
-    const std::string reason = StringField(*body, "reason");
-    if (reason.empty()) {
-      return api::Reply::Error(400,
-                               "\"reason\" is required: say why the audit log may be trusted "
-                               "again (it is recorded)");
-    }
-    Result<json> out =
-        RunOnController<json>([&]() -> Result<json> { return AcknowledgeAudit(reason, actor); });
+    Result<json> out = RunOnController<json>(
+        [&]() -> Result<json> { return AcknowledgeAudit(command->reason, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
@@ -1155,30 +1135,22 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     }
   }
   if (p == "/v1/deploy") {
-    const std::string version = StringField(*body, "version");
-    if (version.empty()) return api::Reply::Error(400, "\"version\" is required");
-    const std::string reason = StringField(*body, "reason");
-    Result<state::Deployment> d = RunOnController<state::Deployment>(
-        [&]() -> Result<state::Deployment> { return Deploy(version, actor, reason); });
+    Result<state::Deployment> d =
+        RunOnController<state::Deployment>([&]() -> Result<state::Deployment> {
+          return Deploy(command->version, actor, command->reason);
+        });
     if (!d.ok()) return api::Reply::FromStatus(d.status());
     return api::Reply::Json(201, json{{"deployment", DeploymentJson(*d)}}.dump());
   }
   if (p == "/v1/rollback") {
-    std::optional<int64_t> to;
-    if (auto it = body->find("to_revision"); it != body->end() && !it->is_null()) {
-      if (!it->is_number_integer() || it->get<int64_t>() < 1) {
-        return api::Reply::Error(400, "\"to_revision\" must be a revision number (1, 2, ...)");
-      }
-      to = it->get<int64_t>();
-    }
+    const std::optional<int64_t> to = command->to_revision;
     Result<json> out =
         RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
   if (p == "/v1/switch") {
-    const std::string slot = StringField(*body, "slot");
-    if (slot.empty()) return api::Reply::Error(400, "\"slot\" is required");
+    const std::string& slot = command->slot;
     Result<json> out =
         RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
@@ -1190,7 +1162,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     return Ok(*out);
   }
   if (p == "/v1/pause" || p == "/v1/resume" || p == "/v1/promote") {
-    const bool full = body->value("full", false);
+    const bool full = command->full;
     Result<json> out = RunOnController<json>([&]() -> Result<json> {
       if (!Busy()) return FailedPrecondition("no deployment is in progress");
       if (p == "/v1/pause") {

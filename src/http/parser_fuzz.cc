@@ -9,22 +9,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/fuzz_check.h"
 #include "http/parser.h"
 
 namespace turnout::http {
 namespace {
 
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "invariant broken: %s\n", what);
-    std::abort();
-  }
-}
-
-bool Inside(std::string_view view, std::string_view buffer) {
-  if (view.empty()) return true;
-  return view.data() >= buffer.data() && view.data() + view.size() <= buffer.data() + buffer.size();
-}
+using turnout::fuzz::Check;
+using turnout::fuzz::Inside;
 
 void CheckResult(const ParseResult& r, std::string_view in) {
   Check(r.consumed <= in.size(), "consumed beyond input");

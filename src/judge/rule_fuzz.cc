@@ -11,17 +11,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/fuzz_check.h"
 #include "judge/rule.h"
 
 namespace turnout::judge {
 namespace {
 
-void Check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "invariant broken: %s\n", what);
-    std::abort();
-  }
-}
+using turnout::fuzz::Check;
 
 bool Same(const Expression& a, const Expression& b) {
   return a.kind == b.kind && a.statistic == b.statistic && a.op == b.op &&

@@ -131,7 +131,9 @@ Result<metrics::Histogram::Counts> ReadHistogram(const Reader& r, const json& j)
 }  // namespace
 
 std::string ErrorJson(std::string_view message) {
-  return json{{"error", std::string(message)}}.dump();
+  // Messages may echo a path that is not UTF-8: replaced, not thrown on.
+  return json{{"error", std::string(message)}}.dump(-1, ' ', false,
+                                                    json::error_handler_t::replace);
 }
 
 std::string SlotStatusToJson(const SlotStatus& slot) { return SlotJson(slot).dump(); }

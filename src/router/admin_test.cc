@@ -19,128 +19,16 @@
 #include "router/admin_client.h"
 #include "router/admin_json.h"
 #include "router/admin_server.h"
+#include "router/testing/in_memory_router.h"
 #include "router/testing/raw_client.h"
 
 namespace turnout::router {
 namespace {
 
 using nlohmann::json;
+using testing::InMemoryRouter;
 using testing::RawClient;
 using testing::RawResponse;
-
-// A RouterControl that keeps its state in memory and validates like a router does.
-class InMemoryRouter : public RouterControl {
- public:
-  InMemoryRouter() {
-    slots_ = {{"blue", {"127.0.0.1:9001", "127.0.0.1:9003"}}, {"green", {"127.0.0.1:9002"}}};
-    policy_.active = "blue";
-    metrics::Histogram h;
-    for (int ms : {1, 2, 3, 4, 50}) h.Record(std::chrono::milliseconds(ms));
-    h.AddTo(&latency_);
-  }
-
-  Result<RouterStatus> GetStatus() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    RouterStatus s;
-    s.policy = policy_;
-    s.generation = generation_;
-    s.listen = {"127.0.0.1:8080"};
-    s.admin = "127.0.0.1:9901";
-    for (const auto& slot : slots_) s.slots.push_back(SlotLocked(slot.name));
-    return s;
-  }
-  Result<RoutingPolicy> GetPolicy() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return policy_;
-  }
-  Result<uint64_t> SetPolicy(const RoutingPolicy& policy) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    TURNOUT_RETURN_IF_ERROR(ValidatePolicy(policy, NamesLocked()));
-    policy_ = policy;
-    return ++generation_;
-  }
-  Result<uint64_t> SetSlotInstances(const std::string& slot,
-                                    const std::vector<std::string>& instances) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : slots_) {
-      if (s.name == slot) {
-        s.instances = instances;
-        return ++generation_;
-      }
-    }
-    return NotFound("no slot named '" + slot + "'");
-  }
-  Result<SlotStatus> GetSlotStatus(const std::string& slot) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& s : slots_) {
-      if (s.name == slot) return SlotLocked(slot);
-    }
-    return NotFound("no slot named '" + slot + "'");
-  }
-  Result<std::vector<SlotWindowMetrics>> GetWindowMetrics(std::chrono::seconds window) override {
-    std::vector<SlotWindowMetrics> out;
-    SlotWindowMetrics m;
-    m.slot = "blue";
-    m.window.window = window;
-    m.window.counters.requests = 5;
-    m.window.counters.by_class[2] = 4;
-    m.window.counters.by_class[5] = 1;
-    m.window.counters.router_errors[static_cast<size_t>(metrics::RouterError::kUpstreamTimeout)] =
-        1;
-    m.window.counters.bytes_in = 100;
-    m.window.counters.bytes_out = 2000;
-    m.window.total_latency = latency_;
-    m.window.upstream_latency = latency_;
-    out.push_back(m);
-    last_window_ = window;
-    return out;
-  }
-
-  uint64_t generation() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return generation_;
-  }
-  RoutingPolicy policy() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return policy_;
-  }
-  std::vector<std::string> instances(const std::string& slot) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& s : slots_) {
-      if (s.name == slot) return s.instances;
-    }
-    return {};
-  }
-  std::chrono::seconds last_window_{0};
-
- private:
-  std::vector<std::string> NamesLocked() const {
-    std::vector<std::string> names;
-    for (const auto& s : slots_) names.push_back(s.name);
-    return names;
-  }
-  SlotStatus SlotLocked(const std::string& name) const {
-    SlotStatus st;
-    st.name = name;
-    for (const auto& s : slots_) {
-      if (s.name != name) continue;
-      for (const auto& i : s.instances) st.instances.push_back({i, true, i.ends_with("3"), 2});
-    }
-    st.receives_traffic =
-        policy_.active == name ||
-        (policy_.canary && policy_.canary->slot == name && policy_.canary->weight_bp > 0);
-    st.in_flight = st.receives_traffic ? 3 : 0;
-    st.tunnels = 1;
-    st.drained = !st.receives_traffic;
-    return st;
-  }
-
-  std::mutex mu_;
-  std::vector<SlotConfig> slots_;
-  RoutingPolicy policy_;
-  uint64_t generation_ = 1;
-  metrics::Histogram::Counts latency_;
-};
 
 class AdminTest : public ::testing::Test {
  protected:
@@ -329,7 +217,7 @@ TEST_F(AdminTest, WindowMetricsArriveExactly) {
   auto client = Client();
   auto m = client->GetWindowMetrics(std::chrono::seconds(30));
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  EXPECT_EQ(router_.last_window_, std::chrono::seconds(30));
+  EXPECT_EQ(router_.last_window(), std::chrono::seconds(30));
   auto expected = *router_.GetWindowMetrics(std::chrono::seconds(30));
   ASSERT_EQ(m->size(), 1u);
   const auto& got = (*m)[0];
@@ -502,6 +390,20 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
       << s.status().message();
   EXPECT_NE(s.status().message().find("--admin"), std::string::npos);
   EXPECT_FALSE(AdminClient::Create("nonsense", "", Millis(1000)).ok());
+}
+
+// Handle serves other transports too, which may hand it any bytes: a path that is not UTF-8 got a
+// 500 (the JSON writer threw on the path echoed in the 404 message) instead of the 404.
+TEST(AdminServerTest, PathThatIsNotUtf8IsA404NotA500) {
+  InMemoryRouter router;
+  AdminServer server(AdminServer::Options{}, router, nullptr);
+  for (std::string_view path : {"/v1/wei\xcaght", "/v1/slots/\xff", "/\xc3"}) {
+    const AdminServer::Reply reply = server.Handle("GET", path, "", "");
+    EXPECT_EQ(reply.status, 404) << reply.body;
+    const json j = json::parse(reply.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << reply.body;
+    EXPECT_FALSE(j.value("error", "").empty()) << reply.body;
+  }
 }
 
 TEST(AdminServerTest, RefusesAnAddressInUse) {

@@ -26,6 +26,32 @@ constexpr std::string_view kDurationExpected = "a duration like 500ms or 2s";
 // A file with hundreds of problems is not helped by hundreds of lines.
 constexpr size_t kMaxErrors = 50;
 
+// Errors quote values from the file and yaml-cpp's messages quote the character it refused; a
+// control character in them is written as an escape (\n, \r, \t, \xNN), so that each problem
+// stays on its line and nothing from the file drives the terminal.
+std::string EscapeControl(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 bool ParseUint(std::string_view text, uint64_t* out) {
   if (text.empty()) return false;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
@@ -328,7 +354,7 @@ class Reader {
       ++dropped_;
       return;
     }
-    errors_.push_back(std::move(error));
+    errors_.push_back(EscapeControl(error));
   }
 
   std::string file_;
@@ -1689,10 +1715,10 @@ Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string
     // Syntax errors stop yaml-cpp at the first one; it knows where.
     std::string where =
         std::string(file_name) + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1));
-    return InvalidArgument(where + ": not valid YAML: " + e.msg);
+    return InvalidArgument(where + ": not valid YAML: " + EscapeControl(e.msg));
   } catch (const std::exception& e) {
     // yaml-cpp may also throw what the standard library throws (bad_alloc on absurd input).
-    return InvalidArgument(std::string(file_name) + ": cannot be read: " + e.what());
+    return InvalidArgument(std::string(file_name) + ": cannot be read: " + EscapeControl(e.what()));
   }
 }
 

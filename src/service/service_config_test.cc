@@ -1262,5 +1262,21 @@ TEST(ServiceConfigRollingTest, RollingNeedsPortsAuto) {
             "ports: set platform.ports: auto");
 }
 
+// Values and yaml-cpp's own messages are quoted in errors; a control character in them (a
+// newline from a quoted "\n", an ESC) broke the one-problem-per-line format and reached the
+// terminal as is. They are written as escapes.
+TEST(ServiceConfigTest, ControlCharactersInErrorsAreEscaped) {
+  const std::string message = ErrorOf(std::string(kMinimal) + "bake_time: \"a\\nb\\e[31m\"\n");
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_EQ(message.find('\x1b'), std::string::npos) << message;
+  EXPECT_THAT(message, HasSubstr("turnout.yaml:4: bake_time: expected a duration"));
+  EXPECT_THAT(message, HasSubstr("'a\\nb\\x1b[31m'"));
+
+  // yaml-cpp quotes the character it refuses.
+  const std::string syntax = ErrorOf(std::string("name: \"x\\\x01\"\n"));
+  EXPECT_EQ(syntax.find('\x01'), std::string::npos) << syntax;
+  EXPECT_THAT(syntax, HasSubstr("turnout.yaml:1: not valid YAML: unknown escape character: \\x01"));
+}
+
 }  // namespace
 }  // namespace turnout::service

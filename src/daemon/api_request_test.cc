@@ -1,0 +1,92 @@
+#include "daemon/api_request.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace turnout::daemon {
+namespace {
+
+api::Request Post(std::string path, std::string body, std::string peer = "unix") {
+  api::Request r;
+  r.method = "POST";
+  r.target = path;
+  r.path = std::move(path);
+  r.body = std::move(body);
+  r.peer = std::move(peer);
+  return r;
+}
+
+TEST(ParseApiCommandTest, ReadsTheFieldsOfEachEndpoint) {
+  Result<ApiCommand> deploy =
+      ParseApiCommand(Post("/v1/deploy", R"({"version":"1.2.3","reason":"fix","actor":"ann"})"));
+  ASSERT_TRUE(deploy.ok()) << deploy.status().ToString();
+  EXPECT_EQ(deploy->version, "1.2.3");
+  EXPECT_EQ(deploy->reason, "fix");
+  EXPECT_EQ(deploy->actor, "ann");
+
+  Result<ApiCommand> rollback = ParseApiCommand(Post("/v1/rollback", R"({"to_revision":4})"));
+  ASSERT_TRUE(rollback.ok());
+  EXPECT_EQ(rollback->to_revision, 4);
+  Result<ApiCommand> previous = ParseApiCommand(Post("/v1/rollback", R"({"to_revision":null})"));
+  ASSERT_TRUE(previous.ok());
+  EXPECT_FALSE(previous->to_revision.has_value());
+
+  Result<ApiCommand> sw = ParseApiCommand(Post("/v1/switch", R"({"slot":"green"})"));
+  ASSERT_TRUE(sw.ok());
+  EXPECT_EQ(sw->slot, "green");
+
+  Result<ApiCommand> promote = ParseApiCommand(Post("/v1/promote", R"({"full":true})"));
+  ASSERT_TRUE(promote.ok());
+  EXPECT_TRUE(promote->full);
+}
+
+TEST(ParseApiCommandTest, ActorDefaultsByPeerAndEmptyBodyIsAnEmptyObject) {
+  Result<ApiCommand> unix_peer = ParseApiCommand(Post("/v1/stop-instances", ""));
+  ASSERT_TRUE(unix_peer.ok());
+  EXPECT_EQ(unix_peer->actor, "cli");
+  Result<ApiCommand> tcp_peer =
+      ParseApiCommand(Post("/v1/stop-instances", R"({"actor":7})", "127.0.0.1:5555"));
+  ASSERT_TRUE(tcp_peer.ok());
+  EXPECT_EQ(tcp_peer->actor, "api") << "a non-string actor counts as absent";
+  Result<ApiCommand> promote = ParseApiCommand(Post("/v1/promote", ""));
+  ASSERT_TRUE(promote.ok());
+  EXPECT_FALSE(promote->full);
+}
+
+TEST(ParseApiCommandTest, RefusesBodiesThatAreNotObjectsAndMissingOrWrongFields) {
+  for (const char* body : {"[1]", "\"x\"", "{", "nul", "{\"a\":1}x"}) {
+    Result<ApiCommand> c = ParseApiCommand(Post("/v1/abort", body));
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(c.status().message(), "the request body must be a JSON object") << body;
+  }
+  EXPECT_EQ(ParseApiCommand(Post("/v1/deploy", R"({"version":""})")).status().message(),
+            "\"version\" is required");
+  EXPECT_EQ(ParseApiCommand(Post("/v1/deploy", R"({"version":12})")).status().message(),
+            "\"version\" is required");
+  EXPECT_EQ(ParseApiCommand(Post("/v1/switch", "{}")).status().message(), "\"slot\" is required");
+  for (const char* body : {R"({"to_revision":0})", R"({"to_revision":"3"})",
+                           R"({"to_revision":2.5})", R"({"to_revision":18446744073709551615})"}) {
+    Result<ApiCommand> c = ParseApiCommand(Post("/v1/rollback", body));
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << body;
+  }
+}
+
+// {"full":"yes"} made nlohmann's value() throw type_error out of the daemon's handler, which the
+// API server turned into a 500 instead of telling the caller what to send.
+TEST(ParseApiCommandTest, NonBooleanFullIsAnInvalidArgumentNotAnException) {
+  for (const char* body : {R"({"full":"yes"})", R"({"full":1})", R"({"full":[true]})"}) {
+    Result<ApiCommand> c = ParseApiCommand(Post("/v1/promote", body));
+    ASSERT_FALSE(c.ok()) << body;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(c.status().message(), "\"full\" must be true or false") << body;
+  }
+  Result<ApiCommand> null_full = ParseApiCommand(Post("/v1/promote", R"({"full":null})"));
+  ASSERT_TRUE(null_full.ok()) << "null is the default, as for to_revision";
+  EXPECT_FALSE(null_full->full);
+  // Endpoints that do not use "full" ignore it.
+  EXPECT_TRUE(ParseApiCommand(Post("/v1/pause", R"({"full":"yes"})")).ok());
+}
+
+}  // namespace
+}  // namespace turnout::daemon
