@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -368,6 +369,18 @@ int RunStatus(Context& c) {
   }
   if (r.contains("error")) std::cout << " unreachable: " << Str(r, "error");
   std::cout << "\n";
+  if (r.contains("process")) {
+    const json& p = r["process"];
+    if (p.value("stopped", false)) {
+      std::cout << "  process: stopped (`turnout down --stop-instances`); `turnout up` starts it\n";
+    } else {
+      std::cout << "  process: pid " << Str(p, "pid") << ", admin API " << Str(p, "admin")
+                << ", " << (r.contains("error") ? "NOT attached" : "attached")
+                << (p.value("attached_at_start", false) ? " (found running at start)" : "");
+      if (p.value("restarts", 0) > 0) std::cout << ", restarted " << Str(p, "restarts") << "x";
+      std::cout << ", log " << Str(p, "log") << "\n";
+    }
+  }
   if (r.contains("slots")) {
     for (const auto& slot : r["slots"]) {
       std::cout << "  " << std::left << std::setw(8) << Str(slot, "name") << std::setw(12)
@@ -685,15 +698,7 @@ int RunSlo(Context& c) {
 
 std::string FindTurnoutd() {
   if (std::string env = EnvOr("TURNOUTD", ""); !env.empty()) return env;
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& p : {self.parent_path() / "turnoutd",
-                              self.parent_path().parent_path() / "daemon" / "turnoutd"}) {
-      if (::access(p.c_str(), X_OK) == 0) return p.string();
-    }
-  }
-  return "turnoutd";  // from PATH
+  return daemon::FindProgram("turnoutd", "daemon");
 }
 
 bool Answers(const Context& c) {
@@ -782,10 +787,13 @@ int RunDown(Context& c) {
   Call call = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
   if (call.exit != kExitOk) return call.exit;
   int stopped = -1;
+  bool router_stopped = false;
   if (c.args.Has("stop-instances")) {
-    Call stop = Exchange(c, "POST", "/v1/stop-instances", json{{"actor", Actor()}});
+    Call stop =
+        Exchange(c, "POST", "/v1/stop-instances", json{{"actor", Actor()}, {"router", true}});
     if (stop.exit != kExitOk) return stop.exit;
     stopped = stop.body.value("stopped", 0);
+    router_stopped = stop.body.value("router_stopped", false);
   }
   const pid_t pid = call.body["daemon"].value("pid", 0);
   if (pid <= 0 || ::kill(pid, SIGTERM) != 0) {
@@ -796,13 +804,23 @@ int RunDown(Context& c) {
     std::this_thread::sleep_for(Millis(50));
   }
   if (::kill(pid, 0) == 0) return Fail(c, "turnoutd (pid " + std::to_string(pid) + ") still runs");
-  if (!c.json) {
-    if (stopped >= 0) {
-      std::cout << "stopped " << stopped << " app instance(s) and turnoutd (pid " << pid << ")\n";
-    } else {
-      std::cout << "turnoutd stopped (pid " << pid
-                << "); app instances keep running and `turnout up` adopts them again\n";
-    }
+  const bool router_process = call.body["router"].value("mode", "") == "process";
+  if (c.json) {
+    std::cout << json{{"pid", pid},
+                      {"instances_stopped", std::max(stopped, 0)},
+                      {"router_stopped", router_stopped},
+                      {"router_serving", router_process && !router_stopped}}
+                     .dump()
+              << "\n";
+  } else if (stopped >= 0) {
+    std::cout << "stopped " << stopped << " app instance(s)"
+              << (router_stopped ? ", the router process" : "") << " and turnoutd (pid " << pid
+              << ")" << (router_stopped ? "; users are no longer served" : "") << "\n";
+  } else {
+    std::cout << "turnoutd stopped (pid " << pid << "); app instances"
+              << (router_process ? " and the router keep running: users are still served"
+                                 : " keep running")
+              << "; `turnout up` attaches to them again\n";
   }
   return kExitOk;
 }
@@ -828,9 +846,10 @@ const std::vector<Sub>& Subs() {
         {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
        RunUp, false},
       {"down", "turnout down [--stop-instances]",
-       "Stops turnoutd (SIGTERM). App instances keep running (the next `turnout up` adopts\n"
-       "them) unless --stop-instances; an embedded router stops with the daemon.",
-       {{"stop-instances", "", "first stop every app instance of the service"}}, RunDown},
+       "Stops turnoutd (SIGTERM). App instances and the router process keep running, so users\n"
+       "are still served (the next `turnout up` attaches to them), unless --stop-instances.",
+       {{"stop-instances", "", "first stop every app instance of the service and the router"}},
+       RunDown},
       {"deploy", "turnout deploy VERSION [--wait] [--reason TEXT]",
        "Deploys VERSION to the idle slot: pre-checks, launch, readiness, smoke tests, switch,\n"
        "bake, then the old slot stays warm until it is scaled down. With --wait, shows each\n"
