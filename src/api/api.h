@@ -86,7 +86,7 @@ class Server {
   struct Options {
     // The Unix stream socket to listen on; "" = none. Created with mode `unix_mode`. A stale
     // socket file (nothing listening) is replaced; a live one makes Start() fail with
-    // AlreadyExists ("another daemon is running ..."). A path that does not fit sun_path is
+    // AlreadyExists ("<path> is in use: another process ..."). A path that does not fit sun_path is
     // InvalidArgument. Default: none.
     std::string unix_path{};
     uint32_t unix_mode = 0600;  // Default: 0600 (owner only: the file mode is the access check)

@@ -89,8 +89,7 @@ struct Server::Impl {
   // The socket file this server created, identified by inode so that Stop() never removes a
   // file another process put at the same path since.
   bool created_socket_file = false;
-  dev_t socket_dev = 0;
-  ino_t socket_ino = 0;
+  http::UnixListener unix_listener;
 
   // Touched only on the I/O thread.
   std::map<uint64_t, std::function<void()>> closers;  // live connections
@@ -105,55 +104,15 @@ struct Server::Impl {
 };
 
 Status Server::Impl::BindUnix() {
-  const std::string& path = options.unix_path;
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return InvalidArgument("API socket path is too long (" + std::to_string(path.size()) +
-                           " bytes; Unix sockets allow at most " +
-                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
-                           "): choose a shorter path: " + path);
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return AlreadyExists("API socket path " + path +
-                           " exists and is not a socket; refusing to replace it");
-    }
-    // Whether a daemon still answers there: a refused connect means the file was left behind by
-    // one that died, and it is safe to replace.
-    UnixProtocol::socket probe(io);
-    boost::system::error_code ec;
-    probe.connect(UnixProtocol::endpoint(path), ec);
-    if (!ec) {
-      return AlreadyExists("another daemon is running: " + path +
-                           " accepts connections (stop it first, or use another socket path)");
-    }
-    if (ec != boost::system::errc::connection_refused) {
-      return IoError("cannot check the existing API socket " + path + ": " + ec.message());
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError("cannot remove the stale API socket " + path, errno);
-    }
-  } else if (errno != ENOENT) {
-    return ErrnoError("cannot inspect the API socket path " + path, errno);
-  }
-
-  boost::system::error_code ec;
-  auto fail = [&](std::string_view what) {
-    return IoError("API socket " + path + ": cannot " + std::string(what) + ": " + ec.message());
-  };
-  if (unix_acceptor.open(UnixProtocol(), ec)) return fail("open");
-  if (unix_acceptor.bind(UnixProtocol::endpoint(path), ec)) return fail("bind");
+  TURNOUT_ASSIGN_OR_RETURN(unix_listener,
+                           http::ListenOnUnixSocket(options.unix_path, options.unix_mode,
+                                                    "API socket"));
   created_socket_file = true;
-  if (::lstat(path.c_str(), &st) == 0) {
-    socket_dev = st.st_dev;
-    socket_ino = st.st_ino;
+  boost::system::error_code ec;
+  if (unix_acceptor.assign(UnixProtocol(), unix_listener.fd, ec)) {
+    ::close(unix_listener.fd);
+    return IoError("API socket " + options.unix_path + ": " + ec.message());
   }
-  // The mode is set before listen(): until then every connect is refused, so no peer can get in
-  // through the umask's wider mode in between.
-  if (::chmod(path.c_str(), static_cast<mode_t>(options.unix_mode)) != 0) {
-    return ErrnoError("API socket " + path + ": cannot set its mode", errno);
-  }
-  if (unix_acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen");
   return Status::Ok();
 }
 
@@ -175,11 +134,7 @@ Status Server::Impl::BindTcp() {
 void Server::Impl::RemoveSocketFile() {
   if (!created_socket_file) return;
   created_socket_file = false;
-  struct stat st {};
-  if (::lstat(options.unix_path.c_str(), &st) == 0 && st.st_dev == socket_dev &&
-      st.st_ino == socket_ino) {
-    ::unlink(options.unix_path.c_str());
-  }
+  http::RemoveUnixSocketFile(options.unix_path, unix_listener);
 }
 
 Reply Server::Impl::RunHandler(const Request& request) {

@@ -28,16 +28,34 @@ struct ExchangeState {
   std::string stage = "connecting to";
 };
 
+Status Unreachable(const std::string& address, const boost::system::error_code& ec) {
+  return Unavailable("cannot reach the router's admin API at " + address + ": " +
+                     Lowercase(ec.message()) +
+                     " - is `turnout router` running? pass --admin (or set TURNOUT_ADMIN)");
+}
+
+// Sends `request` on a connected socket and reads one response into state->result.
+template <typename Socket>
+asio::awaitable<void> ExchangeOn(Socket& socket, const std::string& address,
+                                 const std::string& request, const std::string& method,
+                                 ExchangeState* state);
+
 asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string request,
                                  std::string method, ExchangeState* state) {
   auto executor = co_await asio::this_coro::executor;
-  auto unreachable = [&](const boost::system::error_code& ec) {
-    return Unavailable("cannot reach the router's admin API at " + address + ": " +
-                       Lowercase(ec.message()) +
-                       " - is `turnout router` running? pass --admin (or set TURNOUT_ADMIN)");
-  };
-  tcp::socket socket(executor);
   boost::system::error_code ec;
+  if (std::string_view path = UnixSocketPathOf(address); !path.empty()) {
+    asio::local::stream_protocol::socket socket(executor);
+    auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(path),
+                                               asio::as_tuple(asio::use_awaitable));
+    if (cec) {
+      state->result = Unreachable(address, cec);
+      co_return;
+    }
+    co_await ExchangeOn(socket, address, request, method, state);
+    co_return;
+  }
+  tcp::socket socket(executor);
   std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
   // IP literals (the usual case) skip the resolver, which runs on a thread of its own.
   std::vector<tcp::endpoint> endpoints;
@@ -48,7 +66,7 @@ asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string r
     auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(hp.port),
                                                           asio::as_tuple(asio::use_awaitable));
     if (rec) {
-      state->result = unreachable(rec);
+      state->result = Unreachable(address, rec);
       co_return;
     }
     for (const auto& r : results) endpoints.push_back(r.endpoint());
@@ -56,16 +74,24 @@ asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string r
   auto [cec, endpoint] =
       co_await asio::async_connect(socket, endpoints, asio::as_tuple(asio::use_awaitable));
   if (cec) {
-    state->result = unreachable(cec);
+    state->result = Unreachable(address, cec);
     co_return;
   }
   // Requests are written in one piece; do not let Nagle hold a retransmitted tail.
   socket.set_option(tcp::no_delay(true), ec);
+  co_await ExchangeOn(socket, address, request, method, state);
+}
+
+template <typename Socket>
+asio::awaitable<void> ExchangeOn(Socket& socket, const std::string& address,
+                                 const std::string& request, const std::string& method,
+                                 ExchangeState* state) {
+  boost::system::error_code ec;
   state->stage = "sending a request to";
   auto [wec, written] = co_await asio::async_write(socket, asio::buffer(request),
                                                    asio::as_tuple(asio::use_awaitable));
   if (wec) {
-    state->result = unreachable(wec);
+    state->result = Unreachable(address, wec);
     co_return;
   }
   state->stage = "waiting for the answer of";
@@ -154,7 +180,7 @@ asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string r
       reply.body = buffer.substr(start);
       break;
   }
-  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.shutdown(asio::socket_base::shutdown_both, ec);
   state->result = std::move(reply);
 }
 
@@ -220,12 +246,21 @@ std::string EscapeSlot(const std::string& slot) {
 
 Result<std::unique_ptr<AdminClient>> AdminClient::Create(std::string address, std::string token,
                                                          Millis timeout) {
-  auto hp = ParseHostPort(address);
-  if (!hp.ok()) return hp.status().WithContext("admin address");
-  if (hp->port == 0) return InvalidArgument("admin address " + address + " needs a port");
   if (timeout.count() <= 0) return InvalidArgument("admin client timeout must be positive");
+  HostPort host_port;
+  if (address.starts_with(kUnixAddressPrefix)) {
+    if (UnixSocketPathOf(address).empty()) {
+      return InvalidArgument("admin address " + address +
+                             " names no socket file; write unix:/path/to/admin.sock");
+    }
+  } else {
+    auto hp = ParseHostPort(address);
+    if (!hp.ok()) return hp.status().WithContext("admin address");
+    if (hp->port == 0) return InvalidArgument("admin address " + address + " needs a port");
+    host_port = std::move(*hp);
+  }
   return std::unique_ptr<AdminClient>(
-      new AdminClient(std::move(address), std::move(*hp), std::move(token), timeout));
+      new AdminClient(std::move(address), std::move(host_port), std::move(token), timeout));
 }
 
 Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
@@ -234,7 +269,9 @@ Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
   std::string request;
   request.reserve(256 + body.size());
   request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
-  request.append(address_).append("\r\nUser-Agent: turnout\r\nAccept: application/json\r\n");
+  // A Unix socket has no host name; "localhost" is what HTTP clients send there.
+  request.append(UnixSocketPathOf(address_).empty() ? std::string_view(address_) : "localhost");
+  request.append("\r\nUser-Agent: turnout\r\nAccept: application/json\r\n");
   if (!token_.empty()) request.append("Authorization: Bearer ").append(token_).append("\r\n");
   if (!body.empty() || method == "PUT" || method == "POST") {
     request.append("Content-Type: application/json\r\nContent-Length: ");

@@ -1,10 +1,12 @@
 #include "router/admin_server.h"
 
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <charconv>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <map>
 
 #include "http/api_support.h"
 #include "http/parser.h"
@@ -17,6 +19,7 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using UnixProtocol = asio::local::stream_protocol;
 using nlohmann::json;
 using namespace asio::experimental::awaitable_operators;
 using Reply = AdminServer::Reply;
@@ -81,13 +84,23 @@ Result<uint32_t> WeightField(const json& j) {
 struct AdminServer::Impl {
   explicit Impl(AdminServer* s) : server(s) {}
 
-  asio::awaitable<void> AcceptLoop();
-  asio::awaitable<void> Session(tcp::socket socket);
+  Status BindTcp();
+  Status BindUnix(const std::string& path);
+  template <typename Acceptor>
+  asio::awaitable<void> AcceptLoop(Acceptor& acceptor);
+  template <typename Socket>
+  asio::awaitable<void> Session(Socket socket);
 
   AdminServer* server;
   asio::io_context io{1};
-  tcp::acceptor acceptor{io};
-  std::set<tcp::socket*> sockets;  // touched only on the server thread
+  tcp::acceptor tcp_acceptor{io};
+  UnixProtocol::acceptor unix_acceptor{io};
+  // The socket file this server created (removed by Stop when it is still that file).
+  std::string unix_path;
+  http::UnixListener unix_listener;
+  // Live connections, by id; touched only on the server thread.
+  std::map<uint64_t, std::function<void()>> closers;
+  uint64_t next_connection = 0;
   bool started = false;
   bool stopping = false;
 };
@@ -264,18 +277,23 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
   }
 }
 
-asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
+template <typename Socket>
+asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
   Impl* impl = this;
   const Options& options = server->options_;
   // A connection accepted just before Stop() may start after Stop's close-all ran: end it here,
   // or it would hold the thread until its idle timeout.
   if (impl->stopping) co_return;
-  impl->sockets.insert(&socket);
+  const uint64_t id = impl->next_connection++;
+  impl->closers.emplace(id, [&socket] {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
   struct Unregister {
     Impl* impl;
-    tcp::socket* s;
-    ~Unregister() { impl->sockets.erase(s); }
-  } unregister{impl, &socket};
+    uint64_t id;
+    ~Unregister() { impl->closers.erase(id); }
+  } unregister{impl, id};
 
   asio::steady_timer timer(socket.get_executor());
   std::string buffer;
@@ -355,26 +373,27 @@ asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
   }
 }
 
-asio::awaitable<void> AdminServer::Impl::AcceptLoop() {
+template <typename Acceptor>
+asio::awaitable<void> AdminServer::Impl::AcceptLoop(Acceptor& acceptor) {
   Impl* impl = this;
   asio::steady_timer backoff(impl->io);
   for (;;) {
-    auto [ec, socket] = co_await impl->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (impl->stopping || !impl->acceptor.is_open()) co_return;
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (impl->stopping || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors and the like: wait a little instead of spinning.
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    if (impl->sockets.size() >= kMaxConnections) continue;  // closes the socket
+    if (impl->closers.size() >= kMaxConnections) continue;  // closes the socket
     asio::co_spawn(impl->io, impl->Session(std::move(socket)), [](std::exception_ptr) {});
   }
 }
 
-Status AdminServer::Start() {
-  if (impl_->started) return FailedPrecondition("admin server already started");
-  TURNOUT_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(options_.address));
+Status AdminServer::Impl::BindTcp() {
+  const std::string& address = server->options_.address;
+  TURNOUT_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   boost::system::error_code ec;
   asio::ip::address ip;
   if (hp.host == "localhost") {
@@ -382,29 +401,56 @@ Status AdminServer::Start() {
   } else {
     ip = asio::ip::make_address(hp.host, ec);
     if (ec) {
-      tcp::resolver resolver(impl_->io);
+      tcp::resolver resolver(io);
       auto results = resolver.resolve(hp.host, std::to_string(hp.port), ec);
       if (ec || results.empty()) {
-        return InvalidArgument("admin address " + options_.address + ": cannot resolve host '" +
-                               hp.host + "'");
+        return InvalidArgument("admin address " + address + ": cannot resolve host '" + hp.host +
+                               "'");
       }
       ip = results.begin()->endpoint().address();
     }
   }
   tcp::endpoint endpoint(ip, hp.port);
-  auto& acceptor = impl_->acceptor;
   auto fail = [&](std::string_view what) {
-    return IoError("admin API: cannot " + std::string(what) + " " + options_.address + ": " +
+    return IoError("admin API: cannot " + std::string(what) + " " + address + ": " +
                    ec.message());
   };
-  if (acceptor.open(endpoint.protocol(), ec)) return fail("open a socket for");
-  if (acceptor.set_option(asio::socket_base::reuse_address(true), ec)) return fail("configure");
-  if (acceptor.bind(endpoint, ec)) return fail("bind");
-  if (acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
-  bound_address_ = FormatEndpoint(acceptor.local_endpoint(ec));
+  if (tcp_acceptor.open(endpoint.protocol(), ec)) return fail("open a socket for");
+  if (tcp_acceptor.set_option(asio::socket_base::reuse_address(true), ec)) {
+    return fail("configure");
+  }
+  if (tcp_acceptor.bind(endpoint, ec)) return fail("bind");
+  if (tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
+  server->bound_address_ = FormatEndpoint(tcp_acceptor.local_endpoint(ec));
+  return Status::Ok();
+}
+
+Status AdminServer::Impl::BindUnix(const std::string& path) {
+  TURNOUT_ASSIGN_OR_RETURN(unix_listener, http::ListenOnUnixSocket(path, 0600, "admin socket"));
+  unix_path = path;
+  boost::system::error_code ec;
+  if (unix_acceptor.assign(UnixProtocol(), unix_listener.fd, ec)) {
+    ::close(unix_listener.fd);
+    http::RemoveUnixSocketFile(unix_path, unix_listener);
+    unix_path.clear();
+    return IoError("admin socket " + path + ": " + ec.message());
+  }
+  server->bound_address_ = std::string(kUnixAddressPrefix) + path;
+  return Status::Ok();
+}
+
+Status AdminServer::Start() {
+  if (impl_->started) return FailedPrecondition("admin server already started");
+  const std::string_view unix_path = UnixSocketPathOf(options_.address);
+  TURNOUT_RETURN_IF_ERROR(unix_path.empty() ? impl_->BindTcp()
+                                            : impl_->BindUnix(std::string(unix_path)));
 
   Impl* impl = impl_.get();
-  asio::co_spawn(impl->io, impl->AcceptLoop(), [](std::exception_ptr) {});
+  if (impl->unix_acceptor.is_open()) {
+    asio::co_spawn(impl->io, impl->AcceptLoop(impl->unix_acceptor), [](std::exception_ptr) {});
+  } else {
+    asio::co_spawn(impl->io, impl->AcceptLoop(impl->tcp_acceptor), [](std::exception_ptr) {});
+  }
   impl_->started = true;
   thread_ = std::thread([impl] {
     for (;;) {
@@ -425,10 +471,15 @@ void AdminServer::Stop() {
   asio::post(impl->io, [impl] {
     impl->stopping = true;
     boost::system::error_code ec;
-    impl->acceptor.close(ec);
-    for (tcp::socket* s : impl->sockets) s->close(ec);
+    impl->tcp_acceptor.close(ec);
+    impl->unix_acceptor.close(ec);
+    for (auto& [id, close] : impl->closers) close();
   });
   thread_.join();
+  if (!impl->unix_path.empty()) {
+    http::RemoveUnixSocketFile(impl->unix_path, impl->unix_listener);
+    impl->unix_path.clear();
+  }
 }
 
 }  // namespace turnout::router

@@ -40,7 +40,9 @@ namespace turnout::router {
 class AdminServer {
  public:
   struct Options {
-    std::string address = "127.0.0.1:9901";  // host:port; port 0 = any free port. Default above
+    // host:port (port 0 = any free port), or unix:/path for a Unix stream socket created with
+    // mode 0600 (a stale file is replaced, a live one refused; removed by Stop). Default above.
+    std::string address = "127.0.0.1:9901";
     // When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. Default: none.
     std::string token;
     size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
@@ -66,12 +68,14 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Binds the address and starts serving. Fails (IoError/InvalidArgument) when the address does
-  // not parse or cannot be bound; may be called once.
+  // Binds the address and starts serving. Fails with InvalidArgument when the address does not
+  // parse, AlreadyExists when a live process owns the socket file, IoError when it cannot be
+  // bound; may be called once.
   Status Start();
   // Closes the listener and every connection, joins the thread. Idempotent.
   void Stop();
-  // The bound address ("127.0.0.1:41234") after Start(), else the configured one.
+  // The bound address ("127.0.0.1:41234", "unix:/run/x.sock") after Start(), else the
+  // configured one.
   std::string address() const;
 
   // Answers one request (method, target with query, Authorization header value, body).

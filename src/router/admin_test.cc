@@ -1,8 +1,15 @@
 // AdminServer and AdminClient over real loopback sockets, against an in-memory RouterControl.
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -508,6 +515,108 @@ TEST(AdminServerTest, RefusesAnAddressInUse) {
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_NE(s.message().find(first.address()), std::string::npos) << s.message();
+}
+
+// ---- The admin API on a Unix socket ----------------------------------------------------------
+
+class AdminUnixSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = "/tmp/turnout-admin-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string SocketPath() const { return dir_ + "/admin.sock"; }
+  std::unique_ptr<AdminServer> Server() {
+    AdminServer::Options options;
+    options.address = "unix:" + SocketPath();
+    return std::make_unique<AdminServer>(options, router_, [] { return std::string("m 1\n"); });
+  }
+  static std::unique_ptr<AdminClient> ClientFor(const std::string& address) {
+    auto c = AdminClient::Create(address, "", Millis(5000));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c).value();
+  }
+  // A socket file with nothing listening on it, as a crashed process leaves behind.
+  void LeaveStaleSocket() {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", SocketPath().c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
+  }
+
+  std::string dir_;
+  InMemoryRouter router_;
+};
+
+TEST_F(AdminUnixSocketTest, ServesTheApiWithModeOwnerOnlyAndRemovesTheFileOnStop) {
+  auto server = Server();
+  ASSERT_TRUE(server->Start().ok());
+  EXPECT_EQ(server->address(), "unix:" + SocketPath());
+  struct stat st {};
+  ASSERT_EQ(::lstat(SocketPath().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  auto client = ClientFor(server->address());
+  auto g = client->Switch("green");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(router_.policy().active, "green");
+  auto status = client->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(status->policy.active, "green");
+  auto text = client->PrometheusText();
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "m 1\n");
+
+  server->Stop();
+  EXPECT_FALSE(std::filesystem::exists(SocketPath()));
+  auto gone = client->GetStatus();
+  EXPECT_EQ(gone.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(gone.status().message().find("unix:" + SocketPath()), std::string::npos)
+      << gone.status().message();
+}
+
+TEST_F(AdminUnixSocketTest, AStaleSocketFileIsReplaced) {
+  LeaveStaleSocket();
+  ASSERT_TRUE(std::filesystem::exists(SocketPath()));
+  auto server = Server();
+  Status s = server->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(ClientFor(server->address())->GetStatus().ok());
+}
+
+TEST_F(AdminUnixSocketTest, ALiveSocketIsNotTakenOver) {
+  auto first = Server();
+  ASSERT_TRUE(first->Start().ok());
+  auto second = Server();
+  Status s = second->Start();
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(s.message().find("is in use"), std::string::npos) << s.message();
+  second->Stop();
+  // The refused server neither removed nor broke the first one's socket.
+  EXPECT_TRUE(ClientFor(first->address())->GetStatus().ok());
+}
+
+TEST_F(AdminUnixSocketTest, AFileThatIsNotASocketIsNeverReplaced) {
+  { std::ofstream(SocketPath()) << "keep me"; }
+  auto server = Server();
+  EXPECT_EQ(server->Start().code(), StatusCode::kAlreadyExists);
+  std::ifstream in(SocketPath());
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "keep me");
+}
+
+TEST_F(AdminUnixSocketTest, NoRouterThereSaysWhatToDo) {
+  auto s = ClientFor("unix:" + SocketPath())->GetStatus();
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("--admin"), std::string::npos) << s.status().message();
+  EXPECT_FALSE(AdminClient::Create("unix:", "", Millis(1000)).ok());
 }
 
 }  // namespace

@@ -63,6 +63,17 @@ Status CheckProxy(const std::string& text) {
   return Status::Ok();
 }
 
+Status CheckAdminAddress(const std::string& text) {
+  if (text.starts_with(kUnixAddressPrefix)) {
+    if (UnixSocketPathOf(text).empty()) {
+      return InvalidArgument("admin.address: '" + text +
+                             "' names no socket file; write unix:/path/to/admin.sock");
+    }
+    return Status::Ok();
+  }
+  return CheckAddress("admin.address", text, true);
+}
+
 bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost") return true;
   boost::system::error_code ec;
@@ -380,8 +391,9 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
           c.admin.clear();
         } else {
           TURNOUT_ASSIGN_OR_RETURN(c.admin, r.String(v["address"], "admin.address"));
-          if (!c.admin.empty() && !ParseHostPort(c.admin).ok()) {
-            return r.Error(v["address"], "admin.address", "host:port such as 127.0.0.1:9901");
+          if (!c.admin.empty() && !CheckAdminAddress(c.admin).ok()) {
+            return r.Error(v["address"], "admin.address",
+                           "host:port such as 127.0.0.1:9901, or unix:/path/to/admin.sock");
           }
         }
       }
@@ -501,6 +513,11 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return out;
 }
 
+std::string_view UnixSocketPathOf(std::string_view address) {
+  if (!address.starts_with(kUnixAddressPrefix)) return {};
+  return address.substr(kUnixAddressPrefix.size());
+}
+
 Status ValidateRouterConfig(const RouterConfig& c) {
   if (c.listen.empty()) return InvalidArgument("listen: at least one address is needed");
   for (const auto& l : c.listen) TURNOUT_RETURN_IF_ERROR(CheckAddress("listen", l, true));
@@ -509,8 +526,9 @@ Status ValidateRouterConfig(const RouterConfig& c) {
                            std::to_string(c.workers));
   }
   if (!c.admin.empty()) {
-    TURNOUT_RETURN_IF_ERROR(CheckAddress("admin.address", c.admin, true));
-    if (c.admin_token.empty() && !IsLoopbackHost(ParseHostPort(c.admin)->host)) {
+    TURNOUT_RETURN_IF_ERROR(CheckAdminAddress(c.admin));
+    if (c.admin_token.empty() && UnixSocketPathOf(c.admin).empty() &&
+        !IsLoopbackHost(ParseHostPort(c.admin)->host)) {
       return InvalidArgument("admin.token: required because the admin API listens on " + c.admin +
                              ", which is not loopback; set a token or listen on 127.0.0.1");
     }

@@ -62,7 +62,9 @@ struct LimitsConfig {
 struct RouterConfig {
   std::vector<std::string> listen;       // at least one "host:port"; port 0 = any free port
   int workers = 0;                       // 0 = number of cores. Default: 0
-  std::string admin = "127.0.0.1:9901";  // admin API listener. Empty disables it.
+  // The admin API listener: "host:port", or "unix:/path/to/admin.sock" for a Unix socket (file
+  // mode 0600). Empty disables it.
+  std::string admin = "127.0.0.1:9901";
   // Required when the admin listener is not loopback. Sent as `Authorization: Bearer <token>`.
   std::string admin_token;
   std::vector<SlotConfig> slots;  // at least one; names unique
@@ -94,5 +96,10 @@ struct HostPort {
   uint16_t port = 0;
 };
 Result<HostPort> ParseHostPort(std::string_view text);
+
+// An admin address of the form "unix:/path/to/admin.sock" names a Unix stream socket.
+inline constexpr std::string_view kUnixAddressPrefix = "unix:";
+// The socket path of a "unix:PATH" admin address; empty for any other address (host:port).
+std::string_view UnixSocketPathOf(std::string_view address);
 
 }  // namespace turnout::router

@@ -99,6 +99,17 @@ TEST(RouterConfigYaml, MinimalConfigUsesDefaults) {
   EXPECT_EQ(r->health.path, "/ready");
 }
 
+TEST(RouterConfigYaml, AdminOnAUnixSocket) {
+  auto r = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\nadmin:\n  address: "
+      "unix:/run/turnout/admin.sock\n",
+      "unix.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->admin, "unix:/run/turnout/admin.sock");
+  EXPECT_EQ(UnixSocketPathOf(r->admin), "/run/turnout/admin.sock");
+  EXPECT_EQ(UnixSocketPathOf("127.0.0.1:9901"), "");
+}
+
 struct BadCase {
   std::string yaml;
   std::string message;  // the exact error message
@@ -223,6 +234,11 @@ TEST(ValidateRouterConfig, ChecksAcrossFields) {
   EXPECT_NE(ValidateRouterConfig(c).message().find("admin.token: required"), std::string::npos);
   c.admin_token = "x";
   EXPECT_TRUE(ValidateRouterConfig(c).ok());
+  c = Valid();
+  c.admin = "unix:/run/turnout/admin.sock";  // the file mode is the access check
+  EXPECT_TRUE(ValidateRouterConfig(c).ok());
+  c.admin = "unix:";
+  EXPECT_NE(ValidateRouterConfig(c).message().find("names no socket file"), std::string::npos);
   c = Valid();
   c.slots.push_back({"blue", {}});
   EXPECT_NE(ValidateRouterConfig(c).message().find("slot named twice"), std::string::npos);
