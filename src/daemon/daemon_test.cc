@@ -30,6 +30,7 @@
 #include "db/testing/pg_server.h"
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
+#include "router/admin_client.h"
 #include "state/sqlite_state_store.h"
 
 namespace turnout::daemon {
@@ -580,24 +581,27 @@ TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecre
   const int64_t router_pid = process.value("pid", int64_t{0});
   const std::string admin = process.value("admin", "");
   ASSERT_GT(router_pid, 0);
-  EXPECT_NE(admin.find("127.0.0.1:"), std::string::npos) << admin;
-  EXPECT_NE(admin, "127.0.0.1:9901");
-  // It listens on the public address and its private admin address, nothing else.
-  const int public_port = std::stoi(address.substr(address.rfind(':') + 1));
-  const int admin_port = std::stoi(admin.substr(admin.rfind(':') + 1));
-  EXPECT_EQ(ListeningTcpPorts(router_pid), (std::set<int>{public_port, admin_port}));
-  // The admin API refuses a request without the token.
+  // Its admin API is a 0600 Unix socket in the state directory; the router listens on TCP on
+  // the public address only (no 127.0.0.1:9901, no other port).
+  EXPECT_EQ(admin, "unix:" + StateFile("router.sock"));
   {
-    auto client = demo::testing::Client::Connect(static_cast<uint16_t>(admin_port));
-    ASSERT_TRUE(client.ok());
-    ASSERT_TRUE(client
-                    ->Send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                           "application/json\r\nContent-Length: 17\r\nConnection: close"
-                           "\r\n\r\n{\"active\":\"green\"}")
-                    .ok());
-    auto reply = client->Receive();
-    ASSERT_TRUE(reply.ok());
-    EXPECT_EQ(reply->status, 401);
+    struct stat st {};
+    ASSERT_EQ(::stat(StateFile("router.sock").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  const int public_port = std::stoi(address.substr(address.rfind(':') + 1));
+  EXPECT_EQ(ListeningTcpPorts(router_pid), (std::set<int>{public_port}));
+  // The admin API refuses a request without the token, and answers one with it.
+  {
+    auto without = router::AdminClient::Create(admin, "", milliseconds(5000));
+    ASSERT_TRUE(without.ok());
+    Result<uint64_t> refused = (*without)->Switch("green");
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition)
+        << refused.status().ToString();
+    auto with = router::AdminClient::Create(admin, token, milliseconds(5000));
+    ASSERT_TRUE(with.ok());
+    EXPECT_TRUE((*with)->GetStatus().ok());
   }
   EXPECT_EQ(ServingVersion(address), "v1");
   // A user's own `turnout router status` reaches it with the token file.

@@ -1,8 +1,5 @@
 #include "daemon/router_process.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,24 +35,6 @@ std::string QuoteWord(const std::string& word) {
     }
   }
   return out + "'";
-}
-
-// A loopback port nobody listens on right now.
-Result<uint16_t> FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket", errno);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoError("cannot find a free loopback port for the router's admin API", err);
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 std::string TailOf(const std::string& path, size_t bytes) {
@@ -168,10 +147,6 @@ struct RouterProcess::State {
   Status Launch() {
     record = Record{};
     record.fingerprint = fingerprint;
-    if (options.config.admin.empty()) {
-      TURNOUT_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
-      config.admin = "127.0.0.1:" + std::to_string(port);
-    }
     record.admin = config.admin;
     TURNOUT_RETURN_IF_ERROR(WriteConfig());
     TURNOUT_ASSIGN_OR_RETURN(client, router::AdminClient::Create(config.admin, config.admin_token,
@@ -236,10 +211,10 @@ Result<std::unique_ptr<RouterProcess>> RouterProcess::AttachOrLaunch(RouterProce
                                                                      platform::Platform& platform,
                                                                      const Clock& clock) {
   if (options.program.empty() || options.service.empty() || options.config_path.empty() ||
-      options.record_path.empty() || options.log_dir.empty()) {
+      options.record_path.empty() || options.log_dir.empty() || options.config.admin.empty()) {
     return InvalidArgument(
-        "RouterProcess needs program, service, config_path, record_path and "
-        "log_dir");
+        "RouterProcess needs program, service, config_path, record_path, log_dir and an admin "
+        "address");
   }
   auto s = std::make_unique<State>();
   s->platform = &platform;

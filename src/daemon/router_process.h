@@ -50,8 +50,8 @@ struct RouterProcessOptions {
   std::string program;  // the `turnout` binary; required
   std::string service;  // names the log file; required
   // The whole config (RouterConfigFromService): slots with the instances that run now, the
-  // admin token, the override header and secret, the state_file. An empty `admin` means a free
-  // loopback port chosen when the process is launched.
+  // admin API address (normally unix:<state_dir>/router.sock) and token, the override header
+  // and secret, the state_file.
   router::RouterConfig config;
   std::string config_path;  // where the config is written (0600); required
   std::string record_path;  // the record of the launched process (0600); required

@@ -29,6 +29,7 @@ StatePaths PathsFor(const service::ServiceConfig& config, std::string_view confi
   p.router_policy = dir + "/router-policy.json";
   p.router_config = dir + "/router.yaml";
   p.router_record = dir + "/router-process.json";
+  p.router_socket = dir + "/router.sock";
   p.router_token = dir + "/router-admin.token";
   p.override_secret = dir + "/override.secret";
   p.logs = dir + "/logs";
@@ -102,7 +103,11 @@ router::RouterConfig RouterConfigFromService(const service::ServiceConfig& confi
   router::RouterConfig r;
   r.listen = config.listen;
   r.workers = config.router.workers;
-  r.admin = config.router.admin;
+  // No TCP admin listener unless turnout.yaml asks for one: a 0600 socket in the 0700 state
+  // directory, and the token all the same.
+  r.admin = config.router.admin.empty()
+                ? std::string(router::kUnixAddressPrefix) + paths.router_socket
+                : config.router.admin;
   r.admin_token = secrets.admin_token;
   for (const auto& name : config.slots) {
     router::SlotConfig slot;
@@ -176,8 +181,8 @@ std::string FindProgram(std::string_view name, std::string_view build_dir) {
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (const fs::path& p : {self.parent_path() / name,
-                              self.parent_path().parent_path() / build_dir / name}) {
+    for (const fs::path& p :
+         {self.parent_path() / name, self.parent_path().parent_path() / build_dir / name}) {
       if (::access(p.c_str(), X_OK) == 0) return p.string();
     }
   }

@@ -26,6 +26,7 @@ struct StatePaths {
   std::string router_policy;  // <dir>/router-policy.json (the router's persisted policy; 0600)
   std::string router_config;  // <dir>/router.yaml (the router process's config; 0600)
   std::string router_record;  // <dir>/router-process.json (the launched router process; 0600)
+  std::string router_socket;  // <dir>/router.sock (the router's admin API; 0600)
   std::string router_token;   // <dir>/router-admin.token (the router's admin token; 0600)
   std::string override_secret;  // <dir>/override.secret (the override header's secret; 0600)
   std::string logs;         // <dir>/logs (instance logs)
@@ -50,7 +51,8 @@ struct RouterSecrets {
 
 // The router process's config: the service's listeners, workers, slots and health checks
 // (readiness probe), override header and `secrets.override_secret`, the admin API
-// (`router.admin` when set, else "" for the caller to fill) with `secrets.admin_token`, the
+// (`router.admin` when set, else the Unix socket paths.router_socket) with
+// `secrets.admin_token`, the
 // policy file under the state directory, and as slot instances the addresses of `live`
 // instances (so a new router serves them from its first request). `active_slot` ("" before the
 // first deployment: the first slot) becomes the initial policy; a persisted policy wins over it.

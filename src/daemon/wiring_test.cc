@@ -117,8 +117,10 @@ router:
   EXPECT_EQ(r.policy.override_header.secret, "s3cret");
   EXPECT_EQ(r.state_file, "/x/.turnout/router-policy.json");
   EXPECT_EQ(r.health.path, "/ready");
-  EXPECT_EQ(r.admin, "");
+  EXPECT_EQ(r.admin, "unix:/x/.turnout/router.sock");  // no TCP admin listener
   EXPECT_EQ(r.admin_token, "t0ken");
+  c.router.admin = "127.0.0.1:9901";
+  EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {}).admin, "127.0.0.1:9901");
   EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {}).policy.active, "blue");
 }
 
@@ -139,13 +141,12 @@ router:
   live[0].state = state::InstanceState::kRunning;
   router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x y/\"quoted\""), "green",
                                                    live, {"t0ken", "s3cret:\"#quotes'"});
-  r.admin = "127.0.0.1:0";
   Result<router::RouterConfig> back =
       router::ParseRouterConfigYaml(RouterConfigYaml(r), "router.yaml");
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << RouterConfigYaml(r);
   EXPECT_EQ(back->listen, r.listen);
   EXPECT_EQ(back->workers, 3);
-  EXPECT_EQ(back->admin, "127.0.0.1:0");
+  EXPECT_EQ(back->admin, "unix:/x y/\"quoted\"/.turnout/router.sock");
   EXPECT_EQ(back->admin_token, "t0ken");
   ASSERT_EQ(back->slots.size(), 2u);
   EXPECT_EQ(back->slots[0].name, "blue");

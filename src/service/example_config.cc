@@ -234,7 +234,7 @@ hooks:
 router:
   # turnoutd runs the router as a process of its own, which keeps serving while turnoutd is
   # down or restarting. A TCP address for its admin API (policy, health, metrics). Default: ""
-  # (none: turnoutd reaches it privately; `turnout status` shows how)
+  # (no TCP listener: the admin API is the Unix socket <state_dir>/router.sock, mode 0600)
   admin: ""
   # Bearer token of the admin API. Default: "" (turnoutd generates one into
   # <state_dir>/router-admin.token, mode 0600); sent as is to an external router

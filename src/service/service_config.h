@@ -146,8 +146,8 @@ struct RevisionsConfig {
 
 struct RouterOptions {
   // A TCP address for the admin API of the router process turnoutd runs (host:port). turnoutd
-  // then drives it there, with admin_token. Default: "" (no TCP admin listener; turnoutd reaches
-  // its router privately, see docs/daemon.md).
+  // then drives it there, with admin_token. Default: "" (no TCP admin listener: the admin API is
+  // the Unix socket <state_dir>/router.sock, mode 0600).
   std::string admin;
   // Bearer token of the router's admin API. Default: "" (turnoutd generates one and keeps it in
   // <state_dir>/router-admin.token, mode 0600); sent to an `external` router as is.
