@@ -47,6 +47,9 @@ using Millis = std::chrono::milliseconds;
 // How long an API thread waits for the controller thread to run its command. Steps are bounded
 // (a probe round of at most ~1 s per instance), so this only trips when something is wrong.
 constexpr Millis kCommandTimeout{60000};
+// How often the router process is checked (and relaunched once its backoff passed); also the
+// longest idle wait of the controller thread.
+constexpr Millis kRouterTick{50};
 // A deploy requested while the previous deployment only keeps its old slot warm first finishes
 // that one (drain, stop); it may take this long.
 constexpr Millis kFinishPreviousTimeout{60000};
@@ -206,6 +209,7 @@ struct Daemon::Impl {
   // thread and supervisor callback; both run on the controller thread).
   std::map<std::string, state::InstanceRecord> watched;
   Clock::TimePoint next_tick{};
+  Clock::TimePoint next_router_tick{};
   // Test hook (crash-safety tests): "VERSION:STATE" from $TURNOUTD_TEST_CRASH makes the daemon
   // kill itself with SIGKILL when the deployment of VERSION is about to run STATE's action,
   // i.e. right after that transition was recorded and before it was acted on.
@@ -551,7 +555,7 @@ void Daemon::Impl::ControllerLoop() {
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) break;
       if (commands.empty() && !Busy()) {
-        cv.wait_for(lock, Millis(250), [&] { return stopping || !commands.empty(); });
+        cv.wait_for(lock, kRouterTick, [&] { return stopping || !commands.empty(); });
         if (stopping) break;
       }
       if (!commands.empty()) {
@@ -566,8 +570,12 @@ void Daemon::Impl::ControllerLoop() {
     if (Busy()) StepOnce();
     if (clock.Now() >= next_tick) {
       supervisor->Tick(clock.Now());
-      if (router_process) router_process->Tick(clock.Now());
       next_tick = clock.Now() + Millis(500);
+    }
+    // The router process is watched more closely: while it is down, nobody is served.
+    if (router_process && clock.Now() >= next_router_tick) {
+      router_process->Tick(clock.Now());
+      next_router_tick = clock.Now() + kRouterTick;
     }
   }
   // Commands queued after the last step: answer them.

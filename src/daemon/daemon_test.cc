@@ -349,6 +349,14 @@ class DaemonTest : public ::testing::Test {
   Load load_;
 };
 
+// Whether `pid` runs (a zombie does not: an orphan may be reparented to this test program).
+bool Runs(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
 uint64_t Failed(const json& load) { return load.value("failed", uint64_t{1}); }
 
 // The versions that answered the load, as {"v1": n, ...}.
@@ -512,6 +520,7 @@ TEST_F(DaemonTest, ARouterProcessThatDiesIsRestartedWithItsPolicyAndInstances) {
   const std::string address = PublicAddress();
   const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
   ASSERT_GT(first, 0);
+  const auto killed_at = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
   json process;
   const auto deadline = std::chrono::steady_clock::now() + seconds(20);
@@ -521,6 +530,11 @@ TEST_F(DaemonTest, ARouterProcessThatDiesIsRestartedWithItsPolicyAndInstances) {
     if (pid != 0 && pid != first && ServingVersion(address) == "v2") break;
     std::this_thread::sleep_for(milliseconds(20));
   }
+  std::cout << "router process killed: serving again after "
+            << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                         killed_at)
+                   .count()
+            << " ms\n";
   EXPECT_NE(process.value("pid", int64_t{0}), first) << process.dump();
   EXPECT_EQ(process.value("restarts", 0), 1) << process.dump();
   EXPECT_EQ(PublicAddress(), address);
@@ -653,6 +667,45 @@ TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecre
   WaitFinished(id);
 }
 
+// Between two runs of turnoutd: a new override secret is applied to the running router (same
+// process); a change the router can only take at start (workers) restarts it, and says so.
+TEST_F(DaemonTest, ARouterConfigChangeIsAppliedNeverSilentlyIgnored) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
+  KillDaemon();
+  WriteConfig("  override_secret: given-s3cret\n");
+  StartDaemon();
+  EXPECT_EQ(RouterProcessStatus().value("pid", int64_t{0}), first);
+  EXPECT_EQ(ReadStateFile("override.secret"), "given-s3cret");
+  const std::string address = PublicAddress();
+  auto status_via = [&](const std::string& headers) {
+    auto client = demo::testing::Client::Connect(
+        static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    if (!client.ok()) return 0;
+    if (!client->Send("GET / HTTP/1.1\r\nHost: x\r\n" + headers + "Connection: close\r\n\r\n")
+             .ok()) {
+      return 0;
+    }
+    auto reply = client->Receive();
+    return reply.ok() ? reply->status : 0;
+  };
+  // green has no instance: the override with the new secret reaches it (503), the old one not.
+  EXPECT_EQ(status_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: given-s3cret\r\n"), 503);
+  EXPECT_EQ(status_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: wrong\r\n"), 200);
+
+  KillDaemon();
+  WriteConfig("  override_secret: given-s3cret\n  workers: 1\n");
+  StartDaemon();
+  const int64_t second = RouterProcessStatus().value("pid", int64_t{0});
+  EXPECT_NE(second, first);
+  EXPECT_FALSE(Runs(first));  // the old one is gone
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  auto [ls, logs] = Call("GET", "/v1/status");
+  EXPECT_EQ(logs["router"]["process"].value("attached_at_start", true), false);
+}
+
 // With router.external, turnoutd runs no router: it drives the standalone one.
 TEST_F(DaemonTest, AStandaloneRouterIsDrivenThroughItsAdminApi) {
   const std::string admin = StartStandaloneRouter();
@@ -689,17 +742,17 @@ TEST_F(DaemonTest, DownLeavesTheRouterServingUnlessInstancesAreStopped) {
   EXPECT_NE(out.find("the router keep running: users are still served"), std::string::npos)
       << out;
   EXPECT_EQ(ServingVersion(address), "v1");
-  EXPECT_EQ(::kill(static_cast<pid_t>(router_pid), 0), 0);
+  EXPECT_TRUE(Runs(router_pid));
 
   StartDaemon();
   EXPECT_EQ(RouterProcessStatus().value("pid", int64_t{0}), router_pid);
   out = down({"--stop-instances"});
   EXPECT_NE(out.find("the router process and turnoutd"), std::string::npos) << out;
   const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (std::chrono::steady_clock::now() < deadline && ::kill(static_cast<pid_t>(router_pid), 0) == 0) {
+  while (std::chrono::steady_clock::now() < deadline && Runs(router_pid)) {
     std::this_thread::sleep_for(milliseconds(20));
   }
-  EXPECT_NE(::kill(static_cast<pid_t>(router_pid), 0), 0);
+  EXPECT_FALSE(Runs(router_pid));
   EXPECT_EQ(ServingVersion(address), "connect failed");
   EXPECT_FALSE(fs::exists(StateFile("router-process.json")));
 }
