@@ -26,6 +26,7 @@
 #include "controller/http_probe.h"
 #include "judge/judge_json.h"
 #include "judge/slo.h"
+#include "common/file_util.h"
 #include "common/secret.h"
 #include "daemon/analysis.h"
 #include "daemon/database.h"
@@ -141,24 +142,6 @@ std::string LocalAddress(std::string address) {
   return address;
 }
 
-// The last `lines` lines of a file (at most 1 MiB read from its end).
-std::string TailFile(const std::string& path, int lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff start = std::max<std::streamoff>(0, size - (1 << 20));
-  in.seekg(start);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t pos = data.size();
-  if (pos > 0 && data[pos - 1] == '\n') --pos;
-  int seen = 0;
-  while (pos > 0) {
-    if (data[pos - 1] == '\n' && ++seen == lines) break;
-    --pos;
-  }
-  return data.substr(pos);
-}
 
 }  // namespace
 
@@ -1339,7 +1322,7 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"version", rec.version},
                    {"state", std::string(state::InstanceStateName(rec.state))},
                    {"path", path},
-                   {"text", TailFile(path, lines)}});
+                   {"text", TailOfFile(path, lines)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
 }

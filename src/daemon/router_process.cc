@@ -37,15 +37,6 @@ std::string QuoteWord(const std::string& word) {
   return out + "'";
 }
 
-std::string TailOf(const std::string& path, size_t bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(std::max<std::streamoff>(0, size - static_cast<std::streamoff>(bytes)));
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 struct Record {
   platform::InstanceHandle handle;
   std::string admin;
@@ -133,7 +124,7 @@ struct RouterProcess::State {
       if (is.ok() && !is->running()) {
         return Unavailable("the router process (pid " + std::to_string(handle.pid) + ") " +
                            is->ToString() + " at once; the end of " + handle.log_path + ":\n" +
-                           TailOf(handle.log_path, 2000));
+                           TailOfFile(handle.log_path, 20));
       }
       std::this_thread::sleep_for(Millis(20));
     }
