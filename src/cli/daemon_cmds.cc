@@ -840,8 +840,9 @@ const std::vector<Sub>& Subs() {
   static const std::vector<Sub> subs = {
       {"up", "turnout up [--foreground] [--api HOST:PORT]",
        "Starts turnoutd for the service in turnout.yaml (in the background, logging to\n"
-       "<state_dir>/turnoutd.log) and waits until it answers. Instances left running by an\n"
-       "earlier turnoutd are adopted again; an interrupted deployment resumes.",
+       "<state_dir>/turnoutd.log) and waits until it answers. turnoutd runs the router as a\n"
+       "process of its own; the router and the instances left running by an earlier turnoutd\n"
+       "are attached to again; an interrupted deployment resumes.",
        {{"foreground", "", "run turnoutd in this terminal instead"},
         {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
        RunUp, false},
