@@ -667,6 +667,32 @@ TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecre
   WaitFinished(id);
 }
 
+// The router process died while turnoutd was down too: the next turnoutd starts a new one on
+// the same address, with the persisted policy and the running instances.
+TEST_F(DaemonTest, ARouterProcessGoneWhileTurnoutdWasDownIsStartedAgainWithItsPolicy) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");  // active: green
+  const std::string address = PublicAddress();
+  const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
+  KillDaemon();
+  ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && Runs(first)) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_NE(ServingVersion(address), "v2");  // nobody serves now
+  StartDaemon();
+  json process = RouterProcessStatus();
+  EXPECT_NE(process.value("pid", int64_t{0}), first);
+  EXPECT_FALSE(process.value("attached_at_start", true));
+  EXPECT_EQ(PublicAddress(), address);
+  json after = RunLoad(address, 200);
+  EXPECT_EQ(Failed(after), 0u) << after.dump();
+  EXPECT_EQ(Versions(after), json({{"v2", 200}})) << after.dump();
+}
+
 // Between two runs of turnoutd: a new override secret is applied to the running router (same
 // process); a change the router can only take at start (workers) restarts it, and says so.
 TEST_F(DaemonTest, ARouterConfigChangeIsAppliedNeverSilentlyIgnored) {

@@ -41,6 +41,7 @@ struct Record {
   platform::InstanceHandle handle;
   std::string admin;
   std::string fingerprint;
+  std::vector<std::string> listen;  // as bound (port 0 resolved)
 };
 
 std::optional<Record> ReadRecord(const std::string& path) {
@@ -54,7 +55,13 @@ std::optional<Record> ReadRecord(const std::string& path) {
   }
   Result<platform::InstanceHandle> handle = platform::DecodeHandle(j["handle"].get<std::string>());
   if (!handle.ok()) return std::nullopt;
-  return Record{*handle, j.value("admin", ""), j.value("fingerprint", "")};
+  Record r{*handle, j.value("admin", ""), j.value("fingerprint", ""), {}};
+  if (j.contains("listen") && j["listen"].is_array()) {
+    for (const auto& l : j["listen"]) {
+      if (l.is_string()) r.listen.push_back(l.get<std::string>());
+    }
+  }
+  return r;
 }
 
 Status WriteRecord(const std::string& path, const Record& r) {
@@ -62,7 +69,8 @@ Status WriteRecord(const std::string& path, const Record& r) {
                              json{{"handle", platform::EncodeHandle(r.handle)},
                                   {"pid", r.handle.pid},
                                   {"admin", r.admin},
-                                  {"fingerprint", r.fingerprint}}
+                                  {"fingerprint", r.fingerprint},
+                                  {"listen", r.listen}}
                                      .dump(2) +
                                  "\n",
                              0600);
@@ -156,6 +164,7 @@ struct RouterProcess::State {
       config.listen = st->listen;
       TURNOUT_RETURN_IF_ERROR(WriteConfig());
     }
+    record.listen = config.listen;
     TURNOUT_RETURN_IF_ERROR(WriteRecord(options.record_path, record));
     Log("router process started (pid " + std::to_string(handle.pid) + ", admin API on " +
         record.admin + ", log " + handle.log_path + ")");
@@ -228,6 +237,11 @@ Result<std::unique_ptr<RouterProcess>> RouterProcess::AttachOrLaunch(RouterProce
   bool launch = true;
   if (std::optional<Record> rec = ReadRecord(st.options.record_path)) {
     const std::string who = "the router process (pid " + std::to_string(rec->handle.pid) + ")";
+    // A new process of the same config binds where the old one served (port 0 stays resolved),
+    // so users find it where they left it.
+    if (rec->fingerprint == st.fingerprint && rec->listen.size() == st.config.listen.size()) {
+      st.config.listen = rec->listen;
+    }
     Result<platform::InstanceStatus> is = platform.Adopt(rec->handle);
     if (!is.ok() || !is->running()) {
       st.Log(who + " " + (is.ok() ? is->ToString() : is.status().message()) +
