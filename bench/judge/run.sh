@@ -21,6 +21,10 @@
 #            rule `health failing for 2s` watch it.
 #   healthy  canaries identical to the stable version (10 % for 3s, 50 % for 3s, then the bake)
 #            with the judge at its defaults and all the rules above: every rollback is false.
+#   for      (not in the default parts: JUDGE_PARTS=for) time to roll back against the rule's
+#            `for`: a canary (v2+errors-10) at 50 % with `error_rate > 5% for F` (F = 2s, 5s,
+#            10s; its window follows `for`; min_samples 10) and the canary judge unable to
+#            decide, under 25, 250 and 2,500 req/s; JUDGE_FOR_RUNS runs each (default 3).
 #
 # Times come from the deployment's own transitions (turnoutd's wall clock, ms): from `canary`
 # (recorded just before the canary's weight is applied; for health: from the fault request) to `rolling_back` (the
@@ -487,6 +491,25 @@ if wants health; then
   fault_scenario health "(c) readiness fails during the bake" bake "" 1.75 64 "bake_time: 30s
 rules:
 $health_rule"
+fi
+
+# Time to roll back against `for`, at three rates: with enough requests in the window, a rule
+# should fire `for` plus at most one evaluation (1 s) after the canary starts.
+if wants for; then
+  for for_rate in 25 250 2500; do
+    for for_secs in 2 5 10; do
+      rate=$for_rate runs=${JUDGE_FOR_RUNS:-3} fault_scenario "for-${for_secs}s-$for_rate" \
+        "(e) 10 % 500s at $for_rate req/s, \`for ${for_secs}s\`" canary errors-10 \
+        $((for_secs + 1)) 16 "bake_time: 1s
+strategy: canary
+canary:
+  steps:
+    - {weight: 50%, for: 60s}
+$judge_off
+rules:
+  - {when: error_rate > 5% for ${for_secs}s, min_samples: 10}"
+    done
+  done
 fi
 
 wants healthy && healthy_scenario healthy "(d) healthy canaries, judge at its defaults"

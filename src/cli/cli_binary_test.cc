@@ -14,9 +14,11 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "router/admin_client.h"
 #include "router/admin_server.h"
 #include "service/service_config.h"
 
@@ -383,7 +385,7 @@ TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
   EXPECT_NE(history.out.find("v2+fail-ready"), std::string::npos) << history.out;
   Outcome one = Turnout({"history", "2", "--config", cfg});
   EXPECT_EQ(one.code, 0);
-  EXPECT_NE(one.out.find("waiting_ready   -> rolling_back"), std::string::npos) << one.out;
+  EXPECT_TRUE(std::regex_search(one.out, std::regex("waiting_ready {2,}-> rolling_back"))) << one.out;
 
   EXPECT_EQ(Turnout({"health-check", "--config", cfg}).code, 0);
   Outcome logs = Turnout({"logs", "blue", "--config", cfg});
@@ -403,6 +405,127 @@ TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
   EXPECT_EQ(Turnout({"status", "--config", cfg}).code, 3);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+// ---- turnout check ---------------------------------------------------------------------------
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/turnout-cli-XXXXXX";
+    EXPECT_NE(mkdtemp(tmpl), nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
+TEST(TurnoutBinary, CheckValidatesWithoutStartingAnything) {
+  TempDir dir;
+  const std::string cfg = dir.path + "/turnout.yaml";
+  std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: ./app --port {port}\n"
+                     << "  ports: auto\nrules:\n  - when: error_rate > 5% for 5s\n";
+  Outcome ok = Turnout({"check", cfg});
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find(cfg + ": OK, service shop (blue_green, 1 rule(s), 0 hook(s))"),
+            std::string::npos)
+      << ok.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.path + "/.turnout"));  // nothing was started
+  EXPECT_EQ(Turnout({"check", "--config", cfg}).code, 0);
+
+  // Every error, each with its line; exit 2.
+  std::ofstream(cfg) << "name: shop\nplatform:\n  command: ./app --port {port}\n"
+                     << "  grace_period: soon\nbake_time: 1s\nrules:\n"
+                     << "  - when: error_rate > 5% for 500ms\nsurprise: 1\n";
+  Outcome bad = Turnout({"check", cfg});
+  EXPECT_EQ(bad.code, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find(cfg + ":4: platform.grace_period"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(cfg + ":7: "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("is shorter than the evaluation interval 1s"), std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find(cfg + ":8: "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("3 error(s); nothing was started"), std::string::npos) << bad.err;
+
+  Outcome json_out = Turnout({"check", cfg, "--json"});
+  EXPECT_EQ(json_out.code, 2);
+  nlohmann::json j = nlohmann::json::parse(json_out.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json_out.out;
+  EXPECT_EQ(j["ok"], false);
+  ASSERT_EQ(j["errors"].size(), 3u) << j.dump();
+  EXPECT_EQ(j["errors"][0]["line"], 4);
+  EXPECT_EQ(j["errors"][1]["line"], 7);
+  EXPECT_EQ(j["errors"][2]["line"], 8);
+
+  Outcome missing = Turnout({"check", dir.path + "/nothing.yaml"});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("turnout init"), std::string::npos) << missing.err;
+  Outcome help = Turnout({"check", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("usage: turnout check [FILE]"), std::string::npos) << help.out;
+}
+
+TEST(TurnoutBinary, CheckWarnsWhenPortsOverlapTheKernelsEphemeralRange) {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int first = 0, last = 0;
+  ASSERT_TRUE(range >> first >> last);
+  TempDir dir;
+  const std::string cfg = dir.path + "/turnout.yaml";
+  std::ofstream(cfg) << "name: shop\nplatform:\n  command: ./app --port {port}\n  ports: "
+                     << first << "-" << first + 99 << "\n";
+  Outcome r = Turnout({"check", cfg});
+  EXPECT_EQ(r.code, 0) << r.err;  // a warning, not an error
+  EXPECT_NE(r.err.find("warning: platform.ports " + std::to_string(first) + "-" +
+                       std::to_string(first + 99) + " overlaps the kernel's ephemeral port range"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("1 warning(s)"), std::string::npos) << r.out;
+  Outcome j = Turnout({"check", cfg, "--json"});
+  nlohmann::json parsed = nlohmann::json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << j.out;
+  EXPECT_EQ(parsed["ok"], true);
+  EXPECT_EQ(parsed["warnings"].size(), 1u);
+}
+
+// ---- turnout status: the router's admin API ---------------------------------------------------
+
+TEST(TurnoutBinary, StatusReportsTheRoutersAdminAddress) {
+  // The reported fault: `"router": {"admin": ""}` while router.admin was set and answering.
+  // The ports lie in the kernel's ephemeral range (nothing is deployed here): `up` and
+  // turnoutd's log warn about it.
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int first = 0, last = 0;
+  ASSERT_TRUE(range >> first >> last);
+  TempDir dir;
+  const std::string cfg = dir.path + "/turnout.yaml";
+  std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: "
+                     << TURNOUT_DEMO_APP_BINARY
+                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: " << first
+                     << "-" << first + 99 << "\nrouter:\n  admin: 127.0.0.1:0\n";
+  Outcome up = Turnout({"up", "--config", cfg});
+  ASSERT_EQ(up.code, 0) << up.out << up.err;
+  EXPECT_NE(up.err.find("turnout up: warning: platform.ports"), std::string::npos) << up.err;
+  std::ifstream log(dir.path + "/.turnout/turnoutd.log");
+  const std::string log_text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log_text.find("warning: platform.ports"), std::string::npos) << log_text;
+  Outcome status = Turnout({"status", "--json", "--config", cfg});
+  ASSERT_EQ(status.code, 0) << status.err;
+  nlohmann::json s = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_FALSE(s.is_discarded()) << status.out;
+  const std::string admin = s["router"].value("admin", "");
+  EXPECT_EQ(admin.rfind("127.0.0.1:", 0), 0u) << status.out;
+  EXPECT_NE(admin, "127.0.0.1:0");
+  if (!admin.empty()) {
+    // It answers there.
+    Result<std::unique_ptr<router::AdminClient>> client =
+        router::AdminClient::Create(admin, "", std::chrono::milliseconds(5000));
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    EXPECT_TRUE((*client)->GetStatus().ok());
+  }
+  Outcome human = Turnout({"status", "--config", cfg});
+  EXPECT_NE(human.out.find("admin API " + admin), std::string::npos) << human.out;
+  EXPECT_EQ(Turnout({"down", "--config", cfg}).code, 0);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "cli/args.h"
+#include "cli/daemon_output.h"
 #include "daemon/wiring.h"
 #include "service/service_config.h"
 
@@ -70,17 +71,8 @@ std::string Actor() {
   return user + "@" + (host[0] ? host : "localhost") + " pid " + std::to_string(::getpid());
 }
 
-std::string Seconds(double ms) {
-  std::ostringstream out;
-  if (ms < 1000) {
-    out << std::fixed << std::setprecision(ms < 10 ? 1 : 0) << ms << " ms";
-  } else if (ms < 120000) {
-    out << std::fixed << std::setprecision(1) << ms / 1000 << " s";
-  } else {
-    out << static_cast<int64_t>(ms / 60000) << " m " << static_cast<int64_t>(ms / 1000) % 60
-        << " s";
-  }
-  return out.str();
+std::string Str(const json& j, const char* key, std::string fallback = "") {
+  return JsonText(j, key, std::move(fallback));
 }
 
 // Wall times from the daemon ("2026-11-22T08:01:02.123Z") as milliseconds since the epoch.
@@ -94,19 +86,6 @@ int64_t ParseTimeMs(const std::string& t) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
-}
-
-std::string ShortTime(const std::string& t) {
-  // "2026-11-22T08:01:02.123Z" -> "2026-11-22 08:01:02"
-  if (t.size() < 19) return t;
-  return t.substr(0, 10) + " " + t.substr(11, 8);
-}
-
-std::string Str(const json& j, const char* key, std::string fallback = "") {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
 }
 
 // ---- talking to turnoutd ---------------------------------------------------------------------
@@ -201,13 +180,13 @@ std::string StepLine(const json& s) {
   if (name.rfind("canary_step:", 0) == 0) {
     const int step = std::atoi(name.c_str() + 12) + 1;
     std::string line = "      canary step " + std::to_string(step) + ": " + Str(s, "outcome") +
-                       " after " + Seconds(ms);
+                       " after " + FormatMillis(ms);
     if (d.is_object() && !Str(d, "ended").empty()) line += " (" + Str(d, "ended") + ")";
     return line;
   }
   if (name.rfind("database:", 0) == 0) {
     std::string line = "      database " + name.substr(9) + ": " + Str(s, "outcome") + " in " +
-                       Seconds(ms);
+                       FormatMillis(ms);
     if (d.is_object()) {
       for (const char* key : {"backup", "applied", "reverted", "action", "error"}) {
         if (!Str(d, key).empty()) line += ", " + std::string(key) + " " + Str(d, key);
@@ -247,9 +226,8 @@ int FollowDeployment(const Context& c, int64_t id) {
                                               ParseTimeMs(Str(entered, "at")));
         const std::string next = Str(left, "to");
         const bool bad = next == "rolling_back" || next == "failed";
-        std::cout << "  " << std::left << std::setw(18) << Str(entered, "to") << std::right
-                  << std::setw(9) << Seconds(ms) << "  "
-                  << (bad ? "FAILED: " + Str(left, "reason") : "ok") << "\n";
+        std::cout << FormatStateLine(Str(entered, "to"), ms,
+                                     bad ? "FAILED: " + Str(left, "reason") : "ok");
         ++printed;
       }
       if (!state.empty() && !SuccessState(state) && !FailureState(state)) {
@@ -317,18 +295,6 @@ int RunDeploy(Context& c) {
   return FollowDeployment(c, id);
 }
 
-void PrintDeploymentLine(const json& d, bool serving) {
-  std::cout << std::right << std::setw(4) << Str(d, "revision") << "  " << std::left
-            << std::setw(16) << Str(d, "version") << std::setw(8) << Str(d, "target_slot")
-            << std::setw(14) << Str(d, "state") << std::setw(20)
-            << ShortTime(Str(d, "created_at"));
-  const std::string dur = d.contains("duration_ms")
-                              ? Seconds(static_cast<double>(d["duration_ms"].get<int64_t>()))
-                              : "running";
-  std::cout << std::setw(10) << dur << (serving ? "* " : "  ") << Str(d, "reason") << "\n"
-            << std::right;
-}
-
 int RunStatus(Context& c) {
   Call call = Exchange(c, "GET", "/v1/status");
   if (call.exit != kExitOk) return call.exit;
@@ -337,72 +303,7 @@ int RunStatus(Context& c) {
     std::cout << s.dump(2) << "\n";
     return kExitOk;
   }
-  std::cout << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
-            << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
-  if (s["active"].is_null()) {
-    std::cout << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
-  } else {
-    const json& a = s["active"];
-    std::cout << "serving: " << Str(a, "version") << " on " << Str(a, "slot") << " (revision "
-              << Str(a, "revision") << ", since " << ShortTime(Str(a, "since")) << ")\n";
-  }
-  if (!s["deployment"].is_null()) {
-    const json& d = s["deployment"];
-    std::cout << "deploying: " << Str(d, "version") << " -> " << Str(d, "target_slot")
-              << " (deployment " << Str(d, "id") << ", revision " << Str(d, "revision")
-              << "): " << Str(d, "state");
-    if (d.contains("state_elapsed_ms")) {
-      std::cout << " for " << Seconds(static_cast<double>(d["state_elapsed_ms"].get<int64_t>()));
-    }
-    if (!Str(d, "waiting_for").empty()) std::cout << ", " << Str(d, "waiting_for");
-    std::cout << "\n";
-    if (!Str(d, "error").empty()) std::cout << "  last error: " << Str(d, "error") << "\n";
-  } else if (s.contains("last_deployment")) {
-    const json& d = s["last_deployment"];
-    std::cout << "last deployment: " << Str(d, "version") << " " << Str(d, "state") << " ("
-              << Str(d, "reason") << ")\n";
-  }
-  const json& r = s["router"];
-  std::cout << "router (" << Str(r, "mode") << "):";
-  if (r.contains("listen")) {
-    for (const auto& l : r["listen"]) std::cout << " " << l.get<std::string>();
-  }
-  if (r.contains("error")) std::cout << " unreachable: " << Str(r, "error");
-  std::cout << "\n";
-  if (r.contains("process")) {
-    const json& p = r["process"];
-    if (p.value("stopped", false)) {
-      std::cout << "  process: stopped (`turnout down --stop-instances`); `turnout up` starts it\n";
-    } else {
-      std::cout << "  process: pid " << Str(p, "pid") << ", admin API " << Str(p, "admin")
-                << ", " << (r.contains("error") ? "NOT attached" : "attached")
-                << (p.value("attached_at_start", false) ? " (found running at start)" : "");
-      if (p.value("restarts", 0) > 0) std::cout << ", restarted " << Str(p, "restarts") << "x";
-      std::cout << ", log " << Str(p, "log") << "\n";
-    }
-  }
-  if (r.contains("slots")) {
-    for (const auto& slot : r["slots"]) {
-      std::cout << "  " << std::left << std::setw(8) << Str(slot, "name") << std::setw(12)
-                << (slot.value("receives_traffic", false) ? "TRAFFIC" : "idle") << std::right;
-      if (slot.contains("last_60s") && slot["last_60s"]["requests"].get<uint64_t>() > 0) {
-        const json& w = slot["last_60s"];
-        std::cout << "last 60 s: " << w["requests"].get<uint64_t>() << " requests, "
-                  << std::fixed << std::setprecision(2) << w["error_rate"].get<double>() * 100
-                  << " % errors, p95 " << std::setprecision(1) << w["p95_ms"].get<double>()
-                  << " ms";
-      }
-      std::cout << "\n";
-      for (const auto& i : slot["instances"]) {
-        std::cout << "      " << std::left << std::setw(22) << Str(i, "address") << std::setw(14)
-                  << Str(i, "version", "-") << std::setw(12) << Str(i, "state") << std::right
-                  << (i.value("healthy", false) ? "healthy" : "unhealthy")
-                  << (i.value("ejected", false) ? ", ejected" : "");
-        if (i.contains("pid")) std::cout << ", pid " << Str(i, "pid");
-        std::cout << "\n";
-      }
-    }
-  }
+  std::cout << FormatDaemonStatus(s);
   return kExitOk;
 }
 
@@ -429,7 +330,7 @@ int RunSimplePost(Context& c, const std::string& path, json body) {
   } else if (path == "/v1/switch") {
     std::cout << "traffic switched to " << Str(call.body, "slot") << " ("
               << Str(call.body, "version") << ", revision " << Str(call.body, "revision")
-              << ") in " << Seconds(call.body.value("took_ms", 0.0)) << "\n";
+              << ") in " << FormatMillis(call.body.value("took_ms", 0.0)) << "\n";
   }
   return kExitOk;
 }
@@ -454,7 +355,7 @@ int RunRollback(Context& c) {
     if (!c.json) {
       if (call.body.value("switched_back", false)) {
         std::cout << "traffic switched back to " << Str(d, "previous_slot") << " in "
-                  << Seconds(call.body.value("took_ms", 0.0)) << "; stopping "
+                  << FormatMillis(call.body.value("took_ms", 0.0)) << "; stopping "
                   << Str(d, "version") << " on " << Str(d, "target_slot") << "\n";
       } else {
         std::cout << "rolling back deployment " << id << " (" << Str(d, "version")
@@ -500,27 +401,7 @@ int RunHistory(Context& c) {
       std::cout << call.body.dump(2) << "\n";
       return kExitOk;
     }
-    const json& d = call.body["deployment"];
-    std::cout << "revision " << Str(d, "revision") << ": " << Str(d, "version") << " -> "
-              << Str(d, "target_slot") << ", " << Str(d, "state") << "\n"
-              << "  deployment " << Str(d, "id") << ", started " << ShortTime(Str(d, "created_at"))
-              << " by " << Str(d, "started_by") << "\n"
-              << "  config " << Str(d, "config_hash").substr(0, 12) << ", reason: "
-              << Str(d, "reason") << "\n  transitions:\n";
-    for (const auto& t : call.body["transitions"]) {
-      std::cout << "    " << ShortTime(Str(t, "at")) << "  " << std::left << std::setw(15)
-                << Str(t, "from") << " -> " << std::setw(15) << Str(t, "to") << std::right << " "
-                << Str(t, "reason") << "\n";
-    }
-    std::cout << "  steps:\n";
-    for (const auto& s : call.body["steps"]) {
-      std::cout << "    " << std::left << std::setw(32) << Str(s, "step") << std::setw(8)
-                << Str(s, "outcome") << std::right
-                << (s.contains("duration_ms")
-                        ? Seconds(static_cast<double>(s["duration_ms"].get<int64_t>()))
-                        : "")
-                << "\n";
-    }
+    std::cout << FormatDeploymentDetail(call.body);
     return kExitOk;
   }
   Call call = Exchange(c, "GET", "/v1/deployments?limit=" + c.args.Get("limit", "20"));
@@ -529,14 +410,7 @@ int RunHistory(Context& c) {
     std::cout << call.body.dump(2) << "\n";
     return kExitOk;
   }
-  const json& list = call.body["deployments"];
-  if (list.empty()) {
-    std::cout << "no deployments yet\n";
-    return kExitOk;
-  }
-  std::cout << " REV  VERSION         SLOT    STATE         STARTED             DURATION    REASON\n";
-  for (const auto& d : list) PrintDeploymentLine(d, d.value("serving", false));
-  std::cout << "(* serving now; details: `turnout history REV`)\n";
+  std::cout << FormatDeploymentList(call.body["deployments"]);
   return kExitOk;
 }
 
@@ -550,29 +424,7 @@ int RunHealthCheck(Context& c) {
     std::cout << call.body.dump(2) << "\n";
     return ok ? kExitOk : kExitFailed;
   }
-  for (const auto& slot : call.body["slots"]) {
-    std::cout << Str(slot, "name") << (slot.value("receives_traffic", false) ? " (traffic)" : "")
-              << ":\n";
-    if (slot["instances"].empty()) std::cout << "  no instances running\n";
-    for (const auto& i : slot["instances"]) {
-      std::cout << "  " << std::left << std::setw(22) << Str(i, "address") << std::setw(14)
-                << Str(i, "version") << std::right << Str(i, "process") << "\n";
-      for (const char* probe : {"readiness", "liveness"}) {
-        const json& p = i[probe];
-        std::cout << "      " << std::left << std::setw(10) << probe << std::setw(10)
-                  << Str(p, "path") << std::right
-                  << (p.value("ok", false) ? "ok " : "FAILING ")
-                  << (p.value("status", 0) ? "(" + Str(p, "status") + ", " : "(")
-                  << Seconds(p.value("ms", 0.0))
-                  << (Str(p, "error").empty() ? "" : ", " + Str(p, "error")) << ")\n";
-      }
-      if (i.contains("router")) {
-        std::cout << "      router    "
-                  << (i["router"].value("healthy", false) ? "sees it healthy" : "sees it unhealthy")
-                  << (i["router"].value("ejected", false) ? ", ejected" : "") << "\n";
-      }
-    }
-  }
+  std::cout << FormatHealth(call.body);
   return ok ? kExitOk : kExitFailed;
 }
 
@@ -598,20 +450,7 @@ int RunLogs(Context& c) {
   return kExitOk;
 }
 
-void PrintAuditEntry(const json& e) {
-  std::cout << std::right << std::setw(5) << Str(e, "seq") << "  " << ShortTime(Str(e, "time"))
-            << "  " << std::left << std::setw(22) << Str(e, "action") << std::right;
-  const json& d = e["detail"];
-  std::string summary;
-  if (d.is_object()) {
-    if (d.contains("to")) summary = Str(d, "from") + " -> " + Str(d, "to");
-    if (d.contains("reason") && !Str(d, "reason").empty()) {
-      summary += (summary.empty() ? "" : ": ") + Str(d, "reason");
-    }
-    if (summary.empty()) summary = d.dump();
-  }
-  std::cout << summary << "  (" << Str(e, "actor") << ")\n";
-}
+void PrintAuditEntry(const json& e) { std::cout << FormatAuditEntry(e); }
 
 int RunAudit(Context& c) {
   if (!c.args.positional().empty() && c.args.positional()[0] == "verify") {
@@ -713,6 +552,9 @@ int RunUp(Context& c) {
   }
   Result<service::ServiceConfig> sc = service::LoadServiceConfig(c.config_path);
   if (!sc.ok()) return Fail(c, sc.status().message());
+  for (const std::string& w : daemon::ConfigWarnings(*sc)) {
+    std::cerr << "turnout up: warning: " << w << "\n";
+  }
   const daemon::StatePaths paths =
       daemon::PathsFor(*sc, fs::path(c.config_path).parent_path().string());
   if (Answers(c)) {

@@ -8,6 +8,7 @@
 
 #include "backup/backup_cli.h"
 #include "cli/args.h"
+#include "cli/check_cmd.h"
 #include "cli/daemon_cmds.h"
 #include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
@@ -33,6 +34,8 @@ constexpr Command kCommands[] = {
     {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
      RunRouterCommand},
     {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand},
+    {"check", "validate turnout.yaml without starting anything (every error, with its line)",
+     RunCheckCommand},
     {"up", "start turnoutd for the service in turnout.yaml",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("up", a); }},
     {"down", "stop turnoutd (app instances keep running)",

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cli/table.h"
+
 namespace turnout::cli {
 namespace {
 
@@ -14,26 +16,6 @@ std::string Ms(double us) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), us < 10'000 ? "%.2f" : "%.0f", us / 1000.0);
   return buf;
-}
-
-// Left-aligned columns sized to their widest cell.
-std::string Table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows) {
-    if (width.size() < r.size()) width.resize(r.size(), 0);
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
-  return out;
 }
 
 }  // namespace
@@ -92,7 +74,7 @@ std::string FormatStatus(const router::RouterStatus& s) {
                     std::to_string(slot.in_flight), std::to_string(slot.tunnels), state,
                     instances});
   }
-  return out + Table(rows);
+  return out + FormatTable(rows);
 }
 
 std::string FormatMetrics(std::chrono::seconds window,
@@ -112,7 +94,7 @@ std::string FormatMetrics(std::chrono::seconds window,
                     Ms(h.PercentileUs(50)), Ms(h.PercentileUs(95)), Ms(h.PercentileUs(99)),
                     Ms(static_cast<double>(h.max_us))});
   }
-  return out + Table(rows);
+  return out + FormatTable(rows);
 }
 
 std::string DescribeDrain(const router::SlotStatus& slot) {

@@ -5,10 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <algorithm>
 #include <cerrno>
-#include <fstream>
-#include <iterator>
 
 namespace turnout {
 namespace {
@@ -62,24 +59,6 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
   ::close(dfd);
   if (rc != 0) return ErrnoError("cannot fsync directory " + dir, err);
   return Status::Ok();
-}
-
-std::string TailOfFile(const std::string& path, int lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff start = std::max<std::streamoff>(0, size - (1 << 20));
-  in.seekg(start);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t pos = data.size();
-  if (pos > 0 && data[pos - 1] == '\n') --pos;
-  int seen = 0;
-  while (pos > 0) {
-    if (data[pos - 1] == '\n' && ++seen == lines) break;
-    --pos;
-  }
-  return data.substr(pos);
 }
 
 }  // namespace turnout

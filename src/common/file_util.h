@@ -17,10 +17,6 @@ namespace turnout {
 // is removed and `path` is untouched.
 Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode = 0600);
 
-// The last `lines` lines of a text file (at most its last 1 MiB is read); "" when it cannot be
-// read. For showing the end of a log.
-std::string TailOfFile(const std::string& path, int lines);
-
 // The directory part of `path` ("." for a bare file name).
 std::string DirectoryOf(const std::string& path);
 

@@ -41,16 +41,6 @@ class FileUtilTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(FileUtilTest, TailOfFileGivesTheLastLines) {
-  const std::string path = dir_ + "/app.log";
-  ASSERT_TRUE(WriteFileAtomically(path, "one\ntwo\nthree\n").ok());
-  EXPECT_EQ(TailOfFile(path, 2), "two\nthree\n");
-  EXPECT_EQ(TailOfFile(path, 10), "one\ntwo\nthree\n");
-  ASSERT_TRUE(WriteFileAtomically(path, "no newline\nat the end").ok());
-  EXPECT_EQ(TailOfFile(path, 1), "at the end");
-  EXPECT_EQ(TailOfFile(dir_ + "/missing.log", 3), "");
-}
-
 TEST_F(FileUtilTest, ReplacesContentWithExactModeAndNoLeftovers) {
   std::string path = dir_ + "/policy.json";
   ASSERT_TRUE(WriteFileAtomically(path, "one", 0600).ok());

@@ -15,6 +15,7 @@
 #include "controller/http_probe.h"
 #include "controller/json_path.h"
 #include "platform/command.h"
+#include "platform/log_tail.h"
 #include "platform/run.h"
 
 namespace turnout::controller {
@@ -164,6 +165,23 @@ Result<std::vector<std::string>> ExpandWords(
 
 // The last lines of a command's output, for reasons and step details.
 constexpr size_t kTailLines = 5;
+
+// "; last lines of its log: a | b | c": why an instance that ended early did (its log usually
+// says: "Address already in use", a missing setting). At most 10 lines and 2 KB, on one line,
+// with the values of the instance's environment hidden (they may hold secrets). "" when the
+// log is unknown or empty.
+std::string LogTailClause(const std::string& log_path,
+                          const std::vector<std::pair<std::string, std::string>>& env) {
+  if (log_path.empty()) return "";
+  std::vector<std::string> values;
+  for (const auto& [name, value] : env) values.push_back(value);
+  std::string tail = platform::HideValues(platform::ReadLogTail(log_path, 10, 2048), values);
+  if (tail.empty()) return "";
+  for (size_t at = tail.find('\n'); at != std::string::npos; at = tail.find('\n', at)) {
+    tail.replace(at, 1, " | ");
+  }
+  return "; last lines of its log: " + tail;
+}
 
 std::string JsonText(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -485,13 +503,14 @@ std::vector<std::string> Engine::NewAddresses() const {
   return out;
 }
 
-Result<std::optional<std::string>> Engine::FindExited() {
+Result<std::optional<std::string>> Engine::FindExited(std::string* log_path) {
   for (const auto& i : new_instances_) {
     if (!i.handle)
       return std::optional<std::string>("instance " + std::to_string(i.index) +
                                         " was never launched");
     TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus s, platform_.Inspect(*i.handle));
     if (!s.running()) {
+      if (log_path != nullptr) *log_path = i.handle->log_path;
       return std::optional<std::string>("instance " + i.slot + "-" + std::to_string(i.index) +
                                         " (pid " + std::to_string(i.handle->pid) + ") " +
                                         s.ToString());
@@ -741,8 +760,11 @@ Result<std::optional<std::string>> Engine::LaunchOne(const DeploymentSpec& spec,
 }
 
 Result<StepReport> Engine::StepWaitingReady() {
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
-  if (exited) return BeginRollback(*exited + " before becoming ready");
+  std::string log_path;
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited(&log_path));
+  if (exited) {
+    return BeginRollback(*exited + " before becoming ready" + LogTailClause(log_path, spec_.env));
+  }
   int ready = 0;
   for (auto& i : new_instances_) {
     bool probed = false;

@@ -285,7 +285,8 @@ class Engine {
   Result<StepReport> BeginRollback(std::string reason);
   Status LoadInstances();
   // The first new instance that is not running, with a description; nullopt when all run.
-  Result<std::optional<std::string>> FindExited();
+  // `log_path` (when given) receives that instance's log file ("" when unknown).
+  Result<std::optional<std::string>> FindExited(std::string* log_path = nullptr);
   Result<bool> ProbeReady(const Instance& instance);
   // Records (the intent first), launches and records the handle of `inst` (slot, index and port
   // set) with `spec`'s command and version for `deployment_id`. The platform's refusal as text

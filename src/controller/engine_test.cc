@@ -21,6 +21,7 @@
 #include "controller/engine_test_fixture.h"
 #include "controller/http_probe.h"
 #include "platform/process_platform.h"
+#include "platform/testing/test_util.h"
 #include "router/router.h"
 #include "router/testing/raw_client.h"
 #include "router/testing/test_upstream.h"
@@ -162,6 +163,38 @@ TEST_F(EngineTest, InstanceCrashingAfterStartIsNeverSwitchedTo) {
       Deploy(Spec("v2", "--ready-after 30s --crash-after 300ms"), DeploymentState::kRolledBack);
   EXPECT_NE(d2.reason.find("before becoming ready"), std::string::npos) << d2.reason;
   EXPECT_FALSE(Contains(States(d2.id), DeploymentState::kSwitching));
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+TEST_F(EngineTest, AnInstanceThatExitsBeforeReadyShowsTheEndOfItsLog) {
+  // The reported fault: the reason said only "exited with code 1 before becoming ready"; the
+  // cause was in the instance's log. Here the app is told to listen on a port someone holds.
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  platform::testing::HeldPort held;
+  DeploymentSpec v2 = Spec("v2", "--listen 127.0.0.1:" + std::to_string(held.port()));
+  v2.env = {{"DATABASE_PASSWORD", "127.0.0.1:" + std::to_string(held.port())}};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("exited with code 1 before becoming ready; last lines of its log: "),
+            std::string::npos)
+      << d2.reason;
+  EXPECT_NE(d2.reason.find("Address already in use"), std::string::npos) << d2.reason;
+  // The values of the instance's environment are not repeated from its log.
+  EXPECT_EQ(d2.reason.find("127.0.0.1:" + std::to_string(held.port())), std::string::npos)
+      << d2.reason;
+  EXPECT_EQ(d2.reason.find('\n'), std::string::npos) << d2.reason;
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+TEST_F(EngineTest, APortInUseIsRefusedAtLaunchNamingThePort) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);  // on blue
+  platform::testing::HeldPort held;
+  DeploymentSpec v2 = Spec("v2");
+  v2.base_port = static_cast<uint16_t>(held.port() - 1);  // green's instance 0: base + 1
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("launching instance 0 failed: "), std::string::npos) << d2.reason;
+  EXPECT_NE(d2.reason.find("port " + std::to_string(held.port()) + " is already in use"),
+            std::string::npos)
+      << d2.reason;
   EXPECT_EQ(UserVersion(), "v1");
 }
 

@@ -84,10 +84,11 @@ Result<std::unique_ptr<Analysis>> Analysis::Create(const service::ServiceConfig&
   auto impl = std::make_unique<Impl>(config, router, clock, std::move(log));
   std::vector<judge::Rule> rules;
   for (const auto& rc : config.rules) {
-    TURNOUT_ASSIGN_OR_RETURN(judge::Rule rule, judge::MakeRule(rc));
+    TURNOUT_ASSIGN_OR_RETURN(judge::Rule rule, judge::MakeRule(rc, config.analysis_interval));
     rules.push_back(std::move(rule));
   }
-  impl->rules = std::make_unique<judge::RuleEngine>(std::move(rules));
+  impl->rules = std::make_unique<judge::RuleEngine>(
+      std::move(rules), judge::EngineOptions::ForInterval(config.analysis_interval));
   if (!config.dependencies.empty()) {
     std::vector<sources::NamedCheck> checks;
     for (const auto& d : config.dependencies) {
@@ -217,18 +218,23 @@ controller::AnalysisVerdict Analysis::Analyze(const controller::AnalysisRequest&
   if (!a.canary_judge && a.judge_from && now >= *a.judge_from) a.StartJudge(now);
   a.UpdateHealth(r.new_slot);
 
-  // Inputs of the rules: each window fetched once per evaluation.
-  std::map<int64_t, std::vector<router::SlotWindowMetrics>> windows;
-  for (std::chrono::seconds w : a.rules->RequiredWindows()) {
-    Result<std::vector<router::SlotWindowMetrics>> m = a.router.GetWindowMetrics(w);
-    if (m.ok()) windows[w.count()] = std::move(m).value();
-  }
+  // Inputs of the rules: each window fetched once per evaluation, when a rule first asks. The
+  // windows start no earlier than this step (or the bake): what the slot served before, for
+  // another version or at another weight, is not this step's evidence.
+  std::map<int64_t, std::optional<std::vector<router::SlotWindowMetrics>>> windows;
   judge::Inputs in;
+  in.since = r.step_started;
   in.window = [&](judge::SlotRole role,
                   std::chrono::seconds w) -> std::optional<metrics::WindowSnapshot> {
     auto it = windows.find(w.count());
-    if (it == windows.end()) return std::nullopt;
-    return FindSlot(it->second, role == judge::SlotRole::kNew ? r.new_slot : r.stable_slot);
+    if (it == windows.end()) {
+      Result<std::vector<router::SlotWindowMetrics>> m = a.router.GetWindowMetrics(w);
+      std::optional<std::vector<router::SlotWindowMetrics>> fetched;
+      if (m.ok()) fetched = std::move(m).value();
+      it = windows.emplace(w.count(), std::move(fetched)).first;
+    }
+    if (!it->second) return std::nullopt;
+    return FindSlot(*it->second, role == judge::SlotRole::kNew ? r.new_slot : r.stable_slot);
   };
   in.health = a.health;
   if (a.dependencies) {

@@ -3,8 +3,11 @@
 // Every call (the engine asks at most every analysis_interval during canary steps and the bake)
 // it gathers what the router measured for the new and the stable slot, the router's view of the
 // new slot's health, the dependency checks' states and the latest Prometheus values, and
-//   - evaluates the rules of turnout.yaml (judge::RuleEngine): a firing critical rule rolls
-//     back, a firing warning rule warns; insufficient data follows each rule's policy;
+//   - evaluates the rules of turnout.yaml (judge::RuleEngine, its runs broken only by a gap of
+//     two analysis intervals): a firing critical rule rolls back, a firing warning rule warns;
+//     insufficient data follows each rule's policy. Each rule's window (which follows its `for`)
+//     starts no earlier than the current step or bake (judge::Inputs::since), so what the slot
+//     served before does not count;
 //   - in a canary step, asks the sequential canary judge (judge::CanaryJudge) to compare the
 //     canary with the stable slot over the same period: the counts since the step started,
 //     taken as the difference of the router's totals (exact, however long the step);

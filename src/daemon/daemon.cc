@@ -26,12 +26,12 @@
 #include "controller/http_probe.h"
 #include "judge/judge_json.h"
 #include "judge/slo.h"
-#include "common/file_util.h"
 #include "common/secret.h"
 #include "daemon/analysis.h"
 #include "daemon/database.h"
 #include "daemon/router_process.h"
 #include "notify/notifier.h"
+#include "platform/log_tail.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -165,6 +165,10 @@ struct Daemon::Impl {
   router::RouterControl* control = nullptr;
   std::string router_address;  // where smoke checks go
   std::string override_secret;  // the router's override secret (smoke checks send it)
+  // The router's admin API as this daemon knows it: the router process's (its Unix socket, or
+  // router.admin), or the standalone router it drives. "" when there is none. Filled wherever the router is set up;
+  // `turnout status` reports it.
+  std::string router_admin_address;
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
   std::unique_ptr<notify::Notifier> notifier;  // null when turnout.yaml has no hooks
@@ -319,6 +323,7 @@ Status Daemon::Impl::StartAll() {
   fs::create_directories(paths.dir, ec);
   if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
   ::chmod(paths.dir.c_str(), 0700);
+  for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   fs::create_directories(paths.logs, ec);
   if (ec) return IoError("cannot create " + paths.logs + ": " + ec.message());
 
@@ -379,6 +384,7 @@ Status Daemon::Impl::StartAll() {
     TURNOUT_ASSIGN_OR_RETURN(router::RouterStatus rs, control->GetStatus());
     if (rs.listen.empty()) return FailedPrecondition("the router process listens nowhere");
     router_address = LocalAddress(rs.listen[0]);
+    router_admin_address = router_process->info().admin;
     std::string listen;
     for (const auto& a : rs.listen) listen += " " + a;
     Log("router serving on" + listen + " (override secret " + SecretFingerprint(override_secret) +
@@ -390,6 +396,7 @@ Status Daemon::Impl::StartAll() {
                              router::AdminClient::Create(config.router.external,
                                                          config.router.admin_token, Millis(5000)));
     control = external.get();
+    router_admin_address = config.router.external;
     Result<router::RouterStatus> rs = control->GetStatus();
     if (!rs.ok()) {
       return Unavailable("the standalone router at " + config.router.external +
@@ -1073,12 +1080,13 @@ api::Reply Daemon::Impl::StatusReply() {
                               {"restarts", info.restarts},
                               {"stopped", info.stopped}};
   }
+  router_json["admin"] = router_admin_address;
   Result<router::RouterStatus> rs = control->GetStatus();
   Result<std::vector<router::SlotWindowMetrics>> windows =
       control->GetWindowMetrics(std::chrono::seconds(60));
   if (rs.ok()) {
     router_json["listen"] = rs->listen;
-    router_json["admin"] = rs->admin;
+    if (router_admin_address.empty()) router_json["admin"] = rs->admin;
     router_json["policy"] = json::parse(router::PolicyToJson(rs->policy), nullptr, false);
     json slots = json::array();
     for (const auto& s : rs->slots) {
@@ -1322,7 +1330,7 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"version", rec.version},
                    {"state", std::string(state::InstanceStateName(rec.state))},
                    {"path", path},
-                   {"text", TailOfFile(path, lines)}});
+                   {"text", platform::ReadLogTail(path, static_cast<size_t>(lines), 1 << 20)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
 }

@@ -14,6 +14,7 @@
 #include "common/file_util.h"
 #include "common/sha256.h"
 #include "daemon/wiring.h"
+#include "platform/log_tail.h"
 #include "platform/process_platform.h"
 
 namespace turnout::daemon {
@@ -132,7 +133,7 @@ struct RouterProcess::State {
       if (is.ok() && !is->running()) {
         return Unavailable("the router process (pid " + std::to_string(handle.pid) + ") " +
                            is->ToString() + " at once; the end of " + handle.log_path + ":\n" +
-                           TailOfFile(handle.log_path, 20));
+                           platform::ReadLogTail(handle.log_path, 20, 1 << 20));
       }
       std::this_thread::sleep_for(Millis(20));
     }

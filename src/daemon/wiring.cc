@@ -189,4 +189,20 @@ std::string FindProgram(std::string_view name, std::string_view build_dir) {
   return std::string(name);
 }
 
+std::vector<std::string> ConfigWarnings(const service::ServiceConfig& config,
+                                        const std::string& local_port_range) {
+  std::vector<std::string> out;
+  const service::PortRange& ports = config.platform.ports;
+  if (ports.first != 0) {
+    if (Result<platform::PortSpan> ephemeral = platform::ReadEphemeralPortRange(local_port_range);
+        ephemeral.ok()) {
+      if (std::optional<std::string> w =
+              platform::EphemeralOverlapWarning({ports.first, ports.last}, *ephemeral)) {
+        out.push_back(*w);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace turnout::daemon

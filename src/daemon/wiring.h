@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "controller/deployment_spec.h"
+#include "platform/ports.h"
 #include "router/config.h"
 #include "service/service_config.h"
 #include "state/state_store.h"
@@ -69,5 +70,12 @@ std::string RouterConfigYaml(const router::RouterConfig& config);
 // Where a program of this install lives: beside the running binary, else in the build tree's
 // `src/<build_dir>/` next to the running binary's folder, else `name` (searched in PATH).
 std::string FindProgram(std::string_view name, std::string_view build_dir);
+
+// What is valid in a config but risky on this machine, one sentence each: today, platform.ports
+// overlapping the kernel's ephemeral port range (read from `local_port_range`; nothing when it
+// cannot be read). `turnout check` and `turnout up` print them, turnoutd logs them at start.
+std::vector<std::string> ConfigWarnings(
+    const service::ServiceConfig& config,
+    const std::string& local_port_range = platform::kLocalPortRangePath);
 
 }  // namespace turnout::daemon

@@ -1,6 +1,9 @@
 #include "daemon/wiring.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
 
 namespace turnout::daemon {
 namespace {
@@ -86,6 +89,31 @@ TEST(WiringTest, PortsAutoLetsTheOsChoose) {
   Result<controller::DeploymentSpec> s = SpecFromConfig(c, "/x", PathsFor(c, "/x"), "v1");
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->base_port, 0);
+}
+
+TEST(WiringTest, WarnsWhenThePortRangeOverlapsTheKernelsEphemeralRange) {
+  char tmpl[] = "/tmp/turnout-wiring-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(tmpl) << "32768\t60999\n";
+  service::ServiceConfig inside =
+      Parse("name: shop\nplatform:\n  command: ./app --port {port}\n  ports: 40000-40999\n");
+  std::vector<std::string> w = ConfigWarnings(inside, tmpl);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("platform.ports 40000-40999 overlaps the kernel's ephemeral port range "
+                       "32768-60999",
+                       0),
+            0u)
+      << w[0];
+  service::ServiceConfig below =
+      Parse("name: shop\nplatform:\n  command: ./app --port {port}\n  ports: 20000-20999\n");
+  EXPECT_TRUE(ConfigWarnings(below, tmpl).empty());
+  service::ServiceConfig automatic =
+      Parse("name: shop\nplatform:\n  command: ./app --port {port}\n  ports: auto\n");
+  EXPECT_TRUE(ConfigWarnings(automatic, tmpl).empty());
+  ::unlink(tmpl);
+  EXPECT_TRUE(ConfigWarnings(inside, tmpl).empty());  // unreadable: no guess
 }
 
 TEST(WiringTest, RouterGetsSlotsHealthPolicyAndRunningInstances) {

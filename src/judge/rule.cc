@@ -380,9 +380,10 @@ Result<Expression> ParseExpression(std::string_view text) {
   return Parser(trimmed).Parse();
 }
 
-std::chrono::seconds DefaultWindow(std::chrono::milliseconds for_duration) {
-  auto w = std::chrono::ceil<std::chrono::seconds>(for_duration);
-  return std::clamp(w, kMinDefaultWindow, kMaxWindow);
+std::chrono::seconds DefaultWindow(std::chrono::milliseconds for_duration,
+                                   std::chrono::milliseconds evaluation_interval) {
+  auto w = std::chrono::ceil<std::chrono::seconds>(std::max(for_duration, evaluation_interval));
+  return std::clamp(w, std::chrono::seconds(1), kMaxWindow);
 }
 
 Result<Rule> ParseRule(std::string_view expr) {
@@ -395,11 +396,20 @@ Result<Rule> ParseRule(std::string_view expr) {
   return r;
 }
 
-Result<Rule> MakeRule(const RuleConfig& config) {
+Result<Rule> MakeRule(const RuleConfig& config, std::chrono::milliseconds evaluation_interval) {
   const std::string label = config.name.empty() ? "rule" : "rule '" + config.name + "'";
   Result<Rule> parsed = ParseRule(config.expr);
   if (!parsed.ok()) return parsed.status().WithContext(label);
   Rule r = std::move(parsed).value();
+  if (r.for_duration.count() > 0 && r.for_duration < evaluation_interval) {
+    return InvalidArgument(
+        label + ": `for " + FormatDuration(r.for_duration) +
+        "` is shorter than the evaluation interval " + FormatDuration(evaluation_interval) +
+        " (analysis_interval), and a condition is only seen once per evaluation; write `for " +
+        FormatDuration(evaluation_interval) +
+        "` or more, leave `for` out to act at the first evaluation, or lower analysis_interval");
+  }
+  r.window = DefaultWindow(r.for_duration, evaluation_interval);
   if (!config.name.empty()) r.name = config.name;
   r.severity = config.severity;
   r.on_insufficient_data = config.on_insufficient_data;

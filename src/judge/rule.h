@@ -48,8 +48,8 @@ namespace turnout::judge {
 // The longest window a statistic can be computed over: what the router's per-slot sliding
 // window keeps (metrics::SlotMetrics' default window_seconds).
 inline constexpr std::chrono::seconds kMaxWindow{120};
-// The shortest default window: short `for` durations still look at enough traffic.
-inline constexpr std::chrono::seconds kMinDefaultWindow{30};
+// How often rules are evaluated when nobody says otherwise (turnout.yaml's analysis_interval).
+inline constexpr std::chrono::milliseconds kDefaultEvaluationInterval{1000};
 
 enum class Severity { kWarning, kCritical };
 enum class InsufficientDataPolicy { kWait, kPass, kFail };
@@ -105,17 +105,22 @@ struct Rule {
   uint64_t min_samples = 50;
   InsufficientDataPolicy on_insufficient_data = InsufficientDataPolicy::kWait;
   // The lookback a statistic is computed over, whole seconds in 1 s .. kMaxWindow.
-  // Default: max(for, 30 s) clamped to kMaxWindow (120 s). A `for` longer than the window is
-  // fine: "p95 > 2s for 5m" needs the 120 s p95 to stay above 2 s for 5 minutes.
-  std::chrono::seconds window = kMinDefaultWindow;
+  // Default: DefaultWindow(for, evaluation interval): the window follows the rule, so
+  // "error_rate > 5% for 5s" looks at the last 5 s. A `for` longer than the window is fine:
+  // "p95 > 2s for 5m" needs the 120 s p95 to stay above 2 s for 5 minutes.
+  std::chrono::seconds window{1};
   std::chrono::milliseconds for_duration{0};  // copy of expr.for_duration
 };
 
-// The default window for a `for` duration: max(for, 30 s) rounded up to whole seconds, at most
-// kMaxWindow.
-std::chrono::seconds DefaultWindow(std::chrono::milliseconds for_duration);
+// The default window of a rule: max(for, evaluation_interval) rounded up to whole seconds (so
+// at least 1 s), at most kMaxWindow. A rule without `for` looks at what happened since about the
+// previous evaluation.
+std::chrono::seconds DefaultWindow(
+    std::chrono::milliseconds for_duration,
+    std::chrono::milliseconds evaluation_interval = kDefaultEvaluationInterval);
 
-// A rule with every other field at its default (critical, min_samples 50, wait).
+// A rule with every other field at its default (critical, min_samples 50, wait; the window for
+// the default evaluation interval).
 Result<Rule> ParseRule(std::string_view expr);
 
 // A rule as configured (turnout.yaml maps onto this). Unset optionals take the defaults above.
@@ -125,11 +130,15 @@ struct RuleConfig {
   Severity severity = Severity::kCritical;  // Default: critical
   std::optional<uint64_t> min_samples;      // Default: 50
   InsufficientDataPolicy on_insufficient_data = InsufficientDataPolicy::kWait;  // Default: wait
-  std::optional<std::chrono::milliseconds> window;  // Default: DefaultWindow(for)
+  std::optional<std::chrono::milliseconds> window;  // Default: DefaultWindow(for, interval)
 };
 
 // Fails (InvalidArgument, prefixed with the rule's name) on a bad expression, a window that is
-// not whole seconds in 1 s .. 120 s, or min_samples of 0.
-Result<Rule> MakeRule(const RuleConfig& config);
+// not whole seconds in 1 s .. 120 s, min_samples of 0, or a `for` shorter than the evaluation
+// interval (the rule could not hold for less than one interval between two evaluations; the
+// message says what to write instead). `evaluation_interval` is how often the rule will be
+// evaluated (turnout.yaml's analysis_interval).
+Result<Rule> MakeRule(const RuleConfig& config,
+                      std::chrono::milliseconds evaluation_interval = kDefaultEvaluationInterval);
 
 }  // namespace turnout::judge

@@ -75,6 +75,12 @@ double ErrorRate(const metrics::Counters& c) {
   return std::min(1.0, static_cast<double>(ErrorCount(c)) / static_cast<double>(c.requests));
 }
 
+EngineOptions EngineOptions::ForInterval(Clock::Duration evaluation_interval) {
+  EngineOptions o;
+  o.max_gap = std::max<Clock::Duration>(std::chrono::seconds(2), 2 * evaluation_interval);
+  return o;
+}
+
 RuleEngine::RuleEngine(std::vector<Rule> rules, EngineOptions options)
     : rules_(std::move(rules)), runs_(rules_.size()), options_(options) {}
 
@@ -115,8 +121,17 @@ RuleResult RuleEngine::EvaluateOne(const Rule& rule, Run& run, Clock::TimePoint 
     case Expression::Kind::kSlotStatistic: {
       const std::string stat(StatisticName(e.statistic));
       r.window = rule.window;
+      if (in.since) {
+        // Windows are whole one-second buckets ending with the current one (metrics.h): the
+        // buckets from the one holding `since` to the current one.
+        using std::chrono::floor;
+        using std::chrono::seconds;
+        const seconds judged = floor<seconds>(now.time_since_epoch()) -
+                               floor<seconds>(in.since->time_since_epoch()) + seconds(1);
+        r.window = std::clamp(judged, seconds(1), rule.window);
+      }
       std::optional<metrics::WindowSnapshot> w;
-      if (in.window) w = in.window(SlotRole::kNew, rule.window);
+      if (in.window) w = in.window(SlotRole::kNew, r.window);
       if (!w) {
         detail = stat + ": no metrics for the new slot";
         break;
@@ -129,13 +144,13 @@ RuleResult RuleEngine::EvaluateOne(const Rule& rule, Run& run, Clock::TimePoint 
       const bool needs_samples = e.statistic != Statistic::kRequestRate;
       if (needs_samples && r.samples < rule.min_samples) {
         detail = stat + ": needs " + FormatCount(rule.min_samples) + " requests in " +
-                 SecondsText(rule.window) + ", has " + FormatCount(r.samples);
+                 SecondsText(r.window) + ", has " + FormatCount(r.samples);
         break;
       }
       r.observed = SlotStatistic(e.statistic, *w);
       std::string threshold_text;
       if (e.vs_baseline) {
-        std::optional<metrics::WindowSnapshot> b = in.window(SlotRole::kBaseline, rule.window);
+        std::optional<metrics::WindowSnapshot> b = in.window(SlotRole::kBaseline, r.window);
         if (!b) {
           detail = stat + ": no baseline (stable) slot to compare with";
           break;
@@ -143,7 +158,7 @@ RuleResult RuleEngine::EvaluateOne(const Rule& rule, Run& run, Clock::TimePoint 
         r.baseline_samples = SamplesOf(e.statistic, *b);
         if (needs_samples && r.baseline_samples < rule.min_samples) {
           detail = stat + ": the baseline needs " + FormatCount(rule.min_samples) +
-                   " requests in " + SecondsText(rule.window) + ", has " +
+                   " requests in " + SecondsText(r.window) + ", has " +
                    FormatCount(r.baseline_samples);
           break;
         }
@@ -163,7 +178,7 @@ RuleResult RuleEngine::EvaluateOne(const Rule& rule, Run& run, Clock::TimePoint 
                   (outcome == Outcome::kTrue ? " " : " not ") +
                   std::string(ComparisonSymbol(e.op)) + " " + threshold_text;
       detail =
-          "(" + FormatCount(r.samples) + " requests in the last " + SecondsText(rule.window) + ")";
+          "(" + FormatCount(r.samples) + " requests in the last " + SecondsText(r.window) + ")";
       break;
     }
     case Expression::Kind::kHealthFailing: {

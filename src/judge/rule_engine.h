@@ -16,8 +16,10 @@
 // `for` semantics (like Prometheus alerts): a rule is pending from the first evaluation whose
 // condition is true and firing once the condition has been true at every evaluation for
 // `for`. A false evaluation, or one without enough data, ends the run. So does a gap: when two
-// evaluations are further apart than `max_gap` (default 2 s: two missed one-second ticks), the
-// engine did not watch the condition in between, and the run restarts at the later evaluation.
+// evaluations are further apart than `max_gap` (two evaluation intervals; 2 s for the default
+// one-second interval), the engine did not watch the condition in between, and the run restarts
+// at the later evaluation. With enough requests in the window, a rule whose condition becomes
+// true fires `for` plus at most one evaluation interval later.
 // Health and dependency rules are the exception: their inputs carry the time the state began
 // (`since`), which is more exact than our ticks, so they fire when now - since >= for.
 //
@@ -67,6 +69,11 @@ struct Inputs {
   std::optional<Condition> health;                // absent: unknown -> insufficient data
   std::map<std::string, Condition> dependencies;  // name -> state; absent -> insufficient data
   std::map<std::string, ExternalValue> external;  // name -> latest value
+  // The start of what is judged (a canary step, the bake), when known: a window reaches back
+  // no further than the one-second bucket holding it, so traffic the slot served earlier
+  // (another version, an earlier step) does not dilute the statistic. The window asked for is
+  // then min(rule window, buckets from the one holding `since` to the current one).
+  std::optional<Clock::TimePoint> since;
 };
 
 enum class RuleState { kOk, kPending, kFiring, kInsufficientData };
@@ -100,6 +107,11 @@ struct EngineOptions {
   Clock::Duration max_gap = std::chrono::seconds(2);
   // An external value older than this is insufficient data. Default: 30 s.
   Clock::Duration max_external_age = std::chrono::seconds(30);
+
+  // The options for rules evaluated every `evaluation_interval`: max_gap is two intervals (at
+  // least 2 s), so one missed evaluation is tolerated and a slower cadence still lets a rule
+  // hold for its `for`.
+  static EngineOptions ForInterval(Clock::Duration evaluation_interval);
 };
 
 class RuleEngine {
@@ -107,7 +119,8 @@ class RuleEngine {
   explicit RuleEngine(std::vector<Rule> rules, EngineOptions options = {});
 
   // The windows (seconds) each slot's metrics are asked for, sorted, without duplicates: a
-  // caller can snapshot them once per evaluation.
+  // caller can snapshot them once per evaluation. With Inputs::since, the first seconds of a
+  // step ask for shorter ones (the time since `since`).
   std::vector<std::chrono::seconds> RequiredWindows() const;
 
   // One result per rule, in the rules' order. `now` must not go back between calls.

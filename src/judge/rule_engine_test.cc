@@ -100,7 +100,7 @@ TEST_F(RuleEngineTest, OneFalseEvaluationResetsTheRun) {
   slots.fresh = Snapshot(1000, 10, 1000);  // 1 %: fine
   std::vector<RuleResult> r = engine.Evaluate(clock_.Now(), in);
   EXPECT_EQ(r[0].state, RuleState::kOk);
-  EXPECT_EQ(r[0].sentence, "error_rate 1% not > 5% (1,000 requests in the last 30s)");
+  EXPECT_EQ(r[0].sentence, "error_rate 1% not > 5% (1,000 requests in the last 10s)");
   EXPECT_EQ(Decide(r).action, Action::kContinue);
   EXPECT_TRUE(Decide(r).reasons.empty());
   slots.fresh = Snapshot(1000, 100, 1000);
@@ -177,7 +177,7 @@ TEST_F(RuleEngineTest, TooFewRequestsIsInsufficientDataThatWaitWaitsForAndPassLi
     std::vector<RuleResult> r = EvaluateStarved(c.policy, clock_.Now());
     EXPECT_EQ(r[0].state, RuleState::kInsufficientData);
     EXPECT_TRUE(r[0].insufficient_data);
-    EXPECT_EQ(r[0].sentence, "insufficient data: error_rate: needs 50 requests in 30s, has 12");
+    EXPECT_EQ(r[0].sentence, "insufficient data: error_rate: needs 50 requests in 10s, has 12");
     Decision d = Decide(r);
     EXPECT_EQ(d.action, Action::kContinue);
     EXPECT_EQ(d.waiting_for_data, c.waiting);
@@ -320,7 +320,7 @@ TEST_F(RuleEngineTest, DecisionOrdersReasonsAndPicksTheWorstAction) {
   EXPECT_EQ(d.reasons[0].rfind("warning firing: ", 0), 0u);
   EXPECT_EQ(d.reasons[1].rfind("critical pending: ", 0), 0u);
   EXPECT_EQ(d.reasons[2].rfind("waiting for data: ", 0), 0u);
-  EXPECT_EQ(engine.RequiredWindows(), (std::vector<seconds>{seconds(30), seconds(60)}));
+  EXPECT_EQ(engine.RequiredWindows(), (std::vector<seconds>{seconds(1), seconds(60)}));
 
   nlohmann::json j = ToJson(r[1], clock_.Now());
   EXPECT_EQ(j["state"], "pending");
@@ -332,6 +332,113 @@ TEST_F(RuleEngineTest, DecisionOrdersReasonsAndPicksTheWorstAction) {
   engine.Reset();
   clock_.Advance(seconds(1));
   EXPECT_EQ(engine.Evaluate(clock_.Now(), in)[1].since, clock_.Now());
+}
+
+// A slot's real sliding-window metrics, fed request by request on the manual clock.
+class ServedSlot {
+ public:
+  explicit ServedSlot(ManualClock& clock) : clock_(clock), metrics_(1) {}
+
+  // `per_second` requests a second for `duration`, every `error_every`-th one a 500 (0: none).
+  void Serve(seconds duration, int per_second, int error_every) {
+    const auto gap = std::chrono::duration_cast<Clock::Duration>(seconds(1)) / per_second;
+    for (int64_t i = 0; i < duration.count() * per_second; ++i) {
+      clock_.Advance(gap);
+      metrics::RequestSample s;
+      s.status = error_every > 0 && ++served_ % error_every == 0 ? 500 : 200;
+      s.total = std::chrono::milliseconds(2);
+      metrics_.shard(0).Record(s, clock_.Now());
+    }
+  }
+
+  Inputs MakeInputs() {
+    Inputs in;
+    in.window = [this](SlotRole role, seconds w) -> std::optional<metrics::WindowSnapshot> {
+      if (role != SlotRole::kNew) return std::nullopt;
+      asked.push_back(w);
+      return metrics_.Window(w, clock_.Now());
+    };
+    return in;
+  }
+
+  std::vector<seconds> asked;
+
+ private:
+  ManualClock& clock_;
+  metrics::SlotMetrics metrics_;
+  int64_t served_ = 0;
+};
+
+// The reported fault: with `for 5s` the rule looked at a 30 s window, so a bad version on a slot
+// that had served well just before could not fire until the good traffic left the window.
+TEST_F(RuleEngineTest, ForFiveSecondsFiresFiveSecondsAndOneEvaluationAfterTheStepStarts) {
+  RuleEngine engine({R("error_rate > 5% for 5s")});
+  ServedSlot slot(clock_);
+  slot.Serve(seconds(60), 100, 0);  // the slot's previous version, healthy
+  const Clock::TimePoint step_started = clock_.Now();
+  Inputs in = slot.MakeInputs();
+  in.since = step_started;
+  std::optional<Clock::Duration> fired_after;
+  for (int tick = 1; tick <= 40 && !fired_after; ++tick) {
+    slot.Serve(seconds(1), 100, 10);  // the new version: 10 % errors at 100 req/s
+    std::vector<RuleResult> r = engine.Evaluate(clock_.Now(), in);
+    ASSERT_NE(r[0].state, RuleState::kInsufficientData) << r[0].sentence;
+    if (r[0].state == RuleState::kFiring) fired_after = clock_.Now() - step_started;
+  }
+  ASSERT_TRUE(fired_after.has_value());
+  // 5 s of `for` plus the one evaluation that first saw the condition.
+  EXPECT_EQ(*fired_after, seconds(6));
+  // The window followed the rule (5 s) and never reached back before the step (its first
+  // second's bucket included).
+  EXPECT_EQ(slot.asked.front(), seconds(2));
+  EXPECT_EQ(slot.asked.back(), seconds(5));
+}
+
+TEST_F(RuleEngineTest, AWindowStartsNoEarlierThanTheStepButKeepsTheRulesLength) {
+  RuleConfig c;
+  c.expr = "error_rate > 5% for 5s";
+  c.window = std::chrono::milliseconds(20'000);
+  Result<Rule> rule = MakeRule(c);
+  ASSERT_TRUE(rule.ok());
+  RuleEngine engine({*rule});
+  ServedSlot slot(clock_);
+  Inputs in = slot.MakeInputs();
+  in.since = clock_.Now();
+  slot.Serve(seconds(3), 100, 0);
+  std::vector<RuleResult> r = engine.Evaluate(clock_.Now(), in);
+  // The step began on a second's boundary 3 s ago: its buckets are that second's and the
+  // three after it (the current one holding one request).
+  EXPECT_EQ(r[0].window, seconds(4));
+  EXPECT_EQ(r[0].sentence, "error_rate 0% not > 5% (300 requests in the last 4s)");
+  slot.Serve(seconds(30), 10, 0);
+  r = engine.Evaluate(clock_.Now(), in);
+  EXPECT_EQ(r[0].window, seconds(20));
+  EXPECT_GE(r[0].samples, 190u);
+  EXPECT_LE(r[0].samples, 200u);
+}
+
+TEST_F(RuleEngineTest, AtASlowerEvaluationIntervalAForStillHolds) {
+  // Evaluated every 2 s (analysis_interval: 2s), with the engine's usual lateness.
+  RuleConfig config;
+  config.expr = "error_rate > 5% for 5s";
+  Result<Rule> rule = MakeRule(config, std::chrono::milliseconds(2'000));
+  ASSERT_TRUE(rule.ok());
+  RuleEngine engine({*rule}, EngineOptions::ForInterval(seconds(2)));
+  FakeSlots slots;
+  slots.fresh = Snapshot(1000, 100, 1000);
+  Inputs in = slots.MakeInputs();
+  const Clock::TimePoint start = clock_.Now();
+  std::optional<Clock::Duration> fired_after;
+  for (int tick = 0; tick < 10 && !fired_after; ++tick) {
+    if (engine.Evaluate(clock_.Now(), in)[0].state == RuleState::kFiring) {
+      fired_after = clock_.Now() - start;
+    }
+    clock_.Advance(std::chrono::milliseconds(2'010));
+  }
+  ASSERT_TRUE(fired_after.has_value()) << "runs broke at every evaluation";
+  EXPECT_LE(*fired_after, seconds(5) + seconds(2) + std::chrono::milliseconds(100));
+  EXPECT_EQ(EngineOptions::ForInterval(std::chrono::milliseconds(250)).max_gap, seconds(2));
+  EXPECT_EQ(EngineOptions::ForInterval(seconds(5)).max_gap, seconds(10));
 }
 
 TEST(ErrorCount, ClientAbortsAreNotTheVersionsFault) {

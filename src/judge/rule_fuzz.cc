@@ -2,6 +2,8 @@
 // value outside its unit's range, a result that changes when the same text is parsed again
 // (with surrounding spaces), or an error message that does not name a column.
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -59,7 +61,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(Same(*a, *b), "surrounding spaces do not change the result");
     turnout::Result<Rule> r = ParseRule(text);
     Check(r.ok(), "ParseRule accepts what ParseExpression accepts");
-    Check(r->window >= kMinDefaultWindow && r->window <= kMaxWindow, "default window in range");
+    Check(r->window >= std::chrono::seconds(1) && r->window <= kMaxWindow &&
+              r->window >= std::chrono::ceil<std::chrono::seconds>(std::min(
+                               r->for_duration, std::chrono::milliseconds(kMaxWindow))),
+          "the default window follows `for`, within range");
   } else {
     Check(!a.status().message().empty(), "errors explain themselves");
     Check(a.status().message().find("column ") != std::string::npos ||

@@ -130,10 +130,49 @@ TEST(ParseRule, DefaultsAndWindow) {
   EXPECT_EQ(r->for_duration, milliseconds(120'000));
   EXPECT_EQ(r->window, seconds(120));
 
-  EXPECT_EQ(DefaultWindow(milliseconds(0)), seconds(30));
-  EXPECT_EQ(DefaultWindow(milliseconds(10'000)), seconds(30));
   EXPECT_EQ(DefaultWindow(milliseconds(45'500)), seconds(46));
   EXPECT_EQ(DefaultWindow(milliseconds(300'000)), seconds(120));
+}
+
+TEST(ParseRule, TheWindowFollowsTheRulesFor) {
+  // `for 5s` looks at the last 5 s, not at a 30 s floor.
+  Result<Rule> r = ParseRule("error_rate > 5% for 5s");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->window, seconds(5));
+  EXPECT_EQ(DefaultWindow(milliseconds(10'000)), seconds(10));
+  EXPECT_EQ(DefaultWindow(milliseconds(2'500)), seconds(3));
+  // Without `for`, about the time since the previous evaluation.
+  EXPECT_EQ(DefaultWindow(milliseconds(0)), seconds(1));
+  EXPECT_EQ(DefaultWindow(milliseconds(0), milliseconds(250)), seconds(1));
+  EXPECT_EQ(DefaultWindow(milliseconds(0), milliseconds(5'000)), seconds(5));
+  EXPECT_EQ(DefaultWindow(milliseconds(5'000), milliseconds(10'000)), seconds(10));
+}
+
+TEST(MakeRule, AForShorterThanTheEvaluationIntervalIsRefusedWithWhatIsPossible) {
+  RuleConfig c;
+  c.name = "errors";
+  c.expr = "error_rate > 5% for 1s";
+  Result<Rule> r = MakeRule(c, milliseconds(2'000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "rule 'errors': `for 1s` is shorter than the evaluation interval 2s "
+            "(analysis_interval), and a condition is only seen once per evaluation; write "
+            "`for 2s` or more, leave `for` out to act at the first evaluation, or lower "
+            "analysis_interval");
+  EXPECT_TRUE(MakeRule(c, milliseconds(1'000)).ok());
+  c.expr = "error_rate > 5% for 2s";
+  r = MakeRule(c, milliseconds(2'000));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->window, seconds(2));
+  c.expr = "error_rate > 5%";  // no `for`: acts at the first evaluation
+  r = MakeRule(c, milliseconds(2'000));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->window, seconds(2));
+  c.expr = "error_rate > 5% for 500ms";
+  r = MakeRule(c, milliseconds(250));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->window, seconds(1));
 }
 
 TEST(MakeRule, AppliesConfigAndValidates) {

@@ -111,7 +111,8 @@ class Platform {
 
   // Starts one instance. It does not wait for the instance to become ready (that is the
   // controller's health check); it fails only when the instance could not be started at all
-  // (bad spec, program not found, log file not writable).
+  // (bad spec, program not found, log file not writable) or when its port is already in use
+  // (FailedPrecondition naming the port; ports.h).
   virtual Result<InstanceHandle> Launch(const InstanceSpec& spec) = 0;
 
   // Sends handle.stop_signal, waits up to handle.grace for the instance to end, then kills it.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "platform/command.h"
+#include "platform/ports.h"
 #include "platform/proc.h"
 #include "platform/unique_fd.h"
 
@@ -100,6 +101,9 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   TURNOUT_RETURN_IF_ERROR(ValidateSpec(spec));
   TURNOUT_ASSIGN_OR_RETURN(std::vector<std::string> argv, ExpandCommand(spec));
   TURNOUT_ASSIGN_OR_RETURN(std::string boot_id, BootId());
+  // A port someone else holds would only show up as "Address already in use" in the instance's
+  // log; say it here instead.
+  if (spec.port != 0) TURNOUT_RETURN_IF_ERROR(CheckPortFree(spec.port));
 
   std::string log_path = InstanceLogPath(spec);
   TURNOUT_RETURN_IF_ERROR(MakeDirs(log_path.substr(0, log_path.rfind('/'))));

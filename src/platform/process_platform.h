@@ -1,6 +1,8 @@
 // ProcessPlatform: instances are local processes (the `process` platform of turnout.yaml).
 //
-// Launch starts the expanded command with posix_spawn:
+// Launch first checks that the instance's port is free (CheckPortFree: a test bind on every
+// address; FailedPrecondition naming the port when something holds it), then starts the
+// expanded command with posix_spawn:
 //   - in a new session (setsid), so the instance is its own process group and session leader:
 //     it outlives the daemon, a terminal hangup does not reach it, and Stop can signal the group
 //     (an `sh -c` wrapper and its children stop together);

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "platform/log_tail.h"
 #include "platform/unique_fd.h"
 
 extern char** environ;
@@ -127,26 +128,7 @@ std::string RunResult::Describe() const {
   return "ended in an unknown way";
 }
 
-std::string RunResult::Tail(size_t max_lines) const {
-  std::string_view text = output;
-  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  if (max_lines == 0) return "";
-  size_t start = text.size();
-  size_t lines = 0;
-  while (start > 0) {
-    const size_t nl = text.rfind('\n', start - 1);
-    if (nl == std::string_view::npos) {
-      start = 0;
-      break;
-    }
-    if (++lines == max_lines) {
-      start = nl + 1;
-      break;
-    }
-    start = nl;
-  }
-  return std::string(text.substr(start));
-}
+std::string RunResult::Tail(size_t max_lines) const { return LastLines(output, max_lines); }
 
 Result<RunResult> RunCommand(const RunSpec& spec) {
   if (spec.argv.empty()) return InvalidArgument("RunCommand: empty argv");

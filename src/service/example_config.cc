@@ -153,7 +153,7 @@ rules:
     severity: critical           # warning | critical. Default: critical
     min_samples: 50              # requests in the window. Default: 50
     on_insufficient_data: wait   # wait | pass | fail. Default: wait
-    window: 2m                   # 1s..2m. Default: the `for` duration, at least 30s
+    window: 2m                   # 1s..2m. Default: the `for` duration (>= analysis_interval)
   - name: slow
     when: p95 > 2s for 5m
   - name: slower-than-stable

@@ -1122,7 +1122,8 @@ std::string JoinNames(const std::vector<std::string>& names) {
 // were refused for another reason (so the rule is not blamed for their mistake).
 void CheckRules(Reader& r, std::vector<RuleNode>& nodes,
                 const std::vector<std::string>& dependency_names,
-                const PrometheusConfig& prometheus, std::vector<judge::RuleConfig>* out) {
+                const PrometheusConfig& prometheus, Millis evaluation_interval,
+                std::vector<judge::RuleConfig>* out) {
   std::vector<std::string> query_names;
   for (const auto& q : prometheus.queries) query_names.push_back(q.first);
   std::set<std::string> names;
@@ -1134,7 +1135,7 @@ void CheckRules(Reader& r, std::vector<RuleNode>& nodes,
       r.Problem(node.when, when_path, expr.status().message());
       continue;
     }
-    Result<judge::Rule> rule = judge::MakeRule(node.config);
+    Result<judge::Rule> rule = judge::MakeRule(node.config, evaluation_interval);
     if (!rule.ok()) {
       r.Problem(node.when, node.path, rule.status().message());
       continue;
@@ -1490,7 +1491,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           ReadDatabase(r, v, &c.database);
         }
       });
-  CheckRules(r, rules, dependency_names, c.prometheus, &c.rules);
+  CheckRules(r, rules, dependency_names, c.prometheus, c.analysis_interval, &c.rules);
   if (c.strategy == "rolling" && c.platform.ports.first != 0 && root["strategy"]) {
     r.Problem(root["strategy"], "strategy",
               "rolling replaces instances beside the running ones, on new ports: set "
@@ -1615,7 +1616,7 @@ std::string JudgementCanon(const ServiceConfig& c) {
   k.Add("canary.end_policy", judge::EndPolicyName(j.end_policy));
   k.Add("rules.count", static_cast<int64_t>(c.rules.size()));
   for (const auto& rc : c.rules) {
-    Result<judge::Rule> rule = judge::MakeRule(rc);
+    Result<judge::Rule> rule = judge::MakeRule(rc, c.analysis_interval);
     k.Add("rule.name", rule.ok() ? rule->name : rc.name);
     k.Add("rule.when", rule.ok() ? rule->expr.text : rc.expr);
     k.Add("rule.severity", judge::SeverityName(rc.severity));

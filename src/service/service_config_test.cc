@@ -1126,7 +1126,8 @@ TEST(ConfigHashTest, JudgementDefaultsSpelledOutOrNotHashTheSame) {
                                  "    - {weight: 25%, for: 10m}\n"
                                  "    - {weight: 50.00%, for: 600s}\n"
                                  "  alpha: 0.050\n  error_margin: 1%\n  end_policy: promote\n")));
-  // A rule's defaults: name = its text, min_samples 50, window max(for, 30s), critical, wait.
+  // A rule's defaults: name = its text, min_samples 50, window max(for, interval), critical,
+  // wait.
   EXPECT_EQ(ConfigHash(Parse(m + "rules: ['error_rate > 5% for 2m']\n")),
             ConfigHash(Parse(m + "rules:\n  - name: error_rate > 5% for 2m\n"
                                  "    when: error_rate > 5% for 2m\n    severity: critical\n"

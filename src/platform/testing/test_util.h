@@ -32,6 +32,22 @@ class TempDir {
 // A port that was free a moment ago on 127.0.0.1 (bound to port 0, then closed).
 Result<uint16_t> FreePort();
 
+// A listener on a loopback port the OS hands out, held until Close() or destruction: a port
+// that is in use (what an instance told to listen there runs into).
+class HeldPort {
+ public:
+  HeldPort();  // a failure to bind or listen is a test failure (port() is then 0)
+  ~HeldPort() { Close(); }
+  HeldPort(const HeldPort&) = delete;
+  HeldPort& operator=(const HeldPort&) = delete;
+  uint16_t port() const { return port_; }
+  void Close();
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 // The whole content of a file ("" when missing).
 std::string ReadFile(const std::string& path);
 

@@ -1,0 +1,221 @@
+#include "cli/daemon_output.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <iomanip>
+#include <sstream>
+
+#include "cli/table.h"
+
+namespace turnout::cli {
+
+using nlohmann::json;
+
+std::string JsonText(const json& j, const char* key, std::string fallback) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+namespace {
+std::string Str(const json& j, const char* key, std::string fallback = "") {
+  return JsonText(j, key, std::move(fallback));
+}
+}  // namespace
+
+std::string FormatMillis(double ms) {
+  std::ostringstream out;
+  if (ms < 1000) {
+    out << std::fixed << std::setprecision(ms < 10 ? 1 : 0) << ms << " ms";
+  } else if (ms < 120000) {
+    out << std::fixed << std::setprecision(1) << ms / 1000 << " s";
+  } else {
+    out << static_cast<int64_t>(ms / 60000) << " m " << static_cast<int64_t>(ms / 1000) % 60
+        << " s";
+  }
+  return out.str();
+}
+
+std::string ShortTime(const std::string& t) {
+  if (t.size() < 19) return t;
+  return t.substr(0, 10) + " " + t.substr(11, 8);
+}
+
+std::string FormatDaemonStatus(const json& s) {
+  std::ostringstream out;
+  out << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
+      << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
+  if (s["active"].is_null()) {
+    out << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
+  } else {
+    const json& a = s["active"];
+    out << "serving: " << Str(a, "version") << " on " << Str(a, "slot") << " (revision "
+        << Str(a, "revision") << ", since " << ShortTime(Str(a, "since")) << ")\n";
+  }
+  if (!s["deployment"].is_null()) {
+    const json& d = s["deployment"];
+    out << "deploying: " << Str(d, "version") << " -> " << Str(d, "target_slot")
+        << " (deployment " << Str(d, "id") << ", revision " << Str(d, "revision")
+        << "): " << Str(d, "state");
+    if (d.contains("state_elapsed_ms")) {
+      out << " for " << FormatMillis(static_cast<double>(d["state_elapsed_ms"].get<int64_t>()));
+    }
+    if (!Str(d, "waiting_for").empty()) out << ", " << Str(d, "waiting_for");
+    out << "\n";
+    if (!Str(d, "error").empty()) out << "  last error: " << Str(d, "error") << "\n";
+  } else if (s.contains("last_deployment")) {
+    const json& d = s["last_deployment"];
+    out << "last deployment: " << Str(d, "version") << " " << Str(d, "state") << " ("
+        << Str(d, "reason") << ")\n";
+  }
+  const json& r = s["router"];
+  out << "router (" << Str(r, "mode") << "):";
+  if (r.contains("listen")) {
+    for (const auto& l : r["listen"]) out << " " << l.get<std::string>();
+  }
+  if (!Str(r, "admin").empty()) out << ", admin API " << Str(r, "admin");
+  if (r.contains("error")) out << " unreachable: " << Str(r, "error");
+  out << "\n";
+  if (r.contains("process")) {
+    const json& p = r["process"];
+    if (p.value("stopped", false)) {
+      out << "  process: stopped (`turnout down --stop-instances`); `turnout up` starts it\n";
+    } else {
+      out << "  process: pid " << Str(p, "pid") << ", "
+          << (r.contains("error") ? "NOT attached" : "attached")
+          << (p.value("attached_at_start", false) ? " (found running at start)" : "");
+      if (p.value("restarts", 0) > 0) out << ", restarted " << Str(p, "restarts") << "x";
+      out << ", log " << Str(p, "log") << "\n";
+    }
+  }
+  if (!r.contains("slots")) return out.str();
+  // One table for the slots and their instances, so that every column lines up.
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& slot : r["slots"]) {
+    std::string traffic;
+    if (slot.contains("last_60s") && slot["last_60s"]["requests"].get<uint64_t>() > 0) {
+      const json& w = slot["last_60s"];
+      std::ostringstream t;
+      t << "last 60 s: " << w["requests"].get<uint64_t>() << " requests, " << std::fixed
+        << std::setprecision(2) << w["error_rate"].get<double>() * 100 << " % errors, p95 "
+        << std::setprecision(1) << w["p95_ms"].get<double>() << " ms";
+      traffic = t.str();
+    }
+    rows.push_back({"  " + Str(slot, "name"),
+                    slot.value("receives_traffic", false) ? "TRAFFIC" : "idle", traffic});
+    for (const auto& i : slot["instances"]) {
+      std::string health = i.value("healthy", false) ? "healthy" : "unhealthy";
+      if (i.value("ejected", false)) health += ", ejected";
+      if (i.contains("pid")) health += ", pid " + Str(i, "pid");
+      rows.push_back({"      " + Str(i, "address"), Str(i, "version", "-"), Str(i, "state"),
+                      health});
+    }
+  }
+  return out.str() + FormatTable(rows);
+}
+
+std::string FormatDeploymentList(const json& list) {
+  if (list.empty()) return "no deployments yet\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"REV", "VERSION", "SLOT", "STATE", "STARTED", "DURATION", "REASON"}};
+  for (const auto& d : list) {
+    std::string dur = d.contains("duration_ms")
+                          ? FormatMillis(static_cast<double>(d["duration_ms"].get<int64_t>()))
+                          : "running";
+    if (d.value("serving", false)) dur += " *";
+    rows.push_back({Str(d, "revision"), Str(d, "version"), Str(d, "target_slot"),
+                    Str(d, "state"), ShortTime(Str(d, "created_at")), dur, Str(d, "reason")});
+  }
+  return FormatTable(rows) + "(* serving now; details: `turnout history REV`)\n";
+}
+
+std::string FormatDeploymentDetail(const json& body) {
+  std::ostringstream out;
+  const json& d = body["deployment"];
+  out << "revision " << Str(d, "revision") << ": " << Str(d, "version") << " -> "
+      << Str(d, "target_slot") << ", " << Str(d, "state") << "\n"
+      << "  deployment " << Str(d, "id") << ", started " << ShortTime(Str(d, "created_at"))
+      << " by " << Str(d, "started_by") << "\n"
+      << "  config " << Str(d, "config_hash").substr(0, 12) << ", reason: " << Str(d, "reason")
+      << "\n  transitions:\n";
+  std::vector<std::vector<std::string>> transitions;
+  for (const auto& t : body["transitions"]) {
+    transitions.push_back({"    " + ShortTime(Str(t, "at")), Str(t, "from"), "-> " + Str(t, "to"),
+                           Str(t, "reason")});
+  }
+  out << FormatTable(transitions) << "  steps:\n";
+  std::vector<std::vector<std::string>> steps;
+  for (const auto& s : body["steps"]) {
+    steps.push_back({"    " + Str(s, "step"), Str(s, "outcome"),
+                     s.contains("duration_ms")
+                         ? FormatMillis(static_cast<double>(s["duration_ms"].get<int64_t>()))
+                         : ""});
+  }
+  out << FormatTable(steps);
+  return out.str();
+}
+
+std::string FormatHealth(const json& body) {
+  std::ostringstream out;
+  for (const auto& slot : body["slots"]) {
+    out << Str(slot, "name") << (slot.value("receives_traffic", false) ? " (traffic)" : "")
+        << ":\n";
+    if (slot["instances"].empty()) out << "  no instances running\n";
+    for (const auto& i : slot["instances"]) {
+      out << FormatTable({{"  " + Str(i, "address"), Str(i, "version"), Str(i, "process")}});
+      std::vector<std::vector<std::string>> probes;
+      for (const char* probe : {"readiness", "liveness"}) {
+        const json& p = i[probe];
+        std::string result = p.value("ok", false) ? "ok " : "FAILING ";
+        result += (p.value("status", 0) ? "(" + Str(p, "status") + ", " : "(") +
+                  FormatMillis(p.value("ms", 0.0)) +
+                  (Str(p, "error").empty() ? "" : ", " + Str(p, "error")) + ")";
+        probes.push_back({"      " + std::string(probe), Str(p, "path"), result});
+      }
+      if (i.contains("router")) {
+        probes.push_back(
+            {"      router",
+             std::string(i["router"].value("healthy", false) ? "sees it healthy"
+                                                             : "sees it unhealthy") +
+                 (i["router"].value("ejected", false) ? ", ejected" : "")});
+      }
+      out << FormatTable(probes);
+    }
+  }
+  return out.str();
+}
+
+std::string FormatAuditEntry(const json& e) {
+  const std::string seq = Str(e, "seq");
+  std::string line = std::string(seq.size() < 5 ? 5 - seq.size() : 0, ' ') + seq + "  " +
+                     Column(ShortTime(Str(e, "time")), 19) + Column(Str(e, "action"), 22);
+  const json& d = e["detail"];
+  std::string summary;
+  if (d.is_object()) {
+    if (d.contains("to")) summary = Str(d, "from") + " -> " + Str(d, "to");
+    if (d.contains("reason") && !Str(d, "reason").empty()) {
+      summary += (summary.empty() ? "" : ": ") + Str(d, "reason");
+    }
+    if (summary.empty()) {
+      for (const auto& [key, value] : d.items()) {
+        summary += (summary.empty() ? "" : " ") + key + "=" +
+                   (value.is_string() ? value.get<std::string>() : value.dump());
+      }
+    }
+  }
+  if (!summary.empty()) line += summary + "  ";
+  return line + "(" + Str(e, "actor") + ")\n";
+}
+
+std::string FormatStateLine(const std::string& state, double ms, const std::string& outcome) {
+  // The state in 18 characters, then the duration right-aligned in 9 (units line up), at least
+  // two spaces apart.
+  const std::string took = FormatMillis(ms);
+  const size_t used = std::max<size_t>(state.size(), 18) + std::max<size_t>(took.size(), 9);
+  const size_t gap = std::max<size_t>(used - state.size() - took.size(), 2);
+  return "  " + state + std::string(gap, ' ') + took + "  " + outcome + "\n";
+}
+
+}  // namespace turnout::cli

@@ -1,0 +1,180 @@
+#include "cli/daemon_output.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <sstream>
+#include <string_view>
+
+#include "cli/table.h"
+
+namespace turnout::cli {
+namespace {
+
+using nlohmann::json;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// True when one line of `text` holds `cells` in this order, each at least two spaces from the
+// next (however wide the columns are).
+bool Apart(const std::string& text, const std::vector<std::string>& cells) {
+  std::string pattern;
+  for (const std::string& c : cells) {
+    if (!pattern.empty()) pattern += " {2,}";
+    for (char ch : c) {
+      if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) pattern += '\\';
+      pattern += ch;
+    }
+  }
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (std::regex_search(line, std::regex(pattern))) return true;
+  }
+  return false;
+}
+
+TEST(Table, ColumnsStayApartWhateverTheirWidth) {
+  EXPECT_EQ(Column("ok", 5), "ok     ");
+  EXPECT_EQ(Column("a-very-long-cell", 5), "a-very-long-cell  ");
+  EXPECT_EQ(FormatTable({{"A", "B", "C"}, {"longer cell", "x", ""}}),
+            "A            B  C\n"
+            "longer cell  x\n");
+}
+
+TEST(DaemonOutput, HistoryStepsDoNotRunIntoTheirOutcome) {
+  // The reported fault: "smoke_test:answers with the versionok 3.0 ms".
+  json reply = {
+      {"deployment",
+       {{"revision", 3}, {"version", "v3"}, {"target_slot", "green"}, {"state", "succeeded"},
+        {"id", 3}, {"created_at", "2026-11-22T08:01:02.123Z"}, {"started_by", "ann@host pid 1"},
+        {"config_hash", "0123456789abcdef"}, {"reason", ""}}},
+      {"transitions",
+       json::array({{{"at", "2026-11-22T08:01:02.123Z"},
+                     {"from", "smoke_testing_long_state"},
+                     {"to", "switching_a_long_state_too"},
+                     {"reason", "all smoke tests passed"}}})},
+      {"steps", json::array({{{"step", "smoke_test:answers with the version"},
+                              {"outcome", "ok"},
+                              {"duration_ms", 3}},
+                             {{"step", "launch"}, {"outcome", "ok"}, {"duration_ms", 14}}})}};
+  const std::string text = FormatDeploymentDetail(reply);
+  EXPECT_TRUE(Apart(text, {"smoke_test:answers with the version", "ok", "3.0 ms"})) << text;
+  EXPECT_TRUE(Apart(text, {"launch", "ok", "14 ms"})) << text;
+  EXPECT_TRUE(Apart(text, {"smoke_testing_long_state", "-> switching_a_long_state_too", "all smoke"}))
+      << text;
+}
+
+TEST(DaemonOutput, AuditActionsAndDetailsStayApart) {
+  // The reported fault: `service.instances_stopped{"stopped":1}`.
+  json entry = {{"seq", 42},
+                {"time", "2026-11-22T08:01:02.123Z"},
+                {"action", "service.instances_stopped"},
+                {"actor", "ann@host pid 7"},
+                {"detail", {{"stopped", 1}, {"slot", "blue"}}}};
+  const std::string line = FormatAuditEntry(entry);
+  EXPECT_EQ(line,
+            "   42  2026-11-22 08:01:02  service.instances_stopped  slot=blue stopped=1  "
+            "(ann@host pid 7)\n");
+  json transition = {{"seq", 7},
+                     {"time", "2026-11-22T08:01:02.123Z"},
+                     {"action", "deployment.transition"},
+                     {"actor", "turnoutd"},
+                     {"detail", {{"from", "baking"}, {"to", "scaling_down"}, {"reason", "bake passed"}}}};
+  EXPECT_TRUE(Apart(FormatAuditEntry(transition),
+                    {"deployment.transition", "baking -> scaling_down: bake passed", "(turnoutd)"}))
+      << FormatAuditEntry(transition);
+}
+
+TEST(DaemonOutput, HistoryListKeepsLongVersionsApartFromTheSlot) {
+  json list = json::array({{{"revision", 12},
+                            {"version", "2026.11.22-rc1+build.7"},
+                            {"target_slot", "green"},
+                            {"state", "rolled_back"},
+                            {"created_at", "2026-11-22T08:01:02.123Z"},
+                            {"duration_ms", 5017},
+                            {"serving", false},
+                            {"reason", "not ready within 5 s"}},
+                           {{"revision", 11},
+                            {"version", "v1"},
+                            {"target_slot", "blue"},
+                            {"state", "succeeded"},
+                            {"created_at", "2026-11-22T07:01:02.123Z"},
+                            {"duration_ms", 900},
+                            {"serving", true},
+                            {"reason", ""}}});
+  const std::string text = FormatDeploymentList(list);
+  EXPECT_TRUE(Apart(text, {"2026.11.22-rc1+build.7", "green", "rolled_back"})) << text;
+  EXPECT_TRUE(Apart(text, {"5.0 s", "not ready within 5 s"})) << text;
+  EXPECT_TRUE(Contains(text, "900 ms *")) << text;
+  EXPECT_TRUE(Contains(text, "(* serving now")) << text;
+  EXPECT_EQ(FormatDeploymentList(json::array()), "no deployments yet\n");
+}
+
+TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
+  json status = {
+      {"service", "shop"},
+      {"daemon", {{"pid", 10}, {"started_at", "2026-11-22T08:01:02.123Z"}}},
+      {"active", nullptr},
+      {"deployment", nullptr},
+      {"router",
+       {{"mode", "embedded"},
+        {"listen", {"127.0.0.1:8080"}},
+        {"admin", "127.0.0.1:9901"},
+        {"slots",
+         json::array({{{"name", "production-blue"},
+                       {"receives_traffic", true},
+                       {"instances", json::array({{{"address", "127.0.0.1:20000"},
+                                                   {"version", "2026.11.22-rc1+build.7"},
+                                                   {"state", "running"},
+                                                   {"healthy", true},
+                                                   {"pid", 99}}})}}})}}}};
+  const std::string text = FormatDaemonStatus(status);
+  EXPECT_TRUE(Apart(text, {"production-blue", "TRAFFIC"})) << text;
+  EXPECT_TRUE(Apart(text, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running", "healthy, pid 99"})) << text;
+  EXPECT_TRUE(Contains(text, "admin API 127.0.0.1:9901")) << text;
+
+  // The router process turnoutd runs: its pid, whether turnoutd is attached to it, restarts.
+  status["router"]["mode"] = "process";
+  status["router"]["admin"] = "unix:/srv/shop/.turnout/router.sock";
+  status["router"]["process"] = {{"pid", 77},
+                                 {"admin", "unix:/srv/shop/.turnout/router.sock"},
+                                 {"log", "/srv/shop/.turnout/logs/shop-router-0.log"},
+                                 {"attached_at_start", true},
+                                 {"restarts", 2},
+                                 {"stopped", false}};
+  const std::string process = FormatDaemonStatus(status);
+  EXPECT_TRUE(Contains(process, "router (process): 127.0.0.1:8080, admin API "
+                                "unix:/srv/shop/.turnout/router.sock"))
+      << process;
+  EXPECT_TRUE(Contains(process, "process: pid 77, attached (found running at start), restarted 2x"))
+      << process;
+  status["router"]["process"]["stopped"] = true;
+  EXPECT_TRUE(Contains(FormatDaemonStatus(status), "process: stopped"));
+
+  json health = {
+      {"slots",
+       json::array(
+           {{{"name", "blue"},
+             {"receives_traffic", true},
+             {"instances",
+              json::array({{{"address", "127.0.0.1:20000"},
+                            {"version", "2026.11.22-rc1+build.7"},
+                            {"process", "running"},
+                            {"readiness", {{"path", "/healthz/ready/deep"}, {"ok", true}, {"status", 200}, {"ms", 1.5}}},
+                            {"liveness", {{"path", "/healthz"}, {"ok", true}, {"status", 200}, {"ms", 1.0}}}}})}}})}};
+  const std::string h = FormatHealth(health);
+  EXPECT_TRUE(Apart(h, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running"})) << h;
+  EXPECT_TRUE(Apart(h, {"readiness", "/healthz/ready/deep", "ok (200, 1.5 ms)"})) << h;
+}
+
+TEST(DaemonOutput, DeployProgressLines) {
+  EXPECT_EQ(FormatStateLine("waiting_ready", 5000, "FAILED: not ready"),
+            "  waiting_ready         5.0 s  FAILED: not ready\n");
+  EXPECT_TRUE(Apart(FormatStateLine("a_state_name_longer_than_the_column", 14, "ok"),
+                    {"a_state_name_longer_than_the_column", "14 ms", "ok"}));
+}
+
+}  // namespace
+}  // namespace turnout::cli
