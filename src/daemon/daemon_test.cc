@@ -319,6 +319,16 @@ class DaemonTest : public ::testing::Test {
     return s;
   }
 
+  // Default settings, v1 deployed and then v2 (serving on green): the public address and the
+  // router process's pid.
+  std::pair<std::string, int64_t> ServeV2OnGreen() {
+    WriteConfig();
+    StartDaemon();
+    EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    EXPECT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+    return {PublicAddress(), RouterProcessStatus().value("pid", int64_t{0})};
+  }
+
   // The router process as turnoutd reports it (status.router.process).
   json RouterProcessStatus() {
     auto [status, body] = Call("GET", "/v1/status");
@@ -472,15 +482,10 @@ TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
 // With default settings the router is a process of its own: kill -9 of turnoutd, again and
 // again under load, costs no request, and each new turnoutd attaches to the same router.
 TEST_F(DaemonTest, Kill9OfTurnoutdUnderLoadFailsNoRequestAndReattachesToTheSameRouter) {
-  WriteConfig();
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
-  const std::string address = PublicAddress();
+  const auto [address, router_pid] = ServeV2OnGreen();
   const std::vector<int64_t> app_pids = RunningPids("green");
   ASSERT_EQ(app_pids.size(), 1u);
   json process = RouterProcessStatus();
-  const int64_t router_pid = process.value("pid", int64_t{0});
   ASSERT_GT(router_pid, 0) << process.dump();
   EXPECT_FALSE(process.value("attached_at_start", true));
 
@@ -513,12 +518,7 @@ TEST_F(DaemonTest, Kill9OfTurnoutdUnderLoadFailsNoRequestAndReattachesToTheSameR
 // The router process dies while turnoutd runs: it is relaunched (supervised) on the same
 // address, with its persisted policy and the instances that serve.
 TEST_F(DaemonTest, ARouterProcessThatDiesIsRestartedWithItsPolicyAndInstances) {
-  WriteConfig();
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");  // active: green
-  const std::string address = PublicAddress();
-  const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
+  const auto [address, first] = ServeV2OnGreen();
   ASSERT_GT(first, 0);
   const auto killed_at = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
@@ -670,12 +670,7 @@ TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecre
 // The router process died while turnoutd was down too: the next turnoutd starts a new one on
 // the same address, with the persisted policy and the running instances.
 TEST_F(DaemonTest, ARouterProcessGoneWhileTurnoutdWasDownIsStartedAgainWithItsPolicy) {
-  WriteConfig();
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");  // active: green
-  const std::string address = PublicAddress();
-  const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
+  const auto [address, first] = ServeV2OnGreen();
   KillDaemon();
   ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
   const auto deadline = std::chrono::steady_clock::now() + seconds(10);
