@@ -1,5 +1,8 @@
 #include "daemon/router_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +39,38 @@ std::string QuoteWord(const std::string& word) {
     }
   }
   return out + "'";
+}
+
+// A TCP admin address with port 0 (router.admin: 127.0.0.1:0) as one with a port free now, so
+// that turnoutd knows where to reach the router. Other addresses are returned as they are.
+Result<std::string> ResolveAdminPort(const std::string& address) {
+  if (!router::UnixSocketPathOf(address).empty()) return address;
+  TURNOUT_ASSIGN_OR_RETURN(router::HostPort hp, router::ParseHostPort(address));
+  if (hp.port != 0) return address;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, hp.host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    len = sizeof(*v4);
+  } else if (::inet_pton(AF_INET6, hp.host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    len = sizeof(*v6);
+  } else {
+    return InvalidArgument("router.admin " + address + ": port 0 needs an IP address");
+  }
+  const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError("socket", errno);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoError("cannot find a free port for router.admin " + address, err);
+  }
+  ::close(fd);
+  const uint16_t port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
 }
 
 struct Record {
@@ -147,6 +182,7 @@ struct RouterProcess::State {
   Status Launch() {
     record = Record{};
     record.fingerprint = fingerprint;
+    TURNOUT_ASSIGN_OR_RETURN(config.admin, ResolveAdminPort(options.config.admin));
     record.admin = config.admin;
     TURNOUT_RETURN_IF_ERROR(WriteConfig());
     TURNOUT_ASSIGN_OR_RETURN(client, router::AdminClient::Create(config.admin, config.admin_token,
