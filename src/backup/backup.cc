@@ -20,6 +20,7 @@
 #include "backup/conninfo.h"
 #include "common/duration.h"
 #include "common/file_util.h"
+#include "common/secret.h"
 #include "common/sha256.h"
 #include "db/pg.h"
 #include "platform/run.h"
@@ -229,22 +230,11 @@ Result<std::string> ReadWholeFile(const fs::path& path) {
 }
 
 std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  std::ifstream in("/dev/urandom", std::ios::binary);
-  if (in) in.read(raw.data(), static_cast<std::streamsize>(bytes));
-  if (!in) {
-    // Not secret, only unique: fall back to the pid and a counter.
-    static std::atomic<uint64_t> counter{0};
-    return Sha256Hex(std::to_string(::getpid()) + "." + std::to_string(counter++))
-        .substr(0, bytes * 2);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (char c : raw) {
-    hex += kHex[(static_cast<unsigned char>(c) >> 4) & 15];
-    hex += kHex[static_cast<unsigned char>(c) & 15];
-  }
-  return hex;
+  if (Result<std::string> hex = RandomSecretHex(bytes); hex.ok()) return *hex;
+  // Not secret, only unique: fall back to the pid and a counter.
+  static std::atomic<uint64_t> counter{0};
+  return Sha256Hex(std::to_string(::getpid()) + "." + std::to_string(counter++))
+      .substr(0, bytes * 2);
 }
 
 // The create lock: the file exists and is flock'ed while a create runs.

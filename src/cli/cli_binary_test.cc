@@ -517,15 +517,19 @@ TEST(TurnoutBinary, StatusReportsTheRoutersAdminAddress) {
   EXPECT_EQ(admin.rfind("127.0.0.1:", 0), 0u) << status.out;
   EXPECT_NE(admin, "127.0.0.1:0");
   if (!admin.empty()) {
-    // It answers there.
+    // It answers there, with the token turnoutd generated for it.
+    std::ifstream token_file(dir.path + "/.turnout/router-admin.token");
+    std::string token;
+    std::getline(token_file, token);
     Result<std::unique_ptr<router::AdminClient>> client =
-        router::AdminClient::Create(admin, "", std::chrono::milliseconds(5000));
+        router::AdminClient::Create(admin, token, std::chrono::milliseconds(5000));
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     EXPECT_TRUE((*client)->GetStatus().ok());
   }
   Outcome human = Turnout({"status", "--config", cfg});
   EXPECT_NE(human.out.find("admin API " + admin), std::string::npos) << human.out;
-  EXPECT_EQ(Turnout({"down", "--config", cfg}).code, 0);
+  // The router process outlives turnoutd unless it is stopped with the instances.
+  EXPECT_EQ(Turnout({"down", "--stop-instances", "--config", cfg}).code, 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -588,15 +589,7 @@ int RunSlo(Context& c) {
 
 std::string FindTurnoutd() {
   if (std::string env = EnvOr("TURNOUTD", ""); !env.empty()) return env;
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& p : {self.parent_path() / "turnoutd",
-                              self.parent_path().parent_path() / "daemon" / "turnoutd"}) {
-      if (::access(p.c_str(), X_OK) == 0) return p.string();
-    }
-  }
-  return "turnoutd";  // from PATH
+  return daemon::FindProgram("turnoutd", "daemon");
 }
 
 bool Answers(const Context& c) {
@@ -700,10 +693,13 @@ int RunDown(Context& c) {
   Call call = Exchange(c, "GET", "/v1/status", nullptr, Millis(5000));
   if (call.exit != kExitOk) return call.exit;
   int stopped = -1;
+  bool router_stopped = false;
   if (c.args.Has("stop-instances")) {
-    Call stop = Exchange(c, "POST", "/v1/stop-instances", json{{"actor", Actor()}});
+    Call stop =
+        Exchange(c, "POST", "/v1/stop-instances", json{{"actor", Actor()}, {"router", true}});
     if (stop.exit != kExitOk) return stop.exit;
     stopped = stop.body.value("stopped", 0);
+    router_stopped = stop.body.value("router_stopped", false);
   }
   const pid_t pid = call.body["daemon"].value("pid", 0);
   if (pid <= 0 || ::kill(pid, SIGTERM) != 0) {
@@ -714,13 +710,23 @@ int RunDown(Context& c) {
     std::this_thread::sleep_for(Millis(50));
   }
   if (::kill(pid, 0) == 0) return Fail(c, "turnoutd (pid " + std::to_string(pid) + ") still runs");
-  if (!c.json) {
-    if (stopped >= 0) {
-      std::cout << "stopped " << stopped << " app instance(s) and turnoutd (pid " << pid << ")\n";
-    } else {
-      std::cout << "turnoutd stopped (pid " << pid
-                << "); app instances keep running and `turnout up` adopts them again\n";
-    }
+  const bool router_process = call.body["router"].value("mode", "") == "process";
+  if (c.json) {
+    std::cout << json{{"pid", pid},
+                      {"instances_stopped", std::max(stopped, 0)},
+                      {"router_stopped", router_stopped},
+                      {"router_serving", router_process && !router_stopped}}
+                     .dump()
+              << "\n";
+  } else if (stopped >= 0) {
+    std::cout << "stopped " << stopped << " app instance(s)"
+              << (router_stopped ? ", the router process" : "") << " and turnoutd (pid " << pid
+              << ")" << (router_stopped ? "; users are no longer served" : "") << "\n";
+  } else {
+    std::cout << "turnoutd stopped (pid " << pid << "); app instances"
+              << (router_process ? " and the router keep running: users are still served"
+                                 : " keep running")
+              << "; `turnout up` attaches to them again\n";
   }
   return kExitOk;
 }
@@ -740,15 +746,17 @@ const std::vector<Sub>& Subs() {
   static const std::vector<Sub> subs = {
       {"up", "turnout up [--foreground] [--api HOST:PORT]",
        "Starts turnoutd for the service in turnout.yaml (in the background, logging to\n"
-       "<state_dir>/turnoutd.log) and waits until it answers. Instances left running by an\n"
-       "earlier turnoutd are adopted again; an interrupted deployment resumes.",
+       "<state_dir>/turnoutd.log) and waits until it answers. turnoutd runs the router as a\n"
+       "process of its own; the router and the instances left running by an earlier turnoutd\n"
+       "are attached to again; an interrupted deployment resumes.",
        {{"foreground", "", "run turnoutd in this terminal instead"},
         {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
        RunUp, false},
       {"down", "turnout down [--stop-instances]",
-       "Stops turnoutd (SIGTERM). App instances keep running (the next `turnout up` adopts\n"
-       "them) unless --stop-instances; an embedded router stops with the daemon.",
-       {{"stop-instances", "", "first stop every app instance of the service"}}, RunDown},
+       "Stops turnoutd (SIGTERM). App instances and the router process keep running, so users\n"
+       "are still served (the next `turnout up` attaches to them), unless --stop-instances.",
+       {{"stop-instances", "", "first stop every app instance of the service and the router"}},
+       RunDown},
       {"deploy", "turnout deploy VERSION [--wait] [--reason TEXT]",
        "Deploys VERSION to the idle slot: pre-checks, launch, readiness, smoke tests, switch,\n"
        "bake, then the old slot stays warm until it is scaled down. With --wait, shows each\n"

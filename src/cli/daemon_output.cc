@@ -101,6 +101,18 @@ std::string FormatDaemonStatus(const json& s) {
   if (!Str(r, "admin").empty()) out << ", admin API " << Str(r, "admin");
   if (r.contains("error")) out << " unreachable: " << Str(r, "error");
   out << "\n";
+  if (r.contains("process")) {
+    const json& p = r["process"];
+    if (p.value("stopped", false)) {
+      out << "  process: stopped (`turnout down --stop-instances`); `turnout up` starts it\n";
+    } else {
+      out << "  process: pid " << Str(p, "pid") << ", "
+          << (r.contains("error") ? "NOT attached" : "attached")
+          << (p.value("attached_at_start", false) ? " (found running at start)" : "");
+      if (p.value("restarts", 0) > 0) out << ", restarted " << Str(p, "restarts") << "x";
+      out << ", log " << Str(p, "log") << "\n";
+    }
+  }
   if (!r.contains("slots")) return out.str();
   // One table for the slots and their instances, so that every column lines up.
   std::vector<std::vector<std::string>> rows;

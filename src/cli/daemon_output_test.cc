@@ -135,6 +135,24 @@ TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
   EXPECT_TRUE(Apart(text, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running", "healthy, pid 99"})) << text;
   EXPECT_TRUE(Contains(text, "admin API 127.0.0.1:9901")) << text;
 
+  // The router process turnoutd runs: its pid, whether turnoutd is attached to it, restarts.
+  status["router"]["mode"] = "process";
+  status["router"]["admin"] = "unix:/srv/shop/.turnout/router.sock";
+  status["router"]["process"] = {{"pid", 77},
+                                 {"admin", "unix:/srv/shop/.turnout/router.sock"},
+                                 {"log", "/srv/shop/.turnout/logs/shop-router-0.log"},
+                                 {"attached_at_start", true},
+                                 {"restarts", 2},
+                                 {"stopped", false}};
+  const std::string process = FormatDaemonStatus(status);
+  EXPECT_TRUE(Contains(process, "router (process): 127.0.0.1:8080, admin API "
+                                "unix:/srv/shop/.turnout/router.sock"))
+      << process;
+  EXPECT_TRUE(Contains(process, "process: pid 77, attached (found running at start), restarted 2x"))
+      << process;
+  status["router"]["process"]["stopped"] = true;
+  EXPECT_TRUE(Contains(FormatDaemonStatus(status), "process: stopped"));
+
   json health = {
       {"slots",
        json::array(

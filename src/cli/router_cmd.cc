@@ -51,6 +51,8 @@ std::vector<FlagSpec> RemoteFlags(std::vector<FlagSpec> extra = {}) {
   std::vector<FlagSpec> flags = {
       {"admin", "ADDR", "the router's admin API (default $TURNOUT_ADMIN or 127.0.0.1:9901)"},
       {"token", "TOKEN", "admin API token (default $TURNOUT_ADMIN_TOKEN)"},
+      {"token-file", "FILE",
+       "read the admin API token from FILE (turnoutd's router: <state_dir>/router-admin.token)"},
       {"json", "", "print the router's JSON instead of text"},
       {"request-timeout", "DURATION", "give up on the admin API after this (default 5s)"},
   };
@@ -65,8 +67,18 @@ Result<Remote> ConnectRemote(const Args& args) {
   if (args.Has("request-timeout")) {
     TURNOUT_ASSIGN_OR_RETURN(timeout, ParseDuration(args.Get("request-timeout")));
   }
+  std::string token = args.Get("token", EnvOr("TURNOUT_ADMIN_TOKEN", ""));
+  if (args.Has("token-file")) {
+    if (args.Has("token")) return InvalidArgument("give --token or --token-file, not both");
+    std::ifstream in(args.Get("token-file"));
+    if (!in) return IoError("cannot read the token file " + args.Get("token-file"));
+    std::getline(in, token);
+    if (token.empty()) {
+      return InvalidArgument("the token file " + args.Get("token-file") + " is empty");
+    }
+  }
   auto client = AdminClient::Create(args.Get("admin", EnvOr("TURNOUT_ADMIN", kDefaultAdmin)),
-                                    args.Get("token", EnvOr("TURNOUT_ADMIN_TOKEN", "")), timeout);
+                                    std::move(token), timeout);
   if (!client.ok()) return client.status();
   r.client = std::move(client).value();
   return r;

@@ -46,6 +46,11 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
       return InvalidArgument(
           "\"reason\" is required: say why the audit log may be trusted again (it is recorded)");
     }
+  } else if (p == "/v1/stop-instances") {
+    if (auto it = body.find("router"); it != body.end() && !it->is_null()) {
+      if (!it->is_boolean()) return InvalidArgument("\"router\" must be true or false");
+      c.router = it->get<bool>();
+    }
   } else if (p == "/v1/promote") {
     if (auto it = body.find("full"); it != body.end() && !it->is_null()) {
       if (!it->is_boolean()) return InvalidArgument("\"full\" must be true or false");

@@ -8,6 +8,7 @@
 //   /v1/switch       "slot"         string, required
 //   /v1/promote      "full"         true or false (null/absent: false)
 //   /v1/audit/acknowledge  "reason" string, required (why the log may be trusted again)
+//   /v1/stop-instances     "router" true or false: stop the router process too (default false)
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -31,6 +32,7 @@ struct ApiCommand {
   std::optional<int64_t> to_revision;  // /v1/rollback: >= 1 when set
   std::string slot;     // /v1/switch: non-empty
   bool full = false;    // /v1/promote
+  bool router = false;  // /v1/stop-instances
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).

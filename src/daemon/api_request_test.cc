@@ -88,5 +88,32 @@ TEST(ParseApiCommandTest, NonBooleanFullIsAnInvalidArgumentNotAnException) {
   EXPECT_TRUE(ParseApiCommand(Post("/v1/pause", R"({"full":"yes"})")).ok());
 }
 
+TEST(ParseApiCommandTest, StopInstancesReadsWhetherToStopTheRouter) {
+  api::Request r;
+  r.method = "POST";
+  r.path = "/v1/stop-instances";
+  r.body = R"({"router": true})";
+  Result<ApiCommand> c = ParseApiCommand(r);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->router);
+  r.body = R"({"router": "yes"})";
+  EXPECT_EQ(ParseApiCommand(r).status().code(), StatusCode::kInvalidArgument);
+  r.body = "{}";
+  ASSERT_TRUE(ParseApiCommand(r).ok());
+  EXPECT_FALSE(ParseApiCommand(r)->router);
+}
+
+TEST(ParseApiCommandTest, AnAuditAcknowledgementNeedsAReason) {
+  api::Request r;
+  r.method = "POST";
+  r.path = "/v1/audit/acknowledge";
+  r.body = "{}";
+  EXPECT_EQ(ParseApiCommand(r).status().code(), StatusCode::kInvalidArgument);
+  r.body = R"({"reason": "restored from backup"})";
+  Result<ApiCommand> c = ParseApiCommand(r);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->reason, "restored from backup");
+}
+
 }  // namespace
 }  // namespace turnout::daemon

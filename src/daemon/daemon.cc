@@ -26,16 +26,16 @@
 #include "controller/http_probe.h"
 #include "judge/judge_json.h"
 #include "judge/slo.h"
+#include "common/secret.h"
 #include "daemon/analysis.h"
 #include "daemon/api_request.h"
 #include "daemon/database.h"
+#include "daemon/router_process.h"
 #include "notify/notifier.h"
 #include "platform/log_tail.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
-#include "router/admin_server.h"
-#include "router/router.h"
 #include "state/sqlite_state_store.h"
 
 namespace turnout::daemon {
@@ -49,6 +49,9 @@ using Millis = std::chrono::milliseconds;
 // How long an API thread waits for the controller thread to run its command. Steps are bounded
 // (a probe round of at most ~1 s per instance), so this only trips when something is wrong.
 constexpr Millis kCommandTimeout{60000};
+// How often the router process is checked (and relaunched once its backoff passed); also the
+// longest idle wait of the controller thread.
+constexpr Millis kRouterTick{50};
 // A deploy requested while the previous deployment only keeps its old slot warm first finishes
 // that one (drain, stop); it may take this long.
 constexpr Millis kFinishPreviousTimeout{60000};
@@ -136,6 +139,7 @@ std::string LocalAddress(std::string address) {
   return address;
 }
 
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -151,13 +155,15 @@ struct Daemon::Impl {
 
   std::unique_ptr<state::SqliteStateStore> store;
   std::unique_ptr<platform::ProcessPlatform> platform;
-  std::unique_ptr<router::Router> embedded;
-  std::unique_ptr<router::AdminServer> router_admin;
+  // The router: a process of its own that turnoutd launched or attached to (default), or a
+  // standalone one it only drives (router.external).
+  std::unique_ptr<RouterProcess> router_process;
   std::unique_ptr<router::RouterControl> external;
   router::RouterControl* control = nullptr;
   std::string router_address;  // where smoke checks go
-  // The router's admin API as this daemon knows it: the embedded router's admin server, or the
-  // standalone router it drives. "" when there is none. Filled wherever the router is set up;
+  std::string override_secret;  // the router's override secret (smoke checks send it)
+  // The router's admin API as this daemon knows it: the router process's (its Unix socket, or
+  // router.admin), or the standalone router it drives. "" when there is none. Filled wherever the router is set up;
   // `turnout status` reports it.
   std::string router_admin_address;
   std::unique_ptr<controller::Engine> engine;
@@ -187,6 +193,7 @@ struct Daemon::Impl {
   // thread and supervisor callback; both run on the controller thread).
   std::map<std::string, state::InstanceRecord> watched;
   Clock::TimePoint next_tick{};
+  Clock::TimePoint next_router_tick{};
   // Test hook (crash-safety tests): "VERSION:STATE" from $TURNOUTD_TEST_CRASH makes the daemon
   // kill itself with SIGKILL when the deployment of VERSION is about to run STATE's action,
   // i.e. right after that transition was recorded and before it was acted on.
@@ -265,7 +272,9 @@ struct Daemon::Impl {
                                    const std::string& reason);
   Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
   Result<json> Switch(const std::string& slot, const std::string& actor);
-  Result<json> StopAll(const std::string& actor);
+  // Stops every instance, and with `stop_router` the router process too (users then get
+  // connection refused until the next `turnout up`).
+  Result<json> StopAll(const std::string& actor, bool stop_router);
   // Ends a deployment that only keeps its old slot warm (ScalingDown) now.
   Status FinishScaleDown(const std::string& reason);
 
@@ -316,7 +325,6 @@ std::string Daemon::api_tcp_address() const {
   return impl_->server ? impl_->server->tcp_address() : "";
 }
 std::vector<std::string> Daemon::listen_addresses() const {
-  if (impl_->embedded) return impl_->embedded->ListenAddresses();
   if (impl_->control) {
     Result<router::RouterStatus> s = impl_->control->GetStatus();
     if (s.ok()) return s->listen;
@@ -400,26 +408,39 @@ Status Daemon::Impl::StartAll() {
     active_slot = svc->active_slot;
   }
   if (config.router.external.empty()) {
-    router::RouterConfig rc = RouterConfigFromService(config, paths, active_slot, running);
-    TURNOUT_ASSIGN_OR_RETURN(embedded, router::Router::Create(std::move(rc)));
-    TURNOUT_RETURN_IF_ERROR(embedded->Start());
-    if (!config.router.admin.empty()) {
-      router::AdminServer::Options ao;
-      ao.address = config.router.admin;
-      ao.token = config.router.admin_token;
-      router::Router* raw = embedded.get();
-      router_admin = std::make_unique<router::AdminServer>(
-          ao, *embedded, [raw] { return raw->PrometheusText(); });
-      TURNOUT_RETURN_IF_ERROR(router_admin->Start());
-      router_admin_address = router_admin->address();
-    }
-    control = embedded.get();
-    router_address = LocalAddress(embedded->ListenAddresses().at(0));
+    // The router runs as its own process, so that traffic never depends on turnoutd. Its admin
+    // token and the override header's secret are turnoutd's to make (or turnout.yaml's when
+    // given), kept 0600 in the state directory and never logged.
+    RouterSecrets secrets;
+    TURNOUT_ASSIGN_OR_RETURN(secrets.admin_token, LoadOrCreateSecretFile(
+                                                      paths.router_token, config.router.admin_token));
+    TURNOUT_ASSIGN_OR_RETURN(secrets.override_secret,
+                             LoadOrCreateSecretFile(paths.override_secret,
+                                                    config.router.override_secret));
+    override_secret = secrets.override_secret;
+    RouterProcessOptions ro;
+    ro.program = FindProgram("turnout", "cli");
+    ro.service = config.name;
+    ro.config = RouterConfigFromService(config, paths, active_slot, running, secrets);
+    ro.config_path = paths.router_config;
+    ro.record_path = paths.router_record;
+    ro.log_dir = paths.logs;
+    ro.working_dir = paths.dir;
+    ro.log = [this](const std::string& l) { Log(l); };
+    TURNOUT_ASSIGN_OR_RETURN(router_process,
+                             RouterProcess::AttachOrLaunch(std::move(ro), *platform, clock));
+    control = router_process.get();
+    TURNOUT_ASSIGN_OR_RETURN(router::RouterStatus rs, control->GetStatus());
+    if (rs.listen.empty()) return FailedPrecondition("the router process listens nowhere");
+    router_address = LocalAddress(rs.listen[0]);
+    router_admin_address = router_process->info().admin;
     std::string listen;
-    for (const auto& a : embedded->ListenAddresses()) listen += " " + a;
-    Log("router serving on" + listen +
-        (router_admin ? ", admin API on " + router_admin->address() : ""));
+    for (const auto& a : rs.listen) listen += " " + a;
+    Log("router serving on" + listen + " (override secret " + SecretFingerprint(override_secret) +
+        ")");
   } else {
+    // A standalone router has its own config: its secret is the one turnout.yaml repeats.
+    override_secret = config.router.override_secret;
     TURNOUT_ASSIGN_OR_RETURN(external,
                              router::AdminClient::Create(config.router.external,
                                                          config.router.admin_token, Millis(5000)));
@@ -474,7 +495,7 @@ Status Daemon::Impl::StartAll() {
   controller::EngineOptions eo;
   eo.router_address = router_address;
   eo.override_header = config.router.override_header;
-  eo.override_secret = config.router.override_secret;
+  eo.override_secret = override_secret;
   eo.probe_wait = options.step_wait;
   eo.on_event = [this](const controller::EngineEvent& e) { OnEngineEvent(e); };
   TURNOUT_ASSIGN_OR_RETURN(analysis, Analysis::Create(config, *control, clock,
@@ -690,14 +711,14 @@ void Daemon::Stop() {
     d.notifier->Flush(Millis(2000));  // let the last events out, briefly
     d.notifier->Stop();
   }
-  if (d.router_admin) d.router_admin->Stop();
-  if (d.embedded) d.embedded->Stop();
   if (d.started && d.store) d.Heartbeat(/*stopped=*/true);
   if (d.started) {
     std::error_code ec;
     fs::remove(d.paths.pid_file, ec);
     d.started = false;
-    d.Log("stopped; app instances keep running");
+    const bool router_runs = d.router_process && !d.router_process->info().stopped;
+    d.Log(std::string("stopped; app instances") +
+          (router_runs ? " and the router process keep running" : " keep running"));
   }
 }
 
@@ -712,7 +733,7 @@ void Daemon::Impl::ControllerLoop() {
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) break;
       if (commands.empty() && idle) {
-        cv.wait_for(lock, Millis(250), [&] { return stopping || !commands.empty(); });
+        cv.wait_for(lock, kRouterTick, [&] { return stopping || !commands.empty(); });
         if (stopping) break;
       }
       if (!commands.empty()) {
@@ -730,6 +751,11 @@ void Daemon::Impl::ControllerLoop() {
     if (clock.Now() >= next_tick) {
       supervisor->Tick(clock.Now());
       next_tick = clock.Now() + Millis(500);
+    }
+    // The router process is watched more closely: while it is down, nobody is served.
+    if (router_process && clock.Now() >= next_router_tick) {
+      router_process->Tick(clock.Now());
+      next_router_tick = clock.Now() + kRouterTick;
     }
   }
   // Commands queued after the last step: answer them.
@@ -1063,7 +1089,7 @@ Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& ac
 
 // `turnout down --stop-instances`: every live instance of the service is stopped (gracefully,
 // after the router drained it). Refused while a deployment runs.
-Result<json> Daemon::Impl::StopAll(const std::string& actor) {
+Result<json> Daemon::Impl::StopAll(const std::string& actor, bool stop_router) {
   if (Busy() && engine->deployment().state == DeploymentState::kScalingDown) {
     TURNOUT_RETURN_IF_ERROR(FinishScaleDown("instances stopped by " + actor));
   }
@@ -1088,7 +1114,16 @@ Result<json> Daemon::Impl::StopAll(const std::string& actor) {
                                           json{{"stopped", stopped}}.dump()})
           .status());
   Log("stopped " + std::to_string(stopped) + " instance(s) (requested by " + actor + ")");
-  return json{{"stopped", stopped}};
+  json out = {{"stopped", stopped}, {"router_stopped", false}};
+  if (stop_router && router_process) {
+    TURNOUT_RETURN_IF_ERROR(router_process->StopProcess());
+    TURNOUT_RETURN_IF_ERROR(
+        store
+            ->AppendAudit(state::AuditEvent{actor, "router.stopped", config.name, "{}"})
+            .status());
+    out["router_stopped"] = true;
+  }
+  return out;
 }
 
 // ---- the API -------------------------------------------------------------------------------
@@ -1157,7 +1192,9 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     return Ok(*out);
   }
   if (p == "/v1/stop-instances") {
-    Result<json> out = RunOnController<json>([&]() -> Result<json> { return StopAll(actor); });
+    const bool stop_router = command->router;
+    Result<json> out =
+        RunOnController<json>([&]() -> Result<json> { return StopAll(actor, stop_router); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
@@ -1248,7 +1285,16 @@ api::Reply Daemon::Impl::StatusReply() {
     out["last_deployment"] = DeploymentJson(h->front());
   }
   json router_json;
-  router_json["mode"] = embedded ? "embedded" : "external";
+  router_json["mode"] = router_process ? "process" : "external";
+  if (router_process) {
+    const RouterProcess::Info info = router_process->info();
+    router_json["process"] = {{"pid", info.pid},
+                              {"admin", info.admin},
+                              {"log", info.log_path},
+                              {"attached_at_start", info.attached},
+                              {"restarts", info.restarts},
+                              {"stopped", info.stopped}};
+  }
   router_json["admin"] = router_admin_address;
   Result<router::RouterStatus> rs = control->GetStatus();
   Result<std::vector<router::SlotWindowMetrics>> windows =

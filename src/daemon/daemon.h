@@ -1,6 +1,7 @@
 // Daemon: turnoutd, the wiring place. One daemon runs one service (one turnout.yaml): it owns
 // the state store (SQLite in the state directory), the platform (local processes), the router
-// (embedded, or a standalone `turnout router` driven through its admin API), the controller
+// (a `turnout router` process it launches, supervises and re-attaches to: daemon/router_process.h;
+// or a standalone one it only drives, `router.external`), both through the admin API, the controller
 // engine with its thread, the supervisor of the serving instances, the hooks, and the API that
 // the `turnout` CLI talks to (a Unix socket in the state directory, optionally TCP + token).
 //
@@ -11,15 +12,16 @@
 //     of at most ~1 s, waits of 20 ms), so a command waits at most that long;
 //   - the API server's handler threads answer reads (status, history, audit, logs) straight from
 //     the store and the router, which are thread-safe, and queue commands;
-//   - the router's own threads (embedded).
+//   - none of the router's: it is a process of its own, and outlives turnoutd.
 //
 // Start-up (also after kill -9): the state directory is created (0700); instances recorded as
-// live are re-adopted by pid + start time (a reused pid is never taken for ours); the embedded
-// router starts with the running instances in their slots and its persisted policy, so traffic
-// flows from its first request; the engine resumes the interrupted deployment by the rule in
+// live are re-adopted by pid + start time (a reused pid is never taken for ours); the router
+// process is attached to when it still runs (it served traffic meanwhile), else launched with
+// the running instances in their slots and its persisted policy, so traffic flows from its
+// first request; the engine resumes the interrupted deployment by the rule in
 // controller/engine.h; the supervisor watches the serving instances; then the API opens.
-// Stop (SIGTERM): the API closes, the controller finishes its current step, the router stops.
-// App instances keep running, and a deployment in progress resumes at the next start.
+// Stop (SIGTERM): the API closes, the controller finishes its current step. App instances and
+// the router process keep running, and a deployment in progress resumes at the next start.
 
 #pragma once
 
@@ -60,9 +62,11 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   // Starts everything (see above). AlreadyExists when another daemon serves this state
-  // directory; IoError when a listener cannot be bound. On failure nothing keeps running.
+  // directory; IoError when a listener cannot be bound; Unavailable when the router process
+  // cannot be started. On failure nothing of turnoutd keeps running (a router process that was
+  // started or attached to keeps serving).
   Status Start();
-  // Idempotent. App instances keep running.
+  // Idempotent. App instances and the router process keep running.
   void Stop();
 
   // Answers one API request (the server calls it; tests may too). Endpoints: docs/daemon.md.

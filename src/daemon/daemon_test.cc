@@ -1,22 +1,27 @@
 // turnoutd end to end: the real turnoutd binary as a child process, the real demo app as the
-// service, the real router (embedded, or a standalone `turnout router` for the kill -9 tests),
-// the API over the daemon's Unix socket, and turnout-load as live traffic. Every wait is for a
-// real event with a deadline.
+// service, the real router (the `turnout router` process turnoutd runs, or a standalone one it
+// drives), the API over the daemon's Unix socket, and turnout-load as live traffic. Every wait
+// is for a real event with a deadline.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "api/api.h"
@@ -24,6 +29,7 @@
 #include "db/testing/pg_server.h"
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
+#include "router/admin_client.h"
 #include "state/sqlite_state_store.h"
 #include "state/test_util.h"
 
@@ -37,6 +43,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr const char* kService = "demo";
+constexpr const char* kStandaloneSecret = "standalone-s3cret";
 
 std::string MakeTempDir() {
   std::string tmpl = (fs::temp_directory_path() / "turnoutd-test-XXXXXX").string();
@@ -81,6 +88,7 @@ class DaemonTest : public ::testing::Test {
       daemon_.reset();
     }
     StopInstances();
+    StopRouterProcess();
     if (router_) {
       (void)router_->Signal(SIGTERM);
       (void)router_->Wait(milliseconds(10000));
@@ -114,7 +122,9 @@ class DaemonTest : public ::testing::Test {
       << "scale_down_delay: 1s\n"
       << "router:\n"
       << "  admin: \"\"\n";
-    if (!external.empty()) f << "  external: " << external << "\n";
+    if (!external.empty()) {
+      f << "  external: " << external << "\n  override_secret: " << kStandaloneSecret << "\n";
+    }
     f << extra;
   }
 
@@ -123,6 +133,7 @@ class DaemonTest : public ::testing::Test {
     std::ofstream f(dir_ + "/router.yaml");
     f << "listen: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\n"
       << "slots:\n  blue: []\n  green: []\npolicy:\n  active: blue\n"
+      << "  override: {header: X-Turnout-Slot, secret: " << kStandaloneSecret << "}\n"
       << "state_file: " << dir_ << "/router-state.json\n"
       << "health:\n  interval: 100ms\n  timeout: 100ms\n  rise: 1\n  fall: 2\n";
     f.close();
@@ -152,7 +163,7 @@ class DaemonTest : public ::testing::Test {
       api::Client client({"unix:" + Socket(), "", milliseconds(1000)});
       Result<api::Reply> r = client.Call("GET", "/healthz");
       if (r.ok() && r->status == 200) return;
-      if (daemon_->Wait(milliseconds(50)).ok()) break;  // it exited
+      if (daemon_->Wait(milliseconds(10)).ok()) break;  // it exited
     }
     FAIL() << "turnoutd did not come up";
   }
@@ -282,6 +293,53 @@ class DaemonTest : public ::testing::Test {
     }
   }
 
+  // Stops the router process turnoutd launched (it outlives turnoutd), by its recorded handle.
+  void StopRouterProcess() {
+    json record = RouterRecord();
+    if (!record.is_object()) return;
+    auto handle = platform::DecodeHandle(record.value("handle", ""));
+    if (!handle.ok()) return;
+    handle->grace = milliseconds(0);
+    platform::ProcessPlatform platform;
+    (void)platform.Adopt(*handle);
+    (void)platform.Stop(*handle);
+  }
+
+  std::string StateFile(const std::string& name) const { return dir_ + "/.turnout/" + name; }
+
+  // <state_dir>/router-process.json (null when there is none).
+  json RouterRecord() const {
+    std::ifstream in(StateFile("router-process.json"));
+    if (!in) return json();
+    return json::parse(std::string((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>()),
+                       nullptr, false);
+  }
+
+  std::string ReadStateFile(const std::string& name) const {
+    std::ifstream in(StateFile(name));
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+
+  // Default settings, v1 deployed and then v2 (serving on green): the public address and the
+  // router process's pid.
+  std::pair<std::string, int64_t> ServeV2OnGreen() {
+    WriteConfig();
+    StartDaemon();
+    EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    EXPECT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+    return {PublicAddress(), RouterProcessStatus().value("pid", int64_t{0})};
+  }
+
+  // The router process as turnoutd reports it (status.router.process).
+  json RouterProcessStatus() {
+    auto [status, body] = Call("GET", "/v1/status");
+    EXPECT_EQ(status, 200);
+    return body["router"]["process"];
+  }
+
   // Pids of the recorded live instances of a slot that are really running.
   std::vector<int64_t> RunningPids(const std::string& slot) {
     auto [status, body] = Call("GET", "/v1/status");
@@ -335,6 +393,14 @@ class DaemonTest : public ::testing::Test {
   std::optional<ChildProcess> router_;
   Load load_;
 };
+
+// Whether `pid` runs (a zombie does not: an orphan may be reparented to this test program).
+bool Runs(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
 
 uint64_t Failed(const json& load) { return load.value("failed", uint64_t{1}); }
 
@@ -454,18 +520,303 @@ TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
   EXPECT_EQ(Call("POST", "/v1/rollback", {{"to_revision", 7}}).first, 404);
 }
 
-TEST_F(DaemonTest, AnEmbeddedRouterRestoresItsPolicyAndInstancesAfterKill9) {
+// With default settings the router is a process of its own: kill -9 of turnoutd, again and
+// again under load, costs no request, and each new turnoutd attaches to the same router.
+TEST_F(DaemonTest, Kill9OfTurnoutdUnderLoadFailsNoRequestAndReattachesToTheSameRouter) {
+  const auto [address, router_pid] = ServeV2OnGreen();
+  const std::vector<int64_t> app_pids = RunningPids("green");
+  ASSERT_EQ(app_pids.size(), 1u);
+  json process = RouterProcessStatus();
+  ASSERT_GT(router_pid, 0) << process.dump();
+  EXPECT_FALSE(process.value("attached_at_start", true));
+
+  load_.Start(address);
+  constexpr int kKills = 20;
+  std::vector<double> up_ms;
+  for (int i = 0; i < kKills; ++i) {
+    KillDaemon();
+    EXPECT_EQ(ServingVersion(address), "v2");  // served while turnoutd is dead
+    const auto t0 = std::chrono::steady_clock::now();
+    StartDaemon();
+    up_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    process = RouterProcessStatus();
+    ASSERT_EQ(process.value("pid", int64_t{0}), router_pid) << "round " << i << process.dump();
+    EXPECT_TRUE(process.value("attached_at_start", false)) << process.dump();
+  }
+  json result = load_.Finish();
+  EXPECT_EQ(Failed(result), 0u) << result.dump();
+  EXPECT_GT(result.value("requests", uint64_t{0}), 0u);
+  EXPECT_EQ(ServingVersion(address), "v2");
+  EXPECT_EQ(RunningPids("green"), app_pids);
+  std::sort(up_ms.begin(), up_ms.end());
+  std::cout << "kill -9 x" << kKills << ": " << result.value("requests", uint64_t{0})
+            << " requests, " << Failed(result) << " failed; turnoutd start to API answering "
+            << "(router attached): median " << up_ms[up_ms.size() / 2] << " ms, max "
+            << up_ms.back() << " ms\n";
+}
+
+// The router process dies while turnoutd runs: it is relaunched (supervised) on the same
+// address, with its persisted policy and the instances that serve.
+TEST_F(DaemonTest, ARouterProcessThatDiesIsRestartedWithItsPolicyAndInstances) {
+  const auto [address, first] = ServeV2OnGreen();
+  ASSERT_GT(first, 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
+  json process;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    process = RouterProcessStatus();
+    const int64_t pid = process.value("pid", int64_t{0});
+    if (pid != 0 && pid != first && ServingVersion(address) == "v2") break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  std::cout << "router process killed: serving again after "
+            << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                         killed_at)
+                   .count()
+            << " ms\n";
+  EXPECT_NE(process.value("pid", int64_t{0}), first) << process.dump();
+  EXPECT_EQ(process.value("restarts", 0), 1) << process.dump();
+  EXPECT_EQ(PublicAddress(), address);
+  EXPECT_EQ(ServingVersion(address), "v2");
+  EXPECT_EQ(RouterRecord().value("pid", int64_t{0}), process.value("pid", int64_t{0}));
+  json after = RunLoad(address, 500);
+  EXPECT_EQ(Failed(after), 0u) << after.dump();
+  EXPECT_EQ(Versions(after), json({{"v2", 500}})) << after.dump();
+}
+
+// The TCP ports process `pid` listens on (its socket inodes matched against /proc/net/tcp*).
+std::set<int> ListeningTcpPorts(int64_t pid) {
+  std::set<std::string> inodes;
+  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& e : fs::directory_iterator(fd_dir)) {
+    std::error_code ec;
+    const std::string target = fs::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::set<int> ports;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string slot, local, remote, st, queues, timer, retr, uid, timeout, inode;
+      f >> slot >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode;
+      if (st != "0A" || !inodes.count(inode)) continue;  // 0A: LISTEN
+      ports.insert(std::stoi(local.substr(local.rfind(':') + 1), nullptr, 16));
+    }
+  }
+  return ports;
+}
+
+// Default settings: the router has no TCP admin listener besides its private one, the
+// credentials turnoutd made for it are 0600 files, never shown; smoke tests reach the new slot
+// through the override header with the generated secret, and the header without the secret
+// is ignored (users get the active slot).
+TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecret) {
   WriteConfig();
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
-  const std::vector<int64_t> pids = RunningPids("green");
-  ASSERT_EQ(pids.size(), 1u);
+  const std::string address = PublicAddress();
+  for (const char* f : {"router-admin.token", "override.secret", "router.yaml",
+                        "router-process.json", "router-policy.json"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(StateFile(f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+  const std::string token = ReadStateFile("router-admin.token");
+  const std::string secret = ReadStateFile("override.secret");
+  EXPECT_GE(token.size(), 32u);  // >= 128 bits as hex
+  EXPECT_GE(secret.size(), 32u);
+  EXPECT_NE(token, secret);
+
+  json process = RouterProcessStatus();
+  const int64_t router_pid = process.value("pid", int64_t{0});
+  const std::string admin = process.value("admin", "");
+  ASSERT_GT(router_pid, 0);
+  // Its admin API is a 0600 Unix socket in the state directory; the router listens on TCP on
+  // the public address only (no 127.0.0.1:9901, no other port).
+  EXPECT_EQ(admin, "unix:" + StateFile("router.sock"));
+  {
+    struct stat st {};
+    ASSERT_EQ(::stat(StateFile("router.sock").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  const int public_port = std::stoi(address.substr(address.rfind(':') + 1));
+  EXPECT_EQ(ListeningTcpPorts(router_pid), (std::set<int>{public_port}));
+  // The admin API refuses a request without the token, and answers one with it.
+  {
+    auto without = router::AdminClient::Create(admin, "", milliseconds(5000));
+    ASSERT_TRUE(without.ok());
+    Result<uint64_t> refused = (*without)->Switch("green");
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition)
+        << refused.status().ToString();
+    auto with = router::AdminClient::Create(admin, token, milliseconds(5000));
+    ASSERT_TRUE(with.ok());
+    EXPECT_TRUE((*with)->GetStatus().ok());
+  }
+  EXPECT_EQ(ServingVersion(address), "v1");
+  // A user's own `turnout router status` reaches it with the token file.
+  {
+    auto p = ChildProcess::Start({TURNOUT_BINARY, "router", "status", "--admin", admin,
+                                  "--token-file", StateFile("router-admin.token")});
+    ASSERT_TRUE(p.ok());
+    Result<std::string> out = p->ReadAll(milliseconds(10000));
+    Result<int> exit = p->Wait(milliseconds(10000));
+    ASSERT_TRUE(exit.ok());
+    EXPECT_EQ(WEXITSTATUS(*exit), 0) << (out.ok() ? *out : "");
+    EXPECT_EQ((out.ok() ? *out : "").find(token), std::string::npos);
+  }
+
+  // v2 waits for approval on green, its smoke tests passed through the override header.
+  WriteConfig("manual_approval: true\n");
+  const int64_t id = Deploy("v2");
+  ASSERT_EQ(WaitForState(id, "awaiting_approval"), "awaiting_approval");
+  auto version_via = [&](const std::string& headers) {
+    auto client = demo::testing::Client::Connect(static_cast<uint16_t>(public_port));
+    if (!client.ok()) return std::string("connect failed");
+    if (!client->Send("GET /version HTTP/1.1\r\nHost: x\r\n" + headers +
+                      "Connection: close\r\n\r\n")
+             .ok()) {
+      return std::string("send failed");
+    }
+    auto reply = client->Receive();
+    return reply.ok() ? reply->Header("x-version") : std::string("no reply");
+  };
+  EXPECT_EQ(version_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: " + secret + "\r\n"), "v2");
+  EXPECT_EQ(version_via("X-Turnout-Slot: green\r\n"), "v1");
+  EXPECT_EQ(version_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: wrong\r\n"), "v1");
+  auto [ds, deployment] = Call("GET", "/v1/deployments/" + std::to_string(id));
+  bool smoke_ok = false;
+  for (const auto& step : deployment["steps"]) {
+    smoke_ok |= step.value("step", "").find("smoke") != std::string::npos &&
+                step.value("outcome", "") == "ok";
+  }
+  EXPECT_TRUE(smoke_ok) << deployment.dump();
+
+  // Neither credential appears in what turnoutd shows.
+  for (const std::string& target : std::vector<std::string>{
+           "/v1/status", "/v1/audit", "/v1/deployments/" + std::to_string(id)}) {
+    auto [code, body] = Call("GET", target);
+    EXPECT_EQ(body.dump().find(secret), std::string::npos) << target;
+    EXPECT_EQ(body.dump().find(token), std::string::npos) << target;
+  }
+  ASSERT_EQ(Call("POST", "/v1/abort", {{"actor", "test"}}).first, 200);
+  WaitFinished(id);
+}
+
+// The router process died while turnoutd was down too: the next turnoutd starts a new one on
+// the same address, with the persisted policy and the running instances.
+TEST_F(DaemonTest, ARouterProcessGoneWhileTurnoutdWasDownIsStartedAgainWithItsPolicy) {
+  const auto [address, first] = ServeV2OnGreen();
   KillDaemon();
+  ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGKILL), 0);
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && Runs(first)) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_NE(ServingVersion(address), "v2");  // nobody serves now
   StartDaemon();
-  // The first request after the restart is served by the same (adopted) v2 process.
-  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");
-  EXPECT_EQ(RunningPids("green"), pids);
+  json process = RouterProcessStatus();
+  EXPECT_NE(process.value("pid", int64_t{0}), first);
+  EXPECT_FALSE(process.value("attached_at_start", true));
+  EXPECT_EQ(PublicAddress(), address);
+  json after = RunLoad(address, 200);
+  EXPECT_EQ(Failed(after), 0u) << after.dump();
+  EXPECT_EQ(Versions(after), json({{"v2", 200}})) << after.dump();
+}
+
+// Between two runs of turnoutd: a new override secret is applied to the running router (same
+// process); a change the router can only take at start (workers) restarts it, and says so.
+TEST_F(DaemonTest, ARouterConfigChangeIsAppliedNeverSilentlyIgnored) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const int64_t first = RouterProcessStatus().value("pid", int64_t{0});
+  KillDaemon();
+  WriteConfig("  override_secret: given-s3cret\n");
+  StartDaemon();
+  EXPECT_EQ(RouterProcessStatus().value("pid", int64_t{0}), first);
+  EXPECT_EQ(ReadStateFile("override.secret"), "given-s3cret");
+  const std::string address = PublicAddress();
+  auto status_via = [&](const std::string& headers) {
+    auto client = demo::testing::Client::Connect(
+        static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    if (!client.ok()) return 0;
+    if (!client->Send("GET / HTTP/1.1\r\nHost: x\r\n" + headers + "Connection: close\r\n\r\n")
+             .ok()) {
+      return 0;
+    }
+    auto reply = client->Receive();
+    return reply.ok() ? reply->status : 0;
+  };
+  // green has no instance: the override with the new secret reaches it (503), the old one not.
+  EXPECT_EQ(status_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: given-s3cret\r\n"), 503);
+  EXPECT_EQ(status_via("X-Turnout-Slot: green\r\nX-Turnout-Secret: wrong\r\n"), 200);
+
+  KillDaemon();
+  WriteConfig("  override_secret: given-s3cret\n  workers: 1\n");
+  StartDaemon();
+  const int64_t second = RouterProcessStatus().value("pid", int64_t{0});
+  EXPECT_NE(second, first);
+  EXPECT_FALSE(Runs(first));  // the old one is gone
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  auto [ls, logs] = Call("GET", "/v1/status");
+  EXPECT_EQ(logs["router"]["process"].value("attached_at_start", true), false);
+}
+
+// With router.external, turnoutd runs no router: it drives the standalone one.
+TEST_F(DaemonTest, AStandaloneRouterIsDrivenThroughItsAdminApi) {
+  const std::string admin = StartStandaloneRouter();
+  WriteConfig("", admin);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  auto [status, body] = Call("GET", "/v1/status");
+  EXPECT_EQ(body["router"].value("mode", ""), "external");
+  EXPECT_FALSE(body["router"].contains("process"));
+  EXPECT_FALSE(fs::exists(StateFile("router-process.json")));
+}
+
+// `turnout down` leaves the router serving; `--stop-instances` stops it as well.
+TEST_F(DaemonTest, DownLeavesTheRouterServingUnlessInstancesAreStopped) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  const int64_t router_pid = RouterProcessStatus().value("pid", int64_t{0});
+  auto down = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {TURNOUT_BINARY, "down", "--config", dir_ + "/turnout.yaml"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = ChildProcess::Start(argv);
+    EXPECT_TRUE(p.ok());
+    // turnoutd is this test's child: reap it, so that `down` sees it gone.
+    EXPECT_TRUE(daemon_->Wait(milliseconds(20000)).ok());
+    daemon_.reset();
+    Result<std::string> out = p->ReadAll(milliseconds(40000));
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? *out : std::string();
+  };
+  std::string out = down({});
+  EXPECT_NE(out.find("the router keep running: users are still served"), std::string::npos)
+      << out;
+  EXPECT_EQ(ServingVersion(address), "v1");
+  EXPECT_TRUE(Runs(router_pid));
+
+  StartDaemon();
+  EXPECT_EQ(RouterProcessStatus().value("pid", int64_t{0}), router_pid);
+  out = down({"--stop-instances"});
+  EXPECT_NE(out.find("the router process and turnoutd"), std::string::npos) << out;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && Runs(router_pid)) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_FALSE(Runs(router_pid));
+  EXPECT_EQ(ServingVersion(address), "connect failed");
+  EXPECT_FALSE(fs::exists(StateFile("router-process.json")));
 }
 
 TEST_F(DaemonTest, TheServingInstanceIsRestartedWhenItCrashes) {
@@ -1080,8 +1431,9 @@ TEST_F(DaemonTest, ABadConfigIsRefusedWithFileAndLine) {
 }
 
 // kill -9 of turnoutd right after each transition of a deployment was recorded (before its
-// action ran): a restarted turnoutd resumes or rolls back by the documented rule, the standalone
-// router keeps serving throughout (0 failed requests), and the history stays consistent.
+// action ran): a restarted turnoutd resumes or rolls back by the documented rule, the router
+// process (default settings) keeps serving throughout (0 failed requests) and is attached to
+// again, and the history stays consistent.
 struct CrashCase {
   const char* state;
   const char* version;  // the version deployed (and crashed) after v1
@@ -1093,17 +1445,18 @@ class DaemonCrashTest : public DaemonTest, public ::testing::WithParamInterface<
 
 TEST_P(DaemonCrashTest, ResumesOrRollsBackWithoutAFailedRequest) {
   const CrashCase c = GetParam();
-  const std::string admin = StartStandaloneRouter();
-  WriteConfig("", admin);
+  WriteConfig();
   StartDaemon({"TURNOUTD_TEST_CRASH=" + std::string(c.version) + ":" + c.state});
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
   const std::string address = PublicAddress();
+  const int64_t router_pid = RouterProcessStatus().value("pid", int64_t{0});
   load_.Start(address);
   const int64_t id = Deploy(c.version);
   ExpectDaemonDies();
   // turnoutd is gone; users are still served.
   EXPECT_EQ(ServingVersion(address).substr(0, 1), "v");
   StartDaemon();
+  EXPECT_EQ(RouterProcessStatus().value("pid", int64_t{0}), router_pid);
   json done = WaitFinished(id);
   EXPECT_EQ(State(done), c.outcome) << done.dump();
   EXPECT_EQ(ServingVersion(address), c.serving);

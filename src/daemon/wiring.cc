@@ -1,5 +1,8 @@
 #include "daemon/wiring.h"
 
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
 
 namespace turnout::daemon {
@@ -24,6 +27,11 @@ StatePaths PathsFor(const service::ServiceConfig& config, std::string_view confi
   p.database = dir + "/state.db";
   p.socket = dir + "/turnoutd.sock";
   p.router_policy = dir + "/router-policy.json";
+  p.router_config = dir + "/router.yaml";
+  p.router_record = dir + "/router-process.json";
+  p.router_socket = dir + "/router.sock";
+  p.router_token = dir + "/router-admin.token";
+  p.override_secret = dir + "/override.secret";
   p.logs = dir + "/logs";
   p.daemon_log = dir + "/turnoutd.log";
   p.pid_file = dir + "/turnoutd.pid";
@@ -94,12 +102,17 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
 
 router::RouterConfig RouterConfigFromService(const service::ServiceConfig& config,
                                              const StatePaths& paths, std::string_view active_slot,
-                                             const std::vector<state::InstanceRecord>& live) {
+                                             const std::vector<state::InstanceRecord>& live,
+                                             const RouterSecrets& secrets) {
   router::RouterConfig r;
   r.listen = config.listen;
   r.workers = config.router.workers;
-  r.admin = config.router.admin;
-  r.admin_token = config.router.admin_token;
+  // No TCP admin listener unless turnout.yaml asks for one: a 0600 socket in the 0700 state
+  // directory, and the token all the same.
+  r.admin = config.router.admin.empty()
+                ? std::string(router::kUnixAddressPrefix) + paths.router_socket
+                : config.router.admin;
+  r.admin_token = secrets.admin_token;
   for (const auto& name : config.slots) {
     router::SlotConfig slot;
     slot.name = name;
@@ -111,7 +124,7 @@ router::RouterConfig RouterConfigFromService(const service::ServiceConfig& confi
   }
   r.policy.active = active_slot.empty() ? config.slots[0] : std::string(active_slot);
   r.policy.override_header.header = config.router.override_header;
-  r.policy.override_header.secret = config.router.override_secret;
+  r.policy.override_header.secret = secrets.override_secret;
   r.state_file = paths.router_policy;
   const service::ProbeConfig& ready = config.health.readiness;
   r.health.enabled = true;
@@ -121,6 +134,63 @@ router::RouterConfig RouterConfigFromService(const service::ServiceConfig& confi
   r.health.rise = ready.healthy_threshold;
   r.health.fall = ready.unhealthy_threshold;
   return r;
+}
+
+std::string RouterConfigYaml(const router::RouterConfig& c) {
+  auto ms = [](router::Millis d) { return std::to_string(d.count()) + "ms"; };
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "listen" << YAML::Value << YAML::BeginSeq;
+  for (const auto& l : c.listen) out << YAML::DoubleQuoted << l;
+  out << YAML::EndSeq;
+  out << YAML::Key << "workers" << YAML::Value << c.workers;
+  out << YAML::Key << "admin" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "address" << YAML::Value << YAML::DoubleQuoted << c.admin;
+  out << YAML::Key << "token" << YAML::Value << YAML::DoubleQuoted << c.admin_token;
+  out << YAML::EndMap;
+  out << YAML::Key << "slots" << YAML::Value << YAML::BeginMap;
+  for (const auto& slot : c.slots) {
+    out << YAML::Key << YAML::DoubleQuoted << slot.name << YAML::Value << YAML::Flow
+        << YAML::BeginSeq;
+    for (const auto& i : slot.instances) out << YAML::DoubleQuoted << i;
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "policy" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "active" << YAML::Value << YAML::DoubleQuoted << c.policy.active;
+  out << YAML::Key << "override" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "header" << YAML::Value << YAML::DoubleQuoted
+      << c.policy.override_header.header;
+  if (!c.policy.override_header.secret.empty()) {
+    out << YAML::Key << "secret" << YAML::Value << YAML::DoubleQuoted
+        << c.policy.override_header.secret;
+  }
+  out << YAML::EndMap << YAML::EndMap;
+  if (!c.state_file.empty()) {
+    out << YAML::Key << "state_file" << YAML::Value << YAML::DoubleQuoted << c.state_file;
+  }
+  out << YAML::Key << "health" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << c.health.enabled;
+  out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << c.health.path;
+  out << YAML::Key << "interval" << YAML::Value << ms(c.health.interval);
+  out << YAML::Key << "timeout" << YAML::Value << ms(c.health.timeout);
+  out << YAML::Key << "rise" << YAML::Value << c.health.rise;
+  out << YAML::Key << "fall" << YAML::Value << c.health.fall;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string FindProgram(std::string_view name, std::string_view build_dir) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& p :
+         {self.parent_path() / name, self.parent_path().parent_path() / build_dir / name}) {
+      if (::access(p.c_str(), X_OK) == 0) return p.string();
+    }
+  }
+  return std::string(name);
 }
 
 std::vector<std::string> ConfigWarnings(const service::ServiceConfig& config,

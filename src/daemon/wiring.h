@@ -1,7 +1,8 @@
 // From turnout.yaml to the parts turnoutd wires together: the DeploymentSpec the controller
-// deploys, the RouterConfig of the embedded router, and the paths under the state directory.
+// deploys, the RouterConfig of the router process turnoutd runs (and its YAML file), and the
+// paths under the state directory.
 //
-// Pure functions (no I/O besides none); thread-safe.
+// Pure functions (no I/O, except FindProgram, which looks at the file system); thread-safe.
 
 #pragma once
 
@@ -23,7 +24,12 @@ struct StatePaths {
   std::string dir;          // absolute
   std::string database;     // <dir>/state.db
   std::string socket;       // <dir>/turnoutd.sock (the API; 0600)
-  std::string router_policy;  // <dir>/router-policy.json (the embedded router's policy)
+  std::string router_policy;  // <dir>/router-policy.json (the router's persisted policy; 0600)
+  std::string router_config;  // <dir>/router.yaml (the router process's config; 0600)
+  std::string router_record;  // <dir>/router-process.json (the launched router process; 0600)
+  std::string router_socket;  // <dir>/router.sock (the router's admin API; 0600)
+  std::string router_token;   // <dir>/router-admin.token (the router's admin token; 0600)
+  std::string override_secret;  // <dir>/override.secret (the override header's secret; 0600)
   std::string logs;         // <dir>/logs (instance logs)
   std::string daemon_log;   // <dir>/turnoutd.log (written when started by `turnout up`)
   std::string pid_file;     // <dir>/turnoutd.pid
@@ -38,14 +44,32 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
                                                   std::string_view config_dir,
                                                   const StatePaths& paths, std::string_view version);
 
-// The embedded router's config: the service's listeners, slots and health checks (readiness
-// probe), override header and secret, the policy file under the state directory, and as slot
-// instances the addresses of `live` instances (so a restarted daemon's router serves them from
-// its first request). `active_slot` ("" before the first deployment: the first slot) becomes
-// the initial policy; a persisted policy wins over it.
+// The credentials turnoutd hands its router (read from or generated into the state directory).
+struct RouterSecrets {
+  std::string admin_token;      // the admin API's bearer token
+  std::string override_secret;  // the override header's secret (smoke tests send it)
+};
+
+// The router process's config: the service's listeners, workers, slots and health checks
+// (readiness probe), override header and `secrets.override_secret`, the admin API
+// (`router.admin` when set, else the Unix socket paths.router_socket) with
+// `secrets.admin_token`, the
+// policy file under the state directory, and as slot instances the addresses of `live`
+// instances (so a new router serves them from its first request). `active_slot` ("" before the
+// first deployment: the first slot) becomes the initial policy; a persisted policy wins over it.
 router::RouterConfig RouterConfigFromService(const service::ServiceConfig& config,
                                              const StatePaths& paths, std::string_view active_slot,
-                                             const std::vector<state::InstanceRecord>& live);
+                                             const std::vector<state::InstanceRecord>& live,
+                                             const RouterSecrets& secrets);
+
+// `config` as the YAML file `turnout router --config` reads (every field turnoutd sets:
+// listen, workers, admin, slots, policy, state_file, health). It contains the admin token and
+// the override secret: write it 0600.
+std::string RouterConfigYaml(const router::RouterConfig& config);
+
+// Where a program of this install lives: beside the running binary, else in the build tree's
+// `src/<build_dir>/` next to the running binary's folder, else `name` (searched in PATH).
+std::string FindProgram(std::string_view name, std::string_view build_dir);
 
 // What is valid in a config but risky on this machine, one sentence each: today, platform.ports
 // overlapping the kernel's ephemeral port range (read from `local_port_range`; nothing when it

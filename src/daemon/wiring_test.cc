@@ -129,7 +129,6 @@ platform:
   command: ./app --port {port}
 router:
   admin: ""
-  override_secret: s3cret
 )");
   std::vector<state::InstanceRecord> live(3);
   live[0].slot = "green";
@@ -141,7 +140,8 @@ router:
   live[2].slot = "blue";
   live[2].port = 20000;
   live[2].state = state::InstanceState::kRunning;
-  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x"), "green", live);
+  router::RouterConfig r =
+      RouterConfigFromService(c, PathsFor(c, "/x"), "green", live, {"t0ken", "s3cret"});
   EXPECT_TRUE(router::ValidateRouterConfig(r).ok());
   ASSERT_EQ(r.slots.size(), 2u);
   EXPECT_EQ(r.slots[0].name, "blue");
@@ -151,8 +151,48 @@ router:
   EXPECT_EQ(r.policy.override_header.secret, "s3cret");
   EXPECT_EQ(r.state_file, "/x/.turnout/router-policy.json");
   EXPECT_EQ(r.health.path, "/ready");
-  EXPECT_EQ(r.admin, "");
-  EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}).policy.active, "blue");
+  EXPECT_EQ(r.admin, "unix:/x/.turnout/router.sock");  // no TCP admin listener
+  EXPECT_EQ(r.admin_token, "t0ken");
+  c.router.admin = "127.0.0.1:9901";
+  EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {}).admin, "127.0.0.1:9901");
+  EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {}).policy.active, "blue");
+}
+
+TEST(WiringTest, TheRouterYamlReadsBackAsTheSameConfig) {
+  service::ServiceConfig c = Parse(R"(name: shop
+listen: [127.0.0.1:0, "[::1]:0"]
+platform:
+  command: ./app --port {port}
+health:
+  readiness: {path: /healthz, interval: 250ms, timeout: 100ms, healthy_threshold: 1}
+router:
+  workers: 3
+  override_header: X-Slot
+)");
+  std::vector<state::InstanceRecord> live(1);
+  live[0].slot = "green";
+  live[0].port = 20001;
+  live[0].state = state::InstanceState::kRunning;
+  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x y/\"quoted\""), "green",
+                                                   live, {"t0ken", "s3cret:\"#quotes'"});
+  Result<router::RouterConfig> back =
+      router::ParseRouterConfigYaml(RouterConfigYaml(r), "router.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << RouterConfigYaml(r);
+  EXPECT_EQ(back->listen, r.listen);
+  EXPECT_EQ(back->workers, 3);
+  EXPECT_EQ(back->admin, "unix:/x y/\"quoted\"/.turnout/router.sock");
+  EXPECT_EQ(back->admin_token, "t0ken");
+  ASSERT_EQ(back->slots.size(), 2u);
+  EXPECT_EQ(back->slots[0].name, "blue");
+  EXPECT_TRUE(back->slots[0].instances.empty());
+  EXPECT_EQ(back->slots[1].instances, (std::vector<std::string>{"127.0.0.1:20001"}));
+  EXPECT_EQ(back->policy, r.policy);
+  EXPECT_EQ(back->state_file, r.state_file);
+  EXPECT_EQ(back->health.path, "/healthz");
+  EXPECT_EQ(back->health.interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(back->health.timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(back->health.rise, 1);
+  EXPECT_EQ(back->health.fall, r.health.fall);
 }
 
 }  // namespace

@@ -232,17 +232,20 @@ hooks:
   #     timeout: 5s     # per attempt. Default: 5s
 
 router:
-  # The router's admin API (policy, health, metrics); "" turns it off. Default: 127.0.0.1:9901
-  admin: 127.0.0.1:9901
-  # Bearer token of the admin API: required by it when set, sent to an external router.
-  # Default: "" (none; the admin API must then listen on a loopback address)
+  # turnoutd runs the router as a process of its own, which keeps serving while turnoutd is
+  # down or restarting. A TCP address for its admin API (policy, health, metrics). Default: ""
+  # (no TCP listener: the admin API is the Unix socket <state_dir>/router.sock, mode 0600)
+  admin: ""
+  # Bearer token of the admin API. Default: "" (turnoutd generates one into
+  # <state_dir>/router-admin.token, mode 0600); sent as is to an external router
   admin_token: ""
-  # The admin address of a standalone `turnout router` to drive instead of embedding one;
-  # traffic keeps flowing while turnoutd restarts. Default: "" (embedded)
+  # The admin address of a standalone `turnout router` to drive instead of running one.
+  # Default: "" (turnoutd runs it)
   # external: 127.0.0.1:9901
   # Header that sends a request to a named slot (smoke tests use it). Default: X-Turnout-Slot
   override_header: X-Turnout-Slot
-  # When set, the override only counts with X-Turnout-Secret: <secret>. Default: "" (none)
+  # The override only counts with X-Turnout-Secret: <secret>. Default: "" (turnoutd generates
+  # one into <state_dir>/override.secret, mode 0600; smoke tests send it)
   override_secret: ""
   # Router worker threads; 0 = one per core. Default: 0
   workers: 0

@@ -150,17 +150,21 @@ struct RevisionsConfig {
 };
 
 struct RouterOptions {
-  std::string admin = "127.0.0.1:9901";  // the router's admin API; "" disables. Default: that
-  // Bearer token of the admin API (embedded: required by it when set; external: sent to it).
-  // Default: "" (none; a non-loopback embedded admin address then is refused by the router).
+  // A TCP address for the admin API of the router process turnoutd runs (host:port). turnoutd
+  // then drives it there, with admin_token. Default: "" (no TCP admin listener: the admin API is
+  // the Unix socket <state_dir>/router.sock, mode 0600).
+  std::string admin;
+  // Bearer token of the router's admin API. Default: "" (turnoutd generates one and keeps it in
+  // <state_dir>/router-admin.token, mode 0600); sent to an `external` router as is.
   std::string admin_token;
-  // The admin address of a standalone `turnout router` that turnoutd drives instead of
-  // embedding one (then `listen`, `admin` and `workers` belong to that router's own config).
-  // Traffic keeps flowing while turnoutd is down or restarting. Default: "" (embedded)
+  // The admin address of a standalone `turnout router` that turnoutd drives instead of running
+  // one itself (then `listen`, `admin` and `workers` belong to that router's own config).
+  // Default: "" (turnoutd runs the router as a process of its own)
   std::string external;
   std::string override_header = "X-Turnout-Slot";  // Default: X-Turnout-Slot
-  // When set, the override header only counts when the request also carries
-  // `X-Turnout-Secret: <secret>` (the smoke tests send it). Default: "" (no secret).
+  // The override header only counts when the request also carries
+  // `X-Turnout-Secret: <secret>` (the smoke tests send it). Default: "" (turnoutd generates one
+  // and keeps it in <state_dir>/override.secret, mode 0600).
   std::string override_secret;
   int workers = 0;  // 0 = one per core. Default: 0
 };

@@ -245,7 +245,8 @@ TEST(ServiceConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(c.revisions.warm, 1);
   EXPECT_EQ(c.revisions.on_disk, 10);
   EXPECT_TRUE(c.hooks.empty());
-  EXPECT_EQ(c.router.admin, "127.0.0.1:9901");
+  EXPECT_EQ(c.router.admin, "");  // no TCP admin listener unless asked for
+  EXPECT_EQ(c.router.admin_token, "");
   EXPECT_EQ(c.router.override_header, "X-Turnout-Slot");
   EXPECT_EQ(c.router.override_secret, "");
   EXPECT_EQ(c.router.workers, 0);
@@ -473,7 +474,7 @@ TEST(ServiceConfigErrorTest, PortsClash) {
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 8000-8999\n"),
             "turnout.yaml:4: platform.ports: 8000-8999 includes the router's port 8080 "
             "(127.0.0.1:8080)");
-  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 9901\n"),
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  ports: 9901\nrouter:\n  admin: 127.0.0.1:9901\n"),
             "turnout.yaml:4: platform.ports: 9901-10900 includes the router's port 9901 "
             "(127.0.0.1:9901)");
   EXPECT_EQ(
@@ -1105,8 +1106,9 @@ TEST(ConfigHashTest, StableAcrossSpellingsOfTheSameContent) {
   built.name = "shop";
   built.platform.command = "./server --port {port}";
   EXPECT_EQ(ConfigHash(built), hash);
-  // (Changed when router.admin_token and router.external were added.)
-  EXPECT_EQ(hash, "74cc13efbd41388a530d4a4e0e2ebcc3929aff18a4a04d6e2a01ce11f81136ce");
+  // (Changed when router.admin_token and router.external were added, and when router.admin's
+  // default became "": no TCP admin listener.)
+  EXPECT_EQ(hash, "096c83f40b1f1cacbc40fcce2d3a317b16c4365bdad84ae63d37334d50cf138f");
   EXPECT_EQ(CanonicalServiceConfig(built).find("strategy"), std::string::npos);
   // The judgement keys spelled out at their defaults leave the hash as it was before they
   // existed, so revisions recorded then still match.
