@@ -175,7 +175,8 @@ TEST_F(ApiServerTest, LiveSocketIsRefused) {
   Server second({.unix_path = socket_path()}, Echo);
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
-  EXPECT_NE(s.message().find("is in use: another process accepts connections"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("is in use: another process accepts connections"), std::string::npos)
+      << s.message();
   second.Stop();
   // The refused server neither removed nor broke the first one's socket.
   auto r = UnixClient().Call("GET", "/v1/status");

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -235,6 +236,45 @@ TEST(TurnoutBinary, UnreachableRouterExitsThree) {
   setenv("TURNOUT_ADMIN", closed.c_str(), 1);  // the environment is honoured too
   EXPECT_EQ(Turnout({"router", "switch", "green"}).code, 3);
   unsetenv("TURNOUT_ADMIN");
+}
+
+// Without --admin the router listens on a Unix socket of this user, and the commands that drive
+// it find it there; a TCP admin API without a token does not start.
+TEST(TurnoutBinary, TheDefaultAdminApiIsAUnixSocketTheCommandsFind) {
+  char dir[] = "/tmp/turnout_cli_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("XDG_RUNTIME_DIR", dir, 1);
+  unsetenv("TURNOUT_ADMIN");
+  unsetenv("TURNOUT_ADMIN_TOKEN");
+  const std::string socket = std::string(dir) + "/turnout/admin.sock";
+  {
+    Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9", "--slot",
+                  "green=127.0.0.1:9", "--active", "blue", "--no-health-checks", "--workers",
+                  "1"});
+    ASSERT_TRUE(router.ReadUntil("stop with Ctrl-C", In(std::chrono::seconds(20))))
+        << router.out << router.err;
+    EXPECT_NE(router.out.find("admin API on unix:" + socket + "\n"), std::string::npos)
+        << router.out;
+    struct stat st {};
+    ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(::stat((std::string(dir) + "/turnout").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+    Outcome sw = Turnout({"router", "switch", "green"});
+    EXPECT_EQ(sw.code, 0) << sw.err;
+    Outcome status = Turnout({"router", "status"});
+    EXPECT_EQ(status.code, 0) << status.err;
+    EXPECT_NE(status.out.find("policy: active green 100 %"), std::string::npos) << status.out;
+  }
+  Outcome tcp = Turnout({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9",
+                         "--admin", "127.0.0.1:0"});
+  EXPECT_EQ(tcp.code, 2);
+  EXPECT_NE(tcp.err.find("--admin-token: required because the admin API listens on TCP"),
+            std::string::npos)
+      << tcp.err;
+  unsetenv("XDG_RUNTIME_DIR");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TurnoutBinary, RunsARouterAndDrivesIt) {

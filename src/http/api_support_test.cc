@@ -65,7 +65,8 @@ TEST(ApiSupportTest, OwnHostsOfALoopbackBindIncludeTheLoopbackNames) {
 
 class CheckApiRequestTest : public ::testing::Test {
  protected:
-  ApiAccess tcp_{.token = "s3cret", .unix_socket = false, .hosts = OwnHostsFor("127.0.0.1:9901", {})};
+  ApiAccess tcp_{
+      .token = "s3cret", .unix_socket = false, .hosts = OwnHostsFor("127.0.0.1:9901", {})};
   ApiAccess socket_{.token = "", .unix_socket = true, .hosts = {}};
   ApiRequestHeaders Good() const {
     return {.method = "POST",

@@ -144,7 +144,8 @@ TEST_F(AdminRouterTest, DnsReboundHostIsRefused) {
   const std::string port = admin_->address().substr(admin_->address().rfind(':') + 1);
   const std::string rebound = "rebind.evil.example:" + port;
   testing::RawResponse probe =
-      Send(admin_->address(), CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
+      Send(admin_->address(),
+           CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
   EXPECT_EQ(probe.status, 421) << probe.body;
   EXPECT_NE(probe.body.find("Host"), std::string::npos) << probe.body;
   // Even a page that had the token and sent JSON.

@@ -1,9 +1,11 @@
 #include "router/admin_server.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <cerrno>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <map>
@@ -434,6 +436,15 @@ Status AdminServer::Impl::BindTcp() {
 }
 
 Status AdminServer::Impl::BindUnix(const std::string& path) {
+  // The default path's directory (e.g. $XDG_RUNTIME_DIR/turnout) may not exist yet: create it
+  // for this user only. An existing directory is used as it is.
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    const std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError("admin socket " + path + ": cannot create its directory " + dir, errno);
+    }
+  }
   TURNOUT_ASSIGN_OR_RETURN(unix_listener, http::ListenOnUnixSocket(path, 0600, "admin socket"));
   unix_path = path;
   boost::system::error_code ec;
@@ -460,7 +471,9 @@ Status AdminServer::Start() {
                                             : impl_->BindUnix(std::string(unix_path)));
   access_.token = options_.token;
   access_.unix_socket = !unix_path.empty();
-  if (!access_.unix_socket) access_.hosts = http::OwnHostsFor(bound_address_, options_.allowed_hosts);
+  if (!access_.unix_socket) {
+    access_.hosts = http::OwnHostsFor(bound_address_, options_.allowed_hosts);
+  }
 
   Impl* impl = impl_.get();
   if (impl->unix_acceptor.is_open()) {
