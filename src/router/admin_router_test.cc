@@ -5,9 +5,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 
+#include "http/api_support.h"
 #include "router/admin_client.h"
+#include "router/policy.h"
 #include "router/admin_server.h"
 #include "router/router.h"
 #include "router/testing/router_harness.h"
@@ -233,6 +236,94 @@ TEST_F(AdminRouterTest, InstancesDrainAndMetrics) {
   auto prom = client_->PrometheusText();
   ASSERT_TRUE(prom.ok());
   EXPECT_NE(prom->find("turnout_requests_total{slot=\"blue\"} 4"), std::string::npos) << *prom;
+}
+
+// The authorization matrix: every endpoint of the admin API (from AdminServer::Endpoints) on TCP
+// with a token, times six kinds of request, each with the status it must get. The refused cells
+// run first, and then nothing may have changed; the allowed cells run last.
+TEST_F(AdminRouterTest, AuthorizationMatrix) {
+  enum Kind { kNoCredentials, kWrongToken, kRightToken, kCrossSiteOrigin, kForeignHost, kTextPlain };
+  constexpr const char* kKindNames[] = {"no credentials", "wrong token", "right token",
+                                        "right token + cross-site Origin",
+                                        "right token + foreign Host", "right token + text/plain"};
+  // A valid body per endpoint that takes one, leaving routing as it is when applied.
+  const std::map<std::string, std::string> bodies = {
+      {"PUT /v1/policy", R"({"active":"blue"})"},
+      {"POST /v1/switch", R"({"slot":"blue"})"},
+      {"POST /v1/weight", R"({"slot":"green","weight":0})"},
+      {"PUT /v1/slots/{name}/instances", R"({"instances":[")" + blue_->address() + R"("]})"},
+  };
+  auto expected = [](const AdminServer::Endpoint& e, Kind kind) {
+    if (e.path == "/healthz") return 200;  // open to all: it says "ok" and nothing else
+    switch (kind) {
+      case kNoCredentials:
+      case kWrongToken:
+        return 401;
+      case kRightToken:
+        return 200;
+      case kCrossSiteOrigin:
+        return 403;
+      case kForeignHost:
+        return 421;
+      case kTextPlain:
+        return http::IsMutatingMethod(e.method) ? 415 : 200;
+    }
+    return 0;
+  };
+  auto request = [&](const AdminServer::Endpoint& e, Kind kind) {
+    std::string target(e.path);
+    if (auto at = target.find("{name}"); at != std::string::npos) target.replace(at, 6, "blue");
+    const std::string key = std::string(e.method) + " " + std::string(e.path);
+    const std::string body = bodies.count(key) ? bodies.at(key) : "";
+    std::string headers;
+    if (kind == kWrongToken) headers += "Authorization: Bearer guess\r\n";
+    if (kind >= kRightToken) headers += "Authorization: Bearer tkn\r\n";
+    if (kind == kCrossSiteOrigin) headers += "Origin: http://evil.example\r\n";
+    headers += kind == kTextPlain ? "Content-Type: text/plain\r\n"
+                                  : "Content-Type: application/json\r\n";
+    const std::string host =
+        kind == kForeignHost ? "rebind.evil.example" + admin_->address().substr(
+                                                           admin_->address().rfind(':'))
+                             : admin_->address();
+    return CurlRequest(e.method, target, host, headers, body);
+  };
+
+  ASSERT_GE(AdminServer::Endpoints().size(), 10u);
+  for (const auto& e : AdminServer::Endpoints()) {
+    if (http::IsMutatingMethod(e.method)) {
+      EXPECT_TRUE(bodies.count(std::string(e.method) + " " + std::string(e.path)))
+          << "give the matrix a body for " << e.method << " " << e.path;
+    }
+  }
+  auto before = client_->GetStatus();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  const std::vector<std::string> instances_before = BlueInstances();
+
+  int cells = 0;
+  int unexpected_allows = 0;
+  auto run = [&](Kind kind) {
+    for (const auto& e : AdminServer::Endpoints()) {
+      testing::RawResponse r = Send(admin_->address(), request(e, kind));
+      const int want = expected(e, kind);
+      ++cells;
+      EXPECT_EQ(r.status, want) << e.method << " " << e.path << " with " << kKindNames[kind]
+                                << ": " << r.body;
+      if (want >= 400 && r.status >= 200 && r.status < 300) ++unexpected_allows;
+    }
+  };
+  for (Kind kind : {kNoCredentials, kWrongToken, kCrossSiteOrigin, kForeignHost, kTextPlain}) {
+    run(kind);
+  }
+  // Nothing that was refused changed anything.
+  auto after = client_->GetStatus();
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->generation, before->generation);
+  EXPECT_EQ(PolicyToJson(after->policy), PolicyToJson(before->policy));
+  EXPECT_EQ(BlueInstances(), instances_before);
+  run(kRightToken);
+  EXPECT_EQ(cells, 6 * static_cast<int>(AdminServer::Endpoints().size()));
+  EXPECT_EQ(unexpected_allows, 0);
+  EXPECT_EQ(UpstreamOf(), "blue");
 }
 
 }  // namespace

@@ -120,6 +120,17 @@ std::string AdminServer::address() const {
   return bound_address_.empty() ? options_.address : bound_address_;
 }
 
+const std::vector<AdminServer::Endpoint>& AdminServer::Endpoints() {
+  static const std::vector<Endpoint> kEndpoints = {
+      {"GET", "/v1/status"},         {"GET", "/v1/policy"},
+      {"PUT", "/v1/policy"},         {"POST", "/v1/switch"},
+      {"POST", "/v1/weight"},        {"GET", "/v1/slots/{name}"},
+      {"PUT", "/v1/slots/{name}/instances"}, {"GET", "/v1/metrics"},
+      {"GET", "/metrics"},           {"GET", "/healthz"},
+  };
+  return kEndpoints;
+}
+
 AdminServer::Reply AdminServer::Handle(const Request& request) {
   const std::string_view method = request.method;
   const std::string_view target = request.target;

@@ -88,6 +88,15 @@ class AdminServer {
   // configured one.
   std::string address() const;
 
+  // Every endpoint the admin API serves: the method and the path ("{name}" stands for a slot
+  // name; /v1/metrics also takes ?window=). The list of the header comment, for programs (tests
+  // walk it; a path here that Handle does not serve is a bug).
+  struct Endpoint {
+    std::string_view method;
+    std::string_view path;
+  };
+  static const std::vector<Endpoint>& Endpoints();
+
   // One request as received: the target with its query, the body, and the header values the
   // checks read (empty when absent).
   struct Request {
