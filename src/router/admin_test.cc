@@ -399,6 +399,29 @@ TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
   EXPECT_EQ(router_.policy().active, "green");
 }
 
+TEST_F(AdminTest, ConfiguredHostNamesAndTheirOriginsAreTheAdminsOwn) {
+  AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.token = std::string(kToken);
+  options.allowed_hosts = {"Router.Internal"};
+  server_ = std::make_unique<AdminServer>(options, router_, nullptr);
+  ASSERT_TRUE(server_->Start().ok());
+  const std::string port = server_->address().substr(server_->address().rfind(':') + 1);
+  auto get = [&](std::string_view host, std::string_view origin) {
+    std::string r = "GET /v1/status HTTP/1.1\r\nHost: " + std::string(host) +
+                    "\r\nAuthorization: Bearer " + std::string(kToken) + "\r\n";
+    if (!origin.empty()) r += "Origin: " + std::string(origin) + "\r\n";
+    return Raw(r + "\r\n").status;
+  };
+  EXPECT_EQ(get("router.internal:" + port, ""), 200);
+  EXPECT_EQ(get("localhost:" + port, "http://router.internal:" + port), 200);
+  EXPECT_EQ(get("[::1]:" + port, ""), 200);
+  EXPECT_EQ(get("router.internal.evil.example:" + port, ""), 421);
+  EXPECT_EQ(get("localhost:" + port, "http://evil.example"), 403);
+  // /healthz passes no check at all.
+  EXPECT_EQ(Raw("GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n").status, 200);
+}
+
 TEST_F(AdminTest, OversizeBodyAndHeadAreRefused) {
   StartServer(std::string(kToken), /*max_body=*/1024);
   RawClient raw;
