@@ -197,10 +197,13 @@ Status StatusFromReply(const AdminClient::HttpReply& reply) {
     case 400:
     case 411:
     case 413:
+    case 415:
     case 422:
     case 431:
       return InvalidArgument(message);
     case 401:
+    case 403:
+    case 421:
       return FailedPrecondition("the router's admin API refused the request: " + message);
     case 404:
       return NotFound(message);

@@ -394,9 +394,31 @@ TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
   EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer");
   EXPECT_EQ(Raw(Request("GET", "/metrics", "", "", false)).status, 401);
   EXPECT_EQ(Raw(Request("GET", "/healthz", "", "", false)).status, 200);
+  EXPECT_EQ(router_.policy().active, "blue");
   auto good = Client("s3cret-token")->Switch("green");
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(router_.policy().active, "green");
+}
+
+TEST(AdminClientTest, AMisdirectedRequestIsRefusedAndTheClientSaysWhy) {
+  InMemoryRouter router;
+  AdminServer::Options options;
+  options.address = "0.0.0.0:0";  // reachable on every loopback address
+  options.token = "t";
+  AdminServer server(options, router, nullptr);
+  ASSERT_TRUE(server.Start().ok());
+  const std::string port = server.address().substr(server.address().rfind(':'));
+  // 127.0.0.2 reaches it, but is not a name it answers to (it is not one of its own).
+  auto client = AdminClient::Create("127.0.0.2" + port, "t", Millis(5000));
+  ASSERT_TRUE(client.ok());
+  auto refused = (*client)->Switch("green");
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("answers only to Host"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(router.policy().active, "blue");
+  auto ok = AdminClient::Create("127.0.0.1" + port, "t", Millis(5000));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE((*ok)->Switch("green").ok());
 }
 
 TEST_F(AdminTest, ConfiguredHostNamesAndTheirOriginsAreTheAdminsOwn) {
