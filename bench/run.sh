@@ -175,6 +175,10 @@ start_backend() {
   wait_http "http://127.0.0.1:$b1/" 10 "$backend_pid" && wait_http "http://127.0.0.1:$b2/" 10
 }
 
+# turnout's admin API on TCP needs a token; the router and the switch command both read it from
+# the environment.
+export TURNOUT_ADMIN_TOKEN="bench-$RANDOM$RANDOM$RANDOM"
+
 # turnout: both slots, blue active. Sets turnout_pid; $1 = listen port, $2 = admin port.
 start_turnout() {
   spawn "$work/turnout-$1.log" "${server_pin[@]}" "$turnout" router --listen "127.0.0.1:$1" \

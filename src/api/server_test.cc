@@ -175,7 +175,8 @@ TEST_F(ApiServerTest, LiveSocketIsRefused) {
   Server second({.unix_path = socket_path()}, Echo);
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
-  EXPECT_NE(s.message().find("is in use: another process accepts connections"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("is in use: another process accepts connections"), std::string::npos)
+      << s.message();
   second.Stop();
   // The refused server neither removed nor broke the first one's socket.
   auto r = UnixClient().Call("GET", "/v1/status");
@@ -312,7 +313,8 @@ TEST_F(ApiServerTest, RawKeepAliveServesSeveralRequestsAndHonoursClose) {
   // Two pipelined requests; the second asks to close.
   auto r = SendRaw(
       "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
-      "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+      "POST /two HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n"
+      "Connection: close\r\n\r\nabc");
   EXPECT_TRUE(r.closed);
   const size_t second = r.bytes.find("HTTP/1.1 200 ", 1);
   ASSERT_NE(second, std::string::npos) << r.bytes;

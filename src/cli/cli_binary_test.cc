@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,11 +16,13 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "router/admin_client.h"
 #include "router/admin_server.h"
+#include "router/testing/raw_client.h"
 #include "service/service_config.h"
 
 #ifndef TURNOUT_BINARY
@@ -35,7 +38,7 @@ Deadline In(std::chrono::milliseconds d) { return std::chrono::steady_clock::now
 // A child process with its stdout and stderr on pipes. Ended only by pid, only if started here.
 class Child {
  public:
-  explicit Child(std::vector<std::string> args) {
+  explicit Child(std::vector<std::string> args, std::string binary = TURNOUT_BINARY) {
     int out[2], err[2];
     EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
     EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
@@ -44,7 +47,6 @@ class Child {
       dup2(out[1], STDOUT_FILENO);
       dup2(err[1], STDERR_FILENO);
       std::vector<char*> argv;
-      std::string binary = TURNOUT_BINARY;
       argv.push_back(binary.data());
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -155,6 +157,7 @@ std::string ClosedAddress() {
   } null;
   router::AdminServer::Options options;
   options.address = "127.0.0.1:0";
+  options.token = "unused";  // a TCP admin API needs one
   router::AdminServer server(options, null, nullptr);
   EXPECT_TRUE(server.Start().ok());
   std::string address = server.address();
@@ -236,6 +239,45 @@ TEST(TurnoutBinary, UnreachableRouterExitsThree) {
   setenv("TURNOUT_ADMIN", closed.c_str(), 1);  // the environment is honoured too
   EXPECT_EQ(Turnout({"router", "switch", "green"}).code, 3);
   unsetenv("TURNOUT_ADMIN");
+}
+
+// Without --admin the router listens on a Unix socket of this user, and the commands that drive
+// it find it there; a TCP admin API without a token does not start.
+TEST(TurnoutBinary, TheDefaultAdminApiIsAUnixSocketTheCommandsFind) {
+  char dir[] = "/tmp/turnout_cli_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("XDG_RUNTIME_DIR", dir, 1);
+  unsetenv("TURNOUT_ADMIN");
+  unsetenv("TURNOUT_ADMIN_TOKEN");
+  const std::string socket = std::string(dir) + "/turnout/admin.sock";
+  {
+    Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9", "--slot",
+                  "green=127.0.0.1:9", "--active", "blue", "--no-health-checks", "--workers",
+                  "1"});
+    ASSERT_TRUE(router.ReadUntil("stop with Ctrl-C", In(std::chrono::seconds(20))))
+        << router.out << router.err;
+    EXPECT_NE(router.out.find("admin API on unix:" + socket + "\n"), std::string::npos)
+        << router.out;
+    struct stat st {};
+    ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(::stat((std::string(dir) + "/turnout").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+    Outcome sw = Turnout({"router", "switch", "green"});
+    EXPECT_EQ(sw.code, 0) << sw.err;
+    Outcome status = Turnout({"router", "status"});
+    EXPECT_EQ(status.code, 0) << status.err;
+    EXPECT_NE(status.out.find("policy: active green 100 %"), std::string::npos) << status.out;
+  }
+  Outcome tcp = Turnout({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9",
+                         "--admin", "127.0.0.1:0"});
+  EXPECT_EQ(tcp.code, 2);
+  EXPECT_NE(tcp.err.find("--admin-token: required because the admin API listens on TCP"),
+            std::string::npos)
+      << tcp.err;
+  unsetenv("XDG_RUNTIME_DIR");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
@@ -347,17 +389,24 @@ TEST(TurnoutBinary, DaemonCommandsSayWhatToDoWithoutADaemon) {
   rmdir(dir.c_str());
 }
 
-TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
+// A new directory with a turnout.yaml for the demo app ("shop", no router admin API); returns
+// the config's path.
+std::string WriteShopConfig() {
   char tmpl[] = "/tmp/turnout-cli-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  const std::string cfg = dir + "/turnout.yaml";
+  EXPECT_NE(mkdtemp(tmpl), nullptr);
+  const std::string cfg = std::string(tmpl) + "/turnout.yaml";
   std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: "
                      << TURNOUT_DEMO_APP_BINARY
                      << " --listen 127.0.0.1:{port} --version {version}\n  ports: auto\n"
                      << "health:\n  readiness: {interval: 100ms, timeout: 100ms, "
                         "healthy_threshold: 1}\n  ready_deadline: 3s\n"
                      << "bake_time: 500ms\nscale_down_delay: 500ms\nrouter:\n  admin: \"\"\n";
+  return cfg;
+}
+
+TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
+  const std::string cfg = WriteShopConfig();
+  const std::string dir = cfg.substr(0, cfg.rfind('/'));
   Outcome up = Turnout({"up", "--config", cfg});
   ASSERT_EQ(up.code, 0) << up.out << up.err;
   EXPECT_NE(up.out.find("turnoutd started for shop"), std::string::npos) << up.out;
@@ -530,6 +579,112 @@ TEST(TurnoutBinary, StatusReportsTheRoutersAdminAddress) {
   EXPECT_NE(human.out.find("admin API " + admin), std::string::npos) << human.out;
   // The router process outlives turnoutd unless it is stopped with the instances.
   EXPECT_EQ(Turnout({"down", "--stop-instances", "--config", cfg}).code, 0);
+}
+
+// The authorization matrix of turnoutd's TCP API: a real daemon with --api and a token, every
+// endpoint of its API (daemon.cc routes them in code, so they are listed here) times six kinds
+// of request. The refused cells must be refused with their status and change nothing; the
+// right-token cells must get past the checks to the handler (whose own answer, e.g. 400 for a
+// deploy without a version, is not the matrix's business).
+TEST(TurnoutBinary, DaemonApiAuthorizationMatrix) {
+  const std::string cfg = WriteShopConfig();
+  const std::string dir = cfg.substr(0, cfg.rfind('/'));
+  Child daemon({"--config", cfg, "--api", "127.0.0.1:0", "--token", "d-tkn"}, TURNOUTD_BINARY);
+  // stderr carries the log; the ready line names the TCP address.
+  const std::string marker = " and 127.0.0.1:";
+  for (int i = 0; i < 200 && daemon.err.find(marker) == std::string::npos; ++i) {
+    daemon.ReadUntil("\x01", In(std::chrono::milliseconds(100)));
+  }
+  const size_t at = daemon.err.find(marker);
+  ASSERT_NE(at, std::string::npos) << daemon.err;
+  std::string api = daemon.err.substr(at + 5);
+  api = api.substr(0, api.find_first_of(" \n"));
+  const std::string foreign_host = "rebind.evil.example" + api.substr(api.rfind(':'));
+
+  struct Endpoint {
+    const char* method;
+    const char* target;
+  };
+  const Endpoint endpoints[] = {
+      {"GET", "/healthz"},          {"GET", "/v1/status"},       {"GET", "/v1/deployments"},
+      {"GET", "/v1/deployments/1"}, {"GET", "/v1/health"},       {"GET", "/v1/slo"},
+      {"GET", "/v1/logs"},          {"GET", "/v1/audit"},        {"GET", "/v1/audit/verify"},
+      {"GET", "/v1/events"},        {"POST", "/v1/deploy"},      {"POST", "/v1/rollback"},
+      {"POST", "/v1/switch"},       {"POST", "/v1/approve"},     {"POST", "/v1/abort"},
+      {"POST", "/v1/stop-instances"}, {"POST", "/v1/pause"},     {"POST", "/v1/resume"},
+      {"POST", "/v1/promote"},      {"POST", "/v1/audit/acknowledge"},
+  };
+  enum Kind { kNoCredentials, kWrongToken, kRightToken, kCrossSiteOrigin, kForeignHost, kTextPlain };
+  const char* kKindNames[] = {"no credentials", "wrong token", "right token",
+                              "right token + cross-site Origin", "right token + foreign Host",
+                              "right token + text/plain"};
+  auto send = [&](const Endpoint& e, Kind kind) {
+    const bool post = std::string_view(e.method) == "POST";
+    const std::string body = post ? "{}" : "";
+    std::string req = std::string(e.method) + " " + e.target + " HTTP/1.1\r\nHost: " +
+                      (kind == kForeignHost ? foreign_host : api) + "\r\nConnection: close\r\n";
+    if (kind == kWrongToken) req += "Authorization: Bearer guess\r\n";
+    if (kind >= kRightToken) req += "Authorization: Bearer d-tkn\r\n";
+    if (kind == kCrossSiteOrigin) req += "Origin: http://evil.example\r\n";
+    req += kind == kTextPlain ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return router::testing::FetchOnce(api, req, e.method);
+  };
+  // The status each refused cell must get; 0 = the checks let it through to the handler.
+  auto expected = [](const Endpoint& e, Kind kind) {
+    switch (kind) {
+      case kNoCredentials:
+      case kWrongToken:
+        return 401;
+      case kCrossSiteOrigin:
+        return 403;
+      case kForeignHost:
+        return 421;
+      case kTextPlain:
+        return std::string_view(e.method) == "POST" ? 415 : 0;
+      case kRightToken:
+        return 0;
+    }
+    return -1;
+  };
+  const std::set<int> kCheckStatuses = {401, 403, 415, 421};
+
+  auto status_json = [&] {
+    router::testing::RawResponse r = send({"GET", "/v1/status"}, kRightToken);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    return j.is_discarded() ? std::string() : j.dump();
+  };
+  const std::string before = status_json();
+  int cells = 0;
+  int unexpected_allows = 0;
+  auto run = [&](Kind kind) {
+    for (const Endpoint& e : endpoints) {
+      router::testing::RawResponse r = send(e, kind);
+      ++cells;
+      const int want = expected(e, kind);
+      if (want != 0) {
+        EXPECT_EQ(r.status, want) << e.method << " " << e.target << " with " << kKindNames[kind]
+                                  << ": " << r.body;
+        if (r.status >= 200 && r.status < 300) ++unexpected_allows;
+      } else {
+        EXPECT_TRUE(r.status >= 200 && r.status < 500 && kCheckStatuses.count(r.status) == 0)
+            << e.method << " " << e.target << " with " << kKindNames[kind] << ": " << r.status
+            << " " << r.body;
+      }
+    }
+  };
+  for (Kind kind : {kNoCredentials, kWrongToken, kCrossSiteOrigin, kForeignHost, kTextPlain}) {
+    run(kind);
+  }
+  EXPECT_EQ(status_json(), before);  // nothing refused changed anything
+  run(kRightToken);
+  EXPECT_EQ(cells, 6 * static_cast<int>(std::size(endpoints)));
+  EXPECT_EQ(unexpected_allows, 0);
+
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.Wait(In(std::chrono::seconds(20))), 0) << daemon.err;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -16,6 +15,7 @@
 #include "cli/router_flags.h"
 #include "cli/router_output.h"
 #include "common/clock.h"
+#include "common/file_util.h"
 #include "router/admin_client.h"
 #include "router/admin_json.h"
 #include "router/admin_server.h"
@@ -27,8 +27,6 @@ namespace {
 using nlohmann::json;
 using router::AdminClient;
 using router::Millis;
-
-constexpr const char* kDefaultAdmin = "127.0.0.1:9901";
 
 int UsageError(const std::string& message, const std::string& hint) {
   std::cerr << "turnout router: " << message << "\n" << hint;
@@ -49,7 +47,9 @@ struct Remote {
 
 std::vector<FlagSpec> RemoteFlags(std::vector<FlagSpec> extra = {}) {
   std::vector<FlagSpec> flags = {
-      {"admin", "ADDR", "the router's admin API (default $TURNOUT_ADMIN or 127.0.0.1:9901)"},
+      {"admin", "ADDR",
+       "the router's admin API, unix:/path or host:port (default $TURNOUT_ADMIN, else the "
+       "router's default: unix:$XDG_RUNTIME_DIR/turnout/admin.sock)"},
       {"token", "TOKEN", "admin API token (default $TURNOUT_ADMIN_TOKEN)"},
       {"token-file", "FILE",
        "read the admin API token from FILE (turnoutd's router: <state_dir>/router-admin.token)"},
@@ -70,15 +70,11 @@ Result<Remote> ConnectRemote(const Args& args) {
   std::string token = args.Get("token", EnvOr("TURNOUT_ADMIN_TOKEN", ""));
   if (args.Has("token-file")) {
     if (args.Has("token")) return InvalidArgument("give --token or --token-file, not both");
-    std::ifstream in(args.Get("token-file"));
-    if (!in) return IoError("cannot read the token file " + args.Get("token-file"));
-    std::getline(in, token);
-    if (token.empty()) {
-      return InvalidArgument("the token file " + args.Get("token-file") + " is empty");
-    }
+    TURNOUT_ASSIGN_OR_RETURN(token, ReadTokenFile(args.Get("token-file"), "--token-file"));
   }
-  auto client = AdminClient::Create(args.Get("admin", EnvOr("TURNOUT_ADMIN", kDefaultAdmin)),
-                                    std::move(token), timeout);
+  auto client = AdminClient::Create(
+      args.Get("admin", EnvOr("TURNOUT_ADMIN", router::DefaultAdminAddress())), std::move(token),
+      timeout);
   if (!client.ok()) return client.status();
   r.client = std::move(client).value();
   return r;
@@ -241,11 +237,9 @@ int RunPolicy(Remote& remote, const Args& args) {
       in << std::cin.rdbuf();
       body = in.str();
     } else {
-      std::ifstream in(file, std::ios::binary);
-      if (!in) return Failed(ErrnoError("cannot read " + file, errno));
-      std::ostringstream text;
-      text << in.rdbuf();
-      body = text.str();
+      auto text = ReadFileToString(file, "policy file");
+      if (!text.ok()) return Failed(text.status());
+      body = std::move(text).value();
     }
     // Checked here first so that a typo is reported with the file's name.
     auto local = router::ParsePolicyJson(body);
@@ -418,6 +412,7 @@ int RunForeground(const std::vector<std::string>& argv) {
   const std::string admin_address = config->admin;
   const std::string admin_token = config->admin_token;
   const std::string secret_file = router::OverrideSecretFilePath(*config);
+  const std::vector<std::string> admin_hosts = config->admin_hosts;
   auto created = router::Router::Create(std::move(config).value());
   if (!created.ok()) return Failed(created.status());
   std::unique_ptr<router::Router> r = std::move(created).value();
@@ -428,6 +423,7 @@ int RunForeground(const std::vector<std::string>& argv) {
     router::AdminServer::Options options;
     options.address = admin_address;
     options.token = admin_token;
+    options.allowed_hosts = admin_hosts;
     router::Router* raw = r.get();
     admin =
         std::make_unique<router::AdminServer>(options, *r, [raw] { return raw->PrometheusText(); });

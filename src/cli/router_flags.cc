@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/file_util.h"
+
 namespace turnout::cli {
 
 const std::vector<FlagSpec>& RouterRunFlags() {
@@ -10,8 +12,13 @@ const std::vector<FlagSpec>& RouterRunFlags() {
       {"listen", "ADDR", "address to serve traffic on, e.g. 0.0.0.0:8080", true},
       {"slot", "NAME=ADDR,...", "a slot and its instances, e.g. blue=127.0.0.1:9001", true},
       {"active", "SLOT", "the slot that receives traffic (default: the only slot)"},
-      {"admin", "ADDR", "admin API address (default 127.0.0.1:9901; empty disables it)"},
-      {"admin-token", "TOKEN", "require this bearer token on the admin API"},
+      {"admin", "ADDR",
+       "admin API address: unix:/path/admin.sock, or host:port with a token (default "
+       "unix:$XDG_RUNTIME_DIR/turnout/admin.sock; empty disables it)"},
+      {"admin-token", "TOKEN",
+       "require this bearer token on the admin API (default $TURNOUT_ADMIN_TOKEN)"},
+      {"admin-token-file", "FILE", "read the admin token from FILE (keeps it off command lines)"},
+      {"admin-host", "NAME", "another Host name the TCP admin API answers to", true},
       {"workers", "N", "worker threads (default 0 = one per core)"},
       {"state-file", "FILE", "persist the routing policy here and restore it at start"},
       {"override-secret-file", "FILE",
@@ -21,6 +28,17 @@ const std::vector<FlagSpec>& RouterRunFlags() {
       {"trusted-proxy", "CIDR", "keep X-Forwarded-* from this peer", true},
   };
   return kFlags;
+}
+
+Result<std::string> ReadTokenFile(const std::string& path, std::string_view flag) {
+  TURNOUT_ASSIGN_OR_RETURN(std::string token,
+                           ReadFileToString(path, "token file of " + std::string(flag)));
+  // A file written by `echo` ends with a newline that is not part of the token.
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty()) {
+    return InvalidArgument(std::string(flag) + " " + path + " is empty; write the token into it");
+  }
+  return token;
 }
 
 Result<router::RouterConfig> RouterConfigFromArgs(const Args& args) {
@@ -66,7 +84,17 @@ Result<router::RouterConfig> RouterConfigFromArgs(const Args& args) {
     c.policy.active = c.slots[0].name;
   }
   if (args.Has("admin")) c.admin = args.Get("admin");
-  c.admin_token = args.Get("admin-token");
+  if (args.Has("admin-token-file")) {
+    if (args.Has("admin-token")) {
+      return InvalidArgument("--admin-token and --admin-token-file: give one of them");
+    }
+    TURNOUT_ASSIGN_OR_RETURN(std::string token,
+                             ReadTokenFile(args.Get("admin-token-file"), "--admin-token-file"));
+    c.admin_token = std::move(token);
+  } else {
+    c.admin_token = args.Get("admin-token", EnvOr("TURNOUT_ADMIN_TOKEN", ""));
+  }
+  c.admin_hosts = args.GetAll("admin-host");
   if (args.Has("workers")) {
     const std::string w = args.Get("workers");
     int n = -1;

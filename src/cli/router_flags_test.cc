@@ -1,6 +1,10 @@
 #include "cli/router_flags.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace turnout::cli {
 namespace {
@@ -48,7 +52,8 @@ TEST(RouterFlags, DefaultsAndShortcuts) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->policy.active, "blue");
   EXPECT_FALSE(c->health.enabled);
-  EXPECT_EQ(c->admin, "127.0.0.1:9901");
+  EXPECT_EQ(c->admin, router::DefaultAdminAddress());
+  EXPECT_TRUE(c->admin.starts_with("unix:/")) << c->admin;
   c = FromFlags({"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9001", "--admin="});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->admin, "");  // disabled
@@ -71,8 +76,17 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
       {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--workers", "many"},
        "--workers: expected 0..256 (0 = one per core), got 'many'"},
       {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--admin", "0.0.0.0:9901"},
-       "--admin-token: required because the admin API listens on 0.0.0.0:9901, which is not "
-       "loopback; set a token or listen on 127.0.0.1"},
+       "--admin-token: required because the admin API listens on TCP (0.0.0.0:9901); give a "
+       "token (--admin-token, --admin-token-file FILE or $TURNOUT_ADMIN_TOKEN; admin.token in "
+       "YAML) or listen on a Unix socket (unix:/path/to/admin.sock)"},
+      // Loopback is no exception: web pages and every local user reach it.
+      {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--admin", "127.0.0.1:9901"},
+       "--admin-token: required because the admin API listens on TCP (127.0.0.1:9901); give a "
+       "token (--admin-token, --admin-token-file FILE or $TURNOUT_ADMIN_TOKEN; admin.token in "
+       "YAML) or listen on a Unix socket (unix:/path/to/admin.sock)"},
+      {{listen, "127.0.0.1:0", "--slot", "blue=127.0.0.1:1", "--admin-token", "a",
+        "--admin-token-file", "f"},
+       "--admin-token and --admin-token-file: give one of them"},
       {{listen, "127.0.0.1:0", "--slot", "blue=nohost"},
        "--slot blue: 'nohost' is not host:port (missing :port); e.g. 127.0.0.1:8080, [::1]:8080 "
        "or localhost:8080"},
@@ -84,6 +98,38 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
     ASSERT_FALSE(r.ok()) << c.message;
     EXPECT_EQ(r.status().message(), c.message);
   }
+}
+
+TEST(RouterFlags, AdminTokenFromAFileOrTheEnvironment) {
+  char dir[] = "/tmp/turnout_flags_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/token";
+  { std::ofstream(file) << "s3cret\n"; }
+  const std::vector<std::string> base = {"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:1",
+                                         "--admin",  "127.0.0.1:0", "--admin-host", "r.internal"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return FromFlags(argv);
+  };
+  auto c = with({"--admin-token-file", file});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->admin_token, "s3cret");  // without the newline
+  EXPECT_EQ(c->admin_hosts, std::vector<std::string>{"r.internal"});
+  { std::ofstream(file) << "\n"; }
+  EXPECT_NE(with({"--admin-token-file", file}).status().message().find("is empty"),
+            std::string::npos);
+  EXPECT_NE(with({"--admin-token-file", file + ".missing"}).status().message().find(
+                "cannot read token file of --admin-token-file"),
+            std::string::npos);
+
+  setenv("TURNOUT_ADMIN_TOKEN", "from-env", 1);
+  c = with({});
+  unsetenv("TURNOUT_ADMIN_TOKEN");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->admin_token, "from-env");
+  EXPECT_FALSE(with({}).ok());  // TCP and no token anywhere
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

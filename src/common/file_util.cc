@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 
 namespace turnout {
 namespace {
@@ -23,6 +25,15 @@ Status WriteAll(int fd, std::string_view data, const std::string& what) {
 }
 
 }  // namespace
+
+Result<std::string> ReadFileToString(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError("cannot read " + std::string(what) + " " + path, errno);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return ErrnoError("cannot read " + std::string(what) + " " + path, errno);
+  return text.str();
+}
 
 std::string DirectoryOf(const std::string& path) {
   size_t slash = path.rfind('/');

@@ -17,6 +17,9 @@ namespace turnout {
 // is removed and `path` is untouched.
 Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode = 0600);
 
+// The whole content of the file at `path`. IoError "cannot read <what> <path>: <reason>".
+Result<std::string> ReadFileToString(const std::string& path, std::string_view what = "file");
+
 // The directory part of `path` ("." for a bare file name).
 std::string DirectoryOf(const std::string& path);
 

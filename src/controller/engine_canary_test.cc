@@ -36,6 +36,7 @@ class CanaryTest : public EngineTest {
   std::unique_ptr<Engine> CanaryEngine() {
     EngineOptions o;
     o.router_address = router_address_;
+    o.override_secret = kOverrideSecret;
     o.analyze = [this](const AnalysisRequest& r) {
       AnalysisRequest copy = r;
       copy.deployment = nullptr;  // valid during the call only

@@ -40,6 +40,8 @@ inline SmokeCheck HttpCheck(std::string method, std::string path, int status) {
 }
 
 inline constexpr char kService[] = "demo";
+// The router's override secret: smoke checks reach the new slot only with it.
+inline constexpr char kOverrideSecret[] = "engine-test-override-secret";
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -60,6 +62,7 @@ class EngineTest : public ::testing::Test {
     rc.admin.clear();
     rc.slots = {router::SlotConfig{"blue", {}}, router::SlotConfig{"green", {}}};
     rc.policy.active = "blue";
+    rc.policy.override_header.secret = kOverrideSecret;
     rc.health.enabled = false;
     auto router = router::Router::Create(rc);
     ASSERT_TRUE(router.ok()) << router.status().ToString();
@@ -95,6 +98,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> NewEngine() {
     EngineOptions o;
     o.router_address = router_address_;
+    o.override_secret = kOverrideSecret;
     return NewEngine(std::move(o));
   }
   // Every engine records its events in events_.

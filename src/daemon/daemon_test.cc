@@ -44,6 +44,8 @@ using std::chrono::seconds;
 
 constexpr const char* kService = "demo";
 constexpr const char* kStandaloneSecret = "standalone-s3cret";
+// The standalone router's admin token (its TCP admin API needs one), repeated in turnout.yaml.
+constexpr char kStandaloneToken[] = "standalone-admin-token-7c1e";
 
 std::string MakeTempDir() {
   std::string tmpl = (fs::temp_directory_path() / "turnoutd-test-XXXXXX").string();
@@ -123,7 +125,8 @@ class DaemonTest : public ::testing::Test {
       << "router:\n"
       << "  admin: \"\"\n";
     if (!external.empty()) {
-      f << "  external: " << external << "\n  override_secret: " << kStandaloneSecret << "\n";
+      f << "  external: " << external << "\n  override_secret: " << kStandaloneSecret
+        << "\n  admin_token: " << kStandaloneToken << "\n";
     }
     f << extra;
   }
@@ -131,7 +134,8 @@ class DaemonTest : public ::testing::Test {
   // A standalone router (for the kill -9 tests: traffic must not depend on turnoutd).
   std::string StartStandaloneRouter() {
     std::ofstream f(dir_ + "/router.yaml");
-    f << "listen: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\n"
+    f << "listen: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\n  token: " << kStandaloneToken
+      << "\n"
       << "slots:\n  blue: []\n  green: []\npolicy:\n  active: blue\n"
       << "  override: {header: X-Turnout-Slot, secret: " << kStandaloneSecret << "}\n"
       << "state_file: " << dir_ << "/router-state.json\n"

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "http/api_support.h"
 #include "http/parser.h"
 #include "router/admin_json.h"
 
@@ -196,10 +197,13 @@ Status StatusFromReply(const AdminClient::HttpReply& reply) {
     case 400:
     case 411:
     case 413:
+    case 415:
     case 422:
     case 431:
       return InvalidArgument(message);
     case 401:
+    case 403:
+    case 421:
       return FailedPrecondition("the router's admin API refused the request: " + message);
     case 404:
       return NotFound(message);
@@ -273,7 +277,7 @@ Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
   request.append(UnixSocketPathOf(address_).empty() ? std::string_view(address_) : "localhost");
   request.append("\r\nUser-Agent: turnout\r\nAccept: application/json\r\n");
   if (!token_.empty()) request.append("Authorization: Bearer ").append(token_).append("\r\n");
-  if (!body.empty() || method == "PUT" || method == "POST") {
+  if (!body.empty() || http::IsMutatingMethod(method)) {
     request.append("Content-Type: application/json\r\nContent-Length: ");
     request.append(std::to_string(body.size())).append("\r\n");
   }

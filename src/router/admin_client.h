@@ -9,8 +9,9 @@
 //   Unavailable       the router could not be reached ("... is `turnout router` running? pass
 //                     --admin")
 //   DeadlineExceeded  no complete answer within the timeout
-//   otherwise         the router's refusal, mapped from the HTTP status: 400/413/431
-//                     InvalidArgument, 401 FailedPrecondition (token), 404 NotFound,
+//   otherwise         the router's refusal, mapped from the HTTP status: 400/413/415/431
+//                     InvalidArgument, 401/403/421 FailedPrecondition (token, Origin, Host),
+//                     404 NotFound,
 //                     409 FailedPrecondition, 503 Unavailable, other 5xx Internal; the message
 //                     is the router's {"error":...}.
 //
@@ -31,7 +32,8 @@ namespace turnout::router {
 
 class AdminClient final : public RouterControl {
  public:
-  // `address`: host:port of the admin API. `token`: sent as a Bearer token when non-empty.
+  // `address`: host:port or unix:/path of the admin API (requests carry Host: that host:port, or
+  // localhost on a socket). `token`: sent as a Bearer token when non-empty.
   // Fails only when the address does not parse (nothing is contacted yet).
   static Result<std::unique_ptr<AdminClient>> Create(std::string address, std::string token,
                                                      Millis timeout);

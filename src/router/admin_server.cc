@@ -1,9 +1,11 @@
 #include "router/admin_server.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <cerrno>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <map>
@@ -110,7 +112,12 @@ AdminServer::AdminServer(Options options, RouterControl& control,
     : options_(std::move(options)),
       control_(control),
       prometheus_text_(std::move(prometheus_text)),
-      impl_(std::make_unique<Impl>(this)) {}
+      impl_(std::make_unique<Impl>(this)) {
+  // Until Start() binds, a TCP server knows no Host of its own (every Host is refused); a Unix
+  // socket server checks none.
+  access_.token = options_.token;
+  access_.unix_socket = options_.address.rfind("unix:", 0) == 0;
+}
 
 AdminServer::~AdminServer() { Stop(); }
 
@@ -118,8 +125,21 @@ std::string AdminServer::address() const {
   return bound_address_.empty() ? options_.address : bound_address_;
 }
 
-AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view target,
-                                       std::string_view authorization, std::string_view body) {
+const std::vector<AdminServer::Endpoint>& AdminServer::Endpoints() {
+  static const std::vector<Endpoint> kEndpoints = {
+      {"GET", "/v1/status"},         {"GET", "/v1/policy"},
+      {"PUT", "/v1/policy"},         {"POST", "/v1/switch"},
+      {"POST", "/v1/weight"},        {"GET", "/v1/slots/{name}"},
+      {"PUT", "/v1/slots/{name}/instances"}, {"GET", "/v1/metrics"},
+      {"GET", "/metrics"},           {"GET", "/healthz"},
+  };
+  return kEndpoints;
+}
+
+AdminServer::Reply AdminServer::Handle(const Request& request) {
+  const std::string_view method = request.method;
+  const std::string_view target = request.target;
+  const std::string_view body = request.body;
   std::string_view path = target;
   std::string_view query;
   if (auto q = target.find('?'); q != std::string_view::npos) {
@@ -139,12 +159,14 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
     r.body = "ok\n";
     return r;
   }
-  if (!options_.token.empty() && !http::BearerTokenMatches(authorization, options_.token)) {
-    Reply r = ErrorReply(401, authorization.empty()
-                                  ? "this admin API needs a token: send Authorization: Bearer "
-                                    "<token> (turnout: --token or TURNOUT_ADMIN_TOKEN)"
-                                  : "the token was refused; check --token / TURNOUT_ADMIN_TOKEN");
-    r.extra_headers = "WWW-Authenticate: Bearer\r\n";
+  if (auto refusal = http::CheckApiRequest(
+          access_, {.method = method,
+                    .authorization = request.authorization,
+                    .content_type = request.content_type,
+                    .origin = request.origin,
+                    .host = request.host})) {
+    Reply r = ErrorReply(refusal->status, refusal->message);
+    r.extra_headers = std::move(refusal->extra_headers);
     return r;
   }
 
@@ -342,8 +364,7 @@ asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
     // The head's views point into `buffer`, which grows below: copy what is needed now.
     const std::string method(head.method);
     const std::string target(head.target);
-    const http::Header* auth = head.headers.Find("Authorization");
-    const std::string authorization = auth ? std::string(auth->value) : std::string();
+    const auto checked = http::ApiCheckedHeaders::From(head.headers);
     const bool keep_alive = head.keep_alive;
     if (head.body == http::BodyKind::kChunked) {
       co_await send(ErrorReply(411, "send the body with Content-Length"), true);
@@ -366,8 +387,13 @@ asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
     while (buffer.size() < end) {
       if (!co_await read_more()) co_return;
     }
-    Reply reply = server->Handle(method, target, authorization,
-                                 std::string_view(buffer).substr(parsed.consumed, length));
+    Reply reply = server->Handle({.method = method,
+                                  .target = target,
+                                  .body = std::string_view(buffer).substr(parsed.consumed, length),
+                                  .authorization = checked.authorization,
+                                  .content_type = checked.content_type,
+                                  .origin = checked.origin,
+                                  .host = checked.host});
     if (!co_await send(reply, !keep_alive) || !keep_alive) co_return;
     buffer.erase(0, end);
   }
@@ -426,6 +452,15 @@ Status AdminServer::Impl::BindTcp() {
 }
 
 Status AdminServer::Impl::BindUnix(const std::string& path) {
+  // The default path's directory (e.g. $XDG_RUNTIME_DIR/turnout) may not exist yet: create it
+  // for this user only. An existing directory is used as it is.
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    const std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError("admin socket " + path + ": cannot create its directory " + dir, errno);
+    }
+  }
   TURNOUT_ASSIGN_OR_RETURN(unix_listener, http::ListenOnUnixSocket(path, 0600, "admin socket"));
   unix_path = path;
   boost::system::error_code ec;
@@ -442,8 +477,19 @@ Status AdminServer::Impl::BindUnix(const std::string& path) {
 Status AdminServer::Start() {
   if (impl_->started) return FailedPrecondition("admin server already started");
   const std::string_view unix_path = UnixSocketPathOf(options_.address);
+  if (unix_path.empty() && options_.token.empty()) {
+    return InvalidArgument("the admin API on TCP (" + options_.address +
+                           ") needs a token: give --admin-token (or admin.token, or "
+                           "TURNOUT_ADMIN_TOKEN), or listen on a Unix socket (--admin "
+                           "unix:/path/to/admin.sock)");
+  }
   TURNOUT_RETURN_IF_ERROR(unix_path.empty() ? impl_->BindTcp()
                                             : impl_->BindUnix(std::string(unix_path)));
+  access_.token = options_.token;
+  access_.unix_socket = !unix_path.empty();
+  if (!access_.unix_socket) {
+    access_.hosts = http::OwnHostsFor(bound_address_, options_.allowed_hosts);
+  }
 
   Impl* impl = impl_.get();
   if (impl->unix_acceptor.is_open()) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/api_support.h"
 #include "router/admin_client.h"
 #include "router/admin_json.h"
 #include "router/admin_server.h"
@@ -32,7 +33,10 @@ using testing::RawResponse;
 
 class AdminTest : public ::testing::Test {
  protected:
-  void StartServer(std::string token = "", size_t max_body = 1 << 20) {
+  // A TCP admin API needs a token; every test's server has one.
+  static constexpr std::string_view kToken = "t0ken";
+
+  void StartServer(std::string token = std::string(kToken), size_t max_body = 1 << 20) {
     AdminServer::Options options;
     options.address = "127.0.0.1:0";
     options.token = token;
@@ -44,7 +48,7 @@ class AdminTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_NE(server_->address(), "127.0.0.1:0");
   }
-  std::unique_ptr<AdminClient> Client(std::string token = "") {
+  std::unique_ptr<AdminClient> Client(std::string token = std::string(kToken)) {
     auto c = AdminClient::Create(server_->address(), token, Millis(5000));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return std::move(c).value();
@@ -54,10 +58,14 @@ class AdminTest : public ::testing::Test {
     EXPECT_TRUE(raw.Connect(server_->address()).ok());
     return raw.RoundTrip(request, "GET");
   }
-  static std::string Request(std::string_view method, std::string_view target,
-                             std::string_view body, std::string_view extra = "") {
+  // A request as a well-behaved client sends it (Host: the server's address, the token, and
+  // Content-Type: application/json on a method that changes something), plus `extra` lines.
+  std::string Request(std::string_view method, std::string_view target, std::string_view body,
+                      std::string_view extra = "", bool with_token = true) const {
     std::string r = std::string(method) + " " + std::string(target) +
-                    " HTTP/1.1\r\nHost: admin\r\n" + std::string(extra);
+                    " HTTP/1.1\r\nHost: " + server_->address() + "\r\n" + std::string(extra);
+    if (with_token) r += "Authorization: Bearer " + std::string(kToken) + "\r\n";
+    if (http::IsMutatingMethod(method)) r += "Content-Type: application/json\r\n";
     if (!body.empty()) r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     return r + "\r\n" + std::string(body);
   }
@@ -262,25 +270,70 @@ TEST_F(AdminTest, PrometheusHealthzAndMethods) {
 
 TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
   StartServer("s3cret-token");
-  auto anonymous = Client();
+  auto anonymous = Client("");
   auto s = anonymous->GetStatus();
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("token"), std::string::npos) << s.status().message();
   auto wrong = Client("guess")->Switch("green");
   EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(router_.policy().active, "blue");
-  RawResponse r = Raw(Request("GET", "/v1/status", ""));
+  RawResponse r = Raw(Request("GET", "/v1/status", "", "", /*with_token=*/false));
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer");
-  EXPECT_EQ(Raw(Request("GET", "/metrics", "")).status, 401);
-  EXPECT_EQ(Raw(Request("GET", "/healthz", "")).status, 200);
+  EXPECT_EQ(Raw(Request("GET", "/metrics", "", "", false)).status, 401);
+  EXPECT_EQ(Raw(Request("GET", "/healthz", "", "", false)).status, 200);
+  EXPECT_EQ(router_.policy().active, "blue");
   auto good = Client("s3cret-token")->Switch("green");
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(router_.policy().active, "green");
 }
 
+TEST(AdminClientTest, AMisdirectedRequestIsRefusedAndTheClientSaysWhy) {
+  InMemoryRouter router;
+  AdminServer::Options options;
+  options.address = "0.0.0.0:0";  // reachable on every loopback address
+  options.token = "t";
+  AdminServer server(options, router, nullptr);
+  ASSERT_TRUE(server.Start().ok());
+  const std::string port = server.address().substr(server.address().rfind(':'));
+  // 127.0.0.2 reaches it, but is not a name it answers to (it is not one of its own).
+  auto client = AdminClient::Create("127.0.0.2" + port, "t", Millis(5000));
+  ASSERT_TRUE(client.ok());
+  auto refused = (*client)->Switch("green");
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("answers only to Host"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(router.policy().active, "blue");
+  auto ok = AdminClient::Create("127.0.0.1" + port, "t", Millis(5000));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE((*ok)->Switch("green").ok());
+}
+
+TEST_F(AdminTest, ConfiguredHostNamesAndTheirOriginsAreTheAdminsOwn) {
+  AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.token = std::string(kToken);
+  options.allowed_hosts = {"Router.Internal"};
+  server_ = std::make_unique<AdminServer>(options, router_, nullptr);
+  ASSERT_TRUE(server_->Start().ok());
+  const std::string port = server_->address().substr(server_->address().rfind(':') + 1);
+  auto get = [&](std::string_view host, std::string_view origin) {
+    std::string r = "GET /v1/status HTTP/1.1\r\nHost: " + std::string(host) +
+                    "\r\nAuthorization: Bearer " + std::string(kToken) + "\r\n";
+    if (!origin.empty()) r += "Origin: " + std::string(origin) + "\r\n";
+    return Raw(r + "\r\n").status;
+  };
+  EXPECT_EQ(get("router.internal:" + port, ""), 200);
+  EXPECT_EQ(get("localhost:" + port, "http://router.internal:" + port), 200);
+  EXPECT_EQ(get("[::1]:" + port, ""), 200);
+  EXPECT_EQ(get("router.internal.evil.example:" + port, ""), 421);
+  EXPECT_EQ(get("localhost:" + port, "http://evil.example"), 403);
+  // /healthz passes no check at all.
+  EXPECT_EQ(Raw("GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n").status, 200);
+}
+
 TEST_F(AdminTest, OversizeBodyAndHeadAreRefused) {
-  StartServer("", /*max_body=*/1024);
+  StartServer(std::string(kToken), /*max_body=*/1024);
   RawClient raw;
   ASSERT_TRUE(raw.Connect(server_->address()).ok());
   // The server answers from the head alone, without waiting for the 2 MiB.
@@ -374,6 +427,7 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
   {
     AdminServer::Options options;
     options.address = "127.0.0.1:0";
+    options.token = "t";
     InMemoryRouter router;
     AdminServer server(options, router, nullptr);
     ASSERT_TRUE(server.Start().ok());
@@ -396,9 +450,11 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
 // 500 (the JSON writer threw on the path echoed in the 404 message) instead of the 404.
 TEST(AdminServerTest, PathThatIsNotUtf8IsA404NotA500) {
   InMemoryRouter router;
-  AdminServer server(AdminServer::Options{}, router, nullptr);
+  // On a Unix socket (never started here) the checks read no Host, so the path is reached.
+  AdminServer server(AdminServer::Options{.address = "unix:/nonexistent/admin.sock"}, router,
+                     nullptr);
   for (std::string_view path : {"/v1/wei\xcaght", "/v1/slots/\xff", "/\xc3"}) {
-    const AdminServer::Reply reply = server.Handle("GET", path, "", "");
+    const AdminServer::Reply reply = server.Handle({.method = "GET", .target = path});
     EXPECT_EQ(reply.status, 404) << reply.body;
     const json j = json::parse(reply.body, nullptr, false);
     ASSERT_TRUE(j.is_object()) << reply.body;
@@ -410,6 +466,7 @@ TEST(AdminServerTest, RefusesAnAddressInUse) {
   InMemoryRouter router;
   AdminServer::Options options;
   options.address = "127.0.0.1:0";
+  options.token = "t";
   AdminServer first(options, router, nullptr);
   ASSERT_TRUE(first.Start().ok());
   options.address = first.address();
@@ -417,6 +474,17 @@ TEST(AdminServerTest, RefusesAnAddressInUse) {
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_NE(s.message().find(first.address()), std::string::npos) << s.message();
+}
+
+TEST(AdminServerTest, TcpWithoutATokenDoesNotStartAndSaysWhatToDo) {
+  InMemoryRouter router;
+  AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  AdminServer server(options, router, nullptr);
+  Status s = server.Start();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--admin-token"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("unix:"), std::string::npos) << s.message();
 }
 
 // ---- The admin API on a Unix socket ----------------------------------------------------------

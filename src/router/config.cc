@@ -1,14 +1,15 @@
 #include "router/config.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <charconv>
-#include <fstream>
+#include <cstdlib>
 #include <set>
-#include <sstream>
 
+#include "common/file_util.h"
 #include "http/parser.h"
 
 namespace turnout::router {
@@ -72,13 +73,6 @@ Status CheckAdminAddress(const std::string& text) {
     return Status::Ok();
   }
   return CheckAddress("admin.address", text, true);
-}
-
-bool IsLoopbackHost(const std::string& host) {
-  if (host == "localhost") return true;
-  boost::system::error_code ec;
-  auto address = boost::asio::ip::make_address(host, ec);
-  return !ec && address.is_loopback();
 }
 
 Status Positive(std::string_view what, Millis value) {
@@ -400,7 +394,7 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
           int64_t w, r.Int(v, "workers", 0, 256, "a number of threads 0..256 (0 = one per core)"));
       c.workers = static_cast<int>(w);
     } else if (key == "admin") {
-      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "admin", {"address", "token"}));
+      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "admin", {"address", "token", "hosts"}));
       if (v["address"]) {
         if (v["address"].IsNull()) {
           c.admin.clear();
@@ -414,6 +408,10 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
       }
       if (v["token"]) {
         TURNOUT_ASSIGN_OR_RETURN(c.admin_token, r.String(v["token"], "admin.token"));
+      }
+      if (v["hosts"]) {
+        TURNOUT_ASSIGN_OR_RETURN(c.admin_hosts,
+                                 r.Strings(v["hosts"], "admin.hosts", /*allow_single=*/true));
       }
     } else if (key == "slots") {
       if (!v.IsMap() || v.size() == 0) {
@@ -528,6 +526,16 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return out;
 }
 
+std::string DefaultAdminAddress() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime != nullptr && runtime[0] == '/') {
+    return std::string(kUnixAddressPrefix) + runtime + "/turnout/admin.sock";
+  }
+  if (::geteuid() == 0) return std::string(kUnixAddressPrefix) + "/run/turnout/admin.sock";
+  return std::string(kUnixAddressPrefix) + "/tmp/turnout-" + std::to_string(::geteuid()) +
+         "/admin.sock";
+}
+
 std::string_view UnixSocketPathOf(std::string_view address) {
   if (!address.starts_with(kUnixAddressPrefix)) return {};
   return address.substr(kUnixAddressPrefix.size());
@@ -542,10 +550,12 @@ Status ValidateRouterConfig(const RouterConfig& c) {
   }
   if (!c.admin.empty()) {
     TURNOUT_RETURN_IF_ERROR(CheckAdminAddress(c.admin));
-    if (c.admin_token.empty() && UnixSocketPathOf(c.admin).empty() &&
-        !IsLoopbackHost(ParseHostPort(c.admin)->host)) {
-      return InvalidArgument("admin.token: required because the admin API listens on " + c.admin +
-                             ", which is not loopback; set a token or listen on 127.0.0.1");
+    // On loopback too: any local process and any web page the operator opens can reach it.
+    if (c.admin_token.empty() && UnixSocketPathOf(c.admin).empty()) {
+      return InvalidArgument(
+          "admin.token: required because the admin API listens on TCP (" + c.admin +
+          "); give a token (--admin-token, --admin-token-file FILE or $TURNOUT_ADMIN_TOKEN; "
+          "admin.token in YAML) or listen on a Unix socket (unix:/path/to/admin.sock)");
     }
   }
   for (char ch : c.admin_token) {
@@ -628,12 +638,8 @@ Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_vi
 }
 
 Result<RouterConfig> LoadRouterConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError("cannot read router config " + path, errno);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return ErrnoError("cannot read router config " + path, errno);
-  return ParseRouterConfigYaml(text.str(), path);
+  TURNOUT_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "router config"));
+  return ParseRouterConfigYaml(text, path);
 }
 
 std::string OverrideSecretFilePath(const RouterConfig& config) {

@@ -2,7 +2,7 @@
 //
 // Flags (quick use):
 //   turnout router --listen 127.0.0.1:8080 --slot blue=127.0.0.1:9001,127.0.0.1:9003
-//                  --slot green=127.0.0.1:9002 --active blue --admin 127.0.0.1:9901
+//                  --slot green=127.0.0.1:9002 --active blue --admin unix:/run/turnout/admin.sock
 // YAML (`--config router.yaml`): the same keys, plus health checks, timeouts and limits; unknown
 // keys and bad values are refused with file:line and what was expected. See
 // docs/router.md for the full reference.
@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/duration.h"
@@ -61,14 +62,29 @@ struct LimitsConfig {
   uint32_t max_idle_per_instance = 64;   // pooled upstream connections per instance per worker
 };
 
+// An admin address of the form "unix:/path/to/admin.sock" names a Unix stream socket.
+inline constexpr std::string_view kUnixAddressPrefix = "unix:";
+// The socket path of a "unix:PATH" admin address; empty for any other address (host:port).
+std::string_view UnixSocketPathOf(std::string_view address);
+
+// Where the admin API listens unless told otherwise, and where `turnout router COMMAND` looks for
+// it: unix:$XDG_RUNTIME_DIR/turnout/admin.sock when XDG_RUNTIME_DIR is set (an absolute path),
+// else unix:/run/turnout/admin.sock for root, else unix:/tmp/turnout-<uid>/admin.sock.
+std::string DefaultAdminAddress();
+
 struct RouterConfig {
   std::vector<std::string> listen;       // at least one "host:port"; port 0 = any free port
   int workers = 0;                       // 0 = number of cores. Default: 0
-  // The admin API listener: "host:port", or "unix:/path/to/admin.sock" for a Unix socket (file
-  // mode 0600). Empty disables it.
-  std::string admin = "127.0.0.1:9901";
-  // Required when the admin listener is not loopback. Sent as `Authorization: Bearer <token>`.
+  // The admin API listener: "unix:/path/to/admin.sock" for a Unix socket (file mode 0600, its
+  // directory created with mode 0700 when missing), or "host:port" for TCP, which needs
+  // admin_token. Empty disables it. Default: DefaultAdminAddress().
+  std::string admin = DefaultAdminAddress();
+  // Required when the admin listener is TCP (any address, loopback too). Sent as
+  // `Authorization: Bearer <token>`. Default: none.
   std::string admin_token;
+  // More Host names the TCP admin listener answers to ("router.internal", "10.0.0.5:9901"),
+  // besides its bound address and the loopback names of a loopback bind. Default: none.
+  std::vector<std::string> admin_hosts;
   std::vector<SlotConfig> slots;  // at least one; names unique
   RoutingPolicy policy;           // the initial policy (a persisted one wins, see state_file)
   // Where the active policy is persisted (written atomically on every change, read at start).
@@ -88,7 +104,7 @@ struct RouterConfig {
 };
 
 // Checks the whole config (addresses parse, slots unique and non-empty, policy valid against
-// the slots, admin token present for a non-loopback admin, numbers in range).
+// the slots, admin token present for a TCP admin address, numbers in range).
 Status ValidateRouterConfig(const RouterConfig& config);
 
 // Loads and validates a YAML file. Errors read "router.yaml:12: health.rise: expected a
@@ -106,10 +122,5 @@ struct HostPort {
   uint16_t port = 0;
 };
 Result<HostPort> ParseHostPort(std::string_view text);
-
-// An admin address of the form "unix:/path/to/admin.sock" names a Unix stream socket.
-inline constexpr std::string_view kUnixAddressPrefix = "unix:";
-// The socket path of a "unix:PATH" admin address; empty for any other address (host:port).
-std::string_view UnixSocketPathOf(std::string_view address);
 
 }  // namespace turnout::router

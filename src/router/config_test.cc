@@ -97,9 +97,39 @@ TEST(RouterConfigYaml, MinimalConfigUsesDefaults) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->listen, std::vector<std::string>{"0.0.0.0:8080"});
   EXPECT_EQ(r->policy.active, "blue");  // the only slot
-  EXPECT_EQ(r->admin, "127.0.0.1:9901");
+  EXPECT_EQ(r->admin, DefaultAdminAddress());  // a Unix socket: no token needed
+  EXPECT_TRUE(r->admin.starts_with("unix:/")) << r->admin;
   EXPECT_TRUE(r->health.enabled);
   EXPECT_EQ(r->health.path, "/ready");
+}
+
+TEST(RouterConfig, DefaultAdminAddressIsAUnixSocketOfThisUser) {
+  const char* saved = std::getenv("XDG_RUNTIME_DIR");
+  const std::string restore = saved ? saved : "";
+  setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+  EXPECT_EQ(DefaultAdminAddress(), "unix:/run/user/1234/turnout/admin.sock");
+  EXPECT_EQ(RouterConfig{}.admin, "unix:/run/user/1234/turnout/admin.sock");
+  unsetenv("XDG_RUNTIME_DIR");
+  EXPECT_EQ(DefaultAdminAddress(), ::geteuid() == 0
+                                       ? std::string("unix:/run/turnout/admin.sock")
+                                       : "unix:/tmp/turnout-" + std::to_string(::geteuid()) +
+                                             "/admin.sock");
+  setenv("XDG_RUNTIME_DIR", "relative/dir", 1);  // not absolute: ignored
+  EXPECT_FALSE(DefaultAdminAddress().starts_with("unix:relative")) << DefaultAdminAddress();
+  if (saved) {
+    setenv("XDG_RUNTIME_DIR", restore.c_str(), 1);
+  } else {
+    unsetenv("XDG_RUNTIME_DIR");
+  }
+}
+
+TEST(RouterConfigYaml, AdminHosts) {
+  auto r = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\nadmin:\n  address: "
+      "0.0.0.0:9901\n  token: t\n  hosts: [router.internal, 10.0.0.5:9901]\n",
+      "hosts.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->admin_hosts, (std::vector<std::string>{"router.internal", "10.0.0.5:9901"}));
 }
 
 TEST(RouterConfigYaml, AdminOnAUnixSocket) {
@@ -156,8 +186,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{kHead + "policy: {active: blue}\nhealth:\n  enabled: yes\n",
                 "router.yaml:7: health.enabled: expected true or false, got 'yes'"},
         BadCase{kHead + "policy: {active: blue}\nadmin:\n  address: 0.0.0.0:9901\n",
-                "router.yaml:7: admin.token: required because the admin API listens on "
-                "0.0.0.0:9901, which is not loopback; set a token or listen on 127.0.0.1"},
+                "router.yaml:7: admin.token: required because the admin API listens on TCP "
+                "(0.0.0.0:9901); give a token (--admin-token, --admin-token-file FILE or "
+                "$TURNOUT_ADMIN_TOKEN; admin.token in YAML) or listen on a Unix socket "
+                "(unix:/path/to/admin.sock)"},
         BadCase{"listen: 127.0.0.1:8080\nslots:\n  blue: [127.0.0.1]\n",
                 "router.yaml:3: slots.blue: expected host:port of an instance such as "
                 "127.0.0.1:9001, got '127.0.0.1'"},
@@ -231,12 +263,15 @@ RouterConfig Valid() {
 TEST(ValidateRouterConfig, ChecksAcrossFields) {
   EXPECT_TRUE(ValidateRouterConfig(Valid()).ok());
   auto c = Valid();
-  c.admin = "[::1]:9901";  // loopback: no token needed
-  EXPECT_TRUE(ValidateRouterConfig(c).ok());
-  c.admin = "10.1.2.3:9901";
-  EXPECT_NE(ValidateRouterConfig(c).message().find("admin.token: required"), std::string::npos);
-  c.admin_token = "x";
-  EXPECT_TRUE(ValidateRouterConfig(c).ok());
+  // TCP needs a token, on loopback too: every local process and every web page can reach it.
+  for (const char* tcp : {"[::1]:9901", "127.0.0.1:9901", "localhost:0", "10.1.2.3:9901"}) {
+    c.admin = tcp;
+    c.admin_token.clear();
+    EXPECT_NE(ValidateRouterConfig(c).message().find("admin.token: required"), std::string::npos)
+        << tcp;
+    c.admin_token = "x";
+    EXPECT_TRUE(ValidateRouterConfig(c).ok()) << tcp;
+  }
   c = Valid();
   c.admin = "unix:/run/turnout/admin.sock";  // the file mode is the access check
   EXPECT_TRUE(ValidateRouterConfig(c).ok());

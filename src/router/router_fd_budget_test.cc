@@ -78,7 +78,9 @@ void WriteAll(int fd, const std::string& s) {
   std::unique_ptr<Router> router = std::move(created).value();
   if (!router->Start().ok()) _exit(12);
   AdminServer::Options options;
-  options.address = "127.0.0.1:0";
+  // A Unix socket needs no token (its file mode is the check) and uses no port.
+  options.address = "unix:" + ::testing::TempDir() + "turnout-fd-budget-admin-" +
+                    std::to_string(::getpid()) + ".sock";
   Router* raw = router.get();
   AdminServer admin(options, *router, [raw] { return raw->PrometheusText(); });
   if (!admin.Start().ok()) _exit(13);

@@ -47,14 +47,20 @@ class PrometheusProcess {
  public:
   ~PrometheusProcess() { Stop(); }
 
-  Status Start(const std::string& binary, const std::string& dir, const std::string& scrape) {
+  // Scrapes `scrape` (host:port) with `Authorization: Bearer <token>`.
+  Status Start(const std::string& binary, const std::string& dir, const std::string& scrape,
+               const std::string& token) {
     std::string config = dir + "/prometheus.yml";
     std::ofstream(config) << "global:\n"
                              "  scrape_interval: 1s\n"
                              "  evaluation_interval: 1s\n"
                              "scrape_configs:\n"
                              "  - job_name: turnout\n"
-                             "    static_configs:\n"
+                             "    authorization:\n"
+                             "      type: Bearer\n"
+                             "      credentials: "
+                          << token << "\n"
+                          << "    static_configs:\n"
                              "      - targets: ['"
                           << scrape << "']\n";
     log_ = dir + "/prometheus.log";
@@ -116,6 +122,7 @@ TEST_F(PrometheusServerTest, QueriesARealPrometheusScrapingTheRouter) {
       {{"blue", {blue.address()}}, {"green", {green.address()}}}, "blue")));
   router::AdminServer::Options admin_options;
   admin_options.address = "127.0.0.1:0";
+  admin_options.token = "scrape-token-41d2";  // a TCP admin API needs one; Prometheus sends it
   router::Router* r = &router();
   router::AdminServer admin(admin_options, router(), [r] { return r->PrometheusText(); });
   ASSERT_TRUE(admin.Start().ok());
@@ -125,7 +132,7 @@ TEST_F(PrometheusServerTest, QueriesARealPrometheusScrapingTheRouter) {
 
   platform::testing::TempDir dir;
   PrometheusProcess prometheus;
-  ASSERT_TRUE(prometheus.Start(binary, dir.path(), admin.address()).ok());
+  ASSERT_TRUE(prometheus.Start(binary, dir.path(), admin.address(), admin_options.token).ok());
 
   PrometheusOptions options;
   options.base_url = "http://" + prometheus.address();
