@@ -682,6 +682,16 @@ TEST(TurnoutBinary, DaemonApiAuthorizationMatrix) {
   EXPECT_EQ(cells, 6 * static_cast<int>(std::size(endpoints)));
   EXPECT_EQ(unexpected_allows, 0);
 
+  // The router process turnoutd runs outlives a SIGTERM of turnoutd: stop it first.
+  const std::string stop_body = R"({"router":true})";
+  router::testing::RawResponse stopped = router::testing::FetchOnce(
+      api,
+      "POST /v1/stop-instances HTTP/1.1\r\nHost: " + api +
+          "\r\nConnection: close\r\nAuthorization: Bearer d-tkn\r\n"
+          "Content-Type: application/json\r\nContent-Length: " +
+          std::to_string(stop_body.size()) + "\r\n\r\n" + stop_body,
+      "POST");
+  EXPECT_EQ(stopped.status, 200) << stopped.body;
   daemon.Signal(SIGTERM);
   EXPECT_EQ(daemon.Wait(In(std::chrono::seconds(20))), 0) << daemon.err;
   std::filesystem::remove_all(dir);
