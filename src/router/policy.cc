@@ -1,13 +1,12 @@
 #include "router/policy.h"
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+
+#include "common/secret.h"
 
 namespace turnout::router {
 namespace {
@@ -269,18 +268,8 @@ uint64_t NewCanarySeed() {
 }
 
 Result<std::string> NewOverrideSecret() {
-  unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-    return Internal("cannot generate an override secret: the system's random source failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  OPENSSL_cleanse(bytes, sizeof(bytes));
-  return out;
+  // 128 bits from the CSPRNG, 32 hex characters (common's one generator of secrets).
+  return RandomSecretHex(16);
 }
 
 std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret) {
