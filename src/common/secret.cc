@@ -49,6 +49,14 @@ Result<std::string> ReadSecretFile(const std::string& path, int fd) {
 
 }  // namespace
 
+bool SecretMatches(std::string_view given, std::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i] ^ (i < expected.size() ? expected[i] : 0));
+  }
+  return diff == 0 && !expected.empty();
+}
+
 Result<std::string> RandomSecretHex(size_t bytes) {
   std::string raw(bytes, '\0');
   if (bytes > INT_MAX ||

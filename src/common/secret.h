@@ -19,6 +19,11 @@
 
 namespace turnout {
 
+// True when `given` equals `expected` and `expected` is not empty. The time taken does not
+// depend on where the first difference is (only the lengths may show), so a client cannot find
+// a token or secret byte by byte by timing.
+bool SecretMatches(std::string_view given, std::string_view expected);
+
 // `bytes` random bytes as hex. Internal when the CSPRNG fails (it does not on Linux).
 Result<std::string> RandomSecretHex(size_t bytes = 32);
 

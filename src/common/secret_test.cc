@@ -100,5 +100,14 @@ TEST(SecretFingerprintTest, IsShortAndDoesNotContainTheSecret) {
   EXPECT_EQ(f, SecretFingerprint(secret));
 }
 
+TEST(SecretMatches, OnlyTheSameNonEmptySecretMatches) {
+  EXPECT_TRUE(SecretMatches("s3cret", "s3cret"));
+  EXPECT_FALSE(SecretMatches("s3creT", "s3cret"));
+  EXPECT_FALSE(SecretMatches("s3cre", "s3cret"));   // a prefix
+  EXPECT_FALSE(SecretMatches("s3crets", "s3cret"));  // longer
+  EXPECT_FALSE(SecretMatches("", ""));               // no secret set: nothing matches
+  EXPECT_FALSE(SecretMatches("x", ""));
+}
+
 }  // namespace
 }  // namespace turnout

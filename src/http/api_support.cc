@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/secret.h"
 
 namespace turnout::http {
 namespace {
@@ -65,11 +66,7 @@ bool BearerTokenMatches(std::string_view authorization, std::string_view token) 
   }
   std::string_view given = authorization.substr(kScheme.size());
   while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
-  unsigned char diff = given.size() == token.size() ? 0 : 1;
-  for (size_t i = 0; i < given.size(); ++i) {
-    diff |= static_cast<unsigned char>(given[i] ^ (i < token.size() ? token[i] : 0));
-  }
-  return diff == 0 && !token.empty();
+  return SecretMatches(given, token);
 }
 
 bool IsMutatingMethod(std::string_view method) {

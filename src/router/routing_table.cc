@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "common/secret.h"
+
 namespace turnout::router {
 namespace {
 
@@ -32,13 +34,6 @@ std::string_view FindCookie(std::string_view field, std::string_view name) {
 }
 
 // Compares without an early exit so the secret does not leak through timing.
-bool SecretEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 int RoutingTable::FindSlot(std::string_view name) const {
@@ -90,8 +85,8 @@ SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& hea
     if (o != nullptr) {
       // No secret configured means no override at all: never route by the header alone.
       const http::Header* s = head.headers.Find(kOverrideSecretHeader);
-      const bool allowed = !policy.override_header.secret.empty() && s != nullptr &&
-                           SecretEquals(s->value, policy.override_header.secret);
+      const bool allowed =
+          s != nullptr && SecretMatches(s->value, policy.override_header.secret);
       if (allowed) {
         sel.by_override = true;
         sel.slot = table.FindSlot(o->value);
