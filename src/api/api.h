@@ -6,8 +6,11 @@
 // body are refused (411); the connection stays open unless a side says `Connection: close`.
 // Status codes produced by the transport itself (before the handler): 400 malformed request
 // (connection closed; also a target that is not a path or has a bad %-escape, connection kept),
-// 401 missing/wrong token on TCP, 411 chunked body, 413 body over max_body_bytes, 431 head over
-// max_head_bytes. A reply to HEAD has no body. A handler status outside 100..599 is sent as 500.
+// then http::CheckApiRequest: 421 on TCP a Host that is not the server's own, 403 an Origin that
+// is not its own (any Origin on the Unix socket), 401 missing/wrong token on TCP, 415 a
+// POST/PUT/PATCH/DELETE without Content-Type: application/json; 411 chunked body, 413 body over
+// max_body_bytes, 431 head over max_head_bytes. A reply to HEAD has no body. A handler status
+// outside 100..599 is sent as 500.
 //
 // Example (daemon):
 //   api::Server server({.unix_path = ".turnout/turnoutd.sock"}, [&](const api::Request& r) {
@@ -96,6 +99,10 @@ class Server {
     // `Authorization: Bearer <token>` (compared in constant time) or get 401. Unix peers need no
     // token. Default: none.
     std::string token{};
+    // More Host names (and so origins) the TCP listener answers to besides its bound address
+    // and, for a loopback bind, localhost/127.0.0.1/[::1] with its port (http::OwnHostsFor).
+    // Default: none.
+    std::vector<std::string> allowed_hosts{};
     size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
     size_t max_head_bytes = 16 * 1024;  // Default: 16 KiB -> 431 over it
     // A connection on which no byte arrives for this long (while no request of it is being

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "api/api.h"
+#include "http/api_support.h"
 #include "http/parser.h"
 
 namespace turnout::api {
@@ -403,7 +404,11 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
   if (!impl.options.token.empty()) {
     request.append("Authorization: Bearer ").append(impl.options.token).append("\r\n");
   }
-  if (!body.empty()) request.append("Content-Type: application/json\r\n");
+  // Every request that changes something says it is JSON, body or not (the server refuses a
+  // mutating request without it: 415).
+  if (!body.empty() || http::IsMutatingMethod(method)) {
+    request.append("Content-Type: application/json\r\n");
+  }
   if (!body.empty() || (method != "GET" && method != "HEAD")) {
     request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   }

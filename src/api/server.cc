@@ -75,7 +75,7 @@ struct Server::Impl {
   asio::awaitable<void> AcceptTcp();
   asio::awaitable<void> AcceptUnix();
   template <typename Socket>
-  asio::awaitable<void> Session(Socket socket, std::string peer, bool needs_token);
+  asio::awaitable<void> Session(Socket socket, std::string peer, const http::ApiAccess* access);
   Reply RunHandler(const Request& request);
   void RemoveSocketFile();
 
@@ -86,6 +86,9 @@ struct Server::Impl {
   tcp::acceptor tcp_acceptor{io};
   UnixProtocol::acceptor unix_acceptor{io};
   std::string bound_tcp;
+  // What each listener's requests must pass (http::CheckApiRequest); set by Start.
+  http::ApiAccess tcp_access;
+  http::ApiAccess unix_access;
   // The socket file this server created, identified by inode so that Stop() never removes a
   // file another process put at the same path since.
   bool created_socket_file = false;
@@ -148,7 +151,8 @@ Reply Server::Impl::RunHandler(const Request& request) {
 }
 
 template <typename Socket>
-asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, bool needs_token) {
+asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer,
+                                            const http::ApiAccess* access) {
   Impl* impl = this;
   const uint64_t id = impl->next_connection++;
   struct Unregister {
@@ -221,8 +225,7 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
     request.method = std::string(head.method);
     request.target = std::string(head.target);
     request.peer = peer;
-    const http::Header* auth = head.headers.Find("Authorization");
-    const std::string authorization = auth ? std::string(auth->value) : std::string();
+    const auto checked = http::ApiCheckedHeaders::From(head.headers);
     const bool keep_alive = head.keep_alive;
     if (head.body == http::BodyKind::kChunked) {
       co_await send(Reply::Error(411, "send the body with Content-Length"), true);
@@ -252,12 +255,9 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer, boo
     std::string extra_headers;
     if (Status s = DecodeTarget(request.target, &request); !s.ok()) {
       reply = Reply::Error(400, "bad request: " + s.message());
-    } else if (needs_token && !http::BearerTokenMatches(authorization, options.token)) {
-      reply = Reply::Error(401, authorization.empty()
-                                    ? "this API needs a token over TCP: send Authorization: "
-                                      "Bearer <token>"
-                                    : "the token was refused");
-      extra_headers = "WWW-Authenticate: Bearer\r\n";
+    } else if (auto refusal = http::CheckApiRequest(*access, checked.For(request.method))) {
+      reply = Reply::Error(refusal->status, refusal->message);
+      extra_headers = std::move(refusal->extra_headers);
     } else {
       reply = co_await asio::co_spawn(
           impl->pool->get_executor(),
@@ -288,7 +288,7 @@ asio::awaitable<void> Server::Impl::AcceptTcp() {
     ++impl->live_connections;
     boost::system::error_code ignored;
     std::string peer = FormatEndpoint(socket.remote_endpoint(ignored));
-    asio::co_spawn(impl->io, impl->Session(std::move(socket), std::move(peer), true),
+    asio::co_spawn(impl->io, impl->Session(std::move(socket), std::move(peer), &impl->tcp_access),
                    [](std::exception_ptr) {});
   }
 }
@@ -307,7 +307,8 @@ asio::awaitable<void> Server::Impl::AcceptUnix() {
     }
     if (impl->live_connections >= impl->options.max_connections) continue;
     ++impl->live_connections;
-    asio::co_spawn(impl->io, impl->Session(std::move(socket), std::string("unix"), false),
+    asio::co_spawn(impl->io,
+                   impl->Session(std::move(socket), std::string("unix"), &impl->unix_access),
                    [](std::exception_ptr) {});
   }
 }
@@ -348,6 +349,11 @@ Status Server::Start() {
       undo();
       return s;
     }
+  }
+  impl->unix_access.unix_socket = true;
+  impl->tcp_access.token = options.token;
+  if (!impl->bound_tcp.empty()) {
+    impl->tcp_access.hosts = http::OwnHostsFor(impl->bound_tcp, options.allowed_hosts);
   }
   impl->pool = std::make_unique<asio::thread_pool>(std::max(1, options.handler_threads));
   if (impl->unix_acceptor.is_open()) {

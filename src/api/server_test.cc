@@ -312,7 +312,8 @@ TEST_F(ApiServerTest, RawKeepAliveServesSeveralRequestsAndHonoursClose) {
   // Two pipelined requests; the second asks to close.
   auto r = SendRaw(
       "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
-      "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+      "POST /two HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n"
+      "Connection: close\r\n\r\nabc");
   EXPECT_TRUE(r.closed);
   const size_t second = r.bytes.find("HTTP/1.1 200 ", 1);
   ASSERT_NE(second, std::string::npos) << r.bytes;

@@ -155,6 +155,7 @@ std::string ClosedAddress() {
   } null;
   router::AdminServer::Options options;
   options.address = "127.0.0.1:0";
+  options.token = "unused";  // a TCP admin API needs one
   router::AdminServer server(options, null, nullptr);
   EXPECT_TRUE(server.Start().ok());
   std::string address = server.address();

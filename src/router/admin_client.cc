@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "http/api_support.h"
 #include "http/parser.h"
 #include "router/admin_json.h"
 
@@ -273,7 +274,7 @@ Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
   request.append(UnixSocketPathOf(address_).empty() ? std::string_view(address_) : "localhost");
   request.append("\r\nUser-Agent: turnout\r\nAccept: application/json\r\n");
   if (!token_.empty()) request.append("Authorization: Bearer ").append(token_).append("\r\n");
-  if (!body.empty() || method == "PUT" || method == "POST") {
+  if (!body.empty() || http::IsMutatingMethod(method)) {
     request.append("Content-Type: application/json\r\nContent-Length: ");
     request.append(std::to_string(body.size())).append("\r\n");
   }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "router/admin_client.h"
@@ -32,7 +34,51 @@ class AdminRouterTest : public testing::RouterTest {
   }
   void TearDown() override {
     admin_->Stop();  // before the router it serves
+    if (unix_admin_) unix_admin_->Stop();
+    if (!socket_dir_.empty()) std::filesystem::remove_all(socket_dir_);
     testing::RouterTest::TearDown();
+  }
+
+  // A second admin server for the same router on a Unix socket (no token: the file mode is the
+  // access check); returns its address.
+  std::string StartUnixAdmin() {
+    std::string pattern = "/tmp/turnout-admin-XXXXXX";
+    EXPECT_NE(::mkdtemp(pattern.data()), nullptr);
+    socket_dir_ = pattern;
+    AdminServer::Options options;
+    options.address = "unix:" + socket_dir_ + "/admin.sock";
+    unix_admin_ = std::make_unique<AdminServer>(options, router(), nullptr);
+    Status s = unix_admin_->Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return unix_admin_->address();
+  }
+
+  // Sends `request` as is on a new connection to `address` and returns the reply.
+  static testing::RawResponse Send(const std::string& address, const std::string& request) {
+    testing::RawClient raw;
+    Status s = raw.Connect(address);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return raw.RoundTrip(request, "POST");
+  }
+
+  // A request as curl sends it: `curl -X METHOD [-H ...] -d BODY http://HOST/TARGET`.
+  static std::string CurlRequest(std::string_view method, std::string_view target,
+                                 std::string_view host, std::string_view headers,
+                                 std::string_view body) {
+    return std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: " +
+           std::string(host) + "\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n" +
+           std::string(headers) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           std::string(body);
+  }
+
+  std::vector<std::string> BlueInstances() {
+    auto s = client_->GetSlotStatus("blue");
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    std::vector<std::string> out;
+    if (s.ok()) {
+      for (const auto& i : s->instances) out.push_back(i.address);
+    }
+    return out;
   }
 
   std::string UpstreamOf(std::string_view extra_headers = "") {
@@ -45,7 +91,76 @@ class AdminRouterTest : public testing::RouterTest {
   testing::TestUpstream* green_ = nullptr;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<AdminClient> client_;
+  std::unique_ptr<AdminServer> unix_admin_;
+  std::string socket_dir_;
 };
+
+// The probe's first finding: a cross-site "simple" POST (text/plain, so a web page sends it
+// without a CORS preflight) moved every user to green.
+TEST_F(AdminRouterTest, CrossSiteSimpleSwitchIsRefused) {
+  const std::string unix_admin = StartUnixAdmin();
+  constexpr std::string_view kBody = R"({"slot":"green"})";
+  constexpr std::string_view kCrossSite =
+      "Content-Type: text/plain\r\nOrigin: http://evil.example\r\n";
+  // Byte for byte the probe's request, on the socket that needs no token.
+  testing::RawResponse on_socket =
+      Send(unix_admin, CurlRequest("POST", "/v1/switch", "localhost", kCrossSite, kBody));
+  EXPECT_EQ(on_socket.status, 403) << on_socket.body;
+  EXPECT_NE(on_socket.body.find("cross-site"), std::string::npos) << on_socket.body;
+  // On TCP, without the token (refused as cross-site before the token is looked at), and even
+  // with it.
+  EXPECT_EQ(Send(admin_->address(),
+                 CurlRequest("POST", "/v1/switch", admin_->address(), kCrossSite, kBody))
+                .status,
+            403);
+  testing::RawResponse with_token = Send(
+      admin_->address(), CurlRequest("POST", "/v1/switch", admin_->address(),
+                                     std::string(kCrossSite) + "Authorization: Bearer tkn\r\n",
+                                     kBody));
+  EXPECT_EQ(with_token.status, 403) << with_token.body;
+  // A same-origin request with text/plain is refused too: only JSON changes anything.
+  testing::RawResponse plain = Send(
+      admin_->address(),
+      CurlRequest("POST", "/v1/switch", admin_->address(),
+                  "Content-Type: text/plain\r\nAuthorization: Bearer tkn\r\n", kBody));
+  EXPECT_EQ(plain.status, 415) << plain.body;
+  EXPECT_NE(plain.body.find("Content-Type: application/json"), std::string::npos) << plain.body;
+
+  auto policy = client_->GetPolicy();
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->active, "blue");
+  EXPECT_EQ(UpstreamOf(), "blue");
+}
+
+// The probe's second finding: a page on a DNS-rebound name (rebind.evil.example resolving to
+// 127.0.0.1) replaced the instances of the active slot.
+TEST_F(AdminRouterTest, DnsReboundHostIsRefused) {
+  const std::string unix_admin = StartUnixAdmin();
+  const std::vector<std::string> before = BlueInstances();
+  ASSERT_EQ(before.size(), 1u);
+  constexpr std::string_view kBody = R"({"instances":["127.0.0.1:6666"]})";
+  // curl -d sends application/x-www-form-urlencoded.
+  constexpr std::string_view kForm = "Content-Type: application/x-www-form-urlencoded\r\n";
+  const std::string port = admin_->address().substr(admin_->address().rfind(':') + 1);
+  const std::string rebound = "rebind.evil.example:" + port;
+  testing::RawResponse probe =
+      Send(admin_->address(), CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
+  EXPECT_EQ(probe.status, 421) << probe.body;
+  EXPECT_NE(probe.body.find("Host"), std::string::npos) << probe.body;
+  // Even a page that had the token and sent JSON.
+  testing::RawResponse with_token = Send(
+      admin_->address(),
+      CurlRequest("PUT", "/v1/slots/blue/instances", rebound,
+                  "Content-Type: application/json\r\nAuthorization: Bearer tkn\r\n", kBody));
+  EXPECT_EQ(with_token.status, 421) << with_token.body;
+  // No browser reaches the socket file, so its Host is not checked, but the form body is refused.
+  testing::RawResponse on_socket =
+      Send(unix_admin, CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
+  EXPECT_EQ(on_socket.status, 415) << on_socket.body;
+
+  EXPECT_EQ(BlueInstances(), before);
+  EXPECT_EQ(UpstreamOf(), "blue");
+}
 
 TEST_F(AdminRouterTest, SwitchAndCanaryMoveRealTraffic) {
   EXPECT_EQ(UpstreamOf(), "blue");

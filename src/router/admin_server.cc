@@ -118,8 +118,10 @@ std::string AdminServer::address() const {
   return bound_address_.empty() ? options_.address : bound_address_;
 }
 
-AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view target,
-                                       std::string_view authorization, std::string_view body) {
+AdminServer::Reply AdminServer::Handle(const Request& request) {
+  const std::string_view method = request.method;
+  const std::string_view target = request.target;
+  const std::string_view body = request.body;
   std::string_view path = target;
   std::string_view query;
   if (auto q = target.find('?'); q != std::string_view::npos) {
@@ -139,12 +141,14 @@ AdminServer::Reply AdminServer::Handle(std::string_view method, std::string_view
     r.body = "ok\n";
     return r;
   }
-  if (!options_.token.empty() && !http::BearerTokenMatches(authorization, options_.token)) {
-    Reply r = ErrorReply(401, authorization.empty()
-                                  ? "this admin API needs a token: send Authorization: Bearer "
-                                    "<token> (turnout: --token or TURNOUT_ADMIN_TOKEN)"
-                                  : "the token was refused; check --token / TURNOUT_ADMIN_TOKEN");
-    r.extra_headers = "WWW-Authenticate: Bearer\r\n";
+  if (auto refusal = http::CheckApiRequest(
+          access_, {.method = method,
+                    .authorization = request.authorization,
+                    .content_type = request.content_type,
+                    .origin = request.origin,
+                    .host = request.host})) {
+    Reply r = ErrorReply(refusal->status, refusal->message);
+    r.extra_headers = std::move(refusal->extra_headers);
     return r;
   }
 
@@ -342,8 +346,7 @@ asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
     // The head's views point into `buffer`, which grows below: copy what is needed now.
     const std::string method(head.method);
     const std::string target(head.target);
-    const http::Header* auth = head.headers.Find("Authorization");
-    const std::string authorization = auth ? std::string(auth->value) : std::string();
+    const auto checked = http::ApiCheckedHeaders::From(head.headers);
     const bool keep_alive = head.keep_alive;
     if (head.body == http::BodyKind::kChunked) {
       co_await send(ErrorReply(411, "send the body with Content-Length"), true);
@@ -366,8 +369,13 @@ asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
     while (buffer.size() < end) {
       if (!co_await read_more()) co_return;
     }
-    Reply reply = server->Handle(method, target, authorization,
-                                 std::string_view(buffer).substr(parsed.consumed, length));
+    Reply reply = server->Handle({.method = method,
+                                  .target = target,
+                                  .body = std::string_view(buffer).substr(parsed.consumed, length),
+                                  .authorization = checked.authorization,
+                                  .content_type = checked.content_type,
+                                  .origin = checked.origin,
+                                  .host = checked.host});
     if (!co_await send(reply, !keep_alive) || !keep_alive) co_return;
     buffer.erase(0, end);
   }
@@ -442,8 +450,17 @@ Status AdminServer::Impl::BindUnix(const std::string& path) {
 Status AdminServer::Start() {
   if (impl_->started) return FailedPrecondition("admin server already started");
   const std::string_view unix_path = UnixSocketPathOf(options_.address);
+  if (unix_path.empty() && options_.token.empty()) {
+    return InvalidArgument("the admin API on TCP (" + options_.address +
+                           ") needs a token: give --admin-token (or admin.token, or "
+                           "TURNOUT_ADMIN_TOKEN), or listen on a Unix socket (--admin "
+                           "unix:/path/to/admin.sock)");
+  }
   TURNOUT_RETURN_IF_ERROR(unix_path.empty() ? impl_->BindTcp()
                                             : impl_->BindUnix(std::string(unix_path)));
+  access_.token = options_.token;
+  access_.unix_socket = !unix_path.empty();
+  if (!access_.unix_socket) access_.hosts = http::OwnHostsFor(bound_address_, options_.allowed_hosts);
 
   Impl* impl = impl_.get();
   if (impl->unix_acceptor.is_open()) {

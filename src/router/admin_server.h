@@ -10,10 +10,14 @@
 //   PUT  /v1/slots/{name}/instances     {"instances":["127.0.0.1:9001"]} -> {"generation":N}
 //   GET  /v1/metrics?window=60          per-slot window metrics (window=0: totals since start)
 //   GET  /metrics                       Prometheus text from `prometheus_text`
-//   GET  /healthz                       200 "ok" (never needs the token)
-// Status codes: 400 bad input (the old policy keeps serving), 401 missing/wrong token, 404 unknown
-// slot or path, 405 wrong method (with Allow), 409 a precondition the router refuses, 411 a body
-// without Content-Length, 413 body over max_body_bytes, 431 head too large, 500 otherwise.
+//   GET  /healthz                       200 "ok" (never needs the token; no other check either)
+// Every other request first passes http::CheckApiRequest: on TCP a Host that is not the admin's
+// own (OwnHostsFor: the bound address, the loopback names for a loopback bind, allowed_hosts)
+// gets 421; an Origin that is not the admin's own 403 (on the Unix socket any Origin); a missing
+// or wrong token 401; a POST/PUT/PATCH/DELETE without Content-Type: application/json 415.
+// Then: 400 bad input (the old policy keeps serving), 404 unknown slot or path, 405 wrong method
+// (with Allow), 409 a precondition the router refuses, 411 a body without Content-Length, 413
+// body over max_body_bytes, 431 head too large, 500 otherwise.
 //
 // Requests are parsed with the strict http::ParseRequestHead; keep-alive is supported; any bytes
 // that do not form a request get a 4xx reply and the connection is closed. Input never crashes
@@ -31,8 +35,10 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
+#include "http/api_support.h"
 #include "router/router_control.h"
 
 namespace turnout::router {
@@ -43,8 +49,12 @@ class AdminServer {
     // host:port (port 0 = any free port), or unix:/path for a Unix stream socket created with
     // mode 0600 (a stale file is replaced, a live one refused; removed by Stop). Default above.
     std::string address = "127.0.0.1:9901";
-    // When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. Default: none.
+    // Every endpoint but /healthz needs `Authorization: Bearer <token>`. Required on TCP: Start()
+    // refuses a TCP address without one (InvalidArgument). Default: none.
     std::string token;
+    // More Host names (and so origins) the TCP listener answers to, e.g. "router.internal" or
+    // "10.0.0.5:9901" (see http::OwnHostsFor). Default: none.
+    std::vector<std::string> allowed_hosts;
     size_t max_body_bytes = 1 << 20;    // Default: 1 MiB -> 413 over it
     size_t max_head_bytes = 16 * 1024;  // Default: 16 KiB -> 431 over it
     // A connection on which no byte arrives for this long is closed (the admin API listens on
@@ -69,8 +79,8 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   // Binds the address and starts serving. Fails with InvalidArgument when the address does not
-  // parse, AlreadyExists when a live process owns the socket file, IoError when it cannot be
-  // bound; may be called once.
+  // parse or is TCP without a token, AlreadyExists when a live process owns the socket file,
+  // IoError when it cannot be bound; may be called once.
   Status Start();
   // Closes the listener and every connection, joins the thread. Idempotent.
   void Stop();
@@ -78,9 +88,19 @@ class AdminServer {
   // configured one.
   std::string address() const;
 
-  // Answers one request (method, target with query, Authorization header value, body).
-  Reply Handle(std::string_view method, std::string_view target, std::string_view authorization,
-               std::string_view body);
+  // One request as received: the target with its query, the body, and the header values the
+  // checks read (empty when absent).
+  struct Request {
+    std::string_view method;
+    std::string_view target;
+    std::string_view body;
+    std::string_view authorization;
+    std::string_view content_type;
+    std::string_view origin;
+    std::string_view host;
+  };
+  // Answers one request, checks included (before Start() a TCP server accepts no Host).
+  Reply Handle(const Request& request);
 
  private:
   struct Impl;
@@ -89,6 +109,7 @@ class AdminServer {
   std::function<std::string()> prometheus_text_;
   std::unique_ptr<Impl> impl_;
   std::string bound_address_;
+  http::ApiAccess access_;  // set by Start()
   std::thread thread_;
 };
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/api_support.h"
 #include "router/admin_client.h"
 #include "router/admin_json.h"
 #include "router/admin_server.h"
@@ -144,7 +145,10 @@ class InMemoryRouter : public RouterControl {
 
 class AdminTest : public ::testing::Test {
  protected:
-  void StartServer(std::string token = "", size_t max_body = 1 << 20) {
+  // A TCP admin API needs a token; every test's server has one.
+  static constexpr std::string_view kToken = "t0ken";
+
+  void StartServer(std::string token = std::string(kToken), size_t max_body = 1 << 20) {
     AdminServer::Options options;
     options.address = "127.0.0.1:0";
     options.token = token;
@@ -156,7 +160,7 @@ class AdminTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_NE(server_->address(), "127.0.0.1:0");
   }
-  std::unique_ptr<AdminClient> Client(std::string token = "") {
+  std::unique_ptr<AdminClient> Client(std::string token = std::string(kToken)) {
     auto c = AdminClient::Create(server_->address(), token, Millis(5000));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return std::move(c).value();
@@ -166,10 +170,14 @@ class AdminTest : public ::testing::Test {
     EXPECT_TRUE(raw.Connect(server_->address()).ok());
     return raw.RoundTrip(request, "GET");
   }
-  static std::string Request(std::string_view method, std::string_view target,
-                             std::string_view body, std::string_view extra = "") {
+  // A request as a well-behaved client sends it (Host: the server's address, the token, and
+  // Content-Type: application/json on a method that changes something), plus `extra` lines.
+  std::string Request(std::string_view method, std::string_view target, std::string_view body,
+                      std::string_view extra = "", bool with_token = true) const {
     std::string r = std::string(method) + " " + std::string(target) +
-                    " HTTP/1.1\r\nHost: admin\r\n" + std::string(extra);
+                    " HTTP/1.1\r\nHost: " + server_->address() + "\r\n" + std::string(extra);
+    if (with_token) r += "Authorization: Bearer " + std::string(kToken) + "\r\n";
+    if (http::IsMutatingMethod(method)) r += "Content-Type: application/json\r\n";
     if (!body.empty()) r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     return r + "\r\n" + std::string(body);
   }
@@ -374,25 +382,25 @@ TEST_F(AdminTest, PrometheusHealthzAndMethods) {
 
 TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
   StartServer("s3cret-token");
-  auto anonymous = Client();
+  auto anonymous = Client("");
   auto s = anonymous->GetStatus();
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("token"), std::string::npos) << s.status().message();
   auto wrong = Client("guess")->Switch("green");
   EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(router_.policy().active, "blue");
-  RawResponse r = Raw(Request("GET", "/v1/status", ""));
+  RawResponse r = Raw(Request("GET", "/v1/status", "", "", /*with_token=*/false));
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer");
-  EXPECT_EQ(Raw(Request("GET", "/metrics", "")).status, 401);
-  EXPECT_EQ(Raw(Request("GET", "/healthz", "")).status, 200);
+  EXPECT_EQ(Raw(Request("GET", "/metrics", "", "", false)).status, 401);
+  EXPECT_EQ(Raw(Request("GET", "/healthz", "", "", false)).status, 200);
   auto good = Client("s3cret-token")->Switch("green");
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(router_.policy().active, "green");
 }
 
 TEST_F(AdminTest, OversizeBodyAndHeadAreRefused) {
-  StartServer("", /*max_body=*/1024);
+  StartServer(std::string(kToken), /*max_body=*/1024);
   RawClient raw;
   ASSERT_TRUE(raw.Connect(server_->address()).ok());
   // The server answers from the head alone, without waiting for the 2 MiB.
@@ -486,6 +494,7 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
   {
     AdminServer::Options options;
     options.address = "127.0.0.1:0";
+    options.token = "t";
     InMemoryRouter router;
     AdminServer server(options, router, nullptr);
     ASSERT_TRUE(server.Start().ok());
@@ -508,6 +517,7 @@ TEST(AdminServerTest, RefusesAnAddressInUse) {
   InMemoryRouter router;
   AdminServer::Options options;
   options.address = "127.0.0.1:0";
+  options.token = "t";
   AdminServer first(options, router, nullptr);
   ASSERT_TRUE(first.Start().ok());
   options.address = first.address();
@@ -515,6 +525,17 @@ TEST(AdminServerTest, RefusesAnAddressInUse) {
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_NE(s.message().find(first.address()), std::string::npos) << s.message();
+}
+
+TEST(AdminServerTest, TcpWithoutATokenDoesNotStartAndSaysWhatToDo) {
+  InMemoryRouter router;
+  AdminServer::Options options;
+  options.address = "127.0.0.1:0";
+  AdminServer server(options, router, nullptr);
+  Status s = server.Start();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--admin-token"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("unix:"), std::string::npos) << s.message();
 }
 
 // ---- The admin API on a Unix socket ----------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +60,23 @@ RawClient::~RawClient() { Close(); }
 
 Status RawClient::Connect(const std::string& address, Millis timeout) {
   Close();
+  if (std::string_view path = UnixSocketPathOf(address); !path.empty()) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(addr.sun_path)) return InvalidArgument("socket path too long");
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ErrnoError("socket", errno);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Unavailable("connect " + address + ": " + std::strerror(err));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fd_ = fd;
+    buffer_.clear();
+    return Status::Ok();
+  }
   Result<HostPort> hp = ParseHostPort(address);
   if (!hp.ok()) return hp.status();
   sockaddr_in addr{};

@@ -70,7 +70,8 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
-  // Connects to "host:port" (IPv4 literal). Unavailable when refused, DeadlineExceeded on timeout.
+  // Connects to "host:port" (IPv4 literal) or "unix:/path" (a Unix stream socket). Unavailable
+  // when refused, DeadlineExceeded on timeout.
   Status Connect(const std::string& address, Millis timeout = Millis(5000));
   bool connected() const { return fd_ >= 0; }
   void Close();
