@@ -142,6 +142,9 @@ std::string ClosedAddress() {
     Result<router::RouterStatus> GetStatus() override { return Internal("unused"); }
     Result<router::RoutingPolicy> GetPolicy() override { return Internal("unused"); }
     Result<uint64_t> SetPolicy(const router::RoutingPolicy&) override { return Internal("unused"); }
+    Result<uint64_t> SetPolicyIf(const router::RoutingPolicy&, uint64_t) override {
+      return Internal("unused");
+    }
     Result<uint64_t> SetSlotInstances(const std::string&,
                                       const std::vector<std::string>&) override {
       return Internal("unused");
