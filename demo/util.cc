@@ -121,24 +121,6 @@ Result<bool> ParseBool(std::string_view text) {
   return InvalidArgument("bad boolean '" + std::string(text) + "': expected true or false");
 }
 
-bool FlagReader::Next() {
-  if (++index_ >= argc_) return false;
-  name_ = argv_[index_];
-  has_inline_ = false;
-  if (size_t eq = name_.find('='); eq != std::string_view::npos && name_.starts_with("--")) {
-    inline_value_ = name_.substr(eq + 1);
-    name_ = name_.substr(0, eq);
-    has_inline_ = true;
-  }
-  return true;
-}
-
-Result<std::string_view> FlagReader::Value() {
-  if (has_inline_) return inline_value_;
-  if (index_ + 1 >= argc_) return InvalidArgument(std::string(name_) + " needs a value");
-  return std::string_view(argv_[++index_]);
-}
-
 int FlagErrorExit(const Status& status, std::string_view program, std::string_view usage) {
   if (status.code() == StatusCode::kAborted) {
     std::fwrite(usage.data(), 1, usage.size(), stdout);

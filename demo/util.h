@@ -44,28 +44,6 @@ Result<double> ParseRate(std::string_view text);
 // "true"/"false"/"1"/"0"/"yes"/"no"/"on"/"off" (case-sensitive lower case).
 Result<bool> ParseBool(std::string_view text);
 
-// Walks command-line flags written as "--name value" or "--name=value".
-//   FlagReader flags(argc, argv);
-//   while (flags.Next()) {
-//     if (flags.name() == "--quiet") { ...; continue; }          // a switch: no value
-//     TURNOUT_ASSIGN_OR_RETURN(std::string_view v, flags.Value());  // "--name needs a value"
-//   }
-class FlagReader {
- public:
-  FlagReader(int argc, char** argv) : argc_(argc), argv_(argv) {}
-  bool Next();
-  std::string_view name() const { return name_; }
-  Result<std::string_view> Value();
-
- private:
-  int argc_;
-  char** argv_;
-  int index_ = 0;
-  std::string_view name_;
-  std::string_view inline_value_;
-  bool has_inline_ = false;
-};
-
 // A flag parser signals --help with an kAborted status. This prints the usage (stdout, exit 0
 // for help; stderr with the error, exit 2 otherwise) and returns the exit code.
 int FlagErrorExit(const Status& status, std::string_view program, std::string_view usage);
