@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "demo/util.h"
 #include "http/parser.h"
 
@@ -47,29 +48,30 @@ struct Options {
 };
 
 Result<Options> ParseFlags(int argc, char** argv) {
+  static const std::vector<FlagSpec> kFlags = {
+      {"url", "URL", ""},
+      {"connections", "N", ""},
+      {"parallel", "N", ""},
+      {"hold", "DURATION", ""},
+      {"timeout", "DURATION", ""},
+  };
+  TURNOUT_ASSIGN_OR_RETURN(Args args, Args::ParseFlagsOnly(argc, argv, kFlags));
+  if (args.help()) return Status(StatusCode::kAborted, "help");
+  if (!args.Has("url")) return InvalidArgument("--url is required");
   Options o;
-  bool have_url = false;
-  demo::FlagReader flags(argc, argv);
-  while (flags.Next()) {
-    std::string_view flag = flags.name();
-    if (flag == "--help" || flag == "-h") return Status(StatusCode::kAborted, "help");
-    TURNOUT_ASSIGN_OR_RETURN(std::string_view value, flags.Value());
-    if (flag == "--url") {
-      TURNOUT_ASSIGN_OR_RETURN(o.url, demo::ParseHttpUrl(value));
-      have_url = true;
-    } else if (flag == "--connections" || flag == "--parallel") {
-      int n = std::atoi(std::string(value).c_str());
-      if (n <= 0 || n > 1000000) return InvalidArgument(std::string(flag) + " must be 1..1000000");
-      (flag == "--connections" ? o.connections : o.parallel) = n;
-    } else if (flag == "--hold") {
-      TURNOUT_ASSIGN_OR_RETURN(o.hold, demo::ParseDuration(value));
-    } else if (flag == "--timeout") {
-      TURNOUT_ASSIGN_OR_RETURN(o.timeout, demo::ParseDuration(value));
-    } else {
-      return InvalidArgument("unknown flag '" + std::string(flag) + "'");
-    }
+  TURNOUT_ASSIGN_OR_RETURN(o.url, demo::ParseHttpUrl(args.Get("url")));
+  for (const char* name : {"connections", "parallel"}) {
+    if (!args.Has(name)) continue;
+    const std::string flag = std::string("--") + name;
+    TURNOUT_ASSIGN_OR_RETURN(uint64_t n, demo::ParsePositive(flag, args.Get(name), 1000000));
+    (flag == "--connections" ? o.connections : o.parallel) = static_cast<int>(n);
   }
-  if (!have_url) return InvalidArgument("--url is required");
+  if (args.Has("hold")) {
+    TURNOUT_ASSIGN_OR_RETURN(o.hold, demo::ParseDuration(args.Get("hold")));
+  }
+  if (args.Has("timeout")) {
+    TURNOUT_ASSIGN_OR_RETURN(o.timeout, demo::ParseDuration(args.Get("timeout")));
+  }
   return o;
 }
 

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/flags.h"
 #include "common/status.h"
 #include "demo/util.h"
 #include "http/parser.h"
@@ -141,27 +142,34 @@ Result<Options> ParseFlags(int argc, char** argv) {
   Options o;
   GivenFlags given;
   if (const char* slot = std::getenv("TURNOUT_SLOT")) o.slot = slot;
-  FlagReader flags(argc, argv);
-  while (flags.Next()) {
-    std::string_view flag = flags.name();
-    if (flag == "--fail-ready") {
-      o.fail_ready = true;
-      continue;
-    }
-    if (flag == "--help" || flag == "-h") return Status(StatusCode::kAborted, "help");
-    TURNOUT_ASSIGN_OR_RETURN(std::string_view value, flags.Value());
+  static const std::vector<FlagSpec> kFlags = {
+      {"fail-ready", "", ""},         {"listen", "HOST:PORT", ""},
+      {"version", "V", ""},           {"slot", "NAME", ""},
+      {"error-rate", "RATE", ""},     {"latency", "DURATION", ""},
+      {"latency-jitter", "DURATION", ""},
+      {"ready-after", "DURATION", ""},
+      {"crash-after", "DURATION", ""},
+      {"drain-timeout", "DURATION", ""},
+  };
+  TURNOUT_ASSIGN_OR_RETURN(Args args, Args::ParseFlagsOnly(argc, argv, kFlags));
+  if (args.help()) return Status(StatusCode::kAborted, "help");
+  for (const std::string& name : args.Names()) {
+    const std::string flag = "--" + name;
+    const std::string value = args.Get(name);
     auto duration = [&](Nanos* out) -> Status {
       TURNOUT_ASSIGN_OR_RETURN(*out, ParseDuration(value));
       return Status::Ok();
     };
     Status st;
-    if (flag == "--listen") {
+    if (flag == "--fail-ready") {
+      o.fail_ready = true;
+    } else if (flag == "--listen") {
       TURNOUT_RETURN_IF_ERROR(ParseHostPort(value).status());
-      o.listen = std::string(value);
+      o.listen = value;
     } else if (flag == "--version") {
-      o.version = std::string(value);
+      o.version = value;
     } else if (flag == "--slot") {
-      o.slot = std::string(value);
+      o.slot = value;
     } else if (flag == "--error-rate") {
       TURNOUT_ASSIGN_OR_RETURN(o.error_rate, ParseRate(value));
       given.error_rate = true;
@@ -177,8 +185,6 @@ Result<Options> ParseFlags(int argc, char** argv) {
       given.crash_after = true;
     } else if (flag == "--drain-timeout") {
       st = duration(&o.drain_timeout);
-    } else {
-      return InvalidArgument("unknown flag '" + std::string(flag) + "' (see --help)");
     }
     if (!st.ok()) return st.WithContext(flag);
   }

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/status.h"
 #include "demo/util.h"
 #include "http/parser.h"
@@ -77,53 +78,51 @@ struct Options {
   bool json = false;
 };
 
-Result<uint64_t> ParsePositive(std::string_view flag, std::string_view value, uint64_t max) {
-  uint64_t out = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
-  if (ec != std::errc() || ptr != value.data() + value.size() || out == 0 || out > max) {
-    return InvalidArgument(std::string(flag) + " needs a whole number from 1 to " +
-                           std::to_string(max) + ", got '" + std::string(value) + "'");
-  }
-  return out;
-}
-
 Result<Options> ParseFlags(int argc, char** argv) {
   Options o;
   bool have_url = false;
   bool have_duration = false;
-  FlagReader flags(argc, argv);
-  while (flags.Next()) {
-    std::string_view flag = flags.name();
-    if (flag == "--help" || flag == "-h") return Status(StatusCode::kAborted, "help");
+  static const std::vector<FlagSpec> kFlags = {
+      {"json", "", ""},
+      {"progress", "", ""},
+      {"url", "URL", ""},
+      {"connections", "N", "", false, 'c'},
+      {"duration", "DURATION", "", false, 'd'},
+      {"requests", "N", "", false, 'n'},
+      {"rate", "N", ""},
+      {"by-header", "NAME", ""},
+      {"timeout", "DURATION", ""},
+      {"threads", "N", ""},
+  };
+  TURNOUT_ASSIGN_OR_RETURN(Args args, Args::ParseFlagsOnly(argc, argv, kFlags));
+  if (args.help()) return Status(StatusCode::kAborted, "help");
+  for (const std::string& name : args.Names()) {
+    const std::string flag = "--" + name;
+    const std::string value = args.Get(name);
     if (flag == "--json") {
       o.json = true;
-      continue;
-    }
-    if (flag == "--progress") {
+    } else if (flag == "--progress") {
       o.progress = true;
-      continue;
-    }
-    TURNOUT_ASSIGN_OR_RETURN(std::string_view value, flags.Value());
-    if (flag == "--url") {
+    } else if (flag == "--url") {
       TURNOUT_ASSIGN_OR_RETURN(o.url, ParseHttpUrl(value));
       have_url = true;
-    } else if (flag == "--connections" || flag == "-c") {
+    } else if (flag == "--connections") {
       TURNOUT_ASSIGN_OR_RETURN(uint64_t n, ParsePositive(flag, value, 100000));
       o.connections = static_cast<int>(n);
-    } else if (flag == "--duration" || flag == "-d") {
+    } else if (flag == "--duration") {
       Result<Nanos> d = ParseDuration(value);
       if (!d.ok()) return d.status().WithContext(flag);
       if (d->count() <= 0) return InvalidArgument("--duration must be positive");
       o.duration = *d;
       have_duration = true;
-    } else if (flag == "--requests" || flag == "-n") {
+    } else if (flag == "--requests") {
       TURNOUT_ASSIGN_OR_RETURN(o.requests, ParsePositive(flag, value, uint64_t{1} << 40));
     } else if (flag == "--rate") {
       TURNOUT_ASSIGN_OR_RETURN(uint64_t r, ParsePositive(flag, value, 10'000'000));
       o.rate = static_cast<double>(r);
     } else if (flag == "--by-header") {
       if (value.empty()) return InvalidArgument("--by-header needs a header name");
-      o.by_header = std::string(value);
+      o.by_header = value;
     } else if (flag == "--timeout") {
       Result<Nanos> d = ParseDuration(value);
       if (!d.ok()) return d.status().WithContext(flag);
@@ -132,8 +131,6 @@ Result<Options> ParseFlags(int argc, char** argv) {
     } else if (flag == "--threads") {
       TURNOUT_ASSIGN_OR_RETURN(uint64_t n, ParsePositive(flag, value, 256));
       o.threads = static_cast<int>(n);
-    } else {
-      return InvalidArgument("unknown flag '" + std::string(flag) + "' (see --help)");
     }
   }
   if (!have_url) return InvalidArgument("--url is required");

@@ -115,28 +115,20 @@ Result<double> ParseRate(std::string_view text) {
   return value;
 }
 
+Result<uint64_t> ParsePositive(std::string_view flag, std::string_view value, uint64_t max) {
+  uint64_t out = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (ec != std::errc() || ptr != value.data() + value.size() || out == 0 || out > max) {
+    return InvalidArgument(std::string(flag) + " needs a whole number from 1 to " +
+                           std::to_string(max) + ", got '" + std::string(value) + "'");
+  }
+  return out;
+}
+
 Result<bool> ParseBool(std::string_view text) {
   if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
   if (text == "false" || text == "0" || text == "no" || text == "off") return false;
   return InvalidArgument("bad boolean '" + std::string(text) + "': expected true or false");
-}
-
-bool FlagReader::Next() {
-  if (++index_ >= argc_) return false;
-  name_ = argv_[index_];
-  has_inline_ = false;
-  if (size_t eq = name_.find('='); eq != std::string_view::npos && name_.starts_with("--")) {
-    inline_value_ = name_.substr(eq + 1);
-    name_ = name_.substr(0, eq);
-    has_inline_ = true;
-  }
-  return true;
-}
-
-Result<std::string_view> FlagReader::Value() {
-  if (has_inline_) return inline_value_;
-  if (index_ + 1 >= argc_) return InvalidArgument(std::string(name_) + " needs a value");
-  return std::string_view(argv_[++index_]);
 }
 
 int FlagErrorExit(const Status& status, std::string_view program, std::string_view usage) {

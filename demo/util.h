@@ -41,30 +41,11 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url);
 // A probability in [0, 1] ("0.1"); anything else fails.
 Result<double> ParseRate(std::string_view text);
 
+// A whole number from 1 to `max` given to `flag`; anything else fails naming the flag.
+Result<uint64_t> ParsePositive(std::string_view flag, std::string_view value, uint64_t max);
+
 // "true"/"false"/"1"/"0"/"yes"/"no"/"on"/"off" (case-sensitive lower case).
 Result<bool> ParseBool(std::string_view text);
-
-// Walks command-line flags written as "--name value" or "--name=value".
-//   FlagReader flags(argc, argv);
-//   while (flags.Next()) {
-//     if (flags.name() == "--quiet") { ...; continue; }          // a switch: no value
-//     TURNOUT_ASSIGN_OR_RETURN(std::string_view v, flags.Value());  // "--name needs a value"
-//   }
-class FlagReader {
- public:
-  FlagReader(int argc, char** argv) : argc_(argc), argv_(argv) {}
-  bool Next();
-  std::string_view name() const { return name_; }
-  Result<std::string_view> Value();
-
- private:
-  int argc_;
-  char** argv_;
-  int index_ = 0;
-  std::string_view name_;
-  std::string_view inline_value_;
-  bool has_inline_ = false;
-};
 
 // A flag parser signals --help with an kAborted status. This prints the usage (stdout, exit 0
 // for help; stderr with the error, exit 2 otherwise) and returns the exit code.

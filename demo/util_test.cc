@@ -91,22 +91,5 @@ TEST(LatencyHistogramTest, MergeAddsSamplesAndSmallValuesAreExact) {
   EXPECT_EQ(a.count(), 21u);
 }
 
-TEST(FlagReaderTest, ReadsSpacedAndInlineValues) {
-  const char* argv[] = {"prog", "--a", "1", "--b=2", "--switch", "--c"};
-  FlagReader flags(6, const_cast<char**>(argv));
-  ASSERT_TRUE(flags.Next());
-  EXPECT_EQ(flags.name(), "--a");
-  EXPECT_EQ(*flags.Value(), "1");
-  ASSERT_TRUE(flags.Next());
-  EXPECT_EQ(flags.name(), "--b");
-  EXPECT_EQ(*flags.Value(), "2");
-  ASSERT_TRUE(flags.Next());
-  EXPECT_EQ(flags.name(), "--switch");
-  ASSERT_TRUE(flags.Next());
-  EXPECT_EQ(flags.name(), "--c");
-  EXPECT_FALSE(flags.Value().ok());
-  EXPECT_FALSE(flags.Next());
-}
-
 }  // namespace
 }  // namespace turnout::demo

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "api/api.h"
+#include "common/text.h"
 #include "http/api_support.h"
 #include "http/parser.h"
 
@@ -28,16 +29,6 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr uint64_t kMaxReplyBodyBytes = 64ull << 20;
 
 constexpr std::string_view kHint = "is turnoutd running? start it with `turnout up`";
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-    if (!ok || c == '\0') return false;
-  }
-  return true;
-}
 
 bool IsTarget(std::string_view s) {
   if (s.empty() || s[0] != '/') return false;

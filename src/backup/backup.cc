@@ -22,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/secret.h"
 #include "common/sha256.h"
+#include "common/text.h"
 #include "db/pg.h"
 #include "platform/run.h"
 
@@ -58,11 +59,6 @@ void Report(const BackupEnv& env, std::string phase, std::string message, uint64
 
 std::string Program(const BackupEnv& env, const std::string& name) {
   return env.pg_bin_dir.empty() ? name : (fs::path(env.pg_bin_dir) / name).string();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  return s;
 }
 
 // Runs a PostgreSQL client program; a run that ends badly is an error carrying its output.
@@ -447,7 +443,7 @@ Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options
   TURNOUT_ASSIGN_OR_RETURN(
       platform::RunResult version_run,
       RunTool(env, {Program(env, "pg_dump"), "--version"}, {}, "pg_dump --version"));
-  std::string pg_dump_version = Trim(version_run.output);
+  std::string pg_dump_version(Trim(version_run.output));
 
   Report(env, "connect", "connecting to the database");
   TURNOUT_ASSIGN_OR_RETURN(db::PgConnection conn, Connect(options.conninfo));

@@ -10,6 +10,7 @@
 #include "backup/backup.h"
 #include "backup/conninfo.h"
 #include "common/duration.h"
+#include "common/flags.h"
 
 namespace turnout::backup {
 namespace {
@@ -90,37 +91,30 @@ struct Parsed {
   bool help = false;
 };
 
+// Every flag of every backup command (only --label repeats); Command::Run refuses those its
+// command does not take.
 Result<Parsed> Parse(const std::vector<std::string>& args) {
-  static const std::set<std::string> kBoolFlags = {"json",          "help",    "confirm-data-loss",
-                                                   "keep-verified", "dry-run", "no-owner"};
+  static const std::set<std::string> kBoolFlags = {"json", "confirm-data-loss", "keep-verified",
+                                                   "dry-run", "no-owner"};
+  static const std::vector<FlagSpec> kFlags = [] {
+    std::set<std::string> names;
+    for (const auto& [command, info] : Commands()) names.insert(info.flags.begin(), info.flags.end());
+    std::vector<FlagSpec> specs;
+    for (const std::string& name : names) {
+      specs.push_back({.name = name,
+                       .value_name = kBoolFlags.count(name) ? "" : "VALUE",
+                       .help = "",
+                       .repeatable = name == "label"});
+    }
+    return specs;
+  }();
+  TURNOUT_ASSIGN_OR_RETURN(Args a, Args::Parse(args, kFlags));
   Parsed p;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      p.help = true;
-      continue;
-    }
-    if (a.starts_with("--")) {
-      std::string name = a.substr(2), value;
-      size_t eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-        if (kBoolFlags.count(name)) return InvalidArgument("--" + name + " takes no value");
-      } else if (kBoolFlags.count(name)) {
-        value = "true";
-      } else {
-        if (i + 1 >= args.size()) return InvalidArgument("--" + name + " needs a value");
-        value = args[++i];
-      }
-      p.flags[name].push_back(value);
-      continue;
-    }
-    if (p.command.empty()) {
-      p.command = a;
-    } else {
-      p.positional.push_back(a);
-    }
+  p.help = a.help();
+  for (const std::string& name : a.Names()) p.flags[name] = a.GetAll(name);
+  if (!a.positional().empty()) {
+    p.command = a.positional()[0];
+    p.positional.assign(a.positional().begin() + 1, a.positional().end());
   }
   return p;
 }
@@ -178,7 +172,6 @@ class Command {
       if (!it->second.flags.count(name)) {
         return Usage("unknown flag --" + name + " for `backup " + p_.command + "`");
       }
-      if (values.size() > 1 && name != "label") return Usage("--" + name + " given twice");
     }
     Status st = Configure();
     if (!st.ok()) return Usage(st.message());

@@ -144,6 +144,9 @@ std::string ClosedAddress() {
     Result<router::RouterStatus> GetStatus() override { return Internal("unused"); }
     Result<router::RoutingPolicy> GetPolicy() override { return Internal("unused"); }
     Result<uint64_t> SetPolicy(const router::RoutingPolicy&) override { return Internal("unused"); }
+    Result<uint64_t> SetPolicyIf(const router::RoutingPolicy&, uint64_t) override {
+      return Internal("unused");
+    }
     Result<uint64_t> SetSlotInstances(const std::string&,
                                       const std::vector<std::string>&) override {
       return Internal("unused");
@@ -226,6 +229,32 @@ TEST(TurnoutBinary, UsageErrorsExitTwo) {
   Outcome no_slots = Turnout({"router", "--listen", "127.0.0.1:0"});
   EXPECT_EQ(no_slots.code, 2);
   EXPECT_NE(no_slots.err.find("--slot is required"), std::string::npos) << no_slots.err;
+}
+
+// Every sub-command parses its flags with the one shared parser: same words, same rule for a
+// flag given twice (migrate used to keep the last one silently).
+TEST(TurnoutBinary, EverySubcommandRefusesFlagsWithTheSameWords) {
+  const std::vector<std::vector<std::string>> twice = {
+      {"router", "status", "--admin", "127.0.0.1:1", "--admin=127.0.0.1:2"},
+      {"migrate", "lint", "--dir", "a", "--dir", "b"},
+      {"backup", "list", "--dir", "a", "--dir", "b"},
+      {"rehearse", "--migrations", "a", "--migrations", "b"},
+  };
+  for (const auto& args : twice) {
+    Outcome o = Turnout(args);
+    EXPECT_EQ(o.code, 2) << args[0] << ": " << o.err;
+    EXPECT_NE(o.err.find(" given twice"), std::string::npos) << args[0] << ": " << o.err;
+  }
+  for (const std::string& command : {"router", "migrate", "backup", "rehearse"}) {
+    std::vector<std::string> args = {command};
+    if (command == "router") args.push_back("status");
+    if (command == "migrate") args.push_back("lint");
+    if (command == "backup") args.push_back("list");
+    args.push_back("--bogus");
+    Outcome o = Turnout(args);
+    EXPECT_EQ(o.code, 2) << command << ": " << o.err;
+    EXPECT_NE(o.err.find("unknown flag --bogus"), std::string::npos) << command << ": " << o.err;
+  }
 }
 
 TEST(TurnoutBinary, UnreachableRouterExitsThree) {

@@ -1,8 +1,16 @@
 #include "common/status.h"
 
 #include <cstring>
+#include <string>
 
 namespace turnout {
+
+namespace internal {
+void DieOnValueOfError(const Status& status) {
+  CheckFailed(__FILE__, __LINE__, "ok()",
+              "value() of a Result that holds an error: " + status.ToString());
+}
+}  // namespace internal
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {

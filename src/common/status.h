@@ -1,8 +1,8 @@
 // Status and Result<T>: errors as values.
 //
 // turnout does not throw on the data plane or in the controller. A function that can fail
-// returns a Status (no value) or a Result<T> (a value or a Status). Asserts are for turnout's
-// own bugs only, never for input.
+// returns a Status (no value) or a Result<T> (a value or a Status). TURNOUT_CHECK/TURNOUT_DCHECK
+// (common/check.h) are for turnout's own bugs only, never for input.
 //
 // Example:
 //   Result<Config> LoadConfig(const std::string& path);
@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+
+#include "common/check.h"
 
 namespace turnout {
 
@@ -74,22 +76,40 @@ Status Internal(std::string message);
 // An IoError whose message ends with strerror(errnum).
 Status ErrnoError(std::string_view what, int errnum);
 
+namespace internal {
+// Aborts with "turnout: value() of a Result that holds an error: <status>" on stderr.
+[[noreturn]] void DieOnValueOfError(const Status& status);
+}  // namespace internal
+
 // A value of type T, or the Status that explains why there is none.
+//
+// value(), operator* and operator-> on a Result that holds an error are turnout's own bug: they
+// abort the process with a message naming the status, in every build type (never undefined
+// behaviour). Check ok() first, or use TURNOUT_ASSIGN_OR_RETURN or value_or.
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
-    assert(!status_.ok() && "a Result made from a Status needs an error");
+    TURNOUT_DCHECK(!status_.ok(), "a Result made from a Status needs an error");
     if (status_.ok()) status_ = Internal("Result constructed from an OK status");
   }
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    return *value_;
+  }
+  const T& value() const& {
+    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    return *value_;
+  }
+  T&& value() && {
+    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    return std::move(*value_);
+  }
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }

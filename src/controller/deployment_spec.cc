@@ -4,6 +4,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "controller/json_path.h"
 #include "platform/command.h"
 #include "router/policy.h"
@@ -18,17 +19,6 @@ bool IsName(std::string_view s) {
         c != '-') {
       return false;
     }
-  }
-  return true;
-}
-
-// An HTTP token (method, header name): RFC 9110 tchar.
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) continue;
-    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
   }
   return true;
 }

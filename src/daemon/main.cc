@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/flags.h"
 #include "daemon/daemon.h"
 
 namespace {
@@ -37,36 +38,25 @@ int main(int argc, char** argv) {
   turnout::daemon::DaemonOptions options;
   options.config_path = "turnout.yaml";
   if (const char* t = std::getenv("TURNOUTD_TOKEN")) options.api_token = t;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kUsage;
-      return 0;
-    }
-    std::string name = a, value;
-    bool inline_value = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      inline_value = true;
-    }
-    if (name != "--config" && name != "--socket" && name != "--api" && name != "--token") {
-      std::cerr << "turnoutd: unknown argument '" << a << "'\n\n" << kUsage;
-      return 2;
-    }
-    if (!inline_value) {
-      if (i + 1 >= args.size()) {
-        std::cerr << "turnoutd: " << name << " needs a value\n";
-        return 2;
-      }
-      value = args[++i];
-    }
-    if (name == "--config") options.config_path = value;
-    if (name == "--socket") options.socket_path = value;
-    if (name == "--api") options.api_tcp_address = value;
-    if (name == "--token") options.api_token = value;
+  static const std::vector<turnout::FlagSpec> kFlags = {
+      {"config", "FILE", "the service definition"},
+      {"socket", "PATH", "the API's Unix socket"},
+      {"api", "HOST:PORT", "also serve the API on TCP"},
+      {"token", "TOKEN", "the bearer token of the TCP API"},
+  };
+  auto args = turnout::Args::ParseFlagsOnly(argc, argv, kFlags);
+  if (!args.ok()) {
+    std::cerr << "turnoutd: " << args.status().message() << "\n";
+    return 2;
   }
+  if (args->help()) {
+    std::cout << kUsage;
+    return 0;
+  }
+  options.config_path = args->Get("config", options.config_path);
+  options.socket_path = args->Get("socket", options.socket_path);
+  options.api_tcp_address = args->Get("api", options.api_tcp_address);
+  options.api_token = args->Get("token", options.api_token);
 
   // Signals are taken by sigwait below; every thread started from here inherits the mask.
   sigset_t stop;

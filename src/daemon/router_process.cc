@@ -353,16 +353,28 @@ Result<router::RoutingPolicy> RouterProcess::GetPolicy() {
   return policy;
 }
 
-Result<uint64_t> RouterProcess::SetPolicy(const router::RoutingPolicy& policy) {
+router::RoutingPolicy RouterProcess::WithOurSecret(const router::RoutingPolicy& policy) {
   router::RoutingPolicy p = policy;
-  {
-    std::lock_guard<std::mutex> lock(s_->mu);
-    if (p.override_header.secret.empty() &&
-        p.override_header.header == s_->config.policy.override_header.header) {
-      p.override_header.secret = s_->config.policy.override_header.secret;
-    }
+  std::lock_guard<std::mutex> lock(s_->mu);
+  if (p.override_header.secret.empty() &&
+      p.override_header.header == s_->config.policy.override_header.header) {
+    p.override_header.secret = s_->config.policy.override_header.secret;
   }
-  return s_->Client().SetPolicy(p);
+  return p;
+}
+
+Result<uint64_t> RouterProcess::SetPolicy(const router::RoutingPolicy& policy) {
+  return s_->Client().SetPolicy(WithOurSecret(policy));
+}
+
+Result<uint64_t> RouterProcess::SetPolicyIf(const router::RoutingPolicy& policy,
+                                            uint64_t if_generation) {
+  return s_->Client().SetPolicyIf(WithOurSecret(policy), if_generation);
+}
+
+Result<uint64_t> RouterProcess::UpdatePolicy(const PolicyChange& change) {
+  // The admin API keeps the router's secret when the new policy carries none.
+  return s_->Client().UpdatePolicy(change);
 }
 
 Result<uint64_t> RouterProcess::SetSlotInstances(const std::string& slot,

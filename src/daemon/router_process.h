@@ -84,11 +84,14 @@ class RouterProcess final : public router::RouterControl {
   ~RouterProcess() override;  // the process keeps running
 
   // RouterControl, through the admin API. SetSlotInstances also rewrites the config file, so a
-  // relaunched process serves the current instances. GetPolicy and SetPolicy carry the
-  // override secret turnoutd gave the router (the admin API never shows it).
+  // relaunched process serves the current instances. GetPolicy, SetPolicy and SetPolicyIf carry
+  // the override secret turnoutd gave the router (the admin API never shows it).
   Result<router::RouterStatus> GetStatus() override;
   Result<router::RoutingPolicy> GetPolicy() override;
   Result<uint64_t> SetPolicy(const router::RoutingPolicy& policy) override;
+  Result<uint64_t> SetPolicyIf(const router::RoutingPolicy& policy,
+                              uint64_t if_generation) override;
+  Result<uint64_t> UpdatePolicy(const PolicyChange& change) override;
   Result<uint64_t> SetSlotInstances(const std::string& slot,
                                     const std::vector<std::string>& instances) override;
   Result<router::SlotStatus> GetSlotStatus(const std::string& slot) override;
@@ -117,6 +120,8 @@ class RouterProcess final : public router::RouterControl {
  private:
   struct State;
   explicit RouterProcess(std::unique_ptr<State> state);
+  // `policy` with the override secret turnoutd gave the router when it carries none.
+  router::RoutingPolicy WithOurSecret(const router::RoutingPolicy& policy);
   std::unique_ptr<State> s_;
 };
 

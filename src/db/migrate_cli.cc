@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/duration.h"
+#include "common/flags.h"
 #include "db/lint.h"
 #include "db/migration.h"
 #include "db/migrator.h"
@@ -99,35 +100,25 @@ struct Parsed {
   bool help = false;
 };
 
+// Every flag of every migrate command; Command::Run refuses those its command does not take.
 Result<Parsed> Parse(const std::vector<std::string>& args) {
+  static const std::vector<FlagSpec> kFlags = {
+      {"dir", "D", ""},           {"database", "URL", ""},
+      {"json", "", ""},           {"lock-timeout", "DURATION", ""},
+      {"statement-timeout", "DURATION", ""},
+      {"wait-lock", "DURATION", ""},
+      {"lock-retries", "N", ""},  {"deployment-id", "ID", ""},
+      {"backup-id", "ID", ""},    {"app-version-from", "V", ""},
+      {"app-version-to", "V", ""},
+      {"to", "N", ""},            {"steps", "K", ""},
+  };
+  TURNOUT_ASSIGN_OR_RETURN(Args a, Args::Parse(args, kFlags));
   Parsed p;
-  static const std::set<std::string> kBoolFlags = {"json", "help"};
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      p.help = true;
-      continue;
-    }
-    if (a.starts_with("--")) {
-      std::string name = a.substr(2), value;
-      size_t eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      } else if (kBoolFlags.count(name)) {
-        value = "true";
-      } else {
-        if (i + 1 >= args.size()) return InvalidArgument("--" + name + " needs a value");
-        value = args[++i];
-      }
-      p.flags[name] = value;
-      continue;
-    }
-    if (p.command.empty()) {
-      p.command = a;
-    } else {
-      p.positional.push_back(a);
-    }
+  p.help = a.help();
+  for (const std::string& name : a.Names()) p.flags[name] = a.Get(name);
+  if (!a.positional().empty()) {
+    p.command = a.positional()[0];
+    p.positional.assign(a.positional().begin() + 1, a.positional().end());
   }
   return p;
 }

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace turnout::http {
 namespace {
 
@@ -412,14 +414,6 @@ bool ParseContentLength(std::string_view v, uint64_t* out) {
     n = n * 10 + static_cast<uint64_t>(c - '0');
   }
   *out = n;
-  return true;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!Is(c, kTchar)) return false;
-  }
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/duration.h"
+#include "common/text.h"
 
 namespace turnout::judge {
 namespace {
@@ -18,12 +19,6 @@ bool IsWordChar(char c) {
   return IsAlpha(c) || IsDigit(c) || c == '_' || c == '.' || c == ':' || c == '-';
 }
 bool IsSuffixChar(char c) { return IsAlpha(c) || c == '%' || c == '/'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 struct Token {
   enum class Kind { kEnd, kWord, kNumber, kOp, kStar, kInvalid };

@@ -7,6 +7,7 @@
 
 #include "backup/backup.h"
 #include "common/duration.h"
+#include "common/flags.h"
 #include "rehearsal/rehearsal.h"
 
 namespace turnout::rehearsal {
@@ -40,54 +41,35 @@ Exit codes: 0 nothing flagged, 1 something flagged (each finding says what to do
 rehearsal could not run, 2 usage error.
 )";
 
-const std::set<std::string>& BoolFlags() {
-  static const std::set<std::string> kFlags = {"json", "keep", "no-record", "help"};
-  return kFlags;
-}
-
-const std::set<std::string>& ValueFlags() {
-  static const std::set<std::string> kFlags = {
-      "url",  "database", "migrations", "backups", "lock-budget",
-      "jobs", "verify",   "pg-bin",     "timeout", "statement-timeout"};
-  return kFlags;
-}
-
-struct Args {
+struct Parsed {
   std::string id = "latest";
   std::map<std::string, std::string> values;
   std::set<std::string> bools;
+  bool help = false;
 };
 
-Result<Args> ParseArgs(const std::vector<std::string>& args) {
-  Args out;
-  bool have_id = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    if (a == "-h") a = "--help";
-    if (!a.starts_with("--")) {
-      if (have_id) return InvalidArgument("one backup id only, got '" + a + "' as well");
-      out.id = a;
-      have_id = true;
-      continue;
-    }
-    std::string name = a.substr(2);
-    std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    }
-    if (BoolFlags().count(name)) {
-      if (value) return InvalidArgument("--" + name + " takes no value");
-      out.bools.insert(name);
-      continue;
-    }
-    if (!ValueFlags().count(name)) return InvalidArgument("unknown flag --" + name);
-    if (!value) {
-      if (i + 1 >= args.size()) return InvalidArgument("--" + name + " needs a value");
-      value = args[++i];
-    }
-    if (!out.values.emplace(name, *value).second) {
-      return InvalidArgument("--" + name + " given twice");
+Result<Parsed> ParseArgs(const std::vector<std::string>& args) {
+  static const std::vector<FlagSpec> kFlags = {
+      {"json", "", ""},        {"keep", "", ""},          {"no-record", "", ""},
+      {"url", "URL", ""},      {"database", "URL", ""},   {"migrations", "D", ""},
+      {"backups", "D", ""},    {"lock-budget", "DURATION", ""},
+      {"jobs", "N", ""},       {"verify", "N", ""},       {"pg-bin", "DIR", ""},
+      {"timeout", "DURATION", ""},
+      {"statement-timeout", "DURATION", ""},
+  };
+  TURNOUT_ASSIGN_OR_RETURN(Args a, Args::Parse(args, kFlags));
+  Parsed out;
+  out.help = a.help();
+  if (a.positional().size() > 1) {
+    return InvalidArgument("one backup id only, got '" + a.positional()[1] + "' as well");
+  }
+  if (!a.positional().empty()) out.id = a.positional()[0];
+  for (const FlagSpec& spec : kFlags) {
+    if (!a.Has(spec.name)) continue;
+    if (spec.value_name.empty()) {
+      out.bools.insert(spec.name);
+    } else {
+      out.values.emplace(spec.name, a.Get(spec.name));
     }
   }
   return out;
@@ -112,12 +94,7 @@ Result<std::chrono::milliseconds> DurationFlag(const std::string& flag, const st
   return d;
 }
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-Status Configure(const Args& a, backup::BackupEnv* env, RehearsalOptions* o) {
+Status Configure(const Parsed& a, backup::BackupEnv* env, RehearsalOptions* o) {
   auto get = [&](const std::string& k) -> const std::string* {
     auto it = a.values.find(k);
     return it == a.values.end() ? nullptr : &it->second;
@@ -162,7 +139,7 @@ int RunRehearseCommand(const std::vector<std::string>& args, std::ostream& out, 
         << "\n(see `turnout rehearse --help`)\n";
     return 2;
   }
-  if (parsed->bools.count("help")) {
+  if (parsed->help) {
     out << kHelp;
     return 0;
   }

@@ -208,6 +208,10 @@ Status StatusFromReply(const AdminClient::HttpReply& reply) {
     case 404:
       return NotFound(message);
     case 409:
+      // A compare-and-set that lost the race is Aborted (retry); other refusals are not.
+      if (!j.is_discarded() && j.is_object() && j.contains("current_generation")) {
+        return Aborted(message);
+      }
       return FailedPrecondition(message);
     case 503:
       return Unavailable(message);
@@ -326,6 +330,36 @@ Result<uint64_t> AdminClient::SetPolicy(const RoutingPolicy& policy) {
   TURNOUT_ASSIGN_OR_RETURN(
       std::string body, Call("PUT", "/v1/policy", PolicyToJson(policy, /*include_secret=*/true)));
   return ReadGeneration(body);
+}
+
+Result<uint64_t> AdminClient::SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) {
+  TURNOUT_ASSIGN_OR_RETURN(
+      std::string body, Call("PUT", "/v1/policy?if_generation=" + std::to_string(if_generation),
+                             PolicyToJson(policy, /*include_secret=*/true)));
+  return ReadGeneration(body);
+}
+
+Result<uint64_t> AdminClient::UpdatePolicy(const PolicyChange& change) {
+  return RetryWhileStale([&](bool* stale) -> Result<uint64_t> {
+    TURNOUT_ASSIGN_OR_RETURN(std::string status_body, Call("GET", "/v1/status"));
+    TURNOUT_ASSIGN_OR_RETURN(RouterStatus status, ParseRouterStatusJson(status_body));
+    TURNOUT_ASSIGN_OR_RETURN(RoutingPolicy next, change(status.policy, status.generation));
+    // The status never shows the secret; an empty one in `next` keeps the router's.
+    json j = json::parse(PolicyToJson(next, /*include_secret=*/!next.override_header.secret.empty()));
+    if (next.override_header.secret.empty()) {
+      json s = json::parse(status_body, nullptr, /*allow_exceptions=*/false);
+      const bool secret_set = s.is_object() && s.contains("policy") && s["policy"].is_object() &&
+                              s["policy"].contains("override") &&
+                              s["policy"]["override"].is_object() &&
+                              s["policy"]["override"].value("secret_set", false);
+      j["override"]["secret_set"] = secret_set;
+    }
+    Result<std::string> body =
+        Call("PUT", "/v1/policy?if_generation=" + std::to_string(status.generation), j.dump());
+    *stale = !body.ok() && body.status().code() == StatusCode::kAborted;
+    if (!body.ok()) return body.status();
+    return ReadGeneration(*body);
+  });
 }
 
 Result<uint64_t> AdminClient::SetSlotInstances(const std::string& slot,

@@ -3,7 +3,8 @@
 // A small synchronous HTTP/1.1 client: one connection per call (so calls from several threads do
 // not share state), every call bounded by the timeout given to Create (connect + request +
 // response). Switch and SetCanaryWeight use the server's single-request endpoints
-// (POST /v1/switch, /v1/weight), so they are atomic on the router.
+// (POST /v1/switch, /v1/weight), which the router applies atomically; UpdatePolicy is a
+// compare-and-set (PUT /v1/policy?if_generation=N) retried as RouterControl describes.
 //
 // Errors say what to do:
 //   Unavailable       the router could not be reached ("... is `turnout router` running? pass
@@ -11,8 +12,8 @@
 //   DeadlineExceeded  no complete answer within the timeout
 //   otherwise         the router's refusal, mapped from the HTTP status: 400/413/415/431
 //                     InvalidArgument, 401/403/421 FailedPrecondition (token, Origin, Host),
-//                     404 NotFound,
-//                     409 FailedPrecondition, 503 Unavailable, other 5xx Internal; the message
+//                     404 NotFound, 409 Aborted for a stale if_generation (re-read and retry),
+//                     other 409 FailedPrecondition, 503 Unavailable, other 5xx Internal; the message
 //                     is the router's {"error":...}.
 //
 // Thread-safety: all methods may be called concurrently.
@@ -41,6 +42,10 @@ class AdminClient final : public RouterControl {
   Result<RouterStatus> GetStatus() override;
   Result<RoutingPolicy> GetPolicy() override;
   Result<uint64_t> SetPolicy(const RoutingPolicy& policy) override;
+  // PUT /v1/policy?if_generation=N; the router's 409 with "current_generation" is Aborted.
+  Result<uint64_t> SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) override;
+  // GET /v1/status, then SetPolicyIf with its generation, retried as RouterControl describes.
+  Result<uint64_t> UpdatePolicy(const PolicyChange& change) override;
   Result<uint64_t> SetSlotInstances(const std::string& slot,
                                     const std::vector<std::string>& instances) override;
   Result<SlotStatus> GetSlotStatus(const std::string& slot) override;

@@ -5,8 +5,10 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <map>
 
@@ -192,19 +194,47 @@ AdminServer::Reply AdminServer::Handle(const Request& request) {
         return JsonReply(200, PolicyToJson(*p));
       }
       if (method != "PUT") return method_not_allowed("GET, PUT");
-      auto next = ParsePolicyJson(body);
-      if (!next.ok()) return StatusReply(next.status());
-      auto current = control_.GetPolicy();
-      if (!current.ok()) return StatusReply(current.status());
+      // ?if_generation=N: compare-and-set; 409 with "current_generation" when it moved.
+      std::optional<uint64_t> if_generation;
+      if (!query.empty()) {
+        constexpr std::string_view kKey = "if_generation=";
+        uint64_t g = 0;
+        std::string_view v = query.substr(std::min(query.size(), kKey.size()));
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), g);
+        if (query.substr(0, kKey.size()) != kKey || ec != std::errc() ||
+            end != v.data() + v.size()) {
+          return ErrorReply(400,
+                            "the only query parameter is if_generation=<generation from "
+                            "GET /v1/status>");
+        }
+        if_generation = g;
+      }
+      auto parsed = ParsePolicyJson(body);
+      if (!parsed.ok()) return StatusReply(parsed.status());
       // A policy read with GET shows only "secret_set"; sending it back keeps the secret.
       json raw = json::parse(body, nullptr, false);
-      if (next->override_header.secret.empty() && raw.contains("override") &&
-          raw["override"].is_object() && !raw["override"].contains("secret") &&
-          raw["override"].value("secret_set", false)) {
-        next->override_header.secret = current->override_header.secret;
+      const bool keep_secret = parsed->override_header.secret.empty() &&
+                               raw.contains("override") && raw["override"].is_object() &&
+                               !raw["override"].contains("secret") &&
+                               raw["override"].value("secret_set", false);
+      std::optional<uint64_t> stale_at;
+      auto written = control_.UpdatePolicy(
+          [&](const RoutingPolicy& current, uint64_t generation) -> Result<RoutingPolicy> {
+            if (if_generation && generation != *if_generation) {
+              stale_at = generation;
+              return StaleGeneration(*if_generation, generation);
+            }
+            RoutingPolicy next = *parsed;
+            if (keep_secret) next.override_header.secret = current.override_header.secret;
+            FillCanarySeed(current, &next);
+            return next;
+          });
+      if (stale_at) {
+        return JsonReply(409, json{{"error", written.status().message()},
+                                   {"current_generation", *stale_at}}
+                                  .dump());
       }
-      FillCanarySeed(*current, &*next);
-      return policy_reply(control_.SetPolicy(*next));
+      return policy_reply(std::move(written));
     }
     if (path == "/v1/switch") {
       if (method != "POST") return method_not_allowed("POST");

@@ -4,6 +4,8 @@
 //   GET  /v1/status                     RouterStatus
 //   GET  /v1/policy                     the policy (PolicyToJson; the override secret is hidden)
 //   PUT  /v1/policy                     body: policy JSON -> {"generation":N,"policy":{...}}
+//        ?if_generation=N                 only while the generation is still N (GET /v1/status),
+//                                         else 409 {"error":...,"current_generation":M}
 //   POST /v1/switch                     {"slot":"green"} -> active=green, canary cleared
 //   POST /v1/weight                     {"slot":"green","weight":25.0} -> canary green at 25 %
 //   GET  /v1/slots/{name}               SlotStatus

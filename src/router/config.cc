@@ -10,19 +10,11 @@
 #include <set>
 
 #include "common/file_util.h"
+#include "common/text.h"
 #include "http/parser.h"
 
 namespace turnout::router {
 namespace {
-
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
-}
 
 bool ParseUint(std::string_view text, uint64_t* out) {
   if (text.empty()) return false;

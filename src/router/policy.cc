@@ -7,40 +7,12 @@
 #include <random>
 
 #include "common/secret.h"
+#include "common/text.h"
 
 namespace turnout::router {
 namespace {
 
 using nlohmann::json;
-
-// RFC 9110 token characters: what header and cookie names may contain.
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
-}
 
 // Slot names appear in URLs, metrics labels and the override header, so they are kept to a
 // conservative alphabet.

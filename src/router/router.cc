@@ -59,6 +59,8 @@ struct Router::Impl {
 
   // Builds and publishes a table from the current state. Requires mu.
   uint64_t Publish();
+  // Fills the canary seed, validates, persists and publishes `next`. Requires mu.
+  Result<uint64_t> ApplyPolicy(RoutingPolicy next);
   std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> Targets() const;
   // Entries for `addresses` in slot `slot`, reusing the current ones for unchanged addresses.
   Result<std::vector<std::shared_ptr<const InstanceEntry>>> MakeInstances(
@@ -424,29 +426,45 @@ Result<RoutingPolicy> Router::GetPolicy() {
   return impl_->policy;
 }
 
-Result<uint64_t> Router::SetPolicy(const RoutingPolicy& policy) {
-  Impl& r = *impl_;
-  std::lock_guard<std::mutex> lock(r.mu);
-  RoutingPolicy next = policy;
-  FillCanarySeed(r.policy, &next);
-  TURNOUT_RETURN_IF_ERROR(ValidatePolicy(next, r.SlotNames()));
-  TURNOUT_RETURN_IF_ERROR(r.KeepOverrideSecret(&next));
-  if (!r.config.state_file.empty()) {
-    Status saved = SavePolicy(r.config.state_file, next);
+Result<uint64_t> Router::Impl::ApplyPolicy(RoutingPolicy next) {
+  FillCanarySeed(policy, &next);
+  TURNOUT_RETURN_IF_ERROR(ValidatePolicy(next, SlotNames()));
+  TURNOUT_RETURN_IF_ERROR(KeepOverrideSecret(&next));
+  if (!config.state_file.empty()) {
+    Status saved = SavePolicy(config.state_file, next);
     if (!saved.ok()) return saved.WithContext("policy not changed: cannot persist it");
   }
-  if (Status s = r.WriteSecretFile(next); !s.ok()) return s.WithContext("policy not changed");
+  if (Status s = WriteSecretFile(next); !s.ok()) return s.WithContext("policy not changed");
   int64_t now = SteadyNowNs();
-  for (const auto& s : r.slots) {
-    bool before = SlotReceivesTraffic(r.policy, s->name);
+  for (const auto& s : slots) {
+    bool before = SlotReceivesTraffic(policy, s->name);
     bool after = SlotReceivesTraffic(next, s->name);
     if (after)
       s->lost_traffic_ns.store(0, std::memory_order_relaxed);
     else if (before)
       s->lost_traffic_ns.store(now, std::memory_order_relaxed);
   }
-  r.policy = std::move(next);
-  return r.Publish();
+  policy = std::move(next);
+  return Publish();
+}
+
+Result<uint64_t> Router::SetPolicy(const RoutingPolicy& policy) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->ApplyPolicy(policy);
+}
+
+Result<uint64_t> Router::SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) {
+  Impl& r = *impl_;
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (r.generation != if_generation) return StaleGeneration(if_generation, r.generation);
+  return r.ApplyPolicy(policy);
+}
+
+Result<uint64_t> Router::UpdatePolicy(const PolicyChange& change) {
+  Impl& r = *impl_;
+  std::lock_guard<std::mutex> lock(r.mu);
+  TURNOUT_ASSIGN_OR_RETURN(RoutingPolicy next, change(r.policy, r.generation));
+  return r.ApplyPolicy(std::move(next));
 }
 
 Result<uint64_t> Router::SetSlotInstances(const std::string& slot,

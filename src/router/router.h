@@ -90,6 +90,10 @@ class Router final : public RouterControl {
   // Validates, fills a missing canary seed (FillCanarySeed), persists to state_file when set
   // (refusing the change when that fails), then publishes. On return every new request uses it.
   Result<uint64_t> SetPolicy(const RoutingPolicy& policy) override;
+  // As SetPolicy, under the same lock as the generation check.
+  Result<uint64_t> SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) override;
+  // Calls `change` once, under the router's lock: no other write can fall in between.
+  Result<uint64_t> UpdatePolicy(const PolicyChange& change) override;
   // NotFound for an unknown slot; InvalidArgument for an address that does not parse/resolve.
   Result<uint64_t> SetSlotInstances(const std::string& slot,
                                     const std::vector<std::string>& instances) override;

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct SlotWindowMetrics {
   metrics::WindowSnapshot window;
 };
 
+// The Aborted status of a compare-and-set whose generation is stale.
+Status StaleGeneration(uint64_t if_generation, uint64_t current);
+
 class RouterControl {
  public:
   virtual ~RouterControl() = default;
@@ -72,12 +76,39 @@ class RouterControl {
   // sliding window). The default refuses (FailedPrecondition) for routers that cannot.
   virtual Result<std::vector<SlotWindowMetrics>> GetCumulativeMetrics();
 
-  // Convenience built on GetPolicy + SetPolicy: active = slot, canary cleared. Virtual so that a
-  // remote implementation can do it in one atomic request (AdminClient: POST /v1/switch).
+  // Compare-and-set: replaces the policy only while the router's generation is still
+  // `if_generation` (as read from GetStatus). Aborted when it moved: another writer changed the
+  // policy or the instances in between; re-read and decide again. Otherwise as SetPolicy.
+  virtual Result<uint64_t> SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) = 0;
+
+  // A change to the policy: given the current policy and its generation, the next policy, or an
+  // error that cancels the change (returned as is by UpdatePolicy). It may be called more than
+  // once (after a lost race), so it must not have side effects.
+  using PolicyChange =
+      std::function<Result<RoutingPolicy>(const RoutingPolicy& current, uint64_t generation)>;
+  // How many times UpdatePolicy tries before it gives up with Aborted.
+  static constexpr int kPolicyUpdateAttempts = 8;
+
+  // Applies `change` atomically: the policy it returns replaces exactly the policy it was given,
+  // so no other writer's change is lost. The default reads GetStatus, then SetPolicyIf with the
+  // generation it read, and retries on Aborted, at most kPolicyUpdateAttempts times; after that
+  // it returns Aborted ("... retry later"). Router applies the change under its own lock, once.
+  // AdminClient: the policy given to `change` has an empty override secret (the admin API never
+  // shows it); an empty secret in the result keeps the router's secret.
+  virtual Result<uint64_t> UpdatePolicy(const PolicyChange& change);
+
+  // Atomic (UpdatePolicy): active = slot, canary cleared; other fields unchanged. AdminClient
+  // sends it as one request (POST /v1/switch) that the router applies atomically.
   virtual Result<uint64_t> Switch(const std::string& slot);
-  // Convenience: canary = slot with weight (basis points), active unchanged. Keeps the canary's
-  // seed when the slot is already the canary, else picks a new one (see FillCanarySeed).
+  // Atomic (UpdatePolicy): canary = slot with weight (basis points); other fields unchanged.
+  // Keeps the canary's seed when the slot is already the canary, else picks a new one (see
+  // FillCanarySeed). AdminClient: one request (POST /v1/weight).
   virtual Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp);
+
+ protected:
+  // Runs `attempt` until it succeeds, fails for another reason than a stale generation (the
+  // attempt sets *stale when its compare-and-set lost the race), or kPolicyUpdateAttempts ran.
+  static Result<uint64_t> RetryWhileStale(const std::function<Result<uint64_t>(bool* stale)>& attempt);
 };
 
 }  // namespace turnout::router

@@ -3,17 +3,10 @@
 #include <cassert>
 
 #include "common/secret.h"
+#include "common/text.h"
 
 namespace turnout::router {
 namespace {
-
-bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // Finds `name` in one Cookie field value ("a=1; b=2"). Cookie names are case-sensitive.
 std::string_view FindCookie(std::string_view field, std::string_view name) {

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "common/text.h"
 #include "platform/command.h"
 
 namespace turnout::service {
@@ -60,12 +61,6 @@ bool ParseUint(std::string_view text, uint64_t* out) {
 
 bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
 }
 
 bool IsServiceName(std::string_view s) {

@@ -60,6 +60,13 @@ class InMemoryRouter : public RouterControl {
     policy_ = policy;
     return ++generation_;
   }
+  Result<uint64_t> SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (generation_ != if_generation) return StaleGeneration(if_generation, generation_);
+    TURNOUT_RETURN_IF_ERROR(ValidatePolicy(policy, NamesLocked()));
+    policy_ = policy;
+    return ++generation_;
+  }
   Result<uint64_t> SetSlotInstances(const std::string& slot,
                                     const std::vector<std::string>& instances) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/text.h"
 #include "http/parser.h"
 
 namespace turnout::router::testing {
@@ -66,14 +67,6 @@ bool IContains(std::string_view haystack, std::string_view needle) {
     if (IEquals(haystack.substr(i, needle.size()), needle)) return true;
   }
   return false;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // Lenient head parsing: whatever the router sent is recorded as sent.

@@ -1,9 +1,9 @@
-#include "cli/args.h"
+#include "common/flags.h"
 
 #include <algorithm>
 #include <cstdlib>
 
-namespace turnout::cli {
+namespace turnout {
 
 Result<Args> Args::Parse(const std::vector<std::string>& argv, const std::vector<FlagSpec>& specs) {
   Args args;
@@ -22,10 +22,18 @@ Result<Args> Args::Parse(const std::vector<std::string>& argv, const std::vector
       args.help_ = true;
       continue;
     }
-    if (a.rfind("--", 0) != 0) {
-      return InvalidArgument("unknown option '" + a + "' (options are spelled --name)");
+    std::string name;
+    if (a.rfind("--", 0) == 0) {
+      name = a.substr(2);
+    } else {
+      auto short_spec = std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) {
+        return s.short_name != '\0' && a.size() == 2 && a[1] == s.short_name;
+      });
+      if (short_spec == specs.end()) {
+        return InvalidArgument("unknown flag '" + a + "' (flags are spelled --name; see --help)");
+      }
+      name = short_spec->name;
     }
-    std::string name = a.substr(2);
     std::optional<std::string> inline_value;
     if (auto eq = name.find('='); eq != std::string::npos) {
       inline_value = name.substr(eq + 1);
@@ -33,7 +41,7 @@ Result<Args> Args::Parse(const std::vector<std::string>& argv, const std::vector
     }
     auto spec =
         std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
-    if (spec == specs.end()) return InvalidArgument("unknown option --" + name);
+    if (spec == specs.end()) return InvalidArgument("unknown flag --" + name + " (see --help)");
     std::string value;
     if (spec->value_name.empty()) {
       if (inline_value) return InvalidArgument("--" + name + " takes no value");
@@ -55,6 +63,16 @@ Result<Args> Args::Parse(const std::vector<std::string>& argv, const std::vector
   return args;
 }
 
+Result<Args> Args::ParseFlagsOnly(int argc, char** argv, const std::vector<FlagSpec>& specs) {
+  std::vector<std::string> list;
+  for (int i = 1; i < argc; ++i) list.emplace_back(argv[i]);
+  TURNOUT_ASSIGN_OR_RETURN(Args args, Parse(list, specs));
+  if (!args.positional_.empty()) {
+    return InvalidArgument("unexpected argument '" + args.positional_[0] + "' (see --help)");
+  }
+  return args;
+}
+
 std::string Args::Get(std::string_view name, std::string fallback) const {
   auto it = values_.find(std::string(name));
   if (it == values_.end() || it->second.empty()) return fallback;
@@ -64,6 +82,12 @@ std::string Args::Get(std::string_view name, std::string fallback) const {
 std::vector<std::string> Args::GetAll(std::string_view name) const {
   auto it = values_.find(std::string(name));
   return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::vector<std::string> Args::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, values] : values_) names.push_back(name);
+  return names;
 }
 
 std::string FlagsHelp(const std::vector<FlagSpec>& specs) {
@@ -88,4 +112,4 @@ std::string EnvOr(const char* name, std::string fallback) {
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
-}  // namespace turnout::cli
+}  // namespace turnout

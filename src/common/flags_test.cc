@@ -1,8 +1,8 @@
-#include "cli/args.h"
+#include "common/flags.h"
 
 #include <gtest/gtest.h>
 
-namespace turnout::cli {
+namespace turnout {
 namespace {
 
 const std::vector<FlagSpec> kSpecs = {
@@ -30,12 +30,40 @@ TEST(Args, HelpAnywhere) {
 }
 
 TEST(Args, UsageErrorsNameTheFlag) {
-  EXPECT_EQ(Args::Parse({"--bogus"}, kSpecs).status().message(), "unknown option --bogus");
+  EXPECT_EQ(Args::Parse({"--bogus"}, kSpecs).status().message(),
+            "unknown flag --bogus (see --help)");
   EXPECT_EQ(Args::Parse({"--admin"}, kSpecs).status().message(), "--admin needs a value (ADDR)");
   EXPECT_EQ(Args::Parse({"--admin", "a", "--admin", "b"}, kSpecs).status().message(),
             "--admin given twice");
   EXPECT_EQ(Args::Parse({"--json=yes"}, kSpecs).status().message(), "--json takes no value");
-  EXPECT_FALSE(Args::Parse({"-x"}, kSpecs).ok());
+  EXPECT_EQ(Args::Parse({"-x"}, kSpecs).status().message(),
+            "unknown flag '-x' (flags are spelled --name; see --help)");
+  EXPECT_EQ(Args::Parse({"--slot", "a", "--slot", "b"}, kSpecs)->GetAll("slot").size(), 2u);
+}
+
+TEST(Args, ShortNamesAreTheSameFlag) {
+  const std::vector<FlagSpec> specs = {{"connections", "N", "", false, 'c'}};
+  auto a = Args::Parse({"-c", "8"}, specs);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->Get("connections"), "8");
+  EXPECT_EQ(Args::Parse({"-c", "8", "--connections=9"}, specs).status().message(),
+            "--connections given twice");
+  EXPECT_FALSE(Args::Parse({"-x", "8"}, specs).ok());
+}
+
+TEST(Args, ParseFlagsOnlyRefusesPositionals) {
+  const char* argv[] = {"prog", "--admin", "a", "extra"};
+  auto a = Args::ParseFlagsOnly(4, const_cast<char**>(argv), kSpecs);
+  EXPECT_EQ(a.status().message(), "unexpected argument 'extra' (see --help)");
+  auto ok = Args::ParseFlagsOnly(3, const_cast<char**>(argv), kSpecs);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->Get("admin"), "a");
+}
+
+TEST(Args, NamesListsTheFlagsGiven) {
+  auto a = Args::Parse({"--slot=a", "--json", "x"}, kSpecs);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->Names(), (std::vector<std::string>{"json", "slot"}));
 }
 
 TEST(Args, HelpListsEveryFlag) {
@@ -46,4 +74,4 @@ TEST(Args, HelpListsEveryFlag) {
 }
 
 }  // namespace
-}  // namespace turnout::cli
+}  // namespace turnout
