@@ -112,8 +112,16 @@ function(turnout_fuzzer)
   endif()
   cmake_parse_arguments(T "" "NAME;CORPUS;DICT;SECONDS" "SRCS;DEPS" ${ARGN})
   add_executable(${T_NAME} ${T_SRCS})
-  target_compile_options(${T_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_options(${T_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+  # libFuzzer plus the build's sanitizers (asan preset: address and UBSan; fuzz preset: UBSan
+  # only, for long runs). Given again here so that UBSan's function check, turned off for the
+  # libraries above, is back on in the target's own code.
+  set(_fsan fuzzer)
+  if(TURNOUT_SANITIZE)
+    string(REPLACE ";" "," _san "${TURNOUT_SANITIZE}")
+    set(_fsan "fuzzer,${_san}")
+  endif()
+  target_compile_options(${T_NAME} PRIVATE -fsanitize=${_fsan})
+  target_link_options(${T_NAME} PRIVATE -fsanitize=${_fsan})
   target_link_libraries(${T_NAME} PRIVATE ${T_DEPS})
   if(NOT T_SECONDS)
     set(T_SECONDS 30)
