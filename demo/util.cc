@@ -55,33 +55,6 @@ Result<std::chrono::nanoseconds> ParseDuration(std::string_view text) {
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(ns)));
 }
 
-Result<HostPort> ParseHostPort(std::string_view text) {
-  const std::string bad =
-      "bad address '" + std::string(text) + "': expected host:port, e.g. 127.0.0.1:8080 or [::1]:0";
-  HostPort out;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return InvalidArgument(bad);
-    }
-    out.host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return InvalidArgument(bad);
-    out.host = std::string(text.substr(0, colon));
-    if (out.host.find(':') != std::string::npos) return InvalidArgument(bad);
-    port_text = text.substr(colon + 1);
-  }
-  uint64_t port = 0;
-  if (out.host.empty() || !ParseUint(port_text, &port) || port > 65535) {
-    return InvalidArgument(bad);
-  }
-  out.port = static_cast<uint16_t>(port);
-  return out;
-}
-
 Result<HttpUrl> ParseHttpUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
   if (url.substr(0, kScheme.size()) != kScheme) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/host_port.h"
 #include "common/status.h"
 
 namespace turnout::demo {
@@ -22,12 +23,6 @@ namespace turnout::demo {
 // Fails with InvalidArgument naming the accepted forms.
 Result<std::chrono::nanoseconds> ParseDuration(std::string_view text);
 
-// "127.0.0.1:8080" or "[::1]:0" -> host ("127.0.0.1" / "::1") and port (0..65535).
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-Result<HostPort> ParseHostPort(std::string_view text);
 
 // "http://127.0.0.1:8080/path?q" -> host, port (default 80), target ("/path?q", default "/").
 // Only plain http is supported; https and anything unparsable fail with InvalidArgument.

@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/target.h"
+#include "common/host_port.h"
 #include "http/api_support.h"
 #include "http/parser.h"
 #include "http/writer.h"
@@ -29,40 +30,21 @@ using asio::ip::tcp;
 using UnixProtocol = asio::local::stream_protocol;
 using namespace asio::experimental::awaitable_operators;
 
-std::string FormatEndpoint(const tcp::endpoint& e) {
-  const auto a = e.address();
-  std::string host = a.to_string();
-  if (a.is_v6()) host = "[" + host + "]";
-  return host + ":" + std::to_string(e.port());
-}
-
 Result<tcp::endpoint> ParseTcpAddress(std::string_view address) {
-  auto bad = [&](std::string_view why) {
-    return InvalidArgument("API TCP address '" + std::string(address) + "': " + std::string(why) +
-                           " (expected host:port such as 127.0.0.1:7070)");
-  };
-  const size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos) return bad("no port");
-  std::string_view host = address.substr(0, colon);
-  std::string_view port_text = address.substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535) {
-    return bad("the port must be a number within 0..65535");
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  Result<HostPort> hp = ParseHostPort(address);
+  if (!hp.ok()) return hp.status().WithContext("API TCP address");
   boost::system::error_code error;
   asio::ip::address ip;
-  if (host == "localhost") {
+  if (hp->host == "localhost") {
     ip = asio::ip::address_v4::loopback();
   } else {
-    ip = asio::ip::make_address(std::string(host), error);
-    if (error) return bad("the host must be an IP address or localhost");
+    ip = asio::ip::make_address(hp->host, error);
+    if (error) {
+      return InvalidArgument("API TCP address '" + std::string(address) +
+                             "': the host must be an IP address or localhost");
+    }
   }
-  return tcp::endpoint(ip, static_cast<uint16_t>(port));
+  return tcp::endpoint(ip, hp->port);
 }
 
 }  // namespace
@@ -130,7 +112,8 @@ Status Server::Impl::BindTcp() {
   if (tcp_acceptor.set_option(asio::socket_base::reuse_address(true), ec)) return fail("configure");
   if (tcp_acceptor.bind(endpoint, ec)) return fail("bind");
   if (tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen");
-  bound_tcp = FormatEndpoint(tcp_acceptor.local_endpoint(ec));
+  const tcp::endpoint bound = tcp_acceptor.local_endpoint(ec);
+  bound_tcp = FormatHostPort(bound.address().to_string(), bound.port());
   return Status::Ok();
 }
 
@@ -287,7 +270,8 @@ asio::awaitable<void> Server::Impl::AcceptTcp() {
     if (impl->live_connections >= impl->options.max_connections) continue;  // closes it
     ++impl->live_connections;
     boost::system::error_code ignored;
-    std::string peer = FormatEndpoint(socket.remote_endpoint(ignored));
+    const tcp::endpoint remote = socket.remote_endpoint(ignored);
+    std::string peer = FormatHostPort(remote.address().to_string(), remote.port());
     asio::co_spawn(impl->io, impl->Session(std::move(socket), std::move(peer), &impl->tcp_access),
                    [](std::exception_ptr) {});
   }

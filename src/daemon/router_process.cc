@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/host_port.h"
 #include "common/sha256.h"
 #include "daemon/wiring.h"
 #include "platform/log_tail.h"
@@ -45,7 +46,7 @@ std::string QuoteWord(const std::string& word) {
 // that turnoutd knows where to reach the router. Other addresses are returned as they are.
 Result<std::string> ResolveAdminPort(const std::string& address) {
   if (!router::UnixSocketPathOf(address).empty()) return address;
-  TURNOUT_ASSIGN_OR_RETURN(router::HostPort hp, router::ParseHostPort(address));
+  TURNOUT_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   if (hp.port != 0) return address;
   sockaddr_storage ss{};
   socklen_t len = 0;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <map>
 
+#include "common/host_port.h"
 #include "http/api_support.h"
 #include "http/parser.h"
 #include "http/writer.h"
@@ -46,13 +47,6 @@ Reply ErrorReply(int status, std::string_view message) {
 
 Reply StatusReply(const Status& s) {
   return ErrorReply(http::HttpStatusFor(s.code()), s.message());
-}
-
-std::string FormatEndpoint(const tcp::endpoint& e) {
-  const auto a = e.address();
-  std::string host = a.to_string();
-  if (a.is_v6()) host = "[" + host + "]";
-  return host + ":" + std::to_string(e.port());
 }
 
 // Body parsing for the small command bodies; returns the object or an error reply.
@@ -477,7 +471,8 @@ Status AdminServer::Impl::BindTcp() {
   }
   if (tcp_acceptor.bind(endpoint, ec)) return fail("bind");
   if (tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
-  server->bound_address_ = FormatEndpoint(tcp_acceptor.local_endpoint(ec));
+  const tcp::endpoint bound = tcp_acceptor.local_endpoint(ec);
+  server->bound_address_ = FormatHostPort(bound.address().to_string(), bound.port());
   return Status::Ok();
 }
 

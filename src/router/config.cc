@@ -482,42 +482,6 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
 
 }  // namespace
 
-Result<HostPort> ParseHostPort(std::string_view text) {
-  const std::string original(text);
-  auto bad = [&](std::string_view why) {
-    return InvalidArgument("'" + original + "' is not host:port (" + std::string(why) +
-                           "); e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080");
-  };
-  HostPort out;
-  std::string_view port;
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos) return bad("missing ']'");
-    out.host = std::string(text.substr(1, close - 1));
-    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("missing :port");
-    port = text.substr(close + 2);
-    boost::system::error_code ec;
-    auto a = boost::asio::ip::make_address(out.host, ec);
-    if (ec || !a.is_v6()) return bad("bad IPv6 address");
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return bad("missing :port");
-    out.host = std::string(text.substr(0, colon));
-    if (out.host.find(':') != std::string::npos) return bad("IPv6 addresses need [brackets]");
-    port = text.substr(colon + 1);
-    for (char c : out.host) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '.' || c == '_';
-      if (!ok) return bad("bad character in host");
-    }
-  }
-  if (out.host.empty()) return bad("empty host; use 0.0.0.0 for all interfaces");
-  uint64_t p = 0;
-  if (port.size() > 5 || !ParseUint(port, &p) || p > 65535) return bad("port must be 0..65535");
-  out.port = static_cast<uint16_t>(p);
-  return out;
-}
-
 std::string DefaultAdminAddress() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
   if (runtime != nullptr && runtime[0] == '/') {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "common/host_port.h"
 #include "common/status.h"
 #include "router/policy.h"
 
@@ -116,11 +117,5 @@ Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_vi
 // when a state file is set, else "" (memory only).
 std::string OverrideSecretFilePath(const RouterConfig& config);
 
-// Splits "host:port" / "[v6]:port"; port 0..65535.
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-Result<HostPort> ParseHostPort(std::string_view text);
 
 }  // namespace turnout::router

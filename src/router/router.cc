@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/host_port.h"
 #include "metrics/metrics.h"
 #include "router/health.h"
 #include "router/policy_store.h"
@@ -38,12 +39,6 @@ Result<tcp::endpoint> Resolve(std::string_view text) {
                            "': " + (ec ? ec.message() : std::string("no address")));
   }
   return results.begin()->endpoint();
-}
-
-std::string FormatEndpoint(const tcp::endpoint& ep) {
-  if (ep.address().is_v6())
-    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 int64_t SteadyNowNs() {
@@ -321,7 +316,7 @@ Status Router::Start() {
       if (!b.ok()) return fail(b.status());
       bound = *b;
     }
-    r.listen.push_back(FormatEndpoint(bound));
+    r.listen.push_back(FormatHostPort(bound.address().to_string(), bound.port()));
   }
   r.checker = std::make_unique<HealthChecker>(r.config.health, r.clock);
   r.checker->SetTargets(r.Targets());

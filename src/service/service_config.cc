@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "common/host_port.h"
 #include "common/text.h"
 #include "platform/command.h"
 
@@ -83,35 +84,10 @@ bool IsEnvName(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return IsAlnum(c) || c == '_'; });
 }
 
-// "host:port" or "[v6]:port" with a plausible host. Name resolution happens at start.
+// "host:port" or "[v6]:port" (common/host_port.h). Name resolution happens at start.
 bool IsHostPort(std::string_view text, bool allow_port_zero) {
-  std::string_view host, port;
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
-          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
-        })) {
-      return false;
-    }
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
-          return IsAlnum(c) || c == '-' || c == '.' || c == '_';
-        })) {
-      return false;
-    }
-  }
-  uint64_t p = 0;
-  if (port.size() > 5 || !ParseUint(port, &p) || p > 65535) return false;
-  return allow_port_zero || p != 0;
+  Result<HostPort> hp = ParseHostPort(text);
+  return hp.ok() && (allow_port_zero || hp->port != 0);
 }
 
 // The port of an address IsHostPort accepted.

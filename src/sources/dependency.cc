@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 
+#include "common/host_port.h"
 #include "db/pg.h"
 #include "httpc/client.h"
 #include "platform/run.h"
@@ -21,25 +22,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 Millis Since(SteadyClock::time_point start) {
   return std::chrono::duration_cast<Millis>(SteadyClock::now() - start);
-}
-
-// "host:port" or "[v6]:port".
-bool SplitHostPort(const std::string& address, std::string* host, std::string* port) {
-  if (!address.empty() && address[0] == '[') {
-    size_t close = address.find(']');
-    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') {
-      return false;
-    }
-    *host = address.substr(1, close - 1);
-    *port = address.substr(close + 2);
-  } else {
-    size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return false;
-    *host = address.substr(0, colon);
-    *port = address.substr(colon + 1);
-  }
-  return !host->empty() && !port->empty() &&
-         port->find_first_not_of("0123456789") == std::string::npos;
 }
 
 // Connects one address without blocking past `deadline`. "" on success, else why not.
@@ -80,11 +62,13 @@ std::string ConnectOne(const addrinfo* ai, SteadyClock::time_point deadline) {
 CheckResult RunTcp(const TcpCheck& check) {
   CheckResult r;
   auto start = SteadyClock::now();
-  std::string host, port;
-  if (!SplitHostPort(check.address, &host, &port)) {
-    r.detail = "tcp address \"" + check.address + "\" is not host:port";
+  Result<HostPort> address = ParseHostPort(check.address);
+  if (!address.ok()) {
+    r.detail = "tcp address: " + address.status().message();
     return r;
   }
+  const std::string& host = address->host;
+  const std::string port = std::to_string(address->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
