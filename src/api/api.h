@@ -51,6 +51,11 @@ struct Request {
 
   // The value of the first query parameter named `name`, or `fallback` when there is none.
   std::string Query(std::string_view name, std::string fallback = "") const;
+  // The first query parameter named `name` as a whole number from `min` to `max` (`fallback`
+  // when there is none). InvalidArgument (a 400): "query parameter limit: expected a whole
+  // number from 1 to 1000, got 'abc'".
+  Result<int64_t> QueryNumber(std::string_view name, int64_t fallback, int64_t min,
+                              int64_t max) const;
 };
 
 // What the handler answers. The transport adds Content-Length and Connection.

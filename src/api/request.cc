@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "api/target.h"
+#include "common/text.h"
 #include "http/api_support.h"
 
 namespace turnout::api {
@@ -70,6 +71,17 @@ StatusCode CodeForHttpStatus(int status) {
 std::string Request::Query(std::string_view name, std::string fallback) const {
   for (const auto& [k, v] : query) {
     if (k == name) return v;
+  }
+  return fallback;
+}
+
+Result<int64_t> Request::QueryNumber(std::string_view name, int64_t fallback, int64_t min,
+                                     int64_t max) const {
+  for (const auto& [k, v] : query) {
+    if (k != name) continue;
+    Result<int64_t> n = ParseWholeNumber(v, min, max);
+    if (!n.ok()) return n.status().WithContext("query parameter " + std::string(name));
+    return n;
   }
   return fallback;
 }

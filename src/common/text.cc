@@ -1,6 +1,8 @@
 #include "common/text.h"
 
 #include <algorithm>
+#include <charconv>
+#include <string>
 
 namespace turnout {
 
@@ -18,6 +20,17 @@ std::string_view Trim(std::string_view s) {
   size_t begin = s.find_first_not_of(kSpace);
   if (begin == std::string_view::npos) return {};
   return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
+}
+
+Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max) {
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return InvalidArgument("expected a whole number from " + std::to_string(min) + " to " +
+                           std::to_string(max) + ", got '" + std::string(text) + "'");
+  }
+  return value;
 }
 
 }  // namespace turnout

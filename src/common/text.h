@@ -2,7 +2,10 @@
 
 #pragma once
 
+#include <cstdint>
 #include <string_view>
+
+#include "common/status.h"
 
 namespace turnout {
 
@@ -13,5 +16,10 @@ bool IsToken(std::string_view s);
 
 // `s` without leading and trailing spaces, tabs, CR and LF.
 std::string_view Trim(std::string_view s);
+
+// A whole number in decimal digits (an optional leading '-'; no '+', space, fraction or
+// exponent) from `min` to `max`. InvalidArgument: "expected a whole number from MIN to MAX, got
+// 'TEXT'" (callers add what the number is for).
+Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max);
 
 }  // namespace turnout

@@ -27,6 +27,7 @@
 #include "judge/judge_json.h"
 #include "judge/slo.h"
 #include "common/secret.h"
+#include "common/text.h"
 #include "daemon/analysis.h"
 #include "daemon/api_request.h"
 #include "daemon/database.h"
@@ -1360,8 +1361,9 @@ api::Reply Daemon::Impl::DeploymentReply(const std::string& which) {
     if (h->empty()) return api::Reply::Error(404, "nothing has been deployed yet");
     d = h->front();
   } else if (which.rfind("rev", 0) == 0) {
-    int64_t rev = std::atoll(which.c_str() + 3);
-    d = store->GetRevision(config.name, rev);
+    Result<int64_t> rev = ParseWholeNumber(which.substr(3), 1, INT64_MAX);
+    if (!rev.ok()) return api::Reply::FromStatus(rev.status().WithContext("revision"));
+    d = store->GetRevision(config.name, *rev);
   } else {
     char* end = nullptr;
     const long long id = std::strtoll(which.c_str(), &end, 10);
@@ -1400,8 +1402,10 @@ api::Reply Daemon::Impl::DeploymentReply(const std::string& which) {
 }
 
 api::Reply Daemon::Impl::HistoryReply(const api::Request& r) {
-  const int limit = std::atoi(r.Query("limit", "20").c_str());
-  Result<std::vector<state::Deployment>> h = store->History(config.name, limit);
+  Result<int64_t> limit = r.QueryNumber("limit", 20, 1, 100000);
+  if (!limit.ok()) return api::Reply::FromStatus(limit.status());
+  Result<std::vector<state::Deployment>> h =
+      store->History(config.name, static_cast<int>(*limit));
   if (!h.ok()) return api::Reply::FromStatus(h.status());
   Result<state::Service> svc = store->GetService(config.name);
   json list = json::array();
@@ -1515,8 +1519,9 @@ api::Reply Daemon::Impl::SloReply() {
 
 api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
   std::string slot = r.Query("slot");
-  int lines = std::atoi(r.Query("lines", "50").c_str());
-  if (lines <= 0 || lines > 10000) lines = 50;
+  Result<int64_t> wanted = r.QueryNumber("lines", 50, 1, 10000);
+  if (!wanted.ok()) return api::Reply::FromStatus(wanted.status());
+  const int lines = static_cast<int>(*wanted);
   if (slot.empty()) {
     Result<state::Service> svc = store->GetService(config.name);
     slot = svc.ok() && !svc->active_slot.empty() ? svc->active_slot : config.slots[0];
@@ -1564,10 +1569,16 @@ api::Reply Daemon::Impl::AuditReply(const api::Request& r) {
                    {"first_bad_seq", report->first_bad_seq},
                    {"message", report->ToString()}});
   }
-  const int64_t after = std::atoll(r.Query("after", "0").c_str());
-  const int limit = std::atoi(r.Query("limit", "200").c_str());
+  Result<int64_t> after_seq = r.QueryNumber("after", 0, 0, INT64_MAX);
+  Result<int64_t> limit_n = r.QueryNumber("limit", 200, 1, 1000000);
   // tail=N: the newest N entries (what `turnout audit` shows by default).
-  const int tail = std::atoi(r.Query("tail", "0").c_str());
+  Result<int64_t> tail_n = r.QueryNumber("tail", 0, 0, 1000000);
+  for (const Result<int64_t>* n : {&after_seq, &limit_n, &tail_n}) {
+    if (!n->ok()) return api::Reply::FromStatus(n->status());
+  }
+  const int64_t after = *after_seq;
+  const int limit = static_cast<int>(*limit_n);
+  const int tail = static_cast<int>(*tail_n);
   Result<std::vector<state::AuditEntry>> entries =
       store->ReadAudit(after, tail > 0 ? 0 : std::max(limit, 1));
   if (!entries.ok()) return api::Reply::FromStatus(entries.status());

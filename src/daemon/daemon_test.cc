@@ -522,6 +522,18 @@ TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
   EXPECT_EQ(Call("POST", "/v1/switch", {{"slot", "green"}}).first, 409);  // nothing runs there
   EXPECT_EQ(Call("POST", "/v1/approve", json::object()).first, 409);
   EXPECT_EQ(Call("POST", "/v1/rollback", {{"to_revision", 7}}).first, 404);
+  // Numbers in the query are whole numbers within their range, or a 400 that names them (they
+  // were read with atoi: "limit=abc" listed nothing, "lines=9x" read 9).
+  for (const char* target : {"/v1/deployments?limit=abc", "/v1/deployments?limit=-1",
+                             "/v1/deployments?limit=99999999999", "/v1/logs?lines=9x",
+                             "/v1/audit?after=x", "/v1/audit?limit=1e3", "/v1/audit?tail=",
+                             "/v1/deployments/rev1x"}) {
+    auto [status, body] = Call("GET", target);
+    EXPECT_EQ(status, 400) << target << " " << body.dump();
+    EXPECT_NE(body.value("error", "").find("whole number"), std::string::npos)
+        << target << " " << body.dump();
+  }
+  EXPECT_EQ(Call("GET", "/v1/deployments?limit=1").first, 200);
 }
 
 // With default settings the router is a process of its own: kill -9 of turnoutd, again and
