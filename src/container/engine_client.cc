@@ -559,7 +559,12 @@ Status EngineClient::ExplainExit(std::string_view id, int lines) const {
   if (info.state.running) return Status::Ok();
   std::string m = "container " + (info.name.empty() ? std::string(id) : info.name) +
                   " exited with code " + std::to_string(info.state.exit_code);
-  if (info.state.oom_killed) m += ", killed for exceeding its memory limit (OOMKilled)";
+  if (info.state.oom_killed) {
+    m += ", killed for exceeding its memory limit (OOMKilled): raise the limit or find the leak";
+  } else if (info.state.exit_code == 137) {
+    // Some engines (Podman with runc on cgroup v1) never set OOMKilled.
+    m += " (SIGKILL: a kill, or its memory limit if it has one)";
+  }
   if (!info.state.error.empty()) m += ": " + info.state.error;
   LogOptions tail;
   tail.tail = lines;

@@ -205,8 +205,9 @@ class EngineClient {
   Result<Logs> ContainerLogs(std::string_view id, const LogOptions& options = {}) const;
 
   // Why a container is not running, for a user: FailedPrecondition "container <name> exited
-  // with code <n> [, killed for exceeding its memory limit (OOMKilled)][: <runtime error>]; its
-  // last <lines> log lines:\n<lines>". (Its own errors when inspect fails; OK when it runs.)
+  // with code <n>[, killed for exceeding its memory limit (OOMKilled)...| (SIGKILL: ...) for
+  // 137 without OOMKilled][: <runtime error>]; its last log lines:\n<stdout lines>\n<stderr
+  // lines>" (at most `lines` of each). Its own errors when inspect fails; OK when it runs.
   Status ExplainExit(std::string_view id, int lines = 20) const;
 
  private:
