@@ -15,6 +15,7 @@ build_pkgs=(
   libpq-dev postgresql-15
   libcurl4-openssl-dev prometheus
   curl ca-certificates procps iproute2
+  podman buildah runc
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine jq)
 
@@ -47,6 +48,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # Services from these packages (nginx, haproxy, postgresql) are not used as installed: tests and
-# benchmarks start their own instances on loopback ports the OS hands out.
+# benchmarks start their own instances on loopback ports the OS hands out. Podman's container
+# tests start their own `podman system service` with its own storage and containers.conf
+# (docs/containers.md).
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

@@ -70,7 +70,8 @@ Status CheckName(std::string_view what, std::string_view name) {
 
 std::string LabelFilter(const std::vector<std::string>& labels) {
   if (labels.empty()) return "";
-  return "&filters=" + httpc::UrlEncode(json{{"label", labels}}.dump());
+  return "&filters=" +
+         httpc::UrlEncode(json{{"label", labels}}.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 // The engine's error message: {"message": "..."} (dockerd and Podman), else the body itself.
