@@ -4,6 +4,9 @@
 #   scripts/install-deps.sh           build + test dependencies
 #   scripts/install-deps.sh --bench   also the benchmark contenders (nginx, HAProxy, Caddy, wrk, h2load)
 #                                     and jq (bench/judge/run.sh reads turnoutd's JSON with it)
+#   scripts/install-deps.sh --dockerd also dockerd (docker.io), so that the container tests run
+#                                     against it too (on a host with systemd the package starts
+#                                     the system's dockerd, which creates a docker0 bridge)
 #
 # Idempotent: packages already installed are skipped without touching the network.
 set -euo pipefail
@@ -18,11 +21,16 @@ build_pkgs=(
   podman buildah runc
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine jq)
+dockerd_pkgs=(docker.io)
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--bench" ]]; then
-  want+=("${bench_pkgs[@]}")
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want+=("${bench_pkgs[@]}") ;;
+    --dockerd) want+=("${dockerd_pkgs[@]}") ;;
+    *) echo "install-deps: unknown option $arg (--bench, --dockerd)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do

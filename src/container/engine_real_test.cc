@@ -1,6 +1,7 @@
-// EngineClient against a real Podman API service started by the tests (testing/podman_service.h)
-// on a socket in a temporary directory, with the statically linked test app imported as an
-// image. Containers use host networking or a port published on 127.0.0.1 only.
+// EngineClient against real engines started by the tests (testing/engine_service.h) on a socket
+// in a temporary directory: Podman's API service (required) and dockerd (where installed), each
+// test once per engine, with the statically linked test app imported as an image. Containers use
+// host networking or a port published on 127.0.0.1 only.
 
 #include <gtest/gtest.h>
 
@@ -10,7 +11,7 @@
 #include <set>
 
 #include "container/engine_client.h"
-#include "container/testing/podman_service.h"
+#include "container/testing/engine_service.h"
 #include "httpc/client.h"
 #include "platform/testing/test_util.h"
 
@@ -18,21 +19,23 @@ namespace turnout::container {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::EngineKind;
+using testing::EngineName;
+using testing::EngineService;
 using testing::kTestImage;
-using testing::PodmanService;
-using testing::SharedPodman;
+using testing::SharedEngine;
 
 int64_t MillisSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-class PodmanTest : public ::testing::Test {
+class RealEngineTest : public ::testing::TestWithParam<EngineKind> {
  protected:
   void SetUp() override {
     std::string why;
-    podman_ = SharedPodman(&why);
-    if (podman_ == nullptr) GTEST_SKIP() << "no Podman service here: " << why;
-    client_.emplace(podman_->socket(), Millis(20000));
+    engine_ = SharedEngine(GetParam(), &why);
+    if (engine_ == nullptr) GTEST_SKIP() << "no " << EngineName(GetParam()) << " here: " << why;
+    client_.emplace(engine_->socket(), Millis(20000));
     // A label value of this test only: lists and clean-up never see another test's containers.
     run_label_ = "turnout.test=" +
                  std::string(::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -86,21 +89,26 @@ class PodmanTest : public ::testing::Test {
     return client_->ContainerWait(*id, Millis(20000));
   }
 
-  PodmanService* podman_ = nullptr;
+  std::string NoBridge() const {
+    return EngineName(GetParam()) + " runs here without a bridge (--bridge=none " +
+           "--iptables=false: it would leave docker0 and iptables chains behind)";
+  }
+
+  EngineService* engine_ = nullptr;
   std::optional<EngineClient> client_;
   std::string run_label_;
 };
 
-TEST_F(PodmanTest, PingAndVersion) {
-  auto client = EngineClient::Connect({.address = "unix://" + podman_->socket()});
+TEST_P(RealEngineTest, PingAndVersion) {
+  auto client = EngineClient::Connect({.address = "unix://" + engine_->socket()});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   auto v = client->Version();
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->api_version, "1.41");
-  EXPECT_TRUE(v->podman);
+  EXPECT_EQ(v->podman, GetParam() == EngineKind::kPodman);
 }
 
-TEST_F(PodmanTest, ImageInspectAndList) {
+TEST_P(RealEngineTest, ImageInspectAndList) {
   auto image = client_->ImageInspect(kTestImage);
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_EQ(image->id.rfind("sha256:", 0), 0u) << image->id;
@@ -111,7 +119,7 @@ TEST_F(PodmanTest, ImageInspectAndList) {
   EXPECT_TRUE(found);
 }
 
-TEST_F(PodmanTest, HostNetworkLifecycle) {
+TEST_P(RealEngineTest, HostNetworkLifecycle) {
   uint16_t port = 0;
   ContainerSpec spec = HostSpec("tt-host-life", &port);
   spec.stop_timeout_s = 5;
@@ -171,7 +179,7 @@ TEST_F(PodmanTest, HostNetworkLifecycle) {
               static_cast<long long>(remove_ms));
 }
 
-TEST_F(PodmanTest, LogsFollowStreamsUntilCancelled) {
+TEST_P(RealEngineTest, LogsFollowStreamsUntilCancelled) {
   uint16_t port = 0;
   ContainerSpec spec = HostSpec("tt-follow", &port);
   auto id = client_->ContainerCreate(spec);
@@ -198,7 +206,7 @@ TEST_F(PodmanTest, LogsFollowStreamsUntilCancelled) {
   EXPECT_TRUE(info->state.running) << "following logs never stops the container";
 }
 
-TEST_F(PodmanTest, ContainerThatExitsAtOnceIsExplained) {
+TEST_P(RealEngineTest, ContainerThatExitsAtOnceIsExplained) {
   ContainerSpec spec = Spec("tt-exit");
   spec.network_mode = "host";
   spec.cmd = {"/app", "exit", "3"};
@@ -215,7 +223,7 @@ TEST_F(PodmanTest, ContainerThatExitsAtOnceIsExplained) {
       << why.ToString();
 }
 
-TEST_F(PodmanTest, MemoryHogIsKilledAtItsLimit) {
+TEST_P(RealEngineTest, MemoryHogIsKilledAtItsLimit) {
   ContainerSpec spec = Spec("tt-oom");
   spec.network_mode = "host";
   spec.cmd = {"/app", "hog"};
@@ -231,6 +239,7 @@ TEST_F(PodmanTest, MemoryHogIsKilledAtItsLimit) {
   if (info->state.oom_killed) {
     EXPECT_NE(why.message().find("OOMKilled"), std::string::npos) << why.ToString();
   } else {
+    EXPECT_EQ(GetParam(), EngineKind::kPodman) << "dockerd reports OOMKilled";
     // Podman 4.3 with runc on cgroup v1 does not set OOMKilled (the kernel's OOM killer did
     // the kill); the message still says what a 137 means.
     EXPECT_NE(why.message().find("its memory limit"), std::string::npos) << why.ToString();
@@ -239,7 +248,7 @@ TEST_F(PodmanTest, MemoryHogIsKilledAtItsLimit) {
   EXPECT_NE(why.message().find("allocating"), std::string::npos) << why.ToString();
 }
 
-TEST_F(PodmanTest, ListByLabelFindsExactlyOurs) {
+TEST_P(RealEngineTest, ListByLabelFindsExactlyOurs) {
   std::set<std::string> ours;
   for (const char* name : {"tt-list-a", "tt-list-b"}) {
     auto id = client_->ContainerCreate(Spec(name));
@@ -263,7 +272,7 @@ TEST_F(PodmanTest, ListByLabelFindsExactlyOurs) {
   EXPECT_EQ(client_->ContainerRemove(*other_id, true).code(), StatusCode::kNotFound);
 }
 
-TEST_F(PodmanTest, MissingImageIsNotFoundBeforeAnythingIsCreated) {
+TEST_P(RealEngineTest, MissingImageIsNotFoundBeforeAnythingIsCreated) {
   auto inspect = client_->ImageInspect("localhost/turnout-no-such-image:v0");
   EXPECT_EQ(inspect.status().code(), StatusCode::kNotFound) << inspect.status().ToString();
   ContainerSpec spec = Spec("tt-missing");
@@ -277,7 +286,7 @@ TEST_F(PodmanTest, MissingImageIsNotFoundBeforeAnythingIsCreated) {
   EXPECT_TRUE(listed->empty());
 }
 
-TEST_F(PodmanTest, PullOfAnUnresolvableNameIsAClearError) {
+TEST_P(RealEngineTest, PullOfAnUnresolvableNameIsAClearError) {
   auto start = Clock::now();
   Status pulled = client_->ImagePull("registry.invalid/turnout/app:v1", {}, Millis(20000));
   ASSERT_FALSE(pulled.ok());
@@ -289,7 +298,8 @@ TEST_F(PodmanTest, PullOfAnUnresolvableNameIsAClearError) {
   EXPECT_LT(MillisSince(start), 20000);
 }
 
-TEST_F(PodmanTest, PublishedPortOnLoopback) {
+TEST_P(RealEngineTest, PublishedPortOnLoopback) {
+  if (!engine_->has_bridge()) GTEST_SKIP() << NoBridge();
   auto port = platform::testing::FreePort();
   ASSERT_TRUE(port.ok());
   ContainerSpec spec = Spec("tt-bridge");
@@ -315,7 +325,8 @@ TEST_F(PodmanTest, PublishedPortOnLoopback) {
   EXPECT_TRUE(client_->ContainerRemove(*id, /*force=*/true).ok());
 }
 
-TEST_F(PodmanTest, PortAlreadyInUseIsSaid) {
+TEST_P(RealEngineTest, PortAlreadyInUseIsSaid) {
+  if (!engine_->has_bridge()) GTEST_SKIP() << NoBridge();
   platform::testing::HeldPort held;
   ASSERT_NE(held.port(), 0);
   ContainerSpec spec = Spec("tt-port-taken");
@@ -330,14 +341,20 @@ TEST_F(PodmanTest, PortAlreadyInUseIsSaid) {
       << started.ToString();
 }
 
-TEST_F(PodmanTest, ImageRemove) {
-  std::string root = podman_->dir() + "/image-root";
-  ASSERT_TRUE(podman_->ImportImage(root, "localhost/turnout-test-app:to-remove", {}).ok());
+TEST_P(RealEngineTest, ImageRemove) {
+  std::string root = engine_->dir() + "/image-root";
+  ASSERT_TRUE(engine_->ImportImage(root, "localhost/turnout-test-app:to-remove", {}).ok());
   ASSERT_TRUE(client_->ImageInspect("localhost/turnout-test-app:to-remove").ok());
   EXPECT_TRUE(client_->ImageRemove("localhost/turnout-test-app:to-remove").ok());
   EXPECT_EQ(client_->ImageInspect("localhost/turnout-test-app:to-remove").status().code(),
             StatusCode::kNotFound);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, RealEngineTest,
+                         ::testing::Values(EngineKind::kPodman, EngineKind::kDockerd),
+                         [](const ::testing::TestParamInfo<EngineKind>& info) {
+                           return EngineName(info.param);
+                         });
 
 }  // namespace
 }  // namespace turnout::container
