@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -18,6 +17,7 @@
 
 #include "common/file_util.h"
 #include "container/engine_client.h"
+#include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
 
 namespace turnout::container::testing {
@@ -47,47 +47,6 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return out;
-}
-
-// Reaps `pid` once it has exited; false when it still runs after `within`.
-bool Reaped(pid_t pid, milliseconds within) {
-  return router::testing::WaitUntil(
-      [&] {
-        pid_t r = ::waitpid(pid, nullptr, WNOHANG);
-        return r == pid || (r < 0 && errno == ECHILD);
-      },
-      within);
-}
-
-// Starts `argv` with stdin from /dev/null, stdout and stderr appended to `log`, and the caller's
-// environment plus `extra_env` ("NAME=value").
-Result<pid_t> Spawn(std::vector<std::string> argv, const std::string& log,
-                    const std::vector<std::string>& extra_env) {
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const std::string& x) {
-      return entry.substr(0, entry.find('=') + 1) == x.substr(0, x.find('=') + 1);
-    });
-    if (!replaced) env_strings.emplace_back(entry);
-  }
-  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> cenv;
-  for (auto& e : env_strings) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return ErrnoError("posix_spawnp " + argv[0], rc);
-  return pid;
 }
 
 }  // namespace
@@ -148,7 +107,7 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineKind kind,
     env.push_back("CONTAINERS_CONF=" + s->conf_);
   }
   std::string log = s->dir_ + "/service.log";
-  Result<pid_t> pid = Spawn(s->ServiceArgv(), log, env);
+  Result<pid_t> pid = platform::testing::SpawnService(s->ServiceArgv(), log, env);
   if (!pid.ok()) {
     s->Stop();
     return pid.status();
@@ -200,11 +159,11 @@ void EngineService::Stop() {
       }
     }
     ::kill(pid_, SIGTERM);
-    if (!Reaped(pid_, std::chrono::seconds(15))) {
+    if (!platform::testing::WaitPidGone(pid_, std::chrono::seconds(15))) {
       ADD_FAILURE() << EngineName(kind_) << " ignored SIGTERM for 15 s; killing it";
       ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
     }
+    ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
   for (const std::string& m : MountsUnder(dir_)) ::umount2(m.c_str(), MNT_DETACH);
