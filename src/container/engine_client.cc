@@ -542,10 +542,11 @@ Result<Logs> EngineClient::ContainerLogs(std::string_view id, const LogOptions& 
     return read_status.ok();
   };
   TURNOUT_ASSIGN_OR_RETURN(httpc::Response resp, httpc::Fetch(req));
+  logs.stopped = resp.stopped;
+  if (resp.stopped && resp.status == 0) return logs;  // cancelled before the engine answered
   if (resp.status != 200) {
     return ErrorOf("logs of container " + std::string(id), Reply{resp.status, resp.body});
   }
-  logs.stopped = resp.stopped;
   if (read_status.code() == StatusCode::kAborted) return logs;  // on_output said stop
   if (read_status.ok() && !resp.stopped) read_status = demuxer.Finish();
   if (!read_status.ok()) {

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
@@ -242,6 +244,25 @@ TEST(EngineClientTest, LogsAreDemultiplexed) {
   EXPECT_EQ(logs->err, "warn 1\n");
   EXPECT_EQ(engine.up->RecordedRequests().at(0).target,
             "/v1.41/containers/web/logs?stdout=true&stderr=true&follow=false&tail=3");
+}
+
+TEST(EngineClientTest, FollowCancelledBeforeTheEngineAnswersIsAStopNotAnError) {
+  FakeEngine engine;
+  ASSERT_TRUE(engine.up);
+  engine.up->SetBehavior(Behavior::Of(Behavior::Kind::kHang));
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    engine.up->WaitFor([&] { return engine.up->request_count() == 1; }, Millis(10000));
+    cancel.store(true);
+  });
+  LogOptions options;
+  options.follow = true;
+  options.cancel = &cancel;
+  auto logs = engine.Client().ContainerLogs("web", options);
+  canceller.join();
+  ASSERT_TRUE(logs.ok()) << logs.status().ToString();
+  EXPECT_TRUE(logs->stopped);
+  EXPECT_EQ(logs->out, "");
 }
 
 TEST(EngineClientTest, LastLines) {

@@ -77,7 +77,8 @@ struct Response {
   HeaderList headers;  // of the final response, in order, names as received
   std::string body;    // empty for a 2xx response given to `on_body`
   Millis duration{0};  // from the start of the call to the last byte
-  // The transfer was ended early by `on_body` returning false or by `cancel`.
+  // The transfer was ended early by `on_body` returning false or by `cancel` (`status` is 0 when
+  // that happened before a response head arrived).
   bool stopped = false;
 
   // The first value of a header (ASCII case-insensitive name), "" when absent.
