@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/file_util.h"
+#include "container/registry_auth.h"
 #include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
 
@@ -195,6 +197,13 @@ TEST(EngineClientTest, EngineErrorsKeepTheirMessageAndMeaning) {
   EXPECT_NE(port.message().find("port is already in use"), std::string::npos) << port.ToString();
   Status running = client.ContainerRemove("web");
   EXPECT_EQ(running.code(), StatusCode::kFailedPrecondition);
+  engine.up->SetBehavior(Behavior::Respond(400, R"({"message":"invalid reference format"})"));
+  EXPECT_EQ(client.ContainerStart("web").code(), StatusCode::kInvalidArgument);
+  engine.up->SetBehavior(Behavior::Respond(500, R"({"message":"OCI runtime create failed"})"));
+  Status oci = client.ContainerStart("web");
+  EXPECT_EQ(oci.code(), StatusCode::kIoError);
+  EXPECT_NE(oci.message().find("500 OCI runtime create failed"), std::string::npos) << oci.ToString();
+  engine.up->SetBehavior(Behavior::Respond(404, R"({"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404})"));
   auto gone = client.ContainerInspect("x");
   EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
   EXPECT_NE(gone.status().message().find("no container with name or ID"), std::string::npos);
@@ -223,10 +232,39 @@ TEST(EngineClientTest, PullReportsProgressAndAnErrorInTheStream) {
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].target, "/v1.41/images/create?fromImage=acme%2Fweb&tag=v2");
 
+  engine.up->SetBehavior(Behavior::Respond(
+      200, "{\"error\":\"manifest unknown: manifest unknown\",\"errorDetail\":{}}\n"));
+  EXPECT_EQ(engine.Client().ImagePull("acme/web:nope").code(), StatusCode::kNotFound);
+
   engine.up->SetBehavior(Behavior::Respond(200, "{\"status\":\"Downloaded newer image\"}\n"));
   EXPECT_TRUE(engine.Client().ImagePull("acme/web").ok());
   EXPECT_EQ(engine.up->RecordedRequests().back().target,
             "/v1.41/images/create?fromImage=acme%2Fweb&tag=latest");
+}
+
+TEST(EngineClientTest, PullSendsTheRegistryCredentials) {
+  FakeEngine engine;
+  ASSERT_TRUE(engine.up);
+  engine.up->SetBehavior(Behavior::Respond(200, "{\"status\":\"Pulled\"}\n"));
+  platform::testing::TempDir config;
+  ASSERT_TRUE(WriteFileAtomically(config.path() + "/config.json",
+                                  R"({"auths":{"registry.example.com":{"auth":"Ym90OnMzY3JldA=="}}})")
+                  .ok());
+  ::setenv("DOCKER_CONFIG", config.path().c_str(), 1);
+  Status pulled = engine.Client().ImagePull("registry.example.com/acme/web:v3");
+  Status other = engine.Client().ImagePull("quay.io/acme/web:v3");
+  ::unsetenv("DOCKER_CONFIG");
+  ASSERT_TRUE(pulled.ok()) << pulled.ToString();
+  ASSERT_TRUE(other.ok()) << other.ToString();
+  auto seen = engine.up->RecordedRequests();
+  ASSERT_EQ(seen.size(), 2u);
+  auto raw = DecodeBase64(seen[0].Header("X-Registry-Auth"));
+  ASSERT_TRUE(raw.has_value());
+  nlohmann::json auth = nlohmann::json::parse(*raw);
+  EXPECT_EQ(auth["username"], "bot");
+  EXPECT_EQ(auth["password"], "s3cret");
+  EXPECT_EQ(auth["serveraddress"], "registry.example.com");
+  EXPECT_FALSE(seen[1].HasHeader("X-Registry-Auth")) << "no credentials for quay.io";
 }
 
 TEST(EngineClientTest, LogsAreDemultiplexed) {

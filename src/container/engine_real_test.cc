@@ -130,6 +130,7 @@ TEST_P(RealEngineTest, HostNetworkLifecycle) {
   int64_t create_ms = MillisSince(t0);
   ASSERT_TRUE(client_->ContainerStart(*id).ok());
   int64_t start_ms = MillisSince(t0);
+  EXPECT_TRUE(client_->ContainerStart(*id).ok()) << "starting a running container is no error";
   int64_t first_ok_ms = FirstOk("http://127.0.0.1:" + std::to_string(port) + "/hi", t0);
   ASSERT_GE(first_ok_ms, 0) << "the app never answered on 127.0.0.1:" << port;
   httpc::Request req;
@@ -156,6 +157,8 @@ TEST_P(RealEngineTest, HostNetworkLifecycle) {
   auto stop_start = Clock::now();
   ASSERT_TRUE(client_->ContainerStop(*id, std::chrono::seconds(5)).ok());
   int64_t stop_ms = MillisSince(stop_start);
+  EXPECT_TRUE(client_->ContainerStop(*id, std::chrono::seconds(5)).ok())
+      << "stopping a stopped container is no error";
   auto waited = client_->ContainerWait(*id, Millis(10000));
   ASSERT_TRUE(waited.ok()) << waited.status().ToString();
   EXPECT_EQ(waited->exit_code, 0) << "SIGTERM within the grace: a clean exit";
@@ -204,6 +207,19 @@ TEST_P(RealEngineTest, LogsFollowStreamsUntilCancelled) {
   auto info = client_->ContainerInspect(*id);
   ASSERT_TRUE(info.ok());
   EXPECT_TRUE(info->state.running) << "following logs never stops the container";
+}
+
+TEST_P(RealEngineTest, KillEndsItWithTheSignal) {
+  uint16_t port = 0;
+  ContainerSpec spec = HostSpec("tt-kill", &port);
+  auto id = client_->ContainerCreate(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(client_->ContainerStart(*id).ok());
+  ASSERT_TRUE(client_->ContainerKill(*id, "SIGKILL").ok());
+  auto waited = client_->ContainerWait(*id, Millis(10000));
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_EQ(waited->exit_code, 137);
+  EXPECT_FALSE(client_->ContainerKill(*id, "SIGKILL").ok()) << "it no longer runs";
 }
 
 TEST_P(RealEngineTest, ContainerThatExitsAtOnceIsExplained) {

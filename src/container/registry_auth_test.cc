@@ -2,8 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <vector>
+
+#include "common/file_util.h"
+#include "platform/testing/test_util.h"
 
 namespace turnout::container {
 namespace {
@@ -59,6 +65,43 @@ TEST(RegistryAuthTest, HeaderFromTheMatchingEntry) {
   auto none = RegistryAuthFromConfig("quay.io/x/y", config, "config.json");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+TEST(RegistryAuthTest, DockerHubUnderEachOfItsKeys) {
+  for (std::string key : {"https://index.docker.io/v1/", "index.docker.io", "docker.io"}) {
+    std::string config = R"({"auths":{")" + key + R"(":{"username":"u","password":"p"}}})";
+    auto header = RegistryAuthFromConfig("library/nginx:1.25", config, "config.json");
+    ASSERT_TRUE(header.ok() && header->has_value()) << key;
+    EXPECT_EQ(Decode(**header)["serveraddress"], key);
+  }
+}
+
+TEST(RegistryAuthTest, ReadsDockerConfigFromTheEnvironment) {
+  platform::testing::TempDir dir;
+  std::string saved_home = std::getenv("HOME") != nullptr ? std::getenv("HOME") : "";
+  ::setenv("DOCKER_CONFIG", dir.path().c_str(), 1);
+  auto missing = RegistryAuthFor("ghcr.io/acme/web");
+  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  EXPECT_FALSE(missing->has_value()) << "no config.json: an anonymous pull";
+  ASSERT_TRUE(WriteFileAtomically(dir.path() + "/config.json",
+                                  R"({"auths":{"ghcr.io":{"auth":"Ym90OnMzY3JldA=="}}})")
+                  .ok());
+  auto found = RegistryAuthFor("ghcr.io/acme/web");
+  ::unsetenv("DOCKER_CONFIG");
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status().ToString();
+  EXPECT_EQ(Decode(**found)["username"], "bot");
+  EXPECT_EQ(Decode(**found)["password"], "s3cret");
+
+  // Without DOCKER_CONFIG: $HOME/.docker/config.json.
+  ASSERT_EQ(::mkdir((dir.path() + "/.docker").c_str(), 0700), 0);
+  ASSERT_TRUE(WriteFileAtomically(dir.path() + "/.docker/config.json",
+                                  R"({"auths":{"quay.io":{"identitytoken":"t0k"}}})")
+                  .ok());
+  ::setenv("HOME", dir.path().c_str(), 1);
+  auto from_home = RegistryAuthFor("quay.io/x/y");
+  ::setenv("HOME", saved_home.c_str(), 1);
+  ASSERT_TRUE(from_home.ok() && from_home->has_value()) << from_home.status().ToString();
+  EXPECT_EQ(Decode(**from_home)["identitytoken"], "t0k");
 }
 
 TEST(RegistryAuthTest, MalformedConfigNamesTheFileNeverTheSecret) {
