@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "container/engine_client.h"
@@ -365,6 +367,46 @@ TEST_P(RealEngineTest, ImageRemove) {
   EXPECT_EQ(client_->ImageInspect("localhost/turnout-test-app:to-remove").status().code(),
             StatusCode::kNotFound);
 }
+
+// The fixture's own promise: an engine it started leaves nothing behind, even with a container
+// still running when it stops.
+class EngineServiceTest : public ::testing::TestWithParam<EngineKind> {};
+
+TEST_P(EngineServiceTest, StopLeavesNothingBehind) {
+  auto started = EngineService::Start(GetParam());
+  if (!started.ok() && started.status().code() == StatusCode::kFailedPrecondition) {
+    GTEST_SKIP() << started.status().ToString();
+  }
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<EngineService> engine = std::move(started).value();
+  std::string dir = engine->dir();
+  std::string root = dir + "/rootfs";
+  ASSERT_TRUE(std::filesystem::create_directories(root));
+  std::filesystem::copy_file(TURNOUT_CONTAINER_TEST_APP, root + "/app");
+  ASSERT_TRUE(engine->ImportImage(root, "localhost/turnout-left:v1", {R"(CMD ["/app"])"}).ok());
+  EngineClient client(engine->socket());
+  ContainerSpec spec;
+  spec.image = "localhost/turnout-left:v1";
+  spec.network_mode = "host";
+  spec.env = {"PORT=0"};
+  spec.ulimits = {{"nofile", 1024, 1024}, {"nproc", 4096, 4096}};
+  auto id = client.ContainerCreate(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(client.ContainerStart(*id).ok());
+
+  engine->Stop();
+  EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) EXPECT_EQ(line.find(dir), std::string::npos) << line;
+  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/docker0")) << "a bridge was left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, EngineServiceTest,
+                         ::testing::Values(EngineKind::kPodman, EngineKind::kDockerd),
+                         [](const ::testing::TestParamInfo<EngineKind>& info) {
+                           return EngineName(info.param);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Engines, RealEngineTest,
                          ::testing::Values(EngineKind::kPodman, EngineKind::kDockerd),
