@@ -107,7 +107,8 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineKind kind,
     env.push_back("CONTAINERS_CONF=" + s->conf_);
   }
   std::string log = s->dir_ + "/service.log";
-  Result<pid_t> pid = platform::testing::SpawnService(s->ServiceArgv(), log, env);
+  // Its own directory is its working directory: conmon writes files there ("oom").
+  Result<pid_t> pid = platform::testing::SpawnService(s->ServiceArgv(), log, env, s->dir_);
   if (!pid.ok()) {
     s->Stop();
     return pid.status();

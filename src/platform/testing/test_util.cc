@@ -138,7 +138,7 @@ bool WaitPidGone(pid_t pid, std::chrono::milliseconds timeout) {
 }
 
 Result<pid_t> SpawnService(std::vector<std::string> argv, const std::string& log,
-                           const std::vector<std::string>& env) {
+                           const std::vector<std::string>& env, const std::string& working_dir) {
   if (argv.empty()) return InvalidArgument("SpawnService: empty argv");
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
@@ -160,6 +160,7 @@ Result<pid_t> SpawnService(std::vector<std::string> argv, const std::string& log
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  if (!working_dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, working_dir.c_str());
   pid_t pid = -1;
   int rc = ::posix_spawnp(&pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&actions);
