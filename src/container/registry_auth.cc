@@ -103,7 +103,10 @@ Result<std::optional<std::string>> RegistryAuthFromConfig(std::string_view image
   auto auths = config.find("auths");
   if (auths == config.end() || !auths->is_object()) return std::optional<std::string>();
   std::string registry = RegistryOf(image);
-  for (const auto& [key, entry] : auths->items()) {
+  for (const auto& item : auths->items()) {
+    // (Named references, not a structured binding: clang 14 cannot capture one in a lambda.)
+    const std::string& key = item.key();
+    const nlohmann::json& entry = item.value();
     std::string host = HostOfKey(key);
     bool match = host == registry || (IsDockerHub(registry) && IsDockerHub(host));
     if (!match) continue;
