@@ -4,6 +4,9 @@
 #   scripts/install-deps.sh           build + test dependencies
 #   scripts/install-deps.sh --bench   also the benchmark contenders (nginx, HAProxy, Caddy, wrk, h2load)
 #                                     and jq (bench/judge/run.sh reads turnoutd's JSON with it)
+#   scripts/install-deps.sh --dockerd also dockerd (docker.io), so that the container tests run
+#                                     against it too (on a host with systemd the package starts
+#                                     the system's dockerd, which creates a docker0 bridge)
 #
 # Idempotent: packages already installed are skipped without touching the network.
 set -euo pipefail
@@ -15,13 +18,19 @@ build_pkgs=(
   libpq-dev postgresql-15
   libcurl4-openssl-dev prometheus
   curl ca-certificates procps iproute2
+  podman buildah runc
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine jq)
+dockerd_pkgs=(docker.io)
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--bench" ]]; then
-  want+=("${bench_pkgs[@]}")
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want+=("${bench_pkgs[@]}") ;;
+    --dockerd) want+=("${dockerd_pkgs[@]}") ;;
+    *) echo "install-deps: unknown option $arg (--bench, --dockerd)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do
@@ -47,6 +56,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # Services from these packages (nginx, haproxy, postgresql) are not used as installed: tests and
-# benchmarks start their own instances on loopback ports the OS hands out.
+# benchmarks start their own instances on loopback ports the OS hands out. Podman's container
+# tests start their own `podman system service` with its own storage and containers.conf
+# (docs/containers.md).
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <sys/un.h>
+
 #include <cctype>
 #include <memory>
 #include <mutex>
@@ -37,17 +39,39 @@ struct Transfer {
   Response response;
   size_t max_body = 0;
   bool body_too_large = false;
+  CURL* easy = nullptr;
+  const BodyCallback* on_body = nullptr;  // streaming, when set
+  const std::atomic<bool>* cancel = nullptr;
+  bool stopped = false;
 };
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t n = size * count;
+  if (t->on_body != nullptr && n > 0) {
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if ((*t->on_body)(std::string_view(data, n))) return n;
+      t->stopped = true;
+      return 0;  // CURLE_WRITE_ERROR, reported as a stop
+    }
+  }
   if (t->response.body.size() + n > t->max_body) {
     t->body_too_large = true;
     return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
   }
   t->response.body.append(data, n);
   return n;
+}
+
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->cancel != nullptr && t->cancel->load()) {
+    t->stopped = true;
+    return 1;  // CURLE_ABORTED_BY_CALLBACK, reported as a stop
+  }
+  return 0;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
@@ -73,9 +97,16 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+// "GET http://localhost/_ping" plus " over the Unix socket /run/x.sock" when there is one.
+std::string Describe(const Request& request) {
+  std::string text = request.method + " " + request.url;
+  if (!request.unix_socket.empty()) text += " over the Unix socket " + request.unix_socket;
+  return text;
+}
+
 Status MapError(CURLcode code, const char* errbuf, const Request& request) {
   std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
-  std::string message = request.method + " " + request.url + ": " + detail;
+  std::string message = Describe(request) + ": " + detail;
   switch (code) {
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -139,6 +170,12 @@ Result<Response> Fetch(const Request& request) {
       return InvalidArgument("invalid request header \"" + name + "\"");
     }
   }
+  if (request.unix_socket.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgument("Unix socket path too long (" +
+                           std::to_string(request.unix_socket.size()) + " bytes, at most " +
+                           std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                           "): " + request.unix_socket);
+  }
   if (!GlobalInit()) return Internal("curl_global_init failed");
 
   std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
@@ -147,6 +184,9 @@ Result<Response> Fetch(const Request& request) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   Transfer transfer;
   transfer.max_body = request.max_response_bytes;
+  transfer.easy = h;
+  if (request.on_body) transfer.on_body = &request.on_body;
+  transfer.cancel = request.cancel;
 
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
@@ -162,6 +202,14 @@ Result<Response> Fetch(const Request& request) {
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "turnout");
+  if (!request.unix_socket.empty()) {
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, request.unix_socket.c_str());
+  }
+  if (request.cancel != nullptr) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
 
   bool sends_body = !request.body.empty() || request.method == "POST" || request.method == "PUT" ||
                     request.method == "PATCH";
@@ -192,10 +240,11 @@ Result<Response> Fetch(const Request& request) {
 
   CURLcode code = curl_easy_perform(h);
   if (transfer.body_too_large) {
-    return IoError(request.method + " " + request.url + ": response body exceeds " +
+    return IoError(Describe(request) + ": response body exceeds " +
                    std::to_string(request.max_response_bytes) + " bytes");
   }
-  if (code != CURLE_OK) return MapError(code, errbuf, request);
+  if (code != CURLE_OK && !transfer.stopped) return MapError(code, errbuf, request);
+  transfer.response.stopped = transfer.stopped;
 
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -1,4 +1,5 @@
-// The client against real HTTP servers on 127.0.0.1 (router::testing::TestUpstream).
+// The client against real HTTP servers on 127.0.0.1 and on Unix sockets
+// (router::testing::TestUpstream).
 
 #include "httpc/client.h"
 
@@ -9,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
 
 namespace turnout::httpc {
@@ -193,6 +195,178 @@ TEST(HttpcClientTest, ParallelCallsFromManyThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(good.load(), kThreads * kPerThread);
+}
+
+// A TestUpstream listening on a Unix socket in a private temporary directory.
+struct UnixUpstream {
+  platform::testing::TempDir dir;
+  std::unique_ptr<TestUpstream> up;
+
+  UnixUpstream() {
+    auto started = TestUpstream::StartUnix("unix", dir.path() + "/api.sock");
+    if (!started.ok()) {
+      ADD_FAILURE() << started.status().ToString();
+      return;
+    }
+    up = std::move(started).value();
+  }
+  Request To(std::string path) const {
+    Request r;
+    r.url = "http://localhost" + path;
+    r.unix_socket = up->unix_path();
+    return r;
+  }
+};
+
+TEST(HttpcClientTest, UnixSocketCarriesTheRequest) {
+  UnixUpstream u;
+  ASSERT_TRUE(u.up);
+  u.up->SetBehavior(Behavior::Respond(201, "{\"Id\":\"abc\"}"));
+  Request req = u.To("/v1.41/containers/create?name=web");
+  req.method = "POST";
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = "{\"Image\":\"app\"}";
+  auto resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->status, 201);
+  EXPECT_EQ(resp->body, "{\"Id\":\"abc\"}");
+  EXPECT_FALSE(resp->stopped);
+  auto recorded = u.up->RecordedRequests();
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_EQ(recorded[0].method, "POST");
+  EXPECT_EQ(recorded[0].target, "/v1.41/containers/create?name=web");
+  EXPECT_EQ(recorded[0].Header("Host"), "localhost");
+  EXPECT_EQ(recorded[0].body, req.body);
+}
+
+TEST(HttpcClientTest, MissingUnixSocketIsUnavailableNamingIt) {
+  platform::testing::TempDir dir;
+  Request req;
+  req.url = "http://localhost/_ping";
+  req.unix_socket = dir.path() + "/nothing.sock";
+  auto resp = Fetch(req);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kUnavailable) << resp.status().ToString();
+  EXPECT_NE(resp.status().message().find(req.unix_socket), std::string::npos)
+      << resp.status().ToString();
+
+  // A socket file nobody listens on any more (a dead engine) is refused the same way.
+  {
+    UnixUpstream u;
+    ASSERT_TRUE(u.up);
+    req.unix_socket = u.up->unix_path();
+    u.up->Stop();
+  }
+  auto dead = Fetch(req);
+  ASSERT_FALSE(dead.ok());
+  EXPECT_EQ(dead.status().code(), StatusCode::kUnavailable) << dead.status().ToString();
+}
+
+TEST(HttpcClientTest, OverlongUnixSocketPathIsInvalidArgument) {
+  Request req;
+  req.url = "http://localhost/_ping";
+  req.unix_socket = "/tmp/" + std::string(200, 's') + ".sock";
+  auto resp = Fetch(req);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kInvalidArgument) << resp.status().ToString();
+}
+
+TEST(HttpcClientTest, StreamingHandsTheWholeBodyToTheCallback) {
+  UnixUpstream u;
+  ASSERT_TRUE(u.up);
+  Behavior b;
+  b.generated_body_bytes = 3 * 1024 * 1024;  // bigger than max_response_bytes below
+  b.chunked = true;
+  u.up->SetBehavior(b);
+  router::testing::BodyHash hash;
+  uint64_t received = 0;
+  int pieces = 0;
+  Request req = u.To("/v1.41/containers/x/logs?follow=1");
+  req.max_response_bytes = 1024;  // applies to kept bodies only
+  req.on_body = [&](std::string_view piece) {
+    EXPECT_FALSE(piece.empty());
+    hash.Update(piece);
+    received += piece.size();
+    ++pieces;
+    return true;
+  };
+  auto resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_FALSE(resp->stopped);
+  EXPECT_TRUE(resp->body.empty());
+  EXPECT_EQ(received, b.generated_body_bytes);
+  EXPECT_EQ(hash.value(), router::testing::PatternHash(b.generated_body_bytes));
+  EXPECT_GT(pieces, 1);
+}
+
+TEST(HttpcClientTest, StreamingStopsWhenTheCallbackSaysSo) {
+  UnixUpstream u;
+  ASSERT_TRUE(u.up);
+  Behavior b;
+  b.generated_body_bytes = uint64_t{1} << 40;  // would never end on its own
+  b.chunked = true;
+  u.up->SetBehavior(b);
+  uint64_t received = 0;
+  Request req = u.To("/events");
+  req.timeout = Millis(0);  // no deadline: only the callback ends it
+  req.on_body = [&](std::string_view piece) {
+    received += piece.size();
+    return received < 100000;
+  };
+  auto resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_TRUE(resp->stopped);
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_GE(received, 100000u);
+  EXPECT_LT(received, 100000u + 1024 * 1024);
+}
+
+TEST(HttpcClientTest, StreamingIsCancelledWhileNothingArrives) {
+  UnixUpstream u;
+  ASSERT_TRUE(u.up);
+  Behavior b = Behavior::Respond(200, "late");
+  b.body_delay = Millis(60000);  // the head comes, then nothing (a quiet log stream)
+  u.up->SetBehavior(b);
+  std::atomic<bool> cancel{false};
+  Request req = u.To("/logs");
+  req.timeout = Millis(0);
+  req.cancel = &cancel;
+  std::string seen;
+  req.on_body = [&](std::string_view piece) {
+    seen.append(piece);
+    return true;
+  };
+  std::thread canceller([&] {
+    u.up->WaitFor([&] { return u.up->request_count() == 1; }, Millis(10000));
+    cancel.store(true);
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto resp = Fetch(req);
+  auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_TRUE(resp->stopped);
+  EXPECT_EQ(seen, "");
+  EXPECT_LT(took, Millis(5000));
+}
+
+TEST(HttpcClientTest, StreamingKeepsAnErrorBody) {
+  UnixUpstream u;
+  ASSERT_TRUE(u.up);
+  u.up->SetBehavior(Behavior::Respond(404, "{\"message\":\"No such container: x\"}"));
+  bool called = false;
+  Request req = u.To("/v1.41/containers/x/logs");
+  req.on_body = [&](std::string_view) {
+    called = true;
+    return true;
+  };
+  auto resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->status, 404);
+  EXPECT_EQ(resp->body, "{\"message\":\"No such container: x\"}");
+  EXPECT_FALSE(called);
+  EXPECT_FALSE(resp->stopped);
 }
 
 TEST(HttpcClientTest, UrlEncode) {

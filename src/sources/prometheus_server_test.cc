@@ -4,10 +4,8 @@
 //
 // Without the prometheus binary the test is skipped, except in CI (CI set), where it fails.
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +22,6 @@
 #include "router/testing/router_harness.h"
 #include "sources/prometheus.h"
 
-extern char** environ;
 
 namespace turnout::sources {
 namespace {
@@ -70,17 +67,9 @@ class PrometheusProcess {
     std::vector<std::string> args = {binary, "--config.file=" + config,
                                      "--storage.tsdb.path=" + dir + "/tsdb",
                                      "--web.listen-address=" + address_, "--log.level=warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) return ErrnoError("spawn prometheus", rc);
+    auto pid = platform::testing::SpawnService(args, log_);
+    if (!pid.ok()) return pid.status();
+    pid_ = *pid;
     return Status::Ok();
   }
 

@@ -1,6 +1,8 @@
 #include "platform/testing/test_util.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -9,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -132,6 +135,37 @@ bool WaitPidGone(pid_t pid, std::chrono::milliseconds timeout) {
   int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
   ::close(fd);
   return r > 0;
+}
+
+Result<pid_t> SpawnService(std::vector<std::string> argv, const std::string& log,
+                           const std::vector<std::string>& env, const std::string& working_dir) {
+  if (argv.empty()) return InvalidArgument("SpawnService: empty argv");
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=') + 1); };
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
+      return name_of(*e) == name_of(x);
+    });
+    if (!replaced) env_strings.emplace_back(*e);
+  }
+  env_strings.insert(env_strings.end(), env.begin(), env.end());
+  std::vector<char*> cenv;
+  for (auto& e : env_strings) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  if (!working_dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, working_dir.c_str());
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return ErrnoError("spawn " + argv[0], rc);
+  return pid;
 }
 
 InstanceCleaner::~InstanceCleaner() {

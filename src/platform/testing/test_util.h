@@ -61,6 +61,15 @@ std::vector<pid_t> GroupMembers(pid_t pgid);
 // Waits until the process `pid` ended (pidfd); true when it did before `timeout`.
 bool WaitPidGone(pid_t pid, std::chrono::milliseconds timeout);
 
+// Starts a service for a test in the background (a database, a metrics server, a container
+// engine): `argv[0]` is looked up in PATH, stdin is /dev/null, stdout and stderr go to the file
+// `log` (created or truncated), the environment is the caller's with `env` ("NAME=value") added
+// or replacing, the working directory `working_dir` ("" = the caller's). The caller stops it by
+// the returned pid (and reaps it with waitpid).
+Result<pid_t> SpawnService(std::vector<std::string> argv, const std::string& log,
+                           const std::vector<std::string>& env = {},
+                           const std::string& working_dir = "");
+
 // Stops every instance it was given when destroyed (grace 0: straight to SIGKILL after the
 // stop signal), so a failing test leaves no process behind. Only ever signals instances whose
 // identity still matches (Platform::Stop's guarantee).

@@ -1,14 +1,20 @@
 #include "router/testing/test_upstream.h"
 
+#include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <cstring>
 
 #include "common/text.h"
@@ -18,6 +24,10 @@ namespace turnout::router::testing {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// One socket type for both listeners (TCP on loopback, or a Unix stream socket).
+using Stream = asio::generic::stream_protocol;
+using Socket = Stream::socket;
+using Acceptor = asio::basic_socket_acceptor<Stream>;
 using boost::system::error_code;
 
 void BodyHash::Update(std::string_view bytes) {
@@ -144,7 +154,7 @@ std::string EchoText(const ReceivedRequest& request) {
 
 struct TestUpstream::Impl {
   asio::io_context io{1};
-  tcp::acceptor acceptor{io};
+  Acceptor acceptor{io};
   std::thread thread;
   bool stopped = false;
 
@@ -159,13 +169,13 @@ struct TestUpstream::Impl {
   };
 
   static asio::awaitable<void> Accept(TestUpstream* self);
-  static asio::awaitable<void> Serve(TestUpstream* self, tcp::socket socket, uint64_t id);
+  static asio::awaitable<void> Serve(TestUpstream* self, Socket socket, uint64_t id);
 };
 
 namespace {
 
 // Reads more bytes into `in`; false on EOF or error.
-asio::awaitable<bool> ReadMore(tcp::socket& socket, std::string& in) {
+asio::awaitable<bool> ReadMore(Socket& socket, std::string& in) {
   char buf[64 * 1024];
   error_code ec;
   size_t n = co_await socket.async_read_some(asio::buffer(buf),
@@ -174,7 +184,7 @@ asio::awaitable<bool> ReadMore(tcp::socket& socket, std::string& in) {
   co_return n > 0;
 }
 
-asio::awaitable<bool> WriteAll(tcp::socket& socket, std::string_view data) {
+asio::awaitable<bool> WriteAll(Socket& socket, std::string_view data) {
   error_code ec;
   co_await asio::async_write(socket, asio::buffer(data.data(), data.size()),
                              asio::redirect_error(asio::use_awaitable, ec));
@@ -199,7 +209,7 @@ void AddBody(ReceivedRequest* req, BodyHash* hash, std::string_view data) {
 
 // Reads the body framed by the request's headers from `in` (and the socket). False when the
 // connection ended first. Lenient chunked decoding: sizes in hex, extensions skipped.
-asio::awaitable<bool> ReadBody(tcp::socket& socket, std::string& in, ReceivedRequest* req) {
+asio::awaitable<bool> ReadBody(Socket& socket, std::string& in, ReceivedRequest* req) {
   BodyHash hash;
   std::string te = req->Header("Transfer-Encoding");
   if (IContains(te, "chunked")) {
@@ -249,20 +259,20 @@ asio::awaitable<bool> ReadBody(tcp::socket& socket, std::string& in, ReceivedReq
   co_return true;
 }
 
-void Reset(tcp::socket& socket) {
+void Reset(Socket& socket) {
   error_code ec;
   socket.set_option(asio::socket_base::linger(true, 0), ec);
   socket.close(ec);
 }
 
-void CloseCleanly(tcp::socket& socket) {
+void CloseCleanly(Socket& socket) {
   error_code ec;
-  socket.shutdown(tcp::socket::shutdown_send, ec);
+  socket.shutdown(asio::socket_base::shutdown_send, ec);
   socket.close(ec);
 }
 
 // Streams `size` pattern bytes, plain or as chunks.
-asio::awaitable<bool> SendGenerated(tcp::socket& socket, uint64_t size, bool chunked) {
+asio::awaitable<bool> SendGenerated(Socket& socket, uint64_t size, bool chunked) {
   std::vector<char> buf(64 * 1024);
   for (uint64_t done = 0; done < size;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
@@ -286,7 +296,7 @@ asio::awaitable<void> TestUpstream::Impl::Accept(TestUpstream* self) {
   uint64_t next_id = 0;
   for (;;) {
     error_code ec;
-    tcp::socket socket =
+    Socket socket =
         co_await self->impl_->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !self->impl_->acceptor.is_open()) co_return;
@@ -299,11 +309,11 @@ asio::awaitable<void> TestUpstream::Impl::Accept(TestUpstream* self) {
   }
 }
 
-asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, tcp::socket socket,
+asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, Socket socket,
                                                 uint64_t id) {
   OpenGuard guard{self};
   error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
+  socket.set_option(tcp::no_delay(true), ec);  // fails harmlessly on a Unix socket
   std::string in;
   for (;;) {
     size_t head_end;
@@ -466,18 +476,43 @@ TestUpstream::TestUpstream(std::string name)
 Result<std::unique_ptr<TestUpstream>> TestUpstream::Start(std::string name) {
   std::unique_ptr<TestUpstream> up(new TestUpstream(std::move(name)));
   error_code ec;
-  tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), 0);
-  tcp::acceptor& acceptor = up->impl_->acceptor;
+  Stream::endpoint endpoint(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  Acceptor& acceptor = up->impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return IoError("TestUpstream: cannot listen on 127.0.0.1:0: " + ec.message());
-  up->port_ = acceptor.local_endpoint().port();
-  asio::co_spawn(up->impl_->io, Impl::Accept(up.get()), asio::detached);
-  TestUpstream* raw = up.get();
-  up->impl_->thread = std::thread([raw] { raw->impl_->io.run(); });
+  Stream::endpoint bound = acceptor.local_endpoint(ec);
+  if (ec || bound.size() < sizeof(sockaddr_in)) {
+    return IoError("TestUpstream: cannot read the bound address: " + ec.message());
+  }
+  up->port_ = ntohs(reinterpret_cast<const sockaddr_in*>(bound.data())->sin_port);
+  up->Run();
   return up;
+}
+
+Result<std::unique_ptr<TestUpstream>> TestUpstream::StartUnix(std::string name,
+                                                              std::string socket_path) {
+  std::unique_ptr<TestUpstream> up(new TestUpstream(std::move(name)));
+  error_code ec;
+  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgument("TestUpstream: socket path too long: " + socket_path);
+  }
+  Stream::endpoint endpoint{asio::local::stream_protocol::endpoint(socket_path)};
+  Acceptor& acceptor = up->impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return IoError("TestUpstream: cannot listen on " + socket_path + ": " + ec.message());
+  up->unix_path_ = std::move(socket_path);
+  up->Run();
+  return up;
+}
+
+void TestUpstream::Run() {
+  asio::co_spawn(impl_->io, Impl::Accept(this), asio::detached);
+  impl_->thread = std::thread([this] { impl_->io.run(); });
 }
 
 TestUpstream::~TestUpstream() { Stop(); }
@@ -490,6 +525,7 @@ void TestUpstream::Stop() {
   error_code ec;
   impl_->acceptor.close(ec);
   impl_ = std::make_unique<Impl>();
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
 std::string TestUpstream::address() const { return "127.0.0.1:" + std::to_string(port_); }

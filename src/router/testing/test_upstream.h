@@ -1,5 +1,6 @@
-// TestUpstream: a real HTTP/1.1 server on 127.0.0.1 (port chosen by the OS) for the router's
-// tests, with scriptable per-request behaviour.
+// TestUpstream: a real HTTP/1.1 server on 127.0.0.1 (port chosen by the OS) or on a Unix stream
+// socket (StartUnix) for the router's and the outbound clients' tests, with scriptable
+// per-request behaviour.
 //
 // It runs a Boost.Asio io_context on its own thread; every connection is a coroutine. Requests are
 // read leniently (the upstream must see what the router really sent, not what a strict parser
@@ -141,6 +142,10 @@ class TestUpstream {
   // Starts listening on 127.0.0.1:0. `name` goes into X-Upstream. Aborts the test binary (via
   // the returned status) only when the socket cannot be bound.
   static Result<std::unique_ptr<TestUpstream>> Start(std::string name);
+  // Starts listening on a Unix stream socket at `socket_path` (which must not exist yet; it is
+  // removed by Stop()). address() and port() mean nothing for it; unix_path() names it.
+  static Result<std::unique_ptr<TestUpstream>> StartUnix(std::string name,
+                                                         std::string socket_path);
   ~TestUpstream();
 
   TestUpstream(const TestUpstream&) = delete;
@@ -149,6 +154,7 @@ class TestUpstream {
   const std::string& name() const { return name_; }
   std::string address() const;  // "127.0.0.1:<port>"
   uint16_t port() const { return port_; }
+  const std::string& unix_path() const { return unix_path_; }
 
   // The handler sees the request head (its body is read afterwards, unless the behaviour says
   // read_body_first=false); it runs on the server thread and must not block.
@@ -180,12 +186,14 @@ class TestUpstream {
  private:
   struct Impl;
   explicit TestUpstream(std::string name);
+  void Run();  // starts accepting on the server thread
   void Notify();
   Behavior Decide(const ReceivedRequest& request);
   void Record(ReceivedRequest request);
 
   std::string name_;
   uint16_t port_ = 0;
+  std::string unix_path_;
   std::unique_ptr<Impl> impl_;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<int64_t> open_{0};
