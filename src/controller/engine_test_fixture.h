@@ -1,8 +1,11 @@
 // The fixture of the engine's integration tests: a SqliteStateStore in a temp dir, a
-// ProcessPlatform running turnout-demo-app, and an in-process Router on 127.0.0.1:0 with slots
-// blue and green. The engine's clock is a ManualClock (deadlines, canary steps, bake, scale-down
-// delay); the processes and sockets run in real time, and every wait for them is bounded (the
-// engine's own probe_wait). Included by one test file per binary.
+// ProcessPlatform running turnout-demo-app, an in-process Router on 127.0.0.1:0 with slots blue
+// and green, and the real probe and command mechanisms (HttpProber, LocalCommandRunner). The
+// engine's time is a ManualClock (deadlines, canary steps, bake, scale-down delay); the
+// processes and sockets run in real time, so the engine's pauses between polls (Clock::SleepFor)
+// really wait, and every wait for them is bounded (the engine's own probe_wait). The
+// state-machine tests run on doubles instead (engine_state_test.cc). Included by one test file
+// per binary.
 
 #pragma once
 
@@ -38,6 +41,19 @@ inline SmokeCheck HttpCheck(std::string method, std::string path, int status) {
   c.expected_status = status;
   return c;
 }
+
+// The engine's clock here: the test's ManualClock for the time, real pauses for SleepFor (the
+// processes and the router it waits for run in real time).
+class ManualTimeRealPauses final : public Clock {
+ public:
+  explicit ManualTimeRealPauses(const ManualClock& time) : time_(time) {}
+  TimePoint Now() const override { return time_.Now(); }
+  WallTime WallNow() const override { return time_.WallNow(); }
+  void SleepFor(Duration d) const override { SystemClock::Get().SleepFor(d); }
+
+ private:
+  const ManualClock& time_;
+};
 
 inline constexpr char kService[] = "demo";
 // The router's override secret: smoke checks reach the new slot only with it.
@@ -104,7 +120,8 @@ class EngineTest : public ::testing::Test {
   // Every engine records its events in events_.
   std::unique_ptr<Engine> NewEngine(EngineOptions o) {
     o.on_event = [this](const EngineEvent& e) { events_.push_back(e); };
-    return std::make_unique<Engine>(*store_, *current_platform_, *router_, clock_, o);
+    return std::make_unique<Engine>(*store_, *current_platform_, *router_, prober_, commands_,
+                                    engine_clock_, o);
   }
 
   std::vector<std::string> EventNames() const {
@@ -360,6 +377,9 @@ class EngineTest : public ::testing::Test {
   void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
 
   ManualClock clock_;
+  ManualTimeRealPauses engine_clock_{clock_};
+  HttpProber prober_;
+  platform::LocalCommandRunner commands_;
   std::vector<EngineEvent> events_;
   std::string dir_;
   std::unique_ptr<state::SqliteStateStore> store_;

@@ -203,6 +203,11 @@ class Platform {
   virtual Result<InstanceStatus> Wait(const InstanceHandle& handle,
                                       std::chrono::milliseconds timeout) = 0;
 
+  // The last `max_lines` lines (reading at most `max_bytes`) of what the instance wrote to its
+  // stdout and stderr, for messages saying why it ended; "" when unknown or of another kind.
+  virtual std::string LogTail(const InstanceHandle& handle, size_t max_lines,
+                              size_t max_bytes) = 0;
+
   // Re-attaches to an instance launched by an earlier daemon process (or another Platform
   // object): checks its identity, starts tracking it and returns its status. Adopting a handle
   // that is not running is not an error; the status says what happened to it.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "platform/command.h"
+#include "platform/log_tail.h"
 #include "platform/ports.h"
 #include "platform/proc.h"
 #include "platform/unique_fd.h"
@@ -256,6 +257,12 @@ Result<InstanceStatus> ProcessPlatform::Inspect(const InstanceHandle& handle) {
   TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   std::lock_guard lock(mu_);
   return InspectLocked(handle);
+}
+
+std::string ProcessPlatform::LogTail(const InstanceHandle& handle, size_t max_lines,
+                                     size_t max_bytes) {
+  if (!CheckHandleKind(handle, kProcessKind).ok() || handle.log_path.empty()) return "";
+  return ReadLogTail(handle.log_path, max_lines, max_bytes);
 }
 
 Result<InstanceStatus> ProcessPlatform::Adopt(const InstanceHandle& handle) {

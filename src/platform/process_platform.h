@@ -76,6 +76,8 @@ class ProcessPlatform final : public Platform {
   Result<InstanceStatus> Wait(const InstanceHandle& handle,
                               std::chrono::milliseconds timeout) override;
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
+  // The end of the handle's log file.
+  std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
 
  private:
   struct Tracked {
