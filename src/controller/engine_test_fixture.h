@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "controller/engine.h"
+#include "controller/testing/engine_test_util.h"
 #include "controller/http_probe.h"
 #include "platform/process_platform.h"
 #include "router/router.h"
@@ -161,13 +162,7 @@ class EngineTest : public ::testing::Test {
 
   // The step record named `name` of the deployment (nullopt when there is none).
   std::optional<state::StepRecord> FindStep(int64_t deployment_id, const std::string& name) {
-    auto steps = store_->Steps(deployment_id);
-    EXPECT_TRUE(steps.ok());
-    if (!steps.ok()) return std::nullopt;
-    for (const auto& step : *steps) {
-      if (step.step == name) return step;
-    }
-    return std::nullopt;
+    return testing::FindStepRecord(*store_, deployment_id, name);
   }
 
   // How many readiness probes the deployment's instance `index` has answered (the demo app's
@@ -210,22 +205,7 @@ class EngineTest : public ::testing::Test {
   // engine waits for it (canary steps, bake, scale-down delay); readiness waits on the real
   // processes. Bounded by 400 steps (each blocks at most probe_wait + probe timeouts).
   StepReport Run(Engine& engine, std::optional<DeploymentState> stop_at = std::nullopt) {
-    StepReport last;
-    last.state = engine.deployment().state;
-    for (int i = 0; i < 400; ++i) {
-      if (stop_at && engine.deployment().state == *stop_at) return last;
-      if (state::IsTerminal(engine.deployment().state)) return last;
-      auto r = engine.Step();
-      EXPECT_TRUE(r.ok()) << r.status().ToString();
-      if (!r.ok()) return last;
-      last = *r;
-      if (last.state == DeploymentState::kCanary || last.state == DeploymentState::kBaking ||
-          last.state == DeploymentState::kScalingDown) {
-        if (!last.waiting_for.empty()) clock_.Advance(10s);
-      }
-    }
-    ADD_FAILURE() << "deployment did not finish; last: " << last.waiting_for;
-    return last;
+    return testing::RunEngine(engine, clock_, stop_at);
   }
 
   state::Deployment Deploy(const DeploymentSpec& spec, DeploymentState expected) {
@@ -271,43 +251,18 @@ class EngineTest : public ::testing::Test {
   }
 
   std::vector<DeploymentState> States(int64_t deployment_id) {
-    std::vector<DeploymentState> out;
-    auto ts = store_->Transitions(deployment_id);
-    EXPECT_TRUE(ts.ok());
-    if (!ts.ok()) return out;
-    // The history is a chain: each transition leaves the state the previous one entered.
-    DeploymentState at = DeploymentState::kPending;
-    for (const auto& t : *ts) {
-      EXPECT_EQ(t.from, at) << "broken transition chain";
-      at = t.to;
-      out.push_back(t.to);
-    }
-    return out;
+    return testing::TransitionStates(*store_, deployment_id);
   }
 
   static bool Contains(const std::vector<DeploymentState>& v, DeploymentState s) {
     return std::find(v.begin(), v.end(), s) != v.end();
   }
 
-  struct RecordedInstance {
-    state::InstanceRecord record;
-    platform::InstanceHandle handle;
-  };
+  using RecordedInstance = testing::RecordedInstance;
   // The instance rows (of every service when `deployment_id` is 0) with their persisted handles;
   // rows without a handle (never launched) are left out.
   std::vector<RecordedInstance> Recorded(int64_t deployment_id) {
-    std::vector<RecordedInstance> out;
-    auto records = store_->ListInstances("", false);
-    EXPECT_TRUE(records.ok());
-    if (!records.ok()) return out;
-    for (const auto& r : *records) {
-      if (deployment_id != 0 && r.deployment_id != deployment_id) continue;
-      if (r.platform_handle.empty()) continue;
-      auto handle = platform::DecodeHandle(r.platform_handle);
-      EXPECT_TRUE(handle.ok());
-      if (handle.ok()) out.push_back({r, *handle});
-    }
-    return out;
+    return testing::RecordedInstances(*store_, deployment_id);
   }
 
   // Changes the faults of every instance of the deployment (the demo app's POST /admin/fault,
@@ -325,14 +280,7 @@ class EngineTest : public ::testing::Test {
 
   // The audit entries with `action` appended after entry `after_seq`.
   std::vector<state::AuditEntry> AuditSince(int64_t after_seq, const std::string& action) {
-    std::vector<state::AuditEntry> out;
-    auto entries = store_->ReadAudit(after_seq, 0);
-    EXPECT_TRUE(entries.ok());
-    if (!entries.ok()) return out;
-    for (auto& e : *entries) {
-      if (e.action == action) out.push_back(std::move(e));
-    }
-    return out;
+    return testing::AuditEntriesSince(*store_, after_seq, action);
   }
   // The newest audit entry's seq (0 when the log is empty).
   int64_t LastAuditSeq() {
@@ -363,15 +311,7 @@ class EngineTest : public ::testing::Test {
   // Checks every instance row of the deployment: its recorded state and whether its process
   // runs. `running` false: the row is stopped (or failed) and the process ended.
   void ExpectInstances(int64_t deployment_id, bool running) {
-    std::vector<RecordedInstance> instances = Recorded(deployment_id);
-    EXPECT_FALSE(instances.empty());
-    for (const auto& i : instances) {
-      const bool live_row = i.record.state == state::InstanceState::kRunning;
-      EXPECT_EQ(live_row, running) << state::InstanceStateName(i.record.state);
-      auto st = current_platform_->Inspect(i.handle);
-      ASSERT_TRUE(st.ok());
-      EXPECT_EQ(st->running(), running) << st->ToString();
-    }
+    testing::ExpectRecordedInstances(*store_, *current_platform_, deployment_id, running);
   }
   void ExpectInstancesStopped(int64_t deployment_id) { ExpectInstances(deployment_id, false); }
   void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
