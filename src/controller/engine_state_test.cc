@@ -609,8 +609,11 @@ TEST_F(EngineStateTest, AbortBeforeTheSwitchStopsTheNewInstancesOnly) {
 
 // --- canary ---
 
+using testing::Verdict;
+
 class CanaryStateTest : public EngineStateTest {
  protected:
+  // v2 as a canary: 5 % for 60 s, 25 % for 60 s, then 100 %.
   DeploymentSpec CanarySpec(const std::string& version) {
     DeploymentSpec s = Spec(version);
     s.strategy = "canary";
@@ -618,6 +621,8 @@ class CanaryStateTest : public EngineStateTest {
     s.analysis_interval = 1s;
     return s;
   }
+  // An engine whose analysis hook counts the requests and answers with judge_ (continue when
+  // unset).
   std::unique_ptr<Engine> CanaryEngine() {
     EngineOptions o = Options();
     o.analyze = [this](const AnalysisRequest& r) {
@@ -626,19 +631,29 @@ class CanaryStateTest : public EngineStateTest {
     };
     return NewEngine(std::move(o));
   }
-  std::unique_ptr<Engine> V2InCanary() {
-    Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  // v1 deployed, then v2 begun as a canary and driven into Canary with step 0's weight applied.
+  std::unique_ptr<Engine> V2InCanary(state::Deployment* d1 = nullptr) {
+    state::Deployment first = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+    if (d1) *d1 = first;
     auto engine = CanaryEngine();
     EXPECT_TRUE(engine->Begin(CanarySpec("v2")).ok());
     Run(*engine, DeploymentState::kCanary);
     EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
-    EXPECT_TRUE(engine->Step().ok());
+    StepOk(*engine);
     return engine;
+  }
+  StepReport StepOk(Engine& engine) {
+    auto r = engine.Step();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : StepReport{};
   }
   uint32_t CanaryWeight() {
     router::RoutingPolicy p = router_.policy();
     return p.canary ? p.canary->weight_bp : 0;
   }
+
+
+
   std::function<AnalysisVerdict(const AnalysisRequest&)> judge_;
   int analyses_ = 0;
 };
@@ -688,27 +703,6 @@ TEST_F(CanaryStateTest, AnalysisRollbackSwitchesBackWithTheReason) {
   EXPECT_EQ(UserVersion(), "v1");
 }
 
-TEST_F(CanaryStateTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
-  auto engine = V2InCanary();
-  ASSERT_TRUE(engine->Pause("carol").ok());
-  clock_.Advance(10min);
-  auto r = engine->Step();
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state, DeploymentState::kCanary);
-  EXPECT_EQ(CanaryWeight(), 500u);
-  EXPECT_NE(r->waiting_for.find("paused by carol"), std::string::npos) << r->waiting_for;
-  judge_ = [](const AnalysisRequest&) {
-    AnalysisVerdict v;
-    v.kind = AnalysisVerdict::Kind::kRollback;
-    v.reason = "p99 too high";
-    return v;
-  };
-  clock_.Advance(2s);
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack);
-  EXPECT_EQ(UserVersion(), "v1");
-}
-
 TEST_F(CanaryStateTest, ACanaryInstanceThatDiesRollsBack) {
   auto engine = V2InCanary();
   platform_.Kill(Recorded(engine->deployment().id).at(0).handle.id, SIGSEGV);
@@ -734,6 +728,193 @@ TEST_F(CanaryStateTest, ResumeMidCanaryKeepsTheStepAndRestoresTheWeight) {
   EXPECT_NE(resumed->resume_summary().find("resume canary step 2/2 (25 %)"), std::string::npos)
       << resumed->resume_summary();
 }
+
+TEST_F(CanaryStateTest, AnalysisPromoteSkipsAheadAtMostOncePerInterval) {
+  auto engine = V2InCanary();
+  judge_ = [](const AnalysisRequest& r) {
+    return Verdict(AnalysisVerdict::Kind::kPromote,
+                   "no difference at step " + std::to_string(r.step),
+                   R"({"verdict":"promote","step":)" + std::to_string(r.step) + "}");
+  };
+  // The last consult was when step 0 began; the next is due one analysis_interval later.
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 2500u);
+  const EngineEvent* passed = testing::LastEventNamed(events_, "canary_step_passed");
+  ASSERT_NE(passed, nullptr);
+  EXPECT_NE(passed->detail.find("passed early: no difference at step 0"), std::string::npos)
+      << passed->detail;
+  EXPECT_EQ(nlohmann::json::parse(passed->evidence_json)["step"], 0);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary) << "consulted again too soon";
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:0").has_value());
+  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:1").has_value());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(UserVersion(), "v2");
+}
+
+
+TEST_F(CanaryStateTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
+  state::Deployment d1;
+  auto engine = V2InCanary(&d1);
+  clock_.Advance(20s);
+  StepOk(*engine);
+  ASSERT_TRUE(engine->Pause("alice").ok());
+  EXPECT_TRUE(engine->paused());
+  EXPECT_TRUE(engine->Pause("alice").ok()) << "pausing twice is fine";
+  EXPECT_EQ(testing::CountEventsNamed(events_, "paused"), 1u);
+  clock_.Advance(10min);
+  StepReport r = StepOk(*engine);
+  EXPECT_EQ(r.state, DeploymentState::kCanary);
+  EXPECT_EQ(CanaryWeight(), 500u) << "paused: the step timer does not run";
+  EXPECT_NE(r.waiting_for.find("paused by alice"), std::string::npos) << r.waiting_for;
+  EXPECT_NE(r.waiting_for.find("40 s left"), std::string::npos) << r.waiting_for;
+
+  ASSERT_TRUE(engine->Unpause("alice").ok());
+  EXPECT_FALSE(engine->paused());
+  EXPECT_EQ(testing::LastEventNamed(events_, "resumed")->detail.find("resumed by alice"), 0u);
+  clock_.Advance(39s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 500u);
+  clock_.Advance(1s);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 2500u) << "20 s before and 40 s after the pause make the minute";
+
+  // Paused again: the automatic rollback keeps working.
+  ASSERT_TRUE(engine->Pause("alice").ok());
+  judge_ = [](const AnalysisRequest&) {
+    return Verdict(AnalysisVerdict::Kind::kRollback, "p95 3.1s > 2s for 5m", "");
+  };
+  clock_.Advance(1s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "p95 3.1s > 2s for 5m");
+  ExpectInstancesRunning(d1.id);
+  EXPECT_FALSE(engine->paused()) << "a pause ends with the canary";
+  EXPECT_EQ(engine->Pause("alice").code(), StatusCode::kFailedPrecondition);
+}
+
+
+TEST_F(CanaryStateTest, GatesAreRefusedOutsideCanaryAndBakeNamingTheStates) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(CanarySpec("v2")).ok());
+  for (Status s : {engine->Pause("bob"), engine->Unpause("bob"), engine->Promote(false, "bob"),
+                   engine->Promote(true, "bob")}) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(s.message().find("pending"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("canary and baking"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(testing::CountEventsNamed(events_, "paused") + testing::CountEventsNamed(events_, "promoted"), 0u);
+}
+
+
+TEST_F(CanaryStateTest, PromoteGoesToTheNextStepOrStraightToAllTrafficAndEndsTheBake) {
+  auto engine = V2InCanary();
+  ASSERT_TRUE(engine->Promote(false, "bob").ok());
+  EXPECT_EQ(CanaryWeight(), 2500u) << "the next step's weight applies inside the call";
+  EXPECT_NE(testing::LastEventNamed(events_, "promoted")->detail.find("promoted by bob at canary step 1/2"),
+            std::string::npos);
+  ASSERT_TRUE(engine->Promote(true, "bob").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
+  EXPECT_NE(engine->deployment().reason.find("to 100 %"), std::string::npos);
+  Run(*engine, DeploymentState::kBaking);
+  EXPECT_EQ(CanaryWeight(), 0u);
+  EXPECT_EQ(UserVersion(), "v2");
+  ASSERT_TRUE(engine->Promote(false, "bob").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
+  EXPECT_NE(engine->deployment().reason.find("bake ended after"), std::string::npos);
+  EXPECT_EQ(testing::CountEventsNamed(events_, "promoted"), 3u);
+  EXPECT_EQ(testing::CountEventsNamed(events_, "canary_step_passed"), 0u);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+}
+
+
+TEST_F(CanaryStateTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  auto engine = CanaryEngine();
+  DeploymentSpec v2 = Spec("v2");  // blue/green: the bake is judged too
+  v2.bake_time = 1h;
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  ASSERT_EQ(UserVersion(), "v2");
+  judge_ = [](const AnalysisRequest& r) {
+    if (r.step_elapsed < 10s) {
+      return Verdict(AnalysisVerdict::Kind::kWarn, "cpu 85% > 80% for 1m", R"({"cpu":0.85})");
+    }
+    return Verdict(AnalysisVerdict::Kind::kRollback, "health failing for 30s",
+                   R"({"failing_for_ms":30000})");
+  };
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(StepOk(*engine).state, DeploymentState::kBaking);
+    clock_.Advance(1s);
+  }
+  EXPECT_EQ(testing::CountEventsNamed(events_, "warning"), 1u) << "one warning per distinct reason";
+  EXPECT_EQ(testing::LastEventNamed(events_, "warning")->detail, "cpu 85% > 80% for 1m");
+  EXPECT_EQ(nlohmann::json::parse(testing::LastEventNamed(events_, "warning")->evidence_json)["cpu"], 0.85);
+  clock_.Advance(5s);
+  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "analysis during bake: health failing for 30s");
+  ExpectInstancesRunning(d1.id);
+  ExpectInstancesStopped(engine->deployment().id);
+  std::vector<std::string> steps = testing::StepRecordNames(*store_, engine->deployment().id);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "analysis:bake:-1"), 2)
+      << "the warning and the rollback";
+  auto service = store_->GetService(kFakeService);
+  ASSERT_TRUE(service.ok());
+  EXPECT_EQ(service->active_slot, "blue");
+}
+
+
+TEST_F(CanaryStateTest, AbortInCanaryRollsBack) {
+  auto engine = V2InCanary();
+  ASSERT_TRUE(engine->Abort("dave").ok());
+  EXPECT_EQ(CanaryWeight(), 0u);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "aborted by dave");
+}
+
+
+TEST_F(CanaryStateTest, FirstDeploymentHasNoStableVersionAndSwitchesDirectly) {
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(CanarySpec("v1")).ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
+  std::vector<DeploymentState> states = States(engine->deployment().id);
+  EXPECT_FALSE(Contains(states, DeploymentState::kCanary));
+  auto transitions = store_->Transitions(engine->deployment().id);
+  ASSERT_TRUE(transitions.ok());
+  bool explained = false;
+  for (const auto& t : *transitions) {
+    if (t.to == DeploymentState::kSwitching &&
+        t.reason.find("no stable version") != std::string::npos) {
+      explained = true;
+    }
+  }
+  EXPECT_TRUE(explained);
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
+
+TEST_F(CanaryStateTest, ApprovalLeadsIntoTheCanary) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = CanarySpec("v2");
+  v2.manual_approval = true;
+  auto engine = CanaryEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kAwaitingApproval);
+  ASSERT_TRUE(engine->Approve("erin").ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
+  StepOk(*engine);
+  EXPECT_EQ(CanaryWeight(), 500u);
+}
+
 
 // --- rolling ---
 

@@ -122,4 +122,39 @@ inline void ExpectRecordedInstances(state::StateStore& store, platform::Platform
   }
 }
 
+// The names of the deployment's step records, in order.
+inline std::vector<std::string> StepRecordNames(state::StateStore& store, int64_t deployment_id) {
+  std::vector<std::string> out;
+  auto steps = store.Steps(deployment_id);
+  EXPECT_TRUE(steps.ok());
+  if (steps.ok()) {
+    for (const auto& s : *steps) out.push_back(s.step);
+  }
+  return out;
+}
+
+// The last event named `name` (nullptr when none), and how many there are.
+inline const EngineEvent* LastEventNamed(const std::vector<EngineEvent>& events,
+                                         const std::string& name) {
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    if (it->name == name) return &*it;
+  }
+  return nullptr;
+}
+inline size_t CountEventsNamed(const std::vector<EngineEvent>& events, const std::string& name) {
+  size_t n = 0;
+  for (const auto& e : events) n += e.name == name ? 1 : 0;
+  return n;
+}
+
+// An analysis verdict, as a scripted analysis hook answers.
+inline AnalysisVerdict Verdict(AnalysisVerdict::Kind kind, std::string reason,
+                               std::string evidence) {
+  AnalysisVerdict v;
+  v.kind = kind;
+  v.reason = std::move(reason);
+  v.evidence_json = std::move(evidence);
+  return v;
+}
+
 }  // namespace turnout::controller::testing
