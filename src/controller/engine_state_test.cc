@@ -80,6 +80,28 @@ TEST_F(EngineStateTest, TheRouterAndTheProbesUseTheAddressThePlatformAllocated) 
   EXPECT_EQ(std::count(recorded.begin(), recorded.end(), green[0]), 0);
 }
 
+// Crash safety: the address comes from the platform before the launch, and the instance row with
+// its port is on record (starting, no handle yet) when the platform launches it.
+TEST_F(EngineStateTest, TheInstanceIsRecordedWithItsAllocatedPortBeforeItIsLaunched) {
+  int checked = 0;
+  OnVersion("v1", [&](FakeInstance& i) {
+    auto rows = store_->ListInstances(kFakeService, false);
+    ASSERT_TRUE(rows.ok());
+    bool recorded = false;
+    for (const auto& r : *rows) {
+      if (r.port == i.spec.port && r.slot == i.spec.slot && r.instance_index == i.spec.instance) {
+        recorded = r.state == state::InstanceState::kStarting && r.platform_handle.empty();
+      }
+    }
+    EXPECT_TRUE(recorded) << "no starting row for port " << i.spec.port;
+    ++checked;
+  });
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  Deploy(v1, DeploymentState::kSucceeded);
+  EXPECT_EQ(checked, 2);
+}
+
 TEST_F(EngineStateTest, VersionFailingReadinessIsNeverSwitchedTo) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   OnVersion("v3", [](FakeInstance& i) { i.ready = false; });
