@@ -341,6 +341,7 @@ platform::InstanceSpec InstanceSpecFor(const DeploymentSpec& spec, const std::st
   ps.version = spec.version;
   ps.slot = slot;
   ps.instance = index;
+  ps.host = spec.host;
   ps.port = port;
   ps.command = spec.command;
   ps.working_dir = spec.working_dir;

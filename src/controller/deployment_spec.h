@@ -82,8 +82,9 @@ struct DeploymentSpec {
   std::string log_dir;                                   // Default: "" (working directory)
   int replicas = 1;                                      // instances per slot, >= 1. Default: 1
 
-  // Ports: instance i of the slot with index s listens on base_port + s * replicas + i, or, when
-  // base_port is 0, on a port the OS reports free at launch time. Default: 0
+  // Placement, handed to Platform::AllocateAddress (the engine itself never picks or checks a
+  // port). Processes: instance i of the slot with index s listens on base_port + s * replicas +
+  // i, or, when base_port is 0, on a port the OS reports free at launch time. Default: 0
   uint16_t base_port = 0;
   std::string host = "127.0.0.1";  // where instances listen (IPv4 literal). Default: 127.0.0.1
 

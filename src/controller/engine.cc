@@ -1,18 +1,11 @@
 #include "controller/engine.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <type_traits>
-#include <thread>
 #include <utility>
 
-#include "controller/http_probe.h"
+#include "common/host_port.h"
 #include "controller/json_path.h"
 #include "platform/command.h"
 #include "platform/log_tail.h"
@@ -123,28 +116,6 @@ std::string Seconds(Clock::Duration d) {
   return std::to_string(s.count()) + " s";
 }
 
-// A port the OS reports free now (bind to port 0, read it, release it). Another process may take
-// it before the instance binds it; the instance then fails readiness and the deploy rolls back.
-Result<uint16_t> FreePort(const std::string& host) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket", errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    ::close(fd);
-    return InvalidArgument("host '" + host + "' is not an IPv4 address");
-  }
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError("bind a free port", err);
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
     text.replace(at, from.size(), to);
@@ -170,12 +141,12 @@ constexpr size_t kTailLines = 5;
 // says: "Address already in use", a missing setting). At most 10 lines and 2 KB, on one line,
 // with the values of the instance's environment hidden (they may hold secrets). "" when the
 // log is unknown or empty.
-std::string LogTailClause(const std::string& log_path,
+std::string LogTailClause(const std::string& log_tail,
                           const std::vector<std::pair<std::string, std::string>>& env) {
-  if (log_path.empty()) return "";
+  if (log_tail.empty()) return "";
   std::vector<std::string> values;
   for (const auto& [name, value] : env) values.push_back(value);
-  std::string tail = platform::HideValues(platform::ReadLogTail(log_path, 10, 2048), values);
+  std::string tail = platform::HideValues(log_tail, values);
   if (tail.empty()) return "";
   for (size_t at = tail.find('\n'); at != std::string::npos; at = tail.find('\n', at)) {
     tail.replace(at, 1, " | ");
@@ -197,7 +168,8 @@ std::string DescribeRun(const platform::RunResult& r) {
 // working directory and environment. Fills `detail` and returns how it failed, or nullopt when
 // it exited 0. An error only when the spawn itself failed on our side (IoError: retry the step).
 Result<std::optional<std::string>> RunCheckCommand(
-    std::string_view command, const std::vector<std::pair<std::string_view, std::string>>& values,
+    platform::CommandRunner& commands, std::string_view command,
+    const std::vector<std::pair<std::string_view, std::string>>& values,
     const DeploymentSpec& spec, Millis timeout, nlohmann::json* detail) {
   Result<std::vector<std::string>> argv = ExpandWords(command, values);
   if (!argv.ok()) {
@@ -210,7 +182,7 @@ Result<std::optional<std::string>> RunCheckCommand(
   run.working_dir = spec.working_dir;
   run.env = spec.env;
   run.timeout = timeout;
-  Result<platform::RunResult> r = platform::RunCommand(run);
+  Result<platform::RunResult> r = commands.Run(run);
   if (!r.ok()) {
     (*detail)["error"] = r.status().ToString();
     if (r.status().code() == StatusCode::kIoError) return r.status();
@@ -251,10 +223,13 @@ std::optional<std::string> CompareBody(const SmokeCheck& check, const std::strin
 }  // namespace
 
 Engine::Engine(state::StateStore& store, platform::Platform& platform,
-               router::RouterControl& router, const Clock& clock, EngineOptions options)
+               router::RouterControl& router, Prober& prober, platform::CommandRunner& commands,
+               const Clock& clock, EngineOptions options)
     : store_(store),
       platform_(platform),
       router_(router),
+      prober_(prober),
+      commands_(commands),
       clock_(clock),
       options_(std::move(options)) {}
 
@@ -509,6 +484,7 @@ Status Engine::LoadInstances() {
     i.deployment_id = r.deployment_id;
     i.slot = r.slot;
     i.index = r.instance_index;
+    i.host = spec_.host;
     i.port = static_cast<uint16_t>(r.port);
     i.version = r.version;
     if (!r.platform_handle.empty()) {
@@ -612,21 +588,22 @@ Result<StepReport> Engine::BeginRollback(std::string reason) {
 
 std::vector<std::string> Engine::NewAddresses() const {
   std::vector<std::string> out;
-  for (const auto& i : new_instances_) out.push_back(spec_.host + ":" + std::to_string(i.port));
+  for (const auto& i : new_instances_) out.push_back(Address(i));
   return out;
 }
 
-Result<std::optional<std::string>> Engine::FindExited(std::string* log_path) {
+Result<std::optional<std::string>> Engine::FindExited(std::string* log_tail) {
   for (const auto& i : new_instances_) {
     if (!i.handle)
       return std::optional<std::string>("instance " + std::to_string(i.index) +
                                         " was never launched");
     TURNOUT_ASSIGN_OR_RETURN(platform::InstanceStatus s, platform_.Inspect(*i.handle));
     if (!s.running()) {
-      if (log_path != nullptr) *log_path = i.handle->log_path;
+      if (log_tail != nullptr) *log_tail = platform_.LogTail(*i.handle, 10, 2048);
+      const std::string who = i.handle->pid != 0 ? "pid " + std::to_string(i.handle->pid)
+                                                 : i.handle->kind + " " + i.handle->id;
       return std::optional<std::string>("instance " + i.slot + "-" + std::to_string(i.index) +
-                                        " (pid " + std::to_string(i.handle->pid) + ") " +
-                                        s.ToString());
+                                        " (" + who + ") " + s.ToString());
     }
   }
   return std::optional<std::string>();
@@ -634,10 +611,10 @@ Result<std::optional<std::string>> Engine::FindExited(std::string* log_path) {
 
 Result<bool> Engine::ProbeReady(const Instance& instance) {
   ProbeRequest req;
-  req.address = spec_.host + ":" + std::to_string(instance.port);
+  req.address = Address(instance);
   req.path = spec_.readiness_path;
   req.timeout = options_.probe_timeout;
-  Result<ProbeResponse> r = HttpProbe(req);
+  Result<ProbeResponse> r = prober_.Probe(req);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kInvalidArgument) return r.status();
     return false;
@@ -667,10 +644,10 @@ Result<std::optional<std::string>> Engine::WatchLiveness(Instance& instance) {
   }
   instance.last_live_probe = now;
   ProbeRequest req;
-  req.address = spec_.host + ":" + std::to_string(instance.port);
+  req.address = Address(instance);
   req.path = spec_.liveness_path;
   req.timeout = spec_.liveness_timeout;
-  Result<ProbeResponse> r = HttpProbe(req);
+  Result<ProbeResponse> r = prober_.Probe(req);
   if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) return r.status();
   if (r.ok() && r->status >= 200 && r->status < 300) {
     instance.live_failures = 0;
@@ -692,7 +669,7 @@ Status Engine::RecordActive(const std::string& slot, int64_t revision, std::stri
   return store_.SetActive(deployment_->service, slot, revision, reason);
 }
 
-void Engine::WaitForDrain() const { std::this_thread::sleep_for(options_.probe_wait); }
+void Engine::WaitForDrain() const { clock_.SleepFor(options_.probe_wait); }
 
 void Engine::WaitForExit() {
   // Bounded: returns when the first new instance exits or after probe_wait, whichever is first.
@@ -810,7 +787,7 @@ std::optional<std::string> Engine::PollDatabase(const std::string& phase, bool* 
   }
   // The phase runs on the hook's own thread; wait a little (bounded, like WaitForExit) so that
   // a caller stepping in a loop does not spin.
-  std::this_thread::sleep_for(options_.probe_wait);
+  clock_.SleepFor(options_.probe_wait);
   return s.detail;
 }
 
@@ -819,7 +796,8 @@ Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
                            store_.BeginStep(deployment_->id, "pre_deploy:" + check.name, "{}"));
   nlohmann::json detail;
   Result<std::optional<std::string>> failed =
-      RunCheckCommand(check.command, {{"{version}", spec_.version}}, spec_, check.timeout, &detail);
+      RunCheckCommand(commands_, check.command, {{"{version}", spec_.version}}, spec_,
+                      check.timeout, &detail);
   TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
       step_id, failed.ok() && !*failed ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
       JsonText(detail)));
@@ -842,18 +820,9 @@ Result<StepReport> Engine::StepLaunching() {
     if (it != new_instances_.end()) {
       inst = *it;
     } else {
-      if (spec_.base_port != 0) {
-        inst.port = static_cast<uint16_t>(spec_.base_port + slot_index * spec_.replicas + index);
-      } else {
-        // Two calls may be handed the same free port; replicas must not share one.
-        for (int attempt = 0; attempt < 20; ++attempt) {
-          TURNOUT_ASSIGN_OR_RETURN(inst.port, FreePort(spec_.host));
-          if (std::none_of(new_instances_.begin(), new_instances_.end(),
-                           [&](const Instance& o) { return o.port == inst.port; })) {
-            break;
-          }
-        }
-      }
+      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address, AllocateAddress(spec_, slot, index));
+      inst.host = address.host;
+      inst.port = address.port;
     }
     inst.slot = slot;
     inst.index = index;
@@ -889,8 +858,9 @@ Result<std::optional<std::string>> Engine::LaunchOne(const DeploymentSpec& spec,
   rec.state = state::InstanceState::kStarting;
   TURNOUT_ASSIGN_OR_RETURN(inst->record_id, store_.UpsertInstance(rec));
 
-  Result<platform::InstanceHandle> handle =
-      platform_.Launch(InstanceSpecFor(spec, inst->slot, inst->index, inst->port));
+  platform::InstanceSpec instance_spec = InstanceSpecFor(spec, inst->slot, inst->index, inst->port);
+  if (!inst->host.empty()) instance_spec.host = inst->host;
+  Result<platform::InstanceHandle> handle = platform_.Launch(instance_spec);
   if (!handle.ok()) {
     TURNOUT_RETURN_IF_ERROR(
         store_.SetInstanceState(inst->record_id, state::InstanceState::kFailed));
@@ -908,10 +878,10 @@ Result<std::optional<std::string>> Engine::LaunchOne(const DeploymentSpec& spec,
 }
 
 Result<StepReport> Engine::StepWaitingReady() {
-  std::string log_path;
-  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited(&log_path));
+  std::string log_tail;
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited(&log_tail));
   if (exited) {
-    return BeginRollback(*exited + " before becoming ready" + LogTailClause(log_path, spec_.env));
+    return BeginRollback(*exited + " before becoming ready" + LogTailClause(log_tail, spec_.env));
   }
   int ready = 0;
   for (auto& i : new_instances_) {
@@ -978,7 +948,7 @@ Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check
   nlohmann::json detail;
   Result<std::optional<std::string>> mismatch = std::optional<std::string>();
   if (!http) {
-    mismatch = RunCheckCommand(check.command,
+    mismatch = RunCheckCommand(commands_, check.command,
                                {{"{url}", "http://" + options_.router_address},
                                 {"{slot}", deployment_->target_slot},
                                 {"{version}", spec_.version}},
@@ -995,7 +965,7 @@ Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check
     for (const auto& h : check.headers) req.headers.push_back(h);
     req.body = check.body;
     req.timeout = check.timeout;
-    Result<ProbeResponse> r = HttpProbe(req);
+    Result<ProbeResponse> r = prober_.Probe(req);
     detail["expected"] = check.expected_status;
     detail["status"] = r.ok() ? r->status : 0;
     const std::string expected = "expected " + std::to_string(check.expected_status) + ", got ";
@@ -1130,22 +1100,29 @@ Engine::Instance* Engine::FindInstance(std::vector<Instance>& list, int index) {
   return nullptr;
 }
 
-Result<uint16_t> Engine::UnusedPort() {
-  // Two calls may be handed the same free port; instances must not share one.
-  uint16_t port = 0;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    TURNOUT_ASSIGN_OR_RETURN(port, FreePort(spec_.host));
-    auto same = [&](const Instance& o) { return o.port == port; };
-    if (std::none_of(new_instances_.begin(), new_instances_.end(), same) &&
-        std::none_of(old_instances_.begin(), old_instances_.end(), same)) {
-      break;
+Result<platform::InstanceAddress> Engine::AllocateAddress(const DeploymentSpec& spec,
+                                                          const std::string& slot, int index) {
+  platform::AddressRequest request;
+  request.service = spec.service;
+  request.slot = slot;
+  request.slot_index = slot == spec.slots[0] ? 0 : 1;
+  request.instance = index;
+  request.replicas = spec.replicas;
+  request.host = spec.host;
+  request.first_port = spec.base_port;
+  for (const auto* list : {&new_instances_, &old_instances_}) {
+    for (const auto& o : *list) {
+      if (o.handle || o.port != 0) request.in_use.push_back(Address(o));
     }
   }
-  return port;
+  return platform_.AllocateAddress(request);
 }
 
 std::string Engine::Address(const Instance& instance) const {
-  return spec_.host + ":" + std::to_string(instance.port);
+  // A launched instance is reached where its platform says; one only recorded (never launched)
+  // holds the address it was allocated.
+  if (instance.handle) return instance.handle->address;
+  return FormatHostPort(instance.host.empty() ? spec_.host : instance.host, instance.port);
 }
 
 Result<StepReport> Engine::BeginRolling() {
@@ -1215,7 +1192,9 @@ Result<StepReport> Engine::StepRolling() {
       inst.slot = slot;
       inst.index = i;
       if (inst.port == 0) {
-        TURNOUT_ASSIGN_OR_RETURN(inst.port, UnusedPort());
+        TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address, AllocateAddress(spec_, slot, i));
+        inst.host = address.host;
+        inst.port = address.port;
       }
       TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed,
                                LaunchOne(spec_, deployment_->id, &inst));
@@ -1312,7 +1291,10 @@ Result<StepReport> Engine::StepRestoringInPlace() {
       Instance inst = old ? *old : Instance{};
       inst.slot = slot;
       inst.index = j;
-      TURNOUT_ASSIGN_OR_RETURN(inst.port, UnusedPort());
+      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address,
+                               AllocateAddress(*rolling_old_spec_, slot, j));
+      inst.host = address.host;
+      inst.port = address.port;
       TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed,
                                LaunchOne(*rolling_old_spec_, rolling_old_deployment_, &inst));
       inst.deployment_id = rolling_old_deployment_;

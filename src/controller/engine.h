@@ -91,7 +91,17 @@
 // "step_elapsed_ms","evidence"[,"note"]}); each canary step is a step "canary_step:<i>"
 // ({"weight_bp","duration_ms","elapsed_ms","ended","evidence"}).
 //
-// Ownership: the engine borrows the store, platform, router and clock; they must outlive it.
+// No I/O of its own: everything outside the engine is reached through a role, and the mechanisms
+// are chosen in the wiring place (turnoutd: daemon.cc): instances through platform::Platform
+// (which also allocates their addresses and reports how they ended; the router and the probes
+// use only the address in an instance's handle), the router through router::RouterControl,
+// HTTP probes and smoke requests through Prober (turnoutd: HttpProber), pre-deploy and smoke
+// commands through platform::CommandRunner (turnoutd: LocalCommandRunner), time and the short
+// pauses between polls through Clock (Now, SleepFor), records through state::StateStore. Its
+// state-machine tests run on doubles of each (engine_state_test.cc) without a process or socket.
+//
+// Ownership: the engine borrows the store, platform, router, prober, command runner and clock;
+// they must outlive it.
 // Thread-safety: none; one thread drives one engine. Several engines must not drive the same
 // deployment (the store's compare-and-set transitions make the loser fail with
 // FailedPrecondition).
@@ -114,7 +124,9 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "controller/deployment_spec.h"
+#include "controller/prober.h"
 #include "platform/platform.h"
+#include "platform/run.h"
 #include "router/router_control.h"
 #include "state/state_store.h"
 
@@ -230,7 +242,8 @@ struct StepReport {
 class Engine {
  public:
   Engine(state::StateStore& store, platform::Platform& platform, router::RouterControl& router,
-         const Clock& clock, EngineOptions options = {});
+         Prober& prober, platform::CommandRunner& commands, const Clock& clock,
+         EngineOptions options = {});
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -298,6 +311,7 @@ class Engine {
     int64_t deployment_id = 0;
     std::string slot;
     int index = 0;
+    std::string host;   // the allocated address, recorded (the port) before the launch
     uint16_t port = 0;
     std::string version;
     std::optional<platform::InstanceHandle> handle;  // absent: recorded, never launched
@@ -315,8 +329,8 @@ class Engine {
   Result<StepReport> BeginRollback(std::string reason);
   Status LoadInstances();
   // The first new instance that is not running, with a description; nullopt when all run.
-  // `log_path` (when given) receives that instance's log file ("" when unknown).
-  Result<std::optional<std::string>> FindExited(std::string* log_path = nullptr);
+  // `log_tail` (when given) receives the last lines of that instance's log ("" when unknown).
+  Result<std::optional<std::string>> FindExited(std::string* log_tail = nullptr);
   Result<bool> ProbeReady(const Instance& instance);
   // Records (the intent first), launches and records the handle of `inst` (slot, index and port
   // set) with `spec`'s command and version for `deployment_id`. The platform's refusal as text
@@ -338,7 +352,8 @@ class Engine {
   // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
   Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
   void WaitForExit();
-  // Bounded real-time wait (probe_wait) while the router drains a slot's requests in flight.
+  // A pause of probe_wait by the clock (clock_.SleepFor) while the router drains a slot's
+  // requests in flight.
   void WaitForDrain() const;
   // StateStore::SetActive unless the service's active slot and revision are `slot` and
   // `revision` already: one switch decision is one "service.switch" audit entry, however often
@@ -370,7 +385,11 @@ class Engine {
   std::vector<std::string> RollingAddresses(int index, bool drop_old) const;
   bool Rolling() const;  // a rolling update in place (strategy rolling, a slot serving before)
   static Instance* FindInstance(std::vector<Instance>& list, int index);
-  Result<uint16_t> UnusedPort();
+  // Platform::AllocateAddress for instance `index` of `slot` with `spec`'s placement, never an
+  // address another instance of this deployment or the old slot holds.
+  Result<platform::InstanceAddress> AllocateAddress(const DeploymentSpec& spec,
+                                                    const std::string& slot, int index);
+  // Where the router and the probes reach the instance: its handle's address.
   std::string Address(const Instance& instance) const;
   Result<StepReport> StepSwitching();
   Result<StepReport> StepBaking();
@@ -419,6 +438,8 @@ class Engine {
   state::StateStore& store_;
   platform::Platform& platform_;
   router::RouterControl& router_;
+  Prober& prober_;
+  platform::CommandRunner& commands_;
   const Clock& clock_;
   const EngineOptions options_;
 

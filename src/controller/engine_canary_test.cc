@@ -99,38 +99,25 @@ class CanaryTest : public EngineTest {
   }
 
   std::vector<std::string> StepNames(int64_t deployment_id) {
-    std::vector<std::string> out;
-    auto steps = store_->Steps(deployment_id);
-    EXPECT_TRUE(steps.ok());
-    if (steps.ok()) {
-      for (const auto& s : *steps) out.push_back(s.step);
-    }
-    return out;
+    return testing::StepRecordNames(*store_, deployment_id);
   }
+
 
   const EngineEvent* LastEvent(const std::string& name) const {
-    for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
-      if (it->name == name) return &*it;
-    }
-    return nullptr;
+    return testing::LastEventNamed(events_, name);
   }
 
+
   size_t CountEvents(const std::string& name) const {
-    return static_cast<size_t>(std::count_if(events_.begin(), events_.end(),
-                                             [&](const EngineEvent& e) { return e.name == name; }));
+    return testing::CountEventsNamed(events_, name);
   }
+
 
   std::function<AnalysisVerdict(const AnalysisRequest&)> judge_;
   std::vector<AnalysisRequest> requests_;
 };
 
-AnalysisVerdict Verdict(AnalysisVerdict::Kind kind, std::string reason, std::string evidence) {
-  AnalysisVerdict v;
-  v.kind = kind;
-  v.reason = std::move(reason);
-  v.evidence_json = std::move(evidence);
-  return v;
-}
+using testing::Verdict;
 
 TEST_F(CanaryTest, StepsAdvanceByTimeAndTheRouterWeightFollows) {
   state::Deployment d1;
@@ -281,109 +268,6 @@ TEST_F(CanaryTest, AnalysisRollbackAtStepOneSwitchesBackWithReasonAndEvidence) {
   EXPECT_EQ(EventNames().back(), "rolled_back");
 }
 
-TEST_F(CanaryTest, AnalysisPromoteSkipsAheadAtMostOncePerInterval) {
-  auto engine = V2InCanary();
-  judge_ = [](const AnalysisRequest& r) {
-    return Verdict(AnalysisVerdict::Kind::kPromote,
-                   "no difference at step " + std::to_string(r.step),
-                   R"({"verdict":"promote","step":)" + std::to_string(r.step) + "}");
-  };
-  // The last consult was when step 0 began; the next is due one analysis_interval later.
-  clock_.Advance(1s);
-  StepOk(*engine);
-  EXPECT_EQ(CanaryWeight(), 2500u);
-  const EngineEvent* passed = LastEvent("canary_step_passed");
-  ASSERT_NE(passed, nullptr);
-  EXPECT_NE(passed->detail.find("passed early: no difference at step 0"), std::string::npos)
-      << passed->detail;
-  EXPECT_EQ(nlohmann::json::parse(passed->evidence_json)["step"], 0);
-  StepOk(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary) << "consulted again too soon";
-  clock_.Advance(1s);
-  StepOk(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
-  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:0").has_value());
-  EXPECT_TRUE(FindStep(engine->deployment().id, "analysis:canary:1").has_value());
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
-  EXPECT_EQ(UserVersion(), "v2");
-}
-
-TEST_F(CanaryTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
-  state::Deployment d1;
-  auto engine = V2InCanary(&d1);
-  clock_.Advance(20s);
-  StepOk(*engine);
-  ASSERT_TRUE(engine->Pause("alice").ok());
-  EXPECT_TRUE(engine->paused());
-  EXPECT_TRUE(engine->Pause("alice").ok()) << "pausing twice is fine";
-  EXPECT_EQ(CountEvents("paused"), 1u);
-  clock_.Advance(10min);
-  StepReport r = StepOk(*engine);
-  EXPECT_EQ(r.state, DeploymentState::kCanary);
-  EXPECT_EQ(CanaryWeight(), 500u) << "paused: the step timer does not run";
-  EXPECT_NE(r.waiting_for.find("paused by alice"), std::string::npos) << r.waiting_for;
-  EXPECT_NE(r.waiting_for.find("40 s left"), std::string::npos) << r.waiting_for;
-
-  ASSERT_TRUE(engine->Unpause("alice").ok());
-  EXPECT_FALSE(engine->paused());
-  EXPECT_EQ(LastEvent("resumed")->detail.find("resumed by alice"), 0u);
-  clock_.Advance(39s);
-  StepOk(*engine);
-  EXPECT_EQ(CanaryWeight(), 500u);
-  clock_.Advance(1s);
-  StepOk(*engine);
-  EXPECT_EQ(CanaryWeight(), 2500u) << "20 s before and 40 s after the pause make the minute";
-
-  // Paused again: the automatic rollback keeps working.
-  ASSERT_TRUE(engine->Pause("alice").ok());
-  judge_ = [](const AnalysisRequest&) {
-    return Verdict(AnalysisVerdict::Kind::kRollback, "p95 3.1s > 2s for 5m", "");
-  };
-  clock_.Advance(1s);
-  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
-  Run(*engine);
-  ExpectRolledBackToV1(*engine, "p95 3.1s > 2s for 5m");
-  ExpectInstancesRunning(d1.id);
-  EXPECT_FALSE(engine->paused()) << "a pause ends with the canary";
-  EXPECT_EQ(engine->Pause("alice").code(), StatusCode::kFailedPrecondition);
-}
-
-TEST_F(CanaryTest, GatesAreRefusedOutsideCanaryAndBakeNamingTheStates) {
-  Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  auto engine = CanaryEngine();
-  ASSERT_TRUE(engine->Begin(CanarySpec("v2")).ok());
-  for (Status s : {engine->Pause("bob"), engine->Unpause("bob"), engine->Promote(false, "bob"),
-                   engine->Promote(true, "bob")}) {
-    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
-    EXPECT_NE(s.message().find("pending"), std::string::npos) << s.message();
-    EXPECT_NE(s.message().find("canary and baking"), std::string::npos) << s.message();
-  }
-  EXPECT_EQ(CountEvents("paused") + CountEvents("promoted"), 0u);
-}
-
-TEST_F(CanaryTest, PromoteGoesToTheNextStepOrStraightToAllTrafficAndEndsTheBake) {
-  auto engine = V2InCanary();
-  ASSERT_TRUE(engine->Promote(false, "bob").ok());
-  EXPECT_EQ(CanaryWeight(), 2500u) << "the next step's weight applies inside the call";
-  EXPECT_NE(LastEvent("promoted")->detail.find("promoted by bob at canary step 1/2"),
-            std::string::npos);
-  ASSERT_TRUE(engine->Promote(true, "bob").ok());
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
-  EXPECT_NE(engine->deployment().reason.find("to 100 %"), std::string::npos);
-  Run(*engine, DeploymentState::kBaking);
-  EXPECT_EQ(CanaryWeight(), 0u);
-  EXPECT_EQ(UserVersion(), "v2");
-  EXPECT_EQ(VersionFor("client-3"), "v2");
-  ASSERT_TRUE(engine->Promote(false, "bob").ok());
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
-  EXPECT_NE(engine->deployment().reason.find("bake ended after"), std::string::npos);
-  EXPECT_EQ(CountEvents("promoted"), 3u);
-  EXPECT_EQ(CountEvents("canary_step_passed"), 0u);
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
-}
-
 TEST_F(CanaryTest, ResumeMidCanaryKeepsTheStepTheTimeLeftThePauseAndRestoresTheWeight) {
   state::Deployment d1;
   int64_t id = 0;
@@ -480,42 +364,6 @@ TEST_F(CanaryTest, APausedCanaryPromotedToAllTrafficBakesPaused) {
   EXPECT_EQ(StepOk(*engine).state, DeploymentState::kScalingDown);
 }
 
-TEST_F(CanaryTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
-  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  auto engine = CanaryEngine();
-  DeploymentSpec v2 = Spec("v2");  // blue/green: the bake is judged too
-  v2.bake_time = 1h;
-  ASSERT_TRUE(engine->Begin(v2).ok());
-  Run(*engine, DeploymentState::kBaking);
-  ASSERT_EQ(UserVersion(), "v2");
-  judge_ = [](const AnalysisRequest& r) {
-    if (r.step_elapsed < 10s) {
-      return Verdict(AnalysisVerdict::Kind::kWarn, "cpu 85% > 80% for 1m", R"({"cpu":0.85})");
-    }
-    return Verdict(AnalysisVerdict::Kind::kRollback, "health failing for 30s",
-                   R"({"failing_for_ms":30000})");
-  };
-  for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(StepOk(*engine).state, DeploymentState::kBaking);
-    clock_.Advance(1s);
-  }
-  EXPECT_EQ(CountEvents("warning"), 1u) << "one warning per distinct reason";
-  EXPECT_EQ(LastEvent("warning")->detail, "cpu 85% > 80% for 1m");
-  EXPECT_EQ(nlohmann::json::parse(LastEvent("warning")->evidence_json)["cpu"], 0.85);
-  clock_.Advance(5s);
-  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
-  Run(*engine);
-  ExpectRolledBackToV1(*engine, "analysis during bake: health failing for 30s");
-  ExpectInstancesRunning(d1.id);
-  ExpectInstancesStopped(engine->deployment().id);
-  std::vector<std::string> steps = StepNames(engine->deployment().id);
-  EXPECT_EQ(std::count(steps.begin(), steps.end(), "analysis:bake:-1"), 2)
-      << "the warning and the rollback";
-  auto service = store_->GetService(kService);
-  ASSERT_TRUE(service.ok());
-  EXPECT_EQ(service->active_slot, "blue");
-}
-
 TEST_F(CanaryTest, EmergencyRollbackInCanaryClearsTheCanaryInsideTheCall) {
   state::Deployment d1;
   auto engine = V2InCanary(&d1);
@@ -526,58 +374,6 @@ TEST_F(CanaryTest, EmergencyRollbackInCanaryClearsTheCanaryInsideTheCall) {
   Run(*engine);
   ExpectRolledBackToV1(*engine, "operator said so");
   ExpectInstancesStopped(engine->deployment().id);
-  ExpectInstancesRunning(d1.id);
-}
-
-TEST_F(CanaryTest, AbortInCanaryRollsBack) {
-  auto engine = V2InCanary();
-  ASSERT_TRUE(engine->Abort("dave").ok());
-  EXPECT_EQ(CanaryWeight(), 0u);
-  Run(*engine);
-  ExpectRolledBackToV1(*engine, "aborted by dave");
-}
-
-TEST_F(CanaryTest, FirstDeploymentHasNoStableVersionAndSwitchesDirectly) {
-  auto engine = CanaryEngine();
-  ASSERT_TRUE(engine->Begin(CanarySpec("v1")).ok());
-  Run(*engine);
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
-  std::vector<DeploymentState> states = States(engine->deployment().id);
-  EXPECT_FALSE(Contains(states, DeploymentState::kCanary));
-  auto transitions = store_->Transitions(engine->deployment().id);
-  ASSERT_TRUE(transitions.ok());
-  bool explained = false;
-  for (const auto& t : *transitions) {
-    if (t.to == DeploymentState::kSwitching &&
-        t.reason.find("no stable version") != std::string::npos) {
-      explained = true;
-    }
-  }
-  EXPECT_TRUE(explained);
-  EXPECT_EQ(UserVersion(), "v1");
-}
-
-TEST_F(CanaryTest, ApprovalLeadsIntoTheCanary) {
-  Deploy(Spec("v1"), DeploymentState::kSucceeded);
-  DeploymentSpec v2 = CanarySpec("v2");
-  v2.manual_approval = true;
-  auto engine = CanaryEngine();
-  ASSERT_TRUE(engine->Begin(v2).ok());
-  Run(*engine, DeploymentState::kAwaitingApproval);
-  ASSERT_TRUE(engine->Approve("erin").ok());
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kCanary);
-  StepOk(*engine);
-  EXPECT_EQ(CanaryWeight(), 500u);
-}
-
-TEST_F(CanaryTest, ACanaryInstanceThatDiesRollsBack) {
-  state::Deployment d1;
-  auto engine = V2InCanary(&d1);
-  KillInstances(engine->deployment().id);
-  EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
-  Run(*engine);
-  ExpectRolledBackToV1(*engine, "during the canary");
-  EXPECT_EQ(CanaryWeight(), 0u);
   ExpectInstancesRunning(d1.id);
 }
 

@@ -1,8 +1,11 @@
 // The fixture of the engine's integration tests: a SqliteStateStore in a temp dir, a
-// ProcessPlatform running turnout-demo-app, and an in-process Router on 127.0.0.1:0 with slots
-// blue and green. The engine's clock is a ManualClock (deadlines, canary steps, bake, scale-down
-// delay); the processes and sockets run in real time, and every wait for them is bounded (the
-// engine's own probe_wait). Included by one test file per binary.
+// ProcessPlatform running turnout-demo-app, an in-process Router on 127.0.0.1:0 with slots blue
+// and green, and the real probe and command mechanisms (HttpProber, LocalCommandRunner). The
+// engine's time is a ManualClock (deadlines, canary steps, bake, scale-down delay); the
+// processes and sockets run in real time, so the engine's pauses between polls (Clock::SleepFor)
+// really wait, and every wait for them is bounded (the engine's own probe_wait). The
+// state-machine tests run on doubles instead (engine_state_test.cc). Included by one test file
+// per binary.
 
 #pragma once
 
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "controller/engine.h"
+#include "controller/testing/engine_test_util.h"
 #include "controller/http_probe.h"
 #include "platform/process_platform.h"
 #include "router/router.h"
@@ -38,6 +42,19 @@ inline SmokeCheck HttpCheck(std::string method, std::string path, int status) {
   c.expected_status = status;
   return c;
 }
+
+// The engine's clock here: the test's ManualClock for the time, real pauses for SleepFor (the
+// processes and the router it waits for run in real time).
+class ManualTimeRealPauses final : public Clock {
+ public:
+  explicit ManualTimeRealPauses(const ManualClock& time) : time_(time) {}
+  TimePoint Now() const override { return time_.Now(); }
+  WallTime WallNow() const override { return time_.WallNow(); }
+  void SleepFor(Duration d) const override { SystemClock::Get().SleepFor(d); }
+
+ private:
+  const ManualClock& time_;
+};
 
 inline constexpr char kService[] = "demo";
 // The router's override secret: smoke checks reach the new slot only with it.
@@ -104,7 +121,8 @@ class EngineTest : public ::testing::Test {
   // Every engine records its events in events_.
   std::unique_ptr<Engine> NewEngine(EngineOptions o) {
     o.on_event = [this](const EngineEvent& e) { events_.push_back(e); };
-    return std::make_unique<Engine>(*store_, *current_platform_, *router_, clock_, o);
+    return std::make_unique<Engine>(*store_, *current_platform_, *router_, prober_, commands_,
+                                    engine_clock_, o);
   }
 
   std::vector<std::string> EventNames() const {
@@ -144,13 +162,7 @@ class EngineTest : public ::testing::Test {
 
   // The step record named `name` of the deployment (nullopt when there is none).
   std::optional<state::StepRecord> FindStep(int64_t deployment_id, const std::string& name) {
-    auto steps = store_->Steps(deployment_id);
-    EXPECT_TRUE(steps.ok());
-    if (!steps.ok()) return std::nullopt;
-    for (const auto& step : *steps) {
-      if (step.step == name) return step;
-    }
-    return std::nullopt;
+    return testing::FindStepRecord(*store_, deployment_id, name);
   }
 
   // How many readiness probes the deployment's instance `index` has answered (the demo app's
@@ -193,22 +205,7 @@ class EngineTest : public ::testing::Test {
   // engine waits for it (canary steps, bake, scale-down delay); readiness waits on the real
   // processes. Bounded by 400 steps (each blocks at most probe_wait + probe timeouts).
   StepReport Run(Engine& engine, std::optional<DeploymentState> stop_at = std::nullopt) {
-    StepReport last;
-    last.state = engine.deployment().state;
-    for (int i = 0; i < 400; ++i) {
-      if (stop_at && engine.deployment().state == *stop_at) return last;
-      if (state::IsTerminal(engine.deployment().state)) return last;
-      auto r = engine.Step();
-      EXPECT_TRUE(r.ok()) << r.status().ToString();
-      if (!r.ok()) return last;
-      last = *r;
-      if (last.state == DeploymentState::kCanary || last.state == DeploymentState::kBaking ||
-          last.state == DeploymentState::kScalingDown) {
-        if (!last.waiting_for.empty()) clock_.Advance(10s);
-      }
-    }
-    ADD_FAILURE() << "deployment did not finish; last: " << last.waiting_for;
-    return last;
+    return testing::RunEngine(engine, clock_, stop_at);
   }
 
   state::Deployment Deploy(const DeploymentSpec& spec, DeploymentState expected) {
@@ -254,43 +251,18 @@ class EngineTest : public ::testing::Test {
   }
 
   std::vector<DeploymentState> States(int64_t deployment_id) {
-    std::vector<DeploymentState> out;
-    auto ts = store_->Transitions(deployment_id);
-    EXPECT_TRUE(ts.ok());
-    if (!ts.ok()) return out;
-    // The history is a chain: each transition leaves the state the previous one entered.
-    DeploymentState at = DeploymentState::kPending;
-    for (const auto& t : *ts) {
-      EXPECT_EQ(t.from, at) << "broken transition chain";
-      at = t.to;
-      out.push_back(t.to);
-    }
-    return out;
+    return testing::TransitionStates(*store_, deployment_id);
   }
 
   static bool Contains(const std::vector<DeploymentState>& v, DeploymentState s) {
     return std::find(v.begin(), v.end(), s) != v.end();
   }
 
-  struct RecordedInstance {
-    state::InstanceRecord record;
-    platform::InstanceHandle handle;
-  };
+  using RecordedInstance = testing::RecordedInstance;
   // The instance rows (of every service when `deployment_id` is 0) with their persisted handles;
   // rows without a handle (never launched) are left out.
   std::vector<RecordedInstance> Recorded(int64_t deployment_id) {
-    std::vector<RecordedInstance> out;
-    auto records = store_->ListInstances("", false);
-    EXPECT_TRUE(records.ok());
-    if (!records.ok()) return out;
-    for (const auto& r : *records) {
-      if (deployment_id != 0 && r.deployment_id != deployment_id) continue;
-      if (r.platform_handle.empty()) continue;
-      auto handle = platform::DecodeHandle(r.platform_handle);
-      EXPECT_TRUE(handle.ok());
-      if (handle.ok()) out.push_back({r, *handle});
-    }
-    return out;
+    return testing::RecordedInstances(*store_, deployment_id);
   }
 
   // Changes the faults of every instance of the deployment (the demo app's POST /admin/fault,
@@ -308,14 +280,7 @@ class EngineTest : public ::testing::Test {
 
   // The audit entries with `action` appended after entry `after_seq`.
   std::vector<state::AuditEntry> AuditSince(int64_t after_seq, const std::string& action) {
-    std::vector<state::AuditEntry> out;
-    auto entries = store_->ReadAudit(after_seq, 0);
-    EXPECT_TRUE(entries.ok());
-    if (!entries.ok()) return out;
-    for (auto& e : *entries) {
-      if (e.action == action) out.push_back(std::move(e));
-    }
-    return out;
+    return testing::AuditEntriesSince(*store_, after_seq, action);
   }
   // The newest audit entry's seq (0 when the log is empty).
   int64_t LastAuditSeq() {
@@ -346,20 +311,15 @@ class EngineTest : public ::testing::Test {
   // Checks every instance row of the deployment: its recorded state and whether its process
   // runs. `running` false: the row is stopped (or failed) and the process ended.
   void ExpectInstances(int64_t deployment_id, bool running) {
-    std::vector<RecordedInstance> instances = Recorded(deployment_id);
-    EXPECT_FALSE(instances.empty());
-    for (const auto& i : instances) {
-      const bool live_row = i.record.state == state::InstanceState::kRunning;
-      EXPECT_EQ(live_row, running) << state::InstanceStateName(i.record.state);
-      auto st = current_platform_->Inspect(i.handle);
-      ASSERT_TRUE(st.ok());
-      EXPECT_EQ(st->running(), running) << st->ToString();
-    }
+    testing::ExpectRecordedInstances(*store_, *current_platform_, deployment_id, running);
   }
   void ExpectInstancesStopped(int64_t deployment_id) { ExpectInstances(deployment_id, false); }
   void ExpectInstancesRunning(int64_t deployment_id) { ExpectInstances(deployment_id, true); }
 
   ManualClock clock_;
+  ManualTimeRealPauses engine_clock_{clock_};
+  HttpProber prober_;
+  platform::LocalCommandRunner commands_;
   std::vector<EngineEvent> events_;
   std::string dir_;
   std::unique_ptr<state::SqliteStateStore> store_;

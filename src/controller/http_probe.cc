@@ -44,21 +44,7 @@ bool WaitFor(int fd, short events, Steady::time_point deadline) {
   }
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 }  // namespace
-
-std::string ProbeResponse::Header(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (IEquals(n, name)) return v;
-  }
-  return "";
-}
 
 Result<ProbeResponse> HttpProbe(const ProbeRequest& request) {
   const Steady::time_point deadline = Steady::now() + request.timeout;

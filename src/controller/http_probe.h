@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 client for the controller's readiness probes and smoke checks.
+// HttpProbe: a small blocking HTTP/1.1 client, the mechanism behind the controller's Prober
+// (prober.h) for readiness probes and smoke checks, and turnoutd's own instance checks.
 //
 // One request per call on a fresh loopback TCP connection (`Connection: close`); the response
 // head is parsed with http::ParseResponseHead, the body is read up to `max_body_bytes` (Content-
@@ -18,28 +19,16 @@
 #include <vector>
 
 #include "common/status.h"
+#include "controller/prober.h"
 
 namespace turnout::controller {
 
-struct ProbeRequest {
-  std::string address;         // "127.0.0.1:8080" (IPv4 literal and port)
-  std::string method = "GET";  // Default: GET
-  std::string path = "/";      // Default: /
-  // Extra request headers (a Host header here replaces the default one).
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;                         // sent with its Content-Length. Default: empty
-  std::chrono::milliseconds timeout{1000};  // whole exchange. Default: 1 s
-  size_t max_body_bytes = 64 * 1024;        // Default: 64 KiB (the rest is ignored)
-};
-
-struct ProbeResponse {
-  int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  // at most max_body_bytes
-  // The first value of a header (case-insensitive name), or "".
-  std::string Header(std::string_view name) const;
-};
-
 Result<ProbeResponse> HttpProbe(const ProbeRequest& request);
+
+// The Prober turnoutd wires into the engine: HttpProbe. Thread-safe (stateless).
+class HttpProber final : public Prober {
+ public:
+  Result<ProbeResponse> Probe(const ProbeRequest& request) override { return HttpProbe(request); }
+};
 
 }  // namespace turnout::controller

@@ -156,6 +156,9 @@ struct Daemon::Impl {
 
   std::unique_ptr<state::SqliteStateStore> store;
   std::unique_ptr<platform::ProcessPlatform> platform;
+  // The engine's mechanisms for probes and commands (it does no I/O of its own).
+  controller::HttpProber engine_prober;
+  platform::LocalCommandRunner engine_commands;
   // The router: a process of its own that turnoutd launched or attached to (default), or a
   // standalone one it only drives (router.external).
   std::unique_ptr<RouterProcess> router_process;
@@ -530,7 +533,8 @@ Status Daemon::Impl::StartAll() {
                                                 [this](const std::string& l) { Log(l); });
     eo.database = [this](const controller::PhaseRequest& r) { return database->Poll(r); };
   }
-  engine = std::make_unique<controller::Engine>(*store, *platform, *control, clock, eo);
+  engine = std::make_unique<controller::Engine>(*store, *platform, *control, engine_prober,
+                                                engine_commands, clock, eo);
 
   platform::SupervisorOptions sup;
   supervisor = std::make_unique<platform::Supervisor>(
@@ -1318,7 +1322,7 @@ api::Reply Daemon::Impl::StatusReply() {
                      {"in_flight", i.in_flight}};
         if (live.ok()) {
           for (const auto& rec : *live) {
-            if (rec.slot == s.name && "127.0.0.1:" + std::to_string(rec.port) == i.address) {
+            if (rec.slot == s.name && RecordAddress(rec) == i.address) {
               inst["pid"] = rec.pid;
               inst["version"] = rec.version;
               inst["state"] = std::string(state::InstanceStateName(rec.state));
@@ -1433,7 +1437,7 @@ api::Reply Daemon::Impl::HealthReply(const api::Request& r) {
     json instances = json::array();
     for (const auto& rec : *live) {
       if (rec.slot != slot || rec.port == 0) continue;
-      const std::string address = "127.0.0.1:" + std::to_string(rec.port);
+      const std::string address = RecordAddress(rec);
       json inst = {{"address", address}, {"version", rec.version}, {"pid", rec.pid}};
       std::string process = "unknown";
       if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);

@@ -5,6 +5,9 @@
 
 #include <filesystem>
 
+#include "common/host_port.h"
+#include "platform/platform.h"
+
 namespace turnout::daemon {
 
 namespace fs = std::filesystem;
@@ -100,6 +103,14 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
   return s;
 }
 
+std::string RecordAddress(const state::InstanceRecord& record) {
+  if (!record.platform_handle.empty()) {
+    Result<platform::InstanceHandle> handle = platform::DecodeHandle(record.platform_handle);
+    if (handle.ok() && !handle->address.empty()) return handle->address;
+  }
+  return FormatHostPort("127.0.0.1", static_cast<uint16_t>(record.port));
+}
+
 router::RouterConfig RouterConfigFromService(const service::ServiceConfig& config,
                                              const StatePaths& paths, std::string_view active_slot,
                                              const std::vector<state::InstanceRecord>& live,
@@ -118,7 +129,7 @@ router::RouterConfig RouterConfigFromService(const service::ServiceConfig& confi
     slot.name = name;
     for (const auto& i : live) {
       if (i.slot != name || i.port == 0 || i.state != state::InstanceState::kRunning) continue;
-      slot.instances.push_back("127.0.0.1:" + std::to_string(i.port));
+      slot.instances.push_back(RecordAddress(i));
     }
     r.slots.push_back(std::move(slot));
   }

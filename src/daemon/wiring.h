@@ -57,6 +57,10 @@ struct RouterSecrets {
 // policy file under the state directory, and as slot instances the addresses of `live`
 // instances (so a new router serves them from its first request). `active_slot` ("" before the
 // first deployment: the first slot) becomes the initial policy; a persisted policy wins over it.
+// Where the router reaches a recorded instance: the address in its platform handle, or, for a
+// row without a usable handle, 127.0.0.1:<port> (turnoutd runs process instances there).
+std::string RecordAddress(const state::InstanceRecord& record);
+
 router::RouterConfig RouterConfigFromService(const service::ServiceConfig& config,
                                              const StatePaths& paths, std::string_view active_slot,
                                              const std::vector<state::InstanceRecord>& live,

@@ -158,6 +158,22 @@ router:
   EXPECT_EQ(RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {}).policy.active, "blue");
 }
 
+// The router reaches an instance where its platform put it; rows of older versions (no address
+// in the handle, or no handle) are on 127.0.0.1.
+TEST(WiringTest, AnInstanceIsReachedAtTheAddressInItsHandle) {
+  state::InstanceRecord r;
+  r.port = 8001;
+  EXPECT_EQ(RecordAddress(r), "127.0.0.1:8001");
+  r.platform_handle =
+      R"({"kind":"container","id":"4f1c2a9b","address":"127.0.0.1:32768","spec_hash":"00",)"
+      R"("stop_signal":15,"grace_ms":1000})";
+  EXPECT_EQ(RecordAddress(r), "127.0.0.1:32768");
+  r.platform_handle =
+      R"({"id":"demo-blue-0-42","pid":42,"start_time_ticks":1,"boot_id":"b","port":8001,)"
+      R"("spec_hash":"00","stop_signal":15,"grace_ms":1000})";
+  EXPECT_EQ(RecordAddress(r), "127.0.0.1:8001");
+}
+
 TEST(WiringTest, TheRouterYamlReadsBackAsTheSameConfig) {
   service::ServiceConfig c = Parse(R"(name: shop
 listen: [127.0.0.1:0, "[::1]:0"]

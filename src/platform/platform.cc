@@ -1,4 +1,5 @@
 #include "platform/platform.h"
+#include "common/host_port.h"
 
 #include <string.h>
 
@@ -58,6 +59,9 @@ std::string SpecHash(const InstanceSpec& spec) {
   h.Add(spec.slot);
   h.Add(spec.instance);
   h.Add(spec.port);
+  // Only a host other than the default is hashed, so that instances launched before the field
+  // existed keep their hash.
+  if (spec.host != "127.0.0.1") h.Add(spec.host);
   h.Add(spec.command);
   h.Add(spec.working_dir);
   h.Add(static_cast<int64_t>(spec.env.size()));
@@ -97,7 +101,9 @@ Status ValidateSpec(const InstanceSpec& spec) {
 
 std::string EncodeHandle(const InstanceHandle& handle) {
   nlohmann::json j = {
+      {"kind", handle.kind},
       {"id", handle.id},
+      {"address", handle.address},
       {"pid", handle.pid},
       {"start_time_ticks", handle.start_time_ticks},
       {"boot_id", handle.boot_id},
@@ -116,20 +122,44 @@ Result<InstanceHandle> DecodeHandle(std::string_view json) {
     nlohmann::json j = nlohmann::json::parse(json);
     if (!j.is_object()) return InvalidArgument("instance handle: not a JSON object");
     InstanceHandle h;
+    // Handles written before the kind existed were all processes.
+    h.kind = j.value("kind", std::string(kProcessKind));
+    if (h.kind.empty()) return InvalidArgument("instance handle: empty kind");
     h.id = j.at("id").get<std::string>();
+    const bool process = h.kind == kProcessKind;
+    // A process handle must have every field that names its process; another kind's handle is
+    // kept as it is (its own platform reads it; this one refuses it by kind).
+    if (process) {
+      for (const char* key : {"pid", "port", "start_time_ticks", "boot_id", "spec_hash",
+                              "stop_signal", "grace_ms"}) {
+        if (!j.contains(key)) {
+          return InvalidArgument(std::string("instance handle: no '") + key + "'");
+        }
+      }
+    }
+    auto field = [&](const char* key) -> const nlohmann::json* {
+      auto it = j.find(key);
+      return it == j.end() ? nullptr : &*it;
+    };
     // Read wide and range-check: get<uint16_t>() would silently wrap 70000 into a port.
-    int64_t pid = j.at("pid").get<int64_t>();
-    int64_t port = j.at("port").get<int64_t>();
+    int64_t pid = 0, port = 0;
+    if (const auto* v = field("pid")) pid = v->get<int64_t>();
+    if (const auto* v = field("port")) port = v->get<int64_t>();
     if (pid < 0 || pid > INT32_MAX) return InvalidArgument("instance handle: bad pid");
     if (port < 0 || port > 65535) return InvalidArgument("instance handle: bad port");
     h.pid = static_cast<pid_t>(pid);
     h.port = static_cast<uint16_t>(port);
-    h.start_time_ticks = j.at("start_time_ticks").get<uint64_t>();
-    h.boot_id = j.at("boot_id").get<std::string>();
-    h.spec_hash = j.at("spec_hash").get<std::string>();
-    h.stop_signal = j.at("stop_signal").get<int>();
-    h.grace = std::chrono::milliseconds(j.at("grace_ms").get<int64_t>());
+    if (const auto* v = field("start_time_ticks")) h.start_time_ticks = v->get<uint64_t>();
+    if (const auto* v = field("boot_id")) h.boot_id = v->get<std::string>();
+    if (const auto* v = field("spec_hash")) h.spec_hash = v->get<std::string>();
+    if (const auto* v = field("stop_signal")) h.stop_signal = v->get<int>();
+    if (const auto* v = field("grace_ms")) h.grace = std::chrono::milliseconds(v->get<int64_t>());
     h.log_path = j.value("log_path", std::string());
+    h.address = j.value("address", std::string());
+    if (h.address.empty() && process && h.port != 0) {
+      // Written before the address existed: turnoutd ran every instance on 127.0.0.1.
+      h.address = FormatHostPort("127.0.0.1", h.port);
+    }
     if (h.stop_signal <= 0 || h.stop_signal >= NSIG) {
       return InvalidArgument("instance handle: bad stop_signal");
     }
@@ -139,6 +169,16 @@ Result<InstanceHandle> DecodeHandle(std::string_view json) {
     return InvalidArgument(std::string("instance handle: ") + e.what());
   }
 }
+
+Status CheckHandleKind(const InstanceHandle& handle, std::string_view platform_kind) {
+  if (handle.kind == platform_kind) return Status::Ok();
+  return FailedPrecondition("instance " + handle.id + " was launched by the " + handle.kind +
+                            " platform; this turnoutd runs the " + std::string(platform_kind) +
+                            " platform (run turnoutd with the " + handle.kind +
+                            " platform to manage it, or stop it there)");
+}
+
+std::string InstanceAddress::ToString() const { return FormatHostPort(host, port); }
 
 std::string_view InstanceStateName(InstanceState state) {
   switch (state) {
@@ -156,6 +196,7 @@ std::string_view InstanceStateName(InstanceState state) {
 
 std::string InstanceStatus::ToString() const {
   if (state == InstanceState::kExited) {
+    if (oom_killed) return "killed: out of memory";
     if (exit_code) return "exited with code " + std::to_string(*exit_code);
     if (term_signal) {
       return "killed by signal " + std::to_string(*term_signal) + " (" + ::strsignal(*term_signal) +

@@ -72,9 +72,47 @@ TEST(HandleEncodingTest, RoundTrips) {
   h.stop_signal = SIGINT;
   h.grace = std::chrono::milliseconds(2500);
   h.log_path = "logs/web-blue-0.log";
+  h.address = "127.0.0.1:8080";
   Result<InstanceHandle> back = DecodeHandle(EncodeHandle(h));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, h);
+  EXPECT_EQ(back->kind, "process");
+}
+
+// State databases in the field hold handles written before the kind and the address existed.
+TEST(HandleEncodingTest, AHandleOfTheOldShapeDecodesAsAProcessOnLoopback) {
+  const char* old_json =
+      R"({"id":"web-blue-0-4242","pid":4242,"start_time_ticks":123456,"boot_id":"b-1",)"
+      R"("port":8081,"spec_hash":"0123456789abcdef","stop_signal":15,"grace_ms":10000,)"
+      R"("log_path":"logs/web-blue-0.log"})";
+  Result<InstanceHandle> h = DecodeHandle(old_json);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->kind, "process");
+  EXPECT_EQ(h->address, "127.0.0.1:8081");
+  EXPECT_EQ(h->pid, 4242);
+  EXPECT_EQ(h->start_time_ticks, 123456u);
+  EXPECT_EQ(h->boot_id, "b-1");
+}
+
+TEST(HandleEncodingTest, AHandleOfAnotherKindDecodesWithoutProcessFieldsAndIsRefusedByKind) {
+  Result<InstanceHandle> h = DecodeHandle(
+      R"({"kind":"container","id":"4f1c2a9b","address":"127.0.0.1:32768",)"
+      R"("spec_hash":"00","stop_signal":15,"grace_ms":1000})");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->kind, "container");
+  EXPECT_EQ(h->pid, 0);
+  EXPECT_TRUE(CheckHandleKind(*h, "container").ok());
+  Status refused = CheckHandleKind(*h, "process");
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("instance 4f1c2a9b was launched by the container platform; "
+                                   "this turnoutd runs the process platform"),
+            std::string::npos)
+      << refused.ToString();
+  // A process handle must still name its process completely.
+  EXPECT_EQ(DecodeHandle(R"({"kind":"process","id":"x","address":"127.0.0.1:1"})").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeHandle(R"({"kind":"","id":"x"})").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(HandleEncodingTest, RefusesBrokenText) {
@@ -97,6 +135,9 @@ TEST(InstanceStatusTest, Describes) {
             "killed by signal 9 (Killed)");
   EXPECT_EQ((InstanceStatus{InstanceState::kPidReused, std::nullopt, std::nullopt}).ToString(),
             "pid reused");
+  EXPECT_EQ((InstanceStatus{InstanceState::kExited, std::nullopt, SIGKILL, /*oom_killed=*/true})
+                .ToString(),
+            "killed: out of memory");
 }
 
 }  // namespace

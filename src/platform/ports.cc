@@ -1,5 +1,6 @@
 #include "platform/ports.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +32,22 @@ Status CheckPortFree(uint16_t port) {
         "range nobody else uses (or `ports: auto`)");
   }
   return ErrnoError("check that port " + std::to_string(port) + " is free", err);
+}
+
+Result<uint16_t> FreePort(const std::string& host) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return InvalidArgument("host '" + host + "' is not an IPv4 address");
+  }
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return ErrnoError("socket", errno);
+  socklen_t len = sizeof(addr);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return ErrnoError("bind a free port on " + host, errno);
+  }
+  return ntohs(addr.sin_port);
 }
 
 Result<PortSpan> ReadEphemeralPortRange(const std::string& path) {

@@ -25,6 +25,11 @@ namespace turnout::platform {
 // between this check and the instance's own bind.
 Status CheckPortFree(uint16_t port);
 
+// A TCP port the OS reports free on `host` (an IPv4 literal) now: bound to port 0, read and
+// released. Another process may take it before whoever asked binds it. InvalidArgument when
+// `host` is not an IPv4 literal, IoError when the bind failed.
+Result<uint16_t> FreePort(const std::string& host = "127.0.0.1");
+
 // Inclusive on both ends.
 struct PortSpan {
   uint16_t first = 0;

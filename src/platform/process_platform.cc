@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "common/host_port.h"
 #include "platform/command.h"
+#include "platform/log_tail.h"
 #include "platform/ports.h"
 #include "platform/proc.h"
 #include "platform/unique_fd.h"
@@ -96,6 +98,28 @@ std::string InstanceLogPath(const InstanceSpec& spec) {
 
 ProcessPlatform::ProcessPlatform(const Clock& clock, ProcessPlatformOptions options)
     : clock_(clock), options_(options) {}
+
+Result<InstanceAddress> ProcessPlatform::AllocateAddress(const AddressRequest& request) {
+  if (request.first_port != 0) {
+    const int port =
+        request.first_port + request.slot_index * request.replicas + request.instance;
+    if (request.slot_index < 0 || request.instance < 0 || port > 65535) {
+      return InvalidArgument("the port of " + request.slot + "-" +
+                             std::to_string(request.instance) + " does not fit below 65536");
+    }
+    return InstanceAddress{request.host, static_cast<uint16_t>(port)};
+  }
+  // Two calls may be handed the same free port; instances must not share one.
+  InstanceAddress address{request.host, 0};
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    TURNOUT_ASSIGN_OR_RETURN(address.port, FreePort(request.host));
+    if (std::find(request.in_use.begin(), request.in_use.end(), address.ToString()) ==
+        request.in_use.end()) {
+      return address;
+    }
+  }
+  return Unavailable("no free port on " + request.host + " after 20 attempts");
+}
 
 Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   TURNOUT_RETURN_IF_ERROR(ValidateSpec(spec));
@@ -180,6 +204,7 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   handle.start_time_ticks = stat->start_time_ticks;
   handle.boot_id = boot_id;
   handle.port = spec.port;
+  handle.address = FormatHostPort(spec.host, spec.port);
   handle.spec_hash = SpecHash(spec);
   handle.stop_signal = spec.stop_signal;
   handle.grace = spec.grace;
@@ -230,11 +255,19 @@ Result<InstanceStatus> ProcessPlatform::InspectLocked(const InstanceHandle& hand
 }
 
 Result<InstanceStatus> ProcessPlatform::Inspect(const InstanceHandle& handle) {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   std::lock_guard lock(mu_);
   return InspectLocked(handle);
 }
 
+std::string ProcessPlatform::LogTail(const InstanceHandle& handle, size_t max_lines,
+                                     size_t max_bytes) {
+  if (!CheckHandleKind(handle, kProcessKind).ok() || handle.log_path.empty()) return "";
+  return ReadLogTail(handle.log_path, max_lines, max_bytes);
+}
+
 Result<InstanceStatus> ProcessPlatform::Adopt(const InstanceHandle& handle) {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   std::lock_guard lock(mu_);
   if (handle.pid <= 0) return InvalidArgument("instance handle has no pid");
   TURNOUT_ASSIGN_OR_RETURN(std::string boot_id, BootId());
@@ -292,6 +325,7 @@ bool ProcessPlatform::SignalPinned(int pidfd, const InstanceHandle& handle, int 
 }
 
 Status ProcessPlatform::Stop(const InstanceHandle& handle) {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   {
     std::lock_guard lock(mu_);
     TURNOUT_ASSIGN_OR_RETURN(InstanceStatus status, InspectLocked(handle));
@@ -334,6 +368,7 @@ Status ProcessPlatform::Stop(const InstanceHandle& handle) {
 
 Result<InstanceStatus> ProcessPlatform::Wait(const InstanceHandle& handle,
                                              std::chrono::milliseconds timeout) {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   Clock::TimePoint deadline = clock_.Now() + timeout;
   {
     std::lock_guard lock(mu_);

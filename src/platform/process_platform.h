@@ -1,5 +1,11 @@
 // ProcessPlatform: instances are local processes (the `process` platform of turnout.yaml).
 //
+// AllocateAddress: with a first port, instance i of slot s listens on first_port +
+// s * replicas + i (checked at Launch); without one, on a port the OS reports free on the bind
+// host now (FreePort), never one of request.in_use. Handles of another kind are refused by every
+// method that takes one (FailedPrecondition, CheckHandleKind). A process killed by the kernel's
+// OOM killer reports signal 9 (oom_killed stays false: see InstanceStatus).
+//
 // Launch first checks that the instance's port is free (CheckPortFree: a test bind on every
 // address; FailedPrecondition naming the port when something holds it), then starts the
 // expanded command with posix_spawn:
@@ -62,13 +68,16 @@ class ProcessPlatform final : public Platform {
   ProcessPlatform& operator=(const ProcessPlatform&) = delete;
   ~ProcessPlatform() override = default;
 
-  std::string_view Name() const override { return "process"; }
+  std::string_view Name() const override { return kProcessKind; }
+  Result<InstanceAddress> AllocateAddress(const AddressRequest& request) override;
   Result<InstanceHandle> Launch(const InstanceSpec& spec) override;
   Status Stop(const InstanceHandle& handle) override;
   Result<InstanceStatus> Inspect(const InstanceHandle& handle) override;
   Result<InstanceStatus> Wait(const InstanceHandle& handle,
                               std::chrono::milliseconds timeout) override;
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
+  // The end of the handle's log file.
+  std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
 
  private:
   struct Tracked {

@@ -229,6 +229,60 @@ TEST_F(ProcessPlatformTest, ReusedPidIsNeverSignalled) {
             (InstanceStatus{InstanceState::kExited, std::nullopt, SIGTERM}));
 }
 
+// A handle another platform wrote is never read as a process: not even when its fields would
+// name a live one.
+TEST_F(ProcessPlatformTest, AHandleOfAnotherKindIsRefusedAndItsPidNeverSignalled) {
+  Result<uint16_t> port = FreePort();
+  ASSERT_TRUE(port.ok());
+  InstanceHandle launched = MustLaunch(DemoSpec(*port));
+  InstanceHandle foreign = launched;
+  foreign.kind = "container";
+  foreign.id = "4f1c2a9b";
+  for (Status s : {platform_.Stop(foreign), platform_.Inspect(foreign).status(),
+                   platform_.Adopt(foreign).status(), platform_.Wait(foreign, milliseconds(1)).status()}) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+    EXPECT_NE(s.message().find("instance 4f1c2a9b was launched by the container platform; this "
+                               "turnoutd runs the process platform"),
+              std::string::npos)
+        << s.ToString();
+  }
+  EXPECT_EQ(StateOf(launched), InstanceState::kRunning);
+}
+
+TEST_F(ProcessPlatformTest, AllocatesFixedPortsOrFreeOnesAndTheHandleCarriesTheAddress) {
+  AddressRequest fixed;
+  fixed.service = "web";
+  fixed.slot = "green";
+  fixed.slot_index = 1;
+  fixed.instance = 1;
+  fixed.replicas = 2;
+  fixed.first_port = 30000;
+  Result<InstanceAddress> a = platform_.AllocateAddress(fixed);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->ToString(), "127.0.0.1:30003");
+  fixed.first_port = 65534;
+  EXPECT_EQ(platform_.AllocateAddress(fixed).status().code(), StatusCode::kInvalidArgument);
+
+  AddressRequest any;
+  any.service = "web";
+  any.slot = "blue";
+  Result<InstanceAddress> first = platform_.AllocateAddress(any);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_NE(first->port, 0);
+  any.in_use = {first->ToString()};
+  for (int i = 0; i < 5; ++i) {
+    Result<InstanceAddress> next = platform_.AllocateAddress(any);
+    ASSERT_TRUE(next.ok());
+    EXPECT_NE(next->port, first->port);
+  }
+  any.host = "not-an-ip";
+  EXPECT_EQ(platform_.AllocateAddress(any).status().code(), StatusCode::kInvalidArgument);
+
+  InstanceHandle h = MustLaunch(DemoSpec(first->port));
+  EXPECT_EQ(h.address, first->ToString());
+  EXPECT_EQ(h.kind, "process");
+}
+
 TEST_F(ProcessPlatformTest, SecondPlatformAdoptsAndStops) {
   Result<uint16_t> port = FreePort();
   ASSERT_TRUE(port.ok());

@@ -59,4 +59,20 @@ struct RunResult {
 
 Result<RunResult> RunCommand(const RunSpec& spec);
 
+// The role of running short-lived commands, for code that must not spawn processes itself (the
+// controller's engine runs pre-deploy and smoke-check commands through it). turnoutd wires
+// LocalCommandRunner; tests of the engine wire a fake (controller/testing/fake_command_runner.h).
+// Same errors as RunCommand.
+class CommandRunner {
+ public:
+  virtual ~CommandRunner() = default;
+  virtual Result<RunResult> Run(const RunSpec& spec) = 0;
+};
+
+// RunCommand on this machine. Thread-safe.
+class LocalCommandRunner final : public CommandRunner {
+ public:
+  Result<RunResult> Run(const RunSpec& spec) override { return RunCommand(spec); }
+};
+
 }  // namespace turnout::platform

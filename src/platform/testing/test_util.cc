@@ -1,5 +1,7 @@
 #include "platform/testing/test_util.h"
 
+#include "platform/ports.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -37,22 +39,7 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-Result<uint16_t> FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket", errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError("bind", err);
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+Result<uint16_t> FreePort() { return platform::FreePort("127.0.0.1"); }
 
 HeldPort::HeldPort() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
   sockaddr_in addr{};

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -120,6 +121,17 @@ class InMemoryRouter : public RouterControl {
     }
     return {};
   }
+  // Health as a test says: `address` is reported healthy (true) or ejected (false), instead of
+  // the fixed rule (ejected when it ends in "3"), which UseFixedEjection(false) turns off for
+  // every address.
+  void SetHealthy(const std::string& address, bool healthy) {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_[address] = healthy;
+  }
+  void UseFixedEjection(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fixed_ejection_ = on;
+  }
   // The window of the last GetWindowMetrics call (0 before any).
   std::chrono::seconds last_window() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -137,7 +149,11 @@ class InMemoryRouter : public RouterControl {
     st.name = name;
     for (const auto& s : slots_) {
       if (s.name != name) continue;
-      for (const auto& i : s.instances) st.instances.push_back({i, true, i.ends_with("3"), 2});
+      for (const auto& i : s.instances) {
+        bool healthy = true, ejected = fixed_ejection_ && i.ends_with("3");
+        if (auto h = health_.find(i); h != health_.end()) healthy = h->second, ejected = !h->second;
+        st.instances.push_back({i, healthy, ejected, 2});
+      }
     }
     st.receives_traffic =
         policy_.active == name ||
@@ -154,6 +170,8 @@ class InMemoryRouter : public RouterControl {
   uint64_t generation_ = 1;
   metrics::Histogram::Counts latency_;
   std::chrono::seconds last_window_{0};
+  std::map<std::string, bool> health_;
+  bool fixed_ejection_ = true;
 };
 
 }  // namespace turnout::router::testing
