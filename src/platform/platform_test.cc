@@ -31,6 +31,7 @@ TEST(SpecHashTest, StableAndSensitiveToWhatRuns) {
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.command += " "; }));
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.env[0].second = "2"; }));
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.grace = std::chrono::seconds(3); }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.image = "sha256:0123"; }));
   // Field boundaries count: moving a character between two fields changes the hash.
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.env = {{"A1", ""}}; }));
 }
@@ -126,6 +127,19 @@ TEST(HandleEncodingTest, RefusesBrokenText) {
     Result<InstanceHandle> h = DecodeHandle(bad);
     EXPECT_EQ(h.status().code(), StatusCode::kInvalidArgument) << bad;
   }
+}
+
+TEST(FreeAddressNotInTest, NeverHandsOutAnAddressInUse) {
+  Result<InstanceAddress> first = FreeAddressNotIn("127.0.0.1", {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->host, "127.0.0.1");
+  EXPECT_NE(first->port, 0);
+  for (int i = 0; i < 5; ++i) {
+    Result<InstanceAddress> next = FreeAddressNotIn("127.0.0.1", {first->ToString()});
+    ASSERT_TRUE(next.ok());
+    EXPECT_NE(next->port, first->port);
+  }
+  EXPECT_EQ(FreeAddressNotIn("not-an-ip", {}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(InstanceStatusTest, Describes) {

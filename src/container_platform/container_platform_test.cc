@@ -1,0 +1,400 @@
+// ContainerPlatform against the real Podman API service of the container tests
+// (container/testing/engine_service.h) with the statically linked test app imported as an image.
+// Traffic goes to host-networked containers on loopback ports the OS hands out.
+
+#include "container_platform/container_platform.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "container/engine_client.h"
+#include "container/testing/engine_service.h"
+#include "httpc/client.h"
+
+namespace turnout::platform {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using container::EngineClient;
+using container::testing::EngineKind;
+using container::testing::EngineService;
+using container::testing::kTestImage;
+using container::testing::SharedEngine;
+
+int64_t MillisSince(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+}
+
+// GET http://<address>/ until 200 (at most 10 s): the body, or "" when it never answered.
+std::string FirstOkBody(const std::string& address) {
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (SteadyClock::now() < deadline) {
+    httpc::Request req;
+    req.url = "http://" + address + "/";
+    req.timeout = std::chrono::milliseconds(1000);
+    auto resp = httpc::Fetch(req);
+    if (resp.ok() && resp->status == 200) return resp->body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return "";
+}
+
+class ContainerPlatformTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    engine_ = SharedEngine(EngineKind::kPodman, &why);
+    // Podman is what scripts/install-deps.sh installs: without it these tests fail.
+    if (engine_ == nullptr) FAIL() << "no podman here (scripts/install-deps.sh installs it): " << why;
+    client_.emplace(engine_->socket(), std::chrono::milliseconds(20000));
+    // A service name of this test only: lists and clean-up never see another test's containers.
+    service_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    platform_ = MakePlatform(Options());
+  }
+  void TearDown() override {
+    if (!client_) return;
+    auto mine = client_->ContainerList({"turnout.service=" + service_});
+    if (mine.ok()) {
+      for (const auto& c : *mine) (void)client_->ContainerRemove(c.id, /*force=*/true);
+    }
+    for (const auto& id : foreign_) (void)client_->ContainerRemove(id, /*force=*/true);
+  }
+
+  ContainerPlatformOptions Options() const {
+    ContainerPlatformOptions o;
+    o.engine = "unix://" + engine_->socket();
+    o.image = kTestImage;
+    o.network = ContainerNetwork::kHost;
+    o.pull = PullPolicy::kNever;  // the test image is imported, never pulled
+    o.nofile = ContainerLimit{1024, 1024};
+    o.nproc = ContainerLimit{4096, 4096};
+    return o;
+  }
+
+  static std::unique_ptr<ContainerPlatform> MakePlatform(ContainerPlatformOptions o) {
+    auto p = ContainerPlatform::Create(std::move(o));
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? std::move(p).value() : nullptr;
+  }
+
+  InstanceSpec Spec(int instance = 0) {
+    InstanceSpec spec;
+    spec.service = service_;
+    spec.version = "v1";
+    spec.slot = "blue";
+    spec.instance = instance;
+    AddressRequest request;
+    request.service = service_;
+    request.slot = "blue";
+    request.instance = instance;
+    auto address = platform_->AllocateAddress(request);
+    EXPECT_TRUE(address.ok()) << address.status().ToString();
+    spec.host = address.ok() ? address->host : "127.0.0.1";
+    spec.port = address.ok() ? address->port : 0;
+    spec.grace = std::chrono::seconds(2);
+    return spec;
+  }
+
+  struct Ended {
+    std::unique_ptr<ContainerPlatform> platform;
+    InstanceHandle handle;
+    InstanceStatus status;
+  };
+  // Launches an instance on a platform with options `o` and waits (at most 20 s) for its end.
+  Result<Ended> RunToEnd(ContainerPlatformOptions o) {
+    Ended e;
+    TURNOUT_ASSIGN_OR_RETURN(e.platform, ContainerPlatform::Create(std::move(o)));
+    TURNOUT_ASSIGN_OR_RETURN(e.handle, e.platform->Launch(Spec()));
+    TURNOUT_ASSIGN_OR_RETURN(e.status, e.platform->Wait(e.handle, std::chrono::seconds(20)));
+    EXPECT_EQ(e.status.state, InstanceState::kExited) << e.status.ToString();
+    return e;
+  }
+
+  EngineService* engine_ = nullptr;
+  std::optional<EngineClient> client_;
+  std::string service_;
+  std::unique_ptr<ContainerPlatform> platform_;
+  std::vector<std::string> foreign_;  // containers created without turnout's labels
+};
+
+TEST_F(ContainerPlatformTest, LaunchAnswersOnTheHandlesAddressAndStopRemovesIt) {
+  InstanceSpec spec = Spec();
+  auto start = SteadyClock::now();
+  auto handle = platform_->Launch(spec);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  EXPECT_EQ(handle->kind, "container");
+  EXPECT_EQ(handle->address, "127.0.0.1:" + std::to_string(spec.port));
+  EXPECT_EQ(handle->port, spec.port);
+  EXPECT_EQ(handle->pid, 0);
+  EXPECT_EQ(handle->spec_hash, SpecHash(spec));
+  EXPECT_EQ(handle->grace, std::chrono::seconds(2));
+  EXPECT_EQ(FirstOkBody(handle->address), "v1 /\n");
+  std::printf("[measure] allocate+launch -> first 200: %lld ms\n",
+              static_cast<long long>(MillisSince(start)));
+
+  auto info = client_->ContainerInspect(handle->id);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->name.rfind("turnout-" + service_ + "-blue-0-", 0), 0u) << info->name;
+  EXPECT_EQ(info->labels["turnout.managed"], "true");
+  EXPECT_EQ(info->labels["turnout.service"], service_);
+  EXPECT_EQ(info->labels["turnout.slot"], "blue");
+  EXPECT_EQ(info->labels["turnout.revision"], "v1");
+  EXPECT_EQ(info->labels["turnout.instance"], "0");
+  EXPECT_EQ(info->labels["turnout.spec-hash"], SpecHash(spec));
+
+  auto status = platform_->Inspect(*handle);
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_TRUE(status->running());
+
+  auto stop_start = SteadyClock::now();
+  ASSERT_TRUE(platform_->Stop(*handle).ok());
+  std::printf("[measure] stop+remove: %lld ms\n",
+              static_cast<long long>(MillisSince(stop_start)));
+  EXPECT_EQ(client_->ContainerInspect(handle->id).status().code(), StatusCode::kNotFound);
+  // Idempotent: a gone container is stopped.
+  EXPECT_TRUE(platform_->Stop(*handle).ok());
+  auto gone = platform_->Inspect(*handle);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->state, InstanceState::kGone);
+}
+
+TEST_F(ContainerPlatformTest, BridgePublishesTheAppsPortOnLoopbackAtTheAllocatedPort) {
+  ASSERT_TRUE(engine_->has_bridge());
+  ContainerPlatformOptions o = Options();
+  o.network = ContainerNetwork::kBridge;
+  o.port = 8080;  // the app listens on PORT, which the platform sets to this port
+  o.env = {{"BIND_ALL", "1"}, {"APP_VERSION", "from-options"}};
+  auto p = MakePlatform(o);
+  ASSERT_NE(p, nullptr);
+  InstanceSpec spec = Spec();
+  spec.env = {{"APP_VERSION", "from-spec"}};  // the spec's environment wins
+  auto handle = p->Launch(spec);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  EXPECT_EQ(handle->address, "127.0.0.1:" + std::to_string(spec.port));
+  EXPECT_EQ(FirstOkBody(handle->address), "from-spec /\n");
+  EXPECT_TRUE(p->Stop(*handle).ok());
+}
+
+TEST_F(ContainerPlatformTest, InstanceThatExitsAtOnceGivesItsCodeAndLastLogLines) {
+  ContainerPlatformOptions o = Options();
+  o.args = {"/app", "exit", "3"};
+  o.env = {{"MESSAGE", "no database url"}};
+  auto ended = RunToEnd(o);
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_EQ(ended->status.exit_code, 3);
+  EXPECT_EQ(ended->status.ToString(), "exited with code 3");
+  ContainerPlatform& p = *ended->platform;
+  // Inspect after the exit still gives the code.
+  auto again = p.Inspect(ended->handle);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->exit_code, 3);
+  std::string tail = p.LogTail(ended->handle, 10, 4096);
+  EXPECT_NE(tail.find("starting"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("fatal: no database url"), std::string::npos) << tail;
+  EXPECT_EQ(p.LogTail(ended->handle, 1, 4096), "fatal: no database url") << "the last line only";
+}
+
+TEST_F(ContainerPlatformTest, AppAllocatingPastItsMemoryLimitIsKilled) {
+  ContainerPlatformOptions o = Options();
+  o.args = {"/app", "hog"};
+  o.memory_bytes = 32 << 20;
+  auto ended = RunToEnd(o);
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  const InstanceStatus* status = &ended->status;
+  // Podman 4.3 with runc on cgroup v1 reports 137 without OOMKilled: killed by SIGKILL.
+  EXPECT_EQ(status->term_signal, SIGKILL) << status->ToString();
+  if (!status->oom_killed) {
+    std::printf("[note] the engine reported exit code 137 without OOMKilled\n");
+  } else {
+    EXPECT_EQ(status->ToString(), "killed: out of memory");
+  }
+}
+
+TEST_F(ContainerPlatformTest, SecondPlatformAdoptsByHandleAndListManagedFindsExactlyOurs) {
+  auto a = platform_->Launch(Spec(0));
+  auto b = platform_->Launch(Spec(1));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  // Another service's container and an unlabelled one: never listed.
+  container::ContainerSpec plain;
+  plain.image = kTestImage;
+  plain.cmd = {"/app", "exit", "0"};
+  plain.labels = {{"turnout.service", service_}};  // no turnout.managed
+  auto foreign = client_->ContainerCreate(plain);
+  ASSERT_TRUE(foreign.ok()) << foreign.status().ToString();
+  foreign_.push_back(*foreign);
+
+  // As after a restart of turnoutd: a new object, the handle decoded from the store.
+  auto restarted = MakePlatform(Options());
+  ASSERT_NE(restarted, nullptr);
+  auto decoded = DecodeHandle(EncodeHandle(*a));
+  ASSERT_TRUE(decoded.ok());
+  auto adopt_start = SteadyClock::now();
+  auto adopted = restarted->Adopt(*decoded);
+  std::printf("[measure] adopt: %lld ms\n", static_cast<long long>(MillisSince(adopt_start)));
+  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
+  EXPECT_TRUE(adopted->running());
+
+  auto listed = restarted->ListManaged(service_);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 2u);
+  std::set<std::string> ids;
+  for (const auto& m : *listed) {
+    ids.insert(m.handle.id);
+    const InstanceHandle& want = m.handle.id == a->id ? *a : *b;
+    // The handle rebuilt from the labels is the one Launch returned.
+    EXPECT_EQ(m.handle, want);
+    EXPECT_EQ(m.slot, "blue");
+    EXPECT_EQ(m.revision, "v1");
+    EXPECT_EQ(m.state, "running");
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{a->id, b->id}));
+  auto other = restarted->ListManaged(service_ + "-other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->empty());
+  // The adopted instance stops through the new object.
+  EXPECT_TRUE(restarted->Stop(*decoded).ok());
+  EXPECT_EQ(client_->ContainerInspect(a->id).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ContainerPlatformTest, ContainerWithoutTurnoutsLabelsIsRefusedAndNeverStopped) {
+  uint16_t port = Spec().port;
+  container::ContainerSpec plain;
+  plain.image = kTestImage;
+  plain.network_mode = "host";
+  plain.env = {"PORT=" + std::to_string(port)};
+  plain.ulimits = {{"nofile", 1024, 1024}, {"nproc", 4096, 4096}};
+  auto id = client_->ContainerCreate(plain);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  foreign_.push_back(*id);
+  ASSERT_TRUE(client_->ContainerStart(*id).ok());
+
+  InstanceHandle handle;
+  handle.kind = "container";
+  handle.id = *id;
+  handle.address = "127.0.0.1:" + std::to_string(port);
+  handle.port = port;
+  auto adopted = platform_->Adopt(handle);
+  EXPECT_EQ(adopted.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(adopted.status().message().find("turnout.managed=true"), std::string::npos)
+      << adopted.status().message();
+  Status stopped = platform_->Stop(handle);
+  EXPECT_EQ(stopped.code(), StatusCode::kFailedPrecondition) << stopped.ToString();
+  auto info = client_->ContainerInspect(*id);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(info->state.running) << "the unlabelled container must still run";
+}
+
+TEST_F(ContainerPlatformTest, HandleOfAnotherKindIsRefused) {
+  InstanceHandle process;
+  process.kind = "process";
+  process.id = "svc-blue-0-123";
+  process.pid = 123;
+  for (Status st : {platform_->Stop(process), platform_->Inspect(process).status(),
+                    platform_->Adopt(process).status(),
+                    platform_->Wait(process, std::chrono::milliseconds(10)).status()}) {
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  }
+  EXPECT_EQ(platform_->LogTail(process, 5, 100), "");
+}
+
+TEST_F(ContainerPlatformTest, UnreachableEngineNamesTheSocket) {
+  ContainerPlatformOptions o = Options();
+  o.engine = "unix://" + engine_->dir() + "/nobody-listens.sock";
+  auto p = ContainerPlatform::Create(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(p.status().message().find(engine_->dir() + "/nobody-listens.sock"), std::string::npos)
+      << p.status().message();
+}
+
+TEST_F(ContainerPlatformTest, MissingImageIsNotFoundBeforeAnythingIsCreated) {
+  ContainerPlatformOptions o = Options();
+  o.image = "localhost/turnout-no-such-image:{version}";
+  auto p = MakePlatform(o);
+  ASSERT_NE(p, nullptr);
+  auto resolved = p->ResolveImage("v9");
+  EXPECT_EQ(resolved.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(resolved.status().message().find("localhost/turnout-no-such-image:v9"),
+            std::string::npos)
+      << resolved.status().message();
+  auto launched = p->Launch(Spec());
+  EXPECT_EQ(launched.status().code(), StatusCode::kNotFound) << launched.status().ToString();
+  auto listed = p->ListManaged(service_);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST_F(ContainerPlatformTest, PortAlreadyInUseIsRefusedNamingIt) {
+  InstanceSpec spec = Spec();
+  auto first = platform_->Launch(spec);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_FALSE(FirstOkBody(first->address).empty());
+  spec.instance = 1;
+  auto second = platform_->Launch(spec);
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(std::to_string(spec.port)), std::string::npos)
+      << second.status().message();
+  auto listed = platform_->ListManaged(service_);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+}
+
+TEST_F(ContainerPlatformTest, LaunchByResolvedIdRunsThatImageAfterTheTagMoved) {
+  const std::string moving = "localhost/turnout-test-app:moving";
+  const std::string root = engine_->dir() + "/image-root";
+  ASSERT_TRUE(engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])",
+                                                  "ENV APP_VERSION=first"}).ok());
+  ContainerPlatformOptions o = Options();
+  o.image = "localhost/turnout-test-app:{version}";
+  auto p = MakePlatform(o);
+  ASSERT_NE(p, nullptr);
+  auto id = p->ResolveImage("moving");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->rfind("sha256:", 0), 0u) << *id;
+
+  // The tag now names another image (other ENV).
+  ASSERT_TRUE(engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])",
+                                                  "ENV APP_VERSION=second"}).ok());
+  auto moved = p->ResolveImage("moving");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_NE(*moved, *id);
+
+  InstanceSpec pinned = Spec(0);
+  pinned.version = "moving";
+  pinned.image = *id;
+  auto a = p->Launch(pinned);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(FirstOkBody(a->address), "first /\n");
+
+  InstanceSpec by_tag = Spec(1);
+  by_tag.version = "moving";
+  auto b = p->Launch(by_tag);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(FirstOkBody(b->address), "second /\n");
+}
+
+TEST(ContainerOptionsTest, RefusesWhatCannotWork) {
+  ContainerPlatformOptions o;
+  o.image = "app:{version}";
+  EXPECT_TRUE(ValidateContainerOptions(o).ok());
+  auto refused = [&](auto change, std::string_view names) {
+    ContainerPlatformOptions b = o;
+    change(b);
+    Status st = ValidateContainerOptions(b);
+    return st.code() == StatusCode::kInvalidArgument &&
+           st.message().find(names) != std::string::npos;
+  };
+  EXPECT_TRUE(refused([](auto& b) { b.image = ""; }, "platform.image"));
+  EXPECT_TRUE(refused([](auto& b) { b.network = ContainerNetwork::kBridge; }, "platform.port"));
+  EXPECT_TRUE(refused([](auto& b) { b.nofile = ContainerLimit{1024, 1024}; }, "nproc"));
+  EXPECT_TRUE(refused([](auto& b) { b.memory_bytes = -1; }, "platform.memory"));
+  EXPECT_TRUE(refused([](auto& b) { b.mounts = {{"/a", ""}}; }, "platform.mounts"));
+}
+
+}  // namespace
+}  // namespace turnout::platform
