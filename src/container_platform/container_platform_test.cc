@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -179,6 +181,76 @@ TEST_F(ContainerPlatformTest, BridgePublishesTheAppsPortOnLoopbackAtTheAllocated
   EXPECT_TRUE(p->Stop(*handle).ok());
 }
 
+// The container as the engine recorded it: every option reaches the create call.
+TEST_F(ContainerPlatformTest, TheContainerCarriesTheOptionsAndTheSpec) {
+  const std::string data = engine_->dir() + "/mount-" + service_;
+  ASSERT_TRUE(std::filesystem::create_directories(data));
+  ContainerPlatformOptions o = Options();
+  o.command = {"/app"};
+  o.args = {"serve"};
+  o.user = "65534:65534";
+  o.cpus = 0.5;
+  o.memory_bytes = 64 << 20;
+  o.mounts = {{data, "/data", /*read_only=*/true}};
+  o.env = {{"FROM_OPTIONS", "1"}};
+  auto p = MakePlatform(o);
+  ASSERT_NE(p, nullptr);
+  InstanceSpec spec = Spec(2);
+  spec.stop_signal = SIGINT;
+  spec.grace = std::chrono::milliseconds(1500);
+  spec.env = {{"FROM_SPEC", "2"}};
+  auto handle = p->Launch(spec);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  EXPECT_EQ(handle->stop_signal, SIGINT);
+  EXPECT_EQ(handle->grace, std::chrono::milliseconds(1500));
+  EXPECT_EQ(FirstOkBody(handle->address), "v1 /\n");
+
+  httpc::Request req;
+  req.unix_socket = engine_->socket();
+  req.url = "http://engine/v1.41/containers/" + handle->id + "/json";
+  auto resp = httpc::Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  ASSERT_EQ(resp->status, 200) << resp->body;
+  auto j = nlohmann::json::parse(resp->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << resp->body;
+  const auto& config = j["Config"];
+  const auto& host = j["HostConfig"];
+  EXPECT_EQ(config["Entrypoint"], nlohmann::json::array({"/app"})) << config.dump();
+  EXPECT_EQ(config["Cmd"], nlohmann::json::array({"serve"}));
+  EXPECT_EQ(config["User"], "65534:65534");
+  EXPECT_EQ(config["StopTimeout"], 2) << "whole seconds, never less than the grace";
+  std::set<std::string> env;
+  for (const auto& e : config["Env"]) env.insert(e.get<std::string>());
+  const std::string port = std::to_string(spec.port);
+  const std::vector<std::string> wanted = {"FROM_OPTIONS=1", "FROM_SPEC=2", "TURNOUT_VERSION=v1",
+                                           "TURNOUT_SLOT=blue", "TURNOUT_INSTANCE=2",
+                                           "TURNOUT_PORT=" + port, "PORT=" + port};
+  for (const std::string& want : wanted) {
+    EXPECT_EQ(env.count(want), 1u) << want << " in " << config["Env"].dump();
+  }
+  EXPECT_EQ(host["Memory"], 64 << 20);
+  EXPECT_EQ(host["NanoCpus"], 500000000);
+  EXPECT_EQ(host["NetworkMode"], "host");
+  ASSERT_EQ(host["Binds"].size(), 1u);
+  // Podman appends its own options (",rprivate,rbind").
+  EXPECT_EQ(host["Binds"][0].get<std::string>().rfind(data + ":/data:ro", 0), 0u)
+      << host["Binds"].dump();
+  std::set<std::string> ulimits;
+  for (const auto& u : host["Ulimits"]) {
+    ulimits.insert(u["Name"].get<std::string>() + "=" + std::to_string(u["Soft"].get<int64_t>()) +
+                   ":" + std::to_string(u["Hard"].get<int64_t>()));
+  }
+  EXPECT_EQ(ulimits.count("RLIMIT_NOFILE=1024:1024") + ulimits.count("nofile=1024:1024"), 1u)
+      << host["Ulimits"].dump();
+  EXPECT_EQ(ulimits.count("RLIMIT_NPROC=4096:4096") + ulimits.count("nproc=4096:4096"), 1u)
+      << host["Ulimits"].dump();
+  // dockerd records the name, Podman the number.
+  EXPECT_TRUE(config["StopSignal"] == "SIGINT" || config["StopSignal"] == "2")
+      << config["StopSignal"].dump();
+  ASSERT_TRUE(p->Stop(*handle).ok());
+  EXPECT_EQ(client_->ContainerInspect(handle->id).status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(ContainerPlatformTest, InstanceThatExitsAtOnceGivesItsCodeAndLastLogLines) {
   ContainerPlatformOptions o = Options();
   o.args = {"/app", "exit", "3"};
@@ -325,6 +397,44 @@ TEST_F(ContainerPlatformTest, MissingImageIsNotFoundBeforeAnythingIsCreated) {
   auto launched = p->Launch(Spec());
   EXPECT_EQ(launched.status().code(), StatusCode::kNotFound) << launched.status().ToString();
   auto listed = p->ListManaged(service_);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST_F(ContainerPlatformTest, PullPolicies) {
+  // if_not_present: the image is there, so nothing is pulled (there is no registry to pull from).
+  ContainerPlatformOptions o = Options();
+  o.pull = PullPolicy::kIfNotPresent;
+  auto present = MakePlatform(o);
+  ASSERT_NE(present, nullptr);
+  auto id = present->ResolveImage("v1");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->rfind("sha256:", 0), 0u);
+
+  // always: the pull is tried, fails (no registry here) and nothing is launched.
+  o.pull = PullPolicy::kAlways;
+  auto always = MakePlatform(o);
+  ASSERT_NE(always, nullptr);
+  auto pulled = always->ResolveImage("v1");
+  ASSERT_FALSE(pulled.ok());
+  std::printf("[engine] pull always: %s\n", pulled.status().ToString().c_str());
+  EXPECT_NE(pulled.status().message().find(kTestImage), std::string::npos)
+      << pulled.status().message();
+  auto launched = always->Launch(Spec());
+  EXPECT_FALSE(launched.ok());
+
+  // if_not_present with a missing image: the pull fails, saying which image.
+  o.pull = PullPolicy::kIfNotPresent;
+  o.image = "localhost/turnout-no-such-image:{version}";
+  auto missing = MakePlatform(o);
+  ASSERT_NE(missing, nullptr);
+  auto resolved = missing->ResolveImage("v2");
+  ASSERT_FALSE(resolved.ok());
+  std::printf("[engine] pull missing: %s\n", resolved.status().ToString().c_str());
+  EXPECT_NE(resolved.status().message().find("localhost/turnout-no-such-image:v2"),
+            std::string::npos)
+      << resolved.status().message();
+  auto listed = always->ListManaged(service_);
   ASSERT_TRUE(listed.ok());
   EXPECT_TRUE(listed->empty());
 }
