@@ -16,6 +16,8 @@
 #include "container/engine_client.h"
 #include "container/testing/engine_service.h"
 #include "httpc/client.h"
+#include "platform/testing/test_util.h"
+#include "router/testing/test_upstream.h"
 
 namespace turnout::platform {
 namespace {
@@ -486,6 +488,53 @@ TEST_F(ContainerPlatformTest, LaunchByResolvedIdRunsThatImageAfterTheTagMoved) {
   auto b = p->Launch(by_tag);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(FirstOkBody(b->address), "second /\n");
+}
+
+// An engine that finds the port taken only at start (after Launch's own check passed): the same
+// FailedPrecondition naming the port, and the container it created is removed. Scripted, since a
+// real engine cannot be made to lose that race on purpose.
+TEST(ContainerPlatformScriptedTest, PortTakenAtStartIsNamedAndTheContainerRemoved) {
+  platform::testing::TempDir dir;
+  auto engine = router::testing::TestUpstream::StartUnix("engine", dir.path() + "/engine.sock");
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  (*engine)->SetHandler([](const router::testing::ReceivedRequest& r) {
+    using router::testing::Behavior;
+    if (r.target.find("/_ping") != std::string::npos) return Behavior::Respond(200, "OK");
+    if (r.target.find("/containers/create") != std::string::npos) {
+      return Behavior::Respond(201, R"({"Id":"c0ffee","Warnings":[]})");
+    }
+    if (r.target.find("/start") != std::string::npos) {
+      return Behavior::Respond(
+          500, R"({"message":"listen tcp4 127.0.0.1:9: bind: address already in use"})");
+    }
+    if (r.method == "DELETE") return Behavior::Respond(204);
+    return Behavior::Respond(404, R"({"message":"no such thing"})");
+  });
+  ContainerPlatformOptions o;
+  o.engine = (*engine)->unix_path();
+  o.image = "app:{version}";
+  auto p = ContainerPlatform::Create(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto port = platform::testing::FreePort();
+  ASSERT_TRUE(port.ok());
+  InstanceSpec spec;
+  spec.service = "web";
+  spec.version = "v1";
+  spec.slot = "blue";
+  spec.port = *port;
+  spec.image = "sha256:0123";
+  auto launched = (*p)->Launch(spec);
+  EXPECT_EQ(launched.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(launched.status().message().find("port " + std::to_string(*port) + " is already in use"),
+            std::string::npos)
+      << launched.status().message();
+  bool removed = false;
+  for (const auto& r : (*engine)->RecordedRequests()) {
+    if (r.method == "DELETE" && r.target.find("/containers/c0ffee") != std::string::npos) {
+      removed = true;
+    }
+  }
+  EXPECT_TRUE(removed) << "the container that could not start is removed";
 }
 
 TEST(ContainerOptionsTest, RefusesWhatCannotWork) {
