@@ -16,6 +16,8 @@
 #include "container/engine_client.h"
 #include "container/testing/engine_service.h"
 #include "httpc/client.h"
+#include "common/clock.h"
+#include "platform/supervisor.h"
 #include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
 
@@ -333,6 +335,47 @@ TEST_F(ContainerPlatformTest, SecondPlatformAdoptsByHandleAndListManagedFindsExa
   // The adopted instance stops through the new object.
   EXPECT_TRUE(restarted->Stop(*decoded).ok());
   EXPECT_EQ(client_->ContainerInspect(a->id).status().code(), StatusCode::kNotFound);
+}
+
+// The supervisor restarts a crashed container with backoff, as it does a process; the container
+// that ended is removed when its replacement is launched, so no exited container is left behind.
+TEST_F(ContainerPlatformTest, SupervisorRestartsACrashedContainerAndRemovesTheEndedOne) {
+  ContainerPlatformOptions o = Options();
+  o.args = {"/app", "exit", "3"};
+  auto p = MakePlatform(o);
+  ASSERT_NE(p, nullptr);
+  ManualClock clock;
+  std::vector<SupervisorEvent> events;
+  SupervisorOptions so;
+  so.log_rotation.reset();
+  Supervisor supervisor(*p, so, [&](const SupervisorEvent& e) { events.push_back(e); });
+  InstanceSpec spec = Spec();
+  auto first = p->Launch(spec);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  supervisor.Watch("web/blue/0", spec, *first, clock.Now());
+  ASSERT_TRUE(p->Wait(*first, std::chrono::seconds(20)).ok());
+
+  supervisor.Tick(clock.Now());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, SupervisorEvent::Type::kExited);
+  EXPECT_EQ(events[0].status.exit_code, 3);
+  // The ended container is still there during the backoff: its logs can be read.
+  EXPECT_NE(p->LogTail(events[0].handle, 5, 4096).find("fatal"), std::string::npos);
+  ASSERT_EQ(events[1].type, SupervisorEvent::Type::kRestartScheduled);
+  EXPECT_EQ(events[1].delay, std::chrono::seconds(1));
+  events.clear();
+  clock.Advance(std::chrono::seconds(1));
+  supervisor.Tick(clock.Now());
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_EQ(events[0].type, SupervisorEvent::Type::kRestarted) << events[0].error.ToString();
+  EXPECT_NE(events[0].handle.id, first->id);
+
+  auto listed = p->ListManaged(service_);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u) << "the ended container is removed";
+  EXPECT_EQ(listed->front().handle.id, events[0].handle.id);
+  EXPECT_EQ(client_->ContainerInspect(first->id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(supervisor.Unwatch("web/blue/0").ok());
 }
 
 TEST_F(ContainerPlatformTest, ContainerWithoutTurnoutsLabelsIsRefusedAndNeverStopped) {
