@@ -11,6 +11,7 @@
 #include "common/host_port.h"
 #include "common/text.h"
 #include "platform/command.h"
+#include "platform/log_tail.h"
 #include "platform/ports.h"
 
 namespace turnout::platform {
@@ -346,22 +347,17 @@ Result<InstanceStatus> ContainerPlatform::Adopt(const InstanceHandle& handle) {
 std::string ContainerPlatform::LogTail(const InstanceHandle& handle, size_t max_lines,
                                        size_t max_bytes) {
   if (!CheckHandleKind(handle, kContainerKind).ok() || max_lines == 0) return "";
+  const int n = static_cast<int>(std::min<size_t>(max_lines, 100000));
   container::LogOptions options;
-  options.tail = static_cast<int>(std::min<size_t>(max_lines, 100000));
+  options.tail = n;
   Result<container::Logs> logs = client_.ContainerLogs(handle.id, options);
   if (!logs.ok()) return "";
-  const int n = static_cast<int>(std::min<size_t>(max_lines, 100000));
-  std::string out = container::LastLines(logs->out, n);
+  // stdout's lines, then stderr's (the engine keeps the two apart), where errors usually are.
+  std::string text = container::LastLines(logs->out, n);
   std::string err = container::LastLines(logs->err, n);
-  if (!out.empty() && !err.empty()) out += "\n";
-  out += err;
-  out = container::LastLines(out, n);
-  if (out.size() > max_bytes) {
-    out.erase(0, out.size() - max_bytes);
-    // Start at a whole line.
-    if (size_t nl = out.find('\n'); nl != std::string::npos) out.erase(0, nl + 1);
-  }
-  return out;
+  if (!text.empty() && !err.empty()) text += "\n";
+  text += err;
+  return TailOfText(text, max_lines, max_bytes);
 }
 
 Result<std::vector<ManagedContainer>> ContainerPlatform::ListManaged(

@@ -272,6 +272,7 @@ TEST_F(ContainerPlatformTest, InstanceThatExitsAtOnceGivesItsCodeAndLastLogLines
   EXPECT_NE(tail.find("starting"), std::string::npos) << tail;
   EXPECT_NE(tail.find("fatal: no database url"), std::string::npos) << tail;
   EXPECT_EQ(p.LogTail(ended->handle, 1, 4096), "fatal: no database url") << "the last line only";
+  EXPECT_EQ(p.LogTail(ended->handle, 10, 30), "fatal: no database url") << "at most 30 bytes";
 }
 
 TEST_F(ContainerPlatformTest, AppAllocatingPastItsMemoryLimitIsKilled) {
