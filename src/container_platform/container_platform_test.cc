@@ -18,6 +18,7 @@
 #include "httpc/client.h"
 #include "common/clock.h"
 #include "platform/supervisor.h"
+#include "platform/testing/platform_contract.h"
 #include "platform/testing/test_util.h"
 #include "router/testing/test_upstream.h"
 
@@ -598,6 +599,36 @@ TEST(ContainerOptionsTest, RefusesWhatCannotWork) {
   EXPECT_TRUE(refused([](auto& b) { b.memory_bytes = -1; }, "platform.memory"));
   EXPECT_TRUE(refused([](auto& b) { b.mounts = {{"/a", ""}}; }, "platform.mounts"));
 }
+
+// The Platform contract (platform/testing/platform_contract.h) against the shared Podman service:
+// the test app serving with host networking, or exiting with the code.
+std::unique_ptr<Platform> ContractPlatform(int exit_code) {
+  std::string why;
+  EngineService* engine = SharedEngine(EngineKind::kPodman, &why);
+  if (engine == nullptr) {
+    ADD_FAILURE() << "no podman here (scripts/install-deps.sh installs it): " << why;
+    return nullptr;
+  }
+  ContainerPlatformOptions o;
+  o.engine = "unix://" + engine->socket();
+  o.image = kTestImage;
+  o.pull = PullPolicy::kNever;
+  o.nofile = ContainerLimit{1024, 1024};
+  o.nproc = ContainerLimit{4096, 4096};
+  if (exit_code >= 0) o.args = {"/app", "exit", std::to_string(exit_code)};
+  auto p = ContainerPlatform::Create(std::move(o));
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+using testing::PlatformContractTest;
+INSTANTIATE_TEST_SUITE_P(
+    Container, PlatformContractTest,
+    ::testing::Values(testing::PlatformContract{
+        .name = "ContainerPlatform",
+        .make = ContractPlatform,
+        .complete = {}}),
+    testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "common/clock.h"
+#include "platform/testing/fake_platform.h"
+#include "platform/testing/platform_contract.h"
+
 namespace turnout::platform {
 namespace {
 
@@ -153,6 +157,29 @@ TEST(InstanceStatusTest, Describes) {
                 .ToString(),
             "killed: out of memory");
 }
+
+// The Platform contract (platform/testing/platform_contract.h), kept by the fake too.
+const ManualClock& ContractClock() {
+  static const ManualClock clock;
+  return clock;
+}
+
+using testing::PlatformContractTest;
+INSTANTIATE_TEST_SUITE_P(
+    Fake, PlatformContractTest,
+    ::testing::Values(testing::PlatformContract{
+        .name = "FakePlatform",
+        .make = [](int exit_code) -> std::unique_ptr<Platform> {
+          auto p = std::make_unique<testing::FakePlatform>(ContractClock());
+          if (exit_code >= 0) {
+            p->set_on_launch([exit_code](testing::FakeInstance& i) {
+              i.status = InstanceStatus{InstanceState::kExited, exit_code, std::nullopt};
+            });
+          }
+          return p;
+        },
+        .complete = [](InstanceSpec& spec, int) { spec.command = "./app"; }}),
+    testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform
