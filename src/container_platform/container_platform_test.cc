@@ -535,6 +535,16 @@ TEST_F(ContainerPlatformTest, LaunchByResolvedIdRunsThatImageAfterTheTagMoved) {
   EXPECT_EQ(FirstOkBody(b->address), "second /\n");
 }
 
+// Instance 0 of web's blue slot, version v1, on `port`: for the scripted engines.
+InstanceSpec ScriptedSpec(uint16_t port) {
+  InstanceSpec spec;
+  spec.service = "web";
+  spec.version = "v1";
+  spec.slot = "blue";
+  spec.port = port;
+  return spec;
+}
+
 // An engine that finds the port taken only at start (after Launch's own check passed): the same
 // FailedPrecondition naming the port, and the container it created is removed. Scripted, since a
 // real engine cannot be made to lose that race on purpose.
@@ -562,11 +572,7 @@ TEST(ContainerPlatformScriptedTest, PortTakenAtStartIsNamedAndTheContainerRemove
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   auto port = platform::testing::FreePort();
   ASSERT_TRUE(port.ok());
-  InstanceSpec spec;
-  spec.service = "web";
-  spec.version = "v1";
-  spec.slot = "blue";
-  spec.port = *port;
+  InstanceSpec spec = ScriptedSpec(*port);
   spec.image = "sha256:0123";
   auto launched = (*p)->Launch(spec);
   EXPECT_EQ(launched.status().code(), StatusCode::kFailedPrecondition);
@@ -580,6 +586,35 @@ TEST(ContainerPlatformScriptedTest, PortTakenAtStartIsNamedAndTheContainerRemove
     }
   }
   EXPECT_TRUE(removed) << "the container that could not start is removed";
+}
+
+// An engine that stops answering after the platform connected: every call says which socket.
+TEST(ContainerPlatformScriptedTest, EngineGoneLaterIsNamedByEveryCall) {
+  platform::testing::TempDir dir;
+  const std::string socket = dir.path() + "/engine.sock";
+  auto engine = router::testing::TestUpstream::StartUnix("engine", socket);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  (*engine)->SetBehavior(router::testing::Behavior::Respond(200, "OK"));
+  ContainerPlatformOptions o;
+  o.engine = socket;
+  o.image = "app:{version}";
+  auto p = ContainerPlatform::Create(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  (*engine)->Stop();
+
+  InstanceHandle handle;
+  handle.kind = "container";
+  handle.id = "c0ffee";
+  auto port = platform::testing::FreePort();
+  ASSERT_TRUE(port.ok());
+  InstanceSpec spec = ScriptedSpec(*port);
+  for (const Status& st : {(*p)->Inspect(handle).status(), (*p)->Stop(handle),
+                           (*p)->Adopt(handle).status(), (*p)->ResolveImage("v1").status(),
+                           (*p)->Launch(spec).status(), (*p)->ListManaged("web").status()}) {
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_NE(st.message().find(socket), std::string::npos) << st.ToString();
+  }
+  EXPECT_EQ((*p)->LogTail(handle, 5, 1024), "");
 }
 
 TEST(ContainerOptionsTest, RefusesWhatCannotWork) {
