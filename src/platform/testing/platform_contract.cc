@@ -70,13 +70,17 @@ TEST_P(PlatformContractTest, AddressesAreNeverInUseAndBecomeTheHandles) {
   EXPECT_EQ(handle->spec_hash, SpecHash(spec));
 }
 
-TEST_P(PlatformContractTest, RunsStopsIdempotentlyAndIsNotRunningAfter) {
+TEST_P(PlatformContractTest, RunsWaitsAdoptsStopsIdempotentlyAndIsNotRunningAfter) {
   Platform& p = Make(-1);
   auto handle = LaunchOn(p, 0, -1);
   ASSERT_TRUE(handle.ok()) << handle.status().ToString();
   auto status = p.Inspect(*handle);
   ASSERT_TRUE(status.ok()) << status.status().ToString();
   EXPECT_TRUE(status->running()) << status->ToString();
+  // Wait returns at its timeout with the instance still running.
+  auto waited = p.Wait(*handle, std::chrono::milliseconds(200));
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_TRUE(waited->running()) << waited->ToString();
   auto adopted = p.Adopt(*handle);
   ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
   EXPECT_TRUE(adopted->running());
