@@ -5,6 +5,7 @@
 #include "container_platform/container_platform.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "container/engine_client.h"
+#include "demo/test_support.h"
 #include "container/testing/engine_service.h"
 #include "httpc/client.h"
 #include "common/clock.h"
@@ -378,6 +380,38 @@ TEST_F(ContainerPlatformTest, SupervisorRestartsACrashedContainerAndRemovesTheEn
   EXPECT_EQ(listed->front().handle.id, events[0].handle.id);
   EXPECT_EQ(client_->ContainerInspect(first->id).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(supervisor.Unwatch("web/blue/0").ok());
+}
+
+// kill -9 of the daemon that launched a container: the container runs on (the engine owns it),
+// and the restarted daemon finds exactly it by label, with the handle it had printed, adopts it
+// running and stops it.
+TEST_F(ContainerPlatformTest, AfterTheLaunchingDaemonIsKilledItsContainerIsFoundAndAdopted) {
+  uint16_t port = Spec().port;
+  auto launcher = demo::testing::ChildProcess::Start(
+      {TURNOUT_CONTAINER_PLATFORM_LAUNCH_HELPER, engine_->socket(), kTestImage, service_,
+       std::to_string(port)});
+  ASSERT_TRUE(launcher.ok()) << launcher.status().ToString();
+  auto line = launcher->ReadLine(std::chrono::seconds(20));
+  ASSERT_TRUE(line.ok()) << line.status().ToString();
+  auto printed = DecodeHandle(*line);
+  ASSERT_TRUE(printed.ok()) << printed.status().ToString() << " in " << *line;
+  ASSERT_TRUE(launcher->Signal(SIGKILL).ok());
+  auto ended = launcher->Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(ended.ok());
+  ASSERT_TRUE(WIFSIGNALED(*ended));
+
+  auto listed = platform_->ListManaged(service_);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().handle, *printed);
+  auto adopted = platform_->Adopt(listed->front().handle);
+  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
+  EXPECT_TRUE(adopted->running());
+  EXPECT_EQ(FirstOkBody(printed->address), "v1 /\n");
+  EXPECT_TRUE(platform_->Stop(*printed).ok());
+  auto after = platform_->ListManaged(service_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->empty());
 }
 
 TEST_F(ContainerPlatformTest, ContainerWithoutTurnoutsLabelsIsRefusedAndNeverStopped) {
