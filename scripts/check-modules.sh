@@ -210,7 +210,8 @@ END {
     nl = split(tLinks[t], ls, " ")
     for (i = 1; i <= nl; i++) {
       l = ls[i]
-      if (l !~ /^turnout_[A-Za-z0-9_]+$/) continue
+      if (l !~ /^turnout_[A-Za-z0-9_]+$/ || ((t, l) in seenLink)) continue
+      seenLink[t, l] = 1
       if (((r, l) in rowLink) || ((l in rowOf) && rowOf[l] == r)) continue
       allowed = ""
       for (j = 1; j <= mods; j++) {
