@@ -37,10 +37,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Check(ValidateRouterConfig(*config).ok(), "accepted config does not validate");
   Check(!config->listen.empty() && !config->slots.empty(), "accepted without listen or slots");
-  for (const auto& listen : config->listen) Check(ParseHostPort(listen).ok(), "listen address");
+  for (const auto& listen : config->listen) {
+    Check(turnout::ParseHostPort(listen).ok(), "listen address");
+  }
   for (const auto& slot : config->slots) {
     for (const auto& instance : slot.instances) {
-      Check(ParseHostPort(instance).ok(), "instance address");
+      Check(turnout::ParseHostPort(instance).ok(), "instance address");
     }
   }
   const auto policy = ParsePolicyJson(PolicyToJson(config->policy, /*include_secret=*/true));

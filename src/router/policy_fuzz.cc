@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto weight = ParseWeightPercent(input);
   if (weight.ok() && *weight > 10000) std::abort();
-  (void)ParseHostPort(input);
+  (void)turnout::ParseHostPort(input);
   (void)turnout::ParseDuration(input);
   (void)StickyBucket(input, size);
   return 0;

@@ -1,0 +1,2 @@
+#include "http/parser.h"
+#include "controller/engine.h"
