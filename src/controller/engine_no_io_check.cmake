@@ -4,7 +4,8 @@
 set(forbidden
   "<sys/socket.h>" "<netinet/" "<arpa/" "<unistd.h>" "<poll.h>" "<thread>" "<fstream>"
   "<curl/" "<spawn.h>" "controller/http_probe.h" "platform/process_platform.h"
-  "platform/ports.h" "HttpProbe(" "RunCommand(" "ReadLogTail(" "FreePort(" "CheckPortFree("
+  "platform/ports.h" "container_platform/" "container/engine_client.h" "HttpProbe("
+  "RunCommand(" "ReadLogTail(" "FreePort(" "FreeAddressNotIn(" "CheckPortFree("
   "sleep_for" "sleep_until" "::socket(" "::bind(" "::connect(" "posix_spawn" "fork(" "popen("
   "fopen(" "ifstream" "steady_clock::now" "system_clock::now")
 set(found "")

@@ -26,22 +26,28 @@ std::string LastLines(std::string_view text, size_t max_lines) {
   return std::string(text.substr(start));
 }
 
+std::string TailOfText(std::string_view text, size_t max_lines, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    text.remove_prefix(text.size() - max_bytes);
+    // The first line was cut by the byte limit: drop it when a whole one follows.
+    const size_t nl = text.find('\n');
+    if (nl != std::string_view::npos && nl + 1 < text.size()) text.remove_prefix(nl + 1);
+  }
+  return LastLines(text, max_lines);
+}
+
 std::string ReadLogTail(const std::string& path, size_t max_lines, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "";
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   if (size <= 0) return "";
+  // One byte more than the limit, so that TailOfText sees whether the first line was cut.
   const std::streamoff start =
-      std::max<std::streamoff>(0, size - static_cast<std::streamoff>(max_bytes));
+      std::max<std::streamoff>(0, size - static_cast<std::streamoff>(max_bytes) - 1);
   in.seekg(start);
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (start > 0) {
-    // The first line was cut by the byte limit: drop it when a whole one follows.
-    const size_t nl = data.find('\n');
-    if (nl != std::string::npos && nl + 1 < data.size()) data.erase(0, nl + 1);
-  }
-  return LastLines(data, max_lines);
+  return TailOfText(data, max_lines, max_bytes);
 }
 
 std::string HideValues(std::string text, const std::vector<std::string>& values) {

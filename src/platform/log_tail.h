@@ -14,6 +14,11 @@ namespace turnout::platform {
 // The last `max_lines` lines of `text`, without the trailing newline(s).
 std::string LastLines(std::string_view text, size_t max_lines);
 
+// The last `max_lines` lines of `text`, keeping at most its last `max_bytes` (a line cut by that
+// limit is dropped, unless it is the only one), without the trailing newline(s). For output
+// that arrives as text (a container's logs from its engine).
+std::string TailOfText(std::string_view text, size_t max_lines, size_t max_bytes);
+
 // The last `max_lines` lines of the file at `path`, reading at most its last `max_bytes` (a
 // line cut by that limit is dropped, unless it is the only one), without the trailing newline.
 // "" when the file is missing, unreadable or empty.

@@ -36,6 +36,18 @@ TEST(LogTail, ReadsAtMostTheLastBytesAndWholeLines) {
   EXPECT_EQ(ReadLogTail(tmpl, 10, 2048), "");
 }
 
+TEST(LogTail, TailOfTextKeepsTheLastBytesAndWholeLines) {
+  const std::string text = "starting\nfatal: no database url\n";
+  EXPECT_EQ(TailOfText(text, 10, 4096), "starting\nfatal: no database url");
+  EXPECT_EQ(TailOfText(text, 1, 4096), "fatal: no database url");
+  // 25 bytes start inside "starting": the cut line is dropped.
+  EXPECT_EQ(TailOfText(text, 10, 25), "fatal: no database url");
+  // The only line, cut: kept as it is.
+  EXPECT_EQ(TailOfText(text, 10, 9), "base url");
+  EXPECT_EQ(TailOfText(text, 0, 4096), "");
+  EXPECT_EQ(TailOfText("", 5, 10), "");
+}
+
 TEST(LogTail, HidesValuesButNotShortOnes) {
   EXPECT_EQ(HideValues("connecting to postgres://app:s3cret@db/app as app", {"postgres://app:s3cret@db/app", "app"}),
             "connecting to [hidden] as app");

@@ -1,5 +1,6 @@
 #include "platform/platform.h"
 #include "common/host_port.h"
+#include "platform/ports.h"
 
 #include <string.h>
 
@@ -72,6 +73,8 @@ std::string SpecHash(const InstanceSpec& spec) {
   h.Add(spec.stop_signal);
   h.Add(spec.grace.count());
   h.Add(spec.log_dir);
+  // Only a set image is hashed, so that specs without one keep their hash.
+  if (!spec.image.empty()) h.Add(spec.image);
   char out[17];
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h.value()));
   return out;
@@ -179,6 +182,19 @@ Status CheckHandleKind(const InstanceHandle& handle, std::string_view platform_k
 }
 
 std::string InstanceAddress::ToString() const { return FormatHostPort(host, port); }
+
+Result<InstanceAddress> FreeAddressNotIn(const std::string& host,
+                                         const std::vector<std::string>& in_use) {
+  // Two calls may be handed the same free port; instances must not share one.
+  InstanceAddress address{host, 0};
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    TURNOUT_ASSIGN_OR_RETURN(address.port, FreePort(host));
+    if (std::find(in_use.begin(), in_use.end(), address.ToString()) == in_use.end()) {
+      return address;
+    }
+  }
+  return Unavailable("no free port on " + host + " after 20 attempts");
+}
 
 std::string_view InstanceStateName(InstanceState state) {
   switch (state) {

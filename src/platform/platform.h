@@ -64,6 +64,11 @@ struct InstanceSpec {
   // stdout and stderr are appended to <log_dir>/<service>-<slot>-<instance>.log; the directory
   // is created when missing. Default: "" (the working directory of the daemon).
   std::string log_dir;
+  // Containers: the exact image to run, as the deployment recorded it (an image ID from
+  // ContainerPlatform::ResolveImage), so that every instance of a revision runs the same image
+  // even after its tag moved. Processes ignore it. Default: "" (the platform's image for
+  // `version`).
+  std::string image;
 };
 
 // A stable hash of everything in a spec that changes what runs (hex, 16 digits). Used to notice
@@ -163,6 +168,12 @@ struct InstanceAddress {
   uint16_t port = 0;
   std::string ToString() const;  // "host:port"
 };
+
+// A port the OS reports free on `host` (an IPv4 literal) now (FreePort), never one whose
+// "host:port" is in `in_use`: for platforms that let the OS pick. Unavailable after 20 picks
+// that were all in use; FreePort's errors as they are.
+Result<InstanceAddress> FreeAddressNotIn(const std::string& host,
+                                         const std::vector<std::string>& in_use);
 
 // The role: runs instances. Implementations are thread-safe (the controller and the supervisor
 // call from different threads) unless they say otherwise.

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "common/clock.h"
+#include "platform/testing/fake_platform.h"
+#include "platform/testing/platform_contract.h"
+
 namespace turnout::platform {
 namespace {
 
@@ -31,6 +35,7 @@ TEST(SpecHashTest, StableAndSensitiveToWhatRuns) {
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.command += " "; }));
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.env[0].second = "2"; }));
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.grace = std::chrono::seconds(3); }));
+  EXPECT_TRUE(differs([](InstanceSpec& s) { s.image = "sha256:0123"; }));
   // Field boundaries count: moving a character between two fields changes the hash.
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.env = {{"A1", ""}}; }));
 }
@@ -128,6 +133,19 @@ TEST(HandleEncodingTest, RefusesBrokenText) {
   }
 }
 
+TEST(FreeAddressNotInTest, NeverHandsOutAnAddressInUse) {
+  Result<InstanceAddress> first = FreeAddressNotIn("127.0.0.1", {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->host, "127.0.0.1");
+  EXPECT_NE(first->port, 0);
+  for (int i = 0; i < 5; ++i) {
+    Result<InstanceAddress> next = FreeAddressNotIn("127.0.0.1", {first->ToString()});
+    ASSERT_TRUE(next.ok());
+    EXPECT_NE(next->port, first->port);
+  }
+  EXPECT_EQ(FreeAddressNotIn("not-an-ip", {}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(InstanceStatusTest, Describes) {
   EXPECT_EQ((InstanceStatus{InstanceState::kExited, 3, std::nullopt}).ToString(),
             "exited with code 3");
@@ -139,6 +157,29 @@ TEST(InstanceStatusTest, Describes) {
                 .ToString(),
             "killed: out of memory");
 }
+
+// The Platform contract (platform/testing/platform_contract.h), kept by the fake too.
+const ManualClock& ContractClock() {
+  static const ManualClock clock;
+  return clock;
+}
+
+using testing::PlatformContractTest;
+INSTANTIATE_TEST_SUITE_P(
+    Fake, PlatformContractTest,
+    ::testing::Values(testing::PlatformContract{
+        .name = "FakePlatform",
+        .make = [](int exit_code) -> std::unique_ptr<Platform> {
+          auto p = std::make_unique<testing::FakePlatform>(ContractClock());
+          if (exit_code >= 0) {
+            p->set_on_launch([exit_code](testing::FakeInstance& i) {
+              i.status = InstanceStatus{InstanceState::kExited, exit_code, std::nullopt};
+            });
+          }
+          return p;
+        },
+        .complete = [](InstanceSpec& spec, int) { spec.command = "./app"; }}),
+    testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform

@@ -109,16 +109,7 @@ Result<InstanceAddress> ProcessPlatform::AllocateAddress(const AddressRequest& r
     }
     return InstanceAddress{request.host, static_cast<uint16_t>(port)};
   }
-  // Two calls may be handed the same free port; instances must not share one.
-  InstanceAddress address{request.host, 0};
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    TURNOUT_ASSIGN_OR_RETURN(address.port, FreePort(request.host));
-    if (std::find(request.in_use.begin(), request.in_use.end(), address.ToString()) ==
-        request.in_use.end()) {
-      return address;
-    }
-  }
-  return Unavailable("no free port on " + request.host + " after 20 attempts");
+  return FreeAddressNotIn(request.host, request.in_use);
 }
 
 Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {

@@ -13,6 +13,7 @@
 
 #include "demo/test_support.h"
 #include "platform/proc.h"
+#include "platform/testing/platform_contract.h"
 #include "platform/testing/test_util.h"
 
 namespace turnout::platform {
@@ -402,6 +403,30 @@ TEST_F(ProcessPlatformTest, LaunchFailuresAreErrors) {
   bad_quote.command = "sh -c 'unterminated";
   EXPECT_EQ(platform_.Launch(bad_quote).status().code(), StatusCode::kInvalidArgument);
 }
+
+// The Platform contract (platform/testing/platform_contract.h): the demo app serving, `sh -c
+// 'exit N'` exiting.
+const TempDir& ContractDir() {
+  static const TempDir dir;
+  return dir;
+}
+
+using testing::PlatformContractTest;
+INSTANTIATE_TEST_SUITE_P(
+    Process, PlatformContractTest,
+    ::testing::Values(testing::PlatformContract{
+        .name = "ProcessPlatform",
+        .make = [](int) -> std::unique_ptr<Platform> {
+          return std::make_unique<ProcessPlatform>();
+        },
+        .complete =
+            [](InstanceSpec& spec, int exit_code) {
+              spec.command = exit_code < 0 ? std::string(TURNOUT_DEMO_APP_BINARY) +
+                                                 " --listen 127.0.0.1:{port} --version {version}"
+                                           : "sh -c 'exit " + std::to_string(exit_code) + "'";
+              spec.log_dir = ContractDir().path();
+            }}),
+    testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform

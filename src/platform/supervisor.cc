@@ -30,7 +30,7 @@ Supervisor::Supervisor(Platform& platform, SupervisorOptions options, Callback c
 void Supervisor::Watch(const std::string& key, const InstanceSpec& spec,
                        const InstanceHandle& handle, Clock::TimePoint now) {
   std::lock_guard lock(mu_);
-  watched_[key] = Watched{spec, handle, now, 0, now};
+  watched_[key] = Watched{spec, handle, now, 0, now, std::nullopt};
 }
 
 Status Supervisor::Unwatch(const std::string& key) {
@@ -65,7 +65,8 @@ void Supervisor::Tick(Clock::TimePoint now) {
     return &e;
   };
   {
-    // Inspect and Launch do not block (Launch forks and returns), so holding the lock across
+    // Inspect, Launch and the Stop of an instance that already ended do not block (Launch forks
+    // and returns; a container's are single engine calls), so holding the lock across
     // them keeps Watch/Unwatch from racing with a restart without stalling anyone for long.
     std::lock_guard lock(mu_);
     for (auto& [key, w] : watched_) {
@@ -96,10 +97,18 @@ void Supervisor::Tick(Clock::TimePoint now) {
         scheduled->delay = BackoffFor(w.failures);
         scheduled->attempt = w.failures + 1;
         w.restart_at = now + scheduled->delay;
+        w.ended = std::move(w.handle);
         w.handle.reset();
         continue;
       }
       if (now < w.restart_at) continue;
+      if (w.ended) {
+        // What is left of the ended instance goes before its replacement comes (a container
+        // stays on the engine until removed; for a process this is a no-op).
+        Status removed = platform_.Stop(*w.ended);
+        if (!removed.ok()) event(T::kError, key, *w.ended)->error = removed;
+        w.ended.reset();
+      }
       ++w.failures;
       Result<InstanceHandle> launched = platform_.Launch(w.spec);
       if (launched.ok()) {

@@ -7,8 +7,10 @@
 //     is rotated when larger than the rotation limit;
 //   - ended (exited, gone, pid reused): a kExited event, then a restart is scheduled after
 //     initial_backoff * multiplier^failures, capped at max_backoff (1s, 2s, 4s, ... 60s);
-//   - its restart time came: Launch from the same spec; kRestarted with the new handle, or
-//     kRestartFailed and the next, longer, delay.
+//   - its restart time came: Stop the ended instance (it may leave something behind that only
+//     Stop removes, like a container; its logs stay readable until then; a failure is a kError
+//     event and the restart goes on), then Launch from the same spec; kRestarted with the new
+//     handle, or kRestartFailed and the next, longer, delay.
 // Instances the controller stops on purpose must be Unwatch'ed first, or they come back.
 //
 // Thread-safe: Watch/Unwatch/Current may be called from other threads than Tick. The callback
@@ -89,6 +91,7 @@ class Supervisor {
     Clock::TimePoint started;              // when the current handle was launched
     int failures = 0;                      // restarts in a row without a reset
     Clock::TimePoint restart_at;           // when handle is empty
+    std::optional<InstanceHandle> ended;   // the instance that ended, until its restart
   };
 
   Platform& platform_;

@@ -80,10 +80,12 @@ int Serve() {
 int Hog() {
   std::printf("allocating\n");
   std::fflush(stdout);
-  for (size_t total = 0;; total += 4 << 20) {
-    char* p = static_cast<char*>(std::malloc(4 << 20));
+  // Every page is written through a volatile pointer: a compiler may otherwise drop the
+  // allocations that are never read (clang does), and with them the whole loop.
+  for (;;) {
+    volatile char* p = static_cast<char*>(std::malloc(4 << 20));
     if (p == nullptr) return 4;
-    std::memset(p, 1, 4 << 20);
+    for (size_t i = 0; i < (4 << 20); i += 4096) p[i] = 1;
   }
 }
 

@@ -103,8 +103,7 @@ std::string FakePlatform::LogTail(const InstanceHandle& handle, size_t max_lines
   std::lock_guard lock(mu_);
   FakeInstance* i = ByHandleLocked(handle);
   if (i == nullptr) return "";
-  std::string log = i->log.size() > max_bytes ? i->log.substr(i->log.size() - max_bytes) : i->log;
-  return LastLines(log, max_lines);
+  return TailOfText(i->log, max_lines, max_bytes);
 }
 
 Result<InstanceStatus> FakePlatform::Adopt(const InstanceHandle& handle) {
