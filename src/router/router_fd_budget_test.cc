@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/error.hpp>
+
 #include "router/admin_server.h"
 #include "router/fd_budget.h"
 #include "router/testing/router_harness.h"
@@ -52,6 +54,21 @@ void WriteAll(int fd, const std::string& s) {
     ssize_t n = ::write(fd, s.data() + off, s.size() - off);
     if (n <= 0) return;
     off += static_cast<size_t>(n);
+  }
+}
+
+// UBSan's vptr check probes memory through a pipe the first time it meets a (type, vtable)
+// pair, and a process out of descriptors cannot make one: the check then reports a false
+// "invalid vptr" and, not recoverable, kills the child. Meeting every error category the router
+// can produce before the descriptors run out fills the check's cache, so nothing needs the probe
+// later. Without the sanitizer this does nothing.
+void WarmErrorCategories() {
+  const boost::system::error_code codes[] = {
+      boost::asio::error::eof, boost::asio::error::host_not_found,
+      boost::asio::error::service_not_found, boost::asio::error::connection_reset,
+      boost::system::error_code(EMFILE, boost::system::generic_category())};
+  for (const auto& ec : codes) {
+    if (!ec.failed() || ec.message().empty()) _exit(14);
   }
 }
 
@@ -91,6 +108,7 @@ void WriteAll(int fd, const std::string& s) {
   ::close(report);
   std::vector<int> hoard;
   if (exhaust) {
+    WarmErrorCategories();
     ReadLine(control);
     for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) hoard.push_back(fd);
     // Given back before the parent closes its connections: sanitizers need descriptors to

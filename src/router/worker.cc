@@ -278,6 +278,12 @@ struct Worker::Impl {
   // Accepts and resets, with the spare descriptor, connections waiting on an acceptor while
   // the process is out of descriptors. Returns how many were refused.
   int ShedWithSpare(tcp::acceptor& acceptor);
+  // While descriptors are short, whether a connection just accepted may be kept: the spare is
+  // restored first, and one more descriptor must still be free (for its upstream). Threads
+  // race for every descriptor freed at the limit (the other workers' accepts, health checks),
+  // so without this a worker can lose its spare to them for good, and a connection accepted
+  // at the limit could never reach an upstream anyway.
+  bool KeepUnderFdPressure();
   void NewKey(char (&key)[16]);
   size_t NewRequestId(char* out);
 
@@ -621,10 +627,21 @@ void Worker::Impl::CountRefused() {
   }
 }
 
+bool Worker::Impl::KeepUnderFdPressure() {
+  if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (spare_fd < 0) return false;
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (probe < 0) return false;
+  ::close(probe);
+  return true;
+}
+
 int Worker::Impl::ShedWithSpare(tcp::acceptor& acceptor) {
   // Bounded, so that one worker never spends long here while connections keep arriving.
   constexpr int kMaxShed = 64;
   int shed = 0;
+  // Lost to another thread at the last shed: taken back if a descriptor came free since.
+  if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   while (shed < kMaxShed && spare_fd >= 0) {
     ::close(spare_fd);
     spare_fd = -1;
@@ -651,9 +668,26 @@ awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
       // Out of descriptors: the waiting connections are reset with the spare descriptor (else
       // the backlog would fill and every client would hang); then a short pause so that the
       // loop never spins on an acceptor that stays readable.
-      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) ShedWithSpare(acceptor);
+      if (ec.value() == EMFILE || ec.value() == ENFILE) {
+        shared.fd_pressure_until.store(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                (Steady::now() + std::chrono::seconds(1)).time_since_epoch())
+                .count(),
+            std::memory_order_relaxed);
+        ShedWithSpare(acceptor);
+      }
       asio::steady_timer t(ioc, std::chrono::milliseconds(2));
       co_await t.async_wait(kNoThrow);
+      continue;
+    }
+    const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               Steady::now().time_since_epoch())
+                               .count();
+    if (now_ns < shared.fd_pressure_until.load(std::memory_order_relaxed) &&
+        !KeepUnderFdPressure()) {
+      CountRefused();
+      AbortSocket(socket);  // frees its descriptor: the spare takes it back
+      if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       continue;
     }
     int64_t open = shared.connections.fetch_add(1, std::memory_order_relaxed);

@@ -58,6 +58,10 @@ struct DataPlaneShared {
   int64_t max_pooled = 0;
   std::atomic<int64_t> pooled{0};  // idle pooled upstream connections, all workers
   ThrottledCount refused;          // client connections refused (limit or out of descriptors)
+  // Until this steady-clock time (ns since its epoch), some worker's accept() recently failed
+  // for want of descriptors: accepted connections are then kept only while a descriptor is
+  // still free (worker.cc, KeepUnderFdPressure).
+  std::atomic<int64_t> fd_pressure_until{0};
 };
 
 class Worker {
