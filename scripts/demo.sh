@@ -56,11 +56,12 @@ trap 'exit 130' INT TERM
 
 port=$(free_port)
 cat >"$work/turnout.yaml" <<EOF
-# The demo service: turnout-demo-app, one instance per slot, on ports the OS hands out.
+# The demo service: turnout-demo-app, one instance per slot, on ports the OS hands out. Like a
+# small real service, it takes 3 to 5 ms to answer.
 name: demo
 listen: 127.0.0.1:$port
 platform:
-  command: $app --listen 127.0.0.1:{port} --version {version} --slot {slot}
+  command: $app --listen 127.0.0.1:{port} --version {version} --slot {slot} --latency 4ms --latency-jitter 1ms
   ports: auto
   grace_period: 5s
 health:
