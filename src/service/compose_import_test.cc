@@ -317,6 +317,24 @@ networks:
   for (const auto& w : r.warnings) EXPECT_EQ(w.rfind("docker-compose.yml:", 0), 0u) << w;
 }
 
+TEST(ComposeImport, LinksRangesAndBareVariables) {
+  const ComposeImport r = Import(R"yaml(services:
+  api:
+    image: s
+    ports: ["7000-7003:8000-8003"]
+    links: [db]
+    command: run --token $TOKEN
+)yaml",
+                                 "api");
+  const YAML::Node y = Yaml(r);
+  EXPECT_EQ(y["platform"]["port"].Scalar(), "8000");
+  EXPECT_EQ(y["listen"].Scalar(), "127.0.0.1:7000");
+  WarningAbout(r, "port range");
+  WarningAbout(r, "services.api.links: not carried over");
+  EXPECT_EQ(Strings(y["platform"]["args"]), (std::vector<std::string>{"run", "--token", "$TOKEN"}));
+  WarningAbout(r, "services.api.command: ${VAR} left as written");
+}
+
 TEST(ComposeImport, NoPortAndNoHealthcheckAreSaid) {
   const ComposeImport r = Import("services:\n  worker:\n    image: shop\n", "worker");
   WarningAbout(r, "services.worker.ports: none");
