@@ -506,7 +506,14 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   out.Add("# `turnout init --from-compose`. Check it with `turnout check`; every key is explained");
   out.Add("# in docs/turnout-yaml.md. Relative paths are relative to the directory of this file.");
   out.Add("");
-  out.Add("name: " + Quote(service_name));
+  // turnout's names are lowercase; compose's may not be.
+  std::string name(service_name);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (name != service_name) {
+    in.Warn(raw, "", "turnout's service names are lowercase: name is " + Quote(name));
+  }
+  out.Add("name: " + Quote(name));
   out.Add("");
   out.Add("# Where the router accepts users' traffic: the instances get loopback ports of their own.");
   if (host_port != 0) {
@@ -696,9 +703,13 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   if (cpus && !cpus.IsNull()) {
     Result<std::string> s = in.Scalar(cpus, "cpus");
     if (!s.ok()) return s.status();
-    char* end = nullptr;
-    const double value = std::strtod(s->c_str(), &end);
-    if (s->empty() || *end != '\0' || !(value > 0)) return in.Expected(cpus, "cpus", "a number");
+    // Digits with at most one '.', more than zero: "2", "1.5", "0.25".
+    const bool number = !s->empty() && std::count(s->begin(), s->end(), '.') <= 1 &&
+                        std::all_of(s->begin(), s->end(), [](char c) {
+                          return c == '.' || std::isdigit(static_cast<unsigned char>(c));
+                        }) &&
+                        s->find_first_of("123456789") != std::string::npos;
+    if (!number) return in.Expected(cpus, "cpus", "a number of CPUs like 1.5");
     out.Add("  cpus: " + *s);
   }
   if (const YAML::Node n = Get(svc, "user"); n) {

@@ -2,6 +2,7 @@
 // on the container platform (`turnout init --from-compose FILE --service NAME`).
 //
 // What is carried over, key by key (compose -> turnout.yaml):
+//   the service's name       -> name (lowercased, with a warning when that changes it)
 //   image                    -> platform.image, its tag replaced by {version} (a digest is dropped)
 //   ports / expose           -> platform.port (the container port), platform.network: bridge, and
 //                               listen: 127.0.0.1:<published host port> (8080 when none is published)

@@ -4,11 +4,12 @@
 //   - an error is InvalidArgument or NotFound and names the file on every line;
 //   - every warning names the file and stays on one line;
 //   - the draft is YAML that yaml-cpp reads back, a mapping whose platform.type is container
-//     and whose name is the service's;
+//     and whose name is the service's in lowercase;
 //   - the same text gives the same draft twice (no state leaks between calls).
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -61,7 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(false, "the draft is not YAML");
   }
   Check(draft.IsMap(), "the draft is not a mapping");
-  Check(draft["name"].IsScalar() && draft["name"].Scalar() == service, "the draft's name differs");
+  std::string lower = service;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  Check(draft["name"].IsScalar() && draft["name"].Scalar() == lower, "the draft's name differs");
   Check(draft["platform"]["type"].IsScalar() && draft["platform"]["type"].Scalar() == "container",
         "the draft's platform is not a container");
   const auto again = ImportComposeService(input, service, kFile);

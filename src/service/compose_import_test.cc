@@ -394,6 +394,14 @@ TEST(ComposeImport, LegacyLimitsAndQuotedValues) {
   EXPECT_EQ(y["platform"]["env"]["ODD KEY"].Scalar(), "x: y");
 }
 
+TEST(ComposeImport, NamesAreLowercase) {
+  const ComposeImport r =
+      Import("services:\n  Web_API:\n    image: s\n    ports: [80]\n", "Web_API");
+  EXPECT_EQ(Yaml(r)["name"].Scalar(), "web_api");
+  EXPECT_NE(WarningAbout(r, "lowercase").find("docker-compose.yml:3: services.Web_API: "),
+            std::string::npos);
+}
+
 TEST(ComposeImport, UnknownServiceListsTheServices) {
   Result<ComposeImport> r = ImportComposeService(kShop, "web", kFile);
   ASSERT_FALSE(r.ok());
@@ -427,6 +435,10 @@ TEST(ComposeImport, BrokenFilesNameTheLine) {
            {"services:\n  app:\n    image: a\n    command: \"unterminated 'quote\"\n",
             "docker-compose.yml:4: services.app.command: "},
            {"services:\n  app:\n    image: a\n    cpus: lots\n",
+            "docker-compose.yml:4: services.app.cpus: expected a number"},
+           {"services:\n  app:\n    image: a\n    cpus: inf\n",
+            "docker-compose.yml:4: services.app.cpus: expected a number"},
+           {"services:\n  app:\n    image: a\n    cpus: 0.0\n",
             "docker-compose.yml:4: services.app.cpus: expected a number"},
        }) {
     Result<ComposeImport> r = ImportComposeService(c.text, "app", kFile);
