@@ -82,8 +82,9 @@ int RunInitCommand(const std::vector<std::string>& argv) {
   const std::string path = args->Get("file", "turnout.yaml");
   struct stat st {};
   if (!args->Has("force") && ::stat(path.c_str(), &st) == 0) {
-    return Fail(as_json, path + " exists already; pass --force to overwrite it, or --file to "
-                                "write elsewhere");
+    return Fail(as_json, path +
+                             " exists already; pass --force to overwrite it, or --file to "
+                             "write elsewhere");
   }
 
   Draft draft;

@@ -78,7 +78,8 @@ std::optional<Millis> ParseComposeDuration(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
       ++i;
     }
     if (i == start) return std::nullopt;
@@ -89,13 +90,20 @@ std::optional<Millis> ParseComposeDuration(std::string_view text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     const std::string_view unit = text.substr(start, i - start);
     double scale = 0;
-    if (unit == "h") scale = 3600e3;
-    else if (unit == "m") scale = 60e3;
-    else if (unit == "s") scale = 1e3;
-    else if (unit == "ms") scale = 1;
-    else if (unit == "us") scale = 1e-3;
-    else if (unit == "ns") scale = 1e-6;
-    else return std::nullopt;
+    if (unit == "h")
+      scale = 3600e3;
+    else if (unit == "m")
+      scale = 60e3;
+    else if (unit == "s")
+      scale = 1e3;
+    else if (unit == "ms")
+      scale = 1;
+    else if (unit == "us")
+      scale = 1e-3;
+    else if (unit == "ns")
+      scale = 1e-6;
+    else
+      return std::nullopt;
     total_ms += value * scale;
   }
   if (total_ms > 1e12) return std::nullopt;
@@ -215,7 +223,8 @@ class Importer {
     std::string protocol = "tcp";
     if (node.IsMap()) {
       const YAML::Node target = Get(node, "target");
-      if (!target.IsScalar()) return Expected(target.IsDefined() ? target : node, "ports.target", "a port");
+      if (!target.IsScalar())
+        return Expected(target.IsDefined() ? target : node, "ports.target", "a port");
       Result<int> t = PortNumber(target, "ports.target", target.Scalar());
       if (!t.ok()) return t.status();
       port.container = *t;
@@ -263,7 +272,9 @@ class Importer {
       return Expected(node, "ports", "a port like 8080:80 or a mapping with target");
     }
     if (protocol != "tcp") {
-      Warn(node, "ports", "protocol " + Quote(protocol) + ": the router carries HTTP over TCP only; not carried over");
+      Warn(node, "ports",
+           "protocol " + Quote(protocol) +
+               ": the router carries HTTP over TCP only; not carried over");
       return std::optional<Port>();
     }
     return std::optional<Port>(port);
@@ -274,7 +285,6 @@ class Importer {
   }
 
   std::vector<std::string> TakeWarnings() { return std::move(warnings_); }
-  const std::string& file() const { return file_; }
 
  private:
   std::string file_;
@@ -338,7 +348,8 @@ std::string NotCarriedOver(std::string_view key) {
            "with network: host); reach other services by a published address";
   }
   if (key == "secrets" || key == "configs") {
-    return "not carried over: mount the file with platform.mounts or pass it with platform.env_file";
+    return "not carried over: mount the file with platform.mounts or pass it with "
+           "platform.env_file";
   }
   if (key == "restart") {
     return "not carried over: turnoutd's supervisor replaces an instance that exits";
@@ -424,18 +435,18 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   if (!found) {
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + Quote(n);
-    return NotFound(file + ": no service " + Quote(service_name) + "; " +
-                    (names.empty() ? std::string("the file has no services")
-                                   : "its services: " + list));
+    return NotFound(
+        file + ": no service " + Quote(service_name) + "; " +
+        (names.empty() ? std::string("the file has no services") : "its services: " + list));
   }
   Importer in(file, std::string(service_name));
   if (!raw.IsMap()) return in.Expected(raw, "", "a mapping");
   const YAML::Node svc = ApplyMerge(raw);
 
   static const std::set<std::string> kHandled = {
-      "image",       "ports",        "expose",  "network_mode", "entrypoint",
-      "command",     "environment",  "env_file", "volumes",     "deploy",
-      "mem_limit",   "cpus",         "user",    "stop_signal",  "stop_grace_period",
+      "image",      "ports",       "expose",   "network_mode", "entrypoint",
+      "command",    "environment", "env_file", "volumes",      "deploy",
+      "mem_limit",  "cpus",        "user",     "stop_signal",  "stop_grace_period",
       "healthcheck"};
   for (const auto& kv : svc) {
     const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
@@ -501,8 +512,8 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   const int host_port = !ports.empty() && ports[0].host != 0 ? ports[0].host : 0;
 
   // --- header
-  out.Add("# turnout.yaml for the compose service " + Quote(service_name) + " of " +
-          Quote(file) + ", written by");
+  out.Add("# turnout.yaml for the compose service " + Quote(service_name) + " of " + Quote(file) +
+          ", written by");
   out.Add("# `turnout init --from-compose`. Check it with `turnout check`; every key is explained");
   out.Add("# in docs/turnout-yaml.md. Relative paths are relative to the directory of this file.");
   out.Add("");
@@ -515,7 +526,8 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   }
   out.Add("name: " + Quote(name));
   out.Add("");
-  out.Add("# Where the router accepts users' traffic: the instances get loopback ports of their own.");
+  out.Add(
+      "# Where the router accepts users' traffic: the instances get loopback ports of their own.");
   if (host_port != 0) {
     out.Add("# Compose published the app on port " + std::to_string(host_port) +
             "; 0.0.0.0:" + std::to_string(host_port) + " accepts other machines too.");
@@ -530,7 +542,8 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
     out.Add("  # Host networking: the app must listen on the port turnout gives it in $PORT.");
     out.Add("  network: host");
   } else if (container_port != 0) {
-    out.Add("  # The port the app listens on inside the container; turnout publishes it on loopback.");
+    out.Add(
+        "  # The port the app listens on inside the container; turnout publishes it on loopback.");
     out.Add("  port: " + std::to_string(container_port));
     out.Add("  network: bridge");
   } else {
@@ -559,8 +572,9 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
     const YAML::Node n = ApplyMerge(raw_env);
     auto unset = [&](const YAML::Node& at, const std::string& name) {
       in.Warn(at, "environment",
-              Quote(name) + " has no value: compose takes it from the environment it runs in; "
-              "write the value into platform.env (or an env_file)");
+              Quote(name) +
+                  " has no value: compose takes it from the environment it runs in; "
+                  "write the value into platform.env (or an env_file)");
     };
     if (n.IsMap()) {
       for (const auto& kv : n) {
@@ -624,9 +638,11 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
       std::string source, target;
       bool read_only = false;
       if (item.IsMap()) {
-        const std::string type = Get(item, "type").IsScalar() ? Get(item, "type").Scalar() : "volume";
+        const std::string type =
+            Get(item, "type").IsScalar() ? Get(item, "type").Scalar() : "volume";
         if (Get(item, "source").IsScalar()) source = Get(item, "source").Scalar();
-        if (!Get(item, "target").IsScalar()) return in.Expected(item, "volumes", "a mapping with target");
+        if (!Get(item, "target").IsScalar())
+          return in.Expected(item, "volumes", "a mapping with target");
         target = Get(item, "target").Scalar();
         read_only = Get(item, "read_only").IsScalar() && Get(item, "read_only").Scalar() == "true";
         if (type != "bind") {
@@ -694,8 +710,8 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
     std::string m = *s;
     std::transform(m.begin(), m.end(), m.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (m.size() >= 2 && m.back() == 'b' && std::string_view("kmg").find(m[m.size() - 2]) !=
-                                                 std::string_view::npos) {
+    if (m.size() >= 2 && m.back() == 'b' &&
+        std::string_view("kmg").find(m[m.size() - 2]) != std::string_view::npos) {
       m.pop_back();  // compose takes "512mb" and "512m" alike
     }
     out.Add("  memory: " + Quote(m));
@@ -704,11 +720,12 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
     Result<std::string> s = in.Scalar(cpus, "cpus");
     if (!s.ok()) return s.status();
     // Digits with at most one '.', more than zero: "2", "1.5", "0.25".
-    const bool number = !s->empty() && std::count(s->begin(), s->end(), '.') <= 1 &&
-                        std::all_of(s->begin(), s->end(), [](char c) {
-                          return c == '.' || std::isdigit(static_cast<unsigned char>(c));
-                        }) &&
-                        s->find_first_of("123456789") != std::string::npos;
+    const bool number =
+        !s->empty() && std::count(s->begin(), s->end(), '.') <= 1 &&
+        std::all_of(
+            s->begin(), s->end(),
+            [](char c) { return c == '.' || std::isdigit(static_cast<unsigned char>(c)); }) &&
+        s->find_first_of("123456789") != std::string::npos;
     if (!number) return in.Expected(cpus, "cpus", "a number of CPUs like 1.5");
     out.Add("  cpus: " + *s);
   }

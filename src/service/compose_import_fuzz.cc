@@ -35,9 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr std::string_view kPick = "# service: ";
   if (input.substr(0, kPick.size()) == kPick) {
     const size_t end = input.find('\n');
-    service = std::string(input.substr(kPick.size(), end == std::string_view::npos
-                                                         ? std::string_view::npos
-                                                         : end - kPick.size()));
+    service = std::string(input.substr(
+        kPick.size(), end == std::string_view::npos ? std::string_view::npos : end - kPick.size()));
   }
   using turnout::service::ImportComposeService;
   const auto imported = ImportComposeService(input, service, kFile);

@@ -176,8 +176,9 @@ TEST(ComposeImport, EnvironmentAsAMappingAndAsAList) {
   EXPECT_EQ(env["DEBUG"].Scalar(), "false");
   EXPECT_EQ(env["EMPTY"].Scalar(), "");
   EXPECT_FALSE(env["FROM_HOST"]);
-  EXPECT_NE(WarningAbout(map, "FROM_HOST").find("docker-compose.yml:10: services.web.environment: "
-                                                "FROM_HOST has no value"),
+  EXPECT_NE(WarningAbout(map, "FROM_HOST")
+                .find("docker-compose.yml:10: services.web.environment: "
+                      "FROM_HOST has no value"),
             std::string::npos);
 
   const ComposeImport list = Import(R"yaml(services:
@@ -236,9 +237,9 @@ TEST(ComposeImport, ExposeGivesThePortAndHostNetworkNeedsNone) {
 
 TEST(ComposeImport, ImageTagsAndDigests) {
   auto image = [](const std::string& compose_image) {
-    return Yaml(Import("services:\n  a:\n    image: " + compose_image + "\n    ports: [80]\n", "a"))
-        ["platform"]["image"]
-            .Scalar();
+    return Yaml(Import("services:\n  a:\n    image: " + compose_image + "\n    ports: [80]\n",
+                       "a"))["platform"]["image"]
+        .Scalar();
   };
   EXPECT_EQ(image("nginx"), "nginx:{version}");
   EXPECT_EQ(image("nginx:1.25"), "nginx:{version}");
@@ -345,7 +346,8 @@ TEST(ComposeImport, NoPortAndNoHealthcheckAreSaid) {
 TEST(ComposeImport, HealthChecksThatGiveAPath) {
   auto path = [](const std::string& test) {
     const ComposeImport r = Import(
-        "services:\n  a:\n    image: s\n    ports: [80]\n    healthcheck:\n      test: " + test + "\n",
+        "services:\n  a:\n    image: s\n    ports: [80]\n    healthcheck:\n      test: " + test +
+            "\n",
         "a");
     EXPECT_FALSE(HasWarningAbout(r, "healthcheck")) << test;
     return Yaml(r)["health"]["readiness"]["path"].Scalar();
@@ -417,7 +419,8 @@ TEST(ComposeImport, BrokenFilesNameTheLine) {
   };
   for (const Case& c : std::vector<Case>{
            {"services:\n  app:\n    image: [unclosed\n", "docker-compose.yml:4: not valid YAML: "},
-           {"services:\n  app:\n    image: a\n   ports: [80]\n", "docker-compose.yml:4: not valid YAML: "},
+           {"services:\n  app:\n    image: a\n   ports: [80]\n",
+            "docker-compose.yml:4: not valid YAML: "},
            {"just text\n", "docker-compose.yml: not a compose file"},
            {"version: '3'\n", "docker-compose.yml: not a compose file"},
            {"services: [app]\n", "docker-compose.yml:1: services: expected a mapping"},
@@ -428,8 +431,9 @@ TEST(ComposeImport, BrokenFilesNameTheLine) {
             "docker-compose.yml:4: services.app.ports: expected a port from 1 to 65535"},
            {"services:\n  app:\n    image: a\n    ports: [80]\n    stop_grace_period: soon\n",
             "docker-compose.yml:5: services.app.stop_grace_period: expected a duration"},
-           {"services:\n  app:\n    image: [a]\n", "docker-compose.yml:3: services.app.image: "
-                                                   "expected a single value, got a list"},
+           {"services:\n  app:\n    image: [a]\n",
+            "docker-compose.yml:3: services.app.image: "
+            "expected a single value, got a list"},
            {"services:\n  app:\n    image: a\n    environment: 3\n",
             "docker-compose.yml:4: services.app.environment: expected a list of KEY=value"},
            {"services:\n  app:\n    image: a\n    command: \"unterminated 'quote\"\n",
@@ -444,8 +448,8 @@ TEST(ComposeImport, BrokenFilesNameTheLine) {
     Result<ComposeImport> r = ImportComposeService(c.text, "app", kFile);
     ASSERT_FALSE(r.ok()) << c.text;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.text;
-    EXPECT_EQ(r.status().message().rfind(c.message_start, 0), 0u)
-        << c.text << "\n" << r.status().message();
+    EXPECT_EQ(r.status().message().rfind(c.message_start, 0), 0u) << c.text << "\n"
+                                                                  << r.status().message();
   }
 }
 
