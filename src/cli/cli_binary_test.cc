@@ -250,6 +250,10 @@ TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
       << text;
   EXPECT_NE(text.find("listen: 127.0.0.1:8000"), std::string::npos) << text;
   EXPECT_NE(text.find("path: /health"), std::string::npos) << text;
+  // It carries the service's environment, which often holds credentials: only its owner reads it.
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   // Never overwrites without --force; --force does.
   std::ofstream(path, std::ios::app) << "# my edits\n";
@@ -270,7 +274,6 @@ TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.err.find("no service web; its services: db, api"), std::string::npos)
       << unknown.err;
-  struct stat st {};
   EXPECT_NE(::stat(other.c_str(), &st), 0);
 
   // A broken compose file: the line, and nothing written.
@@ -321,7 +324,7 @@ TEST(TurnoutBinary, EverySubcommandRefusesFlagsWithTheSameWords) {
     EXPECT_EQ(o.code, 2) << args[0] << ": " << o.err;
     EXPECT_NE(o.err.find(" given twice"), std::string::npos) << args[0] << ": " << o.err;
   }
-  for (const std::string& command : {"router", "migrate", "backup", "rehearse"}) {
+  for (std::string command : {"router", "migrate", "backup", "rehearse"}) {
     std::vector<std::string> args = {command};
     if (command == "router") args.push_back("status");
     if (command == "migrate") args.push_back("lint");

@@ -104,7 +104,9 @@ int RunInitCommand(const std::vector<std::string>& argv) {
     draft.what = "a commented service definition for the demo app";
   }
 
-  Status written = WriteFileAtomically(path, draft.text, 0644);
+  // A file made from a compose service carries its environment, which often holds credentials
+  // (database passwords, API keys): only its owner may read it.
+  Status written = WriteFileAtomically(path, draft.text, from_compose ? 0600 : 0644);
   if (!written.ok()) return Fail(as_json, written.message());
   if (as_json) {
     std::cout << json{{"ok", true}, {"file", path}, {"warnings", draft.warnings}}.dump(2) << "\n";
