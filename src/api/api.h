@@ -4,13 +4,14 @@
 //
 // Wire rules (both directions): every message carries Content-Length; requests with a chunked
 // body are refused (411); the connection stays open unless a side says `Connection: close`.
-// Status codes produced by the transport itself (before the handler): 400 malformed request
-// (connection closed; also a target that is not a path or has a bad %-escape, connection kept),
-// then http::CheckApiRequest: 421 on TCP a Host that is not the server's own, 403 an Origin that
-// is not its own (any Origin on the Unix socket), 401 missing/wrong token on TCP, 415 a
-// POST/PUT/PATCH/DELETE without Content-Type: application/json; 411 chunked body, 413 body over
-// max_body_bytes, 431 head over max_head_bytes. A reply to HEAD has no body. A handler status
-// outside 100..599 is sent as 500.
+// The server is the one core of turnout's JSON APIs (http::Server, see http/server.h). Status
+// codes produced by the transport itself (before the handler): 400 malformed request
+// (connection closed), 411 chunked body, 413 body over max_body_bytes, 431 head over
+// max_head_bytes; then http::CheckApiRequest: 421 on TCP a Host that is not the server's own,
+// 403 an Origin that is not its own (any Origin on the Unix socket), 401 missing/wrong token on
+// TCP, 415 a POST/PUT/PATCH/DELETE without Content-Type: application/json; then 400 a target
+// that is not a path or has a bad %-escape (connection kept). A reply to HEAD has no body. A
+// handler status outside 100..599 is sent as 500.
 //
 // Example (daemon):
 //   api::Server server({.unix_path = ".turnout/turnoutd.sock"}, [&](const api::Request& r) {
