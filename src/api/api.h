@@ -118,23 +118,21 @@ class Server {
     size_t max_connections = 256;  // Default: 256; further connections are closed at once
   };
 
-  // `handler` must stay callable until Stop() returns.
+  // `handler` must stay callable until Stop() returns. Not copyable; the destructor Stop()s.
   Server(Options options, Handler handler);
-  ~Server();  // Stop()s
+  ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the listeners and starts the I/O thread and the handler pool. Fails with
-  // InvalidArgument (bad options: no listener, TCP without token, path too long, bad address),
-  // AlreadyExists (a live daemon owns the socket) or IoError (bind/listen/chmod refused); on
-  // failure nothing is left listening. May be called once.
+  // Start, Stop and tcp_address are http::Server's (http/server.h): Start binds the listeners
+  // and starts the I/O thread and the handler pool, or fails with InvalidArgument (no listener
+  // or handler, TCP without token, path too long, bad address), AlreadyExists (a live daemon
+  // owns the socket) or IoError, leaving nothing listening; once only. Stop closes everything,
+  // waits for running handlers, joins the threads, removes the socket file it created; it is
+  // idempotent and must not be called from a handler. tcp_address: "127.0.0.1:41234" after
+  // Start(), "" without a TCP listener.
   Status Start();
-  // Closes the listeners and every connection, waits for running handlers to return, joins the
-  // threads, and removes the socket file it created. Idempotent; call from a thread other than
-  // a handler thread.
   void Stop();
-  // The bound TCP address with the port resolved ("127.0.0.1:41234") after Start(); "" when
-  // there is no TCP listener.
   std::string tcp_address() const;
 
  private:
