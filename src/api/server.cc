@@ -28,7 +28,8 @@ struct Server::Impl {
             .handler_threads = std::max(1, o.handler_threads)};
   }
 
-  // Runs on a pool thread: decodes the target, then asks the daemon's handler.
+  // Runs on a pool thread: decodes the target, then asks the daemon's handler (Start refuses a
+  // server without one).
   http::ServerHandler Serve() {
     return [this](const http::ServerRequest& in) -> http::ServerReply {
       Request request;
@@ -39,8 +40,6 @@ struct Server::Impl {
       Reply reply;
       if (Status s = DecodeTarget(request.target, &request); !s.ok()) {
         reply = Reply::Error(400, "bad request: " + s.message());
-      } else if (!handler) {
-        reply = Reply::Error(500, "internal error: no handler");
       } else {
         reply = handler(request);
       }
