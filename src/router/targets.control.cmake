@@ -59,9 +59,3 @@ turnout_fuzzer(NAME router_admin_fuzz
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/admin
   DICT ${CMAKE_CURRENT_SOURCE_DIR}/corpus/admin.dict
   SECONDS 20)
-if(TARGET router_admin_fuzz)
-  # The admin server's coroutines: `undefined` above turned UBSan's function check back on, which
-  # clang 14 cannot emit for them (see cmake/turnout.cmake). SHELL: keeps CMake from dropping the
-  # flag as a repeat of the global one.
-  target_compile_options(router_admin_fuzz PRIVATE "SHELL:-fno-sanitize=function")
-endif()
