@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "common/file_util.h"
 #include "container/engine_client.h"
@@ -168,8 +169,15 @@ void EngineService::Stop() {
     pid_ = -1;
   }
   for (const std::string& m : MountsUnder(dir_)) ::umount2(m.c_str(), MNT_DETACH);
+  // A container's monitor (conmon) outlives the engine by a moment and may still write its exit
+  // file while the tree is removed ("Directory not empty"): try again, for up to 5 s.
   std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    ec.clear();
+    std::filesystem::remove_all(dir_, ec);
+    if (!ec) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
   if (ec) ADD_FAILURE() << "cannot remove " << dir_ << ": " << ec.message();
   dir_.clear();
 }
