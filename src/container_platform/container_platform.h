@@ -154,7 +154,7 @@ class ContainerPlatform final : public Platform {
   // The image ID for `version`, pulled per the pull policy. NotFound naming the image when it
   // is missing and may not (or could not) be pulled; FailedPrecondition when the pull was
   // denied (check the registry credentials).
-  Result<std::string> ResolveImage(std::string_view version) const;
+  Result<std::string> ResolveImage(std::string_view version) const override;
 
   Result<InstanceAddress> AllocateAddress(const AddressRequest& request) override;
   Result<InstanceHandle> Launch(const InstanceSpec& spec) override;
