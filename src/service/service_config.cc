@@ -11,6 +11,7 @@
 #include <cstring>
 #include <charconv>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -411,6 +412,17 @@ void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path,
                  std::vector<std::pair<std::string, std::string>>* env) {
   const std::string full =
       file.empty() || file[0] == '/' || base_dir.empty() ? file : std::string(base_dir) + "/" + file;
+  // A regular file of at most 1 MiB: never a device or a pipe that reads forever.
+  constexpr uintmax_t kMaxEnvFile = 1 << 20;
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(full, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    return r.Problem(v, path, full + " is not a regular file");
+  }
+  if (!ec && std::filesystem::exists(st) && std::filesystem::file_size(full, ec) > kMaxEnvFile &&
+      !ec) {
+    return r.Problem(v, path, full + " is larger than 1 MiB");
+  }
   std::ifstream in(full);
   if (!in) {
     return r.Problem(v, path, "cannot read " + full + ": " + std::strerror(errno));

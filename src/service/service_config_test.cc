@@ -915,6 +915,18 @@ TEST(ServiceConfigContainerTest, EnvFileProblemsNameTheLineNeverTheValue) {
                                       expected_name);
   EXPECT_THAT(c.status().message(), ::testing::Not(HasSubstr("hunter2")));
 
+  // Never a device or a pipe, which could be read forever; at most 1 MiB.
+  Result<ServiceConfig> device = LoadServiceConfig(
+      dir.Write("device.yaml", std::string(kContainerMinimal) + "  env_file: /dev/zero\n"));
+  ASSERT_FALSE(device.ok());
+  EXPECT_THAT(device.status().message(),
+              HasSubstr("platform.env_file: /dev/zero is not a regular file"));
+  dir.Write("big.env", "A=" + std::string(1 << 20, 'x') + "\n");
+  Result<ServiceConfig> big = LoadServiceConfig(
+      dir.Write("big.yaml", std::string(kContainerMinimal) + "  env_file: big.env\n"));
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(big.status().message(), HasSubstr("big.env is larger than 1 MiB"));
+
   const std::string missing =
       dir.Write("missing.yaml", std::string(kContainerMinimal) + "  env_file: none.env\n");
   Result<ServiceConfig> m = LoadServiceConfig(missing);
