@@ -164,9 +164,17 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) co
                          ? "pull it there, or set platform.pull to if_not_present"
                          : "check the image name and tag"));
   };
+  // Inspecting an image never involves a registry: Unavailable there is the engine itself.
+  auto engine_gone = [&](const Status& why) {
+    return Unavailable("the container engine at " + client_.socket_path() +
+                       " does not answer (" + why.message() +
+                       "): start it (dockerd, or podman system service), or set platform.engine "
+                       "to the socket it listens on");
+  };
   if (options_.pull != PullPolicy::kAlways) {
     Result<container::ImageInfo> local = client_.ImageInspect(image);
     if (local.ok()) return local->id;
+    if (local.status().code() == StatusCode::kUnavailable) return engine_gone(local.status());
     if (local.status().code() != StatusCode::kNotFound) return local.status();
     if (options_.pull == PullPolicy::kNever) return missing(local.status());
   }

@@ -649,6 +649,14 @@ TEST(ContainerPlatformScriptedTest, EngineGoneLaterIsNamedByEveryCall) {
     EXPECT_NE(st.message().find(socket), std::string::npos) << st.ToString();
   }
   EXPECT_EQ((*p)->LogTail(handle, 5, 1024), "");
+  // Resolving an image is what a deployment's pre-checks do first: the answer says what is
+  // wrong in words, not only in the transport's ("connect to localhost port 80").
+  Status resolve = (*p)->ResolveImage("v1").status();
+  EXPECT_NE(resolve.message().find("the container engine at " + socket + " does not answer"),
+            std::string::npos)
+      << resolve.ToString();
+  EXPECT_NE(resolve.message().find("set platform.engine"), std::string::npos)
+      << resolve.ToString();
 }
 
 TEST(ContainerOptionsTest, RefusesWhatCannotWork) {

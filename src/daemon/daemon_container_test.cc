@@ -79,13 +79,13 @@ class DaemonContainerTest : public DaemonTest {
     return o;
   }
 
-  void WriteContainerConfig() {
+  void WriteContainerConfig(const std::string& socket = "") {
     std::ofstream f(dir_ + "/turnout.yaml");
     f << "name: " << kService << "\n"
       << "listen: 127.0.0.1:0\n"
       << "platform:\n"
       << "  type: container\n"
-      << "  engine: unix://" << engine_->socket() << "\n"
+      << "  engine: unix://" << (socket.empty() ? engine_->socket() : socket) << "\n"
       << "  image: " << kImageTemplate << "\n"
       << "  network: host\n"
       << "  pull: never\n"
@@ -307,6 +307,27 @@ TEST_F(DaemonContainerTest, AnUnreachableEngineIsNamedAtStart) {
   Result<int> code = p->Wait(milliseconds(5000));
   ASSERT_TRUE(code.ok());
   EXPECT_NE(*code, 0);
+}
+
+TEST_F(DaemonContainerTest, AnEngineGoneAfterStartFailsTheDeploymentInItsPreChecks) {
+  // An engine of this test's own, stopped once turnoutd is up.
+  auto own = EngineService::Start(EngineKind::kPodman);
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  const std::string socket = (*own)->socket();
+  WriteContainerConfig(socket);
+  StartDaemon();
+  (*own)->Stop();
+  json d = WaitFinished(Deploy("v1"));
+  const std::string reason = d["deployment"].value("reason", "");
+  EXPECT_EQ(reason.rfind("pre-check failed: ", 0), 0u) << reason;
+  EXPECT_NE(reason.find("the container engine at " + socket + " does not answer"),
+            std::string::npos)
+      << reason;
+  json step = Step(d, "resolve_image");
+  EXPECT_EQ(step.value("outcome", ""), "failed") << d.dump();
+  for (const auto& t : d["transitions"]) EXPECT_NE(t.value("to", ""), "launching");
+  auto [status, body] = Call("GET", "/v1/status");
+  EXPECT_EQ(status, 200);
 }
 
 }  // namespace
