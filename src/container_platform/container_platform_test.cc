@@ -289,9 +289,27 @@ TEST_F(ContainerPlatformTest, AppAllocatingPastItsMemoryLimitIsKilled) {
   EXPECT_EQ(status->term_signal, SIGKILL) << status->ToString();
   if (!status->oom_killed) {
     std::printf("[note] the engine reported exit code 137 without OOMKilled\n");
+    // The status cannot tell; the log tail (which the deployment's reason quotes) says that
+    // the memory limit may be the cause.
+    EXPECT_NE(ended->platform->LogTail(ended->handle, 10, 4096)
+                  .find("exit code 137 with a memory limit of 32 MiB: probably killed at it"),
+              std::string::npos)
+        << ended->platform->LogTail(ended->handle, 10, 4096);
   } else {
     EXPECT_EQ(status->ToString(), "killed: out of memory");
   }
+  // A container killed without a memory limit is only a kill.
+  ContainerPlatformOptions unlimited = Options();
+  unlimited.args = {"/app", "serve"};
+  auto p = ContainerPlatform::Create(unlimited);
+  ASSERT_TRUE(p.ok());
+  auto h = (*p)->Launch(Spec(1));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_TRUE(client_->ContainerKill(h->id, "SIGKILL").ok());
+  ASSERT_TRUE((*p)->Wait(*h, std::chrono::seconds(20)).ok());
+  EXPECT_EQ((*p)->LogTail(*h, 10, 4096).find("memory"), std::string::npos)
+      << (*p)->LogTail(*h, 10, 4096);
+  (void)(*p)->Stop(*h);
 }
 
 TEST_F(ContainerPlatformTest, SecondPlatformAdoptsByHandleAndListManagedFindsExactlyOurs) {

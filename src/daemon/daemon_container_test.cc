@@ -47,6 +47,7 @@ class DaemonContainerTest : public DaemonTest {
                     .ok());
     ASSERT_TRUE(
         engine_->ImportImage(root, Image("crash"), {R"(CMD ["/app", "exit", "3"])"}).ok());
+    ASSERT_TRUE(engine_->ImportImage(root, Image("hog"), {R"(CMD ["/app", "hog"])"}).ok());
     auto p = platform::ContainerPlatform::Create(Options());
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     platform_ = std::move(*p);
@@ -79,7 +80,8 @@ class DaemonContainerTest : public DaemonTest {
     return o;
   }
 
-  void WriteContainerConfig(const std::string& socket = "") {
+  // `platform_extra`: more keys of the platform section ("  memory: 32m\n").
+  void WriteContainerConfig(const std::string& socket = "", const std::string& platform_extra = "") {
     std::ofstream f(dir_ + "/turnout.yaml");
     f << "name: " << kService << "\n"
       << "listen: 127.0.0.1:0\n"
@@ -91,6 +93,7 @@ class DaemonContainerTest : public DaemonTest {
       << "  pull: never\n"
       << "  env: {MESSAGE: " << kSecret << "}\n"
       << "  grace_period: 3s\n"
+      << platform_extra
       << "health:\n"
       << "  readiness: {interval: 100ms, timeout: 100ms, healthy_threshold: 1, "
          "unhealthy_threshold: 2}\n"
@@ -207,6 +210,25 @@ TEST_F(DaemonContainerTest, AContainerThatExitsAtOnceIsNeverSwitchedTo) {
   // The environment's values are hidden from the reason, the API and the history.
   EXPECT_EQ(bad.dump().find(kSecret), std::string::npos) << bad.dump();
   for (const auto& t : bad["transitions"]) EXPECT_NE(t.value("to", ""), "switching");
+  EXPECT_EQ(Body(address), "v1 /\n");
+  std::vector<platform::ManagedContainer> running = Running();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].revision, "v1");
+}
+
+TEST_F(DaemonContainerTest, AContainerKilledAtItsMemoryLimitIsNeverSwitchedTo) {
+  WriteContainerConfig("", "  memory: 32m\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  json bad = WaitFinished(Deploy("hog"));
+  EXPECT_EQ(State(bad), "rolled_back") << bad.dump();
+  const std::string reason = bad["deployment"].value("reason", "");
+  // dockerd reports OOMKilled; Podman with runc on cgroup v1 only the exit code 137.
+  EXPECT_TRUE(reason.find("out of memory") != std::string::npos ||
+              reason.find("killed by signal 9") != std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("memory limit"), std::string::npos) << reason;
   EXPECT_EQ(Body(address), "v1 /\n");
   std::vector<platform::ManagedContainer> running = Running();
   ASSERT_EQ(running.size(), 1u);
