@@ -156,6 +156,22 @@ class DaemonContainerTest : public DaemonTest {
     return json();
   }
 
+  // v1 serving, then `version`, which must be rolled back before any switch with v1 serving on
+  // (one container running: v1's). Returns the bad deployment's JSON.
+  json DeployBadVersionAfterV1(const std::string& version) {
+    StartDaemon();
+    EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    const std::string address = PublicAddress();
+    json bad = WaitFinished(Deploy(version));
+    EXPECT_EQ(State(bad), "rolled_back") << bad.dump();
+    for (const auto& tr : bad["transitions"]) EXPECT_NE(tr.value("to", ""), "switching");
+    EXPECT_EQ(Body(address), "v1 /\n");
+    std::vector<platform::ManagedContainer> running = Running();
+    EXPECT_EQ(running.size(), 1u);
+    if (!running.empty()) EXPECT_EQ(running[0].revision, "v1");
+    return bad;
+  }
+
   EngineService* engine_ = nullptr;
   std::unique_ptr<platform::ContainerPlatform> platform_;
 };
@@ -199,40 +215,23 @@ TEST_F(DaemonContainerTest, DeploysV1ThenV2UnderLoadWithoutAFailedRequest) {
 
 TEST_F(DaemonContainerTest, AContainerThatExitsAtOnceIsNeverSwitchedTo) {
   WriteContainerConfig();
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  const std::string address = PublicAddress();
-  json bad = WaitFinished(Deploy("crash"));
-  EXPECT_EQ(State(bad), "rolled_back") << bad.dump();
+  json bad = DeployBadVersionAfterV1("crash");
   const std::string reason = bad["deployment"].value("reason", "");
   EXPECT_NE(reason.find("exited with code 3"), std::string::npos) << reason;
   EXPECT_NE(reason.find("starting"), std::string::npos) << reason;  // its last log lines
   // The environment's values are hidden from the reason, the API and the history.
   EXPECT_EQ(bad.dump().find(kSecret), std::string::npos) << bad.dump();
-  for (const auto& t : bad["transitions"]) EXPECT_NE(t.value("to", ""), "switching");
-  EXPECT_EQ(Body(address), "v1 /\n");
-  std::vector<platform::ManagedContainer> running = Running();
-  ASSERT_EQ(running.size(), 1u);
-  EXPECT_EQ(running[0].revision, "v1");
 }
 
 TEST_F(DaemonContainerTest, AContainerKilledAtItsMemoryLimitIsNeverSwitchedTo) {
   WriteContainerConfig("", "  memory: 32m\n");
-  StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  const std::string address = PublicAddress();
-  json bad = WaitFinished(Deploy("hog"));
-  EXPECT_EQ(State(bad), "rolled_back") << bad.dump();
+  json bad = DeployBadVersionAfterV1("hog");
   const std::string reason = bad["deployment"].value("reason", "");
   // dockerd reports OOMKilled; Podman with runc on cgroup v1 only the exit code 137.
   EXPECT_TRUE(reason.find("out of memory") != std::string::npos ||
               reason.find("killed by signal 9") != std::string::npos)
       << reason;
   EXPECT_NE(reason.find("memory limit"), std::string::npos) << reason;
-  EXPECT_EQ(Body(address), "v1 /\n");
-  std::vector<platform::ManagedContainer> running = Running();
-  ASSERT_EQ(running.size(), 1u);
-  EXPECT_EQ(running[0].revision, "v1");
 }
 
 TEST_F(DaemonContainerTest, Kill9OfTurnoutdReadoptsItsContainersWithoutDuplicatesOrOrphans) {
