@@ -48,6 +48,10 @@ class DaemonContainerTest : public DaemonTest {
     ASSERT_TRUE(
         engine_->ImportImage(root, Image("crash"), {R"(CMD ["/app", "exit", "3"])"}).ok());
     ASSERT_TRUE(engine_->ImportImage(root, Image("hog"), {R"(CMD ["/app", "hog"])"}).ok());
+    ASSERT_TRUE(engine_->ImportImage(root, Image("unready"), {R"(CMD ["/app", "serve"])",
+                                                              "ENV APP_VERSION=unready",
+                                                              "ENV FAIL_READY=1"})
+                    .ok());
     auto p = platform::ContainerPlatform::Create(Options());
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     platform_ = std::move(*p);
@@ -221,6 +225,20 @@ TEST_F(DaemonContainerTest, AContainerThatExitsAtOnceIsNeverSwitchedTo) {
   EXPECT_NE(reason.find("starting"), std::string::npos) << reason;  // its last log lines
   // The environment's values are hidden from the reason, the API and the history.
   EXPECT_EQ(bad.dump().find(kSecret), std::string::npos) << bad.dump();
+}
+
+TEST_F(DaemonContainerTest, AContainerThatNeverGetsReadyIsNeverSwitchedTo) {
+  WriteContainerConfig();
+  {
+    // A short readiness deadline keeps the test short.
+    std::ifstream in(dir_ + "/turnout.yaml");
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    yaml.replace(yaml.find("ready_deadline: 10s"), 19, "ready_deadline: 2s");
+    std::ofstream(dir_ + "/turnout.yaml") << yaml;
+  }
+  json bad = DeployBadVersionAfterV1("unready");
+  const std::string reason = bad["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("not ready within 2 s"), std::string::npos) << reason;
 }
 
 TEST_F(DaemonContainerTest, AContainerKilledAtItsMemoryLimitIsNeverSwitchedTo) {
