@@ -87,10 +87,9 @@ if [[ $fast -eq 1 ]]; then
   build="$root/build/fuzz"
   [[ -d "$asan_build/fuzz" ]] || cmake --preset asan >/dev/null
 fi
-# Configure when needed; each fuzz target describes itself in build/<preset>/fuzz/<name>.txt.
-if [[ ! -d "$build/fuzz" ]]; then
-  cmake --preset "$preset" >/dev/null
-fi
+# Configure (again: a target added since the last configure must be listed too); each fuzz
+# target describes itself in build/<preset>/fuzz/<name>.txt.
+cmake --preset "$preset" >/dev/null
 all=()
 for f in "$build"/fuzz/*.txt; do
   [[ -e "$f" ]] && all+=("$(basename "$f" .txt)")

@@ -4,13 +4,14 @@
 //
 // Wire rules (both directions): every message carries Content-Length; requests with a chunked
 // body are refused (411); the connection stays open unless a side says `Connection: close`.
-// Status codes produced by the transport itself (before the handler): 400 malformed request
-// (connection closed; also a target that is not a path or has a bad %-escape, connection kept),
-// then http::CheckApiRequest: 421 on TCP a Host that is not the server's own, 403 an Origin that
-// is not its own (any Origin on the Unix socket), 401 missing/wrong token on TCP, 415 a
-// POST/PUT/PATCH/DELETE without Content-Type: application/json; 411 chunked body, 413 body over
-// max_body_bytes, 431 head over max_head_bytes. A reply to HEAD has no body. A handler status
-// outside 100..599 is sent as 500.
+// The server is the one core of turnout's JSON APIs (http::Server, see http/server.h). Status
+// codes produced by the transport itself (before the handler): 400 malformed request
+// (connection closed), 411 chunked body, 413 body over max_body_bytes, 431 head over
+// max_head_bytes; then http::CheckApiRequest: 421 on TCP a Host that is not the server's own,
+// 403 an Origin that is not its own (any Origin on the Unix socket), 401 missing/wrong token on
+// TCP, 415 a POST/PUT/PATCH/DELETE without Content-Type: application/json; then 400 a target
+// that is not a path or has a bad %-escape (connection kept). A reply to HEAD has no body. A
+// handler status outside 100..599 is sent as 500.
 //
 // Example (daemon):
 //   api::Server server({.unix_path = ".turnout/turnoutd.sock"}, [&](const api::Request& r) {
@@ -117,23 +118,21 @@ class Server {
     size_t max_connections = 256;  // Default: 256; further connections are closed at once
   };
 
-  // `handler` must stay callable until Stop() returns.
+  // `handler` must stay callable until Stop() returns. Not copyable; the destructor Stop()s.
   Server(Options options, Handler handler);
-  ~Server();  // Stop()s
+  ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the listeners and starts the I/O thread and the handler pool. Fails with
-  // InvalidArgument (bad options: no listener, TCP without token, path too long, bad address),
-  // AlreadyExists (a live daemon owns the socket) or IoError (bind/listen/chmod refused); on
-  // failure nothing is left listening. May be called once.
+  // Start, Stop and tcp_address are http::Server's (http/server.h): Start binds the listeners
+  // and starts the I/O thread and the handler pool, or fails with InvalidArgument (no listener
+  // or handler, TCP without token, path too long, bad address), AlreadyExists (a live daemon
+  // owns the socket) or IoError, leaving nothing listening; once only. Stop closes everything,
+  // waits for running handlers, joins the threads, removes the socket file it created; it is
+  // idempotent and must not be called from a handler. tcp_address: "127.0.0.1:41234" after
+  // Start(), "" without a TCP listener.
   Status Start();
-  // Closes the listeners and every connection, waits for running handlers to return, joins the
-  // threads, and removes the socket file it created. Idempotent; call from a thread other than
-  // a handler thread.
   void Stop();
-  // The bound TCP address with the port resolved ("127.0.0.1:41234") after Start(); "" when
-  // there is no TCP listener.
   std::string tcp_address() const;
 
  private:

@@ -6,6 +6,7 @@
 #include "api/target.h"
 #include "common/text.h"
 #include "http/api_support.h"
+#include "http/server.h"
 
 namespace turnout::api {
 namespace {
@@ -87,15 +88,13 @@ Result<int64_t> Request::QueryNumber(std::string_view name, int64_t fallback, in
 }
 
 Reply Reply::Json(int status, std::string body) {
-  Reply r;
-  r.status = status;
-  r.body = std::move(body);
-  r.body += '\n';
-  return r;
+  http::ServerReply r = http::ServerReply::Json(status, std::move(body));
+  return {r.status, std::move(r.content_type), std::move(r.body)};
 }
 
 Reply Reply::Error(int status, std::string_view message) {
-  return Json(status, Dump(json{{"error", std::string(message)}}));
+  http::ServerReply r = http::ServerReply::Error(status, message);
+  return {r.status, std::move(r.content_type), std::move(r.body)};
 }
 
 Reply Reply::FromStatus(const Status& s) {

@@ -254,6 +254,17 @@ TEST_F(ApiServerTest, BadPercentEncodingGets400) {
   EXPECT_EQ(r->status, 400);
 }
 
+// The access check comes first: a caller without the token learns nothing about the target.
+TEST_F(ApiServerTest, ABadTargetWithoutTheTokenGets401) {
+  auto server = StartServer();
+  auto r = TcpClient(*server, "").Call("GET", "/v1/a%zz");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 401);
+  r = TcpClient(*server).Call("GET", "/v1/a%zz");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 400);
+}
+
 TEST_F(ApiServerTest, BodyOverLimitGets413AndClose) {
   std::atomic<int> calls{0};
   auto server = StartServer(

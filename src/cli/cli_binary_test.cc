@@ -214,6 +214,85 @@ TEST(TurnoutBinary, InitWritesAValidExampleAndNeverOverwritesIt) {
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
+  char dir_template[] = "/tmp/turnout-compose-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string compose = dir + "/docker-compose.yml";
+  const std::string path = dir + "/turnout.yaml";
+  std::ofstream(compose) << "services:\n"
+                            "  db:\n"
+                            "    image: postgres:15\n"
+                            "  api:\n"
+                            "    image: registry.example/architect-api:3.2.0\n"
+                            "    ports: [\"127.0.0.1:8000:8000\"]\n"
+                            "    depends_on: [db]\n"
+                            "    healthcheck:\n"
+                            "      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/health\"]\n";
+
+  Outcome help = Turnout({"init", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("--from-compose FILE"), std::string::npos) << help.out;
+
+  Outcome written = Turnout({"init", "--from-compose", compose, "--service", "api", "--file", path});
+  ASSERT_EQ(written.code, 0) << written.err;
+  EXPECT_NE(written.out.find("wrote " + path), std::string::npos) << written.out;
+  EXPECT_NE(written.err.find("warning: " + compose + ":7: services.api.depends_on: not carried over"),
+            std::string::npos)
+      << written.err;
+  const std::string text = ReadAll(path);
+  EXPECT_NE(text.find("image: \"registry.example/architect-api:{version}\""), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("listen: 127.0.0.1:8000"), std::string::npos) << text;
+  EXPECT_NE(text.find("path: /health"), std::string::npos) << text;
+  // It carries the service's environment, which often holds credentials: only its owner reads it.
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  // Never overwrites without --force; --force does.
+  std::ofstream(path, std::ios::app) << "# my edits\n";
+  Outcome again = Turnout({"init", "--from-compose", compose, "--service", "api", "--file", path});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("exists already; pass --force"), std::string::npos) << again.err;
+  EXPECT_NE(ReadAll(path).find("# my edits"), std::string::npos);
+  Outcome forced = Turnout(
+      {"init", "--from-compose", compose, "--service", "api", "--file", path, "--force", "--json"});
+  EXPECT_EQ(forced.code, 0) << forced.err;
+  EXPECT_EQ(ReadAll(path).find("# my edits"), std::string::npos);
+  EXPECT_NE(forced.out.find("\"ok\": true"), std::string::npos) << forced.out;
+  EXPECT_NE(forced.out.find("services.api.depends_on"), std::string::npos) << forced.out;
+
+  // An unknown service names the ones there are; nothing is written.
+  const std::string other = dir + "/other.yaml";
+  Outcome unknown = Turnout({"init", "--from-compose", compose, "--service", "web", "--file", other});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("no service web; its services: db, api"), std::string::npos)
+      << unknown.err;
+  EXPECT_NE(::stat(other.c_str(), &st), 0);
+
+  // A broken compose file: the line, and nothing written.
+  std::ofstream(compose) << "services:\n  api:\n    image: [unclosed\n";
+  Outcome broken = Turnout({"init", "--from-compose", compose, "--service", "api", "--file", other});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find(compose + ":4: not valid YAML"), std::string::npos) << broken.err;
+  EXPECT_NE(::stat(other.c_str(), &st), 0);
+  Outcome missing = Turnout(
+      {"init", "--from-compose", dir + "/none.yml", "--service", "api", "--file", other, "--json"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.out.find("cannot read compose file"), std::string::npos) << missing.out;
+
+  // The two flags go together.
+  EXPECT_EQ(Turnout({"init", "--from-compose", compose, "--file", other}).code, 2);
+  EXPECT_EQ(Turnout({"init", "--service", "api", "--file", other}).code, 2);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(TurnoutBinary, UsageErrorsExitTwo) {
   Outcome unknown = Turnout({"deploy-everything"});
   EXPECT_EQ(unknown.code, 2);
@@ -245,7 +324,7 @@ TEST(TurnoutBinary, EverySubcommandRefusesFlagsWithTheSameWords) {
     EXPECT_EQ(o.code, 2) << args[0] << ": " << o.err;
     EXPECT_NE(o.err.find(" given twice"), std::string::npos) << args[0] << ": " << o.err;
   }
-  for (const std::string& command : {"router", "migrate", "backup", "rehearse"}) {
+  for (std::string command : {"router", "migrate", "backup", "rehearse"}) {
     std::vector<std::string> args = {command};
     if (command == "router") args.push_back("status");
     if (command == "migrate") args.push_back("lint");

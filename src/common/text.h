@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/status.h"
@@ -16,6 +17,11 @@ bool IsToken(std::string_view s);
 
 // `s` without leading and trailing spaces, tabs, CR and LF.
 std::string_view Trim(std::string_view s);
+
+// `text` with each control character written as an escape (\n, \r, \t, \xNN; DEL is \x7f), so
+// that text quoted from a file or a peer stays on its line and cannot drive a terminal. Other
+// bytes, UTF-8 included, are kept.
+std::string EscapeControl(std::string_view text);
 
 // A whole number in decimal digits (an optional leading '-'; no '+', space, fraction or
 // exponent) from `min` to `max`. InvalidArgument: "expected a whole number from MIN to MAX, got

@@ -29,6 +29,12 @@ TEST(Text, TrimRemovesSpacesTabsAndLineEnds) {
   EXPECT_EQ(Trim(" \r\nversion 15.4\n"), "version 15.4");
 }
 
+TEST(Text, EscapeControlKeepsTextOnItsLine) {
+  EXPECT_EQ(EscapeControl("plain text, caf\xc3\xa9"), "plain text, caf\xc3\xa9");
+  EXPECT_EQ(EscapeControl("a\nb\rc\td"), "a\\nb\\rc\\td");
+  EXPECT_EQ(EscapeControl(std::string_view("\x1b[31m\x7f\0", 7)), "\\x1b[31m\\x7f\\x00");
+}
+
 TEST(ParseWholeNumberTest, DigitsWithinTheRangeOnly) {
   EXPECT_EQ(*ParseWholeNumber("0", 0, 10), 0);
   EXPECT_EQ(*ParseWholeNumber("10", 0, 10), 10);

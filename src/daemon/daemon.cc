@@ -1,6 +1,8 @@
 #include "daemon/daemon.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,6 +154,7 @@ struct Daemon::Impl {
   std::string config_path;  // absolute
   std::string config_dir;
   StatePaths paths;
+  int lock_fd = -1;  // paths.lock_file, locked while this daemon serves the directory
   Clock& clock = SystemClock::Get();
   Clock::WallTime started_at{};
 
@@ -331,7 +334,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
 }
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Daemon::~Daemon() { Stop(); }
+Daemon::~Daemon() {
+  Stop();
+  if (impl_->lock_fd >= 0) ::close(impl_->lock_fd);  // frees the state directory
+}
 
 const StatePaths& Daemon::paths() const { return impl_->paths; }
 std::string Daemon::socket_path() const { return impl_->paths.socket; }
@@ -352,10 +358,42 @@ Status Daemon::Start() {
   return s;
 }
 
+namespace {
+
+// Takes the state directory's lock, or says which turnoutd holds it. The descriptor is not
+// inherited by the processes turnoutd starts (O_CLOEXEC): an app instance or the router process
+// that outlives turnoutd never holds the directory.
+Result<int> LockStateDirectory(const StatePaths& paths) {
+  int fd = ::open(paths.lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return IoError("cannot open " + paths.lock_file + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) {
+      return IoError("cannot lock " + paths.lock_file + ": " + std::strerror(err));
+    }
+    std::string pid = n > 0 ? std::string(Trim(std::string_view(buf, static_cast<size_t>(n))))
+                            : std::string();
+    return AlreadyExists("another turnoutd (pid " + (pid.empty() ? std::string("?") : pid) +
+                         ") serves the state directory " + paths.dir +
+                         "; stop it first (`turnout down`), or give this service its own "
+                         "state_dir");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    const int err = errno;
+    ::close(fd);
+    return IoError("cannot write " + paths.lock_file + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+}  // namespace
+
 Status Daemon::Impl::StartAll() {
   if (started) return FailedPrecondition("turnoutd already started");
-  started = true;
-  started_at = clock.WallNow();
   // turnoutd works in the directory of turnout.yaml: relative commands and paths of hooks and
   // checks mean the same whoever started it and from where.
   if (::chdir(config_dir.c_str()) != 0) {
@@ -365,6 +403,14 @@ Status Daemon::Impl::StartAll() {
   fs::create_directories(paths.dir, ec);
   if (ec) return IoError("cannot create the state directory " + paths.dir + ": " + ec.message());
   ::chmod(paths.dir.c_str(), 0700);
+  // One turnoutd per state directory, checked before anything is read or touched: a second one
+  // would attach to the same router process, resume the same deployment and rewrite the
+  // heartbeat and pid file of the first. (Not `started` yet: its Stop() must leave them alone.)
+  if (lock_fd < 0) {
+    TURNOUT_ASSIGN_OR_RETURN(lock_fd, LockStateDirectory(paths));
+  }
+  started = true;
+  started_at = clock.WallNow();
   for (const std::string& w : ConfigWarnings(config)) Log("warning: " + w);
   fs::create_directories(paths.logs, ec);
   if (ec) return IoError("cannot create " + paths.logs + ": " + ec.message());

@@ -150,6 +150,35 @@ TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
   EXPECT_EQ(Call("GET", "/v1/deployments?limit=1").first, 200);
 }
 
+// One turnoutd per state directory: a second one started on the same turnout.yaml exits at once
+// naming the first, and the first keeps its socket and its state (two would both drive the
+// router and the instances, each believing its own state). kill -9 of the first frees the
+// directory: nothing stale is left to clear by hand.
+TEST_F(DaemonTest, ASecondTurnoutdOnTheSameStateDirectoryIsRefused) {
+  WriteConfig();
+  StartDaemon();
+  auto second = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, {},
+                                    /*stderr_too=*/true);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  Result<int> status = second->Wait(milliseconds(20000));
+  ASSERT_TRUE(status.ok()) << "a second turnoutd kept running on the same state directory";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0);
+  Result<std::string> out = second->ReadAll(milliseconds(5000));
+  ASSERT_TRUE(out.ok());
+  EXPECT_NE(out->find("another turnoutd (pid " + std::to_string(daemon_->pid()) + ")"),
+            std::string::npos)
+      << *out;
+  // Refused before it touched anything: it never attached to the router or read the state.
+  EXPECT_EQ(out->find("attached"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("restart:"), std::string::npos) << *out;
+  EXPECT_TRUE(fs::exists(dir_ + "/.turnout/turnoutd.pid"));
+  // The first one still answers on its socket.
+  EXPECT_EQ(Call("GET", "/v1/status").first, 200);
+  KillDaemon();
+  StartDaemon();
+  EXPECT_EQ(Call("GET", "/v1/status").first, 200);
+}
+
 // With default settings the router is a process of its own: kill -9 of turnoutd, again and
 // again under load, costs no request, and each new turnoutd attaches to the same router.
 TEST_F(DaemonTest, Kill9OfTurnoutdUnderLoadFailsNoRequestAndReattachesToTheSameRouter) {

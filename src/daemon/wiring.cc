@@ -39,6 +39,7 @@ StatePaths PathsFor(const service::ServiceConfig& config, std::string_view confi
   p.logs = dir + "/logs";
   p.daemon_log = dir + "/turnoutd.log";
   p.pid_file = dir + "/turnoutd.pid";
+  p.lock_file = dir + "/turnoutd.lock";
   return p;
 }
 

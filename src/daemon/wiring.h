@@ -34,6 +34,9 @@ struct StatePaths {
   std::string logs;         // <dir>/logs (instance logs)
   std::string daemon_log;   // <dir>/turnoutd.log (written when started by `turnout up`)
   std::string pid_file;     // <dir>/turnoutd.pid
+  // <dir>/turnoutd.lock: flock()ed by the turnoutd that serves the directory, for its whole life
+  // (the kernel releases it when that process dies, kill -9 included); holds its pid.
+  std::string lock_file;
 };
 
 // The config's state_dir resolved against `config_dir` (the directory of turnout.yaml).

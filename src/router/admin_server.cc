@@ -3,30 +3,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <optional>
 #include <nlohmann/json.hpp>
-#include <map>
 
 #include "common/host_port.h"
 #include "http/api_support.h"
-#include "http/parser.h"
-#include "http/writer.h"
+#include "http/server.h"
 #include "router/admin_json.h"
 #include "router/config.h"
 
 namespace turnout::router {
 namespace {
 
-namespace asio = boost::asio;
-using asio::ip::tcp;
-using UnixProtocol = asio::local::stream_protocol;
 using nlohmann::json;
-using namespace asio::experimental::awaitable_operators;
 using Reply = AdminServer::Reply;
 
 // The admin API is for operators and one controller; a cap keeps a misbehaving script from
@@ -34,16 +26,15 @@ using Reply = AdminServer::Reply;
 constexpr size_t kMaxConnections = 256;
 
 Reply JsonReply(int status, std::string body) {
-  Reply r;
-  r.status = status;
-  r.body = std::move(body);
-  r.body += '\n';
-  return r;
+  return http::ServerReply::Json(status, std::move(body));
 }
 
 Reply ErrorReply(int status, std::string_view message) {
-  return JsonReply(status, ErrorJson(message));
+  return http::ServerReply::Error(status, message);
 }
+
+// The path of a request target (what precedes '?').
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
 Reply StatusReply(const Status& s) {
   return ErrorReply(http::HttpStatusFor(s.code()), s.message());
@@ -79,36 +70,11 @@ Result<uint32_t> WeightField(const json& j) {
 
 }  // namespace
 
-struct AdminServer::Impl {
-  explicit Impl(AdminServer* s) : server(s) {}
-
-  Status BindTcp();
-  Status BindUnix(const std::string& path);
-  template <typename Acceptor>
-  asio::awaitable<void> AcceptLoop(Acceptor& acceptor);
-  template <typename Socket>
-  asio::awaitable<void> Session(Socket socket);
-
-  AdminServer* server;
-  asio::io_context io{1};
-  tcp::acceptor tcp_acceptor{io};
-  UnixProtocol::acceptor unix_acceptor{io};
-  // The socket file this server created (removed by Stop when it is still that file).
-  std::string unix_path;
-  http::UnixListener unix_listener;
-  // Live connections, by id; touched only on the server thread.
-  std::map<uint64_t, std::function<void()>> closers;
-  uint64_t next_connection = 0;
-  bool started = false;
-  bool stopping = false;
-};
-
 AdminServer::AdminServer(Options options, RouterControl& control,
                          std::function<std::string()> prometheus_text)
     : options_(std::move(options)),
       control_(control),
-      prometheus_text_(std::move(prometheus_text)),
-      impl_(std::make_unique<Impl>(this)) {
+      prometheus_text_(std::move(prometheus_text)) {
   // Until Start() binds, a TCP server knows no Host of its own (every Host is refused); a Unix
   // socket server checks none.
   access_.token = options_.token;
@@ -133,9 +99,24 @@ const std::vector<AdminServer::Endpoint>& AdminServer::Endpoints() {
 }
 
 AdminServer::Reply AdminServer::Handle(const Request& request) {
-  const std::string_view method = request.method;
-  const std::string_view target = request.target;
-  const std::string_view body = request.body;
+  // /healthz needs no token and passes no other check either.
+  if (PathOf(request.target) != "/healthz") {
+    if (auto refusal = http::CheckApiRequest(
+            access_, {.method = request.method,
+                      .authorization = request.authorization,
+                      .content_type = request.content_type,
+                      .origin = request.origin,
+                      .host = request.host})) {
+      Reply r = ErrorReply(refusal->status, refusal->message);
+      r.extra_headers = std::move(refusal->extra_headers);
+      return r;
+    }
+  }
+  return Answer(request.method, request.target, request.body);
+}
+
+AdminServer::Reply AdminServer::Answer(std::string_view method, std::string_view target,
+                                       std::string_view body) {
   std::string_view path = target;
   std::string_view query;
   if (auto q = target.find('?'); q != std::string_view::npos) {
@@ -155,17 +136,6 @@ AdminServer::Reply AdminServer::Handle(const Request& request) {
     r.body = "ok\n";
     return r;
   }
-  if (auto refusal = http::CheckApiRequest(
-          access_, {.method = method,
-                    .authorization = request.authorization,
-                    .content_type = request.content_type,
-                    .origin = request.origin,
-                    .host = request.host})) {
-    Reply r = ErrorReply(refusal->status, refusal->message);
-    r.extra_headers = std::move(refusal->extra_headers);
-    return r;
-  }
-
   try {
     auto policy_reply = [&](Result<uint64_t> generation) -> Reply {
       if (!generation.ok()) return StatusReply(generation.status());
@@ -323,184 +293,8 @@ AdminServer::Reply AdminServer::Handle(const Request& request) {
   }
 }
 
-template <typename Socket>
-asio::awaitable<void> AdminServer::Impl::Session(Socket socket) {
-  Impl* impl = this;
-  const Options& options = server->options_;
-  // A connection accepted just before Stop() may start after Stop's close-all ran: end it here,
-  // or it would hold the thread until its idle timeout.
-  if (impl->stopping) co_return;
-  const uint64_t id = impl->next_connection++;
-  impl->closers.emplace(id, [&socket] {
-    boost::system::error_code ignored;
-    socket.close(ignored);
-  });
-  struct Unregister {
-    Impl* impl;
-    uint64_t id;
-    ~Unregister() { impl->closers.erase(id); }
-  } unregister{impl, id};
-
-  asio::steady_timer timer(socket.get_executor());
-  std::string buffer;
-  char chunk[8192];
-  auto read_more = [&]() -> asio::awaitable<bool> {
-    timer.expires_after(options.idle_timeout);
-    auto result = co_await (
-        socket.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable)) ||
-        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-    if (result.index() != 0) co_return false;  // idle too long
-    auto [ec, n] = std::get<0>(result);
-    if (ec) co_return false;
-    buffer.append(chunk, n);
-    co_return true;
-  };
-  auto send = [&](const Reply& reply, bool close) -> asio::awaitable<bool> {
-    std::string out;
-    http::AppendSimpleResponse(&out, reply.status, reply.content_type, reply.body, close,
-                               reply.extra_headers);
-    auto [ec, n] =
-        co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
-    co_return !ec;
-  };
-
-  http::ParseLimits limits;
-  limits.max_head_bytes = options.max_head_bytes;
-  for (;;) {
-    http::RequestHead head;
-    http::ParseResult parsed;
-    for (;;) {
-      parsed = http::ParseRequestHead(buffer, limits, &head);
-      if (parsed.state != http::ParseState::kIncomplete) break;
-      if (buffer.size() > options.max_head_bytes) {
-        parsed.state = http::ParseState::kError;
-        parsed.error_status = 431;
-        parsed.error_reason = "request head too large";
-        break;
-      }
-      if (!co_await read_more()) co_return;
-    }
-    if (parsed.state == http::ParseState::kError) {
-      int status = parsed.error_status >= 400 ? parsed.error_status : 400;
-      co_await send(ErrorReply(status, std::string("bad request: ") + parsed.error_reason), true);
-      co_return;
-    }
-    // The head's views point into `buffer`, which grows below: copy what is needed now.
-    const std::string method(head.method);
-    const std::string target(head.target);
-    const auto checked = http::ApiCheckedHeaders::From(head.headers);
-    const bool keep_alive = head.keep_alive;
-    if (head.body == http::BodyKind::kChunked) {
-      co_await send(ErrorReply(411, "send the body with Content-Length"), true);
-      co_return;
-    }
-    const uint64_t length = head.body == http::BodyKind::kContentLength ? head.content_length : 0;
-    if (length > options.max_body_bytes) {
-      co_await send(ErrorReply(413, "body too large: at most " +
-                                        std::to_string(options.max_body_bytes) + " bytes"),
-                    true);
-      co_return;
-    }
-    const size_t end = parsed.consumed + static_cast<size_t>(length);
-    if (head.expect_continue && buffer.size() < end) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(kContinue),
-                                                asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;
-    }
-    while (buffer.size() < end) {
-      if (!co_await read_more()) co_return;
-    }
-    Reply reply = server->Handle({.method = method,
-                                  .target = target,
-                                  .body = std::string_view(buffer).substr(parsed.consumed, length),
-                                  .authorization = checked.authorization,
-                                  .content_type = checked.content_type,
-                                  .origin = checked.origin,
-                                  .host = checked.host});
-    if (!co_await send(reply, !keep_alive) || !keep_alive) co_return;
-    buffer.erase(0, end);
-  }
-}
-
-template <typename Acceptor>
-asio::awaitable<void> AdminServer::Impl::AcceptLoop(Acceptor& acceptor) {
-  Impl* impl = this;
-  asio::steady_timer backoff(impl->io);
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (impl->stopping || !acceptor.is_open()) co_return;
-    if (ec) {
-      // Out of descriptors and the like: wait a little instead of spinning.
-      backoff.expires_after(std::chrono::milliseconds(50));
-      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      continue;
-    }
-    if (impl->closers.size() >= kMaxConnections) continue;  // closes the socket
-    asio::co_spawn(impl->io, impl->Session(std::move(socket)), [](std::exception_ptr) {});
-  }
-}
-
-Status AdminServer::Impl::BindTcp() {
-  const std::string& address = server->options_.address;
-  TURNOUT_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
-  boost::system::error_code ec;
-  asio::ip::address ip;
-  if (hp.host == "localhost") {
-    ip = asio::ip::address_v4::loopback();
-  } else {
-    ip = asio::ip::make_address(hp.host, ec);
-    if (ec) {
-      tcp::resolver resolver(io);
-      auto results = resolver.resolve(hp.host, std::to_string(hp.port), ec);
-      if (ec || results.empty()) {
-        return InvalidArgument("admin address " + address + ": cannot resolve host '" + hp.host +
-                               "'");
-      }
-      ip = results.begin()->endpoint().address();
-    }
-  }
-  tcp::endpoint endpoint(ip, hp.port);
-  auto fail = [&](std::string_view what) {
-    return IoError("admin API: cannot " + std::string(what) + " " + address + ": " +
-                   ec.message());
-  };
-  if (tcp_acceptor.open(endpoint.protocol(), ec)) return fail("open a socket for");
-  if (tcp_acceptor.set_option(asio::socket_base::reuse_address(true), ec)) {
-    return fail("configure");
-  }
-  if (tcp_acceptor.bind(endpoint, ec)) return fail("bind");
-  if (tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
-  const tcp::endpoint bound = tcp_acceptor.local_endpoint(ec);
-  server->bound_address_ = FormatHostPort(bound.address().to_string(), bound.port());
-  return Status::Ok();
-}
-
-Status AdminServer::Impl::BindUnix(const std::string& path) {
-  // The default path's directory (e.g. $XDG_RUNTIME_DIR/turnout) may not exist yet: create it
-  // for this user only. An existing directory is used as it is.
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    const std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("admin socket " + path + ": cannot create its directory " + dir, errno);
-    }
-  }
-  TURNOUT_ASSIGN_OR_RETURN(unix_listener, http::ListenOnUnixSocket(path, 0600, "admin socket"));
-  unix_path = path;
-  boost::system::error_code ec;
-  if (unix_acceptor.assign(UnixProtocol(), unix_listener.fd, ec)) {
-    ::close(unix_listener.fd);
-    http::RemoveUnixSocketFile(unix_path, unix_listener);
-    unix_path.clear();
-    return IoError("admin socket " + path + ": " + ec.message());
-  }
-  server->bound_address_ = std::string(kUnixAddressPrefix) + path;
-  return Status::Ok();
-}
-
 Status AdminServer::Start() {
-  if (impl_->started) return FailedPrecondition("admin server already started");
+  if (core_) return FailedPrecondition("admin server already started");
   const std::string_view unix_path = UnixSocketPathOf(options_.address);
   if (unix_path.empty() && options_.token.empty()) {
     return InvalidArgument("the admin API on TCP (" + options_.address +
@@ -508,49 +302,49 @@ Status AdminServer::Start() {
                            "TURNOUT_ADMIN_TOKEN), or listen on a Unix socket (--admin "
                            "unix:/path/to/admin.sock)");
   }
-  TURNOUT_RETURN_IF_ERROR(unix_path.empty() ? impl_->BindTcp()
-                                            : impl_->BindUnix(std::string(unix_path)));
-  access_.token = options_.token;
-  access_.unix_socket = !unix_path.empty();
-  if (!access_.unix_socket) {
-    access_.hosts = http::OwnHostsFor(bound_address_, options_.allowed_hosts);
-  }
-
-  Impl* impl = impl_.get();
-  if (impl->unix_acceptor.is_open()) {
-    asio::co_spawn(impl->io, impl->AcceptLoop(impl->unix_acceptor), [](std::exception_ptr) {});
-  } else {
-    asio::co_spawn(impl->io, impl->AcceptLoop(impl->tcp_acceptor), [](std::exception_ptr) {});
-  }
-  impl_->started = true;
-  thread_ = std::thread([impl] {
-    for (;;) {
-      try {
-        impl->io.run();
-        return;
-      } catch (...) {
-        // A handler threw (allocation failure); keep serving.
+  if (!unix_path.empty()) {
+    // The default path's directory (e.g. $XDG_RUNTIME_DIR/turnout) may not exist yet: create it
+    // for this user only. An existing directory is used as it is.
+    const std::string path(unix_path);
+    const size_t slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      const std::string dir = path.substr(0, slash);
+      if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return ErrnoError("admin socket " + path + ": cannot create its directory " + dir, errno);
       }
     }
-  });
+  }
+  core_ = std::make_unique<http::Server>(
+      http::Server::Options{
+          .name = "admin",
+          .unix_path = std::string(unix_path),
+          .tcp_address = unix_path.empty() ? options_.address : std::string(),
+          .resolve_host_names = true,
+          .token = options_.token,
+          .token_on_unix_socket = true,
+          .allowed_hosts = options_.allowed_hosts,
+          // /healthz needs no token and passes no other check either.
+          .exempt = [](const http::ServerRequest& r) { return PathOf(r.target) == "/healthz"; },
+          .max_body_bytes = options_.max_body_bytes,
+          .max_head_bytes = options_.max_head_bytes,
+          .idle_timeout = options_.idle_timeout,
+          .max_connections = kMaxConnections,
+          .handler_threads = 0},
+      [this](const http::ServerRequest& r) {
+        return Answer(r.method, r.target, r.body);
+      });
+  if (Status s = core_->Start(); !s.ok()) {
+    core_.reset();
+    return s;
+  }
+  bound_address_ = unix_path.empty() ? core_->tcp_address()
+                                     : std::string(kUnixAddressPrefix) + std::string(unix_path);
+  access_ = unix_path.empty() ? core_->tcp_access() : core_->unix_access();
   return Status::Ok();
 }
 
 void AdminServer::Stop() {
-  if (!thread_.joinable()) return;
-  Impl* impl = impl_.get();
-  asio::post(impl->io, [impl] {
-    impl->stopping = true;
-    boost::system::error_code ec;
-    impl->tcp_acceptor.close(ec);
-    impl->unix_acceptor.close(ec);
-    for (auto& [id, close] : impl->closers) close();
-  });
-  thread_.join();
-  if (!impl->unix_path.empty()) {
-    http::RemoveUnixSocketFile(impl->unix_path, impl->unix_listener);
-    impl->unix_path.clear();
-  }
+  if (core_) core_->Stop();
 }
 
 }  // namespace turnout::router

@@ -21,14 +21,15 @@
 // (with Allow), 409 a precondition the router refuses, 411 a body without Content-Length, 413
 // body over max_body_bytes, 431 head too large, 500 otherwise.
 //
-// Requests are parsed with the strict http::ParseRequestHead; keep-alive is supported; any bytes
-// that do not form a request get a 4xx reply and the connection is closed. Input never crashes
-// the server.
+// The transport is the one core of turnout's JSON APIs (http::Server, see http/server.h): requests
+// are parsed with the strict http::ParseRequestHead; keep-alive is supported; any bytes that do
+// not form a request get a 4xx reply and the connection is closed. A reply to HEAD has no body.
+// Input never crashes the server. At most 256 connections are served at once.
 //
-// Threading: one thread of its own running its own io_context (C++20 coroutines, one per
-// connection). RouterControl calls are made from that thread, one request at a time per
-// connection; `control` must be thread-safe and outlive the server. Start/Stop/address may be
-// called from any one controlling thread.
+// Threading: the core's one I/O thread (C++20 coroutines, one per connection) also runs the
+// endpoints: RouterControl calls are made from that thread, one request at a time; `control`
+// must be thread-safe and outlive the server. Start/Stop/address may be called from any one
+// controlling thread.
 
 #pragma once
 
@@ -36,11 +37,11 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/status.h"
 #include "http/api_support.h"
+#include "http/server.h"
 #include "router/router_control.h"
 
 namespace turnout::router {
@@ -66,12 +67,7 @@ class AdminServer {
 
   // A reply as the server sends it; exposed so that callers can serve the same API over another
   // transport, and used by tests.
-  struct Reply {
-    int status = 200;
-    std::string content_type = "application/json";
-    std::string body;
-    std::string extra_headers;  // complete "Name: value\r\n" lines
-  };
+  using Reply = http::ServerReply;
 
   // `prometheus_text` produces the /metrics body; it is called on the server thread.
   AdminServer(Options options, RouterControl& control,
@@ -114,14 +110,15 @@ class AdminServer {
   Reply Handle(const Request& request);
 
  private:
-  struct Impl;
+  // Answers one request that passed the checks (the endpoints above).
+  Reply Answer(std::string_view method, std::string_view target, std::string_view body);
+
   Options options_;
   RouterControl& control_;
   std::function<std::string()> prometheus_text_;
-  std::unique_ptr<Impl> impl_;
   std::string bound_address_;
   http::ApiAccess access_;  // set by Start()
-  std::thread thread_;
+  std::unique_ptr<http::Server> core_;  // the transport, from Start()
 };
 
 }  // namespace turnout::router

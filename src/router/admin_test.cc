@@ -268,6 +268,20 @@ TEST_F(AdminTest, PrometheusHealthzAndMethods) {
   EXPECT_EQ(Raw(Request("GET", "/v1/switch", "")).status, 405);
 }
 
+// A reply to HEAD keeps its Content-Length and has no body (RFC 9110 §9.3.2).
+TEST_F(AdminTest, AReplyToHeadHasNoBody) {
+  StartServer();
+  RawClient raw;
+  ASSERT_TRUE(raw.Connect(server_->address()).ok());
+  RawResponse r = raw.RoundTrip(Request("HEAD", "/v1/status", ""), "HEAD");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.Header("Allow"), "GET");
+  EXPECT_NE(r.Header("Content-Length"), "0");
+  EXPECT_EQ(r.body, "");
+  // The connection is still in step: the next request gets its own reply.
+  EXPECT_EQ(raw.RoundTrip(Request("GET", "/healthz", "")).status, 200);
+}
+
 TEST_F(AdminTest, TokenIsRequiredExceptForHealthz) {
   StartServer("s3cret-token");
   auto anonymous = Client("");

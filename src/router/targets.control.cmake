@@ -13,11 +13,12 @@ turnout_cc_test(NAME router_config_test
   SRCS config_test.cc
   DEPS turnout_router_control)
 
-# Real loopback sockets; uses the raw HTTP client from turnout_router_testing.
+# Real loopback sockets; uses the raw HTTP client from turnout_router_testing. The server runs
+# on its own I/O thread while clients call from several (hence also the tsan preset).
 turnout_cc_test(NAME router_admin_test
   SRCS admin_test.cc
   DEPS turnout_router_control turnout_router_testing
-  LABELS integration
+  LABELS integration concurrency
   TIMEOUT 120)
 
 # The admin API over the real data plane. turnout_router is defined by a file included after
@@ -28,7 +29,7 @@ function(_turnout_control_router_tests)
     turnout_cc_test(NAME router_admin_router_test
       SRCS admin_router_test.cc
       DEPS turnout_router_control turnout_router turnout_router_testing
-      LABELS integration
+      LABELS integration concurrency
       TIMEOUT 120)
   endif()
 endfunction()
@@ -58,9 +59,3 @@ turnout_fuzzer(NAME router_admin_fuzz
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/admin
   DICT ${CMAKE_CURRENT_SOURCE_DIR}/corpus/admin.dict
   SECONDS 20)
-if(TARGET router_admin_fuzz)
-  # The admin server's coroutines: `undefined` above turned UBSan's function check back on, which
-  # clang 14 cannot emit for them (see cmake/turnout.cmake). SHELL: keeps CMake from dropping the
-  # flag as a repeat of the global one.
-  target_compile_options(router_admin_fuzz PRIVATE "SHELL:-fno-sanitize=function")
-endif()
