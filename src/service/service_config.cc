@@ -32,31 +32,9 @@ constexpr std::string_view kDurationExpected = "a duration like 500ms or 2s";
 // A file with hundreds of problems is not helped by hundreds of lines.
 constexpr size_t kMaxErrors = 50;
 
-// Errors quote values from the file and yaml-cpp's messages quote the character it refused; a
-// control character in them is written as an escape (\n, \r, \t, \xNN), so that each problem
-// stays on its line and nothing from the file drives the terminal.
-std::string EscapeControl(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+// Errors quote values from the file and yaml-cpp's messages quote the character it refused;
+// EscapeControl (common/text.h) keeps each problem on its line and nothing from the file drives
+// the terminal.
 
 bool ParseUint(std::string_view text, uint64_t* out) {
   if (text.empty()) return false;
