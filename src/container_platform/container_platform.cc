@@ -164,9 +164,17 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) co
                          ? "pull it there, or set platform.pull to if_not_present"
                          : "check the image name and tag"));
   };
+  // Inspecting an image never involves a registry: Unavailable there is the engine itself.
+  auto engine_gone = [&](const Status& why) {
+    return Unavailable("the container engine at " + client_.socket_path() +
+                       " does not answer (" + why.message() +
+                       "): start it (dockerd, or podman system service), or set platform.engine "
+                       "to the socket it listens on");
+  };
   if (options_.pull != PullPolicy::kAlways) {
     Result<container::ImageInfo> local = client_.ImageInspect(image);
     if (local.ok()) return local->id;
+    if (local.status().code() == StatusCode::kUnavailable) return engine_gone(local.status());
     if (local.status().code() != StatusCode::kNotFound) return local.status();
     if (options_.pull == PullPolicy::kNever) return missing(local.status());
   }
@@ -357,6 +365,22 @@ std::string ContainerPlatform::LogTail(const InstanceHandle& handle, size_t max_
   std::string err = container::LastLines(logs->err, n);
   if (!text.empty() && !err.empty()) text += "\n";
   text += err;
+  // Podman with runc on cgroup v1 reports a container killed at its memory limit as exit code
+  // 137 without OOMKilled, so its status reads as a plain SIGKILL: say what is likely here, last,
+  // where the deployment's reason quotes it.
+  if (options_.memory_bytes > 0) {
+    Result<ContainerInfo> info = client_.ContainerInspect(handle.id);
+    if (info.ok() && !info->state.running && info->state.exit_code == 137 &&
+        !info->state.oom_killed) {
+      const int64_t mib = options_.memory_bytes / (1024 * 1024);
+      const std::string limit = options_.memory_bytes % (1024 * 1024) == 0
+                                    ? std::to_string(mib) + " MiB"
+                                    : std::to_string(options_.memory_bytes) + " bytes";
+      if (!text.empty()) text += "\n";
+      text += "exit code 137 with a memory limit of " + limit +
+              ": probably killed at it (raise platform.memory or find the leak)";
+    }
+  }
   return TailOfText(text, max_lines, max_bytes);
 }
 

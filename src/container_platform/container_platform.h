@@ -154,7 +154,7 @@ class ContainerPlatform final : public Platform {
   // The image ID for `version`, pulled per the pull policy. NotFound naming the image when it
   // is missing and may not (or could not) be pulled; FailedPrecondition when the pull was
   // denied (check the registry credentials).
-  Result<std::string> ResolveImage(std::string_view version) const;
+  Result<std::string> ResolveImage(std::string_view version) const override;
 
   Result<InstanceAddress> AllocateAddress(const AddressRequest& request) override;
   Result<InstanceHandle> Launch(const InstanceSpec& spec) override;
@@ -167,7 +167,9 @@ class ContainerPlatform final : public Platform {
   // Inspects the container by id and checks that turnout labelled it (and, when the handle has
   // a spec hash, that the label matches). A container that is gone is kGone, not an error.
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
-  // The last lines of the container's stdout, then of its stderr, from the engine.
+  // The last lines of the container's stdout, then of its stderr, from the engine; for a
+  // container with a memory limit that ended with exit code 137 and no OOMKilled, a last line
+  // saying it was probably killed at that limit.
   std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
 
   // Every container (running or not) that turnout labelled for `service`, on this engine.

@@ -289,9 +289,27 @@ TEST_F(ContainerPlatformTest, AppAllocatingPastItsMemoryLimitIsKilled) {
   EXPECT_EQ(status->term_signal, SIGKILL) << status->ToString();
   if (!status->oom_killed) {
     std::printf("[note] the engine reported exit code 137 without OOMKilled\n");
+    // The status cannot tell; the log tail (which the deployment's reason quotes) says that
+    // the memory limit may be the cause.
+    EXPECT_NE(ended->platform->LogTail(ended->handle, 10, 4096)
+                  .find("exit code 137 with a memory limit of 32 MiB: probably killed at it"),
+              std::string::npos)
+        << ended->platform->LogTail(ended->handle, 10, 4096);
   } else {
     EXPECT_EQ(status->ToString(), "killed: out of memory");
   }
+  // A container killed without a memory limit is only a kill.
+  ContainerPlatformOptions unlimited = Options();
+  unlimited.args = {"/app", "serve"};
+  auto p = ContainerPlatform::Create(unlimited);
+  ASSERT_TRUE(p.ok());
+  auto h = (*p)->Launch(Spec(1));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_TRUE(client_->ContainerKill(h->id, "SIGKILL").ok());
+  ASSERT_TRUE((*p)->Wait(*h, std::chrono::seconds(20)).ok());
+  EXPECT_EQ((*p)->LogTail(*h, 10, 4096).find("memory"), std::string::npos)
+      << (*p)->LogTail(*h, 10, 4096);
+  (void)(*p)->Stop(*h);
 }
 
 TEST_F(ContainerPlatformTest, SecondPlatformAdoptsByHandleAndListManagedFindsExactlyOurs) {
@@ -649,6 +667,14 @@ TEST(ContainerPlatformScriptedTest, EngineGoneLaterIsNamedByEveryCall) {
     EXPECT_NE(st.message().find(socket), std::string::npos) << st.ToString();
   }
   EXPECT_EQ((*p)->LogTail(handle, 5, 1024), "");
+  // Resolving an image is what a deployment's pre-checks do first: the answer says what is
+  // wrong in words, not only in the transport's ("connect to localhost port 80").
+  Status resolve = (*p)->ResolveImage("v1").status();
+  EXPECT_NE(resolve.message().find("the container engine at " + socket + " does not answer"),
+            std::string::npos)
+      << resolve.ToString();
+  EXPECT_NE(resolve.message().find("set platform.engine"), std::string::npos)
+      << resolve.ToString();
 }
 
 TEST(ContainerOptionsTest, RefusesWhatCannotWork) {

@@ -122,7 +122,12 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
       return InvalidArgument("slots: '" + s + "' is not a valid slot name");
     }
   }
-  if (spec.command.empty()) return InvalidArgument("command: must not be empty");
+  if (spec.platform != "process" && spec.platform != "container") {
+    return InvalidArgument("platform: expected process or container, got '" + spec.platform + "'");
+  }
+  if (spec.platform == "process" && spec.command.empty()) {
+    return InvalidArgument("command: must not be empty");
+  }
   if (spec.replicas < 1 || spec.replicas > 1000) {
     return InvalidArgument("replicas: expected 1..1000, got " + std::to_string(spec.replicas));
   }
@@ -200,6 +205,10 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   j["config_hash"] = spec.config_hash;
   j["slots"] = spec.slots;
   j["command"] = spec.command;
+  // Only a container spec has these, so that process specs keep their text.
+  if (spec.platform != "process") j["platform"] = spec.platform;
+  if (!spec.image.empty()) j["image"] = spec.image;
+  if (!spec.platform_hash.empty()) j["platform_hash"] = spec.platform_hash;
   j["working_dir"] = spec.working_dir;
   nlohmann::json env = nlohmann::json::array();
   for (const auto& [k, v] : spec.env) env.push_back({k, v});
@@ -263,6 +272,9 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.config_hash = j.at("config_hash").get<std::string>();
     s.slots = j.at("slots").get<std::vector<std::string>>();
     s.command = j.at("command").get<std::string>();
+    s.platform = j.value("platform", std::string("process"));
+    s.image = j.value("image", std::string());
+    s.platform_hash = j.value("platform_hash", std::string());
     s.working_dir = j.at("working_dir").get<std::string>();
     for (const auto& e : j.at("env"))
       s.env.emplace_back(e.at(0).get<std::string>(), e.at(1).get<std::string>());
@@ -349,6 +361,8 @@ platform::InstanceSpec InstanceSpecFor(const DeploymentSpec& spec, const std::st
   ps.stop_signal = spec.stop_signal;
   ps.grace = spec.grace;
   ps.log_dir = spec.log_dir;
+  ps.image = spec.image;
+  ps.platform_hash = spec.platform_hash;
   return ps;
 }
 

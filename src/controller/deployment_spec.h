@@ -72,6 +72,15 @@ struct DeploymentSpec {
   // to the slot that is not active. Default: blue, green
   std::vector<std::string> slots = {"blue", "green"};
 
+  // The platform's kind ("process" or "container"); only a process needs `command`.
+  std::string platform = "process";  // Default: process
+  // Containers: the image ID every instance runs. "" until PreChecks resolved it
+  // (Platform::ResolveImage) and recorded it in the saved spec, so that a redeploy of this
+  // revision (rollback --to) runs the same image even after the tag moved.
+  std::string image;
+  // A digest of the platform's own options (platform::InstanceSpec::platform_hash). Default: ""
+  std::string platform_hash;
+
   // How one instance runs (platform::InstanceSpec): a command template with {version} {port}
   // {slot} {instance}, its working directory, environment, stop signal and grace, log dir.
   std::string command;

@@ -408,5 +408,39 @@ TEST(InstanceSpecForTest, CarriesHowTheInstanceRunsAndWhere) {
   EXPECT_TRUE(platform::ValidateSpec(s).ok());
 }
 
+TEST(DeploymentSpecTest, ContainerSpecsNeedNoCommandAndKeepTheirImage) {
+  DeploymentSpec d;
+  d.service = "shop";
+  d.version = "2.0";
+  d.platform = "container";
+  d.image = "sha256:abcd";
+  d.platform_hash = "00ff";
+  d.command = "";
+  EXPECT_TRUE(ValidateDeploymentSpec(d).ok());
+  d.platform = "process";
+  EXPECT_EQ(ValidateDeploymentSpec(d).message(), "command: must not be empty");
+  d.platform = "vm";
+  EXPECT_EQ(ValidateDeploymentSpec(d).code(), StatusCode::kInvalidArgument);
+  d.platform = "container";
+  Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(d));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->platform, "container");
+  EXPECT_EQ(back->image, "sha256:abcd");
+  EXPECT_EQ(back->platform_hash, "00ff");
+  platform::InstanceSpec s = InstanceSpecFor(*back, "blue", 0, 20001);
+  EXPECT_EQ(s.image, "sha256:abcd");
+  EXPECT_EQ(s.platform_hash, "00ff");
+  // The platform's options are part of the spec hash; a process spec's text has none of them.
+  platform::InstanceSpec other = s;
+  other.platform_hash = "00fe";
+  EXPECT_NE(platform::SpecHash(s), platform::SpecHash(other));
+  DeploymentSpec process;
+  process.service = "shop";
+  process.version = "1";
+  process.command = "./app {port}";
+  EXPECT_EQ(EncodeSpec(process).find("image"), std::string::npos);
+  EXPECT_EQ(EncodeSpec(process).find("platform"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace turnout::controller

@@ -272,6 +272,7 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   entered_ = clock_.Now();
   previous_revision_ = service.ok() ? service->active_revision : 0;
   pre_deploy_next_ = 0;
+  image_checked_ = false;
   expedite_scale_down_ = false;
   paused_ = false;
   paused_by_.clear();
@@ -295,6 +296,7 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   if (!active) return std::optional<state::Deployment>();
   deployment_ = *active;
   pre_deploy_next_ = 0;
+  image_checked_ = false;
   expedite_scale_down_ = false;
   new_instances_.clear();
   old_instances_.clear();
@@ -757,6 +759,12 @@ Result<StepReport> Engine::StepPreChecks() {
     return BeginRollback("pre-check failed: the router sends traffic to target slot '" +
                          deployment_->target_slot + "', not to the recorded active slot");
   }
+  // The image before the commands: a missing image, a denied pull or an unreachable engine
+  // fails the deployment before anything runs or launches.
+  if (!image_checked_) {
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<StepReport> resolved, ResolveImage());
+    if (resolved) return *resolved;
+  }
   // One pre-deploy command per Step, so that a Step stays bounded by one check's timeout.
   if (pre_deploy_next_ < spec_.pre_deploy.size()) {
     return RunPreDeployCheck(spec_.pre_deploy[pre_deploy_next_]);
@@ -789,6 +797,37 @@ std::optional<std::string> Engine::PollDatabase(const std::string& phase, bool* 
   // a caller stepping in a loop does not spin.
   clock_.SleepFor(options_.probe_wait);
   return s.detail;
+}
+
+Result<std::optional<StepReport>> Engine::ResolveImage() {
+  image_checked_ = true;
+  // Recorded before a crash, or a redeploy of an earlier revision: run exactly that image.
+  if (!spec_.image.empty()) return std::optional<StepReport>();
+  const Clock::TimePoint t0 = clock_.Now();
+  Result<std::string> image = platform_.ResolveImage(spec_.version);
+  if (image.ok() && image->empty()) return std::optional<StepReport>();  // no images
+  nlohmann::json detail;
+  detail["took_ms"] =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - t0).count();
+  if (image.ok()) {
+    detail["image"] = *image;
+  } else {
+    detail["error"] = image.status().message();
+  }
+  TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
+                           store_.BeginStep(deployment_->id, "resolve_image", "{}"));
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+      step_id, image.ok() ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+      JsonText(detail)));
+  if (!image.ok()) {
+    TURNOUT_ASSIGN_OR_RETURN(StepReport r,
+                             BeginRollback("pre-check failed: " + image.status().message()));
+    return std::optional<StepReport>(r);
+  }
+  spec_.image = *image;
+  TURNOUT_RETURN_IF_ERROR(store_.PutSetting(SpecKey(deployment_->id), EncodeSpec(spec_)));
+  TURNOUT_ASSIGN_OR_RETURN(StepReport r, Report(""));
+  return std::optional<StepReport>(r);
 }
 
 Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {

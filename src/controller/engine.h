@@ -366,6 +366,9 @@ class Engine {
   Clock::Duration Elapsed() const { return clock_.Now() - entered_; }
 
   Result<StepReport> StepPreChecks();
+  // PreChecks' first look: the platform's image for the version (Platform::ResolveImage),
+  // recorded in spec_ and the saved spec. nullopt when the platform has no images.
+  Result<std::optional<StepReport>> ResolveImage();
   // Polls EngineOptions::database for `phase`; nullopt when it is done (or there is no hook),
   // else the report to return (still running) or the failure's detail via *failed.
   std::optional<std::string> PollDatabase(const std::string& phase, bool* failed);
@@ -449,6 +452,7 @@ class Engine {
   bool switched_ = false;             // the deployment reached Switching (traffic may have moved)
   int64_t state_step_id_ = 0;         // the running "state:<name>" step record (0: none)
   size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
+  bool image_checked_ = false;        // PreChecks asked the platform for the image
   // The instances this state already stopped (ScalingDown: old; RollingBack: new), so that the
   // Steps that poll a database phase afterwards do not stop them again. Reset on entering.
   bool instances_stopped_ = false;

@@ -1017,5 +1017,64 @@ TEST_F(EngineStateTest, RollingAnalysisRollbackHalfwayRelaunchesTheReplacedOldIn
   ExpectInstancesStopped(engine->deployment().id);
 }
 
+// Images (containers): resolved once in PreChecks before anything launches, recorded in the saved
+// spec, and every instance of the deployment launched with exactly that image.
+TEST_F(EngineStateTest, PreChecksResolveTheImageAndEveryInstanceRunsIt) {
+  std::map<std::string, std::string> tags = {{"v1", "sha256:1111"}, {"v2", "sha256:2222"}};
+  platform_.set_resolve_image([&](std::string_view version) -> Result<std::string> {
+    return tags.at(std::string(version));
+  });
+  DeploymentSpec v1 = Spec("v1");
+  v1.replicas = 2;
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  EXPECT_EQ(platform_.image_resolutions(), 1);
+  for (const FakeInstance& i : platform_.Instances()) EXPECT_EQ(i.spec.image, "sha256:1111");
+  std::optional<state::StepRecord> step = FindStep(d1.id, "resolve_image");
+  ASSERT_TRUE(step.has_value());
+  EXPECT_EQ(step->outcome, state::StepOutcome::kOk);
+  EXPECT_NE(step->detail_json.find("sha256:1111"), std::string::npos) << step->detail_json;
+  Result<std::optional<std::string>> saved = store_->GetSetting("controller.spec." +
+                                                                std::to_string(d1.id));
+  ASSERT_TRUE(saved.ok() && saved->has_value());
+  Result<DeploymentSpec> decoded = DecodeSpec(**saved);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->image, "sha256:1111");
+
+  // Redeploying the saved spec (rollback --to 1) after the tag moved runs the recorded image and
+  // does not ask again.
+  Deploy(Spec("v2"), DeploymentState::kSucceeded);
+  tags["v1"] = "sha256:moved";
+  const int before = platform_.image_resolutions();
+  const size_t launched = platform_.Instances().size();
+  Deploy(*decoded, DeploymentState::kSucceeded);
+  EXPECT_EQ(platform_.image_resolutions(), before);
+  std::vector<FakeInstance> all = platform_.Instances();
+  ASSERT_EQ(all.size(), launched + 2);
+  for (size_t i = launched; i < all.size(); ++i) EXPECT_EQ(all[i].spec.image, "sha256:1111");
+}
+
+TEST_F(EngineStateTest, AnImageThatCannotBeResolvedFailsPreChecksWithNothingLaunched) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  platform_.set_resolve_image([](std::string_view) -> Result<std::string> {
+    return Unavailable("cannot reach the container engine at /run/x/podman.sock");
+  });
+  const int launched = platform_.launches();
+  state::Deployment d2 = Deploy(Spec("v2"), DeploymentState::kRolledBack);
+  EXPECT_EQ(d2.reason,
+            "pre-check failed: cannot reach the container engine at /run/x/podman.sock");
+  EXPECT_EQ(platform_.launches(), launched);
+  std::optional<state::StepRecord> step = FindStep(d2.id, "resolve_image");
+  ASSERT_TRUE(step.has_value());
+  EXPECT_EQ(step->outcome, state::StepOutcome::kFailed);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesRunning(d1.id);
+}
+
+TEST_F(EngineStateTest, PlatformsWithoutImagesRecordNoImageStep) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  EXPECT_FALSE(FindStep(d1.id, "resolve_image").has_value());
+  for (const FakeInstance& i : platform_.Instances()) EXPECT_EQ(i.spec.image, "");
+}
+
 }  // namespace
 }  // namespace turnout::controller

@@ -36,6 +36,7 @@
 #include "daemon/router_process.h"
 #include "notify/notifier.h"
 #include "platform/log_tail.h"
+#include "container_platform/container_platform.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -158,7 +159,11 @@ struct Daemon::Impl {
   Clock::WallTime started_at{};
 
   std::unique_ptr<state::SqliteStateStore> store;
-  std::unique_ptr<platform::ProcessPlatform> platform;
+  // The router process runs on the process platform whatever the service's platform is.
+  std::unique_ptr<platform::ProcessPlatform> process_platform;
+  // The service's instances with `platform.type: container` (else null).
+  std::unique_ptr<platform::ContainerPlatform> container_platform;
+  platform::Platform* platform = nullptr;  // the service's instances: one of the two above
   // The engine's mechanisms for probes and commands (it does no I/O of its own).
   controller::HttpProber engine_prober;
   platform::LocalCommandRunner engine_commands;
@@ -271,6 +276,11 @@ struct Daemon::Impl {
   void SetProgress(const controller::StepReport& report);
   void OnEngineEvent(const controller::EngineEvent& event);
   void OnSupervisorEvent(const platform::SupervisorEvent& event);
+  // Containers of this service that turnout labelled but no live instance record names (a
+  // turnoutd killed between a launch and its record): each is logged and removed, so that
+  // nothing runs twice and nothing is left behind. Containers turnout did not label are never
+  // listed, let alone touched.
+  Status RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live);
   void WatchServing();
   void UnwatchAll();
 
@@ -409,7 +419,16 @@ Status Daemon::Impl::StartAll() {
   so.path = paths.database;
   so.actor = "turnoutd";
   TURNOUT_ASSIGN_OR_RETURN(store, state::SqliteStateStore::Open(so));
-  platform = std::make_unique<platform::ProcessPlatform>(clock);
+  process_platform = std::make_unique<platform::ProcessPlatform>(clock);
+  platform = process_platform.get();
+  if (config.platform.is_container()) {
+    // An unreachable engine stops turnoutd here, naming every socket it tried.
+    TURNOUT_ASSIGN_OR_RETURN(container_platform,
+                             platform::ContainerPlatform::Create(
+                                 ContainerOptionsFromConfig(config, config_dir)));
+    platform = container_platform.get();
+    Log("containers on the engine at " + container_platform->socket_path());
+  }
   // The one before: when it was last alive and whether it stopped or died.
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> beat, store->GetSetting(kHeartbeatKey));
   if (beat) {
@@ -450,6 +469,7 @@ Status Daemon::Impl::StartAll() {
     Log("re-adopted " + std::to_string(running.size()) + " running instance(s) of " +
         std::to_string(live.size()) + " recorded");
   }
+  if (container_platform) TURNOUT_RETURN_IF_ERROR(RemoveUnrecordedContainers(live));
   adopted_at_start = running.size();
   recorded_at_start = live.size();
 
@@ -478,7 +498,7 @@ Status Daemon::Impl::StartAll() {
     ro.working_dir = paths.dir;
     ro.log = [this](const std::string& l) { Log(l); };
     TURNOUT_ASSIGN_OR_RETURN(router_process,
-                             RouterProcess::AttachOrLaunch(std::move(ro), *platform, clock));
+                             RouterProcess::AttachOrLaunch(std::move(ro), *process_platform, clock));
     control = router_process.get();
     TURNOUT_ASSIGN_OR_RETURN(router::RouterStatus rs, control->GetStatus());
     if (rs.listen.empty()) return FailedPrecondition("the router process listens nowhere");
@@ -879,6 +899,29 @@ void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
   } else if (e.name == "succeeded" || e.name == "rolled_back" || e.name == "failed") {
     WatchServing();
   }
+}
+
+Status Daemon::Impl::RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live) {
+  std::set<std::string> recorded;
+  for (const auto& rec : live) {
+    Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);
+    if (h.ok()) recorded.insert(h->id);
+  }
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<platform::ManagedContainer> found,
+                           container_platform->ListManaged(config.name));
+  size_t removed = 0;
+  for (const auto& c : found) {
+    if (recorded.count(c.handle.id) != 0) continue;
+    Log("container " + c.name + " (" + c.slot + "-" + std::to_string(c.instance) + ", " +
+        c.revision + ", " + c.state + ") is not on record: removing it");
+    if (Status s = container_platform->Stop(c.handle); !s.ok()) {
+      Log("cannot remove container " + c.name + ": " + s.message());
+    } else {
+      ++removed;
+    }
+  }
+  if (removed > 0) Log("removed " + std::to_string(removed) + " container(s) not on record");
+  return Status::Ok();
 }
 
 void Daemon::Impl::OnSupervisorEvent(const platform::SupervisorEvent& e) {
@@ -1590,9 +1633,18 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
   json out = json::array();
   for (const auto& [index, rec] : newest) {
     std::string path;
-    if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle); h.ok()) {
-      path = h->log_path;
+    Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);
+    if (h.ok() && h->kind == platform::kContainerKind && container_platform) {
+      // The engine keeps a container's logs (gone with the container once it is removed).
+      out.push_back(
+          {{"instance", slot + "-" + std::to_string(index)},
+           {"version", rec.version},
+           {"state", std::string(state::InstanceStateName(rec.state))},
+           {"path", "container " + h->id.substr(0, 12)},
+           {"text", container_platform->LogTail(*h, static_cast<size_t>(lines), 1 << 20)}});
+      continue;
     }
+    if (h.ok()) path = h->log_path;
     if (path.empty()) {
       path = paths.logs + "/" + config.name + "-" + slot + "-" + std::to_string(index) + ".log";
     }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/host_port.h"
+#include "common/sha256.h"
 #include "platform/platform.h"
 
 namespace turnout::daemon {
@@ -42,6 +43,57 @@ StatePaths PathsFor(const service::ServiceConfig& config, std::string_view confi
   return p;
 }
 
+platform::ContainerPlatformOptions ContainerOptionsFromConfig(const service::ServiceConfig& config,
+                                                              std::string_view config_dir) {
+  const service::ContainerConfig& c = config.platform.container;
+  platform::ContainerPlatformOptions o;
+  o.engine = c.engine;
+  o.image = c.image;
+  o.port = c.port;
+  o.network = c.network == "bridge" ? platform::ContainerNetwork::kBridge
+                                    : platform::ContainerNetwork::kHost;
+  o.command = c.command;
+  o.args = c.args;
+  for (const auto& m : c.mounts) {
+    o.mounts.push_back(platform::ContainerMount{Resolve(m.source, config_dir), m.target,
+                                                m.read_only});
+  }
+  o.memory_bytes = c.memory_bytes;
+  o.cpus = c.cpus;
+  o.user = c.user;
+  o.pull = c.pull == "always"  ? platform::PullPolicy::kAlways
+           : c.pull == "never" ? platform::PullPolicy::kNever
+                               : platform::PullPolicy::kIfNotPresent;
+  return o;
+}
+
+std::string ContainerOptionsHash(const platform::ContainerPlatformOptions& o) {
+  std::string text;
+  auto add = [&](std::string_view field) {
+    text += std::to_string(field.size()) + ":" + std::string(field) + ";";
+  };
+  add(o.engine);
+  add(o.image);
+  add(std::to_string(o.port));
+  add(o.network == platform::ContainerNetwork::kBridge ? "bridge" : "host");
+  add(std::to_string(o.command.size()));
+  for (const auto& w : o.command) add(w);
+  add(std::to_string(o.args.size()));
+  for (const auto& w : o.args) add(w);
+  add(std::to_string(o.env.size()));
+  for (const auto& [name, value] : o.env) add(name + "=" + value);
+  add(std::to_string(o.mounts.size()));
+  for (const auto& m : o.mounts) add(m.source + ":" + m.target + (m.read_only ? ":ro" : ""));
+  add(std::to_string(o.memory_bytes));
+  add(std::to_string(o.cpus));
+  add(o.user);
+  add(std::to_string(static_cast<int>(o.pull)));
+  for (const auto* limit : {&o.nofile, &o.nproc}) {
+    add(*limit ? std::to_string((*limit)->soft) + "/" + std::to_string((*limit)->hard) : "-");
+  }
+  return Sha256Hex(text).substr(0, 16);
+}
+
 Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& config,
                                                   std::string_view config_dir,
                                                   const StatePaths& paths,
@@ -51,9 +103,14 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
   s.version = std::string(version);
   s.config_hash = service::ConfigHash(config);
   s.slots = {config.slots[0], config.slots[1]};
-  s.command = config.platform.command;
-  s.working_dir = Resolve(config.platform.working_dir.empty() ? "." : config.platform.working_dir,
-                          config_dir);
+  if (config.platform.is_container()) {
+    s.platform = "container";
+    s.platform_hash = ContainerOptionsHash(ContainerOptionsFromConfig(config, config_dir));
+  } else {
+    s.command = config.platform.command;
+    s.working_dir = Resolve(
+        config.platform.working_dir.empty() ? "." : config.platform.working_dir, config_dir);
+  }
   s.env = config.platform.env;
   s.stop_signal = config.platform.stop_signal_number;
   s.grace = config.platform.grace_period;

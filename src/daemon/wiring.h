@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "container_platform/container_platform.h"
 #include "controller/deployment_spec.h"
 #include "platform/ports.h"
 #include "router/config.h"
@@ -42,10 +43,25 @@ struct StatePaths {
 StatePaths PathsFor(const service::ServiceConfig& config, std::string_view config_dir);
 
 // The spec of deploying `version` with this config. Relative working_dir is resolved against
-// `config_dir`; instance logs go to paths.logs. InvalidArgument for a bad version name.
+// `config_dir`; instance logs go to paths.logs. For `type: container` the spec has platform
+// "container", no command or working directory, the container environment in `env`, and
+// ContainerOptionsHash as its platform_hash; its image is resolved in PreChecks. InvalidArgument for a bad version name.
 Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& config,
                                                   std::string_view config_dir,
                                                   const StatePaths& paths, std::string_view version);
+
+// The options of the container platform for `platform.type: container`, one field per key of
+// the section (docs/turnout-yaml.md, "Containers"): relative mount sources resolved against
+// `config_dir`, network and pull as their enums. The environment (env and env_file) is not among
+// them: it travels with each deployment's spec (SpecFromConfig), as a process's does, so that a
+// redeploy of an earlier revision runs with that revision's environment and its values stay out
+// of the platform's options.
+platform::ContainerPlatformOptions ContainerOptionsFromConfig(const service::ServiceConfig& config,
+                                                              std::string_view config_dir);
+
+// A digest of the options above (16 hex digits), recorded in each container deployment's spec
+// as platform_hash so that the instances' spec hash changes with any of them.
+std::string ContainerOptionsHash(const platform::ContainerPlatformOptions& options);
 
 // The credentials turnoutd hands its router (read from or generated into the state directory).
 struct RouterSecrets {

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
+#include <functional>
 
 namespace turnout::daemon {
 namespace {
@@ -209,6 +211,100 @@ router:
   EXPECT_EQ(back->health.timeout, std::chrono::milliseconds(100));
   EXPECT_EQ(back->health.rise, 1);
   EXPECT_EQ(back->health.fall, r.health.fall);
+}
+
+TEST(WiringTest, ContainerOptionsMapEveryKeyAndTheSpecCarriesTheRest) {
+  service::ServiceConfig c = Parse(R"(name: shop
+platform:
+  type: container
+  engine: unix:///run/podman/podman.sock
+  image: registry.example/shop:{version}
+  port: 8080
+  network: bridge
+  command: [/app/server]
+  args: [--verbose]
+  env: {LOG_LEVEL: info, DB_PASSWORD: hunter2}
+  mounts: ["./data:/data:ro", "/srv/cache:/cache"]
+  memory: 512m
+  cpus: 1.5
+  user: "1000:1000"
+  pull: always
+  stop_signal: SIGINT
+  grace_period: 4s
+  replicas: 2
+)");
+  platform::ContainerPlatformOptions o = ContainerOptionsFromConfig(c, "/srv/shop");
+  EXPECT_EQ(o.engine, "unix:///run/podman/podman.sock");
+  EXPECT_EQ(o.image, "registry.example/shop:{version}");
+  EXPECT_EQ(o.port, 8080);
+  EXPECT_EQ(o.network, platform::ContainerNetwork::kBridge);
+  EXPECT_EQ(o.command, std::vector<std::string>{"/app/server"});
+  EXPECT_EQ(o.args, std::vector<std::string>{"--verbose"});
+  ASSERT_EQ(o.mounts.size(), 2u);
+  EXPECT_EQ(o.mounts[0].source, "/srv/shop/data");
+  EXPECT_EQ(o.mounts[0].target, "/data");
+  EXPECT_TRUE(o.mounts[0].read_only);
+  EXPECT_EQ(o.mounts[1].source, "/srv/cache");
+  EXPECT_FALSE(o.mounts[1].read_only);
+  EXPECT_EQ(o.memory_bytes, 512LL << 20);
+  EXPECT_DOUBLE_EQ(o.cpus, 1.5);
+  EXPECT_EQ(o.user, "1000:1000");
+  EXPECT_EQ(o.pull, platform::PullPolicy::kAlways);
+  // The environment travels with the deployment's spec, not in the platform's options.
+  EXPECT_TRUE(o.env.empty());
+  EXPECT_TRUE(platform::ValidateContainerOptions(o).ok());
+
+  StatePaths paths = PathsFor(c, "/srv/shop");
+  Result<controller::DeploymentSpec> s = SpecFromConfig(c, "/srv/shop", paths, "v1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->platform, "container");
+  EXPECT_EQ(s->command, "");
+  EXPECT_EQ(s->image, "");  // resolved in PreChecks
+  EXPECT_EQ(s->platform_hash, ContainerOptionsHash(o));
+  EXPECT_EQ(s->env, (std::vector<std::pair<std::string, std::string>>{
+                        {"LOG_LEVEL", "info"}, {"DB_PASSWORD", "hunter2"}}));
+  EXPECT_EQ(s->stop_signal, SIGINT);
+  EXPECT_EQ(s->grace, std::chrono::seconds(4));
+  EXPECT_EQ(s->replicas, 2);
+  EXPECT_EQ(s->base_port, 0);
+
+  // Defaults: host networking, pull if_not_present.
+  platform::ContainerPlatformOptions d = ContainerOptionsFromConfig(
+      Parse("name: shop\nplatform: {type: container, image: 'shop:{version}'}\n"), "/srv");
+  EXPECT_EQ(d.network, platform::ContainerNetwork::kHost);
+  EXPECT_EQ(d.pull, platform::PullPolicy::kIfNotPresent);
+  EXPECT_EQ(d.engine, "");
+}
+
+TEST(WiringTest, TheContainerOptionsHashChangesWithEveryOption) {
+  platform::ContainerPlatformOptions base;
+  base.image = "shop:{version}";
+  const std::string h = ContainerOptionsHash(base);
+  EXPECT_EQ(h.size(), 16u);
+  EXPECT_EQ(ContainerOptionsHash(base), h);
+  std::vector<std::function<void(platform::ContainerPlatformOptions&)>> changes = {
+      [](auto& o) { o.engine = "/x.sock"; },
+      [](auto& o) { o.image = "shop2:{version}"; },
+      [](auto& o) { o.port = 80; },
+      [](auto& o) { o.network = platform::ContainerNetwork::kBridge; },
+      [](auto& o) { o.command = {"/s"}; },
+      [](auto& o) { o.args = {"-v"}; },
+      [](auto& o) { o.env = {{"A", "b"}}; },
+      [](auto& o) { o.mounts = {{"/a", "/b", false}}; },
+      [](auto& o) { o.memory_bytes = 1 << 20; },
+      [](auto& o) { o.cpus = 0.5; },
+      [](auto& o) { o.user = "app"; },
+      [](auto& o) { o.pull = platform::PullPolicy::kNever; },
+      [](auto& o) {
+        o.nofile = platform::ContainerLimit{1024, 1024};
+        o.nproc = platform::ContainerLimit{64, 64};
+      },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    platform::ContainerPlatformOptions o = base;
+    changes[i](o);
+    EXPECT_NE(ContainerOptionsHash(o), h) << "change " << i;
+  }
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ std::string SpecHash(const InstanceSpec& spec) {
   h.Add(spec.log_dir);
   // Only a set image is hashed, so that specs without one keep their hash.
   if (!spec.image.empty()) h.Add(spec.image);
+  if (!spec.platform_hash.empty()) h.Add(spec.platform_hash);
   char out[17];
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h.value()));
   return out;

@@ -69,6 +69,9 @@ struct InstanceSpec {
   // even after its tag moved. Processes ignore it. Default: "" (the platform's image for
   // `version`).
   std::string image;
+  // A digest of the platform's own options that change what runs (containers: every key of the
+  // container platform in turnout.yaml), so that SpecHash changes with them. Default: ""
+  std::string platform_hash;
 };
 
 // A stable hash of everything in a spec that changes what runs (hex, 16 digits). Used to notice
@@ -215,6 +218,14 @@ class Platform {
   // stdout and stderr, for messages saying why it ended; "" when unknown or of another kind.
   virtual std::string LogTail(const InstanceHandle& handle, size_t max_lines,
                               size_t max_bytes) = 0;
+
+  // The exact image `version` runs as, resolved before anything of a deployment is launched
+  // (pulled when the platform's policy says so): the deployment records it and launches with it
+  // in InstanceSpec::image. "" for platforms without images (processes, the default). Errors say
+  // what is missing (NotFound: the image; Unavailable: the engine, naming its socket).
+  virtual Result<std::string> ResolveImage(std::string_view /*version*/) const {
+    return std::string();
+  }
 
   // Re-attaches to an instance launched by an earlier daemon process (or another Platform
   // object): checks its identity, starts tracking it and returns its status. Adopting a handle

@@ -1,10 +1,16 @@
 #include "service/compose_import.h"
 
+#include <stdlib.h>
+
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include "service/service_config.h"
 
 namespace turnout::service {
 namespace {
@@ -462,6 +468,30 @@ TEST(ComposeImport, ControlCharactersNeverLeaveTheirLine) {
   const std::string w = WarningAbout(r, "named volume");
   EXPECT_EQ(w.find('\n'), std::string::npos) << w;
   EXPECT_NE(w.find("bad\\nname"), std::string::npos) << w;
+}
+
+// The draft is a turnout.yaml the parser takes as it is (with its env_file beside it).
+TEST(ComposeImport, TheDraftLoadsAsATurnoutYaml) {
+  char tmpl[] = "/tmp/turnout_compose_testXXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::ofstream(dir + "/.env") << "SECRET_KEY=abc\n";
+  for (const char* network : {"", "    network_mode: host\n"}) {
+    std::string compose = kShop;
+    compose.replace(compose.find("    env_file: .env\n"), 0, network);
+    const ComposeImport draft = Import(compose, "app");
+    std::ofstream(dir + "/turnout.yaml") << draft.yaml;
+    Result<ServiceConfig> c = LoadServiceConfig(dir + "/turnout.yaml");
+    ASSERT_TRUE(c.ok()) << c.status().ToString() << "\n" << draft.yaml;
+    EXPECT_TRUE(c->platform.is_container());
+    EXPECT_NE(c->platform.container.image.find("{version}"), std::string::npos);
+    EXPECT_EQ(c->platform.container.memory_bytes, 512LL << 20);
+    EXPECT_EQ(c->platform.container.network, *network ? "host" : "bridge");
+    bool has_secret = false;
+    for (const auto& [name, value] : c->platform.env) has_secret |= name == "SECRET_KEY";
+    EXPECT_TRUE(has_secret);
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 }  // namespace

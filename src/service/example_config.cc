@@ -22,7 +22,7 @@ listen: 127.0.0.1:8080
 slots: [blue, green]
 
 platform:
-  # How instances run. Only "process" exists today. Default: process
+  # How instances run: process (local processes) or container (below). Default: process
   type: process
   # How to start one instance. Required; must contain {port}. Placeholders:
   #   {version} the version being deployed   {port} the port this instance must listen on
@@ -44,6 +44,21 @@ platform:
   # Ports handed to instances: a range (20000-20999) or a base port (20000 = the next 1000).
   # Default: 20000-20999
   ports: 20000-20999
+  # With type: container, instances are containers of Docker or Podman (docs/containers.md)
+  # and command, working_dir and ports give way to these keys (env, replicas, stop_signal and
+  # grace_period stay):
+  # engine: unix:///run/podman/podman.sock  # Default: $DOCKER_HOST, then the usual sockets
+  # image: registry.example/shop:{version}  # required; the deployment records its image ID
+  # port: 8080             # the app's port inside the container; required with bridge
+  # network: host          # host (the app listens on $PORT) or bridge. Default: host
+  # command: [/app/server] # replaces the image's entrypoint. Default: the image's
+  # args: [--verbose]      # replaces the image's command. Default: the image's
+  # env_file: .env         # KEY=VALUE lines, read before env. Default: none
+  # mounts: ["./data:/data:ro"]  # source:target[:ro]. Default: none
+  # memory: 512m           # k, m, g. Default: no limit
+  # cpus: 1.5              # Default: no limit
+  # user: "1000:1000"      # Default: the image's
+  # pull: if_not_present   # always, if_not_present or never. Default: if_not_present
 
 health:
   # Decides when a new instance may get traffic (any 2xx answer is a success).

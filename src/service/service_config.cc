@@ -6,8 +6,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
 #include <charconv>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -28,31 +32,9 @@ constexpr std::string_view kDurationExpected = "a duration like 500ms or 2s";
 // A file with hundreds of problems is not helped by hundreds of lines.
 constexpr size_t kMaxErrors = 50;
 
-// Errors quote values from the file and yaml-cpp's messages quote the character it refused; a
-// control character in them is written as an escape (\n, \r, \t, \xNN), so that each problem
-// stays on its line and nothing from the file drives the terminal.
-std::string EscapeControl(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+// Errors quote values from the file and yaml-cpp's messages quote the character it refused;
+// EscapeControl (common/text.h) keeps each problem on its line and nothing from the file drives
+// the terminal.
 
 bool ParseUint(std::string_view text, uint64_t* out) {
   if (text.empty()) return false;
@@ -381,34 +363,147 @@ void ReadPorts(Reader& r, const YAML::Node& v, const std::string& path, PortRang
   ports->last = static_cast<uint16_t>(last);
 }
 
-void ReadPlatform(Reader& r, const YAML::Node& n, PlatformConfig* p, bool* has_command) {
+// `512m`, `1g`, `65536k` or a plain number of bytes (k/m/g: powers of 1024, either case).
+std::optional<int64_t> ParseMemory(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  const char last = static_cast<char>(std::tolower(static_cast<unsigned char>(text.back())));
+  if (last == 'k' || last == 'm' || last == 'g') {
+    unit = last == 'k' ? 1024 : last == 'm' ? 1024 * 1024 : 1024 * 1024 * 1024;
+    text.remove_suffix(1);
+  } else if (last == 'b') {
+    text.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  if (!ParseUint(text, &n) || n == 0 || n > static_cast<uint64_t>(INT64_MAX / unit)) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(n) * unit;
+}
+
+// KEY=VALUE lines of an env file; blank lines and lines starting with '#' are skipped, an
+// `export ` before the name is dropped, blanks around the name and the value are trimmed, and a
+// value in matching single or double quotes loses them. Problems name the file's line, never
+// a value (env files hold secrets).
+void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path,
+                 const std::string& file, std::string_view base_dir,
+                 std::vector<std::pair<std::string, std::string>>* env) {
+  const std::string full =
+      file.empty() || file[0] == '/' || base_dir.empty() ? file : std::string(base_dir) + "/" + file;
+  // A regular file of at most 1 MiB: never a device or a pipe that reads forever.
+  constexpr uintmax_t kMaxEnvFile = 1 << 20;
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(full, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    return r.Problem(v, path, full + " is not a regular file");
+  }
+  if (!ec && std::filesystem::exists(st) && std::filesystem::file_size(full, ec) > kMaxEnvFile &&
+      !ec) {
+    return r.Problem(v, path, full + " is larger than 1 MiB");
+  }
+  std::ifstream in(full);
+  if (!in) {
+    return r.Problem(v, path, "cannot read " + full + ": " + std::strerror(errno));
+  }
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const size_t eq = line.find('=');
+    std::string name = eq == std::string::npos ? "" : line.substr(first, eq - first);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+    if (name.rfind("export ", 0) == 0) name = name.substr(7);
+    if (!IsUserEnvName(name)) {
+      r.Problem(v, path,
+                file + ":" + std::to_string(number) +
+                    ": expected NAME=VALUE with a variable name ([A-Za-z_][A-Za-z0-9_]*, not "
+                    "TURNOUT_*)");
+      continue;
+    }
+    std::string value = line.substr(eq + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    env->emplace_back(std::move(name), std::move(value));
+  }
+}
+
+// The keys each platform type has; the shared ones are in both.
+constexpr std::string_view kProcessOnlyKeys[] = {"working_dir", "ports"};
+constexpr std::string_view kContainerOnlyKeys[] = {"engine", "image",  "port",   "network",
+                                                   "args",   "env_file", "mounts", "memory",
+                                                   "cpus",   "user",   "pull"};
+
+void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, PlatformConfig* p,
+                  bool* has_command) {
+  // The type first, whatever the key order: it decides which keys belong.
+  if (n.IsMap() && n["type"] && n["type"].IsScalar() &&
+      (n["type"].Scalar() == "process" || n["type"].Scalar() == "container")) {
+    p->type = n["type"].Scalar();
+  }
+  const bool container = p->is_container();
+  std::vector<std::pair<std::string, std::string>> env_map;
+  ContainerConfig& c = p->container;
   r.ForEach(
       n, "platform",
-      {"type", "command", "working_dir", "env", "replicas", "stop_signal", "grace_period", "ports"},
+      {"type", "command", "working_dir", "env", "replicas", "stop_signal", "grace_period", "ports",
+       "engine", "image", "port", "network", "args", "env_file", "mounts", "memory", "cpus",
+       "user", "pull"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        const bool other_type =
+            container ? std::find(std::begin(kProcessOnlyKeys), std::end(kProcessOnlyKeys), key) !=
+                            std::end(kProcessOnlyKeys)
+                      : std::find(std::begin(kContainerOnlyKeys), std::end(kContainerOnlyKeys),
+                                  key) != std::end(kContainerOnlyKeys);
+        if (other_type) {
+          return r.Problem(v, path,
+                           "only used with type: " +
+                               std::string(container ? "process" : "container") + " (type is " +
+                               p->type + ")");
+        }
         if (key == "type") {
           auto t = r.String(v, path);
-          if (t && *t != "process")
-            return r.Expected(v, path, "process (the only platform so far)");
-          Set(t, &p->type);
-        } else if (key == "command") {
-          auto c = r.NonEmpty(v, path, "a command line");
-          if (!c) return;
+          if (t && *t != "process" && *t != "container")
+            return r.Expected(v, path, "process or container");
+        } else if (key == "command" && container) {
           *has_command = true;
-          p->command = *c;
-          if (c->find("{port}") == std::string::npos) {
+          if (v.IsScalar()) {
+            Result<std::vector<std::string>> words = platform::SplitCommand(v.Scalar());
+            if (!words.ok() || words->empty()) {
+              return r.Expected(v, path, "a list of words like [/app/server, --verbose]");
+            }
+            c.command = *words;
+            return;
+          }
+          auto list = r.Strings(v, path);
+          if (!list || list->empty()) {
+            return r.Expected(v, path, "a list of words like [/app/server, --verbose]");
+          }
+          for (const auto& [word, node] : *list) c.command.push_back(word);
+        } else if (key == "command") {
+          auto cmd = r.NonEmpty(v, path, "a command line");
+          if (!cmd) return;
+          *has_command = true;
+          p->command = *cmd;
+          if (cmd->find("{port}") == std::string::npos) {
             r.Problem(v, path,
                       "must contain {port}: each instance has to listen on the port it is "
                       "given, e.g. --listen 127.0.0.1:{port}");
           }
-          CheckTemplate(r, v, path, *c, {"version", "port", "slot", "instance"});
+          CheckTemplate(r, v, path, *cmd, {"version", "port", "slot", "instance"});
         } else if (key == "working_dir") {
           Set(r.String(v, path), &p->working_dir);
         } else if (key == "env") {
           Set(r.StringMap(v, path, IsUserEnvName,
                           "environment variable names ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, "
                           "which turnout sets)"),
-              &p->env);
+              &env_map);
         } else if (key == "replicas") {
           Set(r.Int(v, path, 1, 64), &p->replicas);
         } else if (key == "stop_signal") {
@@ -420,7 +515,7 @@ void ReadPlatform(Reader& r, const YAML::Node& n, PlatformConfig* p, bool* has_c
           if (!v.IsScalar()) return r.Expected(v, path, expected);
           std::string name = v.Scalar();
           std::transform(name.begin(), name.end(), name.begin(),
-                         [](unsigned char c) { return std::toupper(c); });
+                         [](unsigned char ch) { return std::toupper(ch); });
           if (name.rfind("SIG", 0) != 0) name = "SIG" + name;
           for (const auto& s : kSignals) {
             if (s.name == name) {
@@ -434,8 +529,111 @@ void ReadPlatform(Reader& r, const YAML::Node& n, PlatformConfig* p, bool* has_c
           Set(r.Duration(v, path, true), &p->grace_period);
         } else if (key == "ports") {
           ReadPorts(r, v, path, &p->ports);
+        } else if (key == "engine") {
+          auto e = r.NonEmpty(v, path, "a Unix socket: unix:///run/podman/podman.sock or a path");
+          if (!e) return;
+          const bool unix_url = e->rfind("unix:///", 0) == 0;
+          if (!unix_url && (*e)[0] != '/') {
+            return r.Expected(v, path,
+                              "a Unix socket: unix:///run/podman/podman.sock or an absolute "
+                              "path (tcp:// and ssh:// engines are not supported)");
+          }
+          c.engine = *e;
+        } else if (key == "image") {
+          auto i = r.NonEmpty(v, path, "an image like registry.example/shop:{version}");
+          if (!i) return;
+          if (i->find_first_of(" \t") != std::string::npos) {
+            return r.Expected(v, path, "an image like registry.example/shop:{version}");
+          }
+          CheckTemplate(r, v, path, *i, {"version"});
+          c.image = *i;
+        } else if (key == "port") {
+          Set(r.Int(v, path, 1, 65535), &c.port);
+        } else if (key == "network") {
+          auto s = r.String(v, path);
+          if (s && *s != "host" && *s != "bridge") return r.Expected(v, path, "host or bridge");
+          Set(s, &c.network);
+        } else if (key == "args") {
+          if (!v.IsSequence()) return r.Expected(v, path, "a list of words like [--verbose]");
+          auto list = r.Strings(v, path);
+          if (!list) return;
+          for (const auto& [word, node] : *list) c.args.push_back(word);
+        } else if (key == "env_file") {
+          Set(r.NonEmpty(v, path, "a file of KEY=VALUE lines, like .env"), &c.env_file);
+        } else if (key == "mounts") {
+          constexpr std::string_view kMount = "source:target or source:target:ro, like ./data:/data:ro";
+          if (!v.IsSequence()) return r.Expected(v, path, "a list of mounts (" + std::string(kMount) + ")");
+          for (size_t i = 0; i < v.size(); ++i) {
+            const std::string item = path + "[" + std::to_string(i) + "]";
+            auto text = r.String(v[i], item);
+            if (!text) continue;
+            std::vector<std::string> parts;
+            for (size_t from = 0;;) {
+              const size_t colon = text->find(':', from);
+              parts.push_back(text->substr(from, colon - from));
+              if (colon == std::string::npos) break;
+              from = colon + 1;
+            }
+            ContainerMountConfig m;
+            if (parts.size() == 3 && parts[2] == "ro") {
+              m.read_only = true;
+            } else if (parts.size() == 3 && parts[2] == "rw") {
+            } else if (parts.size() != 2) {
+              r.Expected(v[i], item, kMount);
+              continue;
+            }
+            m.source = parts[0];
+            m.target = parts[1];
+            if (m.source.empty() || m.target.empty() || m.target[0] != '/') {
+              r.Expected(v[i], item, std::string(kMount) + " (the target an absolute path)");
+              continue;
+            }
+            c.mounts.push_back(std::move(m));
+          }
+        } else if (key == "memory") {
+          std::optional<int64_t> bytes = v.IsScalar() ? ParseMemory(v.Scalar()) : std::nullopt;
+          if (!bytes) return r.Expected(v, path, "a size like 512m or 2g (k, m, g: KiB, MiB, GiB)");
+          c.memory_bytes = *bytes;
+        } else if (key == "cpus") {
+          double cpus = 0;
+          if (v.IsScalar()) {
+            const std::string& t = v.Scalar();
+            auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), cpus);
+            if (ec != std::errc() || end != t.data() + t.size()) cpus = 0;
+          }
+          if (!(cpus > 0 && cpus <= 1024)) {
+            return r.Expected(v, path, "a number of CPUs above 0, like 1.5");
+          }
+          c.cpus = cpus;
+        } else if (key == "user") {
+          Set(r.NonEmpty(v, path, "a user: uid[:gid] or a name, like \"1000:1000\""), &c.user);
+        } else if (key == "pull") {
+          auto s = r.String(v, path);
+          if (s && *s != "always" && *s != "if_not_present" && *s != "never") {
+            return r.Expected(v, path, "always, if_not_present or never");
+          }
+          Set(s, &c.pull);
         }
       });
+  if (!container) {
+    p->env = std::move(env_map);
+    return;
+  }
+  // Containers pick a free loopback port for each instance.
+  p->ports = PortRange{0, 0};
+  if (!c.env_file.empty()) {
+    ReadEnvFile(r, n["env_file"], "platform.env_file", c.env_file, base_dir, &p->env);
+  }
+  for (auto& kv : env_map) p->env.push_back(std::move(kv));
+  if (!n.IsMap()) return;
+  if (!n["image"]) {
+    r.Problem(n, "platform.image", "missing; e.g. image: registry.example/shop:{version}");
+  }
+  if (c.network == "bridge" && c.port == 0 && !n["port"]) {
+    r.Problem(n, "platform.port",
+              "missing; network: bridge publishes the port the app listens on inside the "
+              "container, e.g. port: 8080");
+  }
 }
 
 void ReadProbe(Reader& r, const YAML::Node& n, const std::string& path, ProbeConfig* probe) {
@@ -1348,7 +1546,7 @@ void ReadSlo(Reader& r, const YAML::Node& n, SloConfig* slo) {
   }
 }
 
-Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
+Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_view base_dir) {
   ServiceConfig c;
   if (root.IsNull()) {
     r.Problem(root, "(top level)", "the file is empty; `turnout init` writes an example");
@@ -1426,7 +1624,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
             r.Problem(v, path, "needs at least two slots (one serves while the other is deployed)");
           }
         } else if (key == "platform") {
-          ReadPlatform(r, v, &c.platform, &has_command);
+          ReadPlatform(r, v, base_dir, &c.platform, &has_command);
         } else if (key == "health") {
           ReadHealth(r, v, &c.health);
         } else if (key == "smoke_tests") {
@@ -1504,7 +1702,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root) {
     if (!root["name"]) r.Problem(root, "name", "missing; e.g. name: shop");
     if (!root["platform"]) {
       r.Problem(root, "platform", "missing; platform.command says how to start the service");
-    } else if (!has_command && root["platform"].IsMap() && !root["platform"]["command"]) {
+    } else if (!c.platform.is_container() && !has_command && root["platform"].IsMap() &&
+               !root["platform"]["command"]) {
       r.Problem(root["platform"], "platform.command",
                 "missing; e.g. command: ./server --port {port}");
     }
@@ -1681,7 +1880,11 @@ Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string
   Reader reader(file_name);
   try {
     YAML::Node root = YAML::Load(std::string(yaml_text));
-    return ReadConfig(reader, root);
+    // platform.env_file is relative to the directory of the file.
+    const size_t slash = file_name.rfind('/');
+    return ReadConfig(reader, root,
+                      slash == std::string_view::npos ? std::string_view()
+                                                      : file_name.substr(0, slash == 0 ? 1 : slash));
   } catch (const YAML::Exception& e) {
     // Syntax errors stop yaml-cpp at the first one; it knows where.
     std::string where =
@@ -1720,6 +1923,29 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   k.Add("platform.grace_period", p.grace_period);
   k.Add("platform.ports.first", static_cast<int64_t>(p.ports.first));
   k.Add("platform.ports.last", static_cast<int64_t>(p.ports.last));
+  // Only a container platform adds lines, so that process configs keep their hash.
+  if (p.is_container()) {
+    const ContainerConfig& ct = p.container;
+    k.Add("platform.engine", ct.engine);
+    k.Add("platform.image", ct.image);
+    k.Add("platform.port", static_cast<int64_t>(ct.port));
+    k.Add("platform.network", ct.network);
+    k.Add("platform.command.count", static_cast<int64_t>(ct.command.size()));
+    for (const auto& w : ct.command) k.Add("platform.command", w);
+    k.Add("platform.args.count", static_cast<int64_t>(ct.args.size()));
+    for (const auto& w : ct.args) k.Add("platform.args", w);
+    k.Add("platform.env_file", ct.env_file);
+    k.Add("platform.mounts.count", static_cast<int64_t>(ct.mounts.size()));
+    for (const auto& m : ct.mounts) {
+      k.Add("platform.mount", m.source + ":" + m.target + (m.read_only ? ":ro" : ""));
+    }
+    k.Add("platform.memory", ct.memory_bytes);
+    char cpus[32];
+    std::snprintf(cpus, sizeof(cpus), "%.6g", ct.cpus);
+    k.Add("platform.cpus", std::string_view(cpus));
+    k.Add("platform.user", ct.user);
+    k.Add("platform.pull", ct.pull);
+  }
   k.Probe("health.readiness", c.health.readiness);
   k.Probe("health.liveness", c.health.liveness);
   k.Add("health.ready_deadline", c.health.ready_deadline);

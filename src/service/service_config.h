@@ -10,8 +10,9 @@
 // one per line, each as "turnout.yaml:12: health.readiness.interval: expected a duration like
 // 500ms or 2s, got 'soon'".
 //
-// Relative paths in the file (platform.working_dir, state_dir) are kept as written; the caller
-// resolves them against the directory that holds the file.
+// Relative paths in the file (platform.working_dir, platform.mounts, state_dir) are kept as
+// written; the caller resolves them against the directory that holds the file. The one file the
+// parser reads itself is platform.env_file, relative to the directory of `file_name`.
 //
 // Thread-safety: the functions are pure (no shared state) and may be called from any thread.
 
@@ -46,21 +47,58 @@ struct PortRange {
   friend bool operator==(const PortRange&, const PortRange&) = default;
 };
 
-// platform: how one instance of a version is started. Only `process` exists today; the
-// controller reaches it through platform::Platform, so other kinds can be added beside it.
+// One bind mount of a container: `source:target[:ro]`.
+struct ContainerMountConfig {
+  std::string source;  // a path on the machine, kept as written (relative: vs turnout.yaml)
+  std::string target;  // an absolute path inside the container
+  bool read_only = false;
+  friend bool operator==(const ContainerMountConfig&, const ContainerMountConfig&) = default;
+};
+
+// The keys only `type: container` has. One field per key of
+// platform::ContainerPlatformOptions (docs/containers.md); the keys both types share
+// (env, replicas, stop_signal, grace_period) stay in PlatformConfig.
+struct ContainerConfig {
+  // unix:///path.sock or /path.sock. Default: "" ($DOCKER_HOST, then the default sockets)
+  std::string engine;
+  std::string image;  // "registry/app:{version}"; only {version} is replaced. Required
+  // The port the app listens on inside the container, 1..65535. Required with network bridge;
+  // with host the app listens on the port turnout picks ($PORT). Default: 0
+  uint16_t port = 0;
+  std::string network = "host";       // host | bridge. Default: host
+  std::vector<std::string> command;   // replaces the image's entrypoint. Default: the image's
+  std::vector<std::string> args;      // replaces the image's command. Default: the image's
+  // As written (relative: vs turnout.yaml). Its KEY=VALUE lines were read into
+  // PlatformConfig::env, before the `env` map (which wins). Default: ""
+  std::string env_file;
+  std::vector<ContainerMountConfig> mounts;  // Default: none
+  int64_t memory_bytes = 0;   // `memory: 512m` (k/m/g: KiB, MiB, GiB; a plain number is bytes)
+  double cpus = 0;            // > 0 when given. Default: 0 (no limit)
+  std::string user;           // "uid[:gid]" or a name. Default: the image's
+  std::string pull = "if_not_present";  // always | if_not_present | never
+};
+
+// platform: how one instance of a version is started: `process` (a command on this machine) or
+// `container` (an image run by a Docker Engine API engine). The controller reaches either
+// through platform::Platform; the daemon's wiring picks the one named by `type`. Keys of the
+// other type are refused.
 struct PlatformConfig {
-  std::string type = "process";  // Default: process
-  // Split into words like a shell would, then {version} {port} {slot} {instance} are replaced.
-  // Must contain {port} (the router sends traffic there). Required, no default.
+  std::string type = "process";  // process | container. Default: process
+  // process: split into words like a shell would, then {version} {port} {slot} {instance} are
+  // replaced. Must contain {port} (the router sends traffic there). Required, no default.
   std::string command;
-  std::string working_dir;  // Default: "" (the directory of turnout.yaml)
-  // Added to the daemon's environment, in file order. Default: none.
+  std::string working_dir;  // process only. Default: "" (the directory of turnout.yaml)
+  // Processes: added to the daemon's environment. Containers: the container's environment
+  // (env_file's lines first, then the `env` map). In file order. Default: none.
   std::vector<std::pair<std::string, std::string>> env;
   int replicas = 1;                     // instances per slot, 1..64. Default: 1
   std::string stop_signal = "SIGTERM";  // canonical name. Default: SIGTERM
   int stop_signal_number = SIGTERM;     // the number of stop_signal (filled by the parser)
   Millis grace_period{10000};           // stop_signal -> SIGKILL. Default: 10s
+  // process only: containers always get a loopback port the OS reports free (auto).
   PortRange ports;                      // Default: 20000-20999
+  ContainerConfig container;            // type container only
+  bool is_container() const { return type == "container"; }
 };
 
 // One HTTP probe (readiness or liveness). Any 2xx answer is a success.

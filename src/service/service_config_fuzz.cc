@@ -48,7 +48,13 @@ void CheckConfig(const turnout::service::ServiceConfig& c) {
         "accepted duplicate slots");
   Check(c.platform.ports.first <= c.platform.ports.last, "port range out of order");
   Check(c.platform.replicas >= 1 && c.platform.replicas <= 64, "replicas out of range");
-  Check(!c.platform.command.empty(), "accepted without platform.command");
+  if (c.platform.is_container()) {
+    Check(!c.platform.container.image.empty(), "accepted without platform.image");
+    Check(c.platform.container.network != "bridge" || c.platform.container.port != 0,
+          "accepted a bridge without platform.port");
+  } else {
+    Check(!c.platform.command.empty(), "accepted without platform.command");
+  }
   Check(c.health.readiness.timeout <= c.health.readiness.interval, "readiness timeout > interval");
   Check(c.health.liveness.timeout <= c.health.liveness.interval, "liveness timeout > interval");
   Check(c.revisions.on_disk >= c.revisions.warm, "revisions.on_disk < warm");

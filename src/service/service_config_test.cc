@@ -701,6 +701,253 @@ TEST(ServiceConfigTest, LoadReadsFileAndNamesItInErrors) {
   rmdir(dir.c_str());
 }
 
+// ---- platform.type: container --------------------------------------------------------------
+
+constexpr const char* kContainerMinimal =
+    "name: shop\n"
+    "platform:\n"
+    "  type: container\n"
+    "  image: registry.example/shop:{version}\n";
+
+// A temporary directory removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/turnout_service_testXXXXXX";
+    path_ = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
+  }
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ + "/" + name) << text;
+    return path_ + "/" + name;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST(ServiceConfigContainerTest, ReadsEveryKeyAndTheEnvFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write(".env",
+            "# the database\n"
+            "\n"
+            "DB_PASSWORD=s3cret=x\n"
+            "export REGION = \"eu-west\"\n"
+            "LOG_LEVEL=debug\n");
+  const std::string file = dir.Write("turnout.yaml",
+                                     "name: shop\n"
+                                     "platform:\n"
+                                     "  type: container\n"
+                                     "  engine: unix:///run/podman/podman.sock\n"
+                                     "  image: registry.example/shop:{version}\n"
+                                     "  port: 8080\n"
+                                     "  network: bridge\n"
+                                     "  command: [/app/server]\n"
+                                     "  args: [--verbose, -x]\n"
+                                     "  env: {LOG_LEVEL: info}\n"
+                                     "  env_file: .env\n"
+                                     "  mounts: [\"./data:/data:ro\", \"/srv/cache:/cache\"]\n"
+                                     "  memory: 512m\n"
+                                     "  cpus: 1.5\n"
+                                     "  user: \"1000:1000\"\n"
+                                     "  pull: never\n"
+                                     "  stop_signal: SIGINT\n"
+                                     "  grace_period: 3s\n"
+                                     "  replicas: 2\n");
+  Result<ServiceConfig> c = LoadServiceConfig(file);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const PlatformConfig& p = c->platform;
+  EXPECT_TRUE(p.is_container());
+  EXPECT_EQ(p.container.engine, "unix:///run/podman/podman.sock");
+  EXPECT_EQ(p.container.image, "registry.example/shop:{version}");
+  EXPECT_EQ(p.container.port, 8080);
+  EXPECT_EQ(p.container.network, "bridge");
+  EXPECT_EQ(p.container.command, std::vector<std::string>{"/app/server"});
+  EXPECT_EQ(p.container.args, (std::vector<std::string>{"--verbose", "-x"}));
+  EXPECT_EQ(p.container.env_file, ".env");
+  // The file's lines first, then the map, which wins (later entries win).
+  EXPECT_EQ(p.env, (std::vector<std::pair<std::string, std::string>>{{"DB_PASSWORD", "s3cret=x"},
+                                                                      {"REGION", "eu-west"},
+                                                                      {"LOG_LEVEL", "debug"},
+                                                                      {"LOG_LEVEL", "info"}}));
+  EXPECT_EQ(p.container.mounts,
+            (std::vector<ContainerMountConfig>{{"./data", "/data", true},
+                                               {"/srv/cache", "/cache", false}}));
+  EXPECT_EQ(p.container.memory_bytes, 512LL * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(p.container.cpus, 1.5);
+  EXPECT_EQ(p.container.user, "1000:1000");
+  EXPECT_EQ(p.container.pull, "never");
+  EXPECT_EQ(p.stop_signal_number, SIGINT);
+  EXPECT_EQ(p.grace_period, Millis(3000));
+  EXPECT_EQ(p.replicas, 2);
+  EXPECT_EQ(p.ports, (PortRange{0, 0}));  // containers always get a free loopback port
+}
+
+TEST(ServiceConfigContainerTest, Defaults) {
+  ServiceConfig c = Parse(kContainerMinimal);
+  const ContainerConfig& ct = c.platform.container;
+  EXPECT_EQ(c.platform.type, "container");
+  EXPECT_EQ(ct.engine, "");
+  EXPECT_EQ(ct.port, 0);
+  EXPECT_EQ(ct.network, "host");
+  EXPECT_TRUE(ct.command.empty());
+  EXPECT_TRUE(ct.args.empty());
+  EXPECT_TRUE(ct.mounts.empty());
+  EXPECT_EQ(ct.memory_bytes, 0);
+  EXPECT_EQ(ct.cpus, 0);
+  EXPECT_EQ(ct.user, "");
+  EXPECT_EQ(ct.pull, "if_not_present");
+  EXPECT_EQ(c.platform.stop_signal, "SIGTERM");
+  EXPECT_EQ(c.platform.grace_period, Millis(10000));
+  // A string command is split like a shell would.
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  command: \"/app/server --x 'a b'\"\n")
+                .platform.container.command,
+            (std::vector<std::string>{"/app/server", "--x", "a b"}));
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 2g\n").platform.container.memory_bytes,
+            2LL << 30);
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 65536k\n")
+                .platform.container.memory_bytes,
+            65536LL * 1024);
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 1000\n").platform.container.memory_bytes,
+            1000);
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  engine: /run/docker.sock\n")
+                .platform.container.engine,
+            "/run/docker.sock");
+}
+
+TEST(ServiceConfigContainerTest, EachBadValueIsNamed) {
+  const std::string m = kContainerMinimal;
+  struct Case {
+    std::string yaml;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"name: shop\nplatform:\n  type: container\n",
+       "turnout.yaml:3: platform.image: missing; e.g. image: registry.example/shop:{version}"},
+      {"name: shop\nplatform:\n  type: kubernetes\n  command: ./s {port}\n",
+       "turnout.yaml:3: platform.type: expected process or container, got 'kubernetes'"},
+      {m + "  engine: tcp://10.0.0.1:2375\n",
+       "turnout.yaml:5: platform.engine: expected a Unix socket: unix:///run/podman/podman.sock "
+       "or an absolute path (tcp:// and ssh:// engines are not supported), got "
+       "'tcp://10.0.0.1:2375'"},
+      {m + "  image: \"\"\n", "platform.image: key appears twice"},
+      {"name: shop\nplatform:\n  type: container\n  image: shop:{tag}\n",
+       "turnout.yaml:4: platform.image: unknown placeholder {tag} (known: {version})"},
+      {m + "  port: 70000\n",
+       "turnout.yaml:5: platform.port: expected an integer from 1 to 65535, got '70000'"},
+      {m + "  network: overlay\n",
+       "turnout.yaml:5: platform.network: expected host or bridge, got 'overlay'"},
+      {m + "  network: bridge\n",
+       "turnout.yaml:3: platform.port: missing; network: bridge publishes the port the app "
+       "listens on inside the container, e.g. port: 8080"},
+      {m + "  command: []\n",
+       "turnout.yaml:5: platform.command: expected a list of words like [/app/server, "
+       "--verbose], got a list"},
+      {m + "  args: --verbose\n",
+       "turnout.yaml:5: platform.args: expected a list of words like [--verbose], got "
+       "'--verbose'"},
+      {m + "  env: {TURNOUT_PORT: '1'}\n", "turnout.yaml:5: platform.env: expected environment"},
+      {m + "  mounts: [\"./data\"]\n",
+       "turnout.yaml:5: platform.mounts[0]: expected source:target or source:target:ro, like "
+       "./data:/data:ro, got './data'"},
+      {m + "  mounts: [\"./data:data\"]\n",
+       "turnout.yaml:5: platform.mounts[0]: expected source:target or source:target:ro, like "
+       "./data:/data:ro (the target an absolute path), got './data:data'"},
+      {m + "  mounts: [\"./a:/a:rx\"]\n", "platform.mounts[0]: expected source:target"},
+      {m + "  memory: lots\n",
+       "turnout.yaml:5: platform.memory: expected a size like 512m or 2g (k, m, g: KiB, MiB, "
+       "GiB), got 'lots'"},
+      {m + "  memory: 0m\n", "platform.memory: expected a size"},
+      {m + "  cpus: 0\n",
+       "turnout.yaml:5: platform.cpus: expected a number of CPUs above 0, like 1.5, got '0'"},
+      {m + "  cpus: many\n", "platform.cpus: expected a number of CPUs above 0"},
+      {m + "  user: \"\"\n", "platform.user: expected a user: uid[:gid] or a name"},
+      {m + "  pull: sometimes\n",
+       "turnout.yaml:5: platform.pull: expected always, if_not_present or never, got "
+       "'sometimes'"},
+      {m + "  stop_signal: SIGSTOP\n", "platform.stop_signal: expected a signal name"},
+      {m + "  grace_period: soon\n", "platform.grace_period: expected a duration"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_THAT(ErrorOf(c.yaml), HasSubstr(c.message)) << c.yaml;
+  }
+}
+
+TEST(ServiceConfigContainerTest, KeysOfTheOtherTypeAreRefusedWithTheOtherErrors) {
+  // Under type: process (the default), container keys.
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "  image: shop:{version}\n  pull: never\n" +
+                    "bake_time: never\n"),
+            "turnout.yaml:4: platform.image: only used with type: container (type is process)\n"
+            "turnout.yaml:5: platform.pull: only used with type: container (type is process)\n"
+            "turnout.yaml:6: bake_time: expected a duration like 500ms or 2s, got 'never'");
+  // Under type: container, whatever the key order, process keys.
+  EXPECT_EQ(ErrorOf("name: shop\n"
+                    "platform:\n"
+                    "  working_dir: /srv\n"
+                    "  ports: auto\n"
+                    "  image: shop:{version}\n"
+                    "  type: container\n"),
+            "turnout.yaml:3: platform.working_dir: only used with type: process (type is "
+            "container)\n"
+            "turnout.yaml:4: platform.ports: only used with type: process (type is container)");
+  // A process command is a string with {port}; a container needs none.
+  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  command: [/app/server, --port, '8080']\n")
+                .platform.container.command.size(),
+            3u);
+}
+
+TEST(ServiceConfigContainerTest, EnvFileProblemsNameTheLineNeverTheValue) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("bad.env", "GOOD=1\nnot a variable hunter2\nTURNOUT_PORT=9\n");
+  const std::string file =
+      dir.Write("turnout.yaml", std::string(kContainerMinimal) + "  env_file: bad.env\n");
+  Result<ServiceConfig> c = LoadServiceConfig(file);
+  ASSERT_FALSE(c.ok());
+  const std::string expected_name =
+      ": expected NAME=VALUE with a variable name ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*)";
+  EXPECT_EQ(c.status().message(), file + ":5: platform.env_file: bad.env:2" + expected_name +
+                                      "\n" + file + ":5: platform.env_file: bad.env:3" +
+                                      expected_name);
+  EXPECT_THAT(c.status().message(), ::testing::Not(HasSubstr("hunter2")));
+
+  // Never a device or a pipe, which could be read forever; at most 1 MiB.
+  Result<ServiceConfig> device = LoadServiceConfig(
+      dir.Write("device.yaml", std::string(kContainerMinimal) + "  env_file: /dev/zero\n"));
+  ASSERT_FALSE(device.ok());
+  EXPECT_THAT(device.status().message(),
+              HasSubstr("platform.env_file: /dev/zero is not a regular file"));
+  dir.Write("big.env", "A=" + std::string(1 << 20, 'x') + "\n");
+  Result<ServiceConfig> big = LoadServiceConfig(
+      dir.Write("big.yaml", std::string(kContainerMinimal) + "  env_file: big.env\n"));
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(big.status().message(), HasSubstr("big.env is larger than 1 MiB"));
+
+  const std::string missing =
+      dir.Write("missing.yaml", std::string(kContainerMinimal) + "  env_file: none.env\n");
+  Result<ServiceConfig> m = LoadServiceConfig(missing);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().message(), missing + ":5: platform.env_file: cannot read " + dir.path() +
+                                      "/none.env: No such file or directory");
+}
+
+TEST(ServiceConfigContainerTest, CanonicalTextCoversContainerKeysOnly) {
+  // Process configs keep the text (and hash) they had before containers existed.
+  EXPECT_THAT(CanonicalServiceConfig(Parse(kMinimal)),
+              ::testing::Not(HasSubstr("platform.image")));
+  const std::string base = ConfigHash(Parse(kContainerMinimal));
+  for (const std::string extra :
+       {"  memory: 1g\n", "  cpus: 2\n", "  mounts: ['/a:/b']\n", "  args: [-v]\n",
+        "  user: app\n", "  pull: always\n", "  network: bridge\n  port: 80\n",
+        "  engine: /x.sock\n", "  command: [/s]\n", "  env: {A: b}\n"}) {
+    EXPECT_NE(ConfigHash(Parse(std::string(kContainerMinimal) + extra)), base) << extra;
+  }
+}
+
 // ---- judgement from data: strategy, canary, rules, dependencies, prometheus, slo ------------
 
 TEST(ServiceConfigJudgementTest, MinimalConfigUsesNone) {

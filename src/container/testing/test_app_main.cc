@@ -3,7 +3,8 @@
 // must run inside a bare container.
 //
 //   test-app serve     answers every HTTP request on 127.0.0.1:$PORT (Default 8080, or
-//                      0.0.0.0 with BIND_ALL=1) with 200 "<APP_VERSION> <path>\n"; on SIGTERM
+//                      0.0.0.0 with BIND_ALL=1) with 200 "<APP_VERSION> <path>\n" (503 for
+//                      /ready with FAIL_READY=1: a version that never gets ready); on SIGTERM
 //                      writes "stopping" and exits 0.
 //   test-app exit N    writes "starting" (stdout) and "fatal: <MESSAGE or 'no config'>"
 //                      (stderr), then exits with code N at once.
@@ -67,7 +68,10 @@ int Serve() {
                            ? "/"
                            : head.substr(sp1 + 1, sp2 - sp1 - 1);
     std::string body = std::string(Env("APP_VERSION", "none")) + " " + path + "\n";
-    std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+    const bool unready = path == "/ready" && std::string(Env("FAIL_READY", "0")) == "1";
+    std::string reply = std::string(unready ? "HTTP/1.1 503 Service Unavailable"
+                                            : "HTTP/1.1 200 OK") +
+                        "\r\nContent-Length: " + std::to_string(body.size()) +
                         "\r\nConnection: close\r\n\r\n" + body;
     ssize_t ignored = write(c, reply.data(), reply.size());
     (void)ignored;

@@ -211,3 +211,29 @@ int FakePlatform::running() const {
 }
 
 }  // namespace turnout::platform::testing
+
+namespace turnout::platform::testing {
+
+void FakePlatform::set_resolve_image(
+    std::function<Result<std::string>(std::string_view)> resolve) {
+  std::lock_guard<std::mutex> lock(mu_);
+  resolve_image_ = std::move(resolve);
+}
+
+int FakePlatform::image_resolutions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return image_resolutions_;
+}
+
+Result<std::string> FakePlatform::ResolveImage(std::string_view version) const {
+  std::function<Result<std::string>(std::string_view)> resolve;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++image_resolutions_;
+    resolve = resolve_image_;
+  }
+  if (!resolve) return std::string();
+  return resolve(version);
+}
+
+}  // namespace turnout::platform::testing

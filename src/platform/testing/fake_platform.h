@@ -57,9 +57,14 @@ class FakePlatform final : public Platform {
                               std::chrono::milliseconds timeout) override;
   std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
+  // resolve_image's answer (counted); "" without one, as for processes.
+  Result<std::string> ResolveImage(std::string_view version) const override;
 
   // Called (under the platform's lock) for every instance it launches, before Launch returns.
   void set_on_launch(std::function<void(FakeInstance&)> on_launch);
+  // What ResolveImage answers for a version (an image ID, or an error like a missing image).
+  void set_resolve_image(std::function<Result<std::string>(std::string_view)> resolve);
+  int image_resolutions() const;
   // The next `count` launches fail with `error` (a program that is missing, a port in use).
   void FailLaunches(Status error, int count = 1);
 
@@ -92,6 +97,8 @@ class FakePlatform final : public Platform {
   std::vector<FakeInstance> instances_;
   std::function<void(FakeInstance&)> on_launch_;
   std::vector<Status> launch_failures_;
+  std::function<Result<std::string>(std::string_view)> resolve_image_;
+  mutable int image_resolutions_ = 0;
   uint16_t next_port_ = 20000;
   int launches_ = 0, stops_ = 0, adoptions_ = 0;
 };
