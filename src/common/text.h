@@ -15,6 +15,9 @@ bool IsTokenChar(char c);
 // A non-empty RFC 9110 token (an HTTP method, a header or cookie name): only tchar.
 bool IsToken(std::string_view s);
 
+// A variable name a shell and turnout accept in an environment: [A-Za-z_][A-Za-z0-9_]*.
+bool IsEnvName(std::string_view s);
+
 // `s` without leading and trailing spaces, tabs, CR and LF.
 std::string_view Trim(std::string_view s);
 

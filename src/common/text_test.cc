@@ -21,6 +21,16 @@ TEST(Text, TokensAreRfc9110Tchars) {
   EXPECT_FALSE(IsTokenChar('\x7f'));
 }
 
+TEST(Text, EnvNamesAreShellVariableNames) {
+  EXPECT_TRUE(IsEnvName("PATH"));
+  EXPECT_TRUE(IsEnvName("_x1"));
+  EXPECT_FALSE(IsEnvName(""));
+  EXPECT_FALSE(IsEnvName("1X"));
+  EXPECT_FALSE(IsEnvName("A-B"));
+  EXPECT_FALSE(IsEnvName("A B"));
+  EXPECT_FALSE(IsEnvName("\xc3\xa9"));
+}
+
 TEST(Text, TrimRemovesSpacesTabsAndLineEnds) {
   EXPECT_EQ(Trim("  a b\t\r\n"), "a b");
   EXPECT_EQ(Trim("\t\n"), "");

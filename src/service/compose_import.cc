@@ -576,6 +576,15 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
                   " has no value: compose takes it from the environment it runs in; "
                   "write the value into platform.env (or an env_file)");
     };
+    // turnout.yaml takes variable names only, and sets TURNOUT_* itself.
+    auto passed_on = [&](const YAML::Node& at, const std::string& name) {
+      if (IsEnvName(name) && name.rfind("TURNOUT_", 0) != 0) return true;
+      in.Warn(at, "environment",
+              Quote(name) +
+                  ": not a variable name turnout passes on ([A-Za-z_][A-Za-z0-9_]*, not "
+                  "TURNOUT_*, which turnout sets)");
+      return false;
+    };
     if (n.IsMap()) {
       for (const auto& kv : n) {
         if (!kv.first.IsScalar()) return in.Expected(kv.first, "environment", "a variable name");
@@ -586,6 +595,7 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
         }
         Result<std::string> value = in.Scalar(kv.second, "environment");
         if (!value.ok()) return value.status();
+        if (!passed_on(kv.first, name)) continue;
         env.emplace_back(name, *value);
       }
     } else if (n.IsSequence()) {
@@ -597,6 +607,7 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
           unset(item, *entry);
           continue;
         }
+        if (!passed_on(item, entry->substr(0, eq))) continue;
         env.emplace_back(entry->substr(0, eq), entry->substr(eq + 1));
       }
     } else {
@@ -605,7 +616,15 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   }
   if (!env.empty()) {
     out.Add("  env:");
-    for (const auto& [k, v] : env) out.Add("    " + Quote(k) + ": " + Quote(v));
+    for (const auto& [k, v] : env) {
+      // YAML limits an implicit key to 1024 characters: a longer name is an explicit key.
+      if (k.size() > 1000) {
+        out.Add("    ? " + Quote(k));
+        out.Add("    : " + Quote(v));
+      } else {
+        out.Add("    " + Quote(k) + ": " + Quote(v));
+      }
+    }
   }
 
   if (const YAML::Node n = Get(svc, "env_file"); n && !n.IsNull()) {

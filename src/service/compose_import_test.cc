@@ -203,6 +203,44 @@ TEST(ComposeImport, EnvironmentAsAMappingAndAsAList) {
   EXPECT_NE(WarningAbout(list, "FROM_HOST").find("docker-compose.yml:8:"), std::string::npos);
 }
 
+// Found by compose_import_fuzz: an environment name that is no variable name was written as a
+// key, and one longer than YAML's 1024-character limit for a key made the draft unreadable.
+// Such names are left out with a warning (turnout.yaml would refuse them anyway); a long valid
+// name is written as an explicit key.
+TEST(ComposeImport, EnvironmentNamesThatAreNoVariableNamesAreLeftOut) {
+  const ComposeImport map = Import(R"yaml(services:
+  web:
+    image: shop
+    ports: ["8080"]
+    environment:
+      GOOD: 1
+      "bad name": 2
+      TURNOUT_PORT: 3
+)yaml",
+                                   "web");
+  const YAML::Node env = Yaml(map)["platform"]["env"];
+  EXPECT_EQ(env["GOOD"].Scalar(), "1");
+  EXPECT_FALSE(env["bad name"]);
+  EXPECT_FALSE(env["TURNOUT_PORT"]);
+  EXPECT_EQ(env.size(), 1u);
+  EXPECT_NE(WarningAbout(map, "bad name").find("not a variable name"), std::string::npos);
+  EXPECT_NE(WarningAbout(map, "TURNOUT_PORT").find("not a variable name"), std::string::npos);
+  // In the list form the name is whatever comes before '=': of any length.
+  const std::string long_name(1500, 'A');
+  const std::string long_junk = "W" + std::string(1200, '/') + " x";
+  const ComposeImport list = Import("services:\n  web:\n    image: shop\n    ports: [\"8080\"]\n"
+                                    "    environment:\n      - \"a-b=1\"\n      - OK=2\n"
+                                    "      - \"" + long_junk + "=3\"\n      - " + long_name +
+                                        "=4\n",
+                                    "web");
+  const YAML::Node env2 = Yaml(list)["platform"]["env"];
+  EXPECT_EQ(env2.size(), 2u);
+  EXPECT_EQ(env2["OK"].Scalar(), "2");
+  EXPECT_EQ(env2[long_name].Scalar(), "4");
+  EXPECT_NE(WarningAbout(list, "a-b").find("not a variable name"), std::string::npos);
+  EXPECT_NE(WarningAbout(list, "W///").find("not a variable name"), std::string::npos);
+}
+
 TEST(ComposeImport, PortForms) {
   struct Case {
     std::string ports;
@@ -391,7 +429,7 @@ TEST(ComposeImport, LegacyLimitsAndQuotedValues) {
     cpus: 0.5
     command: ["sh", "-c", "echo \"hi\" # not a comment", "yes"]
     environment:
-      "ODD KEY": "x: y"
+      ODD: "x: y"
 )yaml",
                                  "a");
   const YAML::Node y = Yaml(r);
@@ -399,7 +437,7 @@ TEST(ComposeImport, LegacyLimitsAndQuotedValues) {
   EXPECT_EQ(y["platform"]["cpus"].Scalar(), "0.5");
   EXPECT_EQ(Strings(y["platform"]["args"]),
             (std::vector<std::string>{"sh", "-c", "echo \"hi\" # not a comment", "yes"}));
-  EXPECT_EQ(y["platform"]["env"]["ODD KEY"].Scalar(), "x: y");
+  EXPECT_EQ(y["platform"]["env"]["ODD"].Scalar(), "x: y");
 }
 
 TEST(ComposeImport, NamesAreLowercase) {

@@ -61,11 +61,6 @@ bool IsSlotName(std::string_view s) {
                      [](char c) { return IsAlnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
-bool IsEnvName(std::string_view s) {
-  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsAlnum(c) || c == '_'; });
-}
-
 // "host:port" or "[v6]:port" (common/host_port.h). Name resolution happens at start.
 bool IsHostPort(std::string_view text, bool allow_port_zero) {
   Result<HostPort> hp = ParseHostPort(text);
