@@ -144,6 +144,9 @@ canary:
     - {weight: 10%, for: 5s}
     - {weight: 50%, for: 5s}
   warmup: 1s                     # new instances warm up before the judge compares them
+  latency_tolerance: 10ms        # slower than stable's p95 by less than this is not slower: a
+                                 # new process of the demo app (under the test suite's
+                                 # sanitizers above all) answers a few ms slower at first
 rules:                           # the runbook's triggers; critical ones roll back
   - when: error_rate > 5% for 2s
     min_samples: 20
