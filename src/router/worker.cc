@@ -976,9 +976,14 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   fo.upgrade = e.upgrade;
   AppendForwardedRequestHead(req, fo, &x.out);
 
-  // 4. Forward, retrying at most once.
+  // 4. Forward. A request that may be retried (idempotent, body buffered: e.retryable) and got
+  // no response byte is sent again on another instance when possible: once after a failed connect
+  // or an upstream that closed a new connection unanswered (an instance shutting down closes its
+  // listen backlog), and, without spending that retry, after a pooled connection the upstream had
+  // already closed. At most kMaxAttempts in all.
+  constexpr int kMaxAttempts = 3;
   bool retried = false;
-  for (;;) {
+  for (int attempt = 1;; ++attempt) {
     bool reused = false;
     bool connected = co_await Connect(c, *e.inst, &reused);
     if (stopping) {
@@ -994,7 +999,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     if (a == Attempt::kDone) break;
     CloseSocket(c.upstream);
     const InstanceEntry* next = nullptr;
-    if (!retried) {
+    if (attempt < kMaxAttempts && (reused || !retried)) {
       next = PickInstance(*e.slot, shared.clock->Now(), &rr[static_cast<size_t>(e.slot_index)],
                           e.inst);
     }
@@ -1006,7 +1011,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
       co_await RespondError(c, x, e, 502, err, body);
       break;
     }
-    retried = true;
+    retried = retried || !reused;
     e.inst->metrics->shard(index).AddInFlight(-1);
     e.inst = next;
     e.inst->metrics->shard(index).AddInFlight(1);
@@ -1068,7 +1073,7 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
                                            asio::buffer(x.in.get() + x.in_pos, prefix)};
     auto [ec, n] = co_await asio::async_write(c.upstream, bufs, kNoThrow);
     if (ec) {
-      if (reused && e.retryable) co_return Attempt::kRetry;
+      if (e.retryable) co_return Attempt::kRetry;
       co_await RespondError(c, x, e, 502, RouterError::kUpstreamReset,
                             "the upstream closed the connection before responding");
       co_return Attempt::kDone;
@@ -1181,7 +1186,7 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
       co_return Attempt::kDone;
     }
     if (ec) {
-      if (!any_response_byte && reused && e.retryable && e.bytes_out == 0) {
+      if (!any_response_byte && e.retryable && e.bytes_out == 0) {
         co_return Attempt::kRetry;
       }
       co_await RespondError(c, x, e, 502, RouterError::kUpstreamReset,
