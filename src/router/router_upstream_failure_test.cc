@@ -133,6 +133,23 @@ TEST_F(RouterUpstreamFailureTest, NoHealthyInstanceIs503) {
   EXPECT_EQ(sick.request_count(), 0u);
 }
 
+// A response to HEAD has no body (RFC 9110 §9.3.2), the router's own ones included: a body
+// would be read by a keep-alive client as the start of the next response.
+TEST_F(RouterUpstreamFailureTest, TheRoutersOwnAnswerToHeadHasNoBody) {
+  StartWith({testing::RefusingAddress()});
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  ASSERT_TRUE(client.Send("HEAD / HTTP/1.1\r\nHost: test.local\r\n\r\n").ok());
+  RawResponse head = client.ReadResponse("HEAD", 5000ms);
+  ASSERT_TRUE(head.complete()) << head.error;
+  EXPECT_EQ(head.status, 502);
+  EXPECT_EQ(head.body, "");
+  ASSERT_TRUE(client.Send(testing::GetRequest("/")).ok());
+  RawResponse next = client.ReadResponse("GET", 5000ms);
+  ASSERT_TRUE(next.complete()) << next.error;
+  EXPECT_EQ(next.status, 502) << "the second response on the connection is read intact";
+}
+
 TEST_F(RouterUpstreamFailureTest, ResponseTimeoutIs504) {
   TestUpstream& slow = AddUpstream("blue-hang");
   slow.SetBehavior(Behavior::Of(Kind::kHang));

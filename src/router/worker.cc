@@ -820,7 +820,13 @@ awaitable<void> Worker::Impl::RespondError(Conn& c, RequestCtx& x, Exchange& e, 
   if (!e.body_done && e.body != http::BodyKind::kNone) e.client_close = true;
   if (!e.keep_alive) e.client_close = true;
   x.out.clear();
-  AppendRouterErrorResponse(status, metrics::RouterErrorName(err), body, e.client_close, &x.out);
+  RouterResponse response;
+  response.status = status;
+  response.reason = metrics::RouterErrorName(err);
+  response.body = body;
+  response.close = e.client_close;
+  response.head_only = e.is_head;
+  AppendRouterResponse(response, &x.out);
   c.timed_out = Phase::kNone;
   c.SetDeadline(kErrorWriteTimeout, Phase::kClosing);
   auto [ec, n] = co_await asio::async_write(c.client, asio::buffer(x.out), kNoThrow);
