@@ -187,10 +187,34 @@ void ReadCanary(Reader& r, const YAML::Node& v, std::optional<CanaryPolicy>* out
   *out = std::move(c);
 }
 
+void ReadMaintenance(Reader& r, const YAML::Node& v, const std::string& path,
+                     MaintenancePolicy* m) {
+  r.ForEach(v, path, {"enabled", "retry_after", "page", "content_type"},
+            [&](const std::string& key, const YAML::Node& value, const std::string& full) {
+              if (key == "enabled") {
+                Set(r.Bool(value, full), &m->enabled);
+              } else if (key == "retry_after") {
+                std::optional<Millis> d = r.Duration(value, full, /*allow_zero=*/false);
+                if (d && (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24))) {
+                  r.Expected(value, full, "a duration from 1s to 24h");
+                } else if (d) {
+                  m->retry_after_seconds = static_cast<uint32_t>(
+                      std::chrono::duration_cast<std::chrono::seconds>(*d).count());
+                }
+              } else if (key == "page") {
+                Set(r.String(value, full), &m->page);
+              } else if (key == "content_type") {
+                Set(r.String(value, full), &m->content_type);
+              }
+            });
+}
+
 void ReadPolicy(Reader& r, const YAML::Node& n, RoutingPolicy* p, std::string* secret_file) {
-  r.ForEach(n, "policy", {"active", "canary", "sticky", "override"},
+  r.ForEach(n, "policy", {"active", "canary", "sticky", "override", "maintenance"},
             [&](const std::string& key, const YAML::Node& v, const std::string& path) {
-              if (key == "active") {
+              if (key == "maintenance") {
+                ReadMaintenance(r, v, path, &p->maintenance);
+              } else if (key == "active") {
                 Set(r.String(v, path), &p->active);
               } else if (key == "canary") {
                 ReadCanary(r, v, &p->canary);

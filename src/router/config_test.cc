@@ -159,6 +159,27 @@ TEST(RouterConfigYaml, EveryProblemOfTheFileIsReported) {
             "router.yaml:9: timeouts.head: expected a duration above zero, got '0'");
 }
 
+TEST(RouterConfigYaml, Maintenance) {
+  auto r = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\npolicy:\n  maintenance:\n"
+      "    enabled: true\n    retry_after: 2m\n    page: back soon\n"
+      "    content_type: text/plain\n",
+      "m.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->policy.maintenance.enabled);
+  EXPECT_EQ(r->policy.maintenance.retry_after_seconds, 120u);
+  EXPECT_EQ(r->policy.maintenance.page, "back soon");
+  EXPECT_EQ(r->policy.maintenance.content_type, "text/plain");
+  auto bad = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\npolicy:\n  maintenance:\n"
+      "    retry_after: 500ms\n",
+      "m.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "m.yaml:6: policy.maintenance.retry_after: expected a duration from 1s to 24h, got "
+            "'500ms'");
+}
+
 struct BadCase {
   std::string yaml;
   std::string message;  // the exact error message

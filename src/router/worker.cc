@@ -249,6 +249,10 @@ struct Worker::Impl {
   awaitable<bool> Connect(Conn& c, const InstanceEntry& inst, bool* reused);
   awaitable<void> RespondError(Conn& c, RequestCtx& x, Exchange& e, int status, RouterError err,
                                std::string_view body);
+  awaitable<void> RespondMaintenance(Conn& c, RequestCtx& x, Exchange& e,
+                                     const MaintenancePolicy& m);
+  awaitable<void> WriteRouterResponse(Conn& c, RequestCtx& x, Exchange& e,
+                                      RouterResponse& response);
   awaitable<Relay> RelayLength(Conn& c, tcp::socket& from, tcp::socket& to, char* buf, size_t* pos,
                                size_t* len, uint64_t remaining, std::string* head,
                                uint64_t* read_bytes, uint64_t* written_bytes);
@@ -817,13 +821,36 @@ awaitable<void> Worker::Impl::RespondError(Conn& c, RequestCtx& x, Exchange& e, 
     AbortSocket(c.client);
     co_return;
   }
-  if (!e.body_done && e.body != http::BodyKind::kNone) e.client_close = true;
-  if (!e.keep_alive) e.client_close = true;
-  x.out.clear();
   RouterResponse response;
   response.status = status;
   response.reason = metrics::RouterErrorName(err);
   response.body = body;
+  co_await WriteRouterResponse(c, x, e, response);
+}
+
+awaitable<void> Worker::Impl::RespondMaintenance(Conn& c, RequestCtx& x, Exchange& e,
+                                                 const MaintenancePolicy& m) {
+  e.status = 503;
+  e.router_error = true;
+  e.error = RouterError::kMaintenance;
+  RouterResponse response;
+  response.status = 503;
+  response.reason = metrics::RouterErrorName(RouterError::kMaintenance);
+  response.body = m.page.empty() ? kDefaultMaintenancePage : std::string_view(m.page);
+  response.content_type =
+      m.page.empty() ? std::string_view("text/html; charset=utf-8") : std::string_view(m.content_type);
+  response.body_newline = false;
+  response.retry_after_seconds = m.retry_after_seconds;
+  co_await WriteRouterResponse(c, x, e, response);
+}
+
+// Writes a response the router makes itself; the connection closes after it when the request
+// body was not read, or the client asked.
+awaitable<void> Worker::Impl::WriteRouterResponse(Conn& c, RequestCtx& x, Exchange& e,
+                                                  RouterResponse& response) {
+  if (!e.body_done && e.body != http::BodyKind::kNone) e.client_close = true;
+  if (!e.keep_alive) e.client_close = true;
+  x.out.clear();
   response.close = e.client_close;
   response.head_only = e.is_head;
   AppendRouterResponse(response, &x.out);
@@ -957,6 +984,11 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     co_return co_await Reject(
         c, x, e, 400, RouterError::kBadRequest,
         "bad request: the " + t.policy.override_header.header + " header names no known slot");
+  }
+  if (t.policy.maintenance.enabled && !e.sel.by_override) {
+    co_await RespondMaintenance(c, x, e, t.policy.maintenance);
+    Finish(e);
+    co_return KeepServing(e, x, stopping);
   }
   e.slot_index = e.sel.slot;
   e.slot = &t.slots[static_cast<size_t>(e.sel.slot)];
