@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/text.h"
 #include "platform/command.h"
@@ -1332,6 +1333,38 @@ void ReadSlo(Reader& r, const YAML::Node& n, SloConfig* slo) {
   }
 }
 
+void ReadMaintenance(Reader& r, const YAML::Node& n, std::string_view base_dir,
+                     MaintenanceConfig* m) {
+  r.ForEach(n, "maintenance", {"retry_after", "page", "content_type"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "retry_after") {
+                auto d = r.Duration(v, path, false);
+                if (d && (*d < Millis(1000) || *d > Millis(86400000))) {
+                  return r.Expected(v, path, "a duration from 1s to 24h");
+                }
+                Set(d, &m->retry_after);
+              } else if (key == "page") {
+                auto file = r.NonEmpty(v, path, "a file name");
+                if (!file) return;
+                const std::string full = (*file)[0] == '/' || base_dir.empty()
+                                             ? *file
+                                             : std::string(base_dir) + "/" + *file;
+                Result<std::string> page =
+                    ReadSmallRegularFile(full, "the maintenance page", kMaxMaintenancePage);
+                if (!page.ok()) return r.Problem(v, path, page.status().message());
+                m->page = full;
+              } else if (key == "content_type") {
+                auto type = r.String(v, path);
+                const bool ok =
+                    type && type->find('/') != std::string::npos &&
+                    std::all_of(type->begin(), type->end(),
+                                [](char ch) { return ch == '\t' || (ch >= 0x20 && ch < 0x7f); });
+                if (type && !ok) return r.Expected(v, path, "a media type such as text/html");
+                Set(type, &m->content_type);
+              }
+            });
+}
+
 Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_view base_dir) {
   ServiceConfig c;
   if (root.IsNull()) {
@@ -1367,7 +1400,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
        "dependencies",
        "prometheus",
        "slo",
-       "database"},
+       "database",
+       "maintenance"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           auto s = r.String(v, path);
@@ -1468,6 +1502,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
           ReadPrometheus(r, v, &c.prometheus);
         } else if (key == "slo") {
           ReadSlo(r, v, &c.slo);
+        } else if (key == "maintenance") {
+          ReadMaintenance(r, v, base_dir, &c.maintenance);
         } else if (key == "database") {
           ReadDatabase(r, v, &c.database);
         }
