@@ -340,7 +340,8 @@ TEST(TurnoutBinary, UnreachableRouterExitsThree) {
   const std::string closed = ClosedAddress();
   Outcome r = Turnout({"router", "status", "--admin", closed});
   EXPECT_EQ(r.code, 3) << r.err;
-  EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed + ": connection refused"),
+  EXPECT_NE(r.err.find("cannot reach the router's admin API at " + closed + ": GET http://" +
+                       closed + "/v1/status: connection refused"),
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("is `turnout router` running? pass --admin"), std::string::npos);

@@ -1,15 +1,15 @@
-// HttpProbe: a small blocking HTTP/1.1 client, the mechanism behind the controller's Prober
-// (prober.h) for readiness probes and smoke checks, and turnoutd's own instance checks.
+// HttpProbe: the mechanism behind the controller's Prober (prober.h) for readiness probes and
+// smoke checks, and turnoutd's own instance checks, over turnout's one outbound HTTP client
+// (httpc, libcurl).
 //
-// One request per call on a fresh loopback TCP connection (`Connection: close`); the response
-// head is parsed with http::ParseResponseHead, the body is read up to `max_body_bytes` (Content-
-// Length or until close). Every wait is bounded by `timeout` in real time (poll), because it
-// waits on a real socket; it is not meant for ManualClock.
+// One request per call on a fresh connection; a 2xx body is read up to `max_body_bytes` and the
+// rest left unread. Every wait is bounded by `timeout` in real time, because it waits on a real
+// socket; it is not meant for ManualClock.
 //
 // Thread-safety: stateless; calls may run in parallel.
-// Errors: Unavailable when the connection is refused or reset, DeadlineExceeded when the timeout
-// passes, InvalidArgument for a malformed address; a malformed response is Unavailable too (the
-// peer's fault, like a refused connection).
+// Errors: Unavailable when the connection is refused or reset or the response is malformed (the
+// peer's fault, like a refused connection), DeadlineExceeded when the timeout passes,
+// InvalidArgument for an address without a port.
 
 #pragma once
 

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 
 #include <cctype>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -104,8 +105,13 @@ std::string Describe(const Request& request) {
   return text;
 }
 
-Status MapError(CURLcode code, const char* errbuf, const Request& request) {
+Status MapError(CURLcode code, const char* errbuf, long os_errno, const Request& request) {
   std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
+  if (code == CURLE_COULDNT_CONNECT && os_errno != 0) {
+    // "connection refused" says more than libcurl's "Failed to connect to ... port N after 0 ms".
+    detail = std::strerror(static_cast<int>(os_errno));
+    if (!detail.empty()) detail[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(detail[0])));
+  }
   std::string message = Describe(request) + ": " + detail;
   switch (code) {
     case CURLE_URL_MALFORMAT:
@@ -243,7 +249,11 @@ Result<Response> Fetch(const Request& request) {
     return IoError(Describe(request) + ": response body exceeds " +
                    std::to_string(request.max_response_bytes) + " bytes");
   }
-  if (code != CURLE_OK && !transfer.stopped) return MapError(code, errbuf, request);
+  if (code != CURLE_OK && !transfer.stopped) {
+    long os_errno = 0;
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    return MapError(code, errbuf, os_errno, request);
+  }
   transfer.response.stopped = transfer.stopped;
 
   long status = 0;

@@ -1,189 +1,19 @@
 #include "router/admin_client.h"
 
-#include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <vector>
 
 #include "http/api_support.h"
-#include "http/parser.h"
+#include "httpc/client.h"
 #include "router/admin_json.h"
 
 namespace turnout::router {
 namespace {
 
-namespace asio = boost::asio;
-using asio::ip::tcp;
 using nlohmann::json;
 
 // Replies of the admin API are small; this bounds what a wrong peer can make us buffer.
 constexpr size_t kMaxReplyBytes = 64 << 20;
-
-std::string Lowercase(std::string s) {
-  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  return s;
-}
-
-struct ExchangeState {
-  std::optional<Result<AdminClient::HttpReply>> result;
-  std::string stage = "connecting to";
-};
-
-Status Unreachable(const std::string& address, const boost::system::error_code& ec) {
-  return Unavailable("cannot reach the router's admin API at " + address + ": " +
-                     Lowercase(ec.message()) +
-                     " - is `turnout router` running? pass --admin (or set TURNOUT_ADMIN)");
-}
-
-// Sends `request` on a connected socket and reads one response into state->result.
-template <typename Socket>
-asio::awaitable<void> ExchangeOn(Socket& socket, const std::string& address,
-                                 const std::string& request, const std::string& method,
-                                 ExchangeState* state);
-
-asio::awaitable<void> DoExchange(std::string address, HostPort hp, std::string request,
-                                 std::string method, ExchangeState* state) {
-  auto executor = co_await asio::this_coro::executor;
-  boost::system::error_code ec;
-  if (std::string_view path = UnixSocketPathOf(address); !path.empty()) {
-    asio::local::stream_protocol::socket socket(executor);
-    auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(path),
-                                               asio::as_tuple(asio::use_awaitable));
-    if (cec) {
-      state->result = Unreachable(address, cec);
-      co_return;
-    }
-    co_await ExchangeOn(socket, address, request, method, state);
-    co_return;
-  }
-  tcp::socket socket(executor);
-  std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
-  // IP literals (the usual case) skip the resolver, which runs on a thread of its own.
-  std::vector<tcp::endpoint> endpoints;
-  if (auto ip = asio::ip::make_address(host, ec); !ec) {
-    endpoints.emplace_back(ip, hp.port);
-  } else {
-    tcp::resolver resolver(executor);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(hp.port),
-                                                          asio::as_tuple(asio::use_awaitable));
-    if (rec) {
-      state->result = Unreachable(address, rec);
-      co_return;
-    }
-    for (const auto& r : results) endpoints.push_back(r.endpoint());
-  }
-  auto [cec, endpoint] =
-      co_await asio::async_connect(socket, endpoints, asio::as_tuple(asio::use_awaitable));
-  if (cec) {
-    state->result = Unreachable(address, cec);
-    co_return;
-  }
-  // Requests are written in one piece; do not let Nagle hold a retransmitted tail.
-  socket.set_option(tcp::no_delay(true), ec);
-  co_await ExchangeOn(socket, address, request, method, state);
-}
-
-template <typename Socket>
-asio::awaitable<void> ExchangeOn(Socket& socket, const std::string& address,
-                                 const std::string& request, const std::string& method,
-                                 ExchangeState* state) {
-  boost::system::error_code ec;
-  state->stage = "sending a request to";
-  auto [wec, written] = co_await asio::async_write(socket, asio::buffer(request),
-                                                   asio::as_tuple(asio::use_awaitable));
-  if (wec) {
-    state->result = Unreachable(address, wec);
-    co_return;
-  }
-  state->stage = "waiting for the answer of";
-  std::string buffer;
-  char chunk[16384];
-  bool eof = false;
-  auto read_more = [&]() -> asio::awaitable<bool> {
-    auto [rec2, n] =
-        co_await socket.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable));
-    if (rec2 || n == 0) {
-      eof = true;
-      co_return false;
-    }
-    buffer.append(chunk, n);
-    co_return buffer.size() <= kMaxReplyBytes;
-  };
-  auto broken = [&](std::string_view why) {
-    return Unavailable("the router's admin API at " + address + " sent a broken reply (" +
-                       std::string(why) + ")");
-  };
-
-  http::ResponseHead head;
-  http::ParseResult parsed;
-  http::ParseLimits limits;
-  for (;;) {
-    parsed = http::ParseResponseHead(buffer, method, limits, &head);
-    if (parsed.state != http::ParseState::kIncomplete) break;
-    if (!co_await read_more()) {
-      state->result = broken(eof ? "connection closed before a complete head" : "too large");
-      co_return;
-    }
-  }
-  if (parsed.state == http::ParseState::kError) {
-    state->result = broken(parsed.error_reason);
-    co_return;
-  }
-  AdminClient::HttpReply reply;
-  reply.status = head.status;
-  if (const http::Header* ct = head.headers.Find("Content-Type")) {
-    reply.content_type = std::string(ct->value);
-  }
-  const size_t start = parsed.consumed;
-  switch (head.body) {
-    case http::BodyKind::kNone:
-      break;
-    case http::BodyKind::kContentLength: {
-      if (head.content_length > kMaxReplyBytes) {
-        state->result = broken("body too large");
-        co_return;
-      }
-      const size_t end = start + static_cast<size_t>(head.content_length);
-      while (buffer.size() < end) {
-        if (!co_await read_more()) {
-          state->result = broken("body cut short");
-          co_return;
-        }
-      }
-      reply.body = buffer.substr(start, static_cast<size_t>(head.content_length));
-      break;
-    }
-    case http::BodyKind::kChunked: {
-      http::ChunkedDecoder decoder;
-      size_t pos = start;
-      while (!decoder.done()) {
-        if (pos == buffer.size() && !co_await read_more()) {
-          state->result = broken("chunked body cut short");
-          co_return;
-        }
-        auto step = decoder.Feed(std::string_view(buffer).substr(pos));
-        if (step.error) {
-          state->result = broken(step.error_reason);
-          co_return;
-        }
-        reply.body.append(step.data);
-        pos += step.consumed;
-      }
-      break;
-    }
-    case http::BodyKind::kUntilClose:
-      while (co_await read_more()) {
-      }
-      if (buffer.size() > kMaxReplyBytes) {
-        state->result = broken("body too large");
-        co_return;
-      }
-      reply.body = buffer.substr(start);
-      break;
-  }
-  socket.shutdown(asio::socket_base::shutdown_both, ec);
-  state->result = std::move(reply);
-}
 
 Status StatusFromReply(const AdminClient::HttpReply& reply) {
   std::string message;
@@ -255,7 +85,6 @@ std::string EscapeSlot(const std::string& slot) {
 Result<std::unique_ptr<AdminClient>> AdminClient::Create(std::string address, std::string token,
                                                          Millis timeout) {
   if (timeout.count() <= 0) return InvalidArgument("admin client timeout must be positive");
-  HostPort host_port;
   if (address.starts_with(kUnixAddressPrefix)) {
     if (UnixSocketPathOf(address).empty()) {
       return InvalidArgument("admin address " + address +
@@ -265,48 +94,52 @@ Result<std::unique_ptr<AdminClient>> AdminClient::Create(std::string address, st
     auto hp = ParseHostPort(address);
     if (!hp.ok()) return hp.status().WithContext("admin address");
     if (hp->port == 0) return InvalidArgument("admin address " + address + " needs a port");
-    host_port = std::move(*hp);
   }
   return std::unique_ptr<AdminClient>(
-      new AdminClient(std::move(address), std::move(host_port), std::move(token), timeout));
+      new AdminClient(std::move(address), std::move(token), timeout));
 }
 
 Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
                                                      std::string_view target,
                                                      std::string_view body) {
-  std::string request;
-  request.reserve(256 + body.size());
-  request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
-  // A Unix socket has no host name; "localhost" is what HTTP clients send there.
-  request.append(UnixSocketPathOf(address_).empty() ? std::string_view(address_) : "localhost");
-  request.append("\r\nUser-Agent: turnout\r\nAccept: application/json\r\n");
-  if (!token_.empty()) request.append("Authorization: Bearer ").append(token_).append("\r\n");
+  httpc::Request request;
+  request.method = std::string(method);
+  if (std::string_view path = UnixSocketPathOf(address_); !path.empty()) {
+    // A Unix socket has no host name; "localhost" is what HTTP clients send there.
+    request.unix_socket = std::string(path);
+    request.url = "http://localhost" + std::string(target);
+  } else {
+    request.url = "http://" + address_ + std::string(target);  // Host: the address as given
+  }
+  request.headers.emplace_back("Accept", "application/json");
+  if (!token_.empty()) request.headers.emplace_back("Authorization", "Bearer " + token_);
   if (!body.empty() || http::IsMutatingMethod(method)) {
-    request.append("Content-Type: application/json\r\nContent-Length: ");
-    request.append(std::to_string(body.size())).append("\r\n");
+    request.headers.emplace_back("Content-Type", "application/json");
   }
-  request.append("Connection: close\r\n\r\n").append(body);
-
-  ExchangeState state;
-  asio::io_context io(1);
-  asio::co_spawn(io,
-                 DoExchange(address_, host_port_, std::move(request), std::string(method), &state),
-                 [&state](std::exception_ptr e) {
-                   if (e && !state.result) {
-                     state.result = Internal("admin client failed unexpectedly");
-                   }
-                 });
-  try {
-    io.run_for(timeout_);
-  } catch (const std::exception& e) {
-    return Internal(std::string("admin client: ") + e.what());
+  request.body = std::string(body);
+  request.timeout = timeout_;
+  request.connect_timeout = timeout_;
+  request.max_response_bytes = kMaxReplyBytes;
+  Result<httpc::Response> response = httpc::Fetch(request);
+  if (!response.ok()) {
+    const Status& s = response.status();
+    if (s.code() == StatusCode::kDeadlineExceeded) {
+      return DeadlineExceeded("no answer within " + std::to_string(timeout_.count()) +
+                              " ms from the router's admin API at " + address_ +
+                              " - is it overloaded or is --admin pointing at something else?");
+    }
+    if (s.code() == StatusCode::kUnavailable) {
+      return Unavailable("cannot reach the router's admin API at " + address_ + ": " +
+                         s.message() +
+                         " - is `turnout router` running? pass --admin (or set TURNOUT_ADMIN)");
+    }
+    return s;
   }
-  if (!state.result) {
-    return DeadlineExceeded("no answer within " + std::to_string(timeout_.count()) + " ms while " +
-                            state.stage + " the router's admin API at " + address_ +
-                            " - is it overloaded or is --admin pointing at something else?");
-  }
-  return std::move(*state.result);
+  HttpReply reply;
+  reply.status = response->status;
+  reply.content_type = response->Header("Content-Type");
+  reply.body = std::move(response->body);
+  return reply;
 }
 
 Result<std::string> AdminClient::Call(std::string_view method, std::string_view target,

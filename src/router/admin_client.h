@@ -1,8 +1,8 @@
 // AdminClient: RouterControl over the admin HTTP API of a standalone `turnout router`.
 //
-// A small synchronous HTTP/1.1 client: one connection per call (so calls from several threads do
-// not share state), every call bounded by the timeout given to Create (connect + request +
-// response). Switch and SetCanaryWeight use the server's single-request endpoints
+// Synchronous, over turnout's one outbound HTTP client (httpc, libcurl): one connection per call
+// (so calls from several threads do not share state), every call bounded by the timeout given to
+// Create (connect + request + response). Switch and SetCanaryWeight use the server's single-request endpoints
 // (POST /v1/switch, /v1/weight), which the router applies atomically; UpdatePolicy is a
 // compare-and-set (PUT /v1/policy?if_generation=N) retried as RouterControl describes.
 //
@@ -73,14 +73,10 @@ class AdminClient final : public RouterControl {
   const std::string& address() const { return address_; }
 
  private:
-  AdminClient(std::string address, HostPort host_port, std::string token, Millis timeout)
-      : address_(std::move(address)),
-        host_port_(std::move(host_port)),
-        token_(std::move(token)),
-        timeout_(timeout) {}
+  AdminClient(std::string address, std::string token, Millis timeout)
+      : address_(std::move(address)), token_(std::move(token)), timeout_(timeout) {}
 
   std::string address_;
-  HostPort host_port_;
   std::string token_;
   Millis timeout_;
 };

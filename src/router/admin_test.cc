@@ -453,7 +453,7 @@ TEST(AdminClientTest, UnreachableRouterSaysWhatToDo) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(s.status().message().find("cannot reach the router's admin API at " + address +
-                                      ": connection refused"),
+                                      ": GET http://" + address + "/v1/status: connection refused"),
             std::string::npos)
       << s.status().message();
   EXPECT_NE(s.status().message().find("--admin"), std::string::npos);

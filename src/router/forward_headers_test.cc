@@ -147,11 +147,36 @@ TEST(ForwardHeadersTest, ResponseDropsHopByHopAndAddsRouterFields) {
 
 TEST(ForwardHeadersTest, RouterErrorResponseIsFramedAndLabelled) {
   std::string out;
-  AppendRouterErrorResponse(503, "no_healthy_upstream", "no healthy instance", false, &out);
+  RouterResponse error;
+  error.status = 503;
+  error.reason = "no_healthy_upstream";
+  error.body = "no healthy instance";
+  AppendRouterResponse(error, &out);
   EXPECT_EQ(out,
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Length: 20\r\nX-Turnout-Error: no_healthy_upstream\r\n\r\n"
             "no healthy instance\n");
+  // The answer to HEAD: the same head, no body; a page with its type and Retry-After.
+  out.clear();
+  error.head_only = true;
+  error.close = true;
+  AppendRouterResponse(error, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 20\r\nX-Turnout-Error: no_healthy_upstream\r\n"
+            "Connection: close\r\n\r\n");
+  out.clear();
+  RouterResponse page;
+  page.reason = "maintenance";
+  page.body = "<p>soon</p>";
+  page.content_type = "text/html";
+  page.body_newline = false;
+  page.retry_after_seconds = 30;
+  AppendRouterResponse(page, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
+            "Content-Length: 11\r\nRetry-After: 30\r\nX-Turnout-Error: maintenance\r\n\r\n"
+            "<p>soon</p>");
   std::string chunk;
   AppendChunkSize(0x1a2b, &chunk);
   EXPECT_EQ(chunk, "1a2b\r\n");

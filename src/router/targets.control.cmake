@@ -2,7 +2,8 @@
 # interface and the admin HTTP API (server and client). Owned by the control surface.
 turnout_cc_library(NAME router_control
   SRCS policy.cc config.cc router_control.cc admin_json.cc admin_server.cc admin_client.cc
-  DEPS turnout_common turnout_yaml turnout_metrics turnout_http yaml-cpp nlohmann_json::nlohmann_json
+  DEPS turnout_common turnout_yaml turnout_metrics turnout_http turnout_httpc yaml-cpp
+       nlohmann_json::nlohmann_json
        Boost::headers Threads::Threads)
 
 turnout_cc_test(NAME router_policy_test
