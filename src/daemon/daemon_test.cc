@@ -978,6 +978,38 @@ TEST_F(DaemonDatabaseTest, ARehearsalFindingStopsTheDeploymentBeforeAnythingChan
             "0");
 }
 
+TEST_F(DaemonDatabaseTest, TheDatabaseSectionIsReadAtEachDeployNotOnlyAtStart) {
+  // turnoutd started without a rehearsal; the file then asks for one: the next deployment
+  // rehearses, and the rewrite never reaches the real database.
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_add_token",
+            "ALTER TABLE items ADD COLUMN token text NOT NULL DEFAULT md5(random()::text);",
+            "ALTER TABLE items DROP COLUMN token;");
+  WriteConfig("database:\n  url: " + url_ + "\n  rehearse: true\n  lock_budget: 100ms\n");
+  json rehearsed = WaitFinished(Deploy("v2"), milliseconds(120000));
+  EXPECT_EQ(State(rehearsed), "rolled_back") << rehearsed.dump();
+  std::map<std::string, json> steps = DatabaseSteps(rehearsed);
+  ASSERT_TRUE(steps.count("rehearse")) << rehearsed.dump();
+  EXPECT_EQ(steps["rehearse"]["outcome"], "failed");
+  EXPECT_FALSE(steps.count("expand")) << rehearsed.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'token'"),
+            "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  // The reverse: settings taken out of the file are out of force at the next deployment.
+  WriteConfig("database:\n  url: " + url_ + "\n  verify_level: 1\n");
+  json plain = WaitFinished(Deploy("v3"), milliseconds(120000));
+  EXPECT_EQ(State(plain), "succeeded") << plain.dump();
+  steps = DatabaseSteps(plain);
+  EXPECT_FALSE(steps.count("rehearse")) << plain.dump();
+  EXPECT_EQ(steps["verify"]["detail"]["level"], 1) << plain.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'token'"),
+            "1");
+}
+
 TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
   Config();
   StartDaemon();
@@ -1029,6 +1061,19 @@ TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatical
   EXPECT_EQ(SchemaVersion(), "1");  // nothing was restored or reverted
   EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
   EXPECT_EQ(ServingVersion(PublicAddress()), "v2");  // users stay on what works
+}
+
+TEST_F(DaemonTest, APartReadOnlyAtStartThatChangedIsRefusedNotRecordedAsApplied) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig("hooks:\n  - on: \"*\"\n    command: \"true\"\n");
+  auto [status, body] = Call("POST", "/v1/deploy", {{"version", "v2"}, {"actor", "test"}});
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_NE(body.value("error", "").find("changed hooks"), std::string::npos) << body.dump();
+  EXPECT_NE(body.value("error", "").find("restart turnoutd"), std::string::npos) << body.dump();
+  WriteConfig();  // undone: deployments go on
+  EXPECT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
 }
 
 TEST_F(DaemonTest, GatesAndTheSloThroughTheApi) {

@@ -1,6 +1,8 @@
 #include "daemon/database.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -34,6 +36,35 @@ std::string Versions(const std::vector<db::PlanStep>& steps) {
 }
 
 }  // namespace
+
+Result<std::optional<DatabaseSettings>> DatabaseSettingsFromConfig(
+    const service::ServiceConfig& config, const std::string& config_dir,
+    const std::string& state_dir) {
+  const service::DatabaseConfig& c = config.database;
+  if (!c.enabled()) return std::optional<DatabaseSettings>();
+  DatabaseSettings ds;
+  ds.url = c.url;
+  if (!c.url_env.empty()) {
+    const char* url = std::getenv(c.url_env.c_str());
+    if (url == nullptr || *url == '\0') {
+      return FailedPrecondition("database.url_env names " + c.url_env +
+                                ", which is not set in turnoutd's environment; set it (or use "
+                                "database.url) and start turnoutd again");
+    }
+    ds.url = url;
+  }
+  const std::filesystem::path base(config_dir);
+  ds.migrations_dir = (base / c.migrations).lexically_normal().string();
+  ds.backups_dir = c.backups.empty() ? state_dir + "/backups"
+                                     : (base / c.backups).lexically_normal().string();
+  ds.verify_level = c.verify_level;
+  ds.directory_format = c.format != "custom";
+  ds.jobs = c.jobs;
+  ds.lock_timeout = c.lock_timeout;
+  ds.rehearse = c.rehearse;
+  ds.lock_budget = c.lock_budget;
+  return std::optional<DatabaseSettings>(std::move(ds));
+}
 
 DatabasePhases::DatabasePhases(DatabaseSettings settings, state::StateStore& store, Logger log)
     : settings_(std::move(settings)), store_(store), log_(std::move(log)) {}

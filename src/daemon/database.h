@@ -39,7 +39,9 @@
 #include <thread>
 
 #include "controller/engine.h"
+#include "common/status.h"
 #include "db/migrator.h"
+#include "service/service_config.h"
 #include "state/state_store.h"
 
 namespace turnout::daemon {
@@ -55,6 +57,15 @@ struct DatabaseSettings {
   bool rehearse = false;                         // rehearse before applying (turnout rehearse)
   std::chrono::milliseconds lock_budget{1000};   // the rehearsal's lock budget
 };
+
+// The settings of `config`'s `database:` section: migrations and backups resolved against
+// `config_dir` (backups default to `<state_dir>/backups`), the URL read from the environment
+// variable `url_env` names. nullopt without the section; FailedPrecondition (saying what to
+// set) when url_env names an unset variable. turnoutd calls it for each deployment, so what a
+// deployment does is what turnout.yaml says at the time it begins.
+Result<std::optional<DatabaseSettings>> DatabaseSettingsFromConfig(
+    const service::ServiceConfig& config, const std::string& config_dir,
+    const std::string& state_dir);
 
 class DatabasePhases {
  public:
