@@ -290,7 +290,9 @@ struct Daemon::Impl {
   Status UseDatabase(const service::ServiceConfig& c);
   Result<state::Deployment> Deploy(const std::string& version, const std::string& actor,
                                    const std::string& reason);
-  Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
+  // confirm: {"data_loss": bool, "unsupported_schema": bool} for the database ladder.
+  Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor,
+                        const json& confirm);
   Result<json> Switch(const std::string& slot, const std::string& actor);
   // Stops every instance, and with `stop_router` the router process too (users then get
   // connection refused until the next `turnout up`).
@@ -1093,7 +1095,8 @@ Status Daemon::Impl::FinishScaleDown(const std::string& reason) {
   return Status::Ok();
 }
 
-Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor) {
+Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor,
+                                    const json& confirm) {
   if (Busy()) {
     const state::Deployment d = engine->deployment();
     if (to_revision && *to_revision != d.revision) {
@@ -1102,6 +1105,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
                                 ") is in progress; `turnout rollback` without --to rolls it back, "
                                 "then --to N can redeploy another revision");
     }
+    (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".confirm", confirm.dump());
     const Clock::TimePoint t0 = clock.Now();
     TURNOUT_RETURN_IF_ERROR(engine->RequestRollback("by " + actor));
     const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
@@ -1175,6 +1179,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
       v.ok() && *v) {
     (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".target_version", **v);
   }
+  (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".confirm", confirm.dump());
   return json{{"action", "redeploy"},
               {"deployment", DeploymentJson(d)},
               {"rollback_to", target->revision},
@@ -1311,8 +1316,10 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/rollback") {
     const std::optional<int64_t> to = command->to_revision;
+    const json confirm = {{"data_loss", command->confirm_data_loss},
+                          {"unsupported_schema", command->confirm_unsupported_schema}};
     Result<json> out =
-        RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor); });
+        RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor, confirm); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }

@@ -1045,6 +1045,101 @@ TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) 
   EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
 }
 
+TEST_F(DaemonDatabaseTest, RollingBackPastAContractBacksUpFirstAndAsksBeforeDroppingData) {
+  // v2 adds a column (expand) and renames another (contract), then takes writes. Going back to
+  // v1 needs both down files: one drops the written column, one renames the column back under
+  // the serving v2. Nothing may run before a verified backup holds v2's writes, nothing is
+  // dropped without --confirm-data-loss, and the unavoidable schema gap needs its own consent.
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_add_note", "ALTER TABLE items ADD COLUMN note text;",
+            "ALTER TABLE items DROP COLUMN note;");
+  Migration("0002_rename_old_name", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+            "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
+  ASSERT_EQ(SchemaVersion(), "2");
+  Sql("UPDATE items SET note = 'written under v2' WHERE id <= 10");
+
+  auto rollback = [&](const json& extra) {
+    json body = {{"actor", "test"}};
+    body.update(extra);
+    auto [status, reply] = Call("POST", "/v1/rollback", body);
+    EXPECT_EQ(status, 200) << reply.dump();
+    return WaitFinished(reply["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  };
+  auto first_step = [](const json& done, const std::string& name) {  // before the engine's own
+    for (const auto& s : done["steps"]) {
+      if (s["step"] == "database:" + name) return s;
+    }
+    return json();
+  };
+  auto step_names = [](const json& done) {
+    std::vector<std::string> out;
+    for (const auto& s : done["steps"]) {
+      const std::string name = s["step"];
+      if (name.rfind("database:", 0) == 0) out.push_back(name.substr(9));
+    }
+    return out;
+  };
+
+  // Not confirmed: refused with what would be dropped, after a backup, before any change.
+  json refused = rollback(json::object());
+  EXPECT_EQ(State(refused), "rolled_back") << refused.dump();
+  const std::string reason = refused["deployment"]["reason"];
+  EXPECT_NE(reason.find("items.note (10 values)"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("--confirm-data-loss"), std::string::npos) << reason;
+  std::vector<std::string> order = step_names(refused);
+  ASSERT_GE(order.size(), 3u) << refused.dump();
+  EXPECT_EQ(order[0], "backup") << refused.dump();
+  EXPECT_EQ(order[1], "verify") << refused.dump();
+  EXPECT_EQ(order[2], "rollback") << refused.dump();
+  const json check = first_step(refused, "rollback");
+  EXPECT_EQ(check["detail"]["drops"][0]["column"], "note") << refused.dump();
+  EXPECT_EQ(check["detail"]["drops"][0]["rows"], 10) << refused.dump();
+  EXPECT_EQ(SchemaVersion(), "2");
+  EXPECT_EQ(Sql("SELECT count(note) FROM items"), "10");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");
+
+  // Data loss confirmed, but the rename back breaks v2 until the switch: no order avoids it,
+  // and turnout says so instead of doing it.
+  json gap = rollback({{"confirm_data_loss", true}});
+  EXPECT_EQ(State(gap), "rolled_back") << gap.dump();
+  const std::string gap_reason = gap["deployment"]["reason"];
+  EXPECT_NE(gap_reason.find("no order of the steps"), std::string::npos) << gap_reason;
+  EXPECT_NE(gap_reason.find("--confirm-unsupported-schema"), std::string::npos) << gap_reason;
+  EXPECT_EQ(SchemaVersion(), "2");
+
+  // Both confirmed: the backup taken first holds v2's writes; then the down migrations.
+  json done = rollback({{"confirm_data_loss", true}, {"confirm_unsupported_schema", true}});
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  order = step_names(done);
+  ASSERT_GE(order.size(), 3u) << done.dump();
+  EXPECT_EQ(order[0], "backup");
+  EXPECT_EQ(order[2], "rollback");
+  const json reverted = first_step(done, "rollback");
+  EXPECT_EQ(reverted["detail"]["rung"], 2) << done.dump();
+  const std::string backup_id = first_step(done, "backup")["detail"]["backup"];
+  EXPECT_EQ(reverted["detail"]["backup"], backup_id);
+  EXPECT_EQ(SchemaVersion(), "");
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name IN ('note', 'name')"),
+            "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  // v2's writes are in that backup: restored into a scratch database, the notes are there.
+  Result<std::string> scratch = Postgres().CreateDatabase();
+  ASSERT_TRUE(scratch.ok()) << scratch.status().ToString();
+  const std::string turnout = TURNOUT_BINARY;
+  const std::string cmd = turnout + " backup restore " + backup_id + " --dir " + dir_ +
+                          "/.turnout/backups --to '" + *scratch + "' --confirm-data-loss >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto conn = db::PgConnection::Connect(*scratch, "daemon-test");
+  ASSERT_TRUE(conn.ok());
+  auto rows = conn->Exec("SELECT count(note) FROM items");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->text(0, 0), "10");
+}
+
 TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatically) {
   Config();
   StartDaemon();

@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "backup/backup.h"
+#include "db/lint.h"
+#include "db/migration.h"
 #include "db/migrator.h"
+#include "db/pg.h"
 #include "rehearsal/rehearsal.h"
 
 namespace turnout::daemon {
@@ -148,66 +151,11 @@ controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& req
   return job.result;
 }
 
-controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment& d, Job& job) {
+Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, Job& job) {
   auto progress = [&job](std::string text) {
     std::lock_guard<std::mutex> lock(job.mu);
     job.progress = std::move(text);
   };
-  db::MigratorOptions mo = MigratorFor(d);
-  mo.app_version_to = d.version;
-  db::Migrator before(mo);
-  Result<db::StatusReport> status = before.Status();
-  if (!status.ok()) return Failed("cannot read the migration state: " + status.status().message());
-  (void)store_.PutSetting(SettingKey(d.id, "from_version"),
-                          std::to_string(status->current.value_or(0)));
-
-  // A rollback to an earlier revision: the schema goes back to the one that revision served
-  // with, by the ladder (expand-only differences stay; else down migrations; else a restore,
-  // by hand).
-  if (std::optional<int64_t> target_version = VersionSetting(d.id, "target_version")) {
-    const int64_t target = *target_version;
-    const int64_t current = status->current.value_or(0);
-    if (current > target) {
-      std::vector<const db::VersionStatus*> newer;
-      for (const auto& v : status->versions) {
-        if (v.version > target && v.state == db::VersionState::kApplied) newer.push_back(&v);
-      }
-      const bool expand_only = std::all_of(newer.begin(), newer.end(), [](const auto* v) {
-        return v->classification == db::MigrationClass::kExpand;
-      });
-      const bool downs =
-          std::all_of(newer.begin(), newer.end(), [](const auto* v) { return v->has_down; });
-      if (expand_only) {
-        Record(d.id, "rollback", true,
-               json{{"rung", 1}, {"action", "kept expand-only changes"}, {"target", target}}
-                   .dump());
-      } else if (downs) {
-        progress("running down migrations to " + std::to_string(target));
-        Result<db::RunResult> down = before.Down(target);
-        if (!down.ok()) {
-          Record(d.id, "rollback", false, json{{"rung", 2}, {"error", down.status().message()}}.dump());
-          return Failed("rung 2: the down migrations to " + std::to_string(target) +
-                        " failed: " + down.status().message() +
-                        "; nothing was restored automatically: restore a backup taken at that "
-                        "revision with `turnout backup restore ID --to <url> --confirm-data-loss`");
-        }
-        Record(d.id, "rollback", true,
-               json{{"rung", 2}, {"action", "down migrations"}, {"reverted", Versions(down->done)}}
-                   .dump());
-      } else {
-        Record(d.id, "rollback", false,
-               json{{"rung", 3}, {"action", "restore needed"}, {"target", target}}.dump());
-        return Failed("rung 3: the schema is at " + std::to_string(current) + " and revision " +
-                      "needs " + std::to_string(target) + ", with a contract migration that has "
-                      "no down file in between; nothing was restored automatically. Restore the "
-                      "backup taken before that migration (`turnout backup list`) with `turnout "
-                      "backup restore ID --to <url> --confirm-data-loss` (writes made since are "
-                      "lost), then roll back again");
-      }
-    }
-  }
-
-  // 1. Backup and verification.
   backup::BackupEnv env;
   env.backups_dir = settings_.backups_dir;
   env.on_progress = [&](const backup::Progress& p) { progress("backup: " + p.message); };
@@ -220,7 +168,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   Result<backup::Manifest> manifest = backup::CreateBackup(env, co);
   if (!manifest.ok()) {
     Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump());
-    return Failed("backup failed: " + manifest.status().message());
+    return FailedPrecondition("backup failed: " + manifest.status().message());
   }
   (void)store_.PutSetting(SettingKey(d.id, "backup"), manifest->id);
   Record(d.id, "backup", true,
@@ -241,17 +189,165 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
                             : verified->problems.empty() ? "verification failed"
                                                          : verified->problems.front();
     Record(d.id, "verify", false, json{{"backup", manifest->id}, {"error", why}}.dump());
-    return Failed("backup " + manifest->id + " did not verify: " + why);
+    return FailedPrecondition("backup " + manifest->id + " did not verify: " + why);
   }
   Record(d.id, "verify", true,
          json{{"backup", manifest->id}, {"level", verified->level_reached}}.dump());
+  return manifest->id;
+}
+
+Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<int64_t>& versions,
+                                 const std::string& backup_id, bool serving_breaks,
+                                 json* effects) {
+  Result<std::vector<db::Migration>> all = db::LoadMigrations(settings_.migrations_dir);
+  if (!all.ok()) return all.status();
+  Result<db::PgConnection> conn = db::PgConnection::Connect(settings_.url, "turnoutd");
+  if (!conn.ok()) return conn.status();
+  json drops = json::array();
+  json breaking = json::array();
+  bool destroys = false;
+  std::string lost;  // "items.note (10 values), table audit (3 rows)"
+  for (const int64_t version : versions) {
+    auto m = std::find_if(all->begin(), all->end(),
+                          [version](const db::Migration& x) { return x.version == version; });
+    if (m == all->end() || !m->down) continue;
+    const std::string label = db::MigrationLabel(m->version, m->name);
+    for (const db::LintFinding& f : db::LintMigrationFile(*m->down).findings) {
+      if (f.contract) breaking.push_back(label + ": " + f.message);
+      if (f.rule != db::kRuleDropTable && f.rule != db::kRuleDropColumn) continue;
+      // The data the statement destroys: a table's rows, a column's non-NULL values. -1 when
+      // it cannot be counted (counted as a loss: nothing is assumed empty).
+      std::string sql = "SELECT count(*) FROM " + conn->QuoteIdentifier(f.table);
+      if (!f.column.empty()) sql += " WHERE " + conn->QuoteIdentifier(f.column) + " IS NOT NULL";
+      Result<db::PgRows> rows = conn->Exec(sql);
+      const int64_t n = rows.ok() && rows->size() == 1 ? std::atoll(rows->text(0, 0).c_str()) : -1;
+      json drop = {{"migration", label}, {"table", f.table}, {"rows", n}};
+      if (!f.column.empty()) drop["column"] = f.column;
+      drops.push_back(drop);
+      if (n != 0) {
+        destroys = true;
+        lost += (lost.empty() ? "" : ", ") +
+                (f.column.empty() ? "table " + f.table : f.table + "." + f.column) + " (" +
+                (n < 0 ? std::string("uncounted") : std::to_string(n)) +
+                (f.column.empty() ? " rows)" : " values)");
+      }
+    }
+  }
+  *effects = json{{"drops", drops}, {"breaks_serving", serving_breaks ? breaking : json::array()},
+                  {"backup", backup_id}};
+  const json confirmed = json::parse(Setting(d.id, "confirm").value_or("{}"), nullptr, false);
+  const bool data_loss_ok = confirmed.is_object() && confirmed.value("data_loss", false);
+  const bool unsupported_ok = confirmed.is_object() && confirmed.value("unsupported_schema", false);
+  std::string refused;
+  if (destroys && !data_loss_ok) {
+    refused = "the down migrations would destroy data: " + lost + " (backup " + backup_id +
+              " holds it)" +
+              (serving_breaks ? ". Run the rollback again with --confirm-data-loss to go ahead"
+                              : "");
+  } else if (serving_breaks && !breaking.empty() && !unsupported_ok) {
+    refused = "no order of the steps keeps every version on a schema it supports: the down "
+              "migrations break the version serving now (" +
+              breaking.front().get<std::string>() +
+              "), and the version rolled back to needs them before it starts; it would serve "
+              "on the reverted schema until the switch. Run the rollback again with "
+              "--confirm-unsupported-schema to go ahead (backup " +
+              backup_id + " was taken)";
+  }
+  if (refused.empty()) return Status::Ok();
+  json detail = *effects;
+  detail["refused"] = refused;
+  Record(d.id, "rollback", false, detail.dump());
+  return FailedPrecondition(refused);
+}
+
+controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment& d, Job& job) {
+  auto progress = [&job](std::string text) {
+    std::lock_guard<std::mutex> lock(job.mu);
+    job.progress = std::move(text);
+  };
+  db::MigratorOptions mo = MigratorFor(d);
+  mo.app_version_to = d.version;
+  db::Migrator before(mo);
+  Result<db::StatusReport> status = before.Status();
+  if (!status.ok()) return Failed("cannot read the migration state: " + status.status().message());
+  (void)store_.PutSetting(SettingKey(d.id, "from_version"),
+                          std::to_string(status->current.value_or(0)));
+
+  // A rollback to an earlier revision: the schema goes back to the one that revision served
+  // with, by the ladder (expand-only differences stay; else down migrations; else a restore,
+  // by hand). No down migration runs before a verified backup holds the data as it is now.
+  std::optional<std::string> backup_id;
+  if (std::optional<int64_t> target_version = VersionSetting(d.id, "target_version")) {
+    const int64_t target = *target_version;
+    const int64_t current = status->current.value_or(0);
+    if (current > target) {
+      std::vector<const db::VersionStatus*> newer;
+      for (const auto& v : status->versions) {
+        if (v.version > target && v.state == db::VersionState::kApplied) newer.push_back(&v);
+      }
+      const bool expand_only = std::all_of(newer.begin(), newer.end(), [](const auto* v) {
+        return v->classification == db::MigrationClass::kExpand;
+      });
+      const bool downs =
+          std::all_of(newer.begin(), newer.end(), [](const auto* v) { return v->has_down; });
+      if (expand_only) {
+        Record(d.id, "rollback", true,
+               json{{"rung", 1}, {"action", "kept expand-only changes"}, {"target", target}}
+                   .dump());
+      } else if (downs) {
+        Result<std::string> taken = BackupAndVerify(d, job);
+        if (!taken.ok()) return Failed(taken.status().message());
+        backup_id = *taken;
+        std::vector<int64_t> versions;
+        for (auto it = newer.rbegin(); it != newer.rend(); ++it) versions.push_back((*it)->version);
+        json effects;
+        if (Status checked = CheckDown(d, versions, *backup_id, true, &effects); !checked.ok()) {
+          return Failed("rung 2 refused: " + checked.message());
+        }
+        progress("running down migrations to " + std::to_string(target));
+        Result<db::RunResult> down = before.Down(target);
+        if (!down.ok()) {
+          effects["rung"] = 2;
+          effects["error"] = down.status().message();
+          Record(d.id, "rollback", false, effects.dump());
+          return Failed("rung 2: the down migrations to " + std::to_string(target) +
+                        " failed: " + down.status().message() +
+                        "; nothing was restored automatically: restore backup " + *backup_id +
+                        " (taken just before) with `turnout backup restore " + *backup_id +
+                        " --to <url> --confirm-data-loss`");
+        }
+        effects["rung"] = 2;
+        effects["action"] = "down migrations";
+        effects["reverted"] = Versions(down->done);
+        Record(d.id, "rollback", true, effects.dump());
+      } else {
+        Record(d.id, "rollback", false,
+               json{{"rung", 3}, {"action", "restore needed"}, {"target", target}}.dump());
+        return Failed("rung 3: the schema is at " + std::to_string(current) + " and revision " +
+                      "needs " + std::to_string(target) + ", with a contract migration that has "
+                      "no down file in between; nothing was restored automatically. Restore the "
+                      "backup taken before that migration (`turnout backup list`) with `turnout "
+                      "backup restore ID --to <url> --confirm-data-loss` (writes made since are "
+                      "lost), then roll back again");
+      }
+    }
+  }
+
+  // 1. Backup and verification (already taken when down migrations ran).
+  if (!backup_id) {
+    Result<std::string> taken = BackupAndVerify(d, job);
+    if (!taken.ok()) return Failed(taken.status().message());
+    backup_id = *taken;
+  }
+  backup::BackupEnv env;
+  env.backups_dir = settings_.backups_dir;
 
   // 2. Optionally, a rehearsal of every pending migration on a restore of that backup: a lock
   //    over budget, a rewrite or a broken down file stops here, before anything changed.
   if (settings_.rehearse) {
-    progress("rehearsing the pending migrations on a restore of " + manifest->id);
+    progress("rehearsing the pending migrations on a restore of " + *backup_id);
     rehearsal::RehearsalOptions ro;
-    ro.backup_id = manifest->id;
+    ro.backup_id = *backup_id;
     ro.migrations_dir = settings_.migrations_dir;
     ro.server = settings_.url;
     ro.jobs = std::max(1, settings_.jobs);
@@ -270,7 +366,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
                           {"advice", f.advice}});
     }
     Record(d.id, "rehearse", report->ok(),
-           json{{"backup", manifest->id}, {"total_ms", report->total_ms},
+           json{{"backup", *backup_id}, {"total_ms", report->total_ms},
                 {"migrations", report->migrations.size()}, {"findings", findings}}
                .dump());
     if (!report->ok()) {
@@ -278,12 +374,12 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
       return Failed("the rehearsal found " + std::to_string(report->findings.size()) +
                     " problem(s); first: " + f.message +
                     (f.advice.empty() ? "" : " (" + f.advice + ")") +
-                    "; `turnout rehearse " + manifest->id + "` shows them all");
+                    "; `turnout rehearse " + *backup_id + "` shows them all");
     }
   }
 
   // 3. The expand migrations: pending ones up to the first contract one.
-  mo.backup_id = manifest->id;
+  mo.backup_id = *backup_id;
   db::Migrator migrator(mo);
   Result<std::vector<db::PlanStep>> plan = migrator.PlanUp(std::nullopt);
   if (!plan.ok()) return Failed("cannot plan the migrations: " + plan.status().message());
@@ -306,7 +402,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   }
   if (!last_expand) {
     Record(d.id, "expand", true, json{{"applied", json::array()}}.dump());
-    return Done("backup " + manifest->id + " verified; no expand migration to apply");
+    return Done("backup " + *backup_id + " verified; no expand migration to apply");
   }
   progress("applying expand migrations up to " + std::to_string(*last_expand));
   Result<db::RunResult> run = migrator.Up(*last_expand);
@@ -315,7 +411,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     return Failed("expand migrations failed: " + run.status().message());
   }
   Record(d.id, "expand", true, json{{"applied", Versions(run->done)}}.dump());
-  return Done("backup " + manifest->id + " verified; applied " + Versions(run->done));
+  return Done("backup " + *backup_id + " verified; applied " + Versions(run->done));
 }
 
 controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& d, Job& job) {
@@ -377,19 +473,32 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
   const bool downs = std::all_of(applied.begin(), applied.end(),
                                  [](const auto* v) { return v->has_down; });
   if (downs) {
+    // The writes made under this deployment are in no backup yet: one is taken and verified
+    // before a down migration may drop them.
+    Result<std::string> taken = BackupAndVerify(d, job);
+    if (!taken.ok()) return Failed("rung 2 not started: " + taken.status().message());
+    std::vector<int64_t> versions;
+    for (auto it = applied.rbegin(); it != applied.rend(); ++it) versions.push_back((*it)->version);
+    json effects;
+    if (Status checked = CheckDown(d, versions, *taken, false, &effects); !checked.ok()) {
+      return Failed("rung 2 refused: " + checked.message() +
+                    "; until then nothing was changed (`turnout migrate down --to " +
+                    std::to_string(from) + "` runs them by hand)");
+    }
     {
       std::lock_guard<std::mutex> lock(job.mu);
       job.progress = "running down migrations to " + std::to_string(from);
     }
     Result<db::RunResult> run = migrator.Down(from);
+    effects["rung"] = 2;
     if (run.ok()) {
-      Record(d.id, "rollback", true,
-             json{{"rung", 2}, {"action", "down migrations"}, {"reverted", Versions(run->done)}}
-                 .dump());
+      effects["action"] = "down migrations";
+      effects["reverted"] = Versions(run->done);
+      Record(d.id, "rollback", true, effects.dump());
       return Done("rung 2: reverted " + Versions(run->done) + " with their down migrations");
     }
-    Record(d.id, "rollback", false,
-           json{{"rung", 2}, {"error", run.status().message()}}.dump());
+    effects["error"] = run.status().message();
+    Record(d.id, "rollback", false, effects.dump());
   }
   const std::string restore = "turnout backup restore " + backup_id +
                               " --to <database URL> --confirm-data-loss";

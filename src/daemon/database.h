@@ -15,10 +15,16 @@
 //   rollback (in RollingBack, after traffic is back on the old version), the ladder:
 //     1. nothing applied by this deployment, or only expand migrations: the database stays (the
 //        old version works with an expanded schema);
-//     2. otherwise: the down migrations of what this deployment applied;
+//     2. otherwise: the down migrations of what this deployment applied, after a fresh verified
+//        backup (it holds the writes made under the new version), and only when they destroy
+//        no data or the rollback was confirmed (CheckDown);
 //     3. when that is impossible (no down file, a down migration fails): nothing automatic. The
 //        phase fails with the restore command to run by hand, which names the backup and makes
 //        the operator confirm the loss of the writes made since.
+// A redeploy of an earlier revision (its schema in the setting "target_version") goes back by
+// the same ladder in before_launch: a verified backup first, then CheckDown (data loss, and the
+// serving version broken by the down files), then the down migrations, before any instance of
+// the earlier revision starts.
 // Each phase is recorded as steps "database:<what>" of the deployment (with the backup id,
 // the migrations applied and the rung taken) and in the audit log; its outcome is kept in the
 // setting "daemon.db.<deployment id>.<phase>", so a restarted daemon does not redo a finished
@@ -37,6 +43,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "controller/engine.h"
 #include "common/status.h"
@@ -90,6 +99,18 @@ class DatabasePhases {
   controller::PhaseStatus RunBeforeLaunch(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunAfterRetire(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunRollback(const state::Deployment& d, Job& job);
+  // A backup of the database (with its manifest), verified at the configured level, recorded
+  // as the steps database:backup and database:verify; its id. The error says what failed.
+  Result<std::string> BackupAndVerify(const state::Deployment& d, Job& job);
+  // Before the down migrations of `versions` (newest first) run: what they drop, with row
+  // counts, and which of them break the version serving now. Refused (FailedPrecondition,
+  // recorded as database:rollback with that evidence) when they destroy data and the rollback
+  // was not started with confirm_data_loss, or when they break the serving version (no order
+  // of the steps keeps every version on a schema it supports) without
+  // confirm_unsupported_schema. `serving_breaks` is false for the ladder of a deployment's own
+  // rollback: the version serving then is the one the down migrations go back to.
+  Status CheckDown(const state::Deployment& d, const std::vector<int64_t>& versions,
+                   const std::string& backup_id, bool serving_breaks, nlohmann::json* effects);
   void Record(int64_t deployment_id, const std::string& step, bool ok, const std::string& detail);
   // The migrator's options for deployment `d` (database, directory, lock timeout, its id).
   db::MigratorOptions MigratorFor(const state::Deployment& d) const;
