@@ -944,6 +944,10 @@ TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
   ASSERT_TRUE(steps.count("backup")) << done.dump();
   EXPECT_EQ(steps["backup"]["outcome"], "ok");
   EXPECT_EQ(steps["verify"]["detail"]["level"], 2);
+  // A step's time is the work's: it starts when the backup starts, not when it is recorded.
+  EXPECT_GE(steps["backup"]["duration_ms"].get<double>() + 1,
+            steps["backup"]["detail"]["duration_ms"].get<double>())
+      << done.dump();
   EXPECT_EQ(steps["expand"]["detail"]["applied"], "1_add_note");
   EXPECT_EQ(steps["contract"]["detail"]["applied"], "2_drop_old_name");
   EXPECT_EQ(SchemaVersion(), "2");
@@ -970,6 +974,9 @@ TEST_F(DaemonDatabaseTest, ARehearsalFindingStopsTheDeploymentBeforeAnythingChan
   std::map<std::string, json> steps = DatabaseSteps(done);
   ASSERT_TRUE(steps.count("rehearse")) << done.dump();
   EXPECT_EQ(steps["rehearse"]["outcome"], "failed");
+  EXPECT_GE(steps["rehearse"]["duration_ms"].get<double>() + 1,
+            steps["rehearse"]["detail"]["total_ms"].get<double>())
+      << done.dump();
   EXPECT_NE(done["deployment"].value("reason", "").find("rehearsal found"), std::string::npos)
       << done.dump();
   EXPECT_FALSE(steps.count("expand")) << done.dump();

@@ -78,11 +78,16 @@ DatabasePhases::~DatabasePhases() {
   }
 }
 
-void DatabasePhases::Record(int64_t deployment_id, const std::string& step, bool ok,
-                            const std::string& detail) {
+int64_t DatabasePhases::Begin(int64_t deployment_id, const std::string& step) {
   Result<int64_t> id = store_.BeginStep(deployment_id, "database:" + step, "{}");
-  if (id.ok()) {
-    (void)store_.FinishStep(*id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+  return id.ok() ? *id : 0;
+}
+
+void DatabasePhases::Record(int64_t deployment_id, const std::string& step, bool ok,
+                            const std::string& detail, int64_t started) {
+  const int64_t id = started != 0 ? started : Begin(deployment_id, step);
+  if (id != 0) {
+    (void)store_.FinishStep(id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
                             detail);
   }
   (void)store_.AppendAudit(state::AuditEvent{"turnoutd", "database." + step, "deployment",
@@ -165,9 +170,11 @@ Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, 
                                          : backup::DumpFormat::kCustom;
   co.jobs = settings_.jobs;
   co.labels = {{"deployment_id", std::to_string(d.id)}, {"version", d.version}};
+  const int64_t backup_step = Begin(d.id, "backup");
   Result<backup::Manifest> manifest = backup::CreateBackup(env, co);
   if (!manifest.ok()) {
-    Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump());
+    Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump(),
+           backup_step);
     return FailedPrecondition("backup failed: " + manifest.status().message());
   }
   (void)store_.PutSetting(SettingKey(d.id, "backup"), manifest->id);
@@ -176,33 +183,40 @@ Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, 
               {"size_bytes", manifest->size_bytes},
               {"duration_ms", manifest->duration_ms},
               {"tables", manifest->row_counts.size()}}
-             .dump());
+             .dump(),
+         backup_step);
   progress("verifying backup " + manifest->id + " (level " +
            std::to_string(settings_.verify_level) + ")");
   backup::VerifyOptions vo;
   vo.level = settings_.verify_level;
   vo.conninfo = settings_.url;
   vo.jobs = settings_.jobs;
+  const int64_t verify_step = Begin(d.id, "verify");
   Result<backup::VerifyReport> verified = backup::VerifyBackup(env, manifest->id, vo);
   if (!verified.ok() || !verified->ok) {
     const std::string why = !verified.ok() ? verified.status().message()
                             : verified->problems.empty() ? "verification failed"
                                                          : verified->problems.front();
-    Record(d.id, "verify", false, json{{"backup", manifest->id}, {"error", why}}.dump());
+    Record(d.id, "verify", false, json{{"backup", manifest->id}, {"error", why}}.dump(),
+           verify_step);
     return FailedPrecondition("backup " + manifest->id + " did not verify: " + why);
   }
   Record(d.id, "verify", true,
-         json{{"backup", manifest->id}, {"level", verified->level_reached}}.dump());
+         json{{"backup", manifest->id}, {"level", verified->level_reached}}.dump(), verify_step);
   return manifest->id;
 }
 
 Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<int64_t>& versions,
                                  const std::string& backup_id, bool serving_breaks,
-                                 json* effects) {
+                                 int64_t step, json* effects) {
+  auto fail = [&](const Status& st) {
+    Record(d.id, "rollback", false, json{{"error", st.message()}}.dump(), step);
+    return st;
+  };
   Result<std::vector<db::Migration>> all = db::LoadMigrations(settings_.migrations_dir);
-  if (!all.ok()) return all.status();
+  if (!all.ok()) return fail(all.status());
   Result<db::PgConnection> conn = db::PgConnection::Connect(settings_.url, "turnoutd");
-  if (!conn.ok()) return conn.status();
+  if (!conn.ok()) return fail(conn.status());
   json drops = json::array();
   json breaking = json::array();
   bool destroys = false;
@@ -256,7 +270,7 @@ Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<i
   if (refused.empty()) return Status::Ok();
   json detail = *effects;
   detail["refused"] = refused;
-  Record(d.id, "rollback", false, detail.dump());
+  Record(d.id, "rollback", false, detail.dump(), step);
   return FailedPrecondition(refused);
 }
 
@@ -301,7 +315,9 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
         std::vector<int64_t> versions;
         for (auto it = newer.rbegin(); it != newer.rend(); ++it) versions.push_back((*it)->version);
         json effects;
-        if (Status checked = CheckDown(d, versions, *backup_id, true, &effects); !checked.ok()) {
+        const int64_t step = Begin(d.id, "rollback");
+        if (Status checked = CheckDown(d, versions, *backup_id, true, step, &effects);
+            !checked.ok()) {
           return Failed("rung 2 refused: " + checked.message());
         }
         progress("running down migrations to " + std::to_string(target));
@@ -309,7 +325,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
         if (!down.ok()) {
           effects["rung"] = 2;
           effects["error"] = down.status().message();
-          Record(d.id, "rollback", false, effects.dump());
+          Record(d.id, "rollback", false, effects.dump(), step);
           return Failed("rung 2: the down migrations to " + std::to_string(target) +
                         " failed: " + down.status().message() +
                         "; nothing was restored automatically: restore backup " + *backup_id +
@@ -319,7 +335,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
         effects["rung"] = 2;
         effects["action"] = "down migrations";
         effects["reverted"] = Versions(down->done);
-        Record(d.id, "rollback", true, effects.dump());
+        Record(d.id, "rollback", true, effects.dump(), step);
       } else {
         Record(d.id, "rollback", false,
                json{{"rung", 3}, {"action", "restore needed"}, {"target", target}}.dump());
@@ -355,9 +371,11 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     ro.on_progress = [&](const std::string&, const std::string& line) {
       progress("rehearsal: " + line);
     };
+    const int64_t rehearse_step = Begin(d.id, "rehearse");
     Result<rehearsal::RehearsalReport> report = rehearsal::Rehearse(env, ro);
     if (!report.ok()) {
-      Record(d.id, "rehearse", false, json{{"error", report.status().message()}}.dump());
+      Record(d.id, "rehearse", false, json{{"error", report.status().message()}}.dump(),
+             rehearse_step);
       return Failed("the rehearsal could not run: " + report.status().message());
     }
     json findings = json::array();
@@ -368,7 +386,8 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     Record(d.id, "rehearse", report->ok(),
            json{{"backup", *backup_id}, {"total_ms", report->total_ms},
                 {"migrations", report->migrations.size()}, {"findings", findings}}
-               .dump());
+               .dump(),
+           rehearse_step);
     if (!report->ok()) {
       const auto& f = report->findings.front();
       return Failed("the rehearsal found " + std::to_string(report->findings.size()) +
@@ -381,8 +400,12 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   // 3. The expand migrations: pending ones up to the first contract one.
   mo.backup_id = *backup_id;
   db::Migrator migrator(mo);
+  const int64_t expand_step = Begin(d.id, "expand");
   Result<std::vector<db::PlanStep>> plan = migrator.PlanUp(std::nullopt);
-  if (!plan.ok()) return Failed("cannot plan the migrations: " + plan.status().message());
+  if (!plan.ok()) {
+    Record(d.id, "expand", false, json{{"error", plan.status().message()}}.dump(), expand_step);
+    return Failed("cannot plan the migrations: " + plan.status().message());
+  }
   std::optional<int64_t> last_expand;
   bool contract_seen = false;
   const std::optional<int64_t> ceiling = VersionSetting(d.id, "target_version");
@@ -391,7 +414,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     if (step.classification == db::MigrationClass::kContract) {
       contract_seen = true;
     } else if (contract_seen) {
-      Record(d.id, "expand", false, json{{"error", "expand after contract"}}.dump());
+      Record(d.id, "expand", false, json{{"error", "expand after contract"}}.dump(), expand_step);
       return Failed("migration " + std::to_string(step.version) + "_" + step.name +
                     " (expand) comes after a contract migration: the new version would start "
                     "without it. Split the release: deploy the expand migrations first, the "
@@ -401,16 +424,16 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     }
   }
   if (!last_expand) {
-    Record(d.id, "expand", true, json{{"applied", json::array()}}.dump());
+    Record(d.id, "expand", true, json{{"applied", json::array()}}.dump(), expand_step);
     return Done("backup " + *backup_id + " verified; no expand migration to apply");
   }
   progress("applying expand migrations up to " + std::to_string(*last_expand));
   Result<db::RunResult> run = migrator.Up(*last_expand);
   if (!run.ok()) {
-    Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump());
+    Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump(), expand_step);
     return Failed("expand migrations failed: " + run.status().message());
   }
-  Record(d.id, "expand", true, json{{"applied", Versions(run->done)}}.dump());
+  Record(d.id, "expand", true, json{{"applied", Versions(run->done)}}.dump(), expand_step);
   return Done("backup " + *backup_id + " verified; applied " + Versions(run->done));
 }
 
@@ -419,6 +442,7 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
   mo.app_version_to = d.version;
   mo.backup_id = Setting(d.id, "backup").value_or("");
   db::Migrator migrator(mo);
+  const int64_t step = Begin(d.id, "contract");
   // A rollback to an earlier revision stays at that revision's schema.
   const std::optional<int64_t> ceiling = VersionSetting(d.id, "target_version");
   if (ceiling) {
@@ -426,16 +450,16 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
     if (now.ok() && now->current.value_or(0) >= *ceiling) {
       (void)store_.PutSetting(SettingKey(d.id, "version_after"),
                               std::to_string(now->current.value_or(0)));
-      Record(d.id, "contract", true, json{{"applied", ""}, {"held_at", *ceiling}}.dump());
+      Record(d.id, "contract", true, json{{"applied", ""}, {"held_at", *ceiling}}.dump(), step);
       return Done("schema kept at " + std::to_string(*ceiling) + " (rollback)");
     }
   }
   Result<db::RunResult> run = migrator.Up(ceiling);
   if (!run.ok()) {
-    Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump());
+    Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump(), step);
     return Failed("contract migrations failed: " + run.status().message());
   }
-  Record(d.id, "contract", true, json{{"applied", Versions(run->done)}}.dump());
+  Record(d.id, "contract", true, json{{"applied", Versions(run->done)}}.dump(), step);
   // The schema this revision serves with: what `rollback --to` this revision goes back to.
   (void)store_.PutSetting(SettingKey(d.id, "version_after"),
                           std::to_string(run->current.value_or(0)));
@@ -476,11 +500,16 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
     // The writes made under this deployment are in no backup yet: one is taken and verified
     // before a down migration may drop them.
     Result<std::string> taken = BackupAndVerify(d, job);
-    if (!taken.ok()) return Failed("rung 2 not started: " + taken.status().message());
+    if (!taken.ok()) {
+      Record(d.id, "rollback", false,
+             json{{"rung", 2}, {"error", taken.status().message()}}.dump());
+      return Failed("rung 2 not started: " + taken.status().message());
+    }
     std::vector<int64_t> versions;
     for (auto it = applied.rbegin(); it != applied.rend(); ++it) versions.push_back((*it)->version);
     json effects;
-    if (Status checked = CheckDown(d, versions, *taken, false, &effects); !checked.ok()) {
+    const int64_t step = Begin(d.id, "rollback");
+    if (Status checked = CheckDown(d, versions, *taken, false, step, &effects); !checked.ok()) {
       return Failed("rung 2 refused: " + checked.message() +
                     "; until then nothing was changed (`turnout migrate down --to " +
                     std::to_string(from) + "` runs them by hand)");
@@ -494,11 +523,11 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
     if (run.ok()) {
       effects["action"] = "down migrations";
       effects["reverted"] = Versions(run->done);
-      Record(d.id, "rollback", true, effects.dump());
+      Record(d.id, "rollback", true, effects.dump(), step);
       return Done("rung 2: reverted " + Versions(run->done) + " with their down migrations");
     }
     effects["error"] = run.status().message();
-    Record(d.id, "rollback", false, effects.dump());
+    Record(d.id, "rollback", false, effects.dump(), step);
   }
   const std::string restore = "turnout backup restore " + backup_id +
                               " --to <database URL> --confirm-data-loss";

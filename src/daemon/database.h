@@ -109,9 +109,17 @@ class DatabasePhases {
   // of the steps keeps every version on a schema it supports) without
   // confirm_unsupported_schema. `serving_breaks` is false for the ladder of a deployment's own
   // rollback: the version serving then is the one the down migrations go back to.
+  // `step` is the database:rollback step begun for the down migrations.
   Status CheckDown(const state::Deployment& d, const std::vector<int64_t>& versions,
-                   const std::string& backup_id, bool serving_breaks, nlohmann::json* effects);
-  void Record(int64_t deployment_id, const std::string& step, bool ok, const std::string& detail);
+                   const std::string& backup_id, bool serving_breaks, int64_t step,
+                   nlohmann::json* effects);
+  // The step "database:<step>" of a deployment, recorded as running from now (when the work
+  // starts, so that its duration is the work's); its id, 0 when the store could not record it.
+  int64_t Begin(int64_t deployment_id, const std::string& step);
+  // Finishes the step begun as `started` (0: begun and finished now, for a decision that takes
+  // no time), with its audit entry and log line.
+  void Record(int64_t deployment_id, const std::string& step, bool ok, const std::string& detail,
+              int64_t started = 0);
   // The migrator's options for deployment `d` (database, directory, lock timeout, its id).
   db::MigratorOptions MigratorFor(const state::Deployment& d) const;
   // The setting "daemon.db.<id>.<what>", as text or as a schema version; nullopt when unset.
