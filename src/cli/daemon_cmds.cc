@@ -193,7 +193,15 @@ std::string StepLine(const json& s) {
                        FormatMillis(ms);
     if (d.is_object()) {
       for (const char* key : {"backup", "applied", "reverted", "action", "error"}) {
-        if (!Str(d, key).empty()) line += ", " + std::string(key) + " " + Str(d, key);
+        std::string value;
+        if (d.contains(key) && d[key].is_array()) {  // migrations by label; none: not shown
+          for (const auto& m : d[key]) {
+            value += (value.empty() ? "" : ", ") + (m.is_string() ? m.get<std::string>() : m.dump());
+          }
+        } else {
+          value = Str(d, key);
+        }
+        if (!value.empty()) line += ", " + std::string(key) + " " + value;
       }
     }
     return line;

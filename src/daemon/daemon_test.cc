@@ -948,8 +948,8 @@ TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
   EXPECT_GE(steps["backup"]["duration_ms"].get<double>() + 1,
             steps["backup"]["detail"]["duration_ms"].get<double>())
       << done.dump();
-  EXPECT_EQ(steps["expand"]["detail"]["applied"], "1_add_note");
-  EXPECT_EQ(steps["contract"]["detail"]["applied"], "2_drop_old_name");
+  EXPECT_EQ(steps["expand"]["detail"]["applied"], json::array({"0001_add_note"}));
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], json::array({"0002_drop_old_name"}));
   EXPECT_EQ(SchemaVersion(), "2");
   // The contract ran only after the switch and the bake: its step started after scaling_down.
   std::string scaling_down_at;
@@ -1035,7 +1035,12 @@ TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
 TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) {
   Config();
   StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  json first = WaitFinished(Deploy("v1"), milliseconds(90000));
+  ASSERT_EQ(State(first), "succeeded");
+  // Nothing to apply is an empty list, as a field keeps one JSON type.
+  std::map<std::string, json> none = DatabaseSteps(first);
+  EXPECT_EQ(none["expand"]["detail"]["applied"], json::array()) << first.dump();
+  EXPECT_EQ(none["contract"]["detail"]["applied"], json::array()) << first.dump();
   Migration("0001_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;",
             "ALTER TABLE items ADD COLUMN old_name text;");
   ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
@@ -1046,6 +1051,8 @@ TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) 
   EXPECT_EQ(State(done), "succeeded") << done.dump();
   std::map<std::string, json> steps = DatabaseSteps(done);
   EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << done.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["reverted"], json::array({"0001_drop_old_name"}));
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], json::array()) << done.dump();
   EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
                 "AND column_name = 'old_name'"),
             "1");

@@ -30,10 +30,19 @@ controller::PhaseStatus Failed(std::string detail) {
   return controller::PhaseStatus{Kind::kFailed, std::move(detail)};
 }
 
+// The migrations of `steps` by their file labels ("0001_add_note"), in order: the one type of
+// the steps' "applied" and "reverted" fields (an empty array when there were none).
+json Labels(const std::vector<db::PlanStep>& steps) {
+  json out = json::array();
+  for (const auto& s : steps) out.push_back(db::MigrationLabel(s.version, s.name));
+  return out;
+}
+
+// The same for people: "0001_add_note, 0002_drop_old_name".
 std::string Versions(const std::vector<db::PlanStep>& steps) {
   std::string out;
-  for (const auto& s : steps) {
-    out += (out.empty() ? "" : ", ") + std::to_string(s.version) + "_" + s.name;
+  for (const auto& label : Labels(steps)) {
+    out += (out.empty() ? "" : ", ") + label.get<std::string>();
   }
   return out;
 }
@@ -334,7 +343,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
         }
         effects["rung"] = 2;
         effects["action"] = "down migrations";
-        effects["reverted"] = Versions(down->done);
+        effects["reverted"] = Labels(down->done);
         Record(d.id, "rollback", true, effects.dump(), step);
       } else {
         Record(d.id, "rollback", false,
@@ -433,7 +442,7 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump(), expand_step);
     return Failed("expand migrations failed: " + run.status().message());
   }
-  Record(d.id, "expand", true, json{{"applied", Versions(run->done)}}.dump(), expand_step);
+  Record(d.id, "expand", true, json{{"applied", Labels(run->done)}}.dump(), expand_step);
   return Done("backup " + *backup_id + " verified; applied " + Versions(run->done));
 }
 
@@ -450,7 +459,7 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
     if (now.ok() && now->current.value_or(0) >= *ceiling) {
       (void)store_.PutSetting(SettingKey(d.id, "version_after"),
                               std::to_string(now->current.value_or(0)));
-      Record(d.id, "contract", true, json{{"applied", ""}, {"held_at", *ceiling}}.dump(), step);
+      Record(d.id, "contract", true, json{{"applied", json::array()}, {"held_at", *ceiling}}.dump(), step);
       return Done("schema kept at " + std::to_string(*ceiling) + " (rollback)");
     }
   }
@@ -459,7 +468,7 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
     Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump(), step);
     return Failed("contract migrations failed: " + run.status().message());
   }
-  Record(d.id, "contract", true, json{{"applied", Versions(run->done)}}.dump(), step);
+  Record(d.id, "contract", true, json{{"applied", Labels(run->done)}}.dump(), step);
   // The schema this revision serves with: what `rollback --to` this revision goes back to.
   (void)store_.PutSetting(SettingKey(d.id, "version_after"),
                           std::to_string(run->current.value_or(0)));
@@ -522,7 +531,7 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
     effects["rung"] = 2;
     if (run.ok()) {
       effects["action"] = "down migrations";
-      effects["reverted"] = Versions(run->done);
+      effects["reverted"] = Labels(run->done);
       Record(d.id, "rollback", true, effects.dump(), step);
       return Done("rung 2: reverted " + Versions(run->done) + " with their down migrations");
     }
