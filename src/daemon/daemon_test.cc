@@ -1185,6 +1185,109 @@ TEST_F(DaemonTest, APartReadOnlyAtStartThatChangedIsRefusedNotRecordedAsApplied)
   EXPECT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
 }
 
+// ---- database.tool: command: the app's own migration tool, wrapped ----------------------------
+
+class DaemonToolTest : public DaemonDatabaseTest {
+ protected:
+  // The tool's files: NNNN.up.sql / NNNN.down.sql in migrations/ (its own naming, not turnout's).
+  void ToolMigration(const std::string& version, const std::string& up, const std::string& down) {
+    std::ofstream(dir_ + "/migrations/" + version + ".up.sql") << up << "\n";
+    std::ofstream(dir_ + "/migrations/" + version + ".down.sql") << down << "\n";
+  }
+  void ToolConfig(bool with_down = true) {
+    const std::string tool = TURNOUT_APP_MIGRATE_SCRIPT;
+    WriteConfig("database:\n  url: " + url_ + "\n  tool: command\n  up: " + tool +
+                " up\n  status: " + tool + " status\n" +
+                (with_down ? "  down: " + tool + " down {to}\n" : ""));
+  }
+  std::string ToolVersion() { return Sql("SELECT coalesce(max(version), 0) FROM app_migrations"); }
+  bool HasColumn(const std::string& column) {
+    return Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND "
+               "column_name = '" + column + "'") == "1";
+  }
+};
+
+TEST_F(DaemonToolTest, TheAppsToolRunsAfterAVerifiedBackupAndItsChangeIsDetected) {
+  ToolConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  ToolMigration("0001", "ALTER TABLE items ADD COLUMN note text;",
+                "ALTER TABLE items DROP COLUMN note;");
+  json done = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["backup"]["outcome"], "ok");
+  EXPECT_EQ(steps["verify"]["outcome"], "ok");
+  const json& up = steps["expand"]["detail"];
+  EXPECT_EQ(up["from"], "0") << done.dump();
+  EXPECT_EQ(up["to"], "1");
+  EXPECT_EQ(up["change"], "additive");
+  EXPECT_EQ(up["tables"], json::array({"public.items"}));
+  EXPECT_EQ(up["backup"], steps["backup"]["detail"]["backup"]);
+  EXPECT_LT(steps["backup"]["started_at"].get<std::string>(),
+            steps["expand"]["started_at"].get<std::string>());
+  EXPECT_TRUE(HasColumn("note"));
+  EXPECT_EQ(ToolVersion(), "1");
+}
+
+TEST_F(DaemonToolTest, ADestructiveChangeIsCalledSoAndTheLadderUsesTheToolsDown) {
+  ToolConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  // A failed deployment after a destructive change: the tool's down puts the schema back.
+  ToolMigration("0001", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json failed = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(failed), "rolled_back") << failed.dump();
+  std::map<std::string, json> steps = DatabaseSteps(failed);
+  EXPECT_EQ(steps["expand"]["detail"]["change"], "destructive") << failed.dump();
+  EXPECT_EQ(steps["expand"]["detail"]["destructive"][0], "column public.items.old_name is gone");
+  EXPECT_FALSE(steps["expand"]["detail"].value("warning", "").empty());
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << failed.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["to"], "0");
+  EXPECT_TRUE(HasColumn("old_name"));
+  EXPECT_EQ(ToolVersion(), "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+
+  // It succeeds with a later version; `turnout rollback` to v1 runs down only when confirmed.
+  json v3 = WaitFinished(Deploy("v3"), milliseconds(90000));
+  ASSERT_EQ(State(v3), "succeeded") << v3.dump();
+  EXPECT_EQ(ToolVersion(), "1");
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  json refused = WaitFinished(body["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(refused), "rolled_back") << refused.dump();
+  EXPECT_NE(refused["deployment"].value("reason", "").find("--confirm-data-loss"),
+            std::string::npos)
+      << refused.dump();
+  EXPECT_EQ(ToolVersion(), "1");
+  auto [status2, body2] =
+      Call("POST", "/v1/rollback", {{"actor", "test"}, {"confirm_data_loss", true}});
+  ASSERT_EQ(status2, 200) << body2.dump();
+  json done = WaitFinished(body2["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << done.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["change"], "destructive");  // name is gone again
+  EXPECT_TRUE(HasColumn("old_name"));
+  EXPECT_EQ(ToolVersion(), "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {
+  ToolConfig(/*with_down=*/false);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  ToolMigration("0001", "ALTER TABLE items DROP COLUMN old_name;",
+                "ALTER TABLE items ADD COLUMN old_name text;");
+  json failed = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(failed), "failed") << failed.dump();
+  const std::string reason = failed["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("rung 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("turnout backup restore"), std::string::npos) << reason;
+  EXPECT_FALSE(HasColumn("old_name"));  // nothing was done automatically
+}
+
 TEST_F(DaemonTest, GatesAndTheSloThroughTheApi) {
   WriteConfig("slo:\n  availability: 99%\n  latency: {threshold: 1s, target: 90%}\n");
   StartDaemon();

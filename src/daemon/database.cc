@@ -7,6 +7,10 @@
 #include <vector>
 
 #include "backup/backup.h"
+#include "backup/catalog.h"
+#include "controller/deployment_spec.h"
+#include "platform/command.h"
+#include "platform/run.h"
 #include "db/lint.h"
 #include "db/migration.h"
 #include "db/migrator.h"
@@ -47,6 +51,13 @@ std::string Versions(const std::vector<db::PlanStep>& steps) {
   return out;
 }
 
+// The last non-empty line of a command's output, without trailing blanks (what `status` says).
+std::string LastLine(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  const size_t nl = s.rfind('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
 }  // namespace
 
 Result<std::optional<DatabaseSettings>> DatabaseSettingsFromConfig(
@@ -75,6 +86,12 @@ Result<std::optional<DatabaseSettings>> DatabaseSettingsFromConfig(
   ds.lock_timeout = c.lock_timeout;
   ds.rehearse = c.rehearse;
   ds.lock_budget = c.lock_budget;
+  if (c.command_tool()) {
+    ds.tool_up = c.up;
+    ds.tool_status = c.status;
+    ds.tool_down = c.down;
+    ds.tool_timeout = c.tool_timeout;
+  }
   return std::optional<DatabaseSettings>(std::move(ds));
 }
 
@@ -146,9 +163,13 @@ controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& req
                     : phase == "after_retire" ? "applying the contract migrations"
                                               : "rolling the database back";
     raw->thread = std::thread([this, raw, copy, phase] {
-      controller::PhaseStatus r = phase == "before_launch" ? RunBeforeLaunch(copy, *raw)
-                                  : phase == "after_retire" ? RunAfterRetire(copy, *raw)
-                                                            : RunRollback(copy, *raw);
+      const bool tool = settings_.command_tool();
+      controller::PhaseStatus r =
+          phase == "before_launch"
+              ? (tool ? RunToolBeforeLaunch(copy, *raw) : RunBeforeLaunch(copy, *raw))
+          : phase == "after_retire"
+              ? (tool ? RunToolAfterRetire(copy, *raw) : RunAfterRetire(copy, *raw))
+              : (tool ? RunToolRollback(copy, *raw, false) : RunRollback(copy, *raw));
       (void)store_.PutSetting(
           SettingKey(copy.id, phase),
           json{{"ok", r.kind == Kind::kDone}, {"detail", r.detail}}.dump());
@@ -547,6 +568,206 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
                 "; nothing was restored automatically. To restore the backup taken before "
                 "this deployment (writes made since are lost): " +
                 restore);
+}
+
+// ---- the app's own migration tool (`tool: command`) ----------------------------------------
+
+Result<std::string> DatabasePhases::RunTool(const state::Deployment& d, const std::string& command,
+                                            const std::string& to) {
+  Result<std::optional<std::string>> saved =
+      store_.GetSetting("controller.spec." + std::to_string(d.id));
+  if (!saved.ok() || !*saved) return NotFound("the spec of deployment " + std::to_string(d.id));
+  TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec, controller::DecodeSpec(**saved));
+  if (spec.platform == "container") {
+    return FailedPrecondition(
+        "database.tool: command runs the tool as a process in the version's working directory; "
+        "with containers it is not supported yet: use the SQL migrations (remove tool, up, "
+        "status and down) or run the tool yourself before `turnout deploy`");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<std::string> words, platform::SplitCommand(command));
+  for (std::string& w : words) {
+    for (const auto& [key, value] :
+         {std::pair<std::string, std::string>{"{version}", d.version}, {"{to}", to}}) {
+      for (size_t at = w.find(key); at != std::string::npos; at = w.find(key, at + value.size())) {
+        w.replace(at, key.size(), value);
+      }
+    }
+  }
+  platform::RunSpec rs;
+  rs.argv = std::move(words);
+  rs.working_dir = spec.working_dir;
+  rs.env = spec.env;
+  rs.env.emplace_back("DATABASE_URL", settings_.url);
+  rs.timeout = settings_.tool_timeout;
+  TURNOUT_ASSIGN_OR_RETURN(platform::RunResult run, platform::RunCommand(rs));
+  if (!run.ok()) {
+    return FailedPrecondition("`" + command + "` " + run.Describe() + ": " + run.Tail(5));
+  }
+  return run.output;
+}
+
+Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d,
+                                             const std::string& command, const std::string& to) {
+  TURNOUT_ASSIGN_OR_RETURN(db::PgConnection conn,
+                           db::PgConnection::Connect(settings_.url, "turnoutd"));
+  TURNOUT_ASSIGN_OR_RETURN(std::string from, RunTool(d, settings_.tool_status, ""));
+  TURNOUT_ASSIGN_OR_RETURN(backup::SchemaFingerprint before, backup::ReadSchemaFingerprint(conn));
+  TURNOUT_ASSIGN_OR_RETURN(std::string output, RunTool(d, command, to));
+  TURNOUT_ASSIGN_OR_RETURN(backup::SchemaFingerprint after, backup::ReadSchemaFingerprint(conn));
+  TURNOUT_ASSIGN_OR_RETURN(std::string now, RunTool(d, settings_.tool_status, ""));
+  const backup::SchemaChange change = backup::ClassifySchemaChange(before.lines, after.lines);
+  return json{{"command", command},
+              {"from", LastLine(from)},
+              {"to", LastLine(now)},
+              {"tables", change.tables},
+              {"change", !change.changed()        ? "none"
+                         : change.is_destructive() ? "destructive"
+                                                   : "additive"},
+              {"destructive", change.destructive}};
+}
+
+controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deployment& d, Job& job) {
+  auto progress = [&job](std::string text) {
+    std::lock_guard<std::mutex> lock(job.mu);
+    job.progress = std::move(text);
+  };
+  Result<std::string> backup_id = BackupAndVerify(d, job);
+  if (!backup_id.ok()) return Failed(backup_id.status().message());
+  // A rollback to an earlier revision goes back to the version its tool reported.
+  if (std::optional<std::string> target = Setting(d.id, "target_version")) {
+    return RunToolRollback(d, job, true);
+  }
+  progress("running the app's migrations: " + settings_.tool_up);
+  const int64_t step = Begin(d.id, "expand");
+  Result<json> run = RunToolMeasured(d, settings_.tool_up, "");
+  if (!run.ok()) {
+    Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump(), step);
+    return Failed("the app's migrations failed: " + run.status().message());
+  }
+  json detail = *run;
+  detail["backup"] = *backup_id;
+  (void)store_.PutSetting(SettingKey(d.id, "tool_from"), detail["from"].get<std::string>());
+  (void)store_.PutSetting(SettingKey(d.id, "tool_change"), detail["change"].get<std::string>());
+  if (detail["change"] == "destructive") {
+    // The tool applies everything at once: a destructive change ran while the old version still
+    // serves. Said, not hidden: the release should be split (expand first, contract later).
+    detail["warning"] =
+        "a destructive change ran before the old version was retired; split the release: "
+        "expand migrations with this version, the destructive ones with a later one";
+  }
+  Record(d.id, "expand", true, detail.dump(), step);
+  return Done("backup " + *backup_id + " verified; the app's tool went from " +
+              detail["from"].get<std::string>() + " to " + detail["to"].get<std::string>() +
+              " (" + detail["change"].get<std::string>() + ")");
+}
+
+controller::PhaseStatus DatabasePhases::RunToolAfterRetire(const state::Deployment& d, Job& job) {
+  const int64_t step = Begin(d.id, "contract");
+  Result<std::string> now = RunTool(d, settings_.tool_status, "");
+  if (!now.ok()) {
+    Record(d.id, "contract", false, json{{"error", now.status().message()}}.dump(), step);
+    return Failed("cannot read the app's schema version: " + now.status().message());
+  }
+  const std::string version = LastLine(*now);
+  // The version this revision serves with: what `rollback --to` it goes back to.
+  (void)store_.PutSetting(SettingKey(d.id, "version_after"), version);
+  Record(d.id, "contract", true,
+         json{{"applied", json::array()}, {"at", version},
+              {"note", "the app's tool applied its migrations before the launch"}}
+             .dump(),
+         step);
+  return Done("the app's tool is at " + version);
+}
+
+controller::PhaseStatus DatabasePhases::RunToolRollback(const state::Deployment& d, Job& job,
+                                                        bool to_target) {
+  // Back to: the earlier revision's version (a redeploy), or where this deployment started.
+  const std::optional<std::string> target =
+      to_target ? Setting(d.id, "target_version") : std::nullopt;
+  const std::string to = target ? *target : Setting(d.id, "tool_from").value_or("");
+  const std::string change = target ? "unknown" : Setting(d.id, "tool_change").value_or("none");
+  if (change == "redeploy") {
+    // A redeploy that failed after its down command ran: the version serving again needs the
+    // schema the tool's up gives it, which is a deployment of that version, not a rollback.
+    Record(d.id, "rollback", false,
+           json{{"rung", 3}, {"action", "schema taken back by this redeploy"}, {"at", to}}.dump());
+    return Failed("the app's down command took the schema back to " + to +
+                  " before this redeploy failed; deploy the version serving again (`turnout "
+                  "deploy VERSION`) to let the tool's up bring the schema forward");
+  }
+  if (!target && (change == "none" || change == "additive")) {
+    Record(d.id, "rollback", true,
+           json{{"rung", 1}, {"action", change == "none" ? "unchanged" : "kept additive changes"}}
+               .dump());
+    return Done("rung 1: the schema stays; the previous version works with it");
+  }
+  if (to.empty()) {
+    Record(d.id, "rollback", true, json{{"rung", 1}, {"action", "unchanged"}}.dump());
+    return Done("the app's migrations never ran for this deployment");
+  }
+  const std::string backup_id = Setting(d.id, "backup").value_or("(none)");
+  if (settings_.tool_down.empty()) {
+    Record(d.id, "rollback", false,
+           json{{"rung", 3}, {"action", "restore needed"}, {"backup", backup_id}}.dump());
+    return Failed("rung 3: the app's tool has no `down` command, and the schema changed " +
+                  std::string(target ? "since that revision" : "destructively") +
+                  "; nothing was restored automatically. To restore the backup (writes made "
+                  "since are lost): turnout backup restore " + backup_id +
+                  " --to <database URL> --confirm-data-loss");
+  }
+  if (target) {
+    // What `down` destroys cannot be known before it runs: a redeploy runs it only when the
+    // rollback was confirmed (the backup just taken holds everything).
+    Result<std::string> now = RunTool(d, settings_.tool_status, "");
+    if (!now.ok()) return Failed("cannot read the app's schema version: " + now.status().message());
+    if (LastLine(*now) == to) {
+      Record(d.id, "rollback", true, json{{"rung", 1}, {"action", "unchanged"}, {"at", to}}.dump());
+      return Done("the app's schema is already at " + to);
+    }
+    const json confirmed = json::parse(Setting(d.id, "confirm").value_or("{}"), nullptr, false);
+    if (!confirmed.is_object() || !confirmed.value("data_loss", false)) {
+      const std::string refused =
+          "the app's tool is at " + LastLine(*now) + " and that revision ran at " + to +
+          "; its down command may destroy data, which turnout cannot know before it runs "
+          "(backup " + backup_id + " holds it all). Run the rollback again with "
+          "--confirm-data-loss to go ahead";
+      Record(d.id, "rollback", false,
+             json{{"rung", 2}, {"refused", refused}, {"backup", backup_id}}.dump());
+      return Failed("rung 2 refused: " + refused);
+    }
+  }
+  // Writes made since the last backup are kept in a new one before `down` runs (a redeploy
+  // took it just before; a deployment's own rollback takes it now).
+  std::string before_down = backup_id;
+  if (!target) {
+    Result<std::string> taken = BackupAndVerify(d, job);
+    if (!taken.ok()) return Failed("rung 2 not started: " + taken.status().message());
+    before_down = *taken;
+  }
+  {
+    std::lock_guard<std::mutex> lock(job.mu);
+    job.progress = "running the app's down command to " + to;
+  }
+  const int64_t step = Begin(d.id, "rollback");
+  Result<json> run = RunToolMeasured(d, settings_.tool_down, to);
+  if (!run.ok()) {
+    Record(d.id, "rollback", false,
+           json{{"rung", 2}, {"error", run.status().message()}, {"backup", before_down}}.dump(),
+           step);
+    return Failed("rung 2: the app's down command failed: " + run.status().message() +
+                  "; nothing was restored automatically. To restore backup " + before_down +
+                  ": turnout backup restore " + before_down +
+                  " --to <database URL> --confirm-data-loss");
+  }
+  json detail = *run;
+  detail["rung"] = 2;
+  detail["backup"] = before_down;
+  if (target) {
+    (void)store_.PutSetting(SettingKey(d.id, "tool_from"), detail["from"].get<std::string>());
+    (void)store_.PutSetting(SettingKey(d.id, "tool_change"), "redeploy");
+  }
+  Record(d.id, "rollback", true, detail.dump(), step);
+  return Done("rung 2: the app's tool went back to " + to);
 }
 
 }  // namespace turnout::daemon

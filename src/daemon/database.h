@@ -65,6 +65,14 @@ struct DatabaseSettings {
   std::chrono::milliseconds lock_timeout{5000};  // per migration statement
   bool rehearse = false;                         // rehearse before applying (turnout rehearse)
   std::chrono::milliseconds lock_budget{1000};   // the rehearsal's lock budget
+  // `tool: command`: the app's own migration tool, through these command templates ({version}:
+  // the deployment's version; {to}: a version `status` printed). Empty `up`: turnout's own
+  // migrations (migrations_dir).
+  std::string tool_up;
+  std::string tool_status;
+  std::string tool_down;  // "" = none
+  std::chrono::milliseconds tool_timeout{600000};
+  bool command_tool() const { return !tool_up.empty(); }
 };
 
 // The settings of `config`'s `database:` section: migrations and backups resolved against
@@ -99,6 +107,21 @@ class DatabasePhases {
   controller::PhaseStatus RunBeforeLaunch(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunAfterRetire(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunRollback(const state::Deployment& d, Job& job);
+  // The same phases with the app's own tool (settings_.command_tool()).
+  controller::PhaseStatus RunToolBeforeLaunch(const state::Deployment& d, Job& job);
+  controller::PhaseStatus RunToolAfterRetire(const state::Deployment& d, Job& job);
+  // `to_target`: a redeploy's before_launch, back to the earlier revision's version; else the
+  // rollback phase, back to where this deployment started.
+  controller::PhaseStatus RunToolRollback(const state::Deployment& d, Job& job, bool to_target);
+  // Runs the tool's command `command` (a template) for `d` in the environment of d's version:
+  // its spec's working directory and environment, plus DATABASE_URL; {version} and {to}
+  // replaced. Its output on success; FailedPrecondition with how it ended and its last lines.
+  Result<std::string> RunTool(const state::Deployment& d, const std::string& command,
+                              const std::string& to);
+  // Runs `command` between two schema fingerprints; the change it made, as the step detail
+  // {"command", "from", "to", "tables", "change": none|additive|destructive, "destructive"}.
+  Result<nlohmann::json> RunToolMeasured(const state::Deployment& d, const std::string& command,
+                                         const std::string& to);
   // A backup of the database (with its manifest), verified at the configured level, recorded
   // as the steps database:backup and database:verify; its id. The error says what failed.
   Result<std::string> BackupAndVerify(const state::Deployment& d, Job& job);
