@@ -1194,11 +1194,12 @@ class DaemonToolTest : public DaemonDatabaseTest {
     std::ofstream(dir_ + "/migrations/" + version + ".up.sql") << up << "\n";
     std::ofstream(dir_ + "/migrations/" + version + ".down.sql") << down << "\n";
   }
-  void ToolConfig(bool with_down = true) {
+  void ToolConfig(bool with_down = true, bool rehearse = false) {
     const std::string tool = TURNOUT_APP_MIGRATE_SCRIPT;
     WriteConfig("database:\n  url: " + url_ + "\n  tool: command\n  up: " + tool +
                 " up\n  status: " + tool + " status\n" +
-                (with_down ? "  down: " + tool + " down {to}\n" : ""));
+                (with_down ? "  down: " + tool + " down {to}\n" : "") +
+                (rehearse ? "  rehearse: true\n" : ""));
   }
   std::string ToolVersion() { return Sql("SELECT coalesce(max(version), 0) FROM app_migrations"); }
   bool HasColumn(const std::string& column) {
@@ -1272,6 +1273,45 @@ TEST_F(DaemonToolTest, ADestructiveChangeIsCalledSoAndTheLadderUsesTheToolsDown)
   EXPECT_TRUE(HasColumn("old_name"));
   EXPECT_EQ(ToolVersion(), "0");
   EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonToolTest, ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheOldVersionIsRetired) {
+  ToolConfig(/*with_down=*/true, /*rehearse=*/true);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  // Additive: rehearsed, then applied before the launch.
+  ToolMigration("0001", "ALTER TABLE items ADD COLUMN note text;",
+                "ALTER TABLE items DROP COLUMN note;");
+  json expand = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(expand), "succeeded") << expand.dump();
+  std::map<std::string, json> steps = DatabaseSteps(expand);
+  EXPECT_EQ(steps["rehearse"]["detail"]["change"], "additive") << expand.dump();
+  EXPECT_EQ(steps["rehearse"]["detail"]["runs"], "before the launch");
+  EXPECT_EQ(steps["expand"]["detail"]["to"], "1") << expand.dump();
+  // Destructive: rehearsed, then held until the old slot is stopped.
+  ToolMigration("0002", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json contract = WaitFinished(Deploy("v3"), milliseconds(90000));
+  ASSERT_EQ(State(contract), "succeeded") << contract.dump();
+  steps = DatabaseSteps(contract);
+  EXPECT_EQ(steps["rehearse"]["detail"]["change"], "destructive") << contract.dump();
+  EXPECT_EQ(steps["rehearse"]["detail"]["runs"], "after the old version is retired");
+  EXPECT_FALSE(steps.count("expand")) << contract.dump();
+  EXPECT_EQ(steps["contract"]["detail"]["change"], "destructive") << contract.dump();
+  EXPECT_EQ(steps["contract"]["detail"]["to"], "2");
+  std::string scaling_down_at;
+  for (const auto& t : contract["transitions"]) {
+    if (t["to"] == "scaling_down") scaling_down_at = t["at"];
+  }
+  EXPECT_GT(steps["contract"]["started_at"].get<std::string>(), scaling_down_at);
+  EXPECT_TRUE(HasColumn("name"));
+  EXPECT_EQ(ToolVersion(), "2");
+  // The restored copies are gone.
+  auto admin = db::PgConnection::Connect(url_, "daemon-test");
+  ASSERT_TRUE(admin.ok());
+  auto left = admin->Exec("SELECT count(*) FROM pg_database WHERE datname LIKE 'turnout_rehearsal_%'");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->text(0, 0), "0");
 }
 
 TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {

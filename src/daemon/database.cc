@@ -573,7 +573,7 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
 // ---- the app's own migration tool (`tool: command`) ----------------------------------------
 
 Result<std::string> DatabasePhases::RunTool(const state::Deployment& d, const std::string& command,
-                                            const std::string& to) {
+                                            const std::string& to, const std::string& url) {
   Result<std::optional<std::string>> saved =
       store_.GetSetting("controller.spec." + std::to_string(d.id));
   if (!saved.ok() || !*saved) return NotFound("the spec of deployment " + std::to_string(d.id));
@@ -597,7 +597,7 @@ Result<std::string> DatabasePhases::RunTool(const state::Deployment& d, const st
   rs.argv = std::move(words);
   rs.working_dir = spec.working_dir;
   rs.env = spec.env;
-  rs.env.emplace_back("DATABASE_URL", settings_.url);
+  rs.env.emplace_back("DATABASE_URL", url.empty() ? settings_.url : url);
   rs.timeout = settings_.tool_timeout;
   TURNOUT_ASSIGN_OR_RETURN(platform::RunResult run, platform::RunCommand(rs));
   if (!run.ok()) {
@@ -607,14 +607,16 @@ Result<std::string> DatabasePhases::RunTool(const state::Deployment& d, const st
 }
 
 Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d,
-                                             const std::string& command, const std::string& to) {
-  TURNOUT_ASSIGN_OR_RETURN(db::PgConnection conn,
-                           db::PgConnection::Connect(settings_.url, "turnoutd"));
-  TURNOUT_ASSIGN_OR_RETURN(std::string from, RunTool(d, settings_.tool_status, ""));
+                                             const std::string& command, const std::string& to,
+                                             const std::string& url) {
+  TURNOUT_ASSIGN_OR_RETURN(
+      db::PgConnection conn,
+      db::PgConnection::Connect(url.empty() ? settings_.url : url, "turnoutd"));
+  TURNOUT_ASSIGN_OR_RETURN(std::string from, RunTool(d, settings_.tool_status, "", url));
   TURNOUT_ASSIGN_OR_RETURN(backup::SchemaFingerprint before, backup::ReadSchemaFingerprint(conn));
-  TURNOUT_ASSIGN_OR_RETURN(std::string output, RunTool(d, command, to));
+  TURNOUT_ASSIGN_OR_RETURN(std::string output, RunTool(d, command, to, url));
   TURNOUT_ASSIGN_OR_RETURN(backup::SchemaFingerprint after, backup::ReadSchemaFingerprint(conn));
-  TURNOUT_ASSIGN_OR_RETURN(std::string now, RunTool(d, settings_.tool_status, ""));
+  TURNOUT_ASSIGN_OR_RETURN(std::string now, RunTool(d, settings_.tool_status, "", url));
   const backup::SchemaChange change = backup::ClassifySchemaChange(before.lines, after.lines);
   return json{{"command", command},
               {"from", LastLine(from)},
@@ -636,6 +638,37 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
   // A rollback to an earlier revision goes back to the version its tool reported.
   if (std::optional<std::string> target = Setting(d.id, "target_version")) {
     return RunToolRollback(d, job, true);
+  }
+  if (settings_.rehearse) {
+    // The tool's up on a restored copy first: what it changes decides when it runs for real
+    // (additive: now; destructive: once the old version is retired).
+    progress("rehearsing the app's migrations on a restore of " + *backup_id);
+    const int64_t rehearse_step = Begin(d.id, "rehearse");
+    backup::BackupEnv env;
+    env.backups_dir = settings_.backups_dir;
+    json rehearsed;
+    Status ran = rehearsal::WithRestoredCopy(
+        env, *backup_id, settings_.url, settings_.jobs, [&](const std::string& copy) {
+          Result<json> r = RunToolMeasured(d, settings_.tool_up, "", copy);
+          if (!r.ok()) return r.status();
+          rehearsed = *r;
+          return Status::Ok();
+        });
+    if (!ran.ok()) {
+      Record(d.id, "rehearse", false, json{{"error", ran.message()}, {"backup", *backup_id}}.dump(),
+             rehearse_step);
+      return Failed("the rehearsal of the app's migrations failed: " + ran.message());
+    }
+    rehearsed["backup"] = *backup_id;
+    const bool hold = rehearsed["change"] == "destructive";
+    rehearsed["runs"] = hold ? "after the old version is retired" : "before the launch";
+    Record(d.id, "rehearse", true, rehearsed.dump(), rehearse_step);
+    if (hold) {
+      (void)store_.PutSetting(SettingKey(d.id, "tool_hold"), "1");
+      return Done("backup " + *backup_id + " verified; the app's migrations change the schema "
+                  "destructively (" + rehearsed["destructive"][0].get<std::string>() +
+                  "): they run once the old version is retired");
+    }
   }
   progress("running the app's migrations: " + settings_.tool_up);
   const int64_t step = Begin(d.id, "expand");
@@ -663,6 +696,24 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
 
 controller::PhaseStatus DatabasePhases::RunToolAfterRetire(const state::Deployment& d, Job& job) {
   const int64_t step = Begin(d.id, "contract");
+  if (Setting(d.id, "tool_hold")) {
+    // The destructive change the rehearsal found, now that no live version needs the old shape.
+    {
+      std::lock_guard<std::mutex> lock(job.mu);
+      job.progress = "running the app's migrations: " + settings_.tool_up;
+    }
+    Result<json> run = RunToolMeasured(d, settings_.tool_up, "");
+    if (!run.ok()) {
+      Record(d.id, "contract", false, json{{"error", run.status().message()}}.dump(), step);
+      return Failed("the app's migrations failed: " + run.status().message());
+    }
+    (void)store_.PutSetting(SettingKey(d.id, "tool_from"), (*run)["from"].get<std::string>());
+    (void)store_.PutSetting(SettingKey(d.id, "tool_change"), (*run)["change"].get<std::string>());
+    (void)store_.PutSetting(SettingKey(d.id, "version_after"), (*run)["to"].get<std::string>());
+    Record(d.id, "contract", true, run->dump(), step);
+    return Done("the app's tool went from " + (*run)["from"].get<std::string>() + " to " +
+                (*run)["to"].get<std::string>());
+  }
   Result<std::string> now = RunTool(d, settings_.tool_status, "");
   if (!now.ok()) {
     Record(d.id, "contract", false, json{{"error", now.status().message()}}.dump(), step);

@@ -116,12 +116,13 @@ class DatabasePhases {
   // Runs the tool's command `command` (a template) for `d` in the environment of d's version:
   // its spec's working directory and environment, plus DATABASE_URL; {version} and {to}
   // replaced. Its output on success; FailedPrecondition with how it ended and its last lines.
+  // `url`: the database instead of the configured one (a rehearsal's restored copy).
   Result<std::string> RunTool(const state::Deployment& d, const std::string& command,
-                              const std::string& to);
+                              const std::string& to, const std::string& url = "");
   // Runs `command` between two schema fingerprints; the change it made, as the step detail
   // {"command", "from", "to", "tables", "change": none|additive|destructive, "destructive"}.
   Result<nlohmann::json> RunToolMeasured(const state::Deployment& d, const std::string& command,
-                                         const std::string& to);
+                                         const std::string& to, const std::string& url = "");
   // A backup of the database (with its manifest), verified at the configured level, recorded
   // as the steps database:backup and database:verify; its id. The error says what failed.
   Result<std::string> BackupAndVerify(const state::Deployment& d, Job& job);

@@ -1119,11 +1119,6 @@ void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
               }
             });
   if (d->command_tool()) {
-    if (d->rehearse) {
-      r.Problem(n, "database.rehearse",
-                "a rehearsal runs turnout's own migration files; with `tool: command` it is not "
-                "available yet: remove rehearse, or let turnout run the SQL migrations");
-    }
     if (d->up.empty() || d->status.empty()) {
       r.Problem(n, "database.tool",
                 "command needs `up` (applies the pending migrations) and `status` (prints the "

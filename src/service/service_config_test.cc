@@ -1496,9 +1496,6 @@ TEST(ServiceConfigDatabaseTest, ReadsTheAppsOwnToolAndRefusesItHalfGiven) {
   EXPECT_NE(error("  tool: command\n  up: ./m up\n").find("needs `up`"), std::string::npos);
   EXPECT_NE(error("  up: ./m up\n").find("add it"), std::string::npos);
   EXPECT_NE(error("  tool: flyway\n").find("sql or command"), std::string::npos);
-  EXPECT_NE(error("  tool: command\n  up: ./m up\n  status: ./m s\n  rehearse: true\n")
-                .find("not available yet"),
-            std::string::npos);
 }
 
 TEST(ServiceConfigDatabaseTest, RefusesMistakesWithTheirLine) {
