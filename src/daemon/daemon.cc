@@ -557,7 +557,9 @@ Status Daemon::Impl::StartAll() {
           ")");
       const int64_t id = std::atoll(d.event.deployment_id.c_str());
       if (id <= 0) return;
-      Result<int64_t> step = store->BeginStep(id, "hook:" + d.hook + ":" + d.event.name, "{}");
+      // The delivery (its attempts and backoffs) ended now: its step starts when it started.
+      Result<int64_t> step = store->BeginStepAt(id, "hook:" + d.hook + ":" + d.event.name, "{}",
+                                                clock.WallNow() - d.duration);
       if (step.ok()) {
         (void)store->FinishStep(*step, d.ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
                                 json{{"attempts", d.attempts}, {"detail", d.detail}}.dump());

@@ -1328,6 +1328,24 @@ TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {
   EXPECT_FALSE(HasColumn("old_name"));  // nothing was done automatically
 }
 
+TEST_F(DaemonTest, AHookStepLastsAsLongAsItsDelivery) {
+  WriteConfig("hooks:\n  - on: [deploy_started]\n    command: sleep 0.3\n");
+  StartDaemon();
+  const int64_t id = Deploy("v1");
+  ASSERT_EQ(State(WaitFinished(id)), "succeeded");
+  // The delivery is recorded when it ends (in the background): wait for it, bounded.
+  json hook;
+  for (int i = 0; i < 100 && hook.is_null(); ++i) {
+    auto [status, body] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    for (const auto& s : body["steps"]) {
+      if (s["step"] == "hook:hooks[0]:deploy_started") hook = s;
+    }
+    if (hook.is_null()) std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_FALSE(hook.is_null());
+  EXPECT_GE(hook["duration_ms"].get<int64_t>(), 300) << hook.dump();
+}
+
 TEST_F(DaemonTest, GatesAndTheSloThroughTheApi) {
   WriteConfig("slo:\n  availability: 99%\n  latency: {threshold: 1s, target: 90%}\n");
   StartDaemon();
