@@ -324,7 +324,7 @@ class Command {
       return 0;
     }
     out_ << Pad("ID", 22) << Pad("AGE", 6) << Pad("SIZE", 11) << Pad("FORMAT", 10)
-         << Pad("VERIFIED", 10) << Pad("TABLES", 8) << "MIGRATION\n";
+         << Pad("VERIFIED", 13) << Pad("TABLES", 8) << "MIGRATION\n";
     for (const BackupInfo& b : *all) {
       if (!b.manifest) {
         out_ << Pad(b.id, 22) << Pad("-", 6) << Pad(HumanBytes(b.disk_bytes), 11) << b.problem
@@ -332,11 +332,14 @@ class Command {
         continue;
       }
       const Manifest& m = *b.manifest;
-      std::string verified = b.verify ? "level " + std::to_string(b.verified_level()) : "no";
-      if (b.verify && !b.verify->ok) verified += "!";
+      // The level reached when the last verify passed; the level that failed when it did not.
+      std::string verified = !b.verify ? "no"
+                             : b.verify->ok
+                                 ? "level " + std::to_string(b.verified_level())
+                                 : "failed at " + std::to_string(b.verified_level() + 1);
       out_ << Pad(b.id, 22) << Pad(Age(now_ms, m.created_at), 6)
            << Pad(HumanBytes(m.size_bytes), 11) << Pad(std::string(DumpFormatName(m.format)), 10)
-           << Pad(verified, 10) << Pad(std::to_string(m.row_counts.size()), 8)
+           << Pad(verified, 13) << Pad(std::to_string(m.row_counts.size()), 8)
            << (m.migration_version ? std::to_string(*m.migration_version) : "-") << "\n";
     }
     return 0;
@@ -376,8 +379,13 @@ class Command {
       if (r->ok) {
         out_ << "verify " << r->id << ": ok at level " << r->level_reached << "\n";
       } else {
-        out_ << "verify " << r->id << ": FAILED (level " << r->level_reached << " of "
-             << r->level_requested << " reached)\nnext: " << r->next_step << "\n";
+        const int passed = r->level_reached;
+        out_ << "verify " << r->id << ": FAILED at level " << passed + 1 << " ("
+             << (passed == 0   ? std::string("no level passed")
+                 : passed == 1 ? std::string("level 1 passed")
+                               : "levels 1-" + std::to_string(passed) + " passed")
+             << "; level " << r->level_requested << " requested)\nnext: " << r->next_step
+             << "\n";
       }
     }
     return r->ok ? 0 : 1;

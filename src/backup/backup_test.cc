@@ -288,6 +288,16 @@ TEST_F(BackupTest, TruncatedFileIsCaughtAtLevelOne) {
   ASSERT_TRUE(info.ok() && info->verify.has_value());
   EXPECT_EQ(info->verify->level_reached, 0);
   EXPECT_FALSE(info->verify->ok);
+  // What turnout prints is what docs/backups.md shows: the level that failed.
+  std::string out, err;
+  EXPECT_EQ(Cli({"verify", m.id, "--level", "1"}, &out, &err), 1);
+  EXPECT_NE(out.find("level 1: FAILED"), std::string::npos) << out;
+  EXPECT_NE(out.find(": FAILED at level 1 (no level passed; level 1 requested)"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(Cli({"list"}, &out), 0);
+  EXPECT_NE(out.find("failed at 1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("level 0"), std::string::npos) << out;
 }
 
 TEST_F(BackupTest, FlippedByteMissingAndExtraFilesAreNamedAtLevelOne) {

@@ -1,6 +1,8 @@
 #include "backup/catalog.h"
 
 #include <algorithm>
+#include <set>
+#include <sstream>
 
 #include "common/sha256.h"
 
@@ -138,6 +140,110 @@ std::vector<std::string> DiffSchemaLines(const std::vector<std::string>& expecte
     if (out.size() < limit) out.push_back("+ " + l);
   }
   if (total > out.size()) out.push_back("... and " + std::to_string(total - out.size()) + " more");
+  return out;
+}
+
+namespace {
+
+// One fingerprint line, split: its kind, the object it is about, and for a column its name,
+// type, nullability and whether it has a default (or is an identity or generated column).
+struct CatalogLine {
+  std::string kind;
+  std::string object;
+  std::string column;
+  std::string type;
+  bool not_null = false;
+  bool filled = false;  // default=, identity or generated: inserts need not name it
+};
+
+CatalogLine ParseCatalogLine(const std::string& line) {
+  CatalogLine c;
+  std::istringstream in(line);
+  in >> c.kind >> c.object;
+  if (c.kind != "column") return c;
+  std::string position;
+  in >> position >> c.column;
+  std::string rest;
+  std::getline(in, rest);  // " <type> null|not-null[ default=...][ identity-...][ generated-...]"
+  size_t at = std::string::npos;
+  for (const char* word : {" not-null", " null"}) {
+    for (size_t p = rest.find(word); p != std::string::npos; p = rest.find(word, p + 1)) {
+      const size_t end = p + std::string_view(word).size();
+      if (end == rest.size() || rest[end] == ' ') {
+        if (p < at) {
+          at = p;
+          c.not_null = std::string_view(word) == " not-null";
+        }
+        break;
+      }
+    }
+  }
+  c.type = at == std::string::npos ? rest : rest.substr(0, at);
+  if (!c.type.empty() && c.type[0] == ' ') c.type.erase(0, 1);
+  const std::string tail = at == std::string::npos ? "" : rest.substr(at);
+  c.filled = tail.find(" default=") != std::string::npos ||
+             tail.find(" identity-") != std::string::npos ||
+             tail.find(" generated-") != std::string::npos;
+  return c;
+}
+
+}  // namespace
+
+SchemaChange ClassifySchemaChange(const std::vector<std::string>& before,
+                                  const std::vector<std::string>& after) {
+  const std::set<std::string> old_lines(before.begin(), before.end());
+  const std::set<std::string> new_lines(after.begin(), after.end());
+  // Columns and other objects by name, on each side.
+  std::map<std::string, CatalogLine> old_columns, new_columns;
+  std::set<std::string> old_objects, new_objects;  // "table x", "sequence y"
+  for (const auto& l : old_lines) {
+    CatalogLine c = ParseCatalogLine(l);
+    if (c.kind == "column") old_columns[c.object + "." + c.column] = c;
+    old_objects.insert(c.kind + " " + c.object);
+  }
+  for (const auto& l : new_lines) {
+    CatalogLine c = ParseCatalogLine(l);
+    if (c.kind == "column") new_columns[c.object + "." + c.column] = c;
+    new_objects.insert(c.kind + " " + c.object);
+  }
+  SchemaChange out;
+  std::set<std::string> tables;
+  for (const auto& l : old_lines) {
+    if (new_lines.count(l)) continue;
+    const CatalogLine c = ParseCatalogLine(l);
+    if (c.kind != "sequence") tables.insert(c.object);
+    if (c.kind == "column") {
+      auto now = new_columns.find(c.object + "." + c.column);
+      if (now == new_columns.end()) {
+        out.destructive.push_back("column " + c.object + "." + c.column + " is gone");
+      } else if (now->second.type != c.type) {
+        out.destructive.push_back("column " + c.object + "." + c.column + " changed type from " +
+                                  c.type + " to " + now->second.type);
+      } else if (now->second.not_null && !c.not_null) {
+        out.destructive.push_back("column " + c.object + "." + c.column + " became NOT NULL");
+      }
+    } else if ((c.kind == "table" || c.kind == "sequence") &&
+               !new_objects.count(c.kind + " " + c.object)) {
+      out.destructive.push_back(c.kind + " " + c.object + " is gone");
+    }
+  }
+  for (const auto& l : new_lines) {
+    if (old_lines.count(l)) continue;
+    const CatalogLine c = ParseCatalogLine(l);
+    if (c.kind != "sequence") tables.insert(c.object);
+    if (c.kind == "column") {
+      if (old_columns.count(c.object + "." + c.column)) continue;  // judged above
+      if (c.not_null && !c.filled) {
+        out.destructive.push_back("column " + c.object + "." + c.column +
+                                  " was added NOT NULL without a default");
+      } else {
+        out.additive.push_back("column " + c.object + "." + c.column + " added");
+      }
+    } else if (!old_objects.count(c.kind + " " + c.object) || c.kind != "table") {
+      out.additive.push_back(c.kind + " " + c.object + " added or changed");
+    }
+  }
+  out.tables.assign(tables.begin(), tables.end());
   return out;
 }
 

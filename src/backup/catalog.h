@@ -49,6 +49,23 @@ Result<std::vector<std::string>> ParseSchemaText(std::string_view text);
 std::vector<std::string> DiffSchemaLines(const std::vector<std::string>& expected,
                                          const std::vector<std::string>& actual, size_t limit = 10);
 
+// What changed between two fingerprints (their lines), judged by whether a version written for
+// `before` still works on `after`:
+//   destructive (a contract): a table, column or sequence gone (dropped or renamed), a column's
+//     type changed, a column made NOT NULL, a NOT NULL column added without a default;
+//   additive (an expand): new tables, nullable or defaulted columns, indexes, constraints and
+//     sequences; indexes and constraints dropped, defaults changed, NOT NULL dropped.
+// Pure. Column names with spaces are judged by their first word.
+struct SchemaChange {
+  std::vector<std::string> tables;       // "schema.table" of every table a changed line is about
+  std::vector<std::string> destructive;  // one reason each ("column public.items.note is gone")
+  std::vector<std::string> additive;     // one line each ("column public.items.note added")
+  bool changed() const { return !tables.empty(); }
+  bool is_destructive() const { return !destructive.empty(); }
+};
+SchemaChange ClassifySchemaChange(const std::vector<std::string>& before,
+                                  const std::vector<std::string>& after);
+
 Result<SchemaFingerprint> ReadSchemaFingerprint(db::PgConnection& conn);
 
 // Exact count(*) of every user table ("schema.table", unquoted) including partitioned parents.

@@ -193,7 +193,15 @@ std::string StepLine(const json& s) {
                        FormatMillis(ms);
     if (d.is_object()) {
       for (const char* key : {"backup", "applied", "reverted", "action", "error"}) {
-        if (!Str(d, key).empty()) line += ", " + std::string(key) + " " + Str(d, key);
+        std::string value;
+        if (d.contains(key) && d[key].is_array()) {  // migrations by label; none: not shown
+          for (const auto& m : d[key]) {
+            value += (value.empty() ? "" : ", ") + (m.is_string() ? m.get<std::string>() : m.dump());
+          }
+        } else {
+          value = Str(d, key);
+        }
+        if (!value.empty()) line += ", " + std::string(key) + " " + value;
       }
     }
     return line;
@@ -403,6 +411,8 @@ int RunRollback(Context& c) {
     }
     body["to_revision"] = n;
   }
+  if (c.args.Has("confirm-data-loss")) body["confirm_data_loss"] = true;
+  if (c.args.Has("confirm-unsupported-schema")) body["confirm_unsupported_schema"] = true;
   if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
   Call call = Exchange(c, "POST", "/v1/rollback", body);
   if (call.exit != kExitOk) return call.exit;
@@ -797,12 +807,19 @@ const std::vector<Sub>& Subs() {
        "Moves all traffic to SLOT at once (its instances must be running and healthy). For\n"
        "undoing a deployment prefer `turnout rollback`.",
        {}, nullptr},
-      {"rollback", "turnout rollback [--to REVISION] [--wait]",
+      {"rollback",
+       "turnout rollback [--to REVISION] [--wait] [--confirm-data-loss] "
+       "[--confirm-unsupported-schema]",
        "During a deployment: switches traffic back to the old slot at once (it is still warm)\n"
        "and stops the new version. Afterwards: redeploys the previous successful revision (or\n"
-       "REVISION) with the definition it was deployed with.",
+       "REVISION) with the definition it was deployed with. Down migrations run only after a\n"
+       "verified backup; those that would drop data, or break the version serving until the\n"
+       "switch, are refused with what they would do unless confirmed.",
        {{"to", "REVISION", "the revision to go back to (see `turnout history`)"},
-        {"wait", "", "follow until the rollback is done"}},
+        {"wait", "", "follow until the rollback is done"},
+        {"confirm-data-loss", "", "let down migrations drop tables or columns that hold data"},
+        {"confirm-unsupported-schema", "",
+         "let down migrations run although the serving version does not support their schema"}},
        RunRollback},
       {"approve", "turnout approve",
        "Lets a deployment waiting for manual approval (manual_approval: true) switch traffic.",

@@ -13,6 +13,15 @@ std::string StringField(const json& j, const char* name, std::string fallback = 
   return it->get<std::string>();
 }
 
+// A boolean field: absent or null is false; another type is an error naming the field.
+Status BoolField(const json& j, const char* name, bool* out) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  if (!it->is_boolean()) return InvalidArgument("\"" + std::string(name) + "\" must be true or false");
+  *out = it->get<bool>();
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ApiCommand> ParseApiCommand(const api::Request& r) {
@@ -37,6 +46,9 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
       }
       c.to_revision = it->get<int64_t>();
     }
+    TURNOUT_RETURN_IF_ERROR(BoolField(body, "confirm_data_loss", &c.confirm_data_loss));
+    TURNOUT_RETURN_IF_ERROR(
+        BoolField(body, "confirm_unsupported_schema", &c.confirm_unsupported_schema));
   } else if (p == "/v1/switch") {
     c.slot = StringField(body, "slot");
     if (c.slot.empty()) return InvalidArgument("\"slot\" is required");
@@ -47,10 +59,7 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
           "\"reason\" is required: say why the audit log may be trusted again (it is recorded)");
     }
   } else if (p == "/v1/stop-instances") {
-    if (auto it = body.find("router"); it != body.end() && !it->is_null()) {
-      if (!it->is_boolean()) return InvalidArgument("\"router\" must be true or false");
-      c.router = it->get<bool>();
-    }
+    TURNOUT_RETURN_IF_ERROR(BoolField(body, "router", &c.router));
   } else if (p == "/v1/maintenance") {
     auto it = body.find("enabled");
     if (it == body.end() || !it->is_boolean()) {
@@ -59,10 +68,7 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
     c.enabled = it->get<bool>();
     c.reason = StringField(body, "reason");
   } else if (p == "/v1/promote") {
-    if (auto it = body.find("full"); it != body.end() && !it->is_null()) {
-      if (!it->is_boolean()) return InvalidArgument("\"full\" must be true or false");
-      c.full = it->get<bool>();
-    }
+    TURNOUT_RETURN_IF_ERROR(BoolField(body, "full", &c.full));
   }
   return c;
 }

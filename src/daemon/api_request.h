@@ -4,7 +4,10 @@
 // Bodies are JSON objects; an empty body is {}. Fields of the endpoints (docs/api.md):
 //   every POST       "actor"        string; default "cli" from the Unix socket, "api" from TCP
 //   /v1/deploy       "version"      string, required;  "reason" string, optional
-//   /v1/rollback     "to_revision"  a revision number >= 1, or null/absent for the previous one
+//   /v1/rollback     "to_revision"  a revision number >= 1, or null/absent for the previous one;
+//                    "confirm_data_loss", "confirm_unsupported_schema"  true or false (default
+//                    false): let the database ladder run down migrations that destroy data, or
+//                    that break the version serving until the switch
 //   /v1/switch       "slot"         string, required
 //   /v1/promote      "full"         true or false (null/absent: false)
 //   /v1/audit/acknowledge  "reason" string, required (why the log may be trusted again)
@@ -31,6 +34,8 @@ struct ApiCommand {
   std::string version;  // /v1/deploy: non-empty
   std::string reason;   // /v1/deploy, /v1/maintenance; /v1/audit/acknowledge: non-empty
   std::optional<int64_t> to_revision;  // /v1/rollback: >= 1 when set
+  bool confirm_data_loss = false;           // /v1/rollback
+  bool confirm_unsupported_schema = false;  // /v1/rollback
   std::string slot;     // /v1/switch: non-empty
   bool full = false;    // /v1/promote
   bool router = false;  // /v1/stop-instances

@@ -31,6 +31,14 @@ TEST(ParseApiCommandTest, ReadsTheFieldsOfEachEndpoint) {
   Result<ApiCommand> previous = ParseApiCommand(Post("/v1/rollback", R"({"to_revision":null})"));
   ASSERT_TRUE(previous.ok());
   EXPECT_FALSE(previous->to_revision.has_value());
+  EXPECT_FALSE(previous->confirm_data_loss);
+  EXPECT_FALSE(previous->confirm_unsupported_schema);
+  Result<ApiCommand> confirmed = ParseApiCommand(Post(
+      "/v1/rollback", R"({"confirm_data_loss":true,"confirm_unsupported_schema":true})"));
+  ASSERT_TRUE(confirmed.ok());
+  EXPECT_TRUE(confirmed->confirm_data_loss);
+  EXPECT_TRUE(confirmed->confirm_unsupported_schema);
+  EXPECT_FALSE(ParseApiCommand(Post("/v1/rollback", R"({"confirm_data_loss":"yes"})")).ok());
 
   Result<ApiCommand> sw = ParseApiCommand(Post("/v1/switch", R"({"slot":"green"})"));
   ASSERT_TRUE(sw.ok());

@@ -286,9 +286,14 @@ struct Daemon::Impl {
   void UnwatchAll();
 
   Result<controller::DeploymentSpec> SpecFor(const std::string& version);
+  // The database phases of the deployments that begin from now on, from `c`'s `database:`
+  // section (none without one). Only between deployments: no phase job may run.
+  Status UseDatabase(const service::ServiceConfig& c);
   Result<state::Deployment> Deploy(const std::string& version, const std::string& actor,
                                    const std::string& reason);
-  Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
+  // confirm: {"data_loss": bool, "unsupported_schema": bool} for the database ladder.
+  Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor,
+                        const json& confirm);
   Result<json> Switch(const std::string& slot, const std::string& actor);
   // `turnout maintenance on|off`: the router answers every request with 503, Retry-After and
   // the page of turnout.yaml's `maintenance:` (read again now), or routes again. Refused while a
@@ -557,7 +562,9 @@ Status Daemon::Impl::StartAll() {
           ")");
       const int64_t id = std::atoll(d.event.deployment_id.c_str());
       if (id <= 0) return;
-      Result<int64_t> step = store->BeginStep(id, "hook:" + d.hook + ":" + d.event.name, "{}");
+      // The delivery (its attempts and backoffs) ended now: its step starts when it started.
+      Result<int64_t> step = store->BeginStepAt(id, "hook:" + d.hook + ":" + d.event.name, "{}",
+                                                clock.WallNow() - d.duration);
       if (step.ok()) {
         (void)store->FinishStep(*step, d.ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
                                 json{{"attempts", d.attempts}, {"detail", d.detail}}.dump());
@@ -577,33 +584,10 @@ Status Daemon::Impl::StartAll() {
                                                       [this](const std::string& l) { Log(l); }));
   TURNOUT_RETURN_IF_ERROR(analysis->Start());
   eo.analyze = [this](const controller::AnalysisRequest& r) { return analysis->Analyze(r); };
-  if (config.database.enabled()) {
-    DatabaseSettings ds;
-    ds.url = config.database.url;
-    if (!config.database.url_env.empty()) {
-      const char* url = std::getenv(config.database.url_env.c_str());
-      if (url == nullptr || *url == '\0') {
-        return FailedPrecondition("database.url_env names " + config.database.url_env +
-                                  ", which is not set in turnoutd's environment; set it (or use "
-                                  "database.url) and start turnoutd again");
-      }
-      ds.url = url;
-    }
-    const fs::path base(config_dir);
-    ds.migrations_dir = (base / config.database.migrations).lexically_normal().string();
-    ds.backups_dir = config.database.backups.empty()
-                         ? paths.dir + "/backups"
-                         : (base / config.database.backups).lexically_normal().string();
-    ds.verify_level = config.database.verify_level;
-    ds.directory_format = config.database.format != "custom";
-    ds.jobs = config.database.jobs;
-    ds.lock_timeout = config.database.lock_timeout;
-    ds.rehearse = config.database.rehearse;
-    ds.lock_budget = config.database.lock_budget;
-    database = std::make_unique<DatabasePhases>(std::move(ds), *store,
-                                                [this](const std::string& l) { Log(l); });
-    eo.database = [this](const controller::PhaseRequest& r) { return database->Poll(r); };
-  }
+  TURNOUT_RETURN_IF_ERROR(UseDatabase(config));
+  eo.database = [this](const controller::PhaseRequest& r) {
+    return database ? database->Poll(r) : controller::PhaseStatus{};
+  };
   engine = std::make_unique<controller::Engine>(*store, *platform, *control, engine_prober,
                                                 engine_commands, clock, eo);
 
@@ -1008,14 +992,64 @@ void Daemon::Impl::UnwatchAll() {
 
 // ---- commands (run on the controller thread) -----------------------------------------------
 
+namespace {
+
+// The parts of turnout.yaml that turnoutd applies when it starts, each as text to compare:
+// the name and slots (the router's), the platform (its type, and a container engine's options),
+// the hooks (the notifier) and the override header and secret (the engine's smoke tests).
+std::vector<std::pair<std::string, std::string>> StartTimeParts(const service::ServiceConfig& c,
+                                                                const std::string& config_dir) {
+  auto canonical = [&c](auto fill) {
+    service::ServiceConfig part;
+    part.name = c.name;
+    fill(part);
+    return service::CanonicalServiceConfig(part);
+  };
+  return {
+      {"name", c.name},
+      {"slots", canonical([&c](service::ServiceConfig& p) { p.slots = c.slots; })},
+      {"platform.type", c.platform.type},
+      {"the container platform's options",
+       c.platform.is_container() ? ContainerOptionsHash(ContainerOptionsFromConfig(c, config_dir))
+                                 : ""},
+      {"hooks", canonical([&c](service::ServiceConfig& p) { p.hooks = c.hooks; })},
+      {"router.override_header", c.router.override_header},
+      {"router.override_secret", c.router.override_secret},
+  };
+}
+
+}  // namespace
+
+Status Daemon::Impl::UseDatabase(const service::ServiceConfig& c) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<DatabaseSettings> ds,
+                           DatabaseSettingsFromConfig(c, config_dir, paths.dir));
+  database.reset();  // joins its finished jobs; their outcomes are in the state store
+  if (ds) {
+    database = std::make_unique<DatabasePhases>(std::move(*ds), *store,
+                                                [this](const std::string& l) { Log(l); });
+  }
+  return Status::Ok();
+}
+
 Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& version) {
-  // The file is read again, so edits to it apply to the next deployment. What the router was
-  // started with (listeners, slots) needs a restart to change.
+  // The file is read again, so edits to it apply to the next deployment; the config hash the
+  // revision records is this file's. What turnoutd applies only when it starts (the router's
+  // name and slots, the platform, the hooks, the override header) is refused when it changed,
+  // rather than recorded as applied.
   TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig now, service::LoadServiceConfig(config_path));
-  if (now.name != config.name || now.slots != config.slots) {
+  const auto started = StartTimeParts(config, config_dir);
+  const auto current = StartTimeParts(now, config_dir);
+  std::string changed;
+  for (size_t i = 0; i < started.size(); ++i) {
+    if (started[i].second != current[i].second) {
+      changed += (changed.empty() ? "" : ", ") + started[i].first;
+    }
+  }
+  if (!changed.empty()) {
     return FailedPrecondition(
-        "turnout.yaml changed its name or slots since turnoutd started; restart turnoutd "
-        "(`turnout down` then `turnout up`) to apply that");
+        "turnout.yaml changed " + changed +
+        " since turnoutd started, which apply only when it starts; restart turnoutd "
+        "(`turnout down` then `turnout up`) to deploy with them, or undo the change");
   }
   TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec,
                            SpecFromConfig(now, config_dir, paths, version));
@@ -1024,6 +1058,8 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
   TURNOUT_ASSIGN_OR_RETURN(std::unique_ptr<Analysis> fresh,
                            Analysis::Create(now, *control, clock,
                                             [this](const std::string& l) { Log(l); }));
+  // And so is its database section (the backup, verification, rehearsal and migrations).
+  TURNOUT_RETURN_IF_ERROR(UseDatabase(now));
   TURNOUT_RETURN_IF_ERROR(fresh->Start());
   analysis->Stop();
   analysis = std::move(fresh);
@@ -1066,7 +1102,8 @@ Status Daemon::Impl::FinishScaleDown(const std::string& reason) {
   return Status::Ok();
 }
 
-Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor) {
+Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const std::string& actor,
+                                    const json& confirm) {
   if (Busy()) {
     const state::Deployment d = engine->deployment();
     if (to_revision && *to_revision != d.revision) {
@@ -1075,6 +1112,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
                                 ") is in progress; `turnout rollback` without --to rolls it back, "
                                 "then --to N can redeploy another revision");
     }
+    (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".confirm", confirm.dump());
     const Clock::TimePoint t0 = clock.Now();
     TURNOUT_RETURN_IF_ERROR(engine->RequestRollback("by " + actor));
     const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
@@ -1129,6 +1167,12 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
                            : Result<controller::DeploymentSpec>(NotFound("no saved spec"));
   if (decoded.ok()) {
     spec = *decoded;
+    // The app as that revision ran it, the database as turnout.yaml says now (its URL, the
+    // backups, the verification): a file that cannot be read keeps the current settings, as a
+    // rollback must not wait for a fix of the file.
+    Result<service::ServiceConfig> now = service::LoadServiceConfig(config_path);
+    Status used = now.ok() ? UseDatabase(*now) : now.status();
+    if (!used.ok()) Log("rollback: database settings kept as they were: " + used.message());
   } else {
     TURNOUT_ASSIGN_OR_RETURN(spec, SpecFor(target->version));
   }
@@ -1142,6 +1186,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
       v.ok() && *v) {
     (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".target_version", **v);
   }
+  (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".confirm", confirm.dump());
   return json{{"action", "redeploy"},
               {"deployment", DeploymentJson(d)},
               {"rollback_to", target->revision},
@@ -1333,8 +1378,10 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/rollback") {
     const std::optional<int64_t> to = command->to_revision;
+    const json confirm = {{"data_loss", command->confirm_data_loss},
+                          {"unsupported_schema", command->confirm_unsupported_schema}};
     Result<json> out =
-        RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor); });
+        RunOnController<json>([&]() -> Result<json> { return Rollback(to, actor, confirm); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }

@@ -998,8 +998,12 @@ TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
   ASSERT_TRUE(steps.count("backup")) << done.dump();
   EXPECT_EQ(steps["backup"]["outcome"], "ok");
   EXPECT_EQ(steps["verify"]["detail"]["level"], 2);
-  EXPECT_EQ(steps["expand"]["detail"]["applied"], "1_add_note");
-  EXPECT_EQ(steps["contract"]["detail"]["applied"], "2_drop_old_name");
+  // A step's time is the work's: it starts when the backup starts, not when it is recorded.
+  EXPECT_GE(steps["backup"]["duration_ms"].get<double>() + 1,
+            steps["backup"]["detail"]["duration_ms"].get<double>())
+      << done.dump();
+  EXPECT_EQ(steps["expand"]["detail"]["applied"], json::array({"0001_add_note"}));
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], json::array({"0002_drop_old_name"}));
   EXPECT_EQ(SchemaVersion(), "2");
   // The contract ran only after the switch and the bake: its step started after scaling_down.
   std::string scaling_down_at;
@@ -1024,12 +1028,47 @@ TEST_F(DaemonDatabaseTest, ARehearsalFindingStopsTheDeploymentBeforeAnythingChan
   std::map<std::string, json> steps = DatabaseSteps(done);
   ASSERT_TRUE(steps.count("rehearse")) << done.dump();
   EXPECT_EQ(steps["rehearse"]["outcome"], "failed");
+  EXPECT_GE(steps["rehearse"]["duration_ms"].get<double>() + 1,
+            steps["rehearse"]["detail"]["total_ms"].get<double>())
+      << done.dump();
   EXPECT_NE(done["deployment"].value("reason", "").find("rehearsal found"), std::string::npos)
       << done.dump();
   EXPECT_FALSE(steps.count("expand")) << done.dump();
   EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
                 "AND column_name = 'token'"),
             "0");
+}
+
+TEST_F(DaemonDatabaseTest, TheDatabaseSectionIsReadAtEachDeployNotOnlyAtStart) {
+  // turnoutd started without a rehearsal; the file then asks for one: the next deployment
+  // rehearses, and the rewrite never reaches the real database.
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_add_token",
+            "ALTER TABLE items ADD COLUMN token text NOT NULL DEFAULT md5(random()::text);",
+            "ALTER TABLE items DROP COLUMN token;");
+  WriteConfig("database:\n  url: " + url_ + "\n  rehearse: true\n  lock_budget: 100ms\n");
+  json rehearsed = WaitFinished(Deploy("v2"), milliseconds(120000));
+  EXPECT_EQ(State(rehearsed), "rolled_back") << rehearsed.dump();
+  std::map<std::string, json> steps = DatabaseSteps(rehearsed);
+  ASSERT_TRUE(steps.count("rehearse")) << rehearsed.dump();
+  EXPECT_EQ(steps["rehearse"]["outcome"], "failed");
+  EXPECT_FALSE(steps.count("expand")) << rehearsed.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'token'"),
+            "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  // The reverse: settings taken out of the file are out of force at the next deployment.
+  WriteConfig("database:\n  url: " + url_ + "\n  verify_level: 1\n");
+  json plain = WaitFinished(Deploy("v3"), milliseconds(120000));
+  EXPECT_EQ(State(plain), "succeeded") << plain.dump();
+  steps = DatabaseSteps(plain);
+  EXPECT_FALSE(steps.count("rehearse")) << plain.dump();
+  EXPECT_EQ(steps["verify"]["detail"]["level"], 1) << plain.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name = 'token'"),
+            "1");
 }
 
 TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
@@ -1050,7 +1089,12 @@ TEST_F(DaemonDatabaseTest, RungOneAFailedDeploymentKeepsItsExpandMigrations) {
 TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) {
   Config();
   StartDaemon();
-  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  json first = WaitFinished(Deploy("v1"), milliseconds(90000));
+  ASSERT_EQ(State(first), "succeeded");
+  // Nothing to apply is an empty list, as a field keeps one JSON type.
+  std::map<std::string, json> none = DatabaseSteps(first);
+  EXPECT_EQ(none["expand"]["detail"]["applied"], json::array()) << first.dump();
+  EXPECT_EQ(none["contract"]["detail"]["applied"], json::array()) << first.dump();
   Migration("0001_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;",
             "ALTER TABLE items ADD COLUMN old_name text;");
   ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
@@ -1061,10 +1105,107 @@ TEST_F(DaemonDatabaseTest, RungTwoRollingBackPastAContractRunsItsDownMigration) 
   EXPECT_EQ(State(done), "succeeded") << done.dump();
   std::map<std::string, json> steps = DatabaseSteps(done);
   EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << done.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["reverted"], json::array({"0001_drop_old_name"}));
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], json::array()) << done.dump();
   EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
                 "AND column_name = 'old_name'"),
             "1");
   EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonDatabaseTest, RollingBackPastAContractBacksUpFirstAndAsksBeforeDroppingData) {
+  // v2 adds a column (expand) and renames another (contract), then takes writes. Going back to
+  // v1 needs both down files: one drops the written column, one renames the column back under
+  // the serving v2. Nothing may run before a verified backup holds v2's writes, nothing is
+  // dropped without --confirm-data-loss, and the unavoidable schema gap needs its own consent.
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  Migration("0001_add_note", "ALTER TABLE items ADD COLUMN note text;",
+            "ALTER TABLE items DROP COLUMN note;");
+  Migration("0002_rename_old_name", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+            "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"), milliseconds(90000))), "succeeded");
+  ASSERT_EQ(SchemaVersion(), "2");
+  Sql("UPDATE items SET note = 'written under v2' WHERE id <= 10");
+
+  auto rollback = [&](const json& extra) {
+    json body = {{"actor", "test"}};
+    body.update(extra);
+    auto [status, reply] = Call("POST", "/v1/rollback", body);
+    EXPECT_EQ(status, 200) << reply.dump();
+    return WaitFinished(reply["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  };
+  auto first_step = [](const json& done, const std::string& name) {  // before the engine's own
+    for (const auto& s : done["steps"]) {
+      if (s["step"] == "database:" + name) return s;
+    }
+    return json();
+  };
+  auto step_names = [](const json& done) {
+    std::vector<std::string> out;
+    for (const auto& s : done["steps"]) {
+      const std::string name = s["step"];
+      if (name.rfind("database:", 0) == 0) out.push_back(name.substr(9));
+    }
+    return out;
+  };
+
+  // Not confirmed: refused with what would be dropped, after a backup, before any change.
+  json refused = rollback(json::object());
+  EXPECT_EQ(State(refused), "rolled_back") << refused.dump();
+  const std::string reason = refused["deployment"]["reason"];
+  EXPECT_NE(reason.find("items.note (10 values)"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("--confirm-data-loss"), std::string::npos) << reason;
+  std::vector<std::string> order = step_names(refused);
+  ASSERT_GE(order.size(), 3u) << refused.dump();
+  EXPECT_EQ(order[0], "backup") << refused.dump();
+  EXPECT_EQ(order[1], "verify") << refused.dump();
+  EXPECT_EQ(order[2], "rollback") << refused.dump();
+  const json check = first_step(refused, "rollback");
+  EXPECT_EQ(check["detail"]["drops"][0]["column"], "note") << refused.dump();
+  EXPECT_EQ(check["detail"]["drops"][0]["rows"], 10) << refused.dump();
+  EXPECT_EQ(SchemaVersion(), "2");
+  EXPECT_EQ(Sql("SELECT count(note) FROM items"), "10");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");
+
+  // Data loss confirmed, but the rename back breaks v2 until the switch: no order avoids it,
+  // and turnout says so instead of doing it.
+  json gap = rollback({{"confirm_data_loss", true}});
+  EXPECT_EQ(State(gap), "rolled_back") << gap.dump();
+  const std::string gap_reason = gap["deployment"]["reason"];
+  EXPECT_NE(gap_reason.find("no order of the steps"), std::string::npos) << gap_reason;
+  EXPECT_NE(gap_reason.find("--confirm-unsupported-schema"), std::string::npos) << gap_reason;
+  EXPECT_EQ(SchemaVersion(), "2");
+
+  // Both confirmed: the backup taken first holds v2's writes; then the down migrations.
+  json done = rollback({{"confirm_data_loss", true}, {"confirm_unsupported_schema", true}});
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  order = step_names(done);
+  ASSERT_GE(order.size(), 3u) << done.dump();
+  EXPECT_EQ(order[0], "backup");
+  EXPECT_EQ(order[2], "rollback");
+  const json reverted = first_step(done, "rollback");
+  EXPECT_EQ(reverted["detail"]["rung"], 2) << done.dump();
+  const std::string backup_id = first_step(done, "backup")["detail"]["backup"];
+  EXPECT_EQ(reverted["detail"]["backup"], backup_id);
+  EXPECT_EQ(SchemaVersion(), "");
+  EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' "
+                "AND column_name IN ('note', 'name')"),
+            "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+  // v2's writes are in that backup: restored into a scratch database, the notes are there.
+  Result<std::string> scratch = Postgres().CreateDatabase();
+  ASSERT_TRUE(scratch.ok()) << scratch.status().ToString();
+  const std::string turnout = TURNOUT_BINARY;
+  const std::string cmd = turnout + " backup restore " + backup_id + " --dir " + dir_ +
+                          "/.turnout/backups --to '" + *scratch + "' --confirm-data-loss >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto conn = db::PgConnection::Connect(*scratch, "daemon-test");
+  ASSERT_TRUE(conn.ok());
+  auto rows = conn->Exec("SELECT count(note) FROM items");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->text(0, 0), "10");
 }
 
 TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatically) {
@@ -1083,6 +1224,180 @@ TEST_F(DaemonDatabaseTest, RungThreeWithoutADownFileNothingIsRestoredAutomatical
   EXPECT_EQ(SchemaVersion(), "1");  // nothing was restored or reverted
   EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
   EXPECT_EQ(ServingVersion(PublicAddress()), "v2");  // users stay on what works
+}
+
+TEST_F(DaemonTest, APartReadOnlyAtStartThatChangedIsRefusedNotRecordedAsApplied) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig("hooks:\n  - on: \"*\"\n    command: \"true\"\n");
+  auto [status, body] = Call("POST", "/v1/deploy", {{"version", "v2"}, {"actor", "test"}});
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_NE(body.value("error", "").find("changed hooks"), std::string::npos) << body.dump();
+  EXPECT_NE(body.value("error", "").find("restart turnoutd"), std::string::npos) << body.dump();
+  WriteConfig();  // undone: deployments go on
+  EXPECT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+}
+
+// ---- database.tool: command: the app's own migration tool, wrapped ----------------------------
+
+class DaemonToolTest : public DaemonDatabaseTest {
+ protected:
+  // The tool's files: NNNN.up.sql / NNNN.down.sql in migrations/ (its own naming, not turnout's).
+  void ToolMigration(const std::string& version, const std::string& up, const std::string& down) {
+    std::ofstream(dir_ + "/migrations/" + version + ".up.sql") << up << "\n";
+    std::ofstream(dir_ + "/migrations/" + version + ".down.sql") << down << "\n";
+  }
+  void ToolConfig(bool with_down = true, bool rehearse = false) {
+    const std::string tool = TURNOUT_APP_MIGRATE_SCRIPT;
+    WriteConfig("database:\n  url: " + url_ + "\n  tool: command\n  up: " + tool +
+                " up\n  status: " + tool + " status\n" +
+                (with_down ? "  down: " + tool + " down {to}\n" : "") +
+                (rehearse ? "  rehearse: true\n" : ""));
+  }
+  std::string ToolVersion() { return Sql("SELECT coalesce(max(version), 0) FROM app_migrations"); }
+  bool HasColumn(const std::string& column) {
+    return Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND "
+               "column_name = '" + column + "'") == "1";
+  }
+};
+
+TEST_F(DaemonToolTest, TheAppsToolRunsAfterAVerifiedBackupAndItsChangeIsDetected) {
+  ToolConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  ToolMigration("0001", "ALTER TABLE items ADD COLUMN note text;",
+                "ALTER TABLE items DROP COLUMN note;");
+  json done = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["backup"]["outcome"], "ok");
+  EXPECT_EQ(steps["verify"]["outcome"], "ok");
+  const json& up = steps["expand"]["detail"];
+  EXPECT_EQ(up["from"], "0") << done.dump();
+  EXPECT_EQ(up["to"], "1");
+  EXPECT_EQ(up["change"], "additive");
+  EXPECT_EQ(up["tables"], json::array({"public.items"}));
+  EXPECT_EQ(up["backup"], steps["backup"]["detail"]["backup"]);
+  EXPECT_LT(steps["backup"]["started_at"].get<std::string>(),
+            steps["expand"]["started_at"].get<std::string>());
+  EXPECT_TRUE(HasColumn("note"));
+  EXPECT_EQ(ToolVersion(), "1");
+}
+
+TEST_F(DaemonToolTest, ADestructiveChangeIsCalledSoAndTheLadderUsesTheToolsDown) {
+  ToolConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  // A failed deployment after a destructive change: the tool's down puts the schema back.
+  ToolMigration("0001", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json failed = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(failed), "rolled_back") << failed.dump();
+  std::map<std::string, json> steps = DatabaseSteps(failed);
+  EXPECT_EQ(steps["expand"]["detail"]["change"], "destructive") << failed.dump();
+  EXPECT_EQ(steps["expand"]["detail"]["destructive"][0], "column public.items.old_name is gone");
+  EXPECT_FALSE(steps["expand"]["detail"].value("warning", "").empty());
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << failed.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["to"], "0");
+  EXPECT_TRUE(HasColumn("old_name"));
+  EXPECT_EQ(ToolVersion(), "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+
+  // It succeeds with a later version; `turnout rollback` to v1 runs down only when confirmed.
+  json v3 = WaitFinished(Deploy("v3"), milliseconds(90000));
+  ASSERT_EQ(State(v3), "succeeded") << v3.dump();
+  EXPECT_EQ(ToolVersion(), "1");
+  auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  json refused = WaitFinished(body["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(refused), "rolled_back") << refused.dump();
+  EXPECT_NE(refused["deployment"].value("reason", "").find("--confirm-data-loss"),
+            std::string::npos)
+      << refused.dump();
+  EXPECT_EQ(ToolVersion(), "1");
+  auto [status2, body2] =
+      Call("POST", "/v1/rollback", {{"actor", "test"}, {"confirm_data_loss", true}});
+  ASSERT_EQ(status2, 200) << body2.dump();
+  json done = WaitFinished(body2["deployment"]["id"].get<int64_t>(), milliseconds(90000));
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << done.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["change"], "destructive");  // name is gone again
+  EXPECT_TRUE(HasColumn("old_name"));
+  EXPECT_EQ(ToolVersion(), "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
+}
+
+TEST_F(DaemonToolTest, ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheOldVersionIsRetired) {
+  ToolConfig(/*with_down=*/true, /*rehearse=*/true);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  // Additive: rehearsed, then applied before the launch.
+  ToolMigration("0001", "ALTER TABLE items ADD COLUMN note text;",
+                "ALTER TABLE items DROP COLUMN note;");
+  json expand = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(expand), "succeeded") << expand.dump();
+  std::map<std::string, json> steps = DatabaseSteps(expand);
+  EXPECT_EQ(steps["rehearse"]["detail"]["change"], "additive") << expand.dump();
+  EXPECT_EQ(steps["rehearse"]["detail"]["runs"], "before the launch");
+  EXPECT_EQ(steps["expand"]["detail"]["to"], "1") << expand.dump();
+  // Destructive: rehearsed, then held until the old slot is stopped.
+  ToolMigration("0002", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json contract = WaitFinished(Deploy("v3"), milliseconds(90000));
+  ASSERT_EQ(State(contract), "succeeded") << contract.dump();
+  steps = DatabaseSteps(contract);
+  EXPECT_EQ(steps["rehearse"]["detail"]["change"], "destructive") << contract.dump();
+  EXPECT_EQ(steps["rehearse"]["detail"]["runs"], "after the old version is retired");
+  EXPECT_FALSE(steps.count("expand")) << contract.dump();
+  EXPECT_EQ(steps["contract"]["detail"]["change"], "destructive") << contract.dump();
+  EXPECT_EQ(steps["contract"]["detail"]["to"], "2");
+  std::string scaling_down_at;
+  for (const auto& t : contract["transitions"]) {
+    if (t["to"] == "scaling_down") scaling_down_at = t["at"];
+  }
+  EXPECT_GT(steps["contract"]["started_at"].get<std::string>(), scaling_down_at);
+  EXPECT_TRUE(HasColumn("name"));
+  EXPECT_EQ(ToolVersion(), "2");
+  // The restored copies are gone.
+  auto admin = db::PgConnection::Connect(url_, "daemon-test");
+  ASSERT_TRUE(admin.ok());
+  auto left = admin->Exec("SELECT count(*) FROM pg_database WHERE datname LIKE 'turnout_rehearsal_%'");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->text(0, 0), "0");
+}
+
+TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {
+  ToolConfig(/*with_down=*/false);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  ToolMigration("0001", "ALTER TABLE items DROP COLUMN old_name;",
+                "ALTER TABLE items ADD COLUMN old_name text;");
+  json failed = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(failed), "failed") << failed.dump();
+  const std::string reason = failed["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("rung 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("turnout backup restore"), std::string::npos) << reason;
+  EXPECT_FALSE(HasColumn("old_name"));  // nothing was done automatically
+}
+
+TEST_F(DaemonTest, AHookStepLastsAsLongAsItsDelivery) {
+  WriteConfig("hooks:\n  - on: [deploy_started]\n    command: sleep 0.3\n");
+  StartDaemon();
+  const int64_t id = Deploy("v1");
+  ASSERT_EQ(State(WaitFinished(id)), "succeeded");
+  // The delivery is recorded when it ends (in the background): wait for it, bounded.
+  json hook;
+  for (int i = 0; i < 100 && hook.is_null(); ++i) {
+    auto [status, body] = Call("GET", "/v1/deployments/" + std::to_string(id));
+    for (const auto& s : body["steps"]) {
+      if (s["step"] == "hook:hooks[0]:deploy_started") hook = s;
+    }
+    if (hook.is_null()) std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_FALSE(hook.is_null());
+  EXPECT_GE(hook["duration_ms"].get<int64_t>(), 300) << hook.dump();
 }
 
 TEST_F(DaemonTest, GatesAndTheSloThroughTheApi) {

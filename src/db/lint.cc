@@ -231,6 +231,7 @@ class Linter {
         Add(kRuleDropTable, true,
             "DROP TABLE " + table + " breaks every running app version that still uses it",
             kAltDropTable);
+        findings_.back().table = table;
       } else if (s.Is(1, "INDEX") && !s.Is(2, "CONCURRENTLY")) {
         Locking();
       }
@@ -292,6 +293,8 @@ class Linter {
           "dropping column " + table + "." + column +
               " breaks the running app version that still reads or writes it",
           kAltDropColumn);
+      findings_.back().table = table;
+      findings_.back().column = column;
       return;
     }
     if (verb == "RENAME") {
@@ -299,6 +302,7 @@ class Linter {
         Add(kRuleRenameTable, true,
             "renaming table " + table + " breaks the running app version that uses the old name",
             kAltRenameTable);
+        findings_.back().table = table;
       } else if (!s.Is(i + 1, "CONSTRAINT")) {
         size_t k = i + 1;
         if (s.Is(k, "COLUMN")) ++k;
@@ -307,6 +311,8 @@ class Linter {
             "renaming column " + table + "." + column +
                 " breaks the running app version that uses the old name",
             kAltRenameColumn);
+        findings_.back().table = table;
+        findings_.back().column = column;
       }
       return;
     }

@@ -51,6 +51,11 @@ struct LintFinding {
   bool allowed = false;     // acknowledged by `-- turnout:allow`
   std::string message;      // what is wrong and why
   std::string alternative;  // the safe expand/contract way to do it
+  // The object a drop-table, drop-column, rename-table or rename-column finding is about,
+  // folded as PostgreSQL folds names; the table without its schema ("public.Items" -> "items"),
+  // the column "" for a table. Both "" for the other rules.
+  std::string table;
+  std::string column;
 };
 
 struct LintReport {

@@ -111,6 +111,19 @@ TEST(Lint, ClassifiesExpandAndContract) {
             MigrationClass::kContract);
 }
 
+TEST(Lint, DropAndRenameFindingsNameTheirObject) {
+  LintReport r = LintMigrationFile(File(
+      "ALTER TABLE public.Users DROP COLUMN \"Email\", RENAME COLUMN a TO b;DROP TABLE IF EXISTS t;"));
+  std::vector<std::pair<std::string, std::string>> objects;
+  for (const auto& f : r.findings) {
+    if (f.rule == kRuleDropColumn || f.rule == kRuleRenameColumn || f.rule == kRuleDropTable) {
+      objects.emplace_back(f.table, f.column);
+    }
+  }
+  EXPECT_EQ(objects, (std::vector<std::pair<std::string, std::string>>{
+                         {"users", "Email"}, {"users", "a"}, {"t", ""}}));
+}
+
 TEST(Lint, AllowDirectiveAcknowledgesWithoutHidingTheFinding) {
   LintReport r = LintMigrationFile(
       File("-- turnout:allow drop-column, missing-lock-timeout\nALTER TABLE u DROP COLUMN a;"));

@@ -332,6 +332,56 @@ int LockModeRank(std::string_view mode) {
   return 0;
 }
 
+namespace {
+
+// Creates `scratch` with the backup's encoding and restores the backup into it: the scratch
+// database's conninfo and the restore's report (counts and fingerprint compared).
+Result<std::pair<std::string, backup::RestoreReport>> RestoreIntoScratch(
+    const backup::BackupEnv& env, const backup::Manifest& manifest, const std::string& server,
+    int jobs, Scratch& scratch) {
+  TURNOUT_RETURN_IF_ERROR(scratch.Create(manifest.encoding));
+  TURNOUT_ASSIGN_OR_RETURN(std::string scratch_info, backup::WithDatabase(server, scratch.name()));
+  backup::RestoreOptions ro;
+  ro.target = scratch_info;
+  ro.confirm_data_loss = true;  // a database created a moment ago: nothing to lose
+  ro.jobs = jobs;
+  ro.no_owner = true;
+  auto restored = backup::RestoreBackup(env, manifest.id, ro);
+  if (!restored.ok()) {
+    return restored.status().WithContext("the rehearsal could not restore backup " + manifest.id);
+  }
+  return std::pair<std::string, backup::RestoreReport>(std::move(scratch_info),
+                                                        std::move(*restored));
+}
+
+}  // namespace
+
+Status WithRestoredCopy(const backup::BackupEnv& env, const std::string& backup_id,
+                        const std::string& server, int jobs,
+                        const std::function<Status(const std::string& conninfo)>& work) {
+  TURNOUT_ASSIGN_OR_RETURN(backup::BackupInfo info, backup::FindBackup(env, backup_id));
+  if (!info.manifest) {
+    return FailedPrecondition("backup " + info.id + " cannot be rehearsed on: " + info.problem);
+  }
+  if (!info.verify || !info.verify->ok) {
+    return FailedPrecondition("backup " + info.id +
+                              " has no passed verification: verify it before rehearsing on it");
+  }
+  auto admin = db::PgConnection::Connect(server, std::string(kApplicationName));
+  if (!admin.ok()) return admin.status();
+  Scratch scratch(std::move(*admin), ScratchName(), false);
+  auto restored = RestoreIntoScratch(env, *info.manifest, server, std::max(1, jobs), scratch);
+  if (!restored.ok()) return restored.status();
+  if (!restored->second.mismatches.empty() || !restored->second.fingerprint_matches) {
+    return FailedPrecondition("backup " + info.id +
+                              " does not restore to what was dumped: verify it at level 3 and "
+                              "take a new one");
+  }
+  Status worked = work(restored->first);
+  TURNOUT_RETURN_IF_ERROR(worked);
+  return scratch.Drop();
+}
+
 Result<RehearsalReport> Rehearse(const backup::BackupEnv& env, const RehearsalOptions& options) {
   if (options.jobs < 1) return InvalidArgument("jobs must be at least 1");
   if (options.verify_level < 0 || options.verify_level > 3) {
@@ -397,29 +447,20 @@ Result<RehearsalReport> Rehearse(const backup::BackupEnv& env, const RehearsalOp
   Scratch scratch(std::move(*admin), ScratchName(), options.keep_scratch);
   report.scratch_database = scratch.name();
   report.scratch_kept = options.keep_scratch;
-  TURNOUT_RETURN_IF_ERROR(scratch.Create(manifest.encoding));
-  TURNOUT_ASSIGN_OR_RETURN(std::string scratch_info,
-                           backup::WithDatabase(options.server, scratch.name()));
   progress("restore", "restoring backup " + manifest.id + " into " + scratch.name());
-  backup::RestoreOptions ro;
-  ro.target = scratch_info;
-  ro.confirm_data_loss = true;  // a database created a moment ago: nothing to lose
-  ro.jobs = options.jobs;
-  ro.no_owner = true;
-  auto restored = backup::RestoreBackup(env, manifest.id, ro);
-  if (!restored.ok()) {
-    return restored.status().WithContext("the rehearsal could not restore backup " + manifest.id);
-  }
-  for (const std::string& m : restored->mismatches) {
+  auto restored = RestoreIntoScratch(env, manifest, options.server, options.jobs, scratch);
+  if (!restored.ok()) return restored.status();
+  const std::string& scratch_info = restored->first;
+  for (const std::string& m : restored->second.mismatches) {
     report.findings.push_back(
         {"restore-mismatch", 0, 0, "restored " + m,
          "the backup does not restore to what was dumped: verify it at level 3 and take a new "
          "one"});
   }
-  if (!restored->fingerprint_matches) {
+  if (!restored->second.fingerprint_matches) {
     report.findings.push_back(
         {"restore-mismatch", 0, 0,
-         "the restored schema differs from the manifest's:" + JoinLines(restored->schema_diff),
+         "the restored schema differs from the manifest's:" + JoinLines(restored->second.schema_diff),
          "the backup does not restore to what was dumped: verify it at level 3 and take a new "
          "one"});
   }

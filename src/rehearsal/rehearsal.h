@@ -166,6 +166,14 @@ struct RehearsalReport {
 
 // Runs a rehearsal (see the top of this file). `env` names the backups directory, the client
 // programs and their timeout; its on_progress receives the restore's progress.
+// For migrations turnout does not run itself (`database.tool: command`): backup `backup_id`
+// (its last verification must have passed) restored into a scratch database on `server`, the
+// restore checked against the manifest, then `work` given the scratch database's conninfo. The
+// scratch database is dropped afterwards, also when `work` failed; `work`'s status is returned.
+Status WithRestoredCopy(const backup::BackupEnv& env, const std::string& backup_id,
+                        const std::string& server, int jobs,
+                        const std::function<Status(const std::string& conninfo)>& work);
+
 Result<RehearsalReport> Rehearse(const backup::BackupEnv& env, const RehearsalOptions& options);
 
 // The report as one JSON document (also the content of rehearsal.json).

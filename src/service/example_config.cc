@@ -229,6 +229,14 @@ slo:
 #   lock_timeout: 5s             # per migration statement. Default: 5s
 #   rehearse: true               # rehearse on a restored copy first. Default: false
 #   lock_budget: 1s              # rehearsal: longest write-blocking lock allowed. Default: 1s
+#   # Or migrate with the app's own tool (run in the new version's directory and environment,
+#   # with DATABASE_URL), still after a verified backup; turnout fingerprints the schema around
+#   # each command and records which tables changed and whether destructively:
+#   tool: command                # sql (the files of migrations) or command. Default: sql
+#   up: ./bin/migrate up         # applies the pending migrations ({version}: the version)
+#   status: ./bin/migrate status # prints the version the schema is at (its last line counts)
+#   down: ./bin/migrate down {to} # back to a version status printed. Default: none (restore)
+#   tool_timeout: 10m            # each command's deadline. Default: 10m
 
 # Told about deployment events; a hook never blocks or fails a deployment. Events:
 # deploy_started pre_checks_passed awaiting_approval ready smoke_passed switched succeeded

@@ -863,7 +863,8 @@ std::optional<double> ReadDecimal(Reader& r, const YAML::Node& v, const std::str
 void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
   r.ForEach(n, "database",
             {"url", "url_env", "migrations", "backups", "verify_level", "format", "jobs",
-             "lock_timeout", "rehearse", "lock_budget"},
+             "lock_timeout", "rehearse", "lock_budget", "tool", "up", "status", "down",
+             "tool_timeout"},
             [&](const std::string& key, const YAML::Node& v, const std::string& path) {
               if (key == "url") {
                 Set(r.NonEmpty(v, path, "a PostgreSQL URL or conninfo"), &d->url);
@@ -895,8 +896,31 @@ void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
                 Set(r.Bool(v, path), &d->rehearse);
               } else if (key == "lock_budget") {
                 Set(r.Duration(v, path, false), &d->lock_budget);
+              } else if (key == "tool") {
+                auto t = r.String(v, path);
+                if (t && *t != "sql" && *t != "command") return r.Expected(v, path, "sql or command");
+                Set(t, &d->tool);
+              } else if (key == "up" || key == "status" || key == "down") {
+                auto c = r.NonEmpty(v, path, "a command (split into words like a shell would)");
+                if (c && !platform::SplitCommand(*c).ok()) {
+                  return r.Expected(v, path, "a command with balanced quotes");
+                }
+                Set(c, key == "up" ? &d->up : key == "status" ? &d->status : &d->down);
+              } else if (key == "tool_timeout") {
+                Set(r.Duration(v, path, false), &d->tool_timeout);
               }
             });
+  if (d->command_tool()) {
+    if (d->up.empty() || d->status.empty()) {
+      r.Problem(n, "database.tool",
+                "command needs `up` (applies the pending migrations) and `status` (prints the "
+                "version the schema is at)");
+    }
+  } else if (!d->up.empty() || !d->status.empty() || !d->down.empty()) {
+    r.Problem(n, "database.tool",
+              "up, status and down are the commands of `tool: command`; add it, or remove them "
+              "to let turnout run the files of `migrations`");
+  }
   if (!d->url.empty() && !d->url_env.empty()) {
     r.Problem(n, "database", "give url or url_env, not both");
   } else if (n.IsMap() && !n["url"] && !n["url_env"]) {
@@ -1822,6 +1846,14 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
     k.Add("database.lock_timeout", c.database.lock_timeout);
     k.Add("database.rehearse", c.database.rehearse);
     k.Add("database.lock_budget", c.database.lock_budget);
+    // Appended only for the app's own tool, so that earlier revisions keep their hash.
+    if (c.database.command_tool()) {
+      k.Add("database.tool", c.database.tool);
+      k.Add("database.up", c.database.up);
+      k.Add("database.status", c.database.status);
+      k.Add("database.down", c.database.down);
+      k.Add("database.tool_timeout", c.database.tool_timeout);
+    }
   }
   // Appended only when it differs from the defaults: a file that uses none of these keys keeps
   // the hash its revisions were recorded with before the keys existed.

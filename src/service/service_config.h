@@ -286,6 +286,16 @@ struct DatabaseConfig {
   // deployment before anything changed. Default: false
   bool rehearse = false;
   Millis lock_budget{1000};  // rehearsal: longest tolerated write-blocking lock. Default: 1s
+  // Who migrates: "sql" (turnout, from `migrations`) or "command" (the app's own tool, through
+  // the command templates below, run in the new version's environment). Default: sql
+  std::string tool = "sql";
+  std::string up;      // command: applies the app's pending migrations. Required with command
+  std::string status;  // command: prints the schema version the tool is at (one line). Required
+  // command: goes back to the version {to} (a line `status` printed). Default: "" (none: a
+  // rollback past a destructive change then needs the restore command)
+  std::string down;
+  Millis tool_timeout{600000};  // command: each command's deadline. Default: 10m
+  bool command_tool() const { return tool == "command"; }
   bool enabled() const { return !url.empty() || !url_env.empty(); }
 };
 

@@ -1503,6 +1503,32 @@ TEST(ServiceConfigDatabaseTest, ReadsTheDatabaseSection) {
   EXPECT_NE(ConfigHash(*c), ConfigHash(*none));
 }
 
+TEST(ServiceConfigDatabaseTest, ReadsTheAppsOwnToolAndRefusesItHalfGiven) {
+  const std::string m = "name: shop\nplatform:\n  command: ./x --port {port}\ndatabase:\n"
+                        "  url_env: SHOP_DB\n";
+  Result<ServiceConfig> c = ParseServiceConfig(
+      m + "  tool: command\n  up: ./bin/migrate up\n  status: ./bin/migrate version\n"
+          "  down: \"./bin/migrate down --to {to}\"\n  tool_timeout: 2m\n",
+      "turnout.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->database.command_tool());
+  EXPECT_EQ(c->database.up, "./bin/migrate up");
+  EXPECT_EQ(c->database.status, "./bin/migrate version");
+  EXPECT_EQ(c->database.down, "./bin/migrate down --to {to}");
+  EXPECT_EQ(c->database.tool_timeout, std::chrono::minutes(2));
+  Result<ServiceConfig> sql = ParseServiceConfig(m, "turnout.yaml");
+  ASSERT_TRUE(sql.ok());
+  EXPECT_FALSE(sql->database.command_tool());
+  EXPECT_NE(ConfigHash(*c), ConfigHash(*sql));
+  auto error = [&](const std::string& extra) {
+    Result<ServiceConfig> r = ParseServiceConfig(m + extra, "turnout.yaml");
+    return r.ok() ? std::string("(accepted)") : r.status().message();
+  };
+  EXPECT_NE(error("  tool: command\n  up: ./m up\n").find("needs `up`"), std::string::npos);
+  EXPECT_NE(error("  up: ./m up\n").find("add it"), std::string::npos);
+  EXPECT_NE(error("  tool: flyway\n").find("sql or command"), std::string::npos);
+}
+
 TEST(ServiceConfigDatabaseTest, RefusesMistakesWithTheirLine) {
   const std::string m = "name: shop\nplatform:\n  command: ./x --port {port}\n";
   auto error = [&](const std::string& extra) {

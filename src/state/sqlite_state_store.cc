@@ -766,6 +766,11 @@ Result<std::vector<Transition>> SqliteStateStore::Transitions(int64_t deployment
 
 Result<int64_t> SqliteStateStore::BeginStep(int64_t deployment_id, std::string_view step,
                                             std::string_view detail_json) {
+  return BeginStepAt(deployment_id, step, detail_json, clock_->WallNow());
+}
+
+Result<int64_t> SqliteStateStore::BeginStepAt(int64_t deployment_id, std::string_view step,
+                                              std::string_view detail_json, WallTime started_at) {
   if (step.empty()) return InvalidArgument("step name is empty");
   TURNOUT_ASSIGN_OR_RETURN(std::string detail, NormalizeDetail(detail_json));
   std::lock_guard lock(mu_);
@@ -777,7 +782,7 @@ Result<int64_t> SqliteStateStore::BeginStep(int64_t deployment_id, std::string_v
                   "VALUES (?, ?, ?, ?, ?)"));
   ins.Bind(1, deployment_id)
       .Bind(2, step)
-      .Bind(3, ToNanos(clock_->WallNow()))
+      .Bind(3, ToNanos(started_at))
       .Bind(4, StepOutcomeName(StepOutcome::kRunning))
       .Bind(5, detail);
   TURNOUT_RETURN_IF_ERROR(ins.Run());
@@ -820,7 +825,7 @@ Result<std::vector<StepRecord>> SqliteStateStore::Steps(int64_t deployment_id) {
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT id, deployment_id, step, started_ns, finished_ns, outcome, detail "
-                  "FROM steps WHERE deployment_id = ? ORDER BY id"));
+                  "FROM steps WHERE deployment_id = ? ORDER BY started_ns, id"));
   q.Bind(1, deployment_id);
   return sqlite::CollectRows<StepRecord>(q, ReadStep);
 }

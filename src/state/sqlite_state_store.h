@@ -81,6 +81,8 @@ class SqliteStateStore final : public StateStore {
 
   Result<int64_t> BeginStep(int64_t deployment_id, std::string_view step,
                             std::string_view detail_json) override;
+  Result<int64_t> BeginStepAt(int64_t deployment_id, std::string_view step,
+                              std::string_view detail_json, WallTime started_at) override;
   Status FinishStep(int64_t step_id, StepOutcome outcome, std::string_view detail_json) override;
   Status FinishStepAt(int64_t step_id, StepOutcome outcome, std::string_view detail_json,
                       WallTime finished_at) override;

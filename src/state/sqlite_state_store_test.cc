@@ -306,6 +306,23 @@ TEST_F(StateStoreTest, StepsRecordTimingOutcomeAndDetail) {
   EXPECT_EQ((*steps)[1].detail_json, R"({"status":500})");
 }
 
+TEST_F(StateStoreTest, AStepRecordedWhenItEndedStartsWhenItStarted) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto dep = store->BeginDeployment(Spec("v1"));
+  ASSERT_TRUE(dep.ok());
+  const WallTime started = clock_.WallNow();
+  clock_.Advance(std::chrono::milliseconds(863));
+  auto s = store->BeginStepAt(dep->id, "hook:hooks[0]:switched", "{}", started);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(store->FinishStep(*s, StepOutcome::kOk, "").ok());
+  auto steps = store->Steps(dep->id);
+  ASSERT_TRUE(steps.ok());
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_EQ((*steps)[0].started_at, started);
+  EXPECT_EQ(*(*steps)[0].finished_at - (*steps)[0].started_at, std::chrono::milliseconds(863));
+}
+
 TEST_F(StateStoreTest, HistoryAndRevisionsNewestFirst) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -274,6 +274,10 @@ class StateStore {
   // finish time and (when not empty) replaces its detail.
   virtual Result<int64_t> BeginStep(int64_t deployment_id, std::string_view step,
                                     std::string_view detail_json) = 0;
+  // BeginStep with the start time given: work that ran elsewhere and is recorded when it ended
+  // (a hook delivery) starts when it started.
+  virtual Result<int64_t> BeginStepAt(int64_t deployment_id, std::string_view step,
+                                      std::string_view detail_json, WallTime started_at) = 0;
   virtual Status FinishStep(int64_t step_id, StepOutcome outcome, std::string_view detail_json) = 0;
   // FinishStep with the finish time given (a step interrupted by a crash ends when its
   // controller was last alive, not when the next one found it).
