@@ -51,6 +51,11 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
       if (!it->is_boolean()) return InvalidArgument("\"router\" must be true or false");
       c.router = it->get<bool>();
     }
+  } else if (p == "/v1/prune") {
+    if (auto it = body.find("dry_run"); it != body.end() && !it->is_null()) {
+      if (!it->is_boolean()) return InvalidArgument("\"dry_run\" must be true or false");
+      c.dry_run = it->get<bool>();
+    }
   } else if (p == "/v1/promote") {
     if (auto it = body.find("full"); it != body.end() && !it->is_null()) {
       if (!it->is_boolean()) return InvalidArgument("\"full\" must be true or false");

@@ -9,6 +9,7 @@
 //   /v1/promote      "full"         true or false (null/absent: false)
 //   /v1/audit/acknowledge  "reason" string, required (why the log may be trusted again)
 //   /v1/stop-instances     "router" true or false: stop the router process too (default false)
+//   /v1/prune        "dry_run"      true or false: say what would be removed (default false)
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -33,6 +34,7 @@ struct ApiCommand {
   std::string slot;     // /v1/switch: non-empty
   bool full = false;    // /v1/promote
   bool router = false;  // /v1/stop-instances
+  bool dry_run = false;  // /v1/prune
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).
