@@ -93,3 +93,44 @@ wait_http() {
     sleep 0.05
   done
 }
+
+# The demo scripts' steps. They use the caller's $work (the service's directory, with its
+# turnout.yaml), $turnout, $load (the binaries) and $port (the router's public port).
+
+# run ARGS... : shows and runs `turnout ARGS...` in the service's directory, its output indented;
+# returns turnout's exit status.
+run() {
+  echo "    \$ turnout $*"
+  (cd "$work" && "$turnout" "$@") 2>&1 | sed 's/^/    /'
+  return "${PIPESTATUS[0]}"
+}
+
+# load_start CONNECTIONS : live traffic through the router (turnout-load, up to 120 s) into
+# $work/load.out; sets $load_pid (stopped by stop_spawned if load_stop never runs).
+load_start() {
+  "$load" --url "http://127.0.0.1:$port/" --connections "$1" --duration 120s \
+    --by-header X-Version >"$work/load.out" 2>&1 &
+  load_pid=$!
+  spawned_pids+=("$load_pid")
+}
+
+# load_stop : stops the load (SIGINT: requests in flight finish), prints its result, and returns
+# its exit status (non-zero when a request failed).
+load_stop() {
+  kill -INT "$load_pid"
+  local status=0
+  wait "$load_pid" || status=$?
+  forget_pid "$load_pid"
+  sed 's/^/    /' "$work/load.out"
+  return "$status"
+}
+
+# finish_work STATUS : for the EXIT trap: removes $work after a success; after a failure keeps it
+# and says where it is.
+finish_work() {
+  if [[ $1 -ne 0 ]]; then
+    printf '\ndemo: failed; turnoutd log and files are in %s\n' "$work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
