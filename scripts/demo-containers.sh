@@ -25,54 +25,23 @@ command -v podman >/dev/null || { echo "demo: podman is not installed (scripts/i
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/turnout-demo-c.XXXXXX")
 engine=$work/engine
-sock=$engine/podman.sock
-mkdir -p "$engine/image"
-export CONTAINERS_CONF=$engine/containers.conf
-cat >"$CONTAINERS_CONF" <<'EOF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-podman_cli=(podman --root "$engine/root" --runroot "$engine/runroot" --tmpdir "$engine/tmp"
-            --storage-driver vfs)
 daemon_up=0
-engine_pid=""
 cleanup() {
   local status=$?
   set +e
-  if [[ $daemon_up -eq 1 ]]; then
-    (cd "$work" && "$turnout" down --stop-instances >/dev/null 2>&1)
-  fi
-  if [[ -n $engine_pid ]]; then  # what the engine still holds, then the engine (by pid)
-    "${podman_cli[@]}" rm --all --force --time 0 >/dev/null 2>&1
-    "${podman_cli[@]}" rmi --all --force >/dev/null 2>&1
-  fi
-  stop_spawned  # the load generator, then the Podman service
-  # What the engine left mounted under its directory (container shm), deepest first.
-  awk -v d="$engine/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
-    while read -r m; do umount "$m" 2>/dev/null; done
+  stop_turnout_and_podman
   finish_work "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "starting Podman's API service on $sock (storage in the same directory)"
-pushd "$engine" >/dev/null  # conmon writes its files into the service's working directory
-spawn "$engine/service.log" "${podman_cli[@]}" system service --time=0 "unix://$sock"
-engine_pid=$spawned
-popd >/dev/null
-deadline=$((SECONDS + 30))
-until curl -fsS --unix-socket "$sock" -o /dev/null http://d/_ping 2>/dev/null; do
-  kill -0 "$engine_pid" 2>/dev/null || die "podman system service exited: $(tail -5 "$engine/service.log")"
-  ((SECONDS < deadline)) || die "podman system service did not answer within 30 s"
-  sleep 0.1
-done
+say "starting Podman's API service in $engine (its socket and storage)"
+podman_start "$engine" || die "podman system service did not start"
+sock=$podman_sock
 echo "    engine: $(curl -fsS --unix-socket "$sock" http://d/version | grep -o '"Version":"[^"]*"' | head -1)"
 
 say "building the images without a registry: the static test app as localhost/turnout-demo:v1, v2, v3"
+mkdir -p "$engine/image"
 cp "$app" "$engine/image/app"
 tar -C "$engine/image" -cf "$engine/app.tar" .
 import_image() {  # import_image VERSION [ENV...]
