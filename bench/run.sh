@@ -70,7 +70,12 @@ wants turnout && needed+=("$turnout")
 for b in "${needed[@]}"; do
   [[ -x $b ]] || die "$b is missing; build first (run without --no-build)"
 done
-for tool in nginx haproxy caddy wrk taskset curl ss; do
+# The router parts need the contenders and a backend; the container part needs neither.
+router_parts=0
+for p in throughput switch memory; do [[ " $parts " == *" $p "* ]] && router_parts=1; done
+tools=(taskset curl ss)
+[[ $router_parts -eq 1 ]] && tools+=(nginx haproxy caddy wrk)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool is missing; run scripts/install-deps.sh --bench"
 done
 
@@ -314,8 +319,10 @@ summary=$results/summary.md
 : >"$summary"
 out() { echo "$*" | tee -a "$summary"; }
 
-say "starting the backend (nginx, 1 worker, CPU $cpu_server)"
-start_backend || die "backend did not start (see $work/backend.error.log)"
+if [[ $router_parts -eq 1 ]]; then
+  say "starting the backend (nginx, 1 worker, CPU $cpu_server)"
+  start_backend || die "backend did not start (see $work/backend.error.log)"
+fi
 
 # --- a. throughput and latency ---------------------------------------------------------------
 if [[ " $parts " == *" throughput "* ]]; then
