@@ -4,7 +4,7 @@
 #   bench/run.sh            install the contenders, build (release), run everything (~6 min)
 #   bench/run.sh --quick    fewer rounds, shorter runs, 2,000 idle connections (~2 min)
 #   bench/run.sh --no-build use an existing release build
-#   Only some parts: BENCH_PARTS="throughput switch memory" (any subset);
+#   Only some parts: BENCH_PARTS="throughput switch memory containers" (any subset);
 #   only some proxies: BENCH_CONTENDERS="turnout haproxy nginx caddy" (any subset).
 #
 # What it measures (details and the latest numbers: docs/BENCHMARKS.md):
@@ -17,6 +17,10 @@
 #               upstreams), HAProxy (runtime API `set weight`). Failed requests and per-version
 #               counts.
 #   memory      RSS per idle keep-alive client connection with 10,000 of them open.
+#   containers  bench/containers/run.sh: turnout's added time in a container deployment, from
+#               the container answering to traffic switched, against the engine's own start
+#               (create + start through the API, and `podman run -d`), on a Podman service of
+#               its own.
 #
 # Every server is one worker/thread pinned to CPU 0 together with the backend; the load
 # generator runs on CPU 1. Everything listens on loopback ports that are free at the time.
@@ -26,16 +30,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source demo/lib.sh
 
-quick=0
-build=1
-for arg in "$@"; do
-  case $arg in
-    --quick) quick=1 ;;
-    --no-build) build=0 ;;
-    *) echo "usage: bench/run.sh [--quick] [--no-build]" >&2; exit 2 ;;
-  esac
-done
-parts=${BENCH_PARTS:-throughput switch memory}
+bench_args "usage: bench/run.sh [--quick] [--no-build]" "$@"
+parts=${BENCH_PARTS:-throughput switch memory containers}
 contenders_wanted=${BENCH_CONTENDERS:-turnout haproxy nginx caddy}
 wants() { [[ " $contenders_wanted " == *" $1 "* ]]; }
 if [[ $quick -eq 1 ]]; then
@@ -62,6 +58,8 @@ if [[ $build -eq 1 ]]; then
   fi
   targets=(turnout-load turnout-bench-idle-clients)
   wants turnout && targets+=(turnout)
+  [[ " $parts " == *" containers "* ]] &&
+    targets+=(turnout turnoutd turnout-container-test-app turnout-bench-container-start)
   cmake --build "$bin" --target "${targets[@]}" >&2
 fi
 turnout=$bin/src/cli/turnout
@@ -72,7 +70,12 @@ wants turnout && needed+=("$turnout")
 for b in "${needed[@]}"; do
   [[ -x $b ]] || die "$b is missing; build first (run without --no-build)"
 done
-for tool in nginx haproxy caddy wrk taskset curl ss; do
+# The router parts need the contenders and a backend; the container part needs neither.
+router_parts=0
+for p in throughput switch memory; do [[ " $parts " == *" $p "* ]] && router_parts=1; done
+tools=(taskset curl ss)
+[[ $router_parts -eq 1 ]] && tools+=(nginx haproxy caddy wrk)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool is missing; run scripts/install-deps.sh --bench"
 done
 
@@ -316,8 +319,10 @@ summary=$results/summary.md
 : >"$summary"
 out() { echo "$*" | tee -a "$summary"; }
 
-say "starting the backend (nginx, 1 worker, CPU $cpu_server)"
-start_backend || die "backend did not start (see $work/backend.error.log)"
+if [[ $router_parts -eq 1 ]]; then
+  say "starting the backend (nginx, 1 worker, CPU $cpu_server)"
+  start_backend || die "backend did not start (see $work/backend.error.log)"
+fi
 
 # --- a. throughput and latency ---------------------------------------------------------------
 if [[ " $parts " == *" throughput "* ]]; then
@@ -487,6 +492,14 @@ if [[ " $parts " == *" memory "* ]]; then
     measure_idle "$c" "$c_port" "$c_pid"
     stop_contender "$c_pid"
   done
+fi
+
+# --- d. containers: turnout's added time against the engine's own start -----------------------
+if [[ " $parts " == *" containers "* ]]; then
+  out ""
+  container_args=(--no-build)
+  [[ $quick -eq 1 ]] && container_args+=(--quick)
+  TURNOUT_BUILD_DIR=$bin bench/containers/run.sh "${container_args[@]}" | tee -a "$summary"
 fi
 
 # --- targets ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #
 #   ./scripts/demo.sh             install dependencies, build (release), run the demo (~1.5 min)
 #   ./scripts/demo.sh --no-build  run against an existing release build
+#   ./scripts/demo.sh containers [--no-build]   the same story with container images
+#                                 (scripts/demo-containers.sh)
 #
 # The story: turnoutd starts for the demo service; v1 is deployed; v2 is deployed under live
 # traffic (0 failed requests); status and history; v3 fails its readiness check and never gets
@@ -15,6 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source demo/lib.sh
 
+containers=0
+if [[ "${1:-}" == "containers" ]]; then
+  containers=1
+  shift
+fi
 build=1
 [[ "${1:-}" == "--no-build" ]] && build=0
 bin=${TURNOUT_BUILD_DIR:-build/release}
@@ -27,15 +34,24 @@ if [[ $build -eq 1 ]]; then
   ./scripts/install-deps.sh
   say "building (release preset)"
   cmake --preset release >/dev/null
-  cmake --build --preset release --target turnout turnoutd turnout-demo-app turnout-load
+  cmake --build --preset release --target turnout turnoutd turnout-demo-app turnout-load \
+    turnout-container-test-app
 fi
 
 turnout=$(realpath "$bin/src/cli/turnout")
-app=$(realpath "$bin/demo/turnout-demo-app")
 load=$(realpath "$bin/demo/turnout-load")
+# The app: the demo app as a process, or the static test app inside the container images.
+app=$bin/demo/turnout-demo-app
+[[ $containers -eq 1 ]] && app=$bin/src/container/turnout-container-test-app
 for b in "$turnout" "$app" "$load" "$bin/src/daemon/turnoutd"; do
   [[ -x $b ]] || die "$b is missing; build first (run without --no-build)"
 done
+app=$(realpath "$app")
+
+if [[ $containers -eq 1 ]]; then
+  source scripts/demo-containers.sh
+  exit 0
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/turnout-demo.XXXXXX")
 daemon_up=0
@@ -45,11 +61,7 @@ cleanup() {
   if [[ $daemon_up -eq 1 ]]; then
     (cd "$work" && "$turnout" down --stop-instances >/dev/null 2>&1) || true
   fi
-  if [[ $status -ne 0 ]]; then
-    printf '\ndemo: failed; turnoutd log and files are in %s\n' "$work" >&2
-  else
-    rm -rf "$work"
-  fi
+  finish_work "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -79,27 +91,6 @@ router:
   admin: ""
 EOF
 
-run() {  # shows and runs a turnout command in the service's directory
-  echo "    \$ turnout $*"
-  (cd "$work" && "$turnout" "$@") 2>&1 | sed 's/^/    /'
-  return "${PIPESTATUS[0]}"
-}
-
-load_start() {
-  "$load" --url "http://127.0.0.1:$port/" --connections 32 --duration 120s \
-    --by-header X-Version >"$work/load.out" 2>&1 &
-  load_pid=$!
-  spawned_pids+=("$load_pid")
-}
-load_stop() {  # stops the load (SIGINT: requests in flight finish) and prints its result
-  kill -INT "$load_pid"
-  local status=0
-  wait "$load_pid" || status=$?
-  forget_pid "$load_pid"
-  sed 's/^/    /' "$work/load.out"
-  return "$status"
-}
-
 say "the service definition ($work/turnout.yaml)"
 grep -v '^#' "$work/turnout.yaml" | sed 's/^/    /'
 
@@ -111,7 +102,7 @@ say "deploying v1 (nothing serves yet)"
 run deploy v1 --wait
 
 say "deploying v2 while 32 connections send requests as fast as they can"
-load_start
+load_start 32
 run deploy v2 --wait
 say "live traffic during the deployment (turnout-load)"
 load_stop || die "requests failed while v2 was deployed"
@@ -122,7 +113,7 @@ run history
 
 say "deploying v3+fail-ready: a version whose readiness check fails (the demo app reads faults"
 echo "    from its version name); it must never receive a request"
-load_start
+load_start 32
 if run deploy v3+fail-ready --wait; then
   die "v3 was deployed, but it never became ready"
 fi
@@ -131,7 +122,7 @@ load_stop || die "requests failed while v3 was tried"
 grep -q 'v3' "$work/load.out" && die "v3 received traffic"
 
 say "rolling back: v2's old slot was scaled down, so v1 is redeployed and traffic switched"
-load_start
+load_start 32
 run rollback --wait
 say "live traffic during the rollback"
 load_stop || die "requests failed during the rollback"
@@ -157,7 +148,7 @@ echo "    (appended to turnout.yaml)"
 tail -12 "$work/turnout.yaml" | sed 's/^/    /'
 
 say "a healthy canary: v4 gets 10 %, then 50 % of the users; the judge may pass a step early"
-load_start
+load_start 32
 run deploy v4 --wait
 say "a canary that answers 20 % of its requests with 500: the judge rolls it back in seconds"
 if run deploy v5+errors-20 --wait; then

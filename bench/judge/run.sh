@@ -40,15 +40,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source demo/lib.sh
 
-quick=0
-build=1
-for arg in "$@"; do
-  case $arg in
-    --quick) quick=1 ;;
-    --no-build) build=0 ;;
-    *) echo "usage: bench/judge/run.sh [--quick] [--no-build]" >&2; exit 2 ;;
-  esac
-done
+bench_args "usage: bench/judge/run.sh [--quick] [--no-build]" "$@"
 parts=${JUDGE_PARTS:-errors latency health healthy}
 if [[ $quick -eq 1 ]]; then
   runs=${JUDGE_RUNS:-2} healthy_runs=${JUDGE_HEALTHY:-10}

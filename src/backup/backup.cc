@@ -414,19 +414,6 @@ class ScratchDatabase {
 
 }  // namespace
 
-std::string HumanBytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options) {
   const Clock& clock = ClockOf(env);
   Clock::TimePoint start = clock.Now();

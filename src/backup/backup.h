@@ -73,9 +73,6 @@ struct CreateOptions {
   std::chrono::milliseconds lock_timeout{0};
 };
 
-// "512 B", "1.5 MiB": sizes for progress lines and listings.
-std::string HumanBytes(uint64_t bytes);
-
 // Creates one backup and returns its manifest. On failure the partial directory is removed.
 Result<Manifest> CreateBackup(const BackupEnv& env, const CreateOptions& options);
 

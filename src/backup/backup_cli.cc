@@ -11,6 +11,7 @@
 #include "backup/conninfo.h"
 #include "common/duration.h"
 #include "common/flags.h"
+#include "common/text.h"
 
 namespace turnout::backup {
 namespace {

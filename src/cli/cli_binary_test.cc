@@ -474,13 +474,15 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
 
 TEST(TurnoutBinary, DaemonCommandsHaveHelp) {
   for (const char* cmd : {"up", "down", "deploy", "status", "health-check", "switch", "rollback",
-                          "approve", "abort", "history", "logs", "audit", "events"}) {
+                          "approve", "abort", "prune", "history", "logs", "audit", "events"}) {
     Outcome r = Turnout({cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.err;
     EXPECT_NE(r.out.find(std::string("usage: turnout ") + cmd), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("--json"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << r.out;
   }
+  EXPECT_NE(Turnout({"prune", "--help"}).out.find("--dry-run"), std::string::npos);
+  EXPECT_NE(Turnout({"--help"}).out.find("  prune "), std::string::npos);
 }
 
 TEST(TurnoutBinary, DaemonCommandsSayWhatToDoWithoutADaemon) {

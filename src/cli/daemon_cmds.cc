@@ -459,6 +459,22 @@ int RunRollback(Context& c) {
   return FollowDeployment(c, id);
 }
 
+int RunPrune(Context& c) {
+  if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
+  Call call = Exchange(c, "POST", "/v1/prune",
+                       json{{"actor", Actor()}, {"dry_run", c.args.Has("dry-run")}});
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+  } else {
+    std::cout << FormatPrune(call.body);
+  }
+  for (const auto& container : call.body.value("containers", json::array())) {
+    if (container.contains("error")) return kExitFailed;
+  }
+  return kExitOk;
+}
+
 int RunHistory(Context& c) {
   if (!c.args.positional().empty()) {
     const std::string rev = c.args.positional()[0];
@@ -846,6 +862,15 @@ const std::vector<Sub>& Subs() {
        "Shows each objective of turnout.yaml's `slo:` section: the share of good requests, the\n"
        "error budget left and the burn rate of the last minute. Exit 1 when a budget is spent.",
        {}, RunSlo},
+      {"prune", "turnout prune [--dry-run]",
+       "Containers: removes the images of the revisions that revisions.on_disk no longer keeps\n"
+       "and the stopped containers turnoutd labelled for this service that no record names, and\n"
+       "says what it freed (image, tag, revision, size) and the total. Never removes the image\n"
+       "of a kept revision (the newest on_disk, the serving one, any with a running instance),\n"
+       "an image a container uses or another name tags, an image turnout did not record, or a\n"
+       "running container. Processes keep nothing per revision: there is nothing to prune.\n"
+       "Exit 1 when a stopped container could not be removed.",
+       {{"dry-run", "", "say what would be removed, remove nothing"}}, RunPrune},
       {"history", "turnout history [REVISION] [--limit N]",
        "Lists the revisions (newest first), or one revision's transitions and steps.",
        {{"limit", "N", "how many (default 20)"}}, RunHistory},

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/table.h"
+#include "common/text.h"
 
 namespace turnout::cli {
 
@@ -250,6 +251,79 @@ std::string FormatStateLine(const std::string& state, double ms, const std::stri
   const size_t used = std::max<size_t>(state.size(), 18) + std::max<size_t>(took.size(), 9);
   const size_t gap = std::max<size_t>(used - state.size() - took.size(), 2);
   return "  " + state + std::string(gap, ' ') + took + "  " + outcome + "\n";
+}
+
+namespace {
+
+// "sha256:3f2a9c1d2e4b..." -> "3f2a9c1d2e4b", as engines print image ids.
+std::string ShortImageId(const std::string& id) {
+  std::string bare = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+  return bare.substr(0, 12);
+}
+
+// "revision 1 v1, revision 2 v2"
+std::string RevisionsOf(const nlohmann::json& image) {
+  std::string out;
+  for (const auto& r : image.value("revisions", nlohmann::json::array())) {
+    if (!out.empty()) out += ", ";
+    out += "revision " + JsonText(r, "revision") + " " + JsonText(r, "version");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string FormatPrune(const nlohmann::json& reply) {
+  if (reply.value("platform", "") != "container") {
+    return JsonText(reply, "message", "nothing to prune") + "\n";
+  }
+  const bool dry = reply.value("dry_run", false);
+  const std::string remove = dry ? "would remove " : "removed ";
+  std::string out;
+  int images = 0, containers = 0, kept = 0;
+  for (const auto& i : reply.value("images", nlohmann::json::array())) {
+    std::string tags;
+    for (const auto& t : i.value("tags", nlohmann::json::array())) {
+      tags += (tags.empty() ? "" : ", ") + t.get<std::string>();
+    }
+    const std::string what = ShortImageId(JsonText(i, "id")) + " (" +
+                             (tags.empty() ? "" : tags + "; ") + RevisionsOf(i) + ")";
+    if (i.value("removed", false)) {
+      ++images;
+      out += remove + "image " + what + "  " + HumanBytes(i.value("bytes", uint64_t{0})) + "\n";
+    } else {
+      ++kept;
+      out += "kept image " + what + ": " + JsonText(i, "kept_because") + "\n";
+    }
+  }
+  for (const auto& c : reply.value("containers", nlohmann::json::array())) {
+    const std::string what = JsonText(c, "name") + " (" + JsonText(c, "version") + ", " +
+                             JsonText(c, "state") + ")";
+    if (c.value("removed", false)) {
+      ++containers;
+      out += remove + "stopped container " + what + "\n";
+    } else {
+      out += "could not remove stopped container " + what + ": " + JsonText(c, "error") + "\n";
+    }
+  }
+  std::string kept_revisions;
+  for (const auto& r : reply.value("kept_revisions", nlohmann::json::array())) {
+    kept_revisions += (kept_revisions.empty() ? "" : ", ") + r.dump();
+  }
+  const std::string why_kept = "revisions.on_disk: " + JsonText(reply, "on_disk") +
+                               ", plus the serving revision and any with a running instance";
+  if (images == 0 && containers == 0) {
+    out += std::string(kept > 0 ? "nothing else to prune" : "nothing to prune") +
+           (kept_revisions.empty() ? "" : ": revisions " + kept_revisions + " keep their images") +
+           " (" + why_kept + ")\n";
+    return out;
+  }
+  out += std::string(dry ? "would free " : "freed ") +
+         HumanBytes(reply.value("freed_bytes", uint64_t{0})) + " (" + std::to_string(images) +
+         " image(s), " + std::to_string(containers) + " stopped container(s)); revisions " +
+         (kept_revisions.empty() ? "none" : kept_revisions) + " keep their images (" + why_kept +
+         ")" + (dry ? "; run `turnout prune` to remove them" : "") + "\n";
+  return out;
 }
 
 }  // namespace turnout::cli

@@ -49,6 +49,11 @@ std::string FormatHealth(const nlohmann::json& reply);
 // and who did it, on one line. Details without a transition or reason are shown as key=value.
 std::string FormatAuditEntry(const nlohmann::json& entry);
 
+// `turnout prune [--dry-run]`: POST /v1/prune. One line per image and stopped container removed
+// ("would remove" in a dry run) with its size, one per image kept with the reason, then the
+// total; or why there is nothing to prune.
+std::string FormatPrune(const nlohmann::json& reply);
+
 // One finished state of `turnout deploy --wait`: "  waiting_ready   5.0 s  FAILED: ...".
 std::string FormatStateLine(const std::string& state, double ms, const std::string& outcome);
 

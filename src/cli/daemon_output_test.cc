@@ -182,4 +182,44 @@ TEST(DaemonOutput, DeployProgressLines) {
 }
 
 }  // namespace
+TEST(FormatPrune, SaysWhatItFreesWhatItKeepsAndTheTotal) {
+  json reply = json::parse(R"({
+    "platform": "container", "dry_run": false, "on_disk": 2, "kept_revisions": [3, 2],
+    "freed_bytes": 1572864,
+    "images": [
+      {"id": "sha256:3f2a9c1d2e4b5a6978685746352413f2a9c1d2e4b5a697868574635241", "tags": ["localhost/shop:v1"],
+       "revisions": [{"revision": 1, "version": "v1"}], "bytes": 1572864, "removed": true},
+      {"id": "sha256:9a8b7c6d5e4f", "tags": [], "revisions": [{"revision": 0, "version": "v0"}],
+       "bytes": 10, "removed": false, "kept_because": "used by container other"}],
+    "containers": [{"id": "c1", "name": "turnout-shop-blue-0-ab12cd34", "version": "v1",
+                    "state": "exited", "removed": true}]})");
+  const std::string text = FormatPrune(reply);
+  EXPECT_TRUE(Contains(text, "removed image 3f2a9c1d2e4b (localhost/shop:v1; revision 1 v1)  1.5 MiB\n"))
+      << text;
+  EXPECT_TRUE(Contains(text, "kept image 9a8b7c6d5e4f (revision 0 v0): used by container other\n"))
+      << text;
+  EXPECT_TRUE(Contains(text, "removed stopped container turnout-shop-blue-0-ab12cd34 (v1, exited)\n"))
+      << text;
+  EXPECT_TRUE(Contains(text, "freed 1.5 MiB (1 image(s), 1 stopped container(s)); revisions 3, 2 "
+                             "keep their images (revisions.on_disk: 2"))
+      << text;
+  reply["dry_run"] = true;
+  const std::string dry = FormatPrune(reply);
+  EXPECT_TRUE(Contains(dry, "would remove image 3f2a9c1d2e4b")) << dry;
+  EXPECT_TRUE(Contains(dry, "would free 1.5 MiB")) << dry;
+  EXPECT_TRUE(Contains(dry, "run `turnout prune` to remove them")) << dry;
+  EXPECT_FALSE(Contains(dry, "removed ")) << dry;
+}
+
+TEST(FormatPrune, NothingToPruneAndProcesses) {
+  json none = {{"platform", "container"}, {"dry_run", false}, {"on_disk", 10},
+               {"kept_revisions", {2, 1}}, {"images", json::array()},
+               {"containers", json::array()}, {"freed_bytes", 0}};
+  EXPECT_EQ(FormatPrune(none),
+            "nothing to prune: revisions 2, 1 keep their images (revisions.on_disk: 10, plus the "
+            "serving revision and any with a running instance)\n");
+  json process = {{"platform", "process"}, {"message", "nothing to prune: process revisions keep nothing on disk"}};
+  EXPECT_EQ(FormatPrune(process), "nothing to prune: process revisions keep nothing on disk\n");
+}
+
 }  // namespace turnout::cli

@@ -64,6 +64,8 @@ constexpr Command kCommands[] = {
      [](const std::vector<std::string>& a) { return RunDaemonCommand("maintenance", a); }},
     {"slo", "error budgets and burn rates of the service's objectives",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("slo", a); }},
+    {"prune", "remove the images of revisions revisions.on_disk no longer keeps (containers)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("prune", a); }},
     {"history", "the revisions, or one revision's steps",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("history", a); }},
     {"logs", "the end of each instance's log",

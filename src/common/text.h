@@ -31,4 +31,7 @@ std::string EscapeControl(std::string_view text);
 // 'TEXT'" (callers add what the number is for).
 Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max);
 
+// "512 B", "1.5 MiB": sizes for progress lines and listings (units of 1024).
+std::string HumanBytes(uint64_t bytes);
+
 }  // namespace turnout

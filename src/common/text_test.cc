@@ -59,4 +59,10 @@ TEST(ParseWholeNumberTest, DigitsWithinTheRangeOnly) {
 }
 
 }  // namespace
+TEST(Text, HumanBytesUsesUnitsOf1024) {
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(uint64_t{3} << 20), "3.0 MiB");
+}
+
 }  // namespace turnout

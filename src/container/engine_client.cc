@@ -508,6 +508,7 @@ Result<std::vector<ContainerSummary>> EngineClient::ContainerList(
     s.id = Str(item, "Id");
     for (std::string n : StrList(item, "Names")) s.names.push_back(StripSlash(std::move(n)));
     s.image = Str(item, "Image");
+    s.image_id = Str(item, "ImageID");
     s.state = Str(item, "State");
     s.labels = LabelsOf(item, "Labels");
     out.push_back(std::move(s));

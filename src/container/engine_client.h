@@ -110,7 +110,8 @@ struct ContainerInfo {
 struct ContainerSummary {
   std::string id;
   std::vector<std::string> names;  // without the leading '/'
-  std::string image;
+  std::string image;     // as the container was created: a name or an image id
+  std::string image_id;  // the image id the engine resolved it to ("sha256:..." or bare hex)
   std::string state;  // "running", "exited", ...
   Labels labels;
 };
@@ -184,6 +185,9 @@ class EngineClient {
                    Millis timeout = Millis(600000)) const;
   // Images carrying every label in `labels` ("key" or "key=value"); all when empty.
   Result<std::vector<ImageInfo>> ImageList(const std::vector<std::string>& labels = {}) const;
+  // Removes a tag ("name:tag": the image goes with its last tag) or an image by id. Without
+  // `force`, an image a container uses or that has other tags is FailedPrecondition (409) and
+  // stays.
   Status ImageRemove(std::string_view image, bool force = false) const;
 
   // Returns the new container's id. NotFound when the image is not there (nothing is created).

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <random>
+#include <set>
 
 #include "common/host_port.h"
 #include "common/text.h"
@@ -406,6 +408,124 @@ Result<std::vector<ManagedContainer>> ContainerPlatform::ListManaged(
     out.push_back(std::move(m));
   }
   return out;
+}
+
+namespace {
+
+// Image ids compare without the "sha256:" that some engines' lists leave out.
+std::string_view BareImageId(std::string_view id) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (id.substr(0, kPrefix.size()) == kPrefix) id.remove_prefix(kPrefix.size());
+  return id;
+}
+
+bool IsStopped(std::string_view state) {
+  return state == "exited" || state == "created" || state == "dead" || state == "stopped" ||
+         state == "configured";
+}
+
+}  // namespace
+
+Result<PruneReport> ContainerPlatform::Prune(std::string_view service,
+                                             const std::vector<PruneRevision>& revisions,
+                                             const std::vector<std::string>& recorded,
+                                             bool dry_run) {
+  PruneReport report;
+  report.dry_run = dry_run;
+
+  // The stopped containers of the service that nothing records.
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<ManagedContainer> managed, ListManaged(service));
+  std::set<std::string> stray_ids;
+  for (ManagedContainer& c : managed) {
+    if (!IsStopped(c.state)) continue;
+    if (std::find(recorded.begin(), recorded.end(), c.handle.id) != recorded.end()) continue;
+    PruneContainer out{c.handle.id, c.name, c.revision, c.state, true, ""};
+    if (!dry_run) {
+      c.handle.grace = std::chrono::milliseconds(0);
+      if (Status s = Stop(c.handle); !s.ok()) {
+        out.removed = false;
+        out.error = s.message();
+      }
+    }
+    if (out.removed) stray_ids.insert(c.handle.id);
+    report.containers.push_back(std::move(out));
+  }
+
+  // Every other container on the engine and the image it runs.
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<container::ContainerSummary> all,
+                           client_.ContainerList({}));
+  std::erase_if(all, [&](const container::ContainerSummary& c) { return stray_ids.count(c.id); });
+
+  std::set<std::string, std::less<>> kept_ids;
+  for (const PruneRevision& r : revisions) {
+    if (r.keep && !r.image.empty()) kept_ids.insert(std::string(BareImageId(r.image)));
+  }
+  // The images of the revisions that are not kept, in revision order, each once.
+  std::vector<PruneImage> candidates;
+  for (const PruneRevision& r : revisions) {
+    if (r.keep || r.image.empty() || kept_ids.count(BareImageId(r.image))) continue;
+    auto it = std::find_if(candidates.begin(), candidates.end(), [&](const PruneImage& i) {
+      return BareImageId(i.id) == BareImageId(r.image);
+    });
+    if (it == candidates.end()) {
+      candidates.push_back(PruneImage{});
+      it = std::prev(candidates.end());
+      it->id = r.image;
+    }
+    it->revisions.push_back(r.revision);
+    it->versions.push_back(r.version);
+  }
+
+  std::vector<PruneImage> kept;
+  for (PruneImage& image : candidates) {
+    Result<container::ImageInfo> info = client_.ImageInspect(image.id);
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound) continue;  // gone already
+    if (!info.ok()) return info.status();
+    image.tags = info->repo_tags;
+    image.bytes = info->size;
+    std::set<std::string> own;
+    for (const std::string& v : image.versions) own.insert(ImageFor(v));
+    for (const auto& c : all) {
+      const bool by_id = !c.image_id.empty() && BareImageId(c.image_id) == BareImageId(image.id);
+      const bool by_name = BareImageId(c.image) == BareImageId(image.id) ||
+                           std::find(image.tags.begin(), image.tags.end(), c.image) !=
+                               image.tags.end();
+      if (by_id || by_name) {
+        image.kept_because =
+            "used by container " + (c.names.empty() ? c.id.substr(0, 12) : c.names.front());
+        break;
+      }
+    }
+    if (image.kept_because.empty()) {
+      for (const std::string& tag : image.tags) {
+        if (!own.count(tag)) {
+          image.kept_because = "also tagged " + tag + ", which turnout did not record";
+          break;
+        }
+      }
+    }
+    if (image.kept_because.empty() && !dry_run) {
+      Status removed = Status::Ok();
+      for (const std::string& tag : image.tags) {
+        removed = client_.ImageRemove(tag);
+        if (!removed.ok()) break;
+      }
+      if (removed.ok()) {
+        Result<container::ImageInfo> still = client_.ImageInspect(image.id);
+        if (still.ok()) removed = client_.ImageRemove(image.id);
+      }
+      if (!removed.ok()) image.kept_because = "the engine refused: " + removed.message();
+    }
+    image.removed = image.kept_because.empty();
+    if (image.removed) {
+      report.freed_bytes += image.bytes;
+      report.images.push_back(std::move(image));
+    } else {
+      kept.push_back(std::move(image));
+    }
+  }
+  for (PruneImage& image : kept) report.images.push_back(std::move(image));
+  return report;
 }
 
 }  // namespace turnout::platform

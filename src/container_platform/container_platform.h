@@ -132,6 +132,47 @@ struct ManagedContainer {
   std::string state;  // the engine's: "running", "exited", "created", ...
 };
 
+// ---- turnout prune ----------------------------------------------------------------------------
+
+// One revision of the service, as its record says: the image ID it ran (InstanceSpec::image
+// recorded at its pre-checks; "" when it never got that far) and whether it is kept (among the
+// newest revisions.on_disk, serving, or with a live instance).
+struct PruneRevision {
+  int64_t revision = 0;
+  std::string version;
+  std::string image;  // "sha256:..."; "" = none recorded
+  bool keep = false;
+};
+
+// An image of revisions that are no longer kept: removed (or, in a dry run, removable), or
+// kept with the reason.
+struct PruneImage {
+  std::string id;
+  std::vector<std::string> tags;  // the engine's RepoTags of the image
+  std::vector<int64_t> revisions;
+  std::vector<std::string> versions;  // the same order as `revisions`
+  int64_t bytes = 0;                   // the engine's size of the image
+  bool removed = false;                // dry run: removable
+  std::string kept_because;            // "" when removed
+};
+
+// A stopped container turnout labelled for the service that no live record names.
+struct PruneContainer {
+  std::string id;
+  std::string name;
+  std::string version;
+  std::string state;
+  bool removed = false;  // dry run: removable
+  std::string error;     // why it could not be removed
+};
+
+struct PruneReport {
+  bool dry_run = false;
+  std::vector<PruneImage> images;  // removed/removable first, then those kept (kept_because)
+  std::vector<PruneContainer> containers;
+  int64_t freed_bytes = 0;  // the sizes of the images removed (or removable)
+};
+
 // InvalidArgument naming the option when `options` cannot work (no image, a bridge without a
 // port, one ulimit without the other, negative limits).
 Status ValidateContainerOptions(const ContainerPlatformOptions& options);
@@ -174,6 +215,22 @@ class ContainerPlatform final : public Platform {
 
   // Every container (running or not) that turnout labelled for `service`, on this engine.
   Result<std::vector<ManagedContainer>> ListManaged(std::string_view service) const;
+
+  // `turnout prune`: removes (with `dry_run`, only reports)
+  //   - the stopped containers labelled for `service` whose ids are not in `recorded` (the
+  //     container ids of the live instance records); a running container is never touched;
+  //   - the images of the revisions that are not kept, except an image that
+  //       a kept revision also ran,
+  //       any container other than those stopped ones uses (another service's, a foreign one),
+  //       carries a tag that is not this service's tag of one of those revisions (ImageFor of
+  //       its version): someone else names it,
+  //     each kept with the reason. An image is removed by its tags (the last one takes the
+  //     image) or, untagged, by its id, never forced: an engine that refuses (a container
+  //     created meanwhile) keeps it, with its message. Images no revision recorded are never
+  //     looked at. An image already gone is left out.
+  // Errors: the engine's, when it cannot list or inspect.
+  Result<PruneReport> Prune(std::string_view service, const std::vector<PruneRevision>& revisions,
+                            const std::vector<std::string>& recorded, bool dry_run);
 
  private:
   ContainerPlatform(ContainerPlatformOptions options, container::EngineClient client)

@@ -951,9 +951,21 @@ Result<StepReport> Engine::StepSmokeTesting() {
   // smoke checks must go through the router to exercise the real path.
   const std::string& slot = deployment_->target_slot;
   TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, NewAddresses()).status());
+  auto all_healthy = [](const router::SlotStatus& status) {
+    return std::all_of(status.instances.begin(), status.instances.end(),
+                       [](const auto& i) { return i.healthy && !i.ejected; });
+  };
   TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
-  const bool healthy = std::all_of(status.instances.begin(), status.instances.end(),
-                                   [](const auto& i) { return i.healthy && !i.ejected; });
+  bool healthy = all_healthy(status);
+  // The router checks an instance it did not have at once (router/health.h): its verdict comes
+  // within milliseconds, so look again a few times before waiting a whole probe_wait.
+  constexpr int kQuickLooks = 5;
+  constexpr auto kQuickLook = std::chrono::milliseconds(2);
+  for (int look = 0; !healthy && look < kQuickLooks && kQuickLook < options_.probe_wait; ++look) {
+    clock_.SleepFor(kQuickLook);
+    TURNOUT_ASSIGN_OR_RETURN(status, router_.GetSlotStatus(slot));
+    healthy = all_healthy(status);
+  }
   if (!healthy) {
     const Clock::Duration left = spec_.ready_deadline - Elapsed();
     if (left <= Clock::Duration::zero()) {

@@ -13,8 +13,10 @@
 //
 // Driving: Step() does the next bounded piece of work of the current state (at most one round of
 // readiness probes, each bounded by options.probe_timeout; or one pre-deploy command; or the
-// smoke checks, each bounded by its own timeout; plus one wait of at most options.probe_wait for
-// an instance to exit, or the stops of a slot) and says what it is waiting for. The daemon calls
+// smoke checks, each bounded by its own timeout (before them, up to five looks 2 ms apart for the
+// router's verdict on the new slot, which it checks at once); plus one wait of at most
+// options.probe_wait for an instance to exit, or the stops of a slot) and says what it is
+// waiting for. The daemon calls
 // it in a loop; tests move a ManualClock between calls. Deadlines (ready_deadline, bake_time,
 // scale_down_delay) are measured by the injected Clock from the moment the state was entered.
 //

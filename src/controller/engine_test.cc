@@ -98,6 +98,35 @@ TEST_F(EngineTest, FirstDeploymentThenSecondMovesTrafficAndScalesDownOldSlot) {
   EXPECT_TRUE(audit->ok()) << audit->ToString();
 }
 
+// The router checks an instance it did not have at once (router/health.h), so its verdict on a
+// new slot comes within milliseconds; the smoke tests looked once, then waited a whole
+// probe_wait (20 ms in turnoutd) before looking again, a poll interval added to every
+// deployment. With probe_wait 3 s, the smoke tests must not take seconds.
+TEST_F(EngineTest, SmokeTestsDoNotWaitAWholeProbeWaitForTheRoutersFirstCheck) {
+  router::RouterConfig rc = RouterConfigForTests();
+  rc.health.enabled = true;
+  rc.health.interval = 10s;  // only the check of a new instance can decide within the test
+  rc.health.rise = 1;
+  StartRouter(rc);
+
+  EngineOptions o;
+  o.router_address = router_address_;
+  o.override_secret = kOverrideSecret;
+  o.probe_wait = 3s;
+  auto engine = NewEngine(std::move(o));
+  ASSERT_TRUE(engine->Begin(Spec("v1")).ok());
+  Run(*engine, DeploymentState::kSmokeTesting);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSmokeTesting);
+  const auto t0 = std::chrono::steady_clock::now();
+  Run(*engine, DeploymentState::kBaking);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kBaking);
+  EXPECT_LT(took, 1s) << "smoke tests and switch took "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms: a whole probe_wait for the router's first check";
+  EXPECT_EQ(UserVersion(), "v1");
+}
+
 TEST_F(EngineTest, DeploymentUnderLoadLosesNoRequest) {
   DeploymentSpec v1 = Spec("v1");
   v1.replicas = 2;

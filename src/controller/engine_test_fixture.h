@@ -73,6 +73,14 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
 
+    router::RouterConfig rc = RouterConfigForTests();
+    rc.health.enabled = false;
+    StartRouter(rc);
+  }
+
+  // The router of these tests: slots blue (active) and green, one worker, no admin API, the
+  // override secret.
+  static router::RouterConfig RouterConfigForTests() {
     router::RouterConfig rc;
     rc.listen = {"127.0.0.1:0"};
     rc.workers = 1;
@@ -80,7 +88,11 @@ class EngineTest : public ::testing::Test {
     rc.slots = {router::SlotConfig{"blue", {}}, router::SlotConfig{"green", {}}};
     rc.policy.active = "blue";
     rc.policy.override_header.secret = kOverrideSecret;
-    rc.health.enabled = false;
+    return rc;
+  }
+  // Starts (or replaces) router_ with `rc`.
+  void StartRouter(const router::RouterConfig& rc) {
+    if (router_) router_->Stop();
     auto router = router::Router::Create(rc);
     ASSERT_TRUE(router.ok()) << router.status().ToString();
     router_ = std::move(*router);

@@ -67,6 +67,8 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
     }
     c.enabled = it->get<bool>();
     c.reason = StringField(body, "reason");
+  } else if (p == "/v1/prune") {
+    TURNOUT_RETURN_IF_ERROR(BoolField(body, "dry_run", &c.dry_run));
   } else if (p == "/v1/promote") {
     TURNOUT_RETURN_IF_ERROR(BoolField(body, "full", &c.full));
   }

@@ -13,6 +13,7 @@
 //   /v1/audit/acknowledge  "reason" string, required (why the log may be trusted again)
 //   /v1/stop-instances     "router" true or false: stop the router process too (default false)
 //   /v1/maintenance  "enabled"      true or false, required;  "reason" string, optional
+//   /v1/prune        "dry_run"      true or false: say what would be removed (default false)
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -40,6 +41,7 @@ struct ApiCommand {
   bool full = false;    // /v1/promote
   bool router = false;  // /v1/stop-instances
   bool enabled = false;  // /v1/maintenance
+  bool dry_run = false;  // /v1/prune
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).

@@ -141,4 +141,16 @@ TEST(ParseApiCommandTest, AnAuditAcknowledgementNeedsAReason) {
 }
 
 }  // namespace
+TEST(ParseApiCommandTest, PruneReadsDryRun) {
+  Result<ApiCommand> dry = ParseApiCommand(Post("/v1/prune", R"({"dry_run":true})"));
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_TRUE(dry->dry_run);
+  Result<ApiCommand> real = ParseApiCommand(Post("/v1/prune", ""));
+  ASSERT_TRUE(real.ok());
+  EXPECT_FALSE(real->dry_run) << "an empty body prunes";
+  Result<ApiCommand> bad = ParseApiCommand(Post("/v1/prune", R"({"dry_run":"yes"})"));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(), "\"dry_run\" must be true or false");
+}
+
 }  // namespace turnout::daemon

@@ -304,6 +304,12 @@ struct Daemon::Impl {
   Result<json> StopAll(const std::string& actor, bool stop_router);
   // Ends a deployment that only keeps its old slot warm (ScalingDown) now.
   Status FinishScaleDown(const std::string& reason);
+  // `turnout prune`: the images of the revisions revisions.on_disk no longer keeps, and the
+  // stopped containers of the service nothing records (ContainerPlatform::Prune says which are
+  // never touched). Kept: the newest on_disk revisions, the serving one, and every revision
+  // with a live instance. Refused while a deployment launches or switches (a ScalingDown only
+  // keeps its old slot warm: its instances are live records, so it may run).
+  Result<json> Prune(bool dry_run, const std::string& actor);
 
   api::Reply Handle(const api::Request& r);
   api::Reply StatusReply();
@@ -1324,6 +1330,105 @@ Result<json> Daemon::Impl::StopAll(const std::string& actor, bool stop_router) {
   return out;
 }
 
+Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
+  const int on_disk = config.revisions.on_disk;
+  if (!container_platform) {
+    return json{{"platform", config.platform.type},
+                {"dry_run", dry_run},
+                {"on_disk", on_disk},
+                {"images", json::array()},
+                {"containers", json::array()},
+                {"freed_bytes", 0},
+                {"message",
+                 "nothing to prune: process revisions keep nothing on disk (each instance's "
+                 "log file is reused by the next revision in its slot)"}};
+  }
+  if (Busy() && engine->deployment().state != DeploymentState::kScalingDown) {
+    const state::Deployment d = engine->deployment();
+    return FailedPrecondition("deployment " + std::to_string(d.id) + " (" + d.version +
+                              ") is in progress; prune after it ends");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(state::Service svc, store->GetService(config.name));
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history,
+                           store->History(config.name, 0));
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
+                           store->ListInstances(config.name, true));
+  std::set<int64_t> live_deployments;
+  std::vector<std::string> recorded;
+  for (const auto& rec : live) {
+    live_deployments.insert(rec.deployment_id);
+    if (Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle); h.ok()) {
+      recorded.push_back(h->id);
+    }
+  }
+  std::sort(history.begin(), history.end(),
+            [](const state::Deployment& a, const state::Deployment& b) {
+              return a.revision > b.revision;
+            });
+  std::vector<platform::PruneRevision> revisions;
+  json kept_revisions = json::array();
+  for (size_t i = 0; i < history.size(); ++i) {
+    const state::Deployment& d = history[i];
+    platform::PruneRevision r;
+    r.revision = d.revision;
+    r.version = d.version;
+    r.keep = static_cast<int>(i) < on_disk || d.revision == svc.active_revision ||
+             live_deployments.count(d.id) != 0 || !state::IsTerminal(d.state);
+    if (Result<std::optional<std::string>> saved =
+            store->GetSetting("controller.spec." + std::to_string(d.id));
+        saved.ok() && *saved) {
+      if (Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**saved); spec.ok()) {
+        r.image = spec->image;
+      }
+    }
+    if (r.keep) kept_revisions.push_back(d.revision);
+    revisions.push_back(std::move(r));
+  }
+  TURNOUT_ASSIGN_OR_RETURN(platform::PruneReport report,
+                           container_platform->Prune(config.name, revisions, recorded, dry_run));
+  json images = json::array();
+  int removed_images = 0;
+  for (const auto& i : report.images) {
+    json revs = json::array();
+    for (size_t k = 0; k < i.revisions.size(); ++k) {
+      revs.push_back({{"revision", i.revisions[k]}, {"version", i.versions[k]}});
+    }
+    json image = {{"id", i.id}, {"tags", i.tags},        {"revisions", revs},
+                  {"bytes", i.bytes}, {"removed", i.removed}};
+    if (!i.removed) image["kept_because"] = i.kept_because;
+    if (i.removed) ++removed_images;
+    images.push_back(std::move(image));
+  }
+  json containers = json::array();
+  int removed_containers = 0;
+  for (const auto& c : report.containers) {
+    json one = {{"id", c.id},       {"name", c.name},      {"version", c.version},
+                {"state", c.state}, {"removed", c.removed}};
+    if (!c.error.empty()) one["error"] = c.error;
+    if (c.removed) ++removed_containers;
+    containers.push_back(std::move(one));
+  }
+  json out = {{"platform", "container"},        {"dry_run", dry_run},
+              {"on_disk", on_disk},             {"kept_revisions", kept_revisions},
+              {"images", images},               {"containers", containers},
+              {"freed_bytes", report.freed_bytes}};
+  if (!dry_run && (removed_images > 0 || removed_containers > 0)) {
+    TURNOUT_RETURN_IF_ERROR(
+        store
+            ->AppendAudit(state::AuditEvent{
+                actor, "service.pruned", config.name,
+                json{{"images", removed_images},
+                     {"containers", removed_containers},
+                     {"freed_bytes", report.freed_bytes}}
+                    .dump()})
+            .status());
+    Log("pruned " + std::to_string(removed_images) + " image(s) and " +
+        std::to_string(removed_containers) + " stopped container(s), " +
+        std::to_string(report.freed_bytes) + " bytes (requested by " + actor + ")");
+  }
+  return out;
+}
+
 // ---- the API -------------------------------------------------------------------------------
 
 api::Reply Daemon::Handle(const api::Request& request) { return impl_->Handle(request); }
@@ -1346,7 +1451,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     static const std::set<std::string> kPosts = {
         "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
         "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge",
-        "/v1/maintenance"};
+        "/v1/maintenance", "/v1/prune"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -1403,6 +1508,13 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     const bool stop_router = command->router;
     Result<json> out =
         RunOnController<json>([&]() -> Result<json> { return StopAll(actor, stop_router); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/prune") {
+    const bool dry_run = command->dry_run;
+    Result<json> out =
+        RunOnController<json>([&]() -> Result<json> { return Prune(dry_run, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }

@@ -132,6 +132,19 @@ class DaemonContainerTest : public DaemonTest {
     return out;
   }
 
+  // A container of `version` in the green slot, labelled for the service, that no record of
+  // turnoutd names (as if turnoutd died between a launch and its record).
+  Result<platform::InstanceHandle> LaunchStray(const std::string& version) {
+    platform::InstanceSpec stray;
+    stray.service = kService;
+    stray.version = version;
+    stray.slot = "green";
+    stray.command = "-";
+    TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address, platform_->AllocateAddress({}));
+    stray.port = address.port;
+    return platform_->Launch(stray);
+  }
+
   // The image ID the container runs, as the engine recorded it.
   std::string ImageOf(const std::string& container_id) {
     auto client = container::EngineClient::Connect({engine_->socket()});
@@ -263,15 +276,7 @@ TEST_F(DaemonContainerTest, Kill9OfTurnoutdReadoptsItsContainersWithoutDuplicate
   EXPECT_EQ(Body(address), "v1 /\n");  // the router process serves on
   // A labelled container no record names (as if turnoutd died between launch and record), and
   // a container turnout did not label.
-  platform::InstanceSpec stray;
-  stray.service = kService;
-  stray.version = "v1";
-  stray.slot = "green";
-  stray.command = "-";
-  auto address_of_stray = platform_->AllocateAddress({});
-  ASSERT_TRUE(address_of_stray.ok());
-  stray.port = address_of_stray->port;
-  auto stray_handle = platform_->Launch(stray);
+  Result<platform::InstanceHandle> stray_handle = LaunchStray("v1");
   ASSERT_TRUE(stray_handle.ok()) << stray_handle.status().ToString();
   auto foreign = engine_->Cli({"run", "-d", "--name", "not-turnouts", "--network", "host", "-e",
                                "PORT=1", kTestImage, "/app", "exit", "0"});
@@ -324,6 +329,132 @@ TEST_F(DaemonContainerTest, RollbackToOneAfterTheTagMovedRunsTheOriginalImage) {
   ASSERT_EQ(running.size(), 1u);
   EXPECT_EQ(ImageOf(running[0].handle.id), v1_image);
   EXPECT_TRUE(Step(back, "resolve_image").is_null()) << "the recorded image is not resolved again";
+}
+
+// `turnout prune` with revisions.on_disk 1 after three revisions: revision 1's image goes;
+// revision 2's stays because a container turnout did not create uses it; revision 3's (serving),
+// an image no revision recorded and the image of a stray container stay; the stopped labelled
+// container no record names goes. The dry run before it removes nothing.
+TEST_F(DaemonContainerTest, PruneRemovesOnlyTheImagesOfRevisionsOnDiskNoLongerKeeps) {
+  const std::string root = engine_->dir() + "/image-root";
+  for (const std::string v : {"prune-a", "prune-b", "prune-c"}) {
+    ASSERT_TRUE(engine_->ImportImage(root, Image(v), {R"(CMD ["/app", "serve"])",
+                                                      "ENV APP_VERSION=" + v})
+                    .ok());
+  }
+  const std::string foreign_image = "localhost/not-turnouts:1";
+  ASSERT_TRUE(engine_->ImportImage(root, foreign_image, {R"(CMD ["/app", "serve"])",
+                                                         "ENV APP_VERSION=foreign"})
+                  .ok());
+  WriteContainerConfig();
+  std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "revisions: {warm: 1, on_disk: 1}\n";
+  StartDaemon();
+  for (const std::string v : {"prune-a", "prune-b", "prune-c"}) {
+    ASSERT_EQ(State(WaitFinished(Deploy(v))), "succeeded") << v;
+  }
+  const std::string a = ImageIdOf("prune-a"), b = ImageIdOf("prune-b"), c = ImageIdOf("prune-c");
+  const std::string crash = ImageIdOf("crash");
+  // A container turnout did not create, on revision 2's image (stopped).
+  auto foreign = engine_->Cli({"run", "--name", "not-turnouts-b", "--network", "host", "-e",
+                               "PORT=1", Image("prune-b"), "/app", "exit", "0"});
+  ASSERT_TRUE(foreign.ok());
+  // A stopped container labelled for the service that no record names.
+  Result<platform::InstanceHandle> stray_handle = LaunchStray("crash");
+  ASSERT_TRUE(stray_handle.ok()) << stray_handle.status().ToString();
+  ASSERT_TRUE(platform_->Wait(*stray_handle, milliseconds(10000)).ok());
+
+  auto client = container::EngineClient::Connect({engine_->socket()});
+  ASSERT_TRUE(client.ok());
+  auto present = [&](const std::string& image) { return client->ImageInspect(image).ok(); };
+  auto removed_ids = [](const json& reply) {
+    std::vector<std::string> ids;
+    for (const auto& i : reply["images"]) {
+      if (i.value("removed", false)) ids.push_back(i.value("id", ""));
+    }
+    return ids;
+  };
+
+  auto [ds, dry] = Call("POST", "/v1/prune", {{"actor", "test"}, {"dry_run", true}});
+  ASSERT_EQ(ds, 200) << dry.dump();
+  EXPECT_TRUE(dry.value("dry_run", false));
+  EXPECT_EQ(removed_ids(dry), std::vector<std::string>{a}) << dry.dump();
+  ASSERT_EQ(dry["containers"].size(), 1u) << dry.dump();
+  EXPECT_EQ(dry["containers"][0].value("id", ""), stray_handle->id);
+  EXPECT_GT(dry.value("freed_bytes", int64_t{0}), 0) << dry.dump();
+  // Nothing was removed.
+  EXPECT_TRUE(present(a));
+  EXPECT_TRUE(client->ContainerInspect(stray_handle->id).ok());
+
+  auto [ps, pruned] = Call("POST", "/v1/prune", {{"actor", "test"}});
+  ASSERT_EQ(ps, 200) << pruned.dump();
+  EXPECT_EQ(removed_ids(pruned), std::vector<std::string>{a}) << pruned.dump();
+  EXPECT_EQ(pruned.value("freed_bytes", int64_t{0}), dry.value("freed_bytes", int64_t{0}));
+  const json& first = pruned["images"][0];
+  EXPECT_EQ(first["tags"], json::array({Image("prune-a")})) << pruned.dump();
+  EXPECT_EQ(first["revisions"], json::parse(R"([{"revision":1,"version":"prune-a"}])"));
+  bool b_kept = false;
+  for (const auto& i : pruned["images"]) {
+    if (i.value("id", "") == b) {
+      b_kept = !i.value("removed", true) &&
+               i.value("kept_because", "").find("not-turnouts-b") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(b_kept) << pruned.dump();
+  EXPECT_FALSE(present(a));
+  EXPECT_FALSE(present(Image("prune-a")));
+  EXPECT_TRUE(present(b));
+  EXPECT_TRUE(present(c));
+  EXPECT_TRUE(present(foreign_image));
+  EXPECT_TRUE(present(crash)) << "the stray container's image was never recorded";
+  EXPECT_FALSE(client->ContainerInspect(stray_handle->id).ok()) << "the stray container is gone";
+  EXPECT_TRUE(client->ContainerInspect("not-turnouts-b").ok()) << "the foreign one stays";
+  EXPECT_EQ(Body(PublicAddress()), "prune-c /\n");
+  EXPECT_EQ(Running().size(), 1u);
+
+  // Without the foreign container, but with a tag turnout did not record, revision 2's image
+  // stays too.
+  ASSERT_TRUE(engine_->Cli({"rm", "-f", "not-turnouts-b"}).ok());
+  ASSERT_TRUE(engine_->Cli({"tag", Image("prune-b"), "localhost/not-turnouts:b-alias"}).ok());
+  auto [ts, tagged] = Call("POST", "/v1/prune", {{"actor", "test"}});
+  ASSERT_EQ(ts, 200) << tagged.dump();
+  EXPECT_TRUE(removed_ids(tagged).empty()) << tagged.dump();
+  EXPECT_NE(tagged.dump().find("also tagged localhost/not-turnouts:b-alias, which turnout did not "
+                               "record"),
+            std::string::npos)
+      << tagged.dump();
+  EXPECT_TRUE(present(b));
+
+  // Untagged again, the CLI removes it and says so; its next run finds nothing to prune.
+  ASSERT_TRUE(engine_->Cli({"untag", b, "localhost/not-turnouts:b-alias"}).ok());
+  auto prune_cli = [&]() {
+    auto cli = ChildProcess::Start({TURNOUT_BINARY, "prune", "--config", dir_ + "/turnout.yaml"});
+    EXPECT_TRUE(cli.ok());
+    if (!cli.ok()) return std::string();
+    Result<std::string> text = cli->ReadAll(milliseconds(30000));
+    EXPECT_TRUE(text.ok());
+    return text.ok() ? *text : std::string();
+  };
+  const std::string text = prune_cli();
+  EXPECT_NE(text.find("removed image " + b.substr(7, 12) + " (" + Image("prune-b") +
+                      "; revision 2 prune-b)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("freed "), std::string::npos) << text;
+  EXPECT_FALSE(present(b));
+  EXPECT_TRUE(present(c));
+  EXPECT_NE(prune_cli().find("nothing to prune: revisions 3 keep their images"), std::string::npos);
+  (void)engine_->Cli({"rmi", foreign_image});
+}
+
+// Processes keep nothing per revision: prune says so and touches nothing.
+TEST_F(DaemonTest, PruneOfProcessesSaysThereIsNothingToPrune) {
+  WriteConfig();
+  StartDaemon();
+  auto [status, body] = Call("POST", "/v1/prune", {{"actor", "test"}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body.value("platform", ""), "process");
+  EXPECT_EQ(body["images"].size(), 0u);
+  EXPECT_NE(body.value("message", "").find("nothing to prune"), std::string::npos) << body.dump();
 }
 
 TEST_F(DaemonContainerTest, AnUnreachableEngineIsNamedAtStart) {

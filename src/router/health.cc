@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -176,23 +177,31 @@ asio::awaitable<ProbeResult> RunProbe(std::shared_ptr<Probe> probe, HostPort tar
 }
 
 // One round: start a check for every target that is not still being checked, then sleep until
-// the next interval boundary. Results are applied on the checker thread, so Progress needs no
-// lock. Arguments are copied into the coroutine frame; list, clock and rounds outlive the thread.
-asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCheckConfig config,
-                                Clock* clock, std::atomic<uint64_t>* rounds,
-                                ThrottledCount* skipped) {
-  asio::steady_timer pace(io);
+// the next interval boundary. `pace` is that sleep; SetTargets cancels it when it added a target,
+// and then only the targets never checked yet are checked (at once, not at the next boundary,
+// which may be a whole interval away); that is not a round, and the boundary stays. Results are
+// applied on the checker thread, so Progress needs no lock. Arguments are copied into the
+// coroutine frame; io, list, pace, clock and rounds outlive the thread.
+asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, asio::steady_timer* pace,
+                                HealthCheckConfig config, Clock* clock,
+                                std::atomic<uint64_t>* rounds, ThrottledCount* skipped) {
   auto next_round = std::chrono::steady_clock::now();
+  bool only_new = false;
   for (;;) {
     std::vector<Target> round;
     {
       std::lock_guard lock(list->mu);
       round = list->targets;
     }
+    if (only_new) {
+      std::erase_if(round, [](const Target& t) { return t.progress->state.decided(); });
+    }
     auto remaining = std::make_shared<size_t>(0);
     for (const Target& t : round) {
       if (!t.progress->in_progress) ++*remaining;
     }
+    // A check of new targets only counts no round: its countdown starts too high to reach 0.
+    if (only_new) *remaining += 1;
     if (*remaining == 0) rounds->fetch_add(1, std::memory_order_relaxed);
     for (const Target& t : round) {
       if (t.progress->in_progress) continue;
@@ -243,12 +252,15 @@ asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCh
                        apply(!e && result == ProbeResult::kOk && !probe->timed_out);
                      });
     }
-    next_round += config.interval;
-    auto now = std::chrono::steady_clock::now();
-    if (next_round < now) next_round = now;  // fell behind: do not fire a burst of rounds
-    pace.expires_at(next_round);
+    if (!only_new) {
+      next_round += config.interval;
+      auto now = std::chrono::steady_clock::now();
+      if (next_round < now) next_round = now;  // fell behind: do not fire a burst of rounds
+    }
+    pace->expires_at(next_round);
     boost::system::error_code ec;
-    co_await pace.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await pace->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    only_new = ec == asio::error::operation_aborted;
   }
 }
 
@@ -257,6 +269,8 @@ asio::awaitable<void> RunRounds(asio::io_context& io, TargetList* list, HealthCh
 struct HealthChecker::Impl {
   TargetList list;
   std::unique_ptr<asio::io_context> io;
+  // RunRounds' sleep; set (under list.mu) while the checker runs, destroyed before io.
+  std::unique_ptr<asio::steady_timer> pace;
   std::thread thread;
 };
 
@@ -272,14 +286,21 @@ void HealthChecker::SetTargets(
   for (const Target& t : impl_->list.targets) previous[t.health.get()] = t.progress;
   std::vector<Target> next;
   next.reserve(targets.size());
+  bool wake = false;
   for (auto& [address, health] : targets) {
     if (health == nullptr) continue;
     auto it = previous.find(health.get());
-    std::shared_ptr<Progress> progress =
-        it != previous.end() ? it->second : std::make_shared<Progress>(config_);
+    const bool added = it == previous.end();
+    std::shared_ptr<Progress> progress = added ? std::make_shared<Progress>(config_) : it->second;
+    wake = wake || added;
     next.push_back(Target{std::move(address), std::move(health), std::move(progress)});
   }
   impl_->list.targets = std::move(next);
+  if (wake && impl_->pace) {
+    // Runs on the checker thread, where RunRounds can only be asleep on `pace` in between.
+    asio::steady_timer* pace = impl_->pace.get();
+    asio::post(pace->get_executor(), [pace] { pace->cancel(); });
+  }
 }
 
 Status HealthChecker::Start() {
@@ -287,12 +308,19 @@ Status HealthChecker::Start() {
   if (!config_.enabled) return Status::Ok();
   impl_->io = std::make_unique<asio::io_context>(1);
   asio::io_context& io = *impl_->io;
-
-  asio::co_spawn(io, RunRounds(io, &impl_->list, config_, &clock_, &rounds_, &skipped_),
+  {
+    std::lock_guard lock(impl_->list.mu);
+    impl_->pace = std::make_unique<asio::steady_timer>(io);
+  }
+  asio::co_spawn(io,
+                 RunRounds(io, &impl_->list, impl_->pace.get(), config_, &clock_, &rounds_,
+                           &skipped_),
                  asio::detached);
   try {
     impl_->thread = std::thread([&io] { io.run(); });
   } catch (const std::system_error& e) {
+    std::lock_guard lock(impl_->list.mu);
+    impl_->pace.reset();
     impl_->io.reset();
     return Internal(std::string("cannot start the health checker thread: ") + e.what());
   }
@@ -304,9 +332,10 @@ void HealthChecker::Stop() {
   impl_->io->stop();
   impl_->thread.join();
   impl_->thread = std::thread();
-  impl_->io.reset();
   // Checks abandoned mid-way must not block the next Start().
   std::lock_guard lock(impl_->list.mu);
+  impl_->pace.reset();
+  impl_->io.reset();
   for (Target& t : impl_->list.targets) t.progress->in_progress = false;
 }
 

@@ -98,7 +98,8 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  // `targets`: ("host:port", health) pairs. Takes effect at the next check round.
+  // `targets`: ("host:port", health) pairs. Takes effect at the next check round; a target not
+  // in the list before is checked at once (not a round: the others keep their pace).
   void SetTargets(std::vector<std::pair<std::string, std::shared_ptr<InstanceHealth>>> targets);
 
   // Starts the checker thread (first round immediately). FailedPrecondition when already

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 
 #include "router/testing/test_upstream.h"
 
@@ -281,6 +282,38 @@ TEST(HealthCheckerTest, NewTargetsAreCheckedAndKeptTargetsKeepTheirState) {
   // `a` kept its decided state, so its failures count towards the (huge) fall instead of
   // deciding afresh.
   EXPECT_TRUE(a_health->healthy);
+}
+
+// A target added between two rounds waited for the next round, up to a whole interval (the
+// readiness interval, 1 s by default): a deployment's smoke tests, which wait for the router to
+// see the new slot healthy, took that long for nothing. A new target is checked at once; the
+// targets it already had keep their pace.
+TEST(HealthCheckerTest, ANewTargetIsCheckedAtOnceNotAtTheNextRound) {
+  auto a = MustStart("a");
+  auto b = MustStart("b");
+  auto a_health = std::make_shared<InstanceHealth>();
+  auto b_health = std::make_shared<InstanceHealth>();
+  b_health->healthy.store(false);  // as the router adds an instance: unhealthy until checked
+  HealthCheckConfig config = FastChecks();
+  config.interval = std::chrono::seconds(60);
+  HealthChecker checker(config, SystemClock::Get());
+  checker.SetTargets({{a->address(), a_health}});
+  ASSERT_TRUE(checker.Start().ok());
+  ASSERT_TRUE(Eventually([&] { return checker.rounds() >= 1; }));
+  ASSERT_EQ(a->health_checks(), 1u);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  checker.SetTargets({{a->address(), a_health}, {b->address(), b_health}});
+  ASSERT_TRUE(testing::WaitUntil([&] { return b_health->healthy.load(); }, milliseconds(5000)))
+      << "the new target waited for the next round (60 s)";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5000));
+  EXPECT_EQ(b->health_checks(), 1u);
+  EXPECT_EQ(a->health_checks(), 1u) << "a target it already had keeps its interval";
+  EXPECT_EQ(checker.rounds(), 1u) << "checking a new target is not a round";
+  // Removing a target wakes nothing either.
+  checker.SetTargets({{b->address(), b_health}});
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(b->health_checks(), 1u);
 }
 
 TEST(HealthCheckerTest, DisabledDoesNothing) {

@@ -4,8 +4,10 @@
 //
 //   test-app serve     answers every HTTP request on 127.0.0.1:$PORT (Default 8080, or
 //                      0.0.0.0 with BIND_ALL=1) with 200 "<APP_VERSION> <path>\n" (503 for
-//                      /ready with FAIL_READY=1: a version that never gets ready); on SIGTERM
-//                      writes "stopping" and exits 0.
+//                      /ready with FAIL_READY=1: a version that never gets ready; 500 for
+//                      ERROR_PERCENT=N percent of the other requests, every one in 100/N
+//                      exactly, /ready and /live excepted: a version a canary judge rolls
+//                      back); on SIGTERM writes "stopping" and exits 0.
 //   test-app exit N    writes "starting" (stdout) and "fatal: <MESSAGE or 'no config'>"
 //                      (stderr), then exits with code N at once.
 //   test-app hog       allocates and touches memory 4 MiB at a time until it is killed.
@@ -52,6 +54,8 @@ int Serve() {
   std::printf("listening on port %d\n", port);
   std::fflush(stdout);
   std::fprintf(stderr, "serving version %s\n", Env("APP_VERSION", "none"));
+  const long error_percent = std::atol(Env("ERROR_PERCENT", "0"));
+  long answered = 0;  // requests other than /ready and /live
   while (g_stop == 0) {
     int c = accept(fd, nullptr, nullptr);
     if (c < 0) continue;
@@ -69,7 +73,13 @@ int Serve() {
                            : head.substr(sp1 + 1, sp2 - sp1 - 1);
     std::string body = std::string(Env("APP_VERSION", "none")) + " " + path + "\n";
     const bool unready = path == "/ready" && std::string(Env("FAIL_READY", "0")) == "1";
+    bool error = false;
+    if (path != "/ready" && path != "/live") {
+      ++answered;
+      error = answered * error_percent / 100 != (answered - 1) * error_percent / 100;
+    }
     std::string reply = std::string(unready ? "HTTP/1.1 503 Service Unavailable"
+                                    : error ? "HTTP/1.1 500 Internal Server Error"
                                             : "HTTP/1.1 200 OK") +
                         "\r\nContent-Length: " + std::to_string(body.size()) +
                         "\r\nConnection: close\r\n\r\n" + body;
