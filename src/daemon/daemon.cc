@@ -64,6 +64,10 @@ constexpr Millis kFinishPreviousTimeout{60000};
 // before was last alive and whether it died or stopped.
 constexpr char kHeartbeatKey[] = "turnoutd.heartbeat";
 constexpr Millis kHeartbeatEvery{1000};
+// The identity of the state directory: 16 random bytes as hex, made by its first turnoutd and
+// kept in the store. Containers carry it as turnout.owner, so that the turnoutd of another
+// state directory with the same service name on the same engine never adopts or removes them.
+constexpr char kStateIdKey[] = "turnoutd.state-id";
 // How often the audit entries appended since the last check are verified.
 constexpr Millis kAuditCheckEvery{1000};
 
@@ -278,9 +282,11 @@ struct Daemon::Impl {
   void OnSupervisorEvent(const platform::SupervisorEvent& event);
   // Containers of this service that turnout labelled but no live instance record names (a
   // turnoutd killed between a launch and its record): each is logged and removed, so that
-  // nothing runs twice and nothing is left behind. Containers turnout did not label are never
-  // listed, let alone touched.
+  // nothing runs twice and nothing is left behind. Containers turnout did not label, and those
+  // of another state directory (turnout.owner), are never listed, let alone touched.
   Status RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live);
+  // The state directory's identity (kStateIdKey), made and stored on first use.
+  Result<std::string> StateId();
   void WatchServing();
   void UnwatchAll();
 
@@ -422,10 +428,11 @@ Status Daemon::Impl::StartAll() {
   process_platform = std::make_unique<platform::ProcessPlatform>(clock);
   platform = process_platform.get();
   if (config.platform.is_container()) {
+    platform::ContainerPlatformOptions options = ContainerOptionsFromConfig(config, config_dir);
+    TURNOUT_ASSIGN_OR_RETURN(options.owner, StateId());
     // An unreachable engine stops turnoutd here, naming every socket it tried.
     TURNOUT_ASSIGN_OR_RETURN(container_platform,
-                             platform::ContainerPlatform::Create(
-                                 ContainerOptionsFromConfig(config, config_dir)));
+                             platform::ContainerPlatform::Create(std::move(options)));
     platform = container_platform.get();
     Log("containers on the engine at " + container_platform->socket_path());
   }
@@ -899,6 +906,14 @@ void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
   } else if (e.name == "succeeded" || e.name == "rolled_back" || e.name == "failed") {
     WatchServing();
   }
+}
+
+Result<std::string> Daemon::Impl::StateId() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> id, store->GetSetting(kStateIdKey));
+  if (id && !id->empty()) return *id;
+  TURNOUT_ASSIGN_OR_RETURN(std::string made, RandomSecretHex(16));
+  TURNOUT_RETURN_IF_ERROR(store->PutSetting(kStateIdKey, made));
+  return made;
 }
 
 Status Daemon::Impl::RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live) {

@@ -58,6 +58,14 @@ class DaemonContainerTest : public DaemonTest {
   }
 
   void TearDown() override {
+    if (!other_dir_.empty()) {
+      // The second directory's turnoutd and router process, then the first's (DaemonTest).
+      SwitchToOtherDirectory();
+      DaemonTest::TearDown();
+      dir_ = other_dir_;
+      daemon_.reset();
+      if (other_daemon_) daemon_.emplace(std::move(*other_daemon_));
+    }
     DaemonTest::TearDown();
     if (platform_) {
       // Every container of the service this test made, whatever state it is in.
@@ -176,8 +184,23 @@ class DaemonContainerTest : public DaemonTest {
     return bad;
   }
 
+  // Swaps dir_ and daemon_ (which the fixture's helpers use) with a second directory and its
+  // turnoutd, made on first use with nothing started: a second state directory.
+  void SwitchToOtherDirectory() {
+    if (other_dir_.empty()) other_dir_ = MakeTempDir();
+    std::swap(dir_, other_dir_);
+    std::optional<ChildProcess> d;
+    if (daemon_) d.emplace(std::move(*daemon_));
+    daemon_.reset();
+    if (other_daemon_) daemon_.emplace(std::move(*other_daemon_));
+    other_daemon_.reset();
+    if (d) other_daemon_.emplace(std::move(*d));
+  }
+
   EngineService* engine_ = nullptr;
   std::unique_ptr<platform::ContainerPlatform> platform_;
+  std::string other_dir_;
+  std::optional<ChildProcess> other_daemon_;
 };
 
 TEST_F(DaemonContainerTest, DeploysV1ThenV2UnderLoadWithoutAFailedRequest) {
@@ -296,6 +319,46 @@ TEST_F(DaemonContainerTest, Kill9OfTurnoutdReadoptsItsContainersWithoutDuplicate
   ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
   EXPECT_EQ(Running().size(), 1u);
   std::cout << "containers: turnoutd restart with adoption " << restart_ms << " ms\n";
+}
+
+// Two turnoutd on two state directories, one service name, one engine: the restart of one
+// removes only the containers of its own state directory that it has no record of, and
+// never the other's (which it has no record of either).
+TEST_F(DaemonContainerTest, TwoStateDirectoriesOfOneServiceLeaveEachOthersContainersAlone) {
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address_a = PublicAddress();
+  SwitchToOtherDirectory();  // a second turnoutd, in a directory of its own
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+  ASSERT_EQ(Running().size(), 2u);
+
+  // The second one restarts after a kill -9, and so does the first: each adopts its own.
+  KillDaemon();
+  StartDaemon();
+  auto revisions = [&] {
+    std::vector<std::string> r;
+    for (const auto& c : Running()) r.push_back(c.revision);
+    std::sort(r.begin(), r.end());
+    return r;
+  };
+  EXPECT_EQ(revisions(), (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(Body(address_a), "v1 /\n");
+  EXPECT_EQ(Body(PublicAddress()), "v2 /\n");
+  SwitchToOtherDirectory();
+  KillDaemon();
+  StartDaemon();
+  EXPECT_EQ(revisions(), (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(Body(address_a), "v1 /\n");
+  SwitchToOtherDirectory();
+  EXPECT_EQ(Body(PublicAddress()), "v2 /\n");
+  // Each state directory's containers carry its own identity.
+  auto all = platform_->ListManaged(kService);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_NE((*all)[0].owner, (*all)[1].owner);
 }
 
 TEST_F(DaemonContainerTest, RollbackToOneAfterTheTagMovedRunsTheOriginalImage) {
