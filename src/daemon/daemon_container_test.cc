@@ -16,6 +16,7 @@
 #include "container/testing/engine_service.h"
 #include "container_platform/container_platform.h"
 #include "daemon/daemon_test_fixture.h"
+#include "router/testing/test_upstream.h"
 
 namespace turnout::daemon {
 namespace {
@@ -51,6 +52,11 @@ class DaemonContainerTest : public DaemonTest {
     ASSERT_TRUE(engine_->ImportImage(root, Image("unready"), {R"(CMD ["/app", "serve"])",
                                                               "ENV APP_VERSION=unready",
                                                               "ENV FAIL_READY=1"})
+                    .ok());
+    // Ready and healthy, but 1 in 10 of its answers is a 500.
+    ASSERT_TRUE(engine_->ImportImage(root, Image("errors10"), {R"(CMD ["/app", "serve"])",
+                                                               "ENV APP_VERSION=errors10",
+                                                               "ENV FAIL_PERCENT=10"})
                     .ok());
     auto p = platform::ContainerPlatform::Create(Options());
     ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -92,8 +98,11 @@ class DaemonContainerTest : public DaemonTest {
     return o;
   }
 
-  // `platform_extra`: more keys of the platform section ("  memory: 32m\n").
-  void WriteContainerConfig(const std::string& socket = "", const std::string& platform_extra = "") {
+  // `platform_extra`: more keys of the platform section ("  memory: 32m\n"); `extra`: more
+  // top-level keys; `smoke_home`: the smoke test on `/` (a canary's faults there are the
+  // analysis's to catch).
+  void WriteContainerConfig(const std::string& socket = "", const std::string& platform_extra = "",
+                            const std::string& extra = "", bool smoke_home = true) {
     std::ofstream f(dir_ + "/turnout.yaml");
     f << "name: " << kService << "\n"
       << "listen: 127.0.0.1:0\n"
@@ -112,13 +121,14 @@ class DaemonContainerTest : public DaemonTest {
       << "  liveness: {path: /live, interval: 100ms, timeout: 100ms, unhealthy_threshold: 3}\n"
       << "  ready_deadline: 10s\n"
       << "smoke_tests:\n"
-      << "  - name: home\n"
-      << "    path: /\n"
+      << "  - name: " << (smoke_home ? "home" : "live") << "\n"
+      << "    path: " << (smoke_home ? "/" : "/live") << "\n"
       << "    expect: {body_contains: \"{version} /\"}\n"
       << "bake_time: 1s\n"
       << "scale_down_delay: 1s\n"
       << "router:\n"
-      << "  admin: \"\"\n";
+      << "  admin: \"\"\n"
+      << extra;
   }
 
   // The body of GET / through the router: "<APP_VERSION> /\n".
@@ -182,6 +192,45 @@ class DaemonContainerTest : public DaemonTest {
     EXPECT_EQ(running.size(), 1u);
     if (!running.empty()) EXPECT_EQ(running[0].revision, "v1");
     return bad;
+  }
+
+  // The identity of dir_'s state directory, as its turnoutd stored it ("" before its first start).
+  std::string StateId() {
+    state::SqliteStateStoreOptions o;
+    o.path = dir_ + "/.turnout/state.db";
+    auto store = state::SqliteStateStore::Open(o);
+    if (!store.ok()) return "";
+    auto id = (*store)->GetSetting("turnoutd.state-id");
+    return id.ok() && id->has_value() ? **id : "";
+  }
+
+  // A platform that works as dir_'s turnoutd does: on its containers only.
+  std::unique_ptr<platform::ContainerPlatform> OwnPlatform() {
+    platform::ContainerPlatformOptions o = Options();
+    o.owner = StateId();
+    EXPECT_FALSE(o.owner.empty());
+    auto p = platform::ContainerPlatform::Create(o);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? std::move(p).value() : nullptr;
+  }
+
+  // Every container of the service on the engine, running or not, as "<revision>:<state>".
+  std::vector<std::string> AllContainers() {
+    auto all = platform_->ListManaged(kService);
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    std::vector<std::string> out;
+    if (all.ok()) {
+      for (const auto& c : *all) out.push_back(c.revision + ":" + c.state);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  static bool Entered(const json& d, const std::string& state) {
+    for (const auto& t : d["transitions"]) {
+      if (t.value("to", "") == state) return true;
+    }
+    return false;
   }
 
   // Swaps dir_ and daemon_ (which the fixture's helpers use) with a second directory and its
@@ -294,7 +343,9 @@ TEST_F(DaemonContainerTest, Kill9OfTurnoutdReadoptsItsContainersWithoutDuplicate
   auto address_of_stray = platform_->AllocateAddress({});
   ASSERT_TRUE(address_of_stray.ok());
   stray.port = address_of_stray->port;
-  auto stray_handle = platform_->Launch(stray);
+  auto as_turnoutd = OwnPlatform();  // labelled for this state directory, as turnoutd does
+  ASSERT_NE(as_turnoutd, nullptr);
+  auto stray_handle = as_turnoutd->Launch(stray);
   ASSERT_TRUE(stray_handle.ok()) << stray_handle.status().ToString();
   auto foreign = engine_->Cli({"run", "-d", "--name", "not-turnouts", "--network", "host", "-e",
                                "PORT=1", kTestImage, "/app", "exit", "0"});
@@ -431,6 +482,244 @@ TEST_F(DaemonContainerTest, AnEngineGoneAfterStartFailsTheDeploymentInItsPreChec
   auto [status, body] = Call("GET", "/v1/status");
   EXPECT_EQ(status, 200);
 }
+
+// ---- fault scenarios ---------------------------------------------------------------------
+
+// A canary whose containers answer 1 in 10 requests with a 500 (ready, healthy, and passing a
+// smoke test) is rolled back under load by the analysis (the canary judge's error test, or the
+// rule `error_rate > 5% for 1s`); the users stay on v1 and only
+// v1's container is left.
+TEST_F(DaemonContainerTest, ACanaryAnsweringTenPercentErrorsIsRolledBackByTheAnalysis) {
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteContainerConfig("", "",
+                       "strategy: canary\n"
+                       "canary:\n"
+                       "  steps:\n"
+                       "    - {weight: 20%, for: 3s}\n"
+                       "    - {weight: 50%, for: 3s}\n"
+                       "  min_requests: 50\n"
+                       "  latency: false\n"
+                       "rules:\n"
+                       "  - name: errors\n"
+                       "    when: error_rate > 5% for 1s\n"
+                       "    min_samples: 20\n"
+                       "analysis_interval: 200ms\n",
+                       /*smoke_home=*/false);
+  const std::string address = PublicAddress();
+  load_.Start(address, 4);
+  auto t0 = std::chrono::steady_clock::now();
+  json done = WaitFinished(Deploy("errors10"), milliseconds(60000));
+  const double ms = MillisSince(t0);
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_TRUE(Entered(done, "canary")) << done.dump();
+  EXPECT_FALSE(Entered(done, "switching")) << done.dump();
+  const std::string reason = done["deployment"].value("reason", "");
+  // The canary judge's error test or the rule, whichever sees it first.
+  EXPECT_TRUE(reason.find("error rate") != std::string::npos ||
+              reason.find("error_rate > 5%") != std::string::npos)
+      << reason;
+  EXPECT_EQ(Body(address), "v1 /\n");
+  // Some users saw the canary's errors (that is what was judged); far fewer than 10 %.
+  EXPECT_GT(Failed(load), 0u) << load.dump();
+  EXPECT_LT(Failed(load) * 20, load.value("requests", uint64_t{0})) << load.dump();
+  EXPECT_EQ(AllContainers(), (std::vector<std::string>{"v1:running"}));
+  std::cout << "containers: canary with 10 % errors rolled back in " << ms << " ms, "
+            << load.value("requests", uint64_t{0}) << " requests, " << Failed(load)
+            << " failed (" << reason << ")\n";
+}
+
+// An image the engine does not have (pull: never) fails the deployment in its pre-checks,
+// saying what to do, with nothing launched: the containers by label are v1's one.
+TEST_F(DaemonContainerTest, AMissingImageFailsInThePreChecksWithNothingLaunched) {
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::vector<platform::ManagedContainer> before = Running();
+  ASSERT_EQ(before.size(), 1u);
+  auto t0 = std::chrono::steady_clock::now();
+  json d = WaitFinished(Deploy("no-such-version"));
+  const double ms = MillisSince(t0);
+  EXPECT_NE(State(d), "succeeded");
+  const std::string reason = d["deployment"].value("reason", "");
+  EXPECT_EQ(reason.rfind("pre-check failed: ", 0), 0u) << reason;
+  EXPECT_NE(reason.find("image localhost/turnout-test-app:no-such-version is not on the "
+                        "container engine at " +
+                        engine_->socket()),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("pull it there, or set platform.pull to if_not_present"),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(Step(d, "resolve_image").value("outcome", ""), "failed") << d.dump();
+  EXPECT_FALSE(Entered(d, "launching")) << d.dump();
+  EXPECT_EQ(AllContainers(), (std::vector<std::string>{"v1:running"}));
+  EXPECT_EQ(Running()[0].handle.id, before[0].handle.id);
+  EXPECT_EQ(Body(PublicAddress()), "v1 /\n");
+  std::cout << "containers: missing image refused in the pre-checks in " << ms << " ms\n";
+}
+
+// A registry that denies the pull (as the engine reports it: an error line in the pull's
+// stream) fails the deployment in its pre-checks, saying to check the credentials, with no
+// container created. The engine is scripted here: no registry can be reached from this machine.
+TEST_F(DaemonContainerTest, ADeniedPullFailsInThePreChecksWithNothingLaunched) {
+  auto engine = router::testing::TestUpstream::StartUnix("engine", dir_ + "/engine.sock");
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  (*engine)->SetHandler([](const router::testing::ReceivedRequest& r) {
+    using router::testing::Behavior;
+    if (r.target.find("/_ping") != std::string::npos) return Behavior::Respond(200, "OK");
+    if (r.target.find("/containers/json") != std::string::npos) return Behavior::Respond(200, "[]");
+    if (r.target.find("/images/create") != std::string::npos) {
+      return Behavior::Respond(
+          200,
+          "{\"status\":\"Trying to pull localhost/turnout-test-app:v1...\"}\n"
+          "{\"errorDetail\":{\"message\":\"denied: requested access to the resource is "
+          "denied\"},\"error\":\"denied: requested access to the resource is denied\"}\n");
+    }
+    return Behavior::Respond(404, R"({"message":"no such image"})");
+  });
+  WriteContainerConfig((*engine)->unix_path());
+  {
+    std::ifstream in(dir_ + "/turnout.yaml");
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    yaml.replace(yaml.find("pull: never"), 11, "pull: if_not_present");
+    std::ofstream(dir_ + "/turnout.yaml") << yaml;
+  }
+  StartDaemon();
+  json d = WaitFinished(Deploy("v1"));
+  EXPECT_NE(State(d), "succeeded");
+  const std::string reason = d["deployment"].value("reason", "");
+  EXPECT_EQ(reason.rfind("pre-check failed: ", 0), 0u) << reason;
+  EXPECT_NE(reason.find("denied"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("check the registry credentials"), std::string::npos) << reason;
+  EXPECT_FALSE(Entered(d, "launching")) << d.dump();
+  for (const auto& r : (*engine)->RecordedRequests()) {
+    EXPECT_EQ(r.target.find("/containers/create"), std::string::npos) << r.target;
+  }
+}
+
+// The supervisor restarts a container that was killed, with the backoff of processes: 1 s
+// after the first crash, 2 s after the second; the ended container is removed each time and
+// the router serves the replacement.
+TEST_F(DaemonContainerTest, ACrashedContainerIsRestartedWithBackoff) {
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  std::vector<double> gaps;
+  std::string id = Running().at(0).handle.id;
+  for (int crash = 0; crash < 2; ++crash) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(engine_->Cli({"kill", "--signal", "KILL", id}).ok());
+    std::string replacement;
+    const auto deadline = t0 + seconds(20);
+    while (replacement.empty() && std::chrono::steady_clock::now() < deadline) {
+      for (const auto& c : Running()) {
+        if (c.handle.id != id) replacement = c.handle.id;
+      }
+      if (replacement.empty()) std::this_thread::sleep_for(milliseconds(50));
+    }
+    ASSERT_FALSE(replacement.empty()) << "no replacement for the killed container";
+    gaps.push_back(MillisSince(t0));
+    id = replacement;
+    // The router serves the replacement (its readiness probe passes), on v1.
+    std::string body;
+    while (std::chrono::steady_clock::now() < deadline && (body = Body(address)) != "v1 /\n") {
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    EXPECT_EQ(body, "v1 /\n");
+    // The killed container was removed when its replacement was launched.
+    EXPECT_EQ(AllContainers(), (std::vector<std::string>{"v1:running"}));
+  }
+  EXPECT_GE(gaps[0], 1000) << "restarted before the first backoff (1 s)";
+  EXPECT_GE(gaps[1], 2000) << "the second restart did not back off longer (2 s)";
+  EXPECT_EQ(AuditEntries("instance.exited").size(), 2u);
+  std::cout << "containers: killed container replaced after " << gaps[0] << " ms, then "
+            << gaps[1] << " ms\n";
+}
+
+// kill -9 of turnoutd at each step of a deployment of v2 after v1, with a container service
+// under load: the restarted turnoutd re-adopts what runs, resumes or rolls back by the rule
+// of processes, and ends with exactly one container of the service (the serving version's):
+// no duplicate, no orphan, by label.
+struct ContainerCrashCase {
+  const char* at;       // TURNOUTD_TEST_CRASH's state, or "mid-bake" (killed 500 ms into it)
+  const char* outcome;  // the deployment's final state
+  const char* serving;  // the version serving at the end
+};
+
+class DaemonContainerCrashTest : public DaemonContainerTest,
+                                 public ::testing::WithParamInterface<ContainerCrashCase> {};
+
+TEST_P(DaemonContainerCrashTest, ReadoptsAndEndsWithOneContainerOfTheServingVersion) {
+  const ContainerCrashCase c = GetParam();
+  const bool mid_bake = std::string(c.at) == "mid-bake";
+  // A 3 s bake leaves time to kill turnoutd in the middle of it.
+  WriteContainerConfig("", "", "", true);
+  {
+    std::ifstream in(dir_ + "/turnout.yaml");
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    yaml.replace(yaml.find("bake_time: 1s"), 13, "bake_time: 3s");
+    std::ofstream(dir_ + "/turnout.yaml") << yaml;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  if (mid_bake) {
+    StartDaemon();
+  } else {
+    StartDaemon({"TURNOUTD_TEST_CRASH=v2:" + std::string(c.at)});
+  }
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  load_.Start(address, 4);
+  const int64_t id = Deploy("v2");
+  if (mid_bake) {
+    ASSERT_EQ(WaitForState(id, "baking"), "baking");
+    std::this_thread::sleep_for(milliseconds(500));
+    KillDaemon();
+  } else {
+    ExpectDaemonDies();
+  }
+  EXPECT_EQ(Body(address).substr(0, 1), "v");  // the router process serves on
+  StartDaemon();
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), c.outcome) << done.dump();
+  EXPECT_EQ(Body(address), std::string(c.serving) + " /\n");
+  json load = load_.Finish();
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  // The transitions chain, across the restart.
+  std::string at = "pending";
+  for (const auto& t : done["transitions"]) {
+    EXPECT_EQ(t["from"], at) << done.dump();
+    at = t["to"];
+  }
+  // One container of the service is left, the serving version's, running; no other.
+  EXPECT_EQ(AllContainers(), (std::vector<std::string>{std::string(c.serving) + ":running"}));
+  // And what the state store holds as live is that one container.
+  auto [ss, status] = Call("GET", "/v1/status");
+  size_t live = 0;
+  for (const auto& slot : status["router"]["slots"]) {
+    for (const auto& i : slot["instances"]) live += i.value("state", "") == "running";
+  }
+  EXPECT_EQ(live, 1u) << status.dump();
+  std::cout << "containers: kill -9 at " << c.at << ": " << State(done) << ", whole test "
+            << MillisSince(t0) << " ms\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    CrashPoints, DaemonContainerCrashTest,
+    ::testing::Values(ContainerCrashCase{"launching", "rolled_back", "v1"},      // after pre-checks
+                      ContainerCrashCase{"waiting_ready", "rolled_back", "v1"},  // after launch
+                      ContainerCrashCase{"switching", "succeeded", "v2"},
+                      ContainerCrashCase{"baking", "succeeded", "v2"},           // after the switch
+                      ContainerCrashCase{"mid-bake", "succeeded", "v2"},
+                      ContainerCrashCase{"scaling_down", "succeeded", "v2"}),
+    [](const ::testing::TestParamInfo<ContainerCrashCase>& info) {
+      std::string name = info.param.at;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
 
 }  // namespace
 }  // namespace turnout::daemon

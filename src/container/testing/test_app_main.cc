@@ -4,7 +4,9 @@
 //
 //   test-app serve     answers every HTTP request on 127.0.0.1:$PORT (Default 8080, or
 //                      0.0.0.0 with BIND_ALL=1) with 200 "<APP_VERSION> <path>\n" (503 for
-//                      /ready with FAIL_READY=1: a version that never gets ready); on SIGTERM
+//                      /ready with FAIL_READY=1: a version that never gets ready; with
+//                      FAIL_PERCENT=N, 500 for N of every 100 requests to other paths than
+//                      /ready and /live, evenly spread: a version with errors); on SIGTERM
 //                      writes "stopping" and exits 0.
 //   test-app exit N    writes "starting" (stdout) and "fatal: <MESSAGE or 'no config'>"
 //                      (stderr), then exits with code N at once.
@@ -52,6 +54,8 @@ int Serve() {
   std::printf("listening on port %d\n", port);
   std::fflush(stdout);
   std::fprintf(stderr, "serving version %s\n", Env("APP_VERSION", "none"));
+  const long fail_percent = std::atol(Env("FAIL_PERCENT", "0"));
+  long served = 0;  // requests other than the health checks'
   while (g_stop == 0) {
     int c = accept(fd, nullptr, nullptr);
     if (c < 0) continue;
@@ -69,7 +73,13 @@ int Serve() {
                            : head.substr(sp1 + 1, sp2 - sp1 - 1);
     std::string body = std::string(Env("APP_VERSION", "none")) + " " + path + "\n";
     const bool unready = path == "/ready" && std::string(Env("FAIL_READY", "0")) == "1";
+    bool error = false;
+    if (path != "/ready" && path != "/live") {
+      ++served;
+      error = served * fail_percent / 100 != (served - 1) * fail_percent / 100;
+    }
     std::string reply = std::string(unready ? "HTTP/1.1 503 Service Unavailable"
+                                    : error ? "HTTP/1.1 500 Internal Server Error"
                                             : "HTTP/1.1 200 OK") +
                         "\r\nContent-Length: " + std::to_string(body.size()) +
                         "\r\nConnection: close\r\n\r\n" + body;
