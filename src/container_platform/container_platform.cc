@@ -392,6 +392,18 @@ std::string ContainerPlatform::LogTail(const InstanceHandle& handle, size_t max_
   return TailOfText(text, max_lines, max_bytes);
 }
 
+Status ContainerPlatform::FollowLogs(const InstanceHandle& handle, int tail,
+                                     const std::function<bool(std::string_view)>& out,
+                                     const std::atomic<bool>& cancel) const {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kContainerKind));
+  container::LogOptions options;
+  options.tail = std::max(0, tail);
+  options.follow = true;
+  options.on_output = [&out](container::LogStream, std::string_view piece) { return out(piece); };
+  options.cancel = &cancel;
+  return client_.ContainerLogs(handle.id, options).status();
+}
+
 Result<std::vector<ManagedContainer>> ContainerPlatform::ListManaged(
     std::string_view service) const {
   std::vector<std::string> filters = {std::string(kManagedLabel) + "=true",

@@ -55,8 +55,10 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -187,6 +189,14 @@ class ContainerPlatform final : public Platform {
   // container with a memory limit that ended with exit code 137 and no OOMKilled, a last line
   // saying it was probably killed at that limit.
   std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
+
+  // Streams the container's log to `out`: its last `tail` lines, then new output as the engine
+  // gets it (stdout and stderr interleaved as they come, in pieces that need not end lines),
+  // until the container stops, `out` returns false or `cancel` holds true (within about a
+  // second). Blocks the calling thread meanwhile. NotFound when the container is gone.
+  Status FollowLogs(const InstanceHandle& handle, int tail,
+                    const std::function<bool(std::string_view)>& out,
+                    const std::atomic<bool>& cancel) const;
 
   // Every container (running or not) that turnout labelled for `service`, on this engine; with
   // options.owner set, only that owner's.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -308,6 +309,13 @@ struct Daemon::Impl {
   api::Reply HealthReply(const api::Request& r);
   api::Reply SloReply();
   api::Reply LogsReply(const api::Request& r);
+  // `turnout logs --follow` (follow=1): the containers of the slot's newest instances streamed
+  // from the engine until the client goes away (or turnoutd stops).
+  api::Reply FollowLogsReply(const std::vector<std::pair<std::string, platform::InstanceHandle>>&
+                                 instances,
+                             int lines);
+  // Log streams running now (at most kMaxLogFollows: each holds an API handler thread).
+  std::shared_ptr<std::atomic<int>> log_follows = std::make_shared<std::atomic<int>>(0);
   api::Reply AuditReply(const api::Request& r);
 };
 
@@ -1344,7 +1352,9 @@ api::Reply Daemon::Impl::StatusReply() {
   out["service"] = config.name;
   out["config"] = config_path;
   out["state_dir"] = paths.dir;
-  out["daemon"] = {{"pid", ::getpid()}, {"started_at", FormatTime(started_at)}};
+  out["daemon"] = {{"pid", ::getpid()},
+                   {"started_at", FormatTime(started_at)},
+                   {"log_follows", log_follows->load()}};
   if (restart.last_alive) {
     out["daemon"]["previous"] = {{"end", restart.previous_end},
                                  {"last_alive", FormatTime(*restart.last_alive)}};
@@ -1645,6 +1655,23 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
       newest[rec.instance_index] = rec;
     }
   }
+  if (r.Query("follow") == "1") {
+    if (!container_platform) {
+      return api::Reply::Error(
+          400, "--follow reads the logs of containers from their engine; an instance of the "
+               "process platform writes its log to a file (its path is in `turnout logs`): "
+               "follow it with tail -f");
+    }
+    std::vector<std::pair<std::string, platform::InstanceHandle>> followed;
+    for (const auto& [index, rec] : newest) {
+      Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);
+      if (h.ok()) followed.emplace_back(slot + "-" + std::to_string(index), *h);
+    }
+    if (followed.empty()) {
+      return api::Reply::Error(404, "no container has run in slot " + slot);
+    }
+    return FollowLogsReply(followed, lines);
+  }
   json out = json::array();
   for (const auto& [index, rec] : newest) {
     std::string path;
@@ -1670,6 +1697,56 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"text", platform::ReadLogTail(path, static_cast<size_t>(lines), 1 << 20)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
+}
+
+api::Reply Daemon::Impl::FollowLogsReply(
+    const std::vector<std::pair<std::string, platform::InstanceHandle>>& instances, int lines) {
+  constexpr int kMaxLogFollows = 2;  // of the API's 4 handler threads
+  if (log_follows->fetch_add(1) >= kMaxLogFollows) {
+    log_follows->fetch_sub(1);
+    return api::Reply::Error(503, "already " + std::to_string(kMaxLogFollows) +
+                                      " `turnout logs --follow` at once: stop one of them "
+                                      "first");
+  }
+  api::Reply reply;
+  reply.status = 200;
+  reply.content_type = "text/plain; charset=utf-8";
+  platform::ContainerPlatform* containers = container_platform.get();
+  reply.stream = [containers, instances, lines, follows = log_follows](
+                     const api::Reply::StreamWrite& write, const std::atomic<bool>& gone) {
+    std::mutex write_mu;
+    const bool prefixed = instances.size() > 1;
+    // Whole lines only, each with its instance's name when there are several.
+    auto follow_one = [&](const std::string& name, const platform::InstanceHandle& handle) {
+      const std::string prefix = prefixed ? "[" + name + "] " : "";
+      std::string partial;
+      auto out = [&](std::string_view piece) {
+        partial.append(piece);
+        std::string whole;
+        for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
+          whole += prefix + partial.substr(0, nl + 1);
+          partial.erase(0, nl + 1);
+        }
+        if (whole.empty()) return !gone.load();
+        std::lock_guard lock(write_mu);
+        return write(whole);
+      };
+      Status s = containers->FollowLogs(handle, lines, out, gone);
+      std::lock_guard lock(write_mu);
+      if (!partial.empty()) write(prefix + partial + "\n");
+      if (gone) return;
+      write(prefix + (s.ok() ? "(the container stopped)\n"
+                             : "(the log ends here: " + s.message() + ")\n"));
+    };
+    std::vector<std::thread> more;
+    for (size_t i = 1; i < instances.size(); ++i) {
+      more.emplace_back(follow_one, instances[i].first, instances[i].second);
+    }
+    follow_one(instances[0].first, instances[0].second);
+    for (auto& t : more) t.join();
+    follows->fetch_sub(1);
+  };
+  return reply;
 }
 
 api::Reply Daemon::Impl::AuditReply(const api::Request& r) {

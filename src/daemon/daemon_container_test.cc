@@ -483,6 +483,56 @@ TEST_F(DaemonContainerTest, AnEngineGoneAfterStartFailsTheDeploymentInItsPreChec
   EXPECT_EQ(status, 200);
 }
 
+// `turnout logs --follow`: the tail of the serving container's log, then its new lines as the
+// engine streams them; when the client goes away, turnoutd's stream ends.
+TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
+  WriteContainerConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  auto follows = [&] {
+    auto [s, status] = Call("GET", "/v1/status");
+    return status["daemon"].value("log_follows", -1);
+  };
+  ASSERT_EQ(follows(), 0);
+  auto cli = ChildProcess::Start(
+      {TURNOUT_BINARY, "logs", "--follow", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(cli.ok()) << cli.status().ToString();
+  // Reads lines until one holds `want` (10 s at most).
+  auto wait_for_line = [&](const std::string& want) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    std::string seen;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Result<std::string> line = cli->ReadLine(milliseconds(1000));
+      if (!line.ok()) continue;
+      seen += *line + "\n";
+      if (line->find(want) != std::string::npos) return true;
+    }
+    ADD_FAILURE() << "no line with '" << want << "' in:\n" << seen;
+    return false;
+  };
+  ASSERT_TRUE(wait_for_line("serving version v1"));  // the tail
+  EXPECT_EQ(follows(), 1);
+  // A line the app writes now arrives through the stream.
+  const uint16_t port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(demo::testing::Get(port, "/log/while-followed").ok());
+  ASSERT_TRUE(wait_for_line("request /log/while-followed"));
+  const double line_ms = MillisSince(t0);
+  // The client goes away (as with Ctrl-C): turnoutd's stream from the engine ends.
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(cli->Signal(SIGINT).ok());
+  ASSERT_TRUE(cli->Wait(milliseconds(5000)).ok());
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (follows() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(follows(), 0) << "the stream outlived its client";
+  const double end_ms = MillisSince(t0);
+  std::cout << "containers: logs --follow: a new line after " << line_ms
+            << " ms, the stream ended " << end_ms << " ms after the client\n";
+}
+
 // ---- fault scenarios ---------------------------------------------------------------------
 
 // A canary whose containers answer 1 in 10 requests with a 500 (ready, healthy, and passing a
