@@ -155,7 +155,8 @@ std::string ContainerPlatform::ImageFor(std::string_view version) const {
   return SubstitutePlaceholders(options_.image, spec);
 }
 
-Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) const {
+Result<std::string> ContainerPlatform::ResolveImage(std::string_view version,
+                                                    const std::atomic<bool>* interrupt) const {
   const std::string image = ImageFor(version);
   auto missing = [&](const Status& why) {
     return NotFound("image " + image + " is not on the container engine at " +
@@ -178,7 +179,8 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) co
     if (local.status().code() != StatusCode::kNotFound) return local.status();
     if (options_.pull == PullPolicy::kNever) return missing(local.status());
   }
-  if (Status pulled = client_.ImagePull(image); !pulled.ok()) {
+  if (Status pulled = client_.ImagePull(image, {}, std::chrono::minutes(10), interrupt);
+      !pulled.ok()) {
     if (pulled.code() == StatusCode::kNotFound) return missing(pulled);
     return pulled;
   }

@@ -170,8 +170,10 @@ class ContainerPlatform final : public Platform {
   std::string ImageFor(std::string_view version) const;
   // The image ID for `version`, pulled per the pull policy. NotFound naming the image when it
   // is missing and may not (or could not) be pulled; FailedPrecondition when the pull was
-  // denied (check the registry credentials).
-  Result<std::string> ResolveImage(std::string_view version) const override;
+  // denied (check the registry credentials). A pull ends soon after `interrupt` holds true
+  // (Aborted).
+  Result<std::string> ResolveImage(std::string_view version,
+                                   const std::atomic<bool>* interrupt = nullptr) const override;
 
   Result<InstanceAddress> AllocateAddress(const AddressRequest& request) override;
   Result<InstanceHandle> Launch(const InstanceSpec& spec) override;

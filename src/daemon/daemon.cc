@@ -1334,7 +1334,10 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/approve" || p == "/v1/abort") {
     const bool approve = p == "/v1/approve";
+    // An abort must not wait behind a long step (an image pull): the step is interrupted.
+    if (!approve) engine->Interrupt();
     Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (!approve) engine->ClearInterrupt();
       if (!engine->has_deployment() || !Busy()) {
         return FailedPrecondition("no deployment is in progress");
       }

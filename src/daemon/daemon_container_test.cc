@@ -194,6 +194,36 @@ class DaemonContainerTest : public DaemonTest {
     return bad;
   }
 
+  // Replaces the first `from` in turnout.yaml with `to`.
+  void EditConfig(const std::string& from, const std::string& to) {
+    std::ifstream in(dir_ + "/turnout.yaml");
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+    std::ofstream(dir_ + "/turnout.yaml") << yaml;
+  }
+
+  // A scripted engine on a socket in dir_: it answers /_ping, an empty container list, no
+  // image, and `pull` for a pull; turnout.yaml points at it with `pull: if_not_present`.
+  std::unique_ptr<router::testing::TestUpstream> ScriptedEngine(router::testing::Behavior pull) {
+    auto started = router::testing::TestUpstream::StartUnix("engine", dir_ + "/engine.sock");
+    EXPECT_TRUE(started.ok()) << started.status().ToString();
+    if (!started.ok()) return nullptr;
+    (*started)->SetHandler([pull](const router::testing::ReceivedRequest& r) {
+      using router::testing::Behavior;
+      if (r.target.find("/_ping") != std::string::npos) return Behavior::Respond(200, "OK");
+      if (r.target.find("/containers/json") != std::string::npos) {
+        return Behavior::Respond(200, "[]");
+      }
+      if (r.target.find("/images/create") != std::string::npos) return pull;
+      return Behavior::Respond(404, R"({"message":"no such image"})");
+    });
+    WriteContainerConfig((*started)->unix_path());
+    EditConfig("pull: never", "pull: if_not_present");
+    return std::move(started).value();
+  }
+
   // The identity of dir_'s state directory, as its turnoutd stored it ("" before its first start).
   std::string StateId() {
     state::SqliteStateStoreOptions o;
@@ -301,13 +331,7 @@ TEST_F(DaemonContainerTest, AContainerThatExitsAtOnceIsNeverSwitchedTo) {
 
 TEST_F(DaemonContainerTest, AContainerThatNeverGetsReadyIsNeverSwitchedTo) {
   WriteContainerConfig();
-  {
-    // A short readiness deadline keeps the test short.
-    std::ifstream in(dir_ + "/turnout.yaml");
-    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    yaml.replace(yaml.find("ready_deadline: 10s"), 19, "ready_deadline: 2s");
-    std::ofstream(dir_ + "/turnout.yaml") << yaml;
-  }
+  EditConfig("ready_deadline: 10s", "ready_deadline: 2s");  // keeps the test short
   json bad = DeployBadVersionAfterV1("unready");
   const std::string reason = bad["deployment"].value("reason", "");
   EXPECT_NE(reason.find("not ready within 2 s"), std::string::npos) << reason;
@@ -615,28 +639,12 @@ TEST_F(DaemonContainerTest, AMissingImageFailsInThePreChecksWithNothingLaunched)
 // stream) fails the deployment in its pre-checks, saying to check the credentials, with no
 // container created. The engine is scripted here: no registry can be reached from this machine.
 TEST_F(DaemonContainerTest, ADeniedPullFailsInThePreChecksWithNothingLaunched) {
-  auto engine = router::testing::TestUpstream::StartUnix("engine", dir_ + "/engine.sock");
-  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-  (*engine)->SetHandler([](const router::testing::ReceivedRequest& r) {
-    using router::testing::Behavior;
-    if (r.target.find("/_ping") != std::string::npos) return Behavior::Respond(200, "OK");
-    if (r.target.find("/containers/json") != std::string::npos) return Behavior::Respond(200, "[]");
-    if (r.target.find("/images/create") != std::string::npos) {
-      return Behavior::Respond(
-          200,
-          "{\"status\":\"Trying to pull localhost/turnout-test-app:v1...\"}\n"
-          "{\"errorDetail\":{\"message\":\"denied: requested access to the resource is "
-          "denied\"},\"error\":\"denied: requested access to the resource is denied\"}\n");
-    }
-    return Behavior::Respond(404, R"({"message":"no such image"})");
-  });
-  WriteContainerConfig((*engine)->unix_path());
-  {
-    std::ifstream in(dir_ + "/turnout.yaml");
-    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    yaml.replace(yaml.find("pull: never"), 11, "pull: if_not_present");
-    std::ofstream(dir_ + "/turnout.yaml") << yaml;
-  }
+  auto engine = ScriptedEngine(router::testing::Behavior::Respond(
+      200,
+      "{\"status\":\"Trying to pull localhost/turnout-test-app:v1...\"}\n"
+      "{\"errorDetail\":{\"message\":\"denied: requested access to the resource is "
+      "denied\"},\"error\":\"denied: requested access to the resource is denied\"}\n"));
+  ASSERT_NE(engine, nullptr);
   StartDaemon();
   json d = WaitFinished(Deploy("v1"));
   EXPECT_NE(State(d), "succeeded");
@@ -645,9 +653,50 @@ TEST_F(DaemonContainerTest, ADeniedPullFailsInThePreChecksWithNothingLaunched) {
   EXPECT_NE(reason.find("denied"), std::string::npos) << reason;
   EXPECT_NE(reason.find("check the registry credentials"), std::string::npos) << reason;
   EXPECT_FALSE(Entered(d, "launching")) << d.dump();
-  for (const auto& r : (*engine)->RecordedRequests()) {
+  for (const auto& r : engine->RecordedRequests()) {
     EXPECT_EQ(r.target.find("/containers/create"), std::string::npos) << r.target;
   }
+}
+
+// A pull that takes long (a big image, a slow registry) runs in the pre-checks on the
+// controller thread: `turnout status` still answers at once, and `turnout abort` is taken at
+// once, ending the pull. The engine is scripted: its pull answers only after 20 s.
+TEST_F(DaemonContainerTest, AbortDuringALongImagePullIsTakenAtOnce) {
+  router::testing::Behavior slow = router::testing::Behavior::Respond(
+      200, "{\"errorDetail\":{\"message\":\"timeout\"},\"error\":\"timeout\"}\n");
+  slow.delay = milliseconds(20000);
+  auto engine = ScriptedEngine(slow);
+  ASSERT_NE(engine, nullptr);
+  StartDaemon();
+  const int64_t id = Deploy("v1");
+  auto pulling = [&] {
+    for (const auto& r : engine->RecordedRequests()) {
+      if (r.target.find("/images/create") != std::string::npos) return true;
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (!pulling() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(pulling());
+  auto t0 = std::chrono::steady_clock::now();
+  auto [ss, status] = Call("GET", "/v1/status");
+  const double status_ms = MillisSince(t0);
+  EXPECT_EQ(ss, 200);
+  EXPECT_LT(status_ms, 1000);
+  t0 = std::chrono::steady_clock::now();
+  auto [as, aborted] = Call("POST", "/v1/abort", {{"actor", "test"}});
+  const double abort_ms = MillisSince(t0);
+  EXPECT_EQ(as, 200) << aborted.dump();
+  EXPECT_LT(abort_ms, 3000) << "the abort waited for the pull";
+  json d = WaitFinished(id, milliseconds(5000));
+  EXPECT_NE(State(d), "succeeded");
+  EXPECT_NE(d["deployment"].value("reason", "").find("aborted by test"), std::string::npos)
+      << d.dump();
+  EXPECT_FALSE(Entered(d, "launching")) << d.dump();
+  std::cout << "containers: during a 20 s pull, status answered in " << status_ms
+            << " ms, abort in " << abort_ms << " ms\n";
 }
 
 // The supervisor restarts a container that was killed, with the backoff of processes: 1 s
@@ -706,14 +755,8 @@ class DaemonContainerCrashTest : public DaemonContainerTest,
 TEST_P(DaemonContainerCrashTest, ReadoptsAndEndsWithOneContainerOfTheServingVersion) {
   const ContainerCrashCase c = GetParam();
   const bool mid_bake = std::string(c.at) == "mid-bake";
-  // A 3 s bake leaves time to kill turnoutd in the middle of it.
-  WriteContainerConfig("", "", "", true);
-  {
-    std::ifstream in(dir_ + "/turnout.yaml");
-    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    yaml.replace(yaml.find("bake_time: 1s"), 13, "bake_time: 3s");
-    std::ofstream(dir_ + "/turnout.yaml") << yaml;
-  }
+  WriteContainerConfig();
+  EditConfig("bake_time: 1s", "bake_time: 3s");  // time to kill turnoutd in the middle of it
   auto t0 = std::chrono::steady_clock::now();
   if (mid_bake) {
     StartDaemon();
