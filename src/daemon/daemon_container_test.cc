@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -537,8 +538,37 @@ TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
   };
   ASSERT_TRUE(wait_for_line("serving version v1"));  // the tail
   EXPECT_EQ(follows(), 1);
-  // A line the app writes now arrives through the stream.
   const uint16_t port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  {
+    // A slot where no container has run; then more streams than allowed at once.
+    api::Client client({"unix:" + Socket(), "", milliseconds(5000)});
+    auto none = client.Stream("/v1/logs?slot=green&follow=1", [](std::string_view) { return true; });
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none->status, 404) << none->body;
+    std::atomic<bool> second_started{false};
+    std::atomic<bool> stop_second{false};
+    std::thread second([&] {
+      api::Client c({"unix:" + Socket(), "", milliseconds(5000)});
+      (void)c.Stream("/v1/logs?follow=1", [&](std::string_view) {
+        second_started = true;
+        return !stop_second.load();
+      });
+    });
+    const auto until = std::chrono::steady_clock::now() + seconds(10);
+    while (!second_started && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    // Two run (this test's CLI and the second): a third is refused.
+    auto third = client.Stream("/v1/logs?follow=1", [](std::string_view) { return false; });
+    // The second goes away at its next line.
+    stop_second = true;
+    (void)demo::testing::Get(port, "/log/ends-the-second");
+    second.join();
+    ASSERT_TRUE(third.ok());
+    EXPECT_EQ(third->status, 503) << third->body;
+    EXPECT_NE(third->body.find("stop one of them first"), std::string::npos) << third->body;
+  }
+  // A line the app writes now arrives through the stream.
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(demo::testing::Get(port, "/log/while-followed").ok());
   ASSERT_TRUE(wait_for_line("request /log/while-followed"));
@@ -555,6 +585,15 @@ TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
   const double end_ms = MillisSince(t0);
   std::cout << "containers: logs --follow: a new line after " << line_ms
             << " ms, the stream ended " << end_ms << " ms after the client\n";
+}
+
+// A process service has no engine to follow logs from: refused, saying what to do instead.
+TEST_F(DaemonContainerTest, LogsFollowOfAProcessServiceIsRefusedSayingWhatToDo) {
+  WriteConfig();  // the process platform
+  StartDaemon();
+  auto [status, body] = Call("GET", "/v1/logs?follow=1");
+  EXPECT_EQ(status, 400) << body.dump();
+  EXPECT_NE(body.value("error", "").find("tail -f"), std::string::npos) << body.dump();
 }
 
 // ---- fault scenarios ---------------------------------------------------------------------
