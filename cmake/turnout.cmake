@@ -15,6 +15,13 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   list(APPEND TURNOUT_WARNINGS -Wno-restrict)
 endif()
 
+# CI builds (the asan, fuzz and tsan presets) turn every warning into an error, so that none
+# accumulates; a user's build of a release does not fail on a new compiler's new warning.
+option(TURNOUT_WERROR "Treat compiler warnings as errors" OFF)
+if(TURNOUT_WERROR)
+  list(APPEND TURNOUT_WARNINGS -Werror)
+endif()
+
 if(TURNOUT_SANITIZE)
   string(REPLACE ";" "," _san "${TURNOUT_SANITIZE}")
   add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)

@@ -10,12 +10,6 @@
 namespace turnout::demo {
 namespace {
 
-bool ParseUint(std::string_view text, uint64_t* out) {
-  if (text.empty()) return false;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && ptr == text.data() + text.size();
-}
-
 bool ParseDouble(std::string_view text, double* out) {
   if (text.empty()) return false;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);

@@ -370,6 +370,28 @@ int RunSimplePost(Context& c, const std::string& path, json body) {
   return kExitOk;
 }
 
+int RunMaintenance(Context& c) {
+  const auto& pos = c.args.positional();
+  if (pos.size() != 1 || (pos[0] != "on" && pos[0] != "off")) {
+    return Usage(c.command, "expected `on` or `off`");
+  }
+  const bool on = pos[0] == "on";
+  json body = {{"actor", Actor()}, {"enabled", on}};
+  if (c.args.Has("reason")) body["reason"] = c.args.Get("reason");
+  Call call = Exchange(c, "POST", "/v1/maintenance", body);
+  if (call.exit != kExitOk) return call.exit;
+  if (c.json) {
+    std::cout << call.body.dump(2) << "\n";
+  } else if (on) {
+    std::cout << "maintenance on: users get 503 with Retry-After "
+              << Str(call.body, "retry_after_s") << " s and the maintenance page ("
+              << Str(call.body, "page_bytes") << " bytes); `turnout maintenance off` ends it\n";
+  } else {
+    std::cout << "maintenance off: traffic is routed again\n";
+  }
+  return kExitOk;
+}
+
 int RunRollback(Context& c) {
   json body = {{"actor", Actor()}};
   if (c.args.Has("to")) {
@@ -808,6 +830,12 @@ const std::vector<Sub>& Subs() {
        "Canary: moves to the next step now (--full: straight to 100 %). Bake: ends the bake now.\n"
        "Automatic rollback keeps working afterwards, during the bake.",
        {{"full", "", "skip the remaining canary steps"}}, nullptr},
+      {"maintenance", "turnout maintenance on|off [--reason TEXT]",
+       "on: the router answers every request itself with 503, Retry-After and the page of\n"
+       "turnout.yaml's `maintenance:` section (read now), never a connection error, while the\n"
+       "instances keep running; smoke tests with the override header and its secret still get\n"
+       "through. off: traffic is routed again at once. Refused during a deployment.",
+       {{"reason", "TEXT", "why (recorded in the audit log)"}}, RunMaintenance},
       {"slo", "turnout slo",
        "Shows each objective of turnout.yaml's `slo:` section: the share of good requests, the\n"
        "error budget left and the burn rate of the last minute. Exit 1 when a budget is spent.",

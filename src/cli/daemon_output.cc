@@ -70,6 +70,13 @@ std::string FormatDaemonStatus(const json& s) {
   out << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
       << ", up since " << ShortTime(Str(s["daemon"], "started_at")) << ")\n";
   out << FormatDaemonWarnings(s);
+  if (s.contains("router") && s["router"].contains("policy") &&
+      s["router"]["policy"].contains("maintenance") &&
+      s["router"]["policy"]["maintenance"].value("enabled", false)) {
+    out << "MAINTENANCE: users get 503 with Retry-After "
+        << Str(s["router"]["policy"]["maintenance"], "retry_after")
+        << " s and the maintenance page (`turnout maintenance off` ends it)\n";
+  }
   if (s["active"].is_null()) {
     out << "serving: nothing deployed yet (`turnout deploy VERSION`)\n";
   } else {

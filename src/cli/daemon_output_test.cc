@@ -152,6 +152,11 @@ TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
       << process;
   status["router"]["process"]["stopped"] = true;
   EXPECT_TRUE(Contains(FormatDaemonStatus(status), "process: stopped"));
+  EXPECT_FALSE(Contains(FormatDaemonStatus(status), "MAINTENANCE"));
+  status["router"]["policy"] = {{"maintenance", {{"enabled", true}, {"retry_after", 45}}}};
+  EXPECT_TRUE(Contains(FormatDaemonStatus(status),
+                       "MAINTENANCE: users get 503 with Retry-After 45 s and the maintenance page"))
+      << FormatDaemonStatus(status);
 
   json health = {
       {"slots",

@@ -60,6 +60,8 @@ constexpr Command kCommands[] = {
      [](const std::vector<std::string>& a) { return RunDaemonCommand("resume", a); }},
     {"promote", "canary: next step now (--full: all traffic); bake: end it now",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("promote", a); }},
+    {"maintenance", "answer users 503 + Retry-After + a page (on), or route again (off)",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("maintenance", a); }},
     {"slo", "error budgets and burn rates of the service's objectives",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("slo", a); }},
     {"history", "the revisions, or one revision's steps",

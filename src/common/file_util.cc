@@ -35,6 +35,44 @@ Result<std::string> ReadFileToString(const std::string& path, std::string_view w
   return text.str();
 }
 
+Result<std::string> ReadSmallRegularFile(const std::string& path, std::string_view what,
+                                         size_t max_bytes) {
+  const std::string name = std::string(what) + " " + path;
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return ErrnoError("cannot read " + name, errno);
+  struct stat st {};
+  std::string out;
+  Status status = Status::Ok();
+  if (::fstat(fd, &st) != 0) {
+    status = ErrnoError("cannot read " + name, errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    status = InvalidArgument(name + " is not a regular file");
+  } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    status = InvalidArgument(name + " is larger than " + std::to_string(max_bytes) + " bytes");
+  } else {
+    out.resize(max_bytes + 1);  // one more: a file that grew since fstat is refused too
+    size_t got = 0;
+    while (got < out.size()) {
+      const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        status = ErrnoError("cannot read " + name, errno);
+        break;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    out.resize(got);
+    if (status.ok() && got > max_bytes) {
+      status = InvalidArgument(name + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return out;
+}
+
 std::string DirectoryOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";

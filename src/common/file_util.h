@@ -2,6 +2,7 @@
 
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -19,6 +20,13 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
 
 // The whole content of the file at `path`. IoError "cannot read <what> <path>: <reason>".
 Result<std::string> ReadFileToString(const std::string& path, std::string_view what = "file");
+
+// The content of a regular file of at most `max_bytes` that the user named (an env file, a
+// page): never a device, a FIFO or a directory, and never more than that read. InvalidArgument
+// "<what> <path> is not a regular file" / "... is larger than N bytes"; IoError when it cannot be
+// read.
+Result<std::string> ReadSmallRegularFile(const std::string& path, std::string_view what,
+                                         size_t max_bytes);
 
 // The directory part of `path` ("." for a bare file name).
 std::string DirectoryOf(const std::string& path);

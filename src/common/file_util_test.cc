@@ -41,6 +41,26 @@ class FileUtilTest : public ::testing::Test {
   std::string dir_;
 };
 
+TEST_F(FileUtilTest, ReadSmallRegularFileRefusesWhatIsNoSmallRegularFile) {
+  const std::string page = dir_ + "/page.html";
+  ASSERT_TRUE(WriteFileAtomically(page, "<h1>back soon</h1>").ok());
+  Result<std::string> ok = ReadSmallRegularFile(page, "page", 64);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, "<h1>back soon</h1>");
+  Result<std::string> big = ReadSmallRegularFile(page, "page", 5);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().message(), "page " + page + " is larger than 5 bytes");
+  Result<std::string> dir = ReadSmallRegularFile(dir_, "page", 64);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.status().message(), "page " + dir_ + " is not a regular file");
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Result<std::string> pipe = ReadSmallRegularFile(fifo, "page", 64);  // returns, never waits
+  ASSERT_FALSE(pipe.ok());
+  EXPECT_EQ(pipe.status().message(), "page " + fifo + " is not a regular file");
+  EXPECT_EQ(ReadSmallRegularFile(dir_ + "/none", "page", 64).status().code(), StatusCode::kIoError);
+}
+
 TEST_F(FileUtilTest, ReplacesContentWithExactModeAndNoLeftovers) {
   std::string path = dir_ + "/policy.json";
   ASSERT_TRUE(WriteFileAtomically(path, "one", 0600).ok());

@@ -856,7 +856,6 @@ Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
 
 Result<StepReport> Engine::StepLaunching() {
   const std::string& slot = deployment_->target_slot;
-  const int slot_index = slot == spec_.slots[0] ? 0 : 1;
   for (int index = 0; index < spec_.replicas; ++index) {
     auto it = std::find_if(new_instances_.begin(), new_instances_.end(),
                            [&](const Instance& i) { return i.index == index; });

@@ -51,6 +51,13 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
       if (!it->is_boolean()) return InvalidArgument("\"router\" must be true or false");
       c.router = it->get<bool>();
     }
+  } else if (p == "/v1/maintenance") {
+    auto it = body.find("enabled");
+    if (it == body.end() || !it->is_boolean()) {
+      return InvalidArgument("\"enabled\" is required: true (maintenance on) or false (off)");
+    }
+    c.enabled = it->get<bool>();
+    c.reason = StringField(body, "reason");
   } else if (p == "/v1/promote") {
     if (auto it = body.find("full"); it != body.end() && !it->is_null()) {
       if (!it->is_boolean()) return InvalidArgument("\"full\" must be true or false");

@@ -9,6 +9,7 @@
 //   /v1/promote      "full"         true or false (null/absent: false)
 //   /v1/audit/acknowledge  "reason" string, required (why the log may be trusted again)
 //   /v1/stop-instances     "router" true or false: stop the router process too (default false)
+//   /v1/maintenance  "enabled"      true or false, required;  "reason" string, optional
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -28,11 +29,12 @@ namespace turnout::daemon {
 struct ApiCommand {
   std::string actor;
   std::string version;  // /v1/deploy: non-empty
-  std::string reason;   // /v1/deploy; /v1/audit/acknowledge: non-empty
+  std::string reason;   // /v1/deploy, /v1/maintenance; /v1/audit/acknowledge: non-empty
   std::optional<int64_t> to_revision;  // /v1/rollback: >= 1 when set
   std::string slot;     // /v1/switch: non-empty
   bool full = false;    // /v1/promote
   bool router = false;  // /v1/stop-instances
+  bool enabled = false;  // /v1/maintenance
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).

@@ -103,6 +103,23 @@ TEST(ParseApiCommandTest, StopInstancesReadsWhetherToStopTheRouter) {
   EXPECT_FALSE(ParseApiCommand(r)->router);
 }
 
+TEST(ParseApiCommandTest, MaintenanceNeedsEnabledTrueOrFalse) {
+  Result<ApiCommand> on =
+      ParseApiCommand(Post("/v1/maintenance", R"({"enabled":true,"reason":"schema change"})"));
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->enabled);
+  EXPECT_EQ(on->reason, "schema change");
+  Result<ApiCommand> off = ParseApiCommand(Post("/v1/maintenance", R"({"enabled":false})"));
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->enabled);
+  for (const char* body : {"{}", R"({"enabled":"on"})", R"({"enabled":null})"}) {
+    Result<ApiCommand> bad = ParseApiCommand(Post("/v1/maintenance", body));
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(bad.status().message(),
+              "\"enabled\" is required: true (maintenance on) or false (off)");
+  }
+}
+
 TEST(ParseApiCommandTest, AnAuditAcknowledgementNeedsAReason) {
   api::Request r;
   r.method = "POST";

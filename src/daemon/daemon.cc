@@ -29,6 +29,7 @@
 #include "controller/http_probe.h"
 #include "judge/judge_json.h"
 #include "judge/slo.h"
+#include "common/file_util.h"
 #include "common/secret.h"
 #include "common/text.h"
 #include "daemon/analysis.h"
@@ -296,6 +297,10 @@ struct Daemon::Impl {
                                    const std::string& reason);
   Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor);
   Result<json> Switch(const std::string& slot, const std::string& actor);
+  // `turnout maintenance on|off`: the router answers every request with 503, Retry-After and
+  // the page of turnout.yaml's `maintenance:` (read again now), or routes again. Refused while a
+  // deployment runs (its judge and rules would see no traffic).
+  Result<json> SetMaintenance(bool enabled, const std::string& reason, const std::string& actor);
   // Stops every instance, and with `stop_router` the router process too (users then get
   // connection refused until the next `turnout up`).
   Result<json> StopAll(const std::string& actor, bool stop_router);
@@ -1204,6 +1209,60 @@ Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& ac
   return json{{"slot", slot}, {"revision", d.revision}, {"version", d.version}, {"took_ms", ms}};
 }
 
+Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reason,
+                                          const std::string& actor) {
+  if (Busy()) {
+    return FailedPrecondition("a deployment is in progress; wait for it or `turnout abort` it, "
+                              "then turn maintenance " + std::string(enabled ? "on" : "off"));
+  }
+  router::MaintenancePolicy m;
+  m.enabled = enabled;
+  if (enabled) {
+    // What users will see is read now, so that a page edited since turnoutd started is the one
+    // served.
+    TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig now, service::LoadServiceConfig(config_path));
+    const service::MaintenanceConfig& mc = now.maintenance;
+    m.retry_after_seconds = static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(mc.retry_after).count());
+    m.content_type = mc.content_type;
+    if (!mc.page.empty()) {
+      TURNOUT_ASSIGN_OR_RETURN(m.page, ReadSmallRegularFile(mc.page, "the maintenance page",
+                                                            service::kMaxMaintenancePage));
+    }
+  }
+  TURNOUT_RETURN_IF_ERROR(
+      control
+          ->UpdatePolicy([&](const router::RoutingPolicy& current,
+                             uint64_t) -> Result<router::RoutingPolicy> {
+            router::RoutingPolicy next = current;
+            if (enabled) {
+              next.maintenance = m;
+            } else {
+              next.maintenance.enabled = false;
+            }
+            return next;
+          })
+          .status());
+  json detail = {{"enabled", enabled}, {"reason", reason}};
+  if (enabled) {
+    detail["retry_after_s"] = m.retry_after_seconds;
+    detail["page_bytes"] = m.page.size();
+  }
+  TURNOUT_RETURN_IF_ERROR(store
+                              ->AppendAudit(state::AuditEvent{
+                                  actor, enabled ? "service.maintenance_on" : "service.maintenance_off",
+                                  config.name, detail.dump()})
+                              .status());
+  Log(std::string("maintenance ") + (enabled ? "on" : "off") + " by " + actor +
+      (reason.empty() ? "" : " (" + reason + ")"));
+  json out = {{"maintenance", enabled}};
+  if (enabled) {
+    out["retry_after_s"] = m.retry_after_seconds;
+    out["page_bytes"] = m.page.size();
+  }
+  return out;
+}
+
 // `turnout down --stop-instances`: every live instance of the service is stopped (gracefully,
 // after the router drained it). Refused while a deployment runs.
 Result<json> Daemon::Impl::StopAll(const std::string& actor, bool stop_router) {
@@ -1264,7 +1323,8 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   if (!post) {
     static const std::set<std::string> kPosts = {
         "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
-        "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge"};
+        "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge",
+        "/v1/maintenance"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -1305,6 +1365,13 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     const std::string& slot = command->slot;
     Result<json> out =
         RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return Ok(*out);
+  }
+  if (p == "/v1/maintenance") {
+    Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      return SetMaintenance(command->enabled, command->reason, actor);
+    });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
@@ -1425,6 +1492,9 @@ api::Reply Daemon::Impl::StatusReply() {
     router_json["listen"] = rs->listen;
     if (router_admin_address.empty()) router_json["admin"] = rs->admin;
     router_json["policy"] = json::parse(router::PolicyToJson(rs->policy), nullptr, false);
+    // The page itself is not status: its size is.
+    router_json["policy"]["maintenance"]["page_bytes"] = rs->policy.maintenance.page.size();
+    router_json["policy"]["maintenance"].erase("page");
     json slots = json::array();
     for (const auto& s : rs->slots) {
       json slot = {{"name", s.name},

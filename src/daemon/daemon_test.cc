@@ -82,6 +82,60 @@ TEST_F(DaemonTest, DeploysUnderLoadWithoutAFailedRequestThenRollsBack) {
   EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
 }
 
+// `turnout maintenance on|off` (docs/daemon.md "Maintenance"): users get the router's 503 with
+// Retry-After and turnout.yaml's page, read when maintenance starts; off routes again at once.
+TEST_F(DaemonTest, MaintenanceAnswersUsersWithThePageUntilItIsTurnedOff) {
+  {
+    std::ofstream page(dir_ + "/down.html");
+    page << "<h1>down for a schema change</h1>";
+  }
+  WriteConfig("maintenance:\n  retry_after: 45s\n  page: down.html\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  const std::string address = PublicAddress();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  auto get = [&]() {
+    auto client = demo::testing::Client::Connect(port);
+    EXPECT_TRUE(client.ok());
+    EXPECT_TRUE(client->Send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    auto reply = client->Receive();
+    EXPECT_TRUE(reply.ok()) << "the router answers, never a connection error";
+    return reply.ok() ? *reply : demo::testing::HttpReply{};
+  };
+
+  auto [on_status, on] =
+      Call("POST", "/v1/maintenance", {{"enabled", true}, {"actor", "ops"}, {"reason", "schema"}});
+  ASSERT_EQ(on_status, 200) << on.dump();
+  EXPECT_EQ(on["retry_after_s"], 45);
+  auto during = get();
+  EXPECT_EQ(during.status, 503);
+  EXPECT_EQ(during.Header("retry-after"), "45");
+  EXPECT_EQ(during.body, "<h1>down for a schema change</h1>");
+  auto [ss, status] = Call("GET", "/v1/status");
+  EXPECT_TRUE(status["router"]["policy"]["maintenance"]["enabled"].get<bool>()) << status.dump();
+  EXPECT_FALSE(status["router"]["policy"]["maintenance"].contains("page")) << "only its size";
+
+  // The page is read when maintenance starts: an edit shows at the next `on`.
+  {
+    std::ofstream page(dir_ + "/down.html");
+    page << "<h1>back at noon</h1>";
+  }
+  ASSERT_EQ(Call("POST", "/v1/maintenance", {{"enabled", true}}).first, 200);
+  EXPECT_EQ(get().body, "<h1>back at noon</h1>");
+
+  auto [off_status, off] = Call("POST", "/v1/maintenance", {{"enabled", false}, {"actor", "ops"}});
+  ASSERT_EQ(off_status, 200) << off.dump();
+  EXPECT_EQ(ServingVersion(address), "v1");
+  EXPECT_EQ(get().status, 200);
+
+  auto on_entries = AuditEntries("service.maintenance_on");
+  ASSERT_EQ(on_entries.size(), 2u);
+  EXPECT_EQ(on_entries[0]["actor"], "ops");
+  EXPECT_NE(on_entries[0].dump().find("schema"), std::string::npos) << on_entries[0].dump();
+  EXPECT_EQ(AuditEntries("service.maintenance_off").size(), 1u);
+  EXPECT_EQ(Call("POST", "/v1/maintenance", json::object()).first, 400);
+}
+
 TEST_F(DaemonTest, EmergencyRollbackDuringBakeSwitchesBackBeforeReplying) {
   int64_t id = 0;
   BakeV2AfterV1(&id);  // the long bake keeps v1 warm while we roll back

@@ -225,6 +225,8 @@ std::string_view RouterErrorName(RouterError e) {
       return "client_abort";
     case RouterError::kConnectionLimit:
       return "connection_limit";
+    case RouterError::kMaintenance:
+      return "maintenance";
     case RouterError::kCount:
       break;
   }

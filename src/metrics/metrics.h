@@ -59,12 +59,13 @@ enum class RouterError : uint8_t {
   kUpstreamAbort,        // upstream broke mid-response: client connection aborted
   kClientAbort,          // the client went away mid-request
   kConnectionLimit,      // refused: connection limit reached
+  kMaintenance,          // 503 with Retry-After: the policy's maintenance mode
   kCount,
 };
 // Stable snake_case name used as the Prometheus `reason` label and in JSON: "bad_request",
 // "head_too_large", "uri_too_long", "head_timeout", "no_healthy_upstream", "upstream_connect",
 // "upstream_reset", "upstream_bad_response", "upstream_timeout", "upstream_abort",
-// "client_abort", "connection_limit"; "unknown" for values out of range.
+// "client_abort", "connection_limit", "maintenance"; "unknown" for values out of range.
 std::string_view RouterErrorName(RouterError e);
 
 // A latency histogram with fixed log-linear buckets, values in whole microseconds (nanoseconds

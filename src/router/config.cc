@@ -12,15 +12,10 @@
 #include "common/file_util.h"
 #include "common/text.h"
 #include "http/parser.h"
+#include "yaml/reader.h"
 
 namespace turnout::router {
 namespace {
-
-bool ParseUint(std::string_view text, uint64_t* out) {
-  if (text.empty()) return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size();
-}
 
 Status CheckAddress(std::string_view what, const std::string& text, bool allow_port_zero) {
   auto hp = ParseHostPort(text);
@@ -46,9 +41,8 @@ Status CheckProxy(const std::string& text) {
                            "' is not an IP address or CIDR (e.g. 10.0.0.0/8)");
   }
   if (text.find('/') != std::string::npos) {
-    uint64_t bits = 0;
-    const uint64_t max_bits = address.is_v4() ? 32 : 128;
-    if (!ParseUint(prefix, &bits) || bits > max_bits) {
+    const int64_t max_bits = address.is_v4() ? 32 : 128;
+    if (prefix.starts_with('-') || !ParseWholeNumber(prefix, 0, max_bits).ok()) {
       return InvalidArgument("trusted_proxies: '" + text + "' has a bad prefix length (0.." +
                              std::to_string(max_bits) + ")");
     }
@@ -83,159 +77,48 @@ Status AtLeast(std::string_view what, int64_t value, int64_t min) {
   return Status::Ok();
 }
 
-// ---- YAML reading -------------------------------------------------------------------------
+// ---- YAML reading (yaml::Reader: every problem of the file in one message) ----------------
 
-// Reads typed values out of a yaml-cpp tree and reports "file:line: path: expected X, got Y".
-class YamlReader {
- public:
-  explicit YamlReader(std::string_view file) : file_(file) {}
+using yaml::Reader;
 
-  Status Error(const YAML::Node& node, std::string_view path, std::string_view expected) const {
-    return InvalidArgument(Where(node) + std::string(path) + ": expected " + std::string(expected) +
-                           ", got " + Describe(node));
-  }
-  Status Problem(const YAML::Node& node, std::string_view path, std::string_view what) const {
-    return InvalidArgument(Where(node) + std::string(path) + ": " + std::string(what));
-  }
+constexpr std::string_view kPositiveCount = "a positive integer";
 
-  std::string Where(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
-    if (mark.is_null()) return file_ + ": ";
-    return file_ + ":" + std::to_string(mark.line + 1) + ": ";
-  }
-
-  static std::string Describe(const YAML::Node& node) {
-    switch (node.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return "nothing";
-      case YAML::NodeType::Sequence:
-        return "a list";
-      case YAML::NodeType::Map:
-        return "a mapping";
-      case YAML::NodeType::Scalar:
-        return "'" + node.Scalar() + "'";
-    }
-    return "something else";
-  }
-
-  // Every key of `map` must be in `allowed`, once.
-  Status Keys(const YAML::Node& map, std::string_view path,
-              std::initializer_list<std::string_view> allowed) const {
-    if (!map.IsMap()) return Error(map, path, "a mapping");
-    std::set<std::string> seen;
-    for (const auto& kv : map) {
-      const std::string key = kv.first.Scalar();
-      const std::string full = path.empty() ? key : std::string(path) + "." + key;
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        return InvalidArgument(Where(kv.first) + full + ": unknown key (known keys" +
-                               (path.empty() ? "" : " of " + std::string(path)) + ": " + list +
-                               ")");
-      }
-      if (!seen.insert(key).second) {
-        return InvalidArgument(Where(kv.first) + full + ": key appears twice");
-      }
-    }
-    return Status::Ok();
-  }
-
-  Result<std::string> String(const YAML::Node& node, std::string_view path) const {
-    if (!node.IsScalar()) return Error(node, path, "a string");
-    return node.Scalar();
-  }
-
-  Result<int64_t> Int(const YAML::Node& node, std::string_view path, int64_t min, int64_t max,
-                      std::string_view expected) const {
-    if (!node.IsScalar()) return Error(node, path, expected);
-    std::string_view text = node.Scalar();
-    bool negative = !text.empty() && text[0] == '-';
-    if (negative) text.remove_prefix(1);
-    uint64_t value = 0;
-    if (!ParseUint(text, &value) || value > static_cast<uint64_t>(INT64_MAX)) {
-      return Error(node, path, expected);
-    }
-    int64_t v = negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
-    if (v < min || v > max) return Error(node, path, expected);
-    return v;
-  }
-
-  Result<bool> Bool(const YAML::Node& node, std::string_view path) const {
-    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
-      return node.Scalar() == "true";
-    }
-    return Error(node, path, "true or false");
-  }
-
-  // "500ms", "2s", "1m", "1h".
-  Result<Millis> Duration(const YAML::Node& node, std::string_view path) const {
-    constexpr std::string_view kExpected = "a duration such as 500ms, 2s or 1m";
-    if (!node.IsScalar()) return Error(node, path, kExpected);
-    auto d = ParseDuration(node.Scalar());
-    if (!d.ok()) return Error(node, path, kExpected);
-    return d;
-  }
-
-  // A list of strings; `allow_single` also accepts one plain string.
-  Result<std::vector<std::string>> Strings(const YAML::Node& node, std::string_view path,
-                                           bool allow_single) const {
-    std::vector<std::string> out;
-    if (allow_single && node.IsScalar()) {
-      out.push_back(node.Scalar());
-      return out;
-    }
-    if (!node.IsSequence()) {
-      return Error(node, path,
-                   allow_single ? "a string or a list of strings" : "a list of strings");
-    }
-    for (size_t i = 0; i < node.size(); ++i) {
-      const YAML::Node item = node[i];
-      std::string item_path = std::string(path) + "[" + std::to_string(i) + "]";
-      TURNOUT_ASSIGN_OR_RETURN(std::string s, String(item, item_path));
-      out.push_back(std::move(s));
-    }
-    return out;
-  }
-
- private:
-  std::string file_;
-};
-
-Status ReadHealth(const YamlReader& r, const YAML::Node& n, HealthCheckConfig* h) {
-  TURNOUT_RETURN_IF_ERROR(r.Keys(n, "health",
-                                 {"enabled", "path", "interval", "timeout", "rise", "fall",
-                                  "eject_after_connect_failures", "eject_for"}));
-  for (const auto& kv : n) {
-    const std::string key = kv.first.Scalar();
-    const YAML::Node& v = kv.second;
-    const std::string path = "health." + key;
-    if (key == "enabled") {
-      TURNOUT_ASSIGN_OR_RETURN(h->enabled, r.Bool(v, path));
-    } else if (key == "path") {
-      TURNOUT_ASSIGN_OR_RETURN(h->path, r.String(v, path));
-      if (h->path.empty() || h->path[0] != '/') {
-        return r.Error(v, path, "a path starting with '/'");
-      }
-    } else if (key == "interval") {
-      TURNOUT_ASSIGN_OR_RETURN(h->interval, r.Duration(v, path));
-    } else if (key == "timeout") {
-      TURNOUT_ASSIGN_OR_RETURN(h->timeout, r.Duration(v, path));
-    } else if (key == "eject_for") {
-      TURNOUT_ASSIGN_OR_RETURN(h->eject_for, r.Duration(v, path));
-    } else {
-      TURNOUT_ASSIGN_OR_RETURN(int64_t count, r.Int(v, path, 1, 1000, "a positive integer"));
-      if (key == "rise") h->rise = static_cast<int>(count);
-      if (key == "fall") h->fall = static_cast<int>(count);
-      if (key == "eject_after_connect_failures") {
-        h->eject_after_connect_failures = static_cast<int>(count);
-      }
-    }
-  }
-  return Status::Ok();
+template <typename T, typename U>
+void Set(const std::optional<U>& value, T* out) {
+  if (value) *out = static_cast<T>(*value);
 }
 
-Status ReadTimeouts(const YamlReader& r, const YAML::Node& n, TimeoutConfig* t) {
+void ReadHealth(Reader& r, const YAML::Node& n, HealthCheckConfig* h) {
+  r.ForEach(n, "health",
+            {"enabled", "path", "interval", "timeout", "rise", "fall",
+             "eject_after_connect_failures", "eject_for"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "enabled") {
+                Set(r.Bool(v, path), &h->enabled);
+              } else if (key == "path") {
+                if (!v.IsScalar() || v.Scalar().empty() || v.Scalar()[0] != '/') {
+                  r.Expected(v, path, "a path starting with '/'");
+                } else {
+                  h->path = v.Scalar();
+                }
+              } else if (key == "interval") {
+                Set(r.Duration(v, path, true), &h->interval);
+              } else if (key == "timeout") {
+                Set(r.Duration(v, path, true), &h->timeout);
+              } else if (key == "eject_for") {
+                Set(r.Duration(v, path, true), &h->eject_for);
+              } else {
+                std::optional<int64_t> count = r.Int(v, path, 1, 1000, kPositiveCount);
+                if (key == "rise") Set(count, &h->rise);
+                if (key == "fall") Set(count, &h->fall);
+                if (key == "eject_after_connect_failures") {
+                  Set(count, &h->eject_after_connect_failures);
+                }
+              }
+            });
+}
+
+void ReadTimeouts(Reader& r, const YAML::Node& n, TimeoutConfig* t) {
   const std::pair<std::string_view, Millis*> fields[] = {
       {"head", &t->head},
       {"client_idle", &t->client_idle},
@@ -246,21 +129,17 @@ Status ReadTimeouts(const YamlReader& r, const YAML::Node& n, TimeoutConfig* t) 
       {"tunnel_idle", &t->tunnel_idle},
       {"tunnel_drain", &t->tunnel_drain},
   };
-  TURNOUT_RETURN_IF_ERROR(r.Keys(n, "timeouts",
-                                 {"head", "client_idle", "upstream_connect", "upstream_response",
-                                  "upstream_idle", "body_idle", "tunnel_idle", "tunnel_drain"}));
-  for (const auto& kv : n) {
-    for (const auto& [name, target] : fields) {
-      if (kv.first.Scalar() != name) continue;
-      const std::string path = "timeouts." + std::string(name);
-      TURNOUT_ASSIGN_OR_RETURN(*target, r.Duration(kv.second, path));
-      if (target->count() <= 0) return r.Error(kv.second, path, "a positive duration");
-    }
-  }
-  return Status::Ok();
+  r.ForEach(n, "timeouts",
+            {"head", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
+             "body_idle", "tunnel_idle", "tunnel_drain"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              for (const auto& [name, target] : fields) {
+                if (key == name) Set(r.Duration(v, path, /*allow_zero=*/false), target);
+              }
+            });
 }
 
-Status ReadLimits(const YamlReader& r, const YAML::Node& n, LimitsConfig* l) {
+void ReadLimits(Reader& r, const YAML::Node& n, LimitsConfig* l) {
   const std::pair<std::string_view, uint32_t*> fields[] = {
       {"max_connections", &l->max_connections},
       {"max_head_bytes", &l->max_head_bytes},
@@ -268,195 +147,239 @@ Status ReadLimits(const YamlReader& r, const YAML::Node& n, LimitsConfig* l) {
       {"max_headers", &l->max_headers},
       {"max_idle_per_instance", &l->max_idle_per_instance},
   };
-  TURNOUT_RETURN_IF_ERROR(r.Keys(n, "limits",
-                                 {"max_connections", "max_head_bytes", "max_target_bytes",
-                                  "max_headers", "max_idle_per_instance"}));
-  for (const auto& kv : n) {
-    for (const auto& [name, target] : fields) {
-      if (kv.first.Scalar() != name) continue;
-      TURNOUT_ASSIGN_OR_RETURN(int64_t v, r.Int(kv.second, "limits." + std::string(name), 0,
-                                                UINT32_MAX, "a non-negative integer"));
-      *target = static_cast<uint32_t>(v);
-    }
-  }
-  return Status::Ok();
+  r.ForEach(n, "limits",
+            {"max_connections", "max_head_bytes", "max_target_bytes", "max_headers",
+             "max_idle_per_instance"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              for (const auto& [name, target] : fields) {
+                if (key == name) {
+                  Set(r.Int(v, path, 0, UINT32_MAX, "a non-negative integer"), target);
+                }
+              }
+            });
 }
 
-Status ReadPolicy(const YamlReader& r, const YAML::Node& n, RoutingPolicy* p,
-                  std::string* secret_file) {
-  TURNOUT_RETURN_IF_ERROR(r.Keys(n, "policy", {"active", "canary", "sticky", "override"}));
-  for (const auto& kv : n) {
-    const std::string key = kv.first.Scalar();
-    const YAML::Node& v = kv.second;
-    if (key == "active") {
-      TURNOUT_ASSIGN_OR_RETURN(p->active, r.String(v, "policy.active"));
-    } else if (key == "canary") {
-      if (v.IsNull()) continue;
-      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "policy.canary", {"slot", "weight", "seed"}));
-      CanaryPolicy c;
-      if (!v["slot"]) return r.Problem(v, "policy.canary.slot", "missing (name the canary slot)");
-      TURNOUT_ASSIGN_OR_RETURN(c.slot, r.String(v["slot"], "policy.canary.slot"));
-      if (v["weight"]) {
-        const YAML::Node w = v["weight"];
-        if (!w.IsScalar()) return r.Error(w, "policy.canary.weight", "a percentage such as 25%");
-        auto bp = ParseWeightPercent(w.Scalar());
-        if (!bp.ok()) {
-          return r.Error(w, "policy.canary.weight",
-                         "a percentage 0..100 with at most two decimals, such as 25 or 0.5%");
+void ReadCanary(Reader& r, const YAML::Node& v, std::optional<CanaryPolicy>* out) {
+  if (v.IsNull()) return;
+  CanaryPolicy c;
+  bool slot_given = false;
+  const bool is_map = r.ForEach(
+      v, "policy.canary", {"slot", "weight", "seed"},
+      [&](const std::string& key, const YAML::Node& value, const std::string& path) {
+        if (key == "slot") {
+          slot_given = true;
+          Set(r.String(value, path), &c.slot);
+        } else if (key == "weight") {
+          auto bp = value.IsScalar() ? ParseWeightPercent(value.Scalar())
+                                     : Result<uint32_t>(InvalidArgument("not a scalar"));
+          if (!bp.ok()) {
+            r.Expected(value, path,
+                       "a percentage 0..100 with at most two decimals, such as 25 or 0.5%");
+          } else {
+            c.weight_bp = *bp;
+          }
+        } else if (key == "seed") {
+          Set(r.Int(value, path, 0, INT64_MAX, "a non-negative integer"), &c.seed);
         }
-        c.weight_bp = *bp;
-      }
-      if (v["seed"]) {
-        TURNOUT_ASSIGN_OR_RETURN(int64_t seed, r.Int(v["seed"], "policy.canary.seed", 0, INT64_MAX,
-                                                     "a non-negative integer"));
-        c.seed = static_cast<uint64_t>(seed);
-      }
-      p->canary = std::move(c);
-    } else if (key == "sticky") {
-      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "policy.sticky", {"cookie", "header", "max_age"}));
-      if (v["cookie"] && v["header"]) {
-        return r.Problem(v, "policy.sticky", "give either cookie or header, not both");
-      }
-      if (v["cookie"]) {
-        p->sticky.source = StickinessPolicy::Source::kCookie;
-        TURNOUT_ASSIGN_OR_RETURN(p->sticky.name, r.String(v["cookie"], "policy.sticky.cookie"));
-      }
-      if (v["header"]) {
-        p->sticky.source = StickinessPolicy::Source::kHeader;
-        TURNOUT_ASSIGN_OR_RETURN(p->sticky.name, r.String(v["header"], "policy.sticky.header"));
-      }
-      if (v["max_age"]) {
-        TURNOUT_ASSIGN_OR_RETURN(Millis age, r.Duration(v["max_age"], "policy.sticky.max_age"));
-        p->sticky.cookie_max_age_seconds =
-            static_cast<uint32_t>(std::min<int64_t>(age.count() / 1000, UINT32_MAX));
-      }
-    } else if (key == "override") {
-      TURNOUT_RETURN_IF_ERROR(
-          r.Keys(v, "policy.override", {"header", "secret", "secret_file", "on_bad_secret"}));
-      if (v["header"]) {
-        if (v["header"].IsNull()) {
-          p->override_header.header.clear();
-        } else {
-          TURNOUT_ASSIGN_OR_RETURN(p->override_header.header,
-                                   r.String(v["header"], "policy.override.header"));
-        }
-      }
-      if (v["secret"]) {
-        TURNOUT_ASSIGN_OR_RETURN(p->override_header.secret,
-                                 r.String(v["secret"], "policy.override.secret"));
-      }
-      if (v["secret_file"]) {
-        TURNOUT_ASSIGN_OR_RETURN(*secret_file,
-                                 r.String(v["secret_file"], "policy.override.secret_file"));
-      }
-      if (v["on_bad_secret"]) {
-        TURNOUT_ASSIGN_OR_RETURN(std::string b,
-                                 r.String(v["on_bad_secret"], "policy.override.on_bad_secret"));
-        if (b != "ignore" && b != "reject") {
-          return r.Error(v["on_bad_secret"], "policy.override.on_bad_secret",
-                         "'ignore' or 'reject'");
-        }
-        p->override_header.reject_bad_secret = b == "reject";
-      }
-    }
-  }
-  return Status::Ok();
+      });
+  if (!is_map) return;
+  if (!slot_given) r.Problem(v, "policy.canary.slot", "missing (name the canary slot)");
+  *out = std::move(c);
 }
 
-Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
+void ReadMaintenance(Reader& r, const YAML::Node& v, const std::string& path,
+                     MaintenancePolicy* m) {
+  r.ForEach(v, path, {"enabled", "retry_after", "page", "content_type"},
+            [&](const std::string& key, const YAML::Node& value, const std::string& full) {
+              if (key == "enabled") {
+                Set(r.Bool(value, full), &m->enabled);
+              } else if (key == "retry_after") {
+                std::optional<Millis> d = r.Duration(value, full, /*allow_zero=*/false);
+                if (d && (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24))) {
+                  r.Expected(value, full, "a duration from 1s to 24h");
+                } else if (d) {
+                  m->retry_after_seconds = static_cast<uint32_t>(
+                      std::chrono::duration_cast<std::chrono::seconds>(*d).count());
+                }
+              } else if (key == "page") {
+                Set(r.String(value, full), &m->page);
+              } else if (key == "content_type") {
+                Set(r.String(value, full), &m->content_type);
+              }
+            });
+}
+
+void ReadPolicy(Reader& r, const YAML::Node& n, RoutingPolicy* p, std::string* secret_file) {
+  r.ForEach(n, "policy", {"active", "canary", "sticky", "override", "maintenance"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "maintenance") {
+                ReadMaintenance(r, v, path, &p->maintenance);
+              } else if (key == "active") {
+                Set(r.String(v, path), &p->active);
+              } else if (key == "canary") {
+                ReadCanary(r, v, &p->canary);
+              } else if (key == "sticky") {
+                if (v.IsMap() && v["cookie"] && v["header"]) {
+                  r.Problem(v, path, "give either cookie or header, not both");
+                  return;
+                }
+                r.ForEach(v, path, {"cookie", "header", "max_age"},
+                          [&](const std::string& k, const YAML::Node& s, const std::string& sp) {
+                            if (k == "max_age") {
+                              std::optional<Millis> age = r.Duration(s, sp, true);
+                              if (age) {
+                                p->sticky.cookie_max_age_seconds = static_cast<uint32_t>(
+                                    std::min<int64_t>(age->count() / 1000, UINT32_MAX));
+                              }
+                              return;
+                            }
+                            p->sticky.source = k == "cookie" ? StickinessPolicy::Source::kCookie
+                                                             : StickinessPolicy::Source::kHeader;
+                            Set(r.String(s, sp), &p->sticky.name);
+                          });
+              } else if (key == "override") {
+                r.ForEach(v, path, {"header", "secret", "secret_file", "on_bad_secret"},
+                          [&](const std::string& k, const YAML::Node& o, const std::string& op) {
+                            if (k == "header") {
+                              if (o.IsNull()) {
+                                p->override_header.header.clear();
+                              } else {
+                                Set(r.String(o, op), &p->override_header.header);
+                              }
+                            } else if (k == "secret") {
+                              Set(r.String(o, op), &p->override_header.secret);
+                            } else if (k == "secret_file") {
+                              Set(r.String(o, op), secret_file);
+                            } else if (k == "on_bad_secret") {
+                              if (!o.IsScalar() ||
+                                  (o.Scalar() != "ignore" && o.Scalar() != "reject")) {
+                                r.Expected(o, op, "'ignore' or 'reject'");
+                              } else {
+                                p->override_header.reject_bad_secret = o.Scalar() == "reject";
+                              }
+                            }
+                          });
+              }
+            });
+}
+
+// Each item of a string or list of strings that `ok` accepts; the others are reported.
+std::vector<std::string> ReadAddresses(Reader& r, const YAML::Node& v, const std::string& path,
+                                       bool allow_single, std::string_view expected,
+                                       const std::function<bool(const std::string&)>& ok) {
+  std::vector<std::string> out;
+  auto items = r.Strings(v, path, allow_single);
+  if (!items) return out;
+  for (const auto& [text, node] : *items) {
+    if (!ok(text)) {
+      r.Expected(node, path, expected);
+      continue;
+    }
+    out.push_back(text);
+  }
+  return out;
+}
+
+void ReadSlots(Reader& r, const YAML::Node& v, std::vector<SlotConfig>* slots) {
+  if (!v.IsMap() || v.size() == 0) {
+    r.Expected(v, "slots", "a mapping of slot name to instances, e.g. blue: [127.0.0.1:9001]");
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& slot : v) {
+    SlotConfig s;
+    s.name = slot.first.IsScalar() ? slot.first.Scalar() : "?";
+    const std::string path = "slots." + s.name;
+    if (!IsValidSlotName(s.name)) {
+      r.Expected(slot.first, path, "a slot name of letters, digits, '.', '_' or '-'");
+      continue;
+    }
+    if (!seen.insert(s.name).second) {
+      r.Problem(slot.first, path, "slot named twice");
+      continue;
+    }
+    if (!slot.second.IsNull()) {
+      s.instances = ReadAddresses(r, slot.second, path, true,
+                                  "host:port of an instance such as 127.0.0.1:9001",
+                                  [](const std::string& text) {
+                                    auto hp = ParseHostPort(text);
+                                    return hp.ok() && hp->port != 0;
+                                  });
+    }
+    slots->push_back(std::move(s));
+  }
+}
+
+Result<RouterConfig> ReadConfig(Reader& r, const YAML::Node& root) {
   RouterConfig c;
-  if (root.IsNull()) return r.Error(root, "(top level)", "a mapping of router settings");
-  TURNOUT_RETURN_IF_ERROR(
-      r.Keys(root, "",
-             {"listen", "workers", "admin", "slots", "policy", "state_file", "trusted_proxies",
-              "request_id_header", "health", "timeouts", "limits"}));
-  for (const auto& kv : root) {
-    const std::string key = kv.first.Scalar();
-    const YAML::Node& v = kv.second;
-    if (key == "listen") {
-      TURNOUT_ASSIGN_OR_RETURN(c.listen, r.Strings(v, "listen", /*allow_single=*/true));
-      for (size_t i = 0; i < c.listen.size(); ++i) {
-        const YAML::Node at = v.IsSequence() ? v[i] : v;
-        if (!ParseHostPort(c.listen[i]).ok()) {
-          return r.Error(at, "listen", "host:port such as 0.0.0.0:8080 or [::]:8080");
-        }
-      }
-    } else if (key == "workers") {
-      TURNOUT_ASSIGN_OR_RETURN(
-          int64_t w, r.Int(v, "workers", 0, 256, "a number of threads 0..256 (0 = one per core)"));
-      c.workers = static_cast<int>(w);
-    } else if (key == "admin") {
-      TURNOUT_RETURN_IF_ERROR(r.Keys(v, "admin", {"address", "token", "hosts"}));
-      if (v["address"]) {
-        if (v["address"].IsNull()) {
-          c.admin.clear();
-        } else {
-          TURNOUT_ASSIGN_OR_RETURN(c.admin, r.String(v["address"], "admin.address"));
-          if (!c.admin.empty() && !CheckAdminAddress(c.admin).ok()) {
-            return r.Error(v["address"], "admin.address",
-                           "host:port such as 127.0.0.1:9901, or unix:/path/to/admin.sock");
-          }
-        }
-      }
-      if (v["token"]) {
-        TURNOUT_ASSIGN_OR_RETURN(c.admin_token, r.String(v["token"], "admin.token"));
-      }
-      if (v["hosts"]) {
-        TURNOUT_ASSIGN_OR_RETURN(c.admin_hosts,
-                                 r.Strings(v["hosts"], "admin.hosts", /*allow_single=*/true));
-      }
-    } else if (key == "slots") {
-      if (!v.IsMap() || v.size() == 0) {
-        return r.Error(v, "slots",
-                       "a mapping of slot name to instances, e.g. blue: [127.0.0.1:9001]");
-      }
-      std::set<std::string> seen;
-      for (const auto& slot : v) {
-        SlotConfig s;
-        s.name = slot.first.Scalar();
-        const std::string path = "slots." + s.name;
-        if (!IsValidSlotName(s.name)) {
-          return r.Error(slot.first, path, "a slot name of letters, digits, '.', '_' or '-'");
-        }
-        if (!seen.insert(s.name).second) return r.Problem(slot.first, path, "slot named twice");
-        if (!slot.second.IsNull()) {
-          TURNOUT_ASSIGN_OR_RETURN(s.instances, r.Strings(slot.second, path, true));
-        }
-        for (size_t i = 0; i < s.instances.size(); ++i) {
-          const YAML::Node at = slot.second.IsSequence() ? slot.second[i] : slot.second;
-          auto hp = ParseHostPort(s.instances[i]);
-          if (!hp.ok() || hp->port == 0) {
-            return r.Error(at, path, "host:port of an instance such as 127.0.0.1:9001");
-          }
-        }
-        c.slots.push_back(std::move(s));
-      }
-    } else if (key == "policy") {
-      TURNOUT_RETURN_IF_ERROR(ReadPolicy(r, v, &c.policy, &c.override_secret_file));
-    } else if (key == "state_file") {
-      TURNOUT_ASSIGN_OR_RETURN(c.state_file, r.String(v, "state_file"));
-    } else if (key == "trusted_proxies") {
-      TURNOUT_ASSIGN_OR_RETURN(c.trusted_proxies, r.Strings(v, "trusted_proxies", false));
-      for (size_t i = 0; i < c.trusted_proxies.size(); ++i) {
-        if (!CheckProxy(c.trusted_proxies[i]).ok()) {
-          return r.Error(v[i], "trusted_proxies", "an IP address or CIDR such as 10.0.0.0/8");
-        }
-      }
-    } else if (key == "request_id_header") {
-      TURNOUT_ASSIGN_OR_RETURN(c.request_id_header, r.String(v, "request_id_header"));
-    } else if (key == "health") {
-      TURNOUT_RETURN_IF_ERROR(ReadHealth(r, v, &c.health));
-    } else if (key == "timeouts") {
-      TURNOUT_RETURN_IF_ERROR(ReadTimeouts(r, v, &c.timeouts));
-    } else if (key == "limits") {
-      TURNOUT_RETURN_IF_ERROR(ReadLimits(r, v, &c.limits));
-    }
+  if (root.IsNull()) {
+    r.Expected(root, "(top level)", "a mapping of router settings");
+    return r.ToStatus();
   }
-  if (!root["slots"])
-    return r.Problem(root, "slots", "missing; list the slots and their instances");
-  if (!root["listen"]) return r.Problem(root, "listen", "missing; e.g. listen: 0.0.0.0:8080");
+  r.ForEach(
+      root, "",
+      {"listen", "workers", "admin", "slots", "policy", "state_file", "trusted_proxies",
+       "request_id_header", "health", "timeouts", "limits"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "listen") {
+          c.listen = ReadAddresses(r, v, path, true, "host:port such as 0.0.0.0:8080 or [::]:8080",
+                                   [](const std::string& t) { return ParseHostPort(t).ok(); });
+        } else if (key == "workers") {
+          Set(r.Int(v, path, 0, 256, "a number of threads 0..256 (0 = one per core)"),
+              &c.workers);
+        } else if (key == "admin") {
+          r.ForEach(v, path, {"address", "token", "hosts"},
+                    [&](const std::string& k, const YAML::Node& a, const std::string& ap) {
+                      if (k == "address") {
+                        if (a.IsNull()) {
+                          c.admin.clear();
+                        } else if (auto address = r.String(a, ap)) {
+                          if (!address->empty() && !CheckAdminAddress(*address).ok()) {
+                            r.Expected(a, ap,
+                                       "host:port such as 127.0.0.1:9901, or "
+                                       "unix:/path/to/admin.sock");
+                          } else {
+                            c.admin = *address;
+                          }
+                        }
+                      } else if (k == "token") {
+                        Set(r.String(a, ap), &c.admin_token);
+                      } else if (k == "hosts") {
+                        if (auto hosts = r.Strings(a, ap, true)) {
+                          for (const auto& h : *hosts) c.admin_hosts.push_back(h.first);
+                        }
+                      }
+                    });
+        } else if (key == "slots") {
+          ReadSlots(r, v, &c.slots);
+        } else if (key == "policy") {
+          ReadPolicy(r, v, &c.policy, &c.override_secret_file);
+        } else if (key == "state_file") {
+          Set(r.String(v, path), &c.state_file);
+        } else if (key == "trusted_proxies") {
+          c.trusted_proxies =
+              ReadAddresses(r, v, path, false, "an IP address or CIDR such as 10.0.0.0/8",
+                            [](const std::string& t) { return CheckProxy(t).ok(); });
+        } else if (key == "request_id_header") {
+          Set(r.String(v, path), &c.request_id_header);
+        } else if (key == "health") {
+          ReadHealth(r, v, &c.health);
+        } else if (key == "timeouts") {
+          ReadTimeouts(r, v, &c.timeouts);
+        } else if (key == "limits") {
+          ReadLimits(r, v, &c.limits);
+        }
+      });
+  if (root.IsMap() && !root["slots"]) {
+    r.Problem(root, "slots", "missing; list the slots and their instances");
+  }
+  if (root.IsMap() && !root["listen"]) {
+    r.Problem(root, "listen", "missing; e.g. listen: 0.0.0.0:8080");
+  }
+  // Cross-field checks only make sense on a file whose values were all read.
+  if (r.HasErrors()) return r.ToStatus();
   if (c.policy.active.empty() && c.slots.size() == 1) c.policy.active = c.slots[0].name;
-  // Cross-field checks carry the line of the section they concern.
+  // They carry the line of the section they concern.
   Status s = ValidateRouterConfig(c);
   if (!s.ok()) {
     YAML::Node at = root;
@@ -475,7 +398,8 @@ Result<RouterConfig> ReadConfig(const YamlReader& r, const YAML::Node& root) {
         break;
       }
     }
-    return InvalidArgument(r.Where(at) + m);
+    r.Add(r.Where(at) + m);
+    return r.ToStatus();
   }
   return c;
 }
@@ -581,15 +505,13 @@ Status ValidateRouterConfig(const RouterConfig& c) {
 }
 
 Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_view file_name) {
-  YamlReader reader(file_name);
+  TURNOUT_ASSIGN_OR_RETURN(YAML::Node root, yaml::Parse(yaml, file_name));
+  Reader reader(file_name);
   try {
-    YAML::Node root = YAML::Load(std::string(yaml));
     return ReadConfig(reader, root);
-  } catch (const YAML::Exception& e) {
-    // Syntax errors: yaml-cpp knows where.
-    std::string where =
-        std::string(file_name) + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1));
-    return InvalidArgument(where + ": not valid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    // yaml-cpp throws for a node it cannot represent: name the file rather than crash.
+    return InvalidArgument(std::string(file_name) + ": cannot be read: " + EscapeControl(e.what()));
   }
 }
 

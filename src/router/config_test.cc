@@ -143,6 +143,43 @@ TEST(RouterConfigYaml, AdminOnAUnixSocket) {
   EXPECT_EQ(UnixSocketPathOf("127.0.0.1:9901"), "");
 }
 
+// One run names every mistake in the file, as turnout.yaml's reader does (yaml::Reader).
+TEST(RouterConfigYaml, EveryProblemOfTheFileIsReported) {
+  auto r = ParseRouterConfigYaml(
+      "listen: 127.0.0.1:8080\nslots:\n  blue: [127.0.0.1:9001]\nworkers: many\n"
+      "health:\n  rise: two\n  fal: 3\ntimeouts:\n  head: 0\n",
+      "router.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "router.yaml:4: workers: expected a number of threads 0..256 (0 = one per core), got "
+            "'many'\n"
+            "router.yaml:6: health.rise: expected a positive integer, got 'two'\n"
+            "router.yaml:7: health.fal: unknown key (known keys of health: enabled, path, "
+            "interval, timeout, rise, fall, eject_after_connect_failures, eject_for)\n"
+            "router.yaml:9: timeouts.head: expected a duration above zero, got '0'");
+}
+
+TEST(RouterConfigYaml, Maintenance) {
+  auto r = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\npolicy:\n  maintenance:\n"
+      "    enabled: true\n    retry_after: 2m\n    page: back soon\n"
+      "    content_type: text/plain\n",
+      "m.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->policy.maintenance.enabled);
+  EXPECT_EQ(r->policy.maintenance.retry_after_seconds, 120u);
+  EXPECT_EQ(r->policy.maintenance.page, "back soon");
+  EXPECT_EQ(r->policy.maintenance.content_type, "text/plain");
+  auto bad = ParseRouterConfigYaml(
+      "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\npolicy:\n  maintenance:\n"
+      "    retry_after: 500ms\n",
+      "m.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "m.yaml:6: policy.maintenance.retry_after: expected a duration from 1s to 24h, got "
+            "'500ms'");
+}
+
 struct BadCase {
   std::string yaml;
   std::string message;  // the exact error message
@@ -178,7 +215,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{kHead + "policy:\n  active: red\n",
                 "router.yaml:6: policy.active: unknown slot 'red'; known slots: blue, green"},
         BadCase{kHead + "policy: {active: blue}\ntimeouts:\n  head: 5\n",
-                "router.yaml:7: timeouts.head: expected a duration such as 500ms, 2s or 1m, got "
+                "router.yaml:7: timeouts.head: expected a duration like 500ms or 2s, got "
                 "'5'"},
         BadCase{kHead + "policy: {active: blue}\nworkers: [1]\n",
                 "router.yaml:6: workers: expected a number of threads 0..256 (0 = one per core), "

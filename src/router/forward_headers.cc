@@ -229,19 +229,25 @@ void AppendForwardedResponseHead(const http::ResponseHead& head,
   out->append("\r\n");
 }
 
-void AppendRouterErrorResponse(int status, std::string_view reason, std::string_view body,
-                               bool close, std::string* out) {
+void AppendRouterResponse(const RouterResponse& r, std::string* out) {
   out->append("HTTP/1.1 ");
-  AppendUint(static_cast<uint64_t>(status), out);
+  AppendUint(static_cast<uint64_t>(r.status), out);
   out->push_back(' ');
-  out->append(http::ReasonPhrase(status));
-  out->append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-  AppendUint(body.size() + 1, out);
+  out->append(http::ReasonPhrase(r.status));
+  out->append("\r\nContent-Type: ");
+  out->append(r.content_type);
+  out->append("\r\nContent-Length: ");
+  AppendUint(r.body.size() + (r.body_newline ? 1 : 0), out);
+  if (r.retry_after_seconds > 0) {
+    out->append("\r\nRetry-After: ");
+    AppendUint(r.retry_after_seconds, out);
+  }
   out->append("\r\nX-Turnout-Error: ");
-  out->append(reason);
-  out->append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
-  out->append(body);
-  out->push_back('\n');
+  out->append(r.reason);
+  out->append(r.close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  if (r.head_only) return;
+  out->append(r.body);
+  if (r.body_newline) out->push_back('\n');
 }
 
 size_t FormatChunkSize(uint64_t size, char* out) {

@@ -72,10 +72,18 @@ struct ForwardResponseOptions {
 void AppendForwardedResponseHead(const http::ResponseHead& head,
                                  const ForwardResponseOptions& options, std::string* out);
 
-// Appends a router-generated response: a short text body saying what happened and
-// `X-Turnout-Error: <reason>`.
-void AppendRouterErrorResponse(int status, std::string_view reason, std::string_view body,
-                               bool close, std::string* out);
+// A response the router writes itself: an error saying what happened, or the maintenance page.
+struct RouterResponse {
+  int status = 503;
+  std::string_view reason;  // `X-Turnout-Error: <reason>` (metrics::RouterErrorName)
+  std::string_view body;
+  std::string_view content_type = "text/plain; charset=utf-8";
+  bool body_newline = true;      // a short text body ends with '\n'
+  uint32_t retry_after_seconds = 0;  // `Retry-After: N` when above 0
+  bool close = false;            // `Connection: close`
+  bool head_only = false;        // the answer to HEAD: the same head, no body (RFC 9110 §9.3.2)
+};
+void AppendRouterResponse(const RouterResponse& response, std::string* out);
 
 // Appends "<hex size>\r\n".
 void AppendChunkSize(uint64_t size, std::string* out);

@@ -94,7 +94,8 @@ Result<uint32_t> ParseJsonWeight(const json& v) {
 
 Result<RoutingPolicy> ParsePolicyObject(const json& root) {
   if (!root.is_object()) return WrongType("", "a JSON object", root);
-  TURNOUT_RETURN_IF_ERROR(CheckKeys(root, "", {"active", "canary", "sticky", "override"}));
+  TURNOUT_RETURN_IF_ERROR(
+      CheckKeys(root, "", {"active", "canary", "sticky", "override", "maintenance"}));
   RoutingPolicy p;
   if (root.contains("active")) {
     TURNOUT_ASSIGN_OR_RETURN(p.active, GetString(root, "active", "active"));
@@ -166,6 +167,30 @@ Result<RoutingPolicy> ParsePolicyObject(const json& root) {
       p.override_header.reject_bad_secret = b == "reject";
     }
   }
+  if (root.contains("maintenance") && !root["maintenance"].is_null()) {
+    const json& m = root["maintenance"];
+    if (!m.is_object()) return WrongType("maintenance", "an object or null", m);
+    TURNOUT_RETURN_IF_ERROR(
+        CheckKeys(m, "maintenance", {"enabled", "retry_after", "page", "content_type"}));
+    if (m.contains("enabled")) {
+      if (!m["enabled"].is_boolean()) return WrongType("maintenance.enabled", "a boolean", m["enabled"]);
+      p.maintenance.enabled = m["enabled"].get<bool>();
+    }
+    if (m.contains("retry_after")) {
+      const json& r = m["retry_after"];
+      if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > 86400) {
+        return WrongType("maintenance.retry_after", "a number of seconds 1..86400", r);
+      }
+      p.maintenance.retry_after_seconds = r.get<uint32_t>();
+    }
+    if (m.contains("page")) {
+      TURNOUT_ASSIGN_OR_RETURN(p.maintenance.page, GetString(m, "page", "maintenance.page"));
+    }
+    if (m.contains("content_type")) {
+      TURNOUT_ASSIGN_OR_RETURN(p.maintenance.content_type,
+                               GetString(m, "content_type", "maintenance.content_type"));
+    }
+  }
   return p;
 }
 
@@ -212,6 +237,26 @@ Status ValidatePolicy(const RoutingPolicy& policy, const std::vector<std::string
       return InvalidArgument("policy.canary.weight: must be within 0..100 %, got " +
                              std::to_string(c.weight_bp / 100.0) + " %");
     }
+  }
+  const MaintenancePolicy& m = policy.maintenance;
+  if (m.retry_after_seconds < 1 || m.retry_after_seconds > 86400) {
+    return InvalidArgument("policy.maintenance.retry_after: must be 1..86400 seconds, got " +
+                           std::to_string(m.retry_after_seconds));
+  }
+  if (m.page.size() > kMaxMaintenancePageBytes) {
+    return InvalidArgument("policy.maintenance.page: " + std::to_string(m.page.size()) +
+                           " bytes; at most " + std::to_string(kMaxMaintenancePageBytes) +
+                           " (a maintenance page should be small and self-contained)");
+  }
+  // The content type goes into a response header as it is: a media type, never a line break.
+  const size_t slash = m.content_type.find('/');
+  if (slash == std::string::npos || !IsToken(m.content_type.substr(0, slash)) ||
+      !std::all_of(m.content_type.begin(), m.content_type.end(),
+                   [](char c) { return c == '\t' || (c >= 0x20 && c < 0x7f); })) {
+    return InvalidArgument(
+        "policy.maintenance.content_type: expected a media type such as text/html; "
+        "charset=utf-8, got '" +
+        EscapeControl(m.content_type) + "'");
   }
   if (!IsToken(policy.sticky.name)) {
     return InvalidArgument("policy.sticky.name: expected a cookie/header name (token), got '" +
@@ -263,6 +308,10 @@ std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret) {
             {"on_bad_secret", policy.override_header.reject_bad_secret ? "reject" : "ignore"}};
   if (include_secret) o["secret"] = policy.override_header.secret;
   j["override"] = std::move(o);
+  j["maintenance"] = {{"enabled", policy.maintenance.enabled},
+                      {"retry_after", policy.maintenance.retry_after_seconds},
+                      {"page", policy.maintenance.page},
+                      {"content_type", policy.maintenance.content_type}};
   return j.dump();
 }
 

@@ -59,11 +59,32 @@ struct OverridePolicy {
   friend bool operator==(const OverridePolicy&, const OverridePolicy&) = default;
 };
 
+// Maintenance: while enabled, the router answers every request itself with `503`,
+// `Retry-After` and this page, instead of routing it (and never with a connection error), so
+// that instances can be stopped for a change that cannot be made while serving (`strategy:
+// recreate`, `turnout maintenance on`). A request with the override header and the right secret
+// still reaches the slot it names: smoke tests run during maintenance. No slot receives traffic
+// (SlotStatus::drained can become true for the active slot).
+struct MaintenancePolicy {
+  bool enabled = false;
+  uint32_t retry_after_seconds = 30;  // 1..86400
+  std::string page;  // the body; empty: a short built-in page (kDefaultMaintenancePage)
+  std::string content_type = "text/html; charset=utf-8";
+
+  friend bool operator==(const MaintenancePolicy&, const MaintenancePolicy&) = default;
+};
+
+inline constexpr size_t kMaxMaintenancePageBytes = 64 * 1024;
+inline constexpr std::string_view kDefaultMaintenancePage =
+    "<!doctype html><title>Down for maintenance</title>"
+    "<h1>Down for maintenance</h1><p>We will be back shortly. Please try again in a moment.</p>\n";
+
 struct RoutingPolicy {
   std::string active;                  // required: the stable slot
   std::optional<CanaryPolicy> canary;  // absent: all traffic to active
   StickinessPolicy sticky;
   OverridePolicy override_header;
+  MaintenancePolicy maintenance;
 
   friend bool operator==(const RoutingPolicy&, const RoutingPolicy&) = default;
 };
@@ -87,8 +108,9 @@ Status ValidatePolicy(const RoutingPolicy& policy, const std::vector<std::string
 // {"active":"blue",
 //  "canary":{"slot":"green","weight":25.0,"seed":123}   (or null; weight in percent, 0.01 steps)
 //  "sticky":{"source":"cookie","name":"turnout_sticky","cookie_max_age":86400},
-//  "override":{"header":"X-Turnout-Slot","secret_set":true,"on_bad_secret":"ignore"}}
+//  "override":{"header":"X-Turnout-Slot","secret_set":true,"on_bad_secret":"ignore"},
 //                                          (the secret itself is never shown; or "reject")
+//  "maintenance":{"enabled":false,"retry_after":30,"page":"","content_type":"text/html; ..."}}
 // ParsePolicyJson accepts "secret" on input; missing fields keep their defaults; unknown fields
 // and wrong types are errors naming the field.
 std::string PolicyToJson(const RoutingPolicy& policy, bool include_secret = false);

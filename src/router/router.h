@@ -16,8 +16,9 @@
 //   400 malformed request, or the override header names an unknown slot (a typo in a smoke test
 //       must not silently hit production);
 //   408 head not received within timeouts.head; 414 / 431 limits;
-//   502 connect failed (after one retry on another instance), the upstream closed before a
-//       complete response head, or sent an invalid one;
+//   502 connect failed, or the upstream closed before a complete response head, or sent an
+//       invalid one (an idempotent request with a buffered body and no response byte out is
+//       retried first, on another instance when there is one: docs/router.md "Retries");
 //   503 no routable instance in the chosen slot; 504 no response head within
 //       timeouts.upstream_response.
 // An upstream that breaks mid-body makes the router reset the client connection (never a clean

@@ -65,6 +65,58 @@ TEST_F(RouterUpstreamFailureTest, ConnectRefusedIsRetriedOnAnotherInstance) {
   EXPECT_EQ(live.request_count(), 10u);
 }
 
+// An instance that is shutting down closes connections it has accepted (its listen backlog) or
+// read a request from without answering. On a new connection that is as safe to retry as a
+// refused connect for an idempotent request whose body is buffered: nothing was answered. A
+// rolling update met this as a 502 when a request picked an instance just as it left the slot.
+TEST_F(RouterUpstreamFailureTest, IdempotentRequestClosedUnansweredIsRetriedOnAnotherInstance) {
+  TestUpstream& closing = AddUpstream("blue-closing");
+  closing.SetBehavior(Behavior::Of(Kind::kCloseBeforeResponse));
+  TestUpstream& live = AddUpstream("blue-live");
+  StartWith({closing.address(), live.address()});
+  for (int i = 0; i < 10; ++i) {
+    RawResponse r = testing::FetchOnce(address(), testing::GetRequest("/retry"));
+    ASSERT_TRUE(r.complete()) << "request " << i << ": " << r.error;
+    EXPECT_EQ(r.status, 200) << "request " << i;
+    EXPECT_EQ(r.Header("X-Upstream"), "blue-live");
+  }
+  EXPECT_GT(closing.request_count(), 0u) << "round robin picked the closing instance first";
+  EXPECT_EQ(live.request_count(), 10u);
+}
+
+TEST_F(RouterUpstreamFailureTest, IdempotentRequestResetUnansweredIsRetriedOnAnotherInstance) {
+  TestUpstream& reset = AddUpstream("blue-reset");
+  reset.SetBehavior(Behavior::Of(Kind::kReset));
+  TestUpstream& live = AddUpstream("blue-live");
+  StartWith({reset.address(), live.address()});
+  for (int i = 0; i < 10; ++i) {
+    RawResponse r = testing::FetchOnce(address(), testing::GetRequest("/retry"));
+    ASSERT_TRUE(r.complete()) << "request " << i << ": " << r.error;
+    EXPECT_EQ(r.status, 200) << "request " << i;
+  }
+  EXPECT_GT(reset.request_count(), 0u);
+}
+
+// A POST may have had its effect before the upstream closed: it is never sent twice.
+TEST_F(RouterUpstreamFailureTest, PostClosedUnansweredIsNotRetried) {
+  TestUpstream& closing = AddUpstream("blue-closing");
+  closing.SetBehavior(Behavior::Of(Kind::kCloseBeforeResponse));
+  TestUpstream& live = AddUpstream("blue-live");
+  StartWith({closing.address(), live.address()});
+  int bad_gateway = 0;
+  for (int i = 0; i < 10; ++i) {
+    RawResponse r = testing::FetchOnce(address(),
+                              "POST /order HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2\r\n"
+                              "Connection: close\r\n\r\nhi",
+                              "POST");
+    ASSERT_TRUE(r.complete()) << "request " << i << ": " << r.error;
+    if (r.status == 502) ++bad_gateway;
+  }
+  EXPECT_EQ(static_cast<uint64_t>(bad_gateway), closing.request_count());
+  EXPECT_EQ(closing.request_count() + live.request_count(), 10u) << "a POST reached two instances";
+  EXPECT_GT(bad_gateway, 0);
+}
+
 TEST_F(RouterUpstreamFailureTest, NoHealthyInstanceIs503) {
   TestUpstream& sick = AddUpstream("blue-sick");
   sick.SetHealthy(false);
@@ -79,6 +131,23 @@ TEST_F(RouterUpstreamFailureTest, NoHealthyInstanceIs503) {
   ASSERT_TRUE(r.complete()) << r.error;
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(sick.request_count(), 0u);
+}
+
+// A response to HEAD has no body (RFC 9110 §9.3.2), the router's own ones included: a body
+// would be read by a keep-alive client as the start of the next response.
+TEST_F(RouterUpstreamFailureTest, TheRoutersOwnAnswerToHeadHasNoBody) {
+  StartWith({testing::RefusingAddress()});
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  ASSERT_TRUE(client.Send("HEAD / HTTP/1.1\r\nHost: test.local\r\n\r\n").ok());
+  RawResponse head = client.ReadResponse("HEAD", 5000ms);
+  ASSERT_TRUE(head.complete()) << head.error;
+  EXPECT_EQ(head.status, 502);
+  EXPECT_EQ(head.body, "");
+  ASSERT_TRUE(client.Send(testing::GetRequest("/")).ok());
+  RawResponse next = client.ReadResponse("GET", 5000ms);
+  ASSERT_TRUE(next.complete()) << next.error;
+  EXPECT_EQ(next.status, 502) << "the second response on the connection is read intact";
 }
 
 TEST_F(RouterUpstreamFailureTest, ResponseTimeoutIs504) {
@@ -110,6 +179,8 @@ TEST_F(RouterUpstreamFailureTest, CloseBeforeHeadIs502) {
   RawResponse r = Get("/");
   ASSERT_TRUE(r.complete()) << r.error;
   EXPECT_EQ(r.status, 502);
+  // docs/router.md "Retries": once, on the same instance when it is the only one.
+  EXPECT_EQ(up.request_count(), 2u);
 }
 
 TEST_F(RouterUpstreamFailureTest, InvalidResponseFramingIs502) {

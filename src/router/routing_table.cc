@@ -37,6 +37,7 @@ int RoutingTable::FindSlot(std::string_view name) const {
 }
 
 bool SlotReceivesTraffic(const RoutingPolicy& policy, std::string_view slot) {
+  if (policy.maintenance.enabled) return false;  // the router answers every request itself
   if (policy.active == slot) return true;
   return policy.canary.has_value() && policy.canary->slot == slot && policy.canary->weight_bp > 0;
 }

@@ -2,7 +2,7 @@
 # interface and the admin HTTP API (server and client). Owned by the control surface.
 turnout_cc_library(NAME router_control
   SRCS policy.cc config.cc router_control.cc admin_json.cc admin_server.cc admin_client.cc
-  DEPS turnout_common turnout_metrics turnout_http yaml-cpp nlohmann_json::nlohmann_json
+  DEPS turnout_common turnout_yaml turnout_metrics turnout_http yaml-cpp nlohmann_json::nlohmann_json
        Boost::headers Threads::Threads)
 
 turnout_cc_test(NAME router_policy_test
@@ -44,7 +44,7 @@ turnout_fuzzer(NAME router_policy_fuzz
 
 # router.yaml text -> ParseRouterConfigYaml (see config_fuzz.cc).
 turnout_fuzzer(NAME router_config_fuzz
-  SRCS config_fuzz.cc config.cc policy.cc
+  SRCS config_fuzz.cc config.cc policy.cc ../yaml/reader.cc
   DEPS turnout_common yaml-cpp nlohmann_json::nlohmann_json Boost::headers
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/config
   DICT ${CMAKE_CURRENT_SOURCE_DIR}/corpus/config.dict

@@ -38,6 +38,7 @@ endfunction()
 
 turnout_router_integration_test(router_input)
 turnout_router_integration_test(router_upstream_failure)
+turnout_router_integration_test(router_maintenance concurrency)
 turnout_router_integration_test(router_proxy_semantics)
 turnout_router_integration_test(router_switch concurrency)
 turnout_router_integration_test(router_control concurrency)

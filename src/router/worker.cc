@@ -249,6 +249,10 @@ struct Worker::Impl {
   awaitable<bool> Connect(Conn& c, const InstanceEntry& inst, bool* reused);
   awaitable<void> RespondError(Conn& c, RequestCtx& x, Exchange& e, int status, RouterError err,
                                std::string_view body);
+  awaitable<void> RespondMaintenance(Conn& c, RequestCtx& x, Exchange& e,
+                                     const MaintenancePolicy& m);
+  awaitable<void> WriteRouterResponse(Conn& c, RequestCtx& x, Exchange& e,
+                                      RouterResponse& response);
   awaitable<Relay> RelayLength(Conn& c, tcp::socket& from, tcp::socket& to, char* buf, size_t* pos,
                                size_t* len, uint64_t remaining, std::string* head,
                                uint64_t* read_bytes, uint64_t* written_bytes);
@@ -817,10 +821,39 @@ awaitable<void> Worker::Impl::RespondError(Conn& c, RequestCtx& x, Exchange& e, 
     AbortSocket(c.client);
     co_return;
   }
+  RouterResponse response;
+  response.status = status;
+  response.reason = metrics::RouterErrorName(err);
+  response.body = body;
+  co_await WriteRouterResponse(c, x, e, response);
+}
+
+awaitable<void> Worker::Impl::RespondMaintenance(Conn& c, RequestCtx& x, Exchange& e,
+                                                 const MaintenancePolicy& m) {
+  e.status = 503;
+  e.router_error = true;
+  e.error = RouterError::kMaintenance;
+  RouterResponse response;
+  response.status = 503;
+  response.reason = metrics::RouterErrorName(RouterError::kMaintenance);
+  response.body = m.page.empty() ? kDefaultMaintenancePage : std::string_view(m.page);
+  response.content_type =
+      m.page.empty() ? std::string_view("text/html; charset=utf-8") : std::string_view(m.content_type);
+  response.body_newline = false;
+  response.retry_after_seconds = m.retry_after_seconds;
+  co_await WriteRouterResponse(c, x, e, response);
+}
+
+// Writes a response the router makes itself; the connection closes after it when the request
+// body was not read, or the client asked.
+awaitable<void> Worker::Impl::WriteRouterResponse(Conn& c, RequestCtx& x, Exchange& e,
+                                                  RouterResponse& response) {
   if (!e.body_done && e.body != http::BodyKind::kNone) e.client_close = true;
   if (!e.keep_alive) e.client_close = true;
   x.out.clear();
-  AppendRouterErrorResponse(status, metrics::RouterErrorName(err), body, e.client_close, &x.out);
+  response.close = e.client_close;
+  response.head_only = e.is_head;
+  AppendRouterResponse(response, &x.out);
   c.timed_out = Phase::kNone;
   c.SetDeadline(kErrorWriteTimeout, Phase::kClosing);
   auto [ec, n] = co_await asio::async_write(c.client, asio::buffer(x.out), kNoThrow);
@@ -952,6 +985,11 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
         c, x, e, 400, RouterError::kBadRequest,
         "bad request: the " + t.policy.override_header.header + " header names no known slot");
   }
+  if (t.policy.maintenance.enabled && !e.sel.by_override) {
+    co_await RespondMaintenance(c, x, e, t.policy.maintenance);
+    Finish(e);
+    co_return KeepServing(e, x, stopping);
+  }
   e.slot_index = e.sel.slot;
   e.slot = &t.slots[static_cast<size_t>(e.sel.slot)];
   e.slot->runtime->metrics->shard(index).AddInFlight(1);
@@ -976,9 +1014,14 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   fo.upgrade = e.upgrade;
   AppendForwardedRequestHead(req, fo, &x.out);
 
-  // 4. Forward, retrying at most once.
+  // 4. Forward. A request that may be retried (idempotent, body buffered: e.retryable) and got
+  // no response byte is sent again on another instance when possible: once after a failed connect
+  // or an upstream that closed a new connection unanswered (an instance shutting down closes its
+  // listen backlog), and, without spending that retry, after a pooled connection the upstream had
+  // already closed. At most kMaxAttempts in all.
+  constexpr int kMaxAttempts = 3;
   bool retried = false;
-  for (;;) {
+  for (int attempt = 1;; ++attempt) {
     bool reused = false;
     bool connected = co_await Connect(c, *e.inst, &reused);
     if (stopping) {
@@ -994,7 +1037,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
     if (a == Attempt::kDone) break;
     CloseSocket(c.upstream);
     const InstanceEntry* next = nullptr;
-    if (!retried) {
+    if (attempt < kMaxAttempts && (reused || !retried)) {
       next = PickInstance(*e.slot, shared.clock->Now(), &rr[static_cast<size_t>(e.slot_index)],
                           e.inst);
     }
@@ -1006,7 +1049,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
       co_await RespondError(c, x, e, 502, err, body);
       break;
     }
-    retried = true;
+    retried = retried || !reused;
     e.inst->metrics->shard(index).AddInFlight(-1);
     e.inst = next;
     e.inst->metrics->shard(index).AddInFlight(1);
@@ -1068,7 +1111,7 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
                                            asio::buffer(x.in.get() + x.in_pos, prefix)};
     auto [ec, n] = co_await asio::async_write(c.upstream, bufs, kNoThrow);
     if (ec) {
-      if (reused && e.retryable) co_return Attempt::kRetry;
+      if (e.retryable) co_return Attempt::kRetry;
       co_await RespondError(c, x, e, 502, RouterError::kUpstreamReset,
                             "the upstream closed the connection before responding");
       co_return Attempt::kDone;
@@ -1181,7 +1224,7 @@ awaitable<Attempt> Worker::Impl::Forward(Conn& c, RequestCtx& x, Exchange& e, bo
       co_return Attempt::kDone;
     }
     if (ec) {
-      if (!any_response_byte && reused && e.retryable && e.bytes_out == 0) {
+      if (!any_response_byte && e.retryable && e.bytes_out == 0) {
         co_return Attempt::kRetry;
       }
       co_await RespondError(c, x, e, 502, RouterError::kUpstreamReset,

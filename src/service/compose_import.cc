@@ -12,6 +12,7 @@
 #include "common/duration.h"
 #include "common/text.h"
 #include "platform/command.h"
+#include "yaml/reader.h"
 
 namespace turnout::service {
 namespace {
@@ -130,33 +131,15 @@ struct Port {
 class Importer {
  public:
   Importer(std::string_view file, std::string service)
-      : file_(file), service_(std::move(service)), prefix_("services." + service_) {}
+      : reader_(file), service_(std::move(service)), prefix_("services." + service_) {}
 
   std::string Where(const YAML::Node& node, const YAML::Node& fallback = YAML::Node()) const {
-    YAML::Mark mark = node.Mark();
-    if (mark.is_null() && fallback.IsDefined()) mark = fallback.Mark();
-    if (mark.is_null()) return file_ + ": ";
-    return file_ + ":" + std::to_string(mark.line + 1) + ": ";
-  }
-
-  static std::string Describe(const YAML::Node& node) {
-    switch (node.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return "nothing";
-      case YAML::NodeType::Sequence:
-        return "a list";
-      case YAML::NodeType::Map:
-        return "a mapping";
-      case YAML::NodeType::Scalar:
-        return Quote(node.Scalar());
-    }
-    return "something else";
+    return reader_.Where(node, fallback);
   }
 
   Status Expected(const YAML::Node& node, std::string_view key, std::string_view what) const {
     return InvalidArgument(EscapeControl(Where(node) + Path(key) + ": expected " +
-                                         std::string(what) + ", got " + Describe(node)));
+                                         std::string(what) + ", got " + yaml::Describe(node)));
   }
 
   // Adds a warning; the same words about the same line are said once.
@@ -287,7 +270,7 @@ class Importer {
   std::vector<std::string> TakeWarnings() { return std::move(warnings_); }
 
  private:
-  std::string file_;
+  yaml::Reader reader_;  // only for Where: the import stops at its first error
   std::string service_;
   std::string prefix_;
   std::vector<std::string> warnings_;
@@ -400,15 +383,6 @@ struct Out {
   }
 };
 
-Result<YAML::Node> Load(std::string_view text, const std::string& file) {
-  try {
-    return YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    const std::string where =
-        e.mark.is_null() ? file + ": " : file + ":" + std::to_string(e.mark.line + 1) + ": ";
-    return InvalidArgument(where + "not valid YAML: " + EscapeControl(e.msg));
-  }
-}
 
 Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_name,
                               const std::string& file) {
@@ -419,7 +393,7 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
   if (!services.IsMap()) {
     return InvalidArgument(Importer(file, "").Where(services, root) +
                            "services: expected a mapping of service names, got " +
-                           Importer::Describe(services));
+                           yaml::Describe(services));
   }
   YAML::Node raw;
   bool found = false;
@@ -886,7 +860,7 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
 Result<ComposeImport> ImportComposeService(std::string_view compose, std::string_view service,
                                            std::string_view file) {
   const std::string name(file);
-  Result<YAML::Node> root = Load(compose, name);
+  Result<YAML::Node> root = yaml::Parse(compose, name);
   if (!root.ok()) return root.status();
   try {
     return Convert(*root, service, name);

@@ -268,6 +268,13 @@ router:
 
 # Where turnoutd keeps its database, logs and audit trail. Default: .turnout
 state_dir: .turnout
+
+# What users get while the service is in maintenance (`turnout maintenance on`): the router
+# answers every request itself with 503, Retry-After and this page, never a connection error.
+# maintenance:
+#   retry_after: 30s       # 1s..24h, sent in seconds. Default: 30s
+#   page: maintenance.html # relative to this file, at most 64 KiB. Default: a short built-in page
+#   content_type: text/html; charset=utf-8   # of the page. Default: text/html; charset=utf-8
 )yaml";
 }
 

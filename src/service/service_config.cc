@@ -21,20 +21,14 @@
 #include <type_traits>
 #include <variant>
 
+#include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/text.h"
 #include "platform/command.h"
+#include "yaml/reader.h"
 
 namespace turnout::service {
 namespace {
-
-constexpr std::string_view kDurationExpected = "a duration like 500ms or 2s";
-// A file with hundreds of problems is not helped by hundreds of lines.
-constexpr size_t kMaxErrors = 50;
-
-// Errors quote values from the file and yaml-cpp's messages quote the character it refused;
-// EscapeControl (common/text.h) keeps each problem on its line and nothing from the file drives
-// the terminal.
 
 bool ParseUint(std::string_view text, uint64_t* out) {
   if (text.empty()) return false;
@@ -99,12 +93,6 @@ std::vector<std::string> UnknownPlaceholders(std::string_view tmpl,
   return unknown;
 }
 
-std::string JoinList(std::initializer_list<std::string_view> items) {
-  std::string out;
-  for (auto item : items) out += (out.empty() ? "" : ", ") + std::string(item);
-  return out;
-}
-
 struct SignalName {
   std::string_view name;
   int number;
@@ -113,203 +101,7 @@ constexpr SignalName kSignals[] = {
     {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},  {"SIGHUP", SIGHUP},
     {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}};
 
-// Reads typed values out of a yaml-cpp tree. Problems are collected, not returned, so that one
-// run reports every mistake in the file; a reader returns nullopt for a value it refused and the
-// caller keeps the default.
-class Reader {
- public:
-  explicit Reader(std::string_view file) : file_(file) {}
-
-  std::string Where(const YAML::Node& node) const {
-    YAML::Mark mark = node.Mark();
-    // yaml-cpp places an empty value ("key:") on the line after its key; name the key's line.
-    if (node.IsNull() && !value_key_mark_.is_null()) mark = value_key_mark_;
-    if (mark.is_null()) return file_ + ": ";
-    return file_ + ":" + std::to_string(mark.line + 1) + ": ";
-  }
-
-  void Expected(const YAML::Node& node, std::string_view path, std::string_view expected) {
-    Add(Where(node) + std::string(path) + ": expected " + std::string(expected) + ", got " +
-        Describe(node));
-  }
-  void Problem(const YAML::Node& node, std::string_view path, std::string_view what) {
-    Add(Where(node) + std::string(path) + ": " + std::string(what));
-  }
-
-  bool HasErrors() const { return !errors_.empty(); }
-  std::string Message() const {
-    std::string out;
-    for (const auto& e : errors_) out += (out.empty() ? "" : "\n") + e;
-    if (dropped_ > 0) out += "\n(" + std::to_string(dropped_) + " more problems not shown)";
-    return out;
-  }
-
-  static std::string Describe(const YAML::Node& node) {
-    switch (node.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return "nothing";
-      case YAML::NodeType::Sequence:
-        return "a list";
-      case YAML::NodeType::Map:
-        return "a mapping";
-      case YAML::NodeType::Scalar:
-        return "'" + node.Scalar() + "'";
-    }
-    return "something else";
-  }
-
-  static std::string Join(std::string_view path, std::string_view key) {
-    return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
-  }
-
-  // Calls fn(key, value, full path) for every known key of the mapping `map`; unknown and
-  // repeated keys are reported and skipped. False when `map` is not a mapping.
-  bool ForEach(
-      const YAML::Node& map, std::string_view path, std::initializer_list<std::string_view> allowed,
-      const std::function<void(const std::string&, const YAML::Node&, const std::string&)>& fn) {
-    if (!map.IsMap()) {
-      Expected(map, path.empty() ? "(top level)" : path, "a mapping");
-      return false;
-    }
-    std::set<std::string> seen;
-    for (const auto& kv : map) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-      const std::string full = Join(path, key);
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        Problem(kv.first, full,
-                "unknown key (known keys" + (path.empty() ? "" : " of " + std::string(path)) +
-                    ": " + JoinList(allowed) + ")");
-        continue;
-      }
-      if (!seen.insert(key).second) {
-        Problem(kv.first, full, "key appears twice");
-        continue;
-      }
-      value_key_mark_ = kv.first.Mark();
-      fn(key, kv.second, full);
-      value_key_mark_ = YAML::Mark::null_mark();
-    }
-    return true;
-  }
-
-  std::optional<std::string> String(const YAML::Node& node, std::string_view path) {
-    if (!node.IsScalar()) {
-      Expected(node, path, "a string");
-      return std::nullopt;
-    }
-    return node.Scalar();
-  }
-
-  // A string that must not be empty.
-  std::optional<std::string> NonEmpty(const YAML::Node& node, std::string_view path,
-                                      std::string_view expected) {
-    if (!node.IsScalar() || node.Scalar().empty()) {
-      Expected(node, path, expected);
-      return std::nullopt;
-    }
-    return node.Scalar();
-  }
-
-  std::optional<int64_t> Int(const YAML::Node& node, std::string_view path, int64_t min,
-                             int64_t max) {
-    const std::string expected =
-        "an integer from " + std::to_string(min) + " to " + std::to_string(max);
-    uint64_t value = 0;
-    if (!node.IsScalar() || !ParseUint(node.Scalar(), &value) ||
-        value < static_cast<uint64_t>(std::max<int64_t>(min, 0)) ||
-        value > static_cast<uint64_t>(max)) {
-      Expected(node, path, expected);
-      return std::nullopt;
-    }
-    return static_cast<int64_t>(value);
-  }
-
-  std::optional<bool> Bool(const YAML::Node& node, std::string_view path) {
-    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
-      return node.Scalar() == "true";
-    }
-    Expected(node, path, "true or false");
-    return std::nullopt;
-  }
-
-  std::optional<Millis> Duration(const YAML::Node& node, std::string_view path, bool allow_zero) {
-    if (!node.IsScalar()) {
-      Expected(node, path, kDurationExpected);
-      return std::nullopt;
-    }
-    auto d = ParseDuration(node.Scalar());
-    if (!d.ok()) {
-      Expected(node, path, kDurationExpected);
-      return std::nullopt;
-    }
-    if (!allow_zero && d->count() == 0) {
-      Expected(node, path, "a duration above zero");
-      return std::nullopt;
-    }
-    return *d;
-  }
-
-  // A string or a list of strings.
-  std::optional<std::vector<std::pair<std::string, YAML::Node>>> Strings(const YAML::Node& node,
-                                                                         std::string_view path) {
-    std::vector<std::pair<std::string, YAML::Node>> out;
-    if (node.IsScalar()) {
-      out.emplace_back(node.Scalar(), node);
-      return out;
-    }
-    if (!node.IsSequence()) {
-      Expected(node, path, "a string or a list of strings");
-      return std::nullopt;
-    }
-    for (size_t i = 0; i < node.size(); ++i) {
-      auto s = String(node[i], std::string(path) + "[" + std::to_string(i) + "]");
-      if (s) out.emplace_back(*s, node[i]);
-    }
-    return out;
-  }
-
-  // A mapping of strings to strings, in file order.
-  std::optional<std::vector<std::pair<std::string, std::string>>> StringMap(
-      const YAML::Node& node, std::string_view path,
-      const std::function<bool(const std::string&)>& key_ok, std::string_view key_expected) {
-    if (!node.IsMap()) {
-      Expected(node, path, "a mapping of names to values");
-      return std::nullopt;
-    }
-    std::vector<std::pair<std::string, std::string>> out;
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
-      const std::string full = Join(path, key);
-      if (!key_ok(key)) {
-        Expected(kv.first, path, key_expected);
-        continue;
-      }
-      if (!seen.insert(key).second) {
-        Problem(kv.first, full, "key appears twice");
-        continue;
-      }
-      auto v = String(kv.second, full);
-      if (v) out.emplace_back(key, *v);
-    }
-    return out;
-  }
-
- private:
-  void Add(std::string error) {
-    if (errors_.size() >= kMaxErrors) {
-      ++dropped_;
-      return;
-    }
-    errors_.push_back(EscapeControl(error));
-  }
-
-  std::string file_;
-  YAML::Mark value_key_mark_ = YAML::Mark::null_mark();
-  std::vector<std::string> errors_;
-  size_t dropped_ = 0;
-};
+using yaml::Reader;
 
 template <typename T, typename U>
 void Set(const std::optional<U>& value, T* out) {
@@ -1567,6 +1359,38 @@ void ReadSlo(Reader& r, const YAML::Node& n, SloConfig* slo) {
   }
 }
 
+void ReadMaintenance(Reader& r, const YAML::Node& n, std::string_view base_dir,
+                     MaintenanceConfig* m) {
+  r.ForEach(n, "maintenance", {"retry_after", "page", "content_type"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "retry_after") {
+                auto d = r.Duration(v, path, false);
+                if (d && (*d < Millis(1000) || *d > Millis(86400000))) {
+                  return r.Expected(v, path, "a duration from 1s to 24h");
+                }
+                Set(d, &m->retry_after);
+              } else if (key == "page") {
+                auto file = r.NonEmpty(v, path, "a file name");
+                if (!file) return;
+                const std::string full = (*file)[0] == '/' || base_dir.empty()
+                                             ? *file
+                                             : std::string(base_dir) + "/" + *file;
+                Result<std::string> page =
+                    ReadSmallRegularFile(full, "the maintenance page", kMaxMaintenancePage);
+                if (!page.ok()) return r.Problem(v, path, page.status().message());
+                m->page = full;
+              } else if (key == "content_type") {
+                auto type = r.String(v, path);
+                const bool ok =
+                    type && type->find('/') != std::string::npos &&
+                    std::all_of(type->begin(), type->end(),
+                                [](char ch) { return ch == '\t' || (ch >= 0x20 && ch < 0x7f); });
+                if (type && !ok) return r.Expected(v, path, "a media type such as text/html");
+                Set(type, &m->content_type);
+              }
+            });
+}
+
 Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_view base_dir) {
   ServiceConfig c;
   if (root.IsNull()) {
@@ -1602,7 +1426,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
        "dependencies",
        "prometheus",
        "slo",
-       "database"},
+       "database",
+       "maintenance"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           auto s = r.String(v, path);
@@ -1703,6 +1528,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
           ReadPrometheus(r, v, &c.prometheus);
         } else if (key == "slo") {
           ReadSlo(r, v, &c.slo);
+        } else if (key == "maintenance") {
+          ReadMaintenance(r, v, base_dir, &c.maintenance);
         } else if (key == "database") {
           ReadDatabase(r, v, &c.database);
         }
@@ -1898,21 +1725,17 @@ std::vector<CanaryStepConfig> DefaultCanarySteps() {
 }
 
 Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string_view file_name) {
+  TURNOUT_ASSIGN_OR_RETURN(YAML::Node root, yaml::Parse(yaml_text, file_name));
   Reader reader(file_name);
   try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
     // platform.env_file is relative to the directory of the file.
     const size_t slash = file_name.rfind('/');
     return ReadConfig(reader, root,
                       slash == std::string_view::npos ? std::string_view()
                                                       : file_name.substr(0, slash == 0 ? 1 : slash));
-  } catch (const YAML::Exception& e) {
-    // Syntax errors stop yaml-cpp at the first one; it knows where.
-    std::string where =
-        std::string(file_name) + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1));
-    return InvalidArgument(where + ": not valid YAML: " + EscapeControl(e.msg));
   } catch (const std::exception& e) {
-    // yaml-cpp may also throw what the standard library throws (bad_alloc on absurd input).
+    // yaml-cpp throws for a node it cannot represent, and what the standard library throws
+    // (bad_alloc on absurd input): name the file rather than crash.
     return InvalidArgument(std::string(file_name) + ": cannot be read: " + EscapeControl(e.what()));
   }
 }

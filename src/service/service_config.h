@@ -294,6 +294,18 @@ struct DatabaseConfig {
   bool enabled() const { return !url.empty() || !url_env.empty(); }
 };
 
+// maintenance: what the router answers while the service is in maintenance (`turnout
+// maintenance on`, strategy recreate): 503 with Retry-After and this page. Not part of the config
+// hash (it changes no instance); the page file is read again when maintenance starts.
+inline constexpr size_t kMaxMaintenancePage = 64 * 1024;  // the router's limit too
+
+struct MaintenanceConfig {
+  Millis retry_after{30000};  // 1s .. 24h, sent in whole seconds. Default: 30s
+  std::string page;           // a file (relative to turnout.yaml), at most 64 KiB. Default: none
+                              // (a short built-in HTML page)
+  std::string content_type = "text/html; charset=utf-8";  // of the page
+};
+
 struct ServiceConfig {
   std::string name;                                   // [a-z0-9][a-z0-9._-]{0,62}; required
   std::vector<std::string> listen{"127.0.0.1:8080"};  // host:port, >= 1. Default: 127.0.0.1:8080
@@ -328,6 +340,7 @@ struct ServiceConfig {
   PrometheusConfig prometheus;
   SloConfig slo;
   DatabaseConfig database;  // Default: none
+  MaintenanceConfig maintenance;
 };
 
 // Reads and validates a file. IoError when it cannot be read; InvalidArgument (all problems,

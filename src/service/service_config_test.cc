@@ -180,6 +180,7 @@ std::vector<Section> Sections() {
       {{"slo"}, m + "slo: {zzz: 1}\n"},
       {{"slo", "latency"}, m + "slo: {latency: {zzz: 1}}\n"},
       {{"database"}, m + "database: {zzz: 1}\n"},
+      {{"maintenance"}, m + "maintenance: {zzz: 1}\n"},
   };
 }
 
@@ -363,7 +364,7 @@ TEST(ServiceConfigErrorTest, UnknownKey) {
             "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
             "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
             "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo, database)");
+            "analysis_interval, dependencies, prometheus, slo, database, maintenance)");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  readyness: {path: /r}\n"),
             "turnout.yaml:5: health.readyness: unknown key (known keys of health: readiness, "
             "liveness, ready_deadline)");
@@ -614,7 +615,7 @@ hooks:
             "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
             "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
             "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo, database)\n"
+            "analysis_interval, dependencies, prometheus, slo, database, maintenance)\n"
             "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
             "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
             "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
@@ -914,6 +915,36 @@ TEST(ServiceConfigContainerTest, KeysOfTheOtherTypeAreRefusedWithTheOtherErrors)
   EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  command: [/app/server, --port, '8080']\n")
                 .platform.container.command.size(),
             3u);
+}
+
+TEST(ServiceConfigTest, MaintenancePageIsAFileBesideTurnoutYaml) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("down.html", "<h1>back at 14:00</h1>");
+  const std::string head = "name: shop\nplatform:\n  command: ./app --port {port}\n";
+  const std::string file = dir.Write(
+      "turnout.yaml", head + "maintenance:\n  retry_after: 2m\n  page: down.html\n");
+  Result<ServiceConfig> c = LoadServiceConfig(file);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->maintenance.retry_after, std::chrono::minutes(2));
+  EXPECT_EQ(c->maintenance.page, dir.path() + "/down.html");
+  EXPECT_EQ(c->maintenance.content_type, "text/html; charset=utf-8");
+  Result<ServiceConfig> plain = LoadServiceConfig(dir.Write("plain.yaml", head));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(ConfigHash(*c), ConfigHash(*plain)) << "maintenance is not part of the config hash";
+
+  dir.Write("big.html", std::string(kMaxMaintenancePage + 1, 'x'));
+  const std::string bad = dir.Write(
+      "bad.yaml", head + "maintenance:\n  retry_after: 500ms\n  page: big.html\n"
+                         "  content_type: \"text/html\\r\\nX: y\"\n");
+  Result<ServiceConfig> b = LoadServiceConfig(bad);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().message(),
+            bad + ":5: maintenance.retry_after: expected a duration from 1s to 24h, got '500ms'\n" +
+                bad + ":6: maintenance.page: the maintenance page " + dir.path() +
+                "/big.html is larger than 65536 bytes\n" + bad +
+                ":7: maintenance.content_type: expected a media type such as text/html, got "
+                "'text/html\\r\\nX: y'");
 }
 
 TEST(ServiceConfigContainerTest, EnvFileProblemsNameTheLineNeverTheValue) {
