@@ -25,6 +25,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +65,11 @@ struct Reply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // A streamed body (http::ServerReply::stream): sent after `body`, as `stream` writes it, until
+  // it returns; the connection is then closed. `gone` turns true when the client went away or
+  // the server stops. Read it with Client::Stream. Default: none.
+  using StreamWrite = std::function<bool(std::string_view)>;
+  std::function<void(const StreamWrite& write, const std::atomic<bool>& gone)> stream;
 
   // A JSON reply; appends '\n' to `body` so that terminals print it cleanly.
   static Reply Json(int status, std::string body);
@@ -165,6 +171,13 @@ class Client {
   // returned as a Reply (see StatusFromReply).
   // Thread-safety: one Call at a time per Client (use one Client per thread).
   Result<Reply> Call(std::string_view method, std::string_view target, std::string_view body = "");
+  // A GET whose reply may be streamed (Reply::stream): the body is handed to `on_data` piece by
+  // piece as it arrives, until the server closes the connection or `on_data` returns false, with
+  // no deadline after the reply's head (the timeout bounds the connect and the head). The
+  // returned Reply has the status, and the body of a reply that is not 2xx (the error). Errors
+  // as for Call.
+  Result<Reply> Stream(std::string_view target,
+                       const std::function<bool(std::string_view)>& on_data);
 
  private:
   struct Impl;

@@ -81,8 +81,15 @@ struct Client::Impl {
 
   Status ParseEndpoint();
   Status Connect(SteadyClock::time_point deadline);
+  // `on_data` (Stream): a body that lasts until the close is handed over as it arrives, with
+  // no deadline after the head.
   Attempt Exchange(std::string_view method, const std::string& request,
-                   SteadyClock::time_point deadline);
+                   SteadyClock::time_point deadline,
+                   const std::function<bool(std::string_view)>* on_data = nullptr);
+  std::string BuildRequest(std::string_view method, std::string_view target,
+                           std::string_view body) const;
+  // The endpoint, method, token and target are usable (InvalidArgument naming what is not).
+  Status Check(std::string_view method, std::string_view target) const;
   bool KeptConnectionClosed() const;
   void Disconnect() {
     if (fd >= 0) ::close(fd);
@@ -217,7 +224,8 @@ bool Client::Impl::KeptConnectionClosed() const {
 }
 
 Attempt Client::Impl::Exchange(std::string_view method, const std::string& request,
-                               SteadyClock::time_point deadline) {
+                               SteadyClock::time_point deadline,
+                               const std::function<bool(std::string_view)>* on_data) {
   Attempt a;
   auto deadline_exceeded = [&] {
     a.status = DeadlineExceeded("no reply from turnoutd at " + Describe() + " within " +
@@ -351,6 +359,19 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
       break;
     }
     case http::BodyKind::kUntilClose:
+      if (on_data != nullptr) {
+        deadline = SteadyClock::time_point::max();
+        buffer.erase(0, head_size);
+        for (;;) {
+          if (!buffer.empty() && !(*on_data)(buffer)) break;
+          buffer.clear();
+          if (eof) break;
+          if (!read_more()) return a;
+        }
+        buffer.clear();
+        a.reusable = false;
+        break;
+      }
       while (!eof) {
         if (buffer.size() - head_size > kMaxReplyBodyBytes) {
           a.status = Internal("turnoutd's reply is over the client's 64 MiB limit");
@@ -368,18 +389,10 @@ Attempt Client::Impl::Exchange(std::string_view method, const std::string& reque
   return a;
 }
 
-Client::Client(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
-
-Client::~Client() = default;
-Client::Client(Client&&) noexcept = default;
-Client& Client::operator=(Client&&) noexcept = default;
-
-Result<Reply> Client::Call(std::string_view method, std::string_view target,
-                           std::string_view body) {
-  Impl& impl = *impl_;
-  TURNOUT_RETURN_IF_ERROR(impl.endpoint_status);
+Status Client::Impl::Check(std::string_view method, std::string_view target) const {
+  TURNOUT_RETURN_IF_ERROR(endpoint_status);
   if (!IsToken(method)) return InvalidArgument("invalid HTTP method '" + std::string(method) + "'");
-  for (char c : impl.options.token) {
+  for (char c : options.token) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
       return InvalidArgument("the API token may contain only visible ASCII characters");
     }
@@ -388,12 +401,17 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
     return InvalidArgument("invalid request target '" + std::string(target) +
                            "': it must start with '/' and contain no spaces or control bytes");
   }
+  return Status::Ok();
+}
+
+std::string Client::Impl::BuildRequest(std::string_view method, std::string_view target,
+                                       std::string_view body) const {
   std::string request;
   request.reserve(128 + target.size() + body.size());
   request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
-  request.append(impl.host_header).append("\r\n");
-  if (!impl.options.token.empty()) {
-    request.append("Authorization: Bearer ").append(impl.options.token).append("\r\n");
+  request.append(host_header).append("\r\n");
+  if (!options.token.empty()) {
+    request.append("Authorization: Bearer ").append(options.token).append("\r\n");
   }
   // Every request that changes something says it is JSON, body or not (the server refuses a
   // mutating request without it: 415).
@@ -404,6 +422,20 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
     request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   }
   request.append("\r\n").append(body);
+  return request;
+}
+
+Client::Client(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+
+Result<Reply> Client::Call(std::string_view method, std::string_view target,
+                           std::string_view body) {
+  Impl& impl = *impl_;
+  TURNOUT_RETURN_IF_ERROR(impl.Check(method, target));
+  const std::string request = impl.BuildRequest(method, target, body);
 
   const auto deadline = SteadyClock::now() + impl.options.timeout;
   bool reused = impl.fd >= 0;
@@ -425,6 +457,26 @@ Result<Reply> Client::Call(std::string_view method, std::string_view target,
   }
   if (!a.status.ok() || !a.reusable) impl.Disconnect();
   if (!a.status.ok()) return a.status;
+  return std::move(a.reply);
+}
+
+Result<Reply> Client::Stream(std::string_view target,
+                             const std::function<bool(std::string_view)>& on_data) {
+  Impl& impl = *impl_;
+  TURNOUT_RETURN_IF_ERROR(impl.Check("GET", target));
+  const std::string request = impl.BuildRequest("GET", target, "");
+  // A connection of its own: the stream ends with the server's close.
+  impl.Disconnect();
+  const auto deadline = SteadyClock::now() + impl.options.timeout;
+  TURNOUT_RETURN_IF_ERROR(impl.Connect(deadline));
+  Attempt a = impl.Exchange("GET", request, deadline, &on_data);
+  impl.Disconnect();
+  if (!a.status.ok()) return a.status;
+  // A 2xx reply that was not streamed is data too; any other keeps its body (the error).
+  if (a.reply.status / 100 == 2 && !a.reply.body.empty()) {
+    on_data(a.reply.body);
+    a.reply.body.clear();
+  }
   return std::move(a.reply);
 }
 

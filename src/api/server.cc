@@ -46,7 +46,8 @@ struct Server::Impl {
       return {.status = reply.status,
               .content_type = std::move(reply.content_type),
               .body = std::move(reply.body),
-              .extra_headers = {}};
+              .extra_headers = {},
+              .stream = std::move(reply.stream)};
     };
   }
 

@@ -582,5 +582,128 @@ TEST(ApiClientTest, RefusesBadEndpointsAndRequests) {
   EXPECT_EQ(c.Call("GET", "/").status().code(), StatusCode::kUnavailable);
 }
 
+// A streamed reply: the client sees each piece as the handler's stream writes it, before the
+// stream ends, and the end of the stream closes the connection.
+TEST_F(ApiServerTest, AStreamedReplyArrivesPieceByPiece) {
+  std::promise<void> first_seen;
+  auto first_seen_future = first_seen.get_future().share();
+  auto server = StartServer([&](const Request&) {
+    Reply reply;
+    reply.content_type = "text/plain";
+    reply.body = "head\n";
+    reply.stream = [first_seen_future](const Reply::StreamWrite& write,
+                                       const std::atomic<bool>&) {
+      write("one\n");
+      // The second piece only after the client saw the first: it was sent, not buffered.
+      if (first_seen_future.wait_for(10s) != std::future_status::ready) return;
+      write("two\n");
+    };
+    return reply;
+  });
+  Client client = UnixClient();
+  std::string got;
+  bool signalled = false;
+  auto reply = client.Stream("/v1/logs?follow=1", [&](std::string_view piece) {
+    got.append(piece);
+    if (!signalled && got.find("one\n") != std::string::npos) {
+      signalled = true;
+      first_seen.set_value();
+    }
+    return true;
+  });
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(got, "head\none\ntwo\n");
+}
+
+// A client that goes away ends the stream: `gone` turns true although nothing is written, and
+// the server stops at once afterwards (no handler thread is left waiting).
+TEST_F(ApiServerTest, AStreamEndsWhenTheClientGoesAway) {
+  std::promise<void> ended;
+  auto ended_future = ended.get_future();
+  std::atomic<bool> saw_gone{false};
+  auto server = StartServer([&](const Request&) {
+    Reply reply;
+    reply.stream = [&](const Reply::StreamWrite& write, const std::atomic<bool>& gone) {
+      write("started\n");
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!gone && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+      }
+      saw_gone = gone.load();
+      ended.set_value();
+    };
+    return reply;
+  });
+  const int fd = ConnectRaw(socket_path());
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "GET /v1/x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  std::string got;
+  char buf[256];
+  while (got.find("started\n") == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_GT(::poll(&p, 1, 5000), 0) << got;
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
+  EXPECT_EQ(got.find("Content-Length"), std::string::npos) << got;
+  const auto t0 = std::chrono::steady_clock::now();
+  ::close(fd);
+  ASSERT_EQ(ended_future.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(saw_gone);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  server->Stop();
+}
+
+// A server that stops ends a stream that would otherwise wait for ever.
+TEST_F(ApiServerTest, StopEndsARunningStream) {
+  std::atomic<bool> started{false};
+  auto server = StartServer([&](const Request&) {
+    Reply reply;
+    reply.stream = [&](const Reply::StreamWrite& write, const std::atomic<bool>& gone) {
+      write("x\n");
+      started = true;
+      while (!gone) std::this_thread::sleep_for(5ms);
+    };
+    return reply;
+  });
+  std::thread client_thread([&] {
+    Client client = UnixClient();
+    (void)client.Stream("/v1/x", [](std::string_view) { return true; });
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!started && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(started);
+  server->Stop();  // returns: the stream saw `gone`
+  client_thread.join();
+}
+
+// Stream on a reply that is not streamed: a 2xx body is data, an error keeps its body.
+TEST_F(ApiServerTest, StreamReadsAPlainReplyToo) {
+  auto server = StartServer([](const Request& r) {
+    if (r.path == "/bad") return Reply::Error(404, "no such thing");
+    return Reply::Json(200, R"({"a":1})");
+  });
+  Client client = UnixClient();
+  std::string got;
+  auto ok = client.Stream("/good", [&](std::string_view p) {
+    got.append(p);
+    return true;
+  });
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(got, "{\"a\":1}\n");
+  got.clear();
+  auto bad = client.Stream("/bad", [&](std::string_view p) {
+    got.append(p);
+    return true;
+  });
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 404);
+  EXPECT_TRUE(got.empty());
+  EXPECT_NE(bad->body.find("no such thing"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace turnout::api

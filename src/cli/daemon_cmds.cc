@@ -514,6 +514,17 @@ int RunHealthCheck(Context& c) {
 int RunLogs(Context& c) {
   std::string target = "/v1/logs?lines=" + c.args.Get("lines", "50");
   if (!c.args.positional().empty()) target += "&slot=" + c.args.positional()[0];
+  if (c.args.Has("follow")) {
+    // The containers' logs as the engine streams them, until Ctrl-C (or the containers stop).
+    api::Client client({c.endpoint, c.token, Millis(30000)});
+    Result<api::Reply> reply = client.Stream(target + "&follow=1", [](std::string_view piece) {
+      std::cout << piece << std::flush;
+      return static_cast<bool>(std::cout);
+    });
+    if (!reply.ok()) return Fail(c, reply.status().message());
+    if (reply->status / 100 != 2) return Fail(c, api::StatusFromReply(*reply).message());
+    return kExitOk;
+  }
   Call call = Exchange(c, "GET", target);
   if (call.exit != kExitOk) return call.exit;
   if (c.json) {
@@ -874,9 +885,11 @@ const std::vector<Sub>& Subs() {
       {"history", "turnout history [REVISION] [--limit N]",
        "Lists the revisions (newest first), or one revision's transitions and steps.",
        {{"limit", "N", "how many (default 20)"}}, RunHistory},
-      {"logs", "turnout logs [SLOT] [--lines N]",
+      {"logs", "turnout logs [SLOT] [--lines N] [--follow]",
        "Shows the end of each instance's log in SLOT (default: the serving slot).",
-       {{"lines", "N", "lines per instance (default 50)"}}, RunLogs},
+       {{"lines", "N", "lines per instance (default 50)"},
+        {"follow", "", "containers: keep printing new lines until Ctrl-C"}},
+       RunLogs},
       {"audit", "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
        "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
        "tampered with: modified, deleted, inserted, reordered or truncated entries).\n"

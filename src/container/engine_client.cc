@@ -285,7 +285,7 @@ Result<ImageInfo> EngineClient::ImageInspect(std::string_view image) const {
 
 Status EngineClient::ImagePull(std::string_view image,
                                const std::function<void(const PullProgress&)>& progress,
-                               Millis timeout) const {
+                               Millis timeout, const std::atomic<bool>* cancel) const {
   TURNOUT_RETURN_IF_ERROR(CheckName("image", image));
   std::string name(image);
   std::string tag = "latest";
@@ -305,6 +305,7 @@ Status EngineClient::ImagePull(std::string_view image,
             "/images/create?fromImage=" + httpc::UrlEncode(name) + "&tag=" + httpc::UrlEncode(tag);
   req.unix_socket = socket_;
   req.timeout = timeout;
+  req.cancel = cancel;
   if (auth) req.headers = {{"X-Registry-Auth", *auth}};
   JsonLineReader reader;
   std::string stream_error;
@@ -328,6 +329,9 @@ Status EngineClient::ImagePull(std::string_view image,
     return read_status.ok();
   };
   TURNOUT_ASSIGN_OR_RETURN(httpc::Response resp, httpc::Fetch(req));
+  if (resp.stopped && cancel != nullptr && cancel->load()) {
+    return Status(StatusCode::kAborted, "the pull of " + std::string(image) + " was interrupted");
+  }
   if (resp.status != 200) {
     if (resp.status == 404 || resp.status == 401 || resp.status == 403 || resp.status >= 500) {
       return PullError(image, EngineMessage(resp.body));

@@ -180,9 +180,12 @@ class EngineClient {
   // credentials of RegistryAuthFor. `progress` sees each status line. An error line in the
   // stream is an error (FailedPrecondition when it says the pull was denied or the name is
   // unknown, else IoError), with the engine's message. Its own timeout (Default: 10 min).
+  // `cancel` holding true ends it (within about a second): Aborted "the pull of IMAGE was
+  // interrupted".
   Status ImagePull(std::string_view image,
                    const std::function<void(const PullProgress&)>& progress = {},
-                   Millis timeout = Millis(600000)) const;
+                   Millis timeout = Millis(600000),
+                   const std::atomic<bool>* cancel = nullptr) const;
   // Images carrying every label in `labels` ("key" or "key=value"); all when empty.
   Result<std::vector<ImageInfo>> ImageList(const std::vector<std::string>& labels = {}) const;
   // Removes a tag ("name:tag": the image goes with its last tag) or an image by id. Without

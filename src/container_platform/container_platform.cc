@@ -157,7 +157,8 @@ std::string ContainerPlatform::ImageFor(std::string_view version) const {
   return SubstitutePlaceholders(options_.image, spec);
 }
 
-Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) const {
+Result<std::string> ContainerPlatform::ResolveImage(std::string_view version,
+                                                    const std::atomic<bool>* interrupt) const {
   const std::string image = ImageFor(version);
   auto missing = [&](const Status& why) {
     return NotFound("image " + image + " is not on the container engine at " +
@@ -180,7 +181,8 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version) co
     if (local.status().code() != StatusCode::kNotFound) return local.status();
     if (options_.pull == PullPolicy::kNever) return missing(local.status());
   }
-  if (Status pulled = client_.ImagePull(image); !pulled.ok()) {
+  if (Status pulled = client_.ImagePull(image, {}, std::chrono::minutes(10), interrupt);
+      !pulled.ok()) {
     if (pulled.code() == StatusCode::kNotFound) return missing(pulled);
     return pulled;
   }
@@ -244,6 +246,7 @@ Result<InstanceHandle> ContainerPlatform::Launch(const InstanceSpec& spec) {
       {std::string(kStopSignalLabel), std::to_string(spec.stop_signal)},
       {std::string(kGraceLabel), std::to_string(spec.grace.count())},
   };
+  if (!options_.owner.empty()) c.labels[std::string(kOwnerLabel)] = options_.owner;
   c.user = options_.user;
   if (host) {
     c.network_mode = "host";
@@ -301,6 +304,13 @@ Result<ContainerInfo> ContainerPlatform::InspectManaged(const InstanceHandle& ha
     return FailedPrecondition("container " + info.name + " (" + handle.id +
                               ") does not carry turnout's label " + std::string(kManagedLabel) +
                               "=true: turnout did not create it and leaves it alone");
+  }
+  const std::string owner = Label(info.labels, kOwnerLabel);
+  if (!options_.owner.empty() && !owner.empty() && owner != options_.owner) {
+    return FailedPrecondition("container " + info.name + " (" + handle.id +
+                              ") belongs to the turnoutd of another state directory (" +
+                              std::string(kOwnerLabel) + "=" + owner + ", this one is " +
+                              options_.owner + ") and is left alone");
   }
   return info;
 }
@@ -386,16 +396,30 @@ std::string ContainerPlatform::LogTail(const InstanceHandle& handle, size_t max_
   return TailOfText(text, max_lines, max_bytes);
 }
 
+Status ContainerPlatform::FollowLogs(const InstanceHandle& handle, int tail,
+                                     const std::function<bool(std::string_view)>& out,
+                                     const std::atomic<bool>& cancel) const {
+  TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kContainerKind));
+  container::LogOptions options;
+  options.tail = std::max(0, tail);
+  options.follow = true;
+  options.on_output = [&out](container::LogStream, std::string_view piece) { return out(piece); };
+  options.cancel = &cancel;
+  return client_.ContainerLogs(handle.id, options).status();
+}
+
 Result<std::vector<ManagedContainer>> ContainerPlatform::ListManaged(
     std::string_view service) const {
-  TURNOUT_ASSIGN_OR_RETURN(
-      std::vector<container::ContainerSummary> list,
-      client_.ContainerList({std::string(kManagedLabel) + "=true",
-                             std::string(kServiceLabel) + "=" + std::string(service)}));
+  std::vector<std::string> filters = {std::string(kManagedLabel) + "=true",
+                                      std::string(kServiceLabel) + "=" + std::string(service)};
+  if (!options_.owner.empty()) filters.push_back(std::string(kOwnerLabel) + "=" + options_.owner);
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<container::ContainerSummary> list,
+                           client_.ContainerList(filters));
   std::vector<ManagedContainer> out;
   for (const auto& c : list) {
     // The engine filtered; check again, so that no other container is ever handed out.
-    if (Label(c.labels, kManagedLabel) != "true" || Label(c.labels, kServiceLabel) != service) {
+    if (Label(c.labels, kManagedLabel) != "true" || Label(c.labels, kServiceLabel) != service ||
+        (!options_.owner.empty() && Label(c.labels, kOwnerLabel) != options_.owner)) {
       continue;
     }
     ManagedContainer m;
@@ -405,6 +429,7 @@ Result<std::vector<ManagedContainer>> ContainerPlatform::ListManaged(
     m.revision = Label(c.labels, kRevisionLabel);
     m.instance = static_cast<int>(LabelNumber(c.labels, kInstanceLabel, INT32_MAX).value_or(0));
     m.state = c.state;
+    m.owner = Label(c.labels, kOwnerLabel);
     out.push_back(std::move(m));
   }
   return out;

@@ -30,9 +30,17 @@
 //   turnout.managed=true, turnout.service, turnout.slot, turnout.revision (the version),
 //   turnout.instance, turnout.spec-hash, and what a handle needs to be rebuilt from the
 //   container alone after the daemon lost its state: turnout.address, turnout.stop-signal,
-//   turnout.grace-ms.
+//   turnout.grace-ms; and turnout.owner, the identity of the state directory whose turnoutd
+//   created it (options.owner), when it has one.
 // Stop and Adopt inspect the container first and refuse one without turnout.managed=true
 // (FailedPrecondition): a container turnout did not label is never stopped or removed.
+//
+// Owners: a platform with options.owner set works only on containers of that owner. Stop and
+// Adopt refuse a container labelled for another owner (FailedPrecondition), and ListManaged
+// lists only the owner's. So two turnoutd on two state directories that run services of the
+// same name on one engine never adopt or remove each other's containers. A container without
+// turnout.owner (made before the label existed, or by a platform without an owner) is still
+// adopted and stopped by its handle, but no owner's ListManaged lists it.
 //
 // Exit status: Inspect reports kRunning, kExited with the exit code, kExited with term_signal n
 // for the engine's exit code 128+n (how engines report a container killed by a signal; an app
@@ -47,8 +55,10 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +77,8 @@ inline constexpr std::string_view kContainerKind = "container";
 
 // The label every container turnout creates carries; Stop and Adopt require it.
 inline constexpr std::string_view kManagedLabel = "turnout.managed";
+// The identity of the state directory whose turnoutd created the container (options.owner).
+inline constexpr std::string_view kOwnerLabel = "turnout.owner";
 
 enum class ContainerNetwork {
   kHost,    // the container shares the machine's network; the app listens on the allocated port
@@ -120,6 +132,10 @@ struct ContainerPlatformOptions {
   std::optional<ContainerLimit> nproc;
   // One ordinary engine call. Default: 30 s
   std::chrono::milliseconds engine_timeout = std::chrono::seconds(30);
+  // Not a key of turnout.yaml: the identity of the state directory of the turnoutd that uses
+  // this platform (a random id it keeps in its state store), carried as turnout.owner. ""
+  // (the default): no owner; ListManaged lists the containers of every owner.
+  std::string owner;
 };
 
 // A container of a service found by its labels (ListManaged).
@@ -130,6 +146,7 @@ struct ManagedContainer {
   std::string revision;
   int instance = 0;
   std::string state;  // the engine's: "running", "exited", "created", ...
+  std::string owner;  // its turnout.owner ("" when it has none)
 };
 
 // ---- turnout prune ----------------------------------------------------------------------------
@@ -194,8 +211,10 @@ class ContainerPlatform final : public Platform {
   std::string ImageFor(std::string_view version) const;
   // The image ID for `version`, pulled per the pull policy. NotFound naming the image when it
   // is missing and may not (or could not) be pulled; FailedPrecondition when the pull was
-  // denied (check the registry credentials).
-  Result<std::string> ResolveImage(std::string_view version) const override;
+  // denied (check the registry credentials). A pull ends soon after `interrupt` holds true
+  // (Aborted).
+  Result<std::string> ResolveImage(std::string_view version,
+                                   const std::atomic<bool>* interrupt = nullptr) const override;
 
   Result<InstanceAddress> AllocateAddress(const AddressRequest& request) override;
   Result<InstanceHandle> Launch(const InstanceSpec& spec) override;
@@ -205,15 +224,25 @@ class ContainerPlatform final : public Platform {
   Result<InstanceStatus> Inspect(const InstanceHandle& handle) override;
   Result<InstanceStatus> Wait(const InstanceHandle& handle,
                               std::chrono::milliseconds timeout) override;
-  // Inspects the container by id and checks that turnout labelled it (and, when the handle has
-  // a spec hash, that the label matches). A container that is gone is kGone, not an error.
+  // Inspects the container by id and checks that turnout labelled it, for no other owner (and,
+  // when the handle has a spec hash, that the label matches). A container that is gone is
+  // kGone, not an error.
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
   // The last lines of the container's stdout, then of its stderr, from the engine; for a
   // container with a memory limit that ended with exit code 137 and no OOMKilled, a last line
   // saying it was probably killed at that limit.
   std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
 
-  // Every container (running or not) that turnout labelled for `service`, on this engine.
+  // Streams the container's log to `out`: its last `tail` lines, then new output as the engine
+  // gets it (stdout and stderr interleaved as they come, in pieces that need not end lines),
+  // until the container stops, `out` returns false or `cancel` holds true (within about a
+  // second). Blocks the calling thread meanwhile. NotFound when the container is gone.
+  Status FollowLogs(const InstanceHandle& handle, int tail,
+                    const std::function<bool(std::string_view)>& out,
+                    const std::atomic<bool>& cancel) const;
+
+  // Every container (running or not) that turnout labelled for `service`, on this engine; with
+  // options.owner set, only that owner's.
   Result<std::vector<ManagedContainer>> ListManaged(std::string_view service) const;
 
   // `turnout prune`: removes (with `dry_run`, only reports)
@@ -236,8 +265,8 @@ class ContainerPlatform final : public Platform {
   ContainerPlatform(ContainerPlatformOptions options, container::EngineClient client)
       : options_(std::move(options)), client_(std::move(client)) {}
 
-  // The container as the engine sees it, after checking that turnout labelled it.
-  // NotFound when it is gone.
+  // The container as the engine sees it, after checking that turnout labelled it and that it
+  // has no other owner. NotFound when it is gone.
   Result<container::ContainerInfo> InspectManaged(const InstanceHandle& handle) const;
 
   const ContainerPlatformOptions options_;

@@ -359,6 +359,55 @@ TEST_F(ContainerPlatformTest, SecondPlatformAdoptsByHandleAndListManagedFindsExa
   EXPECT_EQ(client_->ContainerInspect(a->id).status().code(), StatusCode::kNotFound);
 }
 
+// Two owners (two state directories) with one service name: each lists, adopts and stops only
+// its own containers; one without an owner (made before the label existed) is adopted by its
+// handle but listed by no owner.
+TEST_F(ContainerPlatformTest, AnOwnerListsAdoptsAndStopsOnlyItsOwnContainers) {
+  ContainerPlatformOptions oa = Options();
+  oa.owner = "aaaa";
+  ContainerPlatformOptions ob = Options();
+  ob.owner = "bbbb";
+  auto pa = MakePlatform(oa);
+  auto pb = MakePlatform(ob);
+  ASSERT_NE(pa, nullptr);
+  ASSERT_NE(pb, nullptr);
+  auto a = pa->Launch(Spec(0));
+  auto b = pb->Launch(Spec(1));
+  auto none = platform_->Launch(Spec(2));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  auto ids = [](const Result<std::vector<ManagedContainer>>& list) {
+    std::set<std::string> out;
+    if (list.ok()) {
+      for (const auto& m : *list) out.insert(m.handle.id + "/" + m.owner);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(pa->ListManaged(service_)), (std::set<std::string>{a->id + "/aaaa"}));
+  EXPECT_EQ(ids(pb->ListManaged(service_)), (std::set<std::string>{b->id + "/bbbb"}));
+  EXPECT_EQ(ids(platform_->ListManaged(service_)),
+            (std::set<std::string>{a->id + "/aaaa", b->id + "/bbbb", none->id + "/"}));
+  // The other owner's container is refused, named, and left running.
+  auto adopted = pa->Adopt(*b);
+  EXPECT_EQ(adopted.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(adopted.status().message().find("another state directory"), std::string::npos)
+      << adopted.status().message();
+  EXPECT_EQ(pa->Stop(*b).code(), StatusCode::kFailedPrecondition);
+  auto info = client_->ContainerInspect(b->id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->state.running);
+  EXPECT_EQ(info->labels["turnout.owner"], "bbbb");
+  // Without an owner label: adopted by its handle.
+  auto legacy = pa->Adopt(*none);
+  ASSERT_TRUE(legacy.ok()) << legacy.status().ToString();
+  EXPECT_TRUE(legacy->running());
+  EXPECT_TRUE(pa->Stop(*a).ok());
+  EXPECT_TRUE(pb->Stop(*b).ok());
+  EXPECT_TRUE(pa->Stop(*none).ok());
+  EXPECT_TRUE(ids(platform_->ListManaged(service_)).empty());
+}
+
 // The supervisor restarts a crashed container with backoff, as it does a process; the container
 // that ended is removed when its replacement is launched, so no exited container is left behind.
 TEST_F(ContainerPlatformTest, SupervisorRestartsACrashedContainerAndRemovesTheEndedOne) {

@@ -804,7 +804,13 @@ Result<std::optional<StepReport>> Engine::ResolveImage() {
   // Recorded before a crash, or a redeploy of an earlier revision: run exactly that image.
   if (!spec_.image.empty()) return std::optional<StepReport>();
   const Clock::TimePoint t0 = clock_.Now();
-  Result<std::string> image = platform_.ResolveImage(spec_.version);
+  Result<std::string> image = platform_.ResolveImage(spec_.version, &interrupt_);
+  if (!image.ok() && interrupt_) {
+    // A command waits (an abort): it is taken next; the image is resolved again after it.
+    image_checked_ = false;
+    TURNOUT_ASSIGN_OR_RETURN(StepReport r, Report("the image pull was interrupted by a command"));
+    return std::optional<StepReport>(r);
+  }
   if (image.ok() && image->empty()) return std::optional<StepReport>();  // no images
   nlohmann::json detail;
   detail["took_ms"] =

@@ -115,6 +115,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -279,6 +280,14 @@ class Engine {
   // The user's `abort`: RequestRollback, recorded with "aborted by <actor>" and the event
   // "aborted" (then "rolled_back" when it ends). Same preconditions.
   Status Abort(std::string_view actor);
+
+  // Thread-safe (any thread): ends a long wait of the thread that steps the engine, so that a
+  // command queued behind it (an abort) is taken at once. Today the one such wait is the image
+  // pull of the pre-checks: it ends (within about a second) and the step that ran it does
+  // nothing and is done again later. Holds until ClearInterrupt (the stepping thread calls it
+  // when it takes the command).
+  void Interrupt() { interrupt_ = true; }
+  void ClearInterrupt() { interrupt_ = false; }
 
   // The user's `approve` of a deployment in AwaitingApproval: records the approval (actor in the
   // reason) and moves on to Switching. FailedPrecondition in any other state.
@@ -455,6 +464,7 @@ class Engine {
   int64_t state_step_id_ = 0;         // the running "state:<name>" step record (0: none)
   size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
   bool image_checked_ = false;        // PreChecks asked the platform for the image
+  std::atomic<bool> interrupt_{false};  // Interrupt()
   // The instances this state already stopped (ScalingDown: old; RollingBack: new), so that the
   // Steps that poll a database phase afterwards do not stop them again. Reset on entering.
   bool instances_stopped_ = false;

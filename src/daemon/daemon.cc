@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -65,6 +66,10 @@ constexpr Millis kFinishPreviousTimeout{60000};
 // before was last alive and whether it died or stopped.
 constexpr char kHeartbeatKey[] = "turnoutd.heartbeat";
 constexpr Millis kHeartbeatEvery{1000};
+// The identity of the state directory: 16 random bytes as hex, made by its first turnoutd and
+// kept in the store. Containers carry it as turnout.owner, so that the turnoutd of another
+// state directory with the same service name on the same engine never adopts or removes them.
+constexpr char kStateIdKey[] = "turnoutd.state-id";
 // How often the audit entries appended since the last check are verified.
 constexpr Millis kAuditCheckEvery{1000};
 
@@ -279,9 +284,11 @@ struct Daemon::Impl {
   void OnSupervisorEvent(const platform::SupervisorEvent& event);
   // Containers of this service that turnout labelled but no live instance record names (a
   // turnoutd killed between a launch and its record): each is logged and removed, so that
-  // nothing runs twice and nothing is left behind. Containers turnout did not label are never
-  // listed, let alone touched.
+  // nothing runs twice and nothing is left behind. Containers turnout did not label, and those
+  // of another state directory (turnout.owner), are never listed, let alone touched.
   Status RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live);
+  // The state directory's identity (kStateIdKey), made and stored on first use.
+  Result<std::string> StateId();
   void WatchServing();
   void UnwatchAll();
 
@@ -318,6 +325,13 @@ struct Daemon::Impl {
   api::Reply HealthReply(const api::Request& r);
   api::Reply SloReply();
   api::Reply LogsReply(const api::Request& r);
+  // `turnout logs --follow` (follow=1): the containers of the slot's newest instances streamed
+  // from the engine until the client goes away (or turnoutd stops).
+  api::Reply FollowLogsReply(const std::vector<std::pair<std::string, platform::InstanceHandle>>&
+                                 instances,
+                             int lines);
+  // Log streams running now (at most kMaxLogFollows: each holds an API handler thread).
+  std::shared_ptr<std::atomic<int>> log_follows = std::make_shared<std::atomic<int>>(0);
   api::Reply AuditReply(const api::Request& r);
 };
 
@@ -438,10 +452,11 @@ Status Daemon::Impl::StartAll() {
   process_platform = std::make_unique<platform::ProcessPlatform>(clock);
   platform = process_platform.get();
   if (config.platform.is_container()) {
+    platform::ContainerPlatformOptions options = ContainerOptionsFromConfig(config, config_dir);
+    TURNOUT_ASSIGN_OR_RETURN(options.owner, StateId());
     // An unreachable engine stops turnoutd here, naming every socket it tried.
     TURNOUT_ASSIGN_OR_RETURN(container_platform,
-                             platform::ContainerPlatform::Create(
-                                 ContainerOptionsFromConfig(config, config_dir)));
+                             platform::ContainerPlatform::Create(std::move(options)));
     platform = container_platform.get();
     Log("containers on the engine at " + container_platform->socket_path());
   }
@@ -894,6 +909,14 @@ void Daemon::Impl::OnEngineEvent(const controller::EngineEvent& e) {
   } else if (e.name == "succeeded" || e.name == "rolled_back" || e.name == "failed") {
     WatchServing();
   }
+}
+
+Result<std::string> Daemon::Impl::StateId() {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> id, store->GetSetting(kStateIdKey));
+  if (id && !id->empty()) return *id;
+  TURNOUT_ASSIGN_OR_RETURN(std::string made, RandomSecretHex(16));
+  TURNOUT_RETURN_IF_ERROR(store->PutSetting(kStateIdKey, made));
+  return made;
 }
 
 Status Daemon::Impl::RemoveUnrecordedContainers(const std::vector<state::InstanceRecord>& live) {
@@ -1537,7 +1560,10 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/approve" || p == "/v1/abort") {
     const bool approve = p == "/v1/approve";
+    // An abort must not wait behind a long step (an image pull): the step is interrupted.
+    if (!approve) engine->Interrupt();
     Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (!approve) engine->ClearInterrupt();
       if (!engine->has_deployment() || !Busy()) {
         return FailedPrecondition("no deployment is in progress");
       }
@@ -1555,7 +1581,9 @@ api::Reply Daemon::Impl::StatusReply() {
   out["service"] = config.name;
   out["config"] = config_path;
   out["state_dir"] = paths.dir;
-  out["daemon"] = {{"pid", ::getpid()}, {"started_at", FormatTime(started_at)}};
+  out["daemon"] = {{"pid", ::getpid()},
+                   {"started_at", FormatTime(started_at)},
+                   {"log_follows", log_follows->load()}};
   if (restart.last_alive) {
     out["daemon"]["previous"] = {{"end", restart.previous_end},
                                  {"last_alive", FormatTime(*restart.last_alive)}};
@@ -1859,6 +1887,23 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
       newest[rec.instance_index] = rec;
     }
   }
+  if (r.Query("follow") == "1") {
+    if (!container_platform) {
+      return api::Reply::Error(
+          400, "--follow reads the logs of containers from their engine; an instance of the "
+               "process platform writes its log to a file (its path is in `turnout logs`): "
+               "follow it with tail -f");
+    }
+    std::vector<std::pair<std::string, platform::InstanceHandle>> followed;
+    for (const auto& [index, rec] : newest) {
+      Result<platform::InstanceHandle> h = platform::DecodeHandle(rec.platform_handle);
+      if (h.ok()) followed.emplace_back(slot + "-" + std::to_string(index), *h);
+    }
+    if (followed.empty()) {
+      return api::Reply::Error(404, "no container has run in slot " + slot);
+    }
+    return FollowLogsReply(followed, lines);
+  }
   json out = json::array();
   for (const auto& [index, rec] : newest) {
     std::string path;
@@ -1884,6 +1929,56 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
                    {"text", platform::ReadLogTail(path, static_cast<size_t>(lines), 1 << 20)}});
   }
   return Ok(json{{"slot", slot}, {"instances", out}});
+}
+
+api::Reply Daemon::Impl::FollowLogsReply(
+    const std::vector<std::pair<std::string, platform::InstanceHandle>>& instances, int lines) {
+  constexpr int kMaxLogFollows = 2;  // of the API's 4 handler threads
+  if (log_follows->fetch_add(1) >= kMaxLogFollows) {
+    log_follows->fetch_sub(1);
+    return api::Reply::Error(503, "already " + std::to_string(kMaxLogFollows) +
+                                      " `turnout logs --follow` at once: stop one of them "
+                                      "first");
+  }
+  api::Reply reply;
+  reply.status = 200;
+  reply.content_type = "text/plain; charset=utf-8";
+  platform::ContainerPlatform* containers = container_platform.get();
+  reply.stream = [containers, instances, lines, follows = log_follows](
+                     const api::Reply::StreamWrite& write, const std::atomic<bool>& gone) {
+    std::mutex write_mu;
+    const bool prefixed = instances.size() > 1;
+    // Whole lines only, each with its instance's name when there are several.
+    auto follow_one = [&](const std::string& name, const platform::InstanceHandle& handle) {
+      const std::string prefix = prefixed ? "[" + name + "] " : "";
+      std::string partial;
+      auto out = [&](std::string_view piece) {
+        partial.append(piece);
+        std::string whole;
+        for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
+          whole += prefix + partial.substr(0, nl + 1);
+          partial.erase(0, nl + 1);
+        }
+        if (whole.empty()) return !gone.load();
+        std::lock_guard lock(write_mu);
+        return write(whole);
+      };
+      Status s = containers->FollowLogs(handle, lines, out, gone);
+      std::lock_guard lock(write_mu);
+      if (!partial.empty()) write(prefix + partial + "\n");
+      if (gone) return;
+      write(prefix + (s.ok() ? "(the container stopped)\n"
+                             : "(the log ends here: " + s.message() + ")\n"));
+    };
+    std::vector<std::thread> more;
+    for (size_t i = 1; i < instances.size(); ++i) {
+      more.emplace_back(follow_one, instances[i].first, instances[i].second);
+    }
+    follow_one(instances[0].first, instances[0].second);
+    for (auto& t : more) t.join();
+    follows->fetch_sub(1);
+  };
+  return reply;
 }
 
 api::Reply Daemon::Impl::AuditReply(const api::Request& r) {

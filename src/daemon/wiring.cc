@@ -61,6 +61,10 @@ platform::ContainerPlatformOptions ContainerOptionsFromConfig(const service::Ser
   o.memory_bytes = c.memory_bytes;
   o.cpus = c.cpus;
   o.user = c.user;
+  if (c.nofile_hard > 0 && c.nproc_hard > 0) {
+    o.nofile = platform::ContainerLimit{c.nofile_soft, c.nofile_hard};
+    o.nproc = platform::ContainerLimit{c.nproc_soft, c.nproc_hard};
+  }
   o.pull = c.pull == "always"  ? platform::PullPolicy::kAlways
            : c.pull == "never" ? platform::PullPolicy::kNever
                                : platform::PullPolicy::kIfNotPresent;

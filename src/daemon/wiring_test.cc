@@ -229,6 +229,7 @@ platform:
   cpus: 1.5
   user: "1000:1000"
   pull: always
+  ulimits: {nofile: "512:1024", nproc: 4096}
   stop_signal: SIGINT
   grace_period: 4s
   replicas: 2
@@ -250,6 +251,11 @@ platform:
   EXPECT_DOUBLE_EQ(o.cpus, 1.5);
   EXPECT_EQ(o.user, "1000:1000");
   EXPECT_EQ(o.pull, platform::PullPolicy::kAlways);
+  ASSERT_TRUE(o.nofile && o.nproc);
+  EXPECT_EQ(o.nofile->soft, 512);
+  EXPECT_EQ(o.nofile->hard, 1024);
+  EXPECT_EQ(o.nproc->soft, 4096);
+  EXPECT_EQ(o.nproc->hard, 4096);
   // The environment travels with the deployment's spec, not in the platform's options.
   EXPECT_TRUE(o.env.empty());
   EXPECT_TRUE(platform::ValidateContainerOptions(o).ok());
@@ -274,6 +280,7 @@ platform:
   EXPECT_EQ(d.network, platform::ContainerNetwork::kHost);
   EXPECT_EQ(d.pull, platform::PullPolicy::kIfNotPresent);
   EXPECT_EQ(d.engine, "");
+  EXPECT_FALSE(d.nofile || d.nproc);  // the engine's defaults
 }
 
 TEST(WiringTest, TheContainerOptionsHashChangesWithEveryOption) {

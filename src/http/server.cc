@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -52,6 +53,8 @@ struct Server::Impl {
   template <typename Socket>
   asio::awaitable<void> Session(Socket socket, std::string peer, const ApiAccess* access);
   ServerReply RunHandler(const ServerRequest& request);
+  template <typename Socket>
+  asio::awaitable<void> Stream(Socket& socket, ServerReply reply);
   void RemoveSocketFile();
 
   const Options options;
@@ -268,9 +271,103 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer,
     } else {
       reply = impl->RunHandler(request);
     }
+    if (reply.stream) {
+      if (impl->pool && request.method != "HEAD") {
+        co_await impl->Stream(socket, std::move(reply));
+        co_return;
+      }
+      // Still run once, finding the client gone, so that it can release what it holds.
+      auto run = [stream = std::move(reply.stream)] {
+        std::atomic<bool> gone{true};
+        try {
+          stream([](std::string_view) { return false; }, gone);
+        } catch (...) {
+        }
+      };
+      if (impl->pool) {
+        asio::post(*impl->pool, std::move(run));
+      } else {
+        run();
+      }
+      reply = ServerReply::Error(500, "a streamed reply needs handler threads (and no HEAD)");
+    }
     const bool close = !keep_alive || impl->stopping;
     if (!co_await send(reply, close, request.method == "HEAD") || close) co_return;
   }
+}
+
+namespace {
+
+// What a streamed reply's producer (a pool thread) hands the session (the I/O thread).
+struct StreamState {
+  static constexpr size_t kMaxPending = 4 << 20;
+  std::mutex mu;
+  std::string pending;  // written, not yet sent
+  bool done = false;    // the producer returned
+  std::atomic<bool> gone{false};
+};
+
+}  // namespace
+
+template <typename Socket>
+asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
+  const int status = reply.status >= 100 && reply.status <= 599 ? reply.status : 500;
+  std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
+                     std::string(ReasonPhrase(status)) + "\r\n";
+  if (!reply.content_type.empty()) AppendHeader(&head, "Content-Type", reply.content_type);
+  head += "Connection: close\r\n" + reply.extra_headers + "\r\n" + reply.body;
+  auto [hec, hn] =
+      co_await asio::async_write(socket, asio::buffer(head), asio::as_tuple(asio::use_awaitable));
+  auto state = std::make_shared<StreamState>();
+  // The stream runs once whatever happens (its end may release what the handler took); with
+  // the client already gone it finds `gone` set.
+  if (hec) state->gone = true;
+  asio::post(*pool, [state, stream = std::move(reply.stream)] {
+    auto write = [&state](std::string_view data) {
+      if (state->gone) return false;
+      std::lock_guard lock(state->mu);
+      if (state->pending.size() + data.size() > StreamState::kMaxPending) {
+        state->gone = true;  // a client this slow is dropped
+        return false;
+      }
+      state->pending.append(data);
+      return true;
+    };
+    try {
+      stream(write, state->gone);
+    } catch (...) {
+      // The stream ends here; what it wrote is still sent.
+    }
+    std::lock_guard lock(state->mu);
+    state->done = true;
+  });
+
+  // Sends what the producer wrote, polling every 20 ms, while watching the client's side: its
+  // close (or any error) ends the stream. Bytes it sends meanwhile are ignored.
+  asio::steady_timer tick(socket.get_executor());
+  char sink[1024];
+  while (!state->gone) {
+    std::string out;
+    bool done = false;
+    {
+      std::lock_guard lock(state->mu);
+      out.swap(state->pending);
+      done = state->done;
+    }
+    if (!out.empty()) {
+      auto [ec, n] =
+          co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+      if (ec) break;
+      continue;
+    }
+    if (done || stopping) break;
+    tick.expires_after(std::chrono::milliseconds(20));
+    auto result = co_await (
+        socket.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable)) ||
+        tick.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (result.index() == 0 && std::get<0>(std::get<0>(result))) break;  // closed or failed
+  }
+  state->gone = true;
 }
 
 template <typename Acceptor>

@@ -29,12 +29,14 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -58,6 +60,18 @@ struct ServerReply {
   std::string content_type = "application/json";
   std::string body;
   std::string extra_headers;  // complete "Name: value\r\n" lines
+
+  // Writes bytes of a streamed body; false once the client is gone (then nothing more is sent).
+  using StreamWrite = std::function<bool(std::string_view)>;
+  // A streamed body (a server with handler_threads > 0, not for HEAD; else the reply is a 500 and
+  // `stream` runs once with `gone` already true): the head goes
+  // out with `Connection: close` and no Content-Length, then `body`, then what `stream` writes,
+  // as it comes, until `stream` returns; then the connection is closed. `stream` runs on a pool
+  // thread (it holds one while it runs), exactly once, even when the head could not be sent. `gone` turns true when the client closed its side of
+  // the connection, a write to it failed, or the server stops: a stream that waits for data
+  // must watch it and return soon after. At most 4 MiB wait unsent for a slow client; a write
+  // beyond that drops the client (returns false). Default: none (the body is all).
+  std::function<void(const StreamWrite& write, const std::atomic<bool>& gone)> stream;
 
   // A JSON reply; appends '\n' to `body` so that terminals print it cleanly.
   static ServerReply Json(int status, std::string body);

@@ -284,6 +284,29 @@ TEST_F(HttpServerTest, HandlerStatusOutOfRangeAndExceptionsAre500AndHeadHasNoBod
   EXPECT_TRUE(r.ends_with("\r\n\r\n")) << r;
 }
 
+// A streamed reply needs the handler pool: without one it is a 500, and the stream still runs
+// once, finding the client gone.
+TEST_F(HttpServerTest, AStreamedReplyWithoutHandlerThreadsIsA500AndTheStreamRunsOnce) {
+  std::atomic<int> runs{0};
+  std::atomic<bool> saw_gone{false};
+  Start({}, [&](const ServerRequest&) {
+    ServerReply reply;
+    reply.stream = [&](const ServerReply::StreamWrite& write, const std::atomic<bool>& gone) {
+      ++runs;
+      saw_gone = gone.load() && !write("x");
+    };
+    return reply;
+  });
+  RawSocket s;
+  ASSERT_TRUE(s.ConnectTcp(server_->tcp_address()));
+  ASSERT_TRUE(s.Send(Request("GET", "/stream")));
+  const std::string r = s.Read(1);
+  EXPECT_EQ(StatusOf(r), 500) << r;
+  EXPECT_NE(r.find("needs handler threads"), std::string::npos) << r;
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE(saw_gone);
+}
+
 TEST_F(HttpServerTest, StopWhileARequestIsInFlightWaitsForItsHandler) {
   std::mutex mu;
   std::condition_variable cv;

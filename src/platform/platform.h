@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -222,8 +223,10 @@ class Platform {
   // The exact image `version` runs as, resolved before anything of a deployment is launched
   // (pulled when the platform's policy says so): the deployment records it and launches with it
   // in InstanceSpec::image. "" for platforms without images (processes, the default). Errors say
-  // what is missing (NotFound: the image; Unavailable: the engine, naming its socket).
-  virtual Result<std::string> ResolveImage(std::string_view /*version*/) const {
+  // what is missing (NotFound: the image; Unavailable: the engine, naming its socket). A pull
+  // ends soon after `interrupt` (when given) holds true, with Aborted.
+  virtual Result<std::string> ResolveImage(std::string_view /*version*/,
+                                           const std::atomic<bool>* /*interrupt*/ = nullptr) const {
     return std::string();
   }
 

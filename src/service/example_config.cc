@@ -59,6 +59,7 @@ platform:
   # cpus: 1.5              # Default: no limit
   # user: "1000:1000"      # Default: the image's
   # pull: if_not_present   # always, if_not_present or never. Default: if_not_present
+  # ulimits: {nofile: 1024, nproc: "4096:8192"}  # both or neither. Default: the engine's
 
 health:
   # Decides when a new instance may get traffic (any 2xx answer is a success).

@@ -225,7 +225,7 @@ void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path,
 constexpr std::string_view kProcessOnlyKeys[] = {"working_dir", "ports"};
 constexpr std::string_view kContainerOnlyKeys[] = {"engine", "image",  "port",   "network",
                                                    "args",   "env_file", "mounts", "memory",
-                                                   "cpus",   "user",   "pull"};
+                                                   "cpus",   "user",   "pull",   "ulimits"};
 
 void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, PlatformConfig* p,
                   bool* has_command) {
@@ -241,7 +241,7 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
       n, "platform",
       {"type", "command", "working_dir", "env", "replicas", "stop_signal", "grace_period", "ports",
        "engine", "image", "port", "network", "args", "env_file", "mounts", "memory", "cpus",
-       "user", "pull"},
+       "user", "pull", "ulimits"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         const bool other_type =
             container ? std::find(std::begin(kProcessOnlyKeys), std::end(kProcessOnlyKeys), key) !=
@@ -400,6 +400,32 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
             return r.Expected(v, path, "always, if_not_present or never");
           }
           Set(s, &c.pull);
+        } else if (key == "ulimits") {
+          int given = 0;
+          r.ForEach(v, path, {"nofile", "nproc"},
+                    [&](const std::string& name, const YAML::Node& lv, const std::string& full) {
+                      constexpr std::string_view kLimit =
+                          "a limit like 1024 or \"1024:4096\" (soft:hard, 1 <= soft <= hard)";
+                      if (!lv.IsScalar()) return r.Expected(lv, full, kLimit);
+                      const std::string& t = lv.Scalar();
+                      const size_t colon = t.find(':');
+                      constexpr int64_t kMax = int64_t{1} << 31;
+                      Result<int64_t> soft = ParseWholeNumber(t.substr(0, colon), 1, kMax);
+                      Result<int64_t> hard = colon == std::string::npos
+                                                 ? soft
+                                                 : ParseWholeNumber(t.substr(colon + 1), 1, kMax);
+                      if (!soft.ok() || !hard.ok() || *soft > *hard) {
+                        return r.Expected(lv, full, kLimit);
+                      }
+                      ++given;
+                      (name == "nofile" ? c.nofile_soft : c.nproc_soft) = *soft;
+                      (name == "nofile" ? c.nofile_hard : c.nproc_hard) = *hard;
+                    });
+          if (v.IsMap() && v.size() == 1 && given == 1) {
+            r.Problem(v, path,
+                      "give nofile and nproc together: an explicit list replaces all of the "
+                      "engine's defaults, and Podman's may exceed this machine's hard limits");
+          }
         }
       });
   if (!container) {
@@ -1787,6 +1813,9 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
     k.Add("platform.cpus", std::string_view(cpus));
     k.Add("platform.user", ct.user);
     k.Add("platform.pull", ct.pull);
+    k.Add("platform.ulimits",
+          std::to_string(ct.nofile_soft) + ":" + std::to_string(ct.nofile_hard) + "," +
+              std::to_string(ct.nproc_soft) + ":" + std::to_string(ct.nproc_hard));
   }
   k.Probe("health.readiness", c.health.readiness);
   k.Probe("health.liveness", c.health.liveness);

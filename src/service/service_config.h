@@ -76,6 +76,11 @@ struct ContainerConfig {
   double cpus = 0;            // > 0 when given. Default: 0 (no limit)
   std::string user;           // "uid[:gid]" or a name. Default: the image's
   std::string pull = "if_not_present";  // always | if_not_present | never
+  // `ulimits: {nofile: 1024, nproc: "4096:8192"}`: each a number (soft = hard) or "soft:hard"
+  // (1 <= soft <= hard), both or neither: an explicit list replaces all of the engine's defaults
+  // (Podman's can exceed a machine's hard limits). 0 (the default): the engine's.
+  int64_t nofile_soft = 0, nofile_hard = 0;
+  int64_t nproc_soft = 0, nproc_hard = 0;
 };
 
 // platform: how one instance of a version is started: `process` (a command on this machine) or

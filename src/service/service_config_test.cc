@@ -756,6 +756,7 @@ TEST(ServiceConfigContainerTest, ReadsEveryKeyAndTheEnvFile) {
                                      "  cpus: 1.5\n"
                                      "  user: \"1000:1000\"\n"
                                      "  pull: never\n"
+                                     "  ulimits: {nofile: 1024, nproc: \"64:4096\"}\n"
                                      "  stop_signal: SIGINT\n"
                                      "  grace_period: 3s\n"
                                      "  replicas: 2\n");
@@ -782,6 +783,10 @@ TEST(ServiceConfigContainerTest, ReadsEveryKeyAndTheEnvFile) {
   EXPECT_DOUBLE_EQ(p.container.cpus, 1.5);
   EXPECT_EQ(p.container.user, "1000:1000");
   EXPECT_EQ(p.container.pull, "never");
+  EXPECT_EQ(p.container.nofile_soft, 1024);
+  EXPECT_EQ(p.container.nofile_hard, 1024);
+  EXPECT_EQ(p.container.nproc_soft, 64);
+  EXPECT_EQ(p.container.nproc_hard, 4096);
   EXPECT_EQ(p.stop_signal_number, SIGINT);
   EXPECT_EQ(p.grace_period, Millis(3000));
   EXPECT_EQ(p.replicas, 2);
@@ -870,6 +875,17 @@ TEST(ServiceConfigContainerTest, EachBadValueIsNamed) {
       {m + "  pull: sometimes\n",
        "turnout.yaml:5: platform.pull: expected always, if_not_present or never, got "
        "'sometimes'"},
+      {m + "  ulimits: {nofile: 1024}\n",
+       "turnout.yaml:5: platform.ulimits: give nofile and nproc together: an explicit list "
+       "replaces all of the engine's defaults"},
+      {m + "  ulimits: {nofile: \"2048:1024\", nproc: 64}\n",
+       "turnout.yaml:5: platform.ulimits.nofile: expected a limit like 1024 or \"1024:4096\" "
+       "(soft:hard, 1 <= soft <= hard), got '2048:1024'"},
+      {m + "  ulimits: {nofile: 0, nproc: 64}\n", "platform.ulimits.nofile: expected a limit"},
+      {m + "  ulimits: {nofile: 8, nproc: many}\n", "platform.ulimits.nproc: expected a limit"},
+      {m + "  ulimits: {nofile: 8, nproc: 8, core: 0}\n",
+       "platform.ulimits.core: unknown key (known keys of platform.ulimits: nofile, nproc)"},
+      {m + "  ulimits: 1024\n", "platform.ulimits: expected a mapping"},
       {m + "  stop_signal: SIGSTOP\n", "platform.stop_signal: expected a signal name"},
       {m + "  grace_period: soon\n", "platform.grace_period: expected a duration"},
   };

@@ -4,10 +4,11 @@
 //
 //   test-app serve     answers every HTTP request on 127.0.0.1:$PORT (Default 8080, or
 //                      0.0.0.0 with BIND_ALL=1) with 200 "<APP_VERSION> <path>\n" (503 for
-//                      /ready with FAIL_READY=1: a version that never gets ready; 500 for
-//                      ERROR_PERCENT=N percent of the other requests, every one in 100/N
-//                      exactly, /ready and /live excepted: a version a canary judge rolls
-//                      back); on SIGTERM writes "stopping" and exits 0.
+//                      /ready with FAIL_READY=1: a version that never gets ready; with
+//                      ERROR_PERCENT=N, 500 for N of every 100 requests to other paths than
+//                      /ready and /live, evenly spread: a version with errors); writes
+//                      "request <path>" for each request to /log/...; on SIGTERM writes
+//                      "stopping" and exits 0.
 //   test-app exit N    writes "starting" (stdout) and "fatal: <MESSAGE or 'no config'>"
 //                      (stderr), then exits with code N at once.
 //   test-app hog       allocates and touches memory 4 MiB at a time until it is killed.
@@ -73,6 +74,10 @@ int Serve() {
                            : head.substr(sp1 + 1, sp2 - sp1 - 1);
     std::string body = std::string(Env("APP_VERSION", "none")) + " " + path + "\n";
     const bool unready = path == "/ready" && std::string(Env("FAIL_READY", "0")) == "1";
+    if (path.rfind("/log/", 0) == 0) {
+      std::printf("request %s\n", path.c_str());
+      std::fflush(stdout);
+    }
     bool error = false;
     if (path != "/ready" && path != "/live") {
       ++answered;

@@ -225,7 +225,8 @@ int FakePlatform::image_resolutions() const {
   return image_resolutions_;
 }
 
-Result<std::string> FakePlatform::ResolveImage(std::string_view version) const {
+Result<std::string> FakePlatform::ResolveImage(std::string_view version,
+                                               const std::atomic<bool>* /*interrupt*/) const {
   std::function<Result<std::string>(std::string_view)> resolve;
   {
     std::lock_guard<std::mutex> lock(mu_);

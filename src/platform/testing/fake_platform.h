@@ -58,7 +58,8 @@ class FakePlatform final : public Platform {
   std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) override;
   Result<InstanceStatus> Adopt(const InstanceHandle& handle) override;
   // resolve_image's answer (counted); "" without one, as for processes.
-  Result<std::string> ResolveImage(std::string_view version) const override;
+  Result<std::string> ResolveImage(std::string_view version,
+                                   const std::atomic<bool>* interrupt = nullptr) const override;
 
   // Called (under the platform's lock) for every instance it launches, before Launch returns.
   void set_on_launch(std::function<void(FakeInstance&)> on_launch);
