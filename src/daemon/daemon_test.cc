@@ -946,6 +946,8 @@ TEST_F(DaemonTest, ARestartReplacesEveryInstanceInPlaceWithoutAFailedRequest) {
   EXPECT_EQ(ServingVersion(address), "v1");
   EXPECT_EQ(Failed(load), 0u) << load.dump();
   EXPECT_GT(load.value("requests", uint64_t{0}), 0u) << load.dump();
+  RecordProperty("requests", std::to_string(load.value("requests", uint64_t{0})));
+  RecordProperty("restart_ms", std::to_string(done["deployment"].value("duration_ms", int64_t{0})));
   // History shows it as a restart.
   auto [hs, history] = Call("GET", "/v1/deployments");
   ASSERT_EQ(hs, 200);
@@ -1046,13 +1048,20 @@ TEST_F(DaemonTest, ScaleAddsAndRemovesInstancesOfTheServingSlotWithoutAFailedReq
   auto [rs, rolled] = Call("POST", "/v1/rollback", {{"actor", "bob"}});
   ASSERT_EQ(rs, 200) << rolled.dump();
   json back = WaitFinished(rolled["deployment"].value("id", int64_t{0}), milliseconds(60000));
-  json load = load_.Finish();
+  json load;
   EXPECT_EQ(State(back), "succeeded") << back.dump();
   EXPECT_EQ(rolled["rollback_to"], three["deployment"]["revision"]);
   auto [sb, stb] = Call("GET", "/v1/status");
   EXPECT_EQ(RouterInstances(stb, stb["active"].value("slot", "")), 3u) << stb.dump();
+  // A later deploy takes its definition from turnout.yaml again (one instance).
+  json v2 = WaitFinished(Deploy("v2"), milliseconds(60000));
+  EXPECT_EQ(State(v2), "succeeded") << v2.dump();
+  auto [s2, st2] = Call("GET", "/v1/status");
+  EXPECT_EQ(RouterInstances(st2, st2["active"].value("slot", "")), 1u) << st2.dump();
+  load = load_.Finish();
   EXPECT_EQ(Failed(load), 0u) << load.dump();
   EXPECT_GT(load.value("requests", uint64_t{0}), 0u) << load.dump();
+  RecordProperty("requests", std::to_string(load.value("requests", uint64_t{0})));
 }
 
 TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit) {
@@ -1101,6 +1110,10 @@ TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit
   ASSERT_EQ(ts, 200) << to.dump();
   ASSERT_EQ(State(WaitFinished(to["deployment"].value("id", int64_t{0}))), "succeeded");
   EXPECT_EQ(serving_env(), secret) << "rollback --to restores that revision's environment";
+  // Setting what is already there changes nothing: refused.
+  auto [ns, same] = Call("POST", "/v1/env", {{"set", {{"DATABASE_POOL_SIZE", secret}}}});
+  EXPECT_EQ(ns, 409) << same.dump();
+  EXPECT_EQ(same.dump().find(secret), std::string::npos) << same.dump();
   // Unset removes it again.
   auto [us, unset] = Call("POST", "/v1/env", {{"unset", {"DATABASE_POOL_SIZE"}}});
   ASSERT_EQ(us, 201) << unset.dump();
