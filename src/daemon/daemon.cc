@@ -987,10 +987,7 @@ void Daemon::Impl::WatchServing() {
   if (!svc.ok() || svc->active_revision == 0) return;
   Result<state::Deployment> serving = store->GetRevision(config.name, svc->active_revision);
   if (!serving.ok()) return;
-  Result<std::optional<std::string>> spec_json =
-      store->GetSetting("controller.spec." + std::to_string(serving->id));
-  if (!spec_json.ok() || !*spec_json) return;
-  Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**spec_json);
+  Result<controller::DeploymentSpec> spec = SavedSpec(serving->id);
   if (!spec.ok()) return;
   Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
   if (!live.ok()) return;
@@ -1252,11 +1249,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
   }
   // The earlier revision's own definition, as it was deployed (not today's turnout.yaml).
   controller::DeploymentSpec spec;
-  Result<std::optional<std::string>> saved =
-      store->GetSetting("controller.spec." + std::to_string(target->id));
-  Result<controller::DeploymentSpec> decoded =
-      saved.ok() && *saved ? controller::DecodeSpec(**saved)
-                           : Result<controller::DeploymentSpec>(NotFound("no saved spec"));
+  Result<controller::DeploymentSpec> decoded = SavedSpec(target->id);
   if (decoded.ok()) {
     spec = *decoded;
     // The app as that revision ran it, the database as turnout.yaml says now (its URL, the
@@ -1460,13 +1453,7 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
     r.version = d.version;
     r.keep = static_cast<int>(i) < on_disk || d.revision == svc.active_revision ||
              live_deployments.count(d.id) != 0 || !state::IsTerminal(d.state);
-    if (Result<std::optional<std::string>> saved =
-            store->GetSetting("controller.spec." + std::to_string(d.id));
-        saved.ok() && *saved) {
-      if (Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**saved); spec.ok()) {
-        r.image = spec->image;
-      }
-    }
+    if (Result<controller::DeploymentSpec> spec = SavedSpec(d.id); spec.ok()) r.image = spec->image;
     if (r.keep) kept_revisions.push_back(d.revision);
     revisions.push_back(std::move(r));
   }
