@@ -901,8 +901,9 @@ const std::vector<Sub>& Subs() {
        "Changes the environment of the serving version: a new revision of the serving\n"
        "definition with the variables set or removed, rolled out by its strategy. The values\n"
        "are kept with the revision (`turnout rollback --to N` restores N's), never shown in\n"
-       "history, logs or the audit log: only the names are. Refused while a deployment runs.",
-       {{"unset", "NAME", "remove this variable (repeatable)", true},
+       "history, logs or the audit log: only the names are (on this machine, `ps` and the\n"
+       "shell's history still see the command line). Refused while a deployment runs.",
+       {{"unset", "NAME", "remove this variable", true},
         {"wait", "", "follow until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunSetEnv},
