@@ -474,7 +474,8 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
 
 TEST(TurnoutBinary, DaemonCommandsHaveHelp) {
   for (const char* cmd : {"up", "down", "deploy", "status", "health-check", "switch", "rollback",
-                          "approve", "abort", "prune", "history", "logs", "audit", "events"}) {
+                          "approve", "abort", "prune", "history", "logs", "audit", "events",
+                          "restart", "scale", "set"}) {
     Outcome r = Turnout({cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.err;
     EXPECT_NE(r.out.find(std::string("usage: turnout ") + cmd), std::string::npos) << r.out;
@@ -497,6 +498,15 @@ TEST(TurnoutBinary, DaemonCommandsSayWhatToDoWithoutADaemon) {
   EXPECT_NE(down.err.find("turnout up"), std::string::npos) << down.err;
   EXPECT_EQ(Turnout({"deploy", "--socket", dir + "/x.sock"}).code, 2);  // no VERSION
   EXPECT_EQ(Turnout({"rollback", "--to", "zero", "--socket", dir + "/x.sock"}).code, 2);
+  EXPECT_EQ(Turnout({"scale", "--socket", dir + "/x.sock"}).code, 2);  // no N
+  EXPECT_EQ(Turnout({"scale", "65", "--socket", dir + "/x.sock"}).code, 2);
+  EXPECT_EQ(Turnout({"scale", "0", "--socket", dir + "/x.sock"}).code, 2);
+  EXPECT_EQ(Turnout({"restart", "now", "--socket", dir + "/x.sock"}).code, 2);
+  EXPECT_EQ(Turnout({"set", "env", "--socket", dir + "/x.sock"}).code, 2);  // nothing to change
+  EXPECT_EQ(Turnout({"set", "replicas", "A=1", "--socket", dir + "/x.sock"}).code, 2);
+  Outcome no_eq = Turnout({"set", "env", "TOKEN", "--socket", dir + "/x.sock"});
+  EXPECT_EQ(no_eq.code, 2);
+  EXPECT_NE(no_eq.err.find("NAME=VALUE"), std::string::npos) << no_eq.err;
   rmdir(dir.c_str());
 }
 
@@ -555,13 +565,31 @@ TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
   EXPECT_EQ(audit.code, 0) << audit.out;
   EXPECT_NE(audit.out.find("audit log OK"), std::string::npos) << audit.out;
   EXPECT_EQ(Turnout({"events", "--limit", "3", "--config", cfg}).code, 0);
+  // Runbook steps: each a revision of the serving version, in history by kind.
+  Outcome restart = Turnout({"restart", "--wait", "--reason", "rotated", "--config", cfg});
+  EXPECT_EQ(restart.code, 0) << restart.out << restart.err;
+  EXPECT_NE(restart.out.find("restart of v1"), std::string::npos) << restart.out;
+  Outcome scale = Turnout({"scale", "2", "--wait", "--config", cfg});
+  EXPECT_EQ(scale.code, 0) << scale.out << scale.err;
+  Outcome env = Turnout({"set", "env", "POOL=s3cr3t-value", "--wait", "--config", cfg});
+  EXPECT_EQ(env.code, 0) << env.out << env.err;
+  EXPECT_EQ(env.out.find("s3cr3t-value"), std::string::npos) << env.out;
+  Outcome kinds = Turnout({"history", "--config", cfg});
+  EXPECT_TRUE(std::regex_search(kinds.out, std::regex(" restart +v1 "))) << kinds.out;
+  EXPECT_TRUE(std::regex_search(kinds.out, std::regex(" scale 1->2 +v1 "))) << kinds.out;
+  EXPECT_TRUE(std::regex_search(kinds.out, std::regex(" env set POOL +v1 "))) << kinds.out;
+  EXPECT_EQ(kinds.out.find("s3cr3t-value"), std::string::npos) << kinds.out;
+  Outcome scale_json = Turnout({"scale", "2", "--json", "--config", cfg});
+  EXPECT_EQ(scale_json.code, 1) << "already 2: " << scale_json.out << scale_json.err;
+
   Outcome approve = Turnout({"approve", "--config", cfg});
   EXPECT_EQ(approve.code, 1);
   EXPECT_NE(approve.err.find("no deployment is in progress"), std::string::npos) << approve.err;
 
   Outcome down = Turnout({"down", "--stop-instances", "--config", cfg});
   EXPECT_EQ(down.code, 0) << down.err;
-  EXPECT_NE(down.out.find("stopped 1 app instance(s)"), std::string::npos) << down.out;
+  // The two of `scale 2` (the env change kept them).
+  EXPECT_NE(down.out.find("stopped 2 app instance(s)"), std::string::npos) << down.out;
   EXPECT_EQ(Turnout({"status", "--config", cfg}).code, 3);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

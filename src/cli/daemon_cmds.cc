@@ -26,6 +26,7 @@
 #include "api/api.h"
 #include "cli/args.h"
 #include "cli/daemon_output.h"
+#include "common/text.h"
 #include "daemon/wiring.h"
 #include "service/service_config.h"
 
@@ -336,6 +337,71 @@ int RunDeploy(Context& c) {
               << id << ", revision " << Str(d, "revision") << ")\n";
   }
   return FollowDeployment(c, id);
+}
+
+// `turnout restart`, `scale N`, `set env`: POST `path` with `body` (actor added), then say what
+// started, or follow it with --wait like a deploy.
+int RunRedefine(Context& c, const std::string& path, json body, const std::string& what) {
+  body["actor"] = Actor();
+  body["reason"] = c.args.Get("reason");
+  Call call = Exchange(c, "POST", path, body);
+  if (call.exit != kExitOk) return call.exit;
+  const json& d = call.body["deployment"];
+  const int64_t id = d.value("id", int64_t{0});
+  if (c.json && !c.args.Has("wait")) {
+    std::cout << call.body.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (!c.json) {
+    const bool in_place = Str(d, "strategy") == "rolling";
+    std::cout << what << " of " << Str(d, "version") << ": deployment " << id << ", revision "
+              << Str(d, "revision") << ", "
+              << (in_place ? "instances replaced one at a time in " + Str(d, "target_slot")
+                           : Str(d, "strategy") + " into " + Str(d, "target_slot"))
+              << "\n";
+    if (!c.args.Has("wait")) {
+      std::cout << "follow it with `turnout status` or `turnout events --follow`\n";
+      return kExitOk;
+    }
+  }
+  return FollowDeployment(c, id);
+}
+
+int RunRestart(Context& c) {
+  if (!c.args.positional().empty()) return Usage(c.command, "unexpected argument");
+  return RunRedefine(c, "/v1/restart", json::object(), "restart");
+}
+
+int RunScale(Context& c) {
+  if (c.args.positional().size() != 1) return Usage(c.command, "expected one N (1 to 64)");
+  Result<int64_t> n = ParseWholeNumber(c.args.positional()[0], 1, 64);
+  if (!n.ok()) return Usage(c.command, "N: " + n.status().message());
+  return RunRedefine(c, "/v1/scale", json{{"replicas", *n}},
+                     "scale to " + std::to_string(*n) + " instance(s)");
+}
+
+int RunSetEnv(Context& c) {
+  const auto& pos = c.args.positional();
+  if (pos.empty() || pos[0] != "env") return Usage(c.command, "expected `set env K=V...`");
+  json set = json::object();
+  for (size_t i = 1; i < pos.size(); ++i) {
+    const size_t eq = pos[i].find('=');
+    if (eq == std::string::npos || eq == 0) {
+      // Only the part before any '=' is shown: the rest may be a secret.
+      return Usage(c.command, "expected NAME=VALUE, got '" + pos[i].substr(0, eq) + "...'");
+    }
+    set[pos[i].substr(0, eq)] = pos[i].substr(eq + 1);
+  }
+  const std::vector<std::string> unset = c.args.GetAll("unset");
+  if (set.empty() && unset.empty()) return Usage(c.command, "expected NAME=VALUE or --unset NAME");
+  std::vector<std::string> names;
+  for (const auto& [name, value] : set.items()) names.push_back(name);
+  std::string what = "env change (";
+  for (size_t i = 0; i < names.size(); ++i) what += (i ? ", set " : "set ") + names[i];
+  for (size_t i = 0; i < unset.size(); ++i) {
+    what += (i || !names.empty() ? ", unset " : "unset ") + unset[i];
+  }
+  return RunRedefine(c, "/v1/env", json{{"set", set}, {"unset", unset}}, what + ")");
 }
 
 int RunStatus(Context& c) {
@@ -824,6 +890,34 @@ const std::vector<Sub>& Subs() {
        {{"wait", "", "follow the deployment until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunDeploy},
+      {"restart", "turnout restart [--wait] [--reason TEXT]",
+       "Replaces every instance of the serving version (after a secret or a dependency changed)\n"
+       "as a new revision with the serving revision's own definition. With ports: auto the\n"
+       "instances are replaced one at a time in place (each new one takes traffic only once\n"
+       "ready; each old one is drained first); with fixed ports the idle slot gets a fresh set\n"
+       "and traffic switches to it (blue/green). Recorded in history as a restart; refused\n"
+       "while a deployment runs.",
+       {{"wait", "", "follow until it is done"},
+        {"reason", "TEXT", "why (recorded in history and the audit log)"}},
+       RunRestart},
+      {"scale", "turnout scale N [--wait] [--reason TEXT]",
+       "Runs N instances (1 to 64) of the serving version: a new revision of the serving\n"
+       "definition with replicas N, rolled in place one instance at a time with ports: auto\n"
+       "(blue/green into the idle slot with fixed ports). `turnout rollback` returns to the\n"
+       "previous count. Refused while a deployment runs.",
+       {{"wait", "", "follow until it is done"},
+        {"reason", "TEXT", "why (recorded in history and the audit log)"}},
+       RunScale},
+      {"set", "turnout set env NAME=VALUE... [--unset NAME]... [--wait] [--reason TEXT]",
+       "Changes the environment of the serving version: a new revision of the serving\n"
+       "definition with the variables set or removed, rolled out by its strategy. The values\n"
+       "are kept with the revision (`turnout rollback --to N` restores N's), never shown in\n"
+       "history, logs or the audit log: only the names are (on this machine, `ps` and the\n"
+       "shell's history still see the command line). Refused while a deployment runs.",
+       {{"unset", "NAME", "remove this variable", true},
+        {"wait", "", "follow until it is done"},
+        {"reason", "TEXT", "why (recorded in history and the audit log)"}},
+       RunSetEnv},
       {"status", "turnout status", "Shows what serves traffic, the deployment in progress, and every slot's instances.",
        {}, RunStatus},
       {"health-check", "turnout health-check [SLOT]",

@@ -147,17 +147,40 @@ std::string FormatDaemonStatus(const json& s) {
   return out.str() + FormatTable(rows);
 }
 
+std::string FormatChange(const json& change) {
+  if (!change.is_object()) return "deploy";
+  const std::string kind = Str(change, "kind");
+  if (kind == "scale") {
+    return "scale " + Str(change, "replicas_before") + "->" + Str(change, "replicas");
+  }
+  if (kind == "env") {
+    std::string out = "env";
+    for (const char* what : {"set", "unset"}) {
+      if (!change.contains(what) || !change[what].is_array() || change[what].empty()) continue;
+      out += std::string(" ") + what + " ";
+      for (size_t i = 0; i < change[what].size(); ++i) {
+        if (change[what][i].is_string()) {
+          out += (i ? "," : "") + change[what][i].get<std::string>();
+        }
+      }
+    }
+    return out;
+  }
+  return kind;
+}
+
 std::string FormatDeploymentList(const json& list) {
   if (list.empty()) return "no deployments yet\n";
   std::vector<std::vector<std::string>> rows = {
-      {"REV", "VERSION", "SLOT", "STATE", "STARTED", "DURATION", "REASON"}};
+      {"REV", "KIND", "VERSION", "SLOT", "STATE", "STARTED", "DURATION", "REASON"}};
   for (const auto& d : list) {
     std::string dur = d.contains("duration_ms")
                           ? FormatMillis(static_cast<double>(d["duration_ms"].get<int64_t>()))
                           : "running";
     if (d.value("serving", false)) dur += " *";
-    rows.push_back({Str(d, "revision"), Str(d, "version"), Str(d, "target_slot"),
-                    Str(d, "state"), ShortTime(Str(d, "created_at")), dur, Str(d, "reason")});
+    rows.push_back({Str(d, "revision"), FormatChange(d.contains("change") ? d["change"] : json()),
+                    Str(d, "version"), Str(d, "target_slot"), Str(d, "state"),
+                    ShortTime(Str(d, "created_at")), dur, Str(d, "reason")});
   }
   return FormatTable(rows) + "(* serving now; details: `turnout history REV`)\n";
 }
@@ -166,7 +189,8 @@ std::string FormatDeploymentDetail(const json& body) {
   std::ostringstream out;
   const json& d = body["deployment"];
   out << "revision " << Str(d, "revision") << ": " << Str(d, "version") << " -> "
-      << Str(d, "target_slot") << ", " << Str(d, "state") << "\n"
+      << Str(d, "target_slot") << ", " << Str(d, "state") << " ("
+      << FormatChange(d.contains("change") ? d["change"] : json()) << ")\n"
       << "  deployment " << Str(d, "id") << ", started " << ShortTime(Str(d, "created_at"))
       << " by " << Str(d, "started_by") << "\n"
       << "  config " << Str(d, "config_hash").substr(0, 12) << ", reason: " << Str(d, "reason")

@@ -35,6 +35,10 @@ std::string FormatDaemonWarnings(const nlohmann::json& status);
 // decided: resume the bake with 4 s left".
 std::string FormatResumeStep(const nlohmann::json& step);
 
+// What a revision changed, from its "change" (GET /v1/deployments): "deploy" (null: a deployment
+// of turnout.yaml), "restart", "scale 1->3", "env set A,B unset C" (names only, never a value).
+std::string FormatChange(const nlohmann::json& change);
+
 // `turnout history`: the table of GET /v1/deployments (header, one row per revision, the
 // footnote), or a line saying there is none.
 std::string FormatDeploymentList(const nlohmann::json& deployments);

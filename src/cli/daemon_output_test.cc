@@ -112,6 +112,29 @@ TEST(DaemonOutput, HistoryListKeepsLongVersionsApartFromTheSlot) {
   EXPECT_EQ(FormatDeploymentList(json::array()), "no deployments yet\n");
 }
 
+TEST(DaemonOutput, HistorySaysWhatEachRevisionChangedByNameOnly) {
+  EXPECT_EQ(FormatChange(nullptr), "deploy");
+  EXPECT_EQ(FormatChange({{"kind", "restart"}, {"of_revision", 3}}), "restart");
+  EXPECT_EQ(FormatChange({{"kind", "scale"}, {"replicas_before", 1}, {"replicas", 3}}),
+            "scale 1->3");
+  EXPECT_EQ(FormatChange({{"kind", "env"}, {"set", {"A", "B"}}, {"unset", {"C"}}}),
+            "env set A,B unset C");
+  EXPECT_EQ(FormatChange({{"kind", "env"}, {"set", json::array()}, {"unset", {"C"}}}),
+            "env unset C");
+  json list = json::array({{{"revision", 4},
+                            {"version", "v1"},
+                            {"target_slot", "blue"},
+                            {"state", "succeeded"},
+                            {"created_at", "2026-11-22T08:01:02.123Z"},
+                            {"duration_ms", 900},
+                            {"change", {{"kind", "scale"}, {"replicas_before", 1}, {"replicas", 3}}},
+                            {"reason", "p95"}}});
+  const std::string text = FormatDeploymentList(list);
+  EXPECT_TRUE(Apart(text, {"v1", "blue", "succeeded"})) << text;
+  EXPECT_TRUE(Apart(text, {"4", "scale 1->3", "v1"})) << text;
+  EXPECT_TRUE(Contains(text, "KIND")) << text;
+}
+
 TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
   json status = {
       {"service", "shop"},

@@ -1,6 +1,10 @@
 #include "daemon/api_request.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
+
+#include "common/text.h"
 
 namespace turnout::daemon {
 namespace {
@@ -19,6 +23,52 @@ Status BoolField(const json& j, const char* name, bool* out) {
   if (it == j.end() || it->is_null()) return Status::Ok();
   if (!it->is_boolean()) return InvalidArgument("\"" + std::string(name) + "\" must be true or false");
   *out = it->get<bool>();
+  return Status::Ok();
+}
+
+// A variable a user may set or remove: not TURNOUT_*, which the platform sets after the
+// configured environment (as turnout.yaml's platform.env is checked).
+bool IsUserEnvName(const std::string& name) {
+  return IsEnvName(name) && name.rfind("TURNOUT_", 0) != 0;
+}
+
+constexpr const char* kEnvNameRule =
+    "a variable name ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, which turnout sets)";
+
+// /v1/env's "set" and "unset". Messages name variables, never a value (it may be a secret).
+Status ReadEnvChange(const json& body, ApiCommand* c) {
+  if (auto it = body.find("set"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return InvalidArgument("\"set\" must be an object of NAME: \"value\"");
+    for (const auto& [name, value] : it->items()) {
+      if (!IsUserEnvName(name)) {
+        return InvalidArgument("\"set\": '" + EscapeControl(name) + "' is not " + kEnvNameRule);
+      }
+      if (!value.is_string()) {
+        return InvalidArgument("\"set\": the value of " + name + " must be a string");
+      }
+      c->env_set.emplace_back(name, value.get<std::string>());
+    }
+  }
+  if (auto it = body.find("unset"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return InvalidArgument("\"unset\" must be an array of names");
+    for (const auto& name : *it) {
+      if (!name.is_string() || !IsUserEnvName(name.get<std::string>())) {
+        return InvalidArgument("\"unset\": each entry must be " + std::string(kEnvNameRule));
+      }
+      c->env_unset.push_back(name.get<std::string>());
+    }
+  }
+  if (c->env_set.empty() && c->env_unset.empty()) {
+    return InvalidArgument("\"set\" or \"unset\" must name at least one variable");
+  }
+  std::sort(c->env_set.begin(), c->env_set.end());
+  for (const auto& name : c->env_unset) {
+    for (const auto& [set_name, value] : c->env_set) {
+      if (set_name == name) {
+        return InvalidArgument(name + " is both set and unset; name it once");
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -69,6 +119,20 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
     c.reason = StringField(body, "reason");
   } else if (p == "/v1/prune") {
     TURNOUT_RETURN_IF_ERROR(BoolField(body, "dry_run", &c.dry_run));
+  } else if (p == "/v1/restart") {
+    c.reason = StringField(body, "reason");
+  } else if (p == "/v1/scale") {
+    auto it = body.find("replicas");
+    if (it == body.end() || !it->is_number_integer() || it->get<int64_t>() < kMinReplicas ||
+        it->get<int64_t>() > kMaxReplicas) {
+      return InvalidArgument("\"replicas\" is required: the number of instances, " +
+                             std::to_string(kMinReplicas) + " to " + std::to_string(kMaxReplicas));
+    }
+    c.replicas = static_cast<int>(it->get<int64_t>());
+    c.reason = StringField(body, "reason");
+  } else if (p == "/v1/env") {
+    TURNOUT_RETURN_IF_ERROR(ReadEnvChange(body, &c));
+    c.reason = StringField(body, "reason");
   } else if (p == "/v1/promote") {
     TURNOUT_RETURN_IF_ERROR(BoolField(body, "full", &c.full));
   }

@@ -14,6 +14,11 @@
 //   /v1/stop-instances     "router" true or false: stop the router process too (default false)
 //   /v1/maintenance  "enabled"      true or false, required;  "reason" string, optional
 //   /v1/prune        "dry_run"      true or false: say what would be removed (default false)
+//   /v1/restart      "reason"       string, optional
+//   /v1/scale        "replicas"     an integer 1..64, required;  "reason" string, optional
+//   /v1/env          "set"          object of NAME -> string value;  "unset"  array of NAMEs;
+//                    at least one name in all, none in both; a NAME is [A-Za-z_][A-Za-z0-9_]*.
+//                    "reason" string, optional. Errors name variables, never a value.
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -24,16 +29,22 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "api/api.h"
 #include "common/status.h"
 
 namespace turnout::daemon {
 
+// The bounds of /v1/scale, those of turnout.yaml's replicas.
+inline constexpr int kMinReplicas = 1;
+inline constexpr int kMaxReplicas = 64;
+
 struct ApiCommand {
   std::string actor;
   std::string version;  // /v1/deploy: non-empty
-  std::string reason;   // /v1/deploy, /v1/maintenance; /v1/audit/acknowledge: non-empty
+  std::string reason;   // /v1/deploy, /v1/maintenance, /v1/restart, /v1/scale, /v1/env; /v1/audit/acknowledge: non-empty
   std::optional<int64_t> to_revision;  // /v1/rollback: >= 1 when set
   bool confirm_data_loss = false;           // /v1/rollback
   bool confirm_unsupported_schema = false;  // /v1/rollback
@@ -42,6 +53,10 @@ struct ApiCommand {
   bool router = false;  // /v1/stop-instances
   bool enabled = false;  // /v1/maintenance
   bool dry_run = false;  // /v1/prune
+  int replicas = 0;      // /v1/scale: 1..kMaxReplicas
+  // /v1/env: the variables to set (sorted by name) and to remove.
+  std::vector<std::pair<std::string, std::string>> env_set;
+  std::vector<std::string> env_unset;
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace turnout::daemon {
 namespace {
@@ -47,6 +49,47 @@ TEST(ParseApiCommandTest, ReadsTheFieldsOfEachEndpoint) {
   Result<ApiCommand> promote = ParseApiCommand(Post("/v1/promote", R"({"full":true})"));
   ASSERT_TRUE(promote.ok());
   EXPECT_TRUE(promote->full);
+}
+
+TEST(ParseApiCommandTest, RestartScaleAndEnvReadTheirFields) {
+  Result<ApiCommand> restart =
+      ParseApiCommand(Post("/v1/restart", R"({"reason":"secret rotated"})"));
+  ASSERT_TRUE(restart.ok()) << restart.status().ToString();
+  EXPECT_EQ(restart->reason, "secret rotated");
+
+  Result<ApiCommand> scale = ParseApiCommand(Post("/v1/scale", R"({"replicas":5,"reason":"p95"})"));
+  ASSERT_TRUE(scale.ok()) << scale.status().ToString();
+  EXPECT_EQ(scale->replicas, 5);
+  EXPECT_EQ(scale->reason, "p95");
+  EXPECT_TRUE(ParseApiCommand(Post("/v1/scale", R"({"replicas":1})")).ok());
+  EXPECT_TRUE(ParseApiCommand(Post("/v1/scale", R"({"replicas":64})")).ok());
+  for (const char* bad : {R"({})", R"({"replicas":0})", R"({"replicas":65})",
+                          R"({"replicas":"3"})", R"({"replicas":2.5})", R"({"replicas":null})"}) {
+    Result<ApiCommand> r = ParseApiCommand(Post("/v1/scale", bad));
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("\"replicas\""), std::string::npos) << r.status().message();
+  }
+
+  Result<ApiCommand> env = ParseApiCommand(
+      Post("/v1/env", R"({"set":{"POOL":"20","B_2":""},"unset":["OLD"],"reason":"pool"})"));
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->env_set,
+            (std::vector<std::pair<std::string, std::string>>{{"B_2", ""}, {"POOL", "20"}}));
+  EXPECT_EQ(env->env_unset, std::vector<std::string>{"OLD"});
+  EXPECT_EQ(env->reason, "pool");
+  EXPECT_TRUE(ParseApiCommand(Post("/v1/env", R"({"unset":["A"]})")).ok());
+  for (const char* bad : {R"({})", R"({"set":{}})", R"({"set":[]})", R"({"set":{"A":1}})",
+                          R"({"set":{"1A":"x"}})", R"({"set":{"A-B":"x"}})", R"({"set":{"":"x"}})",
+                          R"({"unset":"A"})", R"({"unset":[1]})", R"({"unset":["A=B"]})",
+                          R"({"set":{"A":"x"},"unset":["A"]})"}) {
+    EXPECT_FALSE(ParseApiCommand(Post("/v1/env", bad)).ok()) << bad;
+  }
+  // A value is never echoed in an error (it may be a secret).
+  Result<ApiCommand> clash =
+      ParseApiCommand(Post("/v1/env", R"({"set":{"TOKEN":"s3cr3t"},"unset":["TOKEN"]})"));
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.status().message().find("s3cr3t"), std::string::npos);
+  EXPECT_NE(clash.status().message().find("TOKEN"), std::string::npos);
 }
 
 TEST(ParseApiCommandTest, ActorDefaultsByPeerAndEmptyBodyIsAnEmptyObject) {

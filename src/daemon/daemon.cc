@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <map>
@@ -31,6 +32,7 @@
 #include "judge/slo.h"
 #include "common/file_util.h"
 #include "common/secret.h"
+#include "common/sha256.h"
 #include "common/text.h"
 #include "daemon/analysis.h"
 #include "daemon/api_request.h"
@@ -301,6 +303,22 @@ struct Daemon::Impl {
   // confirm: {"data_loss": bool, "unsupported_schema": bool} for the database ladder.
   Result<json> Rollback(std::optional<int64_t> to_revision, const std::string& actor,
                         const json& confirm);
+  // Refuses a new deployment while one runs (AlreadyExists, naming it); one that only keeps its
+  // old slot warm (ScalingDown) is finished first, since `what` needs that slot.
+  Status MakeRoomFor(const std::string& what, const std::string& actor);
+  // The definition deployment `id` was deployed with (its saved spec).
+  Result<controller::DeploymentSpec> SavedSpec(int64_t id);
+  // `turnout restart`, `scale N`, `set env`: a new revision of the serving version with the
+  // serving revision's own definition, changed by `change` (nothing for a restart), which also
+  // fills `detail` (what changed: names, never an env value). kind: "restart", "scale", "env".
+  // Recorded with the revision as daemon.change.<id> (history's "change"). A restart or scale
+  // rolls in place when the ports are auto, else goes blue/green into the idle slot; an env
+  // change rolls out by the serving revision's strategy.
+  Result<json> Redefine(const std::string& kind, const std::string& actor,
+                        const std::string& reason,
+                        const std::function<Status(controller::DeploymentSpec*, json*)>& change);
+  // The change recorded with deployment `id` (null for a deployment of turnout.yaml).
+  json ChangeOf(int64_t id);
   Result<json> Switch(const std::string& slot, const std::string& actor);
   // `turnout maintenance on|off`: the router answers every request with 503, Retry-After and
   // the page of turnout.yaml's `maintenance:` (read again now), or routes again. Refused while a
@@ -992,10 +1010,7 @@ void Daemon::Impl::WatchServing() {
   if (!svc.ok() || svc->active_revision == 0) return;
   Result<state::Deployment> serving = store->GetRevision(config.name, svc->active_revision);
   if (!serving.ok()) return;
-  Result<std::optional<std::string>> spec_json =
-      store->GetSetting("controller.spec." + std::to_string(serving->id));
-  if (!spec_json.ok() || !*spec_json) return;
-  Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**spec_json);
+  Result<controller::DeploymentSpec> spec = SavedSpec(serving->id);
   if (!spec.ok()) return;
   Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
   if (!live.ok()) return;
@@ -1098,23 +1113,91 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
 Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version,
                                                const std::string& actor,
                                                const std::string& reason) {
-  if (Busy()) {
-    const state::Deployment& d = engine->deployment();
-    if (d.state != DeploymentState::kScalingDown) {
-      return AlreadyExists("deployment " + std::to_string(d.id) + " (revision " +
-                           std::to_string(d.revision) + ", " + d.version + ") is in progress (" +
-                           std::string(state::DeploymentStateName(d.state)) +
-                           "); wait for it (`turnout status`), or `turnout abort` it");
-    }
-    // The previous deployment only keeps its old slot warm: that slot is where the new version
-    // goes, so it is stopped now (after draining) instead of after scale_down_delay.
-    TURNOUT_RETURN_IF_ERROR(
-        FinishScaleDown("new deployment of " + version + " requested by " + actor));
-  }
+  TURNOUT_RETURN_IF_ERROR(MakeRoomFor("new deployment of " + version, actor));
   TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec, SpecFor(version));
   spec.started_by = actor;
   spec.reason = reason;
   return engine->Begin(spec);
+}
+
+Status Daemon::Impl::MakeRoomFor(const std::string& what, const std::string& actor) {
+  if (!Busy()) return Status::Ok();
+  const state::Deployment& d = engine->deployment();
+  if (d.state != DeploymentState::kScalingDown) {
+    return AlreadyExists("deployment " + std::to_string(d.id) + " (revision " +
+                         std::to_string(d.revision) + ", " + d.version + ") is in progress (" +
+                         std::string(state::DeploymentStateName(d.state)) +
+                         "); wait for it (`turnout status`), or `turnout abort` it");
+  }
+  // The previous deployment only keeps its old slot warm: that slot is where the new version
+  // goes, so it is stopped now (after draining) instead of after scale_down_delay.
+  return FinishScaleDown(what + " requested by " + actor);
+}
+
+Result<controller::DeploymentSpec> Daemon::Impl::SavedSpec(int64_t id) {
+  TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> saved,
+                           store->GetSetting("controller.spec." + std::to_string(id)));
+  if (!saved) return NotFound("deployment " + std::to_string(id) + " has no saved definition");
+  return controller::DecodeSpec(*saved);
+}
+
+Result<json> Daemon::Impl::Redefine(
+    const std::string& kind, const std::string& actor, const std::string& reason,
+    const std::function<Status(controller::DeploymentSpec*, json*)>& change) {
+  TURNOUT_RETURN_IF_ERROR(MakeRoomFor(kind, actor));
+  Result<state::Service> svc = store->GetService(config.name);
+  if (!svc.ok() || svc->active_revision == 0) {
+    return FailedPrecondition("nothing serves yet: `turnout deploy VERSION` first");
+  }
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment serving,
+                           store->GetRevision(config.name, svc->active_revision));
+  Result<controller::DeploymentSpec> saved = SavedSpec(serving.id);
+  if (!saved.ok()) {
+    return FailedPrecondition("the serving revision " + std::to_string(serving.revision) +
+                              " has no saved definition to " + kind +
+                              " with; `turnout deploy " + serving.version + "` instead");
+  }
+  controller::DeploymentSpec spec = *saved;
+  json detail = {{"kind", kind}, {"of_revision", serving.revision}};
+  TURNOUT_RETURN_IF_ERROR(change(&spec, &detail));
+  if (kind == "restart" || kind == "scale") {
+    // In place, one instance at a time, when ports are chosen at launch; fixed ports cannot
+    // hold a new instance beside the old one, so the idle slot takes the new set instead.
+    spec.strategy = spec.base_port == 0 ? "rolling" : "blue_green";
+  }
+  if (kind != "restart") {
+    // A changed definition is another configuration: its hash follows from the serving one and
+    // the change (values included, so that two env values never share a hash).
+    spec.config_hash = Sha256Hex(serving.config_hash + "\n" +
+                                 json{{"replicas", spec.replicas}, {"env", spec.env}}.dump());
+  }
+  // What changed, in words (names only): the default reason and the log line.
+  std::string what = kind + " of revision " + std::to_string(serving.revision);
+  if (kind == "scale") what += " to " + std::to_string(spec.replicas) + " instance(s)";
+  for (const char* list : {"set", "unset"}) {
+    if (!detail.contains(list) || detail[list].empty()) continue;
+    what += std::string(list == std::string("set") ? ": set " : ", unset ");
+    for (size_t i = 0; i < detail[list].size(); ++i) {
+      what += (i ? "," : "") + detail[list][i].get<std::string>();
+    }
+  }
+  spec.started_by = actor;
+  spec.reason = reason.empty() ? what : reason;
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, engine->Begin(spec));
+  (void)store->PutSetting("daemon.change." + std::to_string(d.id), detail.dump());
+  Log(what + " requested by " + actor + ": deployment " + std::to_string(d.id) + ", revision " +
+      std::to_string(d.revision) + ", " + spec.strategy);
+  json out = {{"action", kind}, {"deployment", DeploymentJson(d)}, {"change", detail}};
+  out["deployment"]["change"] = detail;
+  return out;
+}
+
+json Daemon::Impl::ChangeOf(int64_t id) {
+  Result<std::optional<std::string>> saved =
+      store->GetSetting("daemon.change." + std::to_string(id));
+  if (!saved.ok() || !*saved) return nullptr;
+  json j = json::parse(**saved, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? json(nullptr) : j;
 }
 
 Status Daemon::Impl::FinishScaleDown(const std::string& reason) {
@@ -1189,11 +1272,7 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
   }
   // The earlier revision's own definition, as it was deployed (not today's turnout.yaml).
   controller::DeploymentSpec spec;
-  Result<std::optional<std::string>> saved =
-      store->GetSetting("controller.spec." + std::to_string(target->id));
-  Result<controller::DeploymentSpec> decoded =
-      saved.ok() && *saved ? controller::DecodeSpec(**saved)
-                           : Result<controller::DeploymentSpec>(NotFound("no saved spec"));
+  Result<controller::DeploymentSpec> decoded = SavedSpec(target->id);
   if (decoded.ok()) {
     spec = *decoded;
     // The app as that revision ran it, the database as turnout.yaml says now (its URL, the
@@ -1397,13 +1476,7 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
     r.version = d.version;
     r.keep = static_cast<int>(i) < on_disk || d.revision == svc.active_revision ||
              live_deployments.count(d.id) != 0 || !state::IsTerminal(d.state);
-    if (Result<std::optional<std::string>> saved =
-            store->GetSetting("controller.spec." + std::to_string(d.id));
-        saved.ok() && *saved) {
-      if (Result<controller::DeploymentSpec> spec = controller::DecodeSpec(**saved); spec.ok()) {
-        r.image = spec->image;
-      }
-    }
+    if (Result<controller::DeploymentSpec> spec = SavedSpec(d.id); spec.ok()) r.image = spec->image;
     if (r.keep) kept_revisions.push_back(d.revision);
     revisions.push_back(std::move(r));
   }
@@ -1474,7 +1547,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     static const std::set<std::string> kPosts = {
         "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
         "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge",
-        "/v1/maintenance", "/v1/prune"};
+        "/v1/maintenance", "/v1/prune", "/v1/restart", "/v1/scale", "/v1/env"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -1503,6 +1576,59 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
         });
     if (!d.ok()) return api::Reply::FromStatus(d.status());
     return api::Reply::Json(201, json{{"deployment", DeploymentJson(*d)}}.dump());
+  }
+  if (p == "/v1/restart" || p == "/v1/scale" || p == "/v1/env") {
+    const ApiCommand& c = *command;
+    Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (p == "/v1/restart") {
+        return Redefine("restart", actor, c.reason,
+                        [](controller::DeploymentSpec*, json*) { return Status::Ok(); });
+      }
+      if (p == "/v1/scale") {
+        return Redefine("scale", actor, c.reason,
+                        [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                          if (spec->replicas == c.replicas) {
+                            return FailedPrecondition("the serving revision already runs " +
+                                                      std::to_string(c.replicas) +
+                                                      " instance(s)");
+                          }
+                          (*detail)["replicas_before"] = spec->replicas;
+                          (*detail)["replicas"] = c.replicas;
+                          spec->replicas = c.replicas;
+                          return Status::Ok();
+                        });
+      }
+      return Redefine("env", actor, c.reason,
+                      [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                        auto& env = spec->env;
+                        const auto before = env;
+                        for (const auto& name : c.env_unset) {
+                          std::erase_if(env, [&](const auto& kv) { return kv.first == name; });
+                        }
+                        for (const auto& [name, value] : c.env_set) {
+                          auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) {
+                            return kv.first == name;
+                          });
+                          if (it == env.end()) {
+                            env.emplace_back(name, value);
+                          } else {
+                            it->second = value;
+                          }
+                        }
+                        if (env == before) {
+                          return FailedPrecondition(
+                              "the serving revision's environment already is so; nothing to "
+                              "roll out");
+                        }
+                        json set = json::array();
+                        for (const auto& kv : c.env_set) set.push_back(kv.first);
+                        (*detail)["set"] = set;
+                        (*detail)["unset"] = c.env_unset;
+                        return Status::Ok();
+                      });
+    });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return api::Reply::Json(201, out->dump());
   }
   if (p == "/v1/rollback") {
     const std::optional<int64_t> to = command->to_revision;
@@ -1724,6 +1850,7 @@ api::Reply Daemon::Impl::DeploymentReply(const std::string& which) {
   }
   if (!d.ok()) return api::Reply::FromStatus(d.status());
   json out = {{"deployment", DeploymentJson(*d)}};
+  out["deployment"]["change"] = ChangeOf(d->id);
   Result<std::vector<state::Transition>> ts = store->Transitions(d->id);
   json transitions = json::array();
   if (ts.ok()) {
@@ -1762,6 +1889,7 @@ api::Reply Daemon::Impl::HistoryReply(const api::Request& r) {
   for (const auto& d : *h) {
     json j = DeploymentJson(d);
     j["serving"] = svc.ok() && svc->active_revision == d.revision;
+    j["change"] = ChangeOf(d.id);
     list.push_back(j);
   }
   return Ok(json{{"service", config.name}, {"deployments", list}});

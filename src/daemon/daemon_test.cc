@@ -871,6 +871,256 @@ TEST_F(DaemonTest, ARollingReleaseReplacesInstancesInPlaceWithoutAFailedRequest)
   EXPECT_GT(Versions(load).value("v2", 0), 0) << load.dump();
 }
 
+// ---- runbook steps as revisions: restart, scale, set env ----------------------------------
+
+// turnout.yaml with `replicas: n` under `ports: auto`.
+void SetReplicas(const std::string& dir, int n) {
+  std::string text;
+  std::ifstream in(dir + "/turnout.yaml");
+  text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  text.replace(text.find("  ports: auto\n"), 14,
+               "  ports: auto\n  replicas: " + std::to_string(n) + "\n");
+  std::ofstream(dir + "/turnout.yaml") << text;
+}
+
+// The instances the router has in `slot`, healthy and not ejected.
+size_t RouterInstances(const json& status, const std::string& slot) {
+  size_t n = 0;
+  for (const auto& s : status["router"]["slots"]) {
+    if (s["name"] != slot) continue;
+    for (const auto& i : s["instances"]) n += i.value("healthy", false) && !i.value("ejected", true);
+  }
+  return n;
+}
+
+// The value of `name` in the environment of process `pid` (nullopt: not set).
+std::optional<std::string> EnvOf(int64_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry.rfind(name + "=", 0) == 0) return entry.substr(name.size() + 1);
+  }
+  return std::nullopt;
+}
+
+TEST_F(DaemonTest, ARestartReplacesEveryInstanceInPlaceWithoutAFailedRequest) {
+  WriteConfig("");
+  SetReplicas(dir_, 2);
+  StartDaemon();
+  const int64_t first = Deploy("v1");
+  json v1 = WaitFinished(first);
+  ASSERT_EQ(State(v1), "succeeded");
+  const std::string slot = v1["deployment"]["target_slot"];
+  std::vector<int64_t> before = RunningPids(slot);
+  ASSERT_EQ(before.size(), 2u);
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  auto [status, started] =
+      Call("POST", "/v1/restart", {{"actor", "alice"}, {"reason", "secret rotated"}});
+  ASSERT_EQ(status, 201) << started.dump();
+  EXPECT_EQ(started["action"], "restart");
+  const int64_t id = started["deployment"]["id"];
+  // Another runbook step (or a deploy) while it runs is refused, naming it.
+  auto [busy, refused] = Call("POST", "/v1/scale", {{"replicas", 3}});
+  EXPECT_EQ(busy, 409) << refused.dump();
+  auto [busy2, refused2] = Call("POST", "/v1/restart", json::object());
+  EXPECT_EQ(busy2, 409) << refused2.dump();
+  json done = WaitFinished(id, milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  bool rolled = false;
+  for (const auto& t : done["transitions"]) rolled |= t["to"] == "rolling";
+  EXPECT_TRUE(rolled) << done.dump();
+  EXPECT_EQ(done["deployment"]["target_slot"], slot) << "in place, no switch";
+  EXPECT_EQ(done["deployment"]["version"], "v1");
+  EXPECT_EQ(done["deployment"]["started_by"], "alice");
+  EXPECT_EQ(started["deployment"]["reason"], "secret rotated");
+  EXPECT_EQ(done["deployment"]["config_hash"], v1["deployment"]["config_hash"])
+      << "the definition did not change";
+  EXPECT_EQ(done["deployment"]["change"]["kind"], "restart") << done.dump();
+  std::vector<int64_t> after = RunningPids(slot);
+  ASSERT_EQ(after.size(), 2u);
+  for (int64_t pid : after) {
+    EXPECT_EQ(std::count(before.begin(), before.end(), pid), 0) << "instance not replaced";
+  }
+  EXPECT_EQ(ServingVersion(address), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  EXPECT_GT(load.value("requests", uint64_t{0}), 0u) << load.dump();
+  RecordProperty("requests", std::to_string(load.value("requests", uint64_t{0})));
+  RecordProperty("restart_ms", std::to_string(done["deployment"].value("duration_ms", int64_t{0})));
+  // History shows it as a restart.
+  auto [hs, history] = Call("GET", "/v1/deployments");
+  ASSERT_EQ(hs, 200);
+  EXPECT_EQ(history["deployments"][0]["change"]["kind"], "restart") << history.dump();
+  EXPECT_TRUE(history["deployments"][1]["change"].is_null()) << history.dump();
+}
+
+// Two adjacent loopback ports the OS reports free now (0 when none was found in 50 tries).
+uint16_t TwoFreePorts() {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int a = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int b = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    uint16_t port = 0;
+    if (::bind(a, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::getsockname(a, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+        ntohs(addr.sin_port) < 65535) {
+      port = ntohs(addr.sin_port);
+      addr.sin_port = htons(static_cast<uint16_t>(port + 1));
+      if (::bind(b, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) port = 0;
+    }
+    ::close(a);
+    ::close(b);
+    if (port != 0) return port;
+  }
+  return 0;
+}
+
+TEST_F(DaemonTest, WithFixedPortsARestartGoesBlueGreenIntoTheIdleSlot) {
+  const uint16_t port = TwoFreePorts();
+  ASSERT_NE(port, 0);
+  WriteConfig("");
+  {
+    std::string text;
+    std::ifstream in(dir_ + "/turnout.yaml");
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    text.replace(text.find("  ports: auto\n"), 14,
+                 "  ports: " + std::to_string(port) + "-" + std::to_string(port + 1) + "\n");
+    std::ofstream(dir_ + "/turnout.yaml") << text;
+  }
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded") << v1.dump();
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  auto [status, started] = Call("POST", "/v1/restart", json::object());
+  ASSERT_EQ(status, 201) << started.dump();
+  json done = WaitFinished(started["deployment"].value("id", int64_t{0}), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(done["deployment"]["strategy"], "blue_green");
+  EXPECT_NE(done["deployment"]["target_slot"], v1["deployment"]["target_slot"]);
+  EXPECT_EQ(ServingVersion(address), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+}
+
+TEST_F(DaemonTest, ARestartBeforeAnythingServesSaysToDeployFirst) {
+  WriteConfig("");
+  StartDaemon();
+  auto [status, body] = Call("POST", "/v1/restart", json::object());
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_NE(body.dump().find("turnout deploy"), std::string::npos) << body.dump();
+}
+
+TEST_F(DaemonTest, ScaleAddsAndRemovesInstancesOfTheServingSlotWithoutAFailedRequest) {
+  WriteConfig("");
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded");
+  const std::string slot = v1["deployment"]["target_slot"];
+  const std::string address = PublicAddress();
+  load_.Start(address);
+  auto scale = [&](int n) {
+    auto [status, body] = Call("POST", "/v1/scale", {{"replicas", n}, {"actor", "bob"}});
+    EXPECT_EQ(status, 201) << body.dump();
+    json done = WaitFinished(body["deployment"].value("id", int64_t{0}), milliseconds(60000));
+    EXPECT_EQ(State(done), "succeeded") << done.dump();
+    EXPECT_EQ(done["deployment"]["target_slot"], slot) << "no switch";
+    EXPECT_EQ(done["deployment"]["change"]["replicas"], n) << done.dump();
+    return done;
+  };
+  json three = scale(3);
+  EXPECT_NE(three["deployment"]["config_hash"], v1["deployment"]["config_hash"]);
+  auto [s3, st3] = Call("GET", "/v1/status");
+  EXPECT_EQ(RouterInstances(st3, slot), 3u) << st3.dump();
+  EXPECT_EQ(RunningPids(slot).size(), 3u);
+  scale(1);
+  auto [s1, st1] = Call("GET", "/v1/status");
+  EXPECT_EQ(RouterInstances(st1, slot), 1u) << st1.dump();
+  EXPECT_EQ(RunningPids(slot).size(), 1u);
+  // Out of bounds is refused before anything starts.
+  auto [bad, refused] = Call("POST", "/v1/scale", {{"replicas", 65}});
+  EXPECT_EQ(bad, 400) << refused.dump();
+  // A rollback returns to the previous count (3), like any revision.
+  auto [rs, rolled] = Call("POST", "/v1/rollback", {{"actor", "bob"}});
+  ASSERT_EQ(rs, 200) << rolled.dump();
+  json back = WaitFinished(rolled["deployment"].value("id", int64_t{0}), milliseconds(60000));
+  json load;
+  EXPECT_EQ(State(back), "succeeded") << back.dump();
+  EXPECT_EQ(rolled["rollback_to"], three["deployment"]["revision"]);
+  auto [sb, stb] = Call("GET", "/v1/status");
+  EXPECT_EQ(RouterInstances(stb, stb["active"].value("slot", "")), 3u) << stb.dump();
+  // A later deploy takes its definition from turnout.yaml again (one instance).
+  json v2 = WaitFinished(Deploy("v2"), milliseconds(60000));
+  EXPECT_EQ(State(v2), "succeeded") << v2.dump();
+  auto [s2, st2] = Call("GET", "/v1/status");
+  EXPECT_EQ(RouterInstances(st2, st2["active"].value("slot", "")), 1u) << st2.dump();
+  load = load_.Finish();
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  EXPECT_GT(load.value("requests", uint64_t{0}), 0u) << load.dump();
+  RecordProperty("requests", std::to_string(load.value("requests", uint64_t{0})));
+}
+
+TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit) {
+  WriteConfig("");
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded");
+  KillDaemon();
+  StartDaemon({}, /*capture_log=*/true);
+  const std::string secret = "pool-s3cret-value-8d1f";
+  auto [status, body] = Call(
+      "POST", "/v1/env", {{"set", {{"DATABASE_POOL_SIZE", secret}}}, {"actor", "carol"}});
+  ASSERT_EQ(status, 201) << body.dump();
+  EXPECT_EQ(body.dump().find(secret), std::string::npos) << body.dump();
+  json done = WaitFinished(body["deployment"].value("id", int64_t{0}), milliseconds(60000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  const int64_t env_revision = done["deployment"]["revision"];
+  EXPECT_EQ(done["deployment"]["change"]["set"], json::array({"DATABASE_POOL_SIZE"}));
+  EXPECT_NE(done["deployment"]["config_hash"], v1["deployment"]["config_hash"]);
+  auto serving_env = [&]() -> std::optional<std::string> {
+    auto [s, st] = Call("GET", "/v1/status");
+    std::vector<int64_t> pids = RunningPids(st["active"].value("slot", ""));
+    EXPECT_EQ(pids.size(), 1u) << st.dump();
+    if (pids.empty()) return std::nullopt;
+    return EnvOf(pids[0], "DATABASE_POOL_SIZE");
+  };
+  EXPECT_EQ(serving_env(), secret);
+  // Never a value in what turnoutd shows or records.
+  for (const char* target : {"/v1/deployments", "/v1/audit?limit=100000", "/v1/events?limit=1000",
+                             "/v1/status"}) {
+    auto [s, text] = Call("GET", target);
+    EXPECT_EQ(text.dump().find(secret), std::string::npos) << target;
+  }
+  EXPECT_EQ(done.dump().find(secret), std::string::npos) << done.dump();
+  const std::string log = DaemonOutput();
+  EXPECT_NE(log.find("DATABASE_POOL_SIZE"), std::string::npos) << log;
+  EXPECT_EQ(log.find(secret), std::string::npos) << log;
+  // The override is kept with the revision, over a turnoutd restart.
+  KillDaemon();
+  StartDaemon();
+  auto [rs, rolled] = Call("POST", "/v1/rollback", {{"actor", "carol"}});
+  ASSERT_EQ(rs, 200) << rolled.dump();
+  ASSERT_EQ(State(WaitFinished(rolled["deployment"].value("id", int64_t{0}))), "succeeded");
+  EXPECT_EQ(serving_env(), std::nullopt) << "the rollback returns to the old environment";
+  auto [ts, to] = Call("POST", "/v1/rollback", {{"to_revision", env_revision}});
+  ASSERT_EQ(ts, 200) << to.dump();
+  ASSERT_EQ(State(WaitFinished(to["deployment"].value("id", int64_t{0}))), "succeeded");
+  EXPECT_EQ(serving_env(), secret) << "rollback --to restores that revision's environment";
+  // Setting what is already there changes nothing: refused.
+  auto [ns, same] = Call("POST", "/v1/env", {{"set", {{"DATABASE_POOL_SIZE", secret}}}});
+  EXPECT_EQ(ns, 409) << same.dump();
+  EXPECT_EQ(same.dump().find(secret), std::string::npos) << same.dump();
+  // Unset removes it again.
+  auto [us, unset] = Call("POST", "/v1/env", {{"unset", {"DATABASE_POOL_SIZE"}}});
+  ASSERT_EQ(us, 201) << unset.dump();
+  ASSERT_EQ(State(WaitFinished(unset["deployment"].value("id", int64_t{0}))), "succeeded");
+  EXPECT_EQ(serving_env(), std::nullopt);
+}
+
 TEST_F(DaemonCanaryTest, WithoutTrafficACanaryHoldsInsteadOfPassingAndAPromoteLetsItThrough) {
   WriteConfig();
   StartDaemon();

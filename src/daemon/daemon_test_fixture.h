@@ -152,8 +152,10 @@ class DaemonTest : public ::testing::Test {
     return admin;
   }
 
-  void StartDaemon(const std::vector<std::string>& env = {}) {
-    auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, env);
+  // With `capture_log`, turnoutd's log (stderr) goes to the pipe DaemonOutput() reads.
+  void StartDaemon(const std::vector<std::string>& env = {}, bool capture_log = false) {
+    auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, env,
+                                 capture_log);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     daemon_.emplace(std::move(p).value());
     const auto deadline = std::chrono::steady_clock::now() + seconds(20);
@@ -164,6 +166,18 @@ class DaemonTest : public ::testing::Test {
       if (daemon_->Wait(milliseconds(10)).ok()) break;  // it exited
     }
     FAIL() << "turnoutd did not come up";
+  }
+
+  // The lines turnoutd wrote so far (StartDaemon with capture_log), read until none comes for
+  // 200 ms.
+  std::string DaemonOutput() {
+    std::string out;
+    while (daemon_) {
+      Result<std::string> line = daemon_->ReadLine(milliseconds(200));
+      if (!line.ok()) break;
+      out += *line + "\n";
+    }
+    return out;
   }
 
   void KillDaemon() {
