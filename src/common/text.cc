@@ -23,6 +23,8 @@ bool IsEnvName(std::string_view s) {
   return !s.empty() && !(s[0] >= '0' && s[0] <= '9') && std::all_of(s.begin(), s.end(), word);
 }
 
+bool IsUserEnvName(std::string_view s) { return IsEnvName(s) && !s.starts_with("TURNOUT_"); }
+
 std::string_view Trim(std::string_view s) {
   constexpr std::string_view kSpace = " \t\r\n";
   size_t begin = s.find_first_not_of(kSpace);

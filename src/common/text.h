@@ -17,6 +17,8 @@ bool IsToken(std::string_view s);
 
 // A variable name a shell and turnout accept in an environment: [A-Za-z_][A-Za-z0-9_]*.
 bool IsEnvName(std::string_view s);
+// An IsEnvName a user may set: not TURNOUT_*, which turnout sets for each instance itself.
+bool IsUserEnvName(std::string_view s);
 
 // `s` without leading and trailing spaces, tabs, CR and LF.
 std::string_view Trim(std::string_view s);

@@ -29,6 +29,9 @@ TEST(Text, EnvNamesAreShellVariableNames) {
   EXPECT_FALSE(IsEnvName("A-B"));
   EXPECT_FALSE(IsEnvName("A B"));
   EXPECT_FALSE(IsEnvName("\xc3\xa9"));
+  EXPECT_TRUE(IsUserEnvName("POOL_SIZE"));
+  EXPECT_FALSE(IsUserEnvName("TURNOUT_PORT")) << "turnout sets these itself";
+  EXPECT_FALSE(IsUserEnvName("1X"));
 }
 
 TEST(Text, TrimRemovesSpacesTabsAndLineEnds) {

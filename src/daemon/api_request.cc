@@ -26,12 +26,6 @@ Status BoolField(const json& j, const char* name, bool* out) {
   return Status::Ok();
 }
 
-// A variable a user may set or remove: not TURNOUT_*, which the platform sets after the
-// configured environment (as turnout.yaml's platform.env is checked).
-bool IsUserEnvName(const std::string& name) {
-  return IsEnvName(name) && name.rfind("TURNOUT_", 0) != 0;
-}
-
 constexpr const char* kEnvNameRule =
     "a variable name ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, which turnout sets)";
 

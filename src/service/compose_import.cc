@@ -552,7 +552,7 @@ Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_n
     };
     // turnout.yaml takes variable names only, and sets TURNOUT_* itself.
     auto passed_on = [&](const YAML::Node& at, const std::string& name) {
-      if (IsEnvName(name) && name.rfind("TURNOUT_", 0) != 0) return true;
+      if (IsUserEnvName(name)) return true;
       in.Warn(at, "environment",
               Quote(name) +
                   ": not a variable name turnout passes on ([A-Za-z_][A-Za-z0-9_]*, not "

@@ -70,7 +70,6 @@ int PortOf(std::string_view address) {
 
 // The platform sets TURNOUT_VERSION, TURNOUT_PORT... after the configured environment, so a
 // configured TURNOUT_* variable would be silently replaced.
-bool IsUserEnvName(const std::string& s) { return IsEnvName(s) && s.rfind("TURNOUT_", 0) != 0; }
 
 // Placeholders used in `tmpl` that are not in `allowed` ("{foo}"), for an error message.
 std::vector<std::string> UnknownPlaceholders(std::string_view tmpl,
@@ -287,7 +286,7 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
         } else if (key == "working_dir") {
           Set(r.String(v, path), &p->working_dir);
         } else if (key == "env") {
-          Set(r.StringMap(v, path, IsUserEnvName,
+          Set(r.StringMap(v, path, [](const std::string& k) { return IsUserEnvName(k); },
                           "environment variable names ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, "
                           "which turnout sets)"),
               &env_map);
