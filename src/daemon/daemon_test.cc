@@ -877,9 +877,9 @@ TEST_F(DaemonTest, ARollingReleaseReplacesInstancesInPlaceWithoutAFailedRequest)
 class DaemonRecreateTest : public DaemonTest {
  protected:
   // v1 deployed, then strategy: recreate; returns the router's public address.
-  std::string DeployV1ThenRecreate() {
+  std::string DeployV1ThenRecreate(std::vector<std::string> env = {}) {
     WriteConfig("maintenance:\n  retry_after: 5s\n");
-    StartDaemon();
+    StartDaemon(std::move(env));
     EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
     std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: recreate\n";
     return PublicAddress();
@@ -954,6 +954,39 @@ TEST_F(DaemonRecreateTest, ANewVersionFailingReadinessEndsWithTheOldServingAndMa
   ExpectOnlyVersionsOrMaintenance(load);
   RecordProperty("downtime_ms", std::to_string(DowntimeMs(done)));
 }
+
+// kill -9 of turnoutd during a recreate: with v1 stopped and maintenance on (Launching) the
+// restarted turnoutd rolls back, relaunching v1 and lifting maintenance; after the switch it
+// finishes with v2. Users get a version or the maintenance page throughout.
+struct RecreateCrashCase {
+  const char* state;
+  const char* outcome;
+  const char* serving;
+};
+
+class DaemonRecreateCrashTest : public DaemonRecreateTest,
+                                public ::testing::WithParamInterface<RecreateCrashCase> {};
+
+TEST_P(DaemonRecreateCrashTest, ARestartedTurnoutdEndsConsistentWithMaintenanceOff) {
+  const RecreateCrashCase c = GetParam();
+  const std::string address =
+      DeployV1ThenRecreate({"TURNOUTD_TEST_CRASH=v2:" + std::string(c.state)});
+  load_.Start(address);
+  const int64_t id = Deploy("v2");
+  ExpectDaemonDies();
+  StartDaemon();
+  json done = WaitFinished(id, milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), c.outcome) << done.dump();
+  EXPECT_EQ(ServingVersion(address), c.serving);
+  EXPECT_FALSE(MaintenanceOn());
+  ExpectOnlyVersionsOrMaintenance(load);
+}
+
+INSTANTIATE_TEST_SUITE_P(States, DaemonRecreateCrashTest,
+                         ::testing::Values(RecreateCrashCase{"launching", "rolled_back", "v1"},
+                                           RecreateCrashCase{"switching", "succeeded", "v2"}),
+                         [](const auto& info) { return std::string(info.param.state); });
 
 TEST_F(DaemonCanaryTest, WithoutTrafficACanaryHoldsInsteadOfPassingAndAPromoteLetsItThrough) {
   WriteConfig();
