@@ -7,7 +7,8 @@
 // Keeps --connections keep-alive connections busy (one request at a time each) until the
 // duration passes or N requests were sent, whichever comes first; it always stops by itself.
 // Counts responses by class, connection resets, timeouts and other errors, latency percentiles
-// and - with --by-header - responses per value of that response header. A request failed when
+// and - with --by-header - responses per value of that response header; with --json also
+// responses per status code ("statuses": {"200": n, "503": m}). A request failed when
 // it got no 2xx answer (non-2xx, reset, timeout, connect or protocol error).
 // SIGINT/SIGTERM stop it early: requests in flight finish and the result is printed as usual.
 // Exit status: 0 when no request failed, 1 when any did, 2 for bad flags.
@@ -147,6 +148,7 @@ struct WorkerStats {
   std::atomic<uint64_t> bytes_in{0};
   std::mutex mu;  // guards by_value (taken once per response, uncontended)
   std::map<std::string, uint64_t, std::less<>> by_value;
+  std::map<int, uint64_t> by_status;  // guarded by mu
   LatencyHistogram latency;  // touched only by the worker until it has finished
 };
 
@@ -330,6 +332,10 @@ class Worker {
       }
       int status = head.status;
       bool keep_alive = head.keep_alive;
+      {
+        std::lock_guard<std::mutex> lock(stats_.mu);
+        ++stats_.by_status[status];
+      }
       if (!plan_.options->by_header.empty()) {
         const http::Header* h = head.headers.Find(plan_.options->by_header);
         std::string_view value = h != nullptr ? h->value : std::string_view("(none)");
@@ -389,6 +395,7 @@ struct Totals {
   uint64_t outcomes[kOutcomes] = {};
   uint64_t bytes_in = 0;
   std::map<std::string, uint64_t, std::less<>> by_value;
+  std::map<int, uint64_t> by_status;
   uint64_t failed() const {
     return outcomes[k1xx] + outcomes[k3xx] + outcomes[k4xx] + outcomes[k5xx] + outcomes[kReset] +
            outcomes[kTimeout] + outcomes[kError];
@@ -404,6 +411,7 @@ Totals Sum(std::vector<std::unique_ptr<Worker>>& workers) {
     t.bytes_in += s.bytes_in.load();
     std::lock_guard<std::mutex> lock(s.mu);
     for (const auto& [value, n] : s.by_value) t.by_value[value] += n;
+    for (const auto& [status, n] : s.by_status) t.by_status[status] += n;
   }
   return t;
 }
@@ -535,6 +543,9 @@ int Main(int argc, char** argv) {
           {"max", latency.MaxMicros() / 1000.0},
           {"mean", latency.MeanMicros() / 1000.0}}},
     };
+    nlohmann::json statuses = nlohmann::json::object();
+    for (const auto& [status, n] : t.by_status) statuses[std::to_string(status)] = n;
+    j["statuses"] = statuses;
     if (!o.by_header.empty()) {
       nlohmann::json values = nlohmann::json::object();
       for (const auto& [value, n] : t.by_value) values[value] = n;

@@ -101,6 +101,7 @@ TEST(LoadTest, CountsResponsesPerVersionAndExitsZero) {
   EXPECT_EQ(run.json["requests"], 300);
   EXPECT_EQ(run.json["responses"]["2xx"], 300);
   EXPECT_EQ(run.json["failed"], 0);
+  EXPECT_EQ(run.json["statuses"], nlohmann::json({{"200", 300}}));
   EXPECT_EQ(run.json["by_header"]["name"], "X-Version");
   EXPECT_EQ(run.json["by_header"]["values"]["v1"], 300);
   EXPECT_GT(run.json["latency_ms"]["p99"].get<double>(), 0.0);
@@ -114,6 +115,7 @@ TEST(LoadTest, ServerErrorsAreFailuresAndExitOne) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_EQ(run.json["responses"]["5xx"], 50);
   EXPECT_EQ(run.json["failed"], 50);
+  EXPECT_EQ(run.json["statuses"], nlohmann::json({{"500", 50}}));
 }
 
 TEST(LoadTest, DurationBoundStopsByItself) {

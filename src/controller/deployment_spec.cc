@@ -168,8 +168,9 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
   if (spec.liveness_failure_threshold < 1) {
     return InvalidArgument("liveness_failure_threshold: >= 1");
   }
-  if (spec.strategy != "blue_green" && spec.strategy != "canary" && spec.strategy != "rolling") {
-    return InvalidArgument("strategy: expected blue_green, canary or rolling, got '" +
+  if (spec.strategy != "blue_green" && spec.strategy != "canary" && spec.strategy != "rolling" &&
+      spec.strategy != "recreate") {
+    return InvalidArgument("strategy: expected blue_green, canary, rolling or recreate, got '" +
                            spec.strategy + "'");
   }
   if (spec.strategy == "rolling" && spec.base_port != 0) {

@@ -127,6 +127,9 @@ struct DeploymentSpec {
   // compare with and switches at once. "rolling": the serving slot's instances are replaced one at
   // a time in place (one extra instance at most, never one fewer ready: launch a new one, wait
   // until ready, add it, remove and stop an old one), then the bake; needs base_port 0. A first
+  // deployment is deployed as blue_green. "recreate": with downtime, for changes that cannot be
+  // made compatible: the router in maintenance, the serving slot stopped, the database phases,
+  // then the new version as blue_green and maintenance off after the switch (engine.h). A first
   // deployment is deployed as blue_green. Default: "blue_green"
   std::string strategy = "blue_green";
   // canary: at least one step; weights strictly increasing, each in (0, 10000); durations > 0.

@@ -107,7 +107,7 @@ bool Pausable(DeploymentState s) {
 
 bool PreSwitch(DeploymentState s) {
   return s == DeploymentState::kPending || s == DeploymentState::kPreChecks ||
-         s == DeploymentState::kLaunching || s == DeploymentState::kWaitingReady ||
+         s == DeploymentState::kDraining || s == DeploymentState::kLaunching || s == DeploymentState::kWaitingReady ||
          s == DeploymentState::kSmokeTesting;
 }
 
@@ -277,9 +277,13 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   paused_ = false;
   paused_by_.clear();
   canary_started_ = false;
+  draining_started_ = false;
   canary_step_ = 0;
   canary_weight_applied_ = false;
   last_analysis_.reset();
+  rolling_old_count_ = 0;
+  rolling_old_deployment_ = 0;
+  rolling_old_spec_.reset();
   StartPhase();
   new_instances_.clear();
   old_instances_.clear();
@@ -296,6 +300,9 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   if (!active) return std::optional<state::Deployment>();
   deployment_ = *active;
   pre_deploy_next_ = 0;
+  rolling_old_count_ = 0;
+  rolling_old_deployment_ = 0;
+  rolling_old_spec_.reset();
   image_checked_ = false;
   expedite_scale_down_ = false;
   new_instances_.clear();
@@ -308,6 +315,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
                           [](const auto& t) { return t.to == DeploymentState::kSwitching; });
   canary_started_ = std::any_of(transitions.begin(), transitions.end(),
                                 [](const auto& t) { return t.to == DeploymentState::kCanary; });
+  draining_started_ = std::any_of(transitions.begin(), transitions.end(),
+                                  [](const auto& t) { return t.to == DeploymentState::kDraining; });
   state_step_id_ = 0;
   canary_step_record_ = 0;
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
@@ -512,6 +521,7 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   old_stopped_ = 0;
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
+  if (to == DeploymentState::kDraining) draining_started_ = true;
   if (left == DeploymentState::kCanary) {
     // Left by a rollback or a full promotion (a step that passed finished its record already).
     TURNOUT_RETURN_IF_ERROR(FinishCanaryStepRecord(to != DeploymentState::kRollingBack,
@@ -543,7 +553,8 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   }
   const std::string& why = deployment_->reason;
   if (left == DeploymentState::kPreChecks &&
-      (to == DeploymentState::kLaunching || to == DeploymentState::kRolling)) {
+      (to == DeploymentState::kLaunching || to == DeploymentState::kRolling ||
+       to == DeploymentState::kDraining)) {
     Emit("pre_checks_passed", why);
   } else if (left == DeploymentState::kWaitingReady && to == DeploymentState::kSmokeTesting) {
     Emit("ready", why);
@@ -585,6 +596,9 @@ Result<StepReport> Engine::Report(std::string waiting_for) {
 
 Result<StepReport> Engine::BeginRollback(std::string reason) {
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
+  // Recreate: no warm slot to go back to; the maintenance page comes back in this same Step
+  // when the new version no longer serves.
+  if (Recreate()) return StepRecreateRollingBack();
   return Report("");
 }
 
@@ -726,6 +740,8 @@ Result<StepReport> Engine::Step() {
       return StepCanary();
     case DeploymentState::kRolling:
       return StepRolling();
+    case DeploymentState::kDraining:
+      return StepDraining();
     case DeploymentState::kSwitching:
       return StepSwitching();
     case DeploymentState::kBaking:
@@ -769,6 +785,8 @@ Result<StepReport> Engine::StepPreChecks() {
   if (pre_deploy_next_ < spec_.pre_deploy.size()) {
     return RunPreDeployCheck(spec_.pre_deploy[pre_deploy_next_]);
   }
+  // Recreate: the database phases run once the old version is stopped (Draining).
+  if (Recreate()) return BeginDraining();
   // The database before anything launches: backup, verification, expand migrations.
   bool db_failed = false;
   if (std::optional<std::string> db = PollDatabase("before_launch", &db_failed)) {
@@ -1058,7 +1076,14 @@ Result<StepReport> Engine::StepSwitching() {
   }
   TURNOUT_RETURN_IF_ERROR(
       RecordActive(slot, deployment_->revision, "switched to " + deployment_->version));
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, "traffic on " + slot));
+  std::string why = "traffic on " + slot;
+  if (Recreate()) {
+    // Users reach the new version from now on: the downtime ends with the switch.
+    TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
+    TURNOUT_ASSIGN_OR_RETURN(Clock::Duration held, MaintenanceHeld());
+    why += "; maintenance off after " + std::to_string(Ms(held)) + " ms";
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, std::move(why)));
   return Report("");
 }
 
@@ -1181,9 +1206,9 @@ std::string Engine::Address(const Instance& instance) const {
   return FormatHostPort(instance.host.empty() ? spec_.host : instance.host, instance.port);
 }
 
-Result<StepReport> Engine::BeginRolling() {
-  // Which old instances there are to replace, and whose spec relaunches them on a rollback:
-  // written before the first one is touched (they leave the instance list as they stop).
+Status Engine::RecordOldInstances() {
+  // Which old instances there are, and whose spec relaunches them on a rollback: written before
+  // the first one is touched (they leave the instance list as they stop).
   rolling_old_count_ = 0;
   rolling_old_deployment_ = 0;
   for (const auto& i : old_instances_) {
@@ -1192,7 +1217,11 @@ Result<StepReport> Engine::BeginRolling() {
   }
   nlohmann::json j = {{"old_count", rolling_old_count_},
                       {"old_deployment", rolling_old_deployment_}};
-  TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kRollingKeyPrefix, deployment_->id), j.dump()));
+  return store_.PutSetting(KeyFor(kRollingKeyPrefix, deployment_->id), j.dump());
+}
+
+Result<StepReport> Engine::BeginRolling() {
+  TURNOUT_RETURN_IF_ERROR(RecordOldInstances());
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolling,
                                      "pre-checks passed; replacing " +
                                          std::to_string(rolling_old_count_) + " instance(s) of " +
@@ -1324,19 +1353,23 @@ Result<StepReport> Engine::StepRolling() {
   return Report("");
 }
 
-Result<StepReport> Engine::StepRestoringInPlace() {
-  const std::string& slot = deployment_->target_slot;
-  // Relaunch every old instance that was already replaced, from the previous deployment's spec,
-  // and wait until each is ready; only then does the slot go back to the old set.
+Result<std::optional<StepReport>> Engine::RestoreOldInstances(const std::string& slot,
+                                                               const std::string& failed_suffix) {
+  using Out = std::optional<StepReport>;
+  auto fail = [&](std::string why) -> Result<Out> {
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed, why + failed_suffix));
+    TURNOUT_ASSIGN_OR_RETURN(StepReport r, Report(""));
+    return Out(r);
+  };
+  auto wait = [&](std::string what) -> Result<Out> {
+    TURNOUT_ASSIGN_OR_RETURN(StepReport r, Report(std::move(what)));
+    return Out(r);
+  };
   if (rolling_old_count_ > 0 && !rolling_old_spec_) {
     TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> json,
                              store_.GetSetting(SpecKey(rolling_old_deployment_)));
     if (!json) {
-      TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed,
-                                         "cannot restore " + slot +
-                                             ": the previous deployment's spec is not on record; " +
-                                             deployment_->version + " keeps serving"));
-      return Report("");
+      return fail("cannot restore " + slot + ": the previous deployment's spec is not on record");
     }
     TURNOUT_ASSIGN_OR_RETURN(DeploymentSpec old_spec, DecodeSpec(*json));
     rolling_old_spec_ = std::move(old_spec);
@@ -1360,31 +1393,34 @@ Result<StepReport> Engine::StepRestoringInPlace() {
         old_instances_.push_back(inst);
       }
       if (failed) {
-        TURNOUT_RETURN_IF_ERROR(
-            Transition(DeploymentState::kFailed, "cannot restore " + slot + "-" +
-                                                     std::to_string(j) + ": " + *failed + "; " +
-                                                     deployment_->version + " keeps serving"));
-        return Report("");
+        return fail("cannot restore " + slot + "-" + std::to_string(j) + ": " + *failed);
       }
       rolling_item_started_ = clock_.Now();
-      return Report("relaunched " + slot + "-" + std::to_string(j) + " of " +
-                    rolling_old_spec_->version);
+      return wait("relaunched " + slot + "-" + std::to_string(j) + " of " +
+                  rolling_old_spec_->version);
     }
     bool probed = false;
     TURNOUT_ASSIGN_OR_RETURN(bool ok, ProbeReadyIfDue(*old, &probed));
     if (!ok) {
       if (clock_.Now() - rolling_item_started_ >= rolling_old_spec_->ready_deadline) {
-        TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed,
-                                           "cannot restore " + slot + "-" + std::to_string(j) +
-                                               ": not ready within " +
-                                               Seconds(rolling_old_spec_->ready_deadline) + "; " +
-                                               deployment_->version + " keeps serving"));
-        return Report("");
+        return fail("cannot restore " + slot + "-" + std::to_string(j) + ": not ready within " +
+                    Seconds(rolling_old_spec_->ready_deadline));
       }
       WaitForExit();
-      return Report("waiting for the restored " + slot + "-" + std::to_string(j) + " to be ready");
+      return wait("waiting for the restored " + slot + "-" + std::to_string(j) + " to be ready");
     }
   }
+  return Out();
+}
+
+Result<StepReport> Engine::StepRestoringInPlace() {
+  const std::string& slot = deployment_->target_slot;
+  // Relaunch every old instance that was already replaced, from the previous deployment's spec,
+  // and wait until each is ready; only then does the slot go back to the old set.
+  TURNOUT_ASSIGN_OR_RETURN(
+      std::optional<StepReport> restoring,
+      RestoreOldInstances(slot, "; " + deployment_->version + " keeps serving"));
+  if (restoring) return *restoring;
   if (rolling_old_count_ > 0) {
     std::vector<std::string> addresses;
     for (const auto& o : old_instances_) addresses.push_back(Address(o));
@@ -1638,7 +1674,7 @@ Status Engine::LoadGates() {
       phase_paused_ = std::chrono::milliseconds(Field<int64_t>(*progress, "paused_ms", 0));
     }
   }
-  if (Rolling()) {
+  if (Rolling() || Recreate()) {
     TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> rolling,
                              LoadJsonSetting(store_, KeyFor(kRollingKeyPrefix, id)));
     if (rolling) {
@@ -1710,6 +1746,7 @@ Result<StepReport> Engine::StepScalingDown() {
 
 Result<StepReport> Engine::StepRollingBack() {
   if (Rolling()) return StepRestoringInPlace();
+  if (Recreate()) return StepRecreateRollingBack();
   const std::string& slot = deployment_->target_slot;
   const std::string& old_slot = deployment_->previous_slot;
   bool back = false;
@@ -1730,14 +1767,7 @@ Result<StepReport> Engine::StepRollingBack() {
           return Report("");
         }
       }
-      TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
-      if (policy.active != old_slot || policy.canary) {
-        TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
-      }
-      if (switched_) {
-        TURNOUT_RETURN_IF_ERROR(
-            RecordActive(old_slot, previous_revision_, "rolled back from " + deployment_->version));
-      }
+      TURNOUT_RETURN_IF_ERROR(SwitchBack());
       back = true;
       TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
       if (!status.drained) {
@@ -1759,20 +1789,145 @@ Result<StepReport> Engine::StepRollingBack() {
         "no previous version to switch back to; " + deployment_->version + " keeps serving"));
     return Report("");
   }
+  return EndRollback();
+}
+
+Status Engine::SwitchBack() {
+  const std::string& old_slot = deployment_->previous_slot;
+  TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+  if (policy.active != old_slot || policy.canary) {
+    TURNOUT_RETURN_IF_ERROR(router_.Switch(old_slot).status());
+  }
+  if (!switched_) return Status::Ok();
+  return RecordActive(old_slot, previous_revision_, "rolled back from " + deployment_->version);
+}
+
+Result<StepReport> Engine::EndRollback() {
   // Users are on the old version again: the database ladder.
+  std::string why = deployment_->reason.empty() ? std::string("rolled back") : deployment_->reason;
   bool db_failed = false;
   if (std::optional<std::string> db = PollDatabase("rollback", &db_failed)) {
     if (!db_failed) return Report("database: " + *db);
-    TURNOUT_RETURN_IF_ERROR(Transition(
-        DeploymentState::kFailed,
-        (deployment_->reason.empty() ? std::string("rolled back") : deployment_->reason) +
-            "; database: " + *db));
+    why += "; database: " + *db;
+    if (draining_started_) {
+      // The schema is in an unknown state: users keep the maintenance page, and are told so.
+      why += "; maintenance stays on: fix the database, then run `turnout maintenance off`";
+    }
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed, std::move(why)));
     return Report("");
   }
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
-                                                                       ? "rolled back"
-                                                                       : deployment_->reason));
+  if (draining_started_) {
+    TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
+    TURNOUT_ASSIGN_OR_RETURN(Clock::Duration held, MaintenanceHeld());
+    why += "; maintenance off after " + std::to_string(Ms(held)) + " ms";
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, std::move(why)));
   return Report("");
+}
+
+bool Engine::Recreate() const {
+  return spec_.strategy == "recreate" && !deployment_->previous_slot.empty() &&
+         deployment_->target_slot != deployment_->previous_slot;
+}
+
+Status Engine::SetMaintenance(bool on) {
+  TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+  if (policy.maintenance.enabled == on) return Status::Ok();
+  router::MaintenancePolicy m;
+  if (on && options_.maintenance) {
+    TURNOUT_ASSIGN_OR_RETURN(m, options_.maintenance());
+  }
+  m.enabled = on;
+  return router_.SetMaintenance(m).status();
+}
+
+Result<Clock::Duration> Engine::MaintenanceHeld() {
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Transition> transitions,
+                           store_.Transitions(deployment_->id));
+  for (auto t = transitions.rbegin(); t != transitions.rend(); ++t) {
+    if (t->to == DeploymentState::kDraining) {
+      return std::max(Clock::Duration::zero(), clock_.WallNow() - t->at);
+    }
+  }
+  return Clock::Duration::zero();
+}
+
+Result<StepReport> Engine::BeginDraining() {
+  TURNOUT_RETURN_IF_ERROR(RecordOldInstances());
+  TURNOUT_RETURN_IF_ERROR(Transition(
+      DeploymentState::kDraining,
+      "pre-checks passed; maintenance on, stopping " + std::to_string(old_instances_.size()) +
+          " instance(s) of " + deployment_->previous_slot));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepDraining() {
+  const std::string& old_slot = deployment_->previous_slot;
+  // Users get the maintenance page (never a connection error) before anything old stops.
+  TURNOUT_RETURN_IF_ERROR(SetMaintenance(true));
+  if (!old_instances_.empty()) {
+    TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(old_slot));
+    const Clock::Duration left = spec_.grace - Elapsed();
+    if (!status.drained && left > Clock::Duration::zero()) {
+      WaitForDrain();
+      return Report("maintenance on; waiting for " + old_slot + " to drain (" +
+                    std::to_string(status.in_flight) + " request(s) in flight), " + Seconds(left) +
+                    " left");
+    }
+    // Past the bound, the stop signal and grace still let the requests in flight finish.
+    for (auto& i : old_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    old_instances_.clear();
+  }
+  // The old version is gone: backup and migrations, which need not be compatible with it.
+  bool db_failed = false;
+  if (std::optional<std::string> db = PollDatabase("before_launch", &db_failed)) {
+    if (db_failed) return BeginRollback("database: " + *db);
+    return Report("maintenance on; database: " + *db);
+  }
+  TURNOUT_RETURN_IF_ERROR(Transition(
+      DeploymentState::kLaunching, "maintenance on; " + std::to_string(rolling_old_count_) +
+                                       " instance(s) of " + old_slot + " stopped"));
+  return Report("");
+}
+
+Result<StepReport> Engine::StepRecreateRollingBack() {
+  const std::string& slot = deployment_->target_slot;
+  const std::string& old_slot = deployment_->previous_slot;
+  if (!instances_stopped_) {
+    if (rolling_old_count_ > 0) {
+      // While the old version comes back, users either stay on a new version that still runs
+      // or get the maintenance page again: never a slot with nothing behind it.
+      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
+      const bool new_serves = switched_ && !exited;
+      if (!new_serves) TURNOUT_RETURN_IF_ERROR(SetMaintenance(true));
+      // The old version back first, in its own slot, from the previous deployment's spec.
+      const std::string suffix =
+          new_serves ? "; " + deployment_->version + " keeps serving"
+                    : std::string("; maintenance stays on: no version can serve; deploy a fixed "
+                                  "version, or run `turnout maintenance off`");
+      TURNOUT_ASSIGN_OR_RETURN(std::optional<StepReport> restoring,
+                               RestoreOldInstances(old_slot, suffix));
+      if (restoring) {
+        if (deployment_->state == DeploymentState::kFailed && new_serves) {
+          TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
+        }
+        return *restoring;
+      }
+      std::vector<std::string> addresses;
+      for (const auto& o : old_instances_) addresses.push_back(Address(o));
+      TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(old_slot, addresses).status());
+    }
+    TURNOUT_RETURN_IF_ERROR(SwitchBack());
+    TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
+    if (!status.drained) {
+      WaitForDrain();
+      return Report("waiting for " + slot + " to drain before stopping it (" +
+                    std::to_string(status.in_flight) + " request(s) in flight)");
+    }
+    for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    instances_stopped_ = true;
+  }
+  return EndRollback();
 }
 
 Result<StepReport> Engine::StepAwaitingApproval() {
@@ -1890,12 +2045,13 @@ Status Engine::StartRollback(std::string reason) {
       }
     }
   }
-  if (switched_ && !deployment_->previous_slot.empty()) {
+  // Recreate stopped the old slot on purpose: its rollback relaunches it (Step()).
+  if (switched_ && !deployment_->previous_slot.empty() && !Recreate()) {
     TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> cold, OldSlotNotWarm());
     if (cold) return FailedPrecondition("cannot switch back: " + *cold);
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
-  if ((switched_ || canary_started_) && !deployment_->previous_slot.empty()) {
+  if ((switched_ || canary_started_) && !deployment_->previous_slot.empty() && !Recreate()) {
     // Fast path: the old slot is warm (in Canary it still serves most users), so users go back
     // now; Step() cleans up.
     TURNOUT_RETURN_IF_ERROR(router_.Switch(deployment_->previous_slot).status());

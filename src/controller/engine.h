@@ -3,6 +3,8 @@
 //   Pending -> PreChecks -> Launching -> WaitingReady -> SmokeTesting [-> AwaitingApproval]
 //           [-> Canary] -> Switching -> Baking -> ScalingDown -> Succeeded
 //   rolling: Pending -> PreChecks -> Rolling -> Baking -> ScalingDown -> Succeeded
+//   recreate: Pending -> PreChecks -> Draining -> Launching -> WaitingReady -> SmokeTesting
+//           [-> AwaitingApproval] -> Switching -> Baking -> ScalingDown -> Succeeded
 //   any non-terminal state -> RollingBack -> RolledBack (or Failed when there is nothing to go
 //   back to: a first deployment that failed after its switch)
 //
@@ -23,7 +25,7 @@
 // Crash resume (Resume()): a new Engine over the same store finds the service's active
 // deployment, re-adopts the recorded instances (Platform::Adopt with the persisted handles) and
 // then applies this rule:
-//   - Pending, PreChecks, Launching, WaitingReady, SmokeTesting: ROLL BACK. Users were never
+//   - Pending, PreChecks, Draining, Launching, WaitingReady, SmokeTesting: ROLL BACK. Users were never
 //     moved, so rolling back is always safe; the readiness deadline was measured by a controller
 //     that is gone, and a half-launched set may hold instances of unknown health. Re-running the
 //     deploy is one command, and it relaunches cleanly.
@@ -66,6 +68,24 @@
 // deployment's saved spec (in their old instance rows), waits until they are ready, gives the
 // slot the old set and stops the new instances; when the old version cannot be brought back the
 // deployment ends Failed with the new version serving. No smoke tests, no pause in Rolling.
+//
+// Recreate (spec.strategy "recreate", a slot serving before; for changes that cannot be made
+// compatible): with downtime, never with a connection error. Draining turns the router's
+// maintenance on (UpdatePolicy: every other field kept; page and Retry-After from
+// EngineOptions::maintenance), so users get 503 with Retry-After and the page; waits until the
+// old slot drained (GetSlotStatus().drained, at most spec.grace by the clock; the stop signal
+// and grace still let requests in flight finish), stops the old instances, then runs the
+// database phase "before_launch" (backup, migrations), which the other strategies run in
+// PreChecks while the old version serves. Then as blue/green: Launching, WaitingReady,
+// SmokeTesting (through the override header, which maintenance lets through), Switching, where
+// maintenance goes off right after the switch (the reason of Baking says how long it was on),
+// Baking, ScalingDown (no old slot left to keep warm: the contract migrations). The old
+// instances are written down first ("controller.rolling.<id>", as for rolling). Rolling back
+// relaunches them from the previous deployment's saved spec into the old slot, waits until they
+// are ready, gives the old slot their addresses, switches back, stops the new instances, runs
+// the database ladder and then turns maintenance off. When the old version cannot be brought
+// back: Failed; maintenance goes off if the new version had the traffic (it keeps serving), else
+// it stays on and the reason says so (nothing could serve; `turnout maintenance off` ends it).
 //
 // Bake: the new instances are watched for spec.bake_time: an instance that exits,
 // spec.bake_failure_threshold failed readiness probes in a row, spec.liveness_failure_threshold
@@ -221,6 +241,11 @@ struct EngineOptions {
   std::function<AnalysisVerdict(const AnalysisRequest&)> analyze;
   // The database phases (see PhaseRequest). Default: none (no database steps).
   std::function<PhaseStatus(const PhaseRequest&)> database;
+  // What users get while a recreate deployment holds the router in maintenance: the page,
+  // Retry-After and content type (`enabled` is ignored), read when maintenance goes on. An error
+  // keeps the deployment in Draining (the step returns it). Default: none (the router's
+  // defaults: Retry-After 30 s, the built-in page)
+  std::function<Result<router::MaintenancePolicy>()> maintenance;
 };
 
 // What Step() did and what the deployment waits for now.
@@ -394,6 +419,25 @@ class Engine {
   // RollingBack of a rolling update: relaunches the replaced old instances, gives the slot the
   // old set again, stops the new ones.
   Result<StepReport> StepRestoringInPlace();
+  // Relaunches (from the previous deployment's saved spec) every old instance 0..old_count-1
+  // that is not running in `slot` and waits until each is ready. nullopt when all are; else the
+  // report to return (waiting, or Failed was recorded with `failed_suffix` appended).
+  Result<std::optional<StepReport>> RestoreOldInstances(const std::string& slot,
+                                                        const std::string& failed_suffix);
+  // Records the old instances of the slot (count, deployment) before any is touched.
+  Status RecordOldInstances();
+  bool Recreate() const;  // strategy recreate with a slot serving before
+  // Recreate: maintenance on, drain, stop the old slot, database before_launch, -> Launching.
+  Result<StepReport> BeginDraining();
+  Result<StepReport> StepDraining();
+  // RollingBack of a recreate: the old version back in its slot, traffic back, new stopped,
+  // database ladder, maintenance off.
+  Result<StepReport> StepRecreateRollingBack();
+  // Sets the router's maintenance on (with EngineOptions::maintenance) or off, keeping every
+  // other field of the policy; nothing when it already is.
+  Status SetMaintenance(bool on);
+  // How long this deployment has held maintenance on (from its Draining transition, wall time).
+  Result<Clock::Duration> MaintenanceHeld();
   // The slot's addresses while instance `index` is replaced: the old ones still running (without
   // old `index` when `drop_old`) and the new ones up to `index` that were ready.
   std::vector<std::string> RollingAddresses(int index, bool drop_old) const;
@@ -448,6 +492,13 @@ class Engine {
   Status RequireGateState(std::string_view what) const;
   Result<StepReport> StepScalingDown();
   Result<StepReport> StepRollingBack();
+  // The end of every rollback once users are on the old version again (or never left it): the
+  // database ladder, then (recreate) maintenance off, then RolledBack; Failed when the ladder
+  // failed.
+  Result<StepReport> EndRollback();
+  // All traffic back on the previous slot (canary cleared) unless it is there already; after a
+  // switch, the previous revision recorded as active again.
+  Status SwitchBack();
 
   state::StateStore& store_;
   platform::Platform& platform_;
@@ -480,6 +531,7 @@ class Engine {
   state::WallTime phase_started_wall_{};
   Clock::Duration phase_paused_{};  // finished pauses within the phase
   bool canary_started_ = false;     // reached Canary: part of the traffic may be on the new slot
+  bool draining_started_ = false;   // reached Draining: this deployment turned maintenance on
   int canary_step_ = 0;
   bool canary_weight_applied_ = false;  // the router has the current step's weight
   int64_t canary_step_record_ = 0;      // the running "canary_step:<i>" step record (0: none)

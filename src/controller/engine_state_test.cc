@@ -1078,3 +1078,250 @@ TEST_F(EngineStateTest, PlatformsWithoutImagesRecordNoImageStep) {
 
 }  // namespace
 }  // namespace turnout::controller
+
+namespace turnout::controller {
+namespace {
+
+// strategy recreate: the old version stops, the database phases run, the new version starts;
+// meanwhile the router is in maintenance (503 + Retry-After + page), never pointing users at a
+// slot with nothing running.
+class RecreateStateTest : public EngineStateTest {
+ protected:
+  DeploymentSpec RecreateSpec(const std::string& version) {
+    DeploymentSpec s = Spec(version);
+    s.strategy = "recreate";
+    s.replicas = 2;
+    return s;
+  }
+
+  // v1 serving in blue (a first deployment is always blue/green).
+  int64_t DeployV1() { return Deploy(RecreateSpec("v1"), DeploymentState::kSucceeded).id; }
+
+  EngineOptions RecreateOptions() {
+    EngineOptions o = Options();
+    o.maintenance = [] {
+      router::MaintenancePolicy m;
+      m.retry_after_seconds = 7;
+      m.page = "back soon";
+      return Result<router::MaintenancePolicy>(m);
+    };
+    return o;
+  }
+
+  bool Maintenance() { return router_.policy().maintenance.enabled; }
+
+  // Users either reach a running instance of the active slot or get the maintenance page.
+  void ExpectNoDeadEnd(const std::string& when) {
+    EXPECT_TRUE(Maintenance() || !UserVersion().empty())
+        << when << ": maintenance off and nothing runs in " << router_.policy().active;
+  }
+
+  // Steps to the end, checking after every Step that users never hit a dead end.
+  void RunChecked(Engine& engine) {
+    for (int i = 0; i < 400 && !state::IsTerminal(engine.deployment().state); ++i) {
+      auto r = engine.Step();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ExpectNoDeadEnd(std::string(state::DeploymentStateName(r->state)) + ": " + r->waiting_for);
+      if (!r->waiting_for.empty() && (r->state == DeploymentState::kBaking ||
+                                      r->state == DeploymentState::kScalingDown)) {
+        clock_.Advance(10s);
+      }
+    }
+  }
+
+  int RunningOf(const std::string& version) {
+    int n = 0;
+    for (const auto& slot : {"blue", "green"}) {
+      for (const auto& a : router_.instances(slot)) {
+        std::optional<FakeInstance> i = platform_.At(a);
+        if (i && i->spec.version == version && i->status.running()) ++n;
+      }
+    }
+    return n;
+  }
+};
+
+TEST_F(RecreateStateTest, StopsTheOldVersionInMaintenanceMigratesThenSwitchesAndLiftsIt) {
+  const int64_t v1 = DeployV1();
+  std::vector<std::string> db_calls;
+  EngineOptions o = RecreateOptions();
+  o.database = [&](const PhaseRequest& r) {
+    if (r.deployment->version == "v2" && r.phase == "before_launch") {
+      // Backup and migrations run with the old version stopped, users on the maintenance page.
+      EXPECT_TRUE(Maintenance());
+      EXPECT_EQ(router_.policy().maintenance.page, "back soon");
+      EXPECT_EQ(router_.policy().maintenance.retry_after_seconds, 7u);
+      EXPECT_EQ(RunningOf("v1"), 0);
+      EXPECT_EQ(RunningOf("v2"), 0);
+    }
+    db_calls.push_back(r.phase);
+    return PhaseStatus{};
+  };
+  auto engine = NewEngine(o);
+  auto d = engine->Begin(RecreateSpec("v2"));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  RunChecked(*engine);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
+      << engine->deployment().reason;
+  EXPECT_EQ(UserVersion(), "v2");
+  EXPECT_FALSE(Maintenance());
+  EXPECT_EQ(router_.policy().maintenance.page, "back soon");  // kept for next time
+  ExpectInstancesStopped(v1);
+  EXPECT_EQ(RunningOf("v2"), 2);
+  EXPECT_EQ(States(d->id),
+            (std::vector<DeploymentState>{
+                DeploymentState::kPreChecks, DeploymentState::kDraining,
+                DeploymentState::kLaunching, DeploymentState::kWaitingReady,
+                DeploymentState::kSmokeTesting, DeploymentState::kSwitching,
+                DeploymentState::kBaking, DeploymentState::kScalingDown,
+                DeploymentState::kSucceeded}));
+  EXPECT_EQ(db_calls, (std::vector<std::string>{"before_launch", "after_retire"}));
+  // The downtime window is in the record of the switch, and each state has its timing.
+  auto ts = store_->Transitions(d->id);
+  ASSERT_TRUE(ts.ok());
+  bool said = false;
+  for (const auto& t : *ts) {
+    said |= t.to == DeploymentState::kBaking && t.reason.find("maintenance off after") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+  EXPECT_TRUE(FindStep(d->id, "state:draining").has_value());
+}
+
+TEST_F(RecreateStateTest, ANewVersionFailingReadinessBringsTheOldBackThenLiftsMaintenance) {
+  DeployV1();
+  OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
+  std::vector<std::string> db_calls;
+  EngineOptions o = RecreateOptions();
+  o.database = [&](const PhaseRequest& r) {
+    if (r.phase == "rollback") {
+      // The ladder runs with the old version back, before maintenance is lifted.
+      EXPECT_EQ(RunningOf("v1"), 2);
+      EXPECT_TRUE(Maintenance());
+    }
+    db_calls.push_back(r.phase);
+    return PhaseStatus{};
+  };
+  auto engine = NewEngine(o);
+  auto d = engine->Begin(RecreateSpec("v2"));
+  ASSERT_TRUE(d.ok());
+  RunChecked(*engine);
+  ExpectRolledBackToV1(*engine, "not ready within");
+  EXPECT_NE(engine->deployment().reason.find("maintenance off after"), std::string::npos)
+      << engine->deployment().reason;
+  EXPECT_FALSE(Maintenance());
+  EXPECT_EQ(router_.policy().active, "blue");
+  EXPECT_EQ(RunningOf("v1"), 2);
+  ExpectInstancesStopped(d->id);
+  EXPECT_TRUE(Contains(States(d->id), DeploymentState::kDraining));
+  EXPECT_EQ(db_calls.back(), "rollback");
+}
+
+TEST_F(RecreateStateTest, AFailedBakeRelaunchesTheOldVersionAndSwitchesBack) {
+  DeployV1();
+  auto engine = NewEngine(RecreateOptions());
+  auto d = engine->Begin(RecreateSpec("v2"));
+  ASSERT_TRUE(d.ok());
+  Run(*engine, DeploymentState::kBaking);
+  EXPECT_FALSE(Maintenance());
+  EXPECT_EQ(UserVersion(), "v2");
+  KillInstances(d->id);
+  RunChecked(*engine);
+  ExpectRolledBackToV1(*engine, "during bake");
+  EXPECT_FALSE(Maintenance());
+}
+
+TEST_F(RecreateStateTest, ARequestedRollbackAfterTheSwitchRelaunchesTheOldVersion) {
+  DeployV1();
+  auto engine = NewEngine(RecreateOptions());
+  ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+  Run(*engine, DeploymentState::kBaking);
+  // The old slot is cold on purpose: no fast switch, the rollback relaunches it first.
+  ASSERT_TRUE(engine->RequestRollback("by hand").ok());
+  EXPECT_EQ(UserVersion(), "v2");
+  RunChecked(*engine);
+  ExpectRolledBackToV1(*engine, "by hand");
+  EXPECT_FALSE(Maintenance());
+}
+
+TEST_F(RecreateStateTest, AFailureBeforeMaintenanceLeavesTheOldVersionAlone) {
+  const int64_t v1 = DeployV1();
+  DeploymentSpec v2 = RecreateSpec("v2");
+  v2.pre_deploy = {PreDeployCheck{"gate", "check-gate"}};
+  commands_.Exits("check-gate", 1, "not today\n");
+  auto engine = NewEngine(RecreateOptions());
+  auto d = engine->Begin(v2);
+  ASSERT_TRUE(d.ok());
+  RunChecked(*engine);
+  ExpectRolledBackToV1(*engine, "gate");
+  EXPECT_FALSE(Maintenance());
+  EXPECT_FALSE(Contains(States(d->id), DeploymentState::kDraining));
+  ExpectInstancesRunning(v1);
+}
+
+// A turnoutd killed during a recreate ends consistent: before the switch the old version comes
+// back and maintenance goes off; from the switch on the new version serves, maintenance off.
+struct RecreateCrash {
+  DeploymentState at;
+  bool after_one_step;  // crash after one Step in the state (maintenance on, old stopped)
+  DeploymentState ends;
+  const char* serving;
+};
+
+class RecreateCrashTest : public RecreateStateTest,
+                          public ::testing::WithParamInterface<RecreateCrash> {};
+
+TEST_P(RecreateCrashTest, ResumeEndsConsistentWithMaintenanceOff) {
+  const RecreateCrash c = GetParam();
+  DeployV1();
+  // To crash while rolling back, v2 must fail first.
+  if (c.at == DeploymentState::kRollingBack) OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
+  {
+    EngineOptions o = RecreateOptions();
+    // The migrations still run when the controller dies.
+    o.database = [&](const PhaseRequest& r) {
+      PhaseStatus s;
+      if (c.after_one_step && r.phase == "before_launch") {
+        s.kind = PhaseStatus::Kind::kRunning;
+        s.detail = "migrating";
+      }
+      return s;
+    };
+    auto engine = NewEngine(o);
+    ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+    Run(*engine, c.at);
+    ASSERT_EQ(engine->deployment().state, c.at);
+    if (c.after_one_step) {
+      ASSERT_TRUE(engine->Step().ok());
+      ASSERT_EQ(engine->deployment().state, c.at);
+      EXPECT_TRUE(Maintenance());
+      EXPECT_EQ(RunningOf("v1"), 0);
+    }
+  }
+  auto resumed = NewEngine(RecreateOptions());
+  auto found = resumed->Resume(kFakeService);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status().ToString();
+  RunChecked(*resumed);
+  EXPECT_EQ(resumed->deployment().state, c.ends) << resumed->deployment().reason;
+  EXPECT_EQ(UserVersion(), c.serving);
+  EXPECT_FALSE(Maintenance());
+  EXPECT_EQ(RunningOf(c.serving), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryState, RecreateCrashTest,
+    ::testing::Values(
+        RecreateCrash{DeploymentState::kDraining, false, DeploymentState::kRolledBack, "v1"},
+        RecreateCrash{DeploymentState::kDraining, true, DeploymentState::kRolledBack, "v1"},
+        RecreateCrash{DeploymentState::kLaunching, false, DeploymentState::kRolledBack, "v1"},
+        RecreateCrash{DeploymentState::kWaitingReady, false, DeploymentState::kRolledBack, "v1"},
+        RecreateCrash{DeploymentState::kSmokeTesting, false, DeploymentState::kRolledBack, "v1"},
+        RecreateCrash{DeploymentState::kSwitching, false, DeploymentState::kSucceeded, "v2"},
+        RecreateCrash{DeploymentState::kBaking, false, DeploymentState::kSucceeded, "v2"},
+        RecreateCrash{DeploymentState::kRollingBack, false, DeploymentState::kRolledBack, "v1"}),
+    [](const auto& info) {
+      return std::string(state::DeploymentStateName(info.param.at)) +
+             (info.param.after_one_step ? "_after_a_step" : "");
+    });
+
+}  // namespace
+}  // namespace turnout::controller

@@ -324,6 +324,9 @@ struct Daemon::Impl {
   // the page of turnout.yaml's `maintenance:` (read again now), or routes again. Refused while a
   // deployment runs (its judge and rules would see no traffic).
   Result<json> SetMaintenance(bool enabled, const std::string& reason, const std::string& actor);
+  // What users get in maintenance (`turnout maintenance on`, strategy recreate), from turnout.yaml
+  // as it is now (`enabled` false).
+  Result<router::MaintenancePolicy> MaintenancePage();
   // Stops every instance, and with `stop_router` the router process too (users then get
   // connection refused until the next `turnout up`).
   Result<json> StopAll(const std::string& actor, bool stop_router);
@@ -627,6 +630,7 @@ Status Daemon::Impl::StartAll() {
   eo.database = [this](const controller::PhaseRequest& r) {
     return database ? database->Poll(r) : controller::PhaseStatus{};
   };
+  eo.maintenance = [this] { return MaintenancePage(); };
   engine = std::make_unique<controller::Engine>(*store, *platform, *control, engine_prober,
                                                 engine_commands, clock, eo);
 
@@ -1339,6 +1343,22 @@ Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& ac
   return json{{"slot", slot}, {"revision", d.revision}, {"version", d.version}, {"took_ms", ms}};
 }
 
+Result<router::MaintenancePolicy> Daemon::Impl::MaintenancePage() {
+  // What users will see is read now, so that a page edited since turnoutd started is the one
+  // served.
+  TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig now, service::LoadServiceConfig(config_path));
+  const service::MaintenanceConfig& mc = now.maintenance;
+  router::MaintenancePolicy m;
+  m.retry_after_seconds = static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(mc.retry_after).count());
+  m.content_type = mc.content_type;
+  if (!mc.page.empty()) {
+    TURNOUT_ASSIGN_OR_RETURN(m.page, ReadSmallRegularFile(mc.page, "the maintenance page",
+                                                          service::kMaxMaintenancePage));
+  }
+  return m;
+}
+
 Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reason,
                                           const std::string& actor) {
   if (Busy()) {
@@ -1346,33 +1366,11 @@ Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reaso
                               "then turn maintenance " + std::string(enabled ? "on" : "off"));
   }
   router::MaintenancePolicy m;
-  m.enabled = enabled;
   if (enabled) {
-    // What users will see is read now, so that a page edited since turnoutd started is the one
-    // served.
-    TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig now, service::LoadServiceConfig(config_path));
-    const service::MaintenanceConfig& mc = now.maintenance;
-    m.retry_after_seconds = static_cast<uint32_t>(
-        std::chrono::duration_cast<std::chrono::seconds>(mc.retry_after).count());
-    m.content_type = mc.content_type;
-    if (!mc.page.empty()) {
-      TURNOUT_ASSIGN_OR_RETURN(m.page, ReadSmallRegularFile(mc.page, "the maintenance page",
-                                                            service::kMaxMaintenancePage));
-    }
+    TURNOUT_ASSIGN_OR_RETURN(m, MaintenancePage());
   }
-  TURNOUT_RETURN_IF_ERROR(
-      control
-          ->UpdatePolicy([&](const router::RoutingPolicy& current,
-                             uint64_t) -> Result<router::RoutingPolicy> {
-            router::RoutingPolicy next = current;
-            if (enabled) {
-              next.maintenance = m;
-            } else {
-              next.maintenance.enabled = false;
-            }
-            return next;
-          })
-          .status());
+  m.enabled = enabled;
+  TURNOUT_RETURN_IF_ERROR(control->SetMaintenance(m).status());
   json detail = {{"enabled", enabled}, {"reason", reason}};
   if (enabled) {
     detail["retry_after_s"] = m.retry_after_seconds;

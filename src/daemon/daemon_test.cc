@@ -1121,6 +1121,123 @@ TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit
   EXPECT_EQ(serving_env(), std::nullopt);
 }
 
+// strategy: recreate (docs/controller.md "Recreate"): under load, every answer is a version's 200
+// or the router's 503 maintenance page with Retry-After, never a connection error, a reset or a
+// timeout; the downtime is the window between maintenance on and off.
+class DaemonRecreateTest : public DaemonTest {
+ protected:
+  // v1 deployed, then strategy: recreate; returns the router's public address.
+  std::string DeployV1ThenRecreate(std::vector<std::string> env = {}) {
+    WriteConfig("maintenance:\n  retry_after: 5s\n");
+    StartDaemon(std::move(env));
+    EXPECT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+    std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: recreate\n";
+    return PublicAddress();
+  }
+
+  // No request of the load failed otherwise than with the maintenance page.
+  void ExpectOnlyVersionsOrMaintenance(const json& load) {
+    EXPECT_EQ(load.value("resets", uint64_t{1}), 0u) << load.dump();
+    EXPECT_EQ(load.value("timeouts", uint64_t{1}), 0u) << load.dump();
+    EXPECT_EQ(load.value("errors", uint64_t{1}), 0u) << load.dump();
+    for (const auto& [status, n] : load["statuses"].items()) {
+      EXPECT_TRUE(status == "200" || status == "503") << load.dump();
+    }
+    // The maintenance page carries no version; every 200 does.
+    const uint64_t unavailable = load["statuses"].value("503", uint64_t{0});
+    EXPECT_EQ(Versions(load).value("(none)", uint64_t{0}), unavailable) << load.dump();
+    EXPECT_EQ(Failed(load), unavailable) << load.dump();
+  }
+
+  bool MaintenanceOn() {
+    auto [ss, status] = Call("GET", "/v1/status");
+    return status["router"]["policy"]["maintenance"].value("enabled", true);
+  }
+
+  // "maintenance off after N ms" from the deployment's transitions (-1 when absent).
+  static int64_t DowntimeMs(const json& done) {
+    for (const auto& t : done["transitions"]) {
+      const std::string reason = t.value("reason", "");
+      const size_t at = reason.find("maintenance off after ");
+      if (at != std::string::npos) return std::stoll(reason.substr(at + 22));
+    }
+    return -1;
+  }
+};
+
+TEST_F(DaemonRecreateTest, UnderLoadEveryAnswerIsAVersionOrTheMaintenancePage) {
+  const std::string address = DeployV1ThenRecreate();
+  load_.Start(address);
+  json done = WaitFinished(Deploy("v2"), milliseconds(60000));
+  json load = load_.Finish();
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::vector<std::string> states;
+  for (const auto& t : done["transitions"]) states.push_back(t["to"]);
+  EXPECT_EQ(states, (std::vector<std::string>{"pre_checks", "draining", "launching",
+                                              "waiting_ready", "smoke_testing", "switching",
+                                              "baking", "scaling_down", "succeeded"}));
+  EXPECT_EQ(ServingVersion(address), "v2");
+  EXPECT_FALSE(MaintenanceOn());
+  EXPECT_TRUE(RunningPids("blue").empty());
+  ExpectOnlyVersionsOrMaintenance(load);
+  EXPECT_GT(Versions(load).value("v1", 0), 0) << load.dump();
+  EXPECT_GT(Versions(load).value("v2", 0), 0) << load.dump();
+  EXPECT_GT(load["statuses"].value("503", 0), 0) << load.dump();
+  const int64_t downtime = DowntimeMs(done);
+  EXPECT_GE(downtime, 0) << done.dump();
+  RecordProperty("downtime_ms", std::to_string(downtime));
+  RecordProperty("maintenance_answers", std::to_string(load["statuses"].value("503", 0)));
+}
+
+TEST_F(DaemonRecreateTest, ANewVersionFailingReadinessEndsWithTheOldServingAndMaintenanceOff) {
+  const std::string address = DeployV1ThenRecreate();
+  load_.Start(address);
+  json done = WaitFinished(Deploy("v3+fail-ready"), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("maintenance off after"),
+            std::string::npos)
+      << done.dump();
+  EXPECT_EQ(ServingVersion(address), "v1");
+  EXPECT_FALSE(MaintenanceOn());
+  EXPECT_TRUE(RunningPids("green").empty());
+  ExpectOnlyVersionsOrMaintenance(load);
+  RecordProperty("downtime_ms", std::to_string(DowntimeMs(done)));
+}
+
+// kill -9 of turnoutd during a recreate: with v1 stopped and maintenance on (Launching) the
+// restarted turnoutd rolls back, relaunching v1 and lifting maintenance; after the switch it
+// finishes with v2. Users get a version or the maintenance page throughout.
+struct RecreateCrashCase {
+  const char* state;
+  const char* outcome;
+  const char* serving;
+};
+
+class DaemonRecreateCrashTest : public DaemonRecreateTest,
+                                public ::testing::WithParamInterface<RecreateCrashCase> {};
+
+TEST_P(DaemonRecreateCrashTest, ARestartedTurnoutdEndsConsistentWithMaintenanceOff) {
+  const RecreateCrashCase c = GetParam();
+  const std::string address =
+      DeployV1ThenRecreate({"TURNOUTD_TEST_CRASH=v2:" + std::string(c.state)});
+  load_.Start(address);
+  const int64_t id = Deploy("v2");
+  ExpectDaemonDies();
+  StartDaemon();
+  json done = WaitFinished(id, milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), c.outcome) << done.dump();
+  EXPECT_EQ(ServingVersion(address), c.serving);
+  EXPECT_FALSE(MaintenanceOn());
+  ExpectOnlyVersionsOrMaintenance(load);
+}
+
+INSTANTIATE_TEST_SUITE_P(States, DaemonRecreateCrashTest,
+                         ::testing::Values(RecreateCrashCase{"launching", "rolled_back", "v1"},
+                                           RecreateCrashCase{"switching", "succeeded", "v2"}),
+                         [](const auto& info) { return std::string(info.param.state); });
+
 TEST_F(DaemonCanaryTest, WithoutTrafficACanaryHoldsInsteadOfPassingAndAPromoteLetsItThrough) {
   WriteConfig();
   StartDaemon();

@@ -53,4 +53,16 @@ Result<uint64_t> RouterControl::SetCanaryWeight(const std::string& slot, uint32_
   });
 }
 
+Result<uint64_t> RouterControl::SetMaintenance(const MaintenancePolicy& m) {
+  return UpdatePolicy([&](const RoutingPolicy& current, uint64_t) -> Result<RoutingPolicy> {
+    RoutingPolicy next = current;
+    if (m.enabled) {
+      next.maintenance = m;
+    } else {
+      next.maintenance.enabled = false;
+    }
+    return next;
+  });
+}
+
 }  // namespace turnout::router

@@ -104,6 +104,9 @@ class RouterControl {
   // Keeps the canary's seed when the slot is already the canary, else picks a new one (see
   // FillCanarySeed). AdminClient: one request (POST /v1/weight).
   virtual Result<uint64_t> SetCanaryWeight(const std::string& slot, uint32_t weight_bp);
+  // Atomic (UpdatePolicy): maintenance = `m` when m.enabled, else only maintenance.enabled
+  // cleared (the page stays for next time); other fields unchanged.
+  Result<uint64_t> SetMaintenance(const MaintenancePolicy& m);
 
  protected:
   // Runs `attempt` until it succeeds, fails for another reason than a stale generation (the

@@ -214,6 +214,33 @@ TEST_F(RouterControlTest, UpdateOverTheAdminApiKeepsTheOverrideSecret) {
   EXPECT_EQ(router().GetPolicy()->sticky.cookie_max_age_seconds, initial_age_ + 1);
 }
 
+// SetMaintenance (strategy recreate, `turnout maintenance`): on sets the page and Retry-After,
+// off clears only `enabled`; the rest of the policy, over the admin API too, stays as it was.
+TEST_F(RouterControlTest, SetMaintenanceKeepsEveryOtherFieldOfThePolicy) {
+  RoutingPolicy p = *router().GetPolicy();
+  p.override_header.secret = "s3cret";
+  p.sticky.cookie_max_age_seconds = 77;
+  ASSERT_TRUE(router().SetPolicy(p).ok());
+  std::unique_ptr<AdminClient> client = StartAdmin();
+  ASSERT_NE(client, nullptr);
+  MaintenancePolicy m;
+  m.enabled = true;
+  m.retry_after_seconds = 9;
+  m.page = "back soon";
+  ASSERT_TRUE(client->SetMaintenance(m).ok());
+  RoutingPolicy on = *router().GetPolicy();
+  EXPECT_EQ(on.maintenance, m);
+  EXPECT_EQ(on.active, p.active);
+  EXPECT_EQ(on.sticky.cookie_max_age_seconds, 77u);
+  EXPECT_EQ(on.override_header.secret, "s3cret");
+  ASSERT_TRUE(client->SetMaintenance(MaintenancePolicy{}).ok());
+  RoutingPolicy off = *router().GetPolicy();
+  EXPECT_FALSE(off.maintenance.enabled);
+  EXPECT_EQ(off.maintenance.page, "back soon");
+  EXPECT_EQ(off.override_header.secret, "s3cret");
+  EXPECT_EQ(off.sticky.cookie_max_age_seconds, 77u);
+}
+
 TEST_F(RouterControlTest, AChangeThatFailsCancelsTheUpdate) {
   uint64_t before = router().GetStatus()->generation;
   Result<uint64_t> g = router().UpdatePolicy(

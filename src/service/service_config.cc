@@ -1530,8 +1530,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
           Set(r.NonEmpty(v, path, "a directory"), &c.state_dir);
         } else if (key == "strategy") {
           auto s = r.String(v, path);
-          if (s && *s != "blue_green" && *s != "canary" && *s != "rolling") {
-            return r.Expected(v, path, "blue_green, canary or rolling");
+          if (s && *s != "blue_green" && *s != "canary" && *s != "rolling" && *s != "recreate") {
+            return r.Expected(v, path, "blue_green, canary, rolling or recreate");
           }
           Set(s, &c.strategy);
         } else if (key == "canary") {

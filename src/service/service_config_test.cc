@@ -1166,7 +1166,7 @@ TEST(ServiceConfigJudgementTest, SloPeriodDefaultsToThirtyDays) {
 TEST(ServiceConfigJudgementErrorTest, Strategy) {
   const std::string m = kMinimal;
   EXPECT_EQ(ErrorOf(m + "strategy: big_bang\n"),
-            "turnout.yaml:4: strategy: expected blue_green, canary or rolling, got 'big_bang'");
+            "turnout.yaml:4: strategy: expected blue_green, canary, rolling or recreate, got 'big_bang'");
   EXPECT_EQ(ErrorOf(m + "canary:\n  steps: [{weight: 5%, for: 1m}]\n"),
             "turnout.yaml:5: canary: only used with strategy: canary (strategy is blue_green)");
 }
@@ -1582,6 +1582,13 @@ TEST(ServiceConfigRollingTest, RollingNeedsPortsAuto) {
   EXPECT_EQ(bad.status().message(),
             "turnout.yaml:4: strategy: rolling replaces instances beside the running ones, on new "
             "ports: set platform.ports: auto");
+}
+
+TEST(ServiceConfigRecreateTest, RecreateIsAStrategy) {
+  Result<ServiceConfig> ok = ParseServiceConfig(
+      "name: shop\nplatform:\n  command: ./x --port {port}\nstrategy: recreate\n", "turnout.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->strategy, "recreate");
 }
 
 // Values and yaml-cpp's own messages are quoted in errors; a control character in them (a

@@ -6,7 +6,7 @@
 namespace turnout::state {
 namespace {
 
-constexpr std::array<std::pair<DeploymentState, std::string_view>, 15> kStateNames = {{
+constexpr std::array<std::pair<DeploymentState, std::string_view>, 16> kStateNames = {{
     {DeploymentState::kPending, "pending"},
     {DeploymentState::kPreChecks, "pre_checks"},
     {DeploymentState::kLaunching, "launching"},
@@ -15,6 +15,7 @@ constexpr std::array<std::pair<DeploymentState, std::string_view>, 15> kStateNam
     {DeploymentState::kAwaitingApproval, "awaiting_approval"},
     {DeploymentState::kCanary, "canary"},
     {DeploymentState::kRolling, "rolling"},
+    {DeploymentState::kDraining, "draining"},
     {DeploymentState::kSwitching, "switching"},
     {DeploymentState::kBaking, "baking"},
     {DeploymentState::kScalingDown, "scaling_down"},

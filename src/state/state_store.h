@@ -49,6 +49,7 @@ enum class DeploymentState {
   kAwaitingApproval,  // smoke tests passed; waits for `turnout approve` (manual_approval)
   kCanary,            // canary strategy: a share of traffic on the new slot, step by step
   kRolling,           // rolling strategy: the active slot's instances replaced one at a time
+  kDraining,  // recreate strategy: maintenance on, the old slot drains and stops, database phases
   kSwitching,
   kBaking,
   kScalingDown,
@@ -59,7 +60,7 @@ enum class DeploymentState {
 };
 
 // "pending", "pre_checks", "launching", "waiting_ready", "smoke_testing", "awaiting_approval",
-// "canary", "rolling", "switching", "baking",
+// "canary", "rolling", "draining", "switching", "baking",
 // "scaling_down", "succeeded", "rolling_back", "rolled_back", "failed" (the stored form).
 std::string_view DeploymentStateName(DeploymentState state);
 std::optional<DeploymentState> ParseDeploymentState(std::string_view name);

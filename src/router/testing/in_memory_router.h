@@ -155,9 +155,11 @@ class InMemoryRouter : public RouterControl {
         st.instances.push_back({i, healthy, ejected, 2});
       }
     }
+    // In maintenance the router answers every request itself: no slot receives traffic.
     st.receives_traffic =
-        policy_.active == name ||
-        (policy_.canary && policy_.canary->slot == name && policy_.canary->weight_bp > 0);
+        !policy_.maintenance.enabled &&
+        (policy_.active == name ||
+         (policy_.canary && policy_.canary->slot == name && policy_.canary->weight_bp > 0));
     st.in_flight = st.receives_traffic ? 3 : 0;
     st.tunnels = 1;
     st.drained = !st.receives_traffic;
