@@ -89,12 +89,20 @@ Result<int64_t> Request::QueryNumber(std::string_view name, int64_t fallback, in
 
 Reply Reply::Json(int status, std::string body) {
   http::ServerReply r = http::ServerReply::Json(status, std::move(body));
-  return {r.status, std::move(r.content_type), std::move(r.body)};
+  Reply reply;
+  reply.status = r.status;
+  reply.content_type = std::move(r.content_type);
+  reply.body = std::move(r.body);
+  return reply;
 }
 
 Reply Reply::Error(int status, std::string_view message) {
   http::ServerReply r = http::ServerReply::Error(status, message);
-  return {r.status, std::move(r.content_type), std::move(r.body)};
+  Reply reply;
+  reply.status = r.status;
+  reply.content_type = std::move(r.content_type);
+  reply.body = std::move(r.body);
+  return reply;
 }
 
 Reply Reply::FromStatus(const Status& s) {
