@@ -38,7 +38,7 @@ cmake_language(DEFER CALL _turnout_control_router_tests)
 
 # The parsers are compiled into the target so that libFuzzer sees their coverage.
 turnout_fuzzer(NAME router_policy_fuzz
-  SRCS policy_fuzz.cc policy.cc config.cc
+  SRCS policy_fuzz.cc policy.cc config.cc ../yaml/reader.cc
   DEPS turnout_common yaml-cpp nlohmann_json::nlohmann_json Boost::headers
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/policy
   SECONDS 30)
@@ -55,6 +55,7 @@ turnout_fuzzer(NAME router_config_fuzz
 # in-memory RouterControl of router/testing (see admin_fuzz.cc).
 turnout_fuzzer(NAME router_admin_fuzz
   SRCS admin_fuzz.cc admin_server.cc admin_json.cc policy.cc config.cc router_control.cc
+       ../yaml/reader.cc
   DEPS turnout_common turnout_metrics turnout_http yaml-cpp nlohmann_json::nlohmann_json
        Boost::headers Threads::Threads
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/admin
