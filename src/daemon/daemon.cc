@@ -1531,7 +1531,12 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   const std::string& p = r.path;
   const bool get = r.method == "GET";
   const bool post = r.method == "POST";
-  if (p == "/healthz") return api::Reply{200, "text/plain", "ok\n"};
+  if (p == "/healthz") {
+    api::Reply ok;
+    ok.content_type = "text/plain";
+    ok.body = "ok\n";
+    return ok;
+  }
   if (p == "/v1/status" && get) return StatusReply();
   if (p == "/v1/deployments" && get) return HistoryReply(r);
   if (p.rfind("/v1/deployments/", 0) == 0 && get) return DeploymentReply(p.substr(16));
@@ -1603,7 +1608,10 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
                         for (const auto& name : c.env_unset) {
                           std::erase_if(env, [&](const auto& kv) { return kv.first == name; });
                         }
-                        for (const auto& [name, value] : c.env_set) {
+                        for (const auto& change : c.env_set) {
+                          // (clang 14 cannot capture a structured binding in a lambda)
+                          const std::string& name = change.first;
+                          const std::string& value = change.second;
                           auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) {
                             return kv.first == name;
                           });
