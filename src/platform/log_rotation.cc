@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "platform/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace turnout::platform {
 namespace {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "platform/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace turnout::platform {
 

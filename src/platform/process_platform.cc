@@ -19,7 +19,7 @@
 #include "platform/log_tail.h"
 #include "platform/ports.h"
 #include "platform/proc.h"
-#include "platform/unique_fd.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 

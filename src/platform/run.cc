@@ -16,7 +16,7 @@
 #include <cstdio>
 
 #include "platform/log_tail.h"
-#include "platform/unique_fd.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 
