@@ -1,6 +1,5 @@
 #include "service/service_config.h"
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 
 #include "common/file_util.h"
 #include "common/host_port.h"
+#include "common/sha256.h"
 #include "common/text.h"
 #include "platform/command.h"
 #include "yaml/reader.h"
@@ -1892,22 +1892,8 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
 }
 
 std::string ConfigHash(const ServiceConfig& config) {
-  const std::string text = CanonicalServiceConfig(config);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  // EVP_Digest only fails when OpenSSL cannot allocate; the hash is then empty, which matches
-  // no recorded revision.
-  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
+  // Empty only when OpenSSL cannot allocate; an empty hash matches no recorded revision.
+  return Sha256Hex(CanonicalServiceConfig(config));
 }
 
 }  // namespace turnout::service

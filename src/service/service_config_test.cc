@@ -55,8 +55,9 @@ TEST(ServiceConfigTest, ExampleParsesAndValidates) {
   EXPECT_EQ(c.hooks[0].on, (std::vector<std::string>{"succeeded", "rolled_back", "failed"}));
   // The example spells out the defaults, so it means the same as the minimal file of that
   // service with only its own choices added.
-  EXPECT_EQ(c.health.readiness, ServiceConfig{}.health.readiness);
-  EXPECT_EQ(c.health.liveness, ServiceConfig{}.health.liveness);
+  const ServiceConfig defaults;
+  EXPECT_EQ(c.health.readiness, defaults.health.readiness);
+  EXPECT_EQ(c.health.liveness, defaults.health.liveness);
   // The runbooks' triggers, as rules.
   EXPECT_EQ(c.strategy, "blue_green");
   ASSERT_EQ(c.rules.size(), 4u);
