@@ -227,7 +227,9 @@ TEST_F(RouterInputTest, ConnectionLimitRefusesConnectionsOverTheLimit) {
   RawResponse over = Get("/over", "", 3s);
   EXPECT_FALSE(over.complete() && over.status >= 200 && over.status < 300)
       << "served over the connection limit: " << over.status;
-  if (over.complete()) EXPECT_EQ(over.status, 503);
+  if (over.complete()) {
+    EXPECT_EQ(over.status, 503);
+  }
   // Counted as connection_limit on the active slot and in the router's refused total.
   auto totals = router().GetCumulativeMetrics();
   ASSERT_TRUE(totals.ok());
