@@ -31,6 +31,7 @@
 #include "db/testing/pg_server.h"
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
+#include "platform/testing/test_util.h"
 #include "router/admin_client.h"
 #include "router/testing/test_upstream.h"
 #include "state/sqlite_state_store.h"
@@ -1243,16 +1244,15 @@ INSTANTIATE_TEST_SUITE_P(States, DaemonRecreateCrashTest,
 // ---- `metric` rules on Prometheus queries, through turnoutd ----------------------------------
 
 // A Prometheus HTTP API on a loopback port: POST /api/v1/query answers an instant vector with one
-// sample whose value the test sets; it records the queries it was asked.
+// sample whose value the test sets.
 class FakePrometheus {
  public:
   FakePrometheus() {
     auto up = router::testing::TestUpstream::Start("prometheus");
     EXPECT_TRUE(up.ok()) << up.status().ToString();
     server_ = std::move(up).value();
-    server_->SetHandler([this](const router::testing::ReceivedRequest& r) {
+    server_->SetHandler([this](const router::testing::ReceivedRequest&) {
       std::lock_guard<std::mutex> lock(mu_);
-      queries_.push_back(r.target + " " + r.body);
       auto b = router::testing::Behavior::Respond(
           200, R"({"status":"success","data":{"resultType":"vector","result":[)"
                R"({"metric":{"job":"shop"},"value":[1700000000.5,")" +
@@ -1265,9 +1265,11 @@ class FakePrometheus {
     std::lock_guard<std::mutex> lock(mu_);
     value_ = v;
   }
+  // "<target> <form body>" of each request so far.
   std::vector<std::string> Queries() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return queries_;
+    std::vector<std::string> out;
+    for (const auto& r : server_->RecordedRequests()) out.push_back(r.target + " " + r.body);
+    return out;
   }
   std::string url() const { return "http://" + server_->address() + "/"; }
 
@@ -1275,21 +1277,13 @@ class FakePrometheus {
   std::unique_ptr<router::testing::TestUpstream> server_;
   std::mutex mu_;
   std::string value_ = "0";
-  std::vector<std::string> queries_;
 };
 
 // A loopback URL where nothing listens (a port the OS handed out, then closed).
 std::string UnreachableUrl() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
-  return "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  Result<uint16_t> port = platform::testing::FreePort();
+  EXPECT_TRUE(port.ok()) << port.status().ToString();
+  return "http://127.0.0.1:" + std::to_string(port.ok() ? *port : 1) + "/";
 }
 
 // One canary step the canary judge passes on its own (errors only, 20 requests), so that the
@@ -1356,7 +1350,7 @@ TEST_F(DaemonCanaryTest, AMetricRuleOverItsThresholdRollsTheCanaryBackNamingRule
 // person decides; with `on_insufficient_data: fail` it counts as the condition holding.
 TEST_F(DaemonCanaryTest, AnUnreachablePrometheusHoldsTheStepAndNeverPassesIt) {
   WriteConfig();
-  StartDaemon();
+  StartDaemon({}, /*capture_log=*/true);
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
   WriteConfig(MetricCanaryConfig(UnreachableUrl()), "", "1s", false);
   address_ = PublicAddress();
@@ -1370,6 +1364,13 @@ TEST_F(DaemonCanaryTest, AnUnreachablePrometheusHoldsTheStepAndNeverPassesIt) {
   const std::string waiting = d.value("waiting_for", "");
   EXPECT_NE(waiting.find("holding canary step 1/1"), std::string::npos) << waiting;
   EXPECT_NE(waiting.find("metric queue_depth: no value"), std::string::npos) << waiting;
+  // The failing query is logged once, not at every attempt.
+  const std::string log = DaemonOutput();
+  const std::string line = "prometheus query queue_depth: ";
+  const size_t first = log.find(line);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_NE(log.find("connection refused", first), std::string::npos) << log;
+  EXPECT_EQ(log.find(line, first + 1), std::string::npos) << log;
   ASSERT_EQ(Call("POST", "/v1/abort", {{"actor", "test"}}).first, 200);
   json done = WaitFinished(id, milliseconds(30000));
   EXPECT_NE(State(done), "succeeded") << done.dump();
