@@ -9,6 +9,9 @@
 #   Only some scenarios: JUDGE_PARTS="errors latency health healthy" (any subset; the diagnostic
 #   part healthy-nolatency runs the healthy canaries without the judge's latency test);
 #   runs per fault scenario: JUDGE_RUNS (default 5), healthy canaries: JUDGE_HEALTHY (default 50).
+#   A loaded machine: JUDGE_STRESS=N starts N busy loops (niced by JUDGE_STRESS_NICE, default 5,
+#   like a parallel build) for the whole run and stops them by pid at the end. Each rollback of a
+#   healthy canary prints the judge's evidence (healthy-evidence.txt in the results).
 #
 # Scenarios (the turnout.yaml of each is written below; results: docs/BENCHMARKS.md):
 #   errors   a canary (v2+errors-10: 10 % of its answers are 500s) at 10 % of 1,000 req/s;
@@ -47,6 +50,8 @@ if [[ $quick -eq 1 ]]; then
 else
   runs=${JUDGE_RUNS:-5} healthy_runs=${JUDGE_HEALTHY:-50}
 fi
+stress=${JUDGE_STRESS:-0}
+stress_nice=${JUDGE_STRESS_NICE:-5}
 rate=1000         # requests per second of the load, in total
 rule_window=3     # seconds: the rules' window, and the pause between two fault runs (below)
 
@@ -102,6 +107,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The busy loops of JUDGE_STRESS: spawned, so cleanup (stop_spawned) stops them by pid.
+for ((i = 0; i < stress; i++)); do
+  spawn /dev/null nice -n "$stress_nice" sh -c 'while :; do :; done'
+done
+
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs"
@@ -109,6 +119,7 @@ trap 'exit 130' INT TERM
   echo "kernel: $(uname -sr)"
   echo "turnout: $(git rev-parse --short HEAD 2>/dev/null || echo unknown) (release build)"
   echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "busy loops: $stress (nice $stress_nice)"
 } >"$results/machine.txt"
 cat "$results/machine.txt" >&2
 
@@ -400,6 +411,16 @@ fault_scenario() {
 
 # --- healthy canaries -------------------------------------------------------------------------------
 
+# judge_evidence FILE : the canary judge's evidence of each rollback verdict in a deployment's
+# record: step, sample sizes, quantiles (whole request and upstream), the latency test.
+judge_evidence() {
+  jq -r '.steps[] | select(.detail.verdict == "rollback") | .step as $s | .detail.evidence.judge
+    | select(. != null)
+    | def ms: (. / 1000 * 1000 | round / 1000 | tostring) + "ms";
+      def slot($n): "\($n) n=\(.requests) p50=\(.p50_us | ms) p95=\(.p95_us | ms) p99=\(.p99_us | ms) mean=\(.mean_us | ms) upstream p50=\(.upstream_p50_us // 0 | ms) p95=\(.upstream_p95_us // 0 | ms) mean=\(.upstream_mean_us // 0 | ms)";
+    "  evidence \($s) at \(.elapsed_ms)ms: threshold \((.latency_threshold_us // 0) | ms)\n    \(.canary | slot("canary"))\n    \(.stable | slot("stable"))\n    latency test: canary \(.latency.canary_x // "-")/\(.latency.canary_n // "-") stable \(.latency.stable_x // "-")/\(.latency.stable_n // "-") excess \(.latency.excess_bounds // "-") p_harm \(.latency.p_value_harm // "-")"' "$1"
+}
+
 # healthy_scenario NAME TITLE [CANARY_KEYS] : $healthy_runs canaries of versions identical to the
 # stable one; every rollback is false.
 healthy_scenario() {
@@ -439,8 +460,9 @@ $health_rule"
       echo "$name run $i: promoted after ${canary_secs[-1]} s of canary" >&2
     else
       rolled=$((rolled + 1))
-      rollbacks+=("run $i ($state): $(jq -r '[.transitions[] | select(.to == "rolling_back")][0].reason' "$file")")
+      rollbacks+=("run $i ($state, load $(cut -d' ' -f1 /proc/loadavg)): $(jq -r '[.transitions[] | select(.to == "rolling_back")][0].reason' "$file")")
       echo "$name run $i: ${rollbacks[-1]}" >&2
+      judge_evidence "$file" | tee -a "$results/$name-evidence.txt" >&2
     fi
   done
   sleep 1

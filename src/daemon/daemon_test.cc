@@ -19,6 +19,7 @@
 #include <iostream>
 #include <sstream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -30,7 +31,9 @@
 #include "db/testing/pg_server.h"
 #include "demo/test_support.h"
 #include "platform/process_platform.h"
+#include "platform/testing/test_util.h"
 #include "router/admin_client.h"
+#include "router/testing/test_upstream.h"
 #include "state/sqlite_state_store.h"
 #include "state/test_util.h"
 
@@ -1237,6 +1240,162 @@ INSTANTIATE_TEST_SUITE_P(States, DaemonRecreateCrashTest,
                          ::testing::Values(RecreateCrashCase{"launching", "rolled_back", "v1"},
                                            RecreateCrashCase{"switching", "succeeded", "v2"}),
                          [](const auto& info) { return std::string(info.param.state); });
+
+// ---- `metric` rules on Prometheus queries, through turnoutd ----------------------------------
+
+// A Prometheus HTTP API on a loopback port: POST /api/v1/query answers an instant vector with one
+// sample whose value the test sets.
+class FakePrometheus {
+ public:
+  FakePrometheus() {
+    auto up = router::testing::TestUpstream::Start("prometheus");
+    EXPECT_TRUE(up.ok()) << up.status().ToString();
+    server_ = std::move(up).value();
+    server_->SetHandler([this](const router::testing::ReceivedRequest&) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto b = router::testing::Behavior::Respond(
+          200, R"({"status":"success","data":{"resultType":"vector","result":[)"
+               R"({"metric":{"job":"shop"},"value":[1700000000.5,")" +
+                   value_ + R"("]}]}})");
+      b.headers.push_back({"Content-Type", "application/json"});
+      return b;
+    });
+  }
+  void SetValue(const std::string& v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    value_ = v;
+  }
+  // "<target> <form body>" of each request so far.
+  std::vector<std::string> Queries() {
+    std::vector<std::string> out;
+    for (const auto& r : server_->RecordedRequests()) out.push_back(r.target + " " + r.body);
+    return out;
+  }
+  std::string url() const { return "http://" + server_->address() + "/"; }
+
+ private:
+  std::unique_ptr<router::testing::TestUpstream> server_;
+  std::mutex mu_;
+  std::string value_ = "0";
+};
+
+// A loopback URL where nothing listens (a port the OS handed out, then closed).
+std::string UnreachableUrl() {
+  Result<uint16_t> port = platform::testing::FreePort();
+  EXPECT_TRUE(port.ok()) << port.status().ToString();
+  return "http://127.0.0.1:" + std::to_string(port.ok() ? *port : 1) + "/";
+}
+
+// One canary step the canary judge passes on its own (errors only, 20 requests), so that the
+// metric rule decides: its data, its value.
+std::string MetricCanaryConfig(const std::string& url, const std::string& policy = "") {
+  return "strategy: canary\n"
+         "canary:\n"
+         "  steps:\n"
+         "    - {weight: 50%, for: 2s}\n"
+         "  min_requests: 20\n"
+         "  latency: false\n"
+         "analysis_interval: 200ms\n"
+         "prometheus:\n"
+         "  url: " + url + "\n"
+         "  timeout: 500ms\n"
+         "  retries: 0\n"
+         "  queries:\n"
+         "    queue_depth: 'max(shop_queue_depth{job=\"shop\"})'\n"
+         "rules:\n"
+         "  - name: queue too deep\n"
+         "    when: metric queue_depth > 100 for 400ms\n" +
+         (policy.empty() ? "" : "    on_insufficient_data: " + policy + "\n");
+}
+
+TEST_F(DaemonCanaryTest, AMetricRuleWithAHealthyValueLetsTheCanaryThrough) {
+  FakePrometheus prometheus;
+  prometheus.SetValue("7");
+  json load;
+  json done = CanaryUnderLoad("v2", &load, MetricCanaryConfig(prometheus.url()));
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_TRUE(Entered(done, "canary")) << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v2");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+  // turnoutd asked the query as written, at the instant-query endpoint.
+  std::vector<std::string> queries = prometheus.Queries();
+  ASSERT_FALSE(queries.empty());
+  EXPECT_EQ(queries[0].rfind("/api/v1/query ", 0), 0u) << queries[0];
+  EXPECT_NE(queries[0].find("shop_queue_depth"), std::string::npos) << queries[0];
+}
+
+TEST_F(DaemonCanaryTest, AMetricRuleOverItsThresholdRollsTheCanaryBackNamingRuleAndValue) {
+  FakePrometheus prometheus;
+  prometheus.SetValue("7");
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(MetricCanaryConfig(prometheus.url()), "", "1s", false);
+  address_ = PublicAddress();
+  load_.Start(address_);
+  prometheus.SetValue("250");  // the queue grows as the canary starts
+  json done = WaitFinished(Deploy("v2"), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  EXPECT_FALSE(Entered(done, "switching")) << done.dump();
+  const std::string reason = done["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("queue too deep"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("metric queue_depth 250 > 100"), std::string::npos) << reason;
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+}
+
+// docs/turnout-yaml.md (`prometheus`): a query without an answer is insufficient data, never a
+// pass. With the default policy (`wait`) the step holds, saying why, past its time, until a
+// person decides; with `on_insufficient_data: fail` it counts as the condition holding.
+TEST_F(DaemonCanaryTest, AnUnreachablePrometheusHoldsTheStepAndNeverPassesIt) {
+  WriteConfig();
+  StartDaemon({}, /*capture_log=*/true);
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(MetricCanaryConfig(UnreachableUrl()), "", "1s", false);
+  address_ = PublicAddress();
+  load_.Start(address_);
+  const int64_t id = Deploy("v2");
+  ASSERT_EQ(WaitForState(id, "canary"), "canary");
+  // The step is 2 s; 6 s later it still holds, naming the rule and the missing value.
+  std::this_thread::sleep_for(seconds(6));
+  auto [s, d] = Call("GET", "/v1/deployments/" + std::to_string(id));
+  EXPECT_EQ(State(d), "canary") << d.dump();
+  const std::string waiting = d.value("waiting_for", "");
+  EXPECT_NE(waiting.find("holding canary step 1/1"), std::string::npos) << waiting;
+  EXPECT_NE(waiting.find("metric queue_depth: no value"), std::string::npos) << waiting;
+  // The failing query is logged once, not at every attempt.
+  const std::string log = DaemonOutput();
+  const std::string line = "prometheus query queue_depth: ";
+  const size_t first = log.find(line);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_NE(log.find("connection refused", first), std::string::npos) << log;
+  EXPECT_EQ(log.find(line, first + 1), std::string::npos) << log;
+  ASSERT_EQ(Call("POST", "/v1/abort", {{"actor", "test"}}).first, 200);
+  json done = WaitFinished(id, milliseconds(30000));
+  EXPECT_NE(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  EXPECT_EQ(Failed(load_.Finish()), 0u);
+}
+
+TEST_F(DaemonCanaryTest, AnUnreachablePrometheusWithPolicyFailRollsBack) {
+  WriteConfig();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  WriteConfig(MetricCanaryConfig(UnreachableUrl(), "fail"), "", "1s", false);
+  address_ = PublicAddress();
+  load_.Start(address_);
+  json done = WaitFinished(Deploy("v2"), milliseconds(60000));
+  json load = load_.Finish();
+  EXPECT_EQ(State(done), "rolled_back") << done.dump();
+  const std::string reason = done["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("queue too deep"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("insufficient data, failing by policy: metric queue_depth: no value"),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(ServingVersion(address_), "v1");
+  EXPECT_EQ(Failed(load), 0u) << load.dump();
+}
 
 TEST_F(DaemonCanaryTest, WithoutTrafficACanaryHoldsInsteadOfPassingAndAPromoteLetsItThrough) {
   WriteConfig();

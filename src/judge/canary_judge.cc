@@ -21,6 +21,10 @@ SlotSummary Summarize(const SlotData& d) {
   s.p95_us = d.latency.PercentileUs(95);
   s.p99_us = d.latency.PercentileUs(99);
   s.mean_us = d.latency.MeanUs();
+  s.upstream_requests = d.upstream_latency.count;
+  s.upstream_p50_us = d.upstream_latency.PercentileUs(50);
+  s.upstream_p95_us = d.upstream_latency.PercentileUs(95);
+  s.upstream_mean_us = d.upstream_latency.MeanUs();
   return s;
 }
 
@@ -116,7 +120,7 @@ Status ValidateCanaryJudgeConfig(const CanaryJudgeConfig& c) {
 }
 
 SlotData SlotFromWindow(const metrics::WindowSnapshot& w) {
-  return SlotData{w.counters, w.total_latency};
+  return SlotData{w.counters, w.total_latency, w.upstream_latency};
 }
 
 SlotData SlotSince(const metrics::CumulativeSnapshot& start,
@@ -135,6 +139,7 @@ SlotData SlotSince(const metrics::CumulativeSnapshot& start,
   d.counters.bytes_in = sub(a.bytes_in, b.bytes_in);
   d.counters.bytes_out = sub(a.bytes_out, b.bytes_out);
   d.latency = Subtract(now.total_latency, start.total_latency);
+  d.upstream_latency = Subtract(now.upstream_latency, start.upstream_latency);
   return d;
 }
 
@@ -170,19 +175,28 @@ Verdict CanaryJudge::Evaluate(Clock::TimePoint now, const SlotData& canary,
   v.errors = RunTest(v.canary.errors, v.canary.requests, v.stable.errors, v.stable.requests,
                      c.error_margin, c.error_relative_margin, c.alpha);
 
-  // The threshold is frozen once, so that later evaluations test one fixed proportion.
-  if (c.judge_latency && !latency_threshold_us_ && stable.latency.count >= c.min_samples) {
+  // The latency test starts once both slots have min_samples requests: the threshold comes
+  // from the stable slot's requests until then and is kept, and both slots are tested on their
+  // requests from then on (the same time, data the threshold was not taken from).
+  if (c.judge_latency && !latency_threshold_us_ && stable.latency.count >= c.min_samples &&
+      canary.latency.count >= c.min_samples) {
     latency_threshold_us_ =
         PercentileBucketUpperUs(stable.latency, c.latency_percentile) +
         static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(c.latency_tolerance).count());
+    latency_since_ = v.elapsed;
+    canary_latency_at_start_ = canary.latency;
+    stable_latency_at_start_ = stable.latency;
   }
   if (c.judge_latency && latency_threshold_us_) {
     const double t = static_cast<double>(*latency_threshold_us_);
     v.latency_threshold_us = t;
-    const uint64_t cn = canary.latency.count, sn = stable.latency.count;
-    const uint64_t cslow = cn - std::min(cn, canary.latency.CountAtOrBelow(t));
-    const uint64_t sslow = sn - std::min(sn, stable.latency.CountAtOrBelow(t));
+    v.latency_since = latency_since_;
+    const metrics::Histogram::Counts ch = Subtract(canary.latency, canary_latency_at_start_);
+    const metrics::Histogram::Counts sh = Subtract(stable.latency, stable_latency_at_start_);
+    const uint64_t cn = ch.count, sn = sh.count;
+    const uint64_t cslow = cn - std::min(cn, ch.CountAtOrBelow(t));
+    const uint64_t sslow = sn - std::min(sn, sh.CountAtOrBelow(t));
     v.latency = RunTest(cslow, cn, sslow, sn, c.latency_margin, c.latency_relative_margin, c.alpha);
   }
 

@@ -6,10 +6,15 @@
 // Two tests, each on counts accumulated since the step started:
 //   errors   canary error rate vs stable error rate (ErrorCount in rule_engine.h). The canary
 //            is tolerated while  canary <= (1 + error_relative_margin) * stable + error_margin.
-//   latency  the share of requests slower than the stable slot's p95 (frozen once the stable
-//            slot has min_samples requests in the step): about 5 % for the stable slot, and
-//            for a canary with the same latency distribution. Tolerated while
+//   latency  the share of requests slower than the stable slot's p95: about 5 % for the stable
+//            slot, and for a canary with the same latency distribution. Tolerated while
 //            canary_share <= (1 + latency_relative_margin) * stable_share + latency_margin.
+//            The test starts at the first evaluation at which both slots have min_samples
+//            requests in the step: the threshold is taken then, from the stable slot's
+//            requests so far (calibration), and both slots' shares count only the requests
+//            after it (the test), over the same time. So the canary's first min_samples
+//            requests of a step (a fresh process, new connections, a new weight) are not
+//            judged for latency, and the threshold never judges the requests it came from.
 // Each test bounds canary - (1 + relative) * stable with confidence sequences (confidence.h):
 //   rollback  as soon as the lower bound of either test exceeds its margin (at any sample
 //             size: a confidence sequence is valid from the first request);
@@ -70,8 +75,8 @@ struct CanaryJudgeConfig {
   // regression (a fresh process, cold connection pools and caches cost a fraction of a
   // millisecond that a sub-millisecond service would otherwise be judged on). Default: 2 ms.
   Clock::Duration latency_tolerance = std::chrono::milliseconds(2);
-  // Requests (per slot) needed before a promotion and before the latency threshold is
-  // frozen. Default: 100.
+  // Requests (per slot) needed before a promotion and before the latency test starts (see
+  // above). Default: 100.
   uint64_t min_samples = 100;
   // The step's maximum time. Default: 10 minutes.
   Clock::Duration max_duration = std::chrono::minutes(10);
@@ -87,6 +92,9 @@ Status ValidateCanaryJudgeConfig(const CanaryJudgeConfig& c);
 struct SlotData {
   metrics::Counters counters;
   metrics::Histogram::Counts latency;  // whole-request latency (fine layout)
+  // Upstream request sent -> response head received. Not judged: evidence only, so that a
+  // latency verdict shows whether the time went to the instance or to reaching it.
+  metrics::Histogram::Counts upstream_latency;
 };
 // From a window snapshot whose window is the time since the step started (possible only while
 // the step is shorter than the window the router keeps). A sliding window that drops the
@@ -102,6 +110,9 @@ struct SlotSummary {
   uint64_t errors = 0;
   double error_rate = 0;
   double p50_us = 0, p95_us = 0, p99_us = 0, mean_us = 0;
+  // Of SlotData::upstream_latency (0 when none was recorded).
+  uint64_t upstream_requests = 0;
+  double upstream_p50_us = 0, upstream_p95_us = 0, upstream_mean_us = 0;
 };
 
 // One sequential test: counts, bounds and the anytime-valid p-values.
@@ -125,8 +136,9 @@ struct Verdict {
   uint64_t min_samples = 0;
   SlotSummary canary, stable;
   ProportionTest errors;
-  std::optional<ProportionTest> latency;       // absent until the threshold is frozen
-  std::optional<double> latency_threshold_us;  // the frozen stable percentile
+  std::optional<ProportionTest> latency;       // absent until the latency test starts
+  std::optional<double> latency_threshold_us;  // the frozen stable percentile + tolerance
+  std::optional<Clock::Duration> latency_since;  // when the latency test started (step time)
 };
 
 class CanaryJudge {
@@ -143,7 +155,10 @@ class CanaryJudge {
  private:
   CanaryJudgeConfig config_;
   Clock::TimePoint step_start_;
+  // Taken once, at the evaluation that starts the latency test.
   std::optional<uint64_t> latency_threshold_us_;
+  Clock::Duration latency_since_{};
+  metrics::Histogram::Counts canary_latency_at_start_, stable_latency_at_start_;
 };
 
 // The upper edge (µs) of the bucket holding the p-th percentile (not clamped to max_us, so

@@ -155,9 +155,10 @@ TEST(CanaryJudge, LatencyRegressionIsRolledBack) {
     ASSERT_TRUE(o.verdict.latency.has_value());
     ASSERT_TRUE(o.verdict.latency_threshold_us.has_value());
     // The threshold is the stable p95 plus the 2 ms tolerance: about a quarter of the canary
-    // is above it, and fewer than 5 % of the stable requests.
+    // is above it, and about 5 % of the stable requests (judged on other requests than the
+    // ones the threshold came from, so a little more or less).
     EXPECT_GT(o.verdict.latency->canary_rate, 0.2);
-    EXPECT_LT(o.verdict.latency->stable_rate, 0.05);
+    EXPECT_LT(o.verdict.latency->stable_rate, 0.07);
     EXPECT_GT(o.verdict.canary.p95_us, o.verdict.stable.p95_us);
     worst_seconds = std::max(worst_seconds, o.seconds);
   }
@@ -178,6 +179,93 @@ TEST(CanaryJudge, ASubMillisecondDifferenceIsNotALatencyRegression) {
   config.latency_tolerance = Clock::Duration::zero();
   RunOutcome strict = RunStep(config, SimSlot(100, 0.001, 1'300), SimSlot(900, 0.001, 1'000), 1);
   EXPECT_EQ(strict.verdict.verdict, VerdictKind::kRollback) << strict.verdict.reason;
+}
+
+// `n` successful requests of `us` microseconds each.
+void AddRequests(SlotData* d, uint64_t us, uint64_t n) {
+  if (d->latency.buckets.empty()) d->latency.buckets.assign(metrics::Histogram::kBuckets, 0);
+  d->counters.requests += n;
+  d->counters.by_class[2] += n;
+  d->latency.buckets[metrics::Histogram::BucketIndex(us)] += n;
+  d->latency.count += n;
+  d->latency.sum_us += us * n;
+  d->latency.max_us = std::max(d->latency.max_us, us);
+}
+
+// One second of the warm stable slot (and of a warm healthy canary, `scale` times as many):
+// 94.4 % at 0.3 ms, 5 % at 1 ms, 0.55 % at 4 ms (slower than p95 + the 2 ms tolerance).
+void WarmSecond(SlotData* d, uint64_t scale) {
+  AddRequests(d, 300, 850 * scale);
+  AddRequests(d, 1'000, 45 * scale);
+  AddRequests(d, 4'000, 5 * scale);
+}
+
+// The false rollbacks of healthy canaries on a loaded machine (bench/judge, 10 of 50): the
+// canary's first requests, from a process that has just started, through connections just
+// opened, at a weight just set, are slower than the warm stable slot's; afterwards it answers
+// like the stable slot. Recorded: "requests slower than stable p95 (3.055ms) canary 20.63% of
+// 189 vs stable 0.5482% of 1,824". The judge compared the canary's cold start with the stable
+// slot's steady state, and took the threshold from the same stable requests it then judged.
+// Fixed samples: the canary's first 100 requests have 40 % at 4 ms, then it is warm.
+TEST(CanaryJudge, AColdStartOfTheCanaryIsNotALatencyRegression) {
+  CanaryJudgeConfig config;
+  config.max_duration = std::chrono::minutes(2);
+  ManualClock clock;
+  CanaryJudge judge(config, clock.Now());
+  SlotData canary, stable;
+  // Second 1: the cold start (100 canary requests at 10 % weight).
+  AddRequests(&canary, 300, 60);
+  AddRequests(&canary, 4'000, 40);
+  WarmSecond(&stable, 1);
+  Verdict v;
+  int seconds_judged = 0;
+  for (; seconds_judged < 120; ++seconds_judged) {
+    clock.Advance(seconds(1));
+    v = judge.Evaluate(clock.Now(), canary, stable);
+    ASSERT_NE(v.verdict, VerdictKind::kRollback)
+        << "second " << seconds_judged + 1 << ": " << v.reason << "\n"
+        << ToJsonText(ToJson(v));
+    if (v.verdict == VerdictKind::kPromote) break;
+    // Then warm: 100 canary requests a second, the stable slot's distribution.
+    AddRequests(&canary, 300, 94);
+    AddRequests(&canary, 1'000, 5);
+    AddRequests(&canary, 4'000, 1);
+    WarmSecond(&stable, 1);
+  }
+  EXPECT_EQ(v.verdict, VerdictKind::kPromote) << v.reason;
+  // The test started at the first evaluation with min_samples requests in both slots, and
+  // counted only what came after it.
+  ASSERT_TRUE(v.latency_since.has_value());
+  EXPECT_EQ(*v.latency_since, seconds(1));
+  ASSERT_TRUE(v.latency.has_value());
+  EXPECT_EQ(v.latency->canary_n, v.canary.requests - 100);
+  EXPECT_EQ(v.latency->stable_n, v.stable.requests - 900);
+  // The threshold: the stable p95's bucket edge (1 ms) plus the 2 ms tolerance.
+  ASSERT_TRUE(v.latency_threshold_us.has_value());
+  EXPECT_GE(*v.latency_threshold_us, 3'000);
+  EXPECT_LT(*v.latency_threshold_us, 3'010);
+}
+
+// The same step with a canary 300 ms slower from its first request: still rolled back, by the
+// latency test, one evaluation after it starts.
+TEST(CanaryJudge, A300MillisecondRegressionIsRolledBackOnceTheLatencyTestStarts) {
+  ManualClock clock;
+  CanaryJudge judge(CanaryJudgeConfig{}, clock.Now());
+  SlotData canary, stable;
+  Verdict v;
+  int second = 0;
+  while (second < 10) {
+    AddRequests(&canary, 300'300, 60);
+    WarmSecond(&stable, 1);
+    clock.Advance(seconds(1));
+    ++second;
+    v = judge.Evaluate(clock.Now(), canary, stable);
+    if (v.verdict == VerdictKind::kRollback) break;
+  }
+  EXPECT_EQ(v.verdict, VerdictKind::kRollback) << v.reason;
+  EXPECT_NE(v.reason.find("latency worse than tolerated"), std::string::npos) << v.reason;
+  // 60 canary requests a second: min_samples (100) after 2 s, then one more second of test.
+  EXPECT_EQ(second, 3);
 }
 
 TEST(CanaryJudge, LowTrafficIsInsufficientDataAndNeverPromotes) {
