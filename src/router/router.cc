@@ -68,6 +68,12 @@ struct Router::Impl {
   // Writes the secret to the secret file (0600) when there is one and it differs. Requires mu.
   Status WriteSecretFile(const RoutingPolicy& p) const;
 
+  // Plans the descriptor budget again for the instances configured now (turnoutd's router
+  // starts with none, and an instance needs descriptors for its pooled connections and its
+  // health checks). Connections already open stay open when the client limit goes down.
+  // Requires mu.
+  void ReplanBudget();
+
   RouterConfig config;
   Clock& clock;
   int workers = 1;
@@ -82,6 +88,7 @@ struct Router::Impl {
   uint64_t next_instance_id = 1;
   uint64_t generation = 0;
   FdBudget budget;
+  FdBudgetInputs budget_inputs;  // as planned at start
   std::string secret_file;  // OverrideSecretFilePath(config)
   std::unique_ptr<HealthChecker> checker;
   std::vector<std::unique_ptr<Worker>> worker_list;
@@ -250,6 +257,7 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, Clock& clock
   in.max_idle_per_instance = r.config.limits.max_idle_per_instance;
   in.max_connections = r.config.limits.max_connections;
   TURNOUT_ASSIGN_OR_RETURN(r.budget, PlanFdBudget(in));
+  r.budget_inputs = in;
   r.shared.max_clients = static_cast<int64_t>(r.budget.max_client_connections);
   r.shared.max_pooled = static_cast<int64_t>(r.budget.pooled_upstream);
   std::lock_guard<std::mutex> lock(r.mu);
@@ -348,7 +356,23 @@ std::vector<std::string> Router::ListenAddresses() const {
   return impl_->listen;
 }
 
-FdBudget Router::fd_budget() const { return impl_->budget; }
+FdBudget Router::fd_budget() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->budget;
+}
+
+void Router::Impl::ReplanBudget() {
+  FdBudgetInputs in = budget_inputs;
+  in.instances = 0;
+  for (const auto& list : instances) in.instances += list.size();
+  Result<FdBudget> plan = PlanFdBudget(in);
+  if (!plan.ok()) return;  // not even one client would fit: keep the last plan
+  budget = *plan;
+  shared.max_clients.store(static_cast<int64_t>(budget.max_client_connections),
+                           std::memory_order_relaxed);
+  shared.max_pooled.store(static_cast<int64_t>(budget.pooled_upstream),
+                          std::memory_order_relaxed);
+}
 
 std::string Router::PrometheusText() const {
   const Impl& r = *impl_;
@@ -476,6 +500,7 @@ Result<uint64_t> Router::SetSlotInstances(const std::string& slot,
   }
   TURNOUT_ASSIGN_OR_RETURN(auto list, r.MakeInstances(index, instances, true));
   r.instances[index] = std::move(list);
+  r.ReplanBudget();
   uint64_t generation = r.Publish();
   if (r.checker) r.checker->SetTargets(r.Targets());
   return generation;

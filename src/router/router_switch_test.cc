@@ -137,6 +137,24 @@ TEST_F(RouterSwitchTest, OldSlotPoolIsClosedOnceIdle) {
   EXPECT_GT(green1_->open_connections() + green2_->open_connections(), 0);
 }
 
+// turnoutd starts its router before the first deployment, with no instance in any slot; the
+// instances arrive later through SetSlotInstances. Their upstream connections are pooled all the
+// same (the pool's share of the descriptor budget follows the instances).
+TEST_F(RouterSwitchTest, InstancesSetAfterStartAreReachedThroughPooledConnections) {
+  TestUpstream& late = AddUpstream("late-1");
+  ASSERT_TRUE(StartRouter(testing::MakeTestRouterConfig({{"blue", {}}, {"green", {}}}, "blue")));
+  EXPECT_EQ(router().fd_budget().pooled_upstream, 0u);
+  ASSERT_TRUE(router().SetSlotInstances("blue", {late.address()}).ok());
+  EXPECT_GT(router().fd_budget().pooled_upstream, 0u);
+  for (int i = 0; i < 20; ++i) {
+    RawResponse r = Get("/pooled");
+    ASSERT_TRUE(r.complete()) << r.error;
+    ASSERT_EQ(r.status, 200);
+  }
+  // Two workers: each may open its own; without pooling it would be one per request.
+  EXPECT_LE(late.accepted_connections(), 4u);
+}
+
 TEST_F(RouterSwitchTest, InFlightRequestFinishesOnOldSlotAndDrainWaitsForIt) {
   Start();
   Behavior slow;

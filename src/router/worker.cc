@@ -579,7 +579,8 @@ void Worker::Impl::PoolPut(const Exchange& e, tcp::socket s) {
   }
   std::vector<Idle>& v = pools[e.inst->id];
   bool keep = routed && v.size() < config().limits.max_idle_per_instance;
-  if (keep && shared.pooled.fetch_add(1, std::memory_order_relaxed) >= shared.max_pooled) {
+  if (keep && shared.pooled.fetch_add(1, std::memory_order_relaxed) >=
+                  shared.max_pooled.load(std::memory_order_relaxed)) {
     shared.pooled.fetch_sub(1, std::memory_order_relaxed);  // over the descriptor budget
     keep = false;
   }
@@ -644,7 +645,7 @@ void Worker::Impl::CountRefused() {
                  "warning: at the client connection limit (%lld) or out of descriptors; raise "
                  "the fd limit or add routers\n",
                  static_cast<unsigned long long>(report),
-                 static_cast<long long>(shared.max_clients));
+                 static_cast<long long>(shared.max_clients.load(std::memory_order_relaxed)));
   }
 }
 
@@ -712,7 +713,7 @@ awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
       continue;
     }
     int64_t open = shared.connections.fetch_add(1, std::memory_order_relaxed);
-    if (open >= shared.max_clients) {
+    if (open >= shared.max_clients.load(std::memory_order_relaxed)) {
       shared.connections.fetch_sub(1, std::memory_order_relaxed);
       CountRefused();
       AbortSocket(socket);

@@ -51,11 +51,11 @@ struct DataPlaneShared {
   std::shared_ptr<const RoutingTable> table;  // guarded by table_mu
   std::atomic<uint64_t> generation{0};
   std::atomic<int64_t> connections{0};  // open client connections, all workers
-  // From the descriptor budget (fd_budget.h), set before the workers start: a connection over
-  // `max_clients` is accepted and reset at once; idle upstream connections beyond
-  // `max_pooled` (all workers) are closed instead of pooled.
-  int64_t max_clients = 1;
-  int64_t max_pooled = 0;
+  // From the descriptor budget (fd_budget.h), planned at start and again whenever a slot's
+  // instances change: a connection over `max_clients` is accepted and reset at once; idle
+  // upstream connections beyond `max_pooled` (all workers) are closed instead of pooled.
+  std::atomic<int64_t> max_clients{1};
+  std::atomic<int64_t> max_pooled{0};
   std::atomic<int64_t> pooled{0};  // idle pooled upstream connections, all workers
   ThrottledCount refused;          // client connections refused (limit or out of descriptors)
   // Until this steady-clock time (ns since its epoch), some worker's accept() recently failed
