@@ -554,6 +554,34 @@ TEST_F(DaemonTest, TheServingInstanceIsRestartedWhenItCrashes) {
   EXPECT_TRUE(restarted) << audit.dump();
 }
 
+// An instance a scale in place kept from the revision before is supervised like the serving
+// revision's own: it is restarted when it crashes.
+TEST_F(DaemonTest, AnInstanceKeptByAScaleIsRestartedWhenItCrashes) {
+  WriteConfig();
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded");
+  const std::string slot = v1["deployment"]["target_slot"];
+  const std::vector<int64_t> kept = RunningPids(slot);
+  ASSERT_EQ(kept.size(), 1u);
+  auto [status, body] = Call("POST", "/v1/scale", {{"replicas", 2}, {"actor", "bob"}});
+  ASSERT_EQ(status, 201) << body.dump();
+  ASSERT_EQ(State(WaitFinished(body["deployment"].value("id", int64_t{0}))), "succeeded");
+  std::vector<int64_t> two = RunningPids(slot);
+  ASSERT_EQ(two.size(), 2u);
+  ASSERT_NE(std::find(two.begin(), two.end(), kept[0]), two.end());
+  ASSERT_EQ(::kill(static_cast<pid_t>(kept[0]), SIGKILL), 0);
+  std::vector<int64_t> after;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    after = RunningPids(slot);
+    if (after.size() == 2 && std::find(after.begin(), after.end(), kept[0]) == after.end()) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_EQ(std::find(after.begin(), after.end(), kept[0]), after.end()) << "restarted";
+}
+
 // A bad version (by the demo app's version faults) is rolled back before the switch; the users,
 // under load throughout, only ever see v1.
 class DaemonBadVersionTest : public DaemonTest {
