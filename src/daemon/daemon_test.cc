@@ -2145,6 +2145,10 @@ TEST_F(DaemonTest, PruneWithProcessesSaysWhatItWouldRemoveAndRemovesNothing) {
       << *text;
   EXPECT_FALSE(before.empty());
   EXPECT_EQ(files(), before) << "no log file removed";
+  // on_disk prunes no record: both revisions are still in the history, to roll back to.
+  auto [hs, history] = Call("GET", "/v1/deployments?limit=10");
+  ASSERT_EQ(hs, 200) << history.dump();
+  EXPECT_EQ(history["deployments"].size(), 2u) << history.dump();
 }
 
 // `turnout deploy --wait` outlives a kill -9 of turnoutd: it waits for the restarted one and
