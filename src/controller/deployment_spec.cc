@@ -253,6 +253,7 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   j["bake_time_ms"] = spec.bake_time.count();
   j["scale_down_delay_ms"] = spec.scale_down_delay.count();
   j["strategy"] = spec.strategy;
+  if (spec.keep_instances) j["keep_instances"] = true;
   nlohmann::json steps = nlohmann::json::array();
   for (const auto& step : spec.canary_steps) {
     steps.push_back({{"weight_bp", step.weight_bp}, {"duration_ms", step.duration.count()}});
@@ -330,6 +331,7 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.bake_time = Millis(j.at("bake_time_ms").get<int64_t>());
     s.scale_down_delay = Millis(j.at("scale_down_delay_ms").get<int64_t>());
     Optional(j, "strategy", s.strategy);
+    Optional(j, "keep_instances", s.keep_instances);
     if (auto it = j.find("canary_steps"); it != j.end()) {
       for (const auto& c : *it) {
         CanaryStep step;

@@ -132,6 +132,10 @@ struct DeploymentSpec {
   // then the new version as blue_green and maintenance off after the switch (engine.h). A first
   // deployment is deployed as blue_green. Default: "blue_green"
   std::string strategy = "blue_green";
+  // rolling only: the serving instances are kept, not replaced (the definition is the same but
+  // for replicas: `turnout scale`); only the instances beyond the old count are launched, and
+  // those beyond the new count drained and stopped. Default: false
+  bool keep_instances = false;
   // canary: at least one step; weights strictly increasing, each in (0, 10000); durations > 0.
   // Default: none (required for "canary")
   std::vector<CanaryStep> canary_steps;

@@ -91,9 +91,11 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   s.scale_down_delay = Millis(5678);
   s.started_by = "alice";
   s.reason = "because \"quoted\"";
+  s.keep_instances = true;
   Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(EncodeSpec(*back), EncodeSpec(s));
+  EXPECT_TRUE(back->keep_instances);
   EXPECT_EQ(back->env, s.env);
   EXPECT_EQ(back->smoke_checks.size(), 2u);
   EXPECT_EQ(back->smoke_checks[0].expected_status, 201);

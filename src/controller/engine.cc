@@ -30,6 +30,8 @@ constexpr std::string_view kCanaryKeyPrefix = "controller.canary.";
 constexpr std::string_view kPausedKeyPrefix = "controller.paused.";
 constexpr std::string_view kBakeKeyPrefix = "controller.bake.";
 constexpr std::string_view kRollingKeyPrefix = "controller.rolling.";
+// {"owner"}: a recreate found maintenance on (an operator's) and leaves it on.
+constexpr std::string_view kMaintenanceKeyPrefix = "controller.maintenance.";
 
 std::string KeyFor(std::string_view prefix, int64_t deployment_id) {
   return std::string(prefix) + std::to_string(deployment_id);
@@ -278,6 +280,8 @@ Result<state::Deployment> Engine::Begin(const DeploymentSpec& spec) {
   paused_by_.clear();
   canary_started_ = false;
   draining_started_ = false;
+  maintenance_kept_ = false;
+  maintenance_owner_.clear();
   canary_step_ = 0;
   canary_weight_applied_ = false;
   last_analysis_.reset();
@@ -317,6 +321,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
                                 [](const auto& t) { return t.to == DeploymentState::kCanary; });
   draining_started_ = std::any_of(transitions.begin(), transitions.end(),
                                   [](const auto& t) { return t.to == DeploymentState::kDraining; });
+  maintenance_kept_ = false;  // LoadGates reads it back for a recreate
+  maintenance_owner_.clear();
   state_step_id_ = 0;
   canary_step_record_ = 0;
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(active->id));
@@ -518,6 +524,7 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
   deployment_ = std::move(d);
   entered_ = clock_.Now();
   instances_stopped_ = false;
+  ladder_.reset();
   old_stopped_ = 0;
   if (to == DeploymentState::kSwitching) switched_ = true;
   if (to == DeploymentState::kCanary) canary_started_ = true;
@@ -596,8 +603,7 @@ Result<StepReport> Engine::Report(std::string waiting_for) {
 
 Result<StepReport> Engine::BeginRollback(std::string reason) {
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRollingBack, std::move(reason)));
-  // Recreate: no warm slot to go back to; the maintenance page comes back in this same Step
-  // when the new version no longer serves.
+  // Recreate: no warm slot to go back to; the maintenance page comes back in this same Step.
   if (Recreate()) return StepRecreateRollingBack();
   return Report("");
 }
@@ -805,7 +811,10 @@ Result<StepReport> Engine::StepPreChecks() {
 std::optional<std::string> Engine::PollDatabase(const std::string& phase, bool* failed) {
   *failed = false;
   if (!options_.database) return std::nullopt;
-  PhaseStatus s = options_.database(PhaseRequest{&*deployment_, phase});
+  // Recreate: the old version is stopped in Draining before the phases run, and a rollback
+  // runs the ladder with nothing running: no version serves during them.
+  const bool nothing_serves = Recreate() && draining_started_ && phase != "after_retire";
+  PhaseStatus s = options_.database(PhaseRequest{&*deployment_, phase, nothing_serves});
   if (s.kind == PhaseStatus::Kind::kDone) return std::nullopt;
   if (s.kind == PhaseStatus::Kind::kFailed) {
     *failed = true;
@@ -1078,10 +1087,9 @@ Result<StepReport> Engine::StepSwitching() {
       RecordActive(slot, deployment_->revision, "switched to " + deployment_->version));
   std::string why = "traffic on " + slot;
   if (Recreate()) {
-    // Users reach the new version from now on: the downtime ends with the switch.
-    TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
-    TURNOUT_ASSIGN_OR_RETURN(Clock::Duration held, MaintenanceHeld());
-    why += "; maintenance off after " + std::to_string(Ms(held)) + " ms";
+    // Users reach the new version from now on: the downtime ends with the switch (unless the
+    // maintenance was an operator's before the deployment).
+    TURNOUT_RETURN_IF_ERROR(LiftMaintenance(&why));
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kBaking, std::move(why)));
   return Report("");
@@ -1270,7 +1278,15 @@ Result<StepReport> Engine::StepRolling() {
   const std::string ready_left = [&] {
     return Seconds(spec_.ready_deadline - (clock_.Now() - rolling_item_started_));
   }();
+  // A scale keeps the serving instances it still needs (the same definition): instance i is
+  // kept when there is no new one of that index and the old one runs the same version.
+  auto kept = [&](int i) {
+    const Instance* old = FindInstance(old_instances_, i);
+    return spec_.keep_instances && i < replicas && FindInstance(new_instances_, i) == nullptr &&
+           old != nullptr && old->handle && old->version == spec_.version;
+  };
   for (int i = 0; i < total; ++i) {
+    if (kept(i)) continue;
     Instance* fresh = i < replicas ? FindInstance(new_instances_, i) : nullptr;
     if (i < replicas && (fresh == nullptr || !fresh->handle)) {
       Instance inst = fresh ? *fresh : Instance{};
@@ -1415,24 +1431,27 @@ Result<std::optional<StepReport>> Engine::RestoreOldInstances(const std::string&
 
 Result<StepReport> Engine::StepRestoringInPlace() {
   const std::string& slot = deployment_->target_slot;
-  // Relaunch every old instance that was already replaced, from the previous deployment's spec,
-  // and wait until each is ready; only then does the slot go back to the old set.
-  TURNOUT_ASSIGN_OR_RETURN(
-      std::optional<StepReport> restoring,
-      RestoreOldInstances(slot, "; " + deployment_->version + " keeps serving"));
-  if (restoring) return *restoring;
-  if (rolling_old_count_ > 0) {
-    std::vector<std::string> addresses;
-    for (const auto& o : old_instances_) addresses.push_back(Address(o));
-    TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, addresses).status());
-    TURNOUT_RETURN_IF_ERROR(
-        RecordActive(slot, previous_revision_, "rolled back from " + deployment_->version));
+  if (!instances_stopped_) {
+    // Relaunch every old instance that was already replaced, from the previous deployment's
+    // spec, and wait until each is ready; only then does the slot go back to the old set.
+    TURNOUT_ASSIGN_OR_RETURN(
+        std::optional<StepReport> restoring,
+        RestoreOldInstances(slot, "; " + deployment_->version + " keeps serving"));
+    if (restoring) return *restoring;
+    if (rolling_old_count_ > 0) {
+      std::vector<std::string> addresses;
+      for (const auto& o : old_instances_) addresses.push_back(Address(o));
+      TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(slot, addresses).status());
+      TURNOUT_RETURN_IF_ERROR(
+          RecordActive(slot, previous_revision_, "rolled back from " + deployment_->version));
+    }
+    for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    instances_stopped_ = true;
   }
-  for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
-  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, deployment_->reason.empty()
-                                                                       ? "rolled back"
-                                                                       : deployment_->reason));
-  return Report("");
+  // The old version alone serves, on the schema it served on before plus this deployment's
+  // expand migrations, and nothing of the new version runs: the database ladder. Before this
+  // point the new instances would serve on a schema taken back under them.
+  return EndRollback();
 }
 
 std::string Engine::CanaryLabel() const {
@@ -1683,6 +1702,10 @@ Status Engine::LoadGates() {
     }
     rolling_item_started_ = now;
     if (deployment_->state == DeploymentState::kRolling) phase_started_ = entered_;
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> kept,
+                             LoadJsonSetting(store_, KeyFor(kMaintenanceKeyPrefix, id)));
+    maintenance_kept_ = kept.has_value();
+    maintenance_owner_ = kept ? Field(*kept, "owner", std::string()) : std::string();
   }
   if (deployment_->state == DeploymentState::kBaking) {
     phase_started_ = entered_;
@@ -1705,6 +1728,9 @@ Status Engine::RequireGateState(std::string_view what) const {
 
 Result<StepReport> Engine::StepScalingDown() {
   const std::string& old_slot = deployment_->previous_slot;
+  // A scale in place kept the serving instances it needed and stopped the others in Rolling:
+  // nothing old is left to stop.
+  if (Rolling() && spec_.keep_instances) old_instances_.clear();
   const Clock::Duration left =
       expedite_scale_down_ ? Clock::Duration::zero() : spec_.scale_down_delay - Elapsed();
   if (!old_instances_.empty() && left > Clock::Duration::zero()) {
@@ -1734,6 +1760,7 @@ Result<StepReport> Engine::StepScalingDown() {
   if (expedite_scale_down_ && old_stopped_ != 0) {
     reason += " early (" + expedite_reason_ + ")";
   }
+  if (Recreate() && maintenance_kept_) reason += KeptMaintenanceNote();
   if (db_failed) {
     // The app is deployed and fine; only the schema is not contracted yet.
     reason += "; database: " + *db;
@@ -1809,17 +1836,8 @@ Result<StepReport> Engine::EndRollback() {
   if (std::optional<std::string> db = PollDatabase("rollback", &db_failed)) {
     if (!db_failed) return Report("database: " + *db);
     why += "; database: " + *db;
-    if (draining_started_) {
-      // The schema is in an unknown state: users keep the maintenance page, and are told so.
-      why += "; maintenance stays on: fix the database, then run `turnout maintenance off`";
-    }
     TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed, std::move(why)));
     return Report("");
-  }
-  if (draining_started_) {
-    TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
-    TURNOUT_ASSIGN_OR_RETURN(Clock::Duration held, MaintenanceHeld());
-    why += "; maintenance off after " + std::to_string(Ms(held)) + " ms";
   }
   TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, std::move(why)));
   return Report("");
@@ -1854,11 +1872,43 @@ Result<Clock::Duration> Engine::MaintenanceHeld() {
 
 Result<StepReport> Engine::BeginDraining() {
   TURNOUT_RETURN_IF_ERROR(RecordOldInstances());
+  // Maintenance that is already on is someone else's (deployments are refused while it is
+  // changed by hand): written down before Draining, so that every end of this deployment, after
+  // a restart too, leaves it on with its page.
+  TURNOUT_ASSIGN_OR_RETURN(router::RoutingPolicy policy, router_.GetPolicy());
+  maintenance_kept_ = policy.maintenance.enabled;
+  maintenance_owner_.clear();
+  if (maintenance_kept_) {
+    maintenance_owner_ = options_.maintenance_owner ? options_.maintenance_owner() : "";
+    if (maintenance_owner_.empty()) maintenance_owner_ = "turned on by hand";
+    TURNOUT_RETURN_IF_ERROR(
+        store_.PutSetting(KeyFor(kMaintenanceKeyPrefix, deployment_->id),
+                          nlohmann::json({{"owner", maintenance_owner_}}).dump()));
+  }
   TURNOUT_RETURN_IF_ERROR(Transition(
       DeploymentState::kDraining,
-      "pre-checks passed; maintenance on, stopping " + std::to_string(old_instances_.size()) +
-          " instance(s) of " + deployment_->previous_slot));
+      std::string(maintenance_kept_ ? "pre-checks passed; maintenance already on ("
+                                    : "pre-checks passed; maintenance on") +
+          (maintenance_kept_ ? maintenance_owner_ + ")" : std::string()) + ", stopping " +
+          std::to_string(old_instances_.size()) + " instance(s) of " +
+          deployment_->previous_slot));
   return Report("");
+}
+
+std::string Engine::KeptMaintenanceNote() const {
+  return "; maintenance stays on as it was before this deployment (" + maintenance_owner_ +
+         "): `turnout maintenance off` ends it";
+}
+
+Status Engine::LiftMaintenance(std::string* why) {
+  if (maintenance_kept_) {
+    *why += KeptMaintenanceNote();
+    return Status::Ok();
+  }
+  TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
+  TURNOUT_ASSIGN_OR_RETURN(Clock::Duration held, MaintenanceHeld());
+  *why += "; maintenance off after " + std::to_string(Ms(held)) + " ms";
+  return Status::Ok();
 }
 
 Result<StepReport> Engine::StepDraining() {
@@ -1893,41 +1943,60 @@ Result<StepReport> Engine::StepDraining() {
 Result<StepReport> Engine::StepRecreateRollingBack() {
   const std::string& slot = deployment_->target_slot;
   const std::string& old_slot = deployment_->previous_slot;
+  if (!draining_started_) {
+    // Failed before Draining: the old version still serves, maintenance untouched.
+    for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
+    return EndRollback();
+  }
+  // Every migration ran in Draining with nothing serving: the old version may not work on the
+  // schema the new one runs on, nor the new one on the schema the ladder takes back. So, behind
+  // the maintenance page, the new version stops, then the schema goes back, then the old
+  // version comes back: no version ever runs on a schema it does not support.
   if (!instances_stopped_) {
-    if (rolling_old_count_ > 0) {
-      // While the old version comes back, users either stay on a new version that still runs
-      // or get the maintenance page again: never a slot with nothing behind it.
-      TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
-      const bool new_serves = switched_ && !exited;
-      if (!new_serves) TURNOUT_RETURN_IF_ERROR(SetMaintenance(true));
-      // The old version back first, in its own slot, from the previous deployment's spec.
-      const std::string suffix =
-          new_serves ? "; " + deployment_->version + " keeps serving"
-                    : std::string("; maintenance stays on: no version can serve; deploy a fixed "
-                                  "version, or run `turnout maintenance off`");
-      TURNOUT_ASSIGN_OR_RETURN(std::optional<StepReport> restoring,
-                               RestoreOldInstances(old_slot, suffix));
-      if (restoring) {
-        if (deployment_->state == DeploymentState::kFailed && new_serves) {
-          TURNOUT_RETURN_IF_ERROR(SetMaintenance(false));
-        }
-        return *restoring;
-      }
-      std::vector<std::string> addresses;
-      for (const auto& o : old_instances_) addresses.push_back(Address(o));
-      TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(old_slot, addresses).status());
-    }
-    TURNOUT_RETURN_IF_ERROR(SwitchBack());
+    TURNOUT_RETURN_IF_ERROR(SetMaintenance(true));
     TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus status, router_.GetSlotStatus(slot));
     if (!status.drained) {
       WaitForDrain();
-      return Report("waiting for " + slot + " to drain before stopping it (" +
+      return Report("maintenance on; waiting for " + slot + " to drain before stopping it (" +
                     std::to_string(status.in_flight) + " request(s) in flight)");
     }
     for (auto& i : new_instances_) TURNOUT_RETURN_IF_ERROR(StopInstance(i));
     instances_stopped_ = true;
   }
-  return EndRollback();
+  if (!ladder_) {
+    bool failed = false;
+    const std::optional<std::string> db = PollDatabase("rollback", &failed);
+    if (db && !failed) return Report("maintenance on; database: " + *db);
+    ladder_ = failed ? *db : std::string();
+  }
+  const bool db_failed = !ladder_->empty();
+  // The ladder failed: the old version comes back all the same (the operator may judge the
+  // schema good enough for it), behind the maintenance page, which stays on.
+  const std::string db_note = db_failed ? "; database: " + *ladder_ : std::string();
+  const std::string stays_on =
+      maintenance_kept_
+          ? KeptMaintenanceNote()
+          : "; maintenance stays on: " +
+                std::string(db_failed ? "fix the database, then run `turnout maintenance off`"
+                                      : "no version can serve; deploy a fixed version, or run "
+                                        "`turnout maintenance off`");
+  if (rolling_old_count_ > 0) {
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<StepReport> restoring,
+                             RestoreOldInstances(old_slot, db_note + stays_on));
+    if (restoring) return *restoring;
+    std::vector<std::string> addresses;
+    for (const auto& o : old_instances_) addresses.push_back(Address(o));
+    TURNOUT_RETURN_IF_ERROR(router_.SetSlotInstances(old_slot, addresses).status());
+  }
+  TURNOUT_RETURN_IF_ERROR(SwitchBack());
+  std::string why = deployment_->reason.empty() ? std::string("rolled back") : deployment_->reason;
+  if (db_failed) {
+    TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed, why + db_note + stays_on));
+    return Report("");
+  }
+  TURNOUT_RETURN_IF_ERROR(LiftMaintenance(&why));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kRolledBack, std::move(why)));
+  return Report("");
 }
 
 Result<StepReport> Engine::StepAwaitingApproval() {

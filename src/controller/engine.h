@@ -66,8 +66,10 @@
 // (phase "rolling", step = old instances replaced so far, weight = the new version's share of
 // the slot's instances). Rolling back relaunches the replaced old instances from the previous
 // deployment's saved spec (in their old instance rows), waits until they are ready, gives the
-// slot the old set and stops the new instances; when the old version cannot be brought back the
-// deployment ends Failed with the new version serving. No smoke tests, no pause in Rolling.
+// slot the old set and stops the new instances, then runs the database ladder (the old version
+// supports the expanded schema; the new one would not support the schema taken back); when the
+// old version cannot be brought back the deployment ends Failed with the new version serving
+// and the ladder does not run. No smoke tests, no pause in Rolling.
 //
 // Recreate (spec.strategy "recreate", a slot serving before; for changes that cannot be made
 // compatible): with downtime, never with a connection error. Draining turns the router's
@@ -75,17 +77,24 @@
 // EngineOptions::maintenance), so users get 503 with Retry-After and the page; waits until the
 // old slot drained (GetSlotStatus().drained, at most spec.grace by the clock; the stop signal
 // and grace still let requests in flight finish), stops the old instances, then runs the
-// database phase "before_launch" (backup, migrations), which the other strategies run in
-// PreChecks while the old version serves. Then as blue/green: Launching, WaitingReady,
-// SmokeTesting (through the override header, which maintenance lets through), Switching, where
-// maintenance goes off right after the switch (the reason of Baking says how long it was on),
-// Baking, ScalingDown (no old slot left to keep warm: the contract migrations). The old
-// instances are written down first ("controller.rolling.<id>", as for rolling). Rolling back
-// relaunches them from the previous deployment's saved spec into the old slot, waits until they
-// are ready, gives the old slot their addresses, switches back, stops the new instances, runs
-// the database ladder and then turns maintenance off. When the old version cannot be brought
-// back: Failed; maintenance goes off if the new version had the traffic (it keeps serving), else
-// it stays on and the reason says so (nothing could serve; `turnout maintenance off` ends it).
+// database phase "before_launch" with nothing_serves (backup, then every pending migration,
+// expand and contract: no running version needs the old shape), which the other strategies run
+// in PreChecks while the old version serves (expand only). Then as blue/green: Launching,
+// WaitingReady, SmokeTesting (through the override header, which maintenance lets through),
+// Switching, where maintenance goes off right after the switch (the reason of Baking says how
+// long it was on), Baking, ScalingDown (no old slot left to keep warm; "after_retire" finds
+// nothing left to apply). The old instances are written down first ("controller.rolling.<id>",
+// as for rolling). Rolling back, behind the maintenance page (on again at once): waits until the
+// new slot drained, stops the new instances, runs the database ladder with nothing running, then
+// relaunches the old instances from the previous deployment's saved spec into the old slot,
+// waits until they are ready, gives the old slot their addresses, switches back and turns
+// maintenance off. When the ladder fails the old version still comes back, but maintenance
+// stays on and the deployment ends Failed (the reason says to fix the database, then `turnout
+// maintenance off`). When the old version cannot be brought back: Failed, maintenance stays on
+// and the reason says so (nothing can serve; `turnout maintenance off` ends it).
+// Maintenance that was already on when Draining began (an operator's, with their page) is left
+// on at every end, and the last transition says so, naming its owner
+// (EngineOptions::maintenance_owner).
 //
 // Bake: the new instances are watched for spec.bake_time: an instance that exits,
 // spec.bake_failure_threshold failed readiness probes in a row, spec.liveness_failure_threshold
@@ -201,12 +210,19 @@ struct AnalysisVerdict {
 
 // The database side of a deployment (EngineOptions::database), polled once per Step() while
 // a phase is not finished, so a dump or a migration never blocks the engine:
-//   "before_launch": in PreChecks, after the pre-deploy checks, before any instance starts;
+//   "before_launch": in PreChecks, after the pre-deploy checks, before any instance starts
+//                    (recreate: in Draining, once the old version stopped; nothing_serves);
 //   "after_retire":  in ScalingDown, once the old slot's instances are stopped;
-//   "rollback":      in RollingBack, after traffic is back and the new instances are stopped.
+//   "rollback":      in RollingBack, after traffic is back and the new instances are stopped
+//                    (rolling: once the old instances are relaunched and alone in the slot;
+//                    recreate: with nothing running, before the old version is relaunched).
 struct PhaseRequest {
   const state::Deployment* deployment = nullptr;  // valid during the call only
   std::string phase;
+  // No version serves while the phase runs (strategy recreate, in Draining): "before_launch"
+  // then applies every pending migration, the contract ones too, since no running version
+  // needs the old shape; "after_retire" finds nothing left to apply.
+  bool nothing_serves = false;
 };
 struct PhaseStatus {
   // kRunning: poll again (detail says what it waits for). kFailed: before_launch rolls the
@@ -246,6 +262,10 @@ struct EngineOptions {
   // keeps the deployment in Draining (the step returns it). Default: none (the router's
   // defaults: Retry-After 30 s, the built-in page)
   std::function<Result<router::MaintenancePolicy>()> maintenance;
+  // Who turned maintenance on and why ("bob: disk swap"), asked when a recreate deployment
+  // finds it already on; the deployment then leaves it on, and its last transition says so
+  // with this text. Default: none ("turned on by hand")
+  std::function<std::string()> maintenance_owner;
 };
 
 // What Step() did and what the deployment waits for now.
@@ -430,14 +450,21 @@ class Engine {
   // Recreate: maintenance on, drain, stop the old slot, database before_launch, -> Launching.
   Result<StepReport> BeginDraining();
   Result<StepReport> StepDraining();
-  // RollingBack of a recreate: the old version back in its slot, traffic back, new stopped,
-  // database ladder, maintenance off.
+  // RollingBack of a recreate that reached Draining: maintenance on, the new slot drained and
+  // stopped, the database ladder, the old version back in its slot, traffic back, maintenance
+  // off (kept on when the ladder failed, or when it was an operator's).
   Result<StepReport> StepRecreateRollingBack();
   // Sets the router's maintenance on (with EngineOptions::maintenance) or off, keeping every
   // other field of the policy; nothing when it already is.
   Status SetMaintenance(bool on);
   // How long this deployment has held maintenance on (from its Draining transition, wall time).
   Result<Clock::Duration> MaintenanceHeld();
+  // The end of a recreate's maintenance (switched, or rolled back): off, with "; maintenance
+  // off after N ms" added to `why`; or, when it was on before the deployment began, left on
+  // and `why` says so, naming its owner.
+  Status LiftMaintenance(std::string* why);
+  // "; maintenance stays on as it was before this deployment (<owner>): ..." (maintenance_kept_).
+  std::string KeptMaintenanceNote() const;
   // The slot's addresses while instance `index` is replaced: the old ones still running (without
   // old `index` when `drop_old`) and the new ones up to `index` that were ready.
   std::vector<std::string> RollingAddresses(int index, bool drop_old) const;
@@ -492,9 +519,9 @@ class Engine {
   Status RequireGateState(std::string_view what) const;
   Result<StepReport> StepScalingDown();
   Result<StepReport> StepRollingBack();
-  // The end of every rollback once users are on the old version again (or never left it): the
-  // database ladder, then (recreate) maintenance off, then RolledBack; Failed when the ladder
-  // failed.
+  // The end of a rollback once users are on the old version again (or never left it): the
+  // database ladder, then RolledBack; Failed when the ladder failed. (A recreate that reached
+  // Draining ends in StepRecreateRollingBack.)
   Result<StepReport> EndRollback();
   // All traffic back on the previous slot (canary cleared) unless it is there already; after a
   // switch, the previous revision recorded as active again.
@@ -519,6 +546,9 @@ class Engine {
   // The instances this state already stopped (ScalingDown: old; RollingBack: new), so that the
   // Steps that poll a database phase afterwards do not stop them again. Reset on entering.
   bool instances_stopped_ = false;
+  // Recreate's RollingBack: the ladder's outcome once it ended ("" done, else the failure), so
+  // that the Steps relaunching the old version do not poll it again. Reset on entering.
+  std::optional<std::string> ladder_;
   size_t old_stopped_ = 0;
   bool expedite_scale_down_ = false;  // ExpediteScaleDown() was called (not persisted)
   std::string expedite_reason_;
@@ -532,6 +562,9 @@ class Engine {
   Clock::Duration phase_paused_{};  // finished pauses within the phase
   bool canary_started_ = false;     // reached Canary: part of the traffic may be on the new slot
   bool draining_started_ = false;   // reached Draining: this deployment turned maintenance on
+  // Recreate: maintenance was on before Draining (an operator's): it stays on (persisted).
+  bool maintenance_kept_ = false;
+  std::string maintenance_owner_;
   int canary_step_ = 0;
   bool canary_weight_applied_ = false;  // the router has the current step's weight
   int64_t canary_step_record_ = 0;      // the running "canary_step:<i>" step record (0: none)

@@ -1017,6 +1017,194 @@ TEST_F(EngineStateTest, RollingAnalysisRollbackHalfwayRelaunchesTheReplacedOldIn
   ExpectInstancesStopped(engine->deployment().id);
 }
 
+// A rolling deployment's rollback runs the database ladder (the "rollback" phase) as blue/green
+// does, and in the same order: once every old instance is back and alone in the slot and every
+// new instance is stopped, so that neither version serves on a schema it does not support.
+class RollingLadderTest : public EngineStateTest {
+ protected:
+  DeploymentSpec RollingSpec(const std::string& version) {
+    DeploymentSpec s = Spec(version);
+    s.replicas = 2;
+    s.strategy = "rolling";
+    return s;
+  }
+
+  // The versions of the running instances in the slot, and how many of the deployment's
+  // instances run.
+  std::vector<std::string> SlotVersions(const std::string& slot) {
+    std::vector<std::string> out;
+    for (const auto& a : router_.instances(slot)) {
+      std::optional<FakeInstance> i = platform_.At(a);
+      if (i && i->status.running()) out.push_back(i->spec.version);
+    }
+    return out;
+  }
+  int Running(int64_t deployment_id) {
+    int n = 0;
+    for (const auto& r : Recorded(deployment_id)) {
+      auto st = platform_.Inspect(r.handle);
+      n += st.ok() && st->running() ? 1 : 0;
+    }
+    return n;
+  }
+
+  // Steps v2 until its first old instance was replaced, then ends v2's instances.
+  void FailHalfway(Engine& engine, int64_t id) {
+    for (int i = 0; i < 100; ++i) {
+      auto r = engine.Step();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (r->waiting_for.starts_with("replaced blue-0")) break;
+    }
+    ASSERT_EQ(engine.deployment().state, DeploymentState::kRolling);
+    KillInstances(id);
+  }
+};
+
+TEST_F(RollingLadderTest, ARollingRollbackRunsTheDatabaseLadderOnceTheOldVersionAloneServes) {
+  Deploy(RollingSpec("v1"), DeploymentState::kSucceeded);
+  std::vector<std::string> phases;
+  int64_t v2 = 0;
+  EngineOptions o = Options();
+  o.database = [&](const PhaseRequest& r) {
+    phases.push_back(r.phase);
+    EXPECT_FALSE(r.nothing_serves) << r.phase << ": v1 serves";
+    if (r.phase == "rollback") {
+      EXPECT_EQ(SlotVersions("blue"), (std::vector<std::string>{"v1", "v1"}));
+      EXPECT_EQ(router_.instances("blue").size(), 2u) << "only the old instances in the slot";
+      EXPECT_EQ(Running(v2), 0) << "no new instance runs while the schema goes back";
+    }
+    return PhaseStatus{};
+  };
+  auto engine = NewEngine(o);
+  auto d = engine->Begin(RollingSpec("v2"));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  v2 = d->id;
+  FailHalfway(*engine, v2);
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "during the rolling update");
+  EXPECT_EQ(phases, (std::vector<std::string>{"before_launch", "rollback"}));
+  ExpectInstancesStopped(v2);
+}
+
+TEST_F(RollingLadderTest, ARollingRollbackWhoseLadderFailsEndsFailedSayingWhatToDo) {
+  Deploy(RollingSpec("v1"), DeploymentState::kSucceeded);
+  EngineOptions o = Options();
+  o.database = [&](const PhaseRequest& r) {
+    if (r.phase != "rollback") return PhaseStatus{};
+    return PhaseStatus{PhaseStatus::Kind::kFailed,
+                       "rung 3: restore with `turnout backup restore B1 --to <url> "
+                       "--confirm-data-loss`"};
+  };
+  auto engine = NewEngine(o);
+  auto d = engine->Begin(RollingSpec("v2"));
+  ASSERT_TRUE(d.ok());
+  FailHalfway(*engine, d->id);
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kFailed);
+  EXPECT_NE(engine->deployment().reason.find("database: rung 3: restore with `turnout backup "
+                                             "restore B1"),
+            std::string::npos)
+      << engine->deployment().reason;
+  // The old version serves (the ladder runs only once it does); the new one is stopped.
+  EXPECT_EQ(SlotVersions("blue"), (std::vector<std::string>{"v1", "v1"}));
+  ExpectInstancesStopped(d->id);
+}
+
+// Killed while the ladder runs: the next turnoutd finds the old version back and the new one
+// stopped, relaunches nothing, and polls the phase again until it ends.
+TEST_F(RollingLadderTest, ACrashWhileTheLadderRunsResumesAtTheLadder) {
+  Deploy(RollingSpec("v1"), DeploymentState::kSucceeded);
+  int64_t v2 = 0;
+  int rollback_polls = 0;
+  {
+    EngineOptions o = Options();
+    o.database = [&](const PhaseRequest& r) {
+      if (r.phase != "rollback") return PhaseStatus{};
+      ++rollback_polls;
+      return PhaseStatus{PhaseStatus::Kind::kRunning, "running down migrations to 3"};
+    };
+    auto engine = NewEngine(o);
+    auto d = engine->Begin(RollingSpec("v2"));
+    ASSERT_TRUE(d.ok());
+    v2 = d->id;
+    FailHalfway(*engine, v2);
+    for (int i = 0; i < 100 && rollback_polls == 0; ++i) ASSERT_TRUE(engine->Step().ok());
+    ASSERT_EQ(rollback_polls, 1);
+    auto r = engine->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->state, DeploymentState::kRollingBack);
+    EXPECT_EQ(r->waiting_for, "database: running down migrations to 3");
+  }
+  const int launches = platform_.launches();
+  std::vector<std::string> resumed_phases;
+  EngineOptions o = Options();
+  o.database = [&](const PhaseRequest& r) {
+    resumed_phases.push_back(r.phase);
+    EXPECT_EQ(SlotVersions("blue"), (std::vector<std::string>{"v1", "v1"}));
+    EXPECT_EQ(Running(v2), 0);
+    return PhaseStatus{};
+  };
+  auto engine = NewEngine(o);
+  auto found = engine->Resume(kFakeService);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status().ToString();
+  Run(*engine);
+  ExpectRolledBackToV1(*engine, "during the rolling update");
+  EXPECT_EQ(resumed_phases, (std::vector<std::string>{"rollback"}));
+  EXPECT_EQ(platform_.launches(), launches) << "the restored old instances are kept, not relaunched";
+  ExpectInstancesStopped(v2);
+}
+
+// `turnout scale N` in place (rolling with keep_instances): the serving instances are kept; only
+// the difference is started (ready and healthy before it joins the slot) or drained and stopped.
+class ScaleInPlaceTest : public RollingLadderTest {
+ protected:
+  DeploymentSpec Scaled(int replicas) {
+    DeploymentSpec s = RollingSpec("v1");
+    s.replicas = replicas;
+    s.keep_instances = true;
+    return s;
+  }
+};
+
+TEST_F(ScaleInPlaceTest, ScaleUpStartsOnlyTheNewInstancesAndScaleDownStopsOnlyTheExtraOnes) {
+  Deploy(RollingSpec("v1"), DeploymentState::kSucceeded);
+  const std::vector<std::string> serving = router_.instances("blue");
+  ASSERT_EQ(serving.size(), 2u);
+  int launches = platform_.launches(), stops = platform_.stops();
+  Deploy(Scaled(4), DeploymentState::kSucceeded);
+  EXPECT_EQ(platform_.launches() - launches, 2) << "only the two new instances";
+  EXPECT_EQ(platform_.stops() - stops, 0) << "no serving instance is replaced";
+  std::vector<std::string> four = router_.instances("blue");
+  EXPECT_EQ(SlotVersions("blue").size(), 4u);
+  for (const auto& a : serving) {
+    EXPECT_NE(std::find(four.begin(), four.end(), a), four.end()) << a << " kept";
+  }
+  launches = platform_.launches();
+  stops = platform_.stops();
+  Deploy(Scaled(1), DeploymentState::kSucceeded);
+  EXPECT_EQ(platform_.launches() - launches, 0);
+  EXPECT_EQ(platform_.stops() - stops, 3);
+  EXPECT_EQ(router_.instances("blue"), (std::vector<std::string>{serving[0]}));
+  EXPECT_EQ(SlotVersions("blue"), (std::vector<std::string>{"v1"}));
+}
+
+TEST_F(ScaleInPlaceTest, ARolledBackScaleUpStopsOnlyTheAddedInstances) {
+  Deploy(RollingSpec("v1"), DeploymentState::kSucceeded);
+  const std::vector<std::string> serving = router_.instances("blue");
+  OnVersion("v1", [](FakeInstance& i) { i.ready = false; });  // the added ones never get ready
+  const int launches = platform_.launches();
+  auto engine = NewEngine();
+  auto d = engine->Begin(Scaled(3));
+  ASSERT_TRUE(d.ok());
+  Run(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kRolledBack)
+      << engine->deployment().reason;
+  EXPECT_EQ(platform_.launches() - launches, 1) << "one added instance; nothing relaunched";
+  EXPECT_EQ(router_.instances("blue"), serving);
+  EXPECT_EQ(SlotVersions("blue"), (std::vector<std::string>{"v1", "v1"}));
+  ExpectInstancesStopped(d->id);
+}
+
 // Images (containers): resolved once in PreChecks before anything launches, recorded in the saved
 // spec, and every instance of the deployment launched with exactly that image.
 TEST_F(EngineStateTest, PreChecksResolveTheImageAndEveryInstanceRunsIt) {
@@ -1147,12 +1335,17 @@ TEST_F(RecreateStateTest, StopsTheOldVersionInMaintenanceMigratesThenSwitchesAnd
   EngineOptions o = RecreateOptions();
   o.database = [&](const PhaseRequest& r) {
     if (r.deployment->version == "v2" && r.phase == "before_launch") {
-      // Backup and migrations run with the old version stopped, users on the maintenance page.
+      // Backup and every migration (contract ones too: nothing serves) run with the old
+      // version stopped, users on the maintenance page.
+      EXPECT_TRUE(r.nothing_serves);
       EXPECT_TRUE(Maintenance());
       EXPECT_EQ(router_.policy().maintenance.page, "back soon");
       EXPECT_EQ(router_.policy().maintenance.retry_after_seconds, 7u);
       EXPECT_EQ(RunningOf("v1"), 0);
       EXPECT_EQ(RunningOf("v2"), 0);
+    }
+    if (r.deployment->version == "v2" && r.phase == "after_retire") {
+      EXPECT_FALSE(r.nothing_serves) << "v2 serves";
     }
     db_calls.push_back(r.phase);
     return PhaseStatus{};
@@ -1194,8 +1387,13 @@ TEST_F(RecreateStateTest, ANewVersionFailingReadinessBringsTheOldBackThenLiftsMa
   EngineOptions o = RecreateOptions();
   o.database = [&](const PhaseRequest& r) {
     if (r.phase == "rollback") {
-      // The ladder runs with the old version back, before maintenance is lifted.
-      EXPECT_EQ(RunningOf("v1"), 2);
+      // The ladder runs with nothing running (v1 may not work on v2's schema, nor v2 on the
+      // schema taken back), behind the maintenance page; v1 comes back after it.
+      EXPECT_TRUE(r.nothing_serves);
+      EXPECT_EQ(RunningOf("v1"), 0);
+      for (const auto& i : platform_.Instances()) {
+        EXPECT_FALSE(i.status.running()) << i.spec.version << " " << i.spec.slot << "-" << i.spec.instance;
+      }
       EXPECT_TRUE(Maintenance());
     }
     db_calls.push_back(r.phase);
@@ -1214,6 +1412,29 @@ TEST_F(RecreateStateTest, ANewVersionFailingReadinessBringsTheOldBackThenLiftsMa
   ExpectInstancesStopped(d->id);
   EXPECT_TRUE(Contains(States(d->id), DeploymentState::kDraining));
   EXPECT_EQ(db_calls.back(), "rollback");
+}
+
+TEST_F(RecreateStateTest, AFailedLadderBringsTheOldVersionBackBehindTheMaintenancePage) {
+  DeployV1();
+  OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
+  EngineOptions o = RecreateOptions();
+  o.database = [&](const PhaseRequest& r) {
+    if (r.phase != "rollback") return PhaseStatus{};
+    return PhaseStatus{PhaseStatus::Kind::kFailed, "rung 3: restore backup B1"};
+  };
+  auto engine = NewEngine(o);
+  ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+  RunChecked(*engine);
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kFailed);
+  const std::string& reason = engine->deployment().reason;
+  EXPECT_NE(reason.find("database: rung 3: restore backup B1; maintenance stays on: fix the "
+                        "database, then run `turnout maintenance off`"),
+            std::string::npos)
+      << reason;
+  EXPECT_TRUE(Maintenance());
+  EXPECT_EQ(router_.policy().active, "blue");
+  EXPECT_EQ(RunningOf("v1"), 2);
+  EXPECT_EQ(RunningOf("v2"), 0);
 }
 
 TEST_F(RecreateStateTest, AFailedBakeRelaunchesTheOldVersionAndSwitchesBack) {
@@ -1256,6 +1477,76 @@ TEST_F(RecreateStateTest, AFailureBeforeMaintenanceLeavesTheOldVersionAlone) {
   EXPECT_FALSE(Maintenance());
   EXPECT_FALSE(Contains(States(d->id), DeploymentState::kDraining));
   ExpectInstancesRunning(v1);
+}
+
+// Maintenance an operator turned on before a recreate began is theirs: the deployment keeps it
+// on (with their page) to the end, whichever way it ends, and its final step says so.
+class RecreateInMaintenanceTest : public RecreateStateTest {
+ protected:
+  void OperatorMaintenanceOn() {
+    router::MaintenancePolicy m;
+    m.enabled = true;
+    m.page = "disk swap until 18:00";
+    m.retry_after_seconds = 600;
+    ASSERT_TRUE(router_.SetMaintenance(m).ok());
+  }
+  EngineOptions Owned() {
+    EngineOptions o = RecreateOptions();
+    o.maintenance_owner = [] { return std::string("bob: disk swap"); };
+    return o;
+  }
+  void ExpectOperatorMaintenance(const Engine& engine) {
+    EXPECT_TRUE(Maintenance());
+    EXPECT_EQ(router_.policy().maintenance.page, "disk swap until 18:00");
+    EXPECT_EQ(router_.policy().maintenance.retry_after_seconds, 600u);
+    EXPECT_NE(engine.deployment().reason.find(
+                  "maintenance stays on as it was before this deployment (bob: disk swap)"),
+              std::string::npos)
+        << engine.deployment().reason;
+    EXPECT_EQ(engine.deployment().reason.find("maintenance off after"), std::string::npos)
+        << engine.deployment().reason;
+  }
+};
+
+TEST_F(RecreateInMaintenanceTest, ASucceededRecreateLeavesTheOperatorsMaintenanceOn) {
+  DeployV1();
+  OperatorMaintenanceOn();
+  auto engine = NewEngine(Owned());
+  ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+  RunChecked(*engine);
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
+      << engine->deployment().reason;
+  ExpectOperatorMaintenance(*engine);
+  EXPECT_EQ(RunningOf("v2"), 2);
+  EXPECT_EQ(router_.policy().active, "green");
+}
+
+TEST_F(RecreateInMaintenanceTest, ARolledBackRecreateLeavesTheOperatorsMaintenanceOn) {
+  DeployV1();
+  OperatorMaintenanceOn();
+  OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
+  auto engine = NewEngine(Owned());
+  ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+  RunChecked(*engine);
+  ExpectRolledBackToV1(*engine, "not ready within");
+  ExpectOperatorMaintenance(*engine);
+}
+
+TEST_F(RecreateInMaintenanceTest, AResumedRecreateStillKnowsTheMaintenanceWasNotItsOwn) {
+  DeployV1();
+  OperatorMaintenanceOn();
+  {
+    auto engine = NewEngine(Owned());
+    ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
+    Run(*engine, DeploymentState::kWaitingReady);
+    ASSERT_EQ(engine->deployment().state, DeploymentState::kWaitingReady);
+  }
+  auto resumed = NewEngine(Owned());
+  auto found = resumed->Resume(kFakeService);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status().ToString();
+  RunChecked(*resumed);
+  ExpectRolledBackToV1(*resumed, "controller restarted");
+  ExpectOperatorMaintenance(*resumed);
 }
 
 // A turnoutd killed during a recreate ends consistent: before the switch the old version comes

@@ -72,6 +72,8 @@ constexpr Millis kHeartbeatEvery{1000};
 // kept in the store. Containers carry it as turnout.owner, so that the turnoutd of another
 // state directory with the same service name on the same engine never adopts or removes them.
 constexpr char kStateIdKey[] = "turnoutd.state-id";
+// Who turned maintenance on by hand and why ("bob: disk swap"); "" once it is off.
+constexpr char kMaintenanceOwnerKey[] = "daemon.maintenance.owner";
 // How often the audit entries appended since the last check are verified.
 constexpr Millis kAuditCheckEvery{1000};
 
@@ -631,6 +633,11 @@ Status Daemon::Impl::StartAll() {
     return database ? database->Poll(r) : controller::PhaseStatus{};
   };
   eo.maintenance = [this] { return MaintenancePage(); };
+  eo.maintenance_owner = [this] {
+    // Who turned it on by hand, and why (SetMaintenance keeps it).
+    Result<std::optional<std::string>> saved = store->GetSetting(kMaintenanceOwnerKey);
+    return saved.ok() && *saved ? **saved : std::string();
+  };
   engine = std::make_unique<controller::Engine>(*store, *platform, *control, engine_prober,
                                                 engine_commands, clock, eo);
 
@@ -1019,7 +1026,9 @@ void Daemon::Impl::WatchServing() {
   Result<std::vector<state::InstanceRecord>> live = store->ListInstances(config.name, true);
   if (!live.ok()) return;
   for (const auto& rec : *live) {
-    if (rec.deployment_id != serving->id || rec.slot != svc->active_slot) continue;
+    // The serving revision's instances, and those a scale in place kept from the revisions
+    // before it (the same definition: it restarts them from the serving one's).
+    if (rec.slot != svc->active_slot || rec.deployment_id > serving->id) continue;
     if (rec.state != state::InstanceState::kRunning || rec.platform_handle.empty()) continue;
     Result<platform::InstanceHandle> handle = platform::DecodeHandle(rec.platform_handle);
     if (!handle.ok()) continue;
@@ -1169,6 +1178,9 @@ Result<json> Daemon::Impl::Redefine(
     // hold a new instance beside the old one, so the idle slot takes the new set instead.
     spec.strategy = spec.base_port == 0 ? "rolling" : "blue_green";
   }
+  // A scale in place keeps the serving instances (same definition) and only starts or stops
+  // the difference; a restart or an env change replaces every instance.
+  spec.keep_instances = kind == "scale" && spec.strategy == "rolling";
   if (kind != "restart") {
     // A changed definition is another configuration: its hash follows from the serving one and
     // the change (values included, so that two env values never share a hash).
@@ -1289,6 +1301,8 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
     TURNOUT_ASSIGN_OR_RETURN(spec, SpecFor(target->version));
   }
   spec.started_by = actor;
+  // The instances serving may be of another version or definition: each one is replaced.
+  spec.keep_instances = false;
   spec.reason = "rollback to revision " + std::to_string(target->revision) + " (" +
                 target->version + ")";
   TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, engine->Begin(spec));
@@ -1371,6 +1385,9 @@ Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reaso
   }
   m.enabled = enabled;
   TURNOUT_RETURN_IF_ERROR(control->SetMaintenance(m).status());
+  // A recreate that begins while maintenance is on leaves it on, naming who turned it on.
+  (void)store->PutSetting(kMaintenanceOwnerKey,
+                          enabled ? actor + (reason.empty() ? "" : ": " + reason) : "");
   json detail = {{"enabled", enabled}, {"reason", reason}};
   if (enabled) {
     detail["retry_after_s"] = m.retry_after_seconds;
@@ -1440,8 +1457,10 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
                 {"containers", json::array()},
                 {"freed_bytes", 0},
                 {"message",
-                 "nothing to prune: process revisions keep nothing on disk (each instance's "
-                 "log file is reused by the next revision in its slot)"}};
+                 "nothing to prune: process revisions keep nothing on disk (the version's "
+                 "files are in the working directory you provide; each instance's log file is "
+                 "reused by the next revision in its slot), so revisions.on_disk (" +
+                     std::to_string(on_disk) + ") removes nothing"}};
   }
   if (Busy() && engine->deployment().state != DeploymentState::kScalingDown) {
     const state::Deployment d = engine->deployment();

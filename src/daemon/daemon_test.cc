@@ -557,6 +557,34 @@ TEST_F(DaemonTest, TheServingInstanceIsRestartedWhenItCrashes) {
   EXPECT_TRUE(restarted) << audit.dump();
 }
 
+// An instance a scale in place kept from the revision before is supervised like the serving
+// revision's own: it is restarted when it crashes.
+TEST_F(DaemonTest, AnInstanceKeptByAScaleIsRestartedWhenItCrashes) {
+  WriteConfig();
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded");
+  const std::string slot = v1["deployment"]["target_slot"];
+  const std::vector<int64_t> kept = RunningPids(slot);
+  ASSERT_EQ(kept.size(), 1u);
+  auto [status, body] = Call("POST", "/v1/scale", {{"replicas", 2}, {"actor", "bob"}});
+  ASSERT_EQ(status, 201) << body.dump();
+  ASSERT_EQ(State(WaitFinished(body["deployment"].value("id", int64_t{0}))), "succeeded");
+  std::vector<int64_t> two = RunningPids(slot);
+  ASSERT_EQ(two.size(), 2u);
+  ASSERT_NE(std::find(two.begin(), two.end(), kept[0]), two.end());
+  ASSERT_EQ(::kill(static_cast<pid_t>(kept[0]), SIGKILL), 0);
+  std::vector<int64_t> after;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    after = RunningPids(slot);
+    if (after.size() == 2 && std::find(after.begin(), after.end(), kept[0]) == after.end()) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_EQ(std::find(after.begin(), after.end(), kept[0]), after.end()) << "restarted";
+}
+
 // A bad version (by the demo app's version faults) is rolled back before the switch; the users,
 // under load throughout, only ever see v1.
 class DaemonBadVersionTest : public DaemonTest {
@@ -1035,15 +1063,23 @@ TEST_F(DaemonTest, ScaleAddsAndRemovesInstancesOfTheServingSlotWithoutAFailedReq
     EXPECT_EQ(done["deployment"]["change"]["replicas"], n) << done.dump();
     return done;
   };
+  const std::vector<int64_t> one = RunningPids(slot);
+  ASSERT_EQ(one.size(), 1u);
   json three = scale(3);
   EXPECT_NE(three["deployment"]["config_hash"], v1["deployment"]["config_hash"]);
   auto [s3, st3] = Call("GET", "/v1/status");
   EXPECT_EQ(RouterInstances(st3, slot), 3u) << st3.dump();
-  EXPECT_EQ(RunningPids(slot).size(), 3u);
+  const std::vector<int64_t> pids3 = RunningPids(slot);
+  EXPECT_EQ(pids3.size(), 3u);
+  // Only the difference started: the instance serving before still runs, the same process.
+  EXPECT_NE(std::find(pids3.begin(), pids3.end(), one[0]), pids3.end()) << three.dump();
   scale(1);
   auto [s1, st1] = Call("GET", "/v1/status");
   EXPECT_EQ(RouterInstances(st1, slot), 1u) << st1.dump();
-  EXPECT_EQ(RunningPids(slot).size(), 1u);
+  const std::vector<int64_t> pids1 = RunningPids(slot);
+  ASSERT_EQ(pids1.size(), 1u);
+  // Only the extra ones stopped: the one left is one of the three, not a new process.
+  EXPECT_NE(std::find(pids3.begin(), pids3.end(), pids1[0]), pids3.end());
   // Out of bounds is refused before anything starts.
   auto [bad, refused] = Call("POST", "/v1/scale", {{"replicas", 65}});
   EXPECT_EQ(bad, 400) << refused.dump();
@@ -1211,6 +1247,25 @@ TEST_F(DaemonRecreateTest, ANewVersionFailingReadinessEndsWithTheOldServingAndMa
 // kill -9 of turnoutd during a recreate: with v1 stopped and maintenance on (Launching) the
 // restarted turnoutd rolls back, relaunching v1 and lifting maintenance; after the switch it
 // finishes with v2. Users get a version or the maintenance page throughout.
+// Maintenance an operator turned on before the recreate is left on, naming who and why; the
+// new version serves behind it once the operator turns it off.
+TEST_F(DaemonRecreateTest, ARecreateStartedInMaintenanceLeavesItOnNamingTheOperator) {
+  const std::string address = DeployV1ThenRecreate();
+  auto [on, body] = Call("POST", "/v1/maintenance",
+                         {{"enabled", true}, {"actor", "bob"}, {"reason", "disk swap"}});
+  ASSERT_EQ(on, 200) << body.dump();
+  json done = WaitFinished(Deploy("v2"), milliseconds(60000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_TRUE(MaintenanceOn());
+  EXPECT_NE(done["deployment"].value("reason", "").find(
+                "maintenance stays on as it was before this deployment (bob: disk swap)"),
+            std::string::npos)
+      << done.dump();
+  EXPECT_EQ(DowntimeMs(done), -1) << done.dump();
+  ASSERT_EQ(Call("POST", "/v1/maintenance", {{"enabled", false}, {"actor", "bob"}}).first, 200);
+  EXPECT_EQ(ServingVersion(address), "v2");
+}
+
 struct RecreateCrashCase {
   const char* state;
   const char* outcome;
@@ -1538,6 +1593,37 @@ TEST_F(DaemonDatabaseTest, BackupAndExpandBeforeLaunchContractAfterRetire) {
   }
   EXPECT_GT(steps["contract"]["started_at"].get<std::string>(), scaling_down_at);
   // The data is still there.
+  EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
+}
+
+// strategy: recreate: nothing serves between the old version's stop and the new one's launch,
+// so every pending migration runs then, the contract ones too; the new version starts on the
+// schema it was written for, and nothing is left for the scale-down.
+TEST_F(DaemonDatabaseTest, ARecreateRunsTheContractMigrationsBeforeTheLaunch) {
+  Config();
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: recreate\n";
+  Migration("0001_add_note", "ALTER TABLE items ADD COLUMN note text;",
+            "ALTER TABLE items DROP COLUMN note;");
+  Migration("0002_drop_old_name", "ALTER TABLE items DROP COLUMN old_name;",
+            "ALTER TABLE items ADD COLUMN old_name text;");
+  json done = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["expand"]["detail"]["applied"],
+            json::array({"0001_add_note", "0002_drop_old_name"}))
+      << done.dump();
+  EXPECT_EQ(steps["expand"]["detail"]["contract"], json::array({"0002_drop_old_name"}));
+  EXPECT_EQ(steps["contract"]["detail"]["applied"], json::array());
+  // Before the launch: the expand step ended before the deployment left draining.
+  std::string launching_at;
+  for (const auto& t : done["transitions"]) {
+    if (t["to"] == "launching") launching_at = t["at"];
+  }
+  ASSERT_FALSE(launching_at.empty()) << done.dump();
+  EXPECT_LT(steps["expand"]["started_at"].get<std::string>(), launching_at);
+  EXPECT_EQ(SchemaVersion(), "2");
   EXPECT_EQ(Sql("SELECT count(*) FROM items"), "100");
 }
 
@@ -1894,6 +1980,27 @@ TEST_F(DaemonToolTest, ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheO
   EXPECT_EQ(left->text(0, 0), "0");
 }
 
+// strategy: recreate with the app's tool: the old version is stopped before `up` runs, so a
+// destructive change the rehearsal finds is not held for the scale-down, and is no warning.
+TEST_F(DaemonToolTest, ARecreateRunsADestructiveChangeBeforeTheLaunchWithoutAWarning) {
+  ToolConfig(/*with_down=*/true, /*rehearse=*/true);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: recreate\n";
+  ToolMigration("0001", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json done = WaitFinished(Deploy("v2"), milliseconds(90000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  std::map<std::string, json> steps = DatabaseSteps(done);
+  EXPECT_EQ(steps["rehearse"]["detail"]["change"], "destructive") << done.dump();
+  EXPECT_EQ(steps["rehearse"]["detail"]["runs"], "before the launch");
+  EXPECT_EQ(steps["expand"]["detail"]["change"], "destructive");
+  EXPECT_FALSE(steps["expand"]["detail"].contains("warning")) << done.dump();
+  EXPECT_EQ(steps["expand"]["detail"]["to"], "1");
+  EXPECT_EQ(ToolVersion(), "1");
+  EXPECT_TRUE(HasColumn("name"));
+}
+
 TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {
   ToolConfig(/*with_down=*/false);
   StartDaemon();
@@ -1906,6 +2013,38 @@ TEST_F(DaemonToolTest, WithoutADownCommandTheLadderGivesTheRestoreCommand) {
   EXPECT_NE(reason.find("rung 3"), std::string::npos) << reason;
   EXPECT_NE(reason.find("turnout backup restore"), std::string::npos) << reason;
   EXPECT_FALSE(HasColumn("old_name"));  // nothing was done automatically
+}
+
+// A rolling release whose migration ran and whose new version then failed its health checks:
+// the old instances come back alone in the slot, then the ladder takes the schema back (a new
+// verified backup first, then the tool's down), so v1 does not stay on the schema of v2.
+TEST_F(DaemonToolTest, ARollingRollbackTakesTheSchemaBackWithTheLadder) {
+  ToolConfig();
+  SetReplicas(dir_, 2);
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
+  std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: rolling\n";
+  ToolMigration("0001", "ALTER TABLE items RENAME COLUMN old_name TO name;",
+                "ALTER TABLE items RENAME COLUMN name TO old_name;");
+  json failed = WaitFinished(Deploy("v2+fail-ready"), milliseconds(90000));
+  EXPECT_EQ(State(failed), "rolled_back") << failed.dump();
+  bool rolled = false;
+  for (const auto& t : failed["transitions"]) rolled |= t["to"] == "rolling";
+  EXPECT_TRUE(rolled) << failed.dump();
+  std::map<std::string, json> steps = DatabaseSteps(failed);
+  EXPECT_EQ(steps["expand"]["detail"]["change"], "destructive") << failed.dump();
+  EXPECT_EQ(steps["rollback"]["outcome"], "ok") << failed.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["rung"], 2) << failed.dump();
+  EXPECT_EQ(steps["rollback"]["detail"]["to"], "0");
+  // The backup the down ran after is a new one, taken after the migration (it holds the writes
+  // made under v2), not the one taken before the launch.
+  EXPECT_NE(steps["rollback"]["detail"]["backup"], steps["expand"]["detail"]["backup"]);
+  EXPECT_EQ(steps["rollback"]["detail"]["backup"], steps["backup"]["detail"]["backup"]);
+  EXPECT_LT(steps["backup"]["started_at"].get<std::string>(),
+            steps["rollback"]["started_at"].get<std::string>());
+  EXPECT_TRUE(HasColumn("old_name"));
+  EXPECT_EQ(ToolVersion(), "0");
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
 }
 
 TEST_F(DaemonTest, AHookStepLastsAsLongAsItsDelivery) {
@@ -2129,6 +2268,46 @@ TEST_F(DaemonTest, UpSaysWhatItResumedAfterAKillDuringTheBake) {
   ASSERT_TRUE(text.ok());
   EXPECT_NE(text->find("interrupted"), std::string::npos) << *text;
   EXPECT_NE(text->find("turnoutd restarted"), std::string::npos) << *text;
+}
+
+// revisions.on_disk with processes: a revision owns nothing on disk, so `turnout prune` (and
+// its dry run) removes nothing and says why, naming the setting; the log files stay.
+TEST_F(DaemonTest, PruneWithProcessesSaysWhatItWouldRemoveAndRemovesNothing) {
+  WriteConfig("revisions:\n  on_disk: 1\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
+  auto files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+      if (e.path().extension() == ".log") out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<std::string> before = files();
+  auto [status, body] = Call("POST", "/v1/prune", {{"actor", "test"}, {"dry_run", true}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["platform"], "process");
+  EXPECT_EQ(body["on_disk"], 1);
+  EXPECT_EQ(body["images"], json::array());
+  EXPECT_EQ(body["freed_bytes"], 0);
+  EXPECT_NE(body.value("message", "").find("revisions.on_disk (1) removes nothing"),
+            std::string::npos)
+      << body.dump();
+  auto cli = ChildProcess::Start({TURNOUT_BINARY, "prune", "--config", dir_ + "/turnout.yaml"});
+  ASSERT_TRUE(cli.ok());
+  Result<std::string> text = cli->ReadAll(milliseconds(20000));
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("nothing to prune: process revisions keep nothing on disk"),
+            std::string::npos)
+      << *text;
+  EXPECT_FALSE(before.empty());
+  EXPECT_EQ(files(), before) << "no log file removed";
+  // on_disk prunes no record: both revisions are still in the history, to roll back to.
+  auto [hs, history] = Call("GET", "/v1/deployments?limit=10");
+  ASSERT_EQ(hs, 200) << history.dump();
+  EXPECT_EQ(history["deployments"].size(), 2u) << history.dump();
 }
 
 // `turnout deploy --wait` outlives a kill -9 of turnoutd: it waits for the restarted one and

@@ -159,14 +159,16 @@ controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& req
     Job* raw = job.get();
     const state::Deployment copy = d;
     const std::string phase = request.phase;
+    const bool nothing_serves = request.nothing_serves;
     raw->progress = phase == "before_launch"  ? "taking a backup of the database"
                     : phase == "after_retire" ? "applying the contract migrations"
                                               : "rolling the database back";
-    raw->thread = std::thread([this, raw, copy, phase] {
+    raw->thread = std::thread([this, raw, copy, phase, nothing_serves] {
       const bool tool = settings_.command_tool();
       controller::PhaseStatus r =
           phase == "before_launch"
-              ? (tool ? RunToolBeforeLaunch(copy, *raw) : RunBeforeLaunch(copy, *raw))
+              ? (tool ? RunToolBeforeLaunch(copy, *raw, nothing_serves)
+                      : RunBeforeLaunch(copy, *raw, nothing_serves))
           : phase == "after_retire"
               ? (tool ? RunToolAfterRetire(copy, *raw) : RunAfterRetire(copy, *raw))
               : (tool ? RunToolRollback(copy, *raw, false) : RunRollback(copy, *raw));
@@ -304,7 +306,8 @@ Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<i
   return FailedPrecondition(refused);
 }
 
-controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment& d, Job& job) {
+controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment& d, Job& job,
+                                                        bool nothing_serves) {
   auto progress = [&job](std::string text) {
     std::lock_guard<std::mutex> lock(job.mu);
     job.progress = std::move(text);
@@ -427,7 +430,8 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     }
   }
 
-  // 3. The expand migrations: pending ones up to the first contract one.
+  // 3. The expand migrations: pending ones up to the first contract one. With nothing serving
+  //    (recreate) every pending one: no running version needs the old shape.
   mo.backup_id = *backup_id;
   db::Migrator migrator(mo);
   const int64_t expand_step = Begin(d.id, "expand");
@@ -441,7 +445,9 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
   const std::optional<int64_t> ceiling = VersionSetting(d.id, "target_version");
   for (const auto& step : *plan) {
     if (ceiling && step.version > *ceiling) break;  // a rollback stays at its revision's schema
-    if (step.classification == db::MigrationClass::kContract) {
+    if (nothing_serves) {
+      last_expand = step.version;
+    } else if (step.classification == db::MigrationClass::kContract) {
       contract_seen = true;
     } else if (contract_seen) {
       Record(d.id, "expand", false, json{{"error", "expand after contract"}}.dump(), expand_step);
@@ -463,7 +469,17 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     Record(d.id, "expand", false, json{{"error", run.status().message()}}.dump(), expand_step);
     return Failed("expand migrations failed: " + run.status().message());
   }
-  Record(d.id, "expand", true, json{{"applied", Labels(run->done)}}.dump(), expand_step);
+  json applied = {{"applied", Labels(run->done)}};
+  if (nothing_serves) {
+    // Which of them are contract migrations, run now rather than after the retire.
+    std::vector<db::PlanStep> contract;
+    for (const auto& step : run->done) {
+      if (step.classification == db::MigrationClass::kContract) contract.push_back(step);
+    }
+    applied["contract"] = Labels(contract);
+    applied["note"] = "nothing serves (recreate): the contract migrations run before the launch";
+  }
+  Record(d.id, "expand", true, applied.dump(), expand_step);
   return Done("backup " + *backup_id + " verified; applied " + Versions(run->done));
 }
 
@@ -628,7 +644,8 @@ Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d,
               {"destructive", change.destructive}};
 }
 
-controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deployment& d, Job& job) {
+controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deployment& d, Job& job,
+                                                            bool nothing_serves) {
   auto progress = [&job](std::string text) {
     std::lock_guard<std::mutex> lock(job.mu);
     job.progress = std::move(text);
@@ -660,7 +677,7 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
       return Failed("the rehearsal of the app's migrations failed: " + ran.message());
     }
     rehearsed["backup"] = *backup_id;
-    const bool hold = rehearsed["change"] == "destructive";
+    const bool hold = rehearsed["change"] == "destructive" && !nothing_serves;
     rehearsed["runs"] = hold ? "after the old version is retired" : "before the launch";
     Record(d.id, "rehearse", true, rehearsed.dump(), rehearse_step);
     if (hold) {
@@ -681,7 +698,7 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
   detail["backup"] = *backup_id;
   (void)store_.PutSetting(SettingKey(d.id, "tool_from"), detail["from"].get<std::string>());
   (void)store_.PutSetting(SettingKey(d.id, "tool_change"), detail["change"].get<std::string>());
-  if (detail["change"] == "destructive") {
+  if (detail["change"] == "destructive" && !nothing_serves) {
     // The tool applies everything at once: a destructive change ran while the old version still
     // serves. Said, not hidden: the release should be split (expand first, contract later).
     detail["warning"] =

@@ -9,10 +9,14 @@
 //        database compared with the manifest);
 //     2. the expand migrations: the pending migrations up to the first contract one. An expand
 //        migration after a contract one is refused (the new version would start without it):
-//        the release must be split.
+//        the release must be split. With PhaseRequest::nothing_serves (strategy recreate, the
+//        old version stopped): every pending migration, the contract ones too, listed under
+//        "contract" in the step's detail; a destructive change of the app's own tool that a
+//        rehearsal finds is not held back either.
 //   after_retire (in ScalingDown, once the old slot is stopped, so no live version needs the
-//   old shape): the remaining (contract) migrations.
-//   rollback (in RollingBack, after traffic is back on the old version), the ladder:
+//   old shape): the remaining (contract) migrations (none left after a recreate).
+//   rollback (in RollingBack, after traffic is back on the old version and the new version's
+//   instances are stopped; a recreate's with nothing running), the ladder:
 //     1. nothing applied by this deployment, or only expand migrations: the database stays (the
 //        old version works with an expanded schema);
 //     2. otherwise: the down migrations of what this deployment applied, after a fresh verified
@@ -104,11 +108,15 @@ class DatabasePhases {
     std::string progress;
   };
 
-  controller::PhaseStatus RunBeforeLaunch(const state::Deployment& d, Job& job);
+  // `nothing_serves` (recreate): every pending migration runs, the contract ones too.
+  controller::PhaseStatus RunBeforeLaunch(const state::Deployment& d, Job& job,
+                                          bool nothing_serves);
   controller::PhaseStatus RunAfterRetire(const state::Deployment& d, Job& job);
   controller::PhaseStatus RunRollback(const state::Deployment& d, Job& job);
   // The same phases with the app's own tool (settings_.command_tool()).
-  controller::PhaseStatus RunToolBeforeLaunch(const state::Deployment& d, Job& job);
+  // `nothing_serves` (recreate): a destructive change the rehearsal finds is not held back.
+  controller::PhaseStatus RunToolBeforeLaunch(const state::Deployment& d, Job& job,
+                                              bool nothing_serves);
   controller::PhaseStatus RunToolAfterRetire(const state::Deployment& d, Job& job);
   // `to_target`: a redeploy's before_launch, back to the earlier revision's version; else the
   // rollback phase, back to where this deployment started.
