@@ -478,6 +478,12 @@ int RunForeground(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+std::vector<std::string> RouterSubcommandNames() {
+  std::vector<std::string> names;
+  for (const auto& sub : Subcommands()) names.push_back(sub.name);
+  return names;
+}
+
 int RunRouterCommand(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0].empty() || argv[0][0] == '-') return RunForeground(argv);
   for (const auto& sub : Subcommands()) {
