@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 
 # Each command's help, verbatim (roff-escaped), as one section of turnout.1.
 {
-  cp "$here/packaging/man/turnout.h2m" /dev/stdout
+  cat "$here/packaging/man/turnout.h2m"
   printf '\n[COMMANDS IN DETAIL]\n'
   "$turnout" --help | sed -n '/^Commands:/,/^$/p' | awk 'NF > 1 && /^  [a-z]/ {print $1}' |
     while read -r command; do
