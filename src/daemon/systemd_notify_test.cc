@@ -143,5 +143,46 @@ TEST_F(SystemdNotifyTest, StandaloneRouterIsReadyOnceItAcceptsThenPingsAndSaysSt
   router_.reset();
 }
 
+// `turnout up --foreground`, for a supervisor or a container: the process the supervisor started
+// is turnoutd itself (no fork: the pid file names it), it reports to the service manager, logs to
+// stderr, stops on SIGTERM with status 0, and exits non-zero when it cannot start.
+TEST_F(SystemdNotifyTest, TurnoutUpForegroundIsTurnoutdItselfForASupervisor) {
+  WriteConfig();
+  NotifySocket notify(dir_ + "/notify.sock");
+  auto p = ChildProcess::Start(
+      {TURNOUT_BINARY, "up", "--foreground", "--config", dir_ + "/turnout.yaml"},
+      {notify.Env(), "WATCHDOG_USEC=400000", std::string("TURNOUTD=") + TURNOUTD_BINARY},
+      /*stderr_too=*/true);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  daemon_.emplace(std::move(p).value());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(WaitFor(notify, "READY=1", seen));
+  EXPECT_TRUE(ApiAnswers(Socket()));
+  std::ifstream pid_file(dir_ + "/.turnout/turnoutd.pid");
+  pid_t pid = 0;
+  pid_file >> pid;
+  EXPECT_EQ(pid, daemon_->pid()) << "turnout up --foreground forked";
+  EXPECT_TRUE(WaitFor(notify, "WATCHDOG=1", seen, milliseconds(2000)));
+  const std::string log = DaemonOutput();
+  EXPECT_NE(log.find("turnoutd: ready: service demo"), std::string::npos) << log;
+
+  ASSERT_TRUE(daemon_->Signal(SIGTERM).ok());
+  EXPECT_TRUE(WaitFor(notify, "STOPPING=1", seen, milliseconds(10000)));
+  Result<int> status = daemon_->Wait(milliseconds(20000));
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  daemon_.reset();
+
+  // A definition turnoutd cannot run: a non-zero exit, nothing left running.
+  std::ofstream(dir_ + "/turnout.yaml") << "name: demo\nplatform: {}\n";
+  auto bad = ChildProcess::Start(
+      {TURNOUT_BINARY, "up", "--foreground", "--config", dir_ + "/turnout.yaml"},
+      {std::string("TURNOUTD=") + TURNOUTD_BINARY}, /*stderr_too=*/true);
+  ASSERT_TRUE(bad.ok());
+  Result<int> bad_status = bad->Wait(milliseconds(20000));
+  ASSERT_TRUE(bad_status.ok());
+  EXPECT_TRUE(WIFEXITED(*bad_status) && WEXITSTATUS(*bad_status) != 0);
+}
+
 }  // namespace
 }  // namespace turnout::daemon
