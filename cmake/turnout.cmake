@@ -14,6 +14,10 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   # GCC 12 at -O3 reports impossible overlaps in std::string concatenation (GCC bug 105329).
   list(APPEND TURNOUT_WARNINGS -Wno-restrict)
 endif()
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  # Checks the TURNOUT_GUARDED_BY / TURNOUT_REQUIRES annotations (common/thread_annotations.h).
+  list(APPEND TURNOUT_WARNINGS -Wthread-safety)
+endif()
 
 # CI builds (the asan, fuzz and tsan presets) turn every warning into an error, so that none
 # accumulates; a user's build of a release does not fail on a new compiler's new warning.

@@ -25,6 +25,22 @@ bool IsEnvName(std::string_view s) {
 
 bool IsUserEnvName(std::string_view s) { return IsEnvName(s) && !s.starts_with("TURNOUT_"); }
 
+namespace {
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
+}
+
 std::string_view Trim(std::string_view s) {
   constexpr std::string_view kSpace = " \t\r\n";
   size_t begin = s.find_first_not_of(kSpace);

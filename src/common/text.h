@@ -20,6 +20,10 @@ bool IsEnvName(std::string_view s);
 // An IsEnvName a user may set: not TURNOUT_*, which turnout sets for each instance itself.
 bool IsUserEnvName(std::string_view s);
 
+// ASCII case-insensitive comparisons (HTTP header names, schemes); other bytes compare exactly.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix);
+
 // `s` without leading and trailing spaces, tabs, CR and LF.
 std::string_view Trim(std::string_view s);
 

@@ -61,6 +61,15 @@ TEST(ParseWholeNumberTest, DigitsWithinTheRangeOnly) {
   }
 }
 
+TEST(EqualsIgnoreCase, ComparesAsciiLettersWithoutCaseAndOtherBytesExactly) {
+  EXPECT_TRUE(EqualsIgnoreCase("Content-Length", "content-length"));
+  EXPECT_FALSE(EqualsIgnoreCase("Content-Length", "content-lengt"));
+  EXPECT_FALSE(EqualsIgnoreCase("a[", "A{"));  // '[' and '{' differ by the case bit
+  EXPECT_FALSE(EqualsIgnoreCase("\xc3\xa9", "\xc3\x89"));
+  EXPECT_TRUE(StartsWithIgnoreCase("Bearer abc", "bearer "));
+  EXPECT_FALSE(StartsWithIgnoreCase("Bear", "bearer "));
+}
+
 }  // namespace
 TEST(Text, HumanBytesUsesUnitsOf1024) {
   EXPECT_EQ(HumanBytes(512), "512 B");

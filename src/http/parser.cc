@@ -511,14 +511,6 @@ bool ParseRequestLine(const char*& p, const char* end, const ParseLimits& limits
 
 }  // namespace
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
 const Header* MessageHeaders::Find(std::string_view name) const {
   for (size_t i = 0; i < count; ++i) {
     if (EqualsIgnoreCase(fields[i].name, name)) return &fields[i];

@@ -44,6 +44,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/text.h"
+
 namespace turnout::http {
 
 inline constexpr size_t kMaxHeaders = 100;
@@ -200,8 +202,8 @@ class ChunkedDecoder {
   const char* error_reason_ = "";
 };
 
-// ASCII case-insensitive comparison of header names and tokens.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// ASCII case-insensitive comparison of header names and tokens (common/text.h).
+using ::turnout::EqualsIgnoreCase;
 
 // The canonical reason phrase for a status code ("Bad Gateway"); "" when unknown.
 std::string_view ReasonPhrase(int status);

@@ -5,11 +5,11 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/host_port.h"
+#include "common/mutex.h"
 #include "http/parser.h"
 #include "http/writer.h"
 
@@ -301,9 +301,9 @@ namespace {
 // What a streamed reply's producer (a pool thread) hands the session (the I/O thread).
 struct StreamState {
   static constexpr size_t kMaxPending = 4 << 20;
-  std::mutex mu;
-  std::string pending;  // written, not yet sent
-  bool done = false;    // the producer returned
+  Mutex mu;
+  std::string pending TURNOUT_GUARDED_BY(mu);  // written, not yet sent
+  bool done TURNOUT_GUARDED_BY(mu) = false;    // the producer returned
   std::atomic<bool> gone{false};
 };
 
@@ -325,7 +325,7 @@ asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
   asio::post(*pool, [state, stream = std::move(reply.stream)] {
     auto write = [&state](std::string_view data) {
       if (state->gone) return false;
-      std::lock_guard lock(state->mu);
+      MutexLock lock(state->mu);
       if (state->pending.size() + data.size() > StreamState::kMaxPending) {
         state->gone = true;  // a client this slow is dropped
         return false;
@@ -338,7 +338,7 @@ asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
     } catch (...) {
       // The stream ends here; what it wrote is still sent.
     }
-    std::lock_guard lock(state->mu);
+    MutexLock lock(state->mu);
     state->done = true;
   });
 
@@ -350,7 +350,7 @@ asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
     std::string out;
     bool done = false;
     {
-      std::lock_guard lock(state->mu);
+      MutexLock lock(state->mu);
       out.swap(state->pending);
       done = state->done;
     }

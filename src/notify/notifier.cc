@@ -205,21 +205,21 @@ Notifier::~Notifier() { Stop(); }
 
 void Notifier::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stopping_) {
       stopping_ = true;
       abandoned_ += queue_.size();
       queue_.clear();
     }
   }
-  cv_.notify_all();
-  idle_cv_.notify_all();
+  cv_.NotifyAll();
+  idle_cv_.NotifyAll();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 void Notifier::Notify(Event event) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) {
       ++abandoned_;
       return;
@@ -230,30 +230,32 @@ void Notifier::Notify(Event event) {
     }
     queue_.push_back(std::move(event));
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 bool Notifier::Flush(Millis timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, timeout,
-                           [this] { return stopping_ || (queue_.empty() && !busy_); }) &&
-         queue_.empty() && !busy_;
+  const auto deadline = SteadyClock::now() + timeout;
+  MutexLock lock(mu_);
+  while (!stopping_ && !(queue_.empty() && !busy_)) {
+    if (idle_cv_.WaitUntil(mu_, deadline)) break;
+  }
+  return queue_.empty() && !busy_;
 }
 
 uint64_t Notifier::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return dropped_;
 }
 
 uint64_t Notifier::abandoned() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return abandoned_;
 }
 
 void Notifier::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) cv_.Wait(mu_);
     if (stopping_) break;
     Event event = std::move(queue_.front());
     queue_.pop_front();
@@ -261,7 +263,7 @@ void Notifier::Loop() {
     uint64_t newly_dropped = dropped_ - dropped_reported_;
     dropped_reported_ = dropped_;
     uint64_t total_dropped = dropped_;
-    lock.unlock();
+    lock.Unlock();
 
     if (newly_dropped > 0 && options_.on_warning) {
       options_.on_warning("notifications: queue full (" + std::to_string(options_.queue_capacity) +
@@ -272,16 +274,16 @@ void Notifier::Loop() {
       if (!hook.Subscribed(event.name)) continue;
       Delivery d = Deliver(hook, event);
       if (options_.on_delivery) options_.on_delivery(d);
-      std::lock_guard<std::mutex> stop_check(mu_);
+      MutexLock stop_check(mu_);
       if (stopping_) break;
     }
 
-    lock.lock();
+    lock.Lock();
     busy_ = false;
-    idle_cv_.notify_all();
+    idle_cv_.NotifyAll();
   }
   busy_ = false;
-  idle_cv_.notify_all();
+  idle_cv_.NotifyAll();
 }
 
 Delivery Notifier::Deliver(const Hook& hook, const Event& event) {
@@ -298,8 +300,11 @@ void Notifier::Backoff(Millis delay) {
     options_.sleep(delay);
     return;
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, delay, [this] { return stopping_; });
+  const auto deadline = SteadyClock::now() + delay;
+  MutexLock lock(mu_);
+  while (!stopping_) {
+    if (cv_.WaitUntil(mu_, deadline)) break;
+  }
 }
 
 Delivery Notifier::DeliverWebhook(const Hook& hook, const Event& event) {
@@ -335,13 +340,13 @@ Delivery Notifier::DeliverWebhook(const Hook& hook, const Event& event) {
     }
     if (!retry || d.attempts > hook.retries) break;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) break;
     }
     // The receiver's Retry-After is honoured, within backoff_max.
     Backoff(std::max(backoff, std::min(asked_wait, options_.backoff_max)));
     backoff = std::min(backoff * 2, options_.backoff_max);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) break;
   }
   if (!d.ok && d.attempts > 1) d.detail += " (after " + std::to_string(d.attempts) + " attempts)";

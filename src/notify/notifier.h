@@ -30,17 +30,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace turnout::notify {
@@ -133,15 +132,15 @@ class Notifier {
 
   const std::vector<Hook> hooks_;
   const NotifierOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // wakes the worker (events, stop)
-  std::condition_variable idle_cv_;  // wakes Flush
-  std::deque<Event> queue_;          // guarded by mu_
-  bool busy_ = false;                // guarded by mu_: a delivery is in progress
-  bool stopping_ = false;            // guarded by mu_
-  uint64_t dropped_ = 0;             // guarded by mu_
-  uint64_t dropped_reported_ = 0;    // guarded by mu_
-  uint64_t abandoned_ = 0;           // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;       // wakes the worker (events, stop)
+  CondVar idle_cv_;  // wakes Flush
+  std::deque<Event> queue_ TURNOUT_GUARDED_BY(mu_);
+  bool busy_ TURNOUT_GUARDED_BY(mu_) = false;  // a delivery is in progress
+  bool stopping_ TURNOUT_GUARDED_BY(mu_) = false;
+  uint64_t dropped_ TURNOUT_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_reported_ TURNOUT_GUARDED_BY(mu_) = 0;
+  uint64_t abandoned_ TURNOUT_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -164,7 +164,7 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
 
   pid_t pid = 0;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
@@ -247,7 +247,7 @@ Result<InstanceStatus> ProcessPlatform::InspectLocked(const InstanceHandle& hand
 
 Result<InstanceStatus> ProcessPlatform::Inspect(const InstanceHandle& handle) {
   TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return InspectLocked(handle);
 }
 
@@ -259,7 +259,7 @@ std::string ProcessPlatform::LogTail(const InstanceHandle& handle, size_t max_li
 
 Result<InstanceStatus> ProcessPlatform::Adopt(const InstanceHandle& handle) {
   TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (handle.pid <= 0) return InvalidArgument("instance handle has no pid");
   TURNOUT_ASSIGN_OR_RETURN(std::string boot_id, BootId());
   if (handle.boot_id == boot_id) {
@@ -318,13 +318,13 @@ bool ProcessPlatform::SignalPinned(int pidfd, const InstanceHandle& handle, int 
 Status ProcessPlatform::Stop(const InstanceHandle& handle) {
   TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     TURNOUT_ASSIGN_OR_RETURN(InstanceStatus status, InspectLocked(handle));
     if (!status.running()) return Status::Ok();
   }
   int pidfd_or_error = OpenPidfd(handle.pid);
   if (pidfd_or_error == -ESRCH) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return InspectLocked(handle).status();
   }
   UniqueFd pidfd(pidfd_or_error >= 0 ? pidfd_or_error : -1);
@@ -340,7 +340,7 @@ Status ProcessPlatform::Stop(const InstanceHandle& handle) {
     }
   }
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = tracked_.find(handle.pid);
   if (it != tracked_.end() && it->second.child && !it->second.ended &&
       it->second.start_time_ticks == handle.start_time_ticks) {
@@ -362,7 +362,7 @@ Result<InstanceStatus> ProcessPlatform::Wait(const InstanceHandle& handle,
   TURNOUT_RETURN_IF_ERROR(CheckHandleKind(handle, kProcessKind));
   Clock::TimePoint deadline = clock_.Now() + timeout;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     TURNOUT_ASSIGN_OR_RETURN(InstanceStatus status, InspectLocked(handle));
     if (!status.running()) return status;
   }
@@ -375,7 +375,7 @@ Result<InstanceStatus> ProcessPlatform::Wait(const InstanceHandle& handle,
       WaitForEnd(pidfd.get(), handle, deadline);
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return InspectLocked(handle);
 }
 

@@ -39,10 +39,10 @@
 
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <optional>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "platform/platform.h"
 
 namespace turnout::platform {
@@ -86,8 +86,8 @@ class ProcessPlatform final : public Platform {
     std::optional<InstanceStatus> ended;  // set once it was seen to end
   };
 
-  // The current status; reaps a tracked child that ended. Requires mu_.
-  Result<InstanceStatus> InspectLocked(const InstanceHandle& handle);
+  // The current status; reaps a tracked child that ended.
+  Result<InstanceStatus> InspectLocked(const InstanceHandle& handle) TURNOUT_REQUIRES(mu_);
   // Waits until the process pinned by `pidfd` (or, without one, the handle's pid) ends or
   // `deadline` passes. True when it ended.
   bool WaitForEnd(int pidfd, const InstanceHandle& handle, Clock::TimePoint deadline);
@@ -97,8 +97,9 @@ class ProcessPlatform final : public Platform {
 
   const Clock& clock_;
   const ProcessPlatformOptions options_;
-  std::mutex mu_;
-  std::map<pid_t, Tracked> tracked_;  // by pid; an entry is replaced when its pid is reused
+  Mutex mu_;
+  // By pid; an entry is replaced when its pid is reused.
+  std::map<pid_t, Tracked> tracked_ TURNOUT_GUARDED_BY(mu_);
 };
 
 }  // namespace turnout::platform

@@ -29,18 +29,18 @@ Supervisor::Supervisor(Platform& platform, SupervisorOptions options, Callback c
 
 void Supervisor::Watch(const std::string& key, const InstanceSpec& spec,
                        const InstanceHandle& handle, Clock::TimePoint now) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   watched_[key] = Watched{spec, handle, now, 0, now, std::nullopt};
 }
 
 Status Supervisor::Unwatch(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (watched_.erase(key) == 0) return NotFound("not supervising '" + key + "'");
   return Status::Ok();
 }
 
 Result<InstanceHandle> Supervisor::Current(const std::string& key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = watched_.find(key);
   if (it == watched_.end()) return NotFound("not supervising '" + key + "'");
   if (!it->second.handle) return FailedPrecondition("'" + key + "' is waiting for a restart");
@@ -68,7 +68,7 @@ void Supervisor::Tick(Clock::TimePoint now) {
     // Inspect, Launch and the Stop of an instance that already ended do not block (Launch forks
     // and returns; a container's are single engine calls), so holding the lock across
     // them keeps Watch/Unwatch from racing with a restart without stalling anyone for long.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [key, w] : watched_) {
       if (w.handle) {
         Result<InstanceStatus> status = platform_.Inspect(*w.handle);

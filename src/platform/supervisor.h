@@ -22,11 +22,11 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "platform/log_rotation.h"
 #include "platform/platform.h"
 
@@ -97,8 +97,8 @@ class Supervisor {
   Platform& platform_;
   const SupervisorOptions options_;
   const Callback callback_;
-  mutable std::mutex mu_;
-  std::map<std::string, Watched> watched_;
+  mutable Mutex mu_;
+  std::map<std::string, Watched> watched_ TURNOUT_GUARDED_BY(mu_);
 };
 
 }  // namespace turnout::platform

@@ -36,49 +36,49 @@ LockMonitor::LockMonitor(db::PgConnection conn, int pid, const Clock& clock,
 
 LockMonitor::~LockMonitor() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void LockMonitor::BeginWindow() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     seen_.clear();
     active_ = true;
     ++window_;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 std::map<std::string, SeenLock> LockMonitor::EndWindow() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   active_ = false;
   ++window_;
   return std::move(seen_);
 }
 
 std::string LockMonitor::error() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return error_;
 }
 
 void LockMonitor::Loop() {
   const std::string query = TableLocksQuery();
   const std::vector<std::optional<std::string>> params = {std::to_string(pid_)};
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stop_ || active_; });
+    while (!stop_ && !active_) cv_.Wait(mu_);
     if (stop_) return;
     uint64_t window = window_;
-    lock.unlock();
+    lock.Unlock();
     // Stamped before the query: the lock existed no later than the snapshot pg_locks is read
     // from, so the hold time is never underestimated by the query's own latency.
     Clock::TimePoint at = clock_.Now();
     auto rows = conn_.ExecParams(query, params);
-    lock.lock();
+    lock.Lock();
     if (!rows.ok()) {
       if (error_.empty()) error_ = rows.status().message();
     } else if (window == window_ && active_) {
@@ -90,7 +90,9 @@ void LockMonitor::Loop() {
       }
     }
     if (stop_) return;
-    cv_.wait_for(lock, poll_, [&] { return stop_ || window != window_; });
+    const auto deadline = std::chrono::steady_clock::now() + poll_;
+    bool timed_out = false;
+    while (!stop_ && window == window_ && !timed_out) timed_out = cv_.WaitUntil(mu_, deadline);
   }
 }
 

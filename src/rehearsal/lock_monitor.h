@@ -17,14 +17,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "db/pg.h"
 
@@ -64,13 +63,13 @@ class LockMonitor {
   const Clock& clock_;
   const std::chrono::milliseconds poll_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool active_ = false;
-  uint64_t window_ = 0;
-  std::map<std::string, SeenLock> seen_;
-  std::string error_;
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stop_ TURNOUT_GUARDED_BY(mu_) = false;
+  bool active_ TURNOUT_GUARDED_BY(mu_) = false;
+  uint64_t window_ TURNOUT_GUARDED_BY(mu_) = 0;
+  std::map<std::string, SeenLock> seen_ TURNOUT_GUARDED_BY(mu_);
+  std::string error_ TURNOUT_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "router/testing/router_harness.h"
+#include "router/worker.h"
 
 namespace turnout::router {
 namespace {
@@ -225,7 +227,9 @@ TEST_F(RouterInputTest, ConnectionLimitRefusesConnectionsOverTheLimit) {
   RawResponse over = Get("/over", "", 3s);
   EXPECT_FALSE(over.complete() && over.status >= 200 && over.status < 300)
       << "served over the connection limit: " << over.status;
-  if (over.complete()) EXPECT_EQ(over.status, 503);
+  if (over.complete()) {
+    EXPECT_EQ(over.status, 503);
+  }
   // Counted as connection_limit on the active slot and in the router's refused total.
   auto totals = router().GetCumulativeMetrics();
   ASSERT_TRUE(totals.ok());
@@ -248,6 +252,34 @@ TEST_F(RouterInputTest, ConnectionLimitRefusesConnectionsOverTheLimit) {
     RawResponse r = Get("/after", "", 2s);
     return r.complete() && r.status == 200;
   }));
+}
+
+// The data plane never throws: a connection whose request memory cannot be allocated is
+// answered 503 (or closed) and the router goes on serving the next one.
+TEST_F(RouterInputTest, OutOfRequestMemoryRefusesOneConnectionAndTheRouterServesOn) {
+  Start();
+  FailRequestMemoryForTesting(1);
+  RawClient client;
+  ASSERT_TRUE(client.Connect(address()).ok());
+  RawResponse refused = client.RoundTrip("GET / HTTP/1.1\r\nHost: test.local\r\n\r\n");
+  if (refused.complete()) {
+    EXPECT_EQ(refused.status, 503) << refused.raw_head;
+    EXPECT_FALSE(refused.keep_alive);
+  }
+  EXPECT_EQ(upstream_->request_count(), 0u);
+  // The refused connection is closed and counted out, not left behind.
+  CloseKind end = client.WaitForClose(3s);
+  EXPECT_TRUE(end == CloseKind::kClosed || end == CloseKind::kReset);
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (router().PrometheusText().find("turnout_client_connections 0\n") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(router().PrometheusText().find("turnout_client_connections 0\n"), std::string::npos)
+      << router().PrometheusText();
+  RawResponse next = Get("/after");
+  ASSERT_TRUE(next.complete()) << next.error;
+  EXPECT_EQ(next.status, 200);
 }
 
 }  // namespace

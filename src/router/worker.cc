@@ -88,14 +88,14 @@ class MappedBuffer {
   explicit MappedBuffer(size_t size) : size_(size) {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-      heap_ = std::make_unique<char[]>(size);  // out of mappings: the heap still works
-      data_ = heap_.get();
+      heap_.reset(new (std::nothrow) char[size]);  // out of mappings: the heap may still work
+      data_ = heap_.get();                          // null when it does not either
     } else {
       data_ = static_cast<char*>(p);
     }
   }
   ~MappedBuffer() {
-    if (heap_ == nullptr) ::munmap(data_, size_);
+    if (heap_ == nullptr && data_ != nullptr) ::munmap(data_, size_);
   }
   MappedBuffer(const MappedBuffer&) = delete;
   MappedBuffer& operator=(const MappedBuffer&) = delete;
@@ -107,17 +107,29 @@ class MappedBuffer {
   std::unique_ptr<char[]> heap_;
 };
 
+std::atomic<int> g_fail_request_memory{0};  // FailRequestMemoryForTesting
+
+// True when a test asked this allocation to fail.
+bool RequestMemoryFailsForTesting() {
+  int left = g_fail_request_memory.load(std::memory_order_relaxed);
+  while (left > 0) {
+    if (g_fail_request_memory.compare_exchange_weak(left, left - 1)) return true;
+  }
+  return false;
+}
+
 // Per-request working memory, taken from the worker's pool only while a request is being served,
 // so an idle keep-alive connection holds none of it.
 struct RequestCtx {
   explicit RequestCtx(size_t capacity) : in(capacity), up(capacity), cap(capacity) {
     out.reserve(2048);
   }
-  // The object itself (two parsed heads, ~8 KiB) is mapped too, for the same reason.
-  static void* operator new(size_t size) {
+  // The object itself (two parsed heads, ~8 KiB) is mapped too, for the same reason. Out of
+  // memory it is null (the data plane throws nothing): AcquireCtx's caller refuses the connection.
+  static void* operator new(size_t size) noexcept {
+    if (RequestMemoryFailsForTesting()) return nullptr;
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    return p;
+    return p == MAP_FAILED ? nullptr : p;
   }
   static void operator delete(void* p, size_t size) { ::munmap(p, size); }
 
@@ -267,6 +279,7 @@ struct Worker::Impl {
 
   void Finish(Exchange& e);
   void RefreshTable();
+  // Null when the system is out of memory.
   std::unique_ptr<RequestCtx> AcquireCtx();
   void ReleaseCtx(std::unique_ptr<RequestCtx> x);
   bool PoolTake(const InstanceEntry& inst, tcp::socket* out);
@@ -459,7 +472,11 @@ size_t Worker::Impl::NewRequestId(char* out) {
 }
 
 std::unique_ptr<RequestCtx> Worker::Impl::AcquireCtx() {
-  if (ctx_free.empty()) return std::make_unique<RequestCtx>(buffer_bytes);
+  if (ctx_free.empty()) {
+    std::unique_ptr<RequestCtx> x(new RequestCtx(buffer_bytes));
+    if (x == nullptr || x->in.get() == nullptr || x->up.get() == nullptr) return nullptr;
+    return x;
+  }
   std::unique_ptr<RequestCtx> x = std::move(ctx_free.back());
   ctx_free.pop_back();
   return x;
@@ -758,6 +775,16 @@ void Worker::Impl::Close(Conn& c) {
 
 awaitable<void> Worker::Impl::ClientLoop(std::shared_ptr<Conn> c) {
   std::unique_ptr<RequestCtx> x = AcquireCtx();
+  if (x == nullptr) {
+    // Out of memory: a fixed answer that needs none, then the connection goes.
+    static constexpr std::string_view kNoMemory =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+        "Connection: close\r\n\r\n";
+    co_await asio::async_write(c->client, asio::buffer(kNoMemory.data(), kNoMemory.size()),
+                               kNoThrow);
+    Close(*c);
+    co_return;
+  }
   bool idle = false;
   while (!stopping && !c->closed) {
     bool keep = co_await Serve(*c, *x);
@@ -1545,6 +1572,10 @@ void Worker::Stop() {
   // in something we did not close must not hang Stop() forever.
   if (w.done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) w.ioc.stop();
   if (w.thread.joinable()) w.thread.join();
+}
+
+void FailRequestMemoryForTesting(int count) {
+  g_fail_request_memory.store(count, std::memory_order_relaxed);
 }
 
 }  // namespace turnout::router

@@ -86,4 +86,8 @@ class Worker {
   std::unique_ptr<Impl> impl_;
 };
 
+// Tests only: the next `count` allocations of a connection's request memory fail as they do
+// when the system is out of memory (the connection is then answered 503 and closed).
+void FailRequestMemoryForTesting(int count);
+
 }  // namespace turnout::router

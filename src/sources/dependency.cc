@@ -208,7 +208,7 @@ Status DependencyChecker::Start() {
       return InvalidArgument("dependency check \"" + c.name + "\" needs an interval > 0");
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (thread_.joinable() || stopping_)
     return FailedPrecondition("dependency checker started twice");
   thread_ = std::thread([this] { Loop(); });
@@ -217,22 +217,22 @@ Status DependencyChecker::Start() {
 
 void DependencyChecker::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 std::optional<DependencyState> DependencyChecker::Get(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = state_.find(name);
   if (it == state_.end()) return std::nullopt;
   return it->second;
 }
 
 std::map<std::string, DependencyState> DependencyChecker::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return state_;
 }
 
@@ -244,7 +244,7 @@ void DependencyChecker::Record(const std::string& name, const CheckResult& resul
   DependencyState copy;
   bool changed = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Clock::TimePoint now = clock_.Now();
     auto [it, inserted] = state_.try_emplace(name);
     DependencyState& s = it->second;
@@ -262,22 +262,24 @@ void DependencyChecker::Record(const std::string& name, const CheckResult& resul
 void DependencyChecker::Loop() {
   // Real time schedules the runs; the injected clock only stamps results.
   std::vector<SteadyClock::time_point> next(checks_.size(), SteadyClock::now());
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     size_t due = 0;
     for (size_t i = 1; i < next.size(); ++i) {
       if (next[i] < next[due]) due = i;
     }
     if (next.empty()) {
-      cv_.wait(lock, [this] { return stopping_; });
+      while (!stopping_) cv_.Wait(mu_);
       break;
     }
-    if (cv_.wait_until(lock, next[due], [this] { return stopping_; })) break;
-    lock.unlock();
+    bool timed_out = false;
+    while (!stopping_ && !timed_out) timed_out = cv_.WaitUntil(mu_, next[due]);
+    if (stopping_) break;
+    lock.Unlock();
     CheckResult result = RunCheck(checks_[due].spec);
     Record(checks_[due].name, result);
     next[due] = SteadyClock::now() + checks_[due].interval;
-    lock.lock();
+    lock.Lock();
   }
 }
 

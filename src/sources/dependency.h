@@ -18,10 +18,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,6 +27,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace turnout::sources {
@@ -125,10 +124,10 @@ class DependencyChecker {
   std::vector<NamedCheck> checks_;
   Clock& clock_;
   Listener listener_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;                         // guarded by mu_
-  std::map<std::string, DependencyState> state_;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stopping_ TURNOUT_GUARDED_BY(mu_) = false;
+  std::map<std::string, DependencyState> state_ TURNOUT_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

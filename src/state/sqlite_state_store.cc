@@ -292,6 +292,8 @@ Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(SqliteStateStor
   std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(std::move(options), std::move(db)));
   // A brand-new log gets its anchor now, so that a writer killed before its first anchor
   // update leaves a lagging anchor rather than none (a missing one is reported as tampering).
+  // (No other thread has the store yet; the lock is taken because db_ is always used under it.)
+  MutexLock lock(store->mu_);
   TURNOUT_ASSIGN_OR_RETURN(int64_t entries, store->db_.QueryInt("SELECT COUNT(*) FROM audit"));
   if (entries == 0 && audit::ReadHead(store->head_path_).state == audit::HeadState::kMissing) {
     TURNOUT_RETURN_IF_ERROR(audit::WriteHead(store->head_path_, audit::Head{}));
@@ -300,7 +302,7 @@ Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(SqliteStateStor
 }
 
 Status SqliteStateStore::LastAnchorError() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return anchor_error_;
 }
 
@@ -354,7 +356,7 @@ void SqliteStateStore::AnchorLocked(const AuditEntry& last) {
 }
 
 Result<int64_t> SqliteStateStore::AppendAudit(const AuditEvent& event) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   TURNOUT_ASSIGN_OR_RETURN(AuditEntry entry, AppendAuditLocked(event, clock_->WallNow()));
   TURNOUT_RETURN_IF_ERROR(tx.Commit());
@@ -363,7 +365,7 @@ Result<int64_t> SqliteStateStore::AppendAudit(const AuditEvent& event) {
 }
 
 Result<std::vector<AuditEntry>> SqliteStateStore::ReadAudit(int64_t after_seq, int limit) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement stmt,
       db_.Prepare("SELECT seq, time_ns, actor, action, subject, detail, prev_hash, hash "
@@ -423,7 +425,7 @@ Result<int64_t> SqliteStateStore::AcknowledgeAuditBreak(const AuditEvent& event)
   std::string reason;
   Json detail = Json::parse(event.detail_json, nullptr, false);
   if (detail.is_object()) reason = detail.value("reason", "");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   const WallTime now = clock_->WallNow();
   TURNOUT_ASSIGN_OR_RETURN(AuditEntry entry, AppendAuditLocked(event, now));
@@ -440,7 +442,7 @@ Result<int64_t> SqliteStateStore::AcknowledgeAuditBreak(const AuditEvent& event)
 
 Status SqliteStateStore::PutService(std::string_view name, std::string_view config_hash) {
   if (name.empty()) return InvalidArgument("service name is empty");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const WallTime now = clock_->WallNow();
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   std::optional<std::string> old_hash;
@@ -470,7 +472,7 @@ Status SqliteStateStore::PutService(std::string_view name, std::string_view conf
 }
 
 Result<Service> SqliteStateStore::GetService(std::string_view name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT name, config_hash, active_slot, active_revision, updated_ns "
@@ -482,7 +484,7 @@ Result<Service> SqliteStateStore::GetService(std::string_view name) {
 }
 
 Result<std::vector<Service>> SqliteStateStore::ListServices() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT name, config_hash, active_slot, active_revision, updated_ns "
@@ -492,7 +494,7 @@ Result<std::vector<Service>> SqliteStateStore::ListServices() {
 
 Status SqliteStateStore::SetActive(std::string_view service, std::string_view slot,
                                    int64_t revision, std::string_view reason) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const WallTime now = clock_->WallNow();
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   std::string old_slot;
@@ -557,7 +559,7 @@ Result<Deployment> SqliteStateStore::BeginDeployment(const DeploymentSpec& spec)
   if (spec.version.empty()) return InvalidArgument("deployment has no version");
   if (spec.target_slot.empty()) return InvalidArgument("deployment has no target slot");
   if (spec.started_by.empty()) return InvalidArgument("deployment has no started_by");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const WallTime now = clock_->WallNow();
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   TURNOUT_ASSIGN_OR_RETURN(std::optional<Deployment> running, ActiveDeploymentLocked(spec.service));
@@ -694,7 +696,7 @@ Result<Deployment> SqliteStateStore::RecordTransition(int64_t id, DeploymentStat
     return InvalidArgument("a transition must change the state (both are " +
                            std::string(DeploymentStateName(to)) + ")");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return TransitionLocked(id, from, to, reason);
 }
 
@@ -704,17 +706,17 @@ Result<Deployment> SqliteStateStore::FinishDeployment(int64_t id, DeploymentStat
     return InvalidArgument(std::string(DeploymentStateName(outcome)) +
                            " is not a final state (succeeded, rolled_back or failed)");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return TransitionLocked(id, std::nullopt, outcome, reason);
 }
 
 Result<std::optional<Deployment>> SqliteStateStore::ActiveDeployment(std::string_view service) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return ActiveDeploymentLocked(service);
 }
 
 Result<std::vector<Deployment>> SqliteStateStore::ActiveDeployments() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT " + std::string(kDeploymentColumns) +
@@ -724,12 +726,12 @@ Result<std::vector<Deployment>> SqliteStateStore::ActiveDeployments() {
 }
 
 Result<Deployment> SqliteStateStore::GetDeployment(int64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return GetDeploymentLocked(id);
 }
 
 Result<Deployment> SqliteStateStore::GetRevision(std::string_view service, int64_t revision) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Statement q,
                            db_.Prepare("SELECT " + std::string(kDeploymentColumns) +
                                        " FROM deployments WHERE service = ? AND revision = ?"));
@@ -743,7 +745,7 @@ Result<Deployment> SqliteStateStore::GetRevision(std::string_view service, int64
 }
 
 Result<std::vector<Deployment>> SqliteStateStore::History(std::string_view service, int limit) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Statement q,
                            db_.Prepare("SELECT " + std::string(kDeploymentColumns) +
                                        " FROM deployments WHERE service = ? "
@@ -753,7 +755,7 @@ Result<std::vector<Deployment>> SqliteStateStore::History(std::string_view servi
 }
 
 Result<std::vector<Transition>> SqliteStateStore::Transitions(int64_t deployment_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT id, deployment_id, from_state, to_state, reason, at_ns, audit_seq "
@@ -773,7 +775,7 @@ Result<int64_t> SqliteStateStore::BeginStepAt(int64_t deployment_id, std::string
                                               std::string_view detail_json, WallTime started_at) {
   if (step.empty()) return InvalidArgument("step name is empty");
   TURNOUT_ASSIGN_OR_RETURN(std::string detail, NormalizeDetail(detail_json));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   TURNOUT_RETURN_IF_ERROR(GetDeploymentLocked(deployment_id).status());
   TURNOUT_ASSIGN_OR_RETURN(
@@ -803,7 +805,7 @@ Status SqliteStateStore::FinishStepAt(int64_t step_id, StepOutcome outcome,
   if (!detail_json.empty()) {
     TURNOUT_ASSIGN_OR_RETURN(detail, NormalizeDetail(detail_json));
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement up,
       db_.Prepare("UPDATE steps SET finished_ns = ?, outcome = ?, detail = COALESCE(?, detail) "
@@ -821,7 +823,7 @@ Status SqliteStateStore::FinishStepAt(int64_t step_id, StepOutcome outcome,
 }
 
 Result<std::vector<StepRecord>> SqliteStateStore::Steps(int64_t deployment_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT id, deployment_id, step, started_ns, finished_ns, outcome, detail "
@@ -834,7 +836,7 @@ Result<std::vector<StepRecord>> SqliteStateStore::Steps(int64_t deployment_id) {
 
 Result<int64_t> SqliteStateStore::UpsertInstance(const InstanceRecord& instance) {
   if (instance.slot.empty()) return InvalidArgument("instance has no slot");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   TURNOUT_RETURN_IF_ERROR(GetDeploymentLocked(instance.deployment_id).status());
   TURNOUT_ASSIGN_OR_RETURN(
@@ -868,7 +870,7 @@ Result<int64_t> SqliteStateStore::UpsertInstance(const InstanceRecord& instance)
 }
 
 Status SqliteStateStore::SetInstanceState(int64_t instance_id, InstanceState state) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement up,
       db_.Prepare("UPDATE instances SET state = ?, updated_ns = ? WHERE id = ?"));
@@ -880,7 +882,7 @@ Status SqliteStateStore::SetInstanceState(int64_t instance_id, InstanceState sta
 
 Result<std::vector<InstanceRecord>> SqliteStateStore::ListInstances(std::string_view service,
                                                                     bool live_only) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(
       sqlite::Statement q,
       db_.Prepare("SELECT id, deployment_id, service, slot, instance_index, pid, "
@@ -899,7 +901,7 @@ Status SqliteStateStore::SaveRouterPolicy(std::string_view router, std::string_v
   if (policy_json.empty() || !Json::accept(policy_json)) {
     return InvalidArgument("router policy is not a JSON document");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const WallTime now = clock_->WallNow();
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(db_));
   TURNOUT_ASSIGN_OR_RETURN(
@@ -919,7 +921,7 @@ Status SqliteStateStore::SaveRouterPolicy(std::string_view router, std::string_v
 }
 
 Result<std::optional<std::string>> SqliteStateStore::LoadRouterPolicy(std::string_view router) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Statement q,
                            db_.Prepare("SELECT policy FROM router_policies WHERE router = ?"));
   q.Bind(1, router);
@@ -930,7 +932,7 @@ Result<std::optional<std::string>> SqliteStateStore::LoadRouterPolicy(std::strin
 
 Status SqliteStateStore::PutSetting(std::string_view key, std::string_view value) {
   if (key.empty()) return InvalidArgument("setting key is empty");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return PutSettingLocked(key, value, clock_->WallNow());
 }
 
@@ -946,7 +948,7 @@ Status SqliteStateStore::PutSettingLocked(std::string_view key, std::string_view
 }
 
 Result<std::optional<std::string>> SqliteStateStore::GetSetting(std::string_view key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   TURNOUT_ASSIGN_OR_RETURN(sqlite::Statement q,
                            db_.Prepare("SELECT value FROM settings WHERE key = ?"));
   q.Bind(1, key);

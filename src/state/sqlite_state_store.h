@@ -24,10 +24,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "state/sqlite.h"
 #include "state/state_store.h"
@@ -109,20 +109,24 @@ class SqliteStateStore final : public StateStore {
   SqliteStateStore(SqliteStateStoreOptions options, sqlite::Database db);
 
   // All *Locked methods run with mu_ held, inside the caller's transaction where they write.
-  Result<AuditEntry> AppendAuditLocked(const AuditEvent& event, WallTime now);
-  void AnchorLocked(const AuditEntry& last);
-  Status PutSettingLocked(std::string_view key, std::string_view value, WallTime now);
-  Result<Deployment> GetDeploymentLocked(int64_t id);
-  Result<std::optional<Deployment>> ActiveDeploymentLocked(std::string_view service);
+  Result<AuditEntry> AppendAuditLocked(const AuditEvent& event, WallTime now)
+      TURNOUT_REQUIRES(mu_);
+  void AnchorLocked(const AuditEntry& last) TURNOUT_REQUIRES(mu_);
+  Status PutSettingLocked(std::string_view key, std::string_view value, WallTime now)
+      TURNOUT_REQUIRES(mu_);
+  Result<Deployment> GetDeploymentLocked(int64_t id) TURNOUT_REQUIRES(mu_);
+  Result<std::optional<Deployment>> ActiveDeploymentLocked(std::string_view service)
+      TURNOUT_REQUIRES(mu_);
   Result<Deployment> TransitionLocked(int64_t id, std::optional<DeploymentState> from,
-                                      DeploymentState to, std::string_view reason);
+                                      DeploymentState to, std::string_view reason)
+      TURNOUT_REQUIRES(mu_);
 
   SqliteStateStoreOptions options_;
   const Clock* clock_;
   std::string head_path_;
-  std::mutex mu_;
-  sqlite::Database db_;
-  Status anchor_error_;
+  Mutex mu_;
+  sqlite::Database db_ TURNOUT_GUARDED_BY(mu_);
+  Status anchor_error_ TURNOUT_GUARDED_BY(mu_);
 };
 
 }  // namespace turnout::state

@@ -60,21 +60,10 @@ uint64_t PatternHash(uint64_t size) {
 
 namespace {
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IContains(std::string_view haystack, std::string_view needle) {
   if (needle.size() > haystack.size()) return false;
   for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (IEquals(haystack.substr(i, needle.size()), needle)) return true;
+    if (EqualsIgnoreCase(haystack.substr(i, needle.size()), needle)) return true;
   }
   return false;
 }
@@ -118,14 +107,14 @@ std::string Reason(int status) {
 
 std::string FindHeader(const HeaderList& headers, std::string_view name) {
   for (const auto& [n, v] : headers) {
-    if (IEquals(n, name)) return v;
+    if (EqualsIgnoreCase(n, name)) return v;
   }
   return "";
 }
 
 int CountHeader(const HeaderList& headers, std::string_view name) {
   int count = 0;
-  for (const auto& [n, v] : headers) count += IEquals(n, name) ? 1 : 0;
+  for (const auto& [n, v] : headers) count += EqualsIgnoreCase(n, name) ? 1 : 0;
   return count;
 }
 
