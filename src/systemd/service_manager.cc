@@ -88,26 +88,28 @@ Watchdog::Watchdog(std::function<bool()> alive) : alive_(std::move(alive)) {
 
 Watchdog::~Watchdog() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void Watchdog::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stop_) {
     const auto started = std::chrono::steady_clock::now();
-    lock.unlock();
+    lock.Unlock();
     const bool alive = alive_();
-    lock.lock();
+    lock.Lock();
     // A check that took longer than the interval does not count: the process answered, but too
     // slowly to keep the service manager's promise.
     if (alive && !stop_ && std::chrono::steady_clock::now() - started <= interval_) {
       Send("WATCHDOG=1");
     }
-    cv_.wait_until(lock, started + interval_, [this] { return stop_; });
+    const auto next = started + interval_;
+    while (!stop_ && !cv_.WaitUntil(mu_, next)) {
+    }
   }
 }
 

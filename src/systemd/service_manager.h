@@ -25,11 +25,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string_view>
 #include <thread>
+
+#include "common/mutex.h"
 
 namespace turnout::systemd {
 
@@ -70,9 +70,9 @@ class Watchdog {
 
   std::function<bool()> alive_;
   std::chrono::microseconds interval_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ TURNOUT_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
