@@ -19,6 +19,7 @@ build_pkgs=(
   libcurl4-openssl-dev prometheus
   curl ca-certificates procps iproute2
   podman buildah runc
+  systemd lintian help2man dpkg-dev fakeroot adduser bash-completion zsh
 )
 bench_pkgs=(nginx-light haproxy caddy wrk nghttp2-client hyperfine jq)
 dockerd_pkgs=(docker.io)

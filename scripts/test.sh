@@ -3,7 +3,10 @@
 #   1. AddressSanitizer + UBSan build (clang, -O2): every unit and integration test (real
 #      processes, real sockets on loopback, a real PostgreSQL), then every fuzz target for a
 #      bounded time over its seed corpus;
-#   2. ThreadSanitizer build: the tests labelled 'concurrency' (only their targets are built).
+#   2. ThreadSanitizer build: the tests labelled 'concurrency' (only their targets are built);
+#   3. the Debian package of a release build (only turnout, turnoutd, their man pages and
+#      completions are built): lintian, its contents, install + purge in a throwaway root
+#      (the tests labelled 'package').
 #
 #   scripts/test.sh            everything above
 #   scripts/test.sh --quick    a plain release build and its tests, no sanitizers
@@ -39,5 +42,11 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs" --target concurrency_tests
 step "test (tsan)"
 ctest --preset tsan -j "$jobs"
+
+step "configure + build (release: what the Debian package holds)"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs" --target turnout turnoutd package_files
+step "test (package): lintian, contents, install + purge in a throwaway root"
+ctest --preset release -L package
 
 step "all test stages passed"

@@ -37,11 +37,15 @@ json ErrorJson(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-int RunCheckCommand(const std::vector<std::string>& argv) {
-  const std::vector<FlagSpec> specs = {
+std::vector<FlagSpec> CheckFlags() {
+  return {
       {"config", "FILE", "the file to check when FILE is not given (default $TURNOUT_CONFIG or turnout.yaml)"},
       {"json", "", "print JSON for scripts instead of text"},
   };
+}
+
+int RunCheckCommand(const std::vector<std::string>& argv) {
+  const std::vector<FlagSpec> specs = CheckFlags();
   Result<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) {
     std::cerr << "turnout check: " << args.status().message() << "\n"

@@ -12,8 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
+
 namespace turnout::cli {
 
 int RunCheckCommand(const std::vector<std::string>& args);
+// The flags of `turnout check` (also for the shell completions).
+std::vector<FlagSpec> CheckFlags();
 
 }  // namespace turnout::cli

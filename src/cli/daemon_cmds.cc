@@ -1015,6 +1015,13 @@ int RunPostCommand(Context& c) {
 
 }  // namespace
 
+std::vector<FlagSpec> DaemonCommandFlags(const std::string& command) {
+  for (const auto& s : Subs()) {
+    if (command == s.name) return CommonFlags(s.flags);
+  }
+  return {};
+}
+
 int RunDaemonCommand(const std::string& command, const std::vector<std::string>& argv) {
   const Sub* sub = nullptr;
   for (const auto& s : Subs()) {

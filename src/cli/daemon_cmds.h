@@ -13,9 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
+
 namespace turnout::cli {
 
 // `args` starts after the command's own name; `command` is that name ("deploy").
 int RunDaemonCommand(const std::string& command, const std::vector<std::string>& args);
+// The flags `command` takes (its own and those that find turnoutd), as its --help lists them;
+// empty for a command that is not one of these.
+std::vector<FlagSpec> DaemonCommandFlags(const std::string& command);
 
 }  // namespace turnout::cli

@@ -33,14 +33,18 @@ int Fail(bool as_json, const std::string& message) {
 
 }  // namespace
 
-int RunInitCommand(const std::vector<std::string>& argv) {
-  const std::vector<FlagSpec> specs = {
+std::vector<FlagSpec> InitFlags() {
+  return {
       {"file", "PATH", "where to write the service definition (default: turnout.yaml)"},
       {"force", "", "overwrite the file if it exists"},
       {"from-compose", "FILE", "start from a service of this Docker Compose file"},
       {"service", "NAME", "the compose service to start from (with --from-compose)"},
       {"json", "", "print JSON for scripts instead of text"},
   };
+}
+
+int RunInitCommand(const std::vector<std::string>& argv) {
+  const std::vector<FlagSpec> specs = InitFlags();
   Result<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) {
     std::cerr << "turnout init: " << args.status().message() << "\n"

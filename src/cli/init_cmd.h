@@ -11,8 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
+
 namespace turnout::cli {
 
 int RunInitCommand(const std::vector<std::string>& args);
+// The flags of `turnout init` (also for the shell completions).
+std::vector<FlagSpec> InitFlags();
 
 }  // namespace turnout::cli

@@ -9,9 +9,11 @@
 #include "backup/backup_cli.h"
 #include "cli/args.h"
 #include "cli/check_cmd.h"
+#include "cli/completion.h"
 #include "cli/daemon_cmds.h"
 #include "cli/init_cmd.h"
 #include "cli/router_cmd.h"
+#include "cli/router_flags.h"
 #include "db/migrate_cli.h"
 #include "rehearsal/rehearse_cli.h"
 
@@ -22,9 +24,15 @@ struct Command {
   std::string_view name;
   std::string_view summary;
   int (*run)(const std::vector<std::string>& args);
+  // The command's flags and sub-commands, for the shell completions. nullptr for the commands
+  // that talk to turnoutd: their table in daemon_cmds.cc holds their flags.
+  std::vector<FlagSpec> (*flags)() = nullptr;
+  std::vector<std::string> (*subcommands)() = nullptr;
 };
 
 int RunHelp(const std::vector<std::string>& args);
+int RunCompletion(const std::vector<std::string>& args);
+std::vector<std::string> CommandNames();
 
 int RunMigrate(const std::vector<std::string>& args) {
   return db::RunMigrateCommand(args, std::cout, std::cerr);
@@ -32,10 +40,11 @@ int RunMigrate(const std::vector<std::string>& args) {
 
 constexpr Command kCommands[] = {
     {"router", "run the traffic router, or drive a running one (switch, weight, status, ...)",
-     RunRouterCommand},
-    {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand},
+     RunRouterCommand, [] { return RouterRunFlags(); }, RouterSubcommandNames},
+    {"init", "write a commented example turnout.yaml (the service definition)", RunInitCommand,
+     InitFlags},
     {"check", "validate turnout.yaml without starting anything (every error, with its line)",
-     RunCheckCommand},
+     RunCheckCommand, CheckFlags},
     {"up", "start turnoutd for the service in turnout.yaml",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("up", a); }},
     {"down", "stop turnoutd (app instances keep running)",
@@ -89,8 +98,18 @@ constexpr Command kCommands[] = {
      [](const std::vector<std::string>& a) {
        return rehearsal::RunRehearseCommand(a, std::cout, std::cerr);
      }},
-    {"help", "show help for turnout or for a command (turnout help router)", RunHelp},
+    {"completion", "print the shell completion script: turnout completion bash|zsh",
+     RunCompletion, [] { return std::vector<FlagSpec>{}; },
+     [] { return std::vector<std::string>{"bash", "zsh"}; }},
+    {"help", "show help for turnout or for a command (turnout help router)", RunHelp,
+     [] { return std::vector<FlagSpec>{}; }, CommandNames},
 };
+
+std::vector<std::string> CommandNames() {
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) names.emplace_back(c.name);
+  return names;
+}
 
 std::string Usage() {
   std::string out =
@@ -117,6 +136,42 @@ int RunHelp(const std::vector<std::string>& args) {
     if (args[0] == c.name && c.run != RunHelp) return c.run({"--help"});
   }
   std::cerr << "turnout: no command named '" << args[0] << "'\n\n" << Usage();
+  return kExitUsage;
+}
+
+std::vector<CompletionCommand> CompletionTable() {
+  std::vector<CompletionCommand> table;
+  for (const auto& c : kCommands) {
+    CompletionCommand cc;
+    cc.name = std::string(c.name);
+    cc.summary = std::string(c.summary);
+    cc.flags = c.flags != nullptr ? c.flags() : DaemonCommandFlags(cc.name);
+    if (c.subcommands != nullptr) cc.subcommands = c.subcommands();
+    table.push_back(std::move(cc));
+  }
+  return table;
+}
+
+int RunCompletion(const std::vector<std::string>& args) {
+  constexpr std::string_view kHelp =
+      "usage: turnout completion bash|zsh\n\n"
+      "Prints the shell completion script of turnout (commands, their flags and\n"
+      "sub-commands). The Debian package installs both; by hand:\n"
+      "  bash: turnout completion bash > ~/.local/share/bash-completion/completions/turnout\n"
+      "  zsh:  turnout completion zsh > \"${fpath[1]}/_turnout\"\n";
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kHelp;
+    return kExitOk;
+  }
+  if (args.size() == 1 && args[0] == "bash") {
+    std::cout << BashCompletion(CompletionTable());
+    return kExitOk;
+  }
+  if (args.size() == 1 && args[0] == "zsh") {
+    std::cout << ZshCompletion(CompletionTable());
+    return kExitOk;
+  }
+  std::cerr << "turnout completion: expected one shell, bash or zsh\n\n" << kHelp;
   return kExitUsage;
 }
 

@@ -20,6 +20,7 @@
 #include "router/admin_json.h"
 #include "router/admin_server.h"
 #include "router/router.h"
+#include "systemd/service_manager.h"
 
 namespace turnout::cli {
 namespace {
@@ -387,6 +388,8 @@ std::string RouterHelp() {
 }
 
 int RunForeground(const std::vector<std::string>& argv) {
+  // Before any thread starts: the service manager's variables are this process's alone.
+  systemd::TakeNotifyEnvironment();
   auto args = Args::Parse(argv, RouterRunFlags());
   if (!args.ok()) return UsageError(args.status().message(), "see: turnout router --help\n");
   if (args->help()) {
@@ -453,12 +456,20 @@ int RunForeground(const std::vector<std::string>& argv) {
     std::cout << "turnout router: admin API disabled\n";
   }
   std::cout << "turnout router: stop with Ctrl-C or SIGTERM" << std::endl;
+  // Start() returned: every listener accepts (and the admin API, when configured).
+  std::string serving = "serving on";
+  for (const auto& l : r->ListenAddresses()) serving += " " + l;
+  systemd::NotifyReady(serving);
+  // Alive = the router's control plane answers a status read (it takes the router's lock, as
+  // every admin request and policy change does) within the watchdog's half interval.
+  systemd::Watchdog watchdog([raw = r.get()] { return raw->GetStatus().ok(); });
 
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) != 0) {
   }
-  std::cout << "turnout router: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
-            << " received, stopping" << std::endl;
+  const char* signal_name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
+  std::cout << "turnout router: " << signal_name << " received, stopping" << std::endl;
+  systemd::NotifyStopping(std::string(signal_name) + ": draining and stopping");
   if (admin) admin->Stop();
   r->Stop();
   std::cout << "turnout router: stopped" << std::endl;
@@ -466,6 +477,12 @@ int RunForeground(const std::vector<std::string>& argv) {
 }
 
 }  // namespace
+
+std::vector<std::string> RouterSubcommandNames() {
+  std::vector<std::string> names;
+  for (const auto& sub : Subcommands()) names.push_back(sub.name);
+  return names;
+}
 
 int RunRouterCommand(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0].empty() || argv[0][0] == '-') return RunForeground(argv);

@@ -14,5 +14,7 @@
 namespace turnout::cli {
 
 int RunRouterCommand(const std::vector<std::string>& args);
+// The commands that drive a running router (switch, weight, status, ...), for the completions.
+std::vector<std::string> RouterSubcommandNames();
 
 }  // namespace turnout::cli

@@ -3,6 +3,9 @@
 //   turnoutd [--config turnout.yaml] [--socket PATH] [--api HOST:PORT --token T]
 //
 // Runs in the foreground until SIGTERM or SIGINT; `turnout up` starts it in the background.
+// Under systemd (Type=notify) it reports READY=1 once the API answers, STATUS= lines, STOPPING=1
+// and, with WatchdogSec=, WATCHDOG=1 while its own API answers /healthz
+// (packaging/systemd/turnoutd.service, docs/operating.md).
 
 #include <signal.h>
 
@@ -12,8 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "api/api.h"
 #include "common/flags.h"
 #include "daemon/daemon.h"
+#include "systemd/service_manager.h"
 
 namespace {
 
@@ -35,6 +40,8 @@ Exit codes: 0 stopped by a signal, 1 could not start, 2 usage error.
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread or child: the service manager's variables are turnoutd's alone.
+  turnout::systemd::TakeNotifyEnvironment();
   turnout::daemon::DaemonOptions options;
   options.config_path = "turnout.yaml";
   if (const char* t = std::getenv("TURNOUTD_TOKEN")) options.api_token = t;
@@ -66,20 +73,38 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  namespace systemd = turnout::systemd;
+  systemd::NotifyStatus("starting: reading " + options.config_path);
   auto created = turnout::daemon::Daemon::Create(options);
   if (!created.ok()) {
     std::cerr << "turnoutd: " << created.status().message() << "\n";
+    systemd::NotifyStatus("could not start: " + created.status().message());
     return 1;
   }
   std::unique_ptr<turnout::daemon::Daemon> daemon = std::move(created).value();
   if (turnout::Status s = daemon->Start(); !s.ok()) {
     std::cerr << "turnoutd: cannot start: " << s.message() << "\n";
+    systemd::NotifyStatus("could not start: " + s.message());
     return 1;
   }
+  // Start() returned: the API socket is bound and accepting.
+  systemd::NotifyReady("serving; API on " + daemon->socket_path());
+  // Alive = the API answers /healthz through its own socket within the watchdog's half
+  // interval: the listener and a handler thread work. The controller thread is not judged:
+  // one of its steps may rightly take long (a backup, a migration).
+  const std::string endpoint = "unix:" + daemon->socket_path();
+  systemd::Watchdog watchdog([&endpoint, timeout = systemd::WatchdogTimeout() / 2] {
+    turnout::api::Client client(
+        {endpoint, "", std::chrono::duration_cast<std::chrono::milliseconds>(timeout)});
+    turnout::Result<turnout::api::Reply> r = client.Call("GET", "/healthz");
+    return r.ok() && r->status == 200;
+  });
   int signal_number = 0;
   while (sigwait(&stop, &signal_number) != 0) {
   }
   std::cerr << "turnoutd: signal " << signal_number << ", stopping\n";
+  systemd::NotifyStopping(std::string(signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
+                          ": stopping (app instances and the router keep running)");
   daemon->Stop();
   return 0;
 }
