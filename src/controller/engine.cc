@@ -329,7 +329,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   const state::WallTime wall_now = clock_.WallNow();
   for (const auto& step : steps) {
     if (step.outcome != state::StepOutcome::kRunning) continue;
-    if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix)) {
+    if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix) &&
+        !step.step.starts_with(kVerifyStepPrefix)) {
       continue;
     }
     // It ran at least until it was last seen alive, or until the step began if that was later.

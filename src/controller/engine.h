@@ -302,8 +302,8 @@ class Engine {
   // Returns nullopt when the service has none. Records what it found and decided, once: the
   // step "resume" and the audit entry "deployment.resume" ({"deployment","revision","version",
   // "state","previous_end","last_alive_ms","down_ms","new_instances","old_instances","ended",
-  // "unwatched_ms","decided"}); the "state:<name>" and "canary_step:<i>" records the dead
-  // controller left running end "interrupted" at facts.last_alive, and the resumed part of the
+  // "unwatched_ms","decided"}); the "state:<name>", "canary_step:<i>" and "verify:<name>"
+  // records the dead controller left running end "interrupted" at facts.last_alive, and the resumed part of the
   // state gets a new record ({"resumed":true}). In Canary and Baking the time between
   // facts.last_alive and now does not count as step or bake time: nobody watched it.
   Result<std::optional<state::Deployment>> Resume(std::string_view service,
