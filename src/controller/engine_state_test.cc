@@ -543,7 +543,10 @@ class VerifyStateTest : public EngineStateTest {
 TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedactedOutput) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   events_.clear();
-  commands_.Exits("e2e", 2, "checkout against http://127.0.0.1:8080\nDB_PASSWORD=hunter2-secret\n");
+  commands_.Exits("e2e", 2,
+                   "checkout against http://127.0.0.1:8080\nDB_PASSWORD=hunter2-secret\n"
+                   "X-Turnout-Secret: " +
+                       std::string(kFakeOverrideSecret) + "\n");
   DeploymentSpec v2 = Spec("v2");
   v2.env = {{"DB_PASSWORD", "hunter2-secret"}, {"MODE", "on"}};
   v2.verify = {
@@ -563,6 +566,8 @@ TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedac
   EXPECT_EQ(detail["exit"], 2);
   const std::string tail = detail["output_tail"];
   EXPECT_NE(tail.find("DB_PASSWORD=[redacted]"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("X-Turnout-Secret: [redacted]"), std::string::npos) << tail;
+  EXPECT_EQ(detail.dump().find(kFakeOverrideSecret), std::string::npos) << detail.dump();
   EXPECT_EQ(detail.dump().find("hunter2-secret"), std::string::npos) << detail.dump();
   EXPECT_EQ(FindStep(d2.id, "verify:functional")->outcome, state::StepOutcome::kFailed);
   EXPECT_EQ(UserVersion(), "v1");
