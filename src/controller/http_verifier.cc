@@ -46,6 +46,11 @@ Result<PerformanceResult> HttpVerifier::MeasurePerformance(const PerformanceRequ
       // At least 1 ms: httpc reads 0 as "no limit".
       probe.timeout = std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - begin));
       Result<ProbeResponse> r = HttpProbe(probe);
+      if (!r.ok() && SteadyClock::now() >= deadline) {
+        // Cut off by the check's own timeout: not the service's error, and not a latency.
+        timed_out = true;
+        return;
+      }
       const double ms =
           std::chrono::duration<double, std::milli>(SteadyClock::now() - begin).count();
       std::string error;
