@@ -646,6 +646,26 @@ TEST_F(VerifyStateTest, ErrorsOrNoVerifierFailThePerformanceCheck) {
   EXPECT_NE(d3.reason.find("no performance verifier"), std::string::npos) << d3.reason;
 }
 
+TEST_F(VerifyStateTest, TheBakeWaitsForEveryCheckButAPromoteStillEndsIt) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = 0s;
+  v2.verify = {VerifyCheck{"first", VerifyCheck::Kind::kCommand, "check-one"},
+               VerifyCheck{"second", VerifyCheck::Kind::kCommand, "check-two"}};
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  auto r = engine->Step();  // bake_time 0 has passed, the checks have not
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kBaking);
+  EXPECT_EQ(r->waiting_for, "verify check 'first' passed (1/2)");
+  ASSERT_TRUE(engine->Promote(false, "ann").ok());
+  r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
+  EXPECT_FALSE(FindStep(engine->deployment().id, "verify:second").has_value());
+}
+
 TEST_F(VerifyStateTest, AControllerKilledDuringVerifyRunsTheVerifyAgainAfterResume) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   DeploymentSpec v2 = Spec("v2");
