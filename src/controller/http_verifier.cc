@@ -46,8 +46,10 @@ Result<PerformanceResult> HttpVerifier::MeasurePerformance(const PerformanceRequ
       // At least 1 ms: httpc reads 0 as "no limit".
       probe.timeout = std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - begin));
       Result<ProbeResponse> r = HttpProbe(probe);
-      if (!r.ok() && SteadyClock::now() >= deadline) {
-        // Cut off by the check's own timeout: not the service's error, and not a latency.
+      // A request's timeout is what is left of the check's, so its DeadlineExceeded is the
+      // check's timeout cutting it off: not the service's error, and not a latency.
+      if (!r.ok() && (r.status().code() == StatusCode::kDeadlineExceeded ||
+                      SteadyClock::now() >= deadline)) {
         timed_out = true;
         return;
       }
