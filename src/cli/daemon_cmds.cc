@@ -173,7 +173,7 @@ bool FailureState(const std::string& s) { return s == "rolled_back" || s == "fai
 // or succeeded: exit 0) or it ended otherwise (exit 1). On a terminal the current step is one
 // line rewritten in place; elsewhere only finished steps are printed.
 // The decisions inside a state worth a line of their own: each canary step with how it ended,
-// and each database phase.
+// each database phase, and each verify check with its result.
 std::string StepLine(const json& s) {
   const std::string name = Str(s, "step");
   const json& d = s["detail"];
@@ -188,6 +188,11 @@ std::string StepLine(const json& s) {
                        " after " + FormatMillis(ms);
     if (d.is_object() && !Str(d, "ended").empty()) line += " (" + Str(d, "ended") + ")";
     return line;
+  }
+  if (name.rfind("verify:", 0) == 0) {
+    const std::string what = FormatVerifyStep(s);
+    return "      verify " + name.substr(7) + ": " + Str(s, "outcome") + " in " + FormatMillis(ms) +
+           (what.empty() ? "" : " (" + what + ")");
   }
   if (name.rfind("database:", 0) == 0) {
     std::string line = "      database " + name.substr(9) + ": " + Str(s, "outcome") + " in " +

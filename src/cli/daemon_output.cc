@@ -66,6 +66,36 @@ std::string FormatResumeStep(const json& step) {
   return line + ": found " + Str(d, "state") + "; decided: " + Str(d, "decided");
 }
 
+std::string FormatVerifyStep(const json& step) {
+  const json& d = step["detail"];
+  if (!d.is_object()) return "";
+  std::string line;
+  const auto percentiles = [](const json& r) {
+    const auto ms = [&](const char* key) {
+      return r.contains(key) && r[key].is_number() ? FormatMillis(r[key].get<double>()) : "?";
+    };
+    return "p50 " + ms("p50_ms") + ", p95 " + ms("p95_ms") + ", p99 " + ms("p99_ms");
+  };
+  if (Str(d, "kind") == "performance" && d.contains("result") && d["result"].is_object()) {
+    const json& r = d["result"];
+    line = percentiles(r) + " (" + Str(r, "count") + " requests, " + Str(r, "errors") +
+           " errors)";
+    if (d.contains("baseline") && d["baseline"].is_object()) {
+      line += "; baseline revision " + Str(d["baseline"], "revision") + ": " +
+              percentiles(d["baseline"]);
+    } else {
+      line += "; no baseline: recorded";
+    }
+  } else if (Str(d, "kind") == "command") {
+    line = Str(d, "result", Str(d, "error"));
+  }
+  const std::string failure = Str(d, "failure");
+  if (!failure.empty() && Str(d, "kind") != "command") {
+    line += line.empty() ? failure : "; " + failure;
+  }
+  return line;
+}
+
 std::string FormatDaemonStatus(const json& s) {
   std::ostringstream out;
   out << "service " << Str(s, "service") << "  (turnoutd pid " << Str(s["daemon"], "pid")
@@ -211,6 +241,8 @@ std::string FormatDeploymentDetail(const json& body) {
     if (Str(s, "step") == "resume" && s["detail"].is_object()) {
       steps.back().push_back(FormatResumeStep(s));
     }
+    // A verify check: its result, and a performance check's baseline beside it.
+    if (Str(s, "step").rfind("verify:", 0) == 0) steps.back().push_back(FormatVerifyStep(s));
   }
   out << FormatTable(steps);
   return out.str();

@@ -35,6 +35,12 @@ std::string FormatDaemonWarnings(const nlohmann::json& status);
 // decided: resume the bake with 4 s left".
 std::string FormatResumeStep(const nlohmann::json& step);
 
+// A `verify:<name>` step in one line: a command's result ("exited with code 0"), or a
+// performance check's percentiles beside its baseline's: "p50 1.2 ms, p95 3.4 ms, p99 5.0 ms
+// (500 requests, 0 errors); baseline revision 3: p50 ..." or "...; no baseline: recorded", then
+// why it failed when it did.
+std::string FormatVerifyStep(const nlohmann::json& step);
+
 // What a revision changed, from its "change" (GET /v1/deployments): "deploy" (null: a deployment
 // of turnout.yaml), "restart", "scale 1->3", "env set A,B unset C" (names only, never a value).
 std::string FormatChange(const nlohmann::json& change);

@@ -66,6 +66,41 @@ TEST(DaemonOutput, HistoryStepsDoNotRunIntoTheirOutcome) {
       << text;
 }
 
+TEST(DaemonOutput, HistoryShowsVerifyResultsBesideTheirBaseline) {
+  const json result = {{"count", 500}, {"errors", 0}, {"p50_ms", 1.24}, {"p95_ms", 41.0},
+                       {"p99_ms", 52.6}};
+  json perf = {{"step", "verify:latency"},
+               {"outcome", "failed"},
+               {"duration_ms", 900},
+               {"detail",
+                {{"kind", "performance"},
+                 {"result", result},
+                 {"baseline",
+                  {{"revision", 3}, {"count", 500}, {"errors", 0}, {"p50_ms", 1.0},
+                   {"p95_ms", 20.1}, {"p99_ms", 30.0}}},
+                 {"failure", "p95 41.0 ms > baseline 20.1 ms +25% (revision 3)"}}}};
+  EXPECT_EQ(FormatVerifyStep(perf),
+            "p50 1.2 ms, p95 41 ms, p99 53 ms (500 requests, 0 errors); baseline revision 3: "
+            "p50 1.0 ms, p95 20 ms, p99 30 ms; p95 41.0 ms > baseline 20.1 ms +25% (revision 3)");
+  json first = perf;
+  first["outcome"] = "ok";
+  first["detail"]["baseline"] = nullptr;
+  first["detail"].erase("failure");
+  EXPECT_EQ(FormatVerifyStep(first),
+            "p50 1.2 ms, p95 41 ms, p99 53 ms (500 requests, 0 errors); no baseline: recorded");
+  json command = {{"step", "verify:e2e"},
+                  {"outcome", "failed"},
+                  {"detail", {{"kind", "command"}, {"result", "exited with code 2"}}}};
+  EXPECT_EQ(FormatVerifyStep(command), "exited with code 2");
+  json reply = {{"deployment", {{"revision", 4}, {"version", "v4"}}},
+                {"transitions", json::array()},
+                {"steps", json::array({perf, command})}};
+  const std::string text = FormatDeploymentDetail(reply);
+  EXPECT_TRUE(Apart(text, {"verify:latency", "failed", "900 ms", "p50 1.2 ms"})) << text;
+  EXPECT_NE(text.find("baseline revision 3: p50 1.0 ms, p95 20 ms"), std::string::npos) << text;
+  EXPECT_TRUE(Apart(text, {"verify:e2e", "failed", "exited with code 2"})) << text;
+}
+
 TEST(DaemonOutput, AuditActionsAndDetailsStayApart) {
   // The reported fault: `service.instances_stopped{"stopped":1}`.
   json entry = {{"seq", 42},

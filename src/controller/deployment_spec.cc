@@ -154,6 +154,41 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
       return InvalidArgument("pre_deploy: '" + c.name + "': timeout must be > 0");
     }
   }
+  for (size_t i = 0; i < spec.verify.size(); ++i) {
+    const VerifyCheck& c = spec.verify[i];
+    const std::string what = "verify: '" + c.name + "': ";
+    if (!IsName(c.name)) return InvalidArgument("verify: '" + c.name + "' is not a name");
+    for (size_t k = 0; k < i; ++k) {
+      if (spec.verify[k].name == c.name) {
+        return InvalidArgument("verify: the name '" + c.name + "' is used twice");
+      }
+    }
+    if (c.timeout.count() <= 0) return InvalidArgument(what + "timeout must be > 0");
+    if (c.kind == VerifyCheck::Kind::kCommand) {
+      Result<std::vector<std::string>> words = platform::SplitCommand(c.command);
+      if (!words.ok()) return InvalidArgument(what + "command: " + words.status().message());
+      continue;
+    }
+    if (c.requests < 1 || c.requests > 100000) {
+      return InvalidArgument(what + "requests must be 1..100000");
+    }
+    if (c.concurrency < 1 || c.concurrency > 64) {
+      return InvalidArgument(what + "concurrency must be 1..64");
+    }
+    if (c.paths.empty()) return InvalidArgument(what + "needs at least one path");
+    for (const VerifyPath& p : c.paths) {
+      if (p.path.empty() || p.path[0] != '/') {
+        return InvalidArgument(what + "path '" + p.path + "' must start with '/'");
+      }
+      if (p.method.empty() || p.weight < 1) {
+        return InvalidArgument(what + "each path needs a method and a weight >= 1");
+      }
+    }
+    if (c.tolerance_p50 < 0 || c.tolerance_p95 < 0 || c.tolerance_p99 < 0 ||
+        c.tolerance_min.count() < 0) {
+      return InvalidArgument(what + "tolerances must be >= 0");
+    }
+  }
   if (spec.probe_interval.count() < 0) return InvalidArgument("probe_interval: must be >= 0");
   if (spec.ready_deadline.count() <= 0) return InvalidArgument("ready_deadline: must be > 0");
   if (spec.bake_time.count() < 0) return InvalidArgument("bake_time: must be >= 0");
@@ -243,6 +278,30 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
     pre.push_back({{"name", c.name}, {"command", c.command}, {"timeout_ms", c.timeout.count()}});
   }
   j["pre_deploy"] = pre;
+  nlohmann::json verify = nlohmann::json::array();
+  for (const auto& c : spec.verify) {
+    nlohmann::json check = {
+        {"name", c.name},
+        {"kind", c.kind == VerifyCheck::Kind::kCommand ? "command" : "performance"},
+        {"timeout_ms", c.timeout.count()}};
+    if (c.kind == VerifyCheck::Kind::kCommand) {
+      check["command"] = c.command;
+    } else {
+      nlohmann::json paths = nlohmann::json::array();
+      for (const auto& p : c.paths) {
+        paths.push_back({{"method", p.method}, {"path", p.path}, {"weight", p.weight}});
+      }
+      check["requests"] = c.requests;
+      check["concurrency"] = c.concurrency;
+      check["paths"] = paths;
+      check["tolerance"] = {{"p50", c.tolerance_p50},
+                            {"p95", c.tolerance_p95},
+                            {"p99", c.tolerance_p99},
+                            {"min_ms", c.tolerance_min.count()}};
+    }
+    verify.push_back(std::move(check));
+  }
+  j["verify"] = verify;
   j["manual_approval"] = spec.manual_approval;
   j["probe_interval_ms"] = spec.probe_interval.count();
   j["bake_failure_threshold"] = spec.bake_failure_threshold;
@@ -318,6 +377,36 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
         check.command = c.at("command").get<std::string>();
         OptionalMillis(c, "timeout_ms", check.timeout);
         s.pre_deploy.push_back(std::move(check));
+      }
+    }
+    // Absent in the specs of deployments begun before verify existed.
+    if (auto it = j.find("verify"); it != j.end()) {
+      for (const auto& c : *it) {
+        VerifyCheck check;
+        check.name = c.at("name").get<std::string>();
+        const std::string kind = c.at("kind").get<std::string>();
+        if (kind == "performance") {
+          check.kind = VerifyCheck::Kind::kPerformance;
+        } else if (kind != "command") {
+          return InvalidArgument("deployment spec JSON: unknown verify kind '" + kind + "'");
+        }
+        OptionalMillis(c, "timeout_ms", check.timeout);
+        Optional(c, "command", check.command);
+        Optional(c, "requests", check.requests);
+        Optional(c, "concurrency", check.concurrency);
+        if (auto paths = c.find("paths"); paths != c.end()) {
+          for (const auto& p : *paths) {
+            check.paths.push_back({p.at("method").get<std::string>(),
+                                   p.at("path").get<std::string>(), p.at("weight").get<int>()});
+          }
+        }
+        if (auto t = c.find("tolerance"); t != c.end()) {
+          Optional(*t, "p50", check.tolerance_p50);
+          Optional(*t, "p95", check.tolerance_p95);
+          Optional(*t, "p99", check.tolerance_p99);
+          OptionalMillis(*t, "min_ms", check.tolerance_min);
+        }
+        s.verify.push_back(std::move(check));
       }
     }
     Optional(j, "manual_approval", s.manual_approval);

@@ -57,6 +57,36 @@ struct PreDeployCheck {
   Millis timeout{60000};  // Default: 60 s
 };
 
+// One request of a performance check's mix: of every sum-of-weights requests, `weight` are
+// `method path`.
+struct VerifyPath {
+  std::string method = "GET";  // Default: GET
+  std::string path = "/";      // Default: /
+  int weight = 1;              // >= 1. Default: 1
+};
+
+// A post-switch check (turnout.yaml `verify:`), run at the start of the bake against the
+// version that now serves through the router. kCommand: `command` ({url}: the router's base
+// URL, {version}) must exit 0 within `timeout`. kPerformance: `requests` requests of the `paths`
+// mix, `concurrency` at once, through the router (Verifier::MeasurePerformance), all within
+// `timeout`; no errors, and each percentile at most its tolerance above the baseline's (see
+// controller/verify.h).
+struct VerifyCheck {
+  enum class Kind { kCommand, kPerformance };
+  std::string name;  // recorded as the step "verify:<name>"; required, unique
+  Kind kind = Kind::kCommand;
+  std::string command;  // kCommand
+  // kPerformance:
+  int requests = 500;             // 1..100000. Default: 500
+  int concurrency = 4;            // 1..64. Default: 4
+  std::vector<VerifyPath> paths;  // at least one
+  double tolerance_p50 = 0.20;    // fractions of the baseline. Default: 20 %, 25 %, 50 %
+  double tolerance_p95 = 0.25;
+  double tolerance_p99 = 0.50;
+  Millis tolerance_min{5};  // a difference up to this never fails. Default: 5 ms
+  Millis timeout{60000};    // the whole check. Default: 60 s
+};
+
 // One canary step: the share of traffic the new slot gets and how long it keeps it at most
 // (an analysis verdict or `turnout promote` may end it earlier).
 struct CanaryStep {
@@ -103,6 +133,7 @@ struct DeploymentSpec {
   Millis ready_deadline{30000};            // Default: 30 s
   std::vector<SmokeCheck> smoke_checks;    // Default: none
   std::vector<PreDeployCheck> pre_deploy;  // run in PreChecks, in order. Default: none
+  std::vector<VerifyCheck> verify;         // at the start of Baking, in order. Default: none
   // Wait in AwaitingApproval after the smoke tests until Engine::Approve. Default: false
   bool manual_approval = false;
   // The least time between two readiness probes of one instance in WaitingReady and Baking

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/json_path.h"
+#include "controller/verify.h"
 
 namespace turnout::controller {
 namespace {
@@ -442,6 +443,130 @@ TEST(DeploymentSpecTest, ContainerSpecsNeedNoCommandAndKeepTheirImage) {
   process.command = "./app {port}";
   EXPECT_EQ(EncodeSpec(process).find("image"), std::string::npos);
   EXPECT_EQ(EncodeSpec(process).find("platform"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace turnout::controller
+
+namespace turnout::controller {
+namespace {
+
+TEST(DeploymentSpecTest, VerifyChecksRoundTripAndAreValidated) {
+  DeploymentSpec s;
+  s.service = "shop";
+  s.version = "v1";
+  s.command = "./server {port}";
+  VerifyCheck command{"functional", VerifyCheck::Kind::kCommand, "./e2e {url}"};
+  command.timeout = Millis(30000);
+  VerifyCheck perf;
+  perf.name = "latency";
+  perf.kind = VerifyCheck::Kind::kPerformance;
+  perf.requests = 1000;
+  perf.concurrency = 8;
+  perf.paths = {{"GET", "/", 3}, {"POST", "/api", 1}};
+  perf.tolerance_p95 = 0.1;
+  perf.tolerance_min = Millis(2);
+  s.verify = {command, perf};
+  ASSERT_TRUE(ValidateDeploymentSpec(s).ok());
+  Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeSpec(*back), EncodeSpec(s));
+  ASSERT_EQ(back->verify.size(), 2u);
+  EXPECT_EQ(back->verify[0].command, "./e2e {url}");
+  EXPECT_EQ(back->verify[0].timeout, Millis(30000));
+  EXPECT_EQ(back->verify[1].paths[1].method, "POST");
+  EXPECT_EQ(back->verify[1].tolerance_p95, 0.1);
+  EXPECT_EQ(back->verify[1].tolerance_min, Millis(2));
+  EXPECT_EQ(MixHash(back->verify[1]), MixHash(perf));
+
+  DeploymentSpec bad = s;
+  bad.verify[1].concurrency = 65;
+  EXPECT_EQ(ValidateDeploymentSpec(bad).message(), "verify: 'latency': concurrency must be 1..64");
+  bad = s;
+  bad.verify[1].paths.clear();
+  EXPECT_EQ(ValidateDeploymentSpec(bad).message(), "verify: 'latency': needs at least one path");
+  bad = s;
+  bad.verify[1].name = "functional";
+  EXPECT_EQ(ValidateDeploymentSpec(bad).message(), "verify: the name 'functional' is used twice");
+}
+
+TEST(VerifyTest, TheMixIsInterleavedByWeightAndTheSameEveryTime) {
+  const std::vector<VerifyPath> paths = {{"GET", "/a", 3}, {"GET", "/b", 1}};
+  std::string order;
+  for (int i = 0; i < 8; ++i) order += paths[PathForRequest(paths, i)].path.substr(1);
+  EXPECT_EQ(order,
+            "aaba"
+            "aaba");
+  EXPECT_EQ(PathForRequest({{"GET", "/", 1}}, 12345), 0u);
+}
+
+TEST(VerifyTest, MixHashNamesWhatIsMeasuredNotHowItIsJudged) {
+  VerifyCheck a;
+  a.kind = VerifyCheck::Kind::kPerformance;
+  a.paths = {{"GET", "/", 1}};
+  VerifyCheck b = a;
+  b.tolerance_p95 = 0.9;
+  b.timeout = Millis(1);
+  b.name = "other";
+  EXPECT_EQ(MixHash(a), MixHash(b));
+  b.concurrency = 5;
+  EXPECT_NE(MixHash(a), MixHash(b));
+  b = a;
+  b.paths[0].method = "HEAD";
+  EXPECT_NE(MixHash(a), MixHash(b));
+}
+
+TEST(VerifyTest, PercentilesAreNearestRank) {
+  std::vector<double> ms;
+  for (int i = 1; i <= 100; ++i) ms.push_back(i);
+  EXPECT_EQ(Percentile(ms, 50), 50);
+  EXPECT_EQ(Percentile(ms, 95), 95);
+  EXPECT_EQ(Percentile(ms, 99), 99);
+  EXPECT_EQ(Percentile({7}, 99), 7);
+  EXPECT_EQ(Percentile({}, 50), 0);
+}
+
+TEST(VerifyTest, APercentileFailsOnlyAboveBothItsToleranceAndTheMinimum) {
+  VerifyCheck c;  // tolerances 20 %, 25 %, 50 %, min 5 ms
+  PerformanceResult base;
+  base.count = 100;
+  base.p50_ms = 2;
+  base.p95_ms = 20.1;
+  base.p99_ms = 30;
+  const Baseline baseline{4, base};
+  PerformanceResult now = base;
+  EXPECT_EQ(JudgePerformance(c, now, baseline), std::nullopt);
+  now.p50_ms = 6.9;  // +245 %, but only 4.9 ms slower: noise
+  EXPECT_EQ(JudgePerformance(c, now, baseline), std::nullopt);
+  now.p95_ms = 41;
+  EXPECT_EQ(JudgePerformance(c, now, baseline), "p95 41.0 ms > baseline 20.1 ms +25% (revision 4)");
+  now.p50_ms = 7.5;
+  EXPECT_EQ(JudgePerformance(c, now, baseline), "p50 7.5 ms > baseline 2.0 ms +20% (revision 4)");
+  // Without a baseline only errors and timeouts fail.
+  EXPECT_EQ(JudgePerformance(c, now, std::nullopt), std::nullopt);
+  now.timed_out = true;
+  now.count = 40;
+  EXPECT_EQ(JudgePerformance(c, now, std::nullopt), "timed out after 40 of 500 requests");
+  now.errors = 2;
+  now.first_error = "Unavailable: refused";
+  EXPECT_EQ(JudgePerformance(c, now, std::nullopt),
+            "2 of 40 requests failed (first: Unavailable: refused)");
+}
+
+TEST(VerifyTest, TheResultRoundTripsThroughItsJson) {
+  PerformanceResult r;
+  r.count = 500;
+  r.errors = 1;
+  r.p50_ms = 1.5;
+  r.p95_ms = 2.5;
+  r.p99_ms = 9.25;
+  r.duration = Millis(1234);
+  r.first_error = "503";
+  std::optional<PerformanceResult> back = PerformanceFromJson(PerformanceToJson(r));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(PerformanceToJson(*back), PerformanceToJson(r));
+  EXPECT_FALSE(PerformanceFromJson(nlohmann::json::object()).has_value());
+  EXPECT_FALSE(PerformanceFromJson(nlohmann::json("text")).has_value());
 }
 
 }  // namespace

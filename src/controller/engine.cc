@@ -7,6 +7,7 @@
 
 #include "common/host_port.h"
 #include "controller/json_path.h"
+#include "controller/verify.h"
 #include "platform/command.h"
 #include "platform/log_tail.h"
 #include "platform/run.h"
@@ -32,6 +33,9 @@ constexpr std::string_view kBakeKeyPrefix = "controller.bake.";
 constexpr std::string_view kRollingKeyPrefix = "controller.rolling.";
 // {"owner"}: a recreate found maintenance on (an operator's) and leaves it on.
 constexpr std::string_view kMaintenanceKeyPrefix = "controller.maintenance.";
+// Written once every verify check of the bake passed: a resumed bake without it verifies again.
+constexpr std::string_view kVerifyKeyPrefix = "controller.verify.";
+constexpr std::string_view kVerifyStepPrefix = "verify:";
 
 std::string KeyFor(std::string_view prefix, int64_t deployment_id) {
   return std::string(prefix) + std::to_string(deployment_id);
@@ -331,7 +335,8 @@ Result<std::optional<state::Deployment>> Engine::Resume(std::string_view service
   const state::WallTime wall_now = clock_.WallNow();
   for (const auto& step : steps) {
     if (step.outcome != state::StepOutcome::kRunning) continue;
-    if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix)) {
+    if (!step.step.starts_with(kStateStepPrefix) && !step.step.starts_with(kCanaryStepPrefix) &&
+        !step.step.starts_with(kVerifyStepPrefix)) {
       continue;
     }
     // It ran at least until it was last seen alive, or until the step began if that was later.
@@ -535,6 +540,7 @@ Status Engine::Transition(DeploymentState to, std::string reason) {
                                                    deployment_->reason, last_evidence_));
   }
   if (to == DeploymentState::kBaking || to == DeploymentState::kRolling) StartPhase();
+  if (to == DeploymentState::kBaking) verify_next_ = 0;
   if (paused_ && !Pausable(to)) {
     // A pause holds the canary and the bake; past them (or on the way back) it means nothing.
     TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kPausedKeyPrefix, deployment_->id),
@@ -1074,6 +1080,103 @@ Result<std::optional<std::string>> Engine::RunSmokeCheck(const SmokeCheck& check
   return std::optional<std::string>();
 }
 
+std::string Engine::Redact(std::string text) const {
+  std::vector<std::string_view> secrets;
+  // Short values ("1", "on") are no secrets, and replacing them would garble the text.
+  constexpr size_t kShortest = 4;
+  for (const auto& [name, value] : spec_.env) {
+    if (value.size() >= kShortest) secrets.push_back(value);
+  }
+  if (options_.override_secret.size() >= kShortest) secrets.push_back(options_.override_secret);
+  for (std::string_view secret : secrets) text = ReplaceAll(text, secret, "[redacted]");
+  return text;
+}
+
+Result<std::optional<Baseline>> Engine::FindBaseline(const std::string& mix_hash) {
+  constexpr int kLookBack = 100;  // revisions
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history,
+                           store_.History(deployment_->service, kLookBack));
+  for (const state::Deployment& d : history) {  // newest first
+    if (d.id == deployment_->id || d.state != DeploymentState::kSucceeded) continue;
+    TURNOUT_ASSIGN_OR_RETURN(std::vector<state::StepRecord> steps, store_.Steps(d.id));
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+      if (!it->step.starts_with(kVerifyStepPrefix) || it->outcome != state::StepOutcome::kOk) {
+        continue;
+      }
+      const nlohmann::json detail = nlohmann::json::parse(it->detail_json, nullptr, false);
+      if (!detail.is_object() || Field(detail, "mix_hash", std::string()) != mix_hash) continue;
+      std::optional<PerformanceResult> result =
+          PerformanceFromJson(detail.value("result", nlohmann::json()));
+      if (result) return std::optional<Baseline>(Baseline{d.revision, *result});
+    }
+  }
+  return std::optional<Baseline>();
+}
+
+Result<std::optional<std::string>> Engine::RunVerifyCheck(const VerifyCheck& check) {
+  TURNOUT_ASSIGN_OR_RETURN(
+      int64_t step_id,
+      store_.BeginStep(deployment_->id, std::string(kVerifyStepPrefix) + check.name, "{}"));
+  nlohmann::json detail;
+  Result<std::optional<std::string>> failed = std::optional<std::string>();
+  if (check.kind == VerifyCheck::Kind::kCommand) {
+    detail["kind"] = "command";
+    failed = RunCheckCommand(
+        commands_, check.command,
+        {{"{url}", "http://" + options_.router_address}, {"{version}", spec_.version}}, spec_,
+        check.timeout, &detail);
+    // The output is the app's: it may echo its environment. Nothing of it is printed by us.
+    if (detail.contains("output_tail") && detail["output_tail"].is_string()) {
+      detail["output_tail"] = Redact(detail["output_tail"].get<std::string>());
+    }
+    if (failed.ok() && *failed) failed = std::optional<std::string>(Redact(**failed));
+  } else {
+    const std::string mix = MixHash(check);
+    detail["kind"] = "performance";
+    detail["mix_hash"] = mix;
+    detail["requests"] = check.requests;
+    detail["concurrency"] = check.concurrency;
+    detail["tolerance"] = {{"p50", check.tolerance_p50},
+                           {"p95", check.tolerance_p95},
+                           {"p99", check.tolerance_p99},
+                           {"min_ms", check.tolerance_min.count()}};
+    if (options_.verifier == nullptr) {
+      failed = std::optional<std::string>("no performance verifier is wired into the engine");
+    } else {
+      PerformanceRequest req;
+      req.address = options_.router_address;
+      req.paths = check.paths;
+      req.requests = check.requests;
+      req.concurrency = check.concurrency;
+      req.timeout = check.timeout;
+      Result<PerformanceResult> measured = options_.verifier->MeasurePerformance(req);
+      Result<std::optional<Baseline>> baseline = FindBaseline(mix);
+      if (!baseline.ok()) {
+        failed = baseline.status();
+      } else if (!measured.ok()) {
+        detail["error"] = measured.status().ToString();
+        failed = std::optional<std::string>("not measured: " + measured.status().message());
+      } else {
+        detail["result"] = PerformanceToJson(*measured);
+        if (*baseline) {
+          nlohmann::json b = PerformanceToJson((*baseline)->result);
+          b["revision"] = (*baseline)->revision;
+          detail["baseline"] = b;
+        } else {
+          detail["baseline"] = nullptr;
+        }
+        failed = JudgePerformance(check, *measured, *baseline);
+        if (!*failed && !*baseline) detail["note"] = "no baseline: recorded";
+      }
+    }
+  }
+  const bool passed = failed.ok() && !*failed;
+  if (failed.ok() && *failed) detail["failure"] = **failed;
+  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
+      step_id, passed ? state::StepOutcome::kOk : state::StepOutcome::kFailed, JsonText(detail)));
+  return failed;
+}
+
 Result<StepReport> Engine::StepSwitching() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> exited, FindExited());
   if (exited) return BeginRollback(*exited + " before the switch");
@@ -1118,6 +1221,20 @@ Result<StepReport> Engine::StepBaking() {
   TURNOUT_ASSIGN_OR_RETURN(std::optional<AnalysisVerdict> verdict, Analyze());
   if (verdict && verdict->kind == AnalysisVerdict::Kind::kRollback) {
     return BeginRollback("analysis during bake: " + verdict->reason);
+  }
+  if (verify_next_ < spec_.verify.size()) {
+    // One check per Step (each bounded by its own timeout), so that the instances and the
+    // analysis are watched between checks.
+    const VerifyCheck& check = spec_.verify[verify_next_];
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> failed, RunVerifyCheck(check));
+    if (failed) return BeginRollback("verify " + check.name + ": " + *failed);
+    ++verify_next_;
+    if (verify_next_ == spec_.verify.size()) {
+      TURNOUT_RETURN_IF_ERROR(store_.PutSetting(KeyFor(kVerifyKeyPrefix, deployment_->id),
+                                                nlohmann::json({{"passed", true}}).dump()));
+    }
+    return Report("verify check '" + check.name + "' passed (" + std::to_string(verify_next_) +
+                  "/" + std::to_string(spec_.verify.size()) + ")");
   }
   const Clock::Duration left = spec_.bake_time - PhaseElapsed();
   if (!paused_ && left <= Clock::Duration::zero() && !hold_.empty()) {
@@ -1713,6 +1830,11 @@ Status Engine::LoadGates() {
     TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> bake,
                              LoadJsonSetting(store_, KeyFor(kBakeKeyPrefix, id)));
     if (bake) phase_paused_ = std::chrono::milliseconds(Field<int64_t>(*bake, "paused_ms", 0));
+    // A verification a crash interrupted is run again from its first check: a check's result
+    // is only worth something when it ran to its end against what serves now.
+    TURNOUT_ASSIGN_OR_RETURN(std::optional<nlohmann::json> verified,
+                             LoadJsonSetting(store_, KeyFor(kVerifyKeyPrefix, id)));
+    verify_next_ = verified && Field(*verified, "passed", false) ? spec_.verify.size() : 0;
   }
   return Status::Ok();
 }

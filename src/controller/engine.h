@@ -100,6 +100,15 @@
 // spec.bake_failure_threshold failed readiness probes in a row, spec.liveness_failure_threshold
 // failed liveness probes in a row (GET spec.liveness_path once per spec.liveness_interval, when
 // set), or an analysis rollback switches traffic back (RollingBack, with the reason).
+// Verify (spec.verify): at the start of every bake (after any switch: blue/green, canary,
+// rolling, recreate) the checks run in order, one per Step, each bounded by its timeout, while
+// the instances and the analysis are still watched between them: commands through
+// CommandRunner ({url}: the router's base URL, {version}; exit 0 passes), performance checks
+// through EngineOptions::verifier, judged against the baseline (verify.h). A failing check rolls
+// back like a failing rule, with the reason "verify <name>: <why>". The bake cannot end before
+// every check passed (Promote still ends it at once). Crash resume: a bake resumed before every
+// check passed runs them all again from the first (the setting "controller.verify.<id>" is
+// written once they all passed).
 //
 // Emergency rollback: RequestRollback() while the old slot is still warm (Canary, Baking,
 // Switching, or ScalingDown before any old instance was stopped) switches the router back inside
@@ -111,7 +120,8 @@
 // (the DeploymentSpec as JSON), "controller.canary.<id>" ({"step","started_at_ms","paused_ms"}:
 // the current canary step), "controller.paused.<id>" ({"paused","since_ms","by"}) and
 // "controller.bake.<id>" ({"paused_ms"}: the bake's finished pauses), "controller.rolling.<id>"
-// ({"old_count","old_deployment"}: written before the first old instance is touched). Platform
+// ({"old_count","old_deployment"}: written before the first old instance is touched),
+// "controller.verify.<id>" ({"passed":true}: every verify check of the bake passed). Platform
 // handles live in the instance rows (InstanceRecord::platform_handle, platform::EncodeHandle).
 // Timing: every non-terminal state is also a step record "state:<name>" (started when entered,
 // finished ok when left, failed when left for RollingBack or Failed); pre-deploy commands are
@@ -120,7 +130,10 @@
 // what came back ({"expected","status",...,"mismatch"}); analysis verdicts other than continue
 // are steps "analysis:canary:<step>" / "analysis:bake:-1" ({"verdict","reason","weight_bp",
 // "step_elapsed_ms","evidence"[,"note"]}); each canary step is a step "canary_step:<i>"
-// ({"weight_bp","duration_ms","elapsed_ms","ended","evidence"}).
+// ({"weight_bp","duration_ms","elapsed_ms","ended","evidence"}); verify checks are steps
+// "verify:<name>" (commands: {"kind","command","exit","result","output_tail"[,"failure"]};
+// performance: {"kind","mix_hash","requests","concurrency","tolerance","result","baseline"
+// (null, or the result with its "revision")[,"note","failure"]}).
 //
 // No I/O of its own: everything outside the engine is reached through a role, and the mechanisms
 // are chosen in the wiring place (turnoutd: daemon.cc): instances through platform::Platform
@@ -157,6 +170,7 @@
 #include "common/status.h"
 #include "controller/deployment_spec.h"
 #include "controller/prober.h"
+#include "controller/verify.h"
 #include "platform/platform.h"
 #include "platform/run.h"
 #include "router/router_control.h"
@@ -255,6 +269,9 @@ struct EngineOptions {
   // timeouts). Every verdict other than kContinue is recorded as the step
   // "analysis:<phase>:<step>" with its evidence. Default: none (time alone decides)
   std::function<AnalysisVerdict(const AnalysisRequest&)> analyze;
+  // Measures the performance checks of spec.verify (turnoutd: HttpVerifier). Borrowed; must
+  // outlive the engine. Default: none (a performance check then fails, saying so)
+  Verifier* verifier = nullptr;
   // The database phases (see PhaseRequest). Default: none (no database steps).
   std::function<PhaseStatus(const PhaseRequest&)> database;
   // What users get while a recreate deployment holds the router in maintenance: the page,
@@ -305,8 +322,8 @@ class Engine {
   // Returns nullopt when the service has none. Records what it found and decided, once: the
   // step "resume" and the audit entry "deployment.resume" ({"deployment","revision","version",
   // "state","previous_end","last_alive_ms","down_ms","new_instances","old_instances","ended",
-  // "unwatched_ms","decided"}); the "state:<name>" and "canary_step:<i>" records the dead
-  // controller left running end "interrupted" at facts.last_alive, and the resumed part of the
+  // "unwatched_ms","decided"}); the "state:<name>", "canary_step:<i>" and "verify:<name>"
+  // records the dead controller left running end "interrupted" at facts.last_alive, and the resumed part of the
   // state gets a new record ({"resumed":true}). In Canary and Baking the time between
   // facts.last_alive and now does not count as step or bake time: nobody watched it.
   Result<std::optional<state::Deployment>> Resume(std::string_view service,
@@ -405,6 +422,13 @@ class Engine {
   // Calls options_.on_event (when set) with the current deployment.
   void Emit(std::string_view name, std::string detail, std::string evidence_json = "");
   Result<StepReport> RunPreDeployCheck(const PreDeployCheck& check);
+  // Runs one verify check as the step record "verify:<name>"; why it failed, nullopt when it
+  // passed. Command output in the record and the reason has the secrets Redact()ed.
+  Result<std::optional<std::string>> RunVerifyCheck(const VerifyCheck& check);
+  // The newest succeeded revision's (not this deployment's) performance result with `mix_hash`.
+  Result<std::optional<Baseline>> FindBaseline(const std::string& mix_hash);
+  // `text` with the values of spec_.env and the override secret replaced by "[redacted]".
+  std::string Redact(std::string text) const;
   // Runs one smoke check as a step record; the mismatch when it failed, nullopt when it passed.
   Result<std::optional<std::string>> RunSmokeCheck(const SmokeCheck& check);
   void WaitForExit();
@@ -537,11 +561,12 @@ class Engine {
 
   std::optional<state::Deployment> deployment_;
   DeploymentSpec spec_;
-  int64_t previous_revision_ = 0;     // the revision serving before (0 on a first deployment)
-  bool switched_ = false;             // the deployment reached Switching (traffic may have moved)
-  int64_t state_step_id_ = 0;         // the running "state:<name>" step record (0: none)
-  size_t pre_deploy_next_ = 0;        // the next spec_.pre_deploy check to run in PreChecks
-  bool image_checked_ = false;        // PreChecks asked the platform for the image
+  int64_t previous_revision_ = 0;       // the revision serving before (0 on a first deployment)
+  bool switched_ = false;               // the deployment reached Switching (traffic may have moved)
+  size_t verify_next_ = 0;              // the next spec_.verify check to run in Baking
+  int64_t state_step_id_ = 0;           // the running "state:<name>" step record (0: none)
+  size_t pre_deploy_next_ = 0;          // the next spec_.pre_deploy check to run in PreChecks
+  bool image_checked_ = false;          // PreChecks asked the platform for the image
   std::atomic<bool> interrupt_{false};  // Interrupt()
   // The instances this state already stopped (ScalingDown: old; RollingBack: new), so that the
   // Steps that poll a database phase afterwards do not stop them again. Reset on entering.

@@ -132,6 +132,7 @@ class EngineStateTest : public ::testing::Test {
     EngineOptions o;
     o.router_address = kFakeRouterAddress;
     o.override_secret = kFakeOverrideSecret;
+    o.verifier = verifier_;
     return o;
   }
   std::unique_ptr<Engine> NewEngine() { return NewEngine(Options()); }
@@ -239,6 +240,7 @@ class EngineStateTest : public ::testing::Test {
   std::vector<EngineEvent> events_;
   std::string dir_;
   std::unique_ptr<state::SqliteStateStore> store_;
+  Verifier* verifier_ = nullptr;  // EngineOptions::verifier of the engines Options() makes
 };
 
 }  // namespace turnout::controller

@@ -491,6 +491,228 @@ TEST_F(EngineStateTest, ResumedBakeDoesNotCountTheTimeTheControllerWasDown) {
   EXPECT_EQ(r->state, DeploymentState::kBaking);
 }
 
+// A Verifier that measures nothing: every call answers what the test last set (Unavailable
+// before that) and records the request.
+class FakeVerifier final : public Verifier {
+ public:
+  void Answer(PerformanceResult r) { answer_ = r; }
+  Result<PerformanceResult> MeasurePerformance(const PerformanceRequest& request) override {
+    requests.push_back(request);
+    if (!answer_) return Unavailable("no answer set");
+    return *answer_;
+  }
+  std::vector<PerformanceRequest> requests;
+
+ private:
+  std::optional<PerformanceResult> answer_;
+};
+
+PerformanceResult Latency(double p50, double p95, double p99, int64_t count = 200) {
+  PerformanceResult r;
+  r.count = count;
+  r.p50_ms = p50;
+  r.p95_ms = p95;
+  r.p99_ms = p99;
+  return r;
+}
+
+VerifyCheck PerfCheck() {
+  VerifyCheck c;
+  c.name = "latency";
+  c.kind = VerifyCheck::Kind::kPerformance;
+  c.requests = 200;
+  c.concurrency = 2;
+  c.paths = {{"GET", "/", 3}, {"GET", "/api", 1}};
+  return c;
+}
+
+class VerifyStateTest : public EngineStateTest {
+ protected:
+  void SetUp() override {
+    EngineStateTest::SetUp();
+    verifier_ = &fake_verifier_;
+  }
+  nlohmann::json Detail(int64_t id, const std::string& step) {
+    std::optional<state::StepRecord> r = FindStep(id, step);
+    EXPECT_TRUE(r.has_value()) << step;
+    return r ? nlohmann::json::parse(r->detail_json) : nlohmann::json();
+  }
+  FakeVerifier fake_verifier_;
+};
+
+TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedactedOutput) {
+  state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  events_.clear();
+  commands_.Exits("e2e", 2,
+                   "checkout against http://127.0.0.1:8080\nDB_PASSWORD=hunter2-secret\n"
+                   "X-Turnout-Secret: " +
+                       std::string(kFakeOverrideSecret) + "\n");
+  DeploymentSpec v2 = Spec("v2");
+  v2.env = {{"DB_PASSWORD", "hunter2-secret"}, {"MODE", "on"}};
+  v2.verify = {
+      VerifyCheck{"functional", VerifyCheck::Kind::kCommand, "e2e --base {url} {version}"}};
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  // After the switch: traffic went to v2, then back.
+  EXPECT_TRUE(Contains(States(d2.id), DeploymentState::kBaking));
+  EXPECT_NE(d2.reason.find("verify functional: exited with code 2"), std::string::npos)
+      << d2.reason;
+  EXPECT_EQ(d2.reason.find("hunter2-secret"), std::string::npos) << d2.reason;
+  std::vector<platform::RunSpec> calls = commands_.calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back().argv,
+            (std::vector<std::string>{"e2e", "--base", std::string("http://") + kFakeRouterAddress,
+                                      "v2"}));
+  const nlohmann::json detail = Detail(d2.id, "verify:functional");
+  EXPECT_EQ(detail["exit"], 2);
+  const std::string tail = detail["output_tail"];
+  EXPECT_NE(tail.find("DB_PASSWORD=[redacted]"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("X-Turnout-Secret: [redacted]"), std::string::npos) << tail;
+  EXPECT_EQ(detail.dump().find(kFakeOverrideSecret), std::string::npos) << detail.dump();
+  EXPECT_EQ(detail.dump().find("hunter2-secret"), std::string::npos) << detail.dump();
+  EXPECT_EQ(FindStep(d2.id, "verify:functional")->outcome, state::StepOutcome::kFailed);
+  EXPECT_EQ(UserVersion(), "v1");
+  ExpectInstancesRunning(d1.id);
+  EXPECT_EQ(EventNames().back(), "rolled_back");
+}
+
+TEST_F(VerifyStateTest, APassingVerifyCommandLetsTheBakeFinish) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.verify = {VerifyCheck{"functional", VerifyCheck::Kind::kCommand, "e2e {url}"}};
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  EXPECT_EQ(FindStep(d1.id, "verify:functional")->outcome, state::StepOutcome::kOk);
+}
+
+TEST_F(VerifyStateTest, PerformanceIsComparedWithTheLastSucceededRevisionOfTheSameMix) {
+  DeploymentSpec v1 = Spec("v1");
+  v1.verify = {PerfCheck()};
+  fake_verifier_.Answer(Latency(10, 20.1, 30));
+  state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
+  nlohmann::json first = Detail(d1.id, "verify:latency");
+  EXPECT_TRUE(first["baseline"].is_null());
+  EXPECT_EQ(first["note"], "no baseline: recorded");
+  EXPECT_EQ(first["result"]["p95_ms"], 20.1);
+  EXPECT_EQ(first["mix_hash"], MixHash(PerfCheck()));
+  ASSERT_EQ(fake_verifier_.requests.size(), 1u);
+  EXPECT_EQ(fake_verifier_.requests[0].address, kFakeRouterAddress);
+  EXPECT_EQ(fake_verifier_.requests[0].requests, 200);
+  EXPECT_EQ(fake_verifier_.requests[0].concurrency, 2);
+
+  // Equal within tolerance: passes, compared with revision 1.
+  DeploymentSpec v2 = Spec("v2");
+  v2.verify = {PerfCheck()};
+  fake_verifier_.Answer(Latency(11, 22, 33));
+  state::Deployment d2 = Deploy(v2, DeploymentState::kSucceeded);
+  EXPECT_EQ(Detail(d2.id, "verify:latency")["baseline"]["revision"], d1.revision);
+
+  // p95 twice the baseline (revision 2 now): rolled back with the numbers.
+  DeploymentSpec v3 = Spec("v3");
+  v3.verify = {PerfCheck()};
+  fake_verifier_.Answer(Latency(12, 44, 50));
+  state::Deployment d3 = Deploy(v3, DeploymentState::kRolledBack);
+  EXPECT_NE(d3.reason.find("verify latency: p95 44.0 ms > baseline 22.0 ms +25% (revision " +
+                           std::to_string(d2.revision) + ")"),
+            std::string::npos)
+      << d3.reason;
+  EXPECT_EQ(UserVersion(), "v2");
+  EXPECT_EQ(Detail(d3.id, "verify:latency")["failure"],
+            "p95 44.0 ms > baseline 22.0 ms +25% (revision " + std::to_string(d2.revision) + ")");
+
+  // A rolled-back revision is no baseline, and another mix has none: recorded, passes.
+  DeploymentSpec v4 = Spec("v4");
+  v4.verify = {PerfCheck()};
+  v4.verify[0].concurrency = 8;
+  fake_verifier_.Answer(Latency(100, 200, 300));
+  state::Deployment d4 = Deploy(v4, DeploymentState::kSucceeded);
+  EXPECT_TRUE(Detail(d4.id, "verify:latency")["baseline"].is_null());
+}
+
+TEST_F(VerifyStateTest, ErrorsOrNoVerifierFailThePerformanceCheck) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.verify = {PerfCheck()};
+  PerformanceResult failing = Latency(1, 2, 3);
+  failing.errors = 3;
+  failing.first_error = "503 from GET /";
+  fake_verifier_.Answer(failing);
+  state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
+  EXPECT_NE(d2.reason.find("verify latency: 3 of 200 requests failed (first: 503 from GET /)"),
+            std::string::npos)
+      << d2.reason;
+
+  DeploymentSpec v3 = Spec("v3");
+  v3.verify = {PerfCheck()};
+  verifier_ = nullptr;  // none wired
+  state::Deployment d3 = Deploy(v3, DeploymentState::kRolledBack);
+  EXPECT_NE(d3.reason.find("no performance verifier"), std::string::npos) << d3.reason;
+}
+
+TEST_F(VerifyStateTest, TheBakeWaitsForEveryCheckButAPromoteStillEndsIt) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.bake_time = 0s;
+  v2.verify = {VerifyCheck{"first", VerifyCheck::Kind::kCommand, "check-one"},
+               VerifyCheck{"second", VerifyCheck::Kind::kCommand, "check-two"}};
+  auto engine = NewEngine();
+  ASSERT_TRUE(engine->Begin(v2).ok());
+  Run(*engine, DeploymentState::kBaking);
+  auto r = engine->Step();  // bake_time 0 has passed, the checks have not
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state, DeploymentState::kBaking);
+  EXPECT_EQ(r->waiting_for, "verify check 'first' passed (1/2)");
+  ASSERT_TRUE(engine->Promote(false, "ann").ok());
+  r = engine->Step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kScalingDown);
+  EXPECT_FALSE(FindStep(engine->deployment().id, "verify:second").has_value());
+}
+
+TEST_F(VerifyStateTest, AControllerKilledDuringVerifyRunsTheVerifyAgainAfterResume) {
+  Deploy(Spec("v1"), DeploymentState::kSucceeded);
+  DeploymentSpec v2 = Spec("v2");
+  v2.verify = {VerifyCheck{"first", VerifyCheck::Kind::kCommand, "check-one"},
+               VerifyCheck{"second", VerifyCheck::Kind::kCommand, "check-two"}};
+  const auto runs = [&](const std::string& program) {
+    int n = 0;
+    for (const auto& c : commands_.calls()) n += c.argv[0] == program;
+    return n;
+  };
+  int64_t id = 0;
+  {
+    auto engine = NewEngine();
+    auto d = engine->Begin(v2);
+    ASSERT_TRUE(d.ok());
+    id = d->id;
+    Run(*engine, DeploymentState::kBaking);
+    auto r = engine->Step();  // the first check
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->waiting_for, "verify check 'first' passed (1/2)");
+  }  // killed before the second
+  EXPECT_EQ(runs("check-one"), 1);
+  EXPECT_EQ(runs("check-two"), 0);
+  auto engine = ResumeAndRun();
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
+  EXPECT_EQ(runs("check-one"), 2);  // from the start again
+  EXPECT_EQ(runs("check-two"), 1);
+
+  // Killed after the verification passed: the resumed bake does not verify again.
+  DeploymentSpec v3 = Spec("v3");
+  v3.verify = v2.verify;
+  {
+    auto e3 = NewEngine();
+    ASSERT_TRUE(e3->Begin(v3).ok());
+    Run(*e3, DeploymentState::kBaking);
+    ASSERT_TRUE(e3->Step().ok());
+    auto r = e3->Step();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->waiting_for, "verify check 'second' passed (2/2)");
+  }
+  auto resumed = ResumeAndRun();
+  EXPECT_EQ(resumed->deployment().state, DeploymentState::kSucceeded);
+  EXPECT_EQ(runs("check-one"), 3);
+  EXPECT_EQ(runs("check-two"), 2);
+  (void)id;
+}
+
 // A handle another platform wrote is refused by name, never read as one of this platform's.
 TEST_F(EngineStateTest, ResumeRefusesAnInstanceOfAnotherPlatformKind) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);

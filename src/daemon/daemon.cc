@@ -28,6 +28,7 @@
 
 #include "controller/engine.h"
 #include "controller/http_probe.h"
+#include "controller/http_verifier.h"
 #include "judge/judge_json.h"
 #include "judge/slo.h"
 #include "common/file_util.h"
@@ -177,6 +178,7 @@ struct Daemon::Impl {
   // The engine's mechanisms for probes and commands (it does no I/O of its own).
   controller::HttpProber engine_prober;
   platform::LocalCommandRunner engine_commands;
+  controller::HttpVerifier engine_verifier;  // verify: performance checks through the router
   // The router: a process of its own that turnoutd launched or attached to (default), or a
   // standalone one it only drives (router.external).
   std::unique_ptr<RouterProcess> router_process;
@@ -623,6 +625,7 @@ Status Daemon::Impl::StartAll() {
   eo.override_header = config.router.override_header;
   eo.override_secret = override_secret;
   eo.probe_wait = options.step_wait;
+  eo.verifier = &engine_verifier;
   eo.on_event = [this](const controller::EngineEvent& e) { OnEngineEvent(e); };
   TURNOUT_ASSIGN_OR_RETURN(analysis, Analysis::Create(config, *control, clock,
                                                       [this](const std::string& l) { Log(l); }));

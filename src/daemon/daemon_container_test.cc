@@ -273,13 +273,6 @@ class DaemonContainerTest : public DaemonTest {
     return out;
   }
 
-  static bool Entered(const json& d, const std::string& state) {
-    for (const auto& t : d["transitions"]) {
-      if (t.value("to", "") == state) return true;
-    }
-    return false;
-  }
-
   // Swaps dir_ and daemon_ (which the fixture's helpers use) with a second directory and its
   // turnoutd, made on first use with nothing started: a second state directory.
   void SwitchToOtherDirectory() {

@@ -749,12 +749,6 @@ class DaemonCanaryTest : public DaemonTest {
     *load = load_.Finish();
     return done;
   }
-  bool Entered(const json& done, const std::string& state) {
-    for (const auto& t : done["transitions"]) {
-      if (t["to"] == state) return true;
-    }
-    return false;
-  }
   std::string address_;
 };
 
@@ -2407,6 +2401,150 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<CrashCase>& info) {
       return std::string(info.param.state);
     });
+
+}  // namespace
+}  // namespace turnout::daemon
+
+// ---- verify: checks of the new version after the switch, through the real router -----------
+
+namespace turnout::daemon {
+namespace {
+
+class DaemonVerifyTest : public DaemonTest {
+ protected:
+  // The step "verify:<name>" of a finished deployment's JSON (null when there is none).
+  static json VerifyStep(const json& done, const std::string& name) {
+    for (const auto& s : done["steps"]) {
+      if (s.value("step", "") == "verify:" + name) return s;
+    }
+    return json();
+  }
+  std::string Turnout(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {TURNOUT_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--config", dir_ + "/turnout.yaml"});
+    auto p = ChildProcess::Start(argv);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (!p.ok()) return "";
+    Result<std::string> out = p->ReadAll(milliseconds(20000));
+    EXPECT_TRUE(out.ok());
+    (void)p->Wait(milliseconds(10000));
+    return out.ok() ? *out : "";
+  }
+  size_t Lines(const std::string& file) {
+    std::ifstream in(dir_ + "/" + file);
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  }
+};
+
+TEST_F(DaemonVerifyTest, AFailingVerifyCommandRollsBackAfterTheSwitchAndGetsTheRoutersUrl) {
+  WriteConfig("verify:\n"
+              "  - name: e2e\n"
+              "    run: \"sh -c 'echo {url} {version} >> " + dir_ + "/seen; test {version} != v2'\"\n");
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded") << v1.dump();
+  const std::string address = PublicAddress();
+  std::ifstream seen(dir_ + "/seen");
+  std::string line;
+  std::getline(seen, line);
+  EXPECT_EQ(line, "http://" + address + " v1");
+  EXPECT_EQ(VerifyStep(v1, "e2e").value("outcome", ""), "ok") << v1.dump();
+
+  // `deploy --wait` shows the check, then the rollback.
+  const std::string wait = Turnout({"deploy", "v2", "--wait"});
+  EXPECT_NE(wait.find("verify e2e: failed in"), std::string::npos) << wait;
+  EXPECT_NE(wait.find("(exited with code 1)"), std::string::npos) << wait;
+  auto [status, v2] = Call("GET", "/v1/deployments/rev2");
+  ASSERT_EQ(status, 200) << v2.dump();
+  EXPECT_EQ(State(v2), "rolled_back") << v2.dump();
+  EXPECT_NE(v2["deployment"].value("reason", "").find("verify e2e: exited with code 1"),
+            std::string::npos)
+      << v2.dump();
+  EXPECT_TRUE(Entered(v2, "baking")) << v2.dump();  // after the switch
+  EXPECT_EQ(ServingVersion(address), "v1");
+}
+
+TEST_F(DaemonVerifyTest, APerformanceCheckPassesAnEqualVersionAndRollsBackAThreeHundredMsSlowerOne) {
+  // "/" is delayed by the demo app's latency fault, /version never; the minimum difference is
+  // wide so that a busy test machine's noise never fails the equal version.
+  WriteConfig("verify:\n"
+              "  - name: latency\n"
+              "    timeout: 30s\n"
+              "    performance:\n"
+              "      requests: 40\n"
+              "      concurrency: 4\n"
+              "      paths: [{path: /, weight: 3}, {path: /version}]\n"
+              "      tolerance: {min_ms: 50ms}\n");
+  StartDaemon();
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded") << v1.dump();
+  json first = VerifyStep(v1, "latency");
+  EXPECT_TRUE(first["detail"]["baseline"].is_null()) << first.dump();
+  EXPECT_EQ(first["detail"].value("note", ""), "no baseline: recorded");
+  EXPECT_EQ(first["detail"]["result"].value("count", 0), 40);
+  EXPECT_EQ(first["detail"]["result"].value("errors", -1), 0);
+
+  json v2 = WaitFinished(Deploy("v2"));
+  ASSERT_EQ(State(v2), "succeeded") << v2.dump();
+  json second = VerifyStep(v2, "latency");
+  EXPECT_EQ(second["detail"]["baseline"].value("revision", 0), 1) << second.dump();
+
+  const auto started = std::chrono::steady_clock::now();
+  json v3 = WaitFinished(Deploy("v3+slow-300ms"), milliseconds(60000));
+  EXPECT_EQ(State(v3), "rolled_back") << v3.dump();
+  const std::string reason = v3["deployment"].value("reason", "");
+  EXPECT_NE(reason.find("verify latency: p50 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("+20% (revision 2)"), std::string::npos) << reason;
+  EXPECT_EQ(ServingVersion(PublicAddress()), "v2");
+  std::cout << "[ measured ] v1 " << first["detail"]["result"].dump() << "\n[ measured ] v2 "
+            << second["detail"]["result"].dump() << "\n[ measured ] v3+slow-300ms "
+            << VerifyStep(v3, "latency")["detail"]["result"].dump() << "\n[ measured ] v3 "
+            << "deployment took "
+            << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started)
+                   .count()
+            << " ms\n";
+
+  // `turnout history REV` shows the result beside its baseline, and --json has both.
+  const std::string text = Turnout({"history", "3"});
+  EXPECT_NE(text.find("verify:latency"), std::string::npos) << text;
+  EXPECT_NE(text.find("baseline revision 2: p50"), std::string::npos) << text;
+  const std::string as_json = Turnout({"history", "3", "--json"});
+  json j = json::parse(as_json, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << as_json;
+  EXPECT_EQ(VerifyStep(j, "latency")["detail"]["baseline"].value("revision", 0), 2) << as_json;
+}
+
+TEST_F(DaemonVerifyTest, ATurnoutdKilledDuringVerifyRunsItAgainAfterTheRestart) {
+  WriteConfig("verify:\n"
+              "  - name: slow-check\n"
+              "    timeout: 20s\n"
+              "    run: \"sh -c 'echo {version} >> " + dir_ + "/runs; sleep 1'\"\n");
+  StartDaemon();
+  ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
+  ASSERT_EQ(Lines("runs"), 1u);
+  const int64_t id = Deploy("v2");
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (Lines("runs") < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(Lines("runs"), 2u);
+  KillDaemon();  // in the middle of the check
+  StartDaemon();
+  json done = WaitFinished(id);
+  EXPECT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(Lines("runs"), 3u);  // the verification ran again, from its start
+  int interrupted = 0, ok = 0;
+  for (const auto& s : done["steps"]) {
+    if (s.value("step", "") != "verify:slow-check") continue;
+    interrupted += s.value("outcome", "") == "interrupted";
+    ok += s.value("outcome", "") == "ok";
+  }
+  EXPECT_EQ(interrupted, 1) << done.dump();
+  EXPECT_EQ(ok, 1) << done.dump();
+}
 
 }  // namespace
 }  // namespace turnout::daemon

@@ -229,6 +229,14 @@ class DaemonTest : public ::testing::Test {
 
   std::string State(const json& d) { return d["deployment"].value("state", ""); }
 
+  // The finished deployment `done` (WaitFinished) went through `state`.
+  static bool Entered(const json& done, const std::string& state) {
+    for (const auto& t : done["transitions"]) {
+      if (t["to"] == state) return true;
+    }
+    return false;
+  }
+
   // Polls deployment `id` until it is in `state` (or 20 s passed); returns the last state seen.
   std::string WaitForState(int64_t id, const std::string& state) {
     const auto deadline = std::chrono::steady_clock::now() + seconds(20);

@@ -161,6 +161,24 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
   for (const auto& p : config.pre_deploy) {
     s.pre_deploy.push_back(controller::PreDeployCheck{p.name, p.command, p.timeout});
   }
+  for (const auto& v : config.verify) {
+    controller::VerifyCheck c;
+    c.name = v.name;
+    c.timeout = v.timeout;
+    if (v.kind == service::VerifyCheck::Kind::kCommand) {
+      c.command = v.command;
+    } else {
+      c.kind = controller::VerifyCheck::Kind::kPerformance;
+      c.requests = v.performance.requests;
+      c.concurrency = v.performance.concurrency;
+      for (const auto& p : v.performance.paths) c.paths.push_back({p.method, p.path, p.weight});
+      c.tolerance_p50 = v.performance.tolerance.p50;
+      c.tolerance_p95 = v.performance.tolerance.p95;
+      c.tolerance_p99 = v.performance.tolerance.p99;
+      c.tolerance_min = v.performance.tolerance.min;
+    }
+    s.verify.push_back(std::move(c));
+  }
   TURNOUT_RETURN_IF_ERROR(controller::ValidateDeploymentSpec(s));
   return s;
 }

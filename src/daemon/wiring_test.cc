@@ -52,6 +52,14 @@ smoke_tests:
 pre_deploy:
   - name: disk
     command: ./check-disk
+verify:
+  - {name: e2e, run: './e2e {url}', timeout: 20s}
+  - name: latency
+    performance:
+      requests: 300
+      concurrency: 3
+      paths: [{path: /, weight: 2}, {path: /api, method: POST}]
+      tolerance: {p99: 40%, min_ms: 3ms}
 manual_approval: true
 bake_time: 30s
 scale_down_delay: 2m
@@ -85,6 +93,20 @@ scale_down_delay: 2m
   EXPECT_EQ(s->smoke_checks[1].kind, controller::SmokeCheck::Kind::kCommand);
   ASSERT_EQ(s->pre_deploy.size(), 1u);
   EXPECT_EQ(s->pre_deploy[0].command, "./check-disk");
+  ASSERT_EQ(s->verify.size(), 2u);
+  EXPECT_EQ(s->verify[0].kind, controller::VerifyCheck::Kind::kCommand);
+  EXPECT_EQ(s->verify[0].command, "./e2e {url}");
+  EXPECT_EQ(s->verify[0].timeout, std::chrono::seconds(20));
+  const controller::VerifyCheck& perf = s->verify[1];
+  EXPECT_EQ(perf.kind, controller::VerifyCheck::Kind::kPerformance);
+  EXPECT_EQ(perf.requests, 300);
+  EXPECT_EQ(perf.concurrency, 3);
+  ASSERT_EQ(perf.paths.size(), 2u);
+  EXPECT_EQ(perf.paths[0].weight, 2);
+  EXPECT_EQ(perf.paths[1].method, "POST");
+  EXPECT_EQ(perf.tolerance_p95, 0.25);
+  EXPECT_EQ(perf.tolerance_p99, 0.40);
+  EXPECT_EQ(perf.tolerance_min, std::chrono::milliseconds(3));
   EXPECT_TRUE(s->manual_approval);
   EXPECT_EQ(s->bake_time, std::chrono::seconds(30));
   EXPECT_EQ(s->scale_down_delay, std::chrono::minutes(2));

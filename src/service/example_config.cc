@@ -116,6 +116,25 @@ pre_deploy:
     command: sh -c 'command -v turnout-demo-app'
     timeout: 10s               # Default: 60s
 
+# After the switch, at the start of bake_time: checks of the version that now serves, through
+# the router ({url}: its public base URL). A failing one switches traffic back. A performance
+# check replays a request mix and compares p50/p95/p99 with the last succeeded revision's
+# result of the same mix (none yet: it is recorded and passes). Default: none
+# verify:
+#   - name: functional
+#     run: sh -c 'curl -fsS {url}/live'    # exit status 0 passes; {version} is replaced too
+#     timeout: 60s                         # Default: 60s
+#   - name: latency
+#     performance:
+#       requests: 500                      # 1..100000. Default: 500
+#       concurrency: 4                     # connections at once, 1..64. Default: 4
+#       paths:                             # the mix: weight of every sum-of-weights requests
+#         - {path: /, method: GET, weight: 3}
+#         - {path: /live, weight: 1}       # Default: method GET, weight 1
+#       tolerance: {p50: 20%, p95: 25%, p99: 50%, min_ms: 5ms}   # the defaults: slower than
+#                                          # baseline by more than both fails
+#     timeout: 60s                         # all the requests. Default: 60s
+
 # true: the deployment waits before the switch until someone runs `turnout approve`.
 # Default: false
 manual_approval: false

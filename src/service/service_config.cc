@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <climits>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <charconv>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -171,11 +172,11 @@ std::optional<int64_t> ParseMemory(std::string_view text) {
 // `export ` before the name is dropped, blanks around the name and the value are trimmed, and a
 // value in matching single or double quotes loses them. Problems name the file's line, never
 // a value (env files hold secrets).
-void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path,
-                 const std::string& file, std::string_view base_dir,
-                 std::vector<std::pair<std::string, std::string>>* env) {
-  const std::string full =
-      file.empty() || file[0] == '/' || base_dir.empty() ? file : std::string(base_dir) + "/" + file;
+void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path, const std::string& file,
+                 std::string_view base_dir, std::vector<std::pair<std::string, std::string>>* env) {
+  const std::string full = file.empty() || file[0] == '/' || base_dir.empty()
+                               ? file
+                               : std::string(base_dir) + "/" + file;
   // A regular file of at most 1 MiB: never a device or a pipe that reads forever.
   constexpr uintmax_t kMaxEnvFile = 1 << 20;
   std::error_code ec;
@@ -222,9 +223,9 @@ void ReadEnvFile(Reader& r, const YAML::Node& v, const std::string& path,
 
 // The keys each platform type has; the shared ones are in both.
 constexpr std::string_view kProcessOnlyKeys[] = {"working_dir", "ports"};
-constexpr std::string_view kContainerOnlyKeys[] = {"engine", "image",  "port",   "network",
+constexpr std::string_view kContainerOnlyKeys[] = {"engine", "image",    "port",   "network",
                                                    "args",   "env_file", "mounts", "memory",
-                                                   "cpus",   "user",   "pull",   "ulimits"};
+                                                   "cpus",   "user",     "pull",   "ulimits"};
 
 void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, PlatformConfig* p,
                   bool* has_command) {
@@ -238,9 +239,9 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
   ContainerConfig& c = p->container;
   r.ForEach(
       n, "platform",
-      {"type", "command", "working_dir", "env", "replicas", "stop_signal", "grace_period", "ports",
-       "engine", "image", "port", "network", "args", "env_file", "mounts", "memory", "cpus",
-       "user", "pull", "ulimits"},
+      {"type",   "command", "working_dir", "env",  "replicas", "stop_signal", "grace_period",
+       "ports",  "engine",  "image",       "port", "network",  "args",        "env_file",
+       "mounts", "memory",  "cpus",        "user", "pull",     "ulimits"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         const bool other_type =
             container ? std::find(std::begin(kProcessOnlyKeys), std::end(kProcessOnlyKeys), key) !=
@@ -248,10 +249,10 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
                       : std::find(std::begin(kContainerOnlyKeys), std::end(kContainerOnlyKeys),
                                   key) != std::end(kContainerOnlyKeys);
         if (other_type) {
-          return r.Problem(v, path,
-                           "only used with type: " +
-                               std::string(container ? "process" : "container") + " (type is " +
-                               p->type + ")");
+          return r.Problem(
+              v, path,
+              "only used with type: " + std::string(container ? "process" : "container") +
+                  " (type is " + p->type + ")");
         }
         if (key == "type") {
           auto t = r.String(v, path);
@@ -286,9 +287,10 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
         } else if (key == "working_dir") {
           Set(r.String(v, path), &p->working_dir);
         } else if (key == "env") {
-          Set(r.StringMap(v, path, [](const std::string& k) { return IsUserEnvName(k); },
-                          "environment variable names ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, "
-                          "which turnout sets)"),
+          Set(r.StringMap(
+                  v, path, [](const std::string& k) { return IsUserEnvName(k); },
+                  "environment variable names ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*, "
+                  "which turnout sets)"),
               &env_map);
         } else if (key == "replicas") {
           Set(r.Int(v, path, 1, 64), &p->replicas);
@@ -347,8 +349,10 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
         } else if (key == "env_file") {
           Set(r.NonEmpty(v, path, "a file of KEY=VALUE lines, like .env"), &c.env_file);
         } else if (key == "mounts") {
-          constexpr std::string_view kMount = "source:target or source:target:ro, like ./data:/data:ro";
-          if (!v.IsSequence()) return r.Expected(v, path, "a list of mounts (" + std::string(kMount) + ")");
+          constexpr std::string_view kMount =
+              "source:target or source:target:ro, like ./data:/data:ro";
+          if (!v.IsSequence())
+            return r.Expected(v, path, "a list of mounts (" + std::string(kMount) + ")");
           for (size_t i = 0; i < v.size(); ++i) {
             const std::string item = path + "[" + std::to_string(i) + "]";
             auto text = r.String(v[i], item);
@@ -549,6 +553,28 @@ std::optional<std::string> UniqueName(Reader& r, const YAML::Node& v, const std:
   return s;
 }
 
+// An HTTP method: an upper-case token ("GET", "POST").
+std::optional<std::string> ReadMethod(Reader& r, const YAML::Node& v, const std::string& path) {
+  auto s = r.String(v, path);
+  if (s && (!IsToken(*s) ||
+            std::any_of(s->begin(), s->end(), [](char c) { return c >= 'a' && c <= 'z'; }))) {
+    r.Expected(v, path, "an HTTP method like GET or POST");
+    return std::nullopt;
+  }
+  return s;
+}
+
+// A request's path and query: starts with '/', no spaces.
+std::optional<std::string> ReadRequestPath(Reader& r, const YAML::Node& v,
+                                           const std::string& path) {
+  auto s = r.String(v, path);
+  if (s && (s->empty() || (*s)[0] != '/' || s->find_first_of(" \t\r\n") != std::string::npos)) {
+    r.Expected(v, path, "a path starting with '/' (no spaces)");
+    return std::nullopt;
+  }
+  return s;
+}
+
 void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
                     std::vector<SmokeTest>* out) {
   std::set<std::string> names;
@@ -566,21 +592,10 @@ void ReadSmokeTests(Reader& r, const YAML::Node& n, Millis default_timeout,
                 Set(UniqueName(r, v, full, &names, "smoke tests"), &t.name);
               } else if (key == "method") {
                 has_http = true;
-                auto s = r.String(v, full);
-                if (s && (!IsToken(*s) || std::any_of(s->begin(), s->end(), [](char c) {
-                      return c >= 'a' && c <= 'z';
-                    }))) {
-                  return r.Expected(v, full, "an HTTP method like GET or POST");
-                }
-                Set(s, &t.method);
+                Set(ReadMethod(r, v, full), &t.method);
               } else if (key == "path") {
                 has_http = true;
-                auto s = r.String(v, full);
-                if (s && (s->empty() || (*s)[0] != '/' ||
-                          s->find_first_of(" \t\r\n") != std::string::npos)) {
-                  return r.Expected(v, full, "a path starting with '/' (no spaces)");
-                }
-                Set(s, &t.path);
+                Set(ReadRequestPath(r, v, full), &t.path);
               } else if (key == "headers") {
                 has_http = true;
                 auto h = r.StringMap(
@@ -886,55 +901,55 @@ std::optional<double> ReadDecimal(Reader& r, const YAML::Node& v, const std::str
 }
 
 void ReadDatabase(Reader& r, const YAML::Node& n, DatabaseConfig* d) {
-  r.ForEach(n, "database",
-            {"url", "url_env", "migrations", "backups", "verify_level", "format", "jobs",
-             "lock_timeout", "rehearse", "lock_budget", "tool", "up", "status", "down",
-             "tool_timeout"},
-            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
-              if (key == "url") {
-                Set(r.NonEmpty(v, path, "a PostgreSQL URL or conninfo"), &d->url);
-              } else if (key == "url_env") {
-                auto s = r.NonEmpty(v, path, "the name of an environment variable");
-                if (s && !std::all_of(s->begin(), s->end(), [](char c) {
-                      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-                    })) {
-                  return r.Expected(v, path, "an environment variable name like DATABASE_URL");
-                }
-                Set(s, &d->url_env);
-              } else if (key == "migrations") {
-                Set(r.NonEmpty(v, path, "a directory"), &d->migrations);
-              } else if (key == "backups") {
-                Set(r.NonEmpty(v, path, "a directory"), &d->backups);
-              } else if (key == "verify_level") {
-                Set(r.Int(v, path, 1, 3), &d->verify_level);
-              } else if (key == "format") {
-                auto s = r.String(v, path);
-                if (s && *s != "directory" && *s != "custom") {
-                  return r.Expected(v, path, "directory or custom");
-                }
-                Set(s, &d->format);
-              } else if (key == "jobs") {
-                Set(r.Int(v, path, 1, 64), &d->jobs);
-              } else if (key == "lock_timeout") {
-                Set(r.Duration(v, path, false), &d->lock_timeout);
-              } else if (key == "rehearse") {
-                Set(r.Bool(v, path), &d->rehearse);
-              } else if (key == "lock_budget") {
-                Set(r.Duration(v, path, false), &d->lock_budget);
-              } else if (key == "tool") {
-                auto t = r.String(v, path);
-                if (t && *t != "sql" && *t != "command") return r.Expected(v, path, "sql or command");
-                Set(t, &d->tool);
-              } else if (key == "up" || key == "status" || key == "down") {
-                auto c = r.NonEmpty(v, path, "a command (split into words like a shell would)");
-                if (c && !platform::SplitCommand(*c).ok()) {
-                  return r.Expected(v, path, "a command with balanced quotes");
-                }
-                Set(c, key == "up" ? &d->up : key == "status" ? &d->status : &d->down);
-              } else if (key == "tool_timeout") {
-                Set(r.Duration(v, path, false), &d->tool_timeout);
-              }
-            });
+  r.ForEach(
+      n, "database",
+      {"url", "url_env", "migrations", "backups", "verify_level", "format", "jobs", "lock_timeout",
+       "rehearse", "lock_budget", "tool", "up", "status", "down", "tool_timeout"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "url") {
+          Set(r.NonEmpty(v, path, "a PostgreSQL URL or conninfo"), &d->url);
+        } else if (key == "url_env") {
+          auto s = r.NonEmpty(v, path, "the name of an environment variable");
+          if (s && !std::all_of(s->begin(), s->end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+              })) {
+            return r.Expected(v, path, "an environment variable name like DATABASE_URL");
+          }
+          Set(s, &d->url_env);
+        } else if (key == "migrations") {
+          Set(r.NonEmpty(v, path, "a directory"), &d->migrations);
+        } else if (key == "backups") {
+          Set(r.NonEmpty(v, path, "a directory"), &d->backups);
+        } else if (key == "verify_level") {
+          Set(r.Int(v, path, 1, 3), &d->verify_level);
+        } else if (key == "format") {
+          auto s = r.String(v, path);
+          if (s && *s != "directory" && *s != "custom") {
+            return r.Expected(v, path, "directory or custom");
+          }
+          Set(s, &d->format);
+        } else if (key == "jobs") {
+          Set(r.Int(v, path, 1, 64), &d->jobs);
+        } else if (key == "lock_timeout") {
+          Set(r.Duration(v, path, false), &d->lock_timeout);
+        } else if (key == "rehearse") {
+          Set(r.Bool(v, path), &d->rehearse);
+        } else if (key == "lock_budget") {
+          Set(r.Duration(v, path, false), &d->lock_budget);
+        } else if (key == "tool") {
+          auto t = r.String(v, path);
+          if (t && *t != "sql" && *t != "command") return r.Expected(v, path, "sql or command");
+          Set(t, &d->tool);
+        } else if (key == "up" || key == "status" || key == "down") {
+          auto c = r.NonEmpty(v, path, "a command (split into words like a shell would)");
+          if (c && !platform::SplitCommand(*c).ok()) {
+            return r.Expected(v, path, "a command with balanced quotes");
+          }
+          Set(c, key == "up" ? &d->up : key == "status" ? &d->status : &d->down);
+        } else if (key == "tool_timeout") {
+          Set(r.Duration(v, path, false), &d->tool_timeout);
+        }
+      });
   if (d->command_tool()) {
     if (d->up.empty() || d->status.empty()) {
       r.Problem(n, "database.tool",
@@ -1404,14 +1419,102 @@ void ReadMaintenance(Reader& r, const YAML::Node& n, std::string_view base_dir,
                 m->page = full;
               } else if (key == "content_type") {
                 auto type = r.String(v, path);
-                const bool ok =
-                    type && type->find('/') != std::string::npos &&
-                    std::all_of(type->begin(), type->end(),
-                                [](char ch) { return ch == '\t' || (ch >= 0x20 && ch < 0x7f); });
+                const bool ok = type && type->find('/') != std::string::npos &&
+                                std::all_of(type->begin(), type->end(), [](char ch) {
+                                  return ch == '\t' || (ch >= 0x20 && ch < 0x7f);
+                                });
                 if (type && !ok) return r.Expected(v, path, "a media type such as text/html");
                 Set(type, &m->content_type);
               }
             });
+}
+
+void ReadVerifyPerformance(Reader& r, const YAML::Node& n, const std::string& path,
+                           VerifyPerformance* p) {
+  bool ok = r.ForEach(
+      n, path, {"requests", "concurrency", "paths", "tolerance"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+        if (key == "requests") {
+          Set(r.Int(v, full, 1, kMaxVerifyRequests), &p->requests);
+        } else if (key == "concurrency") {
+          Set(r.Int(v, full, 1, kMaxVerifyConcurrency), &p->concurrency);
+        } else if (key == "paths") {
+          ForEachItem(r, v, full, "a list of requests like {path: /, weight: 3}",
+                      [&](const YAML::Node& item, const std::string& item_path) {
+                        VerifyPath vp;
+                        bool item_ok = r.ForEach(
+                            item, item_path, {"path", "method", "weight"},
+                            [&](const std::string& k, const YAML::Node& iv, const std::string& f) {
+                              if (k == "path") {
+                                Set(ReadRequestPath(r, iv, f), &vp.path);
+                              } else if (k == "method") {
+                                Set(ReadMethod(r, iv, f), &vp.method);
+                              } else if (k == "weight") {
+                                Set(r.Int(iv, f, 1, 1000), &vp.weight);
+                              }
+                            });
+                        if (!item_ok) return;
+                        if (!item["path"]) {
+                          r.Problem(item, item_path + ".path", "missing; e.g. path: /");
+                        }
+                        p->paths.push_back(std::move(vp));
+                      });
+          if (v.IsSequence() && v.size() == 0) {
+            r.Problem(v, full, "needs at least one request like {path: /}");
+          }
+        } else if (key == "tolerance") {
+          r.ForEach(v, full, {"p50", "p95", "p99", "min_ms"},
+                    [&](const std::string& k, const YAML::Node& tv, const std::string& f) {
+                      if (k == "p50")
+                        Set(ReadPercent(r, tv, f, 0, true, 10, true), &p->tolerance.p50);
+                      if (k == "p95")
+                        Set(ReadPercent(r, tv, f, 0, true, 10, true), &p->tolerance.p95);
+                      if (k == "p99")
+                        Set(ReadPercent(r, tv, f, 0, true, 10, true), &p->tolerance.p99);
+                      if (k == "min_ms") Set(r.Duration(tv, f, true), &p->tolerance.min);
+                    });
+        }
+      });
+  if (ok && !n["paths"]) {
+    r.Problem(n, path + ".paths", "missing; e.g. paths: [{path: /, weight: 3}]");
+  }
+}
+
+void ReadVerify(Reader& r, const YAML::Node& n, std::vector<VerifyCheck>* out) {
+  std::set<std::string> names;
+  ForEachItem(
+      r, n, "verify", "a list of checks", [&](const YAML::Node& item, const std::string& path) {
+        VerifyCheck c;
+        bool ok =
+            r.ForEach(item, path, {"name", "run", "performance", "timeout"},
+                      [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+                        if (key == "name") {
+                          Set(UniqueName(r, v, full, &names, "verify checks"), &c.name);
+                        } else if (key == "run") {
+                          auto s = r.NonEmpty(v, full, "a command line");
+                          if (s) CheckTemplate(r, v, full, *s, {"url", "version"});
+                          Set(s, &c.command);
+                          c.kind = VerifyCheck::Kind::kCommand;
+                        } else if (key == "performance") {
+                          c.kind = VerifyCheck::Kind::kPerformance;
+                          ReadVerifyPerformance(r, v, full, &c.performance);
+                        } else if (key == "timeout") {
+                          auto d = r.Duration(v, full, false);
+                          if (d && *d > Millis(3600000))
+                            return r.Expected(v, full, "a duration up to 1h");
+                          Set(d, &c.timeout);
+                        }
+                      });
+        if (!ok) return;
+        if (!item["name"])
+          r.Problem(item, path + ".name", "missing; every verify check needs a name");
+        if (item["run"] && item["performance"]) {
+          r.Problem(item, path, "has both run and performance; a verify check is one or the other");
+        } else if (!item["run"] && !item["performance"]) {
+          r.Problem(item, path, "needs either run (a command) or performance (a request mix)");
+        }
+        out->push_back(std::move(c));
+      });
 }
 
 Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_view base_dir) {
@@ -1435,6 +1538,7 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
        "smoke_tests",
        "smoke_test_timeout",
        "pre_deploy",
+       "verify",
        "manual_approval",
        "bake_time",
        "scale_down_delay",
@@ -1502,6 +1606,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
           Set(r.Duration(v, path, false), &c.smoke_test_timeout);
         } else if (key == "pre_deploy") {
           ReadPreDeploy(r, v, &c.pre_deploy);
+        } else if (key == "verify") {
+          ReadVerify(r, v, &c.verify);
         } else if (key == "manual_approval") {
           Set(r.Bool(v, path), &c.manual_approval);
         } else if (key == "bake_time") {
@@ -1754,8 +1860,9 @@ Result<ServiceConfig> ParseServiceConfig(std::string_view yaml_text, std::string
     // platform.env_file is relative to the directory of the file.
     const size_t slash = file_name.rfind('/');
     return ReadConfig(reader, root,
-                      slash == std::string_view::npos ? std::string_view()
-                                                      : file_name.substr(0, slash == 0 ? 1 : slash));
+                      slash == std::string_view::npos
+                          ? std::string_view()
+                          : file_name.substr(0, slash == 0 ? 1 : slash));
   } catch (const std::exception& e) {
     // yaml-cpp throws for a node it cannot represent, and what the standard library throws
     // (bad_alloc on absurd input): name the file rather than crash.
@@ -1839,6 +1946,28 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
     k.Add("pre_deploy.name", d.name);
     k.Add("pre_deploy.command", d.command);
     k.Add("pre_deploy.timeout", d.timeout);
+  }
+  // Only when there are checks: a file without `verify` keeps the hash its revisions were
+  // recorded with before the key existed.
+  if (!c.verify.empty()) k.Add("verify.count", static_cast<int64_t>(c.verify.size()));
+  for (const auto& v : c.verify) {
+    k.Add("verify.name", v.name);
+    k.Add("verify.kind",
+          std::string_view(v.kind == VerifyCheck::Kind::kCommand ? "command" : "performance"));
+    k.Add("verify.run", v.command);
+    k.Add("verify.timeout", v.timeout);
+    if (v.kind != VerifyCheck::Kind::kPerformance) continue;
+    const VerifyPerformance& p = v.performance;
+    k.Add("verify.requests", static_cast<int64_t>(p.requests));
+    k.Add("verify.concurrency", static_cast<int64_t>(p.concurrency));
+    k.Add("verify.paths.count", static_cast<int64_t>(p.paths.size()));
+    for (const auto& vp : p.paths) {
+      k.Add("verify.path", vp.method + " " + vp.path + " " + std::to_string(vp.weight));
+    }
+    const auto pct = [](double f) { return std::to_string(std::llround(f * 10000)) + "bp"; };
+    k.Add("verify.tolerance",
+          pct(p.tolerance.p50) + "," + pct(p.tolerance.p95) + "," + pct(p.tolerance.p99));
+    k.Add("verify.tolerance.min", p.tolerance.min);
   }
   k.Add("manual_approval", c.manual_approval);
   k.Add("bake_time", c.bake_time);

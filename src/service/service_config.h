@@ -65,16 +65,16 @@ struct ContainerConfig {
   // The port the app listens on inside the container, 1..65535. Required with network bridge;
   // with host the app listens on the port turnout picks ($PORT). Default: 0
   uint16_t port = 0;
-  std::string network = "host";       // host | bridge. Default: host
-  std::vector<std::string> command;   // replaces the image's entrypoint. Default: the image's
-  std::vector<std::string> args;      // replaces the image's command. Default: the image's
+  std::string network = "host";      // host | bridge. Default: host
+  std::vector<std::string> command;  // replaces the image's entrypoint. Default: the image's
+  std::vector<std::string> args;     // replaces the image's command. Default: the image's
   // As written (relative: vs turnout.yaml). Its KEY=VALUE lines were read into
   // PlatformConfig::env, before the `env` map (which wins). Default: ""
   std::string env_file;
   std::vector<ContainerMountConfig> mounts;  // Default: none
-  int64_t memory_bytes = 0;   // `memory: 512m` (k/m/g: KiB, MiB, GiB; a plain number is bytes)
-  double cpus = 0;            // > 0 when given. Default: 0 (no limit)
-  std::string user;           // "uid[:gid]" or a name. Default: the image's
+  int64_t memory_bytes = 0;  // `memory: 512m` (k/m/g: KiB, MiB, GiB; a plain number is bytes)
+  double cpus = 0;           // > 0 when given. Default: 0 (no limit)
+  std::string user;          // "uid[:gid]" or a name. Default: the image's
   std::string pull = "if_not_present";  // always | if_not_present | never
   // `ulimits: {nofile: 1024, nproc: "4096:8192"}`: each a number (soft = hard) or "soft:hard"
   // (1 <= soft <= hard), both or neither: an explicit list replaces all of the engine's defaults
@@ -101,8 +101,8 @@ struct PlatformConfig {
   int stop_signal_number = SIGTERM;     // the number of stop_signal (filled by the parser)
   Millis grace_period{10000};           // stop_signal -> SIGKILL. Default: 10s
   // process only: containers always get a loopback port the OS reports free (auto).
-  PortRange ports;                      // Default: 20000-20999
-  ContainerConfig container;            // type container only
+  PortRange ports;            // Default: 20000-20999
+  ContainerConfig container;  // type container only
   bool is_container() const { return type == "container"; }
 };
 
@@ -146,6 +146,51 @@ struct SmokeTest {
   // version (send the override header to reach the slot); exit status 0 passes.
   std::string command;
   Millis timeout{10000};  // Default: smoke_test_timeout (10s)
+};
+
+// verify: checks run after the switch, at the start of the bake, against the new version
+// serving through the router's public listener. A failing check rolls back like a failing rule.
+// Bounded: every check has a timeout, a performance check at most kMaxVerifyRequests requests on
+// at most kMaxVerifyConcurrency connections.
+inline constexpr int64_t kMaxVerifyRequests = 100000;
+inline constexpr int64_t kMaxVerifyConcurrency = 64;
+
+// One request of a performance check's mix: `weight` of every `sum of weights` requests.
+struct VerifyPath {
+  std::string path;            // starts with '/'; required
+  std::string method = "GET";  // Default: GET
+  int weight = 1;              // 1..1000. Default: 1
+  bool operator==(const VerifyPath&) const = default;
+};
+
+// How much slower than the baseline (the last succeeded revision's result of the same mix) a
+// percentile may be: fails when new > baseline * (1 + tolerance) and new - baseline > min.
+struct VerifyTolerance {
+  double p50 = 0.20;  // Default: 20%
+  double p95 = 0.25;  // Default: 25%
+  double p99 = 0.50;  // Default: 50%
+  Millis min{5};      // differences up to this never fail (noise on fast services). Default: 5ms
+  bool operator==(const VerifyTolerance&) const = default;
+};
+
+struct VerifyPerformance {
+  int requests = 500;             // 1..kMaxVerifyRequests. Default: 500
+  int concurrency = 4;            // 1..kMaxVerifyConcurrency connections at once. Default: 4
+  std::vector<VerifyPath> paths;  // at least one; required
+  VerifyTolerance tolerance;
+  bool operator==(const VerifyPerformance&) const = default;
+};
+
+// One item of `verify:`: a command ({url} = the router's public base URL, {version}; exit 0
+// passes) or a performance check (the request mix through the router, compared with the
+// baseline).
+struct VerifyCheck {
+  enum class Kind { kCommand, kPerformance };
+  std::string name;  // unique among verify checks; required
+  Kind kind = Kind::kCommand;
+  std::string command;  // kCommand: run like platform.command (no shell unless it runs one)
+  VerifyPerformance performance;  // kPerformance
+  Millis timeout{60000};  // the whole check (all the requests of a performance check). Default: 60s
 };
 
 // A pre-deploy check: a command that must exit 0 before anything is launched.
@@ -281,8 +326,8 @@ struct DatabaseConfig {
   std::string url;      // a PostgreSQL URL or conninfo. Default: "" (no database section)
   std::string url_env;  // or: the environment variable holding it (keeps secrets out of files)
   std::string migrations = "migrations";  // relative to turnout.yaml. Default: migrations
-  std::string backups;     // Default: "" = <state_dir>/backups
-  int verify_level = 2;    // 1 hashes, 2 + full decode, 3 + restore and compare. Default: 2
+  std::string backups;                    // Default: "" = <state_dir>/backups
+  int verify_level = 2;  // 1 hashes, 2 + full decode, 3 + restore and compare. Default: 2
   std::string format = "directory";  // directory | custom. Default: directory
   int jobs = 1;                      // pg_dump/pg_restore -j, 1..64. Default: 1
   Millis lock_timeout{5000};         // lock_timeout of each migration statement. Default: 5s
@@ -325,6 +370,7 @@ struct ServiceConfig {
   std::vector<SmokeTest> smoke_tests;      // Default: none
   Millis smoke_test_timeout{10000};        // default timeout of each smoke test. Default: 10s
   std::vector<PreDeployCheck> pre_deploy;  // Default: none
+  std::vector<VerifyCheck> verify;         // after the switch, in the bake. Default: none
   bool manual_approval = false;  // wait for `turnout approve` before the switch. Default: false
   // After the switch: failing health on the new slot during this time switches back.
   Millis bake_time{60000};          // Default: 60s

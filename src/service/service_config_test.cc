@@ -81,7 +81,8 @@ std::string ExampleWithCommentedBlocksOn() {
   std::string out;
   bool in_block = false, in_item = false;
   for (std::string line; std::getline(in, line);) {
-    if (line == "# canary:" || line == "# dependencies:" || line == "# prometheus:") {
+    if (line == "# canary:" || line == "# dependencies:" || line == "# prometheus:" ||
+        line == "# verify:") {
       in_block = true;
       line = line.substr(2);
     } else if (in_block && line.rfind("#  ", 0) == 0) {
@@ -118,6 +119,10 @@ TEST(ServiceConfigTest, ExampleCommentedBlocksParseWhenSwitchedOn) {
   EXPECT_EQ(c.prometheus.url, "http://127.0.0.1:9090");
   ASSERT_EQ(c.prometheus.queries.size(), 1u);
   EXPECT_EQ(c.hooks.size(), 2u);
+  ASSERT_EQ(c.verify.size(), 2u);
+  EXPECT_EQ(c.verify[0].kind, VerifyCheck::Kind::kCommand);
+  EXPECT_EQ(c.verify[1].performance.tolerance, VerifyTolerance{});  // the defaults spelled out
+  EXPECT_EQ(c.verify[1].performance.requests, VerifyPerformance{}.requests);
 }
 
 TEST(ServiceConfigTest, ExampleExplainsEveryKeyWithAComment) {
@@ -172,6 +177,12 @@ std::vector<Section> Sections() {
       {{"smoke_tests", "0"}, m + "smoke_tests: [{zzz: 1}]\n"},
       {{"smoke_tests", "0", "expect"}, m + "smoke_tests: [{expect: {zzz: 1}}]\n"},
       {{"pre_deploy", "0"}, m + "pre_deploy: [{zzz: 1}]\n"},
+      {{"verify", "0"}, m + "verify: [{zzz: 1}]\n"},
+      {{"verify", "0", "performance"}, m + "verify: [{performance: {zzz: 1}}]\n"},
+      {{"verify", "0", "performance", "paths", "0"},
+       m + "verify: [{performance: {paths: [{zzz: 1}]}}]\n"},
+      {{"verify", "0", "performance", "tolerance"},
+       m + "verify: [{performance: {tolerance: {zzz: 1}}}]\n"},
       {{"hooks", "0"}, m + "hooks: [{zzz: 1}]\n"},
       {{"canary"}, m + "strategy: canary\ncanary: {zzz: 1}\n"},
       {{"canary", "steps", "0"}, m + "strategy: canary\ncanary: {steps: [{zzz: 1}]}\n"},
@@ -361,11 +372,12 @@ TEST(ServiceConfigErrorTest, BadDuration) {
 }
 
 TEST(ServiceConfigErrorTest, UnknownKey) {
-  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "bake: 5m\n"),
-            "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
-            "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
-            "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo, database, maintenance)");
+  EXPECT_EQ(
+      ErrorOf(std::string(kMinimal) + "bake: 5m\n"),
+      "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
+      "health, smoke_tests, smoke_test_timeout, pre_deploy, verify, manual_approval, bake_time, "
+      "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
+      "analysis_interval, dependencies, prometheus, slo, database, maintenance)");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  readyness: {path: /r}\n"),
             "turnout.yaml:5: health.readyness: unknown key (known keys of health: readiness, "
             "liveness, ready_deadline)");
@@ -560,6 +572,86 @@ TEST(ServiceConfigErrorTest, PreDeployChecks) {
             "turnout.yaml:4: pre_deploy: expected a list of checks, got './lint'");
 }
 
+TEST(ServiceConfigTest, VerifyChecks) {
+  const ServiceConfig c = Parse(std::string(kMinimal) +
+                                "verify:\n"
+                                "  - {name: functional, run: './e2e --base {url} {version}'}\n"
+                                "  - name: latency\n"
+                                "    timeout: 30s\n"
+                                "    performance:\n"
+                                "      requests: 1000\n"
+                                "      concurrency: 8\n"
+                                "      paths: [{path: /, weight: 3}, {path: /api, method: POST}]\n"
+                                "      tolerance: {p95: 10%, min_ms: 2ms}\n");
+  ASSERT_EQ(c.verify.size(), 2u);
+  EXPECT_EQ(c.verify[0].kind, VerifyCheck::Kind::kCommand);
+  EXPECT_EQ(c.verify[0].command, "./e2e --base {url} {version}");
+  EXPECT_EQ(c.verify[0].timeout, Millis(60000));
+  const VerifyCheck& perf = c.verify[1];
+  EXPECT_EQ(perf.kind, VerifyCheck::Kind::kPerformance);
+  EXPECT_EQ(perf.timeout, Millis(30000));
+  EXPECT_EQ(perf.performance.requests, 1000);
+  EXPECT_EQ(perf.performance.concurrency, 8);
+  EXPECT_EQ(perf.performance.paths,
+            (std::vector<VerifyPath>{{"/", "GET", 3}, {"/api", "POST", 1}}));
+  EXPECT_DOUBLE_EQ(perf.performance.tolerance.p50, 0.20);  // the default
+  EXPECT_DOUBLE_EQ(perf.performance.tolerance.p95, 0.10);
+  EXPECT_DOUBLE_EQ(perf.performance.tolerance.p99, 0.50);
+  EXPECT_EQ(perf.performance.tolerance.min, Millis(2));
+  // The checks are part of the service definition: another mix is another config hash.
+  ServiceConfig other = c;
+  other.verify[1].performance.paths[0].weight = 2;
+  EXPECT_NE(ConfigHash(c), ConfigHash(other));
+}
+
+TEST(ServiceConfigErrorTest, VerifyChecksAreBoundedAndStrict) {
+  const std::string base = std::string(kMinimal) + "verify:\n";
+  // Every problem at once, each with its line.
+  EXPECT_EQ(ErrorOf(base + "  - {name: a, run: './x {slot}'}\n"
+                           "  - {name: a, run: ./y}\n"
+                           "  - {name: b}\n"
+                           "  - {name: c, run: ./x, performance: {paths: [{path: /}]}}\n"
+                           "  - {run: ./x, timeout: 2h}\n"),
+            "turnout.yaml:5: verify[0].run: unknown placeholder {slot} (known: {url}, "
+            "{version})\n"
+            "turnout.yaml:6: verify[1].name: 'a' names two verify checks\n"
+            "turnout.yaml:7: verify[2]: needs either run (a command) or performance (a request "
+            "mix)\n"
+            "turnout.yaml:8: verify[3]: has both run and performance; a verify check is one or "
+            "the other\n"
+            "turnout.yaml:9: verify[4].timeout: expected a duration up to 1h, got '2h'\n"
+            "turnout.yaml:9: verify[4].name: missing; every verify check needs a name");
+  EXPECT_EQ(ErrorOf(base + "  - name: p\n"
+                           "    performance:\n"
+                           "      requests: 100001\n"
+                           "      concurrency: 65\n"
+                           "      paths: [{path: x, method: get, weight: 0}, {weight: 2}]\n"
+                           "      tolerance: {p95: fast, p99: 1001%, min_ms: 5}\n"),
+            "turnout.yaml:7: verify[0].performance.requests: expected an integer from 1 to "
+            "100000, got '100001'\n"
+            "turnout.yaml:8: verify[0].performance.concurrency: expected an integer from 1 to "
+            "64, got '65'\n"
+            "turnout.yaml:9: verify[0].performance.paths[0].path: expected a path starting with "
+            "'/' (no spaces), got 'x'\n"
+            "turnout.yaml:9: verify[0].performance.paths[0].method: expected an HTTP method like "
+            "GET or POST, got 'get'\n"
+            "turnout.yaml:9: verify[0].performance.paths[0].weight: expected an integer from 1 "
+            "to 1000, got '0'\n"
+            "turnout.yaml:9: verify[0].performance.paths[1].path: missing; e.g. path: /\n"
+            "turnout.yaml:10: verify[0].performance.tolerance.p95: expected a percentage like 5% "
+            "or 0.5%, got 'fast'\n"
+            "turnout.yaml:10: verify[0].performance.tolerance.p99: expected a percentage like 5% "
+            "or 0.5% from 0% to 1000%, got '1001%'\n"
+            "turnout.yaml:10: verify[0].performance.tolerance.min_ms: expected a duration like "
+            "500ms or 2s, got '5'");
+  EXPECT_EQ(ErrorOf(base + "  - {name: p, performance: {requests: 10}}\n"),
+            "turnout.yaml:5: verify[0].performance.paths: missing; e.g. paths: [{path: /, "
+            "weight: 3}]");
+  EXPECT_EQ(ErrorOf(base + "  - {name: p, performance: {paths: []}}\n"),
+            "turnout.yaml:5: verify[0].performance.paths: needs at least one request like "
+            "{path: /}");
+}
+
 TEST(ServiceConfigErrorTest, Hooks) {
   const std::string base = std::string(kMinimal) + "hooks:\n";
   EXPECT_EQ(ErrorOf(base + "  - {on: [finished], command: ./x}\n"),
@@ -607,21 +699,22 @@ slots: [blue, blue]
 hooks:
   - {on: [finished], command: ./x}
 )");
-  EXPECT_EQ(message,
-            "turnout.yaml:3: platform.command: must contain {port}: each instance has to listen "
-            "on the port it is given, e.g. --listen 127.0.0.1:{port}\n"
-            "turnout.yaml:4: platform.replicas: expected an integer from 1 to 64, got '0'\n"
-            "turnout.yaml:7: health.readiness.interval: expected a duration like 500ms or 2s, "
-            "got 'soon'\n"
-            "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
-            "health, smoke_tests, smoke_test_timeout, pre_deploy, manual_approval, bake_time, "
-            "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-            "analysis_interval, dependencies, prometheus, slo, database, maintenance)\n"
-            "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
-            "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
-            "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
-            "rolled_back, failed, aborted, canary_step_passed, paused, resumed, promoted, "
-            "warning, audit_broken), got 'finished'");
+  EXPECT_EQ(
+      message,
+      "turnout.yaml:3: platform.command: must contain {port}: each instance has to listen "
+      "on the port it is given, e.g. --listen 127.0.0.1:{port}\n"
+      "turnout.yaml:4: platform.replicas: expected an integer from 1 to 64, got '0'\n"
+      "turnout.yaml:7: health.readiness.interval: expected a duration like 500ms or 2s, "
+      "got 'soon'\n"
+      "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
+      "health, smoke_tests, smoke_test_timeout, pre_deploy, verify, manual_approval, bake_time, "
+      "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
+      "analysis_interval, dependencies, prometheus, slo, database, maintenance)\n"
+      "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
+      "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
+      "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
+      "rolled_back, failed, aborted, canary_step_passed, paused, resumed, promoted, "
+      "warning, audit_broken), got 'finished'");
 }
 
 TEST(ServiceConfigErrorTest, ManyErrorsAreCapped) {
@@ -774,12 +867,11 @@ TEST(ServiceConfigContainerTest, ReadsEveryKeyAndTheEnvFile) {
   EXPECT_EQ(p.container.env_file, ".env");
   // The file's lines first, then the map, which wins (later entries win).
   EXPECT_EQ(p.env, (std::vector<std::pair<std::string, std::string>>{{"DB_PASSWORD", "s3cret=x"},
-                                                                      {"REGION", "eu-west"},
-                                                                      {"LOG_LEVEL", "debug"},
-                                                                      {"LOG_LEVEL", "info"}}));
-  EXPECT_EQ(p.container.mounts,
-            (std::vector<ContainerMountConfig>{{"./data", "/data", true},
-                                               {"/srv/cache", "/cache", false}}));
+                                                                     {"REGION", "eu-west"},
+                                                                     {"LOG_LEVEL", "debug"},
+                                                                     {"LOG_LEVEL", "info"}}));
+  EXPECT_EQ(p.container.mounts, (std::vector<ContainerMountConfig>{
+                                    {"./data", "/data", true}, {"/srv/cache", "/cache", false}}));
   EXPECT_EQ(p.container.memory_bytes, 512LL * 1024 * 1024);
   EXPECT_DOUBLE_EQ(p.container.cpus, 1.5);
   EXPECT_EQ(p.container.user, "1000:1000");
@@ -814,13 +906,15 @@ TEST(ServiceConfigContainerTest, Defaults) {
   EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  command: \"/app/server --x 'a b'\"\n")
                 .platform.container.command,
             (std::vector<std::string>{"/app/server", "--x", "a b"}));
-  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 2g\n").platform.container.memory_bytes,
-            2LL << 30);
-  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 65536k\n")
-                .platform.container.memory_bytes,
-            65536LL * 1024);
-  EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  memory: 1000\n").platform.container.memory_bytes,
-            1000);
+  EXPECT_EQ(
+      Parse(std::string(kContainerMinimal) + "  memory: 2g\n").platform.container.memory_bytes,
+      2LL << 30);
+  EXPECT_EQ(
+      Parse(std::string(kContainerMinimal) + "  memory: 65536k\n").platform.container.memory_bytes,
+      65536LL * 1024);
+  EXPECT_EQ(
+      Parse(std::string(kContainerMinimal) + "  memory: 1000\n").platform.container.memory_bytes,
+      1000);
   EXPECT_EQ(Parse(std::string(kContainerMinimal) + "  engine: /run/docker.sock\n")
                 .platform.container.engine,
             "/run/docker.sock");
@@ -923,8 +1017,8 @@ TEST(ServiceConfigTest, MaintenancePageIsAFileBesideTurnoutYaml) {
   ASSERT_FALSE(dir.path().empty());
   dir.Write("down.html", "<h1>back at 14:00</h1>");
   const std::string head = "name: shop\nplatform:\n  command: ./app --port {port}\n";
-  const std::string file = dir.Write(
-      "turnout.yaml", head + "maintenance:\n  retry_after: 2m\n  page: down.html\n");
+  const std::string file =
+      dir.Write("turnout.yaml", head + "maintenance:\n  retry_after: 2m\n  page: down.html\n");
   Result<ServiceConfig> c = LoadServiceConfig(file);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->maintenance.retry_after, std::chrono::minutes(2));
@@ -935,9 +1029,10 @@ TEST(ServiceConfigTest, MaintenancePageIsAFileBesideTurnoutYaml) {
   EXPECT_EQ(ConfigHash(*c), ConfigHash(*plain)) << "maintenance is not part of the config hash";
 
   dir.Write("big.html", std::string(kMaxMaintenancePage + 1, 'x'));
-  const std::string bad = dir.Write(
-      "bad.yaml", head + "maintenance:\n  retry_after: 500ms\n  page: big.html\n"
-                         "  content_type: \"text/html\\r\\nX: y\"\n");
+  const std::string bad =
+      dir.Write("bad.yaml", head +
+                                "maintenance:\n  retry_after: 500ms\n  page: big.html\n"
+                                "  content_type: \"text/html\\r\\nX: y\"\n");
   Result<ServiceConfig> b = LoadServiceConfig(bad);
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().message(),
@@ -958,9 +1053,8 @@ TEST(ServiceConfigContainerTest, EnvFileProblemsNameTheLineNeverTheValue) {
   ASSERT_FALSE(c.ok());
   const std::string expected_name =
       ": expected NAME=VALUE with a variable name ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*)";
-  EXPECT_EQ(c.status().message(), file + ":5: platform.env_file: bad.env:2" + expected_name +
-                                      "\n" + file + ":5: platform.env_file: bad.env:3" +
-                                      expected_name);
+  EXPECT_EQ(c.status().message(), file + ":5: platform.env_file: bad.env:2" + expected_name + "\n" +
+                                      file + ":5: platform.env_file: bad.env:3" + expected_name);
   EXPECT_THAT(c.status().message(), ::testing::Not(HasSubstr("hunter2")));
 
   // Never a device or a pipe, which could be read forever; at most 1 MiB.
@@ -985,13 +1079,12 @@ TEST(ServiceConfigContainerTest, EnvFileProblemsNameTheLineNeverTheValue) {
 
 TEST(ServiceConfigContainerTest, CanonicalTextCoversContainerKeysOnly) {
   // Process configs keep the text (and hash) they had before containers existed.
-  EXPECT_THAT(CanonicalServiceConfig(Parse(kMinimal)),
-              ::testing::Not(HasSubstr("platform.image")));
+  EXPECT_THAT(CanonicalServiceConfig(Parse(kMinimal)), ::testing::Not(HasSubstr("platform.image")));
   const std::string base = ConfigHash(Parse(kContainerMinimal));
   for (const std::string extra :
-       {"  memory: 1g\n", "  cpus: 2\n", "  mounts: ['/a:/b']\n", "  args: [-v]\n",
-        "  user: app\n", "  pull: always\n", "  network: bridge\n  port: 80\n",
-        "  engine: /x.sock\n", "  command: [/s]\n", "  env: {A: b}\n"}) {
+       {"  memory: 1g\n", "  cpus: 2\n", "  mounts: ['/a:/b']\n", "  args: [-v]\n", "  user: app\n",
+        "  pull: always\n", "  network: bridge\n  port: 80\n", "  engine: /x.sock\n",
+        "  command: [/s]\n", "  env: {A: b}\n"}) {
     EXPECT_NE(ConfigHash(Parse(std::string(kContainerMinimal) + extra)), base) << extra;
   }
 }
@@ -1166,8 +1259,9 @@ TEST(ServiceConfigJudgementTest, SloPeriodDefaultsToThirtyDays) {
 
 TEST(ServiceConfigJudgementErrorTest, Strategy) {
   const std::string m = kMinimal;
-  EXPECT_EQ(ErrorOf(m + "strategy: big_bang\n"),
-            "turnout.yaml:4: strategy: expected blue_green, canary, rolling or recreate, got 'big_bang'");
+  EXPECT_EQ(
+      ErrorOf(m + "strategy: big_bang\n"),
+      "turnout.yaml:4: strategy: expected blue_green, canary, rolling or recreate, got 'big_bang'");
   EXPECT_EQ(ErrorOf(m + "canary:\n  steps: [{weight: 5%, for: 1m}]\n"),
             "turnout.yaml:5: canary: only used with strategy: canary (strategy is blue_green)");
 }
@@ -1411,6 +1505,7 @@ TEST(ConfigHashTest, StableAcrossSpellingsOfTheSameContent) {
                              "strategy: blue_green\nanalysis_interval: 1000ms\nrules: []\n"
                              "dependencies: []\n")),
             hash);
+  EXPECT_EQ(ConfigHash(Parse(std::string(kMinimal) + "verify: []\n")), hash);
 }
 
 TEST(ConfigHashTest, JudgementDefaultsSpelledOutOrNotHashTheSame) {
@@ -1521,8 +1616,9 @@ TEST(ServiceConfigDatabaseTest, ReadsTheDatabaseSection) {
 }
 
 TEST(ServiceConfigDatabaseTest, ReadsTheAppsOwnToolAndRefusesItHalfGiven) {
-  const std::string m = "name: shop\nplatform:\n  command: ./x --port {port}\ndatabase:\n"
-                        "  url_env: SHOP_DB\n";
+  const std::string m =
+      "name: shop\nplatform:\n  command: ./x --port {port}\ndatabase:\n"
+      "  url_env: SHOP_DB\n";
   Result<ServiceConfig> c = ParseServiceConfig(
       m + "  tool: command\n  up: ./bin/migrate up\n  status: ./bin/migrate version\n"
           "  down: \"./bin/migrate down --to {to}\"\n  tool_timeout: 2m\n",
