@@ -5,7 +5,8 @@
 #   bench/run.sh --quick    fewer rounds, shorter runs, 2,000 idle connections (~2 min)
 #   bench/run.sh --no-build use an existing release build
 #   Only some parts: BENCH_PARTS="throughput switch memory containers" (any subset);
-#   only some proxies: BENCH_CONTENDERS="turnout haproxy nginx caddy" (any subset).
+#   only some proxies: BENCH_CONTENDERS="turnout turnout-log haproxy nginx caddy" (any subset;
+#   turnout-log is turnout with its JSON access log on, every request logged to a file).
 #
 # What it measures (details and the latest numbers: docs/BENCHMARKS.md):
 #   throughput  wrk -t1 -c64 against direct nginx, turnout, HAProxy, nginx-as-proxy and Caddy,
@@ -32,7 +33,7 @@ source demo/lib.sh
 
 bench_args "usage: bench/run.sh [--quick] [--no-build]" "$@"
 parts=${BENCH_PARTS:-throughput switch memory containers}
-contenders_wanted=${BENCH_CONTENDERS:-turnout haproxy nginx caddy}
+contenders_wanted=${BENCH_CONTENDERS:-turnout turnout-log haproxy nginx caddy}
 wants() { [[ " $contenders_wanted " == *" $1 "* ]]; }
 if [[ $quick -eq 1 ]]; then
   rounds=1 seconds=3 switches=20 idle_conns=2000
@@ -74,7 +75,11 @@ done
 router_parts=0
 for p in throughput switch memory; do [[ " $parts " == *" $p "* ]] && router_parts=1; done
 tools=(taskset curl ss)
-[[ $router_parts -eq 1 ]] && tools+=(nginx haproxy caddy wrk)
+if [[ $router_parts -eq 1 ]]; then
+  tools+=(nginx wrk)  # the backend and the load
+  wants haproxy && tools+=(haproxy)
+  wants caddy && tools+=(caddy)
+fi
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool is missing; run scripts/install-deps.sh --bench"
 done
@@ -115,8 +120,8 @@ fi
   echo "kernel: $(uname -sr)"
   echo "turnout: $(git rev-parse --short HEAD 2>/dev/null || echo unknown) (release build)"
   echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
-  echo "haproxy: $(haproxy -v | head -1 | awk '{print $3}')"
-  echo "caddy: $(caddy version | awk '{print $1}')"
+  wants haproxy && echo "haproxy: $(haproxy -v | head -1 | awk '{print $3}')"
+  wants caddy && echo "caddy: $(caddy version | awk '{print $1}')"
   echo "wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
   echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$results/machine.txt"
@@ -182,13 +187,16 @@ start_backend() {
 # the environment.
 export TURNOUT_ADMIN_TOKEN="bench-$RANDOM$RANDOM$RANDOM"
 
-# turnout: both slots, blue active. Sets turnout_pid; $1 = listen port, $2 = admin port.
+# turnout: both slots, blue active. Sets turnout_pid; $1 = listen port, $2 = admin port, more
+# arguments go to `turnout router` as they are.
 start_turnout() {
-  spawn "$work/turnout-$1.log" "${server_pin[@]}" "$turnout" router --listen "127.0.0.1:$1" \
+  local listen=$1 admin=$2
+  shift 2
+  spawn "$work/turnout-$listen.log" "${server_pin[@]}" "$turnout" router --listen "127.0.0.1:$listen" \
     --slot "blue=127.0.0.1:$b1" --slot "green=127.0.0.1:$b2" --active blue \
-    --admin "127.0.0.1:$2" --workers 1 --no-health-checks
+    --admin "127.0.0.1:$admin" --workers 1 --no-health-checks "$@"
   turnout_pid=$spawned
-  wait_http "http://127.0.0.1:$1/" 15 "$turnout_pid"
+  wait_http "http://127.0.0.1:$listen/" 15 "$turnout_pid"
 }
 
 # HAProxy 2.6: one thread, server-side keep-alive reused across clients. Runtime API on a
@@ -275,6 +283,10 @@ start_contender() {
   c_ctl=$(free_port)
   case $1 in
     turnout) start_turnout "$c_port" "$c_ctl" && c_pid=$turnout_pid ;;
+    # Every request logged (sample 1), JSON, to a file on the results' disk.
+    turnout-log)
+      start_turnout "$c_port" "$c_ctl" --access-log "$work/access-$c_port.log" &&
+        c_pid=$turnout_pid ;;
     haproxy) start_haproxy "$c_port" "$c_ctl" && c_pid=$haproxy_pid ;;
     nginx) start_nginx_proxy "$c_port" && c_pid=$nginx_proxy_pid ;;
     caddy) start_caddy "$c_port" && c_pid=$caddy_pid ;;
@@ -291,6 +303,16 @@ rss_kib() {
   for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
     kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
     total=$((total + ${kib:-0}))
+  done
+  echo "$total"
+}
+
+# CPU time (user + system, clock ticks) of a process and its children (nginx: master + workers).
+cpu_ticks() {
+  local total=0 p t
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
+    total=$((total + ${t:-0}))
   done
   echo "$total"
 }
@@ -314,7 +336,7 @@ json_get() {  # FILE JQ-LIKE-PATH (a.b.c) : tiny reader for turnout-load --json 
     END { if (!found) print 0 }' "$1"
 }
 
-declare -A rps p50 p99 switch_failed mem_bytes
+declare -A rps p50 p99 cpu_us switch_failed mem_bytes
 summary=$results/summary.md
 : >"$summary"
 out() { echo "$*" | tee -a "$summary"; }
@@ -327,13 +349,14 @@ fi
 # --- a. throughput and latency ---------------------------------------------------------------
 if [[ " $parts " == *" throughput "* ]]; then
   say "starting the contenders (one worker each, CPU $cpu_server)"
-  declare -A port=([direct]=$b1)
+  declare -A port=([direct]=$b1) pid_of=([direct]=$backend_pid)
   contenders=(direct)
   throughput_pids=()
-  for c in turnout haproxy nginx caddy; do
+  for c in turnout turnout-log haproxy nginx caddy; do
     wants "$c" || continue
     start_contender "$c"
     port[$c]=$c_port
+    pid_of[$c]=$c_pid
     contenders+=("$c")
     throughput_pids+=("$c_pid")
   done
@@ -344,28 +367,37 @@ if [[ " $parts " == *" throughput "* ]]; then
   for ((r = 1; r <= rounds; r++)); do
     for c in "${contenders[@]}"; do
       say "throughput round $r/$rounds: $c (wrk -t1 -c64 -d${seconds}s)"
+      ticks0=$(cpu_ticks "${pid_of[$c]}")
       "${load_pin[@]}" wrk -t1 -c64 -d"${seconds}s" --latency \
         "http://127.0.0.1:${port[$c]}/" >"$results/wrk-$c-$r.txt" 2>&1 || true
+      ticks1=$(cpu_ticks "${pid_of[$c]}")
+      # The server's CPU per request (user + system), in microseconds: what throughput costs
+      # even on a machine too busy for req/s to be steady.
+      awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" '/ requests in / {
+          gsub(/,/, "", $1); if ($1 > 0) printf "%.2f\n", t * 1e6 / hz / $1 }' \
+        "$results/wrk-$c-$r.txt" >"$results/cpu-$c-$r.txt"
       grep -E "Requests/sec|Non-2xx|Socket errors" "$results/wrk-$c-$r.txt" >&2 || true
     done
   done
 
   for c in "${contenders[@]}"; do
-    rps[$c]=$(for f in "$results"/wrk-"$c"-*.txt; do
+    # -[0-9]*: "turnout" must not take turnout-log's files.
+    rps[$c]=$(for f in "$results"/wrk-"$c"-[0-9]*.txt; do
       awk '/^Requests\/sec:/ {print $2}' "$f"; done | median)
-    p50[$c]=$(for f in "$results"/wrk-"$c"-*.txt; do wrk_ms "$f" 50; done | median)
-    p99[$c]=$(for f in "$results"/wrk-"$c"-*.txt; do wrk_ms "$f" 99; done | median)
+    p50[$c]=$(for f in "$results"/wrk-"$c"-[0-9]*.txt; do wrk_ms "$f" 50; done | median)
+    p99[$c]=$(for f in "$results"/wrk-"$c"-[0-9]*.txt; do wrk_ms "$f" 99; done | median)
+    cpu_us[$c]=$(cat "$results"/cpu-"$c"-[0-9]*.txt | median)
   done
 
   out ""
   out "### Throughput (wrk -t1 -c64, ${seconds} s x $rounds interleaved rounds, median)"
   out ""
-  out "| contender | req/s | p50 ms | p99 ms | turnout's req/s vs. this |"
-  out "| --- | ---: | ---: | ---: | ---: |"
+  out "| contender | req/s | p50 ms | p99 ms | turnout's req/s vs. this | server CPU µs/request |"
+  out "| --- | ---: | ---: | ---: | ---: | ---: |"
   for c in "${contenders[@]}"; do
     ratio=$(awk -v t="${rps[turnout]:-0}" -v x="${rps[$c]}" 'BEGIN {
       if (x > 0 && t > 0) printf "%.2fx", t / x; else print "n/a" }')
-    out "| $c | ${rps[$c]} | ${p50[$c]} | ${p99[$c]} | $ratio |"
+    out "| $c | ${rps[$c]} | ${p50[$c]} | ${p99[$c]} | $ratio | ${cpu_us[$c]} |"
   done
 
   # Latency at fixed rates: fractions of the slowest proxy's throughput, so every contender is

@@ -24,9 +24,12 @@
 #include <thread>
 
 #include "api/api.h"
+#include "cli/access_logs.h"
 #include "cli/args.h"
 #include "cli/daemon_output.h"
+#include "common/duration.h"
 #include "common/text.h"
+#include "router/access_log.h"
 #include "daemon/wiring.h"
 #include "service/service_config.h"
 
@@ -583,6 +586,9 @@ int RunHealthCheck(Context& c) {
 }
 
 int RunLogs(Context& c) {
+  for (const char* flag : {"file", "slot", "status", "since"}) {
+    if (c.args.Has(flag)) return Usage(c.command, std::string("--") + flag + " needs --access");
+  }
   std::string target = "/v1/logs?lines=" + c.args.Get("lines", "50");
   if (!c.args.positional().empty()) target += "&slot=" + c.args.positional()[0];
   if (c.args.Has("follow")) {
@@ -611,6 +617,59 @@ int RunLogs(Context& c) {
   }
   if (call.body["instances"].empty()) {
     std::cout << "no instances have run in " << Str(call.body, "slot") << "\n";
+  }
+  return kExitOk;
+}
+
+// `turnout logs --access`: the router's access log, read from its file (no turnoutd call).
+int RunAccessLogs(const std::string& command, const Args& args) {
+  std::string file = args.Get("file", "");
+  if (file.empty()) {
+    std::string config = args.Get("config", EnvOr("TURNOUT_CONFIG", "turnout.yaml"));
+    Result<service::ServiceConfig> sc = service::LoadServiceConfig(config);
+    if (!sc.ok()) {
+      return Usage(command, "--access: give --file FILE, or run where turnout.yaml is (" +
+                                sc.status().message() + ")");
+    }
+    file = sc->router.access_log.path;
+    if (file.empty() || file == "-") {
+      return Usage(command,
+                   "--access: turnout.yaml has no router.access_log.path file; set one, or "
+                   "give --file FILE");
+    }
+  }
+  AccessLogFilter filter;
+  filter.slot = args.Get("slot", "");
+  if (args.Has("status")) {
+    if (Status s = ParseStatusFilter(args.Get("status"), &filter); !s.ok()) {
+      return Usage(command, s.message());
+    }
+  }
+  if (args.Has("since")) {
+    Result<std::chrono::milliseconds> d = ParseDuration(args.Get("since"));
+    if (!d.ok()) return Usage(command, "--since: " + d.status().message());
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    filter.since = router::FormatAccessLogTime(now_ms - d->count());
+  }
+  const bool as_json = args.Has("json");
+  if (!as_json) std::cout << AccessLogHeaderRow();
+  Status s = ReadAccessLog(file, args.Has("follow"), std::chrono::milliseconds(200),
+                           [&](std::string_view text) {
+                             std::optional<AccessLogLine> line = ParseAccessLogLine(text);
+                             if (!line || !Matches(*line, filter)) return true;
+                             if (as_json) {
+                               std::cout << text << "\n";
+                             } else {
+                               std::cout << FormatAccessLogRow(*line);
+                             }
+                             std::cout.flush();
+                             return static_cast<bool>(std::cout);
+                           });
+  if (!s.ok()) {
+    std::cerr << "turnout " << command << ": " << s.message() << "\n";
+    return kExitFailed;
   }
   return kExitOk;
 }
@@ -984,10 +1043,21 @@ const std::vector<Sub>& Subs() {
       {"history", "turnout history [REVISION] [--limit N]",
        "Lists the revisions (newest first), or one revision's transitions and steps.",
        {{"limit", "N", "how many (default 20)"}}, RunHistory},
-      {"logs", "turnout logs [SLOT] [--lines N] [--follow]",
-       "Shows the end of each instance's log in SLOT (default: the serving slot).",
+      {"logs",
+       "turnout logs [SLOT] [--lines N] [--follow]\n"
+       "       turnout logs --access [--file FILE] [--slot S] [--status 5xx|404] [--since 10m] "
+       "[--follow] [--json]",
+       "Shows the end of each instance's log in SLOT (default: the serving slot).\n"
+       "--access: the router's access log instead (router.access_log.path of turnout.yaml, or\n"
+       "--file), filtered, as a table (or the JSON lines with --json); --follow keeps printing\n"
+       "new lines, across rotations, until Ctrl-C.",
        {{"lines", "N", "lines per instance (default 50)"},
-        {"follow", "", "containers: keep printing new lines until Ctrl-C"}},
+        {"follow", "", "keep printing new lines until Ctrl-C (containers, or --access)"},
+        {"access", "", "read the router's access log"},
+        {"file", "FILE", "--access: the access log file (default: router.access_log.path)"},
+        {"slot", "SLOT", "--access: only this slot's requests"},
+        {"status", "STATUS", "--access: only this status (404) or class (5xx)"},
+        {"since", "DURATION", "--access: only requests of the last DURATION (10m, 1h)"}},
        RunLogs},
       {"audit", "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
        "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
@@ -1043,6 +1113,7 @@ int RunDaemonCommand(const std::string& command, const std::vector<std::string>&
                  "not be reached.\n";
     return kExitOk;
   }
+  if (command == "logs" && args->Has("access")) return RunAccessLogs(command, *args);
   Context c;
   c.command = command;
   c.args = *args;

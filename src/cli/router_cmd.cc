@@ -410,12 +410,14 @@ int RunForeground(const std::vector<std::string>& argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reopens the access log
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const std::string admin_address = config->admin;
   const std::string admin_token = config->admin_token;
   const std::string secret_file = router::OverrideSecretFilePath(*config);
   const std::vector<std::string> admin_hosts = config->admin_hosts;
+  const router::AccessLogConfig access_log = config->access_log;
   auto created = router::Router::Create(std::move(config).value());
   if (!created.ok()) return Failed(created.status());
   std::unique_ptr<router::Router> r = std::move(created).value();
@@ -455,6 +457,13 @@ int RunForeground(const std::vector<std::string>& argv) {
   } else {
     std::cout << "turnout router: admin API disabled\n";
   }
+  if (!access_log.path.empty()) {
+    std::cout << "turnout router: access log: "
+              << (access_log.path == "-" ? std::string("stdout") : access_log.path) << " ("
+              << (access_log.format == router::AccessLogConfig::Format::kJson ? "json" : "logfmt")
+              << ", 2xx/3xx sampled at " << access_log.sample * 100
+              << " %; SIGHUP reopens the file)\n";
+  }
   std::cout << "turnout router: stop with Ctrl-C or SIGTERM" << std::endl;
   // Start() returned: every listener accepts (and the admin API, when configured).
   std::string serving = "serving on";
@@ -465,7 +474,10 @@ int RunForeground(const std::vector<std::string>& argv) {
   systemd::Watchdog watchdog([raw = r.get()] { return raw->GetStatus().ok(); });
 
   int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) != 0) {
+  for (;;) {
+    if (sigwait(&stop_signals, &signal_number) != 0) continue;
+    if (signal_number != SIGHUP) break;
+    r->ReopenAccessLog();
   }
   const char* signal_name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
   std::cout << "turnout router: " << signal_name << " received, stopping" << std::endl;

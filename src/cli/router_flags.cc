@@ -26,6 +26,12 @@ const std::vector<FlagSpec>& RouterRunFlags() {
       {"health-path", "PATH", "path of the active health check (default /ready)"},
       {"no-health-checks", "", "route to every instance without checking it"},
       {"trusted-proxy", "CIDR", "keep X-Forwarded-* from this peer", true},
+      {"access-log", "FILE",
+       "write an access log line per request to FILE (rotated at 100 MiB, 5 kept), - = stdout"},
+      {"access-log-format", "FORMAT", "json (default) or logfmt"},
+      {"access-log-sample", "FRACTION",
+       "log this fraction of 2xx/3xx answers, e.g. 0.1 (errors always; default 1)"},
+      {"trace-generate", "", "add a W3C traceparent to requests without a valid one"},
   };
   return kFlags;
 }
@@ -109,6 +115,28 @@ Result<router::RouterConfig> RouterConfigFromArgs(const Args& args) {
   if (args.Has("health-path")) c.health.path = args.Get("health-path");
   if (args.Has("no-health-checks")) c.health.enabled = false;
   c.trusted_proxies = args.GetAll("trusted-proxy");
+  if (args.Has("access-log")) {
+    c.access_log.path = args.Get("access-log");
+    if (c.access_log.path.empty()) {
+      return InvalidArgument("--access-log: give a file, or - for stdout");
+    }
+  }
+  for (const char* flag : {"access-log-format", "access-log-sample"}) {
+    if (args.Has(flag) && !args.Has("access-log")) {
+      return InvalidArgument(std::string("--") + flag + " needs --access-log FILE");
+    }
+  }
+  if (args.Has("access-log-format")) {
+    auto f = router::ParseAccessLogFormat(args.Get("access-log-format"));
+    if (!f.ok()) return InvalidArgument("--access-log-format: " + f.status().message());
+    c.access_log.format = *f;
+  }
+  if (args.Has("access-log-sample")) {
+    auto f = router::ParseAccessLogSample(args.Get("access-log-sample"));
+    if (!f.ok()) return InvalidArgument("--access-log-sample: " + f.status().message());
+    c.access_log.sample = *f;
+  }
+  if (args.Has("trace-generate")) c.trace.generate = true;
   Status s = router::ValidateRouterConfig(c);
   if (!s.ok()) {
     // Name the flag rather than the YAML key the message starts with.

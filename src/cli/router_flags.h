@@ -5,6 +5,8 @@
 //   --admin A  --admin-token T | --admin-token-file F  --admin-host NAME (repeatable)
 //   --workers N  --state-file F  --health-path P
 //   --no-health-checks  --trusted-proxy CIDR (repeatable)  --config FILE
+//   --access-log FILE|-  --access-log-format json|logfmt  --access-log-sample FRACTION
+//   --trace-generate
 //
 // Thread-safety: pure functions.
 

@@ -100,6 +100,40 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   }
 }
 
+TEST(RouterFlags, AccessLogAndTrace) {
+  auto c = FromFlags({"--listen", "127.0.0.1:8080", "--slot", "blue=127.0.0.1:9001",
+                      "--access-log", "/var/log/turnout/access.log", "--access-log-format",
+                      "logfmt", "--access-log-sample", "10%", "--trace-generate"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->access_log.path, "/var/log/turnout/access.log");
+  EXPECT_EQ(c->access_log.format, router::AccessLogConfig::Format::kLogfmt);
+  EXPECT_DOUBLE_EQ(c->access_log.sample, 0.1);
+  EXPECT_TRUE(c->trace.generate);
+
+  c = FromFlags({"--listen", "127.0.0.1:8080", "--slot", "blue=127.0.0.1:9001"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->access_log.path.empty());  // off by default
+  EXPECT_FALSE(c->trace.generate);
+  EXPECT_DOUBLE_EQ(c->access_log.sample, 1.0);
+
+  const std::vector<std::string> base = {"--listen", "127.0.0.1:8080", "--slot",
+                                         "blue=127.0.0.1:9001"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return FromFlags(argv);
+  };
+  EXPECT_NE(with({"--access-log", "-", "--access-log-format", "xml"}).status().message().find(
+                "--access-log-format: expected json or logfmt, got 'xml'"),
+            std::string::npos);
+  EXPECT_NE(with({"--access-log", "-", "--access-log-sample", "1.5"}).status().message().find(
+                "--access-log-sample: expected a fraction from 0 to 1"),
+            std::string::npos);
+  EXPECT_NE(with({"--access-log-sample", "0.5"}).status().message().find(
+                "--access-log-sample needs --access-log FILE"),
+            std::string::npos);
+}
+
 TEST(RouterFlags, AdminTokenFromAFileOrTheEnvironment) {
   char dir[] = "/tmp/turnout_flags_test_XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);

@@ -95,4 +95,24 @@ std::string HumanBytes(uint64_t n) {
   return buf;
 }
 
+std::optional<int64_t> ParseByteSize(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); };
+  if (lower(text.back()) == 'b') text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  const char last = lower(text.back());
+  if (last == 'k' || last == 'm' || last == 'g') {
+    unit = last == 'k' ? 1024 : last == 'm' ? 1024 * 1024 : 1024 * 1024 * 1024;
+    text.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n == 0 ||
+      n > static_cast<uint64_t>(INT64_MAX / unit)) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(n) * unit;
+}
+
 }  // namespace turnout

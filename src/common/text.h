@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,10 @@ std::string EscapeControl(std::string_view text);
 // exponent) from `min` to `max`. InvalidArgument: "expected a whole number from MIN to MAX, got
 // 'TEXT'" (callers add what the number is for).
 Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max);
+
+// A size: `512m`, `1g`, `65536k`, `100mb` or a plain number of bytes (k/m/g: powers of 1024,
+// either case; a trailing `b` is allowed). Zero and overflow are refused (nullopt).
+std::optional<int64_t> ParseByteSize(std::string_view text);
 
 // "512 B", "1.5 MiB": sizes for progress lines and listings (units of 1024).
 std::string HumanBytes(uint64_t bytes);

@@ -216,6 +216,15 @@ router::RouterConfig RouterConfigFromService(const service::ServiceConfig& confi
   r.policy.active = active_slot.empty() ? config.slots[0] : std::string(active_slot);
   r.policy.override_header.header = config.router.override_header;
   r.policy.override_header.secret = secrets.override_secret;
+  const service::RouterAccessLogOptions& a = config.router.access_log;
+  r.access_log.path = a.path;
+  r.access_log.format = a.format == "logfmt" ? router::AccessLogConfig::Format::kLogfmt
+                                             : router::AccessLogConfig::Format::kJson;
+  r.access_log.sample = a.sample;
+  r.access_log.include_query = a.include_query;
+  r.access_log.max_size = static_cast<uint64_t>(a.max_size);
+  r.access_log.keep = a.keep;
+  r.trace.generate = config.router.trace_generate;
   r.state_file = paths.router_policy;
   const service::ProbeConfig& ready = config.health.readiness;
   r.health.enabled = true;
@@ -268,6 +277,23 @@ std::string RouterConfigYaml(const router::RouterConfig& c) {
   out << YAML::Key << "rise" << YAML::Value << c.health.rise;
   out << YAML::Key << "fall" << YAML::Value << c.health.fall;
   out << YAML::EndMap;
+  if (!c.access_log.path.empty()) {
+    const router::AccessLogConfig& a = c.access_log;
+    out << YAML::Key << "access_log" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << a.path;
+    out << YAML::Key << "format" << YAML::Value
+        << (a.format == router::AccessLogConfig::Format::kLogfmt ? "logfmt" : "json");
+    out << YAML::Key << "sample" << YAML::Value << a.sample;
+    out << YAML::Key << "include_query" << YAML::Value << a.include_query;
+    out << YAML::Key << "max_size" << YAML::Value << a.max_size;
+    out << YAML::Key << "keep" << YAML::Value << a.keep;
+    out << YAML::EndMap;
+  }
+  if (c.trace.generate) {
+    out << YAML::Key << "trace" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "generate" << YAML::Value << true;
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

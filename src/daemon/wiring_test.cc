@@ -336,5 +336,37 @@ TEST(WiringTest, TheContainerOptionsHashChangesWithEveryOption) {
   }
 }
 
+// turnout.yaml's router.access_log and router.trace reach the router process's config file.
+TEST(WiringTest, TheAccessLogAndTraceOptionsReachTheRouter) {
+  service::ServiceConfig c = Parse(R"(name: shop
+listen: 127.0.0.1:0
+platform:
+  command: ./app --port {port}
+router:
+  access_log: {path: /var/log/shop/access.log, format: logfmt, sample: 10%, include_query: true,
+               max_size: 10m, keep: 3}
+  trace: {generate: true}
+)");
+  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x"), "", {}, {"t", "s"});
+  Result<router::RouterConfig> back =
+      router::ParseRouterConfigYaml(RouterConfigYaml(r), "router.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << RouterConfigYaml(r);
+  EXPECT_EQ(back->access_log.path, "/var/log/shop/access.log");
+  EXPECT_EQ(back->access_log.format, router::AccessLogConfig::Format::kLogfmt);
+  EXPECT_DOUBLE_EQ(back->access_log.sample, 0.1);
+  EXPECT_TRUE(back->access_log.include_query);
+  EXPECT_EQ(back->access_log.max_size, 10u << 20);
+  EXPECT_EQ(back->access_log.keep, 3);
+  EXPECT_TRUE(back->trace.generate);
+
+  service::ServiceConfig plain =
+      Parse("name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: ./app --port {port}\n");
+  r = RouterConfigFromService(plain, PathsFor(plain, "/x"), "", {}, {"t", "s"});
+  back = router::ParseRouterConfigYaml(RouterConfigYaml(r), "router.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->access_log.path.empty());  // off unless asked for
+  EXPECT_FALSE(back->trace.generate);
+}
+
 }  // namespace
 }  // namespace turnout::daemon

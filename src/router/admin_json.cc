@@ -160,8 +160,18 @@ std::string WindowMetricsToJson(std::chrono::seconds window,
       errors[std::string(metrics::RouterErrorName(static_cast<metrics::RouterError>(i)))] =
           c.router_errors[i];
     }
+    json failures = json::array();
+    for (const FailedRequest& f : s.recent_failures) {
+      failures.push_back({{"unix_ms", f.unix_ms},
+                          {"status", f.status},
+                          {"error", f.error},
+                          {"trace_id", f.trace_id},
+                          {"request_id", f.request_id},
+                          {"instance", f.instance}});
+    }
     out.push_back({{"slot", s.slot},
                    {"requests", c.requests},
+                   {"recent_failures", std::move(failures)},
                    {"responses",
                     {{"1xx", c.by_class[1]},
                      {"2xx", c.by_class[2]},
@@ -243,6 +253,23 @@ Result<std::vector<SlotWindowMetrics>> ParseWindowMetricsJson(std::string_view t
                              r.Field(*h, "upstream_latency", json::value_t::object));
     TURNOUT_ASSIGN_OR_RETURN(m.window.total_latency, ReadHistogram(r, *total));
     TURNOUT_ASSIGN_OR_RETURN(m.window.upstream_latency, ReadHistogram(r, *upstream));
+    // A router without trace evidence (older than the field) sends none.
+    if (s.contains("recent_failures")) {
+      TURNOUT_ASSIGN_OR_RETURN(const json* failures,
+                               r.Field(s, "recent_failures", json::value_t::array));
+      for (const json& f : *failures) {
+        if (!f.is_object()) return r.Fail("recent_failures", "objects");
+        FailedRequest fr;
+        TURNOUT_ASSIGN_OR_RETURN(fr.unix_ms, r.Int(f, "unix_ms"));
+        TURNOUT_ASSIGN_OR_RETURN(int64_t status, r.Int(f, "status"));
+        fr.status = static_cast<int>(status);
+        TURNOUT_ASSIGN_OR_RETURN(fr.error, r.Str(f, "error"));
+        TURNOUT_ASSIGN_OR_RETURN(fr.trace_id, r.Str(f, "trace_id"));
+        TURNOUT_ASSIGN_OR_RETURN(fr.request_id, r.Str(f, "request_id"));
+        TURNOUT_ASSIGN_OR_RETURN(fr.instance, r.Str(f, "instance"));
+        m.recent_failures.push_back(std::move(fr));
+      }
+    }
     out.push_back(std::move(m));
   }
   return out;

@@ -159,6 +159,34 @@ void ReadLimits(Reader& r, const YAML::Node& n, LimitsConfig* l) {
             });
 }
 
+void ReadAccessLog(Reader& r, const YAML::Node& n, AccessLogConfig* a) {
+  r.ForEach(n, "access_log", {"path", "format", "sample", "include_query", "max_size", "keep"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "path") {
+                Set(r.NonEmpty(v, path, "a file path, or - for stdout"), &a->path);
+              } else if (key == "format") {
+                auto f = v.IsScalar() ? ParseAccessLogFormat(v.Scalar())
+                                      : Result<AccessLogConfig::Format>(InvalidArgument(""));
+                if (!f.ok()) return r.Expected(v, path, "json or logfmt");
+                a->format = *f;
+              } else if (key == "sample") {
+                auto f = v.IsScalar() ? ParseAccessLogSample(v.Scalar())
+                                      : Result<double>(InvalidArgument(""));
+                if (!f.ok()) return r.Expected(v, path, "a fraction from 0 to 1, e.g. 0.1 or 10%");
+                a->sample = *f;
+              } else if (key == "include_query") {
+                Set(r.Bool(v, path), &a->include_query);
+              } else if (key == "max_size") {
+                auto b = v.IsScalar() ? ParseByteSize(v.Scalar()) : std::nullopt;
+                if (v.IsScalar() && v.Scalar() == "0") b = 0;
+                if (!b) return r.Expected(v, path, "a size like 100m or 1g (0 = never rotate)");
+                a->max_size = static_cast<uint64_t>(*b);
+              } else if (key == "keep") {
+                Set(r.Int(v, path, 1, 100, "a number of rotated files 1..100"), &a->keep);
+              }
+            });
+}
+
 void ReadCanary(Reader& r, const YAML::Node& v, std::optional<CanaryPolicy>* out) {
   if (v.IsNull()) return;
   CanaryPolicy c;
@@ -319,7 +347,7 @@ Result<RouterConfig> ReadConfig(Reader& r, const YAML::Node& root) {
   r.ForEach(
       root, "",
       {"listen", "workers", "admin", "slots", "policy", "state_file", "trusted_proxies",
-       "request_id_header", "health", "timeouts", "limits"},
+       "request_id_header", "health", "timeouts", "limits", "access_log", "trace"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "listen") {
           c.listen = ReadAddresses(r, v, path, true, "host:port such as 0.0.0.0:8080 or [::]:8080",
@@ -368,6 +396,13 @@ Result<RouterConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           ReadTimeouts(r, v, &c.timeouts);
         } else if (key == "limits") {
           ReadLimits(r, v, &c.limits);
+        } else if (key == "access_log") {
+          ReadAccessLog(r, v, &c.access_log);
+        } else if (key == "trace") {
+          r.ForEach(v, path, {"generate"},
+                    [&](const std::string&, const YAML::Node& t, const std::string& tp) {
+                      Set(r.Bool(t, tp), &c.trace.generate);
+                    });
         }
       });
   if (root.IsMap() && !root["slots"]) {
@@ -386,7 +421,7 @@ Result<RouterConfig> ReadConfig(Reader& r, const YAML::Node& root) {
     const std::string& m = s.message();
     for (std::string_view section :
          {"policy", "admin", "slots", "listen", "health", "timeouts", "limits", "request_id_header",
-          "trusted_proxies", "workers", "state_file"}) {
+          "trusted_proxies", "workers", "state_file", "access_log"}) {
       if (m.rfind(std::string(section), 0) == 0 && root[std::string(section)]) {
         at = root[std::string(section)];
         // Point at the precise key when the message names it (policy.active, admin.token).
@@ -419,6 +454,31 @@ std::string DefaultAdminAddress() {
 std::string_view UnixSocketPathOf(std::string_view address) {
   if (!address.starts_with(kUnixAddressPrefix)) return {};
   return address.substr(kUnixAddressPrefix.size());
+}
+
+Result<AccessLogConfig::Format> ParseAccessLogFormat(std::string_view text) {
+  if (text == "json") return AccessLogConfig::Format::kJson;
+  if (text == "logfmt") return AccessLogConfig::Format::kLogfmt;
+  return InvalidArgument("expected json or logfmt, got '" + EscapeControl(text) + "'");
+}
+
+Result<double> ParseAccessLogSample(std::string_view text) {
+  std::string_view digits = text;
+  double scale = 1.0;
+  if (!digits.empty() && digits.back() == '%') {
+    digits.remove_suffix(1);
+    scale = 0.01;
+  }
+  double v = -1;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v,
+                                   std::chars_format::fixed);
+  v *= scale;
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || !(v >= 0) ||
+      v > 1) {
+    return InvalidArgument("expected a fraction from 0 to 1 (e.g. 0.1, or 10%), got '" +
+                           EscapeControl(text) + "'");
+  }
+  return v;
 }
 
 Status ValidateRouterConfig(const RouterConfig& c) {
@@ -500,6 +560,14 @@ Status ValidateRouterConfig(const RouterConfig& c) {
   if (l.max_target_bytes > l.max_head_bytes) {
     return InvalidArgument("limits.max_target_bytes: must not exceed limits.max_head_bytes (" +
                            std::to_string(l.max_head_bytes) + ")");
+  }
+  const AccessLogConfig& a = c.access_log;
+  if (!(a.sample >= 0 && a.sample <= 1)) {
+    return InvalidArgument("access_log.sample: must be a fraction from 0 to 1");
+  }
+  if (a.keep < 1 || a.keep > 100) {
+    return InvalidArgument("access_log.keep: must be within 1..100, got " +
+                           std::to_string(a.keep));
   }
   return Status::Ok();
 }

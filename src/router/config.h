@@ -63,6 +63,31 @@ struct LimitsConfig {
   uint32_t max_idle_per_instance = 64;   // pooled upstream connections per instance per worker
 };
 
+// The access log (access_log.h). YAML: `access_log: {path, format, sample, include_query,
+// max_size, keep}`; flags: --access-log, --access-log-format, --access-log-sample.
+struct AccessLogConfig {
+  enum class Format : uint8_t { kJson, kLogfmt };
+  std::string path;  // empty: no access log; "-": stdout. Default: empty
+  Format format = Format::kJson;  // Default: JSON lines
+  // Fraction (0..1) of 2xx/3xx answers logged; errors are always logged. Default: 1 (all)
+  double sample = 1.0;
+  bool include_query = false;  // keep the query part of the path. Default: false
+  uint64_t max_size = 100ull << 20;  // rotate past this many bytes; 0 = never. Default: 100 MiB
+  int keep = 5;  // rotated files kept (FILE.1 .. FILE.keep), 1..100. Default: 5
+};
+
+// "json" or "logfmt"; InvalidArgument otherwise.
+Result<AccessLogConfig::Format> ParseAccessLogFormat(std::string_view text);
+// "0.1", "1", "0", "10%": a fraction from 0 to 1; InvalidArgument otherwise.
+Result<double> ParseAccessLogSample(std::string_view text);
+
+// W3C trace context (forward_headers.h). YAML: `trace: {generate: true}`.
+struct TraceConfig {
+  // Add a new `traceparent` to requests that carry none (or an invalid one). A valid one is
+  // always passed on untouched, with its `tracestate`. Default: false.
+  bool generate = false;
+};
+
 // An admin address of the form "unix:/path/to/admin.sock" names a Unix stream socket.
 inline constexpr std::string_view kUnixAddressPrefix = "unix:";
 // The socket path of a "unix:PATH" admin address; empty for any other address (host:port).
@@ -102,6 +127,8 @@ struct RouterConfig {
   HealthCheckConfig health;
   TimeoutConfig timeouts;
   LimitsConfig limits;
+  AccessLogConfig access_log;
+  TraceConfig trace;
 };
 
 // Checks the whole config (addresses parse, slots unique and non-empty, policy valid against

@@ -103,6 +103,57 @@ TEST(RouterConfigYaml, MinimalConfigUsesDefaults) {
   EXPECT_EQ(r->health.path, "/ready");
 }
 
+TEST(RouterConfigYaml, AccessLogAndTrace) {
+  const std::string head = "listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\n";
+  auto r = ParseRouterConfigYaml(head +
+                                     "access_log: {path: /var/log/a.log, format: logfmt, sample: "
+                                     "10%, include_query: true, max_size: 1m, keep: 2}\n"
+                                     "trace: {generate: true}\n",
+                                 "r.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->access_log.path, "/var/log/a.log");
+  EXPECT_EQ(r->access_log.format, AccessLogConfig::Format::kLogfmt);
+  EXPECT_DOUBLE_EQ(r->access_log.sample, 0.1);
+  EXPECT_TRUE(r->access_log.include_query);
+  EXPECT_EQ(r->access_log.max_size, 1u << 20);
+  EXPECT_EQ(r->access_log.keep, 2);
+  EXPECT_TRUE(r->trace.generate);
+
+  auto d = ParseRouterConfigYaml(head, "r.yaml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->access_log.path.empty());  // no access log by default
+  EXPECT_EQ(d->access_log.format, AccessLogConfig::Format::kJson);
+  EXPECT_DOUBLE_EQ(d->access_log.sample, 1.0);
+  EXPECT_FALSE(d->access_log.include_query);
+  EXPECT_EQ(d->access_log.max_size, 100u << 20);
+  EXPECT_EQ(d->access_log.keep, 5);
+  EXPECT_FALSE(d->trace.generate);
+
+  auto zero = ParseRouterConfigYaml(head + "access_log: {path: '-', max_size: 0, sample: 0}\n", "r");
+  ASSERT_TRUE(zero.ok()) << zero.status().ToString();
+  EXPECT_EQ(zero->access_log.max_size, 0u);
+  EXPECT_DOUBLE_EQ(zero->access_log.sample, 0.0);
+
+  for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
+           {"access_log: {path: /a, format: xml}\n",
+            "r.yaml:4: access_log.format: expected json or logfmt, got 'xml'"},
+           {"access_log: {path: /a, sample: 2}\n",
+            "r.yaml:4: access_log.sample: expected a fraction from 0 to 1, e.g. 0.1 or 10%, got "
+            "'2'"},
+           {"access_log: {path: /a, keep: 0}\n",
+            "r.yaml:4: access_log.keep: expected a number of rotated files 1..100, got '0'"},
+           {"access_log: {path: /a, max_size: big}\n",
+            "r.yaml:4: access_log.max_size: expected a size like 100m or 1g (0 = never rotate), "
+            "got 'big'"},
+           {"trace: {generate: maybe}\n", "r.yaml:4: trace.generate: expected true or false, got "
+                                           "'maybe'"},
+       }) {
+    auto bad = ParseRouterConfigYaml(head + yaml, "r.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_EQ(bad.status().message(), message);
+  }
+}
+
 TEST(RouterConfig, DefaultAdminAddressIsAUnixSocketOfThisUser) {
   const char* saved = std::getenv("XDG_RUNTIME_DIR");
   const std::string restore = saved ? saved : "";
@@ -208,7 +259,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{kHead + "policy: {active: blue}\nlisen: 1\n",
                 "router.yaml:6: lisen: unknown key (known keys: listen, workers, admin, slots, "
                 "policy, state_file, trusted_proxies, request_id_header, health, timeouts, "
-                "limits)"},
+                "limits, access_log, trace)"},
         BadCase{kHead + "policy:\n  active: blue\n  canary: {slot: green, weight: 100.01}\n",
                 "router.yaml:7: policy.canary.weight: expected a percentage 0..100 with at most "
                 "two decimals, such as 25 or 0.5%, got '100.01'"},

@@ -26,7 +26,67 @@ bool Is(const http::Header& h, std::string_view name) {
   return h.name.size() == name.size() && http::EqualsIgnoreCase(h.name, name);
 }
 
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool AllZero(std::string_view s) {
+  return s.find_first_not_of('0') == std::string_view::npos;
+}
+
+bool ValidTraceparent(std::string_view v) {
+  if (v.size() < kTraceparentSize) return false;
+  if (v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  std::string_view version = v.substr(0, 2);
+  std::string_view trace = v.substr(3, 32);
+  std::string_view parent = v.substr(36, 16);
+  std::string_view flags = v.substr(53, 2);
+  if (!IsLowerHex(version) || !IsLowerHex(trace) || !IsLowerHex(parent) || !IsLowerHex(flags)) {
+    return false;
+  }
+  if (version == "ff" || AllZero(trace) || AllZero(parent)) return false;
+  if (version == "00") return v.size() == kTraceparentSize;
+  return v.size() == kTraceparentSize || v[kTraceparentSize] == '-';
+}
+
+void AppendHex64(uint64_t v, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+}
+
 }  // namespace
+
+TraceparentState InspectTraceparent(const http::MessageHeaders& headers,
+                                    std::string_view* trace_id) {
+  const http::Header* found = nullptr;
+  for (size_t i = 0; i < headers.count; ++i) {
+    const http::Header& h = headers.fields[i];
+    if ((h.name.size() != 11) || !Is(h, "traceparent")) continue;
+    if (found != nullptr) return TraceparentState::kInvalid;
+    found = &h;
+  }
+  if (found == nullptr) return TraceparentState::kAbsent;
+  if (!ValidTraceparent(found->value)) return TraceparentState::kInvalid;
+  *trace_id = found->value.substr(3, 32);
+  return TraceparentState::kValid;
+}
+
+void FormatTraceparent(uint64_t trace_hi, uint64_t trace_lo, uint64_t parent, char* out) {
+  if (trace_hi == 0 && trace_lo == 0) trace_lo = 1;
+  if (parent == 0) parent = 1;
+  std::memcpy(out, "00-", 3);
+  AppendHex64(trace_hi, out + 3);
+  AppendHex64(trace_lo, out + 19);
+  out[35] = '-';
+  AppendHex64(parent, out + 36);
+  std::memcpy(out + 52, "-01", 3);
+}
 
 Result<TrustedProxies> TrustedProxies::Parse(const std::vector<std::string>& entries) {
   TrustedProxies out;
@@ -143,6 +203,10 @@ void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequ
       }
       if (Is(h, kSecretHeader)) continue;
     }
+    if (!options.traceparent.empty() && !h.name.empty() && (h.name[0] | 0x20) == 't' &&
+        (Is(h, "traceparent") || Is(h, "tracestate"))) {
+      continue;
+    }
     if (!authority.empty() && Is(h, "Host")) {
       AppendField("Host", authority, out);
       continue;
@@ -178,6 +242,7 @@ void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequ
     AppendField("X-Forwarded-Host", head.host, out);
   }
   if (!has_request_id) AppendField(options.request_id_header, options.request_id, out);
+  if (!options.traceparent.empty()) AppendField("traceparent", options.traceparent, out);
   if (options.upgrade) {
     out->append("Connection: Upgrade\r\nUpgrade: ");
     out->append(head.upgrade_protocol);

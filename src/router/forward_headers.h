@@ -50,7 +50,26 @@ struct ForwardRequestOptions {
   std::string_view request_id;         // added when the request has no request_id_header field
   bool chunked = false;                // the body is re-encoded chunked
   bool upgrade = false;                // forward `Connection: Upgrade` + `Upgrade: <proto>`
+  // When not empty: the request's own `traceparent` and `tracestate` fields are left out and
+  // `traceparent: <traceparent>` is sent instead (a new trace for a request without a valid
+  // one). Empty: both are forwarded as received.
+  std::string_view traceparent;
 };
+
+// W3C Trace Context (https://www.w3.org/TR/trace-context/), `traceparent` field:
+//   version "-" trace-id "-" parent-id "-" flags, lowercase hex of 2, 32, 16 and 2 digits.
+// Version 00 is exactly 55 characters; a later version (never ff) is at least 55, and anything
+// after the flags starts with '-'. A trace-id or parent-id of all zeros is invalid.
+enum class TraceparentState : uint8_t { kAbsent, kValid, kInvalid };
+// The request's traceparent: kValid with `*trace_id` (32 hex digits, a view into `headers`) when
+// there is exactly one field and it is valid; kInvalid for a bad value or several fields.
+TraceparentState InspectTraceparent(const http::MessageHeaders& headers,
+                                    std::string_view* trace_id);
+inline constexpr size_t kTraceparentSize = 55;
+// Writes "00-<trace id>-<parent id>-01" (sampled, so that parent-based samplers in the app record
+// the request) from three random numbers; a zero id is made non-zero. `out` gets exactly
+// kTraceparentSize characters; the trace id is out[3..35).
+void FormatTraceparent(uint64_t trace_hi, uint64_t trace_lo, uint64_t parent, char* out);
 
 // Appends the head to send upstream for `head` (always HTTP/1.1).
 void AppendForwardedRequestHead(const http::RequestHead& head, const ForwardRequestOptions& options,

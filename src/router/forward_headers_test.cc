@@ -204,5 +204,79 @@ TEST(ForwardHeadersTest, TrustedProxiesMatchExactAndCidr) {
   EXPECT_FALSE(empty->Contains(a("127.0.0.1")));
 }
 
+// W3C Trace Context: what InspectTraceparent accepts and refuses.
+TEST(TraceContextTest, InspectTraceparentFollowsTheW3cGrammar) {
+  // The views InspectTraceparent returns point into the raw bytes: keep them.
+  std::string raw;
+  http::RequestHead head;
+  auto inspect = [&](const std::string& fields, std::string_view* id) {
+    raw = "GET / HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n";
+    http::ParseResult r = http::ParseRequestHead(raw, http::ParseLimits{}, &head);
+    EXPECT_EQ(r.state, http::ParseState::kComplete) << raw;
+    return InspectTraceparent(head.headers, id);
+  };
+  std::string_view id;
+  const std::string good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  EXPECT_EQ(inspect("traceparent: " + good + "\r\n", &id), TraceparentState::kValid);
+  EXPECT_EQ(id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(inspect("TraceParent: " + good + "\r\n", &id), TraceparentState::kValid);
+  EXPECT_EQ(inspect("", &id), TraceparentState::kAbsent);
+  // A later version may carry more after a '-'.
+  EXPECT_EQ(inspect("traceparent: cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n",
+                    &id),
+            TraceparentState::kValid);
+  for (const std::string bad : {
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",  // 00 is exactly 55
+           "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",    // upper case
+           "00-00000000000000000000000000000000-00f067aa0ba902b7-01",    // zero trace id
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",    // zero parent id
+           "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    // version ff
+           "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",     // short
+           "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    // separator
+           "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",   // no '-' after flags
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902g7-01",    // not hex
+       }) {
+    EXPECT_EQ(inspect("traceparent: " + bad + "\r\n", &id), TraceparentState::kInvalid) << bad;
+  }
+  EXPECT_EQ(inspect("traceparent: " + good + "\r\ntraceparent: " + good + "\r\n", &id),
+            TraceparentState::kInvalid);
+}
+
+TEST(TraceContextTest, FormattedTraceparentIsValidAndNeverZero) {
+  char tp[kTraceparentSize];
+  FormatTraceparent(0x0123456789abcdefull, 0xfedcba9876543210ull, 0x1122334455667788ull, tp);
+  EXPECT_EQ(std::string(tp, sizeof(tp)),
+            "00-0123456789abcdeffedcba9876543210-1122334455667788-01");
+  FormatTraceparent(0, 0, 0, tp);
+  EXPECT_EQ(std::string(tp, sizeof(tp)),
+            "00-00000000000000000000000000000001-0000000000000001-01");
+}
+
+TEST(TraceContextTest, ValidTraceContextIsForwardedUntouched) {
+  const std::string raw =
+      "GET / HTTP/1.1\r\nHost: h\r\n"
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+      "tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\n\r\n";
+  std::string out = Forward(raw, Untrusted());
+  EXPECT_NE(out.find("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\n"),
+            std::string::npos)
+      << out;
+}
+
+TEST(TraceContextTest, GeneratedTraceparentReplacesTheRequestsOwn) {
+  ForwardRequestOptions o = Untrusted();
+  o.traceparent = "00-0123456789abcdeffedcba9876543210-1122334455667788-01";
+  std::string out = Forward(
+      "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: garbage\r\ntracestate: a=b\r\n\r\n", o);
+  EXPECT_EQ(out.find("garbage"), std::string::npos) << out;
+  EXPECT_EQ(out.find("tracestate"), std::string::npos) << out;
+  EXPECT_NE(out.find("traceparent: 00-0123456789abcdeffedcba9876543210-1122334455667788-01\r\n"),
+            std::string::npos)
+      << out;
+}
+
 }  // namespace
 }  // namespace turnout::router

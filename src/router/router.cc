@@ -11,6 +11,7 @@
 
 #include "common/host_port.h"
 #include "metrics/metrics.h"
+#include "router/access_log.h"
 #include "router/health.h"
 #include "router/policy_store.h"
 #include "router/routing_table.h"
@@ -91,6 +92,7 @@ struct Router::Impl {
   FdBudgetInputs budget_inputs;  // as planned at start
   std::string secret_file;  // OverrideSecretFilePath(config)
   std::unique_ptr<HealthChecker> checker;
+  std::unique_ptr<AccessLog> access_log;  // outlives the workers: set before they start
   std::vector<std::unique_ptr<Worker>> worker_list;
   std::vector<std::string> listen;
   bool started = false;
@@ -305,6 +307,15 @@ Status Router::Start() {
     r.started = false;
     return s;
   }
+  if (!r.config.access_log.path.empty() && !r.access_log) {
+    Result<std::unique_ptr<AccessLog>> log = AccessLog::Open(r.config.access_log, r.workers);
+    if (!log.ok()) {
+      r.started = false;
+      return log.status();
+    }
+    r.access_log = std::move(*log);
+    r.shared.access_log = r.access_log.get();
+  }
   for (int i = 0; i < r.workers; ++i) {
     r.worker_list.push_back(std::make_unique<Worker>(i, r.shared));
   }
@@ -349,6 +360,15 @@ void Router::Stop() {
   lock.unlock();
   for (auto& w : workers) w->Stop();
   if (r.checker) r.checker->Stop();
+  if (r.access_log) r.access_log->Flush();
+}
+
+void Router::ReopenAccessLog() {
+  if (impl_->access_log) impl_->access_log->Reopen();
+}
+
+bool Router::FlushAccessLog() {
+  return impl_->access_log ? impl_->access_log->Flush() : true;
 }
 
 std::vector<std::string> Router::ListenAddresses() const {
@@ -419,6 +439,15 @@ std::string Router::PrometheusText() const {
   out += "# TYPE turnout_client_connections_refused_total counter\n";
   out += "turnout_client_connections_refused_total " + std::to_string(r.shared.refused.total()) +
          "\n";
+  if (r.access_log) {
+    out += "# HELP turnout_access_log_lines_total Access log lines written.\n";
+    out += "# TYPE turnout_access_log_lines_total counter\n";
+    out += "turnout_access_log_lines_total " + std::to_string(r.access_log->written()) + "\n";
+    out += "# HELP turnout_access_log_dropped_total Access log lines dropped because the writer "
+           "lagged (its buffers were full) or could not write.\n";
+    out += "# TYPE turnout_access_log_dropped_total counter\n";
+    out += "turnout_access_log_dropped_total " + std::to_string(r.access_log->dropped()) + "\n";
+  }
   if (r.checker) {
     out += "# HELP turnout_health_checks_skipped_total Health checks not run because the router "
            "had no descriptor for them (the instance kept its state).\n";
@@ -526,7 +555,7 @@ Result<std::vector<SlotWindowMetrics>> Router::GetCumulativeMetrics() {
     w.counters = c.counters;
     w.total_latency = std::move(c.total_latency);
     w.upstream_latency = std::move(c.upstream_latency);
-    out.push_back(SlotWindowMetrics{s->name, std::move(w)});
+    out.push_back(SlotWindowMetrics{s->name, std::move(w), s->RecentFailures()});
   }
   return out;
 }
@@ -541,7 +570,7 @@ Result<std::vector<SlotWindowMetrics>> Router::GetWindowMetrics(std::chrono::sec
   std::vector<SlotWindowMetrics> out;
   Clock::TimePoint now = r.clock.Now();
   for (const auto& s : r.slots) {
-    out.push_back(SlotWindowMetrics{s->name, s->metrics->Window(window, now)});
+    out.push_back(SlotWindowMetrics{s->name, s->metrics->Window(window, now), s->RecentFailures()});
   }
   return out;
 }

@@ -83,6 +83,11 @@ class Router final : public RouterControl {
   // Prometheus text (format 0.0.4) for every slot ({slot}) and instance ({slot, instance}), and
   // the router's connection and descriptor gauges.
   std::string PrometheusText() const;
+  // The access log (config.access_log): reopen its file after an external rotation (what
+  // `turnout router` does on SIGHUP); write out what the workers have logged so far. No-ops
+  // without an access log.
+  void ReopenAccessLog();
+  bool FlushAccessLog();  // false when the writer did not take the lines within 2 s
   // The descriptor budget decided by Create() (DescribeFdBudget prints it).
   FdBudget fd_budget() const;
 

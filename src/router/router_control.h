@@ -49,9 +49,23 @@ struct RouterStatus {
   std::string admin;                // actual admin address, empty when disabled
 };
 
+// A failed request (5xx, or aborted by the upstream) that carried a trace id: evidence a
+// rollback can point at. The router keeps the last kRecentFailuresKept per slot.
+struct FailedRequest {
+  int64_t unix_ms = 0;     // wall-clock start
+  int status = 0;          // 0: aborted
+  std::string error;       // metrics::RouterErrorName when the router answered, else ""
+  std::string trace_id;    // 32 hex digits (W3C trace context)
+  std::string request_id;  // empty when the router adds none
+  std::string instance;
+};
+inline constexpr size_t kRecentFailuresKept = 16;
+
 struct SlotWindowMetrics {
   std::string slot;
   metrics::WindowSnapshot window;
+  // The slot's last failed requests with a trace id, oldest first (whatever the window).
+  std::vector<FailedRequest> recent_failures;
 };
 
 // The Aborted status of a compare-and-set whose generation is stale.

@@ -83,6 +83,7 @@ SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& hea
           s != nullptr && SecretMatches(s->value, policy.override_header.secret);
       if (allowed) {
         sel.by_override = true;
+        sel.reason = RouteReason::kOverride;
         sel.slot = table.FindSlot(o->value);
         return sel;
       }
@@ -93,9 +94,12 @@ SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& hea
     }
   }
   sel.slot = table.active;
+  sel.reason = RouteReason::kActive;
   if (table.canary < 0) return sel;
   std::string_view key = FindStickyKey(policy.sticky, head.headers);
+  sel.reason = RouteReason::kSticky;
   if (key.empty()) {
+    sel.reason = RouteReason::kCanaryWeight;
     key = generated_key;
     sel.set_cookie = policy.sticky.source == StickinessPolicy::Source::kCookie;
   }

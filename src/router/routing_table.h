@@ -13,7 +13,9 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,8 +23,10 @@
 #include "common/clock.h"
 #include "http/parser.h"
 #include "metrics/metrics.h"
+#include "router/access_log.h"
 #include "router/health.h"
 #include "router/policy.h"
+#include "router/router_control.h"
 
 namespace turnout::router {
 
@@ -34,6 +38,20 @@ struct SlotRuntime {
   // steady_clock nanoseconds since epoch when the slot last stopped receiving traffic; 0 while it
   // receives traffic. Tunnels of the slot are closed `tunnel_drain` after this moment.
   std::atomic<int64_t> lost_traffic_ns{0};
+
+  // Keeps `f` among the last kRecentFailuresKept failures (a failed request only: takes a lock
+  // that only failures and the admin side take).
+  void RecordFailure(FailedRequest f) {
+    std::lock_guard<std::mutex> lock(failures_mu);
+    if (failures.size() >= kRecentFailuresKept) failures.pop_front();
+    failures.push_back(std::move(f));
+  }
+  std::vector<FailedRequest> RecentFailures() const {
+    std::lock_guard<std::mutex> lock(failures_mu);
+    return {failures.begin(), failures.end()};
+  }
+  mutable std::mutex failures_mu;
+  std::deque<FailedRequest> failures;  // guarded by failures_mu
 };
 
 // One upstream instance. Immutable once built; kept across tables while the slot lists it, so
@@ -80,6 +98,7 @@ struct SlotSelection {
   // Index into table.slots; -1: the override named an unknown slot, or `bad_secret`.
   int slot = -1;
   bool by_override = false;
+  RouteReason reason = RouteReason::kNone;  // why `slot` (for the access log)
   // The override header came without the right secret and the policy rejects that (400).
   bool bad_secret = false;
   // A key was generated for a client without one, and the sticky source is a cookie: the

@@ -141,6 +141,12 @@ struct RequestCtx {
   size_t up_pos = 0;
   size_t up_len = 0;
   std::string out;  // head being sent (either direction)
+  // Copied out of the request head for the access log and trace context (the head's bytes get
+  // overwritten by the body); filled only when an access log or trace generation is on.
+  std::string log_method;
+  std::string log_target;
+  std::string log_request_id;
+  std::string trace_id;
   http::RequestHead req;
   http::ResponseHead resp;
 };
@@ -201,6 +207,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool timer_pending = false;
   bool closed = false;
   bool peer_trusted = false;
+  uint16_t peer_port = 0;
   SlotRuntime* tunnel_slot = nullptr;
   std::string peer_ip;
   Conn* prev = nullptr;
@@ -210,6 +217,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
 // Everything one request needs besides its buffers.
 struct Exchange {
   std::shared_ptr<const RoutingTable> table;
+  Conn* conn = nullptr;
+  RequestCtx* ctx = nullptr;
+  int version_minor = -1;  // of the request; -1 until its head is parsed
+  RouteReason reason = RouteReason::kNone;
+  int64_t unix_ms = 0;     // wall-clock start, for the access log
   const SlotEntry* slot = nullptr;
   int slot_index = -1;
   const InstanceEntry* inst = nullptr;
@@ -238,6 +250,7 @@ struct Exchange {
   bool client_close = false;      // close the client connection after this exchange
   bool response_started = false;  // some response byte went to the client
   bool upstream_reusable = false;
+  bool finished = false;  // Finish() ran (a tunnel finishes early)
 };
 
 enum class Attempt { kDone, kRetry };
@@ -302,6 +315,10 @@ struct Worker::Impl {
   // at the limit could never reach an upstream anyway.
   bool KeepUnderFdPressure();
   void NewKey(char (&key)[16]);
+  uint64_t NextRandom();
+  // Writes the access log line of a finished exchange (when kept) and remembers a failed one's
+  // trace id in its slot.
+  void LogExchange(const Exchange& e, Clock::TimePoint now);
   size_t NewRequestId(char* out);
 
   // Declared first: destroyed last, after everything that holds sockets or timers.
@@ -451,12 +468,17 @@ Worker::Impl::~Impl() {
   sweep_timer.reset();
 }
 
-void Worker::Impl::NewKey(char (&key)[16]) {
-  // xorshift64*: fast, and good enough for spreading clients over canary buckets.
+uint64_t Worker::Impl::NextRandom() {
+  // xorshift64*: fast, and good enough for spreading clients over canary buckets, sampling and
+  // trace ids (which need to be unique, not unpredictable).
   rng ^= rng >> 12;
   rng ^= rng << 25;
   rng ^= rng >> 27;
-  uint64_t v = rng * 0x2545F4914F6CDD1Dull;
+  return rng * 0x2545F4914F6CDD1Dull;
+}
+
+void Worker::Impl::NewKey(char (&key)[16]) {
+  uint64_t v = NextRandom();
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 0; i < 16; ++i) key[i] = kHex[(v >> (i * 4)) & 0xf];
 }
@@ -735,6 +757,7 @@ void Worker::Impl::Accepted(tcp::socket socket) {
       a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
     }
     c->peer_ip = a.to_string();
+    c->peer_port = peer.port();
     c->peer_trusted = shared.trusted.Contains(a);
   }
   c->idle_since = Steady::now();
@@ -835,6 +858,51 @@ void Worker::Impl::Finish(Exchange& e) {
     shard.Record(s, now);
     shard.AddInFlight(-1);
   }
+  if (!e.finished) LogExchange(e, now);
+  e.finished = true;
+}
+
+void Worker::Impl::LogExchange(const Exchange& e, Clock::TimePoint now) {
+  const bool failed = e.status >= 500 || (e.router_error && e.status == 0 &&
+                                           e.error != RouterError::kClientAbort);
+  if (failed && e.slot != nullptr && e.ctx != nullptr && !e.ctx->trace_id.empty()) {
+    FailedRequest f;
+    f.unix_ms = e.unix_ms;
+    f.status = e.status;
+    if (e.router_error) f.error = metrics::RouterErrorName(e.error);
+    f.trace_id = e.ctx->trace_id;
+    f.request_id = e.ctx->log_request_id;
+    if (e.inst != nullptr) f.instance = e.inst->address;
+    e.slot->runtime->RecordFailure(std::move(f));
+  }
+  AccessLog* log = shared.access_log;
+  if (log == nullptr || !log->Keep(e.status, e.router_error, NextRandom())) return;
+  AccessLogEntry l;
+  l.unix_ms = e.unix_ms;
+  if (e.conn != nullptr) {
+    l.client_ip = e.conn->peer_ip;
+    l.client_port = e.conn->peer_port;
+  }
+  if (e.ctx != nullptr && e.version_minor >= 0) {
+    l.method = e.ctx->log_method;
+    l.target = e.ctx->log_target;
+    l.request_id = e.ctx->log_request_id;
+    l.trace_id = e.ctx->trace_id;
+  }
+  l.version_minor = e.version_minor;
+  l.status = e.status;
+  l.response_bytes = e.bytes_out;
+  l.request_bytes = e.bytes_in;
+  l.duration_ms = std::chrono::duration<double, std::milli>(now - e.t0).count();
+  if (e.have_upstream_latency) {
+    l.upstream_ms = std::chrono::duration<double, std::milli>(e.t_head - e.t_sent).count();
+  }
+  const SlotEntry* slot = e.slot;
+  if (slot != nullptr) l.slot = slot->runtime->name;
+  if (e.inst != nullptr) l.instance = e.inst->address;
+  l.reason = e.reason;
+  if (e.router_error) l.error = metrics::RouterErrorName(e.error);
+  log->Append(index, l);
 }
 
 awaitable<void> Worker::Impl::RespondError(Conn& c, RequestCtx& x, Exchange& e, int status,
@@ -932,6 +1000,14 @@ awaitable<bool> Worker::Impl::Reject(Conn& c, RequestCtx& x, Exchange& e, int st
 awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   Exchange e;
   e.t0 = shared.clock->Now();
+  e.conn = &c;
+  e.ctx = &x;
+  x.trace_id.clear();
+  if (shared.access_log != nullptr) {
+    e.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    shared.clock->WallNow().time_since_epoch())
+                    .count();
+  }
   c.SetDeadline(config().timeouts.head, Phase::kHead);
 
   // 1. The request head.
@@ -990,6 +1066,34 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   e.body_start = pr.consumed;
   x.in_pos = pr.consumed;
   e.bytes_in = pr.consumed;
+  e.version_minor = req.version_minor;
+  const bool logging = shared.access_log != nullptr;
+  if (logging) {
+    x.log_method.assign(req.method);
+    x.log_target.assign(req.target);
+  }
+  // W3C trace context: a valid traceparent goes on untouched; without one, a new trace when
+  // trace.generate is on.
+  char traceparent[kTraceparentSize];
+  bool new_trace = false;
+  {
+    std::string_view trace_id;
+    TraceparentState ts = InspectTraceparent(req.headers, &trace_id);
+    if (ts == TraceparentState::kValid) {
+      x.trace_id.assign(trace_id);
+    } else if (config().trace.generate) {
+      FormatTraceparent(NextRandom(), NextRandom(), NextRandom(), traceparent);
+      x.trace_id.assign(traceparent + 3, 32);
+      new_trace = true;
+    }
+  }
+  // The request id, for the log line and a failed request's evidence.
+  const bool want_request_id = logging || !x.trace_id.empty();
+  x.log_request_id.clear();
+  if (want_request_id && !config().request_id_header.empty()) {
+    const http::Header* rid = req.headers.Find(config().request_id_header);
+    if (rid != nullptr) x.log_request_id.assign(rid->value);
+  }
   e.retryable = !e.upgrade && IsIdempotent(req.method) &&
                 (e.body == http::BodyKind::kNone || (e.body == http::BodyKind::kContentLength &&
                                                      e.content_length <= x.in_len - x.in_pos));
@@ -1003,6 +1107,7 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   // 2. Slot and instance.
   NewKey(e.key);
   e.sel = SelectSlot(t, req, std::string_view(e.key, sizeof(e.key)));
+  e.reason = e.sel.reason;
   if (e.sel.bad_secret) {
     co_return co_await Reject(c, x, e, 400, RouterError::kBadRequest,
                               "bad request: the " + t.policy.override_header.header +
@@ -1038,6 +1143,10 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   fo.peer_trusted = c.peer_trusted;
   fo.request_id_header = config().request_id_header;
   fo.request_id = std::string_view(rid, NewRequestId(rid));
+  if (want_request_id && x.log_request_id.empty() && !fo.request_id_header.empty()) {
+    x.log_request_id.assign(fo.request_id);
+  }
+  if (new_trace) fo.traceparent = std::string_view(traceparent, kTraceparentSize);
   fo.chunked = e.body == http::BodyKind::kChunked;
   fo.upgrade = e.upgrade;
   AppendForwardedRequestHead(req, fo, &x.out);

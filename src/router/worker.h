@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/throttled_count.h"
+#include "router/access_log.h"
 #include "router/config.h"
 #include "router/forward_headers.h"
 #include "router/routing_table.h"
@@ -35,6 +36,7 @@ struct DataPlaneShared {
   int workers = 1;
   TrustedProxies trusted;
   uint64_t start_ns = 0;  // wall-clock start, part of generated request ids
+  AccessLog* access_log = nullptr;  // owned by Router; null when there is no access log
   // The current table. The control side publishes it before bumping `generation` (release); a
   // worker loads `generation` (acquire) per request and takes the table, under `table_mu`, only
   // when the generation moved: the request path itself takes no lock. (A mutex rather than

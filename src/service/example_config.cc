@@ -292,6 +292,13 @@ router:
   override_secret: ""
   # Router worker threads; 0 = one per core. Default: 0
   workers: 0
+  # One line per request (JSON or logfmt), read back with `turnout logs --access`; no header is
+  # logged. Default: none. sample: share of 2xx/3xx logged (errors always); max_size/keep: rotation
+  # access_log: {path: /var/log/shop/access.log, format: json, sample: 1, include_query: false,
+  #              max_size: 100m, keep: 5}
+  # A new W3C traceparent for requests without a valid one (a valid one is always passed on).
+  # Default: false
+  # trace: {generate: false}
 
 # Where turnoutd keeps its database, logs and audit trail. Default: .turnout
 state_dir: .turnout

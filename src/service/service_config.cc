@@ -150,24 +150,6 @@ void ReadPorts(Reader& r, const YAML::Node& v, const std::string& path, PortRang
   ports->last = static_cast<uint16_t>(last);
 }
 
-// `512m`, `1g`, `65536k` or a plain number of bytes (k/m/g: powers of 1024, either case).
-std::optional<int64_t> ParseMemory(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  int64_t unit = 1;
-  const char last = static_cast<char>(std::tolower(static_cast<unsigned char>(text.back())));
-  if (last == 'k' || last == 'm' || last == 'g') {
-    unit = last == 'k' ? 1024 : last == 'm' ? 1024 * 1024 : 1024 * 1024 * 1024;
-    text.remove_suffix(1);
-  } else if (last == 'b') {
-    text.remove_suffix(1);
-  }
-  uint64_t n = 0;
-  if (!ParseUint(text, &n) || n == 0 || n > static_cast<uint64_t>(INT64_MAX / unit)) {
-    return std::nullopt;
-  }
-  return static_cast<int64_t>(n) * unit;
-}
-
 // KEY=VALUE lines of an env file; blank lines and lines starting with '#' are skipped, an
 // `export ` before the name is dropped, blanks around the name and the value are trimmed, and a
 // value in matching single or double quotes loses them. Problems name the file's line, never
@@ -381,7 +363,7 @@ void ReadPlatform(Reader& r, const YAML::Node& n, std::string_view base_dir, Pla
             c.mounts.push_back(std::move(m));
           }
         } else if (key == "memory") {
-          std::optional<int64_t> bytes = v.IsScalar() ? ParseMemory(v.Scalar()) : std::nullopt;
+          std::optional<int64_t> bytes = v.IsScalar() ? ParseByteSize(v.Scalar()) : std::nullopt;
           if (!bytes) return r.Expected(v, path, "a size like 512m or 2g (k, m, g: KiB, MiB, GiB)");
           c.memory_bytes = *bytes;
         } else if (key == "cpus") {
@@ -747,9 +729,52 @@ void ReadHooks(Reader& r, const YAML::Node& n, std::vector<HookConfig>* out) {
       });
 }
 
+std::optional<double> ParseDecimal(std::string_view text);
+std::optional<double> ParsePercent(std::string_view text);
+
+void ReadRouterAccessLog(Reader& r, const YAML::Node& n, const std::string& at,
+                         RouterAccessLogOptions* a) {
+  r.ForEach(n, at, {"path", "format", "sample", "include_query", "max_size", "keep"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "path") {
+                auto s = r.NonEmpty(v, path, "an absolute file path, or - for stdout");
+                if (s && *s != "-" && (*s)[0] != '/') {
+                  return r.Expected(v, path, "an absolute file path, or - for stdout");
+                }
+                Set(s, &a->path);
+              } else if (key == "format") {
+                auto s = r.String(v, path);
+                if (s && *s != "json" && *s != "logfmt") {
+                  return r.Expected(v, path, "json or logfmt");
+                }
+                Set(s, &a->format);
+              } else if (key == "sample") {
+                std::optional<double> f;
+                if (v.IsScalar()) {
+                  const std::string& t = v.Scalar();
+                  f = !t.empty() && t.back() == '%' ? ParsePercent(t) : ParseDecimal(t);
+                }
+                if (!f || *f < 0 || *f > 1) {
+                  return r.Expected(v, path, "a fraction from 0 to 1, e.g. 0.1 or 10%");
+                }
+                a->sample = *f;
+              } else if (key == "include_query") {
+                Set(r.Bool(v, path), &a->include_query);
+              } else if (key == "max_size") {
+                std::optional<int64_t> b = v.IsScalar() ? ParseByteSize(v.Scalar()) : std::nullopt;
+                if (v.IsScalar() && v.Scalar() == "0") b = 0;
+                if (!b) return r.Expected(v, path, "a size like 100m or 1g (0 = never rotate)");
+                a->max_size = *b;
+              } else if (key == "keep") {
+                Set(r.Int(v, path, 1, 100, "a number of rotated files 1..100"), &a->keep);
+              }
+            });
+}
+
 void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
   r.ForEach(n, "router",
-            {"admin", "admin_token", "external", "override_header", "override_secret", "workers"},
+            {"admin", "admin_token", "external", "override_header", "override_secret", "workers",
+             "access_log", "trace"},
             [&](const std::string& key, const YAML::Node& v, const std::string& path) {
               if (key == "external") {
                 auto s = r.String(v, path);
@@ -786,6 +811,13 @@ void ReadRouter(Reader& r, const YAML::Node& n, RouterOptions* o) {
                 Set(s, &o->override_secret);
               } else if (key == "workers") {
                 Set(r.Int(v, path, 0, 256), &o->workers);
+              } else if (key == "access_log") {
+                ReadRouterAccessLog(r, v, path, &o->access_log);
+              } else if (key == "trace") {
+                r.ForEach(v, path, {"generate"},
+                          [&](const std::string&, const YAML::Node& t, const std::string& tp) {
+                            Set(r.Bool(t, tp), &o->trace_generate);
+                          });
               }
             });
 }
@@ -1991,6 +2023,16 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   k.Add("router.override_header", c.router.override_header);
   k.Add("router.override_secret", c.router.override_secret);
   k.Add("router.workers", static_cast<int64_t>(c.router.workers));
+  // Only a config with an access log or trace generation adds lines, so that others keep their
+  // hash.
+  if (!c.router.access_log.path.empty()) {
+    const RouterAccessLogOptions& a = c.router.access_log;
+    k.Add("router.access_log",
+          a.path + "|" + a.format + "|" + std::to_string(a.sample) + "|" +
+              (a.include_query ? "q" : "") + "|" + std::to_string(a.max_size) + "|" +
+              std::to_string(a.keep));
+  }
+  if (c.router.trace_generate) k.Add("router.trace.generate", true);
   k.Add("state_dir", c.state_dir);
   if (c.database.enabled()) {
     // The URL itself is left out: it may carry a password, and where the database is does not

@@ -237,6 +237,17 @@ struct RevisionsConfig {
   int on_disk = 10;  // revisions whose records are kept, >= warm, 1..1000. Default: 10
 };
 
+// router.access_log: the router's access log (docs/router.md "Access log"); passed to the
+// router process turnoutd runs (not to an `external` router, which has its own config).
+struct RouterAccessLogOptions {
+  std::string path;  // an absolute file path, or "-" (the router's stdout). Default: "" (off)
+  std::string format = "json";  // json or logfmt. Default: json
+  double sample = 1.0;          // fraction of 2xx/3xx answers logged (0..1). Default: 1
+  bool include_query = false;   // Default: false
+  int64_t max_size = 100ll << 20;  // rotate past this many bytes; 0 = never. Default: 100m
+  int keep = 5;                    // rotated files kept, 1..100. Default: 5
+};
+
 struct RouterOptions {
   // A TCP address for the admin API of the router process turnoutd runs (host:port). turnoutd
   // then drives it there, with admin_token. Default: "" (no TCP admin listener: the admin API is
@@ -255,6 +266,9 @@ struct RouterOptions {
   // and keeps it in <state_dir>/override.secret, mode 0600).
   std::string override_secret;
   int workers = 0;  // 0 = one per core. Default: 0
+  RouterAccessLogOptions access_log;
+  // router.trace.generate: a new W3C traceparent for requests without a valid one. Default: false
+  bool trace_generate = false;
 };
 
 // One canary step: `- {weight: 5%, for: 5m}`. The canary slot gets weight_bp of the traffic

@@ -499,6 +499,29 @@ TEST(ServiceConfigErrorTest, PortsClash) {
   Parse(std::string(kMinimal) + "  ports: 9000-9999\nrouter: {admin: ''}\n");
 }
 
+TEST(ServiceConfigErrorTest, RouterAccessLog) {
+  const std::string m = std::string(kMinimal) + "router:\n  access_log:\n";
+  EXPECT_NE(ErrorOf(m + "    path: logs/access.log\n")
+                .find("router.access_log.path: expected an absolute file path, or - for stdout"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(m + "    {path: -, format: xml}\n").find("expected json or logfmt"),
+            std::string::npos)
+      << ErrorOf(m + "    {path: -, format: xml}\n");
+  EXPECT_NE(ErrorOf(m + "    path: /a\n    sample: 1.5\n")
+                .find("router.access_log.sample: expected a fraction from 0 to 1"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(m + "    path: /a\n    keep: 0\n").find("router.access_log.keep"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(m + "    path: /a\n    max_size: lots\n").find("router.access_log.max_size"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(m + "    path: /a\n    level: 1\n").find("unknown key"), std::string::npos);
+  ServiceConfig c = Parse(m + "    {path: -, sample: 0.25, max_size: 0}\n");
+  EXPECT_EQ(c.router.access_log.path, "-");
+  EXPECT_DOUBLE_EQ(c.router.access_log.sample, 0.25);
+  EXPECT_EQ(c.router.access_log.max_size, 0);
+  EXPECT_FALSE(c.router.trace_generate);
+}
+
 TEST(ServiceConfigErrorTest, ProbeChecks) {
   EXPECT_EQ(ErrorOf(std::string(kMinimal) +
                     "health:\n  readiness: {path: /r, interval: 1s, timeout: 2s}\n"),
