@@ -169,6 +169,9 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   ASSERT_EQ(Cli({"secrets", "drop-previous", "JWT_KEY", "--wait"}, &out), 0) << out;
   EXPECT_EQ(ServingEnv("JWT_KEY"), rotated);
   EXPECT_EQ(ServingEnv("JWT_KEY_PREVIOUS"), std::nullopt);
+  // Rotating to the value it has changes nothing: refused, without the value in the answer.
+  auto [ss, same] = Api("POST", "/v1/secrets/rotate", {{"name", "JWT_KEY"}, {"value", rotated}});
+  EXPECT_EQ(ss, 409) << same.dump();
 
   // 4. A rollback to the revision before the rotation restores the value before it (once the
   // drop's old slot was stopped: `--wait` returns when traffic moved).
@@ -233,6 +236,7 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   Cli({"secrets", "list", "--json"});
   const auto audit_entries = AuditEntries("secret.rotated");
   EXPECT_EQ(audit_entries.size(), 2u);
+  EXPECT_EQ(AuditEntries("secret.previous_dropped").size(), 2u) << "by hand, then by turnoutd";
   ASSERT_TRUE((*receiver)->WaitFor([&] { return (*receiver)->request_count() > 0; },
                                     milliseconds(10000)));
   for (const auto& r : (*receiver)->RecordedRequests()) {
