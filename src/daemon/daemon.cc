@@ -1846,6 +1846,24 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
       }
       return Redefine("env", actor, c.reason,
                       [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                        // A secret's variables are turnout.yaml's secrets: to set.
+                        for (const auto& r : spec->secrets) {
+                          for (const std::string& var :
+                               {r.name, r.name + "_PREVIOUS", r.name + "_FILE",
+                                r.name + "_PREVIOUS_FILE"}) {
+                            const bool named =
+                                std::any_of(c.env_set.begin(), c.env_set.end(),
+                                            [&](const auto& kv) { return kv.first == var; }) ||
+                                std::find(c.env_unset.begin(), c.env_unset.end(), var) !=
+                                    c.env_unset.end();
+                            if (named) {
+                              return FailedPrecondition(
+                                  var + " belongs to the secret " + r.name +
+                                  " (turnout.yaml secrets:); `turnout secrets rotate " + r.name +
+                                  "` changes it");
+                            }
+                          }
+                        }
                         auto& env = spec->env;
                         const auto before = env;
                         for (const auto& name : c.env_unset) {

@@ -165,6 +165,12 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   auto [again_status, again] = Api("POST", "/v1/secrets/rotate", {{"name", "JWT_KEY"}});
   EXPECT_EQ(again_status, 409) << again.dump();
 
+  // `set env` does not reach a secret's variables, nor echo the value it was given.
+  auto [es, env_change] = Api("POST", "/v1/env", {{"set", {{"JWT_KEY_PREVIOUS", rotated}}}});
+  EXPECT_EQ(es, 409) << env_change.dump();
+  EXPECT_NE(env_change.dump().find("secrets rotate JWT_KEY"), std::string::npos)
+      << env_change.dump();
+
   // 3. Drop the previous value by hand.
   ASSERT_EQ(Cli({"secrets", "drop-previous", "JWT_KEY", "--wait"}, &out), 0) << out;
   EXPECT_EQ(ServingEnv("JWT_KEY"), rotated);
