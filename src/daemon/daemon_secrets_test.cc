@@ -7,6 +7,7 @@
 // state directory outside secrets/ (the state store's bytes, the router's and instances' logs).
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -125,6 +126,25 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   ASSERT_TRUE(generated);
   EXPECT_EQ(generated->size(), 64u) << "generate: hex32";
   EXPECT_EQ(ServingEnv("JWT_KEY_PREVIOUS"), std::nullopt);
+
+  // An instance that dies is relaunched by the supervisor with its secrets read again.
+  const int64_t crashed = ServingPid();
+  ASSERT_GT(crashed, 0);
+  ASSERT_EQ(::kill(static_cast<pid_t>(crashed), SIGKILL), 0);
+  int64_t relaunched = 0;
+  for (auto until = std::chrono::steady_clock::now() + seconds(20);
+       std::chrono::steady_clock::now() < until;) {
+    auto [s, st] = Call("GET", "/v1/status");
+    std::vector<int64_t> pids = RunningPids(st["active"].value("slot", ""));
+    if (pids.size() == 1 && pids[0] != crashed) {
+      relaunched = pids[0];
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_GT(relaunched, 0) << "the serving instance was not relaunched";
+  EXPECT_EQ(EnvOf(relaunched, "JWT_KEY"), *generated);
+  EXPECT_EQ(EnvOf(relaunched, "STRIPE_KEY"), from_env);
 
   // 2. Rotate JWT_KEY with a value from a file: the new one in JWT_KEY, the old in
   // JWT_KEY_PREVIOUS for the overlap.
