@@ -752,6 +752,8 @@ TEST(TurnoutBinary, DaemonApiAuthorizationMatrix) {
       {"POST", "/v1/switch"},       {"POST", "/v1/approve"},     {"POST", "/v1/abort"},
       {"POST", "/v1/stop-instances"}, {"POST", "/v1/pause"},     {"POST", "/v1/resume"},
       {"POST", "/v1/promote"},      {"POST", "/v1/audit/acknowledge"},
+      {"GET", "/v1/secrets"},       {"POST", "/v1/secrets/rotate"},
+      {"POST", "/v1/secrets/drop-previous"},
   };
   enum Kind { kNoCredentials, kWrongToken, kRightToken, kCrossSiteOrigin, kForeignHost, kTextPlain };
   const char* kKindNames[] = {"no credentials", "wrong token", "right token",

@@ -28,6 +28,7 @@
 #include "cli/args.h"
 #include "cli/daemon_output.h"
 #include "common/duration.h"
+#include "common/secret.h"
 #include "common/text.h"
 #include "router/access_log.h"
 #include "daemon/wiring.h"
@@ -410,6 +411,55 @@ int RunSetEnv(Context& c) {
     what += (i || !names.empty() ? ", unset " : "unset ") + unset[i];
   }
   return RunRedefine(c, "/v1/env", json{{"set", set}, {"unset", unset}}, what + ")");
+}
+
+// `turnout secrets list | rotate NAME | drop-previous NAME`.
+int RunSecrets(Context& c) {
+  const auto& pos = c.args.positional();
+  const std::string verb = pos.empty() ? "" : pos[0];
+  if (verb == "list") {
+    if (pos.size() != 1) return Usage(c.command, "`secrets list` takes no argument");
+    Call call = Exchange(c, "GET", "/v1/secrets");
+    if (call.exit != kExitOk) return call.exit;
+    if (c.json) {
+      std::cout << call.body.dump(2) << "\n";
+    } else {
+      std::cout << FormatSecretList(call.body["secrets"]);
+    }
+    return kExitOk;
+  }
+  if (verb != "rotate" && verb != "drop-previous") {
+    return Usage(c.command, "expected `secrets list`, `secrets rotate NAME` or "
+                            "`secrets drop-previous NAME`");
+  }
+  if (pos.size() != 2 || !IsUserEnvName(pos[1])) {
+    return Usage(c.command, "expected `secrets " + verb + " NAME` with the secret's name");
+  }
+  const std::string& name = pos[1];
+  if (verb == "drop-previous") {
+    return RunRedefine(c, "/v1/secrets/drop-previous", json{{"name", name}},
+                       "drop " + name + "_PREVIOUS");
+  }
+  json body = {{"name", name}};
+  if (c.args.Has("value-from-file") && c.args.Has("generate")) {
+    return Usage(c.command, "give --value-from-file or --generate, not both");
+  }
+  if (c.args.Has("value-from-file")) {
+    // Read here, as the user running the command: the file must be as private as turnoutd's.
+    Result<std::string> value = ReadSecretFile(c.args.Get("value-from-file"));
+    if (!value.ok()) {
+      std::cerr << "turnout " << c.command << ": --value-from-file: " << value.status().message()
+                << "\n";
+      return kExitUsage;
+    }
+    body["value"] = *value;
+  }
+  if (c.args.Has("overlap")) {
+    Result<Millis> overlap = ParseDuration(c.args.Get("overlap"));
+    if (!overlap.ok()) return Usage(c.command, "--overlap: " + overlap.status().message());
+    body["overlap_ms"] = overlap->count();
+  }
+  return RunRedefine(c, "/v1/secrets/rotate", body, "rotation of " + name);
 }
 
 int RunStatus(Context& c) {
@@ -982,6 +1032,22 @@ const std::vector<Sub>& Subs() {
         {"wait", "", "follow until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunSetEnv},
+      {"secrets",
+       "turnout secrets list | rotate NAME [--value-from-file F | --generate] [--overlap 24h] "
+       "[--wait] [--reason TEXT] | drop-previous NAME [--wait]",
+       "The secrets of turnout.yaml's secrets: section. `list`: each one's source, delivery,\n"
+       "generation and keyed fingerprint (never a value), its last rotation and whether\n"
+       "NAME_PREVIOUS is live. `rotate NAME`: a new revision of the serving version whose NAME\n"
+       "is a new value (generated, or read from a 0600 file) and NAME_PREVIOUS the old one, so\n"
+       "that tokens signed with it stay valid; after the overlap turnoutd rolls a revision\n"
+       "without NAME_PREVIOUS. `drop-previous NAME` does that at once. `turnout rollback`\n"
+       "restores the value before. Refused while a deployment runs.",
+       {{"value-from-file", "FILE", "the new value: this file's content (mode 0600)"},
+        {"generate", "", "the new value: 32 random bytes as hex (the default)"},
+        {"overlap", "DURATION", "how long NAME_PREVIOUS stays (0 for none). Default: 24h"},
+        {"wait", "", "follow until it is done"},
+        {"reason", "TEXT", "why (recorded in history and the audit log)"}},
+       RunSecrets},
       {"status", "turnout status", "Shows what serves traffic, the deployment in progress, and every slot's instances.",
        {}, RunStatus},
       {"health-check", "turnout health-check [SLOT]",

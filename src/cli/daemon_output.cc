@@ -196,7 +196,33 @@ std::string FormatChange(const json& change) {
     }
     return out;
   }
+  if (kind == "secrets") {
+    std::string action = Str(change, "action");
+    if (action == "drop_previous") action = "drop-previous";
+    return "secrets " + action + " " + Str(change, "secret");
+  }
   return kind;
+}
+
+std::string FormatSecretList(const json& secrets) {
+  if (!secrets.is_array() || secrets.empty()) return "no secrets in turnout.yaml\n";
+  auto cell = [](const json& e, const char* key) {
+    return e.contains(key) && !e[key].is_null() ? Str(e, key) : std::string("-");
+  };
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "SOURCE", "AS", "GEN", "FINGERPRINT", "ROTATED", "PREVIOUS"}};
+  for (const auto& e : secrets) {
+    std::string previous = "-";
+    if (e.contains("previous") && e["previous"].is_object()) {
+      previous = "live";
+      if (e["previous"].contains("until") && e["previous"]["until"].is_string()) {
+        previous += " until " + e["previous"]["until"].get<std::string>();
+      }
+    }
+    rows.push_back({cell(e, "name"), cell(e, "source"), cell(e, "as"), cell(e, "generation"),
+                    cell(e, "fingerprint"), cell(e, "rotated_at"), previous});
+  }
+  return FormatTable(rows);
 }
 
 std::string FormatDeploymentList(const json& list) {

@@ -43,7 +43,12 @@ std::string FormatVerifyStep(const nlohmann::json& step);
 
 // What a revision changed, from its "change" (GET /v1/deployments): "deploy" (null: a deployment
 // of turnout.yaml), "restart", "scale 1->3", "env set A,B unset C" (names only, never a value).
+// A secret's rotation: "secrets rotate NAME", "secrets drop-previous NAME".
 std::string FormatChange(const nlohmann::json& change);
+
+// `turnout secrets list`: the table of GET /v1/secrets (name, source, delivery, generation,
+// keyed fingerprint, last rotation, whether NAME_PREVIOUS is live and until when).
+std::string FormatSecretList(const nlohmann::json& secrets);
 
 // `turnout history`: the table of GET /v1/deployments (header, one row per revision, the
 // footnote), or a line saying there is none.

@@ -147,6 +147,42 @@ TEST(DaemonOutput, HistoryListKeepsLongVersionsApartFromTheSlot) {
   EXPECT_EQ(FormatDeploymentList(json::array()), "no deployments yet\n");
 }
 
+TEST(DaemonOutput, SecretsShowNamesSourcesAndFingerprintsOnly) {
+  EXPECT_EQ(FormatChange({{"kind", "secrets"},
+                          {"secret", "JWT_KEY"},
+                          {"action", "rotate"},
+                          {"fingerprint", "hmac-sha256:0011223344556677"}}),
+            "secrets rotate JWT_KEY");
+  EXPECT_EQ(FormatChange({{"kind", "secrets"}, {"secret", "JWT_KEY"}, {"action", "drop_previous"}}),
+            "secrets drop-previous JWT_KEY");
+  json list = json::array(
+      {{{"name", "JWT_KEY"},
+        {"source", "generated"},
+        {"as", "env"},
+        {"generation", 2},
+        {"fingerprint", "hmac-sha256:0011223344556677"},
+        {"rotated_at", "2026-11-22T08:01:02.123Z"},
+        {"previous",
+         {{"generation", 1},
+          {"fingerprint", "hmac-sha256:8899aabbccddeeff"},
+          {"until", "2026-11-23T08:01:02.123Z"}}}},
+       {{"name", "DB_PASSWORD"},
+        {"source", "file"},
+        {"as", "file"},
+        {"generation", nullptr},
+        {"fingerprint", nullptr},
+        {"rotated_at", nullptr},
+        {"previous", nullptr}}});
+  const std::string text = FormatSecretList(list);
+  EXPECT_TRUE(Apart(text, {"NAME", "SOURCE", "AS", "GEN", "FINGERPRINT", "ROTATED", "PREVIOUS"}))
+      << text;
+  EXPECT_TRUE(Apart(text, {"JWT_KEY", "generated", "env", "2", "hmac-sha256:0011223344556677",
+                           "2026-11-22T08:01:02.123Z", "live until 2026-11-23T08:01:02.123Z"}))
+      << text;
+  EXPECT_TRUE(Apart(text, {"DB_PASSWORD", "file", "file", "-", "-", "-", "-"})) << text;
+  EXPECT_EQ(FormatSecretList(json::array()), "no secrets in turnout.yaml\n");
+}
+
 TEST(DaemonOutput, HistorySaysWhatEachRevisionChangedByNameOnly) {
   EXPECT_EQ(FormatChange(nullptr), "deploy");
   EXPECT_EQ(FormatChange({{"kind", "restart"}, {"of_revision", 3}}), "restart");

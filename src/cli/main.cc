@@ -57,6 +57,8 @@ constexpr Command kCommands[] = {
      [](const std::vector<std::string>& a) { return RunDaemonCommand("scale", a); }},
     {"set", "`set env K=V`: change the serving version's environment, as a new revision",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("set", a); }},
+    {"secrets", "`secrets list`, `rotate NAME`, `drop-previous NAME`: the service's secrets",
+     [](const std::vector<std::string>& a) { return RunDaemonCommand("secrets", a); }},
     {"status", "what serves traffic, the deployment in progress, every instance",
      [](const std::vector<std::string>& a) { return RunDaemonCommand("status", a); }},
     {"health-check", "probe every instance's readiness and liveness now",

@@ -17,7 +17,7 @@
 namespace turnout {
 namespace {
 
-Result<std::string> ReadSecretFile(const std::string& path, int fd) {
+Result<std::string> ReadOpenSecretFile(const std::string& path, int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoError("cannot stat " + path, errno);
   if (!S_ISREG(st.st_mode)) return FailedPrecondition(path + " is not a regular file");
@@ -73,10 +73,42 @@ Result<std::string> RandomSecretHex(size_t bytes) {
   return hex;
 }
 
+Result<bool> CreatePrivateFile(const std::string& path, std::string_view content, mode_t mode) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cannot create " + tmp, errno);
+  Status written = Status::Ok();
+  if (::fchmod(fd, 0600) != 0 ||
+      ::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
+      ::fsync(fd) != 0 || ::fchmod(fd, mode & 0600) != 0) {
+    written = ErrnoError("cannot write " + tmp, errno);
+  }
+  ::close(fd);
+  const int linked = written.ok() ? ::link(tmp.c_str(), path.c_str()) : -1;
+  const int link_errno = errno;
+  ::unlink(tmp.c_str());
+  TURNOUT_RETURN_IF_ERROR(written);
+  if (linked != 0 && link_errno == EEXIST) return false;
+  if (linked != 0) return ErrnoError("cannot create " + path, link_errno);
+  return true;
+}
+
+Result<std::string> ReadSecretFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return NotFound(path + " does not exist");
+  if (fd < 0 && errno == ELOOP) return FailedPrecondition(path + " is a symlink; remove it");
+  if (fd < 0) return ErrnoError("cannot open " + path, errno);
+  Result<std::string> stored = ReadOpenSecretFile(path, fd);
+  ::close(fd);
+  return stored;
+}
+
 Result<std::string> LoadOrCreateSecretFile(const std::string& path, std::string_view value) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
-    Result<std::string> stored = ReadSecretFile(path, fd);
+    Result<std::string> stored = ReadOpenSecretFile(path, fd);
     ::close(fd);
     if (!stored.ok() || value.empty() || *stored == value) return stored;
     TURNOUT_RETURN_IF_ERROR(WriteFileAtomically(path, std::string(value) + "\n", 0600));
@@ -88,33 +120,18 @@ Result<std::string> LoadOrCreateSecretFile(const std::string& path, std::string_
   if (secret.empty()) {
     TURNOUT_ASSIGN_OR_RETURN(secret, RandomSecretHex());
   }
-  // Written under a temporary name created 0600 (O_EXCL) and linked into place: no reader ever
-  // sees a partial file or a wider mode, and when another process made the file first, its
-  // secret is the one kept.
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("cannot create " + tmp, errno);
-  const std::string content = secret + "\n";
-  Status written = Status::Ok();
-  if (::fchmod(fd, 0600) != 0 ||
-      ::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
-      ::fsync(fd) != 0) {
-    written = ErrnoError("cannot write " + tmp, errno);
-  }
-  ::close(fd);
-  const int linked = written.ok() ? ::link(tmp.c_str(), path.c_str()) : -1;
-  const int link_errno = errno;
-  ::unlink(tmp.c_str());
-  TURNOUT_RETURN_IF_ERROR(written);
-  if (linked != 0 && link_errno == EEXIST) return LoadOrCreateSecretFile(path);
-  if (linked != 0) return ErrnoError("cannot create " + path, link_errno);
+  // When another process made the file first, its secret is the one kept.
+  TURNOUT_ASSIGN_OR_RETURN(bool created, CreatePrivateFile(path, secret + "\n", 0600));
+  if (!created) return LoadOrCreateSecretFile(path);
   return secret;
 }
 
 std::string SecretFingerprint(std::string_view secret) {
   return "sha256:" + Sha256Hex(secret).substr(0, 12);
+}
+
+std::string KeyedSecretFingerprint(std::string_view key, std::string_view secret) {
+  return "hmac-sha256:" + HmacSha256Hex(key, secret).substr(0, 16);
 }
 
 }  // namespace turnout

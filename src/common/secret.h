@@ -11,6 +11,8 @@
 
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -34,8 +36,26 @@ Result<std::string> RandomSecretHex(size_t bytes = 32);
 // written; InvalidArgument when it is empty.
 Result<std::string> LoadOrCreateSecretFile(const std::string& path, std::string_view value = {});
 
+// Creates `path` holding `content`, readable by this user only (`mode` 0600 or 0400; other
+// bits are dropped) from the first byte: written under a temporary name (O_EXCL, 0600) and
+// linked into place, so no reader ever sees a partial file or a wider mode. False, writing
+// nothing, when `path` already exists; IoError when it cannot be written.
+Result<bool> CreatePrivateFile(const std::string& path, std::string_view content, mode_t mode);
+
+// The secret stored in an existing file, checked as LoadOrCreateSecretFile checks it (a regular
+// file of this user that nobody else may read; never a symlink); the file is never created or
+// changed. NotFound when it does not exist; the other errors as LoadOrCreateSecretFile's. No
+// message ever contains the file's content.
+Result<std::string> ReadSecretFile(const std::string& path);
+
 // A short, non-reversible name of a secret for logs and status: the first 12 hex digits of its
 // SHA-256 ("sha256:1a2b3c4d5e6f").
 std::string SecretFingerprint(std::string_view secret);
+
+// The name of a secret that may have little entropy (a password), for history, status and the
+// audit log: the first 16 hex digits of HMAC-SHA256 under `key` ("hmac-sha256:0123456789abcdef").
+// Without the key (kept in a 0600 file beside the secrets), a guess cannot be checked against
+// it offline; with the same key, the same secret always has the same fingerprint.
+std::string KeyedSecretFingerprint(std::string_view key, std::string_view secret);
 
 }  // namespace turnout

@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
+
+#include "common/sha256.h"
 
 namespace turnout {
 namespace {
@@ -98,6 +101,51 @@ TEST(SecretFingerprintTest, IsShortAndDoesNotContainTheSecret) {
   EXPECT_EQ(f.size(), 7u + 12u);
   EXPECT_EQ(f.find(secret.substr(0, 8)), std::string::npos);
   EXPECT_EQ(f, SecretFingerprint(secret));
+}
+
+TEST(KeyedSecretFingerprintTest, DependsOnTheKeyAndMatchesHmacSha256) {
+  // RFC 4231, test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
+  EXPECT_EQ(HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string f = KeyedSecretFingerprint("key-one", "hunter2");
+  EXPECT_EQ(f, "hmac-sha256:" + HmacSha256Hex("key-one", "hunter2").substr(0, 16));
+  EXPECT_EQ(f, KeyedSecretFingerprint("key-one", "hunter2"));
+  // Without the key, a guess of a low-entropy value cannot be checked against it.
+  EXPECT_NE(f, KeyedSecretFingerprint("key-two", "hunter2"));
+  EXPECT_NE(f.substr(12), Sha256Hex("hunter2").substr(0, 16));
+  EXPECT_NE(f, KeyedSecretFingerprint("key-one", "hunter3"));
+}
+
+TEST_F(SecretFileTest, CreatePrivateFileMakesItOnceWithItsModeWhateverTheUmask) {
+  const mode_t old = ::umask(0);
+  const std::string path = dir_ + "/copy";
+  Result<bool> created = CreatePrivateFile(path, "s3cret", 0400);
+  ::umask(old);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_TRUE(*created);
+  EXPECT_EQ(ModeOf(path), 0400u);
+  Result<bool> again = CreatePrivateFile(path, "other", 0600);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again) << "an existing file is kept";
+  std::ifstream in(path);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "s3cret");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1)
+      << "no temporary file is left";
+}
+
+TEST_F(SecretFileTest, ReadSecretFileNeverCreatesAndRefusesWhatOthersMayRead) {
+  const std::string path = dir_ + "/value";
+  EXPECT_EQ(ReadSecretFile(path).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(path)) << "reading never creates";
+  std::ofstream(path) << "s3cret\n";
+  ::chmod(path.c_str(), 0640);
+  Result<std::string> wide = ReadSecretFile(path);
+  EXPECT_EQ(wide.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(wide.status().message().find("chmod 600"), std::string::npos);
+  EXPECT_EQ(wide.status().message().find("s3cret"), std::string::npos);
+  ::chmod(path.c_str(), 0400);
+  EXPECT_EQ(ReadSecretFile(path).value_or(""), "s3cret");
 }
 
 TEST(SecretMatches, OnlyTheSameNonEmptySecretMatches) {

@@ -12,4 +12,8 @@ namespace turnout {
 // stored one, so callers compare without a separate error path.
 std::string Sha256Hex(std::string_view data);
 
+// HMAC-SHA256 of `data` under `key` (RFC 2104), as 64 lowercase hex digits; "" only when OpenSSL
+// fails.
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
+
 }  // namespace turnout

@@ -230,6 +230,7 @@ Result<InstanceHandle> ContainerPlatform::Launch(const InstanceSpec& spec) {
   }
   for (const auto& [name, value] : options_.env) c.env.push_back(name + "=" + value);
   for (const auto& [name, value] : spec.env) c.env.push_back(name + "=" + value);
+  for (const auto& [name, value] : spec.secret_env) c.env.push_back(name + "=" + value);
   c.env.push_back("TURNOUT_VERSION=" + spec.version);
   c.env.push_back("TURNOUT_SLOT=" + spec.slot);
   c.env.push_back("TURNOUT_INSTANCE=" + std::to_string(spec.instance));

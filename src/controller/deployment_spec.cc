@@ -122,6 +122,15 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec) {
       return InvalidArgument("slots: '" + s + "' is not a valid slot name");
     }
   }
+  for (const platform::SecretRef& r : spec.secrets) {
+    if (!IsUserEnvName(r.name)) {
+      return InvalidArgument("secrets: '" + r.name + "' is not a variable name");
+    }
+    if (r.as != "env" && r.as != "file") {
+      return InvalidArgument("secrets: " + r.name + " must be delivered as env or file");
+    }
+    if (r.generation < 1) return InvalidArgument("secrets: " + r.name + " has no generation");
+  }
   if (spec.platform != "process" && spec.platform != "container") {
     return InvalidArgument("platform: expected process or container, got '" + spec.platform + "'");
   }
@@ -249,6 +258,20 @@ std::string EncodeSpec(const DeploymentSpec& spec) {
   nlohmann::json env = nlohmann::json::array();
   for (const auto& [k, v] : spec.env) env.push_back({k, v});
   j["env"] = env;
+  // References only (name, delivery, generation, keyed fingerprint), never a value; only specs
+  // with secrets have the key, so that the others keep their text.
+  if (!spec.secrets.empty()) {
+    nlohmann::json secrets = nlohmann::json::array();
+    for (const platform::SecretRef& r : spec.secrets) {
+      secrets.push_back({{"name", r.name},
+                         {"as", r.as},
+                         {"generation", r.generation},
+                         {"fingerprint", r.fingerprint},
+                         {"previous_generation", r.previous_generation},
+                         {"previous_fingerprint", r.previous_fingerprint}});
+    }
+    j["secrets"] = secrets;
+  }
   j["stop_signal"] = spec.stop_signal;
   j["grace_ms"] = spec.grace.count();
   j["log_dir"] = spec.log_dir;
@@ -339,6 +362,15 @@ Result<DeploymentSpec> DecodeSpec(std::string_view json) {
     s.working_dir = j.at("working_dir").get<std::string>();
     for (const auto& e : j.at("env"))
       s.env.emplace_back(e.at(0).get<std::string>(), e.at(1).get<std::string>());
+    if (j.contains("secrets")) {
+      for (const auto& e : j.at("secrets")) {
+        s.secrets.push_back(platform::SecretRef{
+            e.at("name").get<std::string>(), e.at("as").get<std::string>(),
+            e.at("generation").get<int64_t>(), e.at("fingerprint").get<std::string>(),
+            e.at("previous_generation").get<int64_t>(),
+            e.at("previous_fingerprint").get<std::string>()});
+      }
+    }
     s.stop_signal = j.at("stop_signal").get<int>();
     s.grace = Millis(j.at("grace_ms").get<int64_t>());
     s.log_dir = j.at("log_dir").get<std::string>();
@@ -455,6 +487,7 @@ platform::InstanceSpec InstanceSpecFor(const DeploymentSpec& spec, const std::st
   ps.log_dir = spec.log_dir;
   ps.image = spec.image;
   ps.platform_hash = spec.platform_hash;
+  ps.secrets = spec.secrets;
   return ps;
 }
 

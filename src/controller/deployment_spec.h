@@ -120,6 +120,11 @@ struct DeploymentSpec {
   Millis grace{10000};                                   // Default: 10 s
   std::string log_dir;                                   // Default: "" (working directory)
   int replicas = 1;                                      // instances per slot, >= 1. Default: 1
+  // turnout.yaml's secrets, by reference (name, delivery, generation, keyed fingerprint, the
+  // previous generation during a rotation's overlap): never a value. Each instance's values are
+  // resolved just before its launch by whoever keeps them (turnoutd's SecretPlatform).
+  // Default: none
+  std::vector<platform::SecretRef> secrets;
 
   // Placement, handed to Platform::AllocateAddress (the engine itself never picks or checks a
   // port). Processes: instance i of the slot with index s listens on base_port + s * replicas +

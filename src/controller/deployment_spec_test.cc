@@ -107,6 +107,28 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back->liveness_failure_threshold, 4);
 }
 
+TEST(DeploymentSpecTest, SecretsTravelAsReferencesToEachInstanceNeverAsValues) {
+  DeploymentSpec s = Valid();
+  s.secrets = {platform::SecretRef{"JWT_KEY", "env", 3, "hmac-sha256:00112233aabbccdd", 2,
+                                   "hmac-sha256:99887766aabbccdd"},
+               platform::SecretRef{"DB_PASSWORD", "file", 1, "hmac-sha256:0a0b0c0d0e0f0102", 0,
+                                   ""}};
+  Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->secrets, s.secrets);
+  EXPECT_EQ(EncodeSpec(*back), EncodeSpec(s));
+  const platform::InstanceSpec i = InstanceSpecFor(s, "blue", 0, 8080);
+  EXPECT_EQ(i.secrets, s.secrets);
+  EXPECT_TRUE(i.secret_env.empty()) << "resolved by turnoutd at launch, not here";
+  // A spec without secrets keeps the text it had before the field existed.
+  EXPECT_EQ(EncodeSpec(Valid()).find("secrets"), std::string::npos);
+  DeploymentSpec bad = Valid();
+  bad.secrets = {platform::SecretRef{"TURNOUT_X", "env", 1, "f", 0, ""}};
+  EXPECT_EQ(ValidateDeploymentSpec(bad).code(), StatusCode::kInvalidArgument);
+  bad.secrets = {platform::SecretRef{"X", "stdin", 1, "f", 0, ""}};
+  EXPECT_EQ(ValidateDeploymentSpec(bad).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(DeploymentSpecTest, JsonRoundTripKeepsTheNewFields) {
   DeploymentSpec s = Valid();
   SmokeCheck http = HttpCheck("POST", "/api/items?x=1", 201);

@@ -127,6 +127,32 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
   } else if (p == "/v1/env") {
     TURNOUT_RETURN_IF_ERROR(ReadEnvChange(body, &c));
     c.reason = StringField(body, "reason");
+  } else if (p == "/v1/secrets/rotate" || p == "/v1/secrets/drop-previous") {
+    c.secret_name = StringField(body, "name");
+    if (!IsUserEnvName(c.secret_name)) {
+      return InvalidArgument("\"name\" is required: the secret's " + std::string(kEnvNameRule));
+    }
+    c.reason = StringField(body, "reason");
+    if (p == "/v1/secrets/rotate") {
+      bool generate = false;
+      TURNOUT_RETURN_IF_ERROR(BoolField(body, "generate", &generate));
+      if (auto it = body.find("value"); it != body.end() && !it->is_null()) {
+        if (!it->is_string() || it->get<std::string>().empty()) {
+          return InvalidArgument("\"value\" must be a non-empty string (or absent: turnoutd "
+                                 "generates one)");
+        }
+        if (generate) return InvalidArgument("give \"value\" or \"generate\", not both");
+        c.secret_value = it->get<std::string>();
+      }
+      if (auto it = body.find("overlap_ms"); it != body.end() && !it->is_null()) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+            it->get<int64_t>() > kMaxSecretOverlapMs) {
+          return InvalidArgument("\"overlap_ms\" must be an integer from 0 to " +
+                                 std::to_string(kMaxSecretOverlapMs) + " (90 days)");
+        }
+        c.overlap_ms = it->get<int64_t>();
+      }
+    }
   } else if (p == "/v1/promote") {
     TURNOUT_RETURN_IF_ERROR(BoolField(body, "full", &c.full));
   }

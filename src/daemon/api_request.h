@@ -19,6 +19,12 @@
 //   /v1/env          "set"          object of NAME -> string value;  "unset"  array of NAMEs;
 //                    at least one name in all, none in both; a NAME is [A-Za-z_][A-Za-z0-9_]*.
 //                    "reason" string, optional. Errors name variables, never a value.
+//   /v1/secrets/rotate  "name" a secret's variable name, required; "value" the new value
+//                    (a non-empty string; absent: turnoutd generates one, as does
+//                    "generate": true); "overlap_ms" how long NAME_PREVIOUS stays, an integer
+//                    0 .. 90 days in ms (default 24 h; 0: none); "reason" string, optional.
+//                    Errors never contain the value.
+//   /v1/secrets/drop-previous  "name" required; "reason" string, optional
 // A string field given another type counts as absent (so a non-string "actor" gets the default).
 // Fields an endpoint does not use are ignored.
 //
@@ -40,6 +46,9 @@ namespace turnout::daemon {
 // The bounds of /v1/scale, those of turnout.yaml's replicas.
 inline constexpr int kMinReplicas = 1;
 inline constexpr int kMaxReplicas = 64;
+// /v1/secrets/rotate's overlap: default and bound.
+inline constexpr int64_t kDefaultSecretOverlapMs = 24LL * 3600 * 1000;
+inline constexpr int64_t kMaxSecretOverlapMs = 90LL * 24 * 3600 * 1000;
 
 struct ApiCommand {
   std::string actor;
@@ -57,6 +66,11 @@ struct ApiCommand {
   // /v1/env: the variables to set (sorted by name) and to remove.
   std::vector<std::pair<std::string, std::string>> env_set;
   std::vector<std::string> env_unset;
+  // /v1/secrets/rotate, /v1/secrets/drop-previous: the secret; rotate: its new value ("":
+  // turnoutd generates one) and how long the old one stays as NAME_PREVIOUS.
+  std::string secret_name;
+  std::string secret_value;
+  int64_t overlap_ms = kDefaultSecretOverlapMs;
 };
 
 // Reads request.body for the POST endpoint request.path (any other path: only "actor" is read).

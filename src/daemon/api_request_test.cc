@@ -196,4 +196,32 @@ TEST(ParseApiCommandTest, PruneReadsDryRun) {
   EXPECT_EQ(bad.status().message(), "\"dry_run\" must be true or false");
 }
 
+TEST(ParseApiCommandTest, SecretsRotateAndDropPreviousReadTheirFieldsNeverEchoingAValue) {
+  Result<ApiCommand> given = ParseApiCommand(Post(
+      "/v1/secrets/rotate",
+      R"({"name":"JWT_KEY","value":"n3w-s3cret","overlap_ms":3600000,"reason":"90 days"})"));
+  ASSERT_TRUE(given.ok()) << given.status().ToString();
+  EXPECT_EQ(given->secret_name, "JWT_KEY");
+  EXPECT_EQ(given->secret_value, "n3w-s3cret");
+  EXPECT_EQ(given->overlap_ms, 3600000);
+  EXPECT_EQ(given->reason, "90 days");
+  Result<ApiCommand> made = ParseApiCommand(Post("/v1/secrets/rotate", R"({"name":"JWT_KEY"})"));
+  ASSERT_TRUE(made.ok());
+  EXPECT_TRUE(made->secret_value.empty()) << "no value: turnoutd generates one";
+  EXPECT_EQ(made->overlap_ms, kDefaultSecretOverlapMs);
+  for (const char* bad :
+       {R"({})", R"({"name":"TURNOUT_X"})", R"({"name":"A","value":5})",
+        R"({"name":"A","value":""})", R"({"name":"A","value":"n3w-s3cret","generate":true})",
+        R"({"name":"A","overlap_ms":-1})", R"({"name":"A","overlap_ms":"1h"})"}) {
+    Result<ApiCommand> c = ParseApiCommand(Post("/v1/secrets/rotate", bad));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().message().find("n3w-s3cret"), std::string::npos) << bad;
+  }
+  Result<ApiCommand> drop =
+      ParseApiCommand(Post("/v1/secrets/drop-previous", R"({"name":"JWT_KEY"})"));
+  ASSERT_TRUE(drop.ok());
+  EXPECT_EQ(drop->secret_name, "JWT_KEY");
+  EXPECT_FALSE(ParseApiCommand(Post("/v1/secrets/drop-previous", "{}")).ok());
+}
+
 }  // namespace turnout::daemon

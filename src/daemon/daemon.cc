@@ -37,6 +37,7 @@
 #include "common/text.h"
 #include "daemon/analysis.h"
 #include "daemon/api_request.h"
+#include "daemon/secrets.h"
 #include "daemon/database.h"
 #include "daemon/router_process.h"
 #include "notify/notifier.h"
@@ -174,7 +175,12 @@ struct Daemon::Impl {
   std::unique_ptr<platform::ProcessPlatform> process_platform;
   // The service's instances with `platform.type: container` (else null).
   std::unique_ptr<platform::ContainerPlatform> container_platform;
-  platform::Platform* platform = nullptr;  // the service's instances: one of the two above
+  // The secrets of turnout.yaml: their values under <state_dir>/secrets, resolved into each
+  // instance's environment at launch by secret_platform (which wraps one of the two above).
+  std::unique_ptr<SecretStore> secrets;
+  std::unique_ptr<SecretPlatform> secret_platform;
+  platform::Platform* platform = nullptr;  // the service's instances: secret_platform
+  Clock::TimePoint next_overlap_check{};
   // The engine's mechanisms for probes and commands (it does no I/O of its own).
   controller::HttpProber engine_prober;
   platform::LocalCommandRunner engine_commands;
@@ -312,6 +318,8 @@ struct Daemon::Impl {
   Status MakeRoomFor(const std::string& what, const std::string& actor);
   // The definition deployment `id` was deployed with (its saved spec).
   Result<controller::DeploymentSpec> SavedSpec(int64_t id);
+  // The saved spec of the revision that serves now; NotFound when nothing serves.
+  Result<controller::DeploymentSpec> ServingSpec();
   // `turnout restart`, `scale N`, `set env`: a new revision of the serving version with the
   // serving revision's own definition, changed by `change` (nothing for a restart), which also
   // fills `detail` (what changed: names, never an env value). kind: "restart", "scale", "env".
@@ -323,6 +331,20 @@ struct Daemon::Impl {
                         const std::function<Status(controller::DeploymentSpec*, json*)>& change);
   // The change recorded with deployment `id` (null for a deployment of turnout.yaml).
   json ChangeOf(int64_t id);
+  // `turnout secrets rotate NAME`: a revision of the serving version whose NAME is a new value
+  // (`value`, or generated when empty) and NAME_PREVIOUS the old one for `overlap` (none when
+  // 0). `turnout secrets drop-previous NAME`: a revision without NAME_PREVIOUS. Both audited
+  // with names and fingerprints only.
+  Result<json> RotateSecret(const std::string& name, const std::string& value, Millis overlap,
+                            const std::string& actor, const std::string& reason);
+  Result<json> DropPreviousSecret(const std::string& name, const std::string& actor,
+                                  const std::string& reason);
+  // Controller thread, every second: once a rotation's overlap ended (by this daemon's clock,
+  // from the deadline kept in the store, so a restart does not forget it), rolls out the
+  // revision that drops NAME_PREVIOUS, as soon as no deployment runs.
+  void DropEndedOverlaps();
+  // The secrets of the serving revision: GET /v1/secrets.
+  api::Reply SecretsReply();
   Result<json> Switch(const std::string& slot, const std::string& actor);
   // `turnout maintenance on|off`: the router answers every request with 503, Retry-After and
   // the page of turnout.yaml's `maintenance:` (read again now), or routes again. Refused while a
@@ -485,6 +507,9 @@ Status Daemon::Impl::StartAll() {
     platform = container_platform.get();
     Log("containers on the engine at " + container_platform->socket_path());
   }
+  TURNOUT_ASSIGN_OR_RETURN(secrets, SecretStore::Open(paths.dir + "/secrets", *store));
+  secret_platform = std::make_unique<SecretPlatform>(*platform, *secrets);
+  platform = secret_platform.get();
   // The one before: when it was last alive and whether it stopped or died.
   TURNOUT_ASSIGN_OR_RETURN(std::optional<std::string> beat, store->GetSetting(kHeartbeatKey));
   if (beat) {
@@ -860,6 +885,7 @@ void Daemon::Impl::ControllerLoop() {
     }
     if (clock.Now() >= next_heartbeat) Heartbeat(false);
     CheckNewAuditEntries();
+    DropEndedOverlaps();
     if (Busy() && !AuditBroken()) StepOnce();
     if (clock.Now() >= next_tick) {
       supervisor->Tick(clock.Now());
@@ -1113,6 +1139,16 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
   }
   TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec,
                            SpecFromConfig(now, config_dir, paths, version));
+  // The secrets' values as their sources hold them now; the hash covers their fingerprints.
+  std::vector<platform::SecretRef> serving_refs;
+  if (Result<controller::DeploymentSpec> serving = ServingSpec(); serving.ok()) {
+    serving_refs = serving->secrets;
+  }
+  TURNOUT_ASSIGN_OR_RETURN(
+      spec.secrets, secrets->RefsForDeploy(now.secrets, config_dir, serving_refs, clock.WallNow()));
+  if (!spec.secrets.empty()) {
+    spec.config_hash = Sha256Hex(spec.config_hash + "\nsecrets " + SecretRefsText(spec.secrets));
+  }
   // The rules, the canary judge's settings and the dependencies of this deployment are the
   // file's as of now too.
   TURNOUT_ASSIGN_OR_RETURN(std::unique_ptr<Analysis> fresh,
@@ -1157,6 +1193,14 @@ Result<controller::DeploymentSpec> Daemon::Impl::SavedSpec(int64_t id) {
   return controller::DecodeSpec(*saved);
 }
 
+Result<controller::DeploymentSpec> Daemon::Impl::ServingSpec() {
+  TURNOUT_ASSIGN_OR_RETURN(state::Service svc, store->GetService(config.name));
+  if (svc.active_revision == 0) return NotFound("nothing serves yet");
+  TURNOUT_ASSIGN_OR_RETURN(state::Deployment serving,
+                           store->GetRevision(config.name, svc.active_revision));
+  return SavedSpec(serving.id);
+}
+
 Result<json> Daemon::Impl::Redefine(
     const std::string& kind, const std::string& actor, const std::string& reason,
     const std::function<Status(controller::DeploymentSpec*, json*)>& change) {
@@ -1187,12 +1231,17 @@ Result<json> Daemon::Impl::Redefine(
   if (kind != "restart") {
     // A changed definition is another configuration: its hash follows from the serving one and
     // the change (values included, so that two env values never share a hash).
-    spec.config_hash = Sha256Hex(serving.config_hash + "\n" +
-                                 json{{"replicas", spec.replicas}, {"env", spec.env}}.dump());
+    json changed = {{"replicas", spec.replicas}, {"env", spec.env}};
+    if (!spec.secrets.empty()) changed["secrets"] = SecretRefsText(spec.secrets);
+    spec.config_hash = Sha256Hex(serving.config_hash + "\n" + changed.dump());
   }
   // What changed, in words (names only): the default reason and the log line.
   std::string what = kind + " of revision " + std::to_string(serving.revision);
   if (kind == "scale") what += " to " + std::to_string(spec.replicas) + " instance(s)";
+  if (detail.contains("secret")) {
+    what += ": " + detail.value("action", std::string()) + " " +
+            detail.value("secret", std::string());
+  }
   for (const char* list : {"set", "unset"}) {
     if (!detail.contains(list) || detail[list].empty()) continue;
     what += std::string(list == std::string("set") ? ": set " : ", unset ");
@@ -1217,6 +1266,186 @@ json Daemon::Impl::ChangeOf(int64_t id) {
   if (!saved.ok() || !*saved) return nullptr;
   json j = json::parse(**saved, nullptr, /*allow_exceptions=*/false);
   return j.is_discarded() ? json(nullptr) : j;
+}
+
+namespace {
+
+int64_t WallMillis(Clock::WallTime t) {
+  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+}
+
+Clock::WallTime FromWallMillis(int64_t ms) { return Clock::WallTime(Millis(ms)); }
+
+platform::SecretRef* FindSecret(controller::DeploymentSpec* spec, const std::string& name) {
+  for (auto& r : spec->secrets) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+Status NoSuchSecret(const std::string& name) {
+  return NotFound("the serving revision has no secret " + name +
+                  "; add it to turnout.yaml's secrets: and `turnout deploy` first");
+}
+
+}  // namespace
+
+Result<json> Daemon::Impl::RotateSecret(const std::string& name, const std::string& value,
+                                        Millis overlap, const std::string& actor,
+                                        const std::string& reason) {
+  const Clock::WallTime now = clock.WallNow();
+  json audit;
+  TURNOUT_ASSIGN_OR_RETURN(
+      json out,
+      Redefine("secrets", actor, reason,
+               [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                 platform::SecretRef* ref = FindSecret(spec, name);
+                 if (ref == nullptr) return NoSuchSecret(name);
+                 if (ref->previous_generation > 0) {
+                   return FailedPrecondition(
+                       name + "_PREVIOUS still holds the value before the last rotation; "
+                              "`turnout secrets drop-previous " +
+                       name + "` first (tokens signed with it stop being accepted)");
+                 }
+                 std::string fresh = value;
+                 if (fresh.empty()) {
+                   TURNOUT_ASSIGN_OR_RETURN(fresh, RandomSecretHex());
+                 }
+                 const std::string fingerprint = secrets->Fingerprint(fresh);
+                 if (fingerprint == ref->fingerprint) {
+                   return FailedPrecondition("the new value of " + name +
+                                             " is the one it has; nothing to roll out");
+                 }
+                 TURNOUT_ASSIGN_OR_RETURN(int64_t generation,
+                                          secrets->AddGeneration(name, fresh, "rotated", now));
+                 if (overlap.count() > 0) {
+                   ref->previous_generation = ref->generation;
+                   ref->previous_fingerprint = ref->fingerprint;
+                 }
+                 (*detail)["secret"] = name;
+                 (*detail)["action"] = "rotate";
+                 (*detail)["generation"] = generation;
+                 (*detail)["fingerprint"] = fingerprint;
+                 (*detail)["previous_fingerprint"] = ref->fingerprint;
+                 (*detail)["overlap_until"] =
+                     overlap.count() > 0 ? json(FormatTime(now + overlap)) : json(nullptr);
+                 ref->generation = generation;
+                 ref->fingerprint = fingerprint;
+                 audit = *detail;
+                 return Status::Ok();
+               }));
+  json meta = secrets->Meta(name);
+  meta["rotated_ms"] = WallMillis(now);
+  if (overlap.count() > 0) {
+    meta["overlap_until_ms"] = WallMillis(now + overlap);
+  } else {
+    meta.erase("overlap_until_ms");
+  }
+  if (Status s = secrets->PutMeta(name, meta); !s.ok()) {
+    Log("secrets: cannot record the rotation of " + name + ": " + s.ToString());
+  }
+  audit["deployment"] = out["deployment"].value("id", int64_t{0});
+  (void)store->AppendAudit(state::AuditEvent{actor, "secret.rotated", config.name, audit.dump()});
+  return out;
+}
+
+Result<json> Daemon::Impl::DropPreviousSecret(const std::string& name, const std::string& actor,
+                                              const std::string& reason) {
+  json audit;
+  TURNOUT_ASSIGN_OR_RETURN(
+      json out, Redefine("secrets", actor, reason,
+                         [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                           platform::SecretRef* ref = FindSecret(spec, name);
+                           if (ref == nullptr) return NoSuchSecret(name);
+                           if (ref->previous_generation == 0) {
+                             return FailedPrecondition(name +
+                                                       " has no previous value live; nothing "
+                                                       "to drop");
+                           }
+                           (*detail)["secret"] = name;
+                           (*detail)["action"] = "drop_previous";
+                           (*detail)["fingerprint"] = ref->fingerprint;
+                           (*detail)["dropped_fingerprint"] = ref->previous_fingerprint;
+                           ref->previous_generation = 0;
+                           ref->previous_fingerprint.clear();
+                           audit = *detail;
+                           return Status::Ok();
+                         }));
+  json meta = secrets->Meta(name);
+  meta.erase("overlap_until_ms");
+  (void)secrets->PutMeta(name, meta);
+  audit["deployment"] = out["deployment"].value("id", int64_t{0});
+  (void)store->AppendAudit(
+      state::AuditEvent{actor, "secret.previous_dropped", config.name, audit.dump()});
+  return out;
+}
+
+void Daemon::Impl::DropEndedOverlaps() {
+  if (clock.Now() < next_overlap_check) return;
+  next_overlap_check = clock.Now() + Millis(1000);
+  if (AuditBroken()) return;
+  if (Busy() && engine->deployment().state != DeploymentState::kScalingDown) return;
+  Result<controller::DeploymentSpec> spec = ServingSpec();
+  if (!spec.ok()) return;
+  const int64_t now = WallMillis(clock.WallNow());
+  for (const platform::SecretRef& ref : spec->secrets) {
+    if (ref.previous_generation == 0) continue;
+    const int64_t until = secrets->Meta(ref.name).value("overlap_until_ms", int64_t{0});
+    if (until > now) continue;
+    Result<json> out = DropPreviousSecret(
+        ref.name, "turnoutd", "the overlap of " + ref.name + "'s rotation ended");
+    if (!out.ok()) {
+      Log("secrets: cannot drop " + ref.name + "_PREVIOUS yet: " + out.status().message());
+      next_overlap_check = clock.Now() + Millis(30000);
+    }
+    return;  // one revision at a time
+  }
+}
+
+api::Reply Daemon::Impl::SecretsReply() {
+  std::vector<platform::SecretRef> serving;
+  if (Result<controller::DeploymentSpec> spec = ServingSpec(); spec.ok()) {
+    serving = spec->secrets;
+  }
+  Result<service::ServiceConfig> now = service::LoadServiceConfig(config_path);
+  const std::vector<service::SecretConfig>& declared = now.ok() ? now->secrets : config.secrets;
+  json list = json::array();
+  auto entry = [&](const std::string& name) -> json& {
+    for (auto& e : list) {
+      if (e["name"] == name) return e;
+    }
+    list.push_back({{"name", name},
+                    {"source", nullptr},
+                    {"as", nullptr},
+                    {"generation", nullptr},
+                    {"fingerprint", nullptr},
+                    {"rotated_at", nullptr},
+                    {"previous", nullptr}});
+    return list.back();
+  };
+  for (const auto& s : declared) {
+    json& e = entry(s.name);
+    e["source"] = s.source();
+    e["as"] = s.as;
+  }
+  for (const auto& r : serving) {
+    json& e = entry(r.name);
+    e["as"] = r.as;
+    e["generation"] = r.generation;
+    e["fingerprint"] = r.fingerprint;
+    const json meta = secrets->Meta(r.name);
+    if (meta.contains("rotated_ms")) {
+      e["rotated_at"] = FormatTime(FromWallMillis(meta.value("rotated_ms", int64_t{0})));
+    }
+    if (r.previous_generation > 0) {
+      const int64_t until = meta.value("overlap_until_ms", int64_t{0});
+      e["previous"] = {{"generation", r.previous_generation},
+                       {"fingerprint", r.previous_fingerprint},
+                       {"until", until > 0 ? json(FormatTime(FromWallMillis(until)))
+                                           : json(nullptr)}};
+    }
+  }
+  return Ok(json{{"service", config.name}, {"secrets", list}});
 }
 
 Status Daemon::Impl::FinishScaleDown(const std::string& reason) {
@@ -1565,6 +1794,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   if (p == "/v1/health" && get) return HealthReply(r);
   if (p == "/v1/slo" && get) return SloReply();
   if (p == "/v1/logs" && get) return LogsReply(r);
+  if (p == "/v1/secrets" && get) return SecretsReply();
   if ((p == "/v1/audit" || p == "/v1/audit/verify" || p == "/v1/events") && get) {
     return AuditReply(r);
   }
@@ -1572,7 +1802,8 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     static const std::set<std::string> kPosts = {
         "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
         "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge",
-        "/v1/maintenance", "/v1/prune", "/v1/restart", "/v1/scale", "/v1/env"};
+        "/v1/maintenance", "/v1/prune", "/v1/restart", "/v1/scale", "/v1/env",
+        "/v1/secrets/rotate", "/v1/secrets/drop-previous"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -1602,6 +1833,18 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     if (!d.ok()) return api::Reply::FromStatus(d.status());
     return api::Reply::Json(201, json{{"deployment", DeploymentJson(*d)}}.dump());
   }
+  if (p == "/v1/secrets/rotate" || p == "/v1/secrets/drop-previous") {
+    const ApiCommand& c = *command;
+    Result<json> out = RunOnController<json>([&]() -> Result<json> {
+      if (p == "/v1/secrets/rotate") {
+        return RotateSecret(c.secret_name, c.secret_value, Millis(c.overlap_ms), actor,
+                            c.reason);
+      }
+      return DropPreviousSecret(c.secret_name, actor, c.reason);
+    });
+    if (!out.ok()) return api::Reply::FromStatus(out.status());
+    return api::Reply::Json(201, out->dump());
+  }
   if (p == "/v1/restart" || p == "/v1/scale" || p == "/v1/env") {
     const ApiCommand& c = *command;
     Result<json> out = RunOnController<json>([&]() -> Result<json> {
@@ -1625,6 +1868,24 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
       }
       return Redefine("env", actor, c.reason,
                       [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+                        // A secret's variables are turnout.yaml's secrets: to set.
+                        for (const auto& r : spec->secrets) {
+                          for (const std::string& var :
+                               {r.name, r.name + "_PREVIOUS", r.name + "_FILE",
+                                r.name + "_PREVIOUS_FILE"}) {
+                            const bool named =
+                                std::any_of(c.env_set.begin(), c.env_set.end(),
+                                            [&](const auto& kv) { return kv.first == var; }) ||
+                                std::find(c.env_unset.begin(), c.env_unset.end(), var) !=
+                                    c.env_unset.end();
+                            if (named) {
+                              return FailedPrecondition(
+                                  var + " belongs to the secret " + r.name +
+                                  " (turnout.yaml secrets:); `turnout secrets rotate " + r.name +
+                                  "` changes it");
+                            }
+                          }
+                        }
                         auto& env = spec->env;
                         const auto before = env;
                         for (const auto& name : c.env_unset) {

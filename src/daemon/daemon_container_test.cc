@@ -329,6 +329,39 @@ TEST_F(DaemonContainerTest, DeploysV1ThenV2UnderLoadWithoutAFailedRequest) {
             << " requests, " << Failed(result) << " failed\n";
 }
 
+// A secret reaches the container through the engine's environment (as: env); a rotation with
+// no overlap is a new revision whose container has the new value; no API reply, history or
+// audit entry holds either value. The test app answers "<APP_VERSION> <path>", so a secret
+// named APP_VERSION shows what the container got (each value ends with " v1" for the smoke
+// test, which expects "v1 /").
+TEST_F(DaemonContainerTest, ASecretReachesTheContainerAsEnvAndARotationReplacesIt) {
+  const std::string first = "canary-container-env-" + std::to_string(::getpid()) + " v1";
+  const std::string rotated = "canary-container-rotated-" + std::to_string(::getpid()) + " v1";
+  WriteContainerConfig("", "", "secrets:\n  APP_VERSION: {from_env: TEST_APP_SECRET}\n",
+                       /*smoke_home=*/false);
+  StartDaemon({"TEST_APP_SECRET=" + first});
+  json v1 = WaitFinished(Deploy("v1"));
+  ASSERT_EQ(State(v1), "succeeded") << v1.dump();
+  const std::string address = PublicAddress();
+  EXPECT_EQ(Body(address), first + " /\n");
+  auto [rs, rotate] = Call("POST", "/v1/secrets/rotate",
+                           {{"name", "APP_VERSION"}, {"value", rotated}, {"overlap_ms", 0}});
+  ASSERT_EQ(rs, 201) << rotate.dump();
+  json done = WaitFinished(rotate["deployment"].value("id", int64_t{0}), milliseconds(60000));
+  ASSERT_EQ(State(done), "succeeded") << done.dump();
+  EXPECT_EQ(Body(address), rotated + " /\n");
+  std::vector<std::string> replies = {rotate.dump(), done.dump(), v1.dump()};
+  for (const char* target :
+       {"/v1/status", "/v1/deployments", "/v1/audit?limit=100000", "/v1/events?limit=1000",
+        "/v1/secrets"}) {
+    replies.push_back(Call("GET", target).second.dump());
+  }
+  for (const std::string& text : replies) {
+    EXPECT_EQ(text.find(first), std::string::npos) << text;
+    EXPECT_EQ(text.find(rotated), std::string::npos) << text;
+  }
+}
+
 TEST_F(DaemonContainerTest, AContainerThatExitsAtOnceIsNeverSwitchedTo) {
   WriteContainerConfig();
   json bad = DeployBadVersionAfterV1("crash");

@@ -918,16 +918,6 @@ size_t RouterInstances(const json& status, const std::string& slot) {
   return n;
 }
 
-// The value of `name` in the environment of process `pid` (nullopt: not set).
-std::optional<std::string> EnvOf(int64_t pid, const std::string& name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  std::string entry;
-  while (std::getline(in, entry, '\0')) {
-    if (entry.rfind(name + "=", 0) == 0) return entry.substr(name.size() + 1);
-  }
-  return std::nullopt;
-}
-
 TEST_F(DaemonTest, ARestartReplacesEveryInstanceInPlaceWithoutAFailedRequest) {
   WriteConfig("");
   SetReplicas(dir_, 2);

@@ -48,6 +48,16 @@ inline std::string MakeTempDir() {
   return tmpl;
 }
 
+// The value of `name` in the environment of process `pid` (nullopt: not set).
+inline std::optional<std::string> EnvOf(int64_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry.rfind(name + "=", 0) == 0) return entry.substr(name.size() + 1);
+  }
+  return std::nullopt;
+}
+
 // Live traffic through the router for the length of a test step.
 struct Load {
   std::optional<ChildProcess> process;

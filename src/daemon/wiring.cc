@@ -13,19 +13,15 @@ namespace turnout::daemon {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string Resolve(std::string_view path, std::string_view base) {
+std::string ResolvePath(std::string_view path, std::string_view base) {
   fs::path p(path);
   if (p.is_relative()) p = fs::path(base) / p;
   return p.lexically_normal().string();
 }
 
-}  // namespace
-
 StatePaths PathsFor(const service::ServiceConfig& config, std::string_view config_dir) {
   StatePaths p;
-  std::string dir = Resolve(config.state_dir, config_dir);
+  std::string dir = ResolvePath(config.state_dir, config_dir);
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   p.dir = dir;
   p.database = dir + "/state.db";
@@ -55,7 +51,7 @@ platform::ContainerPlatformOptions ContainerOptionsFromConfig(const service::Ser
   o.command = c.command;
   o.args = c.args;
   for (const auto& m : c.mounts) {
-    o.mounts.push_back(platform::ContainerMount{Resolve(m.source, config_dir), m.target,
+    o.mounts.push_back(platform::ContainerMount{ResolvePath(m.source, config_dir), m.target,
                                                 m.read_only});
   }
   o.memory_bytes = c.memory_bytes;
@@ -112,7 +108,7 @@ Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& 
     s.platform_hash = ContainerOptionsHash(ContainerOptionsFromConfig(config, config_dir));
   } else {
     s.command = config.platform.command;
-    s.working_dir = Resolve(
+    s.working_dir = ResolvePath(
         config.platform.working_dir.empty() ? "." : config.platform.working_dir, config_dir);
   }
   s.env = config.platform.env;

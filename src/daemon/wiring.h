@@ -39,6 +39,10 @@ struct StatePaths {
   std::string lock_file;
 };
 
+// `path` as it is when absolute, else relative to `base` (normalized): how every file named in
+// turnout.yaml is found.
+std::string ResolvePath(std::string_view path, std::string_view base);
+
 // The config's state_dir resolved against `config_dir` (the directory of turnout.yaml).
 StatePaths PathsFor(const service::ServiceConfig& config, std::string_view config_dir);
 

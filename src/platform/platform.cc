@@ -76,6 +76,18 @@ std::string SpecHash(const InstanceSpec& spec) {
   // Only a set image is hashed, so that specs without one keep their hash.
   if (!spec.image.empty()) h.Add(spec.image);
   if (!spec.platform_hash.empty()) h.Add(spec.platform_hash);
+  // Only specs with secrets add them, so that the others keep their hash.
+  if (!spec.secrets.empty()) {
+    h.Add(static_cast<int64_t>(spec.secrets.size()));
+    for (const SecretRef& s : spec.secrets) {
+      h.Add(s.name);
+      h.Add(s.as);
+      h.Add(s.generation);
+      h.Add(s.fingerprint);
+      h.Add(s.previous_generation);
+      h.Add(s.previous_fingerprint);
+    }
+  }
   char out[17];
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h.value()));
   return out;
@@ -98,6 +110,21 @@ Status ValidateSpec(const InstanceSpec& spec) {
     if (name.empty() || name.find('=') != std::string::npos ||
         name.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
       return InvalidArgument("environment variable name '" + name + "' is not valid");
+    }
+  }
+  for (const SecretRef& s : spec.secrets) {
+    const std::string var = s.as == "file" ? s.name + "_FILE" : s.name;
+    if (std::none_of(spec.secret_env.begin(), spec.secret_env.end(),
+                     [&](const auto& kv) { return kv.first == var; })) {
+      return InvalidArgument("secret " + s.name +
+                             " was not resolved before the launch (turnoutd reads its value "
+                             "from the state directory)");
+    }
+  }
+  for (const auto& [name, value] : spec.secret_env) {
+    if (name.empty() || name.find('=') != std::string::npos ||
+        name.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
+      return InvalidArgument("secret variable name '" + name + "' is not valid");
     }
   }
   return Status::Ok();

@@ -40,6 +40,22 @@
 
 namespace turnout::platform {
 
+// A secret an instance receives, by reference (turnout.yaml `secrets:`). Only the reference is
+// saved with a deployment and hashed; turnoutd reads the value from its state directory at each
+// launch into InstanceSpec::secret_env, so no value is ever in the state store.
+struct SecretRef {
+  std::string name;  // the variable the app reads (common::IsUserEnvName)
+  // "env": NAME holds the value; "file": NAME_FILE names a file that holds it.
+  std::string as = "env";
+  int64_t generation = 0;   // which value (1, 2, ...: each new value of NAME is the next)
+  std::string fingerprint;  // its keyed fingerprint (common/secret.h KeyedSecretFingerprint)
+  // During a rotation's overlap: the value before it, as NAME_PREVIOUS (NAME_PREVIOUS_FILE).
+  // 0 and "": none.
+  int64_t previous_generation = 0;
+  std::string previous_fingerprint;
+  friend bool operator==(const SecretRef&, const SecretRef&) = default;
+};
+
 // What to run: one instance (replica `instance`) of `version` of `service` in `slot`.
 struct InstanceSpec {
   std::string service;  // [A-Za-z0-9][A-Za-z0-9._+-]*; part of log file names
@@ -73,13 +89,22 @@ struct InstanceSpec {
   // A digest of the platform's own options that change what runs (containers: every key of the
   // container platform in turnout.yaml), so that SpecHash changes with them. Default: ""
   std::string platform_hash;
+  // The secrets of the instance, by reference (hashed by SpecHash). Default: none
+  std::vector<SecretRef> secrets;
+  // Their resolved variables (NAME, NAME_PREVIOUS, or NAME_FILE, NAME_PREVIOUS_FILE), filled by
+  // whoever holds the values just before Launch; added to the environment after `env`. Never
+  // hashed, persisted or logged. ValidateSpec refuses a spec whose secrets are not resolved.
+  std::vector<std::pair<std::string, std::string>> secret_env;
 };
 
 // A stable hash of everything in a spec that changes what runs (hex, 16 digits). Used to notice
-// that a running instance was started from a different definition. Not a security hash.
+// that a running instance was started from a different definition. Not a security hash: it
+// covers `env` values but, of secrets, only their references (keyed fingerprints), never
+// secret_env.
 std::string SpecHash(const InstanceSpec& spec);
 
-// Checks the spec's names, instance index, command and grace; InvalidArgument says which field.
+// Checks the spec's names, instance index, command and grace, and that every secret was
+// resolved into secret_env; InvalidArgument says which field.
 Status ValidateSpec(const InstanceSpec& spec);
 
 // The kind of ProcessPlatform's handles (and its Name()).

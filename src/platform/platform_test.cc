@@ -40,6 +40,37 @@ TEST(SpecHashTest, StableAndSensitiveToWhatRuns) {
   EXPECT_TRUE(differs([](InstanceSpec& s) { s.env = {{"A1", ""}}; }));
 }
 
+TEST(SpecHashTest, CoversASecretsReferenceNeverItsValue) {
+  InstanceSpec a = Spec();
+  a.secrets = {SecretRef{"JWT_KEY", "env", 2, "hmac-sha256:00112233aabbccdd", 1,
+                         "hmac-sha256:99887766aabbccdd"}};
+  a.secret_env = {{"JWT_KEY", "value-one"}};
+  InstanceSpec b = a;
+  b.secret_env = {{"JWT_KEY", "value-two"}};
+  EXPECT_EQ(SpecHash(a), SpecHash(b)) << "the resolved value is never hashed";
+  b = a;
+  b.secrets[0].fingerprint = "hmac-sha256:00112233aabbccde";
+  EXPECT_NE(SpecHash(a), SpecHash(b)) << "a new value is another definition";
+  b = a;
+  b.secrets[0].previous_generation = 0;
+  b.secrets[0].previous_fingerprint.clear();
+  EXPECT_NE(SpecHash(a), SpecHash(b)) << "dropping NAME_PREVIOUS is another definition";
+  b = a;
+  b.secrets.clear();
+  b.secret_env.clear();
+  EXPECT_EQ(SpecHash(b), SpecHash(Spec())) << "a spec without secrets keeps its hash";
+}
+
+TEST(ValidateSpecTest, ASecretNotResolvedIsRefused) {
+  InstanceSpec spec = Spec();
+  spec.secrets = {SecretRef{"JWT_KEY", "env", 1, "hmac-sha256:00112233aabbccdd", 0, ""}};
+  Status s = ValidateSpec(spec);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("JWT_KEY"), std::string::npos) << s.ToString();
+  spec.secret_env = {{"JWT_KEY", "v"}};
+  EXPECT_TRUE(ValidateSpec(spec).ok());
+}
+
 TEST(ValidateSpecTest, RefusesNamesThatCouldEscape) {
   EXPECT_TRUE(ValidateSpec(Spec()).ok());
   for (const char* bad : {"", "v1;rm -rf", "../x", "a/b", "-v", ".hidden", "v 1", "$(x)"}) {

@@ -133,6 +133,7 @@ Result<InstanceHandle> ProcessPlatform::Launch(const InstanceSpec& spec) {
   }
 
   std::vector<std::pair<std::string, std::string>> overrides = spec.env;
+  overrides.insert(overrides.end(), spec.secret_env.begin(), spec.secret_env.end());
   overrides.emplace_back("TURNOUT_VERSION", spec.version);
   overrides.emplace_back("TURNOUT_SLOT", spec.slot);
   overrides.emplace_back("TURNOUT_PORT", std::to_string(spec.port));

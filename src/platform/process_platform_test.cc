@@ -149,6 +149,18 @@ TEST_F(ProcessPlatformTest, EnvironmentPlaceholdersStdinAndLogs) {
   EXPECT_GT(log2.size(), log.size());
 }
 
+TEST_F(ProcessPlatformTest, ResolvedSecretsReachTheEnvironmentAfterTheSpecsOwn) {
+  InstanceSpec spec = ShellSpec("echo \"secret $API_KEY $API_KEY_PREVIOUS\"; exit 0");
+  spec.env = {{"API_KEY", "from-env"}};
+  spec.secrets = {SecretRef{"API_KEY", "env", 2, "hmac-sha256:00112233aabbccdd", 1,
+                            "hmac-sha256:99887766aabbccdd"}};
+  spec.secret_env = {{"API_KEY", "new-value"}, {"API_KEY_PREVIOUS", "old-value"}};
+  InstanceHandle h = MustLaunch(spec);
+  ASSERT_TRUE(platform_.Wait(h, kWait).ok());
+  const std::string log = ReadFile(h.log_path);
+  EXPECT_NE(log.find("secret new-value old-value\n"), std::string::npos) << log;
+}
+
 TEST_F(ProcessPlatformTest, ProcessIgnoringStopSignalIsKilledAfterGrace) {
   InstanceSpec spec = ShellSpec("trap \"\" TERM; sleep 60 & echo trapped; wait");
   spec.grace = milliseconds(300);

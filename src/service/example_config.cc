@@ -309,6 +309,15 @@ state_dir: .turnout
 #   retry_after: 30s       # 1s..24h, sent in seconds. Default: 30s
 #   page: maintenance.html # relative to this file, at most 64 KiB. Default: a short built-in page
 #   content_type: text/html; charset=utf-8   # of the page. Default: text/html; charset=utf-8
+
+# Values the app gets that must never be written here, logged or shown: turnoutd reads each one
+# at deploy time and records only a keyed fingerprint. `turnout secrets rotate NAME` rolls out a
+# new value and keeps the old one in NAME_PREVIOUS for an overlap window. Default: none
+# secrets:
+#   JWT_SIGNING_KEY: {generate: hex32}                    # turnoutd makes and keeps it
+#   DB_PASSWORD: {from_file: secrets/db.password, as: file} # 0600 file; the app reads
+#                                                           # DB_PASSWORD_FILE. as Default: env
+#   STRIPE_KEY: {from_env: STRIPE_KEY}                    # from turnoutd's environment
 )yaml";
 }
 

@@ -1549,6 +1549,84 @@ void ReadVerify(Reader& r, const YAML::Node& n, std::vector<VerifyCheck>* out) {
       });
 }
 
+void ReadSecrets(Reader& r, const YAML::Node& n, std::vector<SecretConfig>* secrets) {
+  if (!n.IsMap()) return r.Expected(n, "secrets", "a mapping of variable names to sources");
+  for (const auto& item : n) {
+    const std::string name = item.first.Scalar();
+    const std::string path = yaml::Join("secrets", name);
+    if (!IsUserEnvName(name)) {
+      r.Problem(item.first, "secrets",
+                name + " is not a variable name ([A-Za-z_][A-Za-z0-9_]*, not TURNOUT_*)");
+      continue;
+    }
+    if (!item.second.IsMap()) {
+      r.Expected(item.second, path, "a mapping (from_file, from_env, as, generate)");
+      continue;
+    }
+    SecretConfig s;
+    s.name = name;
+    r.ForEach(item.second, path, {"from_file", "from_env", "as", "generate"},
+              [&](const std::string& key, const YAML::Node& v, const std::string& full) {
+                if (key == "from_file") {
+                  Set(r.NonEmpty(v, full, "a file name"), &s.from_file);
+                } else if (key == "from_env") {
+                  auto var = r.String(v, full);
+                  if (var && !IsEnvName(*var)) return r.Expected(v, full, "a variable name");
+                  Set(var, &s.from_env);
+                } else if (key == "as") {
+                  auto as = r.String(v, full);
+                  if (as && *as != "env" && *as != "file") {
+                    return r.Expected(v, full, "env or file");
+                  }
+                  Set(as, &s.as);
+                } else if (key == "generate") {
+                  auto g = r.String(v, full);
+                  if (g && *g != "hex32") return r.Expected(v, full, "hex32");
+                  Set(g, &s.generate);
+                }
+              });
+    if (!s.from_file.empty() && !s.from_env.empty()) {
+      r.Problem(item.second, path, "give from_file or from_env, not both");
+    } else if (s.from_file.empty() && s.from_env.empty() && s.generate.empty() &&
+               item.second.size() == (item.second["as"] ? 1u : 0u)) {
+      r.Problem(item.second, path, "give from_file or from_env (or generate: hex32)");
+    }
+    secrets->push_back(std::move(s));
+  }
+}
+
+// The names turnout sets for the secret `s` in an instance's environment.
+std::vector<std::string> SecretVariables(const SecretConfig& s) {
+  if (s.as == "file") return {s.name + "_FILE", s.name + "_PREVIOUS_FILE"};
+  return {s.name, s.name + "_PREVIOUS"};
+}
+
+void CheckSecrets(Reader& r, const YAML::Node& root, const ServiceConfig& c) {
+  if (c.secrets.empty() || !root.IsMap() || !root["secrets"].IsMap()) return;
+  const YAML::Node n = root["secrets"];
+  for (const SecretConfig& s : c.secrets) {
+    const std::string path = "secrets." + s.name;
+    const YAML::Node at = n[s.name];
+    for (const std::string& var : SecretVariables(s)) {
+      if (std::any_of(c.platform.env.begin(), c.platform.env.end(),
+                      [&](const auto& kv) { return kv.first == var; })) {
+        r.Problem(at, path, var + " is also set by platform.env; remove one of them");
+      }
+      for (const SecretConfig& other : c.secrets) {
+        if (&other != &s && other.name == var) {
+          r.Problem(n[other.name], "secrets." + other.name,
+                    var + " is also a name turnout sets for " + s.name + "; rename one");
+        }
+      }
+    }
+    if (s.as == "file" && c.platform.is_container()) {
+      r.Problem(at["as"] ? at["as"] : at, path + ".as",
+                "containers get secrets as env (the engine's environment); as: file is for "
+                "processes");
+    }
+  }
+}
+
 Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_view base_dir) {
   ServiceConfig c;
   if (root.IsNull()) {
@@ -1586,7 +1664,8 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
        "prometheus",
        "slo",
        "database",
-       "maintenance"},
+       "maintenance",
+       "secrets"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           auto s = r.String(v, path);
@@ -1693,8 +1772,11 @@ Result<ServiceConfig> ReadConfig(Reader& r, const YAML::Node& root, std::string_
           ReadMaintenance(r, v, base_dir, &c.maintenance);
         } else if (key == "database") {
           ReadDatabase(r, v, &c.database);
+        } else if (key == "secrets") {
+          ReadSecrets(r, v, &c.secrets);
         }
       });
+  CheckSecrets(r, root, c);
   CheckRules(r, rules, dependency_names, c.prometheus, c.analysis_interval, &c.rules);
   if (c.strategy == "rolling" && c.platform.ports.first != 0 && root["strategy"]) {
     r.Problem(root["strategy"], "strategy",
@@ -2058,8 +2140,22 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   // the hash its revisions were recorded with before the keys existed.
   std::string judgement = JudgementCanon(c);
   static const std::string kDefaultJudgement = JudgementCanon(ServiceConfig{});
-  if (judgement == kDefaultJudgement) return k.Take();
-  return k.Take() + judgement;
+  if (judgement == kDefaultJudgement) judgement.clear();
+  // Names and sources only (the values are not in the file); appended only when there are
+  // secrets, so that files without them keep their hash. turnoutd adds the values' keyed
+  // fingerprints to the hash a revision records.
+  Canon secrets;
+  if (!c.secrets.empty()) {
+    secrets.Add("secrets.count", static_cast<int64_t>(c.secrets.size()));
+    for (const SecretConfig& s : c.secrets) {
+      secrets.Add("secrets.name", s.name);
+      secrets.Add("secrets.from_file", s.from_file);
+      secrets.Add("secrets.from_env", s.from_env);
+      secrets.Add("secrets.generate", s.generate);
+      secrets.Add("secrets.as", s.as);
+    }
+  }
+  return k.Take() + judgement + secrets.Take();
 }
 
 std::string ConfigHash(const ServiceConfig& config) {

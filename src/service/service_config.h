@@ -375,6 +375,30 @@ struct MaintenanceConfig {
   std::string content_type = "text/html; charset=utf-8";  // of the page
 };
 
+// secrets: values an instance receives that never appear in turnout.yaml, logs, the API,
+// history, hooks or the audit log. turnoutd reads each value at deploy time, keeps it in a 0600
+// file of its state directory and records only a keyed fingerprint (docs/SECURITY.md).
+// The key (under `secrets:`) is the variable name the app reads (common::IsUserEnvName).
+struct SecretConfig {
+  std::string name;
+  // Where the value comes from: a file (relative to turnout.yaml; it must be this user's and
+  // unreadable by group and others) or a variable of turnoutd's environment. At most one.
+  std::string from_file;
+  std::string from_env;
+  // "hex32": turnoutd generates 32 random bytes as hex when the source is absent (no file, no
+  // variable, or neither given) and keeps them (in from_file when given). Default: "" (an
+  // absent source is an error)
+  std::string generate;
+  // "env": the variable NAME holds the value. "file": NAME_FILE names a file only the instance's
+  // user may read (processes only). During a rotation's overlap, NAME_PREVIOUS (or
+  // NAME_PREVIOUS_FILE) holds the value before it. Default: env
+  std::string as = "env";
+  // "file", "env" or "generated": where the value comes from.
+  std::string source() const {
+    return !from_file.empty() ? "file" : !from_env.empty() ? "env" : "generated";
+  }
+};
+
 struct ServiceConfig {
   std::string name;                                   // [a-z0-9][a-z0-9._-]{0,62}; required
   std::vector<std::string> listen{"127.0.0.1:8080"};  // host:port, >= 1. Default: 127.0.0.1:8080
@@ -411,6 +435,7 @@ struct ServiceConfig {
   SloConfig slo;
   DatabaseConfig database;  // Default: none
   MaintenanceConfig maintenance;
+  std::vector<SecretConfig> secrets;  // in file order. Default: none
 };
 
 // Reads and validates a file. IoError when it cannot be read; InvalidArgument (all problems,

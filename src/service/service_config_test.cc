@@ -82,7 +82,7 @@ std::string ExampleWithCommentedBlocksOn() {
   bool in_block = false, in_item = false;
   for (std::string line; std::getline(in, line);) {
     if (line == "# canary:" || line == "# dependencies:" || line == "# prometheus:" ||
-        line == "# verify:") {
+        line == "# verify:" || line == "# secrets:") {
       in_block = true;
       line = line.substr(2);
     } else if (in_block && line.rfind("#  ", 0) == 0) {
@@ -123,6 +123,8 @@ TEST(ServiceConfigTest, ExampleCommentedBlocksParseWhenSwitchedOn) {
   EXPECT_EQ(c.verify[0].kind, VerifyCheck::Kind::kCommand);
   EXPECT_EQ(c.verify[1].performance.tolerance, VerifyTolerance{});  // the defaults spelled out
   EXPECT_EQ(c.verify[1].performance.requests, VerifyPerformance{}.requests);
+  ASSERT_EQ(c.secrets.size(), 3u);
+  EXPECT_EQ(c.secrets[1].as, "file");
 }
 
 TEST(ServiceConfigTest, ExampleExplainsEveryKeyWithAComment) {
@@ -193,6 +195,7 @@ std::vector<Section> Sections() {
       {{"slo", "latency"}, m + "slo: {latency: {zzz: 1}}\n"},
       {{"database"}, m + "database: {zzz: 1}\n"},
       {{"maintenance"}, m + "maintenance: {zzz: 1}\n"},
+      {{"secrets", "API_KEY"}, m + "secrets: {API_KEY: {generate: hex32, zzz: 1}}\n"},
   };
 }
 
@@ -359,6 +362,65 @@ state_dir: /var/lib/turnout/shop
 
 // ---- one test per class of error, with the exact message ----------------------------------
 
+TEST(ServiceConfigTest, SecretsNameTheirSourceAndDeliveryNeverAValue) {
+  ServiceConfig c = Parse(std::string(kMinimal) + R"(secrets:
+  JWT_KEY: {generate: hex32}
+  DB_PASSWORD: {from_file: secrets/db.password, as: file}
+  STRIPE_KEY: {from_env: STRIPE_KEY_PROD}
+  REFRESH_KEY: {from_file: /etc/shop/refresh.key, generate: hex32}
+)");
+  ASSERT_EQ(c.secrets.size(), 4u);
+  EXPECT_EQ(c.secrets[0].name, "JWT_KEY");
+  EXPECT_EQ(c.secrets[0].source(), "generated");
+  EXPECT_EQ(c.secrets[0].as, "env");
+  EXPECT_EQ(c.secrets[1].name, "DB_PASSWORD");
+  EXPECT_EQ(c.secrets[1].from_file, "secrets/db.password") << "resolved by turnoutd, not here";
+  EXPECT_EQ(c.secrets[1].as, "file");
+  EXPECT_EQ(c.secrets[1].source(), "file");
+  EXPECT_EQ(c.secrets[2].from_env, "STRIPE_KEY_PROD");
+  EXPECT_EQ(c.secrets[2].source(), "env");
+  EXPECT_EQ(c.secrets[3].generate, "hex32");
+  EXPECT_EQ(c.secrets[3].source(), "file");
+  // The section changes the config hash (a new secret is a new definition).
+  EXPECT_NE(ConfigHash(c), ConfigHash(Parse(kMinimal)));
+  // A file without secrets keeps the hash it had before the section existed.
+  EXPECT_EQ(CanonicalServiceConfig(Parse(kMinimal)).find("secrets"), std::string::npos);
+}
+
+TEST(ServiceConfigErrorTest, Secrets) {
+  const std::string m = kMinimal;
+  EXPECT_THAT(ErrorOf(m + "secrets: {TURNOUT_KEY: {generate: hex32}}\n"),
+              HasSubstr("turnout.yaml:4: secrets: TURNOUT_KEY is not a variable name"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {1KEY: {generate: hex32}}\n"),
+              HasSubstr("1KEY is not a variable name"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {}}\n"),
+              HasSubstr("secrets.KEY: give from_file or from_env (or generate: hex32)"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {from_file: a, from_env: B}}\n"),
+              HasSubstr("secrets.KEY: give from_file or from_env, not both"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {from_env: B, as: stdin}}\n"),
+              HasSubstr("secrets.KEY.as: expected env or file"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {generate: base64}}\n"),
+              HasSubstr("secrets.KEY.generate: expected hex32"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {from_env: 'A B'}}\n"),
+              HasSubstr("secrets.KEY.from_env: expected a variable name"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: hunter2}\n"),
+              HasSubstr("secrets.KEY: expected a mapping (from_file, from_env, as, generate)"));
+  // The names turnout gives the app must not clash with the environment or each other.
+  EXPECT_THAT(ErrorOf(m + "  env: {KEY: x}\nsecrets: {KEY: {generate: hex32}}\n"),
+              HasSubstr("secrets.KEY: KEY is also set by platform.env"));
+  EXPECT_THAT(ErrorOf(m + "  env: {KEY_PREVIOUS: x}\nsecrets: {KEY: {generate: hex32}}\n"),
+              HasSubstr("KEY_PREVIOUS is also set by platform.env"));
+  EXPECT_THAT(
+      ErrorOf(m + "secrets: {KEY: {generate: hex32}, KEY_PREVIOUS: {generate: hex32}}\n"),
+      HasSubstr("secrets.KEY_PREVIOUS: KEY_PREVIOUS is also a name turnout sets for KEY"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {generate: hex32, as: file}, KEY_FILE: {from_env: "
+                          "X}}\n"),
+              HasSubstr("secrets.KEY_FILE: KEY_FILE is also a name turnout sets for KEY"));
+  EXPECT_THAT(ErrorOf("name: shop\nplatform: {type: container, image: 'shop:{version}'}\n"
+                      "secrets: {KEY: {generate: hex32, as: file}}\n"),
+              HasSubstr("secrets.KEY.as: containers get secrets as env"));
+}
+
 TEST(ServiceConfigErrorTest, BadDuration) {
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n"
                                             "  readiness:\n"
@@ -377,7 +439,7 @@ TEST(ServiceConfigErrorTest, UnknownKey) {
       "turnout.yaml:4: bake: unknown key (known keys: name, listen, slots, platform, "
       "health, smoke_tests, smoke_test_timeout, pre_deploy, verify, manual_approval, bake_time, "
       "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-      "analysis_interval, dependencies, prometheus, slo, database, maintenance)");
+      "analysis_interval, dependencies, prometheus, slo, database, maintenance, secrets)");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "health:\n  readyness: {path: /r}\n"),
             "turnout.yaml:5: health.readyness: unknown key (known keys of health: readiness, "
             "liveness, ready_deadline)");
@@ -732,7 +794,7 @@ hooks:
       "turnout.yaml:8: colour: unknown key (known keys: name, listen, slots, platform, "
       "health, smoke_tests, smoke_test_timeout, pre_deploy, verify, manual_approval, bake_time, "
       "scale_down_delay, revisions, hooks, router, state_dir, strategy, canary, rules, "
-      "analysis_interval, dependencies, prometheus, slo, database, maintenance)\n"
+      "analysis_interval, dependencies, prometheus, slo, database, maintenance, secrets)\n"
       "turnout.yaml:9: slots: 'blue' is listed twice; slot names are unique\n"
       "turnout.yaml:11: hooks[0].on: expected an event (*, deploy_started, "
       "pre_checks_passed, awaiting_approval, ready, smoke_passed, switched, succeeded, "
