@@ -82,8 +82,10 @@ bool WaitAnswer(uint16_t port, Clock::time_point deadline) {
 }
 
 int Main(int argc, char** argv) {
-  const std::vector<FlagSpec> specs = {{"engine", "A", ""}, {"image", "I", ""},
-                                       {"rounds", "N", ""}, {"cli", "B", ""},
+  const std::vector<FlagSpec> specs = {{"engine", "A", ""},
+                                       {"image", "I", ""},
+                                       {"rounds", "N", ""},
+                                       {"cli", "B", ""},
                                        {"timeout", "D", ""}};
   Result<Args> args = Args::ParseFlagsOnly(argc, argv, specs);
   if (!args.ok() || args->help() || !args->Has("engine") || !args->Has("image")) {
@@ -92,8 +94,7 @@ int Main(int argc, char** argv) {
   }
   const int rounds = std::stoi(args->Get("rounds", "10"));
   const auto timeout = std::chrono::seconds(std::stoi(args->Get("timeout", "20")));
-  Result<container::EngineClient> client =
-      container::EngineClient::Connect({args->Get("engine")});
+  Result<container::EngineClient> client = container::EngineClient::Connect({args->Get("engine")});
   if (!client.ok()) {
     std::cerr << client.status().message() << "\n";
     return 1;
@@ -128,17 +129,20 @@ int Main(int argc, char** argv) {
       const bool answered = started.ok() && WaitAnswer(*port, t2 + timeout);
       const Clock::time_point t3 = Clock::now();
       if (!answered) ++failed;
-      std::snprintf(line, sizeof(line),
-                    R"({"mode":"api","create_ms":%.1f,"start_ms":%.1f,"answer_after_start_ms":%.1f,"total_ms":%.1f,"ok":%s})",
-                    Ms(t1 - t0), Ms(t2 - t1), Ms(t3 - t2), Ms(t3 - t0), answered ? "true" : "false");
+      std::snprintf(
+          line, sizeof(line),
+          R"({"mode":"api","create_ms":%.1f,"start_ms":%.1f,"answer_after_start_ms":%.1f,"total_ms":%.1f,"ok":%s})",
+          Ms(t1 - t0), Ms(t2 - t1), Ms(t3 - t2), Ms(t3 - t0), answered ? "true" : "false");
     } else {
       platform::RunSpec run;
-      run.argv = {cli,       "--url", "unix://" + client->socket_path(), "run", "-d", "--network",
-                  "host",    "-e",    env,                               image};
+      run.argv = {
+          cli, "--url", "unix://" + client->socket_path(), "run", "-d", "--network", "host", "-e",
+          env, image};
       Result<platform::RunResult> ran = platform::RunCommand(run);
       const Clock::time_point t1 = Clock::now();
       if (!ran.ok() || !ran->ok()) {
-        std::cerr << cli << " run: " << (ran.ok() ? ran->Describe() + ": " + ran->Tail() : ran.status().message())
+        std::cerr << cli << " run: "
+                  << (ran.ok() ? ran->Describe() + ": " + ran->Tail() : ran.status().message())
                   << "\n";
         return 1;
       }

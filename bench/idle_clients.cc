@@ -49,11 +49,8 @@ struct Options {
 
 Result<Options> ParseFlags(int argc, char** argv) {
   static const std::vector<FlagSpec> kFlags = {
-      {"url", "URL", ""},
-      {"connections", "N", ""},
-      {"parallel", "N", ""},
-      {"hold", "DURATION", ""},
-      {"timeout", "DURATION", ""},
+      {"url", "URL", ""},       {"connections", "N", ""},    {"parallel", "N", ""},
+      {"hold", "DURATION", ""}, {"timeout", "DURATION", ""},
   };
   TURNOUT_ASSIGN_OR_RETURN(Args args, Args::ParseFlagsOnly(argc, argv, kFlags));
   if (args.help()) return Status(StatusCode::kAborted, "help");

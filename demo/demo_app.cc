@@ -143,9 +143,12 @@ Result<Options> ParseFlags(int argc, char** argv) {
   GivenFlags given;
   if (const char* slot = std::getenv("TURNOUT_SLOT")) o.slot = slot;
   static const std::vector<FlagSpec> kFlags = {
-      {"fail-ready", "", ""},         {"listen", "HOST:PORT", ""},
-      {"version", "V", ""},           {"slot", "NAME", ""},
-      {"error-rate", "RATE", ""},     {"latency", "DURATION", ""},
+      {"fail-ready", "", ""},
+      {"listen", "HOST:PORT", ""},
+      {"version", "V", ""},
+      {"slot", "NAME", ""},
+      {"error-rate", "RATE", ""},
+      {"latency", "DURATION", ""},
       {"latency-jitter", "DURATION", ""},
       {"ready-after", "DURATION", ""},
       {"crash-after", "DURATION", ""},

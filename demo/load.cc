@@ -149,7 +149,7 @@ struct WorkerStats {
   std::mutex mu;  // guards by_value (taken once per response, uncontended)
   std::map<std::string, uint64_t, std::less<>> by_value;
   std::map<int, uint64_t> by_status;  // guarded by mu
-  LatencyHistogram latency;  // touched only by the worker until it has finished
+  LatencyHistogram latency;           // touched only by the worker until it has finished
 };
 
 // Shared by all workers: the bounds and the request schedule.

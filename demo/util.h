@@ -23,7 +23,6 @@ namespace turnout::demo {
 // Fails with InvalidArgument naming the accepted forms.
 Result<std::chrono::nanoseconds> ParseDuration(std::string_view text);
 
-
 // "http://127.0.0.1:8080/path?q" -> host, port (default 80), target ("/path?q", default "/").
 // Only plain http is supported; https and anything unparsable fail with InvalidArgument.
 struct HttpUrl {

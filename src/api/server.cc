@@ -3,11 +3,12 @@
 // What is the API's own: the Request it hands the handler (the target decoded into path and
 // query) and the Reply it takes back.
 
+#include "http/server.h"
+
 #include <algorithm>
 
 #include "api/api.h"
 #include "api/target.h"
-#include "http/server.h"
 
 namespace turnout::api {
 

@@ -591,8 +591,7 @@ TEST_F(ApiServerTest, AStreamedReplyArrivesPieceByPiece) {
     Reply reply;
     reply.content_type = "text/plain";
     reply.body = "head\n";
-    reply.stream = [first_seen_future](const Reply::StreamWrite& write,
-                                       const std::atomic<bool>&) {
+    reply.stream = [first_seen_future](const Reply::StreamWrite& write, const std::atomic<bool>&) {
       write("one\n");
       // The second piece only after the client saw the first: it was sent, not buffered.
       if (first_seen_future.wait_for(10s) != std::future_status::ready) return;

@@ -99,7 +99,8 @@ Result<Parsed> Parse(const std::vector<std::string>& args) {
                                                    "dry-run", "no-owner"};
   static const std::vector<FlagSpec> kFlags = [] {
     std::set<std::string> names;
-    for (const auto& [command, info] : Commands()) names.insert(info.flags.begin(), info.flags.end());
+    for (const auto& [command, info] : Commands())
+      names.insert(info.flags.begin(), info.flags.end());
     std::vector<FlagSpec> specs;
     for (const std::string& name : names) {
       specs.push_back({.name = name,
@@ -334,10 +335,9 @@ class Command {
       }
       const Manifest& m = *b.manifest;
       // The level reached when the last verify passed; the level that failed when it did not.
-      std::string verified = !b.verify ? "no"
-                             : b.verify->ok
-                                 ? "level " + std::to_string(b.verified_level())
-                                 : "failed at " + std::to_string(b.verified_level() + 1);
+      std::string verified = !b.verify      ? "no"
+                             : b.verify->ok ? "level " + std::to_string(b.verified_level())
+                                            : "failed at " + std::to_string(b.verified_level() + 1);
       out_ << Pad(b.id, 22) << Pad(Age(now_ms, m.created_at), 6)
            << Pad(HumanBytes(m.size_bytes), 11) << Pad(std::string(DumpFormatName(m.format)), 10)
            << Pad(verified, 13) << Pad(std::to_string(m.row_counts.size()), 8)
@@ -385,8 +385,7 @@ class Command {
              << (passed == 0   ? std::string("no level passed")
                  : passed == 1 ? std::string("level 1 passed")
                                : "levels 1-" + std::to_string(passed) + " passed")
-             << "; level " << r->level_requested << " requested)\nnext: " << r->next_step
-             << "\n";
+             << "; level " << r->level_requested << " requested)\nnext: " << r->next_step << "\n";
       }
     }
     return r->ok ? 0 : 1;

@@ -292,8 +292,7 @@ TEST_F(BackupTest, TruncatedFileIsCaughtAtLevelOne) {
   std::string out, err;
   EXPECT_EQ(Cli({"verify", m.id, "--level", "1"}, &out, &err), 1);
   EXPECT_NE(out.find("level 1: FAILED"), std::string::npos) << out;
-  EXPECT_NE(out.find(": FAILED at level 1 (no level passed; level 1 requested)"),
-            std::string::npos)
+  EXPECT_NE(out.find(": FAILED at level 1 (no level passed; level 1 requested)"), std::string::npos)
       << out;
   ASSERT_EQ(Cli({"list"}, &out), 0);
   EXPECT_NE(out.find("failed at 1"), std::string::npos) << out;

@@ -69,8 +69,8 @@ bool Matches(const AccessLogLine& l, const AccessLogFilter& f) {
 
 std::string AccessLogHeaderRow() {
   std::string out = Column("TIME", 12) + Column("STATUS", 6) + Column("METHOD", 6) +
-                    Column("PATH", 30) + Column("SLOT", 8) + Column("MS", 8) +
-                    Column("ROUTE", 13) + "TRACE/ERROR";
+                    Column("PATH", 30) + Column("SLOT", 8) + Column("MS", 8) + Column("ROUTE", 13) +
+                    "TRACE/ERROR";
   return out + "\n";
 }
 

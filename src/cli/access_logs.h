@@ -17,10 +17,10 @@
 namespace turnout::cli {
 
 struct AccessLogFilter {
-  std::string slot;             // empty: every slot
-  int status_class = 0;         // 1..5 for "5xx"; 0: none
-  int status = 0;               // an exact status ("404"); 0: none
-  std::string since;            // a "time" value (FormatAccessLogTime): lines from it on
+  std::string slot;      // empty: every slot
+  int status_class = 0;  // 1..5 for "5xx"; 0: none
+  int status = 0;        // an exact status ("404"); 0: none
+  std::string since;     // a "time" value (FormatAccessLogTime): lines from it on
 };
 
 // "5xx" / "4XX" (a class) or "404" (a status); InvalidArgument otherwise.

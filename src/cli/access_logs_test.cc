@@ -29,12 +29,11 @@ TEST(AccessLogsTest, ParsesALineAndFormatsARow) {
             "16:33:37.123  503     GET     /orders/7                       green     1.2       "
             "canary_weight  no_healthy_upstream 4bf92f3577b34da6a3ce929d0e0e4736\n");
   EXPECT_FALSE(ParseAccessLogLine("time=2026 status=200").has_value());  // logfmt
-  EXPECT_FALSE(ParseAccessLogLine(R"({"time":"2026)").has_value());       // torn
+  EXPECT_FALSE(ParseAccessLogLine(R"({"time":"2026)").has_value());      // torn
 }
 
 TEST(AccessLogsTest, ControlBytesInThePathAreEscaped) {
-  std::optional<AccessLogLine> l =
-      ParseAccessLogLine(R"({"path":"/a\u001b[31m\n","status":200})");
+  std::optional<AccessLogLine> l = ParseAccessLogLine(R"({"path":"/a\u001b[31m\n","status":200})");
   ASSERT_TRUE(l.has_value());
   std::string row = FormatAccessLogRow(*l);
   EXPECT_EQ(row.find('\x1b'), std::string::npos) << row;

@@ -39,7 +39,8 @@ json ErrorJson(const std::string& path, const std::string& text) {
 
 std::vector<FlagSpec> CheckFlags() {
   return {
-      {"config", "FILE", "the file to check when FILE is not given (default $TURNOUT_CONFIG or turnout.yaml)"},
+      {"config", "FILE",
+       "the file to check when FILE is not given (default $TURNOUT_CONFIG or turnout.yaml)"},
       {"json", "", "print JSON for scripts instead of text"},
   };
 }
@@ -53,14 +54,15 @@ int RunCheckCommand(const std::vector<std::string>& argv) {
     return kExitUsage;
   }
   if (args->help()) {
-    std::cout << "usage: turnout check [FILE] [--json]\n\n"
-                 "Validates a service definition without starting anything: every key of\n"
-                 "turnout.yaml (rules, hooks, canary, dependencies, database included) and the\n"
-                 "deployment it describes. Prints every error as FILE:LINE: message; warnings\n"
-                 "(e.g. platform.ports inside the kernel's ephemeral port range) are printed too.\n\n"
-                 "Options:\n"
-              << FlagsHelp(specs)
-              << "\nExit codes: 0 valid (warnings allowed), 2 errors found or no such file.\n";
+    std::cout
+        << "usage: turnout check [FILE] [--json]\n\n"
+           "Validates a service definition without starting anything: every key of\n"
+           "turnout.yaml (rules, hooks, canary, dependencies, database included) and the\n"
+           "deployment it describes. Prints every error as FILE:LINE: message; warnings\n"
+           "(e.g. platform.ports inside the kernel's ephemeral port range) are printed too.\n\n"
+           "Options:\n"
+        << FlagsHelp(specs)
+        << "\nExit codes: 0 valid (warnings allowed), 2 errors found or no such file.\n";
     return kExitOk;
   }
   if (args->positional().size() > 1) {
@@ -69,9 +71,9 @@ int RunCheckCommand(const std::vector<std::string>& argv) {
     return kExitUsage;
   }
   const bool as_json = args->Has("json");
-  const std::string path =
-      args->positional().empty() ? args->Get("config", EnvOr("TURNOUT_CONFIG", "turnout.yaml"))
-                                 : args->positional()[0];
+  const std::string path = args->positional().empty()
+                               ? args->Get("config", EnvOr("TURNOUT_CONFIG", "turnout.yaml"))
+                               : args->positional()[0];
 
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
@@ -100,8 +102,8 @@ int RunCheckCommand(const std::vector<std::string>& argv) {
   }
 
   if (as_json) {
-    json out = {{"file", path}, {"ok", errors.empty()}, {"errors", json::array()},
-                {"warnings", warnings}};
+    json out = {
+        {"file", path}, {"ok", errors.empty()}, {"errors", json::array()}, {"warnings", warnings}};
     for (const auto& e : errors) out["errors"].push_back(ErrorJson(path, e));
     std::cout << out.dump(2) << "\n";
   } else {

@@ -3,9 +3,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,25 +225,28 @@ TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
   const std::string dir = dir_template;
   const std::string compose = dir + "/docker-compose.yml";
   const std::string path = dir + "/turnout.yaml";
-  std::ofstream(compose) << "services:\n"
-                            "  db:\n"
-                            "    image: postgres:15\n"
-                            "  api:\n"
-                            "    image: registry.example/architect-api:3.2.0\n"
-                            "    ports: [\"127.0.0.1:8000:8000\"]\n"
-                            "    depends_on: [db]\n"
-                            "    healthcheck:\n"
-                            "      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/health\"]\n";
+  std::ofstream(compose)
+      << "services:\n"
+         "  db:\n"
+         "    image: postgres:15\n"
+         "  api:\n"
+         "    image: registry.example/architect-api:3.2.0\n"
+         "    ports: [\"127.0.0.1:8000:8000\"]\n"
+         "    depends_on: [db]\n"
+         "    healthcheck:\n"
+         "      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/health\"]\n";
 
   Outcome help = Turnout({"init", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("--from-compose FILE"), std::string::npos) << help.out;
 
-  Outcome written = Turnout({"init", "--from-compose", compose, "--service", "api", "--file", path});
+  Outcome written =
+      Turnout({"init", "--from-compose", compose, "--service", "api", "--file", path});
   ASSERT_EQ(written.code, 0) << written.err;
   EXPECT_NE(written.out.find("wrote " + path), std::string::npos) << written.out;
-  EXPECT_NE(written.err.find("warning: " + compose + ":7: services.api.depends_on: not carried over"),
-            std::string::npos)
+  EXPECT_NE(
+      written.err.find("warning: " + compose + ":7: services.api.depends_on: not carried over"),
+      std::string::npos)
       << written.err;
   const std::string text = ReadAll(path);
   EXPECT_NE(text.find("image: \"registry.example/architect-api:{version}\""), std::string::npos)
@@ -270,7 +273,8 @@ TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
 
   // An unknown service names the ones there are; nothing is written.
   const std::string other = dir + "/other.yaml";
-  Outcome unknown = Turnout({"init", "--from-compose", compose, "--service", "web", "--file", other});
+  Outcome unknown =
+      Turnout({"init", "--from-compose", compose, "--service", "web", "--file", other});
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.err.find("no service web; its services: db, api"), std::string::npos)
       << unknown.err;
@@ -278,7 +282,8 @@ TEST(TurnoutBinary, InitFromComposeWritesTheServiceAndSaysWhatItLeftOut) {
 
   // A broken compose file: the line, and nothing written.
   std::ofstream(compose) << "services:\n  api:\n    image: [unclosed\n";
-  Outcome broken = Turnout({"init", "--from-compose", compose, "--service", "api", "--file", other});
+  Outcome broken =
+      Turnout({"init", "--from-compose", compose, "--service", "api", "--file", other});
   EXPECT_EQ(broken.code, 1);
   EXPECT_NE(broken.err.find(compose + ":4: not valid YAML"), std::string::npos) << broken.err;
   EXPECT_NE(::stat(other.c_str(), &st), 0);
@@ -361,8 +366,7 @@ TEST(TurnoutBinary, TheDefaultAdminApiIsAUnixSocketTheCommandsFind) {
   const std::string socket = std::string(dir) + "/turnout/admin.sock";
   {
     Child router({"router", "--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:9", "--slot",
-                  "green=127.0.0.1:9", "--active", "blue", "--no-health-checks", "--workers",
-                  "1"});
+                  "green=127.0.0.1:9", "--active", "blue", "--no-health-checks", "--workers", "1"});
     ASSERT_TRUE(router.ReadUntil("stop with Ctrl-C", In(std::chrono::seconds(20))))
         << router.out << router.err;
     EXPECT_NE(router.out.find("admin API on unix:" + socket + "\n"), std::string::npos)
@@ -473,9 +477,9 @@ TEST(TurnoutBinary, RunsARouterAndDrivesIt) {
 // ---- the commands that talk to turnoutd ----------------------------------------------------
 
 TEST(TurnoutBinary, DaemonCommandsHaveHelp) {
-  for (const char* cmd : {"up", "down", "deploy", "status", "health-check", "switch", "rollback",
-                          "approve", "abort", "prune", "history", "logs", "audit", "events",
-                          "restart", "scale", "set"}) {
+  for (const char* cmd :
+       {"up", "down", "deploy", "status", "health-check", "switch", "rollback", "approve", "abort",
+        "prune", "history", "logs", "audit", "events", "restart", "scale", "set"}) {
     Outcome r = Turnout({cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.err;
     EXPECT_NE(r.out.find(std::string("usage: turnout ") + cmd), std::string::npos) << r.out;
@@ -555,7 +559,8 @@ TEST(TurnoutBinary, UpDeployStatusHistoryAuditDown) {
   EXPECT_NE(history.out.find("v2+fail-ready"), std::string::npos) << history.out;
   Outcome one = Turnout({"history", "2", "--config", cfg});
   EXPECT_EQ(one.code, 0);
-  EXPECT_TRUE(std::regex_search(one.out, std::regex("waiting_ready {2,}-> rolling_back"))) << one.out;
+  EXPECT_TRUE(std::regex_search(one.out, std::regex("waiting_ready {2,}-> rolling_back")))
+      << one.out;
 
   EXPECT_EQ(Turnout({"health-check", "--config", cfg}).code, 0);
   Outcome logs = Turnout({"logs", "blue", "--config", cfg});
@@ -613,8 +618,9 @@ struct TempDir {
 TEST(TurnoutBinary, CheckValidatesWithoutStartingAnything) {
   TempDir dir;
   const std::string cfg = dir.path + "/turnout.yaml";
-  std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: ./app --port {port}\n"
-                     << "  ports: auto\nrules:\n  - when: error_rate > 5% for 5s\n";
+  std::ofstream(cfg)
+      << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: ./app --port {port}\n"
+      << "  ports: auto\nrules:\n  - when: error_rate > 5% for 5s\n";
   Outcome ok = Turnout({"check", cfg});
   EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
   EXPECT_NE(ok.out.find(cfg + ": OK, service shop (blue_green, 1 rule(s), 0 hook(s))"),
@@ -660,8 +666,8 @@ TEST(TurnoutBinary, CheckWarnsWhenPortsOverlapTheKernelsEphemeralRange) {
   ASSERT_TRUE(range >> first >> last);
   TempDir dir;
   const std::string cfg = dir.path + "/turnout.yaml";
-  std::ofstream(cfg) << "name: shop\nplatform:\n  command: ./app --port {port}\n  ports: "
-                     << first << "-" << first + 99 << "\n";
+  std::ofstream(cfg) << "name: shop\nplatform:\n  command: ./app --port {port}\n  ports: " << first
+                     << "-" << first + 99 << "\n";
   Outcome r = Turnout({"check", cfg});
   EXPECT_EQ(r.code, 0) << r.err;  // a warning, not an error
   EXPECT_NE(r.err.find("warning: platform.ports " + std::to_string(first) + "-" +
@@ -689,13 +695,14 @@ TEST(TurnoutBinary, StatusReportsTheRoutersAdminAddress) {
   const std::string cfg = dir.path + "/turnout.yaml";
   std::ofstream(cfg) << "name: shop\nlisten: 127.0.0.1:0\nplatform:\n  command: "
                      << TURNOUT_DEMO_APP_BINARY
-                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: " << first
-                     << "-" << first + 99 << "\nrouter:\n  admin: 127.0.0.1:0\n";
+                     << " --listen 127.0.0.1:{port} --version {version}\n  ports: " << first << "-"
+                     << first + 99 << "\nrouter:\n  admin: 127.0.0.1:0\n";
   Outcome up = Turnout({"up", "--config", cfg});
   ASSERT_EQ(up.code, 0) << up.out << up.err;
   EXPECT_NE(up.err.find("turnout up: warning: platform.ports"), std::string::npos) << up.err;
   std::ifstream log(dir.path + "/.turnout/turnoutd.log");
-  const std::string log_text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  const std::string log_text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
   EXPECT_NE(log_text.find("warning: platform.ports"), std::string::npos) << log_text;
   Outcome status = Turnout({"status", "--json", "--config", cfg});
   ASSERT_EQ(status.code, 0) << status.err;
@@ -745,29 +752,55 @@ TEST(TurnoutBinary, DaemonApiAuthorizationMatrix) {
     const char* target;
   };
   const Endpoint endpoints[] = {
-      {"GET", "/healthz"},          {"GET", "/v1/status"},       {"GET", "/v1/deployments"},
-      {"GET", "/v1/deployments/1"}, {"GET", "/v1/health"},       {"GET", "/v1/slo"},
-      {"GET", "/v1/logs"},          {"GET", "/v1/audit"},        {"GET", "/v1/audit/verify"},
-      {"GET", "/v1/events"},        {"POST", "/v1/deploy"},      {"POST", "/v1/rollback"},
-      {"POST", "/v1/switch"},       {"POST", "/v1/approve"},     {"POST", "/v1/abort"},
-      {"POST", "/v1/stop-instances"}, {"POST", "/v1/pause"},     {"POST", "/v1/resume"},
-      {"POST", "/v1/promote"},      {"POST", "/v1/audit/acknowledge"},
-      {"GET", "/v1/secrets"},       {"POST", "/v1/secrets/rotate"},
+      {"GET", "/healthz"},
+      {"GET", "/v1/status"},
+      {"GET", "/v1/deployments"},
+      {"GET", "/v1/deployments/1"},
+      {"GET", "/v1/health"},
+      {"GET", "/v1/slo"},
+      {"GET", "/v1/logs"},
+      {"GET", "/v1/audit"},
+      {"GET", "/v1/audit/verify"},
+      {"GET", "/v1/events"},
+      {"POST", "/v1/deploy"},
+      {"POST", "/v1/rollback"},
+      {"POST", "/v1/switch"},
+      {"POST", "/v1/approve"},
+      {"POST", "/v1/abort"},
+      {"POST", "/v1/stop-instances"},
+      {"POST", "/v1/pause"},
+      {"POST", "/v1/resume"},
+      {"POST", "/v1/promote"},
+      {"POST", "/v1/audit/acknowledge"},
+      {"GET", "/v1/secrets"},
+      {"POST", "/v1/secrets/rotate"},
       {"POST", "/v1/secrets/drop-previous"},
   };
-  enum Kind { kNoCredentials, kWrongToken, kRightToken, kCrossSiteOrigin, kForeignHost, kTextPlain };
-  const char* kKindNames[] = {"no credentials", "wrong token", "right token",
-                              "right token + cross-site Origin", "right token + foreign Host",
+  enum Kind {
+    kNoCredentials,
+    kWrongToken,
+    kRightToken,
+    kCrossSiteOrigin,
+    kForeignHost,
+    kTextPlain
+  };
+  const char* kKindNames[] = {"no credentials",
+                              "wrong token",
+                              "right token",
+                              "right token + cross-site Origin",
+                              "right token + foreign Host",
                               "right token + text/plain"};
   auto send = [&](const Endpoint& e, Kind kind) {
     const bool post = std::string_view(e.method) == "POST";
     const std::string body = post ? "{}" : "";
-    std::string req = std::string(e.method) + " " + e.target + " HTTP/1.1\r\nHost: " +
-                      (kind == kForeignHost ? foreign_host : api) + "\r\nConnection: close\r\n";
+    std::string req = std::string(e.method) + " " + e.target +
+                      " HTTP/1.1\r\nHost: " + (kind == kForeignHost ? foreign_host : api) +
+                      "\r\nConnection: close\r\n";
     if (kind == kWrongToken) req += "Authorization: Bearer guess\r\n";
     if (kind >= kRightToken) req += "Authorization: Bearer d-tkn\r\n";
     if (kind == kCrossSiteOrigin) req += "Origin: http://evil.example\r\n";
-    req += kind == kTextPlain ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
+    req +=
+        kind == kTextPlain ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     return router::testing::FetchOnce(api, req, e.method);
   };
@@ -825,13 +858,13 @@ TEST(TurnoutBinary, DaemonApiAuthorizationMatrix) {
 
   // The router process turnoutd runs outlives a SIGTERM of turnoutd: stop it first.
   const std::string stop_body = R"({"router":true})";
-  router::testing::RawResponse stopped = router::testing::FetchOnce(
-      api,
-      "POST /v1/stop-instances HTTP/1.1\r\nHost: " + api +
-          "\r\nConnection: close\r\nAuthorization: Bearer d-tkn\r\n"
-          "Content-Type: application/json\r\nContent-Length: " +
-          std::to_string(stop_body.size()) + "\r\n\r\n" + stop_body,
-      "POST");
+  router::testing::RawResponse stopped =
+      router::testing::FetchOnce(api,
+                                 "POST /v1/stop-instances HTTP/1.1\r\nHost: " + api +
+                                     "\r\nConnection: close\r\nAuthorization: Bearer d-tkn\r\n"
+                                     "Content-Type: application/json\r\nContent-Length: " +
+                                     std::to_string(stop_body.size()) + "\r\n\r\n" + stop_body,
+                                 "POST");
   EXPECT_EQ(stopped.status, 200) << stopped.body;
   daemon.Signal(SIGTERM);
   EXPECT_EQ(daemon.Wait(In(std::chrono::seconds(20))), 0) << daemon.err;

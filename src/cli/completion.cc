@@ -56,7 +56,9 @@ std::string BashCompletion(const std::vector<CompletionCommand>& commands) {
       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
       "  COMPREPLY=()\n"
       "  if [[ $COMP_CWORD -eq 1 ]]; then\n"
-      "    COMPREPLY=($(compgen -W \"" + Words(names) + "\" -- \"$cur\"))\n"
+      "    COMPREPLY=($(compgen -W \"" +
+      Words(names) +
+      "\" -- \"$cur\"))\n"
       "    return 0\n"
       "  fi\n"
       "  local flags=\"\" subs=\"\"\n"

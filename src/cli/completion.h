@@ -16,8 +16,8 @@ namespace turnout::cli {
 
 struct CompletionCommand {
   std::string name;
-  std::string summary;               // one line
-  std::vector<FlagSpec> flags;       // --help is always offered as well
+  std::string summary;                   // one line
+  std::vector<FlagSpec> flags;           // --help is always offered as well
   std::vector<std::string> subcommands;  // `help`'s are the command names
 };
 

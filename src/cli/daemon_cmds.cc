@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -30,8 +30,8 @@
 #include "common/duration.h"
 #include "common/secret.h"
 #include "common/text.h"
-#include "router/access_log.h"
 #include "daemon/wiring.h"
+#include "router/access_log.h"
 #include "service/service_config.h"
 
 extern char** environ;
@@ -84,8 +84,8 @@ std::string Str(const json& j, const char* key, std::string fallback = "") {
 int64_t ParseTimeMs(const std::string& t) {
   struct tm tm {};
   int ms = 0;
-  if (sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
+  if (sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec, &ms) < 6) {
     return 0;
   }
   tm.tm_year -= 1900;
@@ -130,7 +130,8 @@ Status Locate(Context& c) {
                     "with `turnout init`");
   }
   TURNOUT_ASSIGN_OR_RETURN(service::ServiceConfig sc, service::LoadServiceConfig(c.config_path));
-  c.endpoint = "unix:" + daemon::PathsFor(sc, fs::path(c.config_path).parent_path().string()).socket;
+  c.endpoint =
+      "unix:" + daemon::PathsFor(sc, fs::path(c.config_path).parent_path().string()).socket;
   return Status::Ok();
 }
 
@@ -147,8 +148,8 @@ Call Exchange(const Context& c, const std::string& method, const std::string& ta
   Call out;
   if (!reply.ok()) {
     std::cerr << "turnout " << c.command << ": " << reply.status().message() << "\n";
-    out.exit = reply.status().code() == StatusCode::kInvalidArgument ? kExitUsage
-                                                                       : kExitUnreachable;
+    out.exit =
+        reply.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitUnreachable;
     return out;
   }
   out.body = json::parse(reply->body, nullptr, false);
@@ -199,14 +200,15 @@ std::string StepLine(const json& s) {
            (what.empty() ? "" : " (" + what + ")");
   }
   if (name.rfind("database:", 0) == 0) {
-    std::string line = "      database " + name.substr(9) + ": " + Str(s, "outcome") + " in " +
-                       FormatMillis(ms);
+    std::string line =
+        "      database " + name.substr(9) + ": " + Str(s, "outcome") + " in " + FormatMillis(ms);
     if (d.is_object()) {
       for (const char* key : {"backup", "applied", "reverted", "action", "error"}) {
         std::string value;
         if (d.contains(key) && d[key].is_array()) {  // migrations by label; none: not shown
           for (const auto& m : d[key]) {
-            value += (value.empty() ? "" : ", ") + (m.is_string() ? m.get<std::string>() : m.dump());
+            value +=
+                (value.empty() ? "" : ", ") + (m.is_string() ? m.get<std::string>() : m.dump());
           }
         } else {
           value = Str(d, key);
@@ -239,7 +241,7 @@ bool WaitForDaemonBack(const Context& c) {
 }
 
 int FollowDeployment(const Context& c, int64_t id) {
-  size_t printed = 0;  // transitions already shown
+  size_t printed = 0;            // transitions already shown
   std::vector<bool> step_shown;  // by index in the deployment's steps (start order)
   std::string live_line;
   for (;;) {
@@ -264,12 +266,12 @@ int FollowDeployment(const Context& c, int64_t id) {
       while (printed + 1 < ts.size()) {
         const json& entered = ts[printed];
         const json& left = ts[printed + 1];
-        const double ms = static_cast<double>(ParseTimeMs(Str(left, "at")) -
-                                              ParseTimeMs(Str(entered, "at")));
+        const double ms =
+            static_cast<double>(ParseTimeMs(Str(left, "at")) - ParseTimeMs(Str(entered, "at")));
         const std::string next = Str(left, "to");
         const bool bad = next == "rolling_back" || next == "failed";
-        std::string line = FormatStateLine(Str(entered, "to"), ms,
-                                           bad ? "FAILED: " + Str(left, "reason") : "ok");
+        std::string line =
+            FormatStateLine(Str(entered, "to"), ms, bad ? "FAILED: " + Str(left, "reason") : "ok");
         line.pop_back();  // the newline; a restart's share of the state's time follows
         // The wall time of a state a restart interrupted includes the time turnoutd was down.
         for (const auto& step : steps) {
@@ -310,9 +312,9 @@ int FollowDeployment(const Context& c, int64_t id) {
         if (Str(d, "previous_slot").empty()) {
           std::cout << "nothing was serving before; users see no version yet\n";
         } else {
-          std::cout << "users stay on " << Str(d, "previous_slot")
-                    << "; see `turnout history " << Str(d, "revision")
-                    << "` and `turnout logs " << Str(d, "target_slot") << "`\n";
+          std::cout << "users stay on " << Str(d, "previous_slot") << "; see `turnout history "
+                    << Str(d, "revision") << "` and `turnout logs " << Str(d, "target_slot")
+                    << "`\n";
         }
       }
       return SuccessState(state) ? kExitOk : kExitFailed;
@@ -335,15 +337,15 @@ int RunDeploy(Context& c) {
     if (c.json) {
       std::cout << call.body.dump(2) << "\n";
     } else {
-      std::cout << "deployment " << id << " started: " << version << " -> "
-                << Str(d, "target_slot") << " (revision " << Str(d, "revision")
+      std::cout << "deployment " << id << " started: " << version << " -> " << Str(d, "target_slot")
+                << " (revision " << Str(d, "revision")
                 << "); follow it with `turnout status` or `turnout events --follow`\n";
     }
     return kExitOk;
   }
   if (!c.json) {
-    std::cout << "deploying " << version << " to " << Str(d, "target_slot") << " (deployment "
-              << id << ", revision " << Str(d, "revision") << ")\n";
+    std::cout << "deploying " << version << " to " << Str(d, "target_slot") << " (deployment " << id
+              << ", revision " << Str(d, "revision") << ")\n";
   }
   return FollowDeployment(c, id);
 }
@@ -429,8 +431,9 @@ int RunSecrets(Context& c) {
     return kExitOk;
   }
   if (verb != "rotate" && verb != "drop-previous") {
-    return Usage(c.command, "expected `secrets list`, `secrets rotate NAME` or "
-                            "`secrets drop-previous NAME`");
+    return Usage(c.command,
+                 "expected `secrets list`, `secrets rotate NAME` or "
+                 "`secrets drop-previous NAME`");
   }
   if (pos.size() != 2 || !IsUserEnvName(pos[1])) {
     return Usage(c.command, "expected `secrets " + verb + " NAME` with the secret's name");
@@ -490,14 +493,14 @@ int RunSimplePost(Context& c, const std::string& path, json body) {
     std::cout << "aborting deployment " << Str(d, "id") << " (" << Str(d, "version")
               << "): " << Str(d, "state") << "\n";
   } else if (path == "/v1/pause" || path == "/v1/resume" || path == "/v1/promote") {
-    std::cout << "deployment " << Str(d, "id") << " (" << Str(d, "version") << "): "
-              << Str(d, "state")
+    std::cout << "deployment " << Str(d, "id") << " (" << Str(d, "version")
+              << "): " << Str(d, "state")
               << (call.body.value("paused", false) ? ", paused (analysis keeps watching)" : "")
               << "\n";
   } else if (path == "/v1/switch") {
     std::cout << "traffic switched to " << Str(call.body, "slot") << " ("
-              << Str(call.body, "version") << ", revision " << Str(call.body, "revision")
-              << ") in " << FormatMillis(call.body.value("took_ms", 0.0)) << "\n";
+              << Str(call.body, "version") << ", revision " << Str(call.body, "revision") << ") in "
+              << FormatMillis(call.body.value("took_ms", 0.0)) << "\n";
   }
   return kExitOk;
 }
@@ -810,15 +813,16 @@ int RunSlo(Context& c) {
   }
   const json& list = call.body["objectives"];
   if (list.empty()) {
-    std::cout << "no objectives: add an `slo:` section to turnout.yaml (see docs/turnout-yaml.md)\n";
+    std::cout
+        << "no objectives: add an `slo:` section to turnout.yaml (see docs/turnout-yaml.md)\n";
     return kExitOk;
   }
-  std::cout << "service " << Str(call.body, "service") << ", " << Str(call.body, "covers")
-            << " (" << ShortTime(Str(call.body, "since")) << ")\n";
+  std::cout << "service " << Str(call.body, "service") << ", " << Str(call.body, "covers") << " ("
+            << ShortTime(Str(call.body, "since")) << ")\n";
   bool overspent = false;
   for (const auto& o : list) {
-    std::cout << "  " << Str(o, "summary") << "; burn rate over the last minute "
-              << std::fixed << std::setprecision(2) << o.value("burn_rate_60s", 0.0) << "x\n";
+    std::cout << "  " << Str(o, "summary") << "; burn rate over the last minute " << std::fixed
+              << std::setprecision(2) << o.value("burn_rate_60s", 0.0) << "x\n";
     overspent |= o["budget"].value("remaining", 1.0) < 0;
   }
   return overspent ? kExitFailed : kExitOk;
@@ -983,20 +987,24 @@ struct Sub {
 
 const std::vector<Sub>& Subs() {
   static const std::vector<Sub> subs = {
-      {"up", "turnout up [--foreground] [--api HOST:PORT]",
+      {"up",
+       "turnout up [--foreground] [--api HOST:PORT]",
        "Starts turnoutd for the service in turnout.yaml (in the background, logging to\n"
        "<state_dir>/turnoutd.log) and waits until it answers. turnoutd runs the router as a\n"
        "process of its own; the router and the instances left running by an earlier turnoutd\n"
        "are attached to again; an interrupted deployment resumes.",
        {{"foreground", "", "run turnoutd in this terminal instead"},
         {"api", "HOST:PORT", "also serve the API on TCP (set TURNOUTD_TOKEN)"}},
-       RunUp, false},
-      {"down", "turnout down [--stop-instances]",
+       RunUp,
+       false},
+      {"down",
+       "turnout down [--stop-instances]",
        "Stops turnoutd (SIGTERM). App instances and the router process keep running, so users\n"
        "are still served (the next `turnout up` attaches to them), unless --stop-instances.",
        {{"stop-instances", "", "first stop every app instance of the service and the router"}},
        RunDown},
-      {"deploy", "turnout deploy VERSION [--wait] [--reason TEXT]",
+      {"deploy",
+       "turnout deploy VERSION [--wait] [--reason TEXT]",
        "Deploys VERSION to the idle slot: pre-checks, launch, readiness, smoke tests, switch,\n"
        "bake, then the old slot stays warm until it is scaled down. With --wait, shows each\n"
        "step live and exits 0 once traffic is on VERSION and the bake passed, 1 if it rolled\n"
@@ -1004,7 +1012,8 @@ const std::vector<Sub>& Subs() {
        {{"wait", "", "follow the deployment until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunDeploy},
-      {"restart", "turnout restart [--wait] [--reason TEXT]",
+      {"restart",
+       "turnout restart [--wait] [--reason TEXT]",
        "Replaces every instance of the serving version (after a secret or a dependency changed)\n"
        "as a new revision with the serving revision's own definition. With ports: auto the\n"
        "instances are replaced one at a time in place (each new one takes traffic only once\n"
@@ -1014,7 +1023,8 @@ const std::vector<Sub>& Subs() {
        {{"wait", "", "follow until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunRestart},
-      {"scale", "turnout scale N [--wait] [--reason TEXT]",
+      {"scale",
+       "turnout scale N [--wait] [--reason TEXT]",
        "Runs N instances (1 to 64) of the serving version: a new revision of the serving\n"
        "definition with replicas N, rolled in place one instance at a time with ports: auto\n"
        "(blue/green into the idle slot with fixed ports). `turnout rollback` returns to the\n"
@@ -1022,7 +1032,8 @@ const std::vector<Sub>& Subs() {
        {{"wait", "", "follow until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunScale},
-      {"set", "turnout set env NAME=VALUE... [--unset NAME]... [--wait] [--reason TEXT]",
+      {"set",
+       "turnout set env NAME=VALUE... [--unset NAME]... [--wait] [--reason TEXT]",
        "Changes the environment of the serving version: a new revision of the serving\n"
        "definition with the variables set or removed, rolled out by its strategy. The values\n"
        "are kept with the revision (`turnout rollback --to N` restores N's), never shown in\n"
@@ -1048,16 +1059,23 @@ const std::vector<Sub>& Subs() {
         {"wait", "", "follow until it is done"},
         {"reason", "TEXT", "why (recorded in history and the audit log)"}},
        RunSecrets},
-      {"status", "turnout status", "Shows what serves traffic, the deployment in progress, and every slot's instances.",
-       {}, RunStatus},
-      {"health-check", "turnout health-check [SLOT]",
+      {"status",
+       "turnout status",
+       "Shows what serves traffic, the deployment in progress, and every slot's instances.",
+       {},
+       RunStatus},
+      {"health-check",
+       "turnout health-check [SLOT]",
        "Probes readiness and liveness of every running instance now (all slots, or SLOT) and\n"
        "shows how the router sees them. Exit 1 when a readiness probe fails.",
-       {}, RunHealthCheck},
-      {"switch", "turnout switch SLOT",
+       {},
+       RunHealthCheck},
+      {"switch",
+       "turnout switch SLOT",
        "Moves all traffic to SLOT at once (its instances must be running and healthy). For\n"
        "undoing a deployment prefer `turnout rollback`.",
-       {}, nullptr},
+       {},
+       nullptr},
       {"rollback",
        "turnout rollback [--to REVISION] [--wait] [--confirm-data-loss] "
        "[--confirm-unsupported-schema]",
@@ -1072,32 +1090,45 @@ const std::vector<Sub>& Subs() {
         {"confirm-unsupported-schema", "",
          "let down migrations run although the serving version does not support their schema"}},
        RunRollback},
-      {"approve", "turnout approve",
+      {"approve",
+       "turnout approve",
        "Lets a deployment waiting for manual approval (manual_approval: true) switch traffic.",
-       {}, nullptr},
-      {"abort", "turnout abort",
-       "Stops the deployment in progress and rolls it back (users go back to the old slot).", {},
+       {},
        nullptr},
-      {"pause", "turnout pause",
+      {"abort",
+       "turnout abort",
+       "Stops the deployment in progress and rolls it back (users go back to the old slot).",
+       {},
+       nullptr},
+      {"pause",
+       "turnout pause",
        "Stops the clock of the current canary step or bake: nothing advances until `turnout\n"
        "resume`. Rules and the canary judge keep watching and still roll back a bad version.",
-       {}, nullptr},
+       {},
+       nullptr},
       {"resume", "turnout resume", "Lets a paused deployment's clock run again.", {}, nullptr},
-      {"promote", "turnout promote [--full]",
+      {"promote",
+       "turnout promote [--full]",
        "Canary: moves to the next step now (--full: straight to 100 %). Bake: ends the bake now.\n"
        "Automatic rollback keeps working afterwards, during the bake.",
-       {{"full", "", "skip the remaining canary steps"}}, nullptr},
-      {"maintenance", "turnout maintenance on|off [--reason TEXT]",
+       {{"full", "", "skip the remaining canary steps"}},
+       nullptr},
+      {"maintenance",
+       "turnout maintenance on|off [--reason TEXT]",
        "on: the router answers every request itself with 503, Retry-After and the page of\n"
        "turnout.yaml's `maintenance:` section (read now), never a connection error, while the\n"
        "instances keep running; smoke tests with the override header and its secret still get\n"
        "through. off: traffic is routed again at once. Refused during a deployment.",
-       {{"reason", "TEXT", "why (recorded in the audit log)"}}, RunMaintenance},
-      {"slo", "turnout slo",
+       {{"reason", "TEXT", "why (recorded in the audit log)"}},
+       RunMaintenance},
+      {"slo",
+       "turnout slo",
        "Shows each objective of turnout.yaml's `slo:` section: the share of good requests, the\n"
        "error budget left and the burn rate of the last minute. Exit 1 when a budget is spent.",
-       {}, RunSlo},
-      {"prune", "turnout prune [--dry-run]",
+       {},
+       RunSlo},
+      {"prune",
+       "turnout prune [--dry-run]",
        "Containers: removes the images of the revisions that revisions.on_disk no longer keeps\n"
        "and the stopped containers turnoutd labelled for this service that no record names, and\n"
        "says what it freed (image, tag, revision, size) and the total. Never removes the image\n"
@@ -1105,10 +1136,13 @@ const std::vector<Sub>& Subs() {
        "an image a container uses or another name tags, an image turnout did not record, or a\n"
        "running container. Processes keep nothing per revision: there is nothing to prune.\n"
        "Exit 1 when a stopped container could not be removed.",
-       {{"dry-run", "", "say what would be removed, remove nothing"}}, RunPrune},
-      {"history", "turnout history [REVISION] [--limit N]",
+       {{"dry-run", "", "say what would be removed, remove nothing"}},
+       RunPrune},
+      {"history",
+       "turnout history [REVISION] [--limit N]",
        "Lists the revisions (newest first), or one revision's transitions and steps.",
-       {{"limit", "N", "how many (default 20)"}}, RunHistory},
+       {{"limit", "N", "how many (default 20)"}},
+       RunHistory},
       {"logs",
        "turnout logs [SLOT] [--lines N] [--follow]\n"
        "       turnout logs --access [--file FILE] [--slot S] [--status 5xx|404] [--since 10m] "
@@ -1125,7 +1159,8 @@ const std::vector<Sub>& Subs() {
         {"status", "STATUS", "--access: only this status (404) or class (5xx)"},
         {"since", "DURATION", "--access: only requests of the last DURATION (10m, 1h)"}},
        RunLogs},
-      {"audit", "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
+      {"audit",
+       "turnout audit [verify | acknowledge --reason TEXT] [--limit N]",
        "Shows the newest audit entries, or verifies the hash chain (exit 1 when it was\n"
        "tampered with: modified, deleted, inserted, reordered or truncated entries).\n"
        "turnoutd refuses to act on a broken chain until `acknowledge` records why it may be\n"
@@ -1133,10 +1168,12 @@ const std::vector<Sub>& Subs() {
        {{"limit", "N", "how many entries (default 30)"},
         {"reason", "TEXT", "acknowledge: why (recorded in the audit log)"}},
        RunAudit},
-      {"events", "turnout events [--follow] [--limit N]",
+      {"events",
+       "turnout events [--follow] [--limit N]",
        "Prints the audit events (every transition, switch and instance restart); --follow keeps\n"
        "printing new ones as they happen (Ctrl-C to stop).",
-       {{"follow", "", "keep printing new events"}, {"limit", "N", "how many past events (default 20)"}},
+       {{"follow", "", "keep printing new events"},
+        {"limit", "N", "how many past events (default 20)"}},
        RunEvents},
   };
   return subs;
@@ -1173,7 +1210,8 @@ int RunDaemonCommand(const std::string& command, const std::vector<std::string>&
   Result<Args> args = Args::Parse(argv, flags);
   if (!args.ok()) return Usage(command, args.status().message());
   if (args->help()) {
-    std::cout << "usage: " << sub->usage << "\n\n" << sub->about << "\n\nOptions:\n"
+    std::cout << "usage: " << sub->usage << "\n\n"
+              << sub->about << "\n\nOptions:\n"
               << FlagsHelp(flags)
               << "\nExit codes: 0 ok, 1 the operation failed, 2 usage error, 3 turnoutd could "
                  "not be reached.\n";

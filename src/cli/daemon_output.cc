@@ -78,8 +78,7 @@ std::string FormatVerifyStep(const json& step) {
   };
   if (Str(d, "kind") == "performance" && d.contains("result") && d["result"].is_object()) {
     const json& r = d["result"];
-    line = percentiles(r) + " (" + Str(r, "count") + " requests, " + Str(r, "errors") +
-           " errors)";
+    line = percentiles(r) + " (" + Str(r, "count") + " requests, " + Str(r, "errors") + " errors)";
     if (d.contains("baseline") && d["baseline"].is_object()) {
       line += "; baseline revision " + Str(d["baseline"], "revision") + ": " +
               percentiles(d["baseline"]);
@@ -117,9 +116,8 @@ std::string FormatDaemonStatus(const json& s) {
   }
   if (!s["deployment"].is_null()) {
     const json& d = s["deployment"];
-    out << "deploying: " << Str(d, "version") << " -> " << Str(d, "target_slot")
-        << " (deployment " << Str(d, "id") << ", revision " << Str(d, "revision")
-        << "): " << Str(d, "state");
+    out << "deploying: " << Str(d, "version") << " -> " << Str(d, "target_slot") << " (deployment "
+        << Str(d, "id") << ", revision " << Str(d, "revision") << "): " << Str(d, "state");
     if (d.contains("state_elapsed_ms")) {
       out << " for " << FormatMillis(static_cast<double>(d["state_elapsed_ms"].get<int64_t>()));
     }
@@ -170,8 +168,8 @@ std::string FormatDaemonStatus(const json& s) {
       std::string health = i.value("healthy", false) ? "healthy" : "unhealthy";
       if (i.value("ejected", false)) health += ", ejected";
       if (i.contains("pid")) health += ", pid " + Str(i, "pid");
-      rows.push_back({"      " + Str(i, "address"), Str(i, "version", "-"), Str(i, "state"),
-                      health});
+      rows.push_back(
+          {"      " + Str(i, "address"), Str(i, "version", "-"), Str(i, "state"), health});
     }
   }
   return out.str() + FormatTable(rows);
@@ -253,8 +251,8 @@ std::string FormatDeploymentDetail(const json& body) {
       << "\n  transitions:\n";
   std::vector<std::vector<std::string>> transitions;
   for (const auto& t : body["transitions"]) {
-    transitions.push_back({"    " + ShortTime(Str(t, "at")), Str(t, "from"), "-> " + Str(t, "to"),
-                           Str(t, "reason")});
+    transitions.push_back(
+        {"    " + ShortTime(Str(t, "at")), Str(t, "from"), "-> " + Str(t, "to"), Str(t, "reason")});
   }
   out << FormatTable(transitions) << "  steps:\n";
   std::vector<std::vector<std::string>> steps;
@@ -292,11 +290,10 @@ std::string FormatHealth(const json& body) {
         probes.push_back({"      " + std::string(probe), Str(p, "path"), result});
       }
       if (i.contains("router")) {
-        probes.push_back(
-            {"      router",
-             std::string(i["router"].value("healthy", false) ? "sees it healthy"
-                                                             : "sees it unhealthy") +
-                 (i["router"].value("ejected", false) ? ", ejected" : "")});
+        probes.push_back({"      router",
+                          std::string(i["router"].value("healthy", false) ? "sees it healthy"
+                                                                          : "sees it unhealthy") +
+                              (i["router"].value("ejected", false) ? ", ejected" : "")});
       }
       out << FormatTable(probes);
     }
@@ -379,8 +376,8 @@ std::string FormatPrune(const nlohmann::json& reply) {
     }
   }
   for (const auto& c : reply.value("containers", nlohmann::json::array())) {
-    const std::string what = JsonText(c, "name") + " (" + JsonText(c, "version") + ", " +
-                             JsonText(c, "state") + ")";
+    const std::string what =
+        JsonText(c, "name") + " (" + JsonText(c, "version") + ", " + JsonText(c, "state") + ")";
     if (c.value("removed", false)) {
       ++containers;
       out += remove + "stopped container " + what + "\n";

@@ -47,14 +47,19 @@ TEST(DaemonOutput, HistoryStepsDoNotRunIntoTheirOutcome) {
   // The reported fault: "smoke_test:answers with the versionok 3.0 ms".
   json reply = {
       {"deployment",
-       {{"revision", 3}, {"version", "v3"}, {"target_slot", "green"}, {"state", "succeeded"},
-        {"id", 3}, {"created_at", "2026-11-22T08:01:02.123Z"}, {"started_by", "ann@host pid 1"},
-        {"config_hash", "0123456789abcdef"}, {"reason", ""}}},
-      {"transitions",
-       json::array({{{"at", "2026-11-22T08:01:02.123Z"},
-                     {"from", "smoke_testing_long_state"},
-                     {"to", "switching_a_long_state_too"},
-                     {"reason", "all smoke tests passed"}}})},
+       {{"revision", 3},
+        {"version", "v3"},
+        {"target_slot", "green"},
+        {"state", "succeeded"},
+        {"id", 3},
+        {"created_at", "2026-11-22T08:01:02.123Z"},
+        {"started_by", "ann@host pid 1"},
+        {"config_hash", "0123456789abcdef"},
+        {"reason", ""}}},
+      {"transitions", json::array({{{"at", "2026-11-22T08:01:02.123Z"},
+                                    {"from", "smoke_testing_long_state"},
+                                    {"to", "switching_a_long_state_too"},
+                                    {"reason", "all smoke tests passed"}}})},
       {"steps", json::array({{{"step", "smoke_test:answers with the version"},
                               {"outcome", "ok"},
                               {"duration_ms", 3}},
@@ -62,13 +67,14 @@ TEST(DaemonOutput, HistoryStepsDoNotRunIntoTheirOutcome) {
   const std::string text = FormatDeploymentDetail(reply);
   EXPECT_TRUE(Apart(text, {"smoke_test:answers with the version", "ok", "3.0 ms"})) << text;
   EXPECT_TRUE(Apart(text, {"launch", "ok", "14 ms"})) << text;
-  EXPECT_TRUE(Apart(text, {"smoke_testing_long_state", "-> switching_a_long_state_too", "all smoke"}))
+  EXPECT_TRUE(
+      Apart(text, {"smoke_testing_long_state", "-> switching_a_long_state_too", "all smoke"}))
       << text;
 }
 
 TEST(DaemonOutput, HistoryShowsVerifyResultsBesideTheirBaseline) {
-  const json result = {{"count", 500}, {"errors", 0}, {"p50_ms", 1.24}, {"p95_ms", 41.0},
-                       {"p99_ms", 52.6}};
+  const json result = {
+      {"count", 500}, {"errors", 0}, {"p50_ms", 1.24}, {"p95_ms", 41.0}, {"p99_ms", 52.6}};
   json perf = {{"step", "verify:latency"},
                {"outcome", "failed"},
                {"duration_ms", 900},
@@ -76,8 +82,12 @@ TEST(DaemonOutput, HistoryShowsVerifyResultsBesideTheirBaseline) {
                 {{"kind", "performance"},
                  {"result", result},
                  {"baseline",
-                  {{"revision", 3}, {"count", 500}, {"errors", 0}, {"p50_ms", 1.0},
-                   {"p95_ms", 20.1}, {"p99_ms", 30.0}}},
+                  {{"revision", 3},
+                   {"count", 500},
+                   {"errors", 0},
+                   {"p50_ms", 1.0},
+                   {"p95_ms", 20.1},
+                   {"p99_ms", 30.0}}},
                  {"failure", "p95 41.0 ms > baseline 20.1 ms +25% (revision 3)"}}}};
   EXPECT_EQ(FormatVerifyStep(perf),
             "p50 1.2 ms, p95 41 ms, p99 53 ms (500 requests, 0 errors); baseline revision 3: "
@@ -112,11 +122,12 @@ TEST(DaemonOutput, AuditActionsAndDetailsStayApart) {
   EXPECT_EQ(line,
             "   42  2026-11-22 08:01:02  service.instances_stopped  slot=blue stopped=1  "
             "(ann@host pid 7)\n");
-  json transition = {{"seq", 7},
-                     {"time", "2026-11-22T08:01:02.123Z"},
-                     {"action", "deployment.transition"},
-                     {"actor", "turnoutd"},
-                     {"detail", {{"from", "baking"}, {"to", "scaling_down"}, {"reason", "bake passed"}}}};
+  json transition = {
+      {"seq", 7},
+      {"time", "2026-11-22T08:01:02.123Z"},
+      {"action", "deployment.transition"},
+      {"actor", "turnoutd"},
+      {"detail", {{"from", "baking"}, {"to", "scaling_down"}, {"reason", "bake passed"}}}};
   EXPECT_TRUE(Apart(FormatAuditEntry(transition),
                     {"deployment.transition", "baking -> scaling_down: bake passed", "(turnoutd)"}))
       << FormatAuditEntry(transition);
@@ -155,24 +166,23 @@ TEST(DaemonOutput, SecretsShowNamesSourcesAndFingerprintsOnly) {
             "secrets rotate JWT_KEY");
   EXPECT_EQ(FormatChange({{"kind", "secrets"}, {"secret", "JWT_KEY"}, {"action", "drop_previous"}}),
             "secrets drop-previous JWT_KEY");
-  json list = json::array(
-      {{{"name", "JWT_KEY"},
-        {"source", "generated"},
-        {"as", "env"},
-        {"generation", 2},
-        {"fingerprint", "hmac-sha256:0011223344556677"},
-        {"rotated_at", "2026-11-22T08:01:02.123Z"},
-        {"previous",
-         {{"generation", 1},
-          {"fingerprint", "hmac-sha256:8899aabbccddeeff"},
-          {"until", "2026-11-23T08:01:02.123Z"}}}},
-       {{"name", "DB_PASSWORD"},
-        {"source", "file"},
-        {"as", "file"},
-        {"generation", nullptr},
-        {"fingerprint", nullptr},
-        {"rotated_at", nullptr},
-        {"previous", nullptr}}});
+  json list = json::array({{{"name", "JWT_KEY"},
+                            {"source", "generated"},
+                            {"as", "env"},
+                            {"generation", 2},
+                            {"fingerprint", "hmac-sha256:0011223344556677"},
+                            {"rotated_at", "2026-11-22T08:01:02.123Z"},
+                            {"previous",
+                             {{"generation", 1},
+                              {"fingerprint", "hmac-sha256:8899aabbccddeeff"},
+                              {"until", "2026-11-23T08:01:02.123Z"}}}},
+                           {{"name", "DB_PASSWORD"},
+                            {"source", "file"},
+                            {"as", "file"},
+                            {"generation", nullptr},
+                            {"fingerprint", nullptr},
+                            {"rotated_at", nullptr},
+                            {"previous", nullptr}}});
   const std::string text = FormatSecretList(list);
   EXPECT_TRUE(Apart(text, {"NAME", "SOURCE", "AS", "GEN", "FINGERPRINT", "ROTATED", "PREVIOUS"}))
       << text;
@@ -192,14 +202,15 @@ TEST(DaemonOutput, HistorySaysWhatEachRevisionChangedByNameOnly) {
             "env set A,B unset C");
   EXPECT_EQ(FormatChange({{"kind", "env"}, {"set", json::array()}, {"unset", {"C"}}}),
             "env unset C");
-  json list = json::array({{{"revision", 4},
-                            {"version", "v1"},
-                            {"target_slot", "blue"},
-                            {"state", "succeeded"},
-                            {"created_at", "2026-11-22T08:01:02.123Z"},
-                            {"duration_ms", 900},
-                            {"change", {{"kind", "scale"}, {"replicas_before", 1}, {"replicas", 3}}},
-                            {"reason", "p95"}}});
+  json list =
+      json::array({{{"revision", 4},
+                    {"version", "v1"},
+                    {"target_slot", "blue"},
+                    {"state", "succeeded"},
+                    {"created_at", "2026-11-22T08:01:02.123Z"},
+                    {"duration_ms", 900},
+                    {"change", {{"kind", "scale"}, {"replicas_before", 1}, {"replicas", 3}}},
+                    {"reason", "p95"}}});
   const std::string text = FormatDeploymentList(list);
   EXPECT_TRUE(Apart(text, {"v1", "blue", "succeeded"})) << text;
   EXPECT_TRUE(Apart(text, {"4", "scale 1->3", "v1"})) << text;
@@ -216,17 +227,18 @@ TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
        {{"mode", "embedded"},
         {"listen", {"127.0.0.1:8080"}},
         {"admin", "127.0.0.1:9901"},
-        {"slots",
-         json::array({{{"name", "production-blue"},
-                       {"receives_traffic", true},
-                       {"instances", json::array({{{"address", "127.0.0.1:20000"},
-                                                   {"version", "2026.11.22-rc1+build.7"},
-                                                   {"state", "running"},
-                                                   {"healthy", true},
-                                                   {"pid", 99}}})}}})}}}};
+        {"slots", json::array({{{"name", "production-blue"},
+                                {"receives_traffic", true},
+                                {"instances", json::array({{{"address", "127.0.0.1:20000"},
+                                                            {"version", "2026.11.22-rc1+build.7"},
+                                                            {"state", "running"},
+                                                            {"healthy", true},
+                                                            {"pid", 99}}})}}})}}}};
   const std::string text = FormatDaemonStatus(status);
   EXPECT_TRUE(Apart(text, {"production-blue", "TRAFFIC"})) << text;
-  EXPECT_TRUE(Apart(text, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running", "healthy, pid 99"})) << text;
+  EXPECT_TRUE(
+      Apart(text, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running", "healthy, pid 99"}))
+      << text;
   EXPECT_TRUE(Contains(text, "admin API 127.0.0.1:9901")) << text;
 
   // The router process turnoutd runs: its pid, whether turnoutd is attached to it, restarts.
@@ -239,8 +251,9 @@ TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
                                  {"restarts", 2},
                                  {"stopped", false}};
   const std::string process = FormatDaemonStatus(status);
-  EXPECT_TRUE(Contains(process, "router (process): 127.0.0.1:8080, admin API "
-                                "unix:/srv/shop/.turnout/router.sock"))
+  EXPECT_TRUE(Contains(process,
+                       "router (process): 127.0.0.1:8080, admin API "
+                       "unix:/srv/shop/.turnout/router.sock"))
       << process;
   EXPECT_TRUE(Contains(process, "process: pid 77, attached (found running at start), restarted 2x"))
       << process;
@@ -258,11 +271,14 @@ TEST(DaemonOutput, StatusAndHealthKeepColumnsApart) {
            {{{"name", "blue"},
              {"receives_traffic", true},
              {"instances",
-              json::array({{{"address", "127.0.0.1:20000"},
-                            {"version", "2026.11.22-rc1+build.7"},
-                            {"process", "running"},
-                            {"readiness", {{"path", "/healthz/ready/deep"}, {"ok", true}, {"status", 200}, {"ms", 1.5}}},
-                            {"liveness", {{"path", "/healthz"}, {"ok", true}, {"status", 200}, {"ms", 1.0}}}}})}}})}};
+              json::array(
+                  {{{"address", "127.0.0.1:20000"},
+                    {"version", "2026.11.22-rc1+build.7"},
+                    {"process", "running"},
+                    {"readiness",
+                     {{"path", "/healthz/ready/deep"}, {"ok", true}, {"status", 200}, {"ms", 1.5}}},
+                    {"liveness",
+                     {{"path", "/healthz"}, {"ok", true}, {"status", 200}, {"ms", 1.0}}}}})}}})}};
   const std::string h = FormatHealth(health);
   EXPECT_TRUE(Apart(h, {"127.0.0.1:20000", "2026.11.22-rc1+build.7", "running"})) << h;
   EXPECT_TRUE(Apart(h, {"readiness", "/healthz/ready/deep", "ok (200, 1.5 ms)"})) << h;
@@ -288,14 +304,17 @@ TEST(FormatPrune, SaysWhatItFreesWhatItKeepsAndTheTotal) {
     "containers": [{"id": "c1", "name": "turnout-shop-blue-0-ab12cd34", "version": "v1",
                     "state": "exited", "removed": true}]})");
   const std::string text = FormatPrune(reply);
-  EXPECT_TRUE(Contains(text, "removed image 3f2a9c1d2e4b (localhost/shop:v1; revision 1 v1)  1.5 MiB\n"))
+  EXPECT_TRUE(
+      Contains(text, "removed image 3f2a9c1d2e4b (localhost/shop:v1; revision 1 v1)  1.5 MiB\n"))
       << text;
   EXPECT_TRUE(Contains(text, "kept image 9a8b7c6d5e4f (revision 0 v0): used by container other\n"))
       << text;
-  EXPECT_TRUE(Contains(text, "removed stopped container turnout-shop-blue-0-ab12cd34 (v1, exited)\n"))
+  EXPECT_TRUE(
+      Contains(text, "removed stopped container turnout-shop-blue-0-ab12cd34 (v1, exited)\n"))
       << text;
-  EXPECT_TRUE(Contains(text, "freed 1.5 MiB (1 image(s), 1 stopped container(s)); revisions 3, 2 "
-                             "keep their images (revisions.on_disk: 2"))
+  EXPECT_TRUE(Contains(text,
+                       "freed 1.5 MiB (1 image(s), 1 stopped container(s)); revisions 3, 2 "
+                       "keep their images (revisions.on_disk: 2"))
       << text;
   reply["dry_run"] = true;
   const std::string dry = FormatPrune(reply);
@@ -306,13 +325,14 @@ TEST(FormatPrune, SaysWhatItFreesWhatItKeepsAndTheTotal) {
 }
 
 TEST(FormatPrune, NothingToPruneAndProcesses) {
-  json none = {{"platform", "container"}, {"dry_run", false}, {"on_disk", 10},
-               {"kept_revisions", {2, 1}}, {"images", json::array()},
-               {"containers", json::array()}, {"freed_bytes", 0}};
+  json none = {{"platform", "container"},  {"dry_run", false},        {"on_disk", 10},
+               {"kept_revisions", {2, 1}}, {"images", json::array()}, {"containers", json::array()},
+               {"freed_bytes", 0}};
   EXPECT_EQ(FormatPrune(none),
             "nothing to prune: revisions 2, 1 keep their images (revisions.on_disk: 10, plus the "
             "serving revision and any with a running instance)\n");
-  json process = {{"platform", "process"}, {"message", "nothing to prune: process revisions keep nothing on disk"}};
+  json process = {{"platform", "process"},
+                  {"message", "nothing to prune: process revisions keep nothing on disk"}};
   EXPECT_EQ(FormatPrune(process), "nothing to prune: process revisions keep nothing on disk\n");
 }
 

@@ -100,9 +100,11 @@ constexpr Command kCommands[] = {
      [](const std::vector<std::string>& a) {
        return rehearsal::RunRehearseCommand(a, std::cout, std::cerr);
      }},
-    {"completion", "print the shell completion script: turnout completion bash|zsh",
-     RunCompletion, [] { return std::vector<FlagSpec>{}; },
-     [] { return std::vector<std::string>{"bash", "zsh"}; }},
+    {"completion", "print the shell completion script: turnout completion bash|zsh", RunCompletion,
+     [] { return std::vector<FlagSpec>{}; },
+     [] {
+       return std::vector<std::string>{"bash", "zsh"};
+     }},
     {"help", "show help for turnout or for a command (turnout help router)", RunHelp,
      [] { return std::vector<FlagSpec>{}; }, CommandNames},
 };

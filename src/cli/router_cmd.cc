@@ -73,9 +73,9 @@ Result<Remote> ConnectRemote(const Args& args) {
     if (args.Has("token")) return InvalidArgument("give --token or --token-file, not both");
     TURNOUT_ASSIGN_OR_RETURN(token, ReadTokenFile(args.Get("token-file"), "--token-file"));
   }
-  auto client = AdminClient::Create(
-      args.Get("admin", EnvOr("TURNOUT_ADMIN", router::DefaultAdminAddress())), std::move(token),
-      timeout);
+  auto client =
+      AdminClient::Create(args.Get("admin", EnvOr("TURNOUT_ADMIN", router::DefaultAdminAddress())),
+                          std::move(token), timeout);
   if (!client.ok()) return client.status();
   r.client = std::move(client).value();
   return r;

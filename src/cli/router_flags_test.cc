@@ -101,9 +101,9 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
 }
 
 TEST(RouterFlags, AccessLogAndTrace) {
-  auto c = FromFlags({"--listen", "127.0.0.1:8080", "--slot", "blue=127.0.0.1:9001",
-                      "--access-log", "/var/log/turnout/access.log", "--access-log-format",
-                      "logfmt", "--access-log-sample", "10%", "--trace-generate"});
+  auto c = FromFlags({"--listen", "127.0.0.1:8080", "--slot", "blue=127.0.0.1:9001", "--access-log",
+                      "/var/log/turnout/access.log", "--access-log-format", "logfmt",
+                      "--access-log-sample", "10%", "--trace-generate"});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->access_log.path, "/var/log/turnout/access.log");
   EXPECT_EQ(c->access_log.format, router::AccessLogConfig::Format::kLogfmt);
@@ -123,14 +123,20 @@ TEST(RouterFlags, AccessLogAndTrace) {
     argv.insert(argv.end(), extra.begin(), extra.end());
     return FromFlags(argv);
   };
-  EXPECT_NE(with({"--access-log", "-", "--access-log-format", "xml"}).status().message().find(
-                "--access-log-format: expected json or logfmt, got 'xml'"),
+  EXPECT_NE(with({"--access-log", "-", "--access-log-format", "xml"})
+                .status()
+                .message()
+                .find("--access-log-format: expected json or logfmt, got 'xml'"),
             std::string::npos);
-  EXPECT_NE(with({"--access-log", "-", "--access-log-sample", "1.5"}).status().message().find(
-                "--access-log-sample: expected a fraction from 0 to 1"),
+  EXPECT_NE(with({"--access-log", "-", "--access-log-sample", "1.5"})
+                .status()
+                .message()
+                .find("--access-log-sample: expected a fraction from 0 to 1"),
             std::string::npos);
-  EXPECT_NE(with({"--access-log-sample", "0.5"}).status().message().find(
-                "--access-log-sample needs --access-log FILE"),
+  EXPECT_NE(with({"--access-log-sample", "0.5"})
+                .status()
+                .message()
+                .find("--access-log-sample needs --access-log FILE"),
             std::string::npos);
 }
 
@@ -139,8 +145,9 @@ TEST(RouterFlags, AdminTokenFromAFileOrTheEnvironment) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string file = std::string(dir) + "/token";
   { std::ofstream(file) << "s3cret\n"; }
-  const std::vector<std::string> base = {"--listen", "127.0.0.1:0", "--slot", "blue=127.0.0.1:1",
-                                         "--admin",  "127.0.0.1:0", "--admin-host", "r.internal"};
+  const std::vector<std::string> base = {"--listen",         "127.0.0.1:0", "--slot",
+                                         "blue=127.0.0.1:1", "--admin",     "127.0.0.1:0",
+                                         "--admin-host",     "r.internal"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> argv = base;
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -153,8 +160,10 @@ TEST(RouterFlags, AdminTokenFromAFileOrTheEnvironment) {
   { std::ofstream(file) << "\n"; }
   EXPECT_NE(with({"--admin-token-file", file}).status().message().find("is empty"),
             std::string::npos);
-  EXPECT_NE(with({"--admin-token-file", file + ".missing"}).status().message().find(
-                "cannot read token file of --admin-token-file"),
+  EXPECT_NE(with({"--admin-token-file", file + ".missing"})
+                .status()
+                .message()
+                .find("cannot read token file of --admin-token-file"),
             std::string::npos);
 
   setenv("TURNOUT_ADMIN_TOKEN", "from-env", 1);

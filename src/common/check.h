@@ -24,20 +24,20 @@ namespace turnout::internal {
 
 }  // namespace turnout::internal
 
-#define TURNOUT_CHECK(cond, message)                                               \
-  do {                                                                             \
-    if (!(cond)) [[unlikely]] {                                                    \
-      ::turnout::internal::CheckFailed(__FILE__, __LINE__, #cond, (message));      \
-    }                                                                              \
+#define TURNOUT_CHECK(cond, message)                                          \
+  do {                                                                        \
+    if (!(cond)) [[unlikely]] {                                               \
+      ::turnout::internal::CheckFailed(__FILE__, __LINE__, #cond, (message)); \
+    }                                                                         \
   } while (0)
 
 #ifdef NDEBUG
-#define TURNOUT_DCHECK(cond, message)              \
-  do {                                             \
-    if (false) {                                   \
-      static_cast<void>(cond);                     \
+#define TURNOUT_DCHECK(cond, message)               \
+  do {                                              \
+    if (false) {                                    \
+      static_cast<void>(cond);                      \
       static_cast<void>(std::string_view(message)); \
-    }                                              \
+    }                                               \
   } while (0)
 #else
 #define TURNOUT_DCHECK(cond, message) TURNOUT_CHECK(cond, message)

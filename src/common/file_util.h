@@ -2,10 +2,11 @@
 
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 #include "common/status.h"
 

@@ -1,6 +1,7 @@
 #include "common/file_util.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "common/sha256.h"
 
@@ -66,7 +65,7 @@ TEST_F(FileUtilTest, ReplacesContentWithExactModeAndNoLeftovers) {
   ASSERT_TRUE(WriteFileAtomically(path, "one", 0600).ok());
   ASSERT_TRUE(WriteFileAtomically(path, "two", 0640).ok());
   EXPECT_EQ(ReadFile(path), "two");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
   EXPECT_EQ(CountEntries(), 1);

@@ -18,19 +18,17 @@ TEST(HostPortTest, RefusesWithOneMessageThatSaysWhy) {
     const char* text;
     const char* why;
   };
-  for (const Case& c : {Case{"nohost", "missing :port"}, Case{":80", "empty host"},
-                        Case{"::1:80", "IPv6 addresses need [brackets]"},
-                        Case{"[::1:80", "missing ']'"}, Case{"[::1]", "missing :port"},
-                        Case{"[nope]:80", "bad IPv6 address"},
-                        Case{"a b:80", "bad character in host"},
-                        Case{"h:65536", "port must be 0..65535"}, Case{"h:", "port must be"},
-                        Case{"h:-1", "port must be"}, Case{"h:080x", "port must be"},
-                        Case{"h:000001", "port must be"}}) {
+  for (const Case& c :
+       {Case{"nohost", "missing :port"}, Case{":80", "empty host"},
+        Case{"::1:80", "IPv6 addresses need [brackets]"}, Case{"[::1:80", "missing ']'"},
+        Case{"[::1]", "missing :port"}, Case{"[nope]:80", "bad IPv6 address"},
+        Case{"a b:80", "bad character in host"}, Case{"h:65536", "port must be 0..65535"},
+        Case{"h:", "port must be"}, Case{"h:-1", "port must be"}, Case{"h:080x", "port must be"},
+        Case{"h:000001", "port must be"}}) {
     Result<HostPort> r = ParseHostPort(c.text);
     ASSERT_FALSE(r.ok()) << c.text;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(r.status().message().rfind(std::string("'") + c.text + "' is not host:port (", 0),
-              0u)
+    EXPECT_EQ(r.status().message().rfind(std::string("'") + c.text + "' is not host:port (", 0), 0u)
         << r.status().message();
     EXPECT_NE(r.status().message().find(c.why), std::string::npos) << r.status().message();
     EXPECT_NE(r.status().message().find("e.g. 127.0.0.1:8080"), std::string::npos);

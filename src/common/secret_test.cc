@@ -151,7 +151,7 @@ TEST_F(SecretFileTest, ReadSecretFileNeverCreatesAndRefusesWhatOthersMayRead) {
 TEST(SecretMatches, OnlyTheSameNonEmptySecretMatches) {
   EXPECT_TRUE(SecretMatches("s3cret", "s3cret"));
   EXPECT_FALSE(SecretMatches("s3creT", "s3cret"));
-  EXPECT_FALSE(SecretMatches("s3cre", "s3cret"));   // a prefix
+  EXPECT_FALSE(SecretMatches("s3cre", "s3cret"));    // a prefix
   EXPECT_FALSE(SecretMatches("s3crets", "s3cret"));  // longer
   EXPECT_FALSE(SecretMatches("", ""));               // no secret set: nothing matches
   EXPECT_FALSE(SecretMatches("x", ""));

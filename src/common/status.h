@@ -25,15 +25,15 @@ namespace turnout {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong (config, flags, request body)
-  kNotFound,           // a named thing does not exist
-  kAlreadyExists,      // a named thing exists already
-  kFailedPrecondition, // the system is not in a state where this can be done
-  kUnavailable,        // a peer could not be reached; retrying may help
-  kDeadlineExceeded,   // a deadline passed before the work finished
-  kAborted,            // the work was stopped (by a user or a conflict)
-  kIoError,            // the operating system refused an I/O operation
-  kInternal,           // turnout's own bug
+  kInvalidArgument,     // the caller's input is wrong (config, flags, request body)
+  kNotFound,            // a named thing does not exist
+  kAlreadyExists,       // a named thing exists already
+  kFailedPrecondition,  // the system is not in a state where this can be done
+  kUnavailable,         // a peer could not be reached; retrying may help
+  kDeadlineExceeded,    // a deadline passed before the work finished
+  kAborted,             // the work was stopped (by a user or a conflict)
+  kIoError,             // the operating system refused an I/O operation
+  kInternal,            // turnout's own bug
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -89,7 +89,7 @@ namespace internal {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     TURNOUT_DCHECK(!status_.ok(), "a Result made from a Status needs an error");
     if (status_.ok()) status_ = Internal("Result constructed from an OK status");
@@ -99,15 +99,18 @@ class [[nodiscard]] Result {
   const Status& status() const { return status_; }
 
   T& value() & {
-    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    if (!ok()) [[unlikely]]
+      internal::DieOnValueOfError(status_);
     return *value_;
   }
   const T& value() const& {
-    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    if (!ok()) [[unlikely]]
+      internal::DieOnValueOfError(status_);
     return *value_;
   }
   T&& value() && {
-    if (!ok()) [[unlikely]] internal::DieOnValueOfError(status_);
+    if (!ok()) [[unlikely]]
+      internal::DieOnValueOfError(status_);
     return std::move(*value_);
   }
 
@@ -129,9 +132,9 @@ class [[nodiscard]] Result {
 #define TURNOUT_STATUS_CONCAT(a, b) TURNOUT_STATUS_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define TURNOUT_RETURN_IF_ERROR(expr)                 \
-  do {                                                \
-    ::turnout::Status turnout_status_ = (expr);       \
+#define TURNOUT_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::turnout::Status turnout_status_ = (expr);        \
     if (!turnout_status_.ok()) return turnout_status_; \
   } while (0)
 

@@ -52,8 +52,8 @@ TEST(ParseWholeNumberTest, DigitsWithinTheRangeOnly) {
   EXPECT_EQ(*ParseWholeNumber("0", 0, 10), 0);
   EXPECT_EQ(*ParseWholeNumber("10", 0, 10), 10);
   EXPECT_EQ(*ParseWholeNumber("-5", -10, 10), -5);
-  for (const char* bad : {"", "abc", "9x", "1e3", "+1", " 1", "1 ", "1.0", "11", "-1",
-                          "99999999999999999999"}) {
+  for (const char* bad :
+       {"", "abc", "9x", "1e3", "+1", " 1", "1 ", "1.0", "11", "-1", "99999999999999999999"}) {
     Result<int64_t> r = ParseWholeNumber(bad, 0, 10);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().message(),

@@ -11,7 +11,10 @@ bool IsOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 TEST(UniqueFd, ClosesWhatItOwnsWhenItGoesOutOfScope) {
   int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  { UniqueFd owner(fd); EXPECT_TRUE(IsOpen(fd)); }
+  {
+    UniqueFd owner(fd);
+    EXPECT_TRUE(IsOpen(fd));
+  }
   EXPECT_FALSE(IsOpen(fd));
 }
 

@@ -70,8 +70,8 @@ Status CheckName(std::string_view what, std::string_view name) {
 
 std::string LabelFilter(const std::vector<std::string>& labels) {
   if (labels.empty()) return "";
-  return "&filters=" +
-         httpc::UrlEncode(json{{"label", labels}}.dump(-1, ' ', false, json::error_handler_t::replace));
+  return "&filters=" + httpc::UrlEncode(json{{"label", labels}}.dump(
+                           -1, ' ', false, json::error_handler_t::replace));
 }
 
 // The engine's error message: {"message": "..."} (dockerd and Podman), else the body itself.
@@ -99,14 +99,16 @@ Status PullError(std::string_view image, const std::string& message) {
   std::string m = "pull of " + std::string(image) + " failed: " + message;
   if (Contains(message, "denied") || Contains(message, "unauthorized") ||
       Contains(message, "authentication required")) {
-    return FailedPrecondition(m + "; check the registry credentials in the Docker client "
-                                  "config (config.json \"auths\") and the image name");
+    return FailedPrecondition(m +
+                              "; check the registry credentials in the Docker client "
+                              "config (config.json \"auths\") and the image name");
   }
   if (Contains(message, "no such host") || Contains(message, "dial tcp") ||
       Contains(message, "network is unreachable") || Contains(message, "i/o timeout") ||
       Contains(message, "connection refused") || Contains(message, "temporary failure")) {
-    return Unavailable(m + "; the registry cannot be reached from the engine's host: check its "
-                           "name, DNS and network, or load the image locally");
+    return Unavailable(m +
+                       "; the registry cannot be reached from the engine's host: check its "
+                       "name, DNS and network, or load the image locally");
   }
   if (Contains(message, "not found") || Contains(message, "manifest unknown") ||
       Contains(message, "does not exist")) {
@@ -225,8 +227,9 @@ Status EngineClient::ErrorOf(std::string_view what, const Reply& reply) const {
       break;
   }
   if (Contains(reply.body, "address already in use")) {
-    return AlreadyExists(m + "; the port is already in use: stop what holds it or choose "
-                             "another port");
+    return AlreadyExists(m +
+                         "; the port is already in use: stop what holds it or choose "
+                         "another port");
   }
   return IoError(std::move(m));
 }
@@ -348,7 +351,8 @@ Status EngineClient::ImagePull(std::string_view image,
   return Status::Ok();
 }
 
-Result<std::vector<ImageInfo>> EngineClient::ImageList(const std::vector<std::string>& labels) const {
+Result<std::vector<ImageInfo>> EngineClient::ImageList(
+    const std::vector<std::string>& labels) const {
   TURNOUT_ASSIGN_OR_RETURN(Reply r, Call("GET", "/images/json?all=false" + LabelFilter(labels)));
   if (r.status != 200) return ErrorOf("list images", r);
   json j = json::parse(r.body, nullptr, false);
@@ -408,11 +412,11 @@ Result<std::string> EngineClient::ContainerCreate(const ContainerSpec& spec) con
   if (!spec.name.empty()) target += "?name=" + httpc::UrlEncode(spec.name);
   TURNOUT_ASSIGN_OR_RETURN(
       Reply r, Call("POST", target, body.dump(-1, ' ', false, json::error_handler_t::replace)));
-  std::string what = "create container " + (spec.name.empty() ? "" : spec.name + " ") +
-                     "from image " + spec.image;
+  std::string what =
+      "create container " + (spec.name.empty() ? "" : spec.name + " ") + "from image " + spec.image;
   if (r.status == 404) {
-    return NotFound("container engine (" + socket_ + "): " + what + ": " +
-                    EngineMessage(r.body) + "; pull or load the image first");
+    return NotFound("container engine (" + socket_ + "): " + what + ": " + EngineMessage(r.body) +
+                    "; pull or load the image first");
   }
   if (r.status == 409) {
     return AlreadyExists("container engine (" + socket_ + "): " + what + ": " +
@@ -421,7 +425,8 @@ Result<std::string> EngineClient::ContainerCreate(const ContainerSpec& spec) con
   if (r.status != 201 && r.status != 200) return ErrorOf(what, r);
   json j = json::parse(r.body, nullptr, false);
   std::string id = j.is_object() ? Str(j, "Id") : "";
-  if (id.empty()) return IoError("container engine (" + socket_ + "): " + what + ": no Id in reply");
+  if (id.empty())
+    return IoError("container engine (" + socket_ + "): " + what + ": no Id in reply");
   return id;
 }
 
@@ -462,9 +467,9 @@ Status EngineClient::ContainerStop(std::string_view id, std::chrono::seconds gra
   TURNOUT_RETURN_IF_ERROR(CheckName("container", id));
   // The call lasts as long as the grace, plus the engine's own work.
   TURNOUT_ASSIGN_OR_RETURN(
-      Reply r, Call("POST", "/containers/" + std::string(id) + "/stop?t=" +
-                                std::to_string(grace.count()),
-                    "", timeout_ + std::chrono::duration_cast<Millis>(grace)));
+      Reply r,
+      Call("POST", "/containers/" + std::string(id) + "/stop?t=" + std::to_string(grace.count()),
+           "", timeout_ + std::chrono::duration_cast<Millis>(grace)));
   if (r.status == 204 || r.status == 304 || r.status == 200) return Status::Ok();
   return ErrorOf("stop container " + std::string(id), r);
 }
@@ -487,14 +492,16 @@ Result<WaitResult> EngineClient::ContainerWait(std::string_view id, Millis timeo
   if (!j.is_object()) return IoError("container engine (" + socket_ + "): wait JSON expected");
   WaitResult w;
   w.exit_code = static_cast<int>(Int(j, "StatusCode"));
-  if (auto err = j.find("Error"); err != j.end() && err->is_object()) w.error = Str(*err, "Message");
+  if (auto err = j.find("Error"); err != j.end() && err->is_object())
+    w.error = Str(*err, "Message");
   return w;
 }
 
 Status EngineClient::ContainerRemove(std::string_view id, bool force) const {
   TURNOUT_RETURN_IF_ERROR(CheckName("container", id));
-  TURNOUT_ASSIGN_OR_RETURN(Reply r, Call("DELETE", "/containers/" + std::string(id) +
-                                                       "?v=true&force=" + (force ? "true" : "false")));
+  TURNOUT_ASSIGN_OR_RETURN(Reply r,
+                           Call("DELETE", "/containers/" + std::string(id) +
+                                              "?v=true&force=" + (force ? "true" : "false")));
   if (r.status == 204 || r.status == 200) return Status::Ok();
   return ErrorOf("remove container " + std::string(id), r);
 }
@@ -522,8 +529,8 @@ Result<std::vector<ContainerSummary>> EngineClient::ContainerList(
 
 Result<Logs> EngineClient::ContainerLogs(std::string_view id, const LogOptions& options) const {
   TURNOUT_RETURN_IF_ERROR(CheckName("container", id));
-  std::string target = "/containers/" + std::string(id) + "/logs?stdout=" +
-                       (options.stdout_stream ? "true" : "false") +
+  std::string target = "/containers/" + std::string(id) +
+                       "/logs?stdout=" + (options.stdout_stream ? "true" : "false") +
                        "&stderr=" + (options.stderr_stream ? "true" : "false") +
                        "&follow=" + (options.follow ? "true" : "false");
   if (options.tail) target += "&tail=" + std::to_string(std::max(0, *options.tail));

@@ -44,7 +44,7 @@ struct VersionInfo {
   std::string version;      // "20.10.24" (dockerd) or "4.3.1" (Podman)
   std::string api_version;  // "1.41"
   std::string os, arch;
-  bool podman = false;      // the engine says it is Podman (its Components name "Podman Engine")
+  bool podman = false;  // the engine says it is Podman (its Components name "Podman Engine")
 };
 
 struct ImageInfo {
@@ -85,8 +85,8 @@ struct ContainerSpec {
   std::vector<std::string> binds;  // "host-path:container-path[:ro]"
   // An explicit list replaces the engine's defaults entirely: give nofile and nproc together.
   std::vector<Ulimit> ulimits;
-  std::string stop_signal;             // Default: the image's (SIGTERM)
-  std::optional<int> stop_timeout_s;   // Default: the engine's (10 s)
+  std::string stop_signal;            // Default: the image's (SIGTERM)
+  std::optional<int> stop_timeout_s;  // Default: the engine's (10 s)
 };
 
 struct ContainerState {
@@ -110,9 +110,9 @@ struct ContainerInfo {
 struct ContainerSummary {
   std::string id;
   std::vector<std::string> names;  // without the leading '/'
-  std::string image;     // as the container was created: a name or an image id
+  std::string image;               // as the container was created: a name or an image id
   std::string image_id;  // the image id the engine resolved it to ("sha256:..." or bare hex)
-  std::string state;  // "running", "exited", ...
+  std::string state;     // "running", "exited", ...
   Labels labels;
 };
 
@@ -135,8 +135,8 @@ struct LogOptions {
 };
 
 struct Logs {
-  std::string out;  // stdout, collected when LogOptions::on_output is unset
-  std::string err;  // stderr
+  std::string out;       // stdout, collected when LogOptions::on_output is unset
+  std::string err;       // stderr
   bool stopped = false;  // ended by on_output or cancel
 };
 

@@ -34,8 +34,10 @@ struct FakeEngine {
   std::unique_ptr<TestUpstream> up;
   FakeEngine() {
     auto started = TestUpstream::StartUnix("engine", dir.path() + "/engine.sock");
-    if (started.ok()) up = std::move(started).value();
-    else ADD_FAILURE() << started.status().ToString();
+    if (started.ok())
+      up = std::move(started).value();
+    else
+      ADD_FAILURE() << started.status().ToString();
   }
   EngineClient Client() const { return EngineClient(up->unix_path(), Millis(5000)); }
 };
@@ -171,15 +173,19 @@ TEST(EngineClientTest, EngineErrorsKeepTheirMessageAndMeaning) {
       if (r.target.find("name=web") == std::string::npos) {
         return Behavior::Respond(404, R"({"message":"No such image: missing:v9"})");
       }
-      return Behavior::Respond(409, R"({"message":"Conflict. The container name \"/web\" is already in use"})");
+      return Behavior::Respond(
+          409, R"({"message":"Conflict. The container name \"/web\" is already in use"})");
     }
     if (r.target.find("/start") != std::string::npos) {
-      return Behavior::Respond(500, R"({"message":"listen tcp4 127.0.0.1:8080: bind: address already in use"})");
+      return Behavior::Respond(
+          500, R"({"message":"listen tcp4 127.0.0.1:8080: bind: address already in use"})");
     }
     if (r.method == "DELETE") {
       return Behavior::Respond(409, R"({"message":"cannot remove a running container"})");
     }
-    return Behavior::Respond(404, R"({"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404})");
+    return Behavior::Respond(
+        404,
+        R"({"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404})");
   });
   EngineClient client = engine.Client();
   ContainerSpec spec;
@@ -202,8 +208,11 @@ TEST(EngineClientTest, EngineErrorsKeepTheirMessageAndMeaning) {
   engine.up->SetBehavior(Behavior::Respond(500, R"({"message":"OCI runtime create failed"})"));
   Status oci = client.ContainerStart("web");
   EXPECT_EQ(oci.code(), StatusCode::kIoError);
-  EXPECT_NE(oci.message().find("500 OCI runtime create failed"), std::string::npos) << oci.ToString();
-  engine.up->SetBehavior(Behavior::Respond(404, R"({"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404})"));
+  EXPECT_NE(oci.message().find("500 OCI runtime create failed"), std::string::npos)
+      << oci.ToString();
+  engine.up->SetBehavior(Behavior::Respond(
+      404,
+      R"({"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404})"));
   auto gone = client.ContainerInspect("x");
   EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
   EXPECT_NE(gone.status().message().find("no container with name or ID"), std::string::npos);
@@ -213,18 +222,17 @@ TEST(EngineClientTest, EngineErrorsKeepTheirMessageAndMeaning) {
 TEST(EngineClientTest, PullReportsProgressAndAnErrorInTheStream) {
   FakeEngine engine;
   ASSERT_TRUE(engine.up);
-  Behavior b = Behavior::Respond(
-      200,
-      "{\"status\":\"Pulling from acme/web\",\"id\":\"v2\"}\n"
-      "{\"status\":\"Pulling fs layer\",\"id\":\"a1\"}\n"
-      "{\"errorDetail\":{\"message\":\"pull access denied for acme/web\"},"
-      "\"error\":\"pull access denied for acme/web\"}\n");
+  Behavior b =
+      Behavior::Respond(200,
+                        "{\"status\":\"Pulling from acme/web\",\"id\":\"v2\"}\n"
+                        "{\"status\":\"Pulling fs layer\",\"id\":\"a1\"}\n"
+                        "{\"errorDetail\":{\"message\":\"pull access denied for acme/web\"},"
+                        "\"error\":\"pull access denied for acme/web\"}\n");
   b.chunked = true;
   engine.up->SetBehavior(b);
   std::vector<std::string> statuses;
-  Status s = engine.Client().ImagePull("acme/web:v2", [&](const PullProgress& p) {
-    statuses.push_back(p.status);
-  });
+  Status s = engine.Client().ImagePull(
+      "acme/web:v2", [&](const PullProgress& p) { statuses.push_back(p.status); });
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_NE(s.message().find("pull access denied"), std::string::npos);
   EXPECT_EQ(statuses, (std::vector<std::string>{"Pulling from acme/web", "Pulling fs layer"}));
@@ -247,9 +255,10 @@ TEST(EngineClientTest, PullSendsTheRegistryCredentials) {
   ASSERT_TRUE(engine.up);
   engine.up->SetBehavior(Behavior::Respond(200, "{\"status\":\"Pulled\"}\n"));
   platform::testing::TempDir config;
-  ASSERT_TRUE(WriteFileAtomically(config.path() + "/config.json",
-                                  R"({"auths":{"registry.example.com":{"auth":"Ym90OnMzY3JldA=="}}})")
-                  .ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(config.path() + "/config.json",
+                          R"({"auths":{"registry.example.com":{"auth":"Ym90OnMzY3JldA=="}}})")
+          .ok());
   ::setenv("DOCKER_CONFIG", config.path().c_str(), 1);
   Status pulled = engine.Client().ImagePull("registry.example.com/acme/web:v3");
   Status other = engine.Client().ImagePull("quay.io/acme/web:v3");
@@ -270,8 +279,8 @@ TEST(EngineClientTest, PullSendsTheRegistryCredentials) {
 TEST(EngineClientTest, LogsAreDemultiplexed) {
   FakeEngine engine;
   ASSERT_TRUE(engine.up);
-  Behavior b = Behavior::Respond(200, Frame(1, "line 1\n") + Frame(2, "warn 1\n") +
-                                          Frame(1, "line 2\nline 3\n"));
+  Behavior b = Behavior::Respond(
+      200, Frame(1, "line 1\n") + Frame(2, "warn 1\n") + Frame(1, "line 2\nline 3\n"));
   b.chunked = true;
   engine.up->SetBehavior(b);
   LogOptions options;

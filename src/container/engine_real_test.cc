@@ -182,11 +182,12 @@ TEST_P(RealEngineTest, HostNetworkLifecycle) {
   ASSERT_TRUE(client_->ContainerRemove(*id).ok());
   int64_t remove_ms = MillisSince(rm_start);
   EXPECT_EQ(client_->ContainerInspect(*id).status().code(), StatusCode::kNotFound);
-  std::printf("[timing] create %lld ms, create->started %lld ms, create->first HTTP 200 %lld ms, "
-              "stop (SIGTERM) %lld ms, remove %lld ms\n",
-              static_cast<long long>(create_ms), static_cast<long long>(start_ms),
-              static_cast<long long>(first_ok_ms), static_cast<long long>(stop_ms),
-              static_cast<long long>(remove_ms));
+  std::printf(
+      "[timing] create %lld ms, create->started %lld ms, create->first HTTP 200 %lld ms, "
+      "stop (SIGTERM) %lld ms, remove %lld ms\n",
+      static_cast<long long>(create_ms), static_cast<long long>(start_ms),
+      static_cast<long long>(first_ok_ms), static_cast<long long>(stop_ms),
+      static_cast<long long>(remove_ms));
 }
 
 TEST_P(RealEngineTest, LogsFollowStreamsUntilCancelled) {
@@ -344,7 +345,8 @@ TEST_P(RealEngineTest, PublishedPortOnLoopback) {
     httpc::Request req;
     req.url = base + "/r" + std::to_string(i);
     auto resp = httpc::Fetch(req);
-    if (resp.ok() && resp->status == 200 && resp->body == "v1 /r" + std::to_string(i) + "\n") ++good;
+    if (resp.ok() && resp->status == 200 && resp->body == "v1 /r" + std::to_string(i) + "\n")
+      ++good;
   }
   EXPECT_EQ(good, 10);
   std::printf("[timing] bridge: create->first HTTP 200 %lld ms\n",

@@ -125,7 +125,8 @@ Result<std::optional<std::string>> RegistryAuthFromConfig(std::string_view image
     } else if (!text("auth").empty()) {
       std::optional<std::string> decoded = DecodeBase64(text("auth"));
       size_t colon = decoded ? decoded->find(':') : std::string::npos;
-      if (colon == std::string::npos) return bad("has an \"auth\" that is not base64 of user:password");
+      if (colon == std::string::npos)
+        return bad("has an \"auth\" that is not base64 of user:password");
       header["username"] = decoded->substr(0, colon);
       header["password"] = decoded->substr(colon + 1);
     } else if (!text("username").empty()) {

@@ -1,7 +1,6 @@
 #include "container/registry_auth.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <cstdlib>

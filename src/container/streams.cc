@@ -72,8 +72,8 @@ Status JsonLineReader::Feed(std::string_view bytes, const Sink& sink) {
     size_t nl = bytes.find('\n');
     std::string_view part = bytes.substr(0, nl);
     if (partial_.size() + part.size() > max_line_) {
-      error_ = InvalidArgument("engine stream: a line exceeds " + std::to_string(max_line_) +
-                               " bytes");
+      error_ =
+          InvalidArgument("engine stream: a line exceeds " + std::to_string(max_line_) + " bytes");
       return error_;
     }
     if (nl == std::string_view::npos) {

@@ -92,7 +92,8 @@ Result<InstanceHandle> HandleFromLabels(const std::string& id, const Labels& lab
   h.address = Label(labels, kAddressLabel);
   h.spec_hash = Label(labels, kSpecHashLabel);
   if (size_t colon = h.address.rfind(':'); colon != std::string::npos) {
-    Result<int64_t> port = ParseWholeNumber(std::string_view(h.address).substr(colon + 1), 1, 65535);
+    Result<int64_t> port =
+        ParseWholeNumber(std::string_view(h.address).substr(colon + 1), 1, 65535);
     if (port.ok()) h.port = static_cast<uint16_t>(*port);
   }
   if (auto sig = LabelNumber(labels, kStopSignalLabel, NSIG - 1); sig && *sig > 0) {
@@ -107,7 +108,8 @@ Result<InstanceHandle> HandleFromLabels(const std::string& id, const Labels& lab
 }  // namespace
 
 Status ValidateContainerOptions(const ContainerPlatformOptions& o) {
-  if (o.image.empty()) return InvalidArgument("platform.image is required (e.g. \"app:{version}\")");
+  if (o.image.empty())
+    return InvalidArgument("platform.image is required (e.g. \"app:{version}\")");
   if (o.network == ContainerNetwork::kBridge && o.port == 0) {
     return InvalidArgument(
         "platform.port is required with network: bridge (the port the app listens on inside "
@@ -143,10 +145,9 @@ Status ValidateContainerOptions(const ContainerPlatformOptions& o) {
 Result<std::unique_ptr<ContainerPlatform>> ContainerPlatform::Create(
     ContainerPlatformOptions options) {
   TURNOUT_RETURN_IF_ERROR(ValidateContainerOptions(options));
-  TURNOUT_ASSIGN_OR_RETURN(
-      container::EngineClient client,
-      container::EngineClient::Connect({.address = options.engine,
-                                        .timeout = options.engine_timeout}));
+  TURNOUT_ASSIGN_OR_RETURN(container::EngineClient client,
+                           container::EngineClient::Connect(
+                               {.address = options.engine, .timeout = options.engine_timeout}));
   return std::unique_ptr<ContainerPlatform>(
       new ContainerPlatform(std::move(options), std::move(client)));
 }
@@ -169,8 +170,8 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version,
   };
   // Inspecting an image never involves a registry: Unavailable there is the engine itself.
   auto engine_gone = [&](const Status& why) {
-    return Unavailable("the container engine at " + client_.socket_path() +
-                       " does not answer (" + why.message() +
+    return Unavailable("the container engine at " + client_.socket_path() + " does not answer (" +
+                       why.message() +
                        "): start it (dockerd, or podman system service), or set platform.engine "
                        "to the socket it listens on");
   };
@@ -188,8 +189,7 @@ Result<std::string> ContainerPlatform::ResolveImage(std::string_view version,
   }
   Result<container::ImageInfo> info = client_.ImageInspect(image);
   if (!info.ok()) {
-    return info.status().code() == StatusCode::kNotFound ? missing(info.status())
-                                                         : info.status();
+    return info.status().code() == StatusCode::kNotFound ? missing(info.status()) : info.status();
   }
   return info->id;
 }
@@ -478,8 +478,7 @@ Result<PruneReport> ContainerPlatform::Prune(std::string_view service,
   }
 
   // Every other container on the engine and the image it runs.
-  TURNOUT_ASSIGN_OR_RETURN(std::vector<container::ContainerSummary> all,
-                           client_.ContainerList({}));
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<container::ContainerSummary> all, client_.ContainerList({}));
   std::erase_if(all, [&](const container::ContainerSummary& c) { return stray_ids.count(c.id); });
 
   std::set<std::string, std::less<>> kept_ids;
@@ -513,9 +512,9 @@ Result<PruneReport> ContainerPlatform::Prune(std::string_view service,
     for (const std::string& v : image.versions) own.insert(ImageFor(v));
     for (const auto& c : all) {
       const bool by_id = !c.image_id.empty() && BareImageId(c.image_id) == BareImageId(image.id);
-      const bool by_name = BareImageId(c.image) == BareImageId(image.id) ||
-                           std::find(image.tags.begin(), image.tags.end(), c.image) !=
-                               image.tags.end();
+      const bool by_name =
+          BareImageId(c.image) == BareImageId(image.id) ||
+          std::find(image.tags.begin(), image.tags.end(), c.image) != image.tags.end();
       if (by_id || by_name) {
         image.kept_because =
             "used by container " + (c.names.empty() ? c.id.substr(0, 12) : c.names.front());

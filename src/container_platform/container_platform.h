@@ -168,9 +168,9 @@ struct PruneImage {
   std::vector<std::string> tags;  // the engine's RepoTags of the image
   std::vector<int64_t> revisions;
   std::vector<std::string> versions;  // the same order as `revisions`
-  int64_t bytes = 0;                   // the engine's size of the image
-  bool removed = false;                // dry run: removable
-  std::string kept_because;            // "" when removed
+  int64_t bytes = 0;                  // the engine's size of the image
+  bool removed = false;               // dry run: removable
+  std::string kept_because;           // "" when removed
 };
 
 // A stopped container turnout labelled for the service that no live record names.

@@ -14,11 +14,11 @@
 #include <set>
 #include <thread>
 
-#include "container/engine_client.h"
-#include "demo/test_support.h"
-#include "container/testing/engine_service.h"
-#include "httpc/client.h"
 #include "common/clock.h"
+#include "container/engine_client.h"
+#include "container/testing/engine_service.h"
+#include "demo/test_support.h"
+#include "httpc/client.h"
 #include "platform/supervisor.h"
 #include "platform/testing/platform_contract.h"
 #include "platform/testing/test_util.h"
@@ -58,7 +58,8 @@ class ContainerPlatformTest : public ::testing::Test {
     std::string why;
     engine_ = SharedEngine(EngineKind::kPodman, &why);
     // Podman is what scripts/install-deps.sh installs: without it these tests fail.
-    if (engine_ == nullptr) FAIL() << "no podman here (scripts/install-deps.sh installs it): " << why;
+    if (engine_ == nullptr)
+      FAIL() << "no podman here (scripts/install-deps.sh installs it): " << why;
     client_.emplace(engine_->socket(), std::chrono::milliseconds(20000));
     // A service name of this test only: lists and clean-up never see another test's containers.
     service_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -161,8 +162,7 @@ TEST_F(ContainerPlatformTest, LaunchAnswersOnTheHandlesAddressAndStopRemovesIt) 
 
   auto stop_start = SteadyClock::now();
   ASSERT_TRUE(platform_->Stop(*handle).ok());
-  std::printf("[measure] stop+remove: %lld ms\n",
-              static_cast<long long>(MillisSince(stop_start)));
+  std::printf("[measure] stop+remove: %lld ms\n", static_cast<long long>(MillisSince(stop_start)));
   EXPECT_EQ(client_->ContainerInspect(handle->id).status().code(), StatusCode::kNotFound);
   // Idempotent: a gone container is stopped.
   EXPECT_TRUE(platform_->Stop(*handle).ok());
@@ -229,9 +229,9 @@ TEST_F(ContainerPlatformTest, TheContainerCarriesTheOptionsAndTheSpec) {
   std::set<std::string> env;
   for (const auto& e : config["Env"]) env.insert(e.get<std::string>());
   const std::string port = std::to_string(spec.port);
-  const std::vector<std::string> wanted = {"FROM_OPTIONS=1", "FROM_SPEC=2", "TURNOUT_VERSION=v1",
-                                           "TURNOUT_SLOT=blue", "TURNOUT_INSTANCE=2",
-                                           "TURNOUT_PORT=" + port, "PORT=" + port};
+  const std::vector<std::string> wanted = {
+      "FROM_OPTIONS=1",     "FROM_SPEC=2",          "TURNOUT_VERSION=v1", "TURNOUT_SLOT=blue",
+      "TURNOUT_INSTANCE=2", "TURNOUT_PORT=" + port, "PORT=" + port};
   for (const std::string& want : wanted) {
     EXPECT_EQ(env.count(want), 1u) << want << " in " << config["Env"].dump();
   }
@@ -454,9 +454,9 @@ TEST_F(ContainerPlatformTest, SupervisorRestartsACrashedContainerAndRemovesTheEn
 // running and stops it.
 TEST_F(ContainerPlatformTest, AfterTheLaunchingDaemonIsKilledItsContainerIsFoundAndAdopted) {
   uint16_t port = Spec().port;
-  auto launcher = demo::testing::ChildProcess::Start(
-      {TURNOUT_CONTAINER_PLATFORM_LAUNCH_HELPER, engine_->socket(), kTestImage, service_,
-       std::to_string(port)});
+  auto launcher = demo::testing::ChildProcess::Start({TURNOUT_CONTAINER_PLATFORM_LAUNCH_HELPER,
+                                                      engine_->socket(), kTestImage, service_,
+                                                      std::to_string(port)});
   ASSERT_TRUE(launcher.ok()) << launcher.status().ToString();
   auto line = launcher->ReadLine(std::chrono::seconds(20));
   ASSERT_TRUE(line.ok()) << line.status().ToString();
@@ -605,8 +605,9 @@ TEST_F(ContainerPlatformTest, PortAlreadyInUseIsRefusedNamingIt) {
 TEST_F(ContainerPlatformTest, LaunchByResolvedIdRunsThatImageAfterTheTagMoved) {
   const std::string moving = "localhost/turnout-test-app:moving";
   const std::string root = engine_->dir() + "/image-root";
-  ASSERT_TRUE(engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])",
-                                                  "ENV APP_VERSION=first"}).ok());
+  ASSERT_TRUE(
+      engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=first"})
+          .ok());
   ContainerPlatformOptions o = Options();
   o.image = "localhost/turnout-test-app:{version}";
   auto p = MakePlatform(o);
@@ -616,8 +617,9 @@ TEST_F(ContainerPlatformTest, LaunchByResolvedIdRunsThatImageAfterTheTagMoved) {
   EXPECT_EQ(id->rfind("sha256:", 0), 0u) << *id;
 
   // The tag now names another image (other ENV).
-  ASSERT_TRUE(engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])",
-                                                  "ENV APP_VERSION=second"}).ok());
+  ASSERT_TRUE(
+      engine_->ImportImage(root, moving, {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=second"})
+          .ok());
   auto moved = p->ResolveImage("moving");
   ASSERT_TRUE(moved.ok());
   EXPECT_NE(*moved, *id);
@@ -677,8 +679,9 @@ TEST(ContainerPlatformScriptedTest, PortTakenAtStartIsNamedAndTheContainerRemove
   spec.image = "sha256:0123";
   auto launched = (*p)->Launch(spec);
   EXPECT_EQ(launched.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(launched.status().message().find("port " + std::to_string(*port) + " is already in use"),
-            std::string::npos)
+  EXPECT_NE(
+      launched.status().message().find("port " + std::to_string(*port) + " is already in use"),
+      std::string::npos)
       << launched.status().message();
   bool removed = false;
   for (const auto& r : (*engine)->RecordedRequests()) {
@@ -722,8 +725,7 @@ TEST(ContainerPlatformScriptedTest, EngineGoneLaterIsNamedByEveryCall) {
   EXPECT_NE(resolve.message().find("the container engine at " + socket + " does not answer"),
             std::string::npos)
       << resolve.ToString();
-  EXPECT_NE(resolve.message().find("set platform.engine"), std::string::npos)
-      << resolve.ToString();
+  EXPECT_NE(resolve.message().find("set platform.engine"), std::string::npos) << resolve.ToString();
 }
 
 TEST(ContainerOptionsTest, RefusesWhatCannotWork) {
@@ -766,13 +768,11 @@ std::unique_ptr<Platform> ContractPlatform(int exit_code) {
 }
 
 using testing::PlatformContractTest;
-INSTANTIATE_TEST_SUITE_P(
-    Container, PlatformContractTest,
-    ::testing::Values(testing::PlatformContract{
-        .name = "ContainerPlatform",
-        .make = ContractPlatform,
-        .complete = {}}),
-    testing::ContractName);
+INSTANTIATE_TEST_SUITE_P(Container, PlatformContractTest,
+                         ::testing::Values(testing::PlatformContract{.name = "ContainerPlatform",
+                                                                     .make = ContractPlatform,
+                                                                     .complete = {}}),
+                         testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform

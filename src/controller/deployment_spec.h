@@ -155,7 +155,7 @@ struct DeploymentSpec {
   Millis liveness_interval{5000};      // Default: 5 s
   Millis liveness_timeout{1000};       // Default: 1 s
   int liveness_failure_threshold = 3;  // Default: 3
-  Millis bake_time{60000};  // Default: 60 s
+  Millis bake_time{60000};             // Default: 60 s
 
   // "blue_green": after the smoke tests all traffic moves at once. "canary": the new slot first
   // gets canary_steps[0].weight_bp of the traffic (sticky per client), then each following

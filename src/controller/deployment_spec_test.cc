@@ -109,10 +109,10 @@ TEST(DeploymentSpecTest, JsonRoundTripKeepsEveryField) {
 
 TEST(DeploymentSpecTest, SecretsTravelAsReferencesToEachInstanceNeverAsValues) {
   DeploymentSpec s = Valid();
-  s.secrets = {platform::SecretRef{"JWT_KEY", "env", 3, "hmac-sha256:00112233aabbccdd", 2,
-                                   "hmac-sha256:99887766aabbccdd"},
-               platform::SecretRef{"DB_PASSWORD", "file", 1, "hmac-sha256:0a0b0c0d0e0f0102", 0,
-                                   ""}};
+  s.secrets = {
+      platform::SecretRef{"JWT_KEY", "env", 3, "hmac-sha256:00112233aabbccdd", 2,
+                          "hmac-sha256:99887766aabbccdd"},
+      platform::SecretRef{"DB_PASSWORD", "file", 1, "hmac-sha256:0a0b0c0d0e0f0102", 0, ""}};
   Result<DeploymentSpec> back = DecodeSpec(EncodeSpec(s));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->secrets, s.secrets);

@@ -113,8 +113,8 @@ bool Pausable(DeploymentState s) {
 
 bool PreSwitch(DeploymentState s) {
   return s == DeploymentState::kPending || s == DeploymentState::kPreChecks ||
-         s == DeploymentState::kDraining || s == DeploymentState::kLaunching || s == DeploymentState::kWaitingReady ||
-         s == DeploymentState::kSmokeTesting;
+         s == DeploymentState::kDraining || s == DeploymentState::kLaunching ||
+         s == DeploymentState::kWaitingReady || s == DeploymentState::kSmokeTesting;
 }
 
 std::string Seconds(Clock::Duration d) {
@@ -175,8 +175,8 @@ std::string DescribeRun(const platform::RunResult& r) {
 // it exited 0. An error only when the spawn itself failed on our side (IoError: retry the step).
 Result<std::optional<std::string>> RunCheckCommand(
     platform::CommandRunner& commands, std::string_view command,
-    const std::vector<std::pair<std::string_view, std::string>>& values,
-    const DeploymentSpec& spec, Millis timeout, nlohmann::json* detail) {
+    const std::vector<std::pair<std::string_view, std::string>>& values, const DeploymentSpec& spec,
+    Millis timeout, nlohmann::json* detail) {
   Result<std::vector<std::string>> argv = ExpandWords(command, values);
   if (!argv.ok()) {
     (*detail)["error"] = argv.status().ToString();
@@ -855,9 +855,9 @@ Result<std::optional<StepReport>> Engine::ResolveImage() {
   }
   TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
                            store_.BeginStep(deployment_->id, "resolve_image", "{}"));
-  TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
-      step_id, image.ok() ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
-      JsonText(detail)));
+  TURNOUT_RETURN_IF_ERROR(
+      store_.FinishStep(step_id, image.ok() ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
+                        JsonText(detail)));
   if (!image.ok()) {
     TURNOUT_ASSIGN_OR_RETURN(StepReport r,
                              BeginRollback("pre-check failed: " + image.status().message()));
@@ -873,9 +873,8 @@ Result<StepReport> Engine::RunPreDeployCheck(const PreDeployCheck& check) {
   TURNOUT_ASSIGN_OR_RETURN(int64_t step_id,
                            store_.BeginStep(deployment_->id, "pre_deploy:" + check.name, "{}"));
   nlohmann::json detail;
-  Result<std::optional<std::string>> failed =
-      RunCheckCommand(commands_, check.command, {{"{version}", spec_.version}}, spec_,
-                      check.timeout, &detail);
+  Result<std::optional<std::string>> failed = RunCheckCommand(
+      commands_, check.command, {{"{version}", spec_.version}}, spec_, check.timeout, &detail);
   TURNOUT_RETURN_IF_ERROR(store_.FinishStep(
       step_id, failed.ok() && !*failed ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
       JsonText(detail)));
@@ -897,7 +896,8 @@ Result<StepReport> Engine::StepLaunching() {
     if (it != new_instances_.end()) {
       inst = *it;
     } else {
-      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address, AllocateAddress(spec_, slot, index));
+      TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address,
+                               AllocateAddress(spec_, slot, index));
       inst.host = address.host;
       inst.port = address.port;
     }
@@ -1410,7 +1410,8 @@ Result<StepReport> Engine::StepRolling() {
       inst.slot = slot;
       inst.index = i;
       if (inst.port == 0) {
-        TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address, AllocateAddress(spec_, slot, i));
+        TURNOUT_ASSIGN_OR_RETURN(platform::InstanceAddress address,
+                                 AllocateAddress(spec_, slot, i));
         inst.host = address.host;
         inst.port = address.port;
       }
@@ -1487,7 +1488,7 @@ Result<StepReport> Engine::StepRolling() {
 }
 
 Result<std::optional<StepReport>> Engine::RestoreOldInstances(const std::string& slot,
-                                                               const std::string& failed_suffix) {
+                                                              const std::string& failed_suffix) {
   using Out = std::optional<StepReport>;
   auto fail = [&](std::string why) -> Result<Out> {
     TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kFailed, why + failed_suffix));
@@ -1875,10 +1876,9 @@ Result<StepReport> Engine::StepScalingDown() {
   bool db_failed = false;
   std::optional<std::string> db = PollDatabase("after_retire", &db_failed);
   if (db && !db_failed) return Report("database: " + *db);
-  std::string reason = old_stopped_ == 0
-                           ? std::string("deployed")
-                           : "deployed; " + std::to_string(old_stopped_) +
-                                 " old instance(s) in " + old_slot + " stopped";
+  std::string reason = old_stopped_ == 0 ? std::string("deployed")
+                                         : "deployed; " + std::to_string(old_stopped_) +
+                                               " old instance(s) in " + old_slot + " stopped";
   if (expedite_scale_down_ && old_stopped_ != 0) {
     reason += " early (" + expedite_reason_ + ")";
   }
@@ -2012,8 +2012,7 @@ Result<StepReport> Engine::BeginDraining() {
       std::string(maintenance_kept_ ? "pre-checks passed; maintenance already on ("
                                     : "pre-checks passed; maintenance on") +
           (maintenance_kept_ ? maintenance_owner_ + ")" : std::string()) + ", stopping " +
-          std::to_string(old_instances_.size()) + " instance(s) of " +
-          deployment_->previous_slot));
+          std::to_string(old_instances_.size()) + " instance(s) of " + deployment_->previous_slot));
   return Report("");
 }
 
@@ -2056,9 +2055,9 @@ Result<StepReport> Engine::StepDraining() {
     if (db_failed) return BeginRollback("database: " + *db);
     return Report("maintenance on; database: " + *db);
   }
-  TURNOUT_RETURN_IF_ERROR(Transition(
-      DeploymentState::kLaunching, "maintenance on; " + std::to_string(rolling_old_count_) +
-                                       " instance(s) of " + old_slot + " stopped"));
+  TURNOUT_RETURN_IF_ERROR(Transition(DeploymentState::kLaunching,
+                                     "maintenance on; " + std::to_string(rolling_old_count_) +
+                                         " instance(s) of " + old_slot + " stopped"));
   return Report("");
 }
 

@@ -25,7 +25,8 @@
 // Crash resume (Resume()): a new Engine over the same store finds the service's active
 // deployment, re-adopts the recorded instances (Platform::Adopt with the persisted handles) and
 // then applies this rule:
-//   - Pending, PreChecks, Draining, Launching, WaitingReady, SmokeTesting: ROLL BACK. Users were never
+//   - Pending, PreChecks, Draining, Launching, WaitingReady, SmokeTesting: ROLL BACK. Users were
+//   never
 //     moved, so rolling back is always safe; the readiness deadline was measured by a controller
 //     that is gone, and a half-launched set may hold instances of unknown health. Re-running the
 //     deploy is one command, and it relaunches cleanly.
@@ -323,8 +324,8 @@ class Engine {
   // step "resume" and the audit entry "deployment.resume" ({"deployment","revision","version",
   // "state","previous_end","last_alive_ms","down_ms","new_instances","old_instances","ended",
   // "unwatched_ms","decided"}); the "state:<name>", "canary_step:<i>" and "verify:<name>"
-  // records the dead controller left running end "interrupted" at facts.last_alive, and the resumed part of the
-  // state gets a new record ({"resumed":true}). In Canary and Baking the time between
+  // records the dead controller left running end "interrupted" at facts.last_alive, and the resumed
+  // part of the state gets a new record ({"resumed":true}). In Canary and Baking the time between
   // facts.last_alive and now does not count as step or bake time: nobody watched it.
   Result<std::optional<state::Deployment>> Resume(std::string_view service,
                                                   const RestartFacts& facts = {});
@@ -384,7 +385,7 @@ class Engine {
     int64_t deployment_id = 0;
     std::string slot;
     int index = 0;
-    std::string host;   // the allocated address, recorded (the port) before the launch
+    std::string host;  // the allocated address, recorded (the port) before the launch
     uint16_t port = 0;
     std::string version;
     std::optional<platform::InstanceHandle> handle;  // absent: recorded, never launched
@@ -594,7 +595,7 @@ class Engine {
   bool canary_weight_applied_ = false;  // the router has the current step's weight
   int64_t canary_step_record_ = 0;      // the running "canary_step:<i>" step record (0: none)
   std::optional<Clock::TimePoint> last_analysis_;
-  std::string hold_;  // the latest verdict's hold (insufficient data), "" when none
+  std::string hold_;                 // the latest verdict's hold (insufficient data), "" when none
   std::vector<std::string> warned_;  // warning reasons already emitted in this step / bake
   bool promote_held_recorded_ = false;
   std::string last_evidence_;  // of the last verdict in this step / bake

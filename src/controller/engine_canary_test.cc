@@ -102,16 +102,13 @@ class CanaryTest : public EngineTest {
     return testing::StepRecordNames(*store_, deployment_id);
   }
 
-
   const EngineEvent* LastEvent(const std::string& name) const {
     return testing::LastEventNamed(events_, name);
   }
 
-
   size_t CountEvents(const std::string& name) const {
     return testing::CountEventsNamed(events_, name);
   }
-
 
   std::function<AnalysisVerdict(const AnalysisRequest&)> judge_;
   std::vector<AnalysisRequest> requests_;

@@ -89,8 +89,8 @@ class EngineStateTest : public ::testing::Test {
       }
       std::optional<FakeInstance> i = FirstRunning(slot);
       if (!i) return Unavailable("upstream connect error");
-      ProbeResponse resp = testing::FakeProber::Status(200, "{\"version\":\"" + i->spec.version +
-                                                                "\"}");
+      ProbeResponse resp =
+          testing::FakeProber::Status(200, "{\"version\":\"" + i->spec.version + "\"}");
       resp.headers.emplace_back("X-Version", i->spec.version);
       return resp;
     }

@@ -49,11 +49,10 @@ TEST_F(EngineStateTest, FirstDeploymentThenSecondMovesTrafficAndScalesDownOldSlo
   ASSERT_TRUE(service.ok());
   EXPECT_EQ(service->active_slot, "green");
   EXPECT_EQ(service->active_revision, 2);
-  EXPECT_EQ(EventNames(),
-            (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
-                                      "smoke_passed", "switched", "succeeded", "deploy_started",
-                                      "pre_checks_passed", "ready", "smoke_passed", "switched",
-                                      "succeeded"}));
+  EXPECT_EQ(EventNames(), (std::vector<std::string>{"deploy_started", "pre_checks_passed", "ready",
+                                                    "smoke_passed", "switched", "succeeded",
+                                                    "deploy_started", "pre_checks_passed", "ready",
+                                                    "smoke_passed", "switched", "succeeded"}));
 }
 
 // The router and the probes reach instances only where the platform said: the handle's address.
@@ -159,10 +158,10 @@ TEST_F(EngineStateTest, FailedSmokeTestIsNeverSwitchedTo) {
     EXPECT_NE(std::find(r.headers.begin(), r.headers.end(),
                         std::pair<std::string, std::string>{"X-Turnout-Slot", "green"}),
               r.headers.end());
-    EXPECT_NE(std::find(r.headers.begin(), r.headers.end(),
-                        std::pair<std::string, std::string>{"X-Turnout-Secret",
-                                                            kFakeOverrideSecret}),
-              r.headers.end());
+    EXPECT_NE(
+        std::find(r.headers.begin(), r.headers.end(),
+                  std::pair<std::string, std::string>{"X-Turnout-Secret", kFakeOverrideSecret}),
+        r.headers.end());
   }
   EXPECT_TRUE(through_router);
   ExpectInstancesRunning(d1.id);
@@ -374,8 +373,7 @@ TEST_F(EngineStateTest, PreDeployCheckWhoseProgramIsMissingRollsBack) {
   DeploymentSpec v2 = Spec("v2");
   v2.pre_deploy = {PreDeployCheck{"missing", "no-such-program"}};
   state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
-  EXPECT_NE(d2.reason.find("could not run: program 'no-such-program' not found"),
-            std::string::npos)
+  EXPECT_NE(d2.reason.find("could not run: program 'no-such-program' not found"), std::string::npos)
       << d2.reason;
 }
 
@@ -438,8 +436,7 @@ TEST_F(EngineStateTest, ResumeInSwitchingFinishesTheSwitchOrRollsBackWhenAnInsta
   auto engine = ResumeAndRun();
   EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
   EXPECT_EQ(UserVersion(), "v2");
-  EXPECT_NE(engine->resume_summary().find("decided: finish the switch to green"),
-            std::string::npos)
+  EXPECT_NE(engine->resume_summary().find("decided: finish the switch to green"), std::string::npos)
       << engine->resume_summary();
 
   const int64_t d3 = BeginV2AndCrashAt(DeploymentState::kSwitching, Spec("v3"));
@@ -475,8 +472,8 @@ TEST_F(EngineStateTest, ResumedBakeDoesNotCountTheTimeTheControllerWasDown) {
   Run(*engine, DeploymentState::kBaking);
   clock_.Advance(20s);
   const state::WallTime last_alive = clock_.WallNow();
-  engine.reset();            // the controller dies 20 s into the bake...
-  clock_.Advance(5min);      // ...and is down for 5 minutes
+  engine.reset();        // the controller dies 20 s into the bake...
+  clock_.Advance(5min);  // ...and is down for 5 minutes
   auto resumed_engine = NewEngine();
   RestartFacts facts;
   facts.last_alive = last_alive;
@@ -544,9 +541,9 @@ TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedac
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
   events_.clear();
   commands_.Exits("e2e", 2,
-                   "checkout against http://127.0.0.1:8080\nDB_PASSWORD=hunter2-secret\n"
-                   "X-Turnout-Secret: " +
-                       std::string(kFakeOverrideSecret) + "\n");
+                  "checkout against http://127.0.0.1:8080\nDB_PASSWORD=hunter2-secret\n"
+                  "X-Turnout-Secret: " +
+                      std::string(kFakeOverrideSecret) + "\n");
   DeploymentSpec v2 = Spec("v2");
   v2.env = {{"DB_PASSWORD", "hunter2-secret"}, {"MODE", "on"}};
   v2.verify = {
@@ -896,8 +893,6 @@ class CanaryStateTest : public EngineStateTest {
     return p.canary ? p.canary->weight_bp : 0;
   }
 
-
-
   std::function<AnalysisVerdict(const AnalysisRequest&)> judge_;
   int analyses_ = 0;
 };
@@ -1001,7 +996,6 @@ TEST_F(CanaryStateTest, AnalysisPromoteSkipsAheadAtMostOncePerInterval) {
   EXPECT_EQ(UserVersion(), "v2");
 }
 
-
 TEST_F(CanaryStateTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
   state::Deployment d1;
   auto engine = V2InCanary(&d1);
@@ -1042,7 +1036,6 @@ TEST_F(CanaryStateTest, PauseStopsTheTimerButAnalysisStillRollsBack) {
   EXPECT_EQ(engine->Pause("alice").code(), StatusCode::kFailedPrecondition);
 }
 
-
 TEST_F(CanaryStateTest, GatesAreRefusedOutsideCanaryAndBakeNamingTheStates) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   auto engine = CanaryEngine();
@@ -1053,15 +1046,17 @@ TEST_F(CanaryStateTest, GatesAreRefusedOutsideCanaryAndBakeNamingTheStates) {
     EXPECT_NE(s.message().find("pending"), std::string::npos) << s.message();
     EXPECT_NE(s.message().find("canary and baking"), std::string::npos) << s.message();
   }
-  EXPECT_EQ(testing::CountEventsNamed(events_, "paused") + testing::CountEventsNamed(events_, "promoted"), 0u);
+  EXPECT_EQ(
+      testing::CountEventsNamed(events_, "paused") + testing::CountEventsNamed(events_, "promoted"),
+      0u);
 }
-
 
 TEST_F(CanaryStateTest, PromoteGoesToTheNextStepOrStraightToAllTrafficAndEndsTheBake) {
   auto engine = V2InCanary();
   ASSERT_TRUE(engine->Promote(false, "bob").ok());
   EXPECT_EQ(CanaryWeight(), 2500u) << "the next step's weight applies inside the call";
-  EXPECT_NE(testing::LastEventNamed(events_, "promoted")->detail.find("promoted by bob at canary step 1/2"),
+  EXPECT_NE(testing::LastEventNamed(events_, "promoted")
+                ->detail.find("promoted by bob at canary step 1/2"),
             std::string::npos);
   ASSERT_TRUE(engine->Promote(true, "bob").ok());
   EXPECT_EQ(engine->deployment().state, DeploymentState::kSwitching);
@@ -1077,7 +1072,6 @@ TEST_F(CanaryStateTest, PromoteGoesToTheNextStepOrStraightToAllTrafficAndEndsThe
   Run(*engine);
   EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded);
 }
-
 
 TEST_F(CanaryStateTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
   state::Deployment d1 = Deploy(Spec("v1"), DeploymentState::kSucceeded);
@@ -1100,7 +1094,9 @@ TEST_F(CanaryStateTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
   }
   EXPECT_EQ(testing::CountEventsNamed(events_, "warning"), 1u) << "one warning per distinct reason";
   EXPECT_EQ(testing::LastEventNamed(events_, "warning")->detail, "cpu 85% > 80% for 1m");
-  EXPECT_EQ(nlohmann::json::parse(testing::LastEventNamed(events_, "warning")->evidence_json)["cpu"], 0.85);
+  EXPECT_EQ(
+      nlohmann::json::parse(testing::LastEventNamed(events_, "warning")->evidence_json)["cpu"],
+      0.85);
   clock_.Advance(5s);
   EXPECT_EQ(StepOk(*engine).state, DeploymentState::kRollingBack);
   Run(*engine);
@@ -1115,7 +1111,6 @@ TEST_F(CanaryStateTest, BakeAnalysisRollsBackAndWarnsOncePerReason) {
   EXPECT_EQ(service->active_slot, "blue");
 }
 
-
 TEST_F(CanaryStateTest, AbortInCanaryRollsBack) {
   auto engine = V2InCanary();
   ASSERT_TRUE(engine->Abort("dave").ok());
@@ -1123,7 +1118,6 @@ TEST_F(CanaryStateTest, AbortInCanaryRollsBack) {
   Run(*engine);
   ExpectRolledBackToV1(*engine, "aborted by dave");
 }
-
 
 TEST_F(CanaryStateTest, FirstDeploymentHasNoStableVersionAndSwitchesDirectly) {
   auto engine = CanaryEngine();
@@ -1145,7 +1139,6 @@ TEST_F(CanaryStateTest, FirstDeploymentHasNoStableVersionAndSwitchesDirectly) {
   EXPECT_EQ(UserVersion(), "v1");
 }
 
-
 TEST_F(CanaryStateTest, ApprovalLeadsIntoTheCanary) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   DeploymentSpec v2 = CanarySpec("v2");
@@ -1158,7 +1151,6 @@ TEST_F(CanaryStateTest, ApprovalLeadsIntoTheCanary) {
   StepOk(*engine);
   EXPECT_EQ(CanaryWeight(), 500u);
 }
-
 
 // --- rolling ---
 
@@ -1188,8 +1180,7 @@ TEST_F(EngineStateTest, RollingReplacesInstancesOneAtATimeNeverWithFewerReady) {
     }
     if (!r->waiting_for.empty() && r->state != DeploymentState::kRolling) clock_.Advance(10s);
   }
-  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
-      << engine->deployment().reason;
+  EXPECT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
   EXPECT_EQ(min_ready, 3u);
   EXPECT_LE(max_in_slot, 4u);
   ExpectInstancesStopped(d1.id);
@@ -1372,7 +1363,8 @@ TEST_F(RollingLadderTest, ACrashWhileTheLadderRunsResumesAtTheLadder) {
   Run(*engine);
   ExpectRolledBackToV1(*engine, "during the rolling update");
   EXPECT_EQ(resumed_phases, (std::vector<std::string>{"rollback"}));
-  EXPECT_EQ(platform_.launches(), launches) << "the restored old instances are kept, not relaunched";
+  EXPECT_EQ(platform_.launches(), launches)
+      << "the restored old instances are kept, not relaunched";
   ExpectInstancesStopped(v2);
 }
 
@@ -1443,8 +1435,8 @@ TEST_F(EngineStateTest, PreChecksResolveTheImageAndEveryInstanceRunsIt) {
   ASSERT_TRUE(step.has_value());
   EXPECT_EQ(step->outcome, state::StepOutcome::kOk);
   EXPECT_NE(step->detail_json.find("sha256:1111"), std::string::npos) << step->detail_json;
-  Result<std::optional<std::string>> saved = store_->GetSetting("controller.spec." +
-                                                                std::to_string(d1.id));
+  Result<std::optional<std::string>> saved =
+      store_->GetSetting("controller.spec." + std::to_string(d1.id));
   ASSERT_TRUE(saved.ok() && saved->has_value());
   Result<DeploymentSpec> decoded = DecodeSpec(**saved);
   ASSERT_TRUE(decoded.ok());
@@ -1470,8 +1462,7 @@ TEST_F(EngineStateTest, AnImageThatCannotBeResolvedFailsPreChecksWithNothingLaun
   });
   const int launched = platform_.launches();
   state::Deployment d2 = Deploy(Spec("v2"), DeploymentState::kRolledBack);
-  EXPECT_EQ(d2.reason,
-            "pre-check failed: cannot reach the container engine at /run/x/podman.sock");
+  EXPECT_EQ(d2.reason, "pre-check failed: cannot reach the container engine at /run/x/podman.sock");
   EXPECT_EQ(platform_.launches(), launched);
   std::optional<state::StepRecord> step = FindStep(d2.id, "resolve_image");
   ASSERT_TRUE(step.has_value());
@@ -1532,8 +1523,8 @@ class RecreateStateTest : public EngineStateTest {
       auto r = engine.Step();
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       ExpectNoDeadEnd(std::string(state::DeploymentStateName(r->state)) + ": " + r->waiting_for);
-      if (!r->waiting_for.empty() && (r->state == DeploymentState::kBaking ||
-                                      r->state == DeploymentState::kScalingDown)) {
+      if (!r->waiting_for.empty() &&
+          (r->state == DeploymentState::kBaking || r->state == DeploymentState::kScalingDown)) {
         clock_.Advance(10s);
       }
     }
@@ -1576,27 +1567,26 @@ TEST_F(RecreateStateTest, StopsTheOldVersionInMaintenanceMigratesThenSwitchesAnd
   auto d = engine->Begin(RecreateSpec("v2"));
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   RunChecked(*engine);
-  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
-      << engine->deployment().reason;
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
   EXPECT_EQ(UserVersion(), "v2");
   EXPECT_FALSE(Maintenance());
   EXPECT_EQ(router_.policy().maintenance.page, "back soon");  // kept for next time
   ExpectInstancesStopped(v1);
   EXPECT_EQ(RunningOf("v2"), 2);
-  EXPECT_EQ(States(d->id),
-            (std::vector<DeploymentState>{
-                DeploymentState::kPreChecks, DeploymentState::kDraining,
-                DeploymentState::kLaunching, DeploymentState::kWaitingReady,
-                DeploymentState::kSmokeTesting, DeploymentState::kSwitching,
-                DeploymentState::kBaking, DeploymentState::kScalingDown,
-                DeploymentState::kSucceeded}));
+  EXPECT_EQ(States(d->id), (std::vector<DeploymentState>{
+                               DeploymentState::kPreChecks, DeploymentState::kDraining,
+                               DeploymentState::kLaunching, DeploymentState::kWaitingReady,
+                               DeploymentState::kSmokeTesting, DeploymentState::kSwitching,
+                               DeploymentState::kBaking, DeploymentState::kScalingDown,
+                               DeploymentState::kSucceeded}));
   EXPECT_EQ(db_calls, (std::vector<std::string>{"before_launch", "after_retire"}));
   // The downtime window is in the record of the switch, and each state has its timing.
   auto ts = store_->Transitions(d->id);
   ASSERT_TRUE(ts.ok());
   bool said = false;
   for (const auto& t : *ts) {
-    said |= t.to == DeploymentState::kBaking && t.reason.find("maintenance off after") != std::string::npos;
+    said |= t.to == DeploymentState::kBaking &&
+            t.reason.find("maintenance off after") != std::string::npos;
   }
   EXPECT_TRUE(said);
   EXPECT_TRUE(FindStep(d->id, "state:draining").has_value());
@@ -1614,7 +1604,8 @@ TEST_F(RecreateStateTest, ANewVersionFailingReadinessBringsTheOldBackThenLiftsMa
       EXPECT_TRUE(r.nothing_serves);
       EXPECT_EQ(RunningOf("v1"), 0);
       for (const auto& i : platform_.Instances()) {
-        EXPECT_FALSE(i.status.running()) << i.spec.version << " " << i.spec.slot << "-" << i.spec.instance;
+        EXPECT_FALSE(i.status.running())
+            << i.spec.version << " " << i.spec.slot << "-" << i.spec.instance;
       }
       EXPECT_TRUE(Maintenance());
     }
@@ -1736,8 +1727,7 @@ TEST_F(RecreateInMaintenanceTest, ASucceededRecreateLeavesTheOperatorsMaintenanc
   auto engine = NewEngine(Owned());
   ASSERT_TRUE(engine->Begin(RecreateSpec("v2")).ok());
   RunChecked(*engine);
-  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded)
-      << engine->deployment().reason;
+  ASSERT_EQ(engine->deployment().state, DeploymentState::kSucceeded) << engine->deployment().reason;
   ExpectOperatorMaintenance(*engine);
   EXPECT_EQ(RunningOf("v2"), 2);
   EXPECT_EQ(router_.policy().active, "green");
@@ -1787,7 +1777,8 @@ TEST_P(RecreateCrashTest, ResumeEndsConsistentWithMaintenanceOff) {
   const RecreateCrash c = GetParam();
   DeployV1();
   // To crash while rolling back, v2 must fail first.
-  if (c.at == DeploymentState::kRollingBack) OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
+  if (c.at == DeploymentState::kRollingBack)
+    OnVersion("v2", [](FakeInstance& i) { i.ready = false; });
   {
     EngineOptions o = RecreateOptions();
     // The migrations still run when the controller dies.

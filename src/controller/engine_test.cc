@@ -160,8 +160,9 @@ TEST_F(EngineTest, AnInstanceThatExitsBeforeReadyShowsTheEndOfItsLog) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   platform::testing::HeldPort held;
   DeploymentSpec v2 = Spec("v2");
-  v2.command = std::string(TURNOUT_DEMO_APP_BINARY) + " --listen 127.0.0.1:" +
-               std::to_string(held.port()) + " --version {version} --slot {slot}";
+  v2.command = std::string(TURNOUT_DEMO_APP_BINARY) +
+               " --listen 127.0.0.1:" + std::to_string(held.port()) +
+               " --version {version} --slot {slot}";
   v2.env = {{"DATABASE_PASSWORD", "127.0.0.1:" + std::to_string(held.port())}};
   state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
   EXPECT_NE(d2.reason.find("exited with code 1 before becoming ready; last lines of its log: "),

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "controller/engine.h"
-#include "controller/testing/engine_test_util.h"
 #include "controller/http_probe.h"
+#include "controller/testing/engine_test_util.h"
 #include "platform/process_platform.h"
 #include "router/router.h"
 #include "router/testing/raw_client.h"

@@ -48,8 +48,8 @@ Result<PerformanceResult> HttpVerifier::MeasurePerformance(const PerformanceRequ
       Result<ProbeResponse> r = HttpProbe(probe);
       // A request's timeout is what is left of the check's, so its DeadlineExceeded is the
       // check's timeout cutting it off: not the service's error, and not a latency.
-      if (!r.ok() && (r.status().code() == StatusCode::kDeadlineExceeded ||
-                      SteadyClock::now() >= deadline)) {
+      if (!r.ok() &&
+          (r.status().code() == StatusCode::kDeadlineExceeded || SteadyClock::now() >= deadline)) {
         timed_out = true;
         return;
       }

@@ -28,8 +28,8 @@ metrics::CumulativeSnapshot AsCumulative(const metrics::WindowSnapshot& w) {
   return c;
 }
 
-std::optional<metrics::WindowSnapshot> FindSlot(
-    const std::vector<router::SlotWindowMetrics>& all, const std::string& slot) {
+std::optional<metrics::WindowSnapshot> FindSlot(const std::vector<router::SlotWindowMetrics>& all,
+                                                const std::string& slot) {
   for (const auto& s : all) {
     if (s.slot == slot) return s.window;
   }
@@ -199,9 +199,9 @@ void Analysis::Impl::UpdateHealth(const std::string& slot) {
     health.reset();
     return;
   }
-  const bool ok = !s->instances.empty() &&
-                  std::all_of(s->instances.begin(), s->instances.end(),
-                              [](const auto& i) { return i.healthy && !i.ejected; });
+  const bool ok =
+      !s->instances.empty() && std::all_of(s->instances.begin(), s->instances.end(),
+                                           [](const auto& i) { return i.healthy && !i.ejected; });
   if (!health || health->ok != ok) health = judge::Condition{ok, clock.Now()};
 }
 

@@ -1,7 +1,6 @@
 #include "daemon/api_request.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
@@ -21,7 +20,8 @@ std::string StringField(const json& j, const char* name, std::string fallback = 
 Status BoolField(const json& j, const char* name, bool* out) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return Status::Ok();
-  if (!it->is_boolean()) return InvalidArgument("\"" + std::string(name) + "\" must be true or false");
+  if (!it->is_boolean())
+    return InvalidArgument("\"" + std::string(name) + "\" must be true or false");
   *out = it->get<bool>();
   return Status::Ok();
 }
@@ -138,8 +138,9 @@ Result<ApiCommand> ParseApiCommand(const api::Request& r) {
       TURNOUT_RETURN_IF_ERROR(BoolField(body, "generate", &generate));
       if (auto it = body.find("value"); it != body.end() && !it->is_null()) {
         if (!it->is_string() || it->get<std::string>().empty()) {
-          return InvalidArgument("\"value\" must be a non-empty string (or absent: turnoutd "
-                                 "generates one)");
+          return InvalidArgument(
+              "\"value\" must be a non-empty string (or absent: turnoutd "
+              "generates one)");
         }
         if (generate) return InvalidArgument("give \"value\" or \"generate\", not both");
         c.secret_value = it->get<std::string>();

@@ -53,16 +53,17 @@ inline constexpr int64_t kMaxSecretOverlapMs = 90LL * 24 * 3600 * 1000;
 struct ApiCommand {
   std::string actor;
   std::string version;  // /v1/deploy: non-empty
-  std::string reason;   // /v1/deploy, /v1/maintenance, /v1/restart, /v1/scale, /v1/env; /v1/audit/acknowledge: non-empty
-  std::optional<int64_t> to_revision;  // /v1/rollback: >= 1 when set
+  std::string reason;   // /v1/deploy, /v1/maintenance, /v1/restart, /v1/scale, /v1/env;
+                        // /v1/audit/acknowledge: non-empty
+  std::optional<int64_t> to_revision;       // /v1/rollback: >= 1 when set
   bool confirm_data_loss = false;           // /v1/rollback
   bool confirm_unsupported_schema = false;  // /v1/rollback
-  std::string slot;     // /v1/switch: non-empty
-  bool full = false;    // /v1/promote
-  bool router = false;  // /v1/stop-instances
-  bool enabled = false;  // /v1/maintenance
-  bool dry_run = false;  // /v1/prune
-  int replicas = 0;      // /v1/scale: 1..kMaxReplicas
+  std::string slot;                         // /v1/switch: non-empty
+  bool full = false;                        // /v1/promote
+  bool router = false;                      // /v1/stop-instances
+  bool enabled = false;                     // /v1/maintenance
+  bool dry_run = false;                     // /v1/prune
+  int replicas = 0;                         // /v1/scale: 1..kMaxReplicas
   // /v1/env: the variables to set (sorted by name) and to remove.
   std::vector<std::pair<std::string, std::string>> env_set;
   std::vector<std::string> env_unset;

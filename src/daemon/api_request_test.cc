@@ -35,8 +35,8 @@ TEST(ParseApiCommandTest, ReadsTheFieldsOfEachEndpoint) {
   EXPECT_FALSE(previous->to_revision.has_value());
   EXPECT_FALSE(previous->confirm_data_loss);
   EXPECT_FALSE(previous->confirm_unsupported_schema);
-  Result<ApiCommand> confirmed = ParseApiCommand(Post(
-      "/v1/rollback", R"({"confirm_data_loss":true,"confirm_unsupported_schema":true})"));
+  Result<ApiCommand> confirmed = ParseApiCommand(
+      Post("/v1/rollback", R"({"confirm_data_loss":true,"confirm_unsupported_schema":true})"));
   ASSERT_TRUE(confirmed.ok());
   EXPECT_TRUE(confirmed->confirm_data_loss);
   EXPECT_TRUE(confirmed->confirm_unsupported_schema);
@@ -63,8 +63,8 @@ TEST(ParseApiCommandTest, RestartScaleAndEnvReadTheirFields) {
   EXPECT_EQ(scale->reason, "p95");
   EXPECT_TRUE(ParseApiCommand(Post("/v1/scale", R"({"replicas":1})")).ok());
   EXPECT_TRUE(ParseApiCommand(Post("/v1/scale", R"({"replicas":64})")).ok());
-  for (const char* bad : {R"({})", R"({"replicas":0})", R"({"replicas":65})",
-                          R"({"replicas":"3"})", R"({"replicas":2.5})", R"({"replicas":null})"}) {
+  for (const char* bad : {R"({})", R"({"replicas":0})", R"({"replicas":65})", R"({"replicas":"3"})",
+                          R"({"replicas":2.5})", R"({"replicas":null})"}) {
     Result<ApiCommand> r = ParseApiCommand(Post("/v1/scale", bad));
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("\"replicas\""), std::string::npos) << r.status().message();
@@ -78,10 +78,10 @@ TEST(ParseApiCommandTest, RestartScaleAndEnvReadTheirFields) {
   EXPECT_EQ(env->env_unset, std::vector<std::string>{"OLD"});
   EXPECT_EQ(env->reason, "pool");
   EXPECT_TRUE(ParseApiCommand(Post("/v1/env", R"({"unset":["A"]})")).ok());
-  for (const char* bad : {R"({})", R"({"set":{}})", R"({"set":[]})", R"({"set":{"A":1}})",
-                          R"({"set":{"1A":"x"}})", R"({"set":{"A-B":"x"}})", R"({"set":{"":"x"}})",
-                          R"({"unset":"A"})", R"({"unset":[1]})", R"({"unset":["A=B"]})",
-                          R"({"set":{"A":"x"},"unset":["A"]})"}) {
+  for (const char* bad :
+       {R"({})", R"({"set":{}})", R"({"set":[]})", R"({"set":{"A":1}})", R"({"set":{"1A":"x"}})",
+        R"({"set":{"A-B":"x"}})", R"({"set":{"":"x"}})", R"({"unset":"A"})", R"({"unset":[1]})",
+        R"({"unset":["A=B"]})", R"({"set":{"A":"x"},"unset":["A"]})"}) {
     EXPECT_FALSE(ParseApiCommand(Post("/v1/env", bad)).ok()) << bad;
   }
   // A value is never echoed in an error (it may be a secret).
@@ -197,9 +197,9 @@ TEST(ParseApiCommandTest, PruneReadsDryRun) {
 }
 
 TEST(ParseApiCommandTest, SecretsRotateAndDropPreviousReadTheirFieldsNeverEchoingAValue) {
-  Result<ApiCommand> given = ParseApiCommand(Post(
-      "/v1/secrets/rotate",
-      R"({"name":"JWT_KEY","value":"n3w-s3cret","overlap_ms":3600000,"reason":"90 days"})"));
+  Result<ApiCommand> given = ParseApiCommand(
+      Post("/v1/secrets/rotate",
+           R"({"name":"JWT_KEY","value":"n3w-s3cret","overlap_ms":3600000,"reason":"90 days"})"));
   ASSERT_TRUE(given.ok()) << given.status().ToString();
   EXPECT_EQ(given->secret_name, "JWT_KEY");
   EXPECT_EQ(given->secret_value, "n3w-s3cret");

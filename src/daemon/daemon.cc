@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -26,23 +26,23 @@
 #include <set>
 #include <thread>
 
-#include "controller/engine.h"
-#include "controller/http_probe.h"
-#include "controller/http_verifier.h"
-#include "judge/judge_json.h"
-#include "judge/slo.h"
 #include "common/file_util.h"
 #include "common/secret.h"
 #include "common/sha256.h"
 #include "common/text.h"
+#include "container_platform/container_platform.h"
+#include "controller/engine.h"
+#include "controller/http_probe.h"
+#include "controller/http_verifier.h"
 #include "daemon/analysis.h"
 #include "daemon/api_request.h"
-#include "daemon/secrets.h"
 #include "daemon/database.h"
 #include "daemon/router_process.h"
+#include "daemon/secrets.h"
+#include "judge/judge_json.h"
+#include "judge/slo.h"
 #include "notify/notifier.h"
 #include "platform/log_tail.h"
-#include "container_platform/container_platform.h"
 #include "platform/process_platform.h"
 #include "platform/supervisor.h"
 #include "router/admin_client.h"
@@ -138,12 +138,9 @@ json StepJson(const state::StepRecord& s) {
 
 json AuditJson(const state::AuditEntry& e) {
   json detail = json::parse(e.detail_json, nullptr, false);
-  return {{"seq", e.seq},
-          {"time", FormatTime(e.time)},
-          {"actor", e.actor},
-          {"action", e.action},
-          {"subject", e.subject},
-          {"detail", detail.is_discarded() ? json(e.detail_json) : detail},
+  return {{"seq", e.seq},         {"time", FormatTime(e.time)},
+          {"actor", e.actor},     {"action", e.action},
+          {"subject", e.subject}, {"detail", detail.is_discarded() ? json(e.detail_json) : detail},
           {"hash", e.hash}};
 }
 
@@ -154,7 +151,6 @@ std::string LocalAddress(std::string address) {
   if (address.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + address.substr(8);
   return address;
 }
-
 
 }  // namespace
 
@@ -190,11 +186,11 @@ struct Daemon::Impl {
   std::unique_ptr<RouterProcess> router_process;
   std::unique_ptr<router::RouterControl> external;
   router::RouterControl* control = nullptr;
-  std::string router_address;  // where smoke checks go
+  std::string router_address;   // where smoke checks go
   std::string override_secret;  // the router's override secret (smoke checks send it)
   // The router's admin API as this daemon knows it: the router process's (its Unix socket, or
-  // router.admin), or the standalone router it drives. "" when there is none. Filled wherever the router is set up;
-  // `turnout status` reports it.
+  // router.admin), or the standalone router it drives. "" when there is none. Filled wherever the
+  // router is set up; `turnout status` reports it.
   std::string router_admin_address;
   std::unique_ptr<controller::Engine> engine;
   std::unique_ptr<platform::Supervisor> supervisor;
@@ -374,9 +370,8 @@ struct Daemon::Impl {
   api::Reply LogsReply(const api::Request& r);
   // `turnout logs --follow` (follow=1): the containers of the slot's newest instances streamed
   // from the engine until the client goes away (or turnoutd stops).
-  api::Reply FollowLogsReply(const std::vector<std::pair<std::string, platform::InstanceHandle>>&
-                                 instances,
-                             int lines);
+  api::Reply FollowLogsReply(
+      const std::vector<std::pair<std::string, platform::InstanceHandle>>& instances, int lines);
   // Log streams running now (at most kMaxLogFollows: each holds an API handler thread).
   std::shared_ptr<std::atomic<int>> log_follows = std::make_shared<std::atomic<int>>(0);
   api::Reply AuditReply(const api::Request& r);
@@ -451,8 +446,8 @@ Result<int> LockStateDirectory(const StatePaths& paths) {
     if (err != EWOULDBLOCK) {
       return IoError("cannot lock " + paths.lock_file + ": " + std::strerror(err));
     }
-    std::string pid = n > 0 ? std::string(Trim(std::string_view(buf, static_cast<size_t>(n))))
-                            : std::string();
+    std::string pid =
+        n > 0 ? std::string(Trim(std::string_view(buf, static_cast<size_t>(n)))) : std::string();
     return AlreadyExists("another turnoutd (pid " + (pid.empty() ? std::string("?") : pid) +
                          ") serves the state directory " + paths.dir +
                          "; stop it first (`turnout down`), or give this service its own "
@@ -563,11 +558,11 @@ Status Daemon::Impl::StartAll() {
     // token and the override header's secret are turnoutd's to make (or turnout.yaml's when
     // given), kept 0600 in the state directory and never logged.
     RouterSecrets secrets;
-    TURNOUT_ASSIGN_OR_RETURN(secrets.admin_token, LoadOrCreateSecretFile(
-                                                      paths.router_token, config.router.admin_token));
-    TURNOUT_ASSIGN_OR_RETURN(secrets.override_secret,
-                             LoadOrCreateSecretFile(paths.override_secret,
-                                                    config.router.override_secret));
+    TURNOUT_ASSIGN_OR_RETURN(secrets.admin_token,
+                             LoadOrCreateSecretFile(paths.router_token, config.router.admin_token));
+    TURNOUT_ASSIGN_OR_RETURN(
+        secrets.override_secret,
+        LoadOrCreateSecretFile(paths.override_secret, config.router.override_secret));
     override_secret = secrets.override_secret;
     RouterProcessOptions ro;
     ro.program = FindProgram("turnout", "cli");
@@ -578,8 +573,8 @@ Status Daemon::Impl::StartAll() {
     ro.log_dir = paths.logs;
     ro.working_dir = paths.dir;
     ro.log = [this](const std::string& l) { Log(l); };
-    TURNOUT_ASSIGN_OR_RETURN(router_process,
-                             RouterProcess::AttachOrLaunch(std::move(ro), *process_platform, clock));
+    TURNOUT_ASSIGN_OR_RETURN(
+        router_process, RouterProcess::AttachOrLaunch(std::move(ro), *process_platform, clock));
     control = router_process.get();
     TURNOUT_ASSIGN_OR_RETURN(router::RouterStatus rs, control->GetStatus());
     if (rs.listen.empty()) return FailedPrecondition("the router process listens nowhere");
@@ -592,9 +587,9 @@ Status Daemon::Impl::StartAll() {
   } else {
     // A standalone router has its own config: its secret is the one turnout.yaml repeats.
     override_secret = config.router.override_secret;
-    TURNOUT_ASSIGN_OR_RETURN(external,
-                             router::AdminClient::Create(config.router.external,
-                                                         config.router.admin_token, Millis(5000)));
+    TURNOUT_ASSIGN_OR_RETURN(
+        external, router::AdminClient::Create(config.router.external, config.router.admin_token,
+                                              Millis(5000)));
     control = external.get();
     router_admin_address = config.router.external;
     Result<router::RouterStatus> rs = control->GetStatus();
@@ -1006,9 +1001,9 @@ void Daemon::Impl::OnSupervisorEvent(const platform::SupervisorEvent& e) {
   switch (e.type) {
     case platform::SupervisorEvent::Type::kExited:
       Log(who + " " + e.status.ToString() + "; restarting it");
-      (void)store->AppendAudit(state::AuditEvent{
-          "turnoutd", "instance.exited", config.name,
-          json{{"instance", e.key}, {"status", e.status.ToString()}}.dump()});
+      (void)store->AppendAudit(
+          state::AuditEvent{"turnoutd", "instance.exited", config.name,
+                            json{{"instance", e.key}, {"status", e.status.ToString()}}.dump()});
       break;
     case platform::SupervisorEvent::Type::kRestarted:
       Log(who + " restarted (attempt " + std::to_string(e.attempt) + ", pid " +
@@ -1062,11 +1057,10 @@ void Daemon::Impl::WatchServing() {
     Result<platform::InstanceHandle> handle = platform::DecodeHandle(rec.platform_handle);
     if (!handle.ok()) continue;
     const std::string key = rec.slot + "/" + std::to_string(rec.instance_index);
-    supervisor->Watch(
-        key,
-        controller::InstanceSpecFor(*spec, rec.slot, rec.instance_index,
-                                    static_cast<uint16_t>(rec.port)),
-        *handle, clock.Now());
+    supervisor->Watch(key,
+                      controller::InstanceSpecFor(*spec, rec.slot, rec.instance_index,
+                                                  static_cast<uint16_t>(rec.port)),
+                      *handle, clock.Now());
     watched[key] = rec;
   }
 }
@@ -1151,9 +1145,9 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
   }
   // The rules, the canary judge's settings and the dependencies of this deployment are the
   // file's as of now too.
-  TURNOUT_ASSIGN_OR_RETURN(std::unique_ptr<Analysis> fresh,
-                           Analysis::Create(now, *control, clock,
-                                            [this](const std::string& l) { Log(l); }));
+  TURNOUT_ASSIGN_OR_RETURN(
+      std::unique_ptr<Analysis> fresh,
+      Analysis::Create(now, *control, clock, [this](const std::string& l) { Log(l); }));
   // And so is its database section (the backup, verification, rehearsal and migrations).
   TURNOUT_RETURN_IF_ERROR(UseDatabase(now));
   TURNOUT_RETURN_IF_ERROR(fresh->Start());
@@ -1162,8 +1156,7 @@ Result<controller::DeploymentSpec> Daemon::Impl::SpecFor(const std::string& vers
   return spec;
 }
 
-Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version,
-                                               const std::string& actor,
+Result<state::Deployment> Daemon::Impl::Deploy(const std::string& version, const std::string& actor,
                                                const std::string& reason) {
   TURNOUT_RETURN_IF_ERROR(MakeRoomFor("new deployment of " + version, actor));
   TURNOUT_ASSIGN_OR_RETURN(controller::DeploymentSpec spec, SpecFor(version));
@@ -1214,8 +1207,8 @@ Result<json> Daemon::Impl::Redefine(
   Result<controller::DeploymentSpec> saved = SavedSpec(serving.id);
   if (!saved.ok()) {
     return FailedPrecondition("the serving revision " + std::to_string(serving.revision) +
-                              " has no saved definition to " + kind +
-                              " with; `turnout deploy " + serving.version + "` instead");
+                              " has no saved definition to " + kind + " with; `turnout deploy " +
+                              serving.version + "` instead");
   }
   controller::DeploymentSpec spec = *saved;
   json detail = {{"kind", kind}, {"of_revision", serving.revision}};
@@ -1239,8 +1232,8 @@ Result<json> Daemon::Impl::Redefine(
   std::string what = kind + " of revision " + std::to_string(serving.revision);
   if (kind == "scale") what += " to " + std::to_string(spec.replicas) + " instance(s)";
   if (detail.contains("secret")) {
-    what += ": " + detail.value("action", std::string()) + " " +
-            detail.value("secret", std::string());
+    what +=
+        ": " + detail.value("action", std::string()) + " " + detail.value("secret", std::string());
   }
   for (const char* list : {"set", "unset"}) {
     if (!detail.contains(list) || detail[list].empty()) continue;
@@ -1297,43 +1290,44 @@ Result<json> Daemon::Impl::RotateSecret(const std::string& name, const std::stri
   json audit;
   TURNOUT_ASSIGN_OR_RETURN(
       json out,
-      Redefine("secrets", actor, reason,
-               [&](controller::DeploymentSpec* spec, json* detail) -> Status {
-                 platform::SecretRef* ref = FindSecret(spec, name);
-                 if (ref == nullptr) return NoSuchSecret(name);
-                 if (ref->previous_generation > 0) {
-                   return FailedPrecondition(
-                       name + "_PREVIOUS still holds the value before the last rotation; "
-                              "`turnout secrets drop-previous " +
-                       name + "` first (tokens signed with it stop being accepted)");
-                 }
-                 std::string fresh = value;
-                 if (fresh.empty()) {
-                   TURNOUT_ASSIGN_OR_RETURN(fresh, RandomSecretHex());
-                 }
-                 const std::string fingerprint = secrets->Fingerprint(fresh);
-                 if (fingerprint == ref->fingerprint) {
-                   return FailedPrecondition("the new value of " + name +
-                                             " is the one it has; nothing to roll out");
-                 }
-                 TURNOUT_ASSIGN_OR_RETURN(int64_t generation,
-                                          secrets->AddGeneration(name, fresh, "rotated", now));
-                 if (overlap.count() > 0) {
-                   ref->previous_generation = ref->generation;
-                   ref->previous_fingerprint = ref->fingerprint;
-                 }
-                 (*detail)["secret"] = name;
-                 (*detail)["action"] = "rotate";
-                 (*detail)["generation"] = generation;
-                 (*detail)["fingerprint"] = fingerprint;
-                 (*detail)["previous_fingerprint"] = ref->fingerprint;
-                 (*detail)["overlap_until"] =
-                     overlap.count() > 0 ? json(FormatTime(now + overlap)) : json(nullptr);
-                 ref->generation = generation;
-                 ref->fingerprint = fingerprint;
-                 audit = *detail;
-                 return Status::Ok();
-               }));
+      Redefine(
+          "secrets", actor, reason, [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+            platform::SecretRef* ref = FindSecret(spec, name);
+            if (ref == nullptr) return NoSuchSecret(name);
+            if (ref->previous_generation > 0) {
+              return FailedPrecondition(name +
+                                        "_PREVIOUS still holds the value before the last rotation; "
+                                        "`turnout secrets drop-previous " +
+                                        name +
+                                        "` first (tokens signed with it stop being accepted)");
+            }
+            std::string fresh = value;
+            if (fresh.empty()) {
+              TURNOUT_ASSIGN_OR_RETURN(fresh, RandomSecretHex());
+            }
+            const std::string fingerprint = secrets->Fingerprint(fresh);
+            if (fingerprint == ref->fingerprint) {
+              return FailedPrecondition("the new value of " + name +
+                                        " is the one it has; nothing to roll out");
+            }
+            TURNOUT_ASSIGN_OR_RETURN(int64_t generation,
+                                     secrets->AddGeneration(name, fresh, "rotated", now));
+            if (overlap.count() > 0) {
+              ref->previous_generation = ref->generation;
+              ref->previous_fingerprint = ref->fingerprint;
+            }
+            (*detail)["secret"] = name;
+            (*detail)["action"] = "rotate";
+            (*detail)["generation"] = generation;
+            (*detail)["fingerprint"] = fingerprint;
+            (*detail)["previous_fingerprint"] = ref->fingerprint;
+            (*detail)["overlap_until"] =
+                overlap.count() > 0 ? json(FormatTime(now + overlap)) : json(nullptr);
+            ref->generation = generation;
+            ref->fingerprint = fingerprint;
+            audit = *detail;
+            return Status::Ok();
+          }));
   json meta = secrets->Meta(name);
   meta["rotated_ms"] = WallMillis(now);
   if (overlap.count() > 0) {
@@ -1392,8 +1386,8 @@ void Daemon::Impl::DropEndedOverlaps() {
     if (ref.previous_generation == 0) continue;
     const int64_t until = secrets->Meta(ref.name).value("overlap_until_ms", int64_t{0});
     if (until > now) continue;
-    Result<json> out = DropPreviousSecret(
-        ref.name, "turnoutd", "the overlap of " + ref.name + "'s rotation ended");
+    Result<json> out = DropPreviousSecret(ref.name, "turnoutd",
+                                          "the overlap of " + ref.name + "'s rotation ended");
     if (!out.ok()) {
       Log("secrets: cannot drop " + ref.name + "_PREVIOUS yet: " + out.status().message());
       next_overlap_check = clock.Now() + Millis(30000);
@@ -1439,10 +1433,10 @@ api::Reply Daemon::Impl::SecretsReply() {
     }
     if (r.previous_generation > 0) {
       const int64_t until = meta.value("overlap_until_ms", int64_t{0});
-      e["previous"] = {{"generation", r.previous_generation},
-                       {"fingerprint", r.previous_fingerprint},
-                       {"until", until > 0 ? json(FormatTime(FromWallMillis(until)))
-                                           : json(nullptr)}};
+      e["previous"] = {
+          {"generation", r.previous_generation},
+          {"fingerprint", r.previous_fingerprint},
+          {"until", until > 0 ? json(FormatTime(FromWallMillis(until))) : json(nullptr)}};
     }
   }
   return Ok(json{{"service", config.name}, {"secrets", list}});
@@ -1476,13 +1470,13 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
     const Clock::TimePoint t0 = clock.Now();
     TURNOUT_RETURN_IF_ERROR(engine->RequestRollback("by " + actor));
     const double ms = std::chrono::duration<double, std::milli>(clock.Now() - t0).count();
-    json out = {{"action", "rollback"},
-                {"deployment", DeploymentJson(engine->deployment())},
-                {"switched_back", !d.previous_slot.empty() &&
-                                      (d.state == DeploymentState::kBaking ||
-                                       d.state == DeploymentState::kScalingDown ||
-                                       d.state == DeploymentState::kSwitching)},
-                {"took_ms", ms}};
+    json out = {
+        {"action", "rollback"},
+        {"deployment", DeploymentJson(engine->deployment())},
+        {"switched_back", !d.previous_slot.empty() && (d.state == DeploymentState::kBaking ||
+                                                       d.state == DeploymentState::kScalingDown ||
+                                                       d.state == DeploymentState::kSwitching)},
+        {"took_ms", ms}};
     return out;
   }
   TURNOUT_ASSIGN_OR_RETURN(state::Service svc, store->GetService(config.name));
@@ -1535,12 +1529,12 @@ Result<json> Daemon::Impl::Rollback(std::optional<int64_t> to_revision, const st
   spec.started_by = actor;
   // The instances serving may be of another version or definition: each one is replaced.
   spec.keep_instances = false;
-  spec.reason = "rollback to revision " + std::to_string(target->revision) + " (" +
-                target->version + ")";
+  spec.reason =
+      "rollback to revision " + std::to_string(target->revision) + " (" + target->version + ")";
   TURNOUT_ASSIGN_OR_RETURN(state::Deployment d, engine->Begin(spec));
   // The schema the target revision served with, for the database ladder of the redeploy.
-  if (Result<std::optional<std::string>> v = store->GetSetting(
-          "daemon.db." + std::to_string(target->id) + ".version_after");
+  if (Result<std::optional<std::string>> v =
+          store->GetSetting("daemon.db." + std::to_string(target->id) + ".version_after");
       v.ok() && *v) {
     (void)store->PutSetting("daemon.db." + std::to_string(d.id) + ".target_version", **v);
   }
@@ -1572,9 +1566,9 @@ Result<json> Daemon::Impl::Switch(const std::string& slot, const std::string& ac
                               " has no running instances; deploy a version to it first");
   }
   TURNOUT_ASSIGN_OR_RETURN(router::SlotStatus st, control->GetSlotStatus(slot));
-  const bool healthy = !st.instances.empty() &&
-                       std::all_of(st.instances.begin(), st.instances.end(),
-                                   [](const auto& i) { return i.healthy && !i.ejected; });
+  const bool healthy =
+      !st.instances.empty() && std::all_of(st.instances.begin(), st.instances.end(),
+                                           [](const auto& i) { return i.healthy && !i.ejected; });
   if (!healthy) {
     return FailedPrecondition("the router does not see every instance of " + slot +
                               " healthy; `turnout health-check " + slot + "` shows why");
@@ -1608,8 +1602,10 @@ Result<router::MaintenancePolicy> Daemon::Impl::MaintenancePage() {
 Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reason,
                                           const std::string& actor) {
   if (Busy()) {
-    return FailedPrecondition("a deployment is in progress; wait for it or `turnout abort` it, "
-                              "then turn maintenance " + std::string(enabled ? "on" : "off"));
+    return FailedPrecondition(
+        "a deployment is in progress; wait for it or `turnout abort` it, "
+        "then turn maintenance " +
+        std::string(enabled ? "on" : "off"));
   }
   router::MaintenancePolicy m;
   if (enabled) {
@@ -1625,11 +1621,12 @@ Result<json> Daemon::Impl::SetMaintenance(bool enabled, const std::string& reaso
     detail["retry_after_s"] = m.retry_after_seconds;
     detail["page_bytes"] = m.page.size();
   }
-  TURNOUT_RETURN_IF_ERROR(store
-                              ->AppendAudit(state::AuditEvent{
-                                  actor, enabled ? "service.maintenance_on" : "service.maintenance_off",
-                                  config.name, detail.dump()})
-                              .status());
+  TURNOUT_RETURN_IF_ERROR(
+      store
+          ->AppendAudit(state::AuditEvent{
+              actor, enabled ? "service.maintenance_on" : "service.maintenance_off", config.name,
+              detail.dump()})
+          .status());
   Log(std::string("maintenance ") + (enabled ? "on" : "off") + " by " + actor +
       (reason.empty() ? "" : " (" + reason + ")"));
   json out = {{"maintenance", enabled}};
@@ -1671,9 +1668,7 @@ Result<json> Daemon::Impl::StopAll(const std::string& actor, bool stop_router) {
   if (stop_router && router_process) {
     TURNOUT_RETURN_IF_ERROR(router_process->StopProcess());
     TURNOUT_RETURN_IF_ERROR(
-        store
-            ->AppendAudit(state::AuditEvent{actor, "router.stopped", config.name, "{}"})
-            .status());
+        store->AppendAudit(state::AuditEvent{actor, "router.stopped", config.name, "{}"}).status());
     out["router_stopped"] = true;
   }
   return out;
@@ -1700,8 +1695,7 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
                               ") is in progress; prune after it ends");
   }
   TURNOUT_ASSIGN_OR_RETURN(state::Service svc, store->GetService(config.name));
-  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history,
-                           store->History(config.name, 0));
+  TURNOUT_ASSIGN_OR_RETURN(std::vector<state::Deployment> history, store->History(config.name, 0));
   TURNOUT_ASSIGN_OR_RETURN(std::vector<state::InstanceRecord> live,
                            store->ListInstances(config.name, true));
   std::set<int64_t> live_deployments;
@@ -1738,8 +1732,11 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
     for (size_t k = 0; k < i.revisions.size(); ++k) {
       revs.push_back({{"revision", i.revisions[k]}, {"version", i.versions[k]}});
     }
-    json image = {{"id", i.id}, {"tags", i.tags},        {"revisions", revs},
-                  {"bytes", i.bytes}, {"removed", i.removed}};
+    json image = {{"id", i.id},
+                  {"tags", i.tags},
+                  {"revisions", revs},
+                  {"bytes", i.bytes},
+                  {"removed", i.removed}};
     if (!i.removed) image["kept_because"] = i.kept_because;
     if (i.removed) ++removed_images;
     images.push_back(std::move(image));
@@ -1747,25 +1744,26 @@ Result<json> Daemon::Impl::Prune(bool dry_run, const std::string& actor) {
   json containers = json::array();
   int removed_containers = 0;
   for (const auto& c : report.containers) {
-    json one = {{"id", c.id},       {"name", c.name},      {"version", c.version},
-                {"state", c.state}, {"removed", c.removed}};
+    json one = {{"id", c.id},
+                {"name", c.name},
+                {"version", c.version},
+                {"state", c.state},
+                {"removed", c.removed}};
     if (!c.error.empty()) one["error"] = c.error;
     if (c.removed) ++removed_containers;
     containers.push_back(std::move(one));
   }
-  json out = {{"platform", "container"},        {"dry_run", dry_run},
-              {"on_disk", on_disk},             {"kept_revisions", kept_revisions},
-              {"images", images},               {"containers", containers},
+  json out = {{"platform", "container"},          {"dry_run", dry_run}, {"on_disk", on_disk},
+              {"kept_revisions", kept_revisions}, {"images", images},   {"containers", containers},
               {"freed_bytes", report.freed_bytes}};
   if (!dry_run && (removed_images > 0 || removed_containers > 0)) {
     TURNOUT_RETURN_IF_ERROR(
         store
-            ->AppendAudit(state::AuditEvent{
-                actor, "service.pruned", config.name,
-                json{{"images", removed_images},
-                     {"containers", removed_containers},
-                     {"freed_bytes", report.freed_bytes}}
-                    .dump()})
+            ->AppendAudit(state::AuditEvent{actor, "service.pruned", config.name,
+                                            json{{"images", removed_images},
+                                                 {"containers", removed_containers},
+                                                 {"freed_bytes", report.freed_bytes}}
+                                                .dump()})
             .status());
     Log("pruned " + std::to_string(removed_images) + " image(s) and " +
         std::to_string(removed_containers) + " stopped container(s), " +
@@ -1799,11 +1797,23 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     return AuditReply(r);
   }
   if (!post) {
-    static const std::set<std::string> kPosts = {
-        "/v1/deploy",         "/v1/rollback", "/v1/switch", "/v1/approve", "/v1/abort",
-        "/v1/stop-instances", "/v1/pause",    "/v1/resume", "/v1/promote", "/v1/audit/acknowledge",
-        "/v1/maintenance", "/v1/prune", "/v1/restart", "/v1/scale", "/v1/env",
-        "/v1/secrets/rotate", "/v1/secrets/drop-previous"};
+    static const std::set<std::string> kPosts = {"/v1/deploy",
+                                                 "/v1/rollback",
+                                                 "/v1/switch",
+                                                 "/v1/approve",
+                                                 "/v1/abort",
+                                                 "/v1/stop-instances",
+                                                 "/v1/pause",
+                                                 "/v1/resume",
+                                                 "/v1/promote",
+                                                 "/v1/audit/acknowledge",
+                                                 "/v1/maintenance",
+                                                 "/v1/prune",
+                                                 "/v1/restart",
+                                                 "/v1/scale",
+                                                 "/v1/env",
+                                                 "/v1/secrets/rotate",
+                                                 "/v1/secrets/drop-previous"};
     if (kPosts.count(p)) return api::Reply::Error(405, p + " needs POST");
     return api::Reply::Error(404, "unknown endpoint " + r.method + " " + p);
   }
@@ -1837,8 +1847,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
     const ApiCommand& c = *command;
     Result<json> out = RunOnController<json>([&]() -> Result<json> {
       if (p == "/v1/secrets/rotate") {
-        return RotateSecret(c.secret_name, c.secret_value, Millis(c.overlap_ms), actor,
-                            c.reason);
+        return RotateSecret(c.secret_name, c.secret_value, Millis(c.overlap_ms), actor, c.reason);
       }
       return DropPreviousSecret(c.secret_name, actor, c.reason);
     });
@@ -1857,8 +1866,7 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
                         [&](controller::DeploymentSpec* spec, json* detail) -> Status {
                           if (spec->replicas == c.replicas) {
                             return FailedPrecondition("the serving revision already runs " +
-                                                      std::to_string(c.replicas) +
-                                                      " instance(s)");
+                                                      std::to_string(c.replicas) + " instance(s)");
                           }
                           (*detail)["replicas_before"] = spec->replicas;
                           (*detail)["replicas"] = c.replicas;
@@ -1866,55 +1874,51 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
                           return Status::Ok();
                         });
       }
-      return Redefine("env", actor, c.reason,
-                      [&](controller::DeploymentSpec* spec, json* detail) -> Status {
-                        // A secret's variables are turnout.yaml's secrets: to set.
-                        for (const auto& r : spec->secrets) {
-                          for (const std::string& var :
-                               {r.name, r.name + "_PREVIOUS", r.name + "_FILE",
-                                r.name + "_PREVIOUS_FILE"}) {
-                            const bool named =
-                                std::any_of(c.env_set.begin(), c.env_set.end(),
-                                            [&](const auto& kv) { return kv.first == var; }) ||
-                                std::find(c.env_unset.begin(), c.env_unset.end(), var) !=
-                                    c.env_unset.end();
-                            if (named) {
-                              return FailedPrecondition(
-                                  var + " belongs to the secret " + r.name +
-                                  " (turnout.yaml secrets:); `turnout secrets rotate " + r.name +
-                                  "` changes it");
-                            }
-                          }
-                        }
-                        auto& env = spec->env;
-                        const auto before = env;
-                        for (const auto& name : c.env_unset) {
-                          std::erase_if(env, [&](const auto& kv) { return kv.first == name; });
-                        }
-                        for (const auto& change : c.env_set) {
-                          // (clang 14 cannot capture a structured binding in a lambda)
-                          const std::string& name = change.first;
-                          const std::string& value = change.second;
-                          auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) {
-                            return kv.first == name;
-                          });
-                          if (it == env.end()) {
-                            env.emplace_back(name, value);
-                          } else {
-                            it->second = value;
-                          }
-                        }
-                        if (env == before) {
-                          return FailedPrecondition(
-                              "the serving revision's environment already is so; nothing to "
-                              "roll out");
-                        }
-                        json set = json::array();
-                        for (const auto& kv : c.env_set) set.push_back(kv.first);
-                        (*detail)["set"] = set;
-                        (*detail)["unset"] = c.env_unset;
-                        return Status::Ok();
-                      });
+      return Redefine(
+          "env", actor, c.reason, [&](controller::DeploymentSpec* spec, json* detail) -> Status {
+            // A secret's variables are turnout.yaml's secrets: to set.
+            for (const auto& r : spec->secrets) {
+              for (const std::string& var :
+                   {r.name, r.name + "_PREVIOUS", r.name + "_FILE", r.name + "_PREVIOUS_FILE"}) {
+                const bool named =
+                    std::any_of(c.env_set.begin(), c.env_set.end(),
+                                [&](const auto& kv) { return kv.first == var; }) ||
+                    std::find(c.env_unset.begin(), c.env_unset.end(), var) != c.env_unset.end();
+                if (named) {
+                  return FailedPrecondition(var + " belongs to the secret " + r.name +
+                                            " (turnout.yaml secrets:); `turnout secrets rotate " +
+                                            r.name + "` changes it");
+                }
+              }
+            }
+            auto& env = spec->env;
+            const auto before = env;
+            for (const auto& name : c.env_unset) {
+              std::erase_if(env, [&](const auto& kv) { return kv.first == name; });
+            }
+            for (const auto& change : c.env_set) {
+              // (clang 14 cannot capture a structured binding in a lambda)
+              const std::string& name = change.first;
+              const std::string& value = change.second;
+              auto it = std::find_if(env.begin(), env.end(),
+                                     [&](const auto& kv) { return kv.first == name; });
+              if (it == env.end()) {
+                env.emplace_back(name, value);
+              } else {
+                it->second = value;
+              }
+            }
+            if (env == before) {
+              return FailedPrecondition(
+                  "the serving revision's environment already is so; nothing to "
+                  "roll out");
+            }
+            json set = json::array();
+            for (const auto& kv : c.env_set) set.push_back(kv.first);
+            (*detail)["set"] = set;
+            (*detail)["unset"] = c.env_unset;
+            return Status::Ok();
+          });
     });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return api::Reply::Json(201, out->dump());
@@ -1930,15 +1934,13 @@ api::Reply Daemon::Impl::Handle(const api::Request& r) {
   }
   if (p == "/v1/switch") {
     const std::string& slot = command->slot;
-    Result<json> out =
-        RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
+    Result<json> out = RunOnController<json>([&]() -> Result<json> { return Switch(slot, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
   if (p == "/v1/maintenance") {
-    Result<json> out = RunOnController<json>([&]() -> Result<json> {
-      return SetMaintenance(command->enabled, command->reason, actor);
-    });
+    Result<json> out = RunOnController<json>(
+        [&]() -> Result<json> { return SetMaintenance(command->enabled, command->reason, actor); });
     if (!out.ok()) return api::Reply::FromStatus(out.status());
     return Ok(*out);
   }
@@ -2051,12 +2053,9 @@ api::Reply Daemon::Impl::StatusReply() {
   router_json["mode"] = router_process ? "process" : "external";
   if (router_process) {
     const RouterProcess::Info info = router_process->info();
-    router_json["process"] = {{"pid", info.pid},
-                              {"admin", info.admin},
-                              {"log", info.log_path},
-                              {"attached_at_start", info.attached},
-                              {"restarts", info.restarts},
-                              {"stopped", info.stopped}};
+    router_json["process"] = {{"pid", info.pid},           {"admin", info.admin},
+                              {"log", info.log_path},      {"attached_at_start", info.attached},
+                              {"restarts", info.restarts}, {"stopped", info.stopped}};
   }
   router_json["admin"] = router_admin_address;
   Result<router::RouterStatus> rs = control->GetStatus();
@@ -2170,8 +2169,7 @@ api::Reply Daemon::Impl::DeploymentReply(const std::string& which) {
 api::Reply Daemon::Impl::HistoryReply(const api::Request& r) {
   Result<int64_t> limit = r.QueryNumber("limit", 20, 1, 100000);
   if (!limit.ok()) return api::Reply::FromStatus(limit.status());
-  Result<std::vector<state::Deployment>> h =
-      store->History(config.name, static_cast<int>(*limit));
+  Result<std::vector<state::Deployment>> h = store->History(config.name, static_cast<int>(*limit));
   if (!h.ok()) return api::Reply::FromStatus(h.status());
   Result<state::Service> svc = store->GetService(config.name);
   json list = json::array();
@@ -2210,9 +2208,8 @@ api::Reply Daemon::Impl::HealthReply(const api::Request& r) {
         }
       }
       inst["process"] = process;
-      for (const auto& [name, probe] :
-           {std::pair{"readiness", config.health.readiness},
-            std::pair{"liveness", config.health.liveness}}) {
+      for (const auto& [name, probe] : {std::pair{"readiness", config.health.readiness},
+                                        std::pair{"liveness", config.health.liveness}}) {
         controller::ProbeRequest req;
         req.address = address;
         req.path = probe.path;
@@ -2307,9 +2304,10 @@ api::Reply Daemon::Impl::LogsReply(const api::Request& r) {
   if (r.Query("follow") == "1") {
     if (!container_platform) {
       return api::Reply::Error(
-          400, "--follow reads the logs of containers from their engine; an instance of the "
-               "process platform writes its log to a file (its path is in `turnout logs`): "
-               "follow it with tail -f");
+          400,
+          "--follow reads the logs of containers from their engine; an instance of the "
+          "process platform writes its log to a file (its path is in `turnout logs`): "
+          "follow it with tail -f");
     }
     std::vector<std::pair<std::string, platform::InstanceHandle>> followed;
     for (const auto& [index, rec] : newest) {
@@ -2384,8 +2382,8 @@ api::Reply Daemon::Impl::FollowLogsReply(
       std::lock_guard lock(write_mu);
       if (!partial.empty()) write(prefix + partial + "\n");
       if (gone) return;
-      write(prefix + (s.ok() ? "(the container stopped)\n"
-                             : "(the log ends here: " + s.message() + ")\n"));
+      write(prefix +
+            (s.ok() ? "(the container stopped)\n" : "(the log ends here: " + s.message() + ")\n"));
     };
     std::vector<std::thread> more;
     for (size_t i = 1; i < instances.size(); ++i) {

@@ -1,9 +1,10 @@
 // Daemon: turnoutd, the wiring place. One daemon runs one service (one turnout.yaml): it owns
 // the state store (SQLite in the state directory), the platform (local processes), the router
 // (a `turnout router` process it launches, supervises and re-attaches to: daemon/router_process.h;
-// or a standalone one it only drives, `router.external`), both through the admin API, the controller
-// engine with its thread, the supervisor of the serving instances, the hooks, and the API that
-// the `turnout` CLI talks to (a Unix socket in the state directory, optionally TCP + token).
+// or a standalone one it only drives, `router.external`), both through the admin API, the
+// controller engine with its thread, the supervisor of the serving instances, the hooks, and the
+// API that the `turnout` CLI talks to (a Unix socket in the state directory, optionally TCP +
+// token).
 //
 // Threads:
 //   - the controller thread owns the Engine: it runs Step() in a loop while a deployment is in

@@ -44,20 +44,21 @@ class DaemonContainerTest : public DaemonTest {
     if (engine_ == nullptr) GTEST_SKIP() << why;
     // v1 is the shared test image; v2 the same app saying v2; `crash` exits with code 3 at once.
     const std::string root = engine_->dir() + "/image-root";
-    ASSERT_TRUE(engine_->ImportImage(root, Image("v2"), {R"(CMD ["/app", "serve"])",
-                                                         "ENV APP_VERSION=v2"})
-                    .ok());
     ASSERT_TRUE(
-        engine_->ImportImage(root, Image("crash"), {R"(CMD ["/app", "exit", "3"])"}).ok());
+        engine_->ImportImage(root, Image("v2"), {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=v2"})
+            .ok());
+    ASSERT_TRUE(engine_->ImportImage(root, Image("crash"), {R"(CMD ["/app", "exit", "3"])"}).ok());
     ASSERT_TRUE(engine_->ImportImage(root, Image("hog"), {R"(CMD ["/app", "hog"])"}).ok());
-    ASSERT_TRUE(engine_->ImportImage(root, Image("unready"), {R"(CMD ["/app", "serve"])",
-                                                              "ENV APP_VERSION=unready",
-                                                              "ENV FAIL_READY=1"})
+    ASSERT_TRUE(engine_
+                    ->ImportImage(
+                        root, Image("unready"),
+                        {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=unready", "ENV FAIL_READY=1"})
                     .ok());
     // Ready and healthy, but 1 in 10 of its answers is a 500.
-    ASSERT_TRUE(engine_->ImportImage(root, Image("errors10"), {R"(CMD ["/app", "serve"])",
-                                                               "ENV APP_VERSION=errors10",
-                                                               "ENV ERROR_PERCENT=10"})
+    ASSERT_TRUE(engine_
+                    ->ImportImage(root, Image("errors10"),
+                                  {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=errors10",
+                                   "ENV ERROR_PERCENT=10"})
                     .ok());
     auto p = platform::ContainerPlatform::Create(Options());
     ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -115,8 +116,7 @@ class DaemonContainerTest : public DaemonTest {
       << "  pull: never\n"
       << "  env: {MESSAGE: " << kSecret << "}\n"
       << "  grace_period: 3s\n"
-      << platform_extra
-      << "health:\n"
+      << platform_extra << "health:\n"
       << "  readiness: {interval: 100ms, timeout: 100ms, healthy_threshold: 1, "
          "unhealthy_threshold: 2}\n"
       << "  liveness: {path: /live, interval: 100ms, timeout: 100ms, unhealthy_threshold: 3}\n"
@@ -351,9 +351,8 @@ TEST_F(DaemonContainerTest, ASecretReachesTheContainerAsEnvAndARotationReplacesI
   ASSERT_EQ(State(done), "succeeded") << done.dump();
   EXPECT_EQ(Body(address), rotated + " /\n");
   std::vector<std::string> replies = {rotate.dump(), done.dump(), v1.dump()};
-  for (const char* target :
-       {"/v1/status", "/v1/deployments", "/v1/audit?limit=100000", "/v1/events?limit=1000",
-        "/v1/secrets"}) {
+  for (const char* target : {"/v1/status", "/v1/deployments", "/v1/audit?limit=100000",
+                             "/v1/events?limit=1000", "/v1/secrets"}) {
     replies.push_back(Call("GET", target).second.dump());
   }
   for (const std::string& text : replies) {
@@ -477,9 +476,9 @@ TEST_F(DaemonContainerTest, RollbackToOneAfterTheTagMovedRunsTheOriginalImage) {
   ASSERT_EQ(State(WaitFinished(Deploy("v2"))), "succeeded");
   // The tag v1 now names another image.
   const std::string root = engine_->dir() + "/image-root";
-  ASSERT_TRUE(engine_->ImportImage(root, Image("v1"), {R"(CMD ["/app", "serve"])",
-                                                       "ENV APP_VERSION=moved"})
-                  .ok());
+  ASSERT_TRUE(
+      engine_->ImportImage(root, Image("v1"), {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=moved"})
+          .ok());
   ASSERT_NE(ImageIdOf("v1"), v1_image);
   auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}, {"to_revision", 1}});
   ASSERT_EQ(status, 200) << body.dump();
@@ -504,13 +503,14 @@ TEST_F(DaemonContainerTest, RollbackToOneAfterTheTagMovedRunsTheOriginalImage) {
 TEST_F(DaemonContainerTest, PruneRemovesOnlyTheImagesOfRevisionsOnDiskNoLongerKeeps) {
   const std::string root = engine_->dir() + "/image-root";
   for (const std::string v : {"prune-a", "prune-b", "prune-c"}) {
-    ASSERT_TRUE(engine_->ImportImage(root, Image(v), {R"(CMD ["/app", "serve"])",
-                                                      "ENV APP_VERSION=" + v})
-                    .ok());
+    ASSERT_TRUE(
+        engine_->ImportImage(root, Image(v), {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=" + v})
+            .ok());
   }
   const std::string foreign_image = "localhost/not-turnouts:1";
-  ASSERT_TRUE(engine_->ImportImage(root, foreign_image, {R"(CMD ["/app", "serve"])",
-                                                         "ENV APP_VERSION=foreign"})
+  ASSERT_TRUE(engine_
+                  ->ImportImage(root, foreign_image,
+                                {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=foreign"})
                   .ok());
   WriteContainerConfig();
   std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "revisions: {warm: 1, on_disk: 1}\n";
@@ -678,8 +678,8 @@ TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
     return status["daemon"].value("log_follows", -1);
   };
   ASSERT_EQ(follows(), 0);
-  auto cli = ChildProcess::Start(
-      {TURNOUT_BINARY, "logs", "--follow", "--config", dir_ + "/turnout.yaml"});
+  auto cli =
+      ChildProcess::Start({TURNOUT_BINARY, "logs", "--follow", "--config", dir_ + "/turnout.yaml"});
   ASSERT_TRUE(cli.ok()) << cli.status().ToString();
   // Reads lines until one holds `want` (10 s at most).
   auto wait_for_line = [&](const std::string& want) {
@@ -700,7 +700,8 @@ TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
   {
     // A slot where no container has run; then more streams than allowed at once.
     api::Client client({"unix:" + Socket(), "", milliseconds(5000)});
-    auto none = client.Stream("/v1/logs?slot=green&follow=1", [](std::string_view) { return true; });
+    auto none =
+        client.Stream("/v1/logs?slot=green&follow=1", [](std::string_view) { return true; });
     ASSERT_TRUE(none.ok());
     EXPECT_EQ(none->status, 404) << none->body;
     std::atomic<bool> second_started{false};
@@ -741,8 +742,8 @@ TEST_F(DaemonContainerTest, LogsFollowStreamsNewLinesUntilTheClientGoesAway) {
   }
   EXPECT_EQ(follows(), 0) << "the stream outlived its client";
   const double end_ms = MillisSince(t0);
-  std::cout << "containers: logs --follow: a new line after " << line_ms
-            << " ms, the stream ended " << end_ms << " ms after the client\n";
+  std::cout << "containers: logs --follow: a new line after " << line_ms << " ms, the stream ended "
+            << end_ms << " ms after the client\n";
 }
 
 // A process service has no engine to follow logs from: refused, saying what to do instead.
@@ -798,8 +799,8 @@ TEST_F(DaemonContainerTest, ACanaryAnsweringTenPercentErrorsIsRolledBackByTheAna
   EXPECT_LT(Failed(load) * 20, load.value("requests", uint64_t{0})) << load.dump();
   EXPECT_EQ(AllContainers(), (std::vector<std::string>{"v1:running"}));
   std::cout << "containers: canary with 10 % errors rolled back in " << ms << " ms, "
-            << load.value("requests", uint64_t{0}) << " requests, " << Failed(load)
-            << " failed (" << reason << ")\n";
+            << load.value("requests", uint64_t{0}) << " requests, " << Failed(load) << " failed ("
+            << reason << ")\n";
 }
 
 // An image the engine does not have (pull: never) fails the deployment in its pre-checks,
@@ -821,8 +822,7 @@ TEST_F(DaemonContainerTest, AMissingImageFailsInThePreChecksWithNothingLaunched)
                         engine_->socket()),
             std::string::npos)
       << reason;
-  EXPECT_NE(reason.find("pull it there, or set platform.pull to if_not_present"),
-            std::string::npos)
+  EXPECT_NE(reason.find("pull it there, or set platform.pull to if_not_present"), std::string::npos)
       << reason;
   EXPECT_EQ(Step(d, "resolve_image").value("outcome", ""), "failed") << d.dump();
   EXPECT_FALSE(Entered(d, "launching")) << d.dump();
@@ -932,8 +932,8 @@ TEST_F(DaemonContainerTest, ACrashedContainerIsRestartedWithBackoff) {
   EXPECT_GE(gaps[0], 1000) << "restarted before the first backoff (1 s)";
   EXPECT_GE(gaps[1], 2000) << "the second restart did not back off longer (2 s)";
   EXPECT_EQ(AuditEntries("instance.exited").size(), 2u);
-  std::cout << "containers: killed container replaced after " << gaps[0] << " ms, then "
-            << gaps[1] << " ms\n";
+  std::cout << "containers: killed container replaced after " << gaps[0] << " ms, then " << gaps[1]
+            << " ms\n";
 }
 
 // kill -9 of turnoutd at each step of a deployment of v2 after v1, with a container service
@@ -1002,7 +1002,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ContainerCrashCase{"launching", "rolled_back", "v1"},      // after pre-checks
                       ContainerCrashCase{"waiting_ready", "rolled_back", "v1"},  // after launch
                       ContainerCrashCase{"switching", "succeeded", "v2"},
-                      ContainerCrashCase{"baking", "succeeded", "v2"},           // after the switch
+                      ContainerCrashCase{"baking", "succeeded", "v2"},  // after the switch
                       ContainerCrashCase{"mid-bake", "succeeded", "v2"},
                       ContainerCrashCase{"scaling_down", "succeeded", "v2"}),
     [](const ::testing::TestParamInfo<ContainerCrashCase>& info) {

@@ -90,8 +90,9 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   auto receiver = router::testing::TestUpstream::Start("hooks");
   ASSERT_TRUE(receiver.ok()) << receiver.status().ToString();
   // Canaries: unique values for every kind of source.
-  const std::string tag = std::to_string(::getpid()) + "x" +
-                          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  const std::string tag =
+      std::to_string(::getpid()) + "x" +
+      std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
   const std::string from_file = "canary-file-" + tag;
   const std::string from_env = "canary-env-" + tag;
   const std::string rotated = "canary-rotated-" + tag;
@@ -99,14 +100,15 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   ::chmod((dir_ + "/db.password").c_str(), 0600);
   std::ofstream(dir_ + "/new.jwt") << rotated << "\n";
   ::chmod((dir_ + "/new.jwt").c_str(), 0600);
-  WriteConfig("secrets:\n"
-              "  DB_PASSWORD: {from_file: db.password, as: file}\n"
-              "  STRIPE_KEY: {from_env: TEST_STRIPE_KEY}\n"
-              "  JWT_KEY: {generate: hex32}\n"
-              "hooks:\n"
-              "  - on: \"*\"\n"
-              "    webhook: {url: \"http://" +
-              (*receiver)->address() + "/hook\", retries: 0, timeout: 2s}\n");
+  WriteConfig(
+      "secrets:\n"
+      "  DB_PASSWORD: {from_file: db.password, as: file}\n"
+      "  STRIPE_KEY: {from_env: TEST_STRIPE_KEY}\n"
+      "  JWT_KEY: {generate: hex32}\n"
+      "hooks:\n"
+      "  - on: \"*\"\n"
+      "    webhook: {url: \"http://" +
+      (*receiver)->address() + "/hook\", retries: 0, timeout: 2s}\n");
   const std::vector<std::string> env = {"TEST_STRIPE_KEY=" + from_env};
   std::string daemon_log;
   StartDaemon(env, /*capture_log=*/true);
@@ -247,9 +249,8 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   EXPECT_NE(wide.dump().find("chmod 600"), std::string::npos) << wide.dump();
 
   // Every output turnout made, searched for every value.
-  for (const char* target :
-       {"/v1/status", "/v1/deployments?limit=100", "/v1/audit?limit=100000",
-        "/v1/events?limit=100000", "/v1/secrets", "/v1/logs", "/v1/health"}) {
+  for (const char* target : {"/v1/status", "/v1/deployments?limit=100", "/v1/audit?limit=100000",
+                             "/v1/events?limit=100000", "/v1/secrets", "/v1/logs", "/v1/health"}) {
     Api("GET", target);
   }
   for (int64_t id = 1; id <= dropped; ++id) Api("GET", "/v1/deployments/" + std::to_string(id));
@@ -263,8 +264,8 @@ TEST_F(DaemonSecretsTest, ValuesReachTheInstancesAndNoOutputEverContainsThem) {
   const auto audit_entries = AuditEntries("secret.rotated");
   EXPECT_EQ(audit_entries.size(), 2u);
   EXPECT_EQ(AuditEntries("secret.previous_dropped").size(), 2u) << "by hand, then by turnoutd";
-  ASSERT_TRUE((*receiver)->WaitFor([&] { return (*receiver)->request_count() > 0; },
-                                    milliseconds(10000)));
+  ASSERT_TRUE(
+      (*receiver)->WaitFor([&] { return (*receiver)->request_count() > 0; }, milliseconds(10000)));
   for (const auto& r : (*receiver)->RecordedRequests()) {
     outputs_.emplace_back("webhook " + r.target, r.raw_head + r.body);
   }

@@ -4,8 +4,8 @@
 // is for a real event with a deadline.
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -17,12 +17,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "api/api.h"
@@ -61,9 +61,9 @@ TEST_F(DaemonTest, DeploysUnderLoadWithoutAFailedRequestThenRollsBack) {
   // Every step of the history is there, in order.
   std::vector<std::string> states;
   for (const auto& t : second["transitions"]) states.push_back(t["to"]);
-  EXPECT_EQ(states, (std::vector<std::string>{"pre_checks", "launching", "waiting_ready",
-                                              "smoke_testing", "switching", "baking",
-                                              "scaling_down", "succeeded"}));
+  EXPECT_EQ(states,
+            (std::vector<std::string>{"pre_checks", "launching", "waiting_ready", "smoke_testing",
+                                      "switching", "baking", "scaling_down", "succeeded"}));
 
   // After scale-down, rollback redeploys the previous revision with its own definition.
   auto [status, body] = Call("POST", "/v1/rollback", {{"actor", "test"}});
@@ -195,10 +195,10 @@ TEST_F(DaemonTest, StatusHealthLogsAndBadRequests) {
   EXPECT_EQ(Call("POST", "/v1/rollback", {{"to_revision", 7}}).first, 404);
   // Numbers in the query are whole numbers within their range, or a 400 that names them (they
   // were read with atoi: "limit=abc" listed nothing, "lines=9x" read 9).
-  for (const char* target : {"/v1/deployments?limit=abc", "/v1/deployments?limit=-1",
-                             "/v1/deployments?limit=99999999999", "/v1/logs?lines=9x",
-                             "/v1/audit?after=x", "/v1/audit?limit=1e3", "/v1/audit?tail=",
-                             "/v1/deployments/rev1x"}) {
+  for (const char* target :
+       {"/v1/deployments?limit=abc", "/v1/deployments?limit=-1",
+        "/v1/deployments?limit=99999999999", "/v1/logs?lines=9x", "/v1/audit?after=x",
+        "/v1/audit?limit=1e3", "/v1/audit?tail=", "/v1/deployments/rev1x"}) {
     auto [status, body] = Call("GET", target);
     EXPECT_EQ(status, 400) << target << " " << body.dump();
     EXPECT_NE(body.value("error", "").find("whole number"), std::string::npos)
@@ -394,8 +394,8 @@ TEST_F(DaemonTest, TheRouterProcessCredentialsArePrivateAndSmokeTestsGetTheSecre
   auto version_via = [&](const std::string& headers) {
     auto client = demo::testing::Client::Connect(static_cast<uint16_t>(public_port));
     if (!client.ok()) return std::string("connect failed");
-    if (!client->Send("GET /version HTTP/1.1\r\nHost: x\r\n" + headers +
-                      "Connection: close\r\n\r\n")
+    if (!client
+             ->Send("GET /version HTTP/1.1\r\nHost: x\r\n" + headers + "Connection: close\r\n\r\n")
              .ok()) {
       return std::string("send failed");
     }
@@ -517,8 +517,7 @@ TEST_F(DaemonTest, DownLeavesTheRouterServingUnlessInstancesAreStopped) {
     return out.ok() ? *out : std::string();
   };
   std::string out = down({});
-  EXPECT_NE(out.find("the router keep running: users are still served"), std::string::npos)
-      << out;
+  EXPECT_NE(out.find("the router keep running: users are still served"), std::string::npos) << out;
   EXPECT_EQ(ServingVersion(address), "v1");
   EXPECT_TRUE(Runs(router_pid));
 
@@ -811,8 +810,7 @@ TEST_F(DaemonCanaryTest, TheRuleP99AgainstTheBaselineRollsBack) {
   json done = WaitFinished(Deploy("v2+slow-60ms"), milliseconds(60000));
   json load = load_.Finish();
   EXPECT_EQ(State(done), "rolled_back") << done.dump();
-  EXPECT_NE(done["deployment"].value("reason", "").find("p99"), std::string::npos)
-      << done.dump();
+  EXPECT_NE(done["deployment"].value("reason", "").find("p99"), std::string::npos) << done.dump();
   EXPECT_EQ(ServingVersion(address_), "v1");
   EXPECT_EQ(Failed(load), 0u) << load.dump();
 }
@@ -821,8 +819,8 @@ TEST_F(DaemonCanaryTest, TheRuleHealthFailingRollsBack) {
   WriteConfig();
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  WriteConfig(std::string(kRuleOnlyCanary) + "rules:\n  - when: health failing for 1s\n", "",
-              "1s", false);
+  WriteConfig(std::string(kRuleOnlyCanary) + "rules:\n  - when: health failing for 1s\n", "", "1s",
+              false);
   address_ = PublicAddress();
   const int64_t id = Deploy("v2");
   ASSERT_EQ(WaitForState(id, "canary"), "canary");
@@ -852,8 +850,7 @@ TEST_F(DaemonCanaryTest, TheRuleDependencyUnavailableRollsBack) {
   WriteConfig();
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  WriteConfig(std::string(kRuleOnlyCanary) +
-                  "dependencies:\n  - name: db\n    tcp: " + dependency +
+  WriteConfig(std::string(kRuleOnlyCanary) + "dependencies:\n  - name: db\n    tcp: " + dependency +
                   "\n    interval: 200ms\n    timeout: 200ms\n"
                   "rules:\n  - when: dependency db unavailable for 1s\n",
               "", "1s", false);
@@ -880,9 +877,7 @@ TEST_F(DaemonTest, ARollingReleaseReplacesInstancesInPlaceWithoutAFailedRequest)
   }
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
-  {
-    std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: rolling\n";
-  }
+  { std::ofstream(dir_ + "/turnout.yaml", std::ios::app) << "strategy: rolling\n"; }
   const std::string address = PublicAddress();
   load_.Start(address);
   json done = WaitFinished(Deploy("v2"), milliseconds(60000));
@@ -913,7 +908,8 @@ size_t RouterInstances(const json& status, const std::string& slot) {
   size_t n = 0;
   for (const auto& s : status["router"]["slots"]) {
     if (s["name"] != slot) continue;
-    for (const auto& i : s["instances"]) n += i.value("healthy", false) && !i.value("ejected", true);
+    for (const auto& i : s["instances"])
+      n += i.value("healthy", false) && !i.value("ejected", true);
   }
   return n;
 }
@@ -1095,8 +1091,8 @@ TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit
   KillDaemon();
   StartDaemon({}, /*capture_log=*/true);
   const std::string secret = "pool-s3cret-value-8d1f";
-  auto [status, body] = Call(
-      "POST", "/v1/env", {{"set", {{"DATABASE_POOL_SIZE", secret}}}, {"actor", "carol"}});
+  auto [status, body] =
+      Call("POST", "/v1/env", {{"set", {{"DATABASE_POOL_SIZE", secret}}}, {"actor", "carol"}});
   ASSERT_EQ(status, 201) << body.dump();
   EXPECT_EQ(body.dump().find(secret), std::string::npos) << body.dump();
   json done = WaitFinished(body["deployment"].value("id", int64_t{0}), milliseconds(60000));
@@ -1113,8 +1109,8 @@ TEST_F(DaemonTest, SetEnvRollsOutANewRevisionWhoseValuesStayOutOfHistoryAndAudit
   };
   EXPECT_EQ(serving_env(), secret);
   // Never a value in what turnoutd shows or records.
-  for (const char* target : {"/v1/deployments", "/v1/audit?limit=100000", "/v1/events?limit=1000",
-                             "/v1/status"}) {
+  for (const char* target :
+       {"/v1/deployments", "/v1/audit?limit=100000", "/v1/events?limit=1000", "/v1/status"}) {
     auto [s, text] = Call("GET", target);
     EXPECT_EQ(text.dump().find(secret), std::string::npos) << target;
   }
@@ -1218,8 +1214,7 @@ TEST_F(DaemonRecreateTest, ANewVersionFailingReadinessEndsWithTheOldServingAndMa
   json done = WaitFinished(Deploy("v3+fail-ready"), milliseconds(60000));
   json load = load_.Finish();
   EXPECT_EQ(State(done), "rolled_back") << done.dump();
-  EXPECT_NE(done["deployment"].value("reason", "").find("maintenance off after"),
-            std::string::npos)
+  EXPECT_NE(done["deployment"].value("reason", "").find("maintenance off after"), std::string::npos)
       << done.dump();
   EXPECT_EQ(ServingVersion(address), "v1");
   EXPECT_FALSE(MaintenanceOn());
@@ -1241,8 +1236,9 @@ TEST_F(DaemonRecreateTest, ARecreateStartedInMaintenanceLeavesItOnNamingTheOpera
   json done = WaitFinished(Deploy("v2"), milliseconds(60000));
   ASSERT_EQ(State(done), "succeeded") << done.dump();
   EXPECT_TRUE(MaintenanceOn());
-  EXPECT_NE(done["deployment"].value("reason", "").find(
-                "maintenance stays on as it was before this deployment (bob: disk swap)"),
+  EXPECT_NE(done["deployment"]
+                .value("reason", "")
+                .find("maintenance stays on as it was before this deployment (bob: disk swap)"),
             std::string::npos)
       << done.dump();
   EXPECT_EQ(DowntimeMs(done), -1) << done.dump();
@@ -1336,7 +1332,9 @@ std::string MetricCanaryConfig(const std::string& url, const std::string& policy
          "  latency: false\n"
          "analysis_interval: 200ms\n"
          "prometheus:\n"
-         "  url: " + url + "\n"
+         "  url: " +
+         url +
+         "\n"
          "  timeout: 500ms\n"
          "  retries: 0\n"
          "  queries:\n"
@@ -1507,8 +1505,7 @@ class StopPostgres : public ::testing::Environment {
  public:
   void TearDown() override { PostgresSlot().reset(); }
 };
-[[maybe_unused]] auto* const kStopPostgres =
-    ::testing::AddGlobalTestEnvironment(new StopPostgres);
+[[maybe_unused]] auto* const kStopPostgres = ::testing::AddGlobalTestEnvironment(new StopPostgres);
 
 class DaemonDatabaseTest : public DaemonTest {
  protected:
@@ -1535,9 +1532,10 @@ class DaemonDatabaseTest : public DaemonTest {
     return rows.ok() && rows->size() > 0 ? rows->text(0, 0) : "";
   }
   std::string SchemaVersion() {
-    return Sql("SELECT max(version) FROM turnout_schema_history h WHERE status = 'applied' AND "
-               "direction = 'up' AND NOT EXISTS (SELECT 1 FROM turnout_schema_history l WHERE "
-               "l.version = h.version AND l.id > h.id)");
+    return Sql(
+        "SELECT max(version) FROM turnout_schema_history h WHERE status = 'applied' AND "
+        "direction = 'up' AND NOT EXISTS (SELECT 1 FROM turnout_schema_history l WHERE "
+        "l.version = h.version AND l.id > h.id)");
   }
   std::map<std::string, json> DatabaseSteps(const json& done) {
     std::map<std::string, json> out;
@@ -1614,8 +1612,9 @@ TEST_F(DaemonDatabaseTest, ARecreateRunsTheContractMigrationsBeforeTheLaunch) {
 TEST_F(DaemonDatabaseTest, ARehearsalFindingStopsTheDeploymentBeforeAnythingChanged) {
   // A volatile default rewrites the whole table under an exclusive lock: the rehearsal says so,
   // and the real database never sees the migration.
-  Migration("0001_add_token", "ALTER TABLE items ADD COLUMN token double precision "
-                              "DEFAULT random();",
+  Migration("0001_add_token",
+            "ALTER TABLE items ADD COLUMN token double precision "
+            "DEFAULT random();",
             "ALTER TABLE items DROP COLUMN token;");
   WriteConfig("database:\n  url: " + url_ + "\n  rehearse: true\n");
   StartDaemon();
@@ -1795,7 +1794,8 @@ TEST_F(DaemonDatabaseTest, RollingBackPastAContractBacksUpFirstAndAsksBeforeDrop
   ASSERT_TRUE(scratch.ok()) << scratch.status().ToString();
   const std::string turnout = TURNOUT_BINARY;
   const std::string cmd = turnout + " backup restore " + backup_id + " --dir " + dir_ +
-                          "/.turnout/backups --to '" + *scratch + "' --confirm-data-loss >/dev/null 2>&1";
+                          "/.turnout/backups --to '" + *scratch +
+                          "' --confirm-data-loss >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto conn = db::PgConnection::Connect(*scratch, "daemon-test");
   ASSERT_TRUE(conn.ok());
@@ -1854,7 +1854,8 @@ class DaemonToolTest : public DaemonDatabaseTest {
   std::string ToolVersion() { return Sql("SELECT coalesce(max(version), 0) FROM app_migrations"); }
   bool HasColumn(const std::string& column) {
     return Sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND "
-               "column_name = '" + column + "'") == "1";
+               "column_name = '" +
+               column + "'") == "1";
   }
 };
 
@@ -1925,7 +1926,8 @@ TEST_F(DaemonToolTest, ADestructiveChangeIsCalledSoAndTheLadderUsesTheToolsDown)
   EXPECT_EQ(ServingVersion(PublicAddress()), "v1");
 }
 
-TEST_F(DaemonToolTest, ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheOldVersionIsRetired) {
+TEST_F(DaemonToolTest,
+       ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheOldVersionIsRetired) {
   ToolConfig(/*with_down=*/true, /*rehearse=*/true);
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"), milliseconds(90000))), "succeeded");
@@ -1959,7 +1961,8 @@ TEST_F(DaemonToolTest, ARehearsalOnARestoredCopyHoldsADestructiveChangeUntilTheO
   // The restored copies are gone.
   auto admin = db::PgConnection::Connect(url_, "daemon-test");
   ASSERT_TRUE(admin.ok());
-  auto left = admin->Exec("SELECT count(*) FROM pg_database WHERE datname LIKE 'turnout_rehearsal_%'");
+  auto left =
+      admin->Exec("SELECT count(*) FROM pg_database WHERE datname LIKE 'turnout_rehearsal_%'");
   ASSERT_TRUE(left.ok());
   EXPECT_EQ(left->text(0, 0), "0");
 }
@@ -2388,9 +2391,7 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashCase{"scaling_down", "v2", "succeeded", "v2"},
                       // A version that never gets ready: crash while it is being rolled back.
                       CrashCase{"rolling_back", "v2+fail-ready", "rolled_back", "v1"}),
-    [](const ::testing::TestParamInfo<CrashCase>& info) {
-      return std::string(info.param.state);
-    });
+    [](const ::testing::TestParamInfo<CrashCase>& info) { return std::string(info.param.state); });
 
 }  // namespace
 }  // namespace turnout::daemon
@@ -2430,9 +2431,11 @@ class DaemonVerifyTest : public DaemonTest {
 };
 
 TEST_F(DaemonVerifyTest, AFailingVerifyCommandRollsBackAfterTheSwitchAndGetsTheRoutersUrl) {
-  WriteConfig("verify:\n"
-              "  - name: e2e\n"
-              "    run: \"sh -c 'echo {url} {version} >> " + dir_ + "/seen; test {version} != v2'\"\n");
+  WriteConfig(
+      "verify:\n"
+      "  - name: e2e\n"
+      "    run: \"sh -c 'echo {url} {version} >> " +
+      dir_ + "/seen; test {version} != v2'\"\n");
   StartDaemon();
   json v1 = WaitFinished(Deploy("v1"));
   ASSERT_EQ(State(v1), "succeeded") << v1.dump();
@@ -2457,17 +2460,19 @@ TEST_F(DaemonVerifyTest, AFailingVerifyCommandRollsBackAfterTheSwitchAndGetsTheR
   EXPECT_EQ(ServingVersion(address), "v1");
 }
 
-TEST_F(DaemonVerifyTest, APerformanceCheckPassesAnEqualVersionAndRollsBackAThreeHundredMsSlowerOne) {
+TEST_F(DaemonVerifyTest,
+       APerformanceCheckPassesAnEqualVersionAndRollsBackAThreeHundredMsSlowerOne) {
   // "/" is delayed by the demo app's latency fault, /version never; the minimum difference is
   // wide so that a busy test machine's noise never fails the equal version.
-  WriteConfig("verify:\n"
-              "  - name: latency\n"
-              "    timeout: 30s\n"
-              "    performance:\n"
-              "      requests: 40\n"
-              "      concurrency: 4\n"
-              "      paths: [{path: /, weight: 3}, {path: /version}]\n"
-              "      tolerance: {min_ms: 50ms}\n");
+  WriteConfig(
+      "verify:\n"
+      "  - name: latency\n"
+      "    timeout: 30s\n"
+      "    performance:\n"
+      "      requests: 40\n"
+      "      concurrency: 4\n"
+      "      paths: [{path: /, weight: 3}, {path: /version}]\n"
+      "      tolerance: {min_ms: 50ms}\n");
   StartDaemon();
   json v1 = WaitFinished(Deploy("v1"));
   ASSERT_EQ(State(v1), "succeeded") << v1.dump();
@@ -2508,10 +2513,12 @@ TEST_F(DaemonVerifyTest, APerformanceCheckPassesAnEqualVersionAndRollsBackAThree
 }
 
 TEST_F(DaemonVerifyTest, ATurnoutdKilledDuringVerifyRunsItAgainAfterTheRestart) {
-  WriteConfig("verify:\n"
-              "  - name: slow-check\n"
-              "    timeout: 20s\n"
-              "    run: \"sh -c 'echo {version} >> " + dir_ + "/runs; sleep 1'\"\n");
+  WriteConfig(
+      "verify:\n"
+      "  - name: slow-check\n"
+      "    timeout: 20s\n"
+      "    run: \"sh -c 'echo {version} >> " +
+      dir_ + "/runs; sleep 1'\"\n");
   StartDaemon();
   ASSERT_EQ(State(WaitFinished(Deploy("v1"))), "succeeded");
   ASSERT_EQ(Lines("runs"), 1u);

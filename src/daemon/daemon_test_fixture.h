@@ -341,9 +341,9 @@ class DaemonTest : public ::testing::Test {
   json RouterRecord() const {
     std::ifstream in(StateFile("router-process.json"));
     if (!in) return json();
-    return json::parse(std::string((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>()),
-                       nullptr, false);
+    return json::parse(
+        std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+        nullptr, false);
   }
 
   std::string ReadStateFile(const std::string& name) const {

@@ -9,12 +9,12 @@
 #include "backup/backup.h"
 #include "backup/catalog.h"
 #include "controller/deployment_spec.h"
-#include "platform/command.h"
-#include "platform/run.h"
 #include "db/lint.h"
 #include "db/migration.h"
 #include "db/migrator.h"
 #include "db/pg.h"
+#include "platform/command.h"
+#include "platform/run.h"
 #include "rehearsal/rehearsal.h"
 
 namespace turnout::daemon {
@@ -78,8 +78,8 @@ Result<std::optional<DatabaseSettings>> DatabaseSettingsFromConfig(
   }
   const std::filesystem::path base(config_dir);
   ds.migrations_dir = (base / c.migrations).lexically_normal().string();
-  ds.backups_dir = c.backups.empty() ? state_dir + "/backups"
-                                     : (base / c.backups).lexically_normal().string();
+  ds.backups_dir =
+      c.backups.empty() ? state_dir + "/backups" : (base / c.backups).lexically_normal().string();
   ds.verify_level = c.verify_level;
   ds.directory_format = c.format != "custom";
   ds.jobs = c.jobs;
@@ -113,13 +113,12 @@ void DatabasePhases::Record(int64_t deployment_id, const std::string& step, bool
                             const std::string& detail, int64_t started) {
   const int64_t id = started != 0 ? started : Begin(deployment_id, step);
   if (id != 0) {
-    (void)store_.FinishStep(id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed,
-                            detail);
+    (void)store_.FinishStep(id, ok ? state::StepOutcome::kOk : state::StepOutcome::kFailed, detail);
   }
-  (void)store_.AppendAudit(state::AuditEvent{"turnoutd", "database." + step, "deployment",
-                                             detail});
-  if (log_) log_("deployment " + std::to_string(deployment_id) + ": database " + step + " " +
-                 (ok ? "ok" : "FAILED") + " " + detail);
+  (void)store_.AppendAudit(state::AuditEvent{"turnoutd", "database." + step, "deployment", detail});
+  if (log_)
+    log_("deployment " + std::to_string(deployment_id) + ": database " + step + " " +
+         (ok ? "ok" : "FAILED") + " " + detail);
 }
 
 db::MigratorOptions DatabasePhases::MigratorFor(const state::Deployment& d) const {
@@ -166,15 +165,13 @@ controller::PhaseStatus DatabasePhases::Poll(const controller::PhaseRequest& req
     raw->thread = std::thread([this, raw, copy, phase, nothing_serves] {
       const bool tool = settings_.command_tool();
       controller::PhaseStatus r =
-          phase == "before_launch"
-              ? (tool ? RunToolBeforeLaunch(copy, *raw, nothing_serves)
-                      : RunBeforeLaunch(copy, *raw, nothing_serves))
+          phase == "before_launch" ? (tool ? RunToolBeforeLaunch(copy, *raw, nothing_serves)
+                                           : RunBeforeLaunch(copy, *raw, nothing_serves))
           : phase == "after_retire"
               ? (tool ? RunToolAfterRetire(copy, *raw) : RunAfterRetire(copy, *raw))
               : (tool ? RunToolRollback(copy, *raw, false) : RunRollback(copy, *raw));
-      (void)store_.PutSetting(
-          SettingKey(copy.id, phase),
-          json{{"ok", r.kind == Kind::kDone}, {"detail", r.detail}}.dump());
+      (void)store_.PutSetting(SettingKey(copy.id, phase),
+                              json{{"ok", r.kind == Kind::kDone}, {"detail", r.detail}}.dump());
       std::lock_guard<std::mutex> lock(raw->mu);
       raw->result = std::move(r);
       raw->finished = true;
@@ -198,15 +195,14 @@ Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, 
   env.on_progress = [&](const backup::Progress& p) { progress("backup: " + p.message); };
   backup::CreateOptions co;
   co.conninfo = settings_.url;
-  co.format = settings_.directory_format ? backup::DumpFormat::kDirectory
-                                         : backup::DumpFormat::kCustom;
+  co.format =
+      settings_.directory_format ? backup::DumpFormat::kDirectory : backup::DumpFormat::kCustom;
   co.jobs = settings_.jobs;
   co.labels = {{"deployment_id", std::to_string(d.id)}, {"version", d.version}};
   const int64_t backup_step = Begin(d.id, "backup");
   Result<backup::Manifest> manifest = backup::CreateBackup(env, co);
   if (!manifest.ok()) {
-    Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump(),
-           backup_step);
+    Record(d.id, "backup", false, json{{"error", manifest.status().message()}}.dump(), backup_step);
     return FailedPrecondition("backup failed: " + manifest.status().message());
   }
   (void)store_.PutSetting(SettingKey(d.id, "backup"), manifest->id);
@@ -226,7 +222,7 @@ Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, 
   const int64_t verify_step = Begin(d.id, "verify");
   Result<backup::VerifyReport> verified = backup::VerifyBackup(env, manifest->id, vo);
   if (!verified.ok() || !verified->ok) {
-    const std::string why = !verified.ok() ? verified.status().message()
+    const std::string why = !verified.ok()               ? verified.status().message()
                             : verified->problems.empty() ? "verification failed"
                                                          : verified->problems.front();
     Record(d.id, "verify", false, json{{"backup", manifest->id}, {"error", why}}.dump(),
@@ -239,8 +235,8 @@ Result<std::string> DatabasePhases::BackupAndVerify(const state::Deployment& d, 
 }
 
 Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<int64_t>& versions,
-                                 const std::string& backup_id, bool serving_breaks,
-                                 int64_t step, json* effects) {
+                                 const std::string& backup_id, bool serving_breaks, int64_t step,
+                                 json* effects) {
   auto fail = [&](const Status& st) {
     Record(d.id, "rollback", false, json{{"error", st.message()}}.dump(), step);
     return st;
@@ -279,25 +275,26 @@ Status DatabasePhases::CheckDown(const state::Deployment& d, const std::vector<i
       }
     }
   }
-  *effects = json{{"drops", drops}, {"breaks_serving", serving_breaks ? breaking : json::array()},
+  *effects = json{{"drops", drops},
+                  {"breaks_serving", serving_breaks ? breaking : json::array()},
                   {"backup", backup_id}};
   const json confirmed = json::parse(Setting(d.id, "confirm").value_or("{}"), nullptr, false);
   const bool data_loss_ok = confirmed.is_object() && confirmed.value("data_loss", false);
   const bool unsupported_ok = confirmed.is_object() && confirmed.value("unsupported_schema", false);
   std::string refused;
   if (destroys && !data_loss_ok) {
-    refused = "the down migrations would destroy data: " + lost + " (backup " + backup_id +
-              " holds it)" +
-              (serving_breaks ? ". Run the rollback again with --confirm-data-loss to go ahead"
-                              : "");
+    refused =
+        "the down migrations would destroy data: " + lost + " (backup " + backup_id + " holds it)" +
+        (serving_breaks ? ". Run the rollback again with --confirm-data-loss to go ahead" : "");
   } else if (serving_breaks && !breaking.empty() && !unsupported_ok) {
-    refused = "no order of the steps keeps every version on a schema it supports: the down "
-              "migrations break the version serving now (" +
-              breaking.front().get<std::string>() +
-              "), and the version rolled back to needs them before it starts; it would serve "
-              "on the reverted schema until the switch. Run the rollback again with "
-              "--confirm-unsupported-schema to go ahead (backup " +
-              backup_id + " was taken)";
+    refused =
+        "no order of the steps keeps every version on a schema it supports: the down "
+        "migrations break the version serving now (" +
+        breaking.front().get<std::string>() +
+        "), and the version rolled back to needs them before it starts; it would serve "
+        "on the reverted schema until the switch. Run the rollback again with "
+        "--confirm-unsupported-schema to go ahead (backup " +
+        backup_id + " was taken)";
   }
   if (refused.empty()) return Status::Ok();
   json detail = *effects;
@@ -338,9 +335,9 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
       const bool downs =
           std::all_of(newer.begin(), newer.end(), [](const auto* v) { return v->has_down; });
       if (expand_only) {
-        Record(d.id, "rollback", true,
-               json{{"rung", 1}, {"action", "kept expand-only changes"}, {"target", target}}
-                   .dump());
+        Record(
+            d.id, "rollback", true,
+            json{{"rung", 1}, {"action", "kept expand-only changes"}, {"target", target}}.dump());
       } else if (downs) {
         Result<std::string> taken = BackupAndVerify(d, job);
         if (!taken.ok()) return Failed(taken.status().message());
@@ -373,7 +370,8 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
         Record(d.id, "rollback", false,
                json{{"rung", 3}, {"action", "restore needed"}, {"target", target}}.dump());
         return Failed("rung 3: the schema is at " + std::to_string(current) + " and revision " +
-                      "needs " + std::to_string(target) + ", with a contract migration that has "
+                      "needs " + std::to_string(target) +
+                      ", with a contract migration that has "
                       "no down file in between; nothing was restored automatically. Restore the "
                       "backup taken before that migration (`turnout backup list`) with `turnout "
                       "backup restore ID --to <url> --confirm-data-loss` (writes made since are "
@@ -413,20 +411,22 @@ controller::PhaseStatus DatabasePhases::RunBeforeLaunch(const state::Deployment&
     }
     json findings = json::array();
     for (const auto& f : report->findings) {
-      findings.push_back({{"kind", f.kind}, {"version", f.version}, {"message", f.message},
-                          {"advice", f.advice}});
+      findings.push_back(
+          {{"kind", f.kind}, {"version", f.version}, {"message", f.message}, {"advice", f.advice}});
     }
     Record(d.id, "rehearse", report->ok(),
-           json{{"backup", *backup_id}, {"total_ms", report->total_ms},
-                {"migrations", report->migrations.size()}, {"findings", findings}}
+           json{{"backup", *backup_id},
+                {"total_ms", report->total_ms},
+                {"migrations", report->migrations.size()},
+                {"findings", findings}}
                .dump(),
            rehearse_step);
     if (!report->ok()) {
       const auto& f = report->findings.front();
       return Failed("the rehearsal found " + std::to_string(report->findings.size()) +
                     " problem(s); first: " + f.message +
-                    (f.advice.empty() ? "" : " (" + f.advice + ")") +
-                    "; `turnout rehearse " + *backup_id + "` shows them all");
+                    (f.advice.empty() ? "" : " (" + f.advice + ")") + "; `turnout rehearse " +
+                    *backup_id + "` shows them all");
     }
   }
 
@@ -496,7 +496,8 @@ controller::PhaseStatus DatabasePhases::RunAfterRetire(const state::Deployment& 
     if (now.ok() && now->current.value_or(0) >= *ceiling) {
       (void)store_.PutSetting(SettingKey(d.id, "version_after"),
                               std::to_string(now->current.value_or(0)));
-      Record(d.id, "contract", true, json{{"applied", json::array()}, {"held_at", *ceiling}}.dump(), step);
+      Record(d.id, "contract", true, json{{"applied", json::array()}, {"held_at", *ceiling}}.dump(),
+             step);
       return Done("schema kept at " + std::to_string(*ceiling) + " (rollback)");
     }
   }
@@ -533,15 +534,14 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
   });
   if (expand_only) {
     Record(d.id, "rollback", true,
-           json{{"rung", 1}, {"action", "kept expand-only changes"}, {"migrations",
-                                                                       applied.size()}}
+           json{{"rung", 1}, {"action", "kept expand-only changes"}, {"migrations", applied.size()}}
                .dump());
     return Done("rung 1: the expand-only migrations stay; the previous version works with them");
   }
   const int64_t from = VersionSetting(d.id, "from_version").value_or(0);
   const std::string backup_id = Setting(d.id, "backup").value_or("(none)");
-  const bool downs = std::all_of(applied.begin(), applied.end(),
-                                 [](const auto* v) { return v->has_down; });
+  const bool downs =
+      std::all_of(applied.begin(), applied.end(), [](const auto* v) { return v->has_down; });
   if (downs) {
     // The writes made under this deployment are in no backup yet: one is taken and verified
     // before a down migration may drop them.
@@ -575,8 +575,8 @@ controller::PhaseStatus DatabasePhases::RunRollback(const state::Deployment& d, 
     effects["error"] = run.status().message();
     Record(d.id, "rollback", false, effects.dump(), step);
   }
-  const std::string restore = "turnout backup restore " + backup_id +
-                              " --to <database URL> --confirm-data-loss";
+  const std::string restore =
+      "turnout backup restore " + backup_id + " --to <database URL> --confirm-data-loss";
   Record(d.id, "rollback", false,
          json{{"rung", 3}, {"action", "restore needed"}, {"backup", backup_id}}.dump());
   return Failed("rung 3: the database cannot be rolled back with down migrations" +
@@ -622,9 +622,8 @@ Result<std::string> DatabasePhases::RunTool(const state::Deployment& d, const st
   return run.output;
 }
 
-Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d,
-                                             const std::string& command, const std::string& to,
-                                             const std::string& url) {
+Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d, const std::string& command,
+                                             const std::string& to, const std::string& url) {
   TURNOUT_ASSIGN_OR_RETURN(
       db::PgConnection conn,
       db::PgConnection::Connect(url.empty() ? settings_.url : url, "turnoutd"));
@@ -638,7 +637,7 @@ Result<json> DatabasePhases::RunToolMeasured(const state::Deployment& d,
               {"from", LastLine(from)},
               {"to", LastLine(now)},
               {"tables", change.tables},
-              {"change", !change.changed()        ? "none"
+              {"change", !change.changed()         ? "none"
                          : change.is_destructive() ? "destructive"
                                                    : "additive"},
               {"destructive", change.destructive}};
@@ -682,8 +681,10 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
     Record(d.id, "rehearse", true, rehearsed.dump(), rehearse_step);
     if (hold) {
       (void)store_.PutSetting(SettingKey(d.id, "tool_hold"), "1");
-      return Done("backup " + *backup_id + " verified; the app's migrations change the schema "
-                  "destructively (" + rehearsed["destructive"][0].get<std::string>() +
+      return Done("backup " + *backup_id +
+                  " verified; the app's migrations change the schema "
+                  "destructively (" +
+                  rehearsed["destructive"][0].get<std::string>() +
                   "): they run once the old version is retired");
     }
   }
@@ -707,8 +708,8 @@ controller::PhaseStatus DatabasePhases::RunToolBeforeLaunch(const state::Deploym
   }
   Record(d.id, "expand", true, detail.dump(), step);
   return Done("backup " + *backup_id + " verified; the app's tool went from " +
-              detail["from"].get<std::string>() + " to " + detail["to"].get<std::string>() +
-              " (" + detail["change"].get<std::string>() + ")");
+              detail["from"].get<std::string>() + " to " + detail["to"].get<std::string>() + " (" +
+              detail["change"].get<std::string>() + ")");
 }
 
 controller::PhaseStatus DatabasePhases::RunToolAfterRetire(const state::Deployment& d, Job& job) {
@@ -740,7 +741,8 @@ controller::PhaseStatus DatabasePhases::RunToolAfterRetire(const state::Deployme
   // The version this revision serves with: what `rollback --to` it goes back to.
   (void)store_.PutSetting(SettingKey(d.id, "version_after"), version);
   Record(d.id, "contract", true,
-         json{{"applied", json::array()}, {"at", version},
+         json{{"applied", json::array()},
+              {"at", version},
               {"note", "the app's tool applied its migrations before the launch"}}
              .dump(),
          step);
@@ -780,8 +782,8 @@ controller::PhaseStatus DatabasePhases::RunToolRollback(const state::Deployment&
     return Failed("rung 3: the app's tool has no `down` command, and the schema changed " +
                   std::string(target ? "since that revision" : "destructively") +
                   "; nothing was restored automatically. To restore the backup (writes made "
-                  "since are lost): turnout backup restore " + backup_id +
-                  " --to <database URL> --confirm-data-loss");
+                  "since are lost): turnout backup restore " +
+                  backup_id + " --to <database URL> --confirm-data-loss");
   }
   if (target) {
     // What `down` destroys cannot be known before it runs: a redeploy runs it only when the
@@ -797,7 +799,9 @@ controller::PhaseStatus DatabasePhases::RunToolRollback(const state::Deployment&
       const std::string refused =
           "the app's tool is at " + LastLine(*now) + " and that revision ran at " + to +
           "; its down command may destroy data, which turnout cannot know before it runs "
-          "(backup " + backup_id + " holds it all). Run the rollback again with "
+          "(backup " +
+          backup_id +
+          " holds it all). Run the rollback again with "
           "--confirm-data-loss to go ahead";
       Record(d.id, "rollback", false,
              json{{"rung", 2}, {"refused", refused}, {"backup", backup_id}}.dump());

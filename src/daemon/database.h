@@ -44,15 +44,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "controller/engine.h"
 #include "common/status.h"
+#include "controller/engine.h"
 #include "db/migrator.h"
 #include "service/service_config.h"
 #include "state/state_store.h"
@@ -60,12 +59,12 @@
 namespace turnout::daemon {
 
 struct DatabaseSettings {
-  std::string url;                       // libpq conninfo or URL; "" = no database section
-  std::string migrations_dir;            // absolute
-  std::string backups_dir;               // absolute
-  int verify_level = 2;                  // 1..3
-  bool directory_format = true;          // pg_dump -Fd (else -Fc)
-  int jobs = 1;                          // pg_dump / pg_restore -j
+  std::string url;                               // libpq conninfo or URL; "" = no database section
+  std::string migrations_dir;                    // absolute
+  std::string backups_dir;                       // absolute
+  int verify_level = 2;                          // 1..3
+  bool directory_format = true;                  // pg_dump -Fd (else -Fc)
+  int jobs = 1;                                  // pg_dump / pg_restore -j
   std::chrono::milliseconds lock_timeout{5000};  // per migration statement
   bool rehearse = false;                         // rehearse before applying (turnout rehearse)
   std::chrono::milliseconds lock_budget{1000};   // the rehearsal's lock budget

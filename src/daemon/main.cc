@@ -22,7 +22,8 @@
 
 namespace {
 
-constexpr std::string_view kUsage = R"(usage: turnoutd [--config FILE] [--socket PATH] [--api HOST:PORT --token TOKEN]
+constexpr std::string_view kUsage =
+    R"(usage: turnoutd [--config FILE] [--socket PATH] [--api HOST:PORT --token TOKEN]
 
 turnoutd runs the deployments of one service: it embeds the traffic router (or drives a
 standalone one), launches and supervises the app's instances, and records every step in the

@@ -90,7 +90,7 @@ class RouterProcess final : public router::RouterControl {
   Result<router::RoutingPolicy> GetPolicy() override;
   Result<uint64_t> SetPolicy(const router::RoutingPolicy& policy) override;
   Result<uint64_t> SetPolicyIf(const router::RoutingPolicy& policy,
-                              uint64_t if_generation) override;
+                               uint64_t if_generation) override;
   Result<uint64_t> UpdatePolicy(const PolicyChange& change) override;
   Result<uint64_t> SetSlotInstances(const std::string& slot,
                                     const std::vector<std::string>& instances) override;

@@ -84,10 +84,8 @@ Result<int64_t> SecretStore::AddGeneration(const std::string& name, const std::s
   return AddGenerationLocked(name, value, origin, now);
 }
 
-Result<int64_t> SecretStore::AddGenerationLocked(const std::string& name,
-                                                 const std::string& value,
-                                                 const std::string& origin,
-                                                 Clock::WallTime now) {
+Result<int64_t> SecretStore::AddGenerationLocked(const std::string& name, const std::string& value,
+                                                 const std::string& origin, Clock::WallTime now) {
   if (value.empty()) return InvalidArgument("the new value of " + name + " is empty");
   if (value.size() > 4096) return InvalidArgument("the new value of " + name + " is over 4 KiB");
   if (value.find('\0') != std::string::npos || value.back() == '\n' || value.back() == '\r') {
@@ -204,8 +202,7 @@ Result<std::string> SecretStore::Value(const std::string& name, int64_t generati
   Result<std::string> value = ReadSecretFile(path);
   if (!value.ok()) {
     return FailedPrecondition("secret " + name + " (generation " + std::to_string(generation) +
-                              "): " + value.status().message() +
-                              "; deploy again to store it anew");
+                              "): " + value.status().message() + "; deploy again to store it anew");
   }
   if (Fingerprint(*value) != fingerprint) {
     return FailedPrecondition("secret " + name + " (generation " + std::to_string(generation) +
@@ -250,8 +247,8 @@ Status SecretStore::Resolve(platform::InstanceSpec* spec) const {
 std::string SecretRefsText(const std::vector<platform::SecretRef>& refs) {
   json list = json::array();
   for (const auto& r : refs) {
-    list.push_back({r.name, r.as, r.generation, r.fingerprint, r.previous_generation,
-                    r.previous_fingerprint});
+    list.push_back(
+        {r.name, r.as, r.generation, r.fingerprint, r.previous_generation, r.previous_fingerprint});
   }
   return list.dump();
 }

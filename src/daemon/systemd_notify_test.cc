@@ -93,8 +93,8 @@ TEST_F(SystemdNotifyTest, TurnoutdIsReadyOnlyOnceTheApiAnswersThenPingsAndSaysSt
 TEST_F(SystemdNotifyTest, TurnoutdWithoutWatchdogUsecNeverPings) {
   WriteConfig();
   NotifySocket notify(dir_ + "/notify.sock");
-  auto p = ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"},
-                               {notify.Env()});
+  auto p =
+      ChildProcess::Start({TURNOUTD_BINARY, "--config", dir_ + "/turnout.yaml"}, {notify.Env()});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   daemon_.emplace(std::move(p).value());
   std::vector<std::string> seen;

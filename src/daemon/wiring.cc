@@ -51,8 +51,8 @@ platform::ContainerPlatformOptions ContainerOptionsFromConfig(const service::Ser
   o.command = c.command;
   o.args = c.args;
   for (const auto& m : c.mounts) {
-    o.mounts.push_back(platform::ContainerMount{ResolvePath(m.source, config_dir), m.target,
-                                                m.read_only});
+    o.mounts.push_back(
+        platform::ContainerMount{ResolvePath(m.source, config_dir), m.target, m.read_only});
   }
   o.memory_bytes = c.memory_bytes;
   o.cpus = c.cpus;

@@ -22,18 +22,18 @@ namespace turnout::daemon {
 
 // Where a daemon keeps its files, all under one state directory (created 0700).
 struct StatePaths {
-  std::string dir;          // absolute
-  std::string database;     // <dir>/state.db
-  std::string socket;       // <dir>/turnoutd.sock (the API; 0600)
-  std::string router_policy;  // <dir>/router-policy.json (the router's persisted policy; 0600)
-  std::string router_config;  // <dir>/router.yaml (the router process's config; 0600)
-  std::string router_record;  // <dir>/router-process.json (the launched router process; 0600)
-  std::string router_socket;  // <dir>/router.sock (the router's admin API; 0600)
-  std::string router_token;   // <dir>/router-admin.token (the router's admin token; 0600)
+  std::string dir;              // absolute
+  std::string database;         // <dir>/state.db
+  std::string socket;           // <dir>/turnoutd.sock (the API; 0600)
+  std::string router_policy;    // <dir>/router-policy.json (the router's persisted policy; 0600)
+  std::string router_config;    // <dir>/router.yaml (the router process's config; 0600)
+  std::string router_record;    // <dir>/router-process.json (the launched router process; 0600)
+  std::string router_socket;    // <dir>/router.sock (the router's admin API; 0600)
+  std::string router_token;     // <dir>/router-admin.token (the router's admin token; 0600)
   std::string override_secret;  // <dir>/override.secret (the override header's secret; 0600)
-  std::string logs;         // <dir>/logs (instance logs)
-  std::string daemon_log;   // <dir>/turnoutd.log (written when started by `turnout up`)
-  std::string pid_file;     // <dir>/turnoutd.pid
+  std::string logs;             // <dir>/logs (instance logs)
+  std::string daemon_log;       // <dir>/turnoutd.log (written when started by `turnout up`)
+  std::string pid_file;         // <dir>/turnoutd.pid
   // <dir>/turnoutd.lock: flock()ed by the turnoutd that serves the directory, for its whole life
   // (the kernel releases it when that process dies, kill -9 included); holds its pid.
   std::string lock_file;
@@ -49,10 +49,12 @@ StatePaths PathsFor(const service::ServiceConfig& config, std::string_view confi
 // The spec of deploying `version` with this config. Relative working_dir is resolved against
 // `config_dir`; instance logs go to paths.logs. For `type: container` the spec has platform
 // "container", no command or working directory, the container environment in `env`, and
-// ContainerOptionsHash as its platform_hash; its image is resolved in PreChecks. InvalidArgument for a bad version name.
+// ContainerOptionsHash as its platform_hash; its image is resolved in PreChecks. InvalidArgument
+// for a bad version name.
 Result<controller::DeploymentSpec> SpecFromConfig(const service::ServiceConfig& config,
                                                   std::string_view config_dir,
-                                                  const StatePaths& paths, std::string_view version);
+                                                  const StatePaths& paths,
+                                                  std::string_view version);
 
 // The options of the container platform for `platform.type: container`, one field per key of
 // the section (docs/turnout-yaml.md, "Containers"): relative mount sources resolved against

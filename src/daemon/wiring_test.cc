@@ -213,8 +213,8 @@ router:
   live[0].slot = "green";
   live[0].port = 20001;
   live[0].state = state::InstanceState::kRunning;
-  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x y/\"quoted\""), "green",
-                                                   live, {"t0ken", "s3cret:\"#quotes'"});
+  router::RouterConfig r = RouterConfigFromService(c, PathsFor(c, "/x y/\"quoted\""), "green", live,
+                                                   {"t0ken", "s3cret:\"#quotes'"});
   Result<router::RouterConfig> back =
       router::ParseRouterConfigYaml(RouterConfigYaml(r), "router.yaml");
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << RouterConfigYaml(r);
@@ -289,8 +289,8 @@ platform:
   EXPECT_EQ(s->command, "");
   EXPECT_EQ(s->image, "");  // resolved in PreChecks
   EXPECT_EQ(s->platform_hash, ContainerOptionsHash(o));
-  EXPECT_EQ(s->env, (std::vector<std::pair<std::string, std::string>>{
-                        {"LOG_LEVEL", "info"}, {"DB_PASSWORD", "hunter2"}}));
+  EXPECT_EQ(s->env, (std::vector<std::pair<std::string, std::string>>{{"LOG_LEVEL", "info"},
+                                                                      {"DB_PASSWORD", "hunter2"}}));
   EXPECT_EQ(s->stop_signal, SIGINT);
   EXPECT_EQ(s->grace, std::chrono::seconds(4));
   EXPECT_EQ(s->replicas, 2);
@@ -318,8 +318,12 @@ TEST(WiringTest, TheContainerOptionsHashChangesWithEveryOption) {
       [](auto& o) { o.network = platform::ContainerNetwork::kBridge; },
       [](auto& o) { o.command = {"/s"}; },
       [](auto& o) { o.args = {"-v"}; },
-      [](auto& o) { o.env = {{"A", "b"}}; },
-      [](auto& o) { o.mounts = {{"/a", "/b", false}}; },
+      [](auto& o) {
+        o.env = {{"A", "b"}};
+      },
+      [](auto& o) {
+        o.mounts = {{"/a", "/b", false}};
+      },
       [](auto& o) { o.memory_bytes = 1 << 20; },
       [](auto& o) { o.cpus = 0.5; },
       [](auto& o) { o.user = "app"; },

@@ -112,8 +112,9 @@ TEST(Lint, ClassifiesExpandAndContract) {
 }
 
 TEST(Lint, DropAndRenameFindingsNameTheirObject) {
-  LintReport r = LintMigrationFile(File(
-      "ALTER TABLE public.Users DROP COLUMN \"Email\", RENAME COLUMN a TO b;DROP TABLE IF EXISTS t;"));
+  LintReport r =
+      LintMigrationFile(File("ALTER TABLE public.Users DROP COLUMN \"Email\", RENAME COLUMN a TO "
+                             "b;DROP TABLE IF EXISTS t;"));
   std::vector<std::pair<std::string, std::string>> objects;
   for (const auto& f : r.findings) {
     if (f.rule == kRuleDropColumn || f.rule == kRuleRenameColumn || f.rule == kRuleDropTable) {

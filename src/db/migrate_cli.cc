@@ -103,14 +103,19 @@ struct Parsed {
 // Every flag of every migrate command; Command::Run refuses those its command does not take.
 Result<Parsed> Parse(const std::vector<std::string>& args) {
   static const std::vector<FlagSpec> kFlags = {
-      {"dir", "D", ""},           {"database", "URL", ""},
-      {"json", "", ""},           {"lock-timeout", "DURATION", ""},
+      {"dir", "D", ""},
+      {"database", "URL", ""},
+      {"json", "", ""},
+      {"lock-timeout", "DURATION", ""},
       {"statement-timeout", "DURATION", ""},
       {"wait-lock", "DURATION", ""},
-      {"lock-retries", "N", ""},  {"deployment-id", "ID", ""},
-      {"backup-id", "ID", ""},    {"app-version-from", "V", ""},
+      {"lock-retries", "N", ""},
+      {"deployment-id", "ID", ""},
+      {"backup-id", "ID", ""},
+      {"app-version-from", "V", ""},
       {"app-version-to", "V", ""},
-      {"to", "N", ""},            {"steps", "K", ""},
+      {"to", "N", ""},
+      {"steps", "K", ""},
   };
   TURNOUT_ASSIGN_OR_RETURN(Args a, Args::Parse(args, kFlags));
   Parsed p;

@@ -1,6 +1,5 @@
 #include "db/migration.h"
 
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

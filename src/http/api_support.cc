@@ -91,8 +91,8 @@ std::vector<std::string> OwnHostsFor(std::string_view bound,
     if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(std::move(h));
   };
   add(host + ":" + port);
-  const bool loopback_or_any = host == "localhost" || host.starts_with("127.") ||
-                               host == "[::1]" || host == "0.0.0.0" || host == "[::]";
+  const bool loopback_or_any = host == "localhost" || host.starts_with("127.") || host == "[::1]" ||
+                               host == "0.0.0.0" || host == "[::]";
   if (loopback_or_any) {
     for (const char* h : {"localhost", "127.0.0.1", "[::1]"}) add(std::string(h) + ":" + port);
   }
@@ -173,13 +173,12 @@ std::optional<ApiRefusal> CheckApiRequest(const ApiAccess& access,
                       "WWW-Authenticate: Bearer\r\n"};
   }
   if (IsMutatingMethod(request.method) && !IsJsonContentType(request.content_type)) {
-    return ApiRefusal{415,
-                      std::string(request.method) +
-                          " needs a JSON body: send Content-Type: application/json" +
-                          (request.content_type.empty()
-                               ? std::string(" (none was sent)")
-                               : " (got " + std::string(request.content_type) + ")"),
-                      "Accept-Post: application/json\r\n"};
+    return ApiRefusal{
+        415,
+        std::string(request.method) + " needs a JSON body: send Content-Type: application/json" +
+            (request.content_type.empty() ? std::string(" (none was sent)")
+                                          : " (got " + std::string(request.content_type) + ")"),
+        "Accept-Post: application/json\r\n"};
   }
   return std::nullopt;
 }

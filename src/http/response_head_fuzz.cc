@@ -119,7 +119,7 @@ void FuzzBody(std::string_view body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace turnout::http;
   if (size == 0) return 0;
-  static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "PUT",
+  static constexpr std::string_view kMethods[] = {"GET",    "HEAD",    "POST",  "PUT",
                                                   "DELETE", "OPTIONS", "PATCH", "head"};
   const uint8_t selector = data[0];
   const std::string_view method = kMethods[selector % 8];
@@ -153,8 +153,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes = in.substr(0, r.consumed);
   Check(r.consumed >= 4 && bytes.substr(r.consumed - 4) == "\r\n\r\n", "head not CRLFCRLF");
   static ResponseHead shorter;
-  const ParseResult prefix = ParseResponseHead(bytes.substr(0, r.consumed - 1), method, limits,
-                                               &shorter);
+  const ParseResult prefix =
+      ParseResponseHead(bytes.substr(0, r.consumed - 1), method, limits, &shorter);
   Check(prefix.state == ParseState::kIncomplete, "shorter head not incomplete");
   static ResponseHead alone;
   const ParseResult head_only = ParseResponseHead(bytes, method, limits, &alone);

@@ -188,8 +188,7 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer,
     std::string out;
     // A status outside the three-digit range would make the status line unparseable.
     const int status = reply.status >= 100 && reply.status <= 599 ? reply.status : 500;
-    AppendSimpleResponse(&out, status, reply.content_type, reply.body, close,
-                         reply.extra_headers);
+    AppendSimpleResponse(&out, status, reply.content_type, reply.body, close, reply.extra_headers);
     // A reply to HEAD keeps its Content-Length but has no body (RFC 9110 §9.3.2).
     if (head_request) out.resize(out.size() - reply.body.size());
     auto [ec, n] =
@@ -235,8 +234,7 @@ asio::awaitable<void> Server::Impl::Session(Socket socket, std::string peer,
     const uint64_t length = head.body == BodyKind::kContentLength ? head.content_length : 0;
     if (length > options.max_body_bytes) {
       co_await send(ServerReply::Error(413, "body too large: at most " +
-                                                std::to_string(options.max_body_bytes) +
-                                                " bytes"),
+                                                std::to_string(options.max_body_bytes) + " bytes"),
                     true);
       co_return;
     }
@@ -312,8 +310,8 @@ struct StreamState {
 template <typename Socket>
 asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
   const int status = reply.status >= 100 && reply.status <= 599 ? reply.status : 500;
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
-                     std::string(ReasonPhrase(status)) + "\r\n";
+  std::string head =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(ReasonPhrase(status)) + "\r\n";
   if (!reply.content_type.empty()) AppendHeader(&head, "Content-Type", reply.content_type);
   head += "Connection: close\r\n" + reply.extra_headers + "\r\n" + reply.body;
   auto [hec, hn] =
@@ -355,16 +353,16 @@ asio::awaitable<void> Server::Impl::Stream(Socket& socket, ServerReply reply) {
       done = state->done;
     }
     if (!out.empty()) {
-      auto [ec, n] =
-          co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out),
+                                                asio::as_tuple(asio::use_awaitable));
       if (ec) break;
       continue;
     }
     if (done || stopping) break;
     tick.expires_after(std::chrono::milliseconds(20));
-    auto result = co_await (
-        socket.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable)) ||
-        tick.async_wait(asio::as_tuple(asio::use_awaitable)));
+    auto result =
+        co_await (socket.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable)) ||
+                  tick.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (result.index() == 0 && std::get<0>(std::get<0>(result))) break;  // closed or failed
   }
   state->gone = true;
@@ -408,7 +406,8 @@ const ApiAccess& Server::unix_access() const { return impl_->unix_access; }
 Status Server::Start() {
   Impl* impl = impl_.get();
   const Options& options = impl->options;
-  if (impl->started) return FailedPrecondition("the " + options.name + " server was already started");
+  if (impl->started)
+    return FailedPrecondition("the " + options.name + " server was already started");
   if (options.unix_path.empty() && options.tcp_address.empty()) {
     return InvalidArgument("the " + options.name +
                            " server needs a Unix socket path or a TCP address");

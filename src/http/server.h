@@ -67,10 +67,11 @@ struct ServerReply {
   // `stream` runs once with `gone` already true): the head goes
   // out with `Connection: close` and no Content-Length, then `body`, then what `stream` writes,
   // as it comes, until `stream` returns; then the connection is closed. `stream` runs on a pool
-  // thread (it holds one while it runs), exactly once, even when the head could not be sent. `gone` turns true when the client closed its side of
-  // the connection, a write to it failed, or the server stops: a stream that waits for data
-  // must watch it and return soon after. At most 4 MiB wait unsent for a slow client; a write
-  // beyond that drops the client (returns false). Default: none (the body is all).
+  // thread (it holds one while it runs), exactly once, even when the head could not be sent. `gone`
+  // turns true when the client closed its side of the connection, a write to it failed, or the
+  // server stops: a stream that waits for data must watch it and return soon after. At most 4 MiB
+  // wait unsent for a slow client; a write beyond that drops the client (returns false). Default:
+  // none (the body is all).
   std::function<void(const StreamWrite& write, const std::atomic<bool>& gone)> stream;
 
   // A JSON reply; appends '\n' to `body` so that terminals print it cleanly.

@@ -78,8 +78,10 @@ class RawSocket {
       if (::poll(&p, 1, 100) <= 0) continue;
       char buf[4096];
       const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) closed_ = true;
-      else data_.append(buf, size_t(n));
+      if (n <= 0)
+        closed_ = true;
+      else
+        data_.append(buf, size_t(n));
     }
     return closed_;
   }
@@ -149,9 +151,9 @@ class HttpServerTest : public ::testing::Test {
   // A request as a well-behaved TCP client sends it.
   std::string Request(std::string_view method, std::string_view target,
                       std::string_view extra = "") const {
-    return std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: " +
-           server_->tcp_address() + "\r\nAuthorization: Bearer " + std::string(kToken) + "\r\n" +
-           std::string(extra) + "\r\n";
+    return std::string(method) + " " + std::string(target) +
+           " HTTP/1.1\r\nHost: " + server_->tcp_address() + "\r\nAuthorization: Bearer " +
+           std::string(kToken) + "\r\n" + std::string(extra) + "\r\n";
   }
 
   std::string dir_;
@@ -174,9 +176,10 @@ TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnectionOverTcpAndUn
   // On the Unix socket no Host and (by default) no token is needed.
   RawSocket unix_socket;
   ASSERT_TRUE(unix_socket.ConnectUnix(SocketPath()));
-  ASSERT_TRUE(unix_socket.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                               "Content-Length: 2\r\n\r\nhi"
-                               "GET /q HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      unix_socket.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 2\r\n\r\nhi"
+                       "GET /q HTTP/1.1\r\nHost: x\r\n\r\n"));
   replies = unix_socket.Read(2);
   EXPECT_EQ(CountOf(replies, "HTTP/1.1 200"), 2) << replies;
   EXPECT_NE(replies.find("\"body\":\"hi\",\"peer\":\"unix\""), std::string::npos) << replies;
@@ -186,8 +189,8 @@ TEST_F(HttpServerTest, LimitsGive413And431AndAnIdleConnectionIsClosed) {
   Start({.max_body_bytes = 10, .max_head_bytes = 1024, .idle_timeout = 200ms});
   RawSocket body;
   ASSERT_TRUE(body.ConnectTcp(server_->tcp_address()));
-  ASSERT_TRUE(body.Send(
-      Request("POST", "/p", "Content-Type: application/json\r\nContent-Length: 11\r\n")));
+  ASSERT_TRUE(
+      body.Send(Request("POST", "/p", "Content-Type: application/json\r\nContent-Length: 11\r\n")));
   EXPECT_EQ(StatusOf(body.Read()), 413);
   EXPECT_TRUE(body.ClosedByPeer());
 
@@ -230,9 +233,7 @@ TEST_F(HttpServerTest, AccessChecksRefuseForeignHostCrossSiteAndBadToken) {
                            "Origin: http://evil.example\r\nContent-Type: application/json\r\n"
                            "Content-Length: 0\r\n")),
             403);
-  EXPECT_EQ(status(Request("POST", "/",
-                           "Content-Type: text/plain\r\nContent-Length: 0\r\n")),
-            415);
+  EXPECT_EQ(status(Request("POST", "/", "Content-Type: text/plain\r\nContent-Length: 0\r\n")), 415);
   EXPECT_EQ(status("GET / HTTP/1.1\r\nHost: " + server_->tcp_address() +
                    "\r\nAuthorization: Bearer guess\r\n\r\n"),
             401);

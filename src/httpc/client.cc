@@ -1,7 +1,6 @@
 #include "httpc/client.h"
 
 #include <curl/curl.h>
-
 #include <sys/un.h>
 
 #include <cctype>
@@ -95,7 +94,8 @@ Status MapError(CURLcode code, const char* errbuf, long os_errno, const Request&
   if (code == CURLE_COULDNT_CONNECT && os_errno != 0) {
     // "connection refused" says more than libcurl's "Failed to connect to ... port N after 0 ms".
     detail = std::strerror(static_cast<int>(os_errno));
-    if (!detail.empty()) detail[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(detail[0])));
+    if (!detail.empty())
+      detail[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(detail[0])));
   }
   std::string message = Describe(request) + ": " + detail;
   switch (code) {

@@ -52,10 +52,10 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 using BodyCallback = std::function<bool(std::string_view piece)>;
 
 struct Request {
-  std::string method = "GET";    // Default: GET
-  std::string url;               // http:// or https://; required
-  HeaderList headers;            // sent as given (Host and Content-Length are set by the client)
-  std::string body;              // sent when non-empty (or for POST/PUT/PATCH). Default: none
+  std::string method = "GET";  // Default: GET
+  std::string url;             // http:// or https://; required
+  HeaderList headers;          // sent as given (Host and Content-Length are set by the client)
+  std::string body;            // sent when non-empty (or for POST/PUT/PATCH). Default: none
   // The whole exchange, connect included; Millis(0) = no limit (for streams that `on_body` or
   // `cancel` end). Default: 10 s
   Millis timeout{10000};

@@ -136,8 +136,8 @@ struct Verdict {
   uint64_t min_samples = 0;
   SlotSummary canary, stable;
   ProportionTest errors;
-  std::optional<ProportionTest> latency;       // absent until the latency test starts
-  std::optional<double> latency_threshold_us;  // the frozen stable percentile + tolerance
+  std::optional<ProportionTest> latency;         // absent until the latency test starts
+  std::optional<double> latency_threshold_us;    // the frozen stable percentile + tolerance
   std::optional<Clock::Duration> latency_since;  // when the latency test started (step time)
 };
 

@@ -12,9 +12,14 @@ int64_t Millis(Clock::Duration d) {
 }
 
 json SlotJson(const SlotSummary& s) {
-  return json{{"requests", s.requests}, {"errors", s.errors}, {"error_rate", s.error_rate},
-              {"p50_us", s.p50_us},     {"p95_us", s.p95_us}, {"p99_us", s.p99_us},
-              {"mean_us", s.mean_us},   {"upstream_requests", s.upstream_requests},
+  return json{{"requests", s.requests},
+              {"errors", s.errors},
+              {"error_rate", s.error_rate},
+              {"p50_us", s.p50_us},
+              {"p95_us", s.p95_us},
+              {"p99_us", s.p99_us},
+              {"mean_us", s.mean_us},
+              {"upstream_requests", s.upstream_requests},
               {"upstream_p50_us", s.upstream_p50_us},
               {"upstream_p95_us", s.upstream_p95_us},
               {"upstream_mean_us", s.upstream_mean_us}};

@@ -58,8 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     turnout::Result<Rule> r = ParseRule(text);
     Check(r.ok(), "ParseRule accepts what ParseExpression accepts");
     Check(r->window >= std::chrono::seconds(1) && r->window <= kMaxWindow &&
-              r->window >= std::chrono::ceil<std::chrono::seconds>(std::min(
-                               r->for_duration, std::chrono::milliseconds(kMaxWindow))),
+              r->window >= std::chrono::ceil<std::chrono::seconds>(
+                               std::min(r->for_duration, std::chrono::milliseconds(kMaxWindow))),
           "the default window follows `for`, within range");
   } else {
     Check(!a.status().message().empty(), "errors explain themselves");

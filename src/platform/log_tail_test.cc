@@ -26,10 +26,12 @@ TEST(LogTail, ReadsAtMostTheLastBytesAndWholeLines) {
     for (int i = 0; i < 100; ++i) out << "line " << i << "\n";
     out << "error: bind 127.0.0.1:20001: Address already in use\n";
   }
-  EXPECT_EQ(ReadLogTail(tmpl, 2, 2048), "line 99\nerror: bind 127.0.0.1:20001: Address already in use");
+  EXPECT_EQ(ReadLogTail(tmpl, 2, 2048),
+            "line 99\nerror: bind 127.0.0.1:20001: Address already in use");
   // 60 and 66 bytes start inside "line 99" and "line 98": the cut line is dropped.
   EXPECT_EQ(ReadLogTail(tmpl, 10, 60), "error: bind 127.0.0.1:20001: Address already in use");
-  EXPECT_EQ(ReadLogTail(tmpl, 10, 66), "line 99\nerror: bind 127.0.0.1:20001: Address already in use");
+  EXPECT_EQ(ReadLogTail(tmpl, 10, 66),
+            "line 99\nerror: bind 127.0.0.1:20001: Address already in use");
   std::ofstream(tmpl, std::ios::trunc) << "";
   EXPECT_EQ(ReadLogTail(tmpl, 10, 2048), "");
   ::unlink(tmpl);
@@ -49,7 +51,8 @@ TEST(LogTail, TailOfTextKeepsTheLastBytesAndWholeLines) {
 }
 
 TEST(LogTail, HidesValuesButNotShortOnes) {
-  EXPECT_EQ(HideValues("connecting to postgres://app:s3cret@db/app as app", {"postgres://app:s3cret@db/app", "app"}),
+  EXPECT_EQ(HideValues("connecting to postgres://app:s3cret@db/app as app",
+                       {"postgres://app:s3cret@db/app", "app"}),
             "connecting to [hidden] as app");
   EXPECT_EQ(HideValues("token abcd and abcd again", {"abcd"}), "token [hidden] and [hidden] again");
   EXPECT_EQ(HideValues("nothing here", {}), "nothing here");

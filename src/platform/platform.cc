@@ -1,6 +1,4 @@
 #include "platform/platform.h"
-#include "common/host_port.h"
-#include "platform/ports.h"
 
 #include <string.h>
 
@@ -8,6 +6,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+
+#include "common/host_port.h"
+#include "platform/ports.h"
 
 namespace turnout::platform {
 namespace {
@@ -161,8 +162,8 @@ Result<InstanceHandle> DecodeHandle(std::string_view json) {
     // A process handle must have every field that names its process; another kind's handle is
     // kept as it is (its own platform reads it; this one refuses it by kind).
     if (process) {
-      for (const char* key : {"pid", "port", "start_time_ticks", "boot_id", "spec_hash",
-                              "stop_signal", "grace_ms"}) {
+      for (const char* key :
+           {"pid", "port", "start_time_ticks", "boot_id", "spec_hash", "stop_signal", "grace_ms"}) {
         if (!j.contains(key)) {
           return InvalidArgument(std::string("instance handle: no '") + key + "'");
         }

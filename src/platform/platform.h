@@ -127,7 +127,7 @@ struct InstanceHandle {
   uint64_t start_time_ticks = 0;  // /proc/<pid>/stat field 22: clock ticks since boot
   std::string boot_id;            // /proc/sys/kernel/random/boot_id when it was launched
   uint16_t port = 0;              // the port of `address` (processes: {port})
-  std::string spec_hash;  // SpecHash of the spec it was launched from
+  std::string spec_hash;          // SpecHash of the spec it was launched from
   // Needed to stop the instance after a daemon restart, when the spec may be gone.
   int stop_signal = SIGTERM;
   std::chrono::milliseconds grace = std::chrono::seconds(10);
@@ -242,8 +242,7 @@ class Platform {
 
   // The last `max_lines` lines (reading at most `max_bytes`) of what the instance wrote to its
   // stdout and stderr, for messages saying why it ended; "" when unknown or of another kind.
-  virtual std::string LogTail(const InstanceHandle& handle, size_t max_lines,
-                              size_t max_bytes) = 0;
+  virtual std::string LogTail(const InstanceHandle& handle, size_t max_lines, size_t max_bytes) = 0;
 
   // The exact image `version` runs as, resolved before anything of a deployment is launched
   // (pulled when the platform's policy says so): the deployment records it and launches with it

@@ -131,9 +131,9 @@ TEST(HandleEncodingTest, AHandleOfTheOldShapeDecodesAsAProcessOnLoopback) {
 }
 
 TEST(HandleEncodingTest, AHandleOfAnotherKindDecodesWithoutProcessFieldsAndIsRefusedByKind) {
-  Result<InstanceHandle> h = DecodeHandle(
-      R"({"kind":"container","id":"4f1c2a9b","address":"127.0.0.1:32768",)"
-      R"("spec_hash":"00","stop_signal":15,"grace_ms":1000})");
+  Result<InstanceHandle> h =
+      DecodeHandle(R"({"kind":"container","id":"4f1c2a9b","address":"127.0.0.1:32768",)"
+                   R"("spec_hash":"00","stop_signal":15,"grace_ms":1000})");
   ASSERT_TRUE(h.ok()) << h.status().ToString();
   EXPECT_EQ(h->kind, "container");
   EXPECT_EQ(h->pid, 0);
@@ -147,8 +147,7 @@ TEST(HandleEncodingTest, AHandleOfAnotherKindDecodesWithoutProcessFieldsAndIsRef
   // A process handle must still name its process completely.
   EXPECT_EQ(DecodeHandle(R"({"kind":"process","id":"x","address":"127.0.0.1:1"})").status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeHandle(R"({"kind":"","id":"x"})").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeHandle(R"({"kind":"","id":"x"})").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(HandleEncodingTest, RefusesBrokenText) {

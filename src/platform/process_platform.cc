@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "common/host_port.h"
+#include "common/unique_fd.h"
 #include "platform/command.h"
 #include "platform/log_tail.h"
 #include "platform/ports.h"
 #include "platform/proc.h"
-#include "common/unique_fd.h"
 
 extern char** environ;
 
@@ -101,8 +101,7 @@ ProcessPlatform::ProcessPlatform(const Clock& clock, ProcessPlatformOptions opti
 
 Result<InstanceAddress> ProcessPlatform::AllocateAddress(const AddressRequest& request) {
   if (request.first_port != 0) {
-    const int port =
-        request.first_port + request.slot_index * request.replicas + request.instance;
+    const int port = request.first_port + request.slot_index * request.replicas + request.instance;
     if (request.slot_index < 0 || request.instance < 0 || port > 65535) {
       return InvalidArgument("the port of " + request.slot + "-" +
                              std::to_string(request.instance) + " does not fit below 65536");

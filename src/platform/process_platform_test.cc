@@ -251,8 +251,9 @@ TEST_F(ProcessPlatformTest, AHandleOfAnotherKindIsRefusedAndItsPidNeverSignalled
   InstanceHandle foreign = launched;
   foreign.kind = "container";
   foreign.id = "4f1c2a9b";
-  for (Status s : {platform_.Stop(foreign), platform_.Inspect(foreign).status(),
-                   platform_.Adopt(foreign).status(), platform_.Wait(foreign, milliseconds(1)).status()}) {
+  for (Status s :
+       {platform_.Stop(foreign), platform_.Inspect(foreign).status(),
+        platform_.Adopt(foreign).status(), platform_.Wait(foreign, milliseconds(1)).status()}) {
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
     EXPECT_NE(s.message().find("instance 4f1c2a9b was launched by the container platform; this "
                                "turnoutd runs the process platform"),
@@ -424,21 +425,22 @@ const TempDir& ContractDir() {
 }
 
 using testing::PlatformContractTest;
-INSTANTIATE_TEST_SUITE_P(
-    Process, PlatformContractTest,
-    ::testing::Values(testing::PlatformContract{
-        .name = "ProcessPlatform",
-        .make = [](int) -> std::unique_ptr<Platform> {
-          return std::make_unique<ProcessPlatform>();
-        },
-        .complete =
-            [](InstanceSpec& spec, int exit_code) {
-              spec.command = exit_code < 0 ? std::string(TURNOUT_DEMO_APP_BINARY) +
+INSTANTIATE_TEST_SUITE_P(Process, PlatformContractTest,
+                         ::testing::Values(testing::PlatformContract{
+                             .name = "ProcessPlatform",
+                             .make = [](int) -> std::unique_ptr<Platform> {
+                               return std::make_unique<ProcessPlatform>();
+                             },
+                             .complete =
+                                 [](InstanceSpec& spec, int exit_code) {
+                                   spec.command =
+                                       exit_code < 0
+                                           ? std::string(TURNOUT_DEMO_APP_BINARY) +
                                                  " --listen 127.0.0.1:{port} --version {version}"
                                            : "sh -c 'exit " + std::to_string(exit_code) + "'";
-              spec.log_dir = ContractDir().path();
-            }}),
-    testing::ContractName);
+                                   spec.log_dir = ContractDir().path();
+                                 }}),
+                         testing::ContractName);
 
 }  // namespace
 }  // namespace turnout::platform

@@ -15,8 +15,8 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "platform/log_tail.h"
 #include "common/unique_fd.h"
+#include "platform/log_tail.h"
 
 extern char** environ;
 

@@ -351,7 +351,7 @@ Result<std::pair<std::string, backup::RestoreReport>> RestoreIntoScratch(
     return restored.status().WithContext("the rehearsal could not restore backup " + manifest.id);
   }
   return std::pair<std::string, backup::RestoreReport>(std::move(scratch_info),
-                                                        std::move(*restored));
+                                                       std::move(*restored));
 }
 
 }  // namespace
@@ -460,7 +460,8 @@ Result<RehearsalReport> Rehearse(const backup::BackupEnv& env, const RehearsalOp
   if (!restored->second.fingerprint_matches) {
     report.findings.push_back(
         {"restore-mismatch", 0, 0,
-         "the restored schema differs from the manifest's:" + JoinLines(restored->second.schema_diff),
+         "the restored schema differs from the manifest's:" +
+             JoinLines(restored->second.schema_diff),
          "the backup does not restore to what was dumped: verify it at level 3 and take a new "
          "one"});
   }

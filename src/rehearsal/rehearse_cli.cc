@@ -50,10 +50,17 @@ struct Parsed {
 
 Result<Parsed> ParseArgs(const std::vector<std::string>& args) {
   static const std::vector<FlagSpec> kFlags = {
-      {"json", "", ""},        {"keep", "", ""},          {"no-record", "", ""},
-      {"url", "URL", ""},      {"database", "URL", ""},   {"migrations", "D", ""},
-      {"backups", "D", ""},    {"lock-budget", "DURATION", ""},
-      {"jobs", "N", ""},       {"verify", "N", ""},       {"pg-bin", "DIR", ""},
+      {"json", "", ""},
+      {"keep", "", ""},
+      {"no-record", "", ""},
+      {"url", "URL", ""},
+      {"database", "URL", ""},
+      {"migrations", "D", ""},
+      {"backups", "D", ""},
+      {"lock-budget", "DURATION", ""},
+      {"jobs", "N", ""},
+      {"verify", "N", ""},
+      {"pg-bin", "DIR", ""},
       {"timeout", "DURATION", ""},
       {"statement-timeout", "DURATION", ""},
   };

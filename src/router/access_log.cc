@@ -154,7 +154,8 @@ void AppendLogfmtValue(std::string_view s, std::string* out) {
 // Writes fields in one order for both formats.
 class LineWriter {
  public:
-  LineWriter(AccessLogConfig::Format f, std::string* out) : json_(f == AccessLogConfig::Format::kJson), out_(out) {
+  LineWriter(AccessLogConfig::Format f, std::string* out)
+      : json_(f == AccessLogConfig::Format::kJson), out_(out) {
     if (json_) out_->push_back('{');
   }
   void Key(std::string_view k) {
@@ -278,8 +279,8 @@ Status AccessLog::OpenFile() {
     return Status::Ok();
   }
   // Non-blocking, so that a FIFO nobody reads never holds the flusher past a stop.
-  int fd = ::open(config_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK,
-                  0640);
+  int fd =
+      ::open(config_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
   if (fd < 0) {
     return ErrnoError("access log " + config_.path +
                           ": cannot open it for writing (check the directory exists and is "
@@ -439,7 +440,9 @@ bool AccessLog::WriteAll(std::string_view data) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       bool stopping = stopping_.load(std::memory_order_relaxed);
       if (stopping && ++idle_polls > 10) return false;
-      struct pollfd p {fd_, POLLOUT, 0};
+      struct pollfd p {
+        fd_, POLLOUT, 0
+      };
       ::poll(&p, 1, 100);
       if (!stopping) {
         std::lock_guard<std::mutex> lock(mu_);

@@ -44,11 +44,11 @@ namespace turnout::router {
 
 // Why a request went to its slot.
 enum class RouteReason : uint8_t {
-  kNone,      // not routed (refused before a slot was chosen)
-  kActive,    // the active slot, no canary in play
+  kNone,          // not routed (refused before a slot was chosen)
+  kActive,        // the active slot, no canary in play
   kCanaryWeight,  // a canary is in play: a new client's random key fell on this slot
-  kSticky,    // a canary is in play: the client's sticky key (cookie or header) chose this slot
-  kOverride,  // the override header with the right secret
+  kSticky,        // a canary is in play: the client's sticky key (cookie or header) chose this slot
+  kOverride,      // the override header with the right secret
 };
 std::string_view RouteReasonName(RouteReason r);  // "active", "canary_weight", ... ("" for kNone)
 
@@ -116,15 +116,15 @@ class AccessLog {
   // when `timeout` passed first (a writer that cannot take bytes). For tests and shutdown.
   bool Flush(std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
-  uint64_t dropped() const;        // lines dropped, all workers
+  uint64_t dropped() const;  // lines dropped, all workers
   uint64_t written() const { return written_.load(std::memory_order_relaxed); }  // lines
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
 
  private:
   struct Shard {
     std::mutex mu;
-    std::string buf;   // guarded by mu
-    uint64_t lines = 0;  // lines in buf, guarded by mu
+    std::string buf;      // guarded by mu
+    uint64_t lines = 0;   // lines in buf, guarded by mu
     std::string scratch;  // the worker's formatting buffer (worker thread only)
     std::atomic<uint64_t> dropped{0};
     char pad[64];

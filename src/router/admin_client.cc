@@ -129,8 +129,7 @@ Result<AdminClient::HttpReply> AdminClient::Exchange(std::string_view method,
                               " - is it overloaded or is --admin pointing at something else?");
     }
     if (s.code() == StatusCode::kUnavailable) {
-      return Unavailable("cannot reach the router's admin API at " + address_ + ": " +
-                         s.message() +
+      return Unavailable("cannot reach the router's admin API at " + address_ + ": " + s.message() +
                          " - is `turnout router` running? pass --admin (or set TURNOUT_ADMIN)");
     }
     return s;
@@ -166,9 +165,9 @@ Result<uint64_t> AdminClient::SetPolicy(const RoutingPolicy& policy) {
 }
 
 Result<uint64_t> AdminClient::SetPolicyIf(const RoutingPolicy& policy, uint64_t if_generation) {
-  TURNOUT_ASSIGN_OR_RETURN(
-      std::string body, Call("PUT", "/v1/policy?if_generation=" + std::to_string(if_generation),
-                             PolicyToJson(policy, /*include_secret=*/true)));
+  TURNOUT_ASSIGN_OR_RETURN(std::string body,
+                           Call("PUT", "/v1/policy?if_generation=" + std::to_string(if_generation),
+                                PolicyToJson(policy, /*include_secret=*/true)));
   return ReadGeneration(body);
 }
 
@@ -178,7 +177,8 @@ Result<uint64_t> AdminClient::UpdatePolicy(const PolicyChange& change) {
     TURNOUT_ASSIGN_OR_RETURN(RouterStatus status, ParseRouterStatusJson(status_body));
     TURNOUT_ASSIGN_OR_RETURN(RoutingPolicy next, change(status.policy, status.generation));
     // The status never shows the secret; an empty one in `next` keeps the router's.
-    json j = json::parse(PolicyToJson(next, /*include_secret=*/!next.override_header.secret.empty()));
+    json j =
+        json::parse(PolicyToJson(next, /*include_secret=*/!next.override_header.secret.empty()));
     if (next.override_header.secret.empty()) {
       json s = json::parse(status_body, nullptr, /*allow_exceptions=*/false);
       const bool secret_set = s.is_object() && s.contains("policy") && s["policy"].is_object() &&

@@ -2,8 +2,8 @@
 //
 // Synchronous, over turnout's one outbound HTTP client (httpc, libcurl): one connection per call
 // (so calls from several threads do not share state), every call bounded by the timeout given to
-// Create (connect + request + response). Switch and SetCanaryWeight use the server's single-request endpoints
-// (POST /v1/switch, /v1/weight), which the router applies atomically; UpdatePolicy is a
+// Create (connect + request + response). Switch and SetCanaryWeight use the server's single-request
+// endpoints (POST /v1/switch, /v1/weight), which the router applies atomically; UpdatePolicy is a
 // compare-and-set (PUT /v1/policy?if_generation=N) retried as RouterControl describes.
 //
 // Errors say what to do:
@@ -13,8 +13,8 @@
 //   otherwise         the router's refusal, mapped from the HTTP status: 400/413/415/431
 //                     InvalidArgument, 401/403/421 FailedPrecondition (token, Origin, Host),
 //                     404 NotFound, 409 Aborted for a stale if_generation (re-read and retry),
-//                     other 409 FailedPrecondition, 503 Unavailable, other 5xx Internal; the message
-//                     is the router's {"error":...}.
+//                     other 409 FailedPrecondition, 503 Unavailable, other 5xx Internal; the
+//                     message is the router's {"error":...}.
 //
 // Thread-safety: all methods may be called concurrently.
 

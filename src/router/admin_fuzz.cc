@@ -55,8 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // endpoints; the Host and Origin checks are tested in admin_test.cc and http's tests.
       AdminServer::Options{.address = "unix:/nonexistent/turnout-fuzz/admin.sock",
                            .token = std::string(kToken)},
-      router,
-      [] { return std::string("turnout_fuzz 1\n"); });
+      router, [] { return std::string("turnout_fuzz 1\n"); });
 
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t newline = input.find('\n');
@@ -106,9 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const RoutingPolicy now = *router.GetPolicy();
   Check(turnout::router::ValidatePolicy(now, {"blue", "green"}).ok(),
         "the router holds a policy that does not validate");
-  const auto carried = [&](std::string_view s) {
-    return input.find(s) != std::string_view::npos;
-  };
+  const auto carried = [&](std::string_view s) { return input.find(s) != std::string_view::npos; };
   if (!carried(kSecret)) {
     Check(reply.body.find(kSecret) == std::string::npos, "the override secret leaked");
   }

@@ -132,8 +132,7 @@ Result<metrics::Histogram::Counts> ReadHistogram(const Reader& r, const json& j)
 
 std::string ErrorJson(std::string_view message) {
   // Messages may echo a path that is not UTF-8: replaced, not thrown on.
-  return json{{"error", std::string(message)}}.dump(-1, ' ', false,
-                                                    json::error_handler_t::replace);
+  return json{{"error", std::string(message)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string SlotStatusToJson(const SlotStatus& slot) { return SlotJson(slot).dump(); }

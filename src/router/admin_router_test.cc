@@ -10,8 +10,8 @@
 
 #include "http/api_support.h"
 #include "router/admin_client.h"
-#include "router/policy.h"
 #include "router/admin_server.h"
+#include "router/policy.h"
 #include "router/router.h"
 #include "router/testing/router_harness.h"
 
@@ -68,10 +68,10 @@ class AdminRouterTest : public testing::RouterTest {
   static std::string CurlRequest(std::string_view method, std::string_view target,
                                  std::string_view host, std::string_view headers,
                                  std::string_view body) {
-    return std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: " +
-           std::string(host) + "\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n" +
-           std::string(headers) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-           std::string(body);
+    return std::string(method) + " " + std::string(target) +
+           " HTTP/1.1\r\nHost: " + std::string(host) +
+           "\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n" + std::string(headers) +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
   }
 
   std::vector<std::string> BlueInstances() {
@@ -116,16 +116,16 @@ TEST_F(AdminRouterTest, CrossSiteSimpleSwitchIsRefused) {
                  CurlRequest("POST", "/v1/switch", admin_->address(), kCrossSite, kBody))
                 .status,
             403);
-  testing::RawResponse with_token = Send(
-      admin_->address(), CurlRequest("POST", "/v1/switch", admin_->address(),
-                                     std::string(kCrossSite) + "Authorization: Bearer tkn\r\n",
-                                     kBody));
+  testing::RawResponse with_token =
+      Send(admin_->address(),
+           CurlRequest("POST", "/v1/switch", admin_->address(),
+                       std::string(kCrossSite) + "Authorization: Bearer tkn\r\n", kBody));
   EXPECT_EQ(with_token.status, 403) << with_token.body;
   // A same-origin request with text/plain is refused too: only JSON changes anything.
-  testing::RawResponse plain = Send(
-      admin_->address(),
-      CurlRequest("POST", "/v1/switch", admin_->address(),
-                  "Content-Type: text/plain\r\nAuthorization: Bearer tkn\r\n", kBody));
+  testing::RawResponse plain =
+      Send(admin_->address(),
+           CurlRequest("POST", "/v1/switch", admin_->address(),
+                       "Content-Type: text/plain\r\nAuthorization: Bearer tkn\r\n", kBody));
   EXPECT_EQ(plain.status, 415) << plain.body;
   EXPECT_NE(plain.body.find("Content-Type: application/json"), std::string::npos) << plain.body;
 
@@ -146,16 +146,15 @@ TEST_F(AdminRouterTest, DnsReboundHostIsRefused) {
   constexpr std::string_view kForm = "Content-Type: application/x-www-form-urlencoded\r\n";
   const std::string port = admin_->address().substr(admin_->address().rfind(':') + 1);
   const std::string rebound = "rebind.evil.example:" + port;
-  testing::RawResponse probe =
-      Send(admin_->address(),
-           CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
+  testing::RawResponse probe = Send(
+      admin_->address(), CurlRequest("PUT", "/v1/slots/blue/instances", rebound, kForm, kBody));
   EXPECT_EQ(probe.status, 421) << probe.body;
   EXPECT_NE(probe.body.find("Host"), std::string::npos) << probe.body;
   // Even a page that had the token and sent JSON.
-  testing::RawResponse with_token = Send(
-      admin_->address(),
-      CurlRequest("PUT", "/v1/slots/blue/instances", rebound,
-                  "Content-Type: application/json\r\nAuthorization: Bearer tkn\r\n", kBody));
+  testing::RawResponse with_token =
+      Send(admin_->address(),
+           CurlRequest("PUT", "/v1/slots/blue/instances", rebound,
+                       "Content-Type: application/json\r\nAuthorization: Bearer tkn\r\n", kBody));
   EXPECT_EQ(with_token.status, 421) << with_token.body;
   // No browser reaches the socket file, so its Host is not checked, but the form body is refused.
   testing::RawResponse on_socket =
@@ -242,10 +241,20 @@ TEST_F(AdminRouterTest, InstancesDrainAndMetrics) {
 // with a token, times six kinds of request, each with the status it must get. The refused cells
 // run first, and then nothing may have changed; the allowed cells run last.
 TEST_F(AdminRouterTest, AuthorizationMatrix) {
-  enum Kind { kNoCredentials, kWrongToken, kRightToken, kCrossSiteOrigin, kForeignHost, kTextPlain };
-  constexpr const char* kKindNames[] = {"no credentials", "wrong token", "right token",
+  enum Kind {
+    kNoCredentials,
+    kWrongToken,
+    kRightToken,
+    kCrossSiteOrigin,
+    kForeignHost,
+    kTextPlain
+  };
+  constexpr const char* kKindNames[] = {"no credentials",
+                                        "wrong token",
+                                        "right token",
                                         "right token + cross-site Origin",
-                                        "right token + foreign Host", "right token + text/plain"};
+                                        "right token + foreign Host",
+                                        "right token + text/plain"};
   // A valid body per endpoint that takes one, leaving routing as it is when applied.
   const std::map<std::string, std::string> bodies = {
       {"PUT /v1/policy", R"({"active":"blue"})"},
@@ -279,12 +288,12 @@ TEST_F(AdminRouterTest, AuthorizationMatrix) {
     if (kind == kWrongToken) headers += "Authorization: Bearer guess\r\n";
     if (kind >= kRightToken) headers += "Authorization: Bearer tkn\r\n";
     if (kind == kCrossSiteOrigin) headers += "Origin: http://evil.example\r\n";
-    headers += kind == kTextPlain ? "Content-Type: text/plain\r\n"
-                                  : "Content-Type: application/json\r\n";
+    headers +=
+        kind == kTextPlain ? "Content-Type: text/plain\r\n" : "Content-Type: application/json\r\n";
     const std::string host =
-        kind == kForeignHost ? "rebind.evil.example" + admin_->address().substr(
-                                                           admin_->address().rfind(':'))
-                             : admin_->address();
+        kind == kForeignHost
+            ? "rebind.evil.example" + admin_->address().substr(admin_->address().rfind(':'))
+            : admin_->address();
     return CurlRequest(e.method, target, host, headers, body);
   };
 
@@ -306,8 +315,8 @@ TEST_F(AdminRouterTest, AuthorizationMatrix) {
       testing::RawResponse r = Send(admin_->address(), request(e, kind));
       const int want = expected(e, kind);
       ++cells;
-      EXPECT_EQ(r.status, want) << e.method << " " << e.path << " with " << kKindNames[kind]
-                                << ": " << r.body;
+      EXPECT_EQ(r.status, want) << e.method << " " << e.path << " with " << kKindNames[kind] << ": "
+                                << r.body;
       if (want >= 400 && r.status >= 200 && r.status < 300) ++unexpected_allows;
     }
   };

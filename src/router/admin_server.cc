@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/host_port.h"
 #include "http/api_support.h"
@@ -89,11 +89,16 @@ std::string AdminServer::address() const {
 
 const std::vector<AdminServer::Endpoint>& AdminServer::Endpoints() {
   static const std::vector<Endpoint> kEndpoints = {
-      {"GET", "/v1/status"},         {"GET", "/v1/policy"},
-      {"PUT", "/v1/policy"},         {"POST", "/v1/switch"},
-      {"POST", "/v1/weight"},        {"GET", "/v1/slots/{name}"},
-      {"PUT", "/v1/slots/{name}/instances"}, {"GET", "/v1/metrics"},
-      {"GET", "/metrics"},           {"GET", "/healthz"},
+      {"GET", "/v1/status"},
+      {"GET", "/v1/policy"},
+      {"PUT", "/v1/policy"},
+      {"POST", "/v1/switch"},
+      {"POST", "/v1/weight"},
+      {"GET", "/v1/slots/{name}"},
+      {"PUT", "/v1/slots/{name}/instances"},
+      {"GET", "/v1/metrics"},
+      {"GET", "/metrics"},
+      {"GET", "/healthz"},
   };
   return kEndpoints;
 }
@@ -101,12 +106,11 @@ const std::vector<AdminServer::Endpoint>& AdminServer::Endpoints() {
 AdminServer::Reply AdminServer::Handle(const Request& request) {
   // /healthz needs no token and passes no other check either.
   if (PathOf(request.target) != "/healthz") {
-    if (auto refusal = http::CheckApiRequest(
-            access_, {.method = request.method,
-                      .authorization = request.authorization,
-                      .content_type = request.content_type,
-                      .origin = request.origin,
-                      .host = request.host})) {
+    if (auto refusal = http::CheckApiRequest(access_, {.method = request.method,
+                                                       .authorization = request.authorization,
+                                                       .content_type = request.content_type,
+                                                       .origin = request.origin,
+                                                       .host = request.host})) {
       Reply r = ErrorReply(refusal->status, refusal->message);
       r.extra_headers = std::move(refusal->extra_headers);
       return r;
@@ -177,9 +181,8 @@ AdminServer::Reply AdminServer::Answer(std::string_view method, std::string_view
       if (!parsed.ok()) return StatusReply(parsed.status());
       // A policy read with GET shows only "secret_set"; sending it back keeps the secret.
       json raw = json::parse(body, nullptr, false);
-      const bool keep_secret = parsed->override_header.secret.empty() &&
-                               raw.contains("override") && raw["override"].is_object() &&
-                               !raw["override"].contains("secret") &&
+      const bool keep_secret = parsed->override_header.secret.empty() && raw.contains("override") &&
+                               raw["override"].is_object() && !raw["override"].contains("secret") &&
                                raw["override"].value("secret_set", false);
       std::optional<uint64_t> stale_at;
       auto written = control_.UpdatePolicy(
@@ -194,9 +197,9 @@ AdminServer::Reply AdminServer::Answer(std::string_view method, std::string_view
             return next;
           });
       if (stale_at) {
-        return JsonReply(409, json{{"error", written.status().message()},
-                                   {"current_generation", *stale_at}}
-                                  .dump());
+        return JsonReply(
+            409,
+            json{{"error", written.status().message()}, {"current_generation", *stale_at}}.dump());
       }
       return policy_reply(std::move(written));
     }
@@ -330,9 +333,7 @@ Status AdminServer::Start() {
           .idle_timeout = options_.idle_timeout,
           .max_connections = kMaxConnections,
           .handler_threads = 0},
-      [this](const http::ServerRequest& r) {
-        return Answer(r.method, r.target, r.body);
-      });
+      [this](const http::ServerRequest& r) { return Answer(r.method, r.target, r.body); });
   if (Status s = core_->Start(); !s.ok()) {
     core_.reset();
     return s;

@@ -117,7 +117,7 @@ class AdminServer {
   RouterControl& control_;
   std::function<std::string()> prometheus_text_;
   std::string bound_address_;
-  http::ApiAccess access_;  // set by Start()
+  http::ApiAccess access_;              // set by Start()
   std::unique_ptr<http::Server> core_;  // the transport, from Start()
 };
 

@@ -266,27 +266,27 @@ void ReadPolicy(Reader& r, const YAML::Node& n, RoutingPolicy* p, std::string* s
                             Set(r.String(s, sp), &p->sticky.name);
                           });
               } else if (key == "override") {
-                r.ForEach(v, path, {"header", "secret", "secret_file", "on_bad_secret"},
-                          [&](const std::string& k, const YAML::Node& o, const std::string& op) {
-                            if (k == "header") {
-                              if (o.IsNull()) {
-                                p->override_header.header.clear();
-                              } else {
-                                Set(r.String(o, op), &p->override_header.header);
-                              }
-                            } else if (k == "secret") {
-                              Set(r.String(o, op), &p->override_header.secret);
-                            } else if (k == "secret_file") {
-                              Set(r.String(o, op), secret_file);
-                            } else if (k == "on_bad_secret") {
-                              if (!o.IsScalar() ||
-                                  (o.Scalar() != "ignore" && o.Scalar() != "reject")) {
-                                r.Expected(o, op, "'ignore' or 'reject'");
-                              } else {
-                                p->override_header.reject_bad_secret = o.Scalar() == "reject";
-                              }
-                            }
-                          });
+                r.ForEach(
+                    v, path, {"header", "secret", "secret_file", "on_bad_secret"},
+                    [&](const std::string& k, const YAML::Node& o, const std::string& op) {
+                      if (k == "header") {
+                        if (o.IsNull()) {
+                          p->override_header.header.clear();
+                        } else {
+                          Set(r.String(o, op), &p->override_header.header);
+                        }
+                      } else if (k == "secret") {
+                        Set(r.String(o, op), &p->override_header.secret);
+                      } else if (k == "secret_file") {
+                        Set(r.String(o, op), secret_file);
+                      } else if (k == "on_bad_secret") {
+                        if (!o.IsScalar() || (o.Scalar() != "ignore" && o.Scalar() != "reject")) {
+                          r.Expected(o, op, "'ignore' or 'reject'");
+                        } else {
+                          p->override_header.reject_bad_secret = o.Scalar() == "reject";
+                        }
+                      }
+                    });
               }
             });
 }
@@ -353,8 +353,7 @@ Result<RouterConfig> ReadConfig(Reader& r, const YAML::Node& root) {
           c.listen = ReadAddresses(r, v, path, true, "host:port such as 0.0.0.0:8080 or [::]:8080",
                                    [](const std::string& t) { return ParseHostPort(t).ok(); });
         } else if (key == "workers") {
-          Set(r.Int(v, path, 0, 256, "a number of threads 0..256 (0 = one per core)"),
-              &c.workers);
+          Set(r.Int(v, path, 0, 256, "a number of threads 0..256 (0 = one per core)"), &c.workers);
         } else if (key == "admin") {
           r.ForEach(v, path, {"address", "token", "hosts"},
                     [&](const std::string& k, const YAML::Node& a, const std::string& ap) {
@@ -470,8 +469,8 @@ Result<double> ParseAccessLogSample(std::string_view text) {
     scale = 0.01;
   }
   double v = -1;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v,
-                                   std::chars_format::fixed);
+  auto [end, ec] =
+      std::from_chars(digits.data(), digits.data() + digits.size(), v, std::chars_format::fixed);
   v *= scale;
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || !(v >= 0) ||
       v > 1) {
@@ -566,8 +565,7 @@ Status ValidateRouterConfig(const RouterConfig& c) {
     return InvalidArgument("access_log.sample: must be a fraction from 0 to 1");
   }
   if (a.keep < 1 || a.keep > 100) {
-    return InvalidArgument("access_log.keep: must be within 1..100, got " +
-                           std::to_string(a.keep));
+    return InvalidArgument("access_log.keep: must be within 1..100, got " + std::to_string(a.keep));
   }
   return Status::Ok();
 }

@@ -67,13 +67,13 @@ struct LimitsConfig {
 // max_size, keep}`; flags: --access-log, --access-log-format, --access-log-sample.
 struct AccessLogConfig {
   enum class Format : uint8_t { kJson, kLogfmt };
-  std::string path;  // empty: no access log; "-": stdout. Default: empty
+  std::string path;               // empty: no access log; "-": stdout. Default: empty
   Format format = Format::kJson;  // Default: JSON lines
   // Fraction (0..1) of 2xx/3xx answers logged; errors are always logged. Default: 1 (all)
   double sample = 1.0;
-  bool include_query = false;  // keep the query part of the path. Default: false
+  bool include_query = false;        // keep the query part of the path. Default: false
   uint64_t max_size = 100ull << 20;  // rotate past this many bytes; 0 = never. Default: 100 MiB
-  int keep = 5;  // rotated files kept (FILE.1 .. FILE.keep), 1..100. Default: 5
+  int keep = 5;                      // rotated files kept (FILE.1 .. FILE.keep), 1..100. Default: 5
 };
 
 // "json" or "logfmt"; InvalidArgument otherwise.
@@ -99,8 +99,8 @@ std::string_view UnixSocketPathOf(std::string_view address);
 std::string DefaultAdminAddress();
 
 struct RouterConfig {
-  std::vector<std::string> listen;       // at least one "host:port"; port 0 = any free port
-  int workers = 0;                       // 0 = number of cores. Default: 0
+  std::vector<std::string> listen;  // at least one "host:port"; port 0 = any free port
+  int workers = 0;                  // 0 = number of cores. Default: 0
   // The admin API listener: "unix:/path/to/admin.sock" for a Unix socket (file mode 0600, its
   // directory created with mode 0700 when missing), or "host:port" for TCP, which needs
   // admin_token. Empty disables it. Default: DefaultAdminAddress().
@@ -143,6 +143,5 @@ Result<RouterConfig> ParseRouterConfigYaml(std::string_view yaml, std::string_vi
 // Where the override secret is kept: override_secret_file, else `<state_file>.override-secret`
 // when a state file is set, else "" (memory only).
 std::string OverrideSecretFilePath(const RouterConfig& config);
-
 
 }  // namespace turnout::router

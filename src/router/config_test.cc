@@ -96,7 +96,7 @@ TEST(RouterConfigYaml, MinimalConfigUsesDefaults) {
       ParseRouterConfigYaml("listen: 0.0.0.0:8080\nslots:\n  blue: [127.0.0.1:9001]\n", "min.yaml");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->listen, std::vector<std::string>{"0.0.0.0:8080"});
-  EXPECT_EQ(r->policy.active, "blue");  // the only slot
+  EXPECT_EQ(r->policy.active, "blue");         // the only slot
   EXPECT_EQ(r->admin, DefaultAdminAddress());  // a Unix socket: no token needed
   EXPECT_TRUE(r->admin.starts_with("unix:/")) << r->admin;
   EXPECT_TRUE(r->health.enabled);
@@ -129,7 +129,8 @@ TEST(RouterConfigYaml, AccessLogAndTrace) {
   EXPECT_EQ(d->access_log.keep, 5);
   EXPECT_FALSE(d->trace.generate);
 
-  auto zero = ParseRouterConfigYaml(head + "access_log: {path: '-', max_size: 0, sample: 0}\n", "r");
+  auto zero =
+      ParseRouterConfigYaml(head + "access_log: {path: '-', max_size: 0, sample: 0}\n", "r");
   ASSERT_TRUE(zero.ok()) << zero.status().ToString();
   EXPECT_EQ(zero->access_log.max_size, 0u);
   EXPECT_DOUBLE_EQ(zero->access_log.sample, 0.0);
@@ -145,8 +146,9 @@ TEST(RouterConfigYaml, AccessLogAndTrace) {
            {"access_log: {path: /a, max_size: big}\n",
             "r.yaml:4: access_log.max_size: expected a size like 100m or 1g (0 = never rotate), "
             "got 'big'"},
-           {"trace: {generate: maybe}\n", "r.yaml:4: trace.generate: expected true or false, got "
-                                           "'maybe'"},
+           {"trace: {generate: maybe}\n",
+            "r.yaml:4: trace.generate: expected true or false, got "
+            "'maybe'"},
        }) {
     auto bad = ParseRouterConfigYaml(head + yaml, "r.yaml");
     ASSERT_FALSE(bad.ok()) << yaml;
@@ -161,10 +163,9 @@ TEST(RouterConfig, DefaultAdminAddressIsAUnixSocketOfThisUser) {
   EXPECT_EQ(DefaultAdminAddress(), "unix:/run/user/1234/turnout/admin.sock");
   EXPECT_EQ(RouterConfig{}.admin, "unix:/run/user/1234/turnout/admin.sock");
   unsetenv("XDG_RUNTIME_DIR");
-  EXPECT_EQ(DefaultAdminAddress(), ::geteuid() == 0
-                                       ? std::string("unix:/run/turnout/admin.sock")
-                                       : "unix:/tmp/turnout-" + std::to_string(::geteuid()) +
-                                             "/admin.sock");
+  EXPECT_EQ(DefaultAdminAddress(),
+            ::geteuid() == 0 ? std::string("unix:/run/turnout/admin.sock")
+                             : "unix:/tmp/turnout-" + std::to_string(::geteuid()) + "/admin.sock");
   setenv("XDG_RUNTIME_DIR", "relative/dir", 1);  // not absolute: ignored
   EXPECT_FALSE(DefaultAdminAddress().starts_with("unix:relative")) << DefaultAdminAddress();
   if (saved) {

@@ -97,10 +97,10 @@ struct RouterResponse {
   std::string_view reason;  // `X-Turnout-Error: <reason>` (metrics::RouterErrorName)
   std::string_view body;
   std::string_view content_type = "text/plain; charset=utf-8";
-  bool body_newline = true;      // a short text body ends with '\n'
+  bool body_newline = true;          // a short text body ends with '\n'
   uint32_t retry_after_seconds = 0;  // `Retry-After: N` when above 0
-  bool close = false;            // `Connection: close`
-  bool head_only = false;        // the answer to HEAD: the same head, no body (RFC 9110 §9.3.2)
+  bool close = false;                // `Connection: close`
+  bool head_only = false;  // the answer to HEAD: the same head, no body (RFC 9110 §9.3.2)
 };
 void AppendRouterResponse(const RouterResponse& response, std::string* out);
 

@@ -44,9 +44,9 @@ TEST(ForwardHeadersTest, RebuildsRequestWithProxyFields) {
 // RFC 9112 §3.2.1: a request is sent to an origin server in origin-form; §3.2.2: with an
 // absolute-form target, Host is the target's authority.
 TEST(ForwardHeadersTest, AbsoluteFormTargetIsForwardedInOriginFormWithHostFromTheAuthority) {
-  std::string out = Forward(
-      "GET http://Shop.Example:8080/a/b?c=1 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n",
-      Untrusted());
+  std::string out =
+      Forward("GET http://Shop.Example:8080/a/b?c=1 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n",
+              Untrusted());
   EXPECT_EQ(out.rfind("GET /a/b?c=1 HTTP/1.1\r\nHost: Shop.Example:8080\r\n", 0), 0u) << out;
   EXPECT_EQ(out.find("http://"), std::string::npos) << out;
 
@@ -222,9 +222,9 @@ TEST(TraceContextTest, InspectTraceparentFollowsTheW3cGrammar) {
   EXPECT_EQ(inspect("TraceParent: " + good + "\r\n", &id), TraceparentState::kValid);
   EXPECT_EQ(inspect("", &id), TraceparentState::kAbsent);
   // A later version may carry more after a '-'.
-  EXPECT_EQ(inspect("traceparent: cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n",
-                    &id),
-            TraceparentState::kValid);
+  EXPECT_EQ(
+      inspect("traceparent: cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n", &id),
+      TraceparentState::kValid);
   for (const std::string bad : {
            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",  // 00 is exactly 55
            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",    // upper case
@@ -245,11 +245,9 @@ TEST(TraceContextTest, InspectTraceparentFollowsTheW3cGrammar) {
 TEST(TraceContextTest, FormattedTraceparentIsValidAndNeverZero) {
   char tp[kTraceparentSize];
   FormatTraceparent(0x0123456789abcdefull, 0xfedcba9876543210ull, 0x1122334455667788ull, tp);
-  EXPECT_EQ(std::string(tp, sizeof(tp)),
-            "00-0123456789abcdeffedcba9876543210-1122334455667788-01");
+  EXPECT_EQ(std::string(tp, sizeof(tp)), "00-0123456789abcdeffedcba9876543210-1122334455667788-01");
   FormatTraceparent(0, 0, 0, tp);
-  EXPECT_EQ(std::string(tp, sizeof(tp)),
-            "00-00000000000000000000000000000001-0000000000000001-01");
+  EXPECT_EQ(std::string(tp, sizeof(tp)), "00-00000000000000000000000000000001-0000000000000001-01");
 }
 
 TEST(TraceContextTest, ValidTraceContextIsForwardedUntouched) {
@@ -261,16 +259,15 @@ TEST(TraceContextTest, ValidTraceContextIsForwardedUntouched) {
   EXPECT_NE(out.find("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\n"),
-            std::string::npos)
+  EXPECT_NE(out.find("tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\n"), std::string::npos)
       << out;
 }
 
 TEST(TraceContextTest, GeneratedTraceparentReplacesTheRequestsOwn) {
   ForwardRequestOptions o = Untrusted();
   o.traceparent = "00-0123456789abcdeffedcba9876543210-1122334455667788-01";
-  std::string out = Forward(
-      "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: garbage\r\ntracestate: a=b\r\n\r\n", o);
+  std::string out =
+      Forward("GET / HTTP/1.1\r\nHost: h\r\ntraceparent: garbage\r\ntracestate: a=b\r\n\r\n", o);
   EXPECT_EQ(out.find("garbage"), std::string::npos) << out;
   EXPECT_EQ(out.find("tracestate"), std::string::npos) << out;
   EXPECT_NE(out.find("traceparent: 00-0123456789abcdeffedcba9876543210-1122334455667788-01\r\n"),

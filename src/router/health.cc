@@ -4,8 +4,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -312,10 +312,9 @@ Status HealthChecker::Start() {
     std::lock_guard lock(impl_->list.mu);
     impl_->pace = std::make_unique<asio::steady_timer>(io);
   }
-  asio::co_spawn(io,
-                 RunRounds(io, &impl_->list, impl_->pace.get(), config_, &clock_, &rounds_,
-                           &skipped_),
-                 asio::detached);
+  asio::co_spawn(
+      io, RunRounds(io, &impl_->list, impl_->pace.get(), config_, &clock_, &rounds_, &skipped_),
+      asio::detached);
   try {
     impl_->thread = std::thread([&io] { io.run(); });
   } catch (const std::system_error& e) {

@@ -173,7 +173,8 @@ Result<RoutingPolicy> ParsePolicyObject(const json& root) {
     TURNOUT_RETURN_IF_ERROR(
         CheckKeys(m, "maintenance", {"enabled", "retry_after", "page", "content_type"}));
     if (m.contains("enabled")) {
-      if (!m["enabled"].is_boolean()) return WrongType("maintenance.enabled", "a boolean", m["enabled"]);
+      if (!m["enabled"].is_boolean())
+        return WrongType("maintenance.enabled", "a boolean", m["enabled"]);
       p.maintenance.enabled = m["enabled"].get<bool>();
     }
     if (m.contains("retry_after")) {

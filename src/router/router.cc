@@ -90,7 +90,7 @@ struct Router::Impl {
   uint64_t generation = 0;
   FdBudget budget;
   FdBudgetInputs budget_inputs;  // as planned at start
-  std::string secret_file;  // OverrideSecretFilePath(config)
+  std::string secret_file;       // OverrideSecretFilePath(config)
   std::unique_ptr<HealthChecker> checker;
   std::unique_ptr<AccessLog> access_log;  // outlives the workers: set before they start
   std::vector<std::unique_ptr<Worker>> worker_list;
@@ -367,9 +367,7 @@ void Router::ReopenAccessLog() {
   if (impl_->access_log) impl_->access_log->Reopen();
 }
 
-bool Router::FlushAccessLog() {
-  return impl_->access_log ? impl_->access_log->Flush() : true;
-}
+bool Router::FlushAccessLog() { return impl_->access_log ? impl_->access_log->Flush() : true; }
 
 std::vector<std::string> Router::ListenAddresses() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -390,8 +388,7 @@ void Router::Impl::ReplanBudget() {
   budget = *plan;
   shared.max_clients.store(static_cast<int64_t>(budget.max_client_connections),
                            std::memory_order_relaxed);
-  shared.max_pooled.store(static_cast<int64_t>(budget.pooled_upstream),
-                          std::memory_order_relaxed);
+  shared.max_pooled.store(static_cast<int64_t>(budget.pooled_upstream), std::memory_order_relaxed);
 }
 
 std::string Router::PrometheusText() const {
@@ -429,28 +426,30 @@ std::string Router::PrometheusText() const {
          std::to_string(r.shared.connections.load(std::memory_order_relaxed)) + "\n";
   out += "# HELP turnout_client_connections_max Client connection limit (descriptor budget).\n";
   out += "# TYPE turnout_client_connections_max gauge\n";
-  out += "turnout_client_connections_max " + std::to_string(r.budget.max_client_connections) +
-         "\n";
+  out += "turnout_client_connections_max " + std::to_string(r.budget.max_client_connections) + "\n";
   out += "# HELP turnout_fd_limit The router process's descriptor limit (soft RLIMIT_NOFILE).\n";
   out += "# TYPE turnout_fd_limit gauge\n";
   out += "turnout_fd_limit " + std::to_string(r.budget.fd_limit) + "\n";
-  out += "# HELP turnout_client_connections_refused_total Client connections accepted and reset "
-         "at once: over the limit or out of descriptors.\n";
+  out +=
+      "# HELP turnout_client_connections_refused_total Client connections accepted and reset "
+      "at once: over the limit or out of descriptors.\n";
   out += "# TYPE turnout_client_connections_refused_total counter\n";
-  out += "turnout_client_connections_refused_total " + std::to_string(r.shared.refused.total()) +
-         "\n";
+  out +=
+      "turnout_client_connections_refused_total " + std::to_string(r.shared.refused.total()) + "\n";
   if (r.access_log) {
     out += "# HELP turnout_access_log_lines_total Access log lines written.\n";
     out += "# TYPE turnout_access_log_lines_total counter\n";
     out += "turnout_access_log_lines_total " + std::to_string(r.access_log->written()) + "\n";
-    out += "# HELP turnout_access_log_dropped_total Access log lines dropped because the writer "
-           "lagged (its buffers were full) or could not write.\n";
+    out +=
+        "# HELP turnout_access_log_dropped_total Access log lines dropped because the writer "
+        "lagged (its buffers were full) or could not write.\n";
     out += "# TYPE turnout_access_log_dropped_total counter\n";
     out += "turnout_access_log_dropped_total " + std::to_string(r.access_log->dropped()) + "\n";
   }
   if (r.checker) {
-    out += "# HELP turnout_health_checks_skipped_total Health checks not run because the router "
-           "had no descriptor for them (the instance kept its state).\n";
+    out +=
+        "# HELP turnout_health_checks_skipped_total Health checks not run because the router "
+        "had no descriptor for them (the instance kept its state).\n";
     out += "# TYPE turnout_health_checks_skipped_total counter\n";
     out += "turnout_health_checks_skipped_total " + std::to_string(r.checker->skipped()) + "\n";
   }

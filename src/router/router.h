@@ -7,9 +7,9 @@
 // notices a new snapshot with one atomic load per request, so the request path takes no lock.
 //
 // Per request: the slot comes from the override header when the request also carries the right
-// `X-Turnout-Secret`, else from the canary's sticky bucket, else the active slot; the instance is chosen round-robin among
-// the slot's routable instances. Bodies are streamed in bounded buffers both ways; upstream
-// connections are pooled per worker and per instance.
+// `X-Turnout-Secret`, else from the canary's sticky bucket, else the active slot; the instance is
+// chosen round-robin among the slot's routable instances. Bodies are streamed in bounded buffers
+// both ways; upstream connections are pooled per worker and per instance.
 //
 // Router-generated responses carry `X-Turnout-Error: <reason>` (metrics::RouterErrorName) and a
 // short text body:

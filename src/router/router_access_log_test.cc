@@ -1,16 +1,15 @@
 // The access log and W3C trace context of a real router, with real upstreams on loopback.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -29,8 +28,7 @@ using testing::RawResponse;
 using testing::ReceivedRequest;
 using testing::TestUpstream;
 
-constexpr std::string_view kTraceparent =
-    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr std::string_view kTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 class RouterAccessLogTest : public testing::RouterTest {
  protected:
@@ -149,7 +147,8 @@ TEST_F(RouterAccessLogTest, SecretsNeverAppearAndHostilePathsStayValidJson) {
                       "X-Turnout-Slot: blue\r\nX-Turnout-Secret: SECRET-OVERRIDE-3\r\n");
   ASSERT_TRUE(r.complete()) << r.error;
   // Bytes the parser refuses (400) are logged too, and stay one valid line.
-  std::string hostile = "GET /\x01\xff\"\\\n HTTP/1.1\r\nHost: h\r\nAuthorization: SECRET-AUTH-5\r\n\r\n";
+  std::string hostile =
+      "GET /\x01\xff\"\\\n HTTP/1.1\r\nHost: h\r\nAuthorization: SECRET-AUTH-5\r\n\r\n";
   RawResponse bad = Fetch(hostile);
   std::vector<json> lines = WaitForLines(2);
   ASSERT_EQ(lines.size(), 2u);

@@ -219,8 +219,7 @@ TEST_F(RouterCanaryTest, WithoutAConfiguredSecretTheRouterGeneratesOneAndTheHead
   ASSERT_TRUE(router().SetPolicy(policy).ok());
   EXPECT_EQ(router().GetPolicy()->override_header.secret, secret);
   EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\n"), "blue");
-  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\nX-Turnout-Secret: " + secret + "\r\n"),
-            "green");
+  EXPECT_EQ(UpstreamFor("X-Turnout-Slot: green\r\nX-Turnout-Secret: " + secret + "\r\n"), "green");
 }
 
 TEST_F(RouterCanaryTest, OnBadSecretRejectAnswers400AndRoutesNothing) {

@@ -125,7 +125,8 @@ class RouterControl {
  protected:
   // Runs `attempt` until it succeeds, fails for another reason than a stale generation (the
   // attempt sets *stale when its compare-and-set lost the race), or kPolicyUpdateAttempts ran.
-  static Result<uint64_t> RetryWhileStale(const std::function<Result<uint64_t>(bool* stale)>& attempt);
+  static Result<uint64_t> RetryWhileStale(
+      const std::function<Result<uint64_t>(bool* stale)>& attempt);
 };
 
 }  // namespace turnout::router

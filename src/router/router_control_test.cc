@@ -127,8 +127,7 @@ TEST_F(RouterControlTest, WritersRacingInProcessLoseNoIncrement) {
     });
   }
   for (auto& w : writers) w.join();
-  EXPECT_EQ(router().GetPolicy()->sticky.cookie_max_age_seconds,
-            initial_age_ + kThreads * kRounds);
+  EXPECT_EQ(router().GetPolicy()->sticky.cookie_max_age_seconds, initial_age_ + kThreads * kRounds);
 }
 
 TEST_F(RouterControlTest, WritersRacingOverTheAdminApiLoseNoIncrement) {
@@ -243,8 +242,8 @@ TEST_F(RouterControlTest, SetMaintenanceKeepsEveryOtherFieldOfThePolicy) {
 
 TEST_F(RouterControlTest, AChangeThatFailsCancelsTheUpdate) {
   uint64_t before = router().GetStatus()->generation;
-  Result<uint64_t> g = router().UpdatePolicy(
-      [](const RoutingPolicy&, uint64_t) -> Result<RoutingPolicy> {
+  Result<uint64_t> g =
+      router().UpdatePolicy([](const RoutingPolicy&, uint64_t) -> Result<RoutingPolicy> {
         return InvalidArgument("no");
       });
   ASSERT_FALSE(g.ok());

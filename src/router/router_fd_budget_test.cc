@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/error.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -23,8 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/error.hpp>
 
 #include "router/admin_server.h"
 #include "router/fd_budget.h"
@@ -264,8 +263,8 @@ TEST(RouterFdBudgetTest, SilentConnectionFloodUnderALowFdLimitStarvesNeitherClie
   for (int i = 0; i < 200; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     RawResponse r = user.RoundTrip(testing::GetRequest("/"), "GET", 2000ms);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     ASSERT_EQ(r.status, 200) << "request " << i << ": " << r.error << " "
                              << r.Header("X-Turnout-Error");
   }
@@ -306,15 +305,15 @@ TEST(FdBudgetTest, ReservesForAdminHealthAndPoolsAndHalvesTheRestForClients) {
   in.max_idle_per_instance = 64;
   auto b = PlanFdBudget(in);
   ASSERT_TRUE(b.ok());
-  const uint64_t fixed = kBaseReserve + 2 * (kPerWorkerReserve + 1) + kAdminReserve + 4 +
-                         kHealthReserve;
+  const uint64_t fixed =
+      kBaseReserve + 2 * (kPerWorkerReserve + 1) + kAdminReserve + 4 + kHealthReserve;
   EXPECT_EQ(b->reserved, fixed);
   EXPECT_EQ(b->pooled_upstream, std::min<uint64_t>(2 * 4 * 64, (1024 - fixed) / 4));
   EXPECT_EQ(b->max_client_connections, (1024 - fixed - b->pooled_upstream) / 2);
   EXPECT_FALSE(b->capped_by_config);
-  EXPECT_EQ(DescribeFdBudget(*b), "max client connections " +
-                                      std::to_string(b->max_client_connections) +
-                                      " (fd limit 1024)");
+  EXPECT_EQ(
+      DescribeFdBudget(*b),
+      "max client connections " + std::to_string(b->max_client_connections) + " (fd limit 1024)");
   // Never more descriptors than the limit, even with every client being proxied.
   EXPECT_LE(b->reserved + b->pooled_upstream + 2 * b->max_client_connections, 1024u);
 }
@@ -377,8 +376,7 @@ TEST(FdBudgetTest, TheDocumentedExamples) {
   EXPECT_EQ(PlanFdBudget(in)->max_client_connections, 345u);
   in.fd_limit = 65536;
   EXPECT_EQ(PlanFdBudget(in)->max_client_connections, 32588u);
-  EXPECT_EQ(DescribeFdBudget(*PlanFdBudget(in)),
-            "max client connections 32588 (fd limit 65536)");
+  EXPECT_EQ(DescribeFdBudget(*PlanFdBudget(in)), "max client connections 32588 (fd limit 65536)");
 }
 
 TEST(FdBudgetTest, AnExplicitMaxConnectionsOnlyLowersTheLimit) {

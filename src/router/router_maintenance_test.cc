@@ -124,9 +124,9 @@ TEST_F(RouterMaintenanceTest, OnAndOffUnderLoadNeverFailsAConnection) {
   load.Stop();
   LoadResult result = load.Wait();
   EXPECT_GT(green_->request_count(), 0u);
-  EXPECT_EQ(result.resets + result.closed + result.timeouts + result.malformed +
-                result.connect_failures,
-            0u)
+  EXPECT_EQ(
+      result.resets + result.closed + result.timeouts + result.malformed + result.connect_failures,
+      0u)
       << result.Summary();
   for (const auto& [status, count] : result.by_status) {
     EXPECT_TRUE(status == 200 || status == 503) << status << " x" << count;

@@ -105,10 +105,11 @@ TEST_F(RouterUpstreamFailureTest, PostClosedUnansweredIsNotRetried) {
   StartWith({closing.address(), live.address()});
   int bad_gateway = 0;
   for (int i = 0; i < 10; ++i) {
-    RawResponse r = testing::FetchOnce(address(),
-                              "POST /order HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2\r\n"
-                              "Connection: close\r\n\r\nhi",
-                              "POST");
+    RawResponse r =
+        testing::FetchOnce(address(),
+                           "POST /order HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2\r\n"
+                           "Connection: close\r\n\r\nhi",
+                           "POST");
     ASSERT_TRUE(r.complete()) << "request " << i << ": " << r.error;
     if (r.status == 502) ++bad_gateway;
   }

@@ -79,8 +79,7 @@ SlotSelection SelectSlot(const RoutingTable& table, const http::RequestHead& hea
     if (o != nullptr) {
       // No secret configured means no override at all: never route by the header alone.
       const http::Header* s = head.headers.Find(kOverrideSecretHeader);
-      const bool allowed =
-          s != nullptr && SecretMatches(s->value, policy.override_header.secret);
+      const bool allowed = s != nullptr && SecretMatches(s->value, policy.override_header.secret);
       if (allowed) {
         sel.by_override = true;
         sel.reason = RouteReason::kOverride;

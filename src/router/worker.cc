@@ -89,7 +89,7 @@ class MappedBuffer {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
       heap_.reset(new (std::nothrow) char[size]);  // out of mappings: the heap may still work
-      data_ = heap_.get();                          // null when it does not either
+      data_ = heap_.get();                         // null when it does not either
     } else {
       data_ = static_cast<char*>(p);
     }
@@ -221,7 +221,7 @@ struct Exchange {
   RequestCtx* ctx = nullptr;
   int version_minor = -1;  // of the request; -1 until its head is parsed
   RouteReason reason = RouteReason::kNone;
-  int64_t unix_ms = 0;     // wall-clock start, for the access log
+  int64_t unix_ms = 0;  // wall-clock start, for the access log
   const SlotEntry* slot = nullptr;
   int slot_index = -1;
   const InstanceEntry* inst = nullptr;
@@ -724,9 +724,9 @@ awaitable<void> Worker::Impl::AcceptLoop(tcp::acceptor& acceptor) {
       co_await t.async_wait(kNoThrow);
       continue;
     }
-    const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               Steady::now().time_since_epoch())
-                               .count();
+    const int64_t now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now().time_since_epoch())
+            .count();
     if (now_ns < shared.fd_pressure_until.load(std::memory_order_relaxed) &&
         !KeepUnderFdPressure()) {
       CountRefused();
@@ -863,8 +863,8 @@ void Worker::Impl::Finish(Exchange& e) {
 }
 
 void Worker::Impl::LogExchange(const Exchange& e, Clock::TimePoint now) {
-  const bool failed = e.status >= 500 || (e.router_error && e.status == 0 &&
-                                           e.error != RouterError::kClientAbort);
+  const bool failed =
+      e.status >= 500 || (e.router_error && e.status == 0 && e.error != RouterError::kClientAbort);
   if (failed && e.slot != nullptr && e.ctx != nullptr && !e.ctx->trace_id.empty()) {
     FailedRequest f;
     f.unix_ms = e.unix_ms;
@@ -933,8 +933,8 @@ awaitable<void> Worker::Impl::RespondMaintenance(Conn& c, RequestCtx& x, Exchang
   response.status = 503;
   response.reason = metrics::RouterErrorName(RouterError::kMaintenance);
   response.body = m.page.empty() ? kDefaultMaintenancePage : std::string_view(m.page);
-  response.content_type =
-      m.page.empty() ? std::string_view("text/html; charset=utf-8") : std::string_view(m.content_type);
+  response.content_type = m.page.empty() ? std::string_view("text/html; charset=utf-8")
+                                         : std::string_view(m.content_type);
   response.body_newline = false;
   response.retry_after_seconds = m.retry_after_seconds;
   co_await WriteRouterResponse(c, x, e, response);
@@ -1017,8 +1017,8 @@ awaitable<bool> Worker::Impl::Serve(Conn& c, RequestCtx& x) {
   size_t resume_at = 0;
   for (;;) {
     if (x.in_len > 0) {
-      pr = http::ParseRequestHead(std::string_view(x.in.get(), x.in_len), limits, &x.req,
-                                  resume_at);
+      pr =
+          http::ParseRequestHead(std::string_view(x.in.get(), x.in_len), limits, &x.req, resume_at);
       if (pr.state != http::ParseState::kIncomplete) break;
       resume_at = pr.resume_at;
       if (x.in_len >= limits.max_head_bytes) {

@@ -35,7 +35,7 @@ struct DataPlaneShared {
   Clock* clock = nullptr;
   int workers = 1;
   TrustedProxies trusted;
-  uint64_t start_ns = 0;  // wall-clock start, part of generated request ids
+  uint64_t start_ns = 0;            // wall-clock start, part of generated request ids
   AccessLog* access_log = nullptr;  // owned by Router; null when there is no access log
   // The current table. The control side publishes it before bumping `generation` (release); a
   // worker loads `generation` (acquire) per request and takes the table, under `table_mu`, only

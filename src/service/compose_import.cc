@@ -383,7 +383,6 @@ struct Out {
   }
 };
 
-
 Result<ComposeImport> Convert(const YAML::Node& root, std::string_view service_name,
                               const std::string& file) {
   if (!root.IsMap() || !Get(root, "services")) {

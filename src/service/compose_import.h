@@ -5,11 +5,12 @@
 //   the service's name       -> name (lowercased, with a warning when that changes it)
 //   image                    -> platform.image, its tag replaced by {version} (a digest is dropped)
 //   ports / expose           -> platform.port (the container port), platform.network: bridge, and
-//                               listen: 127.0.0.1:<published host port> (8080 when none is published)
+//                               listen: 127.0.0.1:<published host port> (8080 when none is
+//                               published)
 //   network_mode: host       -> platform.network: host (the app listens on $PORT)
-//   entrypoint, command      -> platform.command, platform.args (lists; a string is split into words)
-//   environment (list or map)-> platform.env          env_file (the first) -> platform.env_file
-//   volumes (bind mounts)    -> platform.mounts ("source:target[:ro]")
+//   entrypoint, command      -> platform.command, platform.args (lists; a string is split into
+//   words) environment (list or map)-> platform.env          env_file (the first) ->
+//   platform.env_file volumes (bind mounts)    -> platform.mounts ("source:target[:ro]")
 //   deploy.resources.limits.memory / mem_limit -> platform.memory; .cpus / cpus -> platform.cpus
 //   user, stop_signal, stop_grace_period -> platform.user, .stop_signal, .grace_period
 //   healthcheck              -> health: a curl or wget of a local http URL gives the path of

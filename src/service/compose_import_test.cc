@@ -1,8 +1,7 @@
 #include "service/compose_import.h"
 
-#include <stdlib.h>
-
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -228,11 +227,12 @@ TEST(ComposeImport, EnvironmentNamesThatAreNoVariableNamesAreLeftOut) {
   // In the list form the name is whatever comes before '=': of any length.
   const std::string long_name(1500, 'A');
   const std::string long_junk = "W" + std::string(1200, '/') + " x";
-  const ComposeImport list = Import("services:\n  web:\n    image: shop\n    ports: [\"8080\"]\n"
-                                    "    environment:\n      - \"a-b=1\"\n      - OK=2\n"
-                                    "      - \"" + long_junk + "=3\"\n      - " + long_name +
-                                        "=4\n",
-                                    "web");
+  const ComposeImport list = Import(
+      "services:\n  web:\n    image: shop\n    ports: [\"8080\"]\n"
+      "    environment:\n      - \"a-b=1\"\n      - OK=2\n"
+      "      - \"" +
+          long_junk + "=3\"\n      - " + long_name + "=4\n",
+      "web");
   const YAML::Node env2 = Yaml(list)["platform"]["env"];
   EXPECT_EQ(env2.size(), 2u);
   EXPECT_EQ(env2["OK"].Scalar(), "2");

@@ -2109,10 +2109,9 @@ std::string CanonicalServiceConfig(const ServiceConfig& c) {
   // hash.
   if (!c.router.access_log.path.empty()) {
     const RouterAccessLogOptions& a = c.router.access_log;
-    k.Add("router.access_log",
-          a.path + "|" + a.format + "|" + std::to_string(a.sample) + "|" +
-              (a.include_query ? "q" : "") + "|" + std::to_string(a.max_size) + "|" +
-              std::to_string(a.keep));
+    k.Add("router.access_log", a.path + "|" + a.format + "|" + std::to_string(a.sample) + "|" +
+                                   (a.include_query ? "q" : "") + "|" + std::to_string(a.max_size) +
+                                   "|" + std::to_string(a.keep));
   }
   if (c.router.trace_generate) k.Add("router.trace.generate", true);
   k.Add("state_dir", c.state_dir);

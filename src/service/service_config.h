@@ -241,9 +241,9 @@ struct RevisionsConfig {
 // router process turnoutd runs (not to an `external` router, which has its own config).
 struct RouterAccessLogOptions {
   std::string path;  // an absolute file path, or "-" (the router's stdout). Default: "" (off)
-  std::string format = "json";  // json or logfmt. Default: json
-  double sample = 1.0;          // fraction of 2xx/3xx answers logged (0..1). Default: 1
-  bool include_query = false;   // Default: false
+  std::string format = "json";     // json or logfmt. Default: json
+  double sample = 1.0;             // fraction of 2xx/3xx answers logged (0..1). Default: 1
+  bool include_query = false;      // Default: false
   int64_t max_size = 100ll << 20;  // rotate past this many bytes; 0 = never. Default: 100m
   int keep = 5;                    // rotated files kept, 1..100. Default: 5
 };

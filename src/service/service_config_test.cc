@@ -410,9 +410,8 @@ TEST(ServiceConfigErrorTest, Secrets) {
               HasSubstr("secrets.KEY: KEY is also set by platform.env"));
   EXPECT_THAT(ErrorOf(m + "  env: {KEY_PREVIOUS: x}\nsecrets: {KEY: {generate: hex32}}\n"),
               HasSubstr("KEY_PREVIOUS is also set by platform.env"));
-  EXPECT_THAT(
-      ErrorOf(m + "secrets: {KEY: {generate: hex32}, KEY_PREVIOUS: {generate: hex32}}\n"),
-      HasSubstr("secrets.KEY_PREVIOUS: KEY_PREVIOUS is also a name turnout sets for KEY"));
+  EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {generate: hex32}, KEY_PREVIOUS: {generate: hex32}}\n"),
+              HasSubstr("secrets.KEY_PREVIOUS: KEY_PREVIOUS is also a name turnout sets for KEY"));
   EXPECT_THAT(ErrorOf(m + "secrets: {KEY: {generate: hex32, as: file}, KEY_FILE: {from_env: "
                           "X}}\n"),
               HasSubstr("secrets.KEY_FILE: KEY_FILE is also a name turnout sets for KEY"));

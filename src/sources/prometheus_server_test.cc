@@ -22,7 +22,6 @@
 #include "router/testing/router_harness.h"
 #include "sources/prometheus.h"
 
-
 namespace turnout::sources {
 namespace {
 

@@ -109,8 +109,7 @@ class SqliteStateStore final : public StateStore {
   SqliteStateStore(SqliteStateStoreOptions options, sqlite::Database db);
 
   // All *Locked methods run with mu_ held, inside the caller's transaction where they write.
-  Result<AuditEntry> AppendAuditLocked(const AuditEvent& event, WallTime now)
-      TURNOUT_REQUIRES(mu_);
+  Result<AuditEntry> AppendAuditLocked(const AuditEvent& event, WallTime now) TURNOUT_REQUIRES(mu_);
   void AnchorLocked(const AuditEntry& last) TURNOUT_REQUIRES(mu_);
   Status PutSettingLocked(std::string_view key, std::string_view value, WallTime now)
       TURNOUT_REQUIRES(mu_);

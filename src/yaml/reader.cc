@@ -86,9 +86,7 @@ std::string Reader::Message() const {
   return out;
 }
 
-Status Reader::ToStatus() const {
-  return HasErrors() ? InvalidArgument(Message()) : Status::Ok();
-}
+Status Reader::ToStatus() const { return HasErrors() ? InvalidArgument(Message()) : Status::Ok(); }
 
 bool Reader::ForEach(
     const YAML::Node& map, std::string_view path, std::initializer_list<std::string_view> allowed,
@@ -103,8 +101,8 @@ bool Reader::ForEach(
     const std::string full = Join(path, key);
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       Problem(kv.first, full,
-              "unknown key (known keys" + (path.empty() ? "" : " of " + std::string(path)) +
-                  ": " + JoinList(allowed) + ")");
+              "unknown key (known keys" + (path.empty() ? "" : " of " + std::string(path)) + ": " +
+                  JoinList(allowed) + ")");
       continue;
     }
     if (!seen.insert(key).second) {
@@ -138,13 +136,12 @@ std::optional<std::string> Reader::NonEmpty(const YAML::Node& node, std::string_
 
 std::optional<int64_t> Reader::Int(const YAML::Node& node, std::string_view path, int64_t min,
                                    int64_t max, std::string_view expected) {
-  Result<int64_t> v = node.IsScalar() ? ParseWholeNumber(node.Scalar(), std::max<int64_t>(min, 0),
-                                                         max)
-                                      : Result<int64_t>(InvalidArgument("not a scalar"));
+  Result<int64_t> v = node.IsScalar()
+                          ? ParseWholeNumber(node.Scalar(), std::max<int64_t>(min, 0), max)
+                          : Result<int64_t>(InvalidArgument("not a scalar"));
   if (!v.ok()) {
     if (expected.empty()) {
-      Expected(node, path,
-               "an integer from " + std::to_string(min) + " to " + std::to_string(max));
+      Expected(node, path, "an integer from " + std::to_string(min) + " to " + std::to_string(max));
     } else {
       Expected(node, path, expected);
     }

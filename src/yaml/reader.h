@@ -91,8 +91,9 @@ class Reader {
   std::optional<Millis> Duration(const YAML::Node& node, std::string_view path, bool allow_zero);
   // A list of strings, or (when `allow_single`) one string; each with its node, for messages
   // about one item. A refused item is recorded and left out.
-  std::optional<std::vector<std::pair<std::string, YAML::Node>>> Strings(
-      const YAML::Node& node, std::string_view path, bool allow_single = true);
+  std::optional<std::vector<std::pair<std::string, YAML::Node>>> Strings(const YAML::Node& node,
+                                                                         std::string_view path,
+                                                                         bool allow_single = true);
   // A mapping of names to string values, in file order; `key_ok` says which names are valid and
   // `key_expected` how to say so.
   std::optional<std::vector<std::pair<std::string, std::string>>> StringMap(

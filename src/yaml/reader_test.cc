@@ -40,13 +40,15 @@ TEST(YamlReader, CollectsEveryProblemWithItsLine) {
 TEST(YamlReader, RepeatedKeysAndEmptyValuesNameTheKeysLine) {
   YAML::Node root = Load("a:\n  b:\n\nc: 1\nc: 2\n");
   Reader r("f.yaml");
-  r.ForEach(root, "", {"a", "c"}, [&](const std::string& key, const YAML::Node& v,
-                                      const std::string& path) {
-    if (key == "a") {
-      r.ForEach(v, path, {"b"}, [&](const std::string&, const YAML::Node& b,
-                                    const std::string& bpath) { r.String(b, bpath); });
-    }
-  });
+  r.ForEach(root, "", {"a", "c"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+              if (key == "a") {
+                r.ForEach(v, path, {"b"},
+                          [&](const std::string&, const YAML::Node& b, const std::string& bpath) {
+                            r.String(b, bpath);
+                          });
+              }
+            });
   EXPECT_EQ(r.Message(),
             "f.yaml:2: a.b: expected a string, got nothing\n"
             "f.yaml:5: c: key appears twice");
@@ -66,7 +68,8 @@ TEST(YamlReader, TypedValues) {
   auto single = r.Strings(root["s"], "s");
   ASSERT_TRUE(single.has_value());
   EXPECT_EQ(single->front().first, "one");
-  auto map = r.StringMap(root["m"], "m", [](const std::string& k) { return !k.empty(); }, "a name");
+  auto map = r.StringMap(
+      root["m"], "m", [](const std::string& k) { return !k.empty(); }, "a name");
   ASSERT_TRUE(map.has_value());
   EXPECT_EQ(map->front(), (std::pair<std::string, std::string>{"K", "v"}));
   EXPECT_FALSE(r.HasErrors()) << r.Message();

@@ -46,7 +46,8 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
     fields >> source >> target;
     if (target.rfind(dir + "/", 0) == 0) out.push_back(target);
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return out;
 }
 
@@ -58,16 +59,16 @@ std::string EngineName(EngineKind kind) {
 
 std::vector<std::string> EngineService::CliPrefix() const {
   if (kind_ == EngineKind::kDockerd) return {"docker", "-H", "unix://" + socket_};
-  return {"podman",   "--root", dir_ + "/root", "--runroot",        dir_ + "/runroot",
-          "--tmpdir", dir_ + "/tmp",            "--storage-driver", "vfs"};
+  return {"podman",   "--root",      dir_ + "/root",     "--runroot", dir_ + "/runroot",
+          "--tmpdir", dir_ + "/tmp", "--storage-driver", "vfs"};
 }
 
 std::vector<std::string> EngineService::ServiceArgv() const {
   if (kind_ == EngineKind::kDockerd) {
-    return {"dockerd",         "--host",           "unix://" + socket_, "--data-root",
-            dir_ + "/data",    "--exec-root",      dir_ + "/exec",      "--pidfile",
-            dir_ + "/pid",     "--storage-driver", "vfs",               "--bridge=none",
-            "--iptables=false", "--ip-masq=false"};
+    return {
+        "dockerd",     "--host",        "unix://" + socket_, "--data-root",    dir_ + "/data",
+        "--exec-root", dir_ + "/exec",  "--pidfile",         dir_ + "/pid",    "--storage-driver",
+        "vfs",         "--bridge=none", "--iptables=false",  "--ip-masq=false"};
   }
   std::vector<std::string> argv = CliPrefix();
   for (const char* a : {"system", "service", "--time=0"}) argv.emplace_back(a);
@@ -231,8 +232,8 @@ EngineService* SharedEngine(EngineKind kind, std::string* why) {
                    ec.message();
       return;
     }
-    Status imported = service->ImportImage(root, kTestImage,
-                                           {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=v1"});
+    Status imported =
+        service->ImportImage(root, kTestImage, {R"(CMD ["/app", "serve"])", "ENV APP_VERSION=v1"});
     if (!imported.ok()) {
       shared.why = imported.ToString();
       return;

@@ -57,8 +57,9 @@ class EngineService {
 
   // Runs the engine's CLI against this engine (`podman <storage flags> args...` or
   // `docker -H unix://... args...`) to completion.
-  Result<platform::RunResult> Cli(std::vector<std::string> args,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  Result<platform::RunResult> Cli(
+      std::vector<std::string> args,
+      std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
   // Imports the files of `rootfs_dir` as image `tag` (`<cli> import --change ...`), with no
   // registry. `changes` are Dockerfile instructions: `CMD ["/app"]`, `ENV A=b`.

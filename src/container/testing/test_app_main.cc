@@ -46,8 +46,8 @@ int Serve() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = std::string(Env("BIND_ALL", "0")) == "1" ? htonl(INADDR_ANY)
-                                                                  : htonl(INADDR_LOOPBACK);
+  addr.sin_addr.s_addr =
+      std::string(Env("BIND_ALL", "0")) == "1" ? htonl(INADDR_ANY) : htonl(INADDR_LOOPBACK);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 64) != 0) {
     std::fprintf(stderr, "cannot listen on port %d: %s\n", port, std::strerror(errno));
     return 3;

@@ -94,8 +94,7 @@ inline std::vector<RecordedInstance> RecordedInstances(state::StateStore& store,
 }
 
 // The audit entries with `action` appended after entry `after_seq`.
-inline std::vector<state::AuditEntry> AuditEntriesSince(state::StateStore& store,
-                                                        int64_t after_seq,
+inline std::vector<state::AuditEntry> AuditEntriesSince(state::StateStore& store, int64_t after_seq,
                                                         const std::string& action) {
   std::vector<state::AuditEntry> out;
   auto entries = store.ReadAudit(after_seq, 0);

@@ -214,8 +214,7 @@ int FakePlatform::running() const {
 
 namespace turnout::platform::testing {
 
-void FakePlatform::set_resolve_image(
-    std::function<Result<std::string>(std::string_view)> resolve) {
+void FakePlatform::set_resolve_image(std::function<Result<std::string>(std::string_view)> resolve) {
   std::lock_guard<std::mutex> lock(mu_);
   resolve_image_ = std::move(resolve);
 }

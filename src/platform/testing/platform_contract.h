@@ -8,10 +8,10 @@
 //
 // What it checks: addresses are never in `in_use` and become the handle's; the handle carries
 // the platform's kind; a serving instance is running, still running when Wait's timeout passes,
-// adopted as running, stops (twice: idempotent) and is not running after; an instance that exits with a code reports it through Wait and Inspect; the
-// port a running instance holds is refused to a second one with FailedPrecondition naming it;
-// Adopt of a running instance says it runs; a handle of another kind is refused by every method
-// that takes one (and LogTail gives "").
+// adopted as running, stops (twice: idempotent) and is not running after; an instance that exits
+// with a code reports it through Wait and Inspect; the port a running instance holds is refused to
+// a second one with FailedPrecondition naming it; Adopt of a running instance says it runs; a
+// handle of another kind is refused by every method that takes one (and LogTail gives "").
 
 #pragma once
 

@@ -1,13 +1,11 @@
 #include "platform/testing/test_util.h"
 
-#include "platform/ports.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spawn.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -21,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "platform/ports.h"
 #include "platform/proc.h"
 
 namespace turnout::platform::testing {
@@ -133,9 +132,8 @@ Result<pid_t> SpawnService(std::vector<std::string> argv, const std::string& log
   auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=') + 1); };
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
-      return name_of(*e) == name_of(x);
-    });
+    bool replaced = std::any_of(env.begin(), env.end(),
+                                [&](const std::string& x) { return name_of(*e) == name_of(x); });
     if (!replaced) env_strings.emplace_back(*e);
   }
   env_strings.insert(env_strings.end(), env.begin(), env.end());

@@ -1,10 +1,14 @@
 #include "router/testing/test_upstream.h"
 
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -12,9 +16,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
-#include <netinet/in.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <cstring>
 
 #include "common/text.h"
@@ -298,8 +299,7 @@ asio::awaitable<void> TestUpstream::Impl::Accept(TestUpstream* self) {
   }
 }
 
-asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, Socket socket,
-                                                uint64_t id) {
+asio::awaitable<void> TestUpstream::Impl::Serve(TestUpstream* self, Socket socket, uint64_t id) {
   OpenGuard guard{self};
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);  // fails harmlessly on a Unix socket

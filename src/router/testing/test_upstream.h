@@ -144,8 +144,7 @@ class TestUpstream {
   static Result<std::unique_ptr<TestUpstream>> Start(std::string name);
   // Starts listening on a Unix stream socket at `socket_path` (which must not exist yet; it is
   // removed by Stop()). address() and port() mean nothing for it; unix_path() names it.
-  static Result<std::unique_ptr<TestUpstream>> StartUnix(std::string name,
-                                                         std::string socket_path);
+  static Result<std::unique_ptr<TestUpstream>> StartUnix(std::string name, std::string socket_path);
   ~TestUpstream();
 
   TestUpstream(const TestUpstream&) = delete;
