@@ -12,7 +12,7 @@
 set -euo pipefail
 
 build_pkgs=(
-  cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
+  cmake ninja-build g++ clang libclang-rt-14-dev clang-format-14 clang-tidy-14 pkg-config
   libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15

@@ -3,8 +3,10 @@
 #   1. AddressSanitizer + UBSan build (clang, -O2): every unit and integration test (real
 #      processes, real sockets on loopback, a real PostgreSQL), then every fuzz target for a
 #      bounded time over its seed corpus;
-#   2. ThreadSanitizer build: the tests labelled 'concurrency' (only their targets are built);
-#   3. the Debian package of a release build (only turnout, turnoutd, their man pages and
+#   2. clang-format and clang-tidy over the sources (scripts/lint.sh, with the asan build's
+#      compile commands);
+#   3. ThreadSanitizer build: the tests labelled 'concurrency' (only their targets are built);
+#   4. the Debian package of a release build (only turnout, turnoutd, their man pages and
 #      completions are built): lintian, its contents, install + purge in a throwaway root
 #      (the tests labelled 'package').
 #
@@ -36,6 +38,9 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 step "test (asan): unit, integration and fuzz"
 ctest --preset asan -j "$jobs"
+
+step "lint: clang-format, clang-tidy (scripts/lint.sh)"
+./scripts/lint.sh build/asan
 
 step "configure + build (tsan: the concurrency tests)"
 cmake --preset tsan >/dev/null
