@@ -224,7 +224,8 @@ Result<Response> Fetch(const Request& request) {
     std::string line = value.empty() ? name + ";" : name + ": " + value;
     curl_slist* next = curl_slist_append(list.get(), line.c_str());
     if (next == nullptr) return IoError("out of memory building request headers");
-    list.release();
+    // The old head is part of the list `next` starts: ownership moves, nothing is freed.
+    [[maybe_unused]] curl_slist* old_head = list.release();
     list.reset(next);
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
