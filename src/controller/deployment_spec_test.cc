@@ -478,7 +478,10 @@ TEST(DeploymentSpecTest, VerifyChecksRoundTripAndAreValidated) {
   s.service = "shop";
   s.version = "v1";
   s.command = "./server {port}";
-  VerifyCheck command{"functional", VerifyCheck::Kind::kCommand, "./e2e {url}"};
+  VerifyCheck command;
+  command.name = "functional";
+  command.kind = VerifyCheck::Kind::kCommand;
+  command.command = "./e2e {url}";
   command.timeout = Millis(30000);
   VerifyCheck perf;
   perf.name = "latency";

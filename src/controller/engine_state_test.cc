@@ -12,6 +12,15 @@
 namespace turnout::controller {
 namespace {
 
+// A kCommand verify check, its other fields at their defaults.
+VerifyCheck CommandCheck(std::string name, std::string command) {
+  VerifyCheck c;
+  c.name = std::move(name);
+  c.kind = VerifyCheck::Kind::kCommand;
+  c.command = std::move(command);
+  return c;
+}
+
 TEST_F(EngineStateTest, FirstDeploymentThenSecondMovesTrafficAndScalesDownOldSlot) {
   DeploymentSpec v1 = Spec("v1");
   v1.replicas = 2;
@@ -546,8 +555,7 @@ TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedac
                       std::string(kFakeOverrideSecret) + "\n");
   DeploymentSpec v2 = Spec("v2");
   v2.env = {{"DB_PASSWORD", "hunter2-secret"}, {"MODE", "on"}};
-  v2.verify = {
-      VerifyCheck{"functional", VerifyCheck::Kind::kCommand, "e2e --base {url} {version}"}};
+  v2.verify = {CommandCheck("functional", "e2e --base {url} {version}")};
   state::Deployment d2 = Deploy(v2, DeploymentState::kRolledBack);
   // After the switch: traffic went to v2, then back.
   EXPECT_TRUE(Contains(States(d2.id), DeploymentState::kBaking));
@@ -574,7 +582,7 @@ TEST_F(VerifyStateTest, AFailingVerifyCommandAfterTheSwitchRollsBackWithItsRedac
 
 TEST_F(VerifyStateTest, APassingVerifyCommandLetsTheBakeFinish) {
   DeploymentSpec v1 = Spec("v1");
-  v1.verify = {VerifyCheck{"functional", VerifyCheck::Kind::kCommand, "e2e {url}"}};
+  v1.verify = {CommandCheck("functional", "e2e {url}")};
   state::Deployment d1 = Deploy(v1, DeploymentState::kSucceeded);
   EXPECT_EQ(FindStep(d1.id, "verify:functional")->outcome, state::StepOutcome::kOk);
 }
@@ -647,8 +655,7 @@ TEST_F(VerifyStateTest, TheBakeWaitsForEveryCheckButAPromoteStillEndsIt) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   DeploymentSpec v2 = Spec("v2");
   v2.bake_time = 0s;
-  v2.verify = {VerifyCheck{"first", VerifyCheck::Kind::kCommand, "check-one"},
-               VerifyCheck{"second", VerifyCheck::Kind::kCommand, "check-two"}};
+  v2.verify = {CommandCheck("first", "check-one"), CommandCheck("second", "check-two")};
   auto engine = NewEngine();
   ASSERT_TRUE(engine->Begin(v2).ok());
   Run(*engine, DeploymentState::kBaking);
@@ -666,8 +673,7 @@ TEST_F(VerifyStateTest, TheBakeWaitsForEveryCheckButAPromoteStillEndsIt) {
 TEST_F(VerifyStateTest, AControllerKilledDuringVerifyRunsTheVerifyAgainAfterResume) {
   Deploy(Spec("v1"), DeploymentState::kSucceeded);
   DeploymentSpec v2 = Spec("v2");
-  v2.verify = {VerifyCheck{"first", VerifyCheck::Kind::kCommand, "check-one"},
-               VerifyCheck{"second", VerifyCheck::Kind::kCommand, "check-two"}};
+  v2.verify = {CommandCheck("first", "check-one"), CommandCheck("second", "check-two")};
   const auto runs = [&](const std::string& program) {
     int n = 0;
     for (const auto& c : commands_.calls()) n += c.argv[0] == program;
